@@ -1,0 +1,205 @@
+# kactor — top-level build.
+#
+#   make            build everything into build/
+#   make check      unit and integration tests, then again with ASan+UBSan (build-asan/)
+#   make demo       the seed's examples against a node manager on a private bus
+#   make bench      the benchmarks (not part of check)
+#   make install    binaries, library, headers, pkg-config file, units
+#   make deps       installs the Debian packages the build, demo and tests need (only missing ones)
+
+BUILD ?= build
+SANITIZE ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+LIBEXECDIR ?= $(PREFIX)/libexec/kactor
+INCLUDEDIR ?= $(PREFIX)/include
+MODULEDIR ?= $(LIBDIR)/kactor/modules
+SYSTEMDUNITDIR ?= /etc/systemd/system
+DBUSSYSTEMDIR ?= /etc/dbus-1/system.d
+DBUSSERVICEDIR ?= /usr/share/dbus-1/system-services
+VERSION := 0.1.0
+SOVERSION := 0
+
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+
+DEB_PACKAGES := build-essential pkg-config libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
+        libcap-dev libcgroup-dev libcriterion-dev bpftool clang llvm systemtap-sdt-dev dbus \
+        dbus-daemon systemd systemd-container iproute2 nftables procps
+
+# Packages that must be there before pkg-config can be asked anything.
+ifneq ($(filter deps,$(MAKECMDGOALS)),deps)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd msgpack 2>/dev/null)
+PKG_LIBS_SYSTEMD := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
+PKG_LIBS_MSGPACK := $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null)
+PKG_CRITERION := $(shell $(PKG_CONFIG) --cflags --libs criterion 2>/dev/null)
+endif
+
+WARNINGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow \
+        -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror=implicit-function-declaration
+BASE_CFLAGS := -std=gnu11 -g -O2 -fPIC -D_GNU_SOURCE -DKACTOR_VERSION='"$(VERSION)"' \
+        -DKACTOR_LIBEXECDIR='"$(LIBEXECDIR)"' -DKACTOR_MODULEDIR='"$(MODULEDIR)"' \
+        -Iinclude -Ilib -Inodemgr -Icgroups -Ibpf $(WARNINGS) $(PKG_CFLAGS)
+ifeq ($(SANITIZE),1)
+BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BASE_LDFLAGS += -fsanitize=address,undefined
+endif
+CFLAGS ?=
+LDFLAGS ?=
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(BASE_LDFLAGS) $(LDFLAGS) -Wl,-z,relro,-z,now
+RPATH = -Wl,-rpath,'$$ORIGIN'
+
+# --- sources ---------------------------------------------------------------------------------------
+# libkactor: values, codec, framing, the client; exported symbols in lib/libkactor.sym.
+LIB_SRCS := $(filter-out lib/worker.c,$(wildcard lib/*.c))
+# The node manager's parts; nodemgr.c holds main, kactorctl.c is the command-line client.
+NODEMGR_SRCS := $(filter-out nodemgr/nodemgr.c nodemgr/kactorctl.c,$(wildcard nodemgr/*.c)) \
+        $(wildcard cgroups/*.c)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+NODEMGR_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(NODEMGR_SRCS))
+
+EXAMPLE_MODULES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(filter-out examples/demo-%.c,$(wildcard examples/*.c)))
+EXAMPLE_PROGRAMS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/demo-*.c))
+TEST_MODULES := $(patsubst tests/modules/%.c,$(BUILD)/tests/modules/%.so,$(wildcard tests/modules/*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test-*.c))
+INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test-*.c))
+INTEGRATION_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tests/integration/test-%.c,$(wildcard tests/integration/*.c)))
+BENCH_PROGRAMS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(filter-out tests/bench/bench-util.c,$(wildcard tests/bench/*.c)))
+BENCH_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bench/bench-util.c))
+
+BINARIES := $(BUILD)/kactor-nodemgr $(BUILD)/kactorctl $(BUILD)/kactor-worker
+LIBKACTOR := $(BUILD)/libkactor.so.$(SOVERSION)
+CORE_ARCHIVE := $(BUILD)/libkactor-core.a
+
+.PHONY: all deps check check-unit check-integration check-asan check-docs demo bench install clean \
+        format docs tests
+all: $(LIBKACTOR) $(BUILD)/libkactor.so $(BINARIES) $(EXAMPLE_MODULES) $(EXAMPLE_PROGRAMS) $(TEST_MODULES) \
+        $(BUILD)/kactor.pc
+
+# --- Debian packages -------------------------------------------------------------------------------
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	        dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	        echo "Installing Debian packages:$$missing"; \
+	        if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (or with sudo) to install:$$missing" >&2; exit 1; fi; \
+	        DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing </dev/null; \
+	else echo "All build and test dependencies are installed."; fi
+
+# --- compile ---------------------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+$(CORE_ARCHIVE): $(LIB_OBJS) $(NODEMGR_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBKACTOR): $(LIB_OBJS) lib/libkactor.sym
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libkactor.so.$(SOVERSION) -Wl,--version-script=lib/libkactor.sym \
+	        -o $@ $(LIB_OBJS) $(PKG_LIBS_MSGPACK)
+
+$(BUILD)/libkactor.so: $(LIBKACTOR)
+	ln -sf libkactor.so.$(SOVERSION) $@
+
+$(BUILD)/kactor-worker: $(BUILD)/obj/lib/worker.o $(BUILD)/libkactor.so
+	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $< -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) -ldl
+
+$(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+
+$(BUILD)/kactorctl: $(BUILD)/obj/nodemgr/kactorctl.o $(CORE_ARCHIVE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+
+$(BUILD)/examples/%.so: examples/%.c $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
+
+$(BUILD)/examples/demo-%: examples/demo-%.c $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
+
+$(BUILD)/tests/modules/%.so: tests/modules/%.c $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< -L$(BUILD) -lkactor -lm
+
+$(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+
+# --- tests -----------------------------------------------------------------------------------------
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+
+$(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
+	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+
+$(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	        -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) -lm
+
+tests: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
+
+# Criterion prints "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N" per binary.
+CRITERION_ARGS ?= --jobs=2 --timeout=120
+check-unit: tests
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t $(CRITERION_ARGS); done
+
+check-integration: tests
+	@set -e; for t in $(INTEGRATION_TESTS); do echo "== $$t"; KACTOR_BUILD=$(abspath $(BUILD)) $$t $(CRITERION_ARGS); done
+
+check-docs: all
+	tests/check-dbus-docs.sh $(BUILD)
+
+check-asan:
+	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
+
+check: deps
+	$(MAKE) check-unit check-integration check-docs
+	$(MAKE) check-asan
+	@echo "make check: all tests passed (normal and ASan+UBSan builds)"
+
+docs: all
+	tests/check-dbus-docs.sh $(BUILD) --update
+
+demo: deps
+	$(MAKE) all
+	examples/demo.sh $(BUILD)
+
+bench: all $(BENCH_PROGRAMS)
+	tests/bench/run.sh $(BUILD)
+
+# --- install ---------------------------------------------------------------------------------------
+install: all
+	install -Dm755 $(BUILD)/kactor-nodemgr $(DESTDIR)$(PREFIX)/sbin/kactor-nodemgr
+	install -Dm755 $(BUILD)/kactorctl $(DESTDIR)$(PREFIX)/bin/kactorctl
+	install -Dm755 $(BUILD)/kactor-worker $(DESTDIR)$(LIBEXECDIR)/kactor-worker
+	install -Dm755 $(LIBKACTOR) $(DESTDIR)$(LIBDIR)/libkactor.so.$(SOVERSION)
+	ln -sf libkactor.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkactor.so
+	install -Dm644 include/kactor/value.h $(DESTDIR)$(INCLUDEDIR)/kactor/value.h
+	install -Dm644 include/kactor/client.h $(DESTDIR)$(INCLUDEDIR)/kactor/client.h
+	install -Dm644 include/kactor/module.h $(DESTDIR)$(INCLUDEDIR)/kactor/module.h
+	install -Dm644 $(BUILD)/kactor.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kactor.pc
+	install -d $(DESTDIR)$(MODULEDIR)
+	for m in $(EXAMPLE_MODULES); do install -m755 $$m $(DESTDIR)$(MODULEDIR)/; done
+	for f in units/kactor-*.service units/*.slice; do [ -e "$$f" ] && install -Dm644 $$f $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f); done; true
+	[ ! -e units/io.kactor.NodeManager1.conf ] || install -Dm644 units/io.kactor.NodeManager1.conf $(DESTDIR)$(DBUSSYSTEMDIR)/io.kactor.NodeManager1.conf
+	[ ! -e units/dbus-io.kactor.NodeManager1.service ] || install -Dm644 units/dbus-io.kactor.NodeManager1.service $(DESTDIR)$(DBUSSERVICEDIR)/io.kactor.NodeManager1.service
+	[ ! -e units/kactor.sysusers ] || install -Dm644 units/kactor.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/kactor.conf
+	[ ! -e units/kactor.tmpfiles ] || install -Dm644 units/kactor.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/kactor.conf
+	[ -n "$(DESTDIR)" ] || ldconfig
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <endian.h>
+
+#include "codec.h"
+#include "macro.h"
+#include "proto.h"
+
+void buffer_free(Buffer *b) {
+        free(b->data);
+        *b = (Buffer) {};
+}
+
+int buffer_reserve(Buffer *b, size_t n) {
+        if (b->cap - b->end >= n)
+                return 0;
+
+        /* Slide the unconsumed part to the front before growing. */
+        if (b->start > 0) {
+                size_t used = b->end - b->start;
+                memmove(b->data, b->data + b->start, used);
+                b->start = 0;
+                b->end = used;
+                if (b->cap - b->end >= n)
+                        return 0;
+        }
+
+        size_t want = b->end + n;
+        size_t cap = MAX(b->cap * 2, (size_t) 4096);
+        while (cap < want)
+                cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p)
+                return -ENOMEM;
+        b->data = p;
+        b->cap = cap;
+        return 0;
+}
+
+int buffer_append(Buffer *b, const void *p, size_t n) {
+        int r = buffer_reserve(b, n);
+        if (r < 0)
+                return r;
+        memcpy(b->data + b->end, p, n);
+        b->end += n;
+        return 0;
+}
+
+void buffer_consume(Buffer *b, size_t n) {
+        b->start += n;
+        if (b->start >= b->end)
+                b->start = b->end = 0;
+}
+
+int buffer_msgpack_write(void *data, const char *buf, size_t len) {
+        return buffer_append(data, buf, len) < 0 ? -1 : 0;
+}
+
+size_t frame_begin(Buffer *b) {
+        size_t off = b->end;
+        /* Reserve the length; a failure here shows up again, and is reported, in frame_end(). */
+        if (buffer_reserve(b, PROTO_HEADER_SIZE) >= 0) {
+                off = b->end;
+                b->end += PROTO_HEADER_SIZE;
+        }
+        return off;
+}
+
+int frame_end(Buffer *b, size_t offset) {
+        if (offset + PROTO_HEADER_SIZE > b->end)
+                return -ENOMEM;
+        size_t len = b->end - offset - PROTO_HEADER_SIZE;
+        if (len > PROTO_FRAME_MAX || len == 0) {
+                b->end = offset;
+                return -EMSGSIZE;
+        }
+        uint32_t le = htole32((uint32_t) len);
+        memcpy(b->data + offset, &le, sizeof(le));
+        return 0;
+}
+
+int frame_peek(const Buffer *b, const char **ret_payload, size_t *ret_len) {
+        size_t avail = buffer_size(b);
+        uint32_t le;
+
+        if (avail < PROTO_HEADER_SIZE)
+                return 0;
+        memcpy(&le, b->data + b->start, sizeof(le));
+        size_t len = le32toh(le);
+        if (len > PROTO_FRAME_MAX)
+                return -EMSGSIZE;
+        if (len == 0)
+                return -EBADMSG;
+        if (avail - PROTO_HEADER_SIZE < len)
+                return 0;
+        *ret_payload = b->data + b->start + PROTO_HEADER_SIZE;
+        *ret_len = len;
+        return 1;
+}
+
+void frame_init(Frame *f) {
+        *f = (Frame) {};
+        msgpack_unpacked_init(&f->header);
+        msgpack_unpacked_init(&f->body);
+}
+
+void frame_done(Frame *f) {
+        msgpack_unpacked_destroy(&f->header);
+        msgpack_unpacked_destroy(&f->body);
+        *f = (Frame) {};
+}
+
+int frame_parse(Frame *f, const char *payload, size_t len) {
+        size_t off = 0;
+
+        /* msgpack_unpack_next() clears and reuses each unpacked's zone: no allocation per frame. */
+        f->has_body = false;
+        f->body_raw = NULL;
+        f->body_len = 0;
+        f->fields = NULL;
+        f->n_fields = 0;
+
+        if (msgpack_unpack_next(&f->header, payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
+                return -EBADMSG;
+
+        const msgpack_object *h = &f->header.data;
+        if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size < 2 ||
+            h->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            h->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            h->via.array.ptr[0].via.u64 > UINT32_MAX)
+                return -EBADMSG;
+
+        f->type = (uint32_t) h->via.array.ptr[0].via.u64;
+        f->id = h->via.array.ptr[1].via.u64;
+        f->fields = h->via.array.ptr + 2;
+        f->n_fields = h->via.array.size - 2;
+
+        if (off < len) {
+                size_t body_off = off;
+                if (msgpack_unpack_next(&f->body, payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
+                        return -EBADMSG;
+                if (off != len)
+                        return -EBADMSG;
+                if (codec_validate(&f->body.data) < 0)
+                        return -EBADMSG;
+                f->has_body = true;
+                f->body_raw = payload + body_off;
+                f->body_len = len - body_off;
+        }
+        return 0;
+}
+
+const msgpack_object *frame_field(const Frame *f, uint32_t i) {
+        return i < f->n_fields ? &f->fields[i] : NULL;
+}
+
+int frame_field_u64(const Frame *f, uint32_t i, uint64_t *ret) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return -EBADMSG;
+        *ret = o->via.u64;
+        return 0;
+}
+
+int frame_field_i64(const Frame *f, uint32_t i, int64_t *ret) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o)
+                return -EBADMSG;
+        if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                *ret = o->via.i64;
+        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+                *ret = (int64_t) o->via.u64;
+        else
+                return -EBADMSG;
+        return 0;
+}
+
+int frame_field_bool(const Frame *f, uint32_t i, bool *ret) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o || o->type != MSGPACK_OBJECT_BOOLEAN)
+                return -EBADMSG;
+        *ret = o->via.boolean;
+        return 0;
+}
+
+int frame_field_str(const Frame *f, uint32_t i, const char **ret, size_t *ret_len) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o || o->type != MSGPACK_OBJECT_STR)
+                return -EBADMSG;
+        *ret = o->via.str.ptr;
+        *ret_len = o->via.str.size;
+        return 0;
+}
+
+int frame_field_strdup(const Frame *f, uint32_t i, char **ret) {
+        const char *s;
+        size_t n;
+        int r = frame_field_str(f, i, &s, &n);
+        if (r < 0)
+                return r;
+        if (memchr(s, 0, n))
+                return -EBADMSG;
+        char *d = strndup(s, n);
+        if (!d)
+                return -ENOMEM;
+        *ret = d;
+        return 0;
+}
+
+int frame_field_id(const Frame *f, uint32_t i, int8_t ext_type, kactor_id *ret) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o)
+                return -EBADMSG;
+        return codec_object_to_id(o, ext_type, ret);
+}
+
+int pack_str(msgpack_packer *pk, const char *s, size_t len) {
+        if (msgpack_pack_str(pk, len) < 0 || msgpack_pack_str_body(pk, s, len) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int pack_cstr(msgpack_packer *pk, const char *s) {
+        if (!s)
+                return msgpack_pack_nil(pk) < 0 ? -ENOMEM : 0;
+        return pack_str(pk, s, strlen(s));
+}

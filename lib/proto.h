@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The native protocol between libkactor clients, workers and the node manager (docs/protocol.md).
+ *
+ * A stream of frames: a 32-bit little-endian payload length, then the payload. The payload is a
+ * MessagePack array, the header, [type, id, fields...], optionally followed by one value (the
+ * arguments of a call, the value of a put, the results of a get). Frames larger than
+ * PROTO_FRAME_MAX are refused (-EMSGSIZE) and the connection closed.
+ *
+ * The first frame from a client is HELLO carrying PROTO_VERSION; the node manager answers WELCOME
+ * or closes the connection with a REPLY that says why.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "kactor/value.h"
+
+#define PROTO_VERSION 1
+#define PROTO_FRAME_MAX (64u * 1024u * 1024u)
+#define PROTO_HEADER_SIZE 4
+
+typedef enum ProtoMsg {
+        /* client -> nodemgr */
+        MSG_HELLO = 1,       /* [T, 0, version, pid]                                        */
+        MSG_CREATE_ACTOR,    /* [T, reqid, module, class, options map] + args list          */
+        MSG_GET_ACTOR,       /* [T, reqid, name]                                             */
+        MSG_CALL,            /* [T, object lo, actor id, method] + args       (no reply)    */
+        MSG_SUBMIT,          /* [T, object lo, module, function, options map] + args (no reply) */
+        MSG_PUT,             /* [T, object lo] + value                        (no reply)    */
+        MSG_GET,             /* [T, reqid, timeout usec, [object ids]]                       */
+        MSG_WAIT,            /* [T, reqid, timeout usec, num_returns, [object ids]]          */
+        MSG_RELEASE,         /* [T, 0, [object ids], [actor ids]]            (no reply)     */
+        MSG_KILL,            /* [T, reqid, actor id, no_restart]                             */
+
+        /* nodemgr -> client */
+        MSG_WELCOME = 32,    /* [T, 0, version, node id string, id prefix hi, id prefix lo]  */
+        MSG_REPLY,           /* [T, reqid, error code, message] (+ value)                     */
+
+        /* nodemgr -> worker */
+        MSG_INIT = 64,       /* [T, 0, kind, actor id, module, class, [gpu ids]] + args      */
+        MSG_EXEC,            /* [T, seq, method] + args                                       */
+        MSG_TASK,            /* [T, seq, module, function] + args                            */
+
+        /* worker -> nodemgr */
+        MSG_INIT_DONE = 96,  /* [T, 0, error code, message]                                   */
+        MSG_RESULT,          /* [T, seq, error code, message] + value when the code is 0      */
+} ProtoMsg;
+
+typedef enum WorkerKind {
+        WORKER_ACTOR = 1,
+        WORKER_TASK = 2,
+} WorkerKind;
+
+/* A growable byte buffer with a consumed prefix: used for both directions of a connection. */
+typedef struct Buffer {
+        char *data;
+        size_t start; /* first unconsumed byte */
+        size_t end;   /* one past the last byte */
+        size_t cap;
+} Buffer;
+
+void buffer_free(Buffer *b);
+int buffer_reserve(Buffer *b, size_t n); /* room for n more bytes at end; 0 or -ENOMEM */
+int buffer_append(Buffer *b, const void *p, size_t n);
+static inline size_t buffer_size(const Buffer *b) {
+        return b->end - b->start;
+}
+void buffer_consume(Buffer *b, size_t n);
+/* msgpack_packer write callback: data is a Buffer*. */
+int buffer_msgpack_write(void *data, const char *buf, size_t len);
+
+/* Starts a frame in b: returns the offset to give to frame_end(). */
+size_t frame_begin(Buffer *b);
+/* Finishes it: writes the length. -EMSGSIZE (and the frame dropped) when it is too large. */
+int frame_end(Buffer *b, size_t offset);
+
+/* Finds the next complete frame at the start of b: returns 1 and the payload (which stays valid
+ * until b is changed), 0 when more bytes are needed, -EMSGSIZE for an oversized frame, -EBADMSG
+ * for an empty one. The caller consumes PROTO_HEADER_SIZE + *ret_len bytes when done. */
+int frame_peek(const Buffer *b, const char **ret_payload, size_t *ret_len);
+
+/* A parsed frame: the header array and, when present, the trailing value (raw and unpacked). */
+typedef struct Frame {
+        msgpack_unpacked header;  /* the array */
+        msgpack_unpacked body;    /* .data.type == MSGPACK_OBJECT_NIL and has_body false if none */
+        bool has_body;
+        const char *body_raw;     /* the trailing value's bytes, inside the payload */
+        size_t body_len;
+        uint32_t type;
+        uint64_t id;
+        const msgpack_object *fields; /* header fields after type and id */
+        uint32_t n_fields;
+} Frame;
+
+void frame_init(Frame *f);
+void frame_done(Frame *f);
+/* Parses a payload: 0, or -EBADMSG when it is not [uint type, uint id, ...] (+ one valid value). */
+int frame_parse(Frame *f, const char *payload, size_t len);
+
+/* Field readers: -EBADMSG when the field is missing or of another type. Strings are borrowed from
+ * the frame and not NUL-terminated; frame_field_strdup() copies. */
+int frame_field_u64(const Frame *f, uint32_t i, uint64_t *ret);
+int frame_field_i64(const Frame *f, uint32_t i, int64_t *ret);
+int frame_field_bool(const Frame *f, uint32_t i, bool *ret);
+int frame_field_str(const Frame *f, uint32_t i, const char **ret, size_t *ret_len);
+int frame_field_strdup(const Frame *f, uint32_t i, char **ret);
+int frame_field_id(const Frame *f, uint32_t i, int8_t ext_type, kactor_id *ret);
+const msgpack_object *frame_field(const Frame *f, uint32_t i);
+
+/* Packs a string of known length, and a C string (NULL packs nil). */
+int pack_str(msgpack_packer *pk, const char *s, size_t len);
+int pack_cstr(msgpack_packer *pk, const char *s);

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The worker runtime: what runs inside kactor-worker. It loads modules, runs an actor's
+ * constructor and then its calls, one at a time in the order the node manager sent them, or runs
+ * tasks for the task pool. Module code talks to the node manager through the same connection,
+ * with the ordinary client API (kactor_ctx_client()).
+ */
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "client-internal.h"
+#include "codec.h"
+#include "kactor/module.h"
+#include "macro.h"
+
+/* Results are sent in batches while calls are quick; before a call whose method has taken longer
+ * than this (on average, or which has not run yet) the results so far are sent first, so a slow
+ * call never holds back the results of the calls before it. */
+#define WORKER_FAST_CALL_NSEC 50000ULL
+#define WORKER_MAX_BATCH 256
+
+typedef struct LoadedModule {
+        struct LoadedModule *next;
+        char *path;
+        void *dl;
+        const kactor_module *info;
+} LoadedModule;
+
+typedef struct MethodStats {
+        uint64_t avg_nsec; /* exponential moving average; 0 = never ran */
+} MethodStats;
+
+struct kactor_ctx {
+        kactor_client *client;
+        kactor_actor self;
+        uint32_t *gpu_ids;
+        size_t n_gpu_ids;
+        char *error; /* set by kactor_fail() */
+
+        WorkerKind kind;
+        LoadedModule *modules;
+        const kactor_class *class;
+        MethodStats *method_stats; /* one per method of class */
+        size_t n_methods;
+        void *state;
+        unsigned batched; /* results buffered since the last flush */
+};
+
+_public_ int kactor_fail(kactor_ctx *ctx, const char *format, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        va_start(ap, format);
+        if (vasprintf(&m, format, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        free(ctx->error);
+        ctx->error = m;
+        return -EREMOTEIO;
+}
+
+_public_ kactor_client *kactor_ctx_client(kactor_ctx *ctx) {
+        return ctx->client;
+}
+
+_public_ size_t kactor_ctx_gpu_ids(kactor_ctx *ctx, const uint32_t **ret_ids) {
+        if (ret_ids)
+                *ret_ids = ctx->gpu_ids;
+        return ctx->n_gpu_ids;
+}
+
+_public_ kactor_actor kactor_ctx_self(kactor_ctx *ctx) {
+        return ctx->self;
+}
+
+static const kactor_value *arg_get(kactor_ctx *ctx, const kactor_value *args, size_t i, kactor_type type,
+                                   int *ret_r) {
+        const kactor_value *v = args ? kactor_value_list_get(args, i) : NULL;
+        if (!v) {
+                *ret_r = kactor_fail(ctx, "argument %zu is missing (%zu given)", i,
+                                     args ? kactor_value_list_size(args) : 0);
+                return NULL;
+        }
+        if (kactor_value_type(v) != type && !(type == KACTOR_TYPE_DOUBLE && kactor_value_type(v) == KACTOR_TYPE_INT)) {
+                *ret_r = kactor_fail(ctx, "argument %zu must be %s, not %s", i, kactor_type_to_string(type),
+                                     kactor_type_to_string(kactor_value_type(v)));
+                return NULL;
+        }
+        *ret_r = 0;
+        return v;
+}
+
+_public_ int kactor_arg_int(kactor_ctx *ctx, const kactor_value *args, size_t i, int64_t *ret) {
+        int r;
+        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_INT, &r);
+        if (v)
+                *ret = kactor_value_get_int(v);
+        return r;
+}
+
+_public_ int kactor_arg_double(kactor_ctx *ctx, const kactor_value *args, size_t i, double *ret) {
+        int r;
+        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_DOUBLE, &r);
+        if (v)
+                (void) kactor_value_as_double(v, ret);
+        return r;
+}
+
+_public_ int kactor_arg_string(kactor_ctx *ctx, const kactor_value *args, size_t i, const char **ret) {
+        int r;
+        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_STRING, &r);
+        if (v)
+                *ret = kactor_value_get_string(v, NULL);
+        return r;
+}
+
+_public_ int kactor_arg_actor(kactor_ctx *ctx, const kactor_value *args, size_t i, kactor_actor *ret) {
+        int r;
+        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_ACTOR, &r);
+        if (v)
+                *ret = (kactor_actor) { kactor_value_get_id(v) };
+        return r;
+}
+
+static uint64_t now_nsec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+/* Loads a module (once per path). On failure *ret_error says why. */
+static int worker_load_module(kactor_ctx *ctx, const char *path, const kactor_module **ret, char **ret_error) {
+        for (LoadedModule *m = ctx->modules; m; m = m->next)
+                if (streq(m->path, path)) {
+                        *ret = m->info;
+                        return 0;
+                }
+
+        void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!dl) {
+                const char *e = dlerror();
+                if (asprintf(ret_error, "failed to load module %s: %s", path, e ?: "unknown error") < 0)
+                        *ret_error = NULL;
+                return -ENOEXEC;
+        }
+        const kactor_module *info = dlsym(dl, "kactor_module_info");
+        if (!info || info->abi != KACTOR_MODULE_ABI) {
+                if (asprintf(ret_error, "%s is not a kactor module (%s)", path,
+                             info ? "unsupported module ABI" : "no kactor_module_info symbol") < 0)
+                        *ret_error = NULL;
+                dlclose(dl);
+                return -ENOEXEC;
+        }
+
+        LoadedModule *m = calloc(1, sizeof(*m));
+        if (!m || !(m->path = strdup(path))) {
+                free(m);
+                dlclose(dl);
+                return -ENOMEM;
+        }
+        m->dl = dl;
+        m->info = info;
+        m->next = ctx->modules;
+        ctx->modules = m;
+        *ret = info;
+        return 0;
+}
+
+/* Appends a RESULT (or INIT_DONE) frame: the value on success, else the error code and message. */
+static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int r, kactor_error code,
+                              kactor_value *value) {
+        kactor_client *c = ctx->client;
+        const char *msg = NULL;
+        _cleanup_free_ char *fallback = NULL;
+
+        if (r >= 0 && value && kactor_value_is_error(value)) {
+                /* A module that returns an error value reports a failure. */
+                code = kactor_value_error_code(value);
+                msg = kactor_value_error_message(value);
+                r = -EREMOTEIO;
+        } else if (r < 0 && code == KACTOR_OK)
+                code = KACTOR_ERROR_TASK_FAILED;
+
+        if (r < 0) {
+                msg = msg ?: ctx->error;
+                if (!msg) {
+                        if (asprintf(&fallback, "failed: %s", strerror(-r)) < 0)
+                                fallback = NULL;
+                        msg = fallback ?: "failed";
+                }
+        }
+
+        size_t off = frame_begin(&c->out);
+        int k = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
+                msgpack_pack_uint64(&c->pk, seq) < 0 || msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
+                pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 ? -ENOMEM : 0;
+        if (k >= 0 && r >= 0 && type == MSG_RESULT) {
+                if (value)
+                        k = codec_pack_value(&c->pk, value);
+                else
+                        k = msgpack_pack_nil(&c->pk) < 0 ? -ENOMEM : 0;
+        }
+        if (k < 0) {
+                c->out.end = off;
+                return k;
+        }
+        k = frame_end(&c->out, off);
+        if (k == -EMSGSIZE)
+                /* Too large to send back: say so instead of the value. */
+                return worker_send_result(ctx, type, seq, -EMSGSIZE, KACTOR_ERROR_TASK_FAILED, NULL);
+        free(ctx->error);
+        ctx->error = NULL;
+        return k;
+}
+
+static int worker_decode_args(const Frame *f, kactor_value **ret) {
+        if (!f->has_body)
+                return (*ret = kactor_value_new_list()) ? 0 : -ENOMEM;
+        int r = codec_value_from_object(&f->body.data, ret);
+        if (r < 0)
+                return r;
+        if (kactor_value_type(*ret) != KACTOR_TYPE_LIST) {
+                *ret = kactor_value_free(*ret);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+static int worker_init(kactor_ctx *ctx, Frame *f) {
+        uint64_t kind;
+        kactor_id self;
+        _cleanup_free_ char *module = NULL, *class_name = NULL, *node = NULL, *error = NULL;
+        uint64_t hi, lo;
+        int r;
+
+        if (f->type != MSG_INIT)
+                return -EBADMSG;
+        r = frame_field_u64(f, 0, &kind);
+        if (r < 0)
+                return r;
+        if (kind != WORKER_ACTOR && kind != WORKER_TASK)
+                return -EBADMSG;
+        ctx->kind = kind;
+        r = frame_field_id(f, 1, CODEC_EXT_ACTOR, &self);
+        if (r < 0)
+                return r;
+        ctx->self = (kactor_actor) { self };
+        if (kind == WORKER_ACTOR) {
+                r = frame_field_strdup(f, 2, &module);
+                if (r >= 0)
+                        r = frame_field_strdup(f, 3, &class_name);
+                if (r < 0)
+                        return r;
+        }
+        const msgpack_object *gpus = frame_field(f, 4);
+        if (!gpus || gpus->type != MSGPACK_OBJECT_ARRAY)
+                return -EBADMSG;
+        if (gpus->via.array.size > 0) {
+                ctx->gpu_ids = calloc(gpus->via.array.size, sizeof(uint32_t));
+                if (!ctx->gpu_ids)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < gpus->via.array.size; i++) {
+                        if (gpus->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                                return -EBADMSG;
+                        ctx->gpu_ids[i] = (uint32_t) gpus->via.array.ptr[i].via.u64;
+                }
+                ctx->n_gpu_ids = gpus->via.array.size;
+        }
+        r = frame_field_strdup(f, 5, &node);
+        if (r >= 0)
+                r = frame_field_u64(f, 6, &hi);
+        if (r >= 0)
+                r = frame_field_u64(f, 7, &lo);
+        if (r < 0)
+                return r;
+        client_set_identity(ctx->client, node, hi, lo);
+
+        if (kind == WORKER_TASK)
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL);
+
+        _cleanup_(kactor_value_freep) kactor_value *args = NULL;
+        r = worker_decode_args(f, &args);
+        if (r < 0)
+                return r;
+
+        (void) prctl(PR_SET_NAME, class_name, 0, 0, 0);
+
+        const kactor_module *info;
+        r = worker_load_module(ctx, module, &info, &error);
+        if (r < 0) {
+                ctx->error = TAKE_PTR(error);
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL) ?: r;
+        }
+        for (size_t i = 0; info->classes && info->classes[i]; i++)
+                if (info->classes[i]->name && streq(info->classes[i]->name, class_name)) {
+                        ctx->class = info->classes[i];
+                        break;
+                }
+        if (!ctx->class) {
+                kactor_fail(ctx, "module %s has no actor class '%s'", module, class_name);
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL) ?: -ENOENT;
+        }
+        for (const kactor_method *m = ctx->class->methods; m && m->name; m++)
+                ctx->n_methods++;
+        ctx->method_stats = calloc(ctx->n_methods + 1, sizeof(MethodStats));
+        if (!ctx->method_stats)
+                return -ENOMEM;
+
+        if (ctx->class->init) {
+                r = ctx->class->init(ctx, args, &ctx->state);
+                if (r < 0) {
+                        if (!ctx->error)
+                                kactor_fail(ctx, "constructor of %s failed: %s", class_name, strerror(-r));
+                        else {
+                                char *m = NULL;
+                                if (asprintf(&m, "constructor of %s failed: %s", class_name, ctx->error) >= 0) {
+                                        free(ctx->error);
+                                        ctx->error = m;
+                                }
+                        }
+                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL) ?: r;
+                }
+        }
+        return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL);
+}
+
+static int worker_exec(kactor_ctx *ctx, Frame *f) {
+        const char *name;
+        size_t len;
+        _cleanup_(kactor_value_freep) kactor_value *args = NULL, *result = NULL;
+        int r;
+
+        r = frame_field_str(f, 0, &name, &len);
+        if (r < 0)
+                return r;
+        r = worker_decode_args(f, &args);
+        if (r < 0)
+                return r;
+
+        size_t i = 0;
+        const kactor_method *m = ctx->class->methods;
+        for (; m && m->name; m++, i++)
+                if (strlen(m->name) == len && memcmp(m->name, name, len) == 0)
+                        break;
+        if (!m || !m->name) {
+                kactor_fail(ctx, "actor class %s has no method '%.*s'", ctx->class->name, (int) MIN(len, 256), name);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL);
+        }
+
+        /* Send what is buffered first unless this method is known to be quick. */
+        MethodStats *st = &ctx->method_stats[i];
+        if (buffer_size(&ctx->client->out) == 0)
+                ctx->batched = 0;
+        if (ctx->batched > 0 && (st->avg_nsec == 0 || st->avg_nsec > WORKER_FAST_CALL_NSEC ||
+                                 ctx->batched >= WORKER_MAX_BATCH)) {
+                r = kactor_flush(ctx->client);
+                if (r < 0)
+                        return r;
+                ctx->batched = 0;
+        }
+
+        uint64_t t0 = now_nsec();
+        r = m->fn(ctx, ctx->state, args, &result);
+        uint64_t dt = now_nsec() - t0 + 1;
+        st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
+
+        ctx->batched++;
+        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL);
+}
+
+static int worker_task(kactor_ctx *ctx, Frame *f) {
+        _cleanup_free_ char *module = NULL, *function = NULL, *error = NULL;
+        _cleanup_(kactor_value_freep) kactor_value *args = NULL, *result = NULL;
+        const kactor_module *info;
+        int r;
+
+        r = frame_field_strdup(f, 0, &module);
+        if (r >= 0)
+                r = frame_field_strdup(f, 1, &function);
+        if (r >= 0)
+                r = worker_decode_args(f, &args);
+        if (r < 0)
+                return r;
+
+        /* Tasks are sent one at a time: nothing waits behind this one here. */
+        r = kactor_flush(ctx->client);
+        if (r < 0)
+                return r;
+
+        r = worker_load_module(ctx, module, &info, &error);
+        if (r < 0) {
+                ctx->error = TAKE_PTR(error);
+                return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL);
+        }
+        const kactor_function *fn = info->functions;
+        for (; fn && fn->name; fn++)
+                if (streq(fn->name, function))
+                        break;
+        if (!fn || !fn->name) {
+                kactor_fail(ctx, "module %s has no function '%s'", module, function);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL);
+        }
+        r = fn->fn(ctx, args, &result);
+        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL);
+}
+
+_public_ int kactor_worker_main(int argc, char *argv[]) {
+        kactor_ctx ctx = {};
+        Frame f;
+        int fd = 3, r;
+
+        const char *e = getenv("KACTOR_WORKER_FD");
+        if (e)
+                fd = atoi(e);
+        if (fd < 0 || argc > 1) {
+                fprintf(stderr, "kactor-worker is started by kactor-nodemgr; it is not meant to be run by hand.\n");
+                return 2;
+        }
+        unsetenv("KACTOR_WORKER_FD");
+
+        /* End with the node manager, even in the middle of a long call. */
+        pid_t parent = getppid();
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+                return 1;
+
+        r = client_new_fd(fd, true, &ctx.client);
+        if (r < 0)
+                return 1;
+        frame_init(&f);
+
+        r = client_next_frame(ctx.client, &f);
+        if (r <= 0)
+                goto finish;
+        r = worker_init(&ctx, &f);
+        if (r < 0 || (ctx.kind == WORKER_ACTOR && !ctx.class)) {
+                (void) kactor_flush(ctx.client);
+                goto finish;
+        }
+        for (;;) {
+                r = client_next_frame(ctx.client, &f);
+                if (r <= 0)
+                        break;
+                if (f.type == MSG_EXEC && ctx.kind == WORKER_ACTOR)
+                        r = worker_exec(&ctx, &f);
+                else if (f.type == MSG_TASK && ctx.kind == WORKER_TASK)
+                        r = worker_task(&ctx, &f);
+                else
+                        r = -EBADMSG;
+                if (r < 0)
+                        break;
+                r = client_maybe_flush(ctx.client);
+                if (r < 0)
+                        break;
+        }
+
+finish:
+        (void) kactor_flush(ctx.client);
+        if (ctx.class && ctx.class->destroy && ctx.state)
+                ctx.class->destroy(ctx.state);
+        frame_done(&f);
+        kactor_client_free(ctx.client);
+        /* Modules stay loaded: destructors of static objects in them may still run at exit. */
+        free(ctx.gpu_ids);
+        free(ctx.method_stats);
+        free(ctx.error);
+        return r < 0 ? 1 : 0;
+}

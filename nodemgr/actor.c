@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Actors: creation, the call path, lifetime by handles, and death. */
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "codec.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+/* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
+#define ACTOR_WINDOW 256
+/* Dead actors kept for status and for clear errors; older ones are forgotten. */
+#define DEAD_ACTORS_MAX 1024
+
+void call_free(Manager *m, Call *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->n_ids; i++) {
+                if (c->id_actor[i])
+                        manager_actor_unref_id(m, c->ids[i]);
+                else
+                        objstore_unref(&m->store, objstore_find(&m->store, c->ids[i]));
+        }
+        objstore_unref(&m->store, c->result);
+        free(c->ids);
+        free(c->id_actor);
+        free(c->method);
+        free(c->module);
+        free(c->args);
+        free(c);
+}
+
+/* Fails a call's result (if nobody has set it) and frees the call. */
+void call_fail(Manager *m, Call *c, kactor_error code, const char *message) {
+        if (c->result && c->result->state == OBJECT_PENDING)
+                (void) objstore_set_failed(&m->store, c->result, code, message);
+        /* The call may still wait for its arguments. */
+        for (size_t i = 0; i < c->n_ids && c->deps.remaining > 0; i++)
+                if (!c->id_actor[i]) {
+                        Object *o = objstore_find(&m->store, c->ids[i]);
+                        if (o)
+                                objstore_unwait(o, &c->deps);
+                }
+        call_free(m, c);
+}
+
+typedef struct ScanState {
+        kactor_id *ids;
+        uint8_t *actor;
+        size_t n, allocated;
+        bool top_refs;
+} ScanState;
+
+static int scan_one(int8_t type, kactor_id id, bool top, void *userdata) {
+        ScanState *s = userdata;
+        if (s->n == s->allocated) {
+                size_t n = MAX(s->allocated * 2, (size_t) 4);
+                kactor_id *ids = realloc(s->ids, n * sizeof(kactor_id));
+                if (!ids)
+                        return -ENOMEM;
+                s->ids = ids;
+                uint8_t *a = realloc(s->actor, n);
+                if (!a)
+                        return -ENOMEM;
+                s->actor = a;
+                s->allocated = n;
+        }
+        s->ids[s->n] = id;
+        s->actor[s->n] = type == CODEC_EXT_ACTOR;
+        s->n++;
+        if (top && type == CODEC_EXT_OBJECT)
+                s->top_refs = true;
+        return 0;
+}
+
+int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
+                     bool *ret_top_refs) {
+        ScanState s = {};
+
+        *ret_ids = NULL;
+        *ret_actor = NULL;
+        *ret_n = 0;
+        if (ret_top_refs)
+                *ret_top_refs = false;
+
+        /* Ids travel as fixext16 (0xd8): a value without that byte names nothing. */
+        if (!memchr(data, 0xd8, len))
+                return 0;
+
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = 0;
+        int r = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS ? 0 : -EBADMSG;
+        if (r >= 0)
+                r = codec_foreach_id(&u.data, scan_one, &s);
+        msgpack_unpacked_destroy(&u);
+        if (r < 0) {
+                free(s.ids);
+                free(s.actor);
+                return r;
+        }
+        *ret_ids = s.ids;
+        *ret_actor = s.actor;
+        *ret_n = s.n;
+        if (ret_top_refs)
+                *ret_top_refs = s.top_refs;
+        return 0;
+}
+
+/* Takes a hold on everything the arguments name. An object that does not exist is an error. */
+static int call_hold_ids(Manager *m, Call *c, ReqError *e) {
+        for (size_t i = 0; i < c->n_ids; i++) {
+                if (c->id_actor[i]) {
+                        manager_actor_ref_id(m, c->ids[i]);
+                        continue;
+                }
+                Object *o = objstore_find(&m->store, c->ids[i]);
+                if (!o) {
+                        char s[KACTOR_ID_STRING_MAX];
+                        kactor_id_to_string(c->ids[i], s);
+                        /* Release what was taken so far; call_free() must not release it again. */
+                        for (size_t j = 0; j < i; j++) {
+                                if (c->id_actor[j])
+                                        manager_actor_unref_id(m, c->ids[j]);
+                                else
+                                        objstore_unref(&m->store, objstore_find(&m->store, c->ids[j]));
+                        }
+                        c->n_ids = 0;
+                        return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT, "argument names object %s, which does not exist", s);
+                }
+                objstore_ref(o);
+        }
+        return 0;
+}
+
+static void call_dep_done(Waiter *w, Object *o) {
+        Call *c = w->userdata;
+        if (w->remaining > 0)
+                return;
+        if (c->owner)
+                actor_dispatch(c->owner);
+        else
+                tasks_call_ready(c);
+}
+
+/*
+ * Builds a call from packed arguments: scans them, holds what they name, and registers for the
+ * top-level object references that are not ready yet.
+ */
+int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e) {
+        Call *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->args = malloc(args_len);
+        if (!c->args) {
+                free(c);
+                return -ENOMEM;
+        }
+        memcpy(c->args, args, args_len);
+        c->args_len = args_len;
+        c->deps = (Waiter) { .object_done = call_dep_done, .userdata = c };
+        c->manager = m;
+        c->submitted_usec = now_usec();
+
+        r = manager_scan_ids(args, args_len, &c->ids, &c->id_actor, &c->n_ids, &c->top_refs);
+        if (r >= 0)
+                r = call_hold_ids(m, c, e);
+        if (r < 0) {
+                c->n_ids = 0;
+                call_free(m, c);
+                return r;
+        }
+        objstore_ref(result);
+        c->result = result;
+        *ret = c;
+        return 0;
+}
+
+/* Registers for the top-level references; call after the call is queued. */
+int call_watch_deps(Manager *m, Call *c) {
+        if (!c->top_refs)
+                return 0;
+        for (size_t i = 0; i < c->n_ids; i++) {
+                if (c->id_actor[i])
+                        continue;
+                Object *o = objstore_find(&m->store, c->ids[i]);
+                if (o) {
+                        int r = objstore_wait_for(o, &c->deps);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/*
+ * The arguments as the worker gets them: top-level object references replaced by their values.
+ * Returns 0 with *ret_data (malloc'd, or NULL when the arguments go as they are), or -EREMOTEIO with
+ * e set when an argument failed.
+ */
+static int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_len, ReqError *e) {
+        *ret_data = NULL;
+        *ret_len = 0;
+        if (!c->top_refs)
+                return 0;
+
+        msgpack_unpacked u;
+        Buffer b = {};
+        msgpack_packer pk;
+        size_t off = 0;
+        int r = 0;
+
+        msgpack_unpacked_init(&u);
+        msgpack_packer_init(&pk, &b, buffer_msgpack_write);
+        if (msgpack_unpack_next(&u, c->args, c->args_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+            u.data.type != MSGPACK_OBJECT_ARRAY) {
+                r = -EBADMSG;
+                goto finish;
+        }
+        if (msgpack_pack_array(&pk, u.data.via.array.size) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (uint32_t i = 0; i < u.data.via.array.size; i++) {
+                const msgpack_object *el = &u.data.via.array.ptr[i];
+                kactor_id id;
+                if (codec_object_to_id(el, CODEC_EXT_OBJECT, &id) >= 0) {
+                        Object *o = objstore_find(&m->store, id);
+                        if (!o || o->state == OBJECT_PENDING) {
+                                r = req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT, "argument %u is not available", i);
+                                goto finish;
+                        }
+                        if (o->state == OBJECT_FAILED) {
+                                r = req_error(e, o->error, "argument %u failed: %s", i, o->message);
+                                goto finish;
+                        }
+                        r = buffer_append(&b, o->data, o->len);
+                } else
+                        r = msgpack_pack_object(&pk, *el) < 0 ? -ENOMEM : 0;
+                if (r < 0)
+                        goto finish;
+        }
+        *ret_data = b.data; /* starts at 0: nothing was consumed */
+        *ret_len = b.end;
+        b = (Buffer) {};
+finish:
+        buffer_free(&b);
+        msgpack_unpacked_destroy(&u);
+        return r;
+}
+
+int call_prepare_args(Manager *m, Call *c, ReqError *e) {
+        char *data;
+        size_t len;
+        int r = call_resolve_args(m, c, &data, &len, e);
+        if (r < 0 || !data)
+                return r;
+        free(c->args);
+        c->args = data;
+        c->args_len = len;
+        c->top_refs = false;
+        return 0;
+}
+
+void actor_set_state(Actor *a, ActorState state) {
+        if (a->state == state)
+                return;
+        a->state = state;
+        manager_bus_actor_changed(a->manager, a, "State");
+}
+
+static void actor_forget_dead(Manager *m) {
+        while (m->n_dead_actors > DEAD_ACTORS_MAX) {
+                /* The list is newest first: drop from the tail. */
+                Actor *a = m->dead_actors.lh_first, *last = NULL;
+                for (; a; a = a->dead_link.le_next)
+                        last = a;
+                if (!last)
+                        break;
+                actor_free(last);
+        }
+}
+
+/* The actor is dead: every queued and running call fails with ActorDied. */
+static void actor_die(Actor *a, const char *cause) {
+        Manager *m = a->manager;
+        Call *c;
+
+        if (a->state == ACTOR_DEAD)
+                return;
+        free(a->death_cause);
+        a->death_cause = strdup(cause ?: "unknown cause");
+        log_actor(LOG_INFO, a->id_string, NULL, "Actor %s (%s) died: %s", a->id_string, a->class_name, a->death_cause);
+
+        _cleanup_free_ char *msg = NULL;
+        if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
+                msg = NULL;
+        while ((c = callqueue_pop_any(&a->queue)))
+                call_fail(m, c, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+
+        if (a->name)
+                HASH_DELETE(hh_name, m->actors_by_name, a);
+        a->stopping = false;
+        m->n_actors_live--;
+        a->track = sd_bus_track_unref(a->track);
+        actor_set_state(a, ACTOR_DEAD);
+        manager_bus_actor_changed(m, a, "DeathCause");
+
+        LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
+        m->n_dead_actors++;
+        actor_forget_dead(m);
+}
+
+static void actor_release_resources(Actor *a) {
+        if (a->n_gpus > 0 || a->num_cpus > 0)
+                resources_release(&a->manager->resources, a->gpus, a->n_gpus, a->num_cpus);
+        a->num_cpus = 0;
+        /* GpuIds stay visible on a dead actor; the bookkeeping is what is returned. */
+        a->n_gpus = 0;
+}
+
+void actor_free(Actor *a) {
+        Manager *m;
+        if (!a)
+                return;
+        m = a->manager;
+        Call *c;
+        while ((c = callqueue_pop_any(&a->queue)))
+                call_fail(m, c, KACTOR_ERROR_ACTOR_DIED, "the node manager stopped");
+        if (a->worker) {
+                a->worker->actor = NULL;
+                a->worker = NULL;
+        }
+        if (a->state != ACTOR_DEAD) {
+                if (a->name)
+                        HASH_DELETE(hh_name, m->actors_by_name, a);
+                m->n_actors_live--;
+        } else {
+                LIST_REMOVE(a, dead_link);
+                m->n_dead_actors--;
+        }
+        manager_bus_actor_removed(m, a);
+        HASH_DELETE(hh, m->actors, a);
+        actor_release_resources(a);
+        for (size_t i = 0; i < a->n_arg_ids; i++) {
+                if (a->arg_id_actor[i])
+                        manager_actor_unref_id(m, a->arg_ids[i]);
+                else
+                        objstore_unref(&m->store, objstore_find(&m->store, a->arg_ids[i]));
+        }
+        sd_bus_track_unref(a->track);
+        free(a->arg_ids);
+        free(a->arg_id_actor);
+        free(a->path);
+        free(a->name);
+        free(a->module);
+        free(a->module_arg);
+        free(a->class_name);
+        free(a->args);
+        free(a->gpus);
+        free(a->death_cause);
+        free(a);
+}
+
+/* Stops an actor nobody holds any more, once its calls are done. */
+static void actor_maybe_stop(Actor *a) {
+        if (!a->stopping || !callqueue_is_empty(&a->queue) || a->state == ACTOR_DEAD)
+                return;
+        log_actor(LOG_DEBUG, a->id_string, NULL, "No handles to actor %s left, stopping it.", a->id_string);
+        if (a->worker)
+                worker_stop(a->worker);
+        actor_die(a, "no handles left");
+}
+
+void actor_ref(Actor *a) {
+        a->refs++;
+        a->stopping = false;
+}
+
+void actor_unref(Actor *a) {
+        if (a->refs > 0)
+                a->refs--;
+        if (a->refs == 0 && !a->detached && a->state != ACTOR_DEAD && !a->track) {
+                a->stopping = true;
+                actor_maybe_stop(a);
+        }
+}
+
+void manager_actor_ref_id(Manager *m, kactor_id id) {
+        Actor *a = manager_find_actor(m, id);
+        if (a)
+                actor_ref(a);
+}
+
+void manager_actor_unref_id(Manager *m, kactor_id id) {
+        Actor *a = manager_find_actor(m, id);
+        if (a)
+                actor_unref(a);
+}
+
+/* Replaces ready top-level references in constructor arguments; pending ones are refused. */
+static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len, ReqError *e) {
+        Call tmp = { .args = (char *) args, .args_len = len };
+        char *resolved = NULL;
+        size_t resolved_len = 0;
+        int r;
+
+        r = manager_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, &tmp.top_refs);
+        if (r < 0)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed constructor arguments");
+        if (tmp.top_refs) {
+                r = call_resolve_args(m, &tmp, &resolved, &resolved_len, e);
+                free(tmp.ids);
+                free(tmp.id_actor);
+                tmp.ids = NULL;
+                tmp.id_actor = NULL;
+                if (r < 0) {
+                        if (r == -EREMOTEIO && e->code == KACTOR_ERROR_NO_SUCH_OBJECT)
+                                return req_error(e, KACTOR_ERROR_INVALID_ARGS,
+                                                 "constructor arguments must be ready objects: %s", e->message);
+                        return r;
+                }
+                args = resolved;
+                len = resolved_len;
+                r = manager_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, NULL);
+                if (r < 0) {
+                        free(resolved);
+                        return r;
+                }
+        }
+        /* Hold what the (resolved) arguments name for the actor's life. */
+        tmp.args = NULL;
+        r = call_hold_ids(m, &tmp, e);
+        if (r < 0) {
+                free(resolved);
+                free(tmp.ids);
+                free(tmp.id_actor);
+                return r;
+        }
+        if (resolved)
+                a->args = resolved;
+        else {
+                a->args = malloc(len);
+                if (!a->args) {
+                        free(tmp.ids);
+                        free(tmp.id_actor);
+                        return -ENOMEM;
+                }
+                memcpy(a->args, args, len);
+        }
+        a->args_len = len;
+        a->arg_ids = tmp.ids;
+        a->arg_id_actor = tmp.id_actor;
+        a->n_arg_ids = tmp.n_ids;
+        return 0;
+}
+
+int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e) {
+        _cleanup_free_ char *module = NULL, *why = NULL;
+        int r;
+
+        if (m->stopping)
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "the node manager is stopping");
+        if (!spec->class_name || !*spec->class_name)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "no class given");
+        r = manager_resolve_module(m, spec->module, &module, e);
+        if (r < 0)
+                return r;
+        if (spec->name) {
+                Actor *other = manager_find_actor_by_name(m, spec->name);
+                if (other)
+                        return req_error(e, KACTOR_ERROR_NAME_TAKEN, "the name '%s' is taken by actor %s", spec->name,
+                                         other->id_string);
+        }
+
+        Actor *a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->manager = m;
+        a->id = manager_new_local_id(m);
+        kactor_id_to_string(a->id, a->id_string);
+        callqueue_init(&a->queue);
+        a->state = ACTOR_PENDING;
+        a->max_restarts = spec->max_restarts;
+        a->detached = spec->detached;
+        a->uid = spec->uid;
+        a->memory_max = spec->memory_max;
+        a->module = TAKE_PTR(module);
+        a->module_arg = strdup(spec->module);
+        a->class_name = strdup(spec->class_name);
+        a->name = spec->name ? strdup(spec->name) : NULL;
+        if (asprintf(&a->path, "%s/%s", "/io/kactor/NodeManager1/actor", a->id_string) < 0)
+                a->path = NULL;
+        if (!a->module_arg || !a->class_name || (spec->name && !a->name) || !a->path) {
+                r = -ENOMEM;
+                goto fail_unlisted;
+        }
+        if (spec->num_gpus > 0) {
+                a->gpus = calloc(spec->num_gpus, sizeof(uint32_t));
+                if (!a->gpus) {
+                        r = -ENOMEM;
+                        goto fail_unlisted;
+                }
+        }
+        r = resources_acquire(&m->resources, spec->num_gpus, spec->num_cpus, a->gpus, &why);
+        if (r < 0) {
+                r = req_error(e, KACTOR_ERROR_INSUFFICIENT_RESOURCES, "not enough %s: %s",
+                              spec->num_gpus > resources_free_gpus(&m->resources) ? "GPUs" : "CPUs", why ?: "");
+                goto fail_unlisted;
+        }
+        a->n_gpus = spec->num_gpus;
+        a->num_cpus = spec->num_cpus;
+
+        r = actor_prepare_args(m, a, spec->args, spec->args_len, e);
+        if (r < 0) {
+                actor_release_resources(a);
+                goto fail_unlisted;
+        }
+
+        HASH_ADD(hh, m->actors, id, sizeof(a->id), a);
+        if (a->name)
+                HASH_ADD_KEYPTR(hh_name, m->actors_by_name, a->name, strlen(a->name), a);
+        m->n_actors_live++;
+
+        Worker *w;
+        r = worker_spawn(m, WORKER_ACTOR, a, &w);
+        if (r >= 0)
+                r = worker_send_init(w);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start a worker for actor %s: %m", a->id_string);
+                actor_free(a);
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "failed to start the actor's worker: %s", strerror(-r));
+        }
+
+        manager_bus_actor_added(m, a);
+        log_actor(LOG_DEBUG, a->id_string, NULL, "Created actor %s of class %s from %s%s%s.", a->id_string,
+                  a->class_name, a->module, a->name ? ", named " : "", a->name ?: "");
+        *ret = a;
+        return 0;
+
+fail_unlisted:
+        free(a->args);
+        free(a->arg_ids);
+        free(a->arg_id_actor);
+        free(a->path);
+        free(a->name);
+        free(a->module);
+        free(a->module_arg);
+        free(a->class_name);
+        free(a->gpus);
+        free(a);
+        return r;
+}
+
+void actor_worker_ready(Actor *a, kactor_error code, const char *message) {
+        if (!a || a->state == ACTOR_DEAD)
+                return;
+        if (code != KACTOR_OK) {
+                /* The worker ends by itself after reporting this. */
+                actor_die(a, message ?: "the constructor failed");
+                return;
+        }
+        actor_set_state(a, ACTOR_ALIVE);
+        actor_dispatch(a);
+        actor_maybe_stop(a);
+}
+
+void actor_worker_gone(Actor *a, const char *cause) {
+        a->worker = NULL;
+        actor_die(a, cause);
+        actor_release_resources(a);
+}
+
+int actor_kill(Actor *a, bool no_restart, const char *why) {
+        if (a->state == ACTOR_DEAD)
+                return 0;
+        if (a->worker && !a->worker->exited)
+                (void) kill(a->worker->pid, SIGKILL);
+        /* GPUs come back when the worker is gone (actor_worker_gone). */
+        actor_die(a, why);
+        return 0;
+}
+
+void actor_dispatch(Actor *a) {
+        Manager *m = a->manager;
+        Worker *w = a->worker;
+        Call *c;
+
+        if (a->state != ACTOR_ALIVE || !w || !w->ready || !w->conn)
+                return;
+        while (a->queue.n_inflight < ACTOR_WINDOW && (c = callqueue_peek_ready(&a->queue))) {
+                ReqError e = {};
+                int r = call_prepare_args(m, c, &e);
+                if (r < 0) {
+                        /* An argument failed: so does the call; the queue goes on. */
+                        TAILQ_REMOVE(&a->queue.queued, c, link);
+                        a->queue.n_queued--;
+                        a->calls_completed++;
+                        call_fail(m, c, r == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
+                                  e.message ?: "the arguments could not be prepared");
+                        req_error_done(&e);
+                        continue;
+                }
+                callqueue_start(&a->queue, c, ++w->next_seq);
+                r = worker_send_call(w, c);
+                if (r < 0) {
+                        (void) actor_kill(a, true, "the node manager could not send a call to the worker");
+                        return;
+                }
+        }
+        actor_maybe_stop(a);
+}
+
+int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
+                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e) {
+        Object *o;
+        Call *c;
+        int r;
+
+        r = objstore_add(&m->store, object, &o);
+        if (r < 0)
+                return r;
+
+        Actor *a = manager_find_actor(m, actor);
+        if (!a || a->state == ACTOR_DEAD) {
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(actor, s);
+                if (!a)
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_ACTOR, "no such actor");
+                else {
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "actor %s died: %s", s, a->death_cause ?: "unknown cause") < 0)
+                                msg = NULL;
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+                }
+                *ret = o;
+                return 0;
+        }
+
+        ReqError ce = {};
+        r = call_new(m, o, args, args_len, &c, &ce);
+        if (r >= 0) {
+                c->method = strndup(method, method_len);
+                if (!c->method) {
+                        call_free(m, c);
+                        r = -ENOMEM;
+                }
+        }
+        if (r < 0) {
+                (void) objstore_set_failed(&m->store, o, r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
+                                           ce.message ?: strerror(-r));
+                req_error_done(&ce);
+                *ret = o;
+                return 0;
+        }
+        c->owner = a;
+        callqueue_push(&a->queue, c);
+        a->calls_submitted++;
+        a->stopping = false;
+        r = call_watch_deps(m, c);
+        if (r < 0)
+                return r;
+        actor_dispatch(a);
+        *ret = o;
+        return 0;
+}
+
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e) {
+        _cleanup_free_ kactor_id *ids = NULL;
+        _cleanup_free_ uint8_t *actor = NULL;
+        size_t n;
+        Object *o;
+        int r;
+
+        r = manager_scan_ids(data, len, &ids, &actor, &n, NULL);
+        if (r < 0)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed value");
+        r = objstore_add(&m->store, object, &o);
+        if (r < 0)
+                return r;
+        r = objstore_set_ready(&m->store, o, data, len, ids, actor, n);
+        if (r < 0) {
+                objstore_unref(&m->store, o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
+                          const char *data, size_t len) {
+        Call *c;
+        Actor *a = w->actor;
+
+        if (w->kind == WORKER_ACTOR) {
+                if (!a)
+                        return 0; /* the actor is gone; nobody waits */
+                c = callqueue_finish(&a->queue, seq);
+                if (!c)
+                        return -EBADMSG;
+        } else {
+                c = w->task;
+                if (!c || c->seq != seq)
+                        return -EBADMSG;
+                w->task = NULL;
+        }
+
+        if (code == KACTOR_OK) {
+                _cleanup_free_ kactor_id *ids = NULL;
+                _cleanup_free_ uint8_t *is_actor = NULL;
+                size_t n = 0;
+                int r = manager_scan_ids(data, len, &ids, &is_actor, &n, NULL);
+                if (r < 0)
+                        (void) objstore_set_failed(&m->store, c->result, KACTOR_ERROR_TASK_FAILED,
+                                                   "the worker sent a malformed result");
+                else if (c->result->state == OBJECT_PENDING)
+                        (void) objstore_set_ready(&m->store, c->result, data, len, ids, is_actor, n);
+        } else
+                (void) objstore_set_failed(&m->store, c->result, code, message ?: "failed");
+
+        call_free(m, c);
+        if (w->kind == WORKER_ACTOR) {
+                a->calls_completed++;
+                actor_dispatch(a);
+        } else
+                tasks_task_done(w);
+        return 0;
+}

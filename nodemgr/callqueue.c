@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "callqueue.h"
+
+void callqueue_init(CallQueue *q) {
+        TAILQ_INIT(&q->queued);
+        TAILQ_INIT(&q->inflight);
+        q->n_queued = q->n_inflight = 0;
+}
+
+void callqueue_push(CallQueue *q, Call *c) {
+        TAILQ_INSERT_TAIL(&q->queued, c, link);
+        q->n_queued++;
+}
+
+Call *callqueue_peek_ready(CallQueue *q) {
+        Call *c = TAILQ_FIRST(&q->queued);
+        if (!c || c->deps.remaining > 0)
+                return NULL;
+        return c;
+}
+
+void callqueue_start(CallQueue *q, Call *c, uint64_t seq) {
+        TAILQ_REMOVE(&q->queued, c, link);
+        q->n_queued--;
+        c->seq = seq;
+        TAILQ_INSERT_TAIL(&q->inflight, c, link);
+        q->n_inflight++;
+}
+
+Call *callqueue_finish(CallQueue *q, uint64_t seq) {
+        Call *c = TAILQ_FIRST(&q->inflight);
+        if (!c || c->seq != seq)
+                return NULL;
+        TAILQ_REMOVE(&q->inflight, c, link);
+        q->n_inflight--;
+        return c;
+}
+
+Call *callqueue_pop_any(CallQueue *q) {
+        Call *c = TAILQ_FIRST(&q->inflight);
+        if (c) {
+                TAILQ_REMOVE(&q->inflight, c, link);
+                q->n_inflight--;
+                return c;
+        }
+        c = TAILQ_FIRST(&q->queued);
+        if (c) {
+                TAILQ_REMOVE(&q->queued, c, link);
+                q->n_queued--;
+        }
+        return c;
+}

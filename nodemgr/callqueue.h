@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A call queue: the calls of one actor (or of the task pool) in submission order. Calls leave the
+ * queue in that order only: the head waits until its arguments are ready, and everything behind it
+ * waits too. Dispatched calls move to the in-flight list and finish in the same order.
+ * Pure logic, no I/O.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "kactor/value.h"
+#include "objstore.h"
+
+typedef struct Call Call;
+
+struct Call {
+        TAILQ_ENTRY(Call) link;
+        Object *result;         /* referenced */
+        char *method;           /* actor call: the method; task: the function */
+        char *module;           /* task */
+        char *args;             /* packed list */
+        size_t args_len;
+        kactor_id *ids;         /* ids named in args, held while the call lives */
+        uint8_t *id_actor;
+        size_t n_ids;
+        bool top_refs;          /* args has object references at the top level, resolved on dispatch */
+        Waiter deps;            /* waiting for those */
+        uint64_t seq;           /* assigned on dispatch */
+        double num_cpus;        /* task */
+        uint64_t submitted_usec;
+        void *owner;            /* the actor, or NULL for tasks */
+        void *manager;
+};
+
+typedef TAILQ_HEAD(CallList, Call) CallList;
+
+typedef struct CallQueue {
+        CallList queued;
+        CallList inflight;
+        size_t n_queued;
+        size_t n_inflight;
+} CallQueue;
+
+void callqueue_init(CallQueue *q);
+void callqueue_push(CallQueue *q, Call *c);
+/* The head of the queue, when its arguments are ready (deps.remaining == 0), else NULL. */
+Call *callqueue_peek_ready(CallQueue *q);
+/* Moves the head to the in-flight list with sequence number seq. */
+void callqueue_start(CallQueue *q, Call *c, uint64_t seq);
+/* Takes the oldest in-flight call if its seq matches; NULL otherwise (a worker that answers out of
+ * order is broken). */
+Call *callqueue_finish(CallQueue *q, uint64_t seq);
+/* Removes and returns the next call, in-flight ones first, for failing them all. */
+Call *callqueue_pop_any(CallQueue *q);
+static inline bool callqueue_is_empty(const CallQueue *q) {
+        return q->n_queued == 0 && q->n_inflight == 0;
+}

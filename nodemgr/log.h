@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Logging for the node manager: to the journal with structured fields when stderr is connected to
+ * it (systemd sets $JOURNAL_STREAM), else to stderr. The top of a call chain logs, once.
+ */
+
+#include <errno.h>
+#include <syslog.h>
+
+typedef struct Actor Actor;
+
+void log_set_max_level(int level);
+int log_internal(int level, int error, const char *actor_id, const char *method, const char *format, ...)
+        __attribute__((format(printf, 5, 6)));
+
+#define log_full_errno(level, error, ...) log_internal((level), (error), NULL, NULL, __VA_ARGS__)
+#define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_error_errno(error, ...) log_full_errno(LOG_ERR, (error), __VA_ARGS__)
+#define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, (error), __VA_ARGS__)
+/* With the actor's id (KACTOR_ACTOR_ID=) and a method (KACTOR_METHOD=) as journal fields. */
+#define log_actor(level, actor_id, method, ...) log_internal((level), 0, (actor_id), (method), __VA_ARGS__)

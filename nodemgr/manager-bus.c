@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The D-Bus service: vtables and thin handlers over the manager's core operations. */
+
+#include <stdio.h>
+
+#include "bus-value.h"
+#include "codec.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+#define KACTOR_BUS_OBJECT_INTERFACE "io.kactor.Object1"
+
+static int bus_reply_req_error(sd_bus_error *error, int r, ReqError *e) {
+        if (r == -EREMOTEIO) {
+                const char *name = kactor_error_name(e->code) ?: "io.kactor.Error.Failed";
+                r = sd_bus_error_setf(error, name, "%s", e->message ?: "failed");
+        }
+        req_error_done(e);
+        return r;
+}
+
+static int bus_resolve_path(const char *path, kactor_type *ret_type, kactor_id *ret_id, void *userdata) {
+        Manager *m = userdata;
+        kactor_type t;
+        kactor_id id;
+
+        if (bus_path_parse(path, &t, &id) < 0)
+                return -ENOENT;
+        if (t == KACTOR_TYPE_ACTOR && !manager_find_actor(m, id))
+                return -ENOENT;
+        if (t == KACTOR_TYPE_OBJECT && !objstore_find(&m->store, id))
+                return -ENOENT;
+        *ret_type = t;
+        *ret_id = id;
+        return 0;
+}
+
+/* Reads an "av" of arguments and packs it. */
+static int bus_read_args(Manager *m, sd_bus_message *msg, char **ret, size_t *ret_len, sd_bus_error *error) {
+        _cleanup_(kactor_value_freep) kactor_value *args = NULL;
+        int r;
+
+        r = bus_message_read_value_list(msg, bus_resolve_path, m, &args);
+        if (r == -ENOENT)
+                return sd_bus_error_set(error, "io.kactor.Error.NoSuchObject",
+                                        "An argument of type 'o' names no actor or object of this node.");
+        if (r == -EINVAL || r == -ERANGE || r == -EBADMSG || r == -ENXIO)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Arguments must be variants of basic types, arrays, dicts with string keys, "
+                                         "or object paths: %s", strerror(-r));
+        if (r < 0)
+                return r;
+        return codec_encode(args, ret, ret_len);
+}
+
+static int bus_sender_uid(sd_bus_message *msg, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
+        if (r < 0)
+                return r;
+        return sd_bus_creds_get_euid(creds, ret);
+}
+
+static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **ret_name, sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key;
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "NumGpus"))
+                        r = sd_bus_message_read(msg, "v", "u", &spec->num_gpus);
+                else if (streq(key, "NumCpus")) {
+                        r = sd_bus_message_read(msg, "v", "d", &spec->num_cpus);
+                        if (r >= 0 && !(spec->num_cpus >= 0 && spec->num_cpus <= 1e6))
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "NumCpus out of range.");
+                } else if (streq(key, "MemoryMax"))
+                        r = sd_bus_message_read(msg, "v", "t", &spec->memory_max);
+                else if (streq(key, "MaxRestarts")) {
+                        r = sd_bus_message_read(msg, "v", "i", &spec->max_restarts);
+                        if (r >= 0 && spec->max_restarts < -1)
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "MaxRestarts must be >= -1.");
+                } else if (streq(key, "Detached")) {
+                        int b;
+                        r = sd_bus_message_read(msg, "v", "b", &b);
+                        spec->detached = b;
+                } else if (streq(key, "Name")) {
+                        const char *s;
+                        r = sd_bus_message_read(msg, "v", "s", &s);
+                        if (r >= 0) {
+                                if (!*s)
+                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Name must not be empty.");
+                                free(*ret_name);
+                                *ret_name = strdup(s);
+                                if (!*ret_name)
+                                        return -ENOMEM;
+                                spec->name = *ret_name;
+                        }
+                } else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option %s.", key);
+                if (r == -ENXIO || r == -EINVAL)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option %s has the wrong type.", key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
+static int actor_track_handler(sd_bus_track *t, void *userdata) {
+        Actor *a = userdata;
+        /* The owning bus connection went away: that was a handle. */
+        a->track = sd_bus_track_unref(a->track);
+        a->refs++;
+        actor_unref(a);
+        return 0;
+}
+
+static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *module, *class_name;
+        _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL;
+        size_t args_len;
+        ActorSpec spec = { .detached = true };
+        ReqError e = {};
+        Actor *a;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &module, &class_name);
+        if (r < 0)
+                return r;
+        r = bus_read_args(m, msg, &args, &args_len, error);
+        if (r < 0)
+                return r;
+        r = bus_read_actor_options(msg, &spec, &name, error);
+        if (r < 0)
+                return r;
+        r = bus_sender_uid(msg, &spec.uid);
+        if (r < 0)
+                spec.uid = 0;
+        spec.module = module;
+        spec.class_name = class_name;
+        spec.args = args;
+        spec.args_len = args_len;
+
+        r = manager_create_actor(m, &spec, &a, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
+        if (!spec.detached) {
+                /* Owned by the caller's connection: the actor stops when it goes. */
+                r = sd_bus_track_new(m->bus, &a->track, actor_track_handler, a);
+                if (r >= 0)
+                        r = sd_bus_track_add_sender(a->track, msg);
+                if (r < 0) {
+                        (void) actor_kill(a, true, "could not track its owner");
+                        return r;
+                }
+        }
+        return sd_bus_reply_method_return(msg, "o", a->path);
+}
+
+static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name;
+        int r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        Actor *a = manager_find_actor_by_name(m, name);
+        if (!a)
+                return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "No actor named '%s'.", name);
+        return sd_bus_reply_method_return(msg, "o", a->path);
+}
+
+static int bus_reply_object(sd_bus_message *msg, Object *o) {
+        o->pinned = true; /* made over D-Bus: lives until Release */
+        _cleanup_free_ char *path = bus_object_path(o->id);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *module, *function;
+        _cleanup_free_ char *args = NULL;
+        size_t args_len;
+        double num_cpus = 1;
+        ReqError e = {};
+        Object *o;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &module, &function);
+        if (r < 0)
+                return r;
+        r = bus_read_args(m, msg, &args, &args_len, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *key;
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "NumCpus"))
+                        r = sd_bus_message_read(msg, "v", "d", &num_cpus);
+                else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option %s.", key);
+                if (r < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option %s has the wrong type.", key);
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+
+        r = manager_submit_task(m, manager_new_local_id(m), module, function, num_cpus, args, args_len, NULL, &o, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
+        return bus_reply_object(msg, o);
+}
+
+static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(kactor_value_freep) kactor_value *v = NULL;
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        ReqError e = {};
+        Object *o;
+        int r;
+
+        r = bus_message_read_value(msg, bus_resolve_path, m, &v);
+        if (r == -ENOENT)
+                return sd_bus_error_set(error, "io.kactor.Error.NoSuchObject",
+                                        "A value of type 'o' names no actor or object of this node.");
+        if (r == -EINVAL || r == -ERANGE || r == -EBADMSG || r == -ENXIO)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unsupported value: %s", strerror(-r));
+        if (r < 0)
+                return r;
+        r = codec_encode(v, &data, &len);
+        if (r < 0)
+                return r;
+        r = manager_put(m, manager_new_local_id(m), data, len, NULL, &o, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
+        return bus_reply_object(msg, o);
+}
+
+static int bus_read_object_ids(sd_bus_message *msg, kactor_id **ret, size_t *ret_n, sd_bus_error *error) {
+        _cleanup_free_ kactor_id *ids = NULL;
+        size_t n = 0, allocated = 0;
+        const char *path;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "o");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(msg, "o", &path)) > 0) {
+                kactor_type t;
+                kactor_id id;
+                if (bus_path_parse(path, &t, &id) < 0 || t != KACTOR_TYPE_OBJECT)
+                        return sd_bus_error_setf(error, "io.kactor.Error.NoSuchObject", "%s is not an object path.", path);
+                if (n == allocated) {
+                        allocated = MAX(allocated * 2, (size_t) 8);
+                        kactor_id *p = realloc(ids, allocated * sizeof(kactor_id));
+                        if (!p)
+                                return -ENOMEM;
+                        ids = p;
+                }
+                ids[n++] = id;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(ids);
+        *ret_n = n;
+        return 0;
+}
+
+static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_error *error) {
+        _cleanup_free_ kactor_id *ids = NULL;
+        size_t n;
+        uint32_t num_returns = 0;
+        uint64_t timeout;
+        ReqError e = {};
+        GetRequest *g;
+        int r;
+
+        r = bus_read_object_ids(msg, &ids, &n, error);
+        if (r < 0)
+                return r;
+        if (wait) {
+                r = sd_bus_message_read(msg, "u", &num_returns);
+                if (r < 0)
+                        return r;
+                if (num_returns > n)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "num_returns %u is more than the %zu objects given.", num_returns, n);
+        }
+        r = sd_bus_message_read(msg, "t", &timeout);
+        if (r < 0)
+                return r;
+
+        r = get_request_new(m, ids, n, wait, num_returns, timeout, &g, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
+        g->message = sd_bus_message_ref(msg);
+        r = get_request_start(g);
+        return r < 0 ? r : 1; /* answered later, by bus_get_request_reply() */
+}
+
+static int method_get(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return bus_start_get(msg, userdata, false, error);
+}
+
+static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return bus_start_get(msg, userdata, true, error);
+}
+
+int bus_get_request_reply(GetRequest *g, bool timed_out) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        if (g->wait) {
+                r = sd_bus_message_new_method_return(g->message, &reply);
+                if (r < 0)
+                        return r;
+                for (int pass = 0; pass < 2; pass++) {
+                        r = sd_bus_message_open_container(reply, 'a', "o");
+                        if (r < 0)
+                                return r;
+                        for (size_t i = 0; i < g->n_objects; i++) {
+                                bool ready = g->objects[i]->state != OBJECT_PENDING;
+                                if (ready != (pass == 0))
+                                        continue;
+                                _cleanup_free_ char *p = bus_object_path(g->objects[i]->id);
+                                if (!p)
+                                        return -ENOMEM;
+                                r = sd_bus_message_append(reply, "o", p);
+                                if (r < 0)
+                                        return r;
+                        }
+                        r = sd_bus_message_close_container(reply);
+                        if (r < 0)
+                                return r;
+                }
+                return sd_bus_send(NULL, reply, NULL);
+        }
+
+        if (timed_out) {
+                size_t ready = 0;
+                for (size_t i = 0; i < g->n_objects; i++)
+                        ready += g->objects[i]->state != OBJECT_PENDING;
+                return sd_bus_reply_method_errorf(g->message, "io.kactor.Error.Timeout",
+                                                  "Timed out: %zu of %zu objects ready.", ready, g->n_objects);
+        }
+        for (size_t i = 0; i < g->n_objects; i++) {
+                Object *o = g->objects[i];
+                if (o->state == OBJECT_FAILED)
+                        return sd_bus_reply_method_errorf(g->message, kactor_error_name(o->error) ?: "io.kactor.Error.Failed",
+                                                          "%s", o->message ?: "failed");
+        }
+
+        r = sd_bus_message_new_method_return(g->message, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "v");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < g->n_objects; i++) {
+                _cleanup_(kactor_value_freep) kactor_value *v = NULL;
+                r = codec_decode(g->objects[i]->data, g->objects[i]->len, &v);
+                if (r < 0)
+                        return sd_bus_reply_method_errorf(g->message, "io.kactor.Error.TaskFailed",
+                                                          "The stored value cannot be decoded.");
+                r = bus_message_append_value(reply, v);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_free_ kactor_id *ids = NULL;
+        size_t n;
+        int r;
+
+        r = bus_read_object_ids(msg, &ids, &n, error);
+        if (r < 0)
+                return r;
+        /* All or nothing: check first. */
+        for (size_t i = 0; i < n; i++) {
+                Object *o = objstore_find(&m->store, ids[i]);
+                if (!o || !o->pinned) {
+                        char s[KACTOR_ID_STRING_MAX];
+                        kactor_id_to_string(ids[i], s);
+                        return sd_bus_error_setf(error, "io.kactor.Error.NoSuchObject",
+                                                 "No object %s held over D-Bus (never made, or released).", s);
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                Object *o = objstore_find(&m->store, ids[i]);
+                if (o && o->pinned) {
+                        o->pinned = false;
+                        objstore_unref(&m->store, o);
+                }
+        }
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get_node_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "s", m->node_id);
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", KACTOR_VERSION);
+}
+
+static int property_get_gpus(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        bool only_free = streq(property, "FreeGpus");
+        int r = sd_bus_message_open_container(reply, 'a', "u");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->resources.n_gpus; i++) {
+                if (only_free && m->resources.gpus[i].in_use)
+                        continue;
+                r = sd_bus_message_append(reply, "u", m->resources.gpus[i].id);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int property_get_actors(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "u", m->n_actors_live);
+}
+
+static int property_get_cpus(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        double v = streq(property, "NumCpus") ? m->resources.cpus_total
+                                              : m->resources.cpus_total - m->resources.cpus_used;
+        return sd_bus_message_append(reply, "d", v);
+}
+
+static int property_get_objects(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "t", (uint64_t) m->store.n_objects);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("NodeId", "s", property_get_node_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Gpus", "au", property_get_gpus, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("FreeGpus", "au", property_get_gpus, 0, 0),
+        SD_BUS_PROPERTY("Actors", "u", property_get_actors, 0, 0),
+        SD_BUS_PROPERTY("NumCpus", "d", property_get_cpus, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("FreeCpus", "d", property_get_cpus, 0, 0),
+        SD_BUS_PROPERTY("Objects", "t", property_get_objects, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("CreateActor",
+                                SD_BUS_ARGS("s", module, "s", class, "av", args, "a{sv}", options),
+                                SD_BUS_RESULT("o", actor), method_create_actor, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetActor", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", actor), method_get_actor,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SubmitTask",
+                                SD_BUS_ARGS("s", module, "s", function, "av", args, "a{sv}", options),
+                                SD_BUS_RESULT("o", object), method_submit_task, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Put", SD_BUS_ARGS("v", value), SD_BUS_RESULT("o", object), method_put,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Get", SD_BUS_ARGS("ao", objects, "t", timeout_usec), SD_BUS_RESULT("av", values),
+                                method_get, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Wait", SD_BUS_ARGS("ao", objects, "u", num_returns, "t", timeout_usec),
+                                SD_BUS_RESULT("ao", ready, "ao", not_ready), method_wait, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_ARGS("ao", objects), SD_BUS_NO_RESULT, method_release,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+/* --- actors ------------------------------------------------------------------------------------ */
+
+static int actor_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error) {
+        Manager *m = userdata;
+        kactor_type t;
+        kactor_id id;
+
+        if (bus_path_parse(path, &t, &id) < 0 || t != KACTOR_TYPE_ACTOR)
+                return 0;
+        Actor *a = manager_find_actor(m, id);
+        if (!a)
+                return 0;
+        *found = a;
+        return 1;
+}
+
+static int actor_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        Manager *m = userdata;
+        size_t n = HASH_CNT(hh, m->actors), k = 0;
+        char **v = calloc(n + 1, sizeof(char *));
+        Actor *a, *tmp;
+
+        if (!v)
+                return -ENOMEM;
+        HASH_ITER(hh, m->actors, a, tmp) {
+                v[k] = strdup(a->path);
+                if (!v[k]) {
+                        for (size_t i = 0; i < k; i++)
+                                free(v[i]);
+                        free(v);
+                        return -ENOMEM;
+                }
+                k++;
+        }
+        *nodes = v;
+        return 0;
+}
+
+static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        Manager *m = a->manager;
+        const char *method;
+        _cleanup_free_ char *args = NULL;
+        size_t args_len;
+        ReqError e = {};
+        Object *o;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &method);
+        if (r < 0)
+                return r;
+        r = bus_read_args(m, msg, &args, &args_len, error);
+        if (r < 0)
+                return r;
+        if (a->state == ACTOR_DEAD)
+                return sd_bus_error_setf(error, "io.kactor.Error.ActorDied", "Actor %s died: %s", a->id_string,
+                                         a->death_cause ?: "unknown cause");
+        r = manager_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, NULL, &o, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
+        return bus_reply_object(msg, o);
+}
+
+static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        int no_restart;
+        int r = sd_bus_message_read(msg, "b", &no_restart);
+        if (r < 0)
+                return r;
+        (void) actor_kill(a, no_restart, "killed by request");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get_actor_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        const char *v = "";
+        if (streq(property, "Id"))
+                v = a->id_string;
+        else if (streq(property, "Name"))
+                v = a->name ?: "";
+        else if (streq(property, "Module"))
+                v = a->module;
+        else if (streq(property, "Class"))
+                v = a->class_name;
+        else if (streq(property, "State"))
+                v = actor_state_to_string(a->state);
+        else if (streq(property, "Node"))
+                v = a->manager->node_id;
+        else if (streq(property, "DeathCause"))
+                v = a->death_cause ?: "";
+        return sd_bus_message_append(reply, "s", v);
+}
+
+static int property_get_actor_pid(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t) (a->worker && !a->worker->exited ? a->worker->pid : 0));
+}
+
+static int property_get_actor_gpus(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        /* A dead actor's GPUs have gone back to the pool. */
+        return sd_bus_message_append_array(reply, 'u', a->gpus, a->n_gpus * sizeof(uint32_t));
+}
+
+static int property_get_actor_empty(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        /* Unit and ControlGroup: set by the cgroup backends. */
+        return sd_bus_message_append(reply, "s", "");
+}
+
+static const sd_bus_vtable actor_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Name", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Module", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Class", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Node", "s", property_get_actor_string, 0, 0),
+        SD_BUS_PROPERTY("Pid", "u", property_get_actor_pid, 0, 0),
+        SD_BUS_PROPERTY("GpuIds", "au", property_get_actor_gpus, 0, 0),
+        SD_BUS_PROPERTY("Unit", "s", property_get_actor_empty, 0, 0),
+        SD_BUS_PROPERTY("ControlGroup", "s", property_get_actor_empty, 0, 0),
+        SD_BUS_PROPERTY("Restarts", "u", NULL, offsetof(Actor, restarts), 0),
+        SD_BUS_PROPERTY("MaxRestarts", "i", NULL, offsetof(Actor, max_restarts), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Detached", "b", NULL, offsetof(Actor, detached), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("NumCpus", "d", NULL, offsetof(Actor, num_cpus), 0),
+        SD_BUS_PROPERTY("MemoryMax", "t", NULL, offsetof(Actor, memory_max), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CallsSubmitted", "t", NULL, offsetof(Actor, calls_submitted), 0),
+        SD_BUS_PROPERTY("CallsCompleted", "t", NULL, offsetof(Actor, calls_completed), 0),
+        SD_BUS_PROPERTY("DeathCause", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Call", SD_BUS_ARGS("s", method, "av", args), SD_BUS_RESULT("o", object),
+                                method_actor_call, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Kill", SD_BUS_ARGS("b", no_restart), SD_BUS_NO_RESULT, method_actor_kill,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+/* --- objects ----------------------------------------------------------------------------------- */
+
+static int object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *error) {
+        Manager *m = userdata;
+        kactor_type t;
+        kactor_id id;
+
+        if (bus_path_parse(path, &t, &id) < 0 || t != KACTOR_TYPE_OBJECT)
+                return 0;
+        Object *o = objstore_find(&m->store, id);
+        if (!o)
+                return 0;
+        *found = o;
+        return 1;
+}
+
+static int property_get_object(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Object *o = userdata;
+        if (streq(property, "Id")) {
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(o->id, s);
+                return sd_bus_message_append(reply, "s", s);
+        }
+        if (streq(property, "State"))
+                return sd_bus_message_append(reply, "s", object_state_to_string(o->state));
+        if (streq(property, "Error"))
+                return sd_bus_message_append(reply, "s", o->state == OBJECT_FAILED ? kactor_error_name(o->error) ?: "" : "");
+        if (streq(property, "ErrorMessage"))
+                return sd_bus_message_append(reply, "s", o->state == OBJECT_FAILED ? o->message ?: "" : "");
+        return sd_bus_message_append(reply, "t", (uint64_t) (o->state == OBJECT_READY ? o->len : 0));
+}
+
+static const sd_bus_vtable object_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", property_get_object, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_object, 0, 0),
+        SD_BUS_PROPERTY("Error", "s", property_get_object, 0, 0),
+        SD_BUS_PROPERTY("ErrorMessage", "s", property_get_object, 0, 0),
+        SD_BUS_PROPERTY("Size", "t", property_get_object, 0, 0),
+        SD_BUS_VTABLE_END
+};
+
+/* --- set-up and signals -------------------------------------------------------------------------- */
+
+void manager_bus_actor_added(Manager *m, Actor *a) {
+        if (m->bus)
+                (void) sd_bus_emit_interfaces_added(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+}
+
+void manager_bus_actor_removed(Manager *m, Actor *a) {
+        if (m->bus && a->path)
+                (void) sd_bus_emit_interfaces_removed(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+}
+
+void manager_bus_actor_changed(Manager *m, Actor *a, const char *property) {
+        if (m->bus && a->path)
+                (void) sd_bus_emit_properties_changed(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, property, NULL);
+}
+
+int manager_bus_setup(Manager *m) {
+        int r;
+
+        if (m->bus_address) {
+                r = sd_bus_new(&m->bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(m->bus, m->bus_address);
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(m->bus, true);
+                if (r >= 0)
+                        r = sd_bus_negotiate_creds(m->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UNIQUE_NAME);
+                if (r >= 0)
+                        r = sd_bus_start(m->bus);
+        } else
+                r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the bus %s: %m", m->bus_address ?: "(system)");
+
+        r = sd_bus_add_object_vtable(m->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the manager object: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_ACTOR_INTERFACE, actor_vtable,
+                                       actor_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the actor objects: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, actor_enumerate, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the actor enumerator: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, KACTOR_BUS_OBJECT_PREFIX, KACTOR_BUS_OBJECT_INTERFACE,
+                                       object_vtable, object_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the object objects: %m");
+        r = sd_bus_add_object_manager(m->bus, NULL, KACTOR_BUS_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the object manager: %m");
+
+        r = sd_bus_request_name(m->bus, KACTOR_BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "Another node manager serves %s on this bus.", KACTOR_BUS_NAME);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire the name %s: %m", KACTOR_BUS_NAME);
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        return 0;
+}

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-id128.h>
+#include <time.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+/* How long stopping workers get before they are killed. */
+#define MANAGER_STOP_TIMEOUT_USEC (3 * 1000000ULL)
+
+int req_error(ReqError *e, kactor_error code, const char *format, ...) {
+        va_list ap;
+        if (e) {
+                free(e->message);
+                e->code = code;
+                va_start(ap, format);
+                if (vasprintf(&e->message, format, ap) < 0)
+                        e->message = NULL;
+                va_end(ap);
+        }
+        return -EREMOTEIO;
+}
+
+void req_error_done(ReqError *e) {
+        free(e->message);
+        *e = (ReqError) {};
+}
+
+uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+const char *actor_state_to_string(ActorState s) {
+        static const char *const table[_ACTOR_STATE_MAX] = {
+                [ACTOR_PENDING] = "pending",
+                [ACTOR_ALIVE] = "alive",
+                [ACTOR_RESTARTING] = "restarting",
+                [ACTOR_DEAD] = "dead",
+        };
+        return s < _ACTOR_STATE_MAX ? table[s] : "unknown";
+}
+
+kactor_id manager_new_local_id(Manager *m) {
+        return (kactor_id) { m->node_hi, ++m->next_local };
+}
+
+Actor *manager_find_actor(Manager *m, kactor_id id) {
+        Actor *a;
+        HASH_FIND(hh, m->actors, &id, sizeof(id), a);
+        return a;
+}
+
+Actor *manager_find_actor_by_name(Manager *m, const char *name) {
+        Actor *a;
+        HASH_FIND(hh_name, m->actors_by_name, name, strlen(name), a);
+        return a;
+}
+
+static bool is_regular_file(const char *path) {
+        struct stat st;
+        return stat(path, &st) >= 0 && S_ISREG(st.st_mode);
+}
+
+int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e) {
+        char *p;
+
+        if (!module || !*module)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "no module given");
+        if (strchr(module, '/')) {
+                if (!is_regular_file(module))
+                        return req_error(e, KACTOR_ERROR_MODULE_NOT_FOUND, "module %s not found: no such file", module);
+                p = realpath(module, NULL);
+                if (!p)
+                        return -ENOMEM;
+                *ret_path = p;
+                return 0;
+        }
+
+        for (char **d = m->module_path; d && *d; d++) {
+                static const char *const suffixes[] = { ".so", "" };
+                for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                        if (asprintf(&p, "%s/%s%s", *d, module, suffixes[i]) < 0)
+                                return -ENOMEM;
+                        if (is_regular_file(p)) {
+                                char *real = realpath(p, NULL);
+                                free(p);
+                                if (!real)
+                                        return -ENOMEM;
+                                *ret_path = real;
+                                return 0;
+                        }
+                        free(p);
+                }
+        }
+
+        _cleanup_free_ char *joined = NULL;
+        for (char **d = m->module_path; d && *d; d++) {
+                char *t;
+                if (asprintf(&t, "%s%s%s", joined ?: "", joined ? ":" : "", *d) < 0)
+                        return -ENOMEM;
+                free(joined);
+                joined = t;
+        }
+        return req_error(e, KACTOR_ERROR_MODULE_NOT_FOUND, "module '%s' not found in the module path (%s)", module,
+                         joined ?: "empty");
+}
+
+static int on_flush(sd_event_source *s, void *userdata) {
+        manager_flush_all(userdata);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
+        manager_stop(m);
+        return 0;
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        Worker *w;
+        log_warning("Workers did not stop in time, killing %u.", m->n_workers);
+        LIST_FOREACH(w, &m->workers, link)
+                if (!w->exited)
+                        (void) kill(w->pid, SIGKILL);
+        return 0;
+}
+
+void manager_stop(Manager *m) {
+        Worker *w;
+        Actor *a, *tmp;
+
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1");
+
+        m->listen_source = sd_event_source_disable_unref(m->listen_source);
+        m->listen_fd = safe_close(m->listen_fd);
+        if (m->socket_path)
+                (void) unlink(m->socket_path);
+
+        /* Stop every actor: pending calls fail with ActorDied. */
+        HASH_ITER(hh, m->actors, a, tmp)
+                if (a->state != ACTOR_DEAD)
+                        (void) actor_kill(a, true, "the node manager stopped");
+        LIST_FOREACH(w, &m->workers, link)
+                worker_stop(w);
+
+        if (m->n_workers == 0) {
+                (void) sd_event_exit(m->event, 0);
+                return;
+        }
+        (void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC, MANAGER_STOP_TIMEOUT_USEC, 0,
+                                          on_stop_timeout, m);
+}
+
+static int strv_split(const char *s, char sep, char ***ret) {
+        size_t n = 0;
+        char **v = calloc(1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        const char *p = s;
+        while (p && *p) {
+                const char *e = strchr(p, sep);
+                size_t len = e ? (size_t) (e - p) : strlen(p);
+                if (len > 0) {
+                        char **nv = realloc(v, (n + 2) * sizeof(char *));
+                        if (!nv)
+                                goto fail;
+                        v = nv;
+                        v[n] = strndup(p, len);
+                        if (!v[n])
+                                goto fail;
+                        v[++n] = NULL;
+                }
+                p = e ? e + 1 : NULL;
+        }
+        *ret = v;
+        return 0;
+fail:
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+        return -ENOMEM;
+}
+
+static void strv_free(char **v) {
+        for (char **p = v; p && *p; p++)
+                free(*p);
+        free(v);
+}
+
+int manager_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        sd_id128_t rnd;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->listen_fd = -1;
+        LIST_INIT(&m->conns);
+        LIST_INIT(&m->dirty_conns);
+        LIST_INIT(&m->workers);
+        LIST_INIT(&m->task_workers);
+        LIST_INIT(&m->dead_actors);
+        callqueue_init(&m->tasks);
+
+        r = sd_id128_randomize(&rnd);
+        if (r < 0)
+                return r;
+        m->node_hi = rnd.qwords[0] ?: 1;
+        snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, m->node_hi);
+
+        m->runtime_dir = strdup(config->runtime_dir ?: "/run/kactor");
+        if (!m->runtime_dir)
+                return -ENOMEM;
+        if (asprintf(&m->socket_path, "%s/nodemgr.sock", m->runtime_dir) < 0)
+                return -ENOMEM;
+
+        if (config->module_path)
+                for (char **p = config->module_path; *p; p++) {
+                        char **parts;
+                        r = strv_split(*p, ':', &parts);
+                        if (r < 0)
+                                return r;
+                        size_t n = 0, k = 0;
+                        while (m->module_path && m->module_path[n])
+                                n++;
+                        while (parts[k])
+                                k++;
+                        char **nv = realloc(m->module_path, (n + k + 1) * sizeof(char *));
+                        if (!nv) {
+                                strv_free(parts);
+                                return -ENOMEM;
+                        }
+                        memcpy(nv + n, parts, (k + 1) * sizeof(char *));
+                        free(parts);
+                        m->module_path = nv;
+                }
+        if (!m->module_path) {
+                r = strv_split(KACTOR_MODULEDIR, ':', &m->module_path);
+                if (r < 0)
+                        return r;
+        }
+
+        m->worker_path = strdup(config->worker_path);
+        if (!m->worker_path)
+                return -ENOMEM;
+        if (config->bus_address) {
+                m->bus_address = strdup(config->bus_address);
+                if (!m->bus_address)
+                        return -ENOMEM;
+        }
+
+        double cpus = config->num_cpus > 0 ? config->num_cpus : (double) sysconf(_SC_NPROCESSORS_ONLN);
+        if (config->gpu_devices) {
+                size_t n = 0;
+                while (config->gpu_devices[n])
+                        n++;
+                r = resources_init_devices(&m->resources, config->gpu_devices, n, cpus);
+        } else
+                r = resources_init(&m->resources, config->n_gpus, cpus);
+        if (r < 0)
+                return r;
+
+        static const ObjectStoreOps store_ops = {
+                .actor_ref = (void (*)(void *, kactor_id)) manager_actor_ref_id,
+                .actor_unref = (void (*)(void *, kactor_id)) manager_actor_unref_id,
+        };
+        objstore_init(&m->store, &store_ops, m);
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        Conn *c;
+        while ((c = LIST_FIRST(&m->conns))) {
+                conn_close(c);
+                if (LIST_FIRST(&m->conns) == c)
+                        break; /* still referenced elsewhere: give up on the rest */
+        }
+
+        Worker *w;
+        while ((w = LIST_FIRST(&m->workers)))
+                worker_free(w);
+
+        Actor *a, *tmp;
+        HASH_ITER(hh, m->actors, a, tmp)
+                actor_free(a);
+
+        Call *call;
+        while ((call = callqueue_pop_any(&m->tasks))) {
+                free(call->method);
+                free(call->module);
+                free(call->args);
+                free(call->ids);
+                free(call->id_actor);
+                free(call);
+        }
+
+        objstore_done(&m->store);
+        resources_done(&m->resources);
+        sd_event_source_disable_unref(m->listen_source);
+        sd_event_source_disable_unref(m->flush_source);
+        sd_event_source_disable_unref(m->stop_timer);
+        safe_close(m->listen_fd);
+        if (m->socket_path && !m->stopping)
+                (void) unlink(m->socket_path);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m->socket_path);
+        free(m->runtime_dir);
+        free(m->worker_path);
+        free(m->bus_address);
+        strv_free(m->module_path);
+        free(m);
+        return NULL;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        /* Children are watched with child event sources; termination is an event too. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return negative_errno();
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGTERM: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGINT: %m");
+
+        r = sd_event_add_post(m->event, &m->flush_source, on_flush, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add flush source: %m");
+
+        r = manager_listen(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
+
+        r = manager_bus_setup(m);
+        if (r < 0)
+                return r; /* logged */
+
+        log_info("kactor-nodemgr %s ready: node %s, %zu GPU%s, %g CPUs, socket %s.", KACTOR_VERSION, m->node_id,
+                 m->resources.n_gpus, m->resources.n_gpus == 1 ? "" : "s", m->resources.cpus_total, m->socket_path);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving node %s", m->node_id);
+        return 0;
+}

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The node manager's state and the core operations that both the D-Bus service (manager-bus.c)
+ * and the native protocol (native.c) drive.
+ *
+ * The call path, with the points where tracing probes and the lineage log attach:
+ *   submit (manager_submit_call) -> queued at the actor (callqueue) -> arguments resolved ->
+ *   dispatched to the worker (actor_dispatch) -> started/finished in the worker ->
+ *   result stored (manager_call_finished) -> Get answered (waiters).
+ */
+
+#include <stdbool.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <uthash.h>
+
+#include "callqueue.h"
+#include "kactor/value.h"
+#include "objstore.h"
+#include "proto.h"
+#include "resources.h"
+
+typedef struct Manager Manager;
+typedef struct Conn Conn;
+typedef struct Actor Actor;
+typedef struct Worker Worker;
+
+/* An error for the requester: a kactor_error and a message. Functions that fill one return
+ * -EREMOTEIO. */
+typedef struct ReqError {
+        kactor_error code;
+        char *message;
+} ReqError;
+
+int req_error(ReqError *e, kactor_error code, const char *format, ...) __attribute__((format(printf, 3, 4)));
+void req_error_done(ReqError *e);
+
+typedef enum ActorState {
+        ACTOR_PENDING,    /* worker starting, constructor running */
+        ACTOR_ALIVE,
+        ACTOR_RESTARTING,
+        ACTOR_DEAD,
+        _ACTOR_STATE_MAX,
+} ActorState;
+
+const char *actor_state_to_string(ActorState s);
+
+/* A connection's hold on an actor or an object it received (beyond objects it made itself). */
+typedef struct Hold {
+        kactor_id id;
+        bool actor;
+        UT_hash_handle hh;
+} Hold;
+
+/* A native protocol connection: a libkactor client, or a worker's socketpair. */
+struct Conn {
+        Manager *manager;
+        unsigned n_ref;
+        int fd;
+        sd_event_source *io;
+        Buffer in, out;
+        msgpack_packer pk;
+        Frame frame;
+
+        bool welcomed;     /* HELLO done (workers start welcomed) */
+        bool closing;      /* flush what is queued, then close */
+        bool dead;
+        bool dirty;        /* in the manager's flush list */
+        LIST_ENTRY(Conn) dirty_link;
+        LIST_ENTRY(Conn) link;
+
+        uint64_t id_prefix;  /* the low half of ids this connection makes: prefix | seq */
+        uid_t uid;
+        pid_t pid;
+
+        Worker *worker;      /* when this is a worker's connection */
+        Hold *holds;         /* uthash */
+        Object *owned;       /* objects this connection made and holds */
+        LIST_HEAD(, GetRequest) gets; /* pending Get/Wait */
+};
+
+/* A worker process: one per actor, or one of the task pool. */
+struct Worker {
+        Manager *manager;
+        pid_t pid;
+        sd_event_source *child;
+        Conn *conn;
+        WorkerKind kind;
+        Actor *actor;        /* WORKER_ACTOR; NULL once the actor is forgotten */
+        bool ready;          /* INIT_DONE received */
+        bool exited;
+        int exit_code, exit_status; /* siginfo's si_code and si_status */
+        Call *task;          /* WORKER_TASK: the task it runs */
+        unsigned blocked;    /* waits in a Get/Wait of its own */
+        uint64_t next_seq;
+        LIST_ENTRY(Worker) link;
+        LIST_ENTRY(Worker) task_link;
+};
+
+struct Actor {
+        Manager *manager;
+        kactor_id id;
+        char id_string[KACTOR_ID_STRING_MAX];
+        char *path; /* D-Bus object path */
+        UT_hash_handle hh;
+        UT_hash_handle hh_name;
+        char *name;
+        char *module;       /* resolved path */
+        char *module_arg;   /* as given */
+        char *class_name;
+        char *args;         /* constructor arguments, packed */
+        size_t args_len;
+        kactor_id *arg_ids; /* ids held by the constructor arguments */
+        uint8_t *arg_id_actor;
+        size_t n_arg_ids;
+
+        ActorState state;
+        char *death_cause;
+        uint32_t *gpus;
+        size_t n_gpus;
+        double num_cpus;
+        uint64_t memory_max;
+        int32_t max_restarts;
+        uint32_t restarts;
+        int detached;       /* an int for sd-bus's "b" */
+        uid_t uid;
+
+        unsigned refs;      /* handles held anywhere (connections, objects, call arguments, D-Bus) */
+        bool stopping;      /* no handles left: stop once the queue is empty */
+        sd_bus_track *track;  /* owner over D-Bus with Detached=false */
+
+        Worker *worker;
+        CallQueue queue;
+        uint64_t calls_submitted, calls_completed;
+        LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
+};
+
+/* A pending Get or Wait, from a native connection or from D-Bus. */
+typedef struct GetRequest {
+        Waiter waiter;
+        Manager *manager;
+        bool wait;             /* Wait, not Get */
+        size_t num_returns;    /* Wait */
+        Object **objects;      /* referenced while waiting */
+        size_t n_objects;
+        sd_event_source *timer;
+        Conn *conn;            /* native */
+        uint64_t reqid;
+        sd_bus_message *message; /* D-Bus */
+        LIST_ENTRY(GetRequest) link;
+} GetRequest;
+
+typedef struct ManagerConfig {
+        const char *bus_address;   /* NULL: the system bus */
+        const char *runtime_dir;
+        char **module_path;        /* NULL-terminated */
+        char **gpu_devices;        /* NULL-terminated, or NULL */
+        unsigned n_gpus;
+        double num_cpus;
+        const char *worker_path;
+} ManagerConfig;
+
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        char *bus_address;
+        sd_event_source *listen_source;
+        sd_event_source *flush_source;
+        int listen_fd;
+        char *socket_path;
+        char *runtime_dir;
+        char **module_path;
+        char *worker_path;
+
+        uint64_t node_hi;
+        char node_id[KACTOR_ID_STRING_MAX];
+        uint64_t next_conn;   /* id prefixes for connections */
+        uint64_t next_local;  /* ids the manager makes itself (D-Bus) */
+
+        Resources resources;
+        ObjectStore store;
+        Actor *actors;        /* uthash by id */
+        Actor *actors_by_name;
+        unsigned n_actors_live;
+        LIST_HEAD(, Actor) dead_actors;
+        unsigned n_dead_actors;
+
+        LIST_HEAD(, Conn) conns;
+        LIST_HEAD(, Conn) dirty_conns;
+
+        /* The task pool. */
+        CallQueue tasks;
+        LIST_HEAD(, Worker) task_workers;
+        unsigned n_task_workers;
+        unsigned n_task_workers_idle;
+        unsigned n_task_workers_starting;
+        double task_cpus_used;
+
+        LIST_HEAD(, Worker) workers; /* every live worker process */
+        unsigned n_workers;
+        bool stopping;
+        sd_event_source *stop_timer;
+};
+
+/* manager.c */
+int manager_new(const ManagerConfig *config, Manager **ret);
+Manager *manager_free(Manager *m);
+static inline void manager_freep(Manager **m) {
+        manager_free(*m);
+}
+int manager_start(Manager *m);
+/* Begins a clean shutdown: workers are stopped; the loop exits when they are gone. */
+void manager_stop(Manager *m);
+kactor_id manager_new_local_id(Manager *m);
+Actor *manager_find_actor(Manager *m, kactor_id id);
+Actor *manager_find_actor_by_name(Manager *m, const char *name);
+/* Resolves a module argument (a path, or a name in the module path) to a path. */
+int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e);
+
+/* The request as built by either front end. args is a packed list (msgpack). */
+typedef struct ActorSpec {
+        const char *module;
+        const char *class_name;
+        const char *args;
+        size_t args_len;
+        const char *name;
+        uint32_t num_gpus;
+        double num_cpus;
+        uint64_t memory_max;
+        int32_t max_restarts;
+        bool detached;
+        uid_t uid;
+} ActorSpec;
+
+/* actor.c */
+int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
+void actor_ref(Actor *a);
+void actor_unref(Actor *a);
+void manager_actor_ref_id(Manager *m, kactor_id id);
+void manager_actor_unref_id(Manager *m, kactor_id id);
+/* Kills an actor's worker; pending calls fail with ActorDied. */
+int actor_kill(Actor *a, bool no_restart, const char *why);
+/* Tries to send queued calls to the actor's worker. */
+void actor_dispatch(Actor *a);
+void actor_worker_ready(Actor *a, kactor_error code, const char *message);
+void actor_worker_gone(Actor *a, const char *cause);
+void actor_set_state(Actor *a, ActorState state);
+void actor_free(Actor *a);
+
+/*
+ * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
+ * connection) or pinned (D-Bus, owner NULL). args: a packed list. Errors that concern the call
+ * itself (no such actor, dead actor) make the object fail rather than the submission.
+ */
+int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
+                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
+int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
+                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
+
+/* A worker reported the result of call `seq`. data is the packed value when code is 0. */
+int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
+                          const char *data, size_t len);
+
+/* Scans a packed value for ids; used for results and arguments. Returns malloc'd arrays. */
+int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
+                     bool *ret_top_refs);
+
+/* Calls: built from packed arguments (holding what they name), freed, failed. */
+int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e);
+int call_watch_deps(Manager *m, Call *c);
+void call_free(Manager *m, Call *c);
+void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
+/* Resolves a call's top-level references in place. -EREMOTEIO with e set when one failed. */
+int call_prepare_args(Manager *m, Call *c, ReqError *e);
+
+/* tasks.c */
+void tasks_dispatch(Manager *m);
+/* A task's arguments are ready: it joins the queue. */
+void tasks_call_ready(Call *c);
+/* A task worker finished its task. */
+void tasks_task_done(Worker *w);
+void tasks_worker_ready(Worker *w);
+void tasks_worker_gone(Worker *w, const char *cause);
+void tasks_worker_blocked(Worker *w, bool blocked);
+
+/* worker.c (the launcher) */
+int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret);
+int worker_send_init(Worker *w);
+int worker_send_call(Worker *w, Call *c);
+void worker_stop(Worker *w);
+Worker *worker_free(Worker *w);
+/* "exited with status 3", "killed by signal 9", ...; malloc'd. */
+char *worker_exit_description(const Worker *w);
+
+/* native.c */
+int conn_new(Manager *m, int fd, Worker *worker, Conn **ret);
+void conn_ref(Conn *c);
+void conn_unref(Conn *c);
+void conn_close(Conn *c);
+void conn_mark_dirty(Conn *c);
+/* Drops every hold, owned object and pending Get of the connection. */
+void conn_release_all(Conn *c);
+/* Reads and handles whatever the peer has sent (a worker that exited). */
+void conn_drain(Conn *c);
+int conn_flush(Conn *c);
+void manager_flush_all(Manager *m);
+int manager_listen(Manager *m);
+/* The connection holds (one reference on) an actor or object it received. */
+int conn_hold(Conn *c, kactor_id id, bool actor);
+int conn_hold_ids_in(Conn *c, const Object *o);
+int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message);
+
+/* gets.c */
+int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_t num_returns,
+                    uint64_t timeout_usec, GetRequest **ret, ReqError *e);
+/* Arms the request: completes at once when it can. */
+int get_request_start(GetRequest *g);
+GetRequest *get_request_free(GetRequest *g);
+/* Completes it: sends the answer (timeout: the Timeout error for Get). */
+void get_request_complete(GetRequest *g, bool timed_out);
+
+/* manager-bus.c */
+int manager_bus_setup(Manager *m);
+void manager_bus_actor_added(Manager *m, Actor *a);
+void manager_bus_actor_removed(Manager *m, Actor *a);
+void manager_bus_actor_changed(Manager *m, Actor *a, const char *property);
+int bus_get_request_reply(GetRequest *g, bool timed_out);
+
+/* log.c-like helpers */
+uint64_t now_usec(void);

@@ -1,0 +1,803 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The native protocol (lib/proto.h, docs/protocol.md): libkactor clients on the unix socket, and
+ * workers on their socketpairs. Reads drain every complete frame; replies are buffered and sent
+ * once per event loop iteration, so one syscall carries many frames in both directions.
+ */
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "codec.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+#define CONN_READ_CHUNK (256u * 1024u)
+/* Per wakeup, so that one busy connection cannot starve the others. */
+#define CONN_READ_BUDGET (4u * 1024u * 1024u)
+/* A peer that does not read its answers is dropped past this. */
+#define CONN_OUT_MAX (512u * 1024u * 1024u)
+#define ID_SEQ_BITS 40
+#define ID_SEQ_MASK ((UINT64_C(1) << ID_SEQ_BITS) - 1)
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+void conn_ref(Conn *c) {
+        c->n_ref++;
+}
+
+void conn_release_all(Conn *c) {
+        Manager *m = c->manager;
+
+        while (c->gets.lh_first)
+                get_request_free(c->gets.lh_first);
+
+        Hold *h, *tmp;
+        HASH_ITER(hh, c->holds, h, tmp) {
+                HASH_DEL(c->holds, h);
+                if (h->actor)
+                        manager_actor_unref_id(m, h->id);
+                else
+                        objstore_unref(&m->store, objstore_find(&m->store, h->id));
+                free(h);
+        }
+
+        while (c->owned) {
+                Object *o = c->owned;
+                c->owned = o->owner_next;
+                if (c->owned)
+                        c->owned->owner_prev = NULL;
+                o->owner = NULL;
+                o->owner_next = o->owner_prev = NULL;
+                objstore_unref(&m->store, o);
+        }
+}
+
+static void conn_destroy(Conn *c) {
+        conn_release_all(c);
+        sd_event_source_disable_unref(c->io);
+        safe_close(c->fd);
+        buffer_free(&c->in);
+        buffer_free(&c->out);
+        frame_done(&c->frame);
+        free(c);
+}
+
+void conn_unref(Conn *c) {
+        if (!c)
+                return;
+        if (--c->n_ref > 0)
+                return;
+        conn_destroy(c);
+}
+
+void conn_close(Conn *c) {
+        if (c->dead)
+                return;
+        c->dead = true;
+        LIST_REMOVE(c, link);
+        if (c->dirty) {
+                LIST_REMOVE(c, dirty_link);
+                c->dirty = false;
+        }
+        c->io = sd_event_source_disable_unref(c->io);
+        c->fd = safe_close(c->fd);
+        /* Release what it held now: actors without handles stop, objects go. */
+        conn_release_all(c);
+        if (c->worker)
+                c->worker->conn = NULL;
+        c->worker = NULL;
+        conn_unref(c);
+}
+
+int conn_new(Manager *m, int fd, Worker *worker, Conn **ret) {
+        Conn *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->manager = m;
+        c->n_ref = 1;
+        c->fd = fd;
+        c->worker = worker;
+        c->welcomed = worker != NULL;
+        c->id_prefix = (++m->next_conn) << ID_SEQ_BITS;
+        LIST_INIT(&c->gets);
+        msgpack_packer_init(&c->pk, &c->out, buffer_msgpack_write);
+        frame_init(&c->frame);
+
+        r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, on_conn_io, c);
+        if (r < 0) {
+                c->fd = -1; /* the caller keeps the fd on failure */
+                conn_destroy(c);
+                return r;
+        }
+        (void) sd_event_source_set_description(c->io, worker ? "worker-conn" : "client-conn");
+        LIST_INSERT_HEAD(&m->conns, c, link);
+        *ret = c;
+        return 0;
+}
+
+void conn_mark_dirty(Conn *c) {
+        if (c->dirty || c->dead)
+                return;
+        c->dirty = true;
+        LIST_INSERT_HEAD(&c->manager->dirty_conns, c, dirty_link);
+}
+
+/* Sends what is buffered without blocking. Returns 0 when all went, 1 when some is left (EPOLLOUT is
+ * armed), or a negative errno when the connection broke. */
+int conn_flush(Conn *c) {
+        while (buffer_size(&c->out) > 0) {
+                ssize_t n = send(c->fd, c->out.data + c->out.start, buffer_size(&c->out), MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                if (buffer_size(&c->out) > CONN_OUT_MAX)
+                                        return -ENOBUFS;
+                                (void) sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+                                return 1;
+                        }
+                        return negative_errno();
+                }
+                buffer_consume(&c->out, (size_t) n);
+        }
+        if (c->closing)
+                return -ECONNRESET;
+        (void) sd_event_source_set_io_events(c->io, EPOLLIN);
+        return 0;
+}
+
+void manager_flush_all(Manager *m) {
+        Conn *c;
+        while ((c = m->dirty_conns.lh_first)) {
+                LIST_REMOVE(c, dirty_link);
+                c->dirty = false;
+                if (conn_flush(c) < 0)
+                        conn_close(c);
+        }
+}
+
+static int conn_end_frame(Conn *c, size_t off, int r) {
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r >= 0)
+                conn_mark_dirty(c);
+        return r;
+}
+
+int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message) {
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
+                msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint32(&c->pk, code) < 0 ? -ENOMEM
+                                                                                         : pack_cstr(&c->pk, message);
+        return conn_end_frame(c, off, r);
+}
+
+/* A reply that carries an actor id (CreateActor, GetActor) or nothing. */
+static int conn_send_reply_ok(Conn *c, uint64_t reqid, const kactor_id *actor) {
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, actor ? 5 : 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
+                msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 ||
+                msgpack_pack_nil(&c->pk) < 0 ? -ENOMEM : 0;
+        if (r >= 0 && actor)
+                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, *actor);
+        return conn_end_frame(c, off, r);
+}
+
+/* Refuses a broken stream: says why, then closes once that is sent. */
+static int conn_protocol_error(Conn *c, const char *why) {
+        log_debug("Dropping connection: %s", why);
+        (void) conn_send_reply_error(c, 0, KACTOR_ERROR_PROTOCOL, why);
+        c->closing = true;
+        /* Read nothing more; close once the answer is out. */
+        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+        conn_mark_dirty(c);
+        return -EBADMSG;
+}
+
+int conn_hold(Conn *c, kactor_id id, bool actor) {
+        Manager *m = c->manager;
+        Hold *h;
+
+        /* An actor's own worker does not keep it alive through its own handle. */
+        if (actor && c->worker && c->worker->actor && kactor_id_equal(c->worker->actor->id, id))
+                return 0;
+        HASH_FIND(hh, c->holds, &id, sizeof(id), h);
+        if (h)
+                return 0;
+        if (!actor) {
+                Object *o = objstore_find(&m->store, id);
+                if (!o)
+                        return 0;
+                if (o->owner == c)
+                        return 0;
+                objstore_ref(o);
+        } else {
+                Actor *a = manager_find_actor(m, id);
+                if (!a)
+                        return 0;
+                actor_ref(a);
+        }
+        h = calloc(1, sizeof(*h));
+        if (!h) {
+                if (actor)
+                        manager_actor_unref_id(m, id);
+                else
+                        objstore_unref(&m->store, objstore_find(&m->store, id));
+                return -ENOMEM;
+        }
+        h->id = id;
+        h->actor = actor;
+        HASH_ADD(hh, c->holds, id, sizeof(h->id), h);
+        return 1;
+}
+
+int conn_hold_ids_in(Conn *c, const Object *o) {
+        for (size_t i = 0; i < o->n_contained; i++) {
+                int r = conn_hold(c, o->contained[i], o->contained_actor[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void conn_own(Conn *c, Object *o) {
+        o->owner = c;
+        o->owner_prev = NULL;
+        o->owner_next = c->owned;
+        if (c->owned)
+                c->owned->owner_prev = o;
+        c->owned = o;
+}
+
+static void conn_release_object(Conn *c, kactor_id id) {
+        Manager *m = c->manager;
+        Object *o = objstore_find(&m->store, id);
+        Hold *h;
+
+        if (o && o->owner == c) {
+                if (o->owner_prev)
+                        o->owner_prev->owner_next = o->owner_next;
+                else
+                        c->owned = o->owner_next;
+                if (o->owner_next)
+                        o->owner_next->owner_prev = o->owner_prev;
+                o->owner = NULL;
+                o->owner_next = o->owner_prev = NULL;
+                objstore_unref(&m->store, o);
+                return;
+        }
+        HASH_FIND(hh, c->holds, &id, sizeof(id), h);
+        if (h && !h->actor) {
+                HASH_DEL(c->holds, h);
+                free(h);
+                objstore_unref(&m->store, o);
+        }
+}
+
+static void conn_release_actor(Conn *c, kactor_id id) {
+        Hold *h;
+        HASH_FIND(hh, c->holds, &id, sizeof(id), h);
+        if (h && h->actor) {
+                HASH_DEL(c->holds, h);
+                free(h);
+                manager_actor_unref_id(c->manager, id);
+        }
+}
+
+/* The args of a request: the trailing value, which must be a list; none means no arguments. */
+static int frame_args(const Frame *f, const char **ret, size_t *ret_len) {
+        static const char empty_list[] = { (char) 0x90 };
+        if (!f->has_body) {
+                *ret = empty_list;
+                *ret_len = 1;
+                return 0;
+        }
+        if (f->body.data.type != MSGPACK_OBJECT_ARRAY)
+                return -EBADMSG;
+        *ret = f->body_raw;
+        *ret_len = f->body_len;
+        return 0;
+}
+
+/* Checks that an id a client made for a new object is in its own range. */
+static int conn_object_id(Conn *c, uint64_t lo, kactor_id *ret) {
+        if ((lo & ~ID_SEQ_MASK) != c->id_prefix || (lo & ID_SEQ_MASK) == 0)
+                return -EBADMSG;
+        *ret = (kactor_id) { c->manager->node_hi, lo };
+        return 0;
+}
+
+static int reply_req_error(Conn *c, uint64_t reqid, int r, ReqError *e) {
+        if (r == -EREMOTEIO)
+                r = conn_send_reply_error(c, reqid, e->code, e->message ?: "failed");
+        else
+                r = conn_send_reply_error(c, reqid, KACTOR_ERROR_PROTOCOL, strerror(-r));
+        req_error_done(e);
+        return r;
+}
+
+static int handle_hello(Conn *c, Frame *f) {
+        uint64_t version;
+        int r;
+
+        if (frame_field_u64(f, 0, &version) < 0)
+                return conn_protocol_error(c, "malformed HELLO");
+        if (version != PROTO_VERSION) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "unsupported protocol version %" PRIu64 " (this node manager speaks %u)",
+                         version, PROTO_VERSION);
+                return conn_protocol_error(c, msg);
+        }
+        int64_t pid;
+        if (frame_field_i64(f, 1, &pid) >= 0)
+                c->pid = (pid_t) pid;
+
+        size_t off = frame_begin(&c->out);
+        r = msgpack_pack_array(&c->pk, 6) < 0 || msgpack_pack_uint32(&c->pk, MSG_WELCOME) < 0 ||
+            msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
+            pack_cstr(&c->pk, c->manager->node_id) < 0 || msgpack_pack_uint64(&c->pk, c->manager->node_hi) < 0 ||
+            msgpack_pack_uint64(&c->pk, c->id_prefix) < 0 ? -ENOMEM : 0;
+        r = conn_end_frame(c, off, r);
+        if (r < 0)
+                return r;
+        c->welcomed = true;
+        return 0;
+}
+
+static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **ret_name, ReqError *e) {
+        if (!o || o->type != MSGPACK_OBJECT_MAP)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "options must be a map");
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+                const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+                if (k->type != MSGPACK_OBJECT_STR)
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS, "option names must be strings");
+                const char *key = k->via.str.ptr;
+                size_t len = k->via.str.size;
+#define KEY(s) (len == strlen(s) && memcmp(key, s, len) == 0)
+                if (KEY("NumGpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= 1024)
+                        spec->num_gpus = (uint32_t) v->via.u64;
+                else if (KEY("NumCpus") && (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) &&
+                         v->via.f64 >= 0 && v->via.f64 <= 1e6)
+                        spec->num_cpus = v->via.f64;
+                else if (KEY("NumCpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= 1000000)
+                        spec->num_cpus = (double) v->via.u64;
+                else if (KEY("MemoryMax") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        spec->memory_max = v->via.u64;
+                else if (KEY("MaxRestarts") && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                                                v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) &&
+                         v->via.i64 >= -1 && v->via.i64 <= INT32_MAX)
+                        spec->max_restarts = (int32_t) v->via.i64;
+                else if (KEY("Detached") && v->type == MSGPACK_OBJECT_BOOLEAN)
+                        spec->detached = v->via.boolean;
+                else if (KEY("Name") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
+                         !memchr(v->via.str.ptr, 0, v->via.str.size)) {
+                        free(*ret_name);
+                        *ret_name = strndup(v->via.str.ptr, v->via.str.size);
+                        if (!*ret_name)
+                                return -ENOMEM;
+                        spec->name = *ret_name;
+                } else
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS, "invalid option %.*s (unknown, or a wrong type)",
+                                         (int) MIN(len, (size_t) 64), key);
+#undef KEY
+        }
+        return 0;
+}
+
+static int handle_create_actor(Conn *c, Frame *f) {
+        _cleanup_free_ char *module = NULL, *class_name = NULL, *name = NULL;
+        ActorSpec spec = { .uid = c->uid };
+        ReqError e = {};
+        Actor *a;
+        int r;
+
+        if (frame_field_strdup(f, 0, &module) < 0 || frame_field_strdup(f, 1, &class_name) < 0 ||
+            frame_args(f, &spec.args, &spec.args_len) < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed CreateActor request"), &e);
+        spec.module = module;
+        spec.class_name = class_name;
+        r = parse_actor_options(frame_field(f, 2), &spec, &name, &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
+
+        r = manager_create_actor(c->manager, &spec, &a, &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
+        r = conn_hold(c, a->id, true);
+        if (r < 0)
+                return r;
+        return conn_send_reply_ok(c, f->id, &a->id);
+}
+
+static int handle_get_actor(Conn *c, Frame *f) {
+        _cleanup_free_ char *name = NULL;
+        ReqError e = {};
+
+        if (frame_field_strdup(f, 0, &name) < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed GetActor request"), &e);
+        Actor *a = manager_find_actor_by_name(c->manager, name);
+        if (!a || a->state == ACTOR_DEAD)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor named '%s'", name), &e);
+        int r = conn_hold(c, a->id, true);
+        if (r < 0)
+                return r;
+        return conn_send_reply_ok(c, f->id, &a->id);
+}
+
+/* Calls, tasks and puts are not answered; their errors land in their result objects. A request
+ * that cannot even name its result breaks the stream. */
+static int handle_call(Conn *c, Frame *f) {
+        kactor_id object, actor;
+        const char *method, *args;
+        size_t method_len, args_len;
+        ReqError e = {};
+        Object *o;
+        int r;
+
+        if (conn_object_id(c, f->id, &object) < 0 || frame_field_id(f, 0, CODEC_EXT_ACTOR, &actor) < 0 ||
+            frame_field_str(f, 1, &method, &method_len) < 0 || frame_args(f, &args, &args_len) < 0)
+                return conn_protocol_error(c, "malformed CALL");
+        r = manager_submit_call(c->manager, actor, object, method, method_len, args, args_len, c, &o, &e);
+        if (r < 0) {
+                req_error_done(&e);
+                return conn_protocol_error(c, r == -EEXIST ? "CALL reuses an object id" : "CALL refused");
+        }
+        conn_own(c, o);
+        return 0;
+}
+
+static int handle_submit(Conn *c, Frame *f) {
+        _cleanup_free_ char *module = NULL, *function = NULL;
+        kactor_id object;
+        const char *args;
+        size_t args_len;
+        double num_cpus = 1;
+        ReqError e = {};
+        Object *o;
+        int r;
+
+        if (conn_object_id(c, f->id, &object) < 0 || frame_field_strdup(f, 0, &module) < 0 ||
+            frame_field_strdup(f, 1, &function) < 0 || frame_args(f, &args, &args_len) < 0)
+                return conn_protocol_error(c, "malformed SUBMIT");
+        const msgpack_object *opts = frame_field(f, 2);
+        if (opts && opts->type == MSGPACK_OBJECT_MAP)
+                for (uint32_t i = 0; i < opts->via.map.size; i++) {
+                        const msgpack_object *k = &opts->via.map.ptr[i].key, *v = &opts->via.map.ptr[i].val;
+                        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 7 &&
+                            memcmp(k->via.str.ptr, "NumCpus", 7) == 0 &&
+                            (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) && v->via.f64 >= 0)
+                                num_cpus = v->via.f64;
+                }
+        r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c, &o, &e);
+        if (r < 0) {
+                req_error_done(&e);
+                return conn_protocol_error(c, r == -EEXIST ? "SUBMIT reuses an object id" : "SUBMIT refused");
+        }
+        conn_own(c, o);
+        return 0;
+}
+
+static int handle_put(Conn *c, Frame *f) {
+        kactor_id object;
+        ReqError e = {};
+        Object *o;
+        int r;
+
+        if (conn_object_id(c, f->id, &object) < 0 || !f->has_body)
+                return conn_protocol_error(c, "malformed PUT");
+        r = manager_put(c->manager, object, f->body_raw, f->body_len, c, &o, &e);
+        if (r < 0) {
+                req_error_done(&e);
+                return conn_protocol_error(c, r == -EEXIST ? "PUT reuses an object id" : "PUT refused");
+        }
+        conn_own(c, o);
+        return 0;
+}
+
+static int read_id_list(const msgpack_object *o, int8_t type, kactor_id **ret, size_t *ret_n) {
+        if (!o || o->type != MSGPACK_OBJECT_ARRAY)
+                return -EBADMSG;
+        kactor_id *ids = calloc(o->via.array.size ?: 1, sizeof(kactor_id));
+        if (!ids)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+                if (codec_object_to_id(&o->via.array.ptr[i], type, &ids[i]) < 0) {
+                        free(ids);
+                        return -EBADMSG;
+                }
+        *ret = ids;
+        *ret_n = o->via.array.size;
+        return 0;
+}
+
+static int handle_get(Conn *c, Frame *f, bool wait) {
+        _cleanup_free_ kactor_id *ids = NULL;
+        size_t n;
+        uint64_t timeout, num_returns = 0;
+        ReqError e = {};
+        GetRequest *g;
+        int r;
+
+        if (frame_field_u64(f, 0, &timeout) < 0 || (wait && frame_field_u64(f, 1, &num_returns) < 0) ||
+            read_id_list(frame_field(f, wait ? 2 : 1), CODEC_EXT_OBJECT, &ids, &n) < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed %s request",
+                                                           wait ? "Wait" : "Get"), &e);
+        if (wait && num_returns > n)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS,
+                                                           "num_returns %" PRIu64 " is more than the %zu objects given",
+                                                           num_returns, n), &e);
+
+        r = get_request_new(c->manager, ids, n, wait, num_returns, timeout, &g, &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
+        g->conn = c;
+        g->reqid = f->id;
+        LIST_INSERT_HEAD(&c->gets, g, link);
+        if (c->worker)
+                tasks_worker_blocked(c->worker, true);
+        return get_request_start(g);
+}
+
+static int handle_release(Conn *c, Frame *f) {
+        _cleanup_free_ kactor_id *objects = NULL, *actors = NULL;
+        size_t n_objects, n_actors;
+
+        if (read_id_list(frame_field(f, 0), CODEC_EXT_OBJECT, &objects, &n_objects) < 0 ||
+            read_id_list(frame_field(f, 1), CODEC_EXT_ACTOR, &actors, &n_actors) < 0)
+                return conn_protocol_error(c, "malformed RELEASE");
+        for (size_t i = 0; i < n_objects; i++)
+                conn_release_object(c, objects[i]);
+        for (size_t i = 0; i < n_actors; i++)
+                conn_release_actor(c, actors[i]);
+        return 0;
+}
+
+static int handle_kill(Conn *c, Frame *f) {
+        kactor_id id;
+        bool no_restart;
+        ReqError e = {};
+
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_bool(f, 1, &no_restart) < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed Kill request"), &e);
+        Actor *a = manager_find_actor(c->manager, id);
+        if (!a) {
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(id, s);
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor %s", s), &e);
+        }
+        (void) actor_kill(a, no_restart, "killed by request");
+        return conn_send_reply_ok(c, f->id, NULL);
+}
+
+static int handle_init_done(Conn *c, Frame *f) {
+        Worker *w = c->worker;
+        uint64_t code;
+        const char *msg = NULL;
+        size_t len = 0;
+
+        if (!w || w->ready || frame_field_u64(f, 0, &code) < 0)
+                return conn_protocol_error(c, "unexpected INIT_DONE");
+        (void) frame_field_str(f, 1, &msg, &len);
+        _cleanup_free_ char *message = msg ? strndup(msg, len) : NULL;
+        w->ready = code == KACTOR_OK;
+        if (w->kind == WORKER_ACTOR)
+                actor_worker_ready(w->actor, code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
+                                   message);
+        else if (w->ready)
+                tasks_worker_ready(w);
+        return 0;
+}
+
+static int handle_result(Conn *c, Frame *f) {
+        Worker *w = c->worker;
+        uint64_t code;
+        const char *msg = NULL;
+        size_t len = 0;
+
+        if (!w || !w->ready || frame_field_u64(f, 0, &code) < 0)
+                return conn_protocol_error(c, "unexpected RESULT");
+        (void) frame_field_str(f, 1, &msg, &len);
+        _cleanup_free_ char *message = code != KACTOR_OK && msg ? strndup(msg, len) : NULL;
+        if (code == KACTOR_OK && !f->has_body)
+                return conn_protocol_error(c, "RESULT without a value");
+        return manager_call_finished(c->manager, w, f->id,
+                                     code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED,
+                                     message, f->body_raw, f->body_len);
+}
+
+static int conn_dispatch(Conn *c, Frame *f) {
+        if (!c->welcomed) {
+                if (f->type != MSG_HELLO)
+                        return conn_protocol_error(c, "the first frame must be HELLO");
+                return handle_hello(c, f);
+        }
+        switch (f->type) {
+        case MSG_CREATE_ACTOR:
+                return handle_create_actor(c, f);
+        case MSG_GET_ACTOR:
+                return handle_get_actor(c, f);
+        case MSG_CALL:
+                return handle_call(c, f);
+        case MSG_SUBMIT:
+                return handle_submit(c, f);
+        case MSG_PUT:
+                return handle_put(c, f);
+        case MSG_GET:
+                return handle_get(c, f, false);
+        case MSG_WAIT:
+                return handle_get(c, f, true);
+        case MSG_RELEASE:
+                return handle_release(c, f);
+        case MSG_KILL:
+                return handle_kill(c, f);
+        case MSG_INIT_DONE:
+                if (c->worker)
+                        return handle_init_done(c, f);
+                break;
+        case MSG_RESULT:
+                if (c->worker)
+                        return handle_result(c, f);
+                break;
+        }
+        return conn_protocol_error(c, "unknown or unexpected frame type");
+}
+
+/* Handles every complete frame in the input. Returns < 0 when the connection must close. */
+static int conn_process(Conn *c) {
+        for (;;) {
+                const char *payload;
+                size_t len;
+                int r;
+
+                if (c->closing || c->dead)
+                        return 0;
+                r = frame_peek(&c->in, &payload, &len);
+                if (r < 0) {
+                        (void) conn_protocol_error(c, r == -EMSGSIZE ? "frame too large (limit 64 MiB)" : "empty frame");
+                        return 0;
+                }
+                if (r == 0)
+                        return 0;
+
+                r = frame_parse(&c->frame, payload, len);
+                if (r < 0) {
+                        (void) conn_protocol_error(c, "malformed frame");
+                        return 0;
+                }
+                r = conn_dispatch(c, &c->frame);
+                if (c->dead)
+                        return 0;
+                buffer_consume(&c->in, PROTO_HEADER_SIZE + len);
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+        }
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Conn *c = userdata;
+        size_t total = 0;
+        int r = 0;
+
+        conn_ref(c);
+        if (revents & EPOLLOUT) {
+                r = conn_flush(c);
+                if (r < 0)
+                        goto close;
+        }
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                while (total < CONN_READ_BUDGET && !c->closing) {
+                        r = buffer_reserve(&c->in, CONN_READ_CHUNK);
+                        if (r < 0)
+                                goto close;
+                        ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
+                        if (n < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (errno == EAGAIN)
+                                        break;
+                                goto close;
+                        }
+                        if (n == 0) {
+                                /* End of stream: what was complete has been handled. */
+                                (void) conn_process(c);
+                                goto close;
+                        }
+                        c->in.end += (size_t) n;
+                        total += (size_t) n;
+                        r = conn_process(c);
+                        if (r < 0 || c->dead)
+                                goto close;
+                        if ((size_t) n < CONN_READ_CHUNK)
+                                break;
+                }
+        }
+        conn_unref(c);
+        return 0;
+
+close:
+        conn_close(c);
+        conn_unref(c);
+        return 0;
+}
+
+void conn_drain(Conn *c) {
+        if (c->dead || c->closing)
+                return;
+        conn_ref(c);
+        for (;;) {
+                if (buffer_reserve(&c->in, CONN_READ_CHUNK) < 0)
+                        break;
+                ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
+                if (n <= 0)
+                        break;
+                c->in.end += (size_t) n;
+                if (conn_process(c) < 0 || c->dead || c->closing)
+                        break;
+        }
+        conn_unref(c);
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        Conn *c;
+
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                return 0;
+        }
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                safe_close(cfd);
+                return 0;
+        }
+        int r = conn_new(m, cfd, NULL, &c);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to set up a connection: %m");
+                safe_close(cfd);
+                return 0;
+        }
+        c->uid = cred.uid;
+        c->pid = cred.pid;
+        return 0;
+}
+
+int manager_listen(Manager *m) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int r;
+
+        if (strlen(m->socket_path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, m->socket_path);
+
+        if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+
+        m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (m->listen_fd < 0)
+                return negative_errno();
+        (void) unlink(m->socket_path);
+        if (bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return negative_errno();
+        /* Access is decided per request (and by the D-Bus policy for the bus). */
+        (void) chmod(m->socket_path, 0666);
+        if (listen(m->listen_fd, SOMAXCONN) < 0)
+                return negative_errno();
+        r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(m->listen_source, "listen");
+        return 0;
+}

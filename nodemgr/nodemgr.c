@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* kactor-nodemgr: arguments, configuration, and the event loop. The rest is in manager.c. */
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+static void help(void) {
+        printf("kactor-nodemgr [OPTIONS...]\n\n"
+               "The kactor node manager: runs actors and tasks on this node, serves io.kactor.NodeManager1 on\n"
+               "D-Bus and the native protocol on RUNTIME_DIR/nodemgr.sock.\n\n"
+               "  -h --help                 Show this help\n"
+               "     --version              Show the version\n"
+               "     --bus ADDRESS          D-Bus address to serve on (default: the system bus)\n"
+               "     --runtime-dir DIR      Runtime directory (default: /run/kactor)\n"
+               "     --module-path DIRS     Directories to look modules up in, ':'-separated (repeatable;\n"
+               "                            default: %s)\n"
+               "     --gpus N               The node has N GPUs (ids 0..N-1)\n"
+               "     --gpu-devices LIST     The node's GPUs as device nodes, ','-separated\n"
+               "     --num-cpus N           CPUs to schedule (default: the online CPUs)\n"
+               "     --worker PATH          The kactor-worker binary\n"
+               "  -v --verbose              Log debug messages\n",
+               KACTOR_MODULEDIR);
+}
+
+static char *default_worker_path(void) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = 0;
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        char *p;
+                        *slash = 0;
+                        if (asprintf(&p, "%s/kactor-worker", self) >= 0) {
+                                if (access(p, X_OK) == 0)
+                                        return p;
+                                free(p);
+                        }
+                }
+        }
+        return strdup(KACTOR_LIBEXECDIR "/kactor-worker");
+}
+
+static int split_list(const char *s, char ***ret) {
+        size_t n = 0;
+        char **v = NULL;
+        _cleanup_free_ char *copy = strdup(s);
+        if (!copy)
+                return -ENOMEM;
+        for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                char **nv = realloc(v, (n + 2) * sizeof(char *));
+                if (!nv)
+                        return -ENOMEM;
+                v = nv;
+                v[n] = strdup(t);
+                if (!v[n])
+                        return -ENOMEM;
+                v[++n] = NULL;
+        }
+        if (!v)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
+               ARG_WORKER };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "bus", required_argument, NULL, ARG_BUS },
+                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+                { "module-path", required_argument, NULL, ARG_MODULE_PATH },
+                { "gpus", required_argument, NULL, ARG_GPUS },
+                { "gpu-devices", required_argument, NULL, ARG_GPU_DEVICES },
+                { "num-cpus", required_argument, NULL, ARG_NUM_CPUS },
+                { "worker", required_argument, NULL, ARG_WORKER },
+                { "verbose", no_argument, NULL, 'v' },
+                {}
+        };
+        ManagerConfig config = {};
+        char *module_path[64] = {};
+        size_t n_module_path = 0;
+        _cleanup_free_ char *worker = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("kactor-nodemgr %s\n", KACTOR_VERSION);
+                        return 0;
+                case ARG_BUS:
+                        config.bus_address = optarg;
+                        break;
+                case ARG_RUNTIME_DIR:
+                        config.runtime_dir = optarg;
+                        break;
+                case ARG_MODULE_PATH:
+                        if (n_module_path + 1 >= ELEMENTSOF(module_path)) {
+                                log_error("Too many --module-path options.");
+                                return 2;
+                        }
+                        module_path[n_module_path++] = optarg;
+                        break;
+                case ARG_GPUS: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!*optarg || *end || n > 1024) {
+                                log_error("Invalid --gpus value: %s", optarg);
+                                return 2;
+                        }
+                        config.n_gpus = (unsigned) n;
+                        break;
+                }
+                case ARG_GPU_DEVICES:
+                        if (split_list(optarg, &config.gpu_devices) < 0) {
+                                log_error("Invalid --gpu-devices value: %s", optarg);
+                                return 2;
+                        }
+                        break;
+                case ARG_NUM_CPUS: {
+                        char *end;
+                        double d = strtod(optarg, &end);
+                        if (!*optarg || *end || !(d > 0) || d > 1e6) {
+                                log_error("Invalid --num-cpus value: %s", optarg);
+                                return 2;
+                        }
+                        config.num_cpus = d;
+                        break;
+                }
+                case ARG_WORKER:
+                        config.worker_path = optarg;
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                default:
+                        return 2;
+                }
+        if (optind < argc) {
+                log_error("Unexpected argument: %s", argv[optind]);
+                return 2;
+        }
+        if (config.n_gpus > 0 && config.gpu_devices) {
+                log_error("--gpus and --gpu-devices exclude each other.");
+                return 2;
+        }
+        if (n_module_path > 0)
+                config.module_path = module_path;
+        if (!config.worker_path) {
+                worker = default_worker_path();
+                if (!worker)
+                        return 1;
+                config.worker_path = worker;
+        }
+
+        r = manager_new(&config, &m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the node manager: %m");
+                return 1;
+        }
+        r = manager_start(m);
+        if (r < 0)
+                return 1;
+        r = sd_event_loop(m->event);
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                return 1;
+        }
+        log_info("Stopped.");
+        return 0;
+}

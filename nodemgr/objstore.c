@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "objstore.h"
+
+void objstore_init(ObjectStore *s, const ObjectStoreOps *ops, void *userdata) {
+        *s = (ObjectStore) { .ops = ops, .userdata = userdata };
+}
+
+static void object_free_contents(Object *o) {
+        free(o->data);
+        free(o->message);
+        free(o->contained);
+        free(o->contained_actor);
+        free(o->waiters);
+        free(o);
+}
+
+void objstore_done(ObjectStore *s) {
+        Object *o, *tmp;
+        HASH_ITER(hh, s->objects, o, tmp) {
+                HASH_DEL(s->objects, o);
+                object_free_contents(o);
+        }
+        s->n_objects = 0;
+        s->bytes = 0;
+}
+
+Object *objstore_find(ObjectStore *s, kactor_id id) {
+        Object *o;
+        HASH_FIND(hh, s->objects, &id, sizeof(id), o);
+        return o;
+}
+
+int objstore_add(ObjectStore *s, kactor_id id, Object **ret) {
+        if (objstore_find(s, id))
+                return -EEXIST;
+        Object *o = calloc(1, sizeof(*o));
+        if (!o)
+                return -ENOMEM;
+        o->id = id;
+        o->refs = 1;
+        o->state = OBJECT_PENDING;
+        HASH_ADD(hh, s->objects, id, sizeof(o->id), o);
+        s->n_objects++;
+        *ret = o;
+        return 0;
+}
+
+static void objstore_notify(ObjectStore *s, Object *o) {
+        /* Waiters may unregister themselves and others from their callbacks, and free themselves:
+         * while o is not pending, objstore_unwait() clears entries instead of moving them and
+         * objstore_wait_for() adds none, so the list stays put while we walk it. A waiter may also
+         * drop the last reference to o: it lives until every waiter has been told. */
+        objstore_ref(o);
+        for (size_t i = 0; i < o->n_waiters; i++) {
+                Waiter *w = o->waiters[i];
+                if (!w)
+                        continue;
+                o->waiters[i] = NULL;
+                if (w->remaining > 0)
+                        w->remaining--;
+                w->object_done(w, o);
+        }
+        free(o->waiters);
+        o->waiters = NULL;
+        o->n_waiters = o->n_waiters_allocated = 0;
+        objstore_unref(s, o);
+}
+
+int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, const kactor_id *ids,
+                       const uint8_t *is_actor, size_t n_ids) {
+        if (o->state != OBJECT_PENDING)
+                return -EALREADY;
+
+        _cleanup_free_ char *copy = malloc(len ?: 1);
+        _cleanup_free_ kactor_id *contained = NULL;
+        _cleanup_free_ uint8_t *kinds = NULL;
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, data, len);
+        if (n_ids > 0) {
+                contained = malloc(n_ids * sizeof(kactor_id));
+                kinds = malloc(n_ids);
+                if (!contained || !kinds)
+                        return -ENOMEM;
+                memcpy(contained, ids, n_ids * sizeof(kactor_id));
+                memcpy(kinds, is_actor, n_ids);
+        }
+
+        /* Hold what the value names before anyone can see it. */
+        for (size_t i = 0; i < n_ids; i++) {
+                if (kinds[i]) {
+                        if (s->ops && s->ops->actor_ref)
+                                s->ops->actor_ref(s->userdata, contained[i]);
+                } else {
+                        Object *inner = objstore_find(s, contained[i]);
+                        if (inner)
+                                objstore_ref(inner);
+                }
+        }
+
+        o->data = TAKE_PTR(copy);
+        o->len = len;
+        o->contained = TAKE_PTR(contained);
+        o->contained_actor = TAKE_PTR(kinds);
+        o->n_contained = n_ids;
+        o->state = OBJECT_READY;
+        s->bytes += len;
+        objstore_notify(s, o);
+        return 0;
+}
+
+int objstore_set_failed(ObjectStore *s, Object *o, kactor_error code, const char *message) {
+        if (o->state != OBJECT_PENDING)
+                return -EALREADY;
+        o->message = strdup(message ?: "");
+        if (!o->message)
+                return -ENOMEM;
+        o->error = code;
+        o->state = OBJECT_FAILED;
+        objstore_notify(s, o);
+        return 0;
+}
+
+void objstore_ref(Object *o) {
+        o->refs++;
+}
+
+Object *objstore_unref(ObjectStore *s, Object *o) {
+        if (!o)
+                return NULL;
+        if (o->refs > 1) {
+                o->refs--;
+                return NULL;
+        }
+        o->refs = 0;
+
+        if (s->ops && s->ops->object_freed)
+                s->ops->object_freed(s->userdata, o);
+
+        HASH_DEL(s->objects, o);
+        s->n_objects--;
+        if (o->state == OBJECT_READY)
+                s->bytes -= o->len;
+
+        /* Release what the value named; nested objects may go in turn. */
+        kactor_id *ids = TAKE_PTR(o->contained);
+        uint8_t *kinds = TAKE_PTR(o->contained_actor);
+        size_t n = o->n_contained;
+        object_free_contents(o);
+
+        for (size_t i = 0; i < n; i++) {
+                if (kinds[i]) {
+                        if (s->ops && s->ops->actor_unref)
+                                s->ops->actor_unref(s->userdata, ids[i]);
+                } else
+                        objstore_unref(s, objstore_find(s, ids[i]));
+        }
+        free(ids);
+        free(kinds);
+        return NULL;
+}
+
+int objstore_wait_for(Object *o, Waiter *w) {
+        if (o->state != OBJECT_PENDING)
+                return 0;
+        for (size_t i = 0; i < o->n_waiters; i++)
+                if (o->waiters[i] == w)
+                        return 1; /* the same object named twice: wait for it once */
+        if (o->n_waiters == o->n_waiters_allocated) {
+                size_t n = MAX(o->n_waiters_allocated * 2, (size_t) 2);
+                Waiter **p = realloc(o->waiters, n * sizeof(Waiter *));
+                if (!p)
+                        return -ENOMEM;
+                o->waiters = p;
+                o->n_waiters_allocated = n;
+        }
+        o->waiters[o->n_waiters++] = w;
+        w->remaining++;
+        return 1;
+}
+
+void objstore_unwait(Object *o, Waiter *w) {
+        for (size_t i = 0; i < o->n_waiters; i++)
+                if (o->waiters[i] == w) {
+                        if (o->state == OBJECT_PENDING)
+                                o->waiters[i] = o->waiters[--o->n_waiters];
+                        else
+                                o->waiters[i] = NULL; /* being notified: see objstore_notify() */
+                        if (w->remaining > 0)
+                                w->remaining--;
+                        return;
+                }
+}
+
+const char *object_state_to_string(ObjectState s) {
+        switch (s) {
+        case OBJECT_PENDING:
+                return "pending";
+        case OBJECT_READY:
+                return "ready";
+        case OBJECT_FAILED:
+                return "failed";
+        }
+        return "unknown";
+}

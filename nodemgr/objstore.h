@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The object store: every object (the future result of a call or task, or a put value) by id, with
+ * its state, its packed value, who holds it, and who waits for it. Pure bookkeeping: no I/O, no
+ * D-Bus; waiters are told through callbacks.
+ *
+ * Reference counting: an object lives while it has holders — connections that hold it, a D-Bus pin
+ * (objects made over D-Bus live until Release), values and call arguments that contain it, and the
+ * call that will produce it. The ids contained in an object's value (actor handles, nested
+ * references) are held by the object and released when it goes.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "kactor/value.h"
+
+typedef enum ObjectState {
+        OBJECT_PENDING,
+        OBJECT_READY,
+        OBJECT_FAILED,
+} ObjectState;
+
+typedef struct Object Object;
+typedef struct Waiter Waiter;
+typedef struct ObjectStore ObjectStore;
+
+/* Someone waiting for objects: a Get, a Wait, or a call whose arguments are not ready yet. */
+struct Waiter {
+        /* Called once per object that became ready (or failed) while this waiter waits for it. */
+        void (*object_done)(Waiter *w, Object *o);
+        void *userdata;
+        unsigned remaining; /* objects still pending; maintained by objstore_wait_for() and done */
+};
+
+struct Object {
+        kactor_id id;
+        UT_hash_handle hh;
+        ObjectState state;
+        unsigned refs;
+
+        char *data; /* READY: the packed value */
+        size_t len;
+        kactor_error error; /* FAILED */
+        char *message;
+
+        kactor_id *contained; /* ids inside the value, held by this object */
+        uint8_t *contained_actor; /* per contained id: 1 actor handle, 0 object */
+        size_t n_contained;
+
+        Waiter **waiters;
+        size_t n_waiters, n_waiters_allocated;
+
+        bool pinned;              /* made over D-Bus: held until Release */
+        void *owner;              /* the connection that made it and holds it (one reference) */
+        Object *owner_next, *owner_prev; /* the owner's list */
+        uint64_t last_used;       /* for eviction */
+};
+
+typedef struct ObjectStoreOps {
+        /* A contained actor handle gained or lost a holder. */
+        void (*actor_ref)(void *userdata, kactor_id actor);
+        void (*actor_unref)(void *userdata, kactor_id actor);
+        /* An object is about to be freed. */
+        void (*object_freed)(void *userdata, Object *o);
+} ObjectStoreOps;
+
+struct ObjectStore {
+        Object *objects; /* uthash by id */
+        size_t n_objects;
+        size_t bytes;    /* sum of READY data */
+        const ObjectStoreOps *ops;
+        void *userdata;
+};
+
+void objstore_init(ObjectStore *s, const ObjectStoreOps *ops, void *userdata);
+/* Frees every object (no callbacks for actors). */
+void objstore_done(ObjectStore *s);
+
+Object *objstore_find(ObjectStore *s, kactor_id id);
+
+/* Adds a PENDING object with one reference (its creator's). -EEXIST if the id is taken. */
+int objstore_add(ObjectStore *s, kactor_id id, Object **ret);
+
+/* Sets a pending object's value (copied) and the ids inside it (held from now on), then tells its
+ * waiters. -EALREADY if it is not pending. */
+int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, const kactor_id *ids,
+                       const uint8_t *is_actor, size_t n_ids);
+/* Marks a pending object failed with a copied message, then tells its waiters. */
+int objstore_set_failed(ObjectStore *s, Object *o, kactor_error code, const char *message);
+
+void objstore_ref(Object *o);
+/* Drops a reference; frees the object at zero. Returns NULL. */
+Object *objstore_unref(ObjectStore *s, Object *o);
+
+/* Registers w for o when o is pending (w->remaining grows by one). Returns 1 when registered, 0 when
+ * o is done already. */
+int objstore_wait_for(Object *o, Waiter *w);
+/* Unregisters w from o (no-op when not registered). */
+void objstore_unwait(Object *o, Waiter *w);
+
+const char *object_state_to_string(ObjectState s);

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The worker launcher: starts kactor-worker processes with posix_spawn(), hands them their end of a
+ * socketpair as fd 3, and watches them with child event sources. The cgroup backends (per-actor
+ * cgroups and scopes) wrap this: the worker does nothing before INIT arrives, so a backend can place
+ * the new process before worker_send_init().
+ */
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "codec.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+extern char **environ;
+
+/* The worker's environment: ours, minus what is the manager's own, plus its fd and its GPUs. */
+static char **worker_environment(Actor *a) {
+        size_t n = 0;
+        while (environ[n])
+                n++;
+        char **env = calloc(n + 3, sizeof(char *));
+        if (!env)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const char *e = environ[i];
+                if (strncmp(e, "NOTIFY_SOCKET=", 14) == 0 || strncmp(e, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
+                    strncmp(e, "KACTOR_WORKER_FD=", 17) == 0 || strncmp(e, "LISTEN_", 7) == 0)
+                        continue;
+                env[k] = strdup(e);
+                if (!env[k])
+                        goto fail;
+                k++;
+        }
+        env[k] = strdup("KACTOR_WORKER_FD=3");
+        if (!env[k++])
+                goto fail;
+        if (a) {
+                /* An actor without GPUs sees none. */
+                _cleanup_free_ char *list = resources_gpu_list_string(a->gpus, a->n_gpus);
+                if (!list || asprintf(&env[k], "CUDA_VISIBLE_DEVICES=%s", list) < 0)
+                        goto fail;
+                k++;
+        }
+        return env;
+fail:
+        for (size_t i = 0; i < k; i++)
+                free(env[i]);
+        free(env);
+        return NULL;
+}
+
+char *worker_exit_description(const Worker *w) {
+        char *s = NULL;
+        int k;
+        switch (w->exit_code) {
+        case CLD_EXITED:
+                k = asprintf(&s, "worker exited with status %d", w->exit_status);
+                break;
+        case CLD_KILLED:
+        case CLD_DUMPED:
+                k = asprintf(&s, "worker exited on signal %d (SIG%s)%s", w->exit_status,
+                             sigabbrev_np(w->exit_status) ?: "?", w->exit_code == CLD_DUMPED ? ", core dumped" : "");
+                break;
+        default:
+                k = asprintf(&s, "worker exited (code %d, status %d)", w->exit_code, w->exit_status);
+        }
+        return k < 0 ? NULL : s;
+}
+
+Worker *worker_free(Worker *w) {
+        if (!w)
+                return NULL;
+        Manager *m = w->manager;
+        LIST_REMOVE(w, link);
+        m->n_workers--;
+        if (w->kind == WORKER_TASK) {
+                LIST_REMOVE(w, task_link);
+                m->n_task_workers--;
+        }
+        if (w->conn) {
+                w->conn->worker = NULL;
+                conn_close(w->conn);
+        }
+        if (w->actor && w->actor->worker == w)
+                w->actor->worker = NULL;
+        sd_event_source_disable_unref(w->child);
+        if (!w->exited)
+                (void) kill(w->pid, SIGKILL);
+        free(w);
+        return NULL;
+}
+
+static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Worker *w = userdata;
+        Manager *m = w->manager;
+
+        w->exited = true;
+        w->exit_code = si->si_code;
+        w->exit_status = si->si_status;
+
+        /* Whatever it sent before it went is still in the socket: handle it first. */
+        if (w->conn)
+                conn_drain(w->conn);
+
+        _cleanup_free_ char *cause = worker_exit_description(w);
+        if (w->actor)
+                actor_worker_gone(w->actor, cause ?: "worker exited");
+        else if (w->kind == WORKER_TASK) {
+                if (w->task || (w->exit_code != CLD_EXITED || w->exit_status != 0))
+                        log_warning("Task worker %d: %s.", (int) w->pid, cause ?: "exited");
+                tasks_worker_gone(w, cause ?: "worker exited");
+        }
+        worker_free(w);
+
+        if (m->stopping && m->n_workers == 0)
+                (void) sd_event_exit(m->event, 0);
+        return 0;
+}
+
+int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
+        _cleanup_close_ int fd_parent = -1, fd_child = -1;
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, all;
+        pid_t pid;
+        int sv[2], r;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return negative_errno();
+        fd_parent = sv[0];
+        fd_child = sv[1];
+        if (fd_child == 3) {
+                /* dup2() onto itself would keep O_CLOEXEC. */
+                int fd = fcntl(fd_child, F_DUPFD_CLOEXEC, 4);
+                if (fd < 0)
+                        return negative_errno();
+                safe_close(fd_child);
+                fd_child = fd;
+        }
+        int flags = fcntl(fd_parent, F_GETFL);
+        if (flags < 0 || fcntl(fd_parent, F_SETFL, flags | O_NONBLOCK) < 0)
+                return negative_errno();
+
+        char **env = worker_environment(actor);
+        if (!env)
+                return -ENOMEM;
+
+        char *argv[] = { (char *) "kactor-worker", NULL };
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_adddup2(&fa, fd_child, 3);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        r = -posix_spawn(&pid, m->worker_path, &fa, &attr, argv, env);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        for (char **e = env; *e; e++)
+                free(*e);
+        free(env);
+        if (r < 0)
+                return r;
+
+        Worker *w = calloc(1, sizeof(*w));
+        if (!w) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return -ENOMEM;
+        }
+        w->manager = m;
+        w->pid = pid;
+        w->kind = kind;
+        w->actor = actor;
+        LIST_INSERT_HEAD(&m->workers, w, link);
+        m->n_workers++;
+        if (kind == WORKER_TASK) {
+                LIST_INSERT_HEAD(&m->task_workers, w, task_link);
+                m->n_task_workers++;
+        }
+
+        r = sd_event_add_child(m->event, &w->child, pid, WEXITED, on_worker_exit, w);
+        if (r < 0) {
+                worker_free(w);
+                return r;
+        }
+        (void) sd_event_source_set_description(w->child, "worker");
+        r = conn_new(m, fd_parent, w, &w->conn);
+        if (r < 0) {
+                worker_free(w);
+                return r;
+        }
+        fd_parent = -1;
+        if (actor)
+                actor->worker = w;
+        *ret = w;
+        return 0;
+}
+
+int worker_send_init(Worker *w) {
+        Manager *m = w->manager;
+        Conn *c = w->conn;
+        Actor *a = w->actor;
+        int r;
+
+        if (!c)
+                return -ENOTCONN;
+        size_t off = frame_begin(&c->out);
+        r = msgpack_pack_array(&c->pk, 10) < 0 || msgpack_pack_uint32(&c->pk, MSG_INIT) < 0 ||
+            msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, w->kind) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, a ? a->id : (kactor_id) {});
+        if (r >= 0)
+                r = pack_cstr(&c->pk, a ? a->module : NULL);
+        if (r >= 0)
+                r = pack_cstr(&c->pk, a ? a->class_name : NULL);
+        if (r >= 0)
+                r = msgpack_pack_array(&c->pk, a ? a->n_gpus : 0) < 0 ? -ENOMEM : 0;
+        for (size_t i = 0; r >= 0 && a && i < a->n_gpus; i++)
+                r = msgpack_pack_uint32(&c->pk, a->gpus[i]) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = pack_cstr(&c->pk, m->node_id) < 0 || msgpack_pack_uint64(&c->pk, m->node_hi) < 0 ||
+                    msgpack_pack_uint64(&c->pk, c->id_prefix) < 0 ? -ENOMEM : 0;
+        if (r >= 0 && a)
+                r = buffer_append(&c->out, a->args, a->args_len);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r < 0)
+                return r;
+        conn_mark_dirty(c);
+        return 0;
+}
+
+int worker_send_call(Worker *w, Call *call) {
+        Conn *c = w->conn;
+        int r;
+
+        if (!c)
+                return -ENOTCONN;
+        size_t off = frame_begin(&c->out);
+        if (w->kind == WORKER_ACTOR)
+                r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_EXEC) < 0 ||
+                    msgpack_pack_uint64(&c->pk, call->seq) < 0 || pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
+        else
+                r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_TASK) < 0 ||
+                    msgpack_pack_uint64(&c->pk, call->seq) < 0 || pack_cstr(&c->pk, call->module) < 0 ||
+                    pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = buffer_append(&c->out, call->args, call->args_len);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r < 0)
+                return r;
+        conn_mark_dirty(c);
+        return 0;
+}
+
+void worker_stop(Worker *w) {
+        /* Closing its connection ends the worker's loop: its destructor runs and it exits. A worker
+         * busy in a long call is killed by the manager's stop timeout. */
+        if (w->conn) {
+                conn_flush(w->conn);
+                w->conn->worker = NULL;
+                conn_close(w->conn);
+                w->conn = NULL;
+        }
+}
