@@ -287,7 +287,7 @@ static void actor_forget_dead(Manager *m) {
 }
 
 /* The actor is dead: every queued and running call fails with ActorDied. */
-static void actor_die(Actor *a, const char *cause) {
+static void actor_die_full(Actor *a, const char *cause, bool expected) {
         Manager *m = a->manager;
         Call *c;
 
@@ -295,7 +295,12 @@ static void actor_die(Actor *a, const char *cause) {
                 return;
         free(a->death_cause);
         a->death_cause = strdup(cause ?: "unknown cause");
-        log_actor(LOG_INFO, a->id_string, NULL, "Actor %s (%s) died: %s", a->id_string, a->class_name, a->death_cause);
+        if (expected)
+                log_actor(LOG_DEBUG, a->id_string, NULL, "Actor %s (%s) stopped: %s", a->id_string, a->class_name,
+                          a->death_cause);
+        else
+                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s (%s) died: %s", a->id_string, a->class_name,
+                          a->death_cause);
 
         _cleanup_free_ char *msg = NULL;
         if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
@@ -314,6 +319,10 @@ static void actor_die(Actor *a, const char *cause) {
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
         m->n_dead_actors++;
         actor_forget_dead(m);
+}
+
+static void actor_die(Actor *a, const char *cause) {
+        actor_die_full(a, cause, false);
 }
 
 static void actor_release_resources(Actor *a) {
@@ -374,7 +383,7 @@ static void actor_maybe_stop(Actor *a) {
         log_actor(LOG_DEBUG, a->id_string, NULL, "No handles to actor %s left, stopping it.", a->id_string);
         if (a->worker)
                 worker_stop(a->worker);
-        actor_die(a, "no handles left");
+        actor_die_full(a, "no handles left", true);
 }
 
 void actor_ref(Actor *a) {
@@ -582,7 +591,7 @@ int actor_kill(Actor *a, bool no_restart, const char *why) {
         if (a->worker && !a->worker->exited)
                 (void) kill(a->worker->pid, SIGKILL);
         /* GPUs come back when the worker is gone (actor_worker_gone). */
-        actor_die(a, why);
+        actor_die_full(a, why, true);
         return 0;
 }
 

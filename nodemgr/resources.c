@@ -60,8 +60,12 @@ int resources_acquire(Resources *r, size_t n, double cpus, uint32_t *ret_ids, ch
         }
         /* A little slack for sums of fractions such as 0.1. */
         if (cpus > 0 && r->cpus_used + cpus > r->cpus_total + 1e-9) {
-                if (ret_msg && asprintf(ret_msg, "requested %g CPUs, %g of %g free", cpus,
-                                        MAX(r->cpus_total - r->cpus_used, 0.0), r->cpus_total) < 0)
+                /* The same slack here, so that ten 0.1s taken from 1 leave "0 free", not 1.11022e-16. */
+                double free_cpus = r->cpus_total - r->cpus_used;
+                if (free_cpus < 1e-9)
+                        free_cpus = 0;
+                if (ret_msg && asprintf(ret_msg, "requested %g CPUs, %g of %g free", cpus, free_cpus,
+                                        r->cpus_total) < 0)
                         *ret_msg = NULL;
                 return -ENOSPC;
         }
