@@ -33,6 +33,8 @@ ifneq ($(filter deps,$(MAKECMDGOALS)),deps)
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd msgpack 2>/dev/null)
 PKG_LIBS_SYSTEMD := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 PKG_LIBS_MSGPACK := $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null)
+# cgroups/: the device-cgroup program, capabilities, v1 controllers.
+PKG_LIBS_ISOLATION := $(shell $(PKG_CONFIG) --libs libbpf libcap libcgroup 2>/dev/null)
 PKG_CRITERION := $(shell $(PKG_CONFIG) --cflags --libs criterion 2>/dev/null)
 endif
 
@@ -112,10 +114,10 @@ $(BUILD)/kactor-worker: $(BUILD)/obj/lib/worker.o $(BUILD)/libkactor.so
 	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $< -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) -ldl
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
 $(BUILD)/kactorctl: $(BUILD)/obj/nodemgr/kactorctl.o $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
 $(BUILD)/examples/%.so: examples/%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
@@ -135,12 +137,12 @@ $(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
 # --- tests -----------------------------------------------------------------------------------------
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
-	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lm
+	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
 $(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
@@ -149,13 +151,19 @@ $(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(BUILD)/libkactor.so
 
 tests: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
-# Criterion prints "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N" per binary.
+# Criterion prints "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N" per binary. A
+# sanitizer report (a leak is reported after Criterion has counted the test) fails the run too.
 CRITERION_ARGS ?= --jobs=2 --timeout=120
+SANITIZER_REPORT := ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:
+RUN_TESTS = set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(1); do echo "== $$t"; \
+        if ! KACTOR_BUILD=$(abspath $(BUILD)) $$t $(CRITERION_ARGS) > $$log 2>&1; then cat $$log; exit 1; fi; \
+        cat $$log; if grep -Eq '$(SANITIZER_REPORT)' $$log; then echo "FAIL: sanitizer report in $$t" >&2; exit 1; fi; done
+
 check-unit: tests
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t $(CRITERION_ARGS); done
+	@$(call RUN_TESTS,$(UNIT_TESTS))
 
 check-integration: tests
-	@set -e; for t in $(INTEGRATION_TESTS); do echo "== $$t"; KACTOR_BUILD=$(abspath $(BUILD)) $$t $(CRITERION_ARGS); done
+	@$(call RUN_TESTS,$(INTEGRATION_TESTS))
 
 check-docs: all
 	tests/check-dbus-docs.sh $(BUILD)

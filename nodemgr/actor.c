@@ -305,8 +305,10 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         _cleanup_free_ char *msg = NULL;
         if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
                 msg = NULL;
-        while ((c = callqueue_pop_any(&a->queue)))
+        while ((c = callqueue_pop_any(&a->queue))) {
                 call_fail(m, c, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+                a->calls_completed++;
+        }
 
         if (a->name)
                 HASH_DELETE(hh_name, m->actors_by_name, a);
@@ -326,11 +328,10 @@ static void actor_die(Actor *a, const char *cause) {
 }
 
 static void actor_release_resources(Actor *a) {
-        if (a->n_gpus > 0 || a->num_cpus > 0)
-                resources_release(&a->manager->resources, a->gpus, a->n_gpus, a->num_cpus);
-        a->num_cpus = 0;
-        /* GpuIds stay visible on a dead actor; the bookkeeping is what is returned. */
-        a->n_gpus = 0;
+        if (!a->holds_resources)
+                return;
+        resources_release(&a->manager->resources, a->gpus, a->n_gpus, a->num_cpus);
+        a->holds_resources = false;
 }
 
 void actor_free(Actor *a) {
@@ -524,6 +525,7 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         }
         a->n_gpus = spec->num_gpus;
         a->num_cpus = spec->num_cpus;
+        a->holds_resources = true;
 
         r = actor_prepare_args(m, a, spec->args, spec->args_len, e);
         if (r < 0) {

@@ -122,9 +122,10 @@ struct Actor {
 
         ActorState state;
         char *death_cause;
-        uint32_t *gpus;
+        uint32_t *gpus;     /* stay visible on a dead actor, whose GPUs went back to the pool */
         size_t n_gpus;
         double num_cpus;
+        bool holds_resources; /* GPUs and CPUs are reserved in the node's pool */
         uint64_t memory_max;
         int32_t max_restarts;
         uint32_t restarts;
