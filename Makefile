@@ -42,7 +42,7 @@ WARNINGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
         -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror=implicit-function-declaration
 BASE_CFLAGS := -std=gnu11 -g -O2 -fPIC -D_GNU_SOURCE -DKACTOR_VERSION='"$(VERSION)"' \
         -DKACTOR_LIBEXECDIR='"$(LIBEXECDIR)"' -DKACTOR_MODULEDIR='"$(MODULEDIR)"' \
-        -Iinclude -Ilib -Inodemgr -Icgroups -Ibpf $(WARNINGS) $(PKG_CFLAGS)
+        -Iinclude -Ilib -Inodemgr -Icgroups -Ibpf -I$(BUILD)/bpf $(WARNINGS) $(PKG_CFLAGS)
 ifeq ($(SANITIZE),1)
 BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BASE_LDFLAGS += -fsanitize=address,undefined
@@ -58,7 +58,7 @@ RPATH = -Wl,-rpath,'$$ORIGIN'
 LIB_SRCS := $(filter-out lib/worker.c,$(wildcard lib/*.c))
 # The node manager's parts; nodemgr.c holds main, kactorctl.c is the command-line client.
 NODEMGR_SRCS := $(filter-out nodemgr/nodemgr.c nodemgr/kactorctl.c,$(wildcard nodemgr/*.c)) \
-        $(wildcard cgroups/*.c)
+        $(wildcard cgroups/*.c) $(filter-out %.bpf.c,$(wildcard bpf/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 NODEMGR_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(NODEMGR_SRCS))
 
@@ -99,6 +99,40 @@ $(BUILD)/obj/%.o: %.c
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+# --- BPF (bpf/): CO-RE objects and their skeletons (generated, never committed) -------------------
+# vmlinux.h comes from the running kernel's BTF; x.bpf.c -> x.bpf.o -> x.skel.h (struct x_bpf).
+BPFTOOL ?= bpftool
+BPF_CLANG ?= clang
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null) \
+        -I$(BUILD)/bpf -Ibpf -Wall -Wno-unused-function
+BPF_HEADERS := $(wildcard bpf/*.h)
+
+$(BUILD)/bpf/vmlinux.h:
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS) $(BUILD)/bpf/vmlinux.h
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+# The loader includes its skeleton.
+$(BUILD)/obj/bpf/trace.o: $(BUILD)/bpf/trace.skel.h
+
+# Unit tests of BPF programs drive them with BPF_PROG_TEST_RUN through a test object of their own.
+$(BUILD)/tests/unit/bpf/%.bpf.o: tests/unit/bpf/%.bpf.c bpf/trace.bpf.c $(BPF_HEADERS) $(BUILD)/bpf/vmlinux.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/unit/bpf/%.skel.h: $(BUILD)/tests/unit/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/unit/test-bpf-%: tests/unit/test-bpf-%.c $(BUILD)/tests/unit/bpf/test-%.skel.h $(CORE_ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests/unit/bpf $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) \
+	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+
 $(CORE_ARCHIVE): $(LIB_OBJS) $(NODEMGR_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -110,8 +144,9 @@ $(LIBKACTOR): $(LIB_OBJS) lib/libkactor.sym
 $(BUILD)/libkactor.so: $(LIBKACTOR)
 	ln -sf libkactor.so.$(SOVERSION) $@
 
-$(BUILD)/kactor-worker: $(BUILD)/obj/lib/worker.o $(BUILD)/libkactor.so
-	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $< -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) -ldl
+$(BUILD)/kactor-worker: $(BUILD)/obj/lib/worker.o $(BUILD)/obj/cgroups/privileges.o $(BUILD)/libkactor.so
+	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $< $(BUILD)/obj/cgroups/privileges.o -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) \
+	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm

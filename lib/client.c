@@ -156,7 +156,7 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                         return r;
 
                 if (c->frame.type != MSG_REPLY) {
-                        if (!c->worker || (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK))
+                        if (!c->worker || (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK && c->frame.type != MSG_SAVE))
                                 return -EBADMSG;
                         r = client_set_aside(c);
                         if (r < 0)

@@ -40,8 +40,8 @@ static int pack_result(int r) {
 
 void codec_id_to_bytes(kactor_id id, uint8_t out[16]) {
         for (size_t i = 0; i < 8; i++) {
-                out[i] = (uint8_t) (id.hi >> (56 - 8 * i));
-                out[8 + i] = (uint8_t) (id.lo >> (56 - 8 * i));
+                out[i] = (uint8_t)(id.hi >> (56 - 8 * i));
+                out[8 + i] = (uint8_t)(id.lo >> (56 - 8 * i));
         }
 }
 
@@ -73,7 +73,7 @@ int codec_object_to_id(const msgpack_object *o, int8_t type, kactor_id *ret) {
         if (!o || o->type != MSGPACK_OBJECT_EXT || o->via.ext.type != type || o->via.ext.size != 16)
                 return -EBADMSG;
         if (ret)
-                *ret = codec_id_from_bytes((const uint8_t *) o->via.ext.ptr);
+                *ret = codec_id_from_bytes((const uint8_t *)o->via.ext.ptr);
         return 0;
 }
 
@@ -91,7 +91,8 @@ static int pack_value(msgpack_packer *pk, const kactor_value *v, unsigned depth)
                 return pack_result(msgpack_pack_nil(pk));
 
         case KACTOR_TYPE_BOOL:
-                return pack_result(kactor_value_get_bool(v) ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+                return pack_result(kactor_value_get_bool(v) ? msgpack_pack_true(pk)
+                                                            : msgpack_pack_false(pk));
 
         case KACTOR_TYPE_INT:
                 return pack_result(msgpack_pack_int64(pk, kactor_value_get_int(v)));
@@ -173,7 +174,7 @@ static int pack_value(msgpack_packer *pk, const kactor_value *v, unsigned depth)
                 n = strlen(message);
                 if (n >= UINT32_MAX)
                         return -EINVAL;
-                c = (uint8_t) code;
+                c = (uint8_t)code;
                 r = msgpack_pack_ext(pk, 1 + n, CODEC_EXT_ERROR);
                 if (r == 0)
                         r = msgpack_pack_ext_body(pk, &c, 1);
@@ -214,8 +215,8 @@ int codec_encode(const kactor_value *v, char **ret_buf, size_t *ret_len) {
 }
 
 static int str_compare(const void *a, const void *b) {
-        const msgpack_object_str *x = *(const msgpack_object_str *const *) a;
-        const msgpack_object_str *y = *(const msgpack_object_str *const *) b;
+        const msgpack_object_str *x = *(const msgpack_object_str *const *)a;
+        const msgpack_object_str *y = *(const msgpack_object_str *const *)b;
         int c;
 
         c = memcmp(x->ptr, y->ptr, MIN(x->size, y->size));
@@ -272,7 +273,7 @@ static int object_to_value(const msgpack_object *o, unsigned depth, kactor_value
                 if (o->via.u64 > INT64_MAX)
                         return -EBADMSG;
                 if (ret)
-                        v = kactor_value_new_int((int64_t) o->via.u64);
+                        v = kactor_value_new_int((int64_t)o->via.u64);
                 break;
 
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
@@ -288,12 +289,14 @@ static int object_to_value(const msgpack_object *o, unsigned depth, kactor_value
 
         case MSGPACK_OBJECT_STR:
                 if (ret)
-                        v = kactor_value_new_stringn(o->via.str.size > 0 ? o->via.str.ptr : "", o->via.str.size);
+                        v = kactor_value_new_stringn(o->via.str.size > 0 ? o->via.str.ptr : "",
+                                                     o->via.str.size);
                 break;
 
         case MSGPACK_OBJECT_BIN:
                 if (ret)
-                        v = kactor_value_new_bytes(o->via.bin.size > 0 ? o->via.bin.ptr : "", o->via.bin.size);
+                        v = kactor_value_new_bytes(o->via.bin.size > 0 ? o->via.bin.ptr : "",
+                                                   o->via.bin.size);
                 break;
 
         case MSGPACK_OBJECT_ARRAY:
@@ -348,8 +351,9 @@ static int object_to_value(const msgpack_object *o, unsigned depth, kactor_value
                         if (r < 0)
                                 return r;
                         if (ret) {
-                                r = value_map_append_unchecked(v, kv->key.via.str.size > 0 ? kv->key.via.str.ptr : "",
-                                                               kv->key.via.str.size, item);
+                                r = value_map_append_unchecked(
+                                        v, kv->key.via.str.size > 0 ? kv->key.via.str.ptr : "",
+                                        kv->key.via.str.size, item);
                                 if (r < 0)
                                         return r;
                         }
@@ -357,7 +361,7 @@ static int object_to_value(const msgpack_object *o, unsigned depth, kactor_value
                 break;
 
         case MSGPACK_OBJECT_EXT: {
-                const uint8_t *p = (const uint8_t *) o->via.ext.ptr;
+                const uint8_t *p = (const uint8_t *)o->via.ext.ptr;
                 uint32_t n = o->via.ext.size;
 
                 switch (o->via.ext.type) {
@@ -379,10 +383,10 @@ static int object_to_value(const msgpack_object *o, unsigned depth, kactor_value
                         if (n < 1 || !error_code_valid(p[0]) || memchr(p + 1, 0, n - 1))
                                 return -EBADMSG;
                         if (ret) {
-                                message = strndup((const char *) p + 1, n - 1);
+                                message = strndup((const char *)p + 1, n - 1);
                                 if (!message)
                                         return -ENOMEM;
-                                v = kactor_value_new_error((kactor_error) p[0], message);
+                                v = kactor_value_new_error((kactor_error)p[0], message);
                         }
                         break;
                 }
@@ -424,7 +428,8 @@ int codec_validate(const msgpack_object *o) {
  * malformed, and so is nesting past the limit. It only walks headers and lengths; the unpacker still
  * does the parsing.
  */
-static int check_bounds(const uint8_t *p, size_t len) {
+int codec_check_bounds(const void *buf, size_t len, size_t *ret_len) {
+        const uint8_t *p = buf;
         uint64_t pending[CODEC_DEPTH_LIMIT + 1];
         unsigned depth = 0;
         size_t off = 0;
@@ -450,7 +455,7 @@ static int check_bounds(const uint8_t *p, size_t len) {
                         ; /* fixints, nil, bool */
                 else if (b <= 0x8f) {
                         container = true;
-                        count = 2 * (uint64_t) (b & 0x0f);
+                        count = 2 * (uint64_t)(b & 0x0f);
                 } else if (b <= 0x9f) {
                         container = true;
                         count = b & 0x0f;
@@ -458,17 +463,22 @@ static int check_bounds(const uint8_t *p, size_t len) {
                         payload = b & 0x1f;
                 else
                         switch (b) {
-                        case 0xc4: case 0xd9: /* bin 8, str 8 */
+                        case 0xc4:
+                        case 0xd9: /* bin 8, str 8 */
                                 width = 1;
                                 break;
-                        case 0xc5: case 0xda:
+                        case 0xc5:
+                        case 0xda:
                                 width = 2;
                                 break;
-                        case 0xc6: case 0xdb:
+                        case 0xc6:
+                        case 0xdb:
                                 width = 4;
                                 break;
-                        case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: length, then the type byte */
-                                width = (size_t) 1 << (b - 0xc7);
+                        case 0xc7:
+                        case 0xc8:
+                        case 0xc9: /* ext 8/16/32: length, then the type byte */
+                                width = (size_t)1 << (b - 0xc7);
                                 payload = 1;
                                 break;
                         case 0xca:
@@ -477,20 +487,32 @@ static int check_bounds(const uint8_t *p, size_t len) {
                         case 0xcb:
                                 payload = 8;
                                 break;
-                        case 0xcc: case 0xcd: case 0xce: case 0xcf:
-                                payload = (uint64_t) 1 << (b - 0xcc);
+                        case 0xcc:
+                        case 0xcd:
+                        case 0xce:
+                        case 0xcf:
+                                payload = (uint64_t)1 << (b - 0xcc);
                                 break;
-                        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-                                payload = (uint64_t) 1 << (b - 0xd0);
+                        case 0xd0:
+                        case 0xd1:
+                        case 0xd2:
+                        case 0xd3:
+                                payload = (uint64_t)1 << (b - 0xd0);
                                 break;
-                        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext: type + 2^k */
-                                payload = 1 + ((uint64_t) 1 << (b - 0xd4));
+                        case 0xd4:
+                        case 0xd5:
+                        case 0xd6:
+                        case 0xd7:
+                        case 0xd8: /* fixext: type + 2^k */
+                                payload = 1 + ((uint64_t)1 << (b - 0xd4));
                                 break;
-                        case 0xdc: case 0xde:
+                        case 0xdc:
+                        case 0xde:
                                 container = true;
                                 width = 2;
                                 break;
-                        case 0xdd: case 0xdf:
+                        case 0xdd:
+                        case 0xdf:
                                 container = true;
                                 width = 4;
                                 break;
@@ -524,7 +546,11 @@ static int check_bounds(const uint8_t *p, size_t len) {
                 }
         }
 
-        return off == len ? 0 : -EBADMSG;
+        if (ret_len)
+                *ret_len = off;
+        else if (off != len)
+                return -EBADMSG;
+        return 0;
 }
 
 int codec_decode(const void *buf, size_t len, kactor_value **ret) {
@@ -537,7 +563,7 @@ int codec_decode(const void *buf, size_t len, kactor_value **ret) {
         if (!buf || len == 0)
                 return -EBADMSG;
 
-        r = check_bounds(buf, len);
+        r = codec_check_bounds(buf, len, NULL);
         if (r < 0)
                 return r;
 
@@ -558,7 +584,7 @@ static int foreach_id(const msgpack_object *o, unsigned depth, bool top, codec_i
 
                 if (!id_type_valid(o->via.ext.type) || o->via.ext.size != 16)
                         return 0;
-                id = codec_id_from_bytes((const uint8_t *) o->via.ext.ptr);
+                id = codec_id_from_bytes((const uint8_t *)o->via.ext.ptr);
                 if (fn) {
                         r = fn(o->via.ext.type, id, top, userdata);
                         if (r < 0)

@@ -20,7 +20,7 @@
 #define CODEC_EXT_OBJECT 1
 #define CODEC_EXT_ACTOR 2
 #define CODEC_EXT_ERROR 3
-#define CODEC_MAX_DEPTH 64
+#define CODEC_MAX_DEPTH 32 /* msgpack-c's unpacker holds at most 32 open containers */
 
 /* Packs v with pk. Returns 0 or -ENOMEM (or -EINVAL for an invalid value). */
 int codec_pack_value(msgpack_packer *pk, const kactor_value *v);
@@ -48,6 +48,14 @@ int codec_object_to_id(const msgpack_object *o, int8_t type, kactor_id *ret);
  */
 typedef int (*codec_id_fn)(int8_t type, kactor_id id, bool top, void *userdata);
 int codec_foreach_id(const msgpack_object *o, codec_id_fn fn, void *userdata);
+
+/*
+ * Checks, before msgpack-c sees untrusted bytes, that the value at the start of buf announces no more
+ * elements than there are bytes left and nests no deeper than the limit: msgpack-c allocates what a
+ * header announces before reading it. With ret_len, returns the value's length (more may follow);
+ * without, the value must fill buf. 0 or -EBADMSG.
+ */
+int codec_check_bounds(const void *buf, size_t len, size_t *ret_len);
 
 /* Checks that o is a valid kactor value (the rules above). 0 or -EBADMSG. */
 int codec_validate(const msgpack_object *o);

@@ -120,6 +120,11 @@ int frame_parse(Frame *f, const char *payload, size_t len) {
         f->fields = NULL;
         f->n_fields = 0;
 
+        size_t header_len;
+        if (codec_check_bounds(payload, len, &header_len) < 0)
+                return -EBADMSG;
+        if (header_len < len && codec_check_bounds(payload + header_len, len - header_len, NULL) < 0)
+                return -EBADMSG;
         if (msgpack_unpack_next(&f->header, payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
                 return -EBADMSG;
 

@@ -43,14 +43,25 @@ typedef enum ProtoMsg {
         MSG_REPLY,           /* [T, reqid, error code, message] (+ value)                     */
 
         /* nodemgr -> worker */
-        MSG_INIT = 64,       /* [T, 0, kind, actor id, module, class, [gpu ids]] + args      */
+        MSG_INIT = 64,       /* [T, 0, kind, actor id, module, class, [gpu ids], node id, id hi,
+                              *  id range, checkpoint (nil, or the saved state)] + args       */
         MSG_EXEC,            /* [T, seq, method] + args                                       */
         MSG_TASK,            /* [T, seq, module, function] + args                            */
+        MSG_SAVE,            /* [T, seq]: run the class's save hook (a checkpoint)            */
 
         /* worker -> nodemgr */
-        MSG_INIT_DONE = 96,  /* [T, 0, error code, message]                                   */
-        MSG_RESULT,          /* [T, seq, error code, message] + value when the code is 0      */
+        MSG_INIT_DONE = 96,  /* [T, 0, error code, message, flags]                            */
+        MSG_RESULT,          /* [T, seq, error code, message, flags] + value when the code is 0 */
 } ProtoMsg;
+
+/* Flags of RESULT. */
+enum {
+        RESULT_READ_ONLY = 1 << 0, /* the method is read-only: not kept in the lineage */
+};
+/* Flags of INIT_DONE. */
+enum {
+        INIT_CAN_SAVE = 1 << 0,    /* the class has save and restore hooks */
+};
 
 typedef enum WorkerKind {
         WORKER_ACTOR = 1,

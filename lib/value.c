@@ -322,7 +322,7 @@ _public_ kactor_type kactor_value_type(const kactor_value *v) {
 }
 
 _public_ const char *kactor_type_to_string(kactor_type t) {
-        if ((unsigned) t >= _KACTOR_TYPE_MAX)
+        if ((unsigned)t >= _KACTOR_TYPE_MAX)
                 return NULL;
         return type_names[t];
 }
@@ -357,7 +357,7 @@ _public_ const void *kactor_value_get_bytes(const kactor_value *v, size_t *ret_l
 
 _public_ kactor_id kactor_value_get_id(const kactor_value *v) {
         if (!value_is(v, KACTOR_TYPE_OBJECT) && !value_is(v, KACTOR_TYPE_ACTOR))
-                return (kactor_id) {};
+                return (kactor_id){};
         return v->id;
 }
 
@@ -375,7 +375,7 @@ _public_ int kactor_value_as_double(const kactor_value *v, double *ret) {
         if (value_is(v, KACTOR_TYPE_DOUBLE))
                 d = v->d;
         else if (value_is(v, KACTOR_TYPE_INT))
-                d = (double) v->i;
+                d = (double)v->i;
         else
                 return -EINVAL;
         if (ret)
@@ -400,7 +400,7 @@ static int array_grow(void **p, size_t *allocated, size_t n, size_t size) {
 
         if (n < *allocated)
                 return 0;
-        a = MAX(*allocated * 2, (size_t) 4);
+        a = MAX(*allocated * 2, (size_t)4);
         if (a <= *allocated || a > SIZE_MAX / size)
                 return -ENOMEM;
         q = realloc(*p, a * size);
@@ -417,10 +417,15 @@ _public_ int kactor_value_list_append(kactor_value *list, kactor_value *item) {
 
         if (!item)
                 return -ENOMEM; /* the constructor that made it failed */
-        if (!value_is(list, KACTOR_TYPE_LIST) || item == list)
+        if (item == list) {
+                /* Freeing it would free the list under the caller: refuse and leave it alone. */
+                TAKE_PTR(owned);
+                return -EINVAL;
+        }
+        if (!value_is(list, KACTOR_TYPE_LIST))
                 return -EINVAL;
 
-        r = array_grow((void **) &list->list.items, &list->list.allocated, list->list.n,
+        r = array_grow((void **)&list->list.items, &list->list.allocated, list->list.n,
                        sizeof(kactor_value *));
         if (r < 0)
                 return r;
@@ -470,16 +475,20 @@ int value_map_append_unchecked(kactor_value *map, const char *key, size_t key_le
 
         if (!item)
                 return -ENOMEM;
-        if (!value_is(map, KACTOR_TYPE_MAP) || !key || item == map)
+        if (item == map) {
+                TAKE_PTR(owned); /* as in kactor_value_list_append() */
+                return -EINVAL;
+        }
+        if (!value_is(map, KACTOR_TYPE_MAP) || !key)
                 return -EINVAL;
 
         k = strndup(key, key_len);
         if (!k)
                 return -ENOMEM;
-        r = array_grow((void **) &map->map.entries, &map->map.allocated, map->map.n, sizeof(MapEntry));
+        r = array_grow((void **)&map->map.entries, &map->map.allocated, map->map.n, sizeof(MapEntry));
         if (r < 0)
                 return r;
-        map->map.entries[map->map.n++] = (MapEntry) {
+        map->map.entries[map->map.n++] = (MapEntry){
                 .key = TAKE_PTR(k),
                 .value = TAKE_PTR(owned),
         };
@@ -492,7 +501,11 @@ _public_ int kactor_value_map_set(kactor_value *map, const char *key, kactor_val
 
         if (!item)
                 return -ENOMEM;
-        if (!value_is(map, KACTOR_TYPE_MAP) || !key || item == map)
+        if (item == map) {
+                TAKE_PTR(owned); /* as in kactor_value_list_append() */
+                return -EINVAL;
+        }
+        if (!value_is(map, KACTOR_TYPE_MAP) || !key)
                 return -EINVAL;
 
         e = map_find(map, key);
@@ -517,7 +530,7 @@ _public_ bool kactor_value_is_error(const kactor_value *v) {
 }
 
 _public_ const char *kactor_error_name(kactor_error code) {
-        if ((unsigned) code >= _KACTOR_ERROR_MAX)
+        if ((unsigned)code >= _KACTOR_ERROR_MAX)
                 return NULL;
         return error_names[code];
 }
@@ -527,7 +540,7 @@ _public_ kactor_error kactor_error_from_name(const char *name) {
                 return _KACTOR_ERROR_MAX;
         for (size_t i = 0; i < ELEMENTSOF(error_names); i++)
                 if (streq_ptr(error_names[i], name))
-                        return (kactor_error) i;
+                        return (kactor_error)i;
         return _KACTOR_ERROR_MAX;
 }
 
@@ -555,13 +568,13 @@ _public_ int kactor_id_from_string(const char *s, kactor_id *ret) {
 
                 if (x < 0)
                         return -EINVAL;
-                half[i / 16] = (half[i / 16] << 4) | (uint64_t) x;
+                half[i / 16] = (half[i / 16] << 4) | (uint64_t)x;
         }
         if (s[32] != 0)
                 return -EINVAL;
 
         if (ret)
-                *ret = (kactor_id) { .hi = half[0], .lo = half[1] };
+                *ret = (kactor_id){.hi = half[0], .lo = half[1]};
         return 0;
 }
 
@@ -623,7 +636,7 @@ __attribute__((format(printf, 2, 3))) static void json_printf(Json *j, const cha
         va_start(ap, fmt);
         n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
         va_end(ap);
-        if (n < 0 || (size_t) n >= sizeof(tmp)) {
+        if (n < 0 || (size_t)n >= sizeof(tmp)) {
                 j->oom = true;
                 return;
         }
@@ -664,7 +677,7 @@ static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
 
 /* A JSON string literal; bytes that are not UTF-8 become U+FFFD so the output stays valid JSON. */
 static void json_string(Json *j, const char *s, size_t n) {
-        const unsigned char *p = (const unsigned char *) s;
+        const unsigned char *p = (const unsigned char *)s;
         size_t i = 0;
 
         json_put(j, "\"", 1);
@@ -782,8 +795,8 @@ static void json_value(Json *j, const kactor_value *v) {
         case KACTOR_TYPE_BYTES:
                 json_puts(j, "{\"bytes\": \"");
                 for (size_t i = 0; i < v->str.len; i++) {
-                        unsigned char c = (unsigned char) v->str.data[i];
-                        char h[2] = { hex[c >> 4], hex[c & 15] };
+                        unsigned char c = (unsigned char)v->str.data[i];
+                        char h[2] = {hex[c >> 4], hex[c & 15]};
 
                         json_put(j, h, 2);
                 }

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "kactor/module.h"
 #include "macro.h"
+#include "probes.h"
 
 /* Results are sent in batches while calls are quick; before a call whose method has taken longer
  * than this (on average, or which has not run yet) the results so far are sent first, so a slow
@@ -174,7 +175,7 @@ static int worker_load_module(kactor_ctx *ctx, const char *path, const kactor_mo
 
 /* Appends a RESULT (or INIT_DONE) frame: the value on success, else the error code and message. */
 static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int r, kactor_error code,
-                              kactor_value *value) {
+                              kactor_value *value, uint32_t flags) {
         kactor_client *c = ctx->client;
         const char *msg = NULL;
         _cleanup_free_ char *fallback = NULL;
@@ -197,9 +198,9 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
         }
 
         size_t off = frame_begin(&c->out);
-        int k = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
+        int k = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
                 msgpack_pack_uint64(&c->pk, seq) < 0 || msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
-                pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 ? -ENOMEM : 0;
+                pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 || msgpack_pack_uint32(&c->pk, flags) < 0 ? -ENOMEM : 0;
         if (k >= 0 && r >= 0 && type == MSG_RESULT) {
                 if (value)
                         k = codec_pack_value(&c->pk, value);
@@ -213,7 +214,7 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
         k = frame_end(&c->out, off);
         if (k == -EMSGSIZE)
                 /* Too large to send back: say so instead of the value. */
-                return worker_send_result(ctx, type, seq, -EMSGSIZE, KACTOR_ERROR_TASK_FAILED, NULL);
+                return worker_send_result(ctx, type, seq, -EMSGSIZE, KACTOR_ERROR_TASK_FAILED, NULL, flags);
         free(ctx->error);
         ctx->error = NULL;
         return k;
@@ -282,7 +283,7 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
         client_set_identity(ctx->client, node, hi, lo);
 
         if (kind == WORKER_TASK)
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL);
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL, 0);
 
         _cleanup_(kactor_value_freep) kactor_value *args = NULL;
         r = worker_decode_args(f, &args);
@@ -295,7 +296,7 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
         r = worker_load_module(ctx, module, &info, &error);
         if (r < 0) {
                 ctx->error = TAKE_PTR(error);
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL) ?: r;
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0) ?: r;
         }
         for (size_t i = 0; info->classes && info->classes[i]; i++)
                 if (info->classes[i]->name && streq(info->classes[i]->name, class_name)) {
@@ -304,7 +305,7 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                 }
         if (!ctx->class) {
                 kactor_fail(ctx, "module %s has no actor class '%s'", module, class_name);
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL) ?: -ENOENT;
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0) ?: -ENOENT;
         }
         for (const kactor_method *m = ctx->class->methods; m && m->name; m++)
                 ctx->n_methods++;
@@ -312,7 +313,23 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
         if (!ctx->method_stats)
                 return -ENOMEM;
 
-        if (ctx->class->init) {
+        const msgpack_object *checkpoint = frame_field(f, 8);
+        if (checkpoint && checkpoint->type != MSGPACK_OBJECT_NIL) {
+                /* Rebuilt from a checkpoint: restore, then the calls after it are replayed. */
+                _cleanup_(kactor_value_freep) kactor_value *saved = NULL;
+                if (!ctx->class->restore)
+                        r = kactor_fail(ctx, "actor class %s has no restore hook", class_name);
+                else {
+                        r = codec_value_from_object(checkpoint, &saved);
+                        if (r >= 0)
+                                r = ctx->class->restore(ctx, saved, &ctx->state);
+                }
+                if (r < 0) {
+                        if (!ctx->error)
+                                kactor_fail(ctx, "restoring %s from its checkpoint failed: %s", class_name, strerror(-r));
+                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL, 0) ?: r;
+                }
+        } else if (ctx->class->init) {
                 r = ctx->class->init(ctx, args, &ctx->state);
                 if (r < 0) {
                         if (!ctx->error)
@@ -324,10 +341,24 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                                         ctx->error = m;
                                 }
                         }
-                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL) ?: r;
+                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL, 0) ?: r;
                 }
         }
-        return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL);
+        return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL,
+                                  ctx->class->save && ctx->class->restore ? INIT_CAN_SAVE : 0);
+}
+
+/* A checkpoint: the state as the class's save hook renders it. */
+static int worker_save(kactor_ctx *ctx, Frame *f) {
+        _cleanup_(kactor_value_freep) kactor_value *saved = NULL;
+        int r;
+
+        if (!ctx->class->save) {
+                kactor_fail(ctx, "actor class %s has no save hook", ctx->class->name);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -EOPNOTSUPP, KACTOR_ERROR_NOT_SUPPORTED, NULL, 0);
+        }
+        r = ctx->class->save(ctx, ctx->state, &saved);
+        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? saved : NULL, 0);
 }
 
 static int worker_exec(kactor_ctx *ctx, Frame *f) {
@@ -350,7 +381,7 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
                         break;
         if (!m || !m->name) {
                 kactor_fail(ctx, "actor class %s has no method '%.*s'", ctx->class->name, (int) MIN(len, 256), name);
-                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0);
         }
 
         /* Send what is buffered first unless this method is known to be quick. */
@@ -366,12 +397,15 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
         }
 
         uint64_t t0 = now_nsec();
+        KACTOR_PROBE(call_started, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id);
         r = m->fn(ctx, ctx->state, args, &result);
         uint64_t dt = now_nsec() - t0 + 1;
+        KACTOR_PROBE(call_finished, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id, t0, t0 + dt - 1);
         st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
 
         ctx->batched++;
-        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL);
+        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL,
+                                  (m->flags & KACTOR_METHOD_READ_ONLY) ? RESULT_READ_ONLY : 0);
 }
 
 static int worker_task(kactor_ctx *ctx, Frame *f) {
@@ -396,7 +430,7 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
         r = worker_load_module(ctx, module, &info, &error);
         if (r < 0) {
                 ctx->error = TAKE_PTR(error);
-                return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL);
+                return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0);
         }
         const kactor_function *fn = info->functions;
         for (; fn && fn->name; fn++)
@@ -404,10 +438,10 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
                         break;
         if (!fn || !fn->name) {
                 kactor_fail(ctx, "module %s has no function '%s'", module, function);
-                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0);
         }
         r = fn->fn(ctx, args, &result);
-        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL);
+        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL, 0);
 }
 
 _public_ int kactor_worker_main(int argc, char *argv[]) {
@@ -449,6 +483,8 @@ _public_ int kactor_worker_main(int argc, char *argv[]) {
                         break;
                 if (f.type == MSG_EXEC && ctx.kind == WORKER_ACTOR)
                         r = worker_exec(&ctx, &f);
+                else if (f.type == MSG_SAVE && ctx.kind == WORKER_ACTOR)
+                        r = worker_save(&ctx, &f);
                 else if (f.type == MSG_TASK && ctx.kind == WORKER_TASK)
                         r = worker_task(&ctx, &f);
                 else

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "manager-trace.h"
 
 /* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
 #define ACTOR_WINDOW 256
@@ -89,6 +90,9 @@ int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t 
         /* Ids travel as fixext16 (0xd8): a value without that byte names nothing. */
         if (!memchr(data, 0xd8, len))
                 return 0;
+
+        if (codec_check_bounds(data, len, NULL) < 0)
+                return -EBADMSG;
 
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
@@ -274,6 +278,16 @@ void actor_set_state(Actor *a, ActorState state) {
         manager_bus_actor_changed(a->manager, a, "State");
 }
 
+/* Keeps the node's lineage total in step with one actor's log. */
+static size_t actor_lineage_bytes(const Actor *a) {
+        return a->lineage.bytes + a->lineage.checkpoint_len;
+}
+
+static void actor_lineage_account(Actor *a, size_t before) {
+        Manager *m = a->manager;
+        m->lineage_bytes = m->lineage_bytes + actor_lineage_bytes(a) - before;
+}
+
 static void actor_forget_dead(Manager *m) {
         while (m->n_dead_actors > DEAD_ACTORS_MAX) {
                 /* The list is newest first: drop from the tail. */
@@ -293,6 +307,7 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
 
         if (a->state == ACTOR_DEAD)
                 return;
+        manager_trace_actor_died(m, a, expected);
         free(a->death_cause);
         a->death_cause = strdup(cause ?: "unknown cause");
         if (expected)
@@ -327,7 +342,7 @@ static void actor_die(Actor *a, const char *cause) {
         actor_die_full(a, cause, false);
 }
 
-static void actor_release_resources(Actor *a) {
+void actor_release_resources(Actor *a) {
         if (!a->holds_resources)
                 return;
         resources_release(&a->manager->resources, a->gpus, a->n_gpus, a->num_cpus);
@@ -339,6 +354,7 @@ void actor_free(Actor *a) {
         if (!a)
                 return;
         m = a->manager;
+        manager_trace_actor_freed(m, a);
         Call *c;
         while ((c = callqueue_pop_any(&a->queue)))
                 call_fail(m, c, KACTOR_ERROR_ACTOR_DIED, "the node manager stopped");
@@ -356,6 +372,7 @@ void actor_free(Actor *a) {
         }
         manager_bus_actor_removed(m, a);
         HASH_DELETE(hh, m->actors, a);
+        actor_isolation_free(a);
         actor_release_resources(a);
         for (size_t i = 0; i < a->n_arg_ids; i++) {
                 if (a->arg_id_actor[i])
@@ -364,6 +381,9 @@ void actor_free(Actor *a) {
                         objstore_unref(&m->store, objstore_find(&m->store, a->arg_ids[i]));
         }
         sd_bus_track_unref(a->track);
+        sd_event_source_disable_unref(a->restart_timer);
+        m->lineage_bytes -= actor_lineage_bytes(a);
+        lineage_done(&a->lineage);
         free(a->arg_ids);
         free(a->arg_id_actor);
         free(a->path);
@@ -481,6 +501,17 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         r = manager_resolve_module(m, spec->module, &module, e);
         if (r < 0)
                 return r;
+        uid_t run_uid;
+        gid_t run_gid;
+        r = actor_isolation_resolve_user(spec, &run_uid, &run_gid, e);
+        if (r < 0)
+                return r;
+        r = actor_isolation_check_module(module, run_uid, e);
+        if (r < 0)
+                return r;
+        r = actor_isolation_check_limits(m, spec, e);
+        if (r < 0)
+                return r;
         if (spec->name) {
                 Actor *other = manager_find_actor_by_name(m, spec->name);
                 if (other)
@@ -495,10 +526,15 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         a->id = manager_new_local_id(m);
         kactor_id_to_string(a->id, a->id_string);
         callqueue_init(&a->queue);
+        lineage_init(&a->lineage);
+        a->checkpoint_interval = spec->checkpoint_interval ?: m->checkpoint_interval;
         a->state = ACTOR_PENDING;
         a->max_restarts = spec->max_restarts;
         a->detached = spec->detached;
         a->uid = spec->uid;
+        a->run_uid = run_uid;
+        a->run_gid = run_gid;
+        a->tasks_max = spec->tasks_max;
         a->memory_max = spec->memory_max;
         a->module = TAKE_PTR(module);
         a->module_arg = strdup(spec->module);
@@ -541,7 +577,14 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         Worker *w;
         r = worker_spawn(m, WORKER_ACTOR, a, &w);
         if (r >= 0)
-                r = worker_send_init(w);
+                r = actor_isolation_start(a, w, e);
+        if (r < 0 && a->worker)
+                (void) kill(a->worker->pid, SIGKILL); /* reaped by the launcher */
+        if (r == -EREMOTEIO) {
+                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s: %s", a->id_string, e->message ?: "");
+                actor_free(a);
+                return r;
+        }
         if (r < 0) {
                 log_error_errno(r, "Failed to start a worker for actor %s: %m", a->id_string);
                 actor_free(a);
@@ -568,21 +611,140 @@ fail_unlisted:
         return r;
 }
 
-void actor_worker_ready(Actor *a, kactor_error code, const char *message) {
+static bool actor_can_restart(const Actor *a) {
+        return !a->no_restart && !a->manager->stopping && (a->max_restarts < 0 || a->restarts < (uint32_t) a->max_restarts);
+}
+
+/* Starts a worker for the actor: its constructor (or the restore hook) runs there. */
+static int actor_start_worker(Actor *a) {
+        Worker *w;
+        int r = worker_spawn(a->manager, WORKER_ACTOR, a, &w);
+        if (r >= 0)
+                r = worker_send_init(w);
+        return r;
+}
+
+static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Actor *a = userdata;
+        a->restart_timer = sd_event_source_disable_unref(a->restart_timer);
+        if (a->state != ACTOR_RESTARTING)
+                return 0;
+        int r = actor_start_worker(a);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start a worker to restart actor %s: %m", a->id_string);
+                actor_die(a, "its worker could not be restarted");
+                actor_release_resources(a);
+        }
+        return 0;
+}
+
+/*
+ * The worker died and the actor may restart: calls it was running go back to the head of the queue
+ * (they run once more), a new worker runs the constructor (or restores the checkpoint), the log is
+ * replayed, and only then are new calls admitted. Restarts that fail again before the actor is back
+ * wait a little longer each time (10 ms, doubling, at most 1 s).
+ */
+static void actor_restart(Actor *a, const char *cause) {
+        Manager *m = a->manager;
+        Call *c, *next;
+
+        for (c = TAILQ_FIRST(&a->queue.inflight); c; c = next) {
+                next = TAILQ_NEXT(c, link);
+                if (c->kind == CALL_NORMAL)
+                        continue;
+                TAILQ_REMOVE(&a->queue.inflight, c, link);
+                a->queue.n_inflight--;
+                call_free(m, c);
+        }
+        a->replaying = 0;
+        a->save_inflight = false;
+        callqueue_requeue_inflight(&a->queue);
+
+        a->restarts++;
+        if (a->max_restarts < 0)
+                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s (%s): %s; restarting it (restart %u), replaying %zu calls.",
+                          a->id_string, a->class_name, cause, a->restarts, lineage_size(&a->lineage));
+        else
+                log_actor(LOG_WARNING, a->id_string, NULL,
+                          "Actor %s (%s): %s; restarting it (restart %u of %d), replaying %zu calls.", a->id_string,
+                          a->class_name, cause, a->restarts, a->max_restarts, lineage_size(&a->lineage));
+        actor_set_state(a, ACTOR_RESTARTING);
+        manager_bus_actor_changed(m, a, "Restarts");
+
+        uint64_t delay = a->failures == 0 ? 0 : MIN((uint64_t) 10000 << MIN(a->failures - 1, 16u), (uint64_t) 1000000);
+        a->failures++;
+        int r = sd_event_add_time_relative(m->event, &a->restart_timer, CLOCK_MONOTONIC, delay, 0, on_restart_timer, a);
+        if (r < 0) {
+                actor_die(a, "its worker could not be restarted");
+                actor_release_resources(a);
+        }
+}
+
+static void actor_replay_done(Actor *a) {
+        a->failures = 0;
+        actor_set_state(a, ACTOR_ALIVE);
+        actor_dispatch(a);
+}
+
+/* Sends every logged call to the new worker; their results are dropped. */
+static int actor_replay(Actor *a) {
+        Manager *m = a->manager;
+        Worker *w = a->worker;
+
+        for (size_t i = 0; i < lineage_size(&a->lineage); i++) {
+                const LineageRecord *rec = lineage_at(&a->lineage, i);
+                Call *c = calloc(1, sizeof(*c));
+                if (!c)
+                        return -ENOMEM;
+                c->kind = CALL_REPLAY;
+                c->manager = m;
+                c->owner = a;
+                c->method = strdup(rec->method);
+                c->args = malloc(rec->args_len ?: 1);
+                if (!c->method || !c->args) {
+                        call_free(m, c);
+                        return -ENOMEM;
+                }
+                memcpy(c->args, rec->args, rec->args_len);
+                c->args_len = rec->args_len;
+                callqueue_start_direct(&a->queue, c, ++w->next_seq);
+                a->replaying++;
+                int r = worker_send_call(w, c);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32_t flags) {
         if (!a || a->state == ACTOR_DEAD)
                 return;
         if (code != KACTOR_OK) {
-                /* The worker ends by itself after reporting this. */
+                /* The constructor failed: it would again. The worker ends by itself after saying so. */
+                a->no_restart = true;
                 actor_die(a, message ?: "the constructor failed");
                 return;
         }
-        actor_set_state(a, ACTOR_ALIVE);
-        actor_dispatch(a);
-        actor_maybe_stop(a);
+        manager_trace_actor_ready(a->manager, a);
+        a->can_save = flags & INIT_CAN_SAVE;
+        if (lineage_size(&a->lineage) == 0) {
+                actor_replay_done(a);
+                actor_maybe_stop(a);
+                return;
+        }
+        int r = actor_replay(a);
+        if (r < 0) {
+                log_error_errno(r, "Failed to replay the lineage of actor %s: %m", a->id_string);
+                (void) actor_kill(a, true, "its lineage could not be replayed");
+        }
 }
 
 void actor_worker_gone(Actor *a, const char *cause) {
         a->worker = NULL;
+        if (a->state != ACTOR_DEAD && actor_can_restart(a)) {
+                actor_restart(a, cause);
+                return;
+        }
         actor_die(a, cause);
         actor_release_resources(a);
 }
@@ -590,11 +752,43 @@ void actor_worker_gone(Actor *a, const char *cause) {
 int actor_kill(Actor *a, bool no_restart, const char *why) {
         if (a->state == ACTOR_DEAD)
                 return 0;
+        if (!no_restart && actor_can_restart(a)) {
+                /* It comes back: the restart begins when the worker is gone. */
+                if (a->worker && !a->worker->exited)
+                        (void) kill(a->worker->pid, SIGKILL);
+                return 0;
+        }
+        a->no_restart = true;
         if (a->worker && !a->worker->exited)
                 (void) kill(a->worker->pid, SIGKILL);
         /* GPUs come back when the worker is gone (actor_worker_gone). */
         actor_die_full(a, why, true);
+        if (!a->worker)
+                actor_release_resources(a);
         return 0;
+}
+
+/* Asks the worker for a checkpoint when enough calls were logged since the last one. */
+static void actor_maybe_checkpoint(Actor *a) {
+        Manager *m = a->manager;
+        Worker *w = a->worker;
+
+        if (!a->can_save || a->save_inflight || lineage_size(&a->lineage) == 0)
+                return;
+        if (!a->force_checkpoint && (a->checkpoint_interval == 0 || a->calls_since_checkpoint < a->checkpoint_interval))
+                return;
+        Call *c = calloc(1, sizeof(*c));
+        if (!c)
+                return;
+        c->kind = CALL_SAVE;
+        c->manager = m;
+        c->owner = a;
+        callqueue_start_direct(&a->queue, c, ++w->next_seq);
+        a->save_inflight = true;
+        a->force_checkpoint = false;
+        a->calls_since_checkpoint = 0;
+        if (worker_send_save(w, c) < 0)
+                (void) actor_kill(a, true, "the node manager could not send a checkpoint request to the worker");
 }
 
 void actor_dispatch(Actor *a) {
@@ -618,12 +812,15 @@ void actor_dispatch(Actor *a) {
                         continue;
                 }
                 callqueue_start(&a->queue, c, ++w->next_seq);
+                KACTOR_PROBE_STAMP(call_stored, c->trace_dispatched_ns);
+                KACTOR_PROBE(call_dispatched, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq, kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), kactor_trace_method_id(c->method, strlen(c->method)));
                 r = worker_send_call(w, c);
                 if (r < 0) {
                         (void) actor_kill(a, true, "the node manager could not send a call to the worker");
                         return;
                 }
         }
+        actor_maybe_checkpoint(a);
         actor_maybe_stop(a);
 }
 
@@ -633,6 +830,7 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         Call *c;
         int r;
 
+        KACTOR_PROBE(call_submitted, kactor_trace_id_hash(actor.hi, actor.lo), kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
@@ -653,6 +851,22 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
                 return 0;
         }
 
+        if (m->lineage_max > 0 && m->lineage_bytes >= m->lineage_max) {
+                if (a->can_save)
+                        a->force_checkpoint = true;
+                else if (lineage_size(&a->lineage) > 0) {
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "the node's lineage memory limit (%" PRIu64 " bytes) is reached, and actor %s "
+                                     "(class %s) keeps %zu bytes of lineage but cannot checkpoint (no save hook)",
+                                     m->lineage_max, a->id_string, a->class_name, actor_lineage_bytes(a)) < 0)
+                                msg = NULL;
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_INSUFFICIENT_RESOURCES,
+                                                   msg ?: "lineage memory limit reached");
+                        *ret = o;
+                        return 0;
+                }
+        }
+
         ReqError ce = {};
         r = call_new(m, o, args, args_len, &c, &ce);
         if (r >= 0) {
@@ -671,6 +885,9 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         }
         c->owner = a;
         callqueue_push(&a->queue, c);
+        KACTOR_PROBE(call_queued, kactor_trace_id_hash(a->id.hi, a->id.lo), kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
+        if (KACTOR_PROBE_ENABLED(call_stored))
+                manager_trace_call_queued(m, a, c);
         a->calls_submitted++;
         a->stopping = false;
         r = call_watch_deps(m, c);
@@ -703,8 +920,60 @@ int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn
         return 0;
 }
 
+/* A checkpoint came back: the log before it can go. */
+static void actor_save_finished(Actor *a, kactor_error code, const char *message, const char *data, size_t len) {
+        a->save_inflight = false;
+        if (code != KACTOR_OK) {
+                log_actor(LOG_WARNING, a->id_string, NULL, "Checkpoint of actor %s failed, checkpoints are off for it: %s",
+                          a->id_string, message ?: "unknown error");
+                a->can_save = false;
+                return;
+        }
+        size_t before = actor_lineage_bytes(a);
+        int r = lineage_checkpoint(&a->lineage, lineage_last_index(&a->lineage), data, len);
+        if (r < 0)
+                log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s", a->id_string,
+                          strerror(-r));
+        actor_lineage_account(a, before);
+        manager_bus_actor_changed(a->manager, a, "LineageLength");
+}
+
+static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data,
+                                size_t len, uint32_t flags) {
+        Manager *m = a->manager;
+
+        switch (c->kind) {
+        case CALL_REPLAY:
+                call_free(m, c);
+                if (--a->replaying == 0)
+                        actor_replay_done(a);
+                return;
+        case CALL_SAVE:
+                call_free(m, c);
+                actor_save_finished(a, code, message, data, len);
+                actor_dispatch(a);
+                return;
+        case CALL_NORMAL:
+                break;
+        }
+        KACTOR_PROBE(call_stored, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq, kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), c->trace_method, c->trace_queued_ns, c->trace_dispatched_ns);
+
+        if (!(flags & RESULT_READ_ONLY)) {
+                /* Kept even when it failed: it may have changed the state before it did. */
+                size_t before = actor_lineage_bytes(a);
+                if (lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code) < 0)
+                        log_actor(LOG_WARNING, a->id_string, c->method, "Out of memory for the lineage of actor %s.",
+                                  a->id_string);
+                actor_lineage_account(a, before);
+                a->calls_since_checkpoint++;
+        }
+        a->calls_completed++;
+        call_free(m, c);
+        actor_dispatch(a);
+}
+
 int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
-                          const char *data, size_t len) {
+                          const char *data, size_t len, uint32_t flags) {
         Call *c;
         Actor *a = w->actor;
 
@@ -721,24 +990,25 @@ int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code
                 w->task = NULL;
         }
 
-        if (code == KACTOR_OK) {
-                _cleanup_free_ kactor_id *ids = NULL;
-                _cleanup_free_ uint8_t *is_actor = NULL;
-                size_t n = 0;
-                int r = manager_scan_ids(data, len, &ids, &is_actor, &n, NULL);
-                if (r < 0)
-                        (void) objstore_set_failed(&m->store, c->result, KACTOR_ERROR_TASK_FAILED,
-                                                   "the worker sent a malformed result");
-                else if (c->result->state == OBJECT_PENDING)
-                        (void) objstore_set_ready(&m->store, c->result, data, len, ids, is_actor, n);
-        } else
-                (void) objstore_set_failed(&m->store, c->result, code, message ?: "failed");
+        if (c->result && c->result->state == OBJECT_PENDING) {
+                if (code == KACTOR_OK) {
+                        _cleanup_free_ kactor_id *ids = NULL;
+                        _cleanup_free_ uint8_t *is_actor = NULL;
+                        size_t n = 0;
+                        if (manager_scan_ids(data, len, &ids, &is_actor, &n, NULL) < 0)
+                                (void) objstore_set_failed(&m->store, c->result, KACTOR_ERROR_TASK_FAILED,
+                                                           "the worker sent a malformed result");
+                        else
+                                (void) objstore_set_ready(&m->store, c->result, data, len, ids, is_actor, n);
+                } else
+                        (void) objstore_set_failed(&m->store, c->result, code, message ?: "failed");
+        }
 
-        call_free(m, c);
-        if (w->kind == WORKER_ACTOR) {
-                a->calls_completed++;
-                actor_dispatch(a);
-        } else
+        if (w->kind == WORKER_ACTOR)
+                actor_call_finished(a, c, code, message, data, len, flags);
+        else {
+                call_free(m, c);
                 tasks_task_done(w);
+        }
         return 0;
 }

@@ -75,7 +75,7 @@ int bus_path_parse(const char *path, kactor_type *ret_type, kactor_id *ret_id) {
 }
 
 static int key_compare(const void *a, const void *b) {
-        return strcmp(*(const char *const *) a, *(const char *const *) b);
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Returns 1 when two keys of map are equal, 0 when none are, or -ENOMEM. */
@@ -308,7 +308,7 @@ static int read_value(sd_bus_message *m, unsigned depth, bus_path_resolve_fn res
                         return r;
                 if (x > INT64_MAX)
                         return -ERANGE;
-                v = kactor_value_new_int((int64_t) x);
+                v = kactor_value_new_int((int64_t)x);
                 break;
         }
 
@@ -435,7 +435,8 @@ static int read_value(sd_bus_message *m, unsigned depth, bus_path_resolve_fn res
         return 0;
 }
 
-int bus_message_read_value(sd_bus_message *m, bus_path_resolve_fn resolve, void *userdata, kactor_value **ret) {
+int bus_message_read_value(sd_bus_message *m, bus_path_resolve_fn resolve, void *userdata,
+                           kactor_value **ret) {
         if (!m || !ret)
                 return -EINVAL;
         return read_value(m, 0, resolve, userdata, ret);
@@ -522,7 +523,7 @@ static int append_value(sd_bus_message *m, const kactor_value *v) {
                 return sd_bus_message_append(m, "v", "g", "");
 
         case KACTOR_TYPE_BOOL:
-                return sd_bus_message_append(m, "v", "b", (int) kactor_value_get_bool(v));
+                return sd_bus_message_append(m, "v", "b", (int)kactor_value_get_bool(v));
 
         case KACTOR_TYPE_INT:
                 return sd_bus_message_append(m, "v", "x", kactor_value_get_int(v));

@@ -51,3 +51,23 @@ Call *callqueue_pop_any(CallQueue *q) {
         }
         return c;
 }
+
+void callqueue_start_direct(CallQueue *q, Call *c, uint64_t seq) {
+        c->seq = seq;
+        TAILQ_INSERT_TAIL(&q->inflight, c, link);
+        q->n_inflight++;
+}
+
+size_t callqueue_requeue_inflight(CallQueue *q) {
+        size_t n = 0;
+        Call *c;
+        /* Last first, each to the head: the order is kept. */
+        while ((c = TAILQ_LAST(&q->inflight, CallList))) {
+                TAILQ_REMOVE(&q->inflight, c, link);
+                q->n_inflight--;
+                TAILQ_INSERT_HEAD(&q->queued, c, link);
+                q->n_queued++;
+                n++;
+        }
+        return n;
+}

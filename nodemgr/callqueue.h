@@ -18,8 +18,15 @@
 
 typedef struct Call Call;
 
+typedef enum CallKind {
+        CALL_NORMAL,  /* a call someone made; its result is delivered */
+        CALL_REPLAY,  /* a logged call run again to rebuild the actor; its result is dropped */
+        CALL_SAVE,    /* a checkpoint: the module's save hook */
+} CallKind;
+
 struct Call {
         TAILQ_ENTRY(Call) link;
+        CallKind kind;
         Object *result;         /* referenced */
         char *method;           /* actor call: the method; task: the function */
         char *module;           /* task */
@@ -33,6 +40,8 @@ struct Call {
         uint64_t seq;           /* assigned on dispatch */
         double num_cpus;        /* task */
         uint64_t submitted_usec;
+        uint32_t trace_method;  /* tracing (manager-trace.c): the method's id, */
+        uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while a tracer is attached */
         void *owner;            /* the actor, or NULL for tasks */
         void *manager;
 };
@@ -55,6 +64,11 @@ void callqueue_start(CallQueue *q, Call *c, uint64_t seq);
 /* Takes the oldest in-flight call if its seq matches; NULL otherwise (a worker that answers out of
  * order is broken). */
 Call *callqueue_finish(CallQueue *q, uint64_t seq);
+/* Adds a call straight to the in-flight list (replays and checkpoints, which skip the queue). */
+void callqueue_start_direct(CallQueue *q, Call *c, uint64_t seq);
+/* Puts the in-flight calls back at the head of the queue, in their order (the worker died before
+ * answering them: they run again). Returns how many. */
+size_t callqueue_requeue_inflight(CallQueue *q);
 /* Removes and returns the next call, in-flight ones first, for failing them all. */
 Call *callqueue_pop_any(CallQueue *q);
 static inline bool callqueue_is_empty(const CallQueue *q) {

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "probes.h"
 
 static size_t get_request_ready(const GetRequest *g) {
         size_t n = 0;
@@ -160,6 +161,7 @@ static int get_request_reply_native(GetRequest *g, bool timed_out) {
 }
 
 void get_request_complete(GetRequest *g, bool timed_out) {
+        KACTOR_PROBE(get_answered, g->n_objects > 0 ? kactor_trace_id_hash(g->objects[0]->id.hi, g->objects[0]->id.lo) : 0, g->n_objects, timed_out);
         if (g->conn) {
                 int r = get_request_reply_native(g, timed_out);
                 if (r < 0)

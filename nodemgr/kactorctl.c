@@ -26,6 +26,7 @@
 
 #include "bus-value.h"
 #include "codec.h"
+#include "kactorctl-trace.h"
 #include "macro.h"
 
 #define EXIT_USAGE 2
@@ -713,6 +714,10 @@ static int bus_connect(sd_bus **ret) {
         return 0;
 }
 
+int kactorctl_bus_connect(sd_bus **ret) { /* for kactorctl-trace.c */
+        return bus_connect(ret);
+}
+
 typedef struct CallWait {
         sd_bus_message *reply;
         bool interrupted;
@@ -1298,6 +1303,7 @@ static int verb_status(int argc, char *argv[]) {
         printf("   CPUs: %g of %g free\n", info.free_cpus, info.num_cpus);
         printf(" Actors: %" PRIu32 "\n", info.actors);
         printf("Objects: %" PRIu64 "\n", info.objects);
+        trace_print_status(bus);
         return 0;
 }
 
@@ -1892,6 +1898,7 @@ static const struct {
 } verbs[] = {
         { "status", verb_status }, { "list", verb_list }, { "create", verb_create },
         { "call", verb_call },     { "get", verb_get },   { "kill", verb_kill },
+        { "trace", verb_trace },   { "top", verb_top },   { "timeline", verb_timeline },
 };
 
 static void help(void) {
@@ -1905,7 +1912,11 @@ static void help(void) {
                "  call [OPTIONS] ACTOR METHOD [ARG...]\n"
                "                                  Call a method and print its result\n"
                "  get [OPTIONS] OBJECT...         Wait for objects and print their values\n"
-               "  kill [--no-restart] ACTOR       Kill an actor's worker\n\n"
+               "  kill [--no-restart] ACTOR       Kill an actor's worker\n"
+               "  trace [--actor A] [--method M] [--interval S] [--json|--prometheus]\n"
+               "                                  Call phase and scheduler histograms, p50/p99\n"
+               "  top [--interval S]              A live table of the actors\n"
+               "  timeline -o FILE [--duration S] Record a Chrome trace / Perfetto timeline\n\n"
                "Options:\n"
                "  -h --help          Show this help ('kactorctl COMMAND --help' for a command's)\n"
                "     --version      Show the version\n"

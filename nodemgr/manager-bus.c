@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "manager-trace.h"
 
 #define KACTOR_BUS_OBJECT_INTERFACE "io.kactor.Object1"
 
@@ -63,7 +64,8 @@ static int bus_sender_uid(sd_bus_message *msg, uid_t *ret) {
         return sd_bus_creds_get_euid(creds, ret);
 }
 
-static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **ret_name, sd_bus_error *error) {
+static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **ret_name, char **ret_user,
+                                  sd_bus_error *error) {
         int r;
 
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
@@ -82,10 +84,26 @@ static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **r
                                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "NumCpus out of range.");
                 } else if (streq(key, "MemoryMax"))
                         r = sd_bus_message_read(msg, "v", "t", &spec->memory_max);
+                else if (streq(key, "CheckpointInterval"))
+                        r = sd_bus_message_read(msg, "v", "u", &spec->checkpoint_interval);
                 else if (streq(key, "MaxRestarts")) {
                         r = sd_bus_message_read(msg, "v", "i", &spec->max_restarts);
                         if (r >= 0 && spec->max_restarts < -1)
                                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "MaxRestarts must be >= -1.");
+                } else if (streq(key, "TasksMax"))
+                        r = sd_bus_message_read(msg, "v", "t", &spec->tasks_max);
+                else if (streq(key, "User")) {
+                        const char *s;
+                        r = sd_bus_message_read(msg, "v", "s", &s);
+                        if (r >= 0) {
+                                if (!*s)
+                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "User must not be empty.");
+                                free(*ret_user);
+                                *ret_user = strdup(s);
+                                if (!*ret_user)
+                                        return -ENOMEM;
+                                spec->user = *ret_user;
+                        }
                 } else if (streq(key, "Detached")) {
                         int b;
                         r = sd_bus_message_read(msg, "v", "b", &b);
@@ -129,7 +147,7 @@ static int actor_track_handler(sd_bus_track *t, void *userdata) {
 static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *module, *class_name;
-        _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL;
+        _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL, *user = NULL;
         size_t args_len;
         ActorSpec spec = { .detached = true };
         ReqError e = {};
@@ -142,12 +160,14 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         r = bus_read_args(m, msg, &args, &args_len, error);
         if (r < 0)
                 return r;
-        r = bus_read_actor_options(msg, &spec, &name, error);
+        r = bus_read_actor_options(msg, &spec, &name, &user, error);
         if (r < 0)
                 return r;
         r = bus_sender_uid(msg, &spec.uid);
         if (r < 0)
-                spec.uid = 0;
+                /* Without the caller's identity nothing runs: never fall back to root. */
+                return sd_bus_error_setf(error, "io.kactor.Error.AccessDenied",
+                                         "Cannot determine the caller's user: %s", strerror(-r));
         spec.module = module;
         spec.class_name = class_name;
         spec.args = args;
@@ -477,6 +497,12 @@ static int property_get_objects(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "t", (uint64_t) m->store.n_objects);
 }
 
+static int property_get_cgroup_manager(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "s", cgroup_manager_name(m->cgroups));
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("NodeId", "s", property_get_node_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -487,6 +513,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("NumCpus", "d", property_get_cpus, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("FreeCpus", "d", property_get_cpus, 0, 0),
         SD_BUS_PROPERTY("Objects", "t", property_get_objects, 0, 0),
+        SD_BUS_PROPERTY("LineageBytes", "t", NULL, offsetof(Manager, lineage_bytes), 0),
+        SD_BUS_PROPERTY("LineageMemoryMax", "t", NULL, offsetof(Manager, lineage_max), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CgroupManager", "s", property_get_cgroup_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_ARGS("CreateActor",
                                 SD_BUS_ARGS("s", module, "s", class, "av", args, "a{sv}", options),
                                 SD_BUS_RESULT("o", actor), method_create_actor, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -614,10 +643,25 @@ static int property_get_actor_gpus(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append_array(reply, 'u', a->gpus, a->n_gpus * sizeof(uint32_t));
 }
 
-static int property_get_actor_empty(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        /* Unit and ControlGroup: set by the cgroup backends. */
-        return sd_bus_message_append(reply, "s", "");
+static int property_get_actor_cgroup(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        /* Set once the backend has placed the worker; the scope is empty without systemd. */
+        return sd_bus_message_append(reply, "s", (streq(property, "Unit") ? a->unit : a->control_group) ?: "");
+}
+
+static int property_get_actor_user(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t) a->run_uid);
+}
+
+static int property_get_actor_lineage(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        if (streq(property, "LineageLength"))
+                return sd_bus_message_append(reply, "t", (uint64_t) lineage_size(&a->lineage));
+        return sd_bus_message_append(reply, "t", (uint64_t) (a->lineage.bytes + a->lineage.checkpoint_len));
 }
 
 static const sd_bus_vtable actor_vtable[] = {
@@ -630,9 +674,11 @@ static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_PROPERTY("Node", "s", property_get_actor_string, 0, 0),
         SD_BUS_PROPERTY("Pid", "u", property_get_actor_pid, 0, 0),
         SD_BUS_PROPERTY("GpuIds", "au", property_get_actor_gpus, 0, 0),
-        SD_BUS_PROPERTY("Unit", "s", property_get_actor_empty, 0, 0),
-        SD_BUS_PROPERTY("ControlGroup", "s", property_get_actor_empty, 0, 0),
-        SD_BUS_PROPERTY("Restarts", "u", NULL, offsetof(Actor, restarts), 0),
+        SD_BUS_PROPERTY("Unit", "s", property_get_actor_cgroup, 0, 0),
+        SD_BUS_PROPERTY("ControlGroup", "s", property_get_actor_cgroup, 0, 0),
+        SD_BUS_PROPERTY("User", "u", property_get_actor_user, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("TasksMax", "t", NULL, offsetof(Actor, tasks_max), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Restarts", "u", NULL, offsetof(Actor, restarts), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxRestarts", "i", NULL, offsetof(Actor, max_restarts), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Detached", "b", NULL, offsetof(Actor, detached), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("NumCpus", "d", NULL, offsetof(Actor, num_cpus), 0),
@@ -640,6 +686,10 @@ static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_PROPERTY("CallsSubmitted", "t", NULL, offsetof(Actor, calls_submitted), 0),
         SD_BUS_PROPERTY("CallsCompleted", "t", NULL, offsetof(Actor, calls_completed), 0),
         SD_BUS_PROPERTY("DeathCause", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LineageLength", "t", property_get_actor_lineage, 0, 0),
+        SD_BUS_PROPERTY("LineageBytes", "t", property_get_actor_lineage, 0, 0),
+        SD_BUS_PROPERTY("CheckpointIndex", "t", NULL, offsetof(Actor, lineage.checkpoint_index), 0),
+        SD_BUS_PROPERTY("CheckpointInterval", "u", NULL, offsetof(Actor, checkpoint_interval), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_ARGS("Call", SD_BUS_ARGS("s", method, "av", args), SD_BUS_RESULT("o", object),
                                 method_actor_call, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Kill", SD_BUS_ARGS("b", no_restart), SD_BUS_NO_RESULT, method_actor_kill,
@@ -729,6 +779,9 @@ int manager_bus_setup(Manager *m) {
         r = sd_bus_add_object_vtable(m->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the manager object: %m");
+        r = trace_bus_setup(m); /* io.kactor.Trace1 */
+        if (r < 0)
+                return r;
         r = sd_bus_add_fallback_vtable(m->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_ACTOR_INTERFACE, actor_vtable,
                                        actor_find, m);
         if (r < 0)

@@ -11,6 +11,13 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "manager-trace.h"
+#include "privileges.h"
+
+/* Lineage: what all actors' logs may hold together, and how often an actor whose class can save is
+ * checkpointed (in logged calls). */
+#define MANAGER_LINEAGE_MAX_DEFAULT (1024ULL * 1024 * 1024)
+#define MANAGER_CHECKPOINT_INTERVAL_DEFAULT 1000
 
 /* How long stopping workers get before they are killed. */
 #define MANAGER_STOP_TIMEOUT_USEC (3 * 1000000ULL)
@@ -144,6 +151,7 @@ void manager_stop(Manager *m) {
                 return;
         m->stopping = true;
         (void) sd_notify(false, "STOPPING=1");
+        manager_trace_stop(m);
 
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->listen_fd = safe_close(m->listen_fd);
@@ -264,16 +272,31 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                         return -ENOMEM;
         }
 
+        m->lineage_max = config->lineage_max ?: MANAGER_LINEAGE_MAX_DEFAULT;
+        m->checkpoint_interval = config->checkpoint_interval != UINT32_MAX ? config->checkpoint_interval
+                                                                           : MANAGER_CHECKPOINT_INTERVAL_DEFAULT;
+
         double cpus = config->num_cpus > 0 ? config->num_cpus : (double) sysconf(_SC_NPROCESSORS_ONLN);
-        if (config->gpu_devices) {
-                size_t n = 0;
-                while (config->gpu_devices[n])
-                        n++;
-                r = resources_init_devices(&m->resources, config->gpu_devices, n, cpus);
+        /* GPUs: an explicit list of device nodes, a bare count, or what the driver shows. */
+        if (config->gpu_devices)
+                r = gpu_inventory_from_list(config->gpu_devices, &m->gpu_inventory);
+        else if (config->n_gpus == 0)
+                r = gpu_discover("", &m->gpu_inventory);
+        else
+                r = 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to find the GPUs' device nodes: %m");
+        if (m->gpu_inventory.n_gpus > 0) {
+                _cleanup_free_ char **paths = gpu_inventory_paths(&m->gpu_inventory);
+                if (!paths)
+                        return -ENOMEM;
+                r = resources_init_devices(&m->resources, paths, m->gpu_inventory.n_gpus, cpus);
         } else
                 r = resources_init(&m->resources, config->n_gpus, cpus);
         if (r < 0)
                 return r;
+        m->cgroup_manager_kind = config->cgroup_manager;
+        m->cgroup_name = config->cgroup_name;
 
         static const ObjectStoreOps store_ops = {
                 .actor_ref = (void (*)(void *, kactor_id)) manager_actor_ref_id,
@@ -292,6 +315,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        manager_trace_stop(m);
 
         Conn *c;
         while ((c = LIST_FIRST(&m->conns))) {
@@ -307,6 +331,8 @@ Manager *manager_free(Manager *m) {
         Actor *a, *tmp;
         HASH_ITER(hh, m->actors, a, tmp)
                 actor_free(a);
+        m->cgroups = cgroup_manager_free(m->cgroups);
+        gpu_inventory_done(&m->gpu_inventory);
 
         Call *call;
         while ((call = callqueue_pop_any(&m->tasks))) {
@@ -361,10 +387,21 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add flush source: %m");
 
+        /* Keep only the capabilities the node manager needs (cgroups/privileges.c says which). */
+        r = privileges_limit_manager();
+        if (r < 0)
+                return log_error_errno(r, "Failed to drop capabilities: %m");
+
+        ManagerConfig isolation = { .cgroup_manager = m->cgroup_manager_kind, .cgroup_name = m->cgroup_name };
+        r = manager_isolation_setup(m, &isolation);
+        if (r < 0)
+                return r; /* logged */
+
         r = manager_listen(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
 
+        manager_trace_start(m);
         r = manager_bus_setup(m);
         if (r < 0)
                 return r; /* logged */

@@ -21,7 +21,10 @@
 #include <uthash.h>
 
 #include "callqueue.h"
+#include "cgroup-manager.h"
+#include "gpu-discovery.h"
 #include "kactor/value.h"
+#include "lineage.h"
 #include "objstore.h"
 #include "proto.h"
 #include "resources.h"
@@ -130,7 +133,13 @@ struct Actor {
         int32_t max_restarts;
         uint32_t restarts;
         int detached;       /* an int for sd-bus's "b" */
-        uid_t uid;
+        uid_t uid;          /* the caller's; the worker runs as run_uid/run_gid (isolation.c) */
+        uid_t run_uid;
+        gid_t run_gid;
+        uint64_t tasks_max;
+        ActorCgroup *cgroup; /* until the cgroup is empty after the worker ended */
+        char *unit;          /* the scope (systemd), kept after death for status */
+        char *control_group;
 
         unsigned refs;      /* handles held anywhere (connections, objects, call arguments, D-Bus) */
         bool stopping;      /* no handles left: stop once the queue is empty */
@@ -139,6 +148,18 @@ struct Actor {
         Worker *worker;
         CallQueue queue;
         uint64_t calls_submitted, calls_completed;
+
+        /* Lineage and restarts. */
+        LineageLog lineage;
+        bool can_save;            /* the class has save and restore hooks */
+        uint32_t checkpoint_interval; /* logged calls between checkpoints; 0: never */
+        uint64_t calls_since_checkpoint;
+        bool save_inflight;
+        bool force_checkpoint;    /* the node's lineage memory is over its limit */
+        size_t replaying;         /* replayed calls in flight: new calls wait until 0 (the barrier) */
+        unsigned failures;        /* restarts in a row that did not get back to alive */
+        bool no_restart;          /* killed with no_restart */
+        sd_event_source *restart_timer;
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
 };
 
@@ -165,6 +186,10 @@ typedef struct ManagerConfig {
         unsigned n_gpus;
         double num_cpus;
         const char *worker_path;
+        const char *cgroup_manager; /* "systemd", "cgroupfs", "none"; NULL: automatic */
+        const char *cgroup_name;    /* our cgroup subtree's name; NULL: from the runtime dir */
+        uint64_t lineage_max;         /* 0: the default */
+        uint32_t checkpoint_interval; /* UINT32_MAX: the default */
 } ManagerConfig;
 
 struct Manager {
@@ -185,6 +210,9 @@ struct Manager {
         uint64_t next_local;  /* ids the manager makes itself (D-Bus) */
 
         Resources resources;
+        GpuInventory gpu_inventory; /* the GPUs' device nodes, by GPU id */
+        CgroupManager *cgroups;     /* NULL: actors run without cgroups */
+        const char *cgroup_manager_kind, *cgroup_name; /* from the config, for manager_start() */
         ObjectStore store;
         Actor *actors;        /* uthash by id */
         Actor *actors_by_name;
@@ -203,10 +231,16 @@ struct Manager {
         unsigned n_task_workers_starting;
         double task_cpus_used;
 
+        /* Lineage: the memory all actors' logs may hold, and the default checkpoint interval. */
+        uint64_t lineage_bytes;
+        uint64_t lineage_max;
+        uint32_t checkpoint_interval;
+
         LIST_HEAD(, Worker) workers; /* every live worker process */
         unsigned n_workers;
         bool stopping;
         sd_event_source *stop_timer;
+        struct ManagerTrace *trace; /* manager-trace.c */
 };
 
 /* manager.c */
@@ -226,6 +260,7 @@ int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqE
 
 /* The request as built by either front end. args is a packed list (msgpack). */
 typedef struct ActorSpec {
+        uint32_t checkpoint_interval; /* 0: the node's default */
         const char *module;
         const char *class_name;
         const char *args;
@@ -237,6 +272,8 @@ typedef struct ActorSpec {
         int32_t max_restarts;
         bool detached;
         uid_t uid;
+        const char *user;   /* User option (root callers only) */
+        uint64_t tasks_max; /* TasksMax option */
 } ActorSpec;
 
 /* actor.c */
@@ -249,10 +286,23 @@ void manager_actor_unref_id(Manager *m, kactor_id id);
 int actor_kill(Actor *a, bool no_restart, const char *why);
 /* Tries to send queued calls to the actor's worker. */
 void actor_dispatch(Actor *a);
-void actor_worker_ready(Actor *a, kactor_error code, const char *message);
+void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32_t flags);
 void actor_worker_gone(Actor *a, const char *cause);
 void actor_set_state(Actor *a, ActorState state);
 void actor_free(Actor *a);
+/* Returns the actor's GPUs and CPUs to the pool. */
+void actor_release_resources(Actor *a);
+
+/* isolation.c: cgroups, device access, users */
+int manager_isolation_setup(Manager *m, const ManagerConfig *config);
+int actor_isolation_check_limits(Manager *m, const ActorSpec *spec, ReqError *e);
+int actor_isolation_check_module(const char *path, uid_t uid, ReqError *e);
+int actor_isolation_resolve_user(const ActorSpec *spec, uid_t *ret_uid, gid_t *ret_gid, ReqError *e);
+/* Places the new worker in the actor's cgroup; INIT is sent once it is placed. */
+int actor_isolation_start(Actor *a, Worker *w, ReqError *e);
+void actor_isolation_kill(Actor *a);
+void actor_isolation_worker_gone(Actor *a);
+void actor_isolation_free(Actor *a);
 
 /*
  * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
@@ -267,7 +317,7 @@ int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn
 
 /* A worker reported the result of call `seq`. data is the packed value when code is 0. */
 int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
-                          const char *data, size_t len);
+                          const char *data, size_t len, uint32_t flags);
 
 /* Scans a packed value for ids; used for results and arguments. Returns malloc'd arrays. */
 int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
@@ -295,6 +345,7 @@ void tasks_worker_blocked(Worker *w, bool blocked);
 int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret);
 int worker_send_init(Worker *w);
 int worker_send_call(Worker *w, Call *c);
+int worker_send_save(Worker *w, Call *c);
 void worker_stop(Worker *w);
 Worker *worker_free(Worker *w);
 /* "exited with status 3", "killed by signal 9", ...; malloc'd. */

@@ -376,6 +376,9 @@ static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **
                                                 v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) &&
                          v->via.i64 >= -1 && v->via.i64 <= INT32_MAX)
                         spec->max_restarts = (int32_t) v->via.i64;
+                else if (KEY("CheckpointInterval") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                         v->via.u64 < UINT32_MAX)
+                        spec->checkpoint_interval = (uint32_t) v->via.u64;
                 else if (KEY("Detached") && v->type == MSGPACK_OBJECT_BOOLEAN)
                         spec->detached = v->via.boolean;
                 else if (KEY("Name") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
@@ -580,18 +583,19 @@ static int handle_kill(Conn *c, Frame *f) {
 
 static int handle_init_done(Conn *c, Frame *f) {
         Worker *w = c->worker;
-        uint64_t code;
+        uint64_t code, flags = 0;
         const char *msg = NULL;
         size_t len = 0;
 
         if (!w || w->ready || frame_field_u64(f, 0, &code) < 0)
                 return conn_protocol_error(c, "unexpected INIT_DONE");
         (void) frame_field_str(f, 1, &msg, &len);
+        (void) frame_field_u64(f, 2, &flags);
         _cleanup_free_ char *message = msg ? strndup(msg, len) : NULL;
         w->ready = code == KACTOR_OK;
         if (w->kind == WORKER_ACTOR)
                 actor_worker_ready(w->actor, code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
-                                   message);
+                                   message, (uint32_t) flags);
         else if (w->ready)
                 tasks_worker_ready(w);
         return 0;
@@ -599,19 +603,20 @@ static int handle_init_done(Conn *c, Frame *f) {
 
 static int handle_result(Conn *c, Frame *f) {
         Worker *w = c->worker;
-        uint64_t code;
+        uint64_t code, flags = 0;
         const char *msg = NULL;
         size_t len = 0;
 
         if (!w || !w->ready || frame_field_u64(f, 0, &code) < 0)
                 return conn_protocol_error(c, "unexpected RESULT");
         (void) frame_field_str(f, 1, &msg, &len);
+        (void) frame_field_u64(f, 2, &flags);
         _cleanup_free_ char *message = code != KACTOR_OK && msg ? strndup(msg, len) : NULL;
         if (code == KACTOR_OK && !f->has_body)
                 return conn_protocol_error(c, "RESULT without a value");
         return manager_call_finished(c->manager, w, f->id,
                                      code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED,
-                                     message, f->body_raw, f->body_len);
+                                     message, f->body_raw, f->body_len, (uint32_t) flags);
 }
 
 static int conn_dispatch(Conn *c, Frame *f) {

@@ -27,6 +27,14 @@ static void help(void) {
                "     --gpu-devices LIST     The node's GPUs as device nodes, ','-separated\n"
                "     --num-cpus N           CPUs to schedule (default: the online CPUs)\n"
                "     --worker PATH          The kactor-worker binary\n"
+               "     --checkpoint-interval N  Checkpoint actors that can save every N logged calls\n"
+               "                            (default: 1000; 0: never)\n"
+               "     --lineage-memory BYTES Lineage all actors may keep before checkpoints are forced\n"
+               "                            or calls refused (default: 1 GiB)\n"
+               "     --cgroup-manager=systemd|cgroupfs|none\n"
+               "                            How actors get their cgroups (default: systemd when PID 1\n"
+               "                            is systemd and on the bus, else cgroupfs)\n"
+               "     --cgroup-name NAME     Name of this node manager's cgroup subtree (kactor/NAME)\n"
                "  -v --verbose              Log debug messages\n",
                KACTOR_MODULEDIR);
 }
@@ -74,7 +82,8 @@ static int split_list(const char *s, char ***ret) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
-               ARG_WORKER };
+               ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
+               ARG_LINEAGE_MEMORY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -85,10 +94,14 @@ int main(int argc, char *argv[]) {
                 { "gpu-devices", required_argument, NULL, ARG_GPU_DEVICES },
                 { "num-cpus", required_argument, NULL, ARG_NUM_CPUS },
                 { "worker", required_argument, NULL, ARG_WORKER },
+                { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
+                { "lineage-memory", required_argument, NULL, ARG_LINEAGE_MEMORY },
+                { "cgroup-manager", required_argument, NULL, ARG_CGROUP_MANAGER },
+                { "cgroup-name", required_argument, NULL, ARG_CGROUP_NAME },
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
-        ManagerConfig config = {};
+        ManagerConfig config = { .checkpoint_interval = UINT32_MAX };
         char *module_path[64] = {};
         size_t n_module_path = 0;
         _cleanup_free_ char *worker = NULL;
@@ -145,6 +158,40 @@ int main(int argc, char *argv[]) {
                 case ARG_WORKER:
                         config.worker_path = optarg;
                         break;
+                case ARG_CGROUP_MANAGER:
+                        if (cgroup_manager_kind_from_string(optarg) < 0 || streq(optarg, "auto")) {
+                                log_error("Invalid --cgroup-manager value: %s (systemd, cgroupfs or none)", optarg);
+                                return 2;
+                        }
+                        config.cgroup_manager = optarg;
+                        break;
+                case ARG_CGROUP_NAME:
+                        if (!*optarg || strchr(optarg, '/') || optarg[0] == '.') {
+                                log_error("Invalid --cgroup-name value: %s", optarg);
+                                return 2;
+                        }
+                        config.cgroup_name = optarg;
+                        break;
+                case ARG_CHECKPOINT_INTERVAL: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!*optarg || *end || n >= UINT32_MAX) {
+                                log_error("Invalid --checkpoint-interval value: %s", optarg);
+                                return 2;
+                        }
+                        config.checkpoint_interval = (uint32_t) n;
+                        break;
+                }
+                case ARG_LINEAGE_MEMORY: {
+                        char *end;
+                        unsigned long long n = strtoull(optarg, &end, 10);
+                        if (!*optarg || *end || n == 0) {
+                                log_error("Invalid --lineage-memory value: %s", optarg);
+                                return 2;
+                        }
+                        config.lineage_max = n;
+                        break;
+                }
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
                         break;

@@ -26,14 +26,15 @@ static char **worker_environment(Actor *a) {
         size_t n = 0;
         while (environ[n])
                 n++;
-        char **env = calloc(n + 3, sizeof(char *));
+        char **env = calloc(n + 5, sizeof(char *));
         if (!env)
                 return NULL;
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 const char *e = environ[i];
                 if (strncmp(e, "NOTIFY_SOCKET=", 14) == 0 || strncmp(e, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
-                    strncmp(e, "KACTOR_WORKER_FD=", 17) == 0 || strncmp(e, "LISTEN_", 7) == 0)
+                    strncmp(e, "KACTOR_WORKER_FD=", 17) == 0 || strncmp(e, "LISTEN_", 7) == 0 ||
+                    strncmp(e, "KACTOR_WORKER_UID=", 18) == 0 || strncmp(e, "KACTOR_WORKER_GID=", 18) == 0)
                         continue;
                 env[k] = strdup(e);
                 if (!env[k])
@@ -47,6 +48,13 @@ static char **worker_environment(Actor *a) {
                 /* An actor without GPUs sees none. */
                 _cleanup_free_ char *list = resources_gpu_list_string(a->gpus, a->n_gpus);
                 if (!list || asprintf(&env[k], "CUDA_VISIBLE_DEVICES=%s", list) < 0)
+                        goto fail;
+                k++;
+                /* The worker becomes the actor's user before it reads INIT (cgroups/privileges.c). */
+                if (asprintf(&env[k], "KACTOR_WORKER_UID=%u", (unsigned) a->run_uid) < 0)
+                        goto fail;
+                k++;
+                if (asprintf(&env[k], "KACTOR_WORKER_GID=%u", (unsigned) a->run_gid) < 0)
                         goto fail;
                 k++;
         }
@@ -216,7 +224,7 @@ int worker_send_init(Worker *w) {
         if (!c)
                 return -ENOTCONN;
         size_t off = frame_begin(&c->out);
-        r = msgpack_pack_array(&c->pk, 10) < 0 || msgpack_pack_uint32(&c->pk, MSG_INIT) < 0 ||
+        r = msgpack_pack_array(&c->pk, 11) < 0 || msgpack_pack_uint32(&c->pk, MSG_INIT) < 0 ||
             msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, w->kind) < 0 ? -ENOMEM : 0;
         if (r >= 0)
                 r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, a ? a->id : (kactor_id) {});
@@ -231,6 +239,13 @@ int worker_send_init(Worker *w) {
         if (r >= 0)
                 r = pack_cstr(&c->pk, m->node_id) < 0 || msgpack_pack_uint64(&c->pk, m->node_hi) < 0 ||
                     msgpack_pack_uint64(&c->pk, c->id_prefix) < 0 ? -ENOMEM : 0;
+        /* A checkpoint, when there is one: the worker restores it instead of running the constructor. */
+        if (r >= 0) {
+                if (a && a->lineage.checkpoint)
+                        r = buffer_append(&c->out, a->lineage.checkpoint, a->lineage.checkpoint_len);
+                else
+                        r = msgpack_pack_nil(&c->pk) < 0 ? -ENOMEM : 0;
+        }
         if (r >= 0 && a)
                 r = buffer_append(&c->out, a->args, a->args_len);
         if (r < 0) {
@@ -260,6 +275,24 @@ int worker_send_call(Worker *w, Call *call) {
                     pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
         if (r >= 0)
                 r = buffer_append(&c->out, call->args, call->args_len);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r < 0)
+                return r;
+        conn_mark_dirty(c);
+        return 0;
+}
+
+int worker_send_save(Worker *w, Call *call) {
+        Conn *c = w->conn;
+        if (!c)
+                return -ENOTCONN;
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_SAVE) < 0 ||
+                msgpack_pack_uint64(&c->pk, call->seq) < 0 ? -ENOMEM : 0;
         if (r < 0) {
                 c->out.end = off;
                 return r;

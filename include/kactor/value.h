@@ -81,7 +81,9 @@ kactor_value *kactor_value_free(kactor_value *v);
 /* A deep copy; NULL when out of memory. */
 kactor_value *kactor_value_copy(const kactor_value *v);
 
-/* True when both values have the same type and contents (doubles compared bitwise-equal as ==). */
+/* True when both values have the same type and contents. Doubles compare with ==, except that NaN equals
+ * NaN (so a value always equals its copy); maps compare as sets of key/value pairs, whatever the order of
+ * insertion; an INT never equals a DOUBLE. */
 bool kactor_value_equal(const kactor_value *a, const kactor_value *b);
 
 kactor_type kactor_value_type(const kactor_value *v);
@@ -99,7 +101,9 @@ kactor_id kactor_value_get_id(const kactor_value *v); /* OBJECT or ACTOR */
 int kactor_value_as_int(const kactor_value *v, int64_t *ret);
 int kactor_value_as_double(const kactor_value *v, double *ret);
 
-/* Lists. Append takes ownership of item, also on failure (then item is freed). Returns 0 or -ENOMEM. */
+/* Lists. Append takes ownership of item, also on failure (then item is freed). Returns 0 or -ENOMEM
+ * (also when item is NULL, so a failed constructor can be passed straight in), -EINVAL when list is not
+ * a list. */
 size_t kactor_value_list_size(const kactor_value *v);
 const kactor_value *kactor_value_list_get(const kactor_value *v, size_t i);
 int kactor_value_list_append(kactor_value *list, kactor_value *item);

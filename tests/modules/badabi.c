@@ -13,11 +13,11 @@ static int badabi_init(kactor_ctx *ctx, const kactor_value *args, void **ret_sta
 static const kactor_class badabi_class = {
         .name = "Future",
         .init = badabi_init,
-        .methods = (const kactor_method[]) { {} },
+        .methods = (const kactor_method[]){{}},
 };
 
 __attribute__((visibility("default"))) const kactor_module kactor_module_info = {
         .abi = KACTOR_MODULE_ABI + 1000,
         .name = "badabi",
-        .classes = (const kactor_class *const[]) { &badabi_class, NULL },
+        .classes = (const kactor_class *const[]){&badabi_class, NULL},
 };

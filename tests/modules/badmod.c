@@ -20,7 +20,7 @@ static int badmod_get(kactor_ctx *ctx, void *state, const kactor_value *args, ka
 }
 
 static const kactor_method badmod_methods[] = {
-        { .name = "get", .fn = badmod_get },
+        {.name = "get", .fn = badmod_get},
         {},
 };
 
@@ -30,4 +30,4 @@ static const kactor_class badmod_class = {
         .methods = badmod_methods,
 };
 
-KACTOR_MODULE(.name = "badmod", .classes = (const kactor_class *const[]) { &badmod_class, NULL });
+KACTOR_MODULE(.name = "badmod", .classes = (const kactor_class *const[]){&badmod_class, NULL});

@@ -24,11 +24,11 @@ static int64_t now_ns(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int sleep_ms(int64_t ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
 
         while (nanosleep(&ts, &ts) < 0)
                 if (errno != EINTR)
@@ -60,7 +60,7 @@ static int call_and_get(kactor_ctx *ctx, kactor_actor actor, const char *method,
                 return kactor_fail(ctx, "calling %s failed: %s: %s", method, strerror(-r),
                                    kactor_client_error_message(c));
         r = kactor_get1(c, ref, 0, &v);
-        (void) kactor_ref_release(c, &ref, 1);
+        (void)kactor_ref_release(c, &ref, 1);
         if (r < 0)
                 return kactor_fail(ctx, "getting the result of %s failed: %s: %s", method, strerror(-r),
                                    kactor_client_error_message(c));
@@ -80,7 +80,7 @@ static kactor_value *timed_sleep(int64_t ms) {
         kactor_value *l = kactor_value_new_list();
         int64_t start = now_ns();
 
-        (void) sleep_ms(ms);
+        (void)sleep_ms(ms);
         if (kactor_value_list_append(l, kactor_value_new_int(start)) < 0 ||
             kactor_value_list_append(l, kactor_value_new_int(now_ns())) < 0)
                 return kactor_value_free(l);
@@ -99,7 +99,8 @@ static int do_rendezvous(kactor_ctx *ctx, const kactor_value *args, kactor_value
         bool met = false;
         int fd = -1, r;
 
-        if ((r = kactor_arg_string(ctx, args, 0, &dir)) < 0 || (r = kactor_arg_string(ctx, args, 1, &me)) < 0 ||
+        if ((r = kactor_arg_string(ctx, args, 0, &dir)) < 0 ||
+            (r = kactor_arg_string(ctx, args, 1, &me)) < 0 ||
             (r = kactor_arg_string(ctx, args, 2, &other)) < 0 ||
             (r = kactor_arg_int(ctx, args, 3, &timeout_ms)) < 0)
                 return r;
@@ -122,7 +123,7 @@ static int do_rendezvous(kactor_ctx *ctx, const kactor_value *args, kactor_value
 
         deadline = now_ns() / 1000000 + timeout_ms;
         for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
+                struct pollfd p = {.fd = fd, .events = POLLIN};
                 char buf[4096];
                 int64_t left;
 
@@ -133,7 +134,7 @@ static int do_rendezvous(kactor_ctx *ctx, const kactor_value *args, kactor_value
                 left = deadline - now_ns() / 1000000;
                 if (left <= 0)
                         break;
-                (void) poll(&p, 1, (int) left);
+                (void)poll(&p, 1, (int)left);
                 while (read(fd, buf, sizeof(buf)) > 0)
                         ;
         }
@@ -168,7 +169,7 @@ static int recorder_record(kactor_ctx *ctx, void *state, const kactor_value *arg
 
         if (r < 0)
                 return r;
-        *ret = kactor_value_new_int((int64_t) kactor_value_list_size(state));
+        *ret = kactor_value_new_int((int64_t)kactor_value_list_size(state));
         return 0;
 }
 
@@ -179,8 +180,8 @@ static int recorder_records(kactor_ctx *ctx, void *state, const kactor_value *ar
 }
 
 static const kactor_method recorder_methods[] = {
-        { .name = "record", .fn = recorder_record },
-        { .name = "records", .fn = recorder_records, .flags = KACTOR_METHOD_READ_ONLY },
+        {.name = "record", .fn = recorder_record},
+        {.name = "records", .fn = recorder_records, .flags = KACTOR_METHOD_READ_ONLY},
         {},
 };
 
@@ -216,9 +217,9 @@ static int sleeper_sleep_then(kactor_ctx *ctx, void *state, const kactor_value *
 
         if (r < 0)
                 return r;
-        (void) sleep_ms(ms);
-        *ret = kactor_value_list_size(args) > 1 ? kactor_value_copy(kactor_value_list_get(args, 1)) :
-                                                   kactor_value_new_nil();
+        (void)sleep_ms(ms);
+        *ret = kactor_value_list_size(args) > 1 ? kactor_value_copy(kactor_value_list_get(args, 1))
+                                                : kactor_value_new_nil();
         return 0;
 }
 
@@ -237,11 +238,11 @@ static int method_pid(kactor_ctx *ctx, void *state, const kactor_value *args, ka
 }
 
 static const kactor_method sleeper_methods[] = {
-        { .name = "sleep", .fn = sleeper_sleep },
-        { .name = "sleep_then", .fn = sleeper_sleep_then },
-        { .name = "rendezvous", .fn = method_rendezvous },
-        { .name = "ping", .fn = method_ping, .flags = KACTOR_METHOD_READ_ONLY },
-        { .name = "pid", .fn = method_pid, .flags = KACTOR_METHOD_READ_ONLY },
+        {.name = "sleep", .fn = sleeper_sleep},
+        {.name = "sleep_then", .fn = sleeper_sleep_then},
+        {.name = "rendezvous", .fn = method_rendezvous},
+        {.name = "ping", .fn = method_ping, .flags = KACTOR_METHOD_READ_ONLY},
+        {.name = "pid", .fn = method_pid, .flags = KACTOR_METHOD_READ_ONLY},
         {},
 };
 
@@ -256,8 +257,8 @@ static const kactor_class sleeper_class = {
 /* crash(): dies of SIGSEGV. The default action is restored first, so a sanitizer's handler cannot
  * turn the signal into an exit status. */
 static int crasher_crash(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
-        (void) signal(SIGSEGV, SIG_DFL);
-        (void) raise(SIGSEGV);
+        (void)signal(SIGSEGV, SIG_DFL);
+        (void)raise(SIGSEGV);
         return kactor_fail(ctx, "still alive after SIGSEGV");
 }
 
@@ -267,14 +268,14 @@ static int crasher_exit_now(kactor_ctx *ctx, void *state, const kactor_value *ar
 
         if (kactor_value_list_size(args) > 0 && kactor_arg_int(ctx, args, 0, &code) < 0)
                 return -EINVAL;
-        _exit((int) code);
+        _exit((int)code);
 }
 
 static const kactor_method crasher_methods[] = {
-        { .name = "crash", .fn = crasher_crash },
-        { .name = "exit_now", .fn = crasher_exit_now },
-        { .name = "ping", .fn = method_ping, .flags = KACTOR_METHOD_READ_ONLY },
-        { .name = "pid", .fn = method_pid, .flags = KACTOR_METHOD_READ_ONLY },
+        {.name = "crash", .fn = crasher_crash},
+        {.name = "exit_now", .fn = crasher_exit_now},
+        {.name = "ping", .fn = method_ping, .flags = KACTOR_METHOD_READ_ONLY},
+        {.name = "pid", .fn = method_pid, .flags = KACTOR_METHOD_READ_ONLY},
         {},
 };
 
@@ -323,9 +324,9 @@ static int failer_ok(kactor_ctx *ctx, void *state, const kactor_value *args, kac
 }
 
 static const kactor_method failer_methods[] = {
-        { .name = "fail", .fn = failer_fail },
-        { .name = "fail_errno", .fn = failer_fail_errno },
-        { .name = "ok", .fn = failer_ok },
+        {.name = "fail", .fn = failer_fail},
+        {.name = "fail_errno", .fn = failer_fail_errno},
+        {.name = "ok", .fn = failer_ok},
         {},
 };
 
@@ -347,16 +348,17 @@ static int echo_types(kactor_ctx *ctx, void *state, const kactor_value *args, ka
         kactor_value *l = kactor_value_new_list();
 
         for (size_t i = 0; l && i < kactor_value_list_size(args); i++)
-                if (kactor_value_list_append(l, kactor_value_new_string(kactor_type_to_string(
-                                                        kactor_value_type(kactor_value_list_get(args, i))))) < 0)
+                if (kactor_value_list_append(
+                            l, kactor_value_new_string(kactor_type_to_string(
+                                       kactor_value_type(kactor_value_list_get(args, i))))) < 0)
                         l = NULL;
         *ret = l;
         return l ? 0 : -ENOMEM;
 }
 
 static const kactor_method echo_methods[] = {
-        { .name = "echo", .fn = echo_echo },
-        { .name = "types", .fn = echo_types },
+        {.name = "echo", .fn = echo_echo},
+        {.name = "types", .fn = echo_types},
         {},
 };
 
@@ -440,10 +442,10 @@ static int holder_self(kactor_ctx *ctx, void *state, const kactor_value *args, k
 }
 
 static const kactor_method holder_methods[] = {
-        { .name = "set", .fn = holder_set },
-        { .name = "call", .fn = holder_call },
-        { .name = "handle", .fn = holder_handle, .flags = KACTOR_METHOD_READ_ONLY },
-        { .name = "self", .fn = holder_self, .flags = KACTOR_METHOD_READ_ONLY },
+        {.name = "set", .fn = holder_set},
+        {.name = "call", .fn = holder_call},
+        {.name = "handle", .fn = holder_handle, .flags = KACTOR_METHOD_READ_ONLY},
+        {.name = "self", .fn = holder_self, .flags = KACTOR_METHOD_READ_ONLY},
         {},
 };
 
@@ -467,7 +469,8 @@ static kactor_value *gpu_report(kactor_ctx *ctx) {
                 if (kactor_value_list_append(ids, kactor_value_new_int(gpus[i])) < 0)
                         ids = NULL;
         if (!m || !ids || kactor_value_map_set(m, "ids", ids) < 0 ||
-            kactor_value_map_set(m, "cuda", cuda ? kactor_value_new_string(cuda) : kactor_value_new_nil()) < 0)
+            kactor_value_map_set(m, "cuda", cuda ? kactor_value_new_string(cuda) : kactor_value_new_nil()) <
+                    0)
                 return kactor_value_free(m);
         return m;
 }
@@ -478,8 +481,8 @@ static int gpuprobe_gpus(kactor_ctx *ctx, void *state, const kactor_value *args,
 }
 
 static const kactor_method gpuprobe_methods[] = {
-        { .name = "gpus", .fn = gpuprobe_gpus, .flags = KACTOR_METHOD_READ_ONLY },
-        { .name = "pid", .fn = method_pid, .flags = KACTOR_METHOD_READ_ONLY },
+        {.name = "gpus", .fn = gpuprobe_gpus, .flags = KACTOR_METHOD_READ_ONLY},
+        {.name = "pid", .fn = method_pid, .flags = KACTOR_METHOD_READ_ONLY},
         {},
 };
 
@@ -531,7 +534,7 @@ static int fn_sleep(kactor_ctx *ctx, const kactor_value *args, kactor_value **re
 
 /* make_actor(module, class, args...) -> a handle to a new (not detached) actor */
 static int fn_make_actor(kactor_ctx *ctx, const kactor_value *args, kactor_value **ret) {
-        struct kactor_actor_opts opts = { .sz = sizeof(opts) };
+        struct kactor_actor_opts opts = {.sz = sizeof(opts)};
         kactor_client *c = kactor_ctx_client(ctx);
         const char *module, *class_name;
         kactor_value *rest;
@@ -547,7 +550,8 @@ static int fn_make_actor(kactor_ctx *ctx, const kactor_value *args, kactor_value
         r = kactor_create_actor(c, module, class_name, rest, &opts, &a);
         kactor_value_free(rest);
         if (r < 0)
-                return kactor_fail(ctx, "creating %s failed: %s", class_name, kactor_client_error_message(c));
+                return kactor_fail(ctx, "creating %s failed: %s", class_name,
+                                   kactor_client_error_message(c));
         *ret = kactor_value_new_actor_handle(a);
         return 0;
 }
@@ -559,7 +563,8 @@ static int fn_call_actor(kactor_ctx *ctx, const kactor_value *args, kactor_value
         kactor_actor a;
         int r;
 
-        if ((r = kactor_arg_actor(ctx, args, 0, &a)) < 0 || (r = kactor_arg_string(ctx, args, 1, &method)) < 0)
+        if ((r = kactor_arg_actor(ctx, args, 0, &a)) < 0 ||
+            (r = kactor_arg_string(ctx, args, 1, &method)) < 0)
                 return r;
         rest = args_tail(args, 2);
         if (!rest)
@@ -579,22 +584,23 @@ static int fn_call_n(kactor_ctx *ctx, const kactor_value *args, kactor_value **r
         int64_t n;
         int r;
 
-        if ((r = kactor_arg_actor(ctx, args, 0, &a)) < 0 || (r = kactor_arg_string(ctx, args, 1, &method)) < 0 ||
-            (r = kactor_arg_int(ctx, args, 2, &n)) < 0)
+        if ((r = kactor_arg_actor(ctx, args, 0, &a)) < 0 ||
+            (r = kactor_arg_string(ctx, args, 1, &method)) < 0 || (r = kactor_arg_int(ctx, args, 2, &n)) < 0)
                 return r;
         if (n < 0 || n > 100000)
-                return kactor_fail(ctx, "bad count %lld", (long long) n);
-        refs = calloc((size_t) n + 1, sizeof(kactor_ref));
+                return kactor_fail(ctx, "bad count %lld", (long long)n);
+        refs = calloc((size_t)n + 1, sizeof(kactor_ref));
         if (!refs)
                 return -ENOMEM;
         for (int64_t i = 0; i < n; i++) {
                 r = kactor_call(c, a, method, NULL, &refs[i]);
                 if (r < 0) {
-                        r = kactor_fail(ctx, "call %lld failed: %s", (long long) i, kactor_client_error_message(c));
+                        r = kactor_fail(ctx, "call %lld failed: %s", (long long)i,
+                                        kactor_client_error_message(c));
                         goto out;
                 }
         }
-        r = kactor_get(c, refs, (size_t) n, 0, &values);
+        r = kactor_get(c, refs, (size_t)n, 0, &values);
         if (r < 0) {
                 r = kactor_fail(ctx, "get failed: %s: %s", strerror(-r), kactor_client_error_message(c));
                 goto out;
@@ -602,7 +608,8 @@ static int fn_call_n(kactor_ctx *ctx, const kactor_value *args, kactor_value **r
         l = kactor_value_new_list();
         for (int64_t i = 0; l && i < n; i++) {
                 if (kactor_value_is_error(values[i])) {
-                        r = kactor_fail(ctx, "call %lld: %s", (long long) i, kactor_value_error_message(values[i]));
+                        r = kactor_fail(ctx, "call %lld: %s", (long long)i,
+                                        kactor_value_error_message(values[i]));
                         l = kactor_value_free(l);
                         goto out;
                 }
@@ -613,8 +620,8 @@ static int fn_call_n(kactor_ctx *ctx, const kactor_value *args, kactor_value **r
         r = l ? 0 : -ENOMEM;
 out:
         if (values)
-                kactor_values_free(values, (size_t) n);
-        (void) kactor_ref_release(c, refs, (size_t) n);
+                kactor_values_free(values, (size_t)n);
+        (void)kactor_ref_release(c, refs, (size_t)n);
         free(refs);
         return r;
 }
@@ -630,20 +637,20 @@ static int fn_gpus(kactor_ctx *ctx, const kactor_value *args, kactor_value **ret
 }
 
 static const kactor_function functions[] = {
-        { .name = "add", .fn = fn_add },
-        { .name = "echo", .fn = fn_echo },
-        { .name = "fail", .fn = fn_fail },
-        { .name = "sleep", .fn = fn_sleep },
-        { .name = "make_actor", .fn = fn_make_actor },
-        { .name = "call_actor", .fn = fn_call_actor },
-        { .name = "call_n", .fn = fn_call_n },
-        { .name = "rendezvous", .fn = fn_rendezvous },
-        { .name = "gpus", .fn = fn_gpus },
+        {.name = "add", .fn = fn_add},
+        {.name = "echo", .fn = fn_echo},
+        {.name = "fail", .fn = fn_fail},
+        {.name = "sleep", .fn = fn_sleep},
+        {.name = "make_actor", .fn = fn_make_actor},
+        {.name = "call_actor", .fn = fn_call_actor},
+        {.name = "call_n", .fn = fn_call_n},
+        {.name = "rendezvous", .fn = fn_rendezvous},
+        {.name = "gpus", .fn = fn_gpus},
         {},
 };
 
 KACTOR_MODULE(.name = "testmod",
-              .classes = (const kactor_class *const[]) { &recorder_class, &sleeper_class, &crasher_class,
-                                                         &failer_class, &echo_class, &holder_class,
-                                                         &gpuprobe_class, NULL },
+              .classes = (const kactor_class *const[]){&recorder_class, &sleeper_class, &crasher_class,
+                                                       &failer_class, &echo_class, &holder_class,
+                                                       &gpuprobe_class, NULL},
               .functions = functions);

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace-format.h"
+
+static const char *const phase_names[TRACE_PHASE_MAX] = {
+        [TRACE_PHASE_QUEUE] = "queue",     [TRACE_PHASE_DISPATCH] = "dispatch", [TRACE_PHASE_EXEC] = "exec",
+        [TRACE_PHASE_DELIVER] = "deliver", [TRACE_PHASE_TOTAL] = "total",
+};
+
+static const char *const sched_names[TRACE_SCHED_MAX] = {
+        [TRACE_SCHED_RUNQ] = "runq",
+        [TRACE_SCHED_OFFCPU] = "offcpu",
+        [TRACE_SCHED_ONCPU] = "oncpu",
+};
+
+const char *trace_phase_to_string(unsigned phase) {
+        return phase < TRACE_PHASE_MAX ? phase_names[phase] : "unknown";
+}
+
+int trace_phase_from_string(const char *s) {
+        for (unsigned i = 0; i < TRACE_PHASE_MAX; i++)
+                if (strcmp(s, phase_names[i]) == 0)
+                        return (int) i;
+        return -EINVAL;
+}
+
+const char *trace_sched_kind_to_string(unsigned kind) {
+        return kind < TRACE_SCHED_MAX ? sched_names[kind] : "unknown";
+}
+
+uint64_t trace_hist_bucket_upper(size_t i) {
+        return i >= 63 ? UINT64_MAX : (uint64_t) 1 << i;
+}
+
+double trace_hist_percentile(const __u64 *slots, size_t n_slots, double p) {
+        uint64_t total = 0, seen = 0;
+        for (size_t i = 0; i < n_slots; i++)
+                total += slots[i];
+        if (total == 0)
+                return 0;
+        double want = p * (double) total;
+        if (want < 1)
+                want = 1;
+        for (size_t i = 0; i < n_slots; i++) {
+                if (slots[i] == 0)
+                        continue;
+                if ((double) (seen + slots[i]) >= want) {
+                        /* Bucket i holds [2^(i-1), 2^i); bucket 0 holds 0. */
+                        if (i == 0)
+                                return 0;
+                        double lo = (double) ((uint64_t) 1 << (i - 1)), hi = lo * 2;
+                        return lo + (hi - lo) * ((want - (double) seen) / (double) slots[i]);
+                }
+                seen += slots[i];
+        }
+        return (double) trace_hist_bucket_upper(n_slots - 1);
+}
+
+void trace_prom_escape(FILE *f, const char *s) {
+        for (; s && *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        fputc('\\', f), fputc(*s, f);
+                else if (*s == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*s, f);
+        }
+}
+
+void trace_prom_histogram(FILE *f, const char *name, const char *labels, const __u64 *slots, size_t n_slots,
+                          uint64_t count, uint64_t sum_ns) {
+        uint64_t cum = 0;
+        const char *sep = labels && *labels ? "," : "";
+        /* The last bucket is open-ended: it is +Inf. */
+        for (size_t i = 0; i + 1 < n_slots; i++) {
+                cum += slots[i];
+                fprintf(f, "%s_bucket{%s%sle=\"%.9g\"} %" PRIu64 "\n", name, labels ?: "", sep,
+                        (double) trace_hist_bucket_upper(i) / 1e9, cum);
+        }
+        fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels ?: "", sep, count);
+        fprintf(f, "%s_sum{%s} %.9f\n", name, labels ?: "", (double) sum_ns / 1e9);
+        fprintf(f, "%s_count{%s} %" PRIu64 "\n", name, labels ?: "", count);
+}
+
+void trace_json_string(FILE *f, const char *s) {
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *) (s ?: ""); *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        fprintf(f, "\\%c", *p);
+                else if (*p < 0x20)
+                        fprintf(f, "\\u%04x", *p);
+                else
+                        fputc(*p, f);
+        }
+        fputc('"', f);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Microseconds since t0, as Chrome traces count. */
+static double us(uint64_t t, uint64_t t0) {
+        return t >= t0 ? (double) (t - t0) / 1000.0 : 0;
+}
+
+static void slice(FILE *f, bool *first, const char *ph, const char *name, const char *cat, size_t pid, uint32_t tid,
+                  uint64_t id, double ts) {
+        fprintf(f, "%s\n{\"ph\":\"%s\",\"cat\":\"%s\",\"name\":", *first ? "" : ",", ph, cat);
+        trace_json_string(f, name);
+        fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"id\":\"0x%" PRIx64 "\",\"ts\":%.3f}", pid, tid, id, ts);
+        *first = false;
+}
+
+static void complete(FILE *f, bool *first, const char *name, const char *cat, size_t pid, uint32_t tid, double ts,
+                     double dur) {
+        fprintf(f, "%s\n{\"ph\":\"X\",\"cat\":\"%s\",\"name\":", *first ? "" : ",", cat);
+        trace_json_string(f, name);
+        fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"ts\":%.3f,\"dur\":%.3f}", pid, tid, ts, dur);
+        *first = false;
+}
+
+static void metadata(FILE *f, bool *first, const char *what, size_t pid, uint32_t tid, const char *name) {
+        fprintf(f, "%s\n{\"ph\":\"M\",\"name\":\"%s\",\"pid\":%zu,\"tid\":%" PRIu32 ",\"args\":{\"name\":",
+                *first ? "" : ",", what, pid, tid);
+        trace_json_string(f, name);
+        fputs("}}", f);
+        *first = false;
+}
+
+/* The scheduler spans of a thread go on a track of their own, beside the thread's. */
+#define SCHED_TRACK(tid) ((tid) | 0x40000000u)
+
+int trace_timeline_write(FILE *f, const struct kt_event *ev, size_t n, uint64_t dropped,
+                         const TraceTimelineNames *names) {
+        _Static_assert(sizeof(uint64_t) == 8, "");
+        uint64_t *keys = NULL, t0 = UINT64_MAX;
+        size_t n_keys = 0;
+        bool first = true;
+
+        /* One process (pid 1, 2, ...) per actor, numbered in the order of their keys. */
+        keys = malloc((n ?: 1) * sizeof(uint64_t));
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                keys[i] = ev[i].actor;
+                if (ev[i].t[0] && ev[i].t[0] < t0)
+                        t0 = ev[i].t[0];
+        }
+        qsort(keys, n, sizeof(uint64_t), cmp_u64);
+        for (size_t i = 0; i < n; i++)
+                if (n_keys == 0 || keys[n_keys - 1] != keys[i])
+                        keys[n_keys++] = keys[i];
+        if (t0 == UINT64_MAX)
+                t0 = 0;
+
+        fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", f);
+        for (size_t k = 0; k < n_keys; k++) {
+                const char *label = names && names->actor_label ? names->actor_label(keys[k], names->userdata) : NULL;
+                char fallback[64];
+                if (!label) {
+                        snprintf(fallback, sizeof(fallback), "actor %016" PRIx64, keys[k]);
+                        label = fallback;
+                }
+                metadata(f, &first, "process_name", k + 1, 0, label);
+        }
+
+        /* Thread names, once per (actor, thread). */
+        uint64_t *seen = calloc(n ?: 1, sizeof(uint64_t));
+        size_t n_seen = 0;
+        if (!seen) {
+                free(keys);
+                return -ENOMEM;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                const struct kt_event *e = &ev[i];
+                uint64_t *kp = bsearch(&e->actor, keys, n_keys, sizeof(uint64_t), cmp_u64);
+                size_t pid = kp ? (size_t) (kp - keys) + 1 : 0;
+                char buf[64];
+
+                if (e->tid) {
+                        uint64_t tk = ((uint64_t) pid << 32) | e->tid;
+                        bool known = false;
+                        /* Few threads per actor: a short scan of the latest ones is enough. */
+                        for (size_t j = n_seen; j > 0 && j + 64 > n_seen; j--)
+                                if (seen[j - 1] == tk) {
+                                        known = true;
+                                        break;
+                                }
+                        if (!known) {
+                                for (size_t j = 0; j < n_seen && !known; j++)
+                                        known = seen[j] == tk;
+                                if (!known) {
+                                        seen[n_seen++] = tk;
+                                        snprintf(buf, sizeof(buf), "worker %" PRIu32, e->tid);
+                                        metadata(f, &first, "thread_name", pid, e->tid, buf);
+                                        snprintf(buf, sizeof(buf), "scheduler %" PRIu32, e->tid);
+                                        metadata(f, &first, "thread_name", pid, SCHED_TRACK(e->tid), buf);
+                                }
+                        }
+                }
+
+                if (e->type == TRACE_EVENT_SCHED) {
+                        complete(f, &first, e->kind == TRACE_SCHED_RUNQ ? "run-queue wait" : "off-CPU", "sched", pid,
+                                 SCHED_TRACK(e->tid), us(e->t[0], t0), us(e->t[1], t0) - us(e->t[0], t0));
+                        continue;
+                }
+                if (e->type != TRACE_EVENT_CALL)
+                        continue;
+
+                const char *method = names && names->method_name ? names->method_name(e->method, names->userdata) : NULL;
+                if (!method) {
+                        snprintf(buf, sizeof(buf), "method %08" PRIx32, e->method);
+                        method = buf;
+                }
+                uint64_t id = e->obj ?: (e->seq | ((uint64_t) pid << 48));
+                uint32_t tid = e->tid;
+                slice(f, &first, "b", method, "call", pid, tid, id, us(e->t[0], t0));
+                slice(f, &first, "b", "queue", "call", pid, tid, id, us(e->t[0], t0));
+                slice(f, &first, "e", "queue", "call", pid, tid, id, us(e->t[1], t0));
+                if (e->t[2]) {
+                        slice(f, &first, "b", "dispatch", "call", pid, tid, id, us(e->t[1], t0));
+                        slice(f, &first, "e", "dispatch", "call", pid, tid, id, us(e->t[2], t0));
+                        slice(f, &first, "b", "run", "call", pid, tid, id, us(e->t[2], t0));
+                        slice(f, &first, "e", "run", "call", pid, tid, id, us(e->t[3], t0));
+                        slice(f, &first, "b", "deliver", "call", pid, tid, id, us(e->t[3], t0));
+                        slice(f, &first, "e", "deliver", "call", pid, tid, id, us(e->t[4], t0));
+                        complete(f, &first, method, "exec", pid, tid, us(e->t[2], t0), us(e->t[3], t0) - us(e->t[2], t0));
+                }
+                slice(f, &first, "e", method, "call", pid, tid, id, us(e->t[4], t0));
+        }
+        fprintf(f, "\n],\"otherData\":{\"dropped_events\":%" PRIu64 ",\"events\":%zu,\"actors\":%zu}}\n", dropped, n,
+                n_keys);
+        free(seen);
+        free(keys);
+        return ferror(f) ? -EIO : 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Pure formatting of what the tracing programs gather (bpf/trace.h): percentiles of log2
+ * histograms, Prometheus text exposition, Chrome trace / Perfetto JSON. No BPF, no I/O beyond the
+ * FILE given; shared by the node manager and kactorctl, and unit-tested on their own.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "trace.h"
+
+const char *trace_phase_to_string(unsigned phase);
+int trace_phase_from_string(const char *s);
+const char *trace_sched_kind_to_string(unsigned kind);
+
+/* The duration (ns) under which share p (0..1) of a log2 histogram's samples lie, interpolated
+ * linearly inside the bucket; 0 for an empty histogram. */
+double trace_hist_percentile(const __u64 *slots, size_t n_slots, double p);
+/* The upper bound (ns) of bucket i. */
+uint64_t trace_hist_bucket_upper(size_t i);
+
+/* Writes s as a Prometheus label value (escapes \, " and newlines). */
+void trace_prom_escape(FILE *f, const char *s);
+/* One histogram series: name_bucket{labels,le=...} cumulative, name_sum (seconds), name_count.
+ * labels: preformatted, e.g. actor="...",method="..." (escaped). */
+void trace_prom_histogram(FILE *f, const char *name, const char *labels, const __u64 *slots, size_t n_slots,
+                          uint64_t count, uint64_t sum_ns);
+
+/* Writes s as a JSON string (with the quotes). */
+void trace_json_string(FILE *f, const char *s);
+
+typedef struct TraceTimelineNames {
+        /* The label of an actor's track ("actor ID (Class)"), and its name for events. */
+        const char *(*actor_label)(uint64_t actor, void *userdata);
+        const char *(*method_name)(uint32_t method, void *userdata);
+        void *userdata;
+} TraceTimelineNames;
+
+/*
+ * Writes a Chrome trace (JSON object format, loads in Perfetto and chrome://tracing) of the events:
+ * one process per actor; on it, every call as a nestable async slice (its id: the result object)
+ * holding its phases (queue, dispatch, run, deliver) as child slices; the executions on the worker
+ * thread's track; in a "scheduler" thread track the run-queue waits and off-CPU spans. The count
+ * of dropped events goes in otherData.dropped_events. Returns 0 or -errno (from the FILE).
+ */
+int trace_timeline_write(FILE *f, const struct kt_event *events, size_t n_events, uint64_t dropped,
+                         const TraceTimelineNames *names);

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The loader of bpf/trace.bpf.c (bpf/trace.c). Functions return >= 0 or a negative errno. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "trace.h"
+
+typedef struct Trace Trace;
+
+typedef void (*trace_event_fn)(const struct kt_event *e, void *userdata);
+typedef void (*trace_call_fn)(const struct kt_call_key *key, const struct kt_call_stats *st, void *userdata);
+typedef void (*trace_sched_fn)(uint64_t actor, const struct kt_sched_stats *st, void *userdata);
+
+typedef struct TraceOptions {
+        size_t sz;
+        const char *node_id;   /* pin the maps under TRACE_PIN_ROOT/node_id; NULL: don't pin */
+        size_t ringbuf_size;   /* bytes, a power of two; 0: the default (4 MiB) */
+        bool sched_events;     /* timeline mode includes the scheduler's spans */
+        trace_event_fn event_fn; /* ring buffer events, from trace_ringbuf_consume() */
+        void *event_userdata;
+        const char *worker_lib_hint; /* libkactor for the worker probe when a worker's maps can't be read */
+} TraceOptions;
+
+/* Loads, attaches (the node manager's own probes and the scheduler tracepoints) and pins. On
+ * failure *ret_reason (malloc'd, may be NULL on OOM) says why in words for an operator. */
+int trace_new(const TraceOptions *opts, Trace **ret, char **ret_reason);
+/* Detaches, unpins and unloads. Accepts NULL; returns NULL. */
+Trace *trace_free(Trace *t);
+
+/* Detaches every program (the probes then cost nothing) or attaches them again. */
+int trace_set_enabled(Trace *t, bool enabled);
+bool trace_is_enabled(const Trace *t);
+const char *trace_pin_dir(const Trace *t);
+
+/* Attaches the worker-side probe to the libkactor that worker pid runs, once per library. */
+int trace_attach_worker(Trace *t, pid_t pid);
+
+/* Actors: key is kactor_trace_id_hash() of the id; pid the worker's (0: none yet). */
+int trace_actor_add(Trace *t, uint64_t key, uint64_t id_hi, uint64_t id_lo, pid_t pid);
+int trace_actor_set_cgroup(Trace *t, uint64_t key, uint64_t cgroup_id);
+/* The actor's worker is gone: its figures stay until trace_actor_forget(). */
+int trace_actor_gone(Trace *t, uint64_t key);
+int trace_actor_forget(Trace *t, uint64_t key, const uint32_t *methods, size_t n_methods);
+int trace_method_add(Trace *t, uint32_t id, const char *name);
+
+void trace_set_timeline(Trace *t, bool on);
+uint64_t trace_dropped(const Trace *t);
+int trace_ringbuf_fd(const Trace *t);
+int trace_ringbuf_consume(Trace *t);
+
+int trace_foreach_call(Trace *t, trace_call_fn fn, void *userdata);
+int trace_foreach_sched(Trace *t, trace_sched_fn fn, void *userdata);
+/* Clears the histograms and the dropped-event count. */
+void trace_reset(Trace *t);

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The cgroupfs backend: actor-<id> under the kactor subtree of the v2 hierarchy (cgroupfs directly:
+ * mkdir, cgroup.procs, cgroup.kill, cgroup.events, the device program), and, for limits whose
+ * controller is bound to cgroup v1 (hybrid hosts), the same path in that controller's hierarchy
+ * through libcgroup. Controller cgroups are made only for the limits an actor asks for.
+ */
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <libcgroup.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "cgroup-manager.h"
+#include "macro.h"
+
+#define ORPHAN_TIMEOUT_USEC (5 * 1000000ULL)
+
+typedef enum ControllerPlace { CONTROLLER_MISSING, CONTROLLER_V2, CONTROLLER_V1 } ControllerPlace;
+
+enum { CTRL_MEMORY, CTRL_CPU, CTRL_PIDS, _CTRL_MAX };
+static const char *const controller_names[_CTRL_MAX] = { "memory", "cpu", "pids" };
+
+typedef struct FsManager {
+        ControllerPlace place[_CTRL_MAX];
+        char *v1_mount[_CTRL_MAX];
+        bool libcgroup_ready;
+} FsManager;
+
+typedef struct FsCgroup {
+        bool v1_used[_CTRL_MAX];
+        char *rel; /* root/actor-<id> */
+} FsCgroup;
+
+static bool word_in(const char *list, const char *word) {
+        size_t n = strlen(word);
+        for (const char *p = list; p && (p = strstr(p, word)); p += n)
+                if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ' || p[n] == '\n'))
+                        return true;
+        return false;
+}
+
+static int mkdir_p(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                        *s = 0;
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        *s = '/';
+                }
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+static int fs_init(CgroupManager *m) {
+        FsManager *fm = calloc(1, sizeof(*fm));
+        _cleanup_free_ char *dir = NULL;
+        int r;
+
+        if (!fm)
+                return -ENOMEM;
+        m->backend = fm;
+
+        for (int i = 0; i < _CTRL_MAX; i++) {
+                if (word_in(m->v2_controllers, controller_names[i])) {
+                        fm->place[i] = CONTROLLER_V2;
+                        continue;
+                }
+                _cleanup_free_ char *v1 = NULL;
+                if (asprintf(&v1, "/sys/fs/cgroup/%s/cgroup.procs", controller_names[i]) < 0)
+                        return -ENOMEM;
+                if (access(v1, F_OK) >= 0)
+                        fm->place[i] = CONTROLLER_V1;
+        }
+        bool any_v1 = false;
+        for (int i = 0; i < _CTRL_MAX; i++)
+                any_v1 |= fm->place[i] == CONTROLLER_V1;
+        if (any_v1) {
+                r = cgroup_init();
+                if (r != 0) {
+                        /* Without libcgroup the v1 controllers are out of reach: limits on them are refused. */
+                        for (int i = 0; i < _CTRL_MAX; i++)
+                                if (fm->place[i] == CONTROLLER_V1)
+                                        fm->place[i] = CONTROLLER_MISSING;
+                } else {
+                        fm->libcgroup_ready = true;
+                        for (int i = 0; i < _CTRL_MAX; i++)
+                                if (fm->place[i] == CONTROLLER_V1 &&
+                                    cgroup_get_subsys_mount_point(controller_names[i], &fm->v1_mount[i]) != 0)
+                                        fm->place[i] = CONTROLLER_MISSING;
+                }
+        }
+
+        if (asprintf(&dir, "%s/%s", m->v2_mount, m->root) < 0)
+                return -ENOMEM;
+        r = mkdir_p(dir);
+        if (r < 0)
+                return r;
+
+        /* Pure v2: hand the controllers down to the actors (inner nodes hold no processes). */
+        _cleanup_free_ char *enable = NULL;
+        for (int i = 0; i < _CTRL_MAX; i++)
+                if (fm->place[i] == CONTROLLER_V2) {
+                        char *t;
+                        if (asprintf(&t, "%s+%s ", enable ?: "", controller_names[i]) < 0)
+                                return -ENOMEM;
+                        free(enable);
+                        enable = t;
+                }
+        if (enable) {
+                _cleanup_free_ char *p = strdup(m->root);
+                if (!p)
+                        return -ENOMEM;
+                (void) cg_write_file(m->v2_mount, "cgroup.subtree_control", enable);
+                for (char *s = p; ; s++)
+                        if (*s == '/' || *s == 0) {
+                                char saved = *s;
+                                _cleanup_free_ char *d = NULL;
+                                *s = 0;
+                                if (asprintf(&d, "%s/%s", m->v2_mount, p) < 0)
+                                        return -ENOMEM;
+                                (void) cg_write_file(d, "cgroup.subtree_control", enable);
+                                *s = saved;
+                                if (!saved)
+                                        break;
+                        }
+        }
+        return 0;
+}
+
+/* Removes our subtree (and "kactor" when no other node manager uses it); best effort. */
+static void fs_remove_root(CgroupManager *m) {
+        FsManager *fm = m->backend;
+        _cleanup_free_ char *p = strdup(m->root);
+        if (!p)
+                return;
+        for (;;) {
+                _cleanup_free_ char *d = NULL;
+                if (asprintf(&d, "%s/%s", m->v2_mount, p) >= 0)
+                        (void) rmdir(d);
+                for (int i = 0; fm && i < _CTRL_MAX; i++) {
+                        _cleanup_free_ char *v1 = NULL;
+                        if (fm->v1_mount[i] && asprintf(&v1, "%s/%s", fm->v1_mount[i], p) >= 0)
+                                (void) rmdir(v1);
+                }
+                char *slash = strrchr(p, '/');
+                if (!slash)
+                        break;
+                *slash = 0;
+        }
+}
+
+static void fs_done(CgroupManager *m) {
+        FsManager *fm = m->backend;
+        if (m->v2_mount && m->root)
+                fs_remove_root(m);
+        if (fm)
+                for (int i = 0; i < _CTRL_MAX; i++)
+                        free(fm->v1_mount[i]);
+        free(fm);
+        m->backend = NULL;
+}
+
+static int fs_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
+        FsManager *fm = m->backend;
+        *ret_missing = NULL;
+        if (l->memory_max > 0 && fm->place[CTRL_MEMORY] == CONTROLLER_MISSING)
+                *ret_missing = "MemoryMax (no memory controller on this host)";
+        else if (l->cpus > 0 && fm->place[CTRL_CPU] == CONTROLLER_MISSING)
+                *ret_missing = "NumCpus (no cpu controller on this host)";
+        else if (l->tasks_max > 0 && fm->place[CTRL_PIDS] == CONTROLLER_MISSING)
+                *ret_missing = "TasksMax (no pids controller on this host)";
+        return 0;
+}
+
+/* The v1 controller cgroups for the limits asked for, with the pid in them (libcgroup). */
+static int fs_place_v1(ActorCgroup *cg, FsCgroup *fc) {
+        FsManager *fm = cg->manager->backend;
+        const CgroupLimits *l = &cg->limits;
+        bool want[_CTRL_MAX] = {
+                [CTRL_MEMORY] = l->memory_max > 0 && fm->place[CTRL_MEMORY] == CONTROLLER_V1,
+                [CTRL_CPU] = l->cpus > 0 && fm->place[CTRL_CPU] == CONTROLLER_V1,
+                [CTRL_PIDS] = l->tasks_max > 0 && fm->place[CTRL_PIDS] == CONTROLLER_V1,
+        };
+        if (!want[CTRL_MEMORY] && !want[CTRL_CPU] && !want[CTRL_PIDS])
+                return 0;
+
+        struct cgroup *g = cgroup_new_cgroup(fc->rel);
+        int r = 0;
+        if (!g)
+                return -ENOMEM;
+        for (int i = 0; i < _CTRL_MAX && r >= 0; i++) {
+                if (!want[i])
+                        continue;
+                struct cgroup_controller *c = cgroup_add_controller(g, controller_names[i]);
+                if (!c) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (i == CTRL_MEMORY)
+                        r = cgroup_add_value_uint64(c, "memory.limit_in_bytes", l->memory_max);
+                else if (i == CTRL_CPU)
+                        r = cgroup_add_value_uint64(c, "cpu.cfs_period_us", 100000) ?:
+                            cgroup_add_value_int64(c, "cpu.cfs_quota_us", (int64_t) (l->cpus * 100000 + 0.5));
+                else
+                        r = cgroup_add_value_uint64(c, "pids.max", l->tasks_max);
+                r = r == 0 ? 0 : -EINVAL;
+                fc->v1_used[i] = true;
+        }
+        if (r >= 0 && cgroup_create_cgroup(g, 0) != 0)
+                r = -EIO;
+        if (r >= 0 && cgroup_attach_task_pid(g, cg->pid) != 0)
+                r = -EIO;
+        cgroup_free(&g);
+        return r;
+}
+
+static int fs_place_v2_limits(ActorCgroup *cg) {
+        FsManager *fm = cg->manager->backend;
+        const CgroupLimits *l = &cg->limits;
+        char v[64];
+        int r;
+
+        if (l->memory_max > 0 && fm->place[CTRL_MEMORY] == CONTROLLER_V2) {
+                snprintf(v, sizeof(v), "%" PRIu64, l->memory_max);
+                r = cg_write_file(cg->v2_dir, "memory.max", v);
+                if (r < 0)
+                        return r;
+        }
+        if (l->cpus > 0 && fm->place[CTRL_CPU] == CONTROLLER_V2) {
+                snprintf(v, sizeof(v), "%" PRIu64 " 100000", (uint64_t) (l->cpus * 100000 + 0.5));
+                r = cg_write_file(cg->v2_dir, "cpu.max", v);
+                if (r < 0)
+                        return r;
+        }
+        if (l->tasks_max > 0 && fm->place[CTRL_PIDS] == CONTROLLER_V2) {
+                snprintf(v, sizeof(v), "%" PRIu64, l->tasks_max);
+                r = cg_write_file(cg->v2_dir, "pids.max", v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int fs_place(ActorCgroup *cg, char **ret_message) {
+        CgroupManager *m = cg->manager;
+        FsCgroup *fc = calloc(1, sizeof(*fc));
+        int r;
+
+        if (!fc)
+                return -ENOMEM;
+        cg->backend = fc;
+        if (asprintf(&fc->rel, "%s/actor-%s", m->root, cg->id) < 0 ||
+            asprintf(&cg->v2_dir, "%s/%s", m->v2_mount, fc->rel) < 0 ||
+            asprintf(&cg->path, "/%s", fc->rel) < 0)
+                return -ENOMEM;
+        if (mkdir(cg->v2_dir, 0755) < 0) {
+                r = negative_errno();
+                free(cg->v2_dir);
+                cg->v2_dir = NULL; /* not ours */
+                if (asprintf(ret_message, "cannot create cgroup %s: %s", cg->path, strerror(-r)) < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+        r = fs_place_v2_limits(cg);
+        if (r >= 0)
+                r = fs_place_v1(cg, fc);
+        if (r < 0) {
+                if (asprintf(ret_message, "cannot apply the limits to cgroup %s: %s", cg->path, strerror(-r)) < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+        r = actor_cgroup_setup_leaf(cg);
+        if (r < 0) {
+                if (asprintf(ret_message, "cannot set up cgroup %s (device program, cgroup.procs): %s", cg->path,
+                             strerror(-r)) < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+        return 1;
+}
+
+static void fs_destroy(ActorCgroup *cg) {
+        FsManager *fm = cg->manager->backend;
+        FsCgroup *fc = cg->backend;
+
+        if (cg->v2_dir)
+                (void) rmdir(cg->v2_dir);
+        for (int i = 0; fc && i < _CTRL_MAX; i++) {
+                _cleanup_free_ char *d = NULL;
+                if (fc->v1_used[i] && fm->v1_mount[i] && asprintf(&d, "%s/%s", fm->v1_mount[i], fc->rel) >= 0)
+                        (void) rmdir(d);
+        }
+        if (fc)
+                free(fc->rel);
+        free(fc);
+        cg->backend = NULL;
+}
+
+/* A node manager that crashed left actor cgroups (maybe with processes): kill and remove them. */
+static int fs_reap_orphans(CgroupManager *m) {
+        FsManager *fm = m->backend;
+        _cleanup_free_ char *dir = NULL;
+        int r = 0;
+
+        if (asprintf(&dir, "%s/%s", m->v2_mount, m->root) < 0)
+                return -ENOMEM;
+        /* The root stays; what is below it goes. */
+        DIR *d = opendir(dir);
+        if (d) {
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        _cleanup_free_ char *child = NULL;
+                        if (de->d_type != DT_DIR || strncmp(de->d_name, "actor-", 6) != 0)
+                                continue;
+                        if (asprintf(&child, "%s/%s", dir, de->d_name) < 0) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        int k = cg_kill_and_remove_tree(child, ORPHAN_TIMEOUT_USEC);
+                        if (k < 0 && r >= 0)
+                                r = k;
+                }
+                closedir(d);
+        }
+        /* v1 controller cgroups are empty once their processes are: remove them. */
+        for (int i = 0; i < _CTRL_MAX; i++) {
+                _cleanup_free_ char *v1 = NULL;
+                if (!fm->v1_mount[i] || asprintf(&v1, "%s/%s", fm->v1_mount[i], m->root) < 0)
+                        continue;
+                d = opendir(v1);
+                if (!d)
+                        continue;
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        _cleanup_free_ char *child = NULL;
+                        if (de->d_type != DT_DIR || strncmp(de->d_name, "actor-", 6) != 0)
+                                continue;
+                        if (asprintf(&child, "%s/%s", v1, de->d_name) >= 0 && rmdir(child) < 0 && r >= 0)
+                                r = negative_errno();
+                }
+                closedir(d);
+        }
+        return r;
+}
+
+const CgroupBackendOps cgroup_backend_cgroupfs = {
+        .name = "cgroupfs",
+        .init = fs_init,
+        .done = fs_done,
+        .check_limits = fs_check_limits,
+        .reap_orphans = fs_reap_orphans,
+        .place = fs_place,
+        .destroy = fs_destroy,
+};

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The node manager's side of isolation: each actor's cgroup (or scope) around its worker, the
+ * device cgroup for its GPUs, and the return of its GPUs once that cgroup is empty. The launcher
+ * (worker.c) starts the worker; the worker waits for INIT, which is sent here once the backend has
+ * placed it: at once (cgroupfs) or when systemd's job is done (on_actor_placed).
+ */
+
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "cgroup-manager.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+/* A name for our cgroup subtree: none for the default runtime directory, else one derived from it,
+ * so that node managers with their own runtime directories (tests, clusters on one host) never
+ * reap each other's cgroups. */
+static char *isolation_instance_name(const Manager *m, const ManagerConfig *config) {
+        if (config->cgroup_name)
+                return strdup(config->cgroup_name);
+        if (streq(m->runtime_dir, "/run/kactor"))
+                return NULL;
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+        for (const char *p = m->runtime_dir; *p; p++)
+                h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
+        char *s;
+        return asprintf(&s, "rt-%016" PRIx64, h) < 0 ? NULL : s;
+}
+
+int manager_isolation_setup(Manager *m, const ManagerConfig *config) {
+        _cleanup_free_ char *name = isolation_instance_name(m, config);
+        int kind = CGROUP_MANAGER_AUTO, r;
+
+        if (config->cgroup_manager) {
+                kind = cgroup_manager_kind_from_string(config->cgroup_manager);
+                if (kind < 0)
+                        return log_error_errno(kind, "Unknown cgroup manager '%s'.", config->cgroup_manager);
+        }
+        r = cgroup_manager_new(m->event, kind, name, &m->cgroups);
+        if (r < 0 && kind == CGROUP_MANAGER_AUTO) {
+                log_warning_errno(r, "No cgroup manager available, actors run without cgroups: %m");
+                m->cgroups = NULL;
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the %s cgroup manager: %m",
+                                       cgroup_manager_kind_to_string(kind));
+        r = cgroup_manager_reap_orphans(m->cgroups);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove every cgroup a previous node manager left: %m");
+        log_info("Cgroup manager: %s%s%s.", cgroup_manager_name(m->cgroups), m->cgroups ? ", subtree " : "",
+                 m->cgroups ? m->cgroups->root : "");
+        return 0;
+}
+
+static void actor_isolation_done(Actor *a) {
+        if (a->cgroup) {
+                a->cgroup->userdata = NULL;
+                a->cgroup = actor_cgroup_free(a->cgroup);
+        }
+}
+
+static void on_actor_cgroup_empty(ActorCgroup *cg, void *userdata) {
+        Actor *a = userdata;
+        if (!a || a->worker)
+                return; /* the worker has not been reaped yet: actor_isolation_worker_gone() follows */
+        /* Everything the actor started is gone: its GPUs can go to someone else. */
+        actor_release_resources(a);
+        actor_isolation_done(a);
+        manager_bus_actor_changed(a->manager, a, "GpuIds");
+}
+
+static void on_actor_placed(ActorCgroup *cg, int r, const char *message, void *userdata) {
+        Actor *a = userdata;
+        if (!a)
+                return;
+        if (r >= 0 && a->worker) {
+                free(a->unit);
+                a->unit = cg->unit ? strdup(cg->unit) : NULL;
+                free(a->control_group);
+                a->control_group = cg->path ? strdup(cg->path) : NULL;
+                r = worker_send_init(a->worker);
+        }
+        if (r < 0) {
+                _cleanup_free_ char *why = NULL;
+                if (asprintf(&why, "could not place the worker in its cgroup: %s", message ?: strerror(-r)) < 0)
+                        why = NULL;
+                log_actor(LOG_ERR, a->id_string, NULL, "Actor %s: %s", a->id_string, why ?: "placement failed");
+                (void) actor_kill(a, true, why ?: "could not place the worker in its cgroup");
+        }
+}
+
+int actor_isolation_start(Actor *a, Worker *w, ReqError *e) {
+        Manager *m = a->manager;
+        _cleanup_free_ DeviceRule *rules = NULL;
+        _cleanup_free_ char *message = NULL, *description = NULL;
+        size_t n_rules = 0;
+        int r;
+
+        if (!m->cgroups)
+                return worker_send_init(w);
+
+        r = gpu_inventory_rules(&m->gpu_inventory, a->gpus, a->n_gpus, &rules, &n_rules);
+        if (r < 0)
+                return r;
+        if (asprintf(&description, "kactor actor %s (%s)", a->id_string, a->class_name) < 0)
+                return -ENOMEM;
+        ActorCgroupSpec spec = {
+                .id = a->id_string,
+                .description = description,
+                .pid = w->pid,
+                .limits = { .memory_max = a->memory_max, .cpus = a->num_cpus, .tasks_max = a->tasks_max },
+                .devices = rules,
+                .n_devices = n_rules,
+        };
+        r = actor_cgroup_new(m->cgroups, &spec, on_actor_placed, on_actor_cgroup_empty, a, &a->cgroup, &message);
+        if (r < 0)
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "cannot isolate the actor with %s: %s",
+                                 cgroup_manager_name(m->cgroups), message ?: strerror(-r));
+        if (r > 0)
+                on_actor_placed(a->cgroup, 0, NULL, a);
+        return 0;
+}
+
+int actor_isolation_check_limits(Manager *m, const ActorSpec *spec, ReqError *e) {
+        CgroupLimits l = {
+                .memory_max = spec->memory_max,
+                /* Without cgroups NumCpus is a reservation only, as in Ray. */
+                .cpus = m->cgroups ? spec->num_cpus : 0,
+                .tasks_max = spec->tasks_max,
+        };
+        const char *missing = NULL;
+        int r = cgroup_manager_check_limits(m->cgroups, &l, &missing);
+        if (r < 0)
+                return r;
+        if (missing)
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "cannot apply %s", missing);
+        return 0;
+}
+
+void actor_isolation_kill(Actor *a) {
+        if (a->cgroup)
+                (void) actor_cgroup_kill(a->cgroup);
+        else if (a->worker && !a->worker->exited)
+                (void) kill(a->worker->pid, SIGKILL);
+}
+
+void actor_isolation_worker_gone(Actor *a) {
+        if (!a->cgroup) {
+                actor_release_resources(a);
+                return;
+        }
+        /* Whatever the worker left behind goes with it; the GPUs return once the cgroup is empty
+         * (on_actor_cgroup_empty, from cgroup.events). */
+        (void) actor_cgroup_kill(a->cgroup);
+}
+
+void actor_isolation_free(Actor *a) {
+        actor_isolation_done(a);
+        free(a->unit);
+        free(a->control_group);
+        a->unit = a->control_group = NULL;
+}
+
+/*
+ * A module file is loaded into a process that runs as the caller: refuse one that anyone but root
+ * or the caller could have written (the file, or a directory on its path without the sticky bit).
+ */
+int actor_isolation_check_module(const char *path, uid_t uid, ReqError *e) {
+        _cleanup_free_ char *p = strdup(path);
+        struct stat st;
+
+        if (!p)
+                return -ENOMEM;
+        for (bool file = true;; file = false) {
+                if (stat(p, &st) < 0)
+                        return req_error(e, KACTOR_ERROR_MODULE_NOT_FOUND, "cannot check %s: %m", p);
+                bool sticky_dir = !file && (st.st_mode & S_ISVTX);
+                if ((st.st_uid != 0 && st.st_uid != uid) || (!sticky_dir && (st.st_mode & (S_IWGRP | S_IWOTH))))
+                        return req_error(e, KACTOR_ERROR_ACCESS_DENIED,
+                                         "refusing module %s: %s is writable by others than root and the caller "
+                                         "(owner %u, mode %04o)",
+                                         path, p, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777));
+                char *slash = strrchr(p, '/');
+                if (!slash || slash == p)
+                        break;
+                *slash = 0;
+        }
+        return 0;
+}
+
+/* The uid and gid a worker runs as: the caller's, or for root a User option. */
+int actor_isolation_resolve_user(const ActorSpec *spec, uid_t *ret_uid, gid_t *ret_gid, ReqError *e) {
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+
+        if (spec->user) {
+                if (spec->uid != 0)
+                        return req_error(e, KACTOR_ERROR_ACCESS_DENIED, "only root may choose the User of an actor");
+                char *end;
+                unsigned long n = strtoul(spec->user, &end, 10);
+                if (*spec->user && !*end)
+                        (void) getpwuid_r((uid_t) n, &pw, buf, sizeof(buf), &res);
+                else
+                        (void) getpwnam_r(spec->user, &pw, buf, sizeof(buf), &res);
+                if (!res && *spec->user && !*end) {
+                        *ret_uid = (uid_t) n;
+                        *ret_gid = (gid_t) n;
+                        return 0;
+                }
+                if (!res)
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS, "no such user: %s", spec->user);
+                *ret_uid = res->pw_uid;
+                *ret_gid = res->pw_gid;
+                return 0;
+        }
+        (void) getpwuid_r(spec->uid, &pw, buf, sizeof(buf), &res);
+        *ret_uid = spec->uid;
+        *ret_gid = res ? res->pw_gid : (gid_t) spec->uid;
+        return 0;
+}

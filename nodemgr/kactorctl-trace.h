@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* kactorctl's tracing commands (kactorctl-trace.c), over io.kactor.Trace1. */
+
+#include <systemd/sd-bus.h>
+
+/* In kactorctl.c: connects as the global options say. */
+int kactorctl_bus_connect(sd_bus **ret);
+
+int verb_trace(int argc, char *argv[]);
+int verb_top(int argc, char *argv[]);
+int verb_timeline(int argc, char *argv[]);
+/* For `kactorctl status`: prints the "Tracing:" line. */
+void trace_print_status(sd_bus *bus);

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Tracing in the node manager: the glue between the actors and bpf/trace.c. */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager-trace.h"
+#include "trace-format.h"
+#include "trace-loader.h"
+
+/* Events one timeline keeps at most (80 bytes each); more count as dropped. */
+#define TIMELINE_MAX_EVENTS (512 * 1024)
+/* How often the ring buffer is read while a timeline is collected (it wakes us only when full). */
+#define TIMELINE_POLL_USEC (100 * 1000)
+
+typedef struct TraceMethod {
+        uint32_t id;
+        char *name;
+        UT_hash_handle hh;
+} TraceMethod;
+
+struct ManagerTrace {
+        Trace *trace;
+        char *reason;
+        TraceMethod *methods;
+        TraceActor *actors;
+
+        sd_event_source *rb_io, *rb_timer;
+        bool collecting;
+        struct kt_event *events;
+        size_t n_events, n_allocated;
+        uint64_t overflow, dropped_start;
+};
+
+static ManagerTrace *mt_get(Manager *m) {
+        return m->trace;
+}
+
+static void trace_actor_free(TraceActor *ta) {
+        if (!ta)
+                return;
+        free(ta->class_name);
+        free(ta->name);
+        free(ta->label);
+        free(ta->methods);
+        free(ta);
+}
+
+static void on_trace_event(const struct kt_event *e, void *userdata) {
+        ManagerTrace *mt = userdata;
+        if (!mt->collecting)
+                return;
+        if (mt->n_events >= TIMELINE_MAX_EVENTS) {
+                mt->overflow++;
+                return;
+        }
+        if (mt->n_events == mt->n_allocated) {
+                size_t n = MAX(mt->n_allocated * 2, (size_t) 4096);
+                struct kt_event *ev = realloc(mt->events, n * sizeof(*ev));
+                if (!ev) {
+                        mt->overflow++;
+                        return;
+                }
+                mt->events = ev;
+                mt->n_allocated = n;
+        }
+        mt->events[mt->n_events++] = *e;
+}
+
+void manager_trace_start(Manager *m) {
+        ManagerTrace *mt;
+        const char *e = getenv("KACTOR_TRACE");
+
+        if (m->trace)
+                return;
+        mt = calloc(1, sizeof(*mt));
+        if (!mt) {
+                log_error("Out of memory: tracing is off.");
+                return;
+        }
+        m->trace = mt;
+
+        if (e && (streq(e, "off") || streq(e, "0") || streq(e, "no"))) {
+                mt->reason = strdup("turned off (KACTOR_TRACE=off)");
+                log_info("Tracing is off: %s.", mt->reason ?: "turned off");
+                return;
+        }
+
+        _cleanup_free_ char *lib = NULL;
+        const char *slash = m->worker_path ? strrchr(m->worker_path, '/') : NULL;
+        if (slash && asprintf(&lib, "%.*s/libkactor.so.0", (int) (slash - m->worker_path), m->worker_path) < 0)
+                lib = NULL;
+        TraceOptions opts = {
+                .worker_lib_hint = lib,
+                .sz = sizeof(opts),
+                .node_id = m->node_id,
+                .sched_events = true,
+                .event_fn = on_trace_event,
+                .event_userdata = mt,
+        };
+        char *reason = NULL;
+        int r = trace_new(&opts, &mt->trace, &reason);
+        if (r < 0) {
+                mt->reason = reason ?: strdup(strerror(-r));
+                /* Said once, here; `kactorctl status` shows it too. */
+                log_warning("Tracing is off: %s.", mt->reason ?: "unknown error");
+                return;
+        }
+        log_info("Tracing is on: histograms in %s.", trace_pin_dir(mt->trace) ?: "(not pinned)");
+}
+
+void manager_trace_stop(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        if (!mt)
+                return;
+        mt->rb_io = sd_event_source_disable_unref(mt->rb_io);
+        mt->rb_timer = sd_event_source_disable_unref(mt->rb_timer);
+        mt->trace = trace_free(mt->trace);
+        TraceActor *ta, *tmp;
+        HASH_ITER(hh, mt->actors, ta, tmp) {
+                HASH_DEL(mt->actors, ta);
+                trace_actor_free(ta);
+        }
+        TraceMethod *tm, *tmpm;
+        HASH_ITER(hh, mt->methods, tm, tmpm) {
+                HASH_DEL(mt->methods, tm);
+                free(tm->name);
+                free(tm);
+        }
+        free(mt->events);
+        free(mt->reason);
+        free(mt);
+        m->trace = NULL;
+}
+
+bool manager_trace_enabled(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        return mt && mt->trace && trace_is_enabled(mt->trace);
+}
+
+const char *manager_trace_reason(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        if (!mt)
+                return "not started";
+        if (mt->trace)
+                return trace_is_enabled(mt->trace) ? "" : "turned off (SetEnabled)";
+        return mt->reason ?: "unknown";
+}
+
+Trace *manager_trace_loader(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        return mt ? mt->trace : NULL;
+}
+
+static uint64_t actor_key(const Actor *a) {
+        return kactor_trace_id_hash(a->id.hi, a->id.lo);
+}
+
+static TraceActor *trace_actor_find(ManagerTrace *mt, uint64_t key) {
+        TraceActor *ta;
+        HASH_FIND(hh, mt->actors, &key, sizeof(key), ta);
+        return ta;
+}
+
+void manager_trace_actor_ready(Manager *m, Actor *a) {
+        ManagerTrace *mt = mt_get(m);
+        pid_t pid = a->worker ? a->worker->pid : 0;
+        uint64_t key = actor_key(a);
+
+        if (a->restarts > 0)
+                KACTOR_PROBE(actor_restarted, key, (uint64_t) pid, (uint64_t) a->restarts);
+        else
+                KACTOR_PROBE(actor_started, key, (uint64_t) pid);
+        if (!mt || !mt->trace)
+                return;
+
+        TraceActor *ta = trace_actor_find(mt, key);
+        if (!ta) {
+                ta = calloc(1, sizeof(*ta));
+                if (!ta)
+                        return;
+                ta->key = key;
+                memcpy(ta->id_string, a->id_string, sizeof(ta->id_string));
+                ta->class_name = strdup(a->class_name ?: "");
+                ta->name = a->name ? strdup(a->name) : NULL;
+                if (asprintf(&ta->label, "actor %s (%s%s%s)", a->id_string, a->class_name ?: "?", a->name ? ", " : "",
+                             a->name ?: "") < 0)
+                        ta->label = NULL;
+                HASH_ADD(hh, mt->actors, key, sizeof(ta->key), ta);
+        } else if (ta->pid > 0 && ta->pid != pid)
+                (void) trace_actor_gone(mt->trace, key); /* the previous worker's pid */
+        ta->pid = pid;
+
+        int r = trace_actor_add(mt->trace, key, a->id.hi, a->id.lo, pid);
+        if (r < 0)
+                log_debug("Failed to register actor %s for tracing: %s", a->id_string, strerror(-r));
+        if (pid > 0) {
+                r = trace_attach_worker(mt->trace, pid);
+                if (r < 0)
+                        log_warning("Failed to attach the worker probes (worker %d): %s; call phases past the "
+                                    "queue are not traced.", (int) pid, strerror(-r));
+        }
+}
+
+void manager_trace_actor_died(Manager *m, Actor *a, bool expected) {
+        ManagerTrace *mt = mt_get(m);
+        uint64_t key = actor_key(a);
+
+        KACTOR_PROBE(actor_died, key, (uint64_t) expected);
+        if (mt && mt->trace)
+                (void) trace_actor_gone(mt->trace, key);
+}
+
+void manager_trace_actor_freed(Manager *m, Actor *a) {
+        ManagerTrace *mt = mt_get(m);
+        if (!mt)
+                return;
+        TraceActor *ta = trace_actor_find(mt, actor_key(a));
+        if (!ta)
+                return;
+        if (mt->trace)
+                (void) trace_actor_forget(mt->trace, ta->key, ta->methods, ta->n_methods);
+        HASH_DEL(mt->actors, ta);
+        trace_actor_free(ta);
+}
+
+void manager_trace_actor_cgroup(Manager *m, Actor *a, uint64_t cgroup_id) {
+        ManagerTrace *mt = mt_get(m);
+        if (mt && mt->trace && trace_actor_find(mt, actor_key(a)))
+                (void) trace_actor_set_cgroup(mt->trace, actor_key(a), cgroup_id);
+}
+
+void manager_trace_call_queued(Manager *m, Actor *a, Call *c) {
+        ManagerTrace *mt = mt_get(m);
+
+        c->trace_queued_ns = kactor_trace_now_ns();
+        c->trace_method = kactor_trace_method_id(c->method, strlen(c->method ?: ""));
+        if (!mt || !mt->trace)
+                return;
+
+        /* Names for the method ids, and per actor the methods to forget with it. */
+        TraceMethod *tm;
+        HASH_FIND(hh, mt->methods, &c->trace_method, sizeof(uint32_t), tm);
+        if (!tm) {
+                tm = calloc(1, sizeof(*tm));
+                if (!tm || !(tm->name = strdup(c->method ?: ""))) {
+                        free(tm);
+                        return;
+                }
+                tm->id = c->trace_method;
+                HASH_ADD(hh, mt->methods, id, sizeof(tm->id), tm);
+                (void) trace_method_add(mt->trace, tm->id, tm->name);
+        }
+        TraceActor *ta = trace_actor_find(mt, actor_key(a));
+        if (!ta)
+                return;
+        for (size_t i = 0; i < ta->n_methods; i++)
+                if (ta->methods[i] == c->trace_method)
+                        return;
+        uint32_t *v = realloc(ta->methods, (ta->n_methods + 1) * sizeof(uint32_t));
+        if (!v)
+                return;
+        ta->methods = v;
+        ta->methods[ta->n_methods++] = c->trace_method;
+}
+
+const TraceActor *manager_trace_actor_by_key(Manager *m, uint64_t key) {
+        ManagerTrace *mt = mt_get(m);
+        return mt ? trace_actor_find(mt, key) : NULL;
+}
+
+const char *manager_trace_method_name(Manager *m, uint32_t id) {
+        ManagerTrace *mt = mt_get(m);
+        TraceMethod *tm = NULL;
+        if (mt)
+                HASH_FIND(hh, mt->methods, &id, sizeof(id), tm);
+        return tm ? tm->name : NULL;
+}
+
+bool manager_trace_actor_matches(const TraceActor *a, const char *filter) {
+        if (!filter || !*filter)
+                return true;
+        if (a->name && streq(a->name, filter))
+                return true;
+        const char *p = strrchr(filter, '/'); /* an object path works too */
+        p = p ? p + 1 : filter;
+        return *p && strncmp(a->id_string, p, strlen(p)) == 0;
+}
+
+/* --- Prometheus --- */
+
+typedef struct PromState {
+        Manager *m;
+        FILE *f;
+} PromState;
+
+static void prom_labels(FILE *f, const TraceActor *ta, uint64_t key) {
+        char idbuf[32];
+        fputs("actor=\"", f);
+        if (ta)
+                trace_prom_escape(f, ta->id_string);
+        else {
+                snprintf(idbuf, sizeof(idbuf), "%016" PRIx64, key);
+                fputs(idbuf, f);
+        }
+        fputs("\",class=\"", f);
+        trace_prom_escape(f, ta ? ta->class_name : "");
+        fputs("\"", f);
+}
+
+static void prom_call(const struct kt_call_key *key, const struct kt_call_stats *st, void *userdata) {
+        PromState *s = userdata;
+        const TraceActor *ta = manager_trace_actor_by_key(s->m, key->actor);
+        const char *method = manager_trace_method_name(s->m, key->method);
+        for (unsigned p = 0; p < TRACE_PHASE_MAX; p++) {
+                _cleanup_free_ char *labels = NULL;
+                size_t len = 0;
+                FILE *lf = open_memstream(&labels, &len);
+                if (!lf)
+                        return;
+                prom_labels(lf, ta, key->actor);
+                fputs(",method=\"", lf);
+                trace_prom_escape(lf, method ?: "?");
+                fprintf(lf, "\",phase=\"%s\"", trace_phase_to_string(p));
+                fclose(lf);
+                trace_prom_histogram(s->f, "kactor_call_phase_seconds", labels, st->phase[p].slots, TRACE_HIST_SLOTS,
+                                     st->phase[p].count, st->phase[p].sum_ns);
+        }
+}
+
+static void prom_sched(uint64_t actor, const struct kt_sched_stats *st, void *userdata) {
+        PromState *s = userdata;
+        const TraceActor *ta = manager_trace_actor_by_key(s->m, actor);
+        for (unsigned k = 0; k < TRACE_SCHED_MAX; k++) {
+                _cleanup_free_ char *labels = NULL;
+                size_t len = 0;
+                FILE *lf = open_memstream(&labels, &len);
+                if (!lf)
+                        return;
+                prom_labels(lf, ta, actor);
+                fprintf(lf, ",kind=\"%s\"", trace_sched_kind_to_string(k));
+                fclose(lf);
+                trace_prom_histogram(s->f, "kactor_sched_seconds", labels, st->hist[k].slots, TRACE_HIST_SLOTS,
+                                     st->hist[k].count, st->hist[k].sum_ns);
+        }
+}
+
+int manager_trace_prometheus(Manager *m, char **ret) {
+        Trace *t = manager_trace_loader(m);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "# HELP kactor_trace_enabled Whether the node manager's tracing programs are attached.\n"
+                   "# TYPE kactor_trace_enabled gauge\nkactor_trace_enabled %d\n",
+                manager_trace_enabled(m));
+        if (t) {
+                PromState s = { .m = m, .f = f };
+                fputs("# HELP kactor_call_phase_seconds Time actor calls spend in each phase (queue: waiting in the "
+                      "node manager; dispatch: sent until the worker starts it; exec: running; deliver: until the "
+                      "result is stored; total).\n# TYPE kactor_call_phase_seconds histogram\n", f);
+                (void) trace_foreach_call(t, prom_call, &s);
+                fputs("# HELP kactor_sched_seconds Scheduler time of the actors' threads (runq: waiting for a CPU; "
+                      "offcpu: asleep; oncpu: running slices).\n# TYPE kactor_sched_seconds histogram\n", f);
+                (void) trace_foreach_sched(t, prom_sched, &s);
+                fprintf(f, "# HELP kactor_trace_dropped_events_total Timeline events the ring buffer had no room for.\n"
+                           "# TYPE kactor_trace_dropped_events_total counter\nkactor_trace_dropped_events_total %" PRIu64 "\n",
+                        trace_dropped(t));
+        }
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        return 0;
+}
+
+/* --- timeline --- */
+
+static int on_rb_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ManagerTrace *mt = userdata;
+        if (mt->trace)
+                (void) trace_ringbuf_consume(mt->trace);
+        return 0;
+}
+
+static int on_rb_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        ManagerTrace *mt = userdata;
+        if (mt->trace)
+                (void) trace_ringbuf_consume(mt->trace);
+        (void) sd_event_source_set_time_relative(s, TIMELINE_POLL_USEC);
+        return 0;
+}
+
+bool manager_trace_timeline_active(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        return mt && mt->collecting;
+}
+
+int manager_trace_timeline_begin(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        int r;
+
+        if (!mt || !mt->trace || !trace_is_enabled(mt->trace))
+                return -EOPNOTSUPP;
+        if (mt->collecting)
+                return -EBUSY;
+        (void) trace_ringbuf_consume(mt->trace); /* leftovers of an earlier timeline */
+        mt->n_events = 0;
+        mt->overflow = 0;
+        mt->dropped_start = trace_dropped(mt->trace);
+        if (!mt->rb_io) {
+                r = sd_event_add_io(m->event, &mt->rb_io, trace_ringbuf_fd(mt->trace), EPOLLIN, on_rb_io, mt);
+                if (r < 0)
+                        return r;
+        }
+        if (!mt->rb_timer) {
+                r = sd_event_add_time_relative(m->event, &mt->rb_timer, CLOCK_MONOTONIC, TIMELINE_POLL_USEC, 0,
+                                               on_rb_timer, mt);
+                if (r < 0)
+                        return r;
+        }
+        (void) sd_event_source_set_enabled(mt->rb_io, SD_EVENT_ON);
+        (void) sd_event_source_set_enabled(mt->rb_timer, SD_EVENT_ON);
+        mt->collecting = true;
+        trace_set_timeline(mt->trace, true);
+        return 0;
+}
+
+static const char *timeline_actor_label(uint64_t key, void *userdata) {
+        const TraceActor *ta = manager_trace_actor_by_key(userdata, key);
+        return ta ? ta->label : NULL;
+}
+
+static const char *timeline_method_name(uint32_t id, void *userdata) {
+        return manager_trace_method_name(userdata, id);
+}
+
+int manager_trace_timeline_end(Manager *m, char **ret_json, uint64_t *ret_events, uint64_t *ret_dropped) {
+        ManagerTrace *mt = mt_get(m);
+        if (!mt || !mt->collecting)
+                return -ESRCH;
+        if (mt->trace) {
+                trace_set_timeline(mt->trace, false);
+                (void) trace_ringbuf_consume(mt->trace);
+        }
+        mt->collecting = false;
+        (void) sd_event_source_set_enabled(mt->rb_io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(mt->rb_timer, SD_EVENT_OFF);
+
+        uint64_t dropped = mt->overflow + (mt->trace ? trace_dropped(mt->trace) - mt->dropped_start : 0);
+        char *json = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&json, &len);
+        if (!f)
+                return -ENOMEM;
+        TraceTimelineNames names = {
+                .actor_label = timeline_actor_label,
+                .method_name = timeline_method_name,
+                .userdata = m,
+        };
+        int r = trace_timeline_write(f, mt->events, mt->n_events, dropped, &names);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(json);
+                return r;
+        }
+        *ret_json = json;
+        *ret_events = mt->n_events;
+        *ret_dropped = dropped;
+        mt->n_events = 0;
+        return 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The node manager's side of tracing (bpf/): loads the programs at start where it may (else says
+ * once why, and runs without), tells them about its actors, and answers io.kactor.Trace1
+ * (trace-bus.c). Every hook is cheap and safe to call while tracing is off.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "manager.h"
+#include "probes.h"
+
+typedef struct ManagerTrace ManagerTrace;
+
+/* Loads and attaches, or records why not (KACTOR_TRACE=off in the environment turns it off). */
+void manager_trace_start(Manager *m);
+/* Unloads, detaches and unpins. Idempotent. */
+void manager_trace_stop(Manager *m);
+
+bool manager_trace_enabled(Manager *m);
+/* Why tracing is off ("" when on). */
+const char *manager_trace_reason(Manager *m);
+
+/* The actor's worker is ready (started or restarted). */
+void manager_trace_actor_ready(Manager *m, Actor *a);
+/* The actor is dead / about to be freed. */
+void manager_trace_actor_died(Manager *m, Actor *a, bool expected);
+void manager_trace_actor_freed(Manager *m, Actor *a);
+/* The actor's cgroup (v2 id): its threads are followed by cgroup from now on. */
+void manager_trace_actor_cgroup(Manager *m, Actor *a, uint64_t cgroup_id);
+
+/* A call joined the actor's queue while the call_stored probe is attached: stamps it. */
+void manager_trace_call_queued(Manager *m, Actor *a, Call *c);
+
+/* trace-bus.c */
+int trace_bus_setup(Manager *m);
+
+/* For trace-bus.c: what the programs gathered, with names. */
+typedef struct TraceActor {
+        uint64_t key;
+        char id_string[KACTOR_ID_STRING_MAX];
+        char *class_name;
+        char *name;
+        char *label; /* "actor ID (Class)" */
+        pid_t pid;
+        uint32_t *methods; /* ids of the methods it was called with, for forgetting them */
+        size_t n_methods;
+        UT_hash_handle hh;
+} TraceActor;
+
+typedef struct Trace Trace;
+/* The loader, or NULL while tracing is off. */
+Trace *manager_trace_loader(Manager *m);
+const TraceActor *manager_trace_actor_by_key(Manager *m, uint64_t key);
+const char *manager_trace_method_name(Manager *m, uint32_t id);
+/* Whether the filter (an actor id, a prefix of one, or a name; NULL or "" for all) matches. */
+bool manager_trace_actor_matches(const TraceActor *a, const char *filter);
+
+/* The histograms as Prometheus text (malloc'd). */
+int manager_trace_prometheus(Manager *m, char **ret);
+
+/* Timeline mode: begin collecting events (-EBUSY while another collection runs), end and get the
+ * Chrome trace JSON (malloc'd), how many events it holds and how many were dropped. */
+int manager_trace_timeline_begin(Manager *m);
+int manager_trace_timeline_end(Manager *m, char **ret_json, uint64_t *ret_events, uint64_t *ret_dropped);
+bool manager_trace_timeline_active(Manager *m);

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* io.kactor.Trace1 on /io/kactor/NodeManager1: what the tracing programs gathered. Thin handlers
+ * over manager-trace.c. */
+
+#include "bus-value.h"
+#include "log.h"
+#include "macro.h"
+#include "manager-trace.h"
+#include "trace-format.h"
+#include "trace-loader.h"
+
+#define KACTOR_BUS_TRACE_INTERFACE "io.kactor.Trace1"
+#define TRACE_TIMELINE_MAX_USEC (600 * UINT64_C(1000000))
+
+static int trace_check_on(Manager *m, sd_bus_error *error) {
+        if (!manager_trace_loader(m))
+                return sd_bus_error_setf(error, "io.kactor.Error.NotSupported", "Tracing is off: %s.",
+                                         manager_trace_reason(m));
+        return 0;
+}
+
+static int trace_check_privileged(sd_bus_message *msg, sd_bus_error *error) {
+        int r = sd_bus_query_sender_privilege(msg, -1);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return sd_bus_error_set(error, "io.kactor.Error.AccessDenied",
+                                        "Only root may change how the node traces.");
+        return 0;
+}
+
+static int append_hist(sd_bus_message *reply, const char *actor, const char *class_name, const char *what,
+                       const char *kind, const struct kt_hist *h) {
+        int r = sd_bus_message_open_container(reply, 'r', "sssstt" "at");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "sssstt", actor, class_name, what, kind, h->count, h->sum_ns);
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 't', h->slots, sizeof(h->slots));
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+typedef struct CallStatsState {
+        Manager *m;
+        sd_bus_message *reply;
+        const char *actor, *method;
+        int r;
+} CallStatsState;
+
+static void call_stats_one(const struct kt_call_key *key, const struct kt_call_stats *st, void *userdata) {
+        CallStatsState *s = userdata;
+        const TraceActor *ta = manager_trace_actor_by_key(s->m, key->actor);
+        const char *method = manager_trace_method_name(s->m, key->method) ?: "?";
+        if (s->r < 0 || !ta || !manager_trace_actor_matches(ta, s->actor) || (s->method && *s->method && !streq(method, s->method)))
+                return;
+        for (unsigned p = 0; p < TRACE_PHASE_MAX && s->r >= 0; p++)
+                s->r = append_hist(s->reply, ta->id_string, ta->class_name, method, trace_phase_to_string(p),
+                                   &st->phase[p]);
+}
+
+static int method_get_call_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *actor, *method;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &actor, &method);
+        if (r < 0)
+                return r;
+        r = trace_check_on(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssssttat)");
+        if (r < 0)
+                return r;
+        CallStatsState s = { .m = m, .reply = reply, .actor = actor, .method = method };
+        r = trace_foreach_call(manager_trace_loader(m), call_stats_one, &s);
+        if (r < 0 || s.r < 0)
+                return r < 0 ? r : s.r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static void sched_stats_one(uint64_t actor, const struct kt_sched_stats *st, void *userdata) {
+        CallStatsState *s = userdata;
+        const TraceActor *ta = manager_trace_actor_by_key(s->m, actor);
+        if (s->r < 0 || !ta || !manager_trace_actor_matches(ta, s->actor))
+                return;
+        for (unsigned k = 0; k < TRACE_SCHED_MAX && s->r >= 0; k++)
+                s->r = append_hist(s->reply, ta->id_string, ta->class_name, "", trace_sched_kind_to_string(k),
+                                   &st->hist[k]);
+}
+
+static int method_get_sched_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *actor;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &actor);
+        if (r < 0)
+                return r;
+        r = trace_check_on(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssssttat)");
+        if (r < 0)
+                return r;
+        CallStatsState s = { .m = m, .reply = reply, .actor = actor };
+        r = trace_foreach_sched(manager_trace_loader(m), sched_stats_one, &s);
+        if (r < 0 || s.r < 0)
+                return r < 0 ? r : s.r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_prometheus(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *text = NULL;
+        int r = manager_trace_prometheus(userdata, &text);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "s", text);
+}
+
+static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r = trace_check_privileged(msg, error);
+        if (r < 0)
+                return r;
+        r = trace_check_on(m, error);
+        if (r < 0)
+                return r;
+        trace_reset(manager_trace_loader(m));
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int enabled, r;
+
+        r = sd_bus_message_read(msg, "b", &enabled);
+        if (r < 0)
+                return r;
+        r = trace_check_privileged(msg, error);
+        if (r < 0)
+                return r;
+        r = trace_check_on(m, error);
+        if (r < 0)
+                return r;
+        if (!enabled && manager_trace_timeline_active(m))
+                return sd_bus_error_set(error, "io.kactor.Error.Busy", "A timeline is being recorded.");
+        r = trace_set_enabled(manager_trace_loader(m), enabled);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to %s tracing: %m", enabled ? "attach" : "detach");
+        (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(msg), KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE,
+                                              "Enabled", "Reason", NULL);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+typedef struct TimelineRequest {
+        Manager *m;
+        sd_bus_message *msg;
+        sd_event_source *timer;
+} TimelineRequest;
+
+static TimelineRequest *timeline_request_free(TimelineRequest *t) {
+        if (!t)
+                return NULL;
+        sd_event_source_disable_unref(t->timer);
+        sd_bus_message_unref(t->msg);
+        free(t);
+        return NULL;
+}
+
+static int on_timeline_done(sd_event_source *s, uint64_t usec, void *userdata) {
+        TimelineRequest *t = userdata;
+        _cleanup_free_ char *json = NULL;
+        uint64_t n = 0, dropped = 0;
+
+        int r = manager_trace_timeline_end(t->m, &json, &n, &dropped);
+        if (r < 0)
+                (void) sd_bus_reply_method_errnof(t->msg, r, "Failed to make the timeline: %m");
+        else
+                (void) sd_bus_reply_method_return(t->msg, "stt", json, n, dropped);
+        timeline_request_free(t);
+        return 0;
+}
+
+static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t duration;
+        int r;
+
+        r = sd_bus_message_read(msg, "t", &duration);
+        if (r < 0)
+                return r;
+        if (duration == 0 || duration > TRACE_TIMELINE_MAX_USEC)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "The duration must be more than 0 and at most 10 minutes.");
+        r = trace_check_privileged(msg, error);
+        if (r < 0)
+                return r;
+        r = trace_check_on(m, error);
+        if (r < 0)
+                return r;
+        TimelineRequest *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->m = m;
+        t->msg = sd_bus_message_ref(msg);
+        r = sd_event_add_time_relative(m->event, &t->timer, CLOCK_MONOTONIC, duration, 0, on_timeline_done, t);
+        if (r >= 0)
+                r = manager_trace_timeline_begin(m);
+        if (r < 0) {
+                timeline_request_free(t);
+                if (r == -EBUSY)
+                        return sd_bus_error_set(error, "io.kactor.Error.Busy", "Another timeline is being recorded.");
+                if (r == -EOPNOTSUPP)
+                        return sd_bus_error_set(error, "io.kactor.Error.NotSupported", "Tracing is detached.");
+                return r;
+        }
+        return 1;
+}
+
+static int property_enabled(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int) manager_trace_enabled(userdata));
+}
+
+static int property_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", manager_trace_reason(userdata));
+}
+
+static int property_pin_path(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Trace *t = manager_trace_loader(userdata);
+        return sd_bus_message_append(reply, "s", t ? trace_pin_dir(t) ?: "" : "");
+}
+
+static int property_dropped(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Trace *t = manager_trace_loader(userdata);
+        return sd_bus_message_append(reply, "t", t ? trace_dropped(t) : UINT64_C(0));
+}
+
+static int property_timeline(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int) manager_trace_timeline_active(userdata));
+}
+
+static const sd_bus_vtable trace_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Enabled", "b", property_enabled, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Reason", "s", property_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PinPath", "s", property_pin_path, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("TimelineActive", "b", property_timeline, 0, 0),
+        SD_BUS_PROPERTY("DroppedEvents", "t", property_dropped, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetCallStats", SD_BUS_ARGS("s", actor, "s", method),
+                                SD_BUS_RESULT("a(ssssttat)", stats), method_get_call_stats, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetSchedStats", SD_BUS_ARGS("s", actor), SD_BUS_RESULT("a(ssssttat)", stats),
+                                method_get_sched_stats, 0),
+        SD_BUS_METHOD_WITH_ARGS("Prometheus", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", text), method_prometheus, 0),
+        SD_BUS_METHOD_WITH_ARGS("Timeline", SD_BUS_ARGS("t", duration_usec),
+                                SD_BUS_RESULT("s", json, "t", events, "t", dropped), method_timeline, 0),
+        SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, 0),
+        SD_BUS_METHOD_WITH_ARGS("SetEnabled", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT, method_set_enabled, 0),
+        SD_BUS_VTABLE_END
+};
+
+int trace_bus_setup(Manager *m) {
+        int r = sd_bus_add_object_vtable(m->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE, trace_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the %s interface: %m", KACTOR_BUS_TRACE_INTERFACE);
+        return 0;
+}

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Actor-call benchmarks, after Ray's microbenchmarks, against Counter actors
+ * (build/examples/counter.so; `increment` returns the new value, so every result is checked):
+ *
+ *   1_1_actor_calls_sync    one client, one actor: call, get, repeat; in rounds alternating with
+ *                           the raw and the relayed socket round trip (see bench_measure_sync())
+ *   1_1_actor_calls_async   one client, one actor: KACTOR_BENCH_BATCH calls, then one get of all
+ *   1_n_actor_calls_async   one client, KACTOR_BENCH_ACTORS_1N actors (default 4), calls spread
+ *                           round-robin, one get per batch
+ *   n_n_actor_calls_async   KACTOR_BENCH_CLIENTS client processes (default nproc, at least 2), each
+ *                           with its own connection and actor, batches as above; the aggregate rate
+ *
+ * Usage: bench-actor-calls [NAME...] — runs the named benchmarks, or all.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+
+typedef struct CallBench {
+        const char *name;
+        kactor_client *client;
+        kactor_actor *actors;
+        int64_t *expected; /* each actor's counter as it should be */
+        unsigned n_actors;
+        unsigned batch;
+        kactor_ref *refs;
+} CallBench;
+
+static int check_int(CallBench *b, const kactor_value *v, int64_t want) {
+        if (kactor_value_is_error(v)) {
+                fprintf(stderr, "%s: call failed: %s: %s\n", b->name,
+                        kactor_error_name(kactor_value_error_code(v)) ?: "?", kactor_value_error_message(v));
+                return -EREMOTEIO;
+        }
+        if (kactor_value_type(v) != KACTOR_TYPE_INT || kactor_value_get_int(v) != want) {
+                fprintf(stderr, "%s: increment returned %s, expected %lld\n", b->name,
+                        kactor_type_to_string(kactor_value_type(v)), (long long) want);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+static int sync_step(void *userdata, uint64_t *ops) {
+        CallBench *b = userdata;
+        kactor_value *v = NULL;
+        kactor_ref ref;
+        int r;
+
+        r = kactor_call(b->client, b->actors[0], "increment", NULL, &ref);
+        if (r < 0)
+                return r;
+        r = kactor_get1(b->client, ref, BENCH_GET_TIMEOUT_USEC, &v);
+        if (r >= 0)
+                r = check_int(b, v, ++b->expected[0]);
+        kactor_value_free(v);
+        if (r < 0)
+                return r;
+        r = kactor_ref_release(b->client, &ref, 1);
+        if (r < 0)
+                return r;
+        (*ops)++;
+        return 0;
+}
+
+/* One batch: b->batch calls spread round-robin over the actors, one get of all, checks, release. */
+static int async_step(void *userdata, uint64_t *ops) {
+        CallBench *b = userdata;
+        kactor_value **values = NULL;
+        int r = 0;
+
+        for (unsigned i = 0; i < b->batch; i++) {
+                r = kactor_call(b->client, b->actors[i % b->n_actors], "increment", NULL, &b->refs[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = kactor_get(b->client, b->refs, b->batch, BENCH_GET_TIMEOUT_USEC, &values);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < b->batch && r >= 0; i++)
+                r = check_int(b, values[i], ++b->expected[i % b->n_actors]);
+        kactor_values_free(values, b->batch);
+        if (r < 0)
+                return r;
+        r = kactor_ref_release(b->client, b->refs, b->batch);
+        if (r < 0)
+                return r;
+        *ops += b->batch;
+        return 0;
+}
+
+static void call_bench_setup(CallBench *b, const char *name, kactor_client *c, unsigned n_actors, unsigned batch) {
+        int r;
+
+        *b = (CallBench) {
+                .name = name,
+                .client = c ?: bench_connect(name),
+                .n_actors = n_actors,
+                .batch = batch,
+                .actors = calloc(n_actors, sizeof(kactor_actor)),
+                .expected = calloc(n_actors, sizeof(int64_t)),
+                .refs = calloc(batch, sizeof(kactor_ref)),
+        };
+        if (!b->actors || !b->expected || !b->refs)
+                bench_fail(name, NULL, -ENOMEM, "allocating");
+        for (unsigned i = 0; i < n_actors; i++) {
+                r = kactor_create_actor(b->client, bench_counter_module(), "Counter", NULL, NULL, &b->actors[i]);
+                if (r < 0)
+                        bench_fail(name, b->client, r, "creating Counter in %s", bench_counter_module());
+        }
+}
+
+static void call_bench_done(CallBench *b) {
+        for (unsigned i = 0; i < b->n_actors; i++)
+                (void) kactor_actor_release(b->client, b->actors[i]);
+        kactor_client_free(b->client);
+        free(b->actors);
+        free(b->expected);
+        free(b->refs);
+}
+
+static void run_1_1_sync(void) {
+        const char *name = "1_1_actor_calls_sync";
+        CallBench b;
+        BenchSync m;
+        int r;
+
+        call_bench_setup(&b, name, NULL, 1, 1);
+        r = bench_measure_sync(sync_step, &b, &m);
+        if (r < 0)
+                bench_fail(name, b.client, r, "calling Counter.increment");
+        bench_report_sync(name, &m, 10000, 2.5);
+        call_bench_done(&b);
+}
+
+static void run_async(const char *name, unsigned n_actors, double min_rate) {
+        CallBench b;
+        double rate;
+        int r;
+
+        call_bench_setup(&b, name, NULL, n_actors, bench_batch());
+        r = bench_measure(async_step, &b, &rate);
+        if (r < 0)
+                bench_fail(name, b.client, r, "calling Counter.increment");
+        bench_report_async(name, rate, min_rate);
+        call_bench_done(&b);
+}
+
+/* In a client process of n_n: the ready pipe, until "ready" (1) or "failed" (0) was sent. */
+static int n_n_ready_fd = -1;
+
+static void n_n_send_ready(char x) {
+        if (n_n_ready_fd >= 0) {
+                (void) !write(n_n_ready_fd, &x, 1);
+                close(n_n_ready_fd);
+                n_n_ready_fd = -1;
+        }
+}
+
+/* A client that fails in setup exits through bench_fail(): tell the parent, which waits for all. */
+static void n_n_client_atexit(void) {
+        n_n_send_ready(0);
+}
+
+typedef struct ClientResult {
+        int error;      /* 0 or a positive errno */
+        uint64_t calls;
+        uint64_t ns;
+} ClientResult;
+
+/* A client process of n_n: connect, create its actor, warm up, say ready, wait for go, run. */
+static _Noreturn void n_n_client(const char *name, int ready_fd, int go_fd, int result_fd) {
+        ClientResult res = {};
+        uint64_t start, end, warm_end;
+        CallBench b;
+        char x;
+        int r;
+
+        n_n_ready_fd = ready_fd;
+        atexit(n_n_client_atexit);
+        call_bench_setup(&b, name, NULL, 1, bench_batch());
+        warm_end = bench_now_ns() + (uint64_t) (bench_warmup_s() * 1e9);
+        do
+                r = async_step(&b, &res.calls);
+        while (r >= 0 && bench_now_ns() < warm_end);
+        if (r < 0)
+                bench_fail(name, b.client, r, "warming up");
+        n_n_send_ready(1);
+        if (read(go_fd, &x, 1) < 0) /* EOF when the parent closes it: go */
+                _exit(BENCH_EXIT_ERROR);
+
+        res.calls = 0;
+        start = bench_now_ns();
+        end = start + (uint64_t) (bench_duration_s() * 1e9);
+        do
+                r = async_step(&b, &res.calls);
+        while (r >= 0 && bench_now_ns() < end);
+        res.ns = bench_now_ns() - start;
+        res.error = r < 0 ? -r : 0;
+        if (write(result_fd, &res, sizeof(res)) != sizeof(res))
+                _exit(BENCH_EXIT_ERROR);
+        if (r < 0)
+                bench_fail(name, b.client, r, "calling Counter.increment");
+        call_bench_done(&b);
+        _exit(0);
+}
+
+static void run_n_n(void) {
+        const char *name = "n_n_actor_calls_async";
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned n = bench_env_unsigned("KACTOR_BENCH_CLIENTS", ncpu > 2 ? (unsigned) ncpu : 2);
+        int ready[2], go[2], result[2];
+        uint64_t calls = 0, max_ns = 0;
+        bool failed = false;
+        pid_t *pids;
+        char x;
+
+        pids = calloc(n, sizeof(pid_t));
+        if (!pids || pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 || pipe2(result, O_CLOEXEC) < 0)
+                bench_fail(name, NULL, -errno, "setting up");
+        fflush(stdout);
+        for (unsigned i = 0; i < n; i++) {
+                pids[i] = fork();
+                if (pids[i] < 0)
+                        bench_fail(name, NULL, -errno, "forking client %u", i);
+                if (pids[i] == 0) {
+                        close(ready[0]);
+                        close(go[1]);
+                        close(result[0]);
+                        n_n_client(name, ready[1], go[0], result[1]);
+                }
+        }
+        close(ready[1]);
+        close(go[0]);
+        close(result[1]);
+
+        /* Each client says ready (1) or failed (0); one that crashes says nothing, hence the poll. */
+        for (unsigned i = 0; i < n; i++) {
+                struct pollfd pfd = { .fd = ready[0], .events = POLLIN };
+
+                if (poll(&pfd, 1, 60 * 1000) != 1 || read(ready[0], &x, 1) != 1 || x != 1) {
+                        failed = true;
+                        break;
+                }
+        }
+        close(go[1]);
+        for (unsigned i = 0; i < n && !failed; i++) {
+                ClientResult res;
+
+                if (read(result[0], &res, sizeof(res)) != sizeof(res) || res.error != 0) {
+                        failed = true;
+                        break;
+                }
+                calls += res.calls;
+                if (res.ns > max_ns)
+                        max_ns = res.ns;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                int status;
+
+                if (waitpid(pids[i], &status, 0) < 0)
+                        bench_fail(name, NULL, -errno, "waiting for client %u", i);
+                if (WIFSIGNALED(status)) {
+                        printf("%-30s ERROR: client process %d killed by signal %d\n", name, (int) pids[i],
+                               WTERMSIG(status));
+                        exit(128 + WTERMSIG(status));
+                }
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        failed = true;
+        }
+        close(ready[0]);
+        close(result[0]);
+        free(pids);
+        if (failed || max_ns == 0)
+                bench_fail(name, NULL, 0, "a client process failed (see above)");
+
+        bench_report_async(name, (double) calls / ((double) max_ns / 1e9), 250000);
+        printf("%-30s %15u  (client processes, one actor each)\n", "  clients", n);
+}
+
+static bool wanted(int argc, char *argv[], const char *name) {
+        if (argc <= 1)
+                return true;
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], name) == 0)
+                        return true;
+        return false;
+}
+
+int main(int argc, char *argv[]) {
+        uint64_t rss;
+
+        signal(SIGPIPE, SIG_IGN);
+
+        if (wanted(argc, argv, "1_1_actor_calls_sync"))
+                run_1_1_sync();
+        if (wanted(argc, argv, "1_1_actor_calls_async"))
+                run_async("1_1_actor_calls_async", 1, 200000);
+        if (wanted(argc, argv, "1_n_actor_calls_async"))
+                run_async("1_n_actor_calls_async", bench_env_unsigned("KACTOR_BENCH_ACTORS_1N", 4), 0);
+        if (wanted(argc, argv, "n_n_actor_calls_async"))
+                run_n_n();
+
+        /* Lineage of every call above is kept while its actor lives; after release it should be
+         * gone. What the node manager still holds is worth seeing. */
+        if (bench_nodemgr_pid() > 0 && bench_proc_rss(bench_nodemgr_pid(), &rss, NULL, NULL) >= 0)
+                bench_report_memory("nodemgr_rss_after_calls", rss, 0, NULL, 0, "after the call benchmarks");
+        return 0;
+}

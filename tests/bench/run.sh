@@ -1,0 +1,170 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# make bench: runs the kactor benchmarks against a private dbus-daemon and kactor-nodemgr that this
+# script starts, and stops exactly those processes (by PID) when it ends.
+#
+#   tests/bench/run.sh BUILD [NAME...]
+#
+# NAME selects benchmarks (as printed; "baseline" is always run). It reports, it does not judge:
+# a missed target is a MISS line, and the exit status is 0 unless a benchmark could not run or
+# something crashed. The output is also kept in BUILD/bench-results.txt. Knobs (environment):
+# KACTOR_BENCH_DURATION (s, 1.5), KACTOR_BENCH_WARMUP (s, 0.3), KACTOR_BENCH_BATCH (1000),
+# KACTOR_BENCH_ACTORS (1000), KACTOR_BENCH_ACTORS_1N (4), KACTOR_BENCH_CLIENTS (nproc, >= 2),
+# KACTOR_BENCH_KEEP=1 keeps the temporary directory (logs) for inspection.
+
+set -u
+
+BUILD=$(cd "${1:-build}" && pwd) || exit 1
+shift
+BENCH=$BUILD/tests/bench
+MODULE_PATH=$BUILD/examples:$BUILD/tests/modules
+RESULTS=$BUILD/bench-results.txt
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/kactor-bench.XXXXXX") || exit 1
+DBUS_PID=
+NODEMGR_PID=
+FAILED=0
+
+# Stops what we started, by PID, politely first; bounded.
+stop_pid() {
+        local pid=$1 i
+        [ -n "$pid" ] || return 0
+        kill -TERM "$pid" 2>/dev/null || return 0
+        for i in $(seq 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+        stop_pid "$NODEMGR_PID"
+        stop_pid "$DBUS_PID"
+        if [ "${KACTOR_BENCH_KEEP:-0}" = 1 ]; then
+                echo "kept $DIR"
+        else
+                rm -rf "$DIR"
+        fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "$@" | tee -a "$RESULTS"; }
+
+: >"$RESULTS"
+say "# kactor benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
+say "# machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), kernel $(uname -r)"
+say "# each figure: ${KACTOR_BENCH_DURATION:-1.5} s measured after ${KACTOR_BENCH_WARMUP:-0.3} s warm-up"
+
+# --- baselines (no kactor involved) ---------------------------------------------------------------
+say "== baselines"
+timeout 60 "$BENCH/bench-baseline" "$DIR/baseline.env" | tee -a "$RESULTS"
+rc=${PIPESTATUS[0]}
+if [ "$rc" != 0 ] || [ ! -s "$DIR/baseline.env" ]; then
+        say "bench-baseline failed (exit $rc): no baselines, ratios will be missing"
+        FAILED=1
+else
+        set -a
+        # shellcheck disable=SC1091
+        . "$DIR/baseline.env"
+        set +a
+fi
+
+# --- a private bus and node manager --------------------------------------------------------------
+cat >"$DIR/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path=$DIR/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+CONF
+
+dbus-daemon --config-file="$DIR/bus.conf" --nofork --nopidfile >"$DIR/dbus.log" 2>&1 &
+DBUS_PID=$!
+for i in $(seq 100); do
+        [ -S "$DIR/bus" ] && break
+        kill -0 "$DBUS_PID" 2>/dev/null || break
+        sleep 0.05
+done
+if [ ! -S "$DIR/bus" ]; then
+        say "dbus-daemon did not start:"; cat "$DIR/dbus.log"
+        exit 1
+fi
+BUS=unix:path=$DIR/bus
+
+mkdir -p "$DIR/run"
+# 1,000 actors need more descriptors than the usual soft limit of 1024 (a unit sets LimitNOFILE=).
+(ulimit -n "$(ulimit -Hn)" 2>/dev/null
+ exec "$BUILD/kactor-nodemgr" --bus "$BUS" --runtime-dir "$DIR/run" --module-path "$MODULE_PATH" \
+        --num-cpus "$(nproc)") >"$DIR/nodemgr.log" 2>&1 &
+NODEMGR_PID=$!
+ready=0
+for i in $(seq 100); do
+        kill -0 "$NODEMGR_PID" 2>/dev/null || break
+        if busctl --address="$BUS" status io.kactor.NodeManager1 >/dev/null 2>&1 && [ -S "$DIR/run/nodemgr.sock" ]; then
+                ready=1
+                break
+        fi
+        sleep 0.1
+done
+if [ "$ready" != 1 ]; then
+        say "kactor-nodemgr did not become ready; its log:"
+        tail -n 30 "$DIR/nodemgr.log"
+        exit 1
+fi
+
+export KACTOR_SOCKET=$DIR/run/nodemgr.sock
+export KACTOR_BENCH_BUS=$BUS
+export KACTOR_BENCH_NODEMGR_PID=$NODEMGR_PID
+
+nodemgr_crashed() {
+        if ! kill -0 "$NODEMGR_PID" 2>/dev/null; then
+                wait "$NODEMGR_PID"
+                say "kactor-nodemgr died (exit $?); the end of its log:"
+                tail -n 30 "$DIR/nodemgr.log" | tee -a "$RESULTS"
+                NODEMGR_PID=
+                return 0
+        fi
+        return 1
+}
+
+# run TITLE LIMIT PROGRAM [ARGS...]
+run() {
+        local title=$1 limit=$2 rc
+        shift 2
+        say "== $title"
+        timeout "$limit" "$@" 2>"$DIR/stderr" | tee -a "$RESULTS"
+        rc=${PIPESTATUS[0]}
+        if [ -s "$DIR/stderr" ]; then
+                sed 's/^/   stderr: /' "$DIR/stderr" | head -n 20 | tee -a "$RESULTS"
+        fi
+        case $rc in
+        0) ;;
+        124) say "$(basename "$1"): timed out after $limit s"; FAILED=1 ;;
+        2) say "$(basename "$1"): could not run (see ERROR above)"; FAILED=1 ;;
+        *) say "$(basename "$1"): crashed (exit $rc$( [ "$rc" -gt 128 ] && echo ", signal $((rc - 128))"))"; FAILED=1 ;;
+        esac
+        if nodemgr_crashed; then
+                FAILED=1
+                exit 1
+        fi
+}
+
+run "actor calls" 90 "$BENCH/bench-actor-calls" "$@"
+run "tasks and objects" 90 "$BENCH/bench-tasks" "$@"
+if [ $# = 0 ] || [[ " $* " == *" actor_creation "* ]]; then
+        run "actor creation and memory" 120 "$BENCH/bench-actor-creation"
+fi
+
+say "== summary"
+say "$(grep -c ' PASS ' "$RESULTS") PASS, $(grep -c ' MISS ' "$RESULTS") MISS (a report, not a test); results in $RESULTS"
+exit "$FAILED"
