@@ -128,7 +128,9 @@ $(BUILD)/tests/unit/bpf/%.bpf.o: tests/unit/bpf/%.bpf.c bpf/trace.bpf.c $(BPF_HE
 $(BUILD)/tests/unit/bpf/%.skel.h: $(BUILD)/tests/unit/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/tests/unit/test-bpf-%: tests/unit/test-bpf-%.c $(BUILD)/tests/unit/bpf/test-%.skel.h $(CORE_ARCHIVE)
+BPF_UNIT_TESTS := $(filter $(BUILD)/tests/unit/test-bpf-%,$(UNIT_TESTS))
+$(BPF_UNIT_TESTS): $(BUILD)/tests/unit/test-bpf-%: tests/unit/test-bpf-%.c $(BUILD)/tests/unit/bpf/test-%.skel.h \
+                $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests/unit/bpf $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) \
 	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm

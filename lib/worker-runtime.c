@@ -503,6 +503,12 @@ finish:
         frame_done(&f);
         kactor_client_free(ctx.client);
         /* Modules stay loaded: destructors of static objects in them may still run at exit. */
+        while (ctx.modules) {
+                LoadedModule *m = ctx.modules;
+                ctx.modules = m->next;
+                free(m->path);
+                free(m);
+        }
         free(ctx.gpu_ids);
         free(ctx.method_stats);
         free(ctx.error);

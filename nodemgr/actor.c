@@ -194,7 +194,7 @@ int call_watch_deps(Manager *m, Call *c) {
                         continue;
                 Object *o = objstore_find(&m->store, c->ids[i]);
                 if (o) {
-                        int r = objstore_wait_for(o, &c->deps);
+                        int r = objstore_wait_for(&m->store, o, &c->deps);
                         if (r < 0)
                                 return r;
                 }
@@ -261,7 +261,25 @@ finish:
 int call_prepare_args(Manager *m, Call *c, ReqError *e) {
         char *data;
         size_t len;
-        int r = call_resolve_args(m, c, &data, &len, e);
+        int r;
+
+        /* An argument evicted since it was ready must be had again first. */
+        bool wait = false;
+        for (size_t i = 0; c->top_refs && i < c->n_ids; i++) {
+                if (c->id_actor[i])
+                        continue;
+                Object *o = objstore_find(&m->store, c->ids[i]);
+                if (o && o->evicted) {
+                        r = objstore_wait_for(&m->store, o, &c->deps);
+                        if (r < 0)
+                                return r;
+                        wait = wait || r > 0;
+                }
+        }
+        if (wait)
+                return -EAGAIN;
+
+        r = call_resolve_args(m, c, &data, &len, e);
         if (r < 0 || !data)
                 return r;
         free(c->args);
@@ -332,6 +350,7 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         a->track = sd_bus_track_unref(a->track);
         actor_set_state(a, ACTOR_DEAD);
         manager_bus_actor_changed(m, a, "DeathCause");
+        manager_bus_resources_changed(m);
 
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
         m->n_dead_actors++;
@@ -347,6 +366,7 @@ void actor_release_resources(Actor *a) {
                 return;
         resources_release(&a->manager->resources, a->gpus, a->n_gpus, a->num_cpus);
         a->holds_resources = false;
+        manager_bus_resources_changed(a->manager);
 }
 
 void actor_free(Actor *a) {
@@ -362,7 +382,9 @@ void actor_free(Actor *a) {
                 a->worker->actor = NULL;
                 a->worker = NULL;
         }
-        if (a->state != ACTOR_DEAD) {
+        if (a->shadow)
+                objstore_unref(&m->store, a->rebuild_target);
+        else if (a->state != ACTOR_DEAD) {
                 if (a->name)
                         HASH_DELETE(hh_name, m->actors_by_name, a);
                 m->n_actors_live--;
@@ -370,8 +392,10 @@ void actor_free(Actor *a) {
                 LIST_REMOVE(a, dead_link);
                 m->n_dead_actors--;
         }
-        manager_bus_actor_removed(m, a);
-        HASH_DELETE(hh, m->actors, a);
+        if (!a->shadow) {
+                manager_bus_actor_removed(m, a);
+                HASH_DELETE(hh, m->actors, a);
+        }
         actor_isolation_free(a);
         actor_release_resources(a);
         for (size_t i = 0; i < a->n_arg_ids; i++) {
@@ -382,7 +406,8 @@ void actor_free(Actor *a) {
         }
         sd_bus_track_unref(a->track);
         sd_event_source_disable_unref(a->restart_timer);
-        m->lineage_bytes -= actor_lineage_bytes(a);
+        if (!a->shadow) /* a shadow's copy of the log is not counted */
+                m->lineage_bytes -= actor_lineage_bytes(a);
         lineage_done(&a->lineage);
         free(a->arg_ids);
         free(a->arg_id_actor);
@@ -562,6 +587,8 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         a->n_gpus = spec->num_gpus;
         a->num_cpus = spec->num_cpus;
         a->holds_resources = true;
+        if (a->n_gpus > 0 || a->num_cpus > 0)
+                manager_bus_resources_changed(m);
 
         r = actor_prepare_args(m, a, spec->args, spec->args_len, e);
         if (r < 0) {
@@ -608,6 +635,127 @@ fail_unlisted:
         free(a->class_name);
         free(a->gpus);
         free(a);
+        return r;
+}
+
+/*
+ * A shadow ends: it rebuilt its object (or could not), and its worker and it go. The live actor is
+ * never touched.
+ */
+static int actor_start_worker(Actor *a);
+
+static void shadow_finish(Actor *a, kactor_error code, const char *message, const char *data, size_t len) {
+        Manager *m = a->manager;
+        Object *o = a->rebuild_target;
+
+        if (o && o->state == OBJECT_PENDING) {
+                if (code == KACTOR_OK) {
+                        _cleanup_free_ kactor_id *ids = NULL;
+                        _cleanup_free_ uint8_t *is_actor = NULL;
+                        size_t n = 0;
+                        if (manager_scan_ids(data, len, &ids, &is_actor, &n, NULL) >= 0)
+                                (void) objstore_set_ready(&m->store, o, data, len, ids, is_actor, n);
+                }
+                if (o->state == OBJECT_PENDING) {
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "rebuilding the evicted result by replaying the actor's lineage failed: %s",
+                                     message ?: "unknown error") < 0)
+                                msg = NULL;
+                        (void) objstore_set_failed(&m->store, o, code == KACTOR_OK ? KACTOR_ERROR_TASK_FAILED : code,
+                                                   msg ?: "rebuilding failed");
+                }
+        }
+        if (a->worker) {
+                Worker *w = a->worker;
+                worker_stop(w);
+                w->actor = NULL;
+                a->worker = NULL;
+        }
+        a->state = ACTOR_DEAD;
+        actor_free(a);
+}
+
+int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why) {
+        Manager *m = a->manager;
+        int r;
+
+        if (!lineage_get(&a->lineage, index)) {
+                if (index <= a->lineage.checkpoint_index)
+                        r = asprintf(ret_why, "the lineage of actor %s before call %" PRIu64 " was replaced by a checkpoint",
+                                     a->id_string, a->lineage.checkpoint_index + 1);
+                else
+                        r = asprintf(ret_why, "the lineage of actor %s does not hold call %" PRIu64, a->id_string, index);
+                if (r < 0)
+                        *ret_why = NULL;
+                return -ENOENT;
+        }
+
+        Actor *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->shadow = true;
+        s->id = a->id;
+        memcpy(s->id_string, a->id_string, sizeof(s->id_string));
+        s->state = ACTOR_PENDING;
+        s->uid = a->uid;
+        callqueue_init(&s->queue);
+        lineage_init(&s->lineage);
+        s->module = strdup(a->module);
+        s->class_name = strdup(a->class_name);
+        s->args = malloc(a->args_len ?: 1);
+        if (!s->module || !s->class_name || !s->args) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        memcpy(s->args, a->args, a->args_len);
+        s->args_len = a->args_len;
+
+        /* The same history up to the call: the checkpoint, then the records after it. */
+        if (a->lineage.checkpoint) {
+                s->lineage.checkpoint = malloc(a->lineage.checkpoint_len ?: 1);
+                if (!s->lineage.checkpoint) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                memcpy(s->lineage.checkpoint, a->lineage.checkpoint, a->lineage.checkpoint_len);
+                s->lineage.checkpoint_len = a->lineage.checkpoint_len;
+                s->lineage.checkpoint_index = a->lineage.checkpoint_index;
+        }
+        s->lineage.next_index = a->lineage.base_index;
+        for (size_t i = 0; i < lineage_size(&a->lineage); i++) {
+                const LineageRecord *rec = lineage_at(&a->lineage, i);
+                if (rec->index > index)
+                        break;
+                if (lineage_append(&s->lineage, rec->result, rec->method, rec->args, rec->args_len, rec->code) < 0) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        objstore_ref(o);
+        s->rebuild_target = o;
+        s->rebuild_index = index;
+
+        r = actor_start_worker(s);
+        if (r < 0)
+                goto fail;
+        objstore_set_rebuilding(&m->store, o);
+        log_actor(LOG_DEBUG, a->id_string, NULL, "Rebuilding an evicted result of actor %s: replaying %zu calls in a "
+                  "temporary worker.", a->id_string, lineage_size(&s->lineage));
+        return 0;
+
+fail:
+        if (r == -ENOMEM)
+                *ret_why = NULL;
+        else if (asprintf(ret_why, "no temporary worker could be started: %s", strerror(-r)) < 0)
+                *ret_why = NULL;
+        s->state = ACTOR_DEAD;
+        if (s->worker) {
+                s->worker->actor = NULL;
+                worker_stop(s->worker);
+                s->worker = NULL;
+        }
+        actor_free(s);
         return r;
 }
 
@@ -697,6 +845,7 @@ static int actor_replay(Actor *a) {
                 if (!c)
                         return -ENOMEM;
                 c->kind = CALL_REPLAY;
+                c->lineage_index = rec->index;
                 c->manager = m;
                 c->owner = a;
                 c->method = strdup(rec->method);
@@ -719,6 +868,10 @@ static int actor_replay(Actor *a) {
 void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32_t flags) {
         if (!a || a->state == ACTOR_DEAD)
                 return;
+        if (a->shadow && code != KACTOR_OK) {
+                shadow_finish(a, code, message, NULL, 0);
+                return;
+        }
         if (code != KACTOR_OK) {
                 /* The constructor failed: it would again. The worker ends by itself after saying so. */
                 a->no_restart = true;
@@ -741,6 +894,10 @@ void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32
 
 void actor_worker_gone(Actor *a, const char *cause) {
         a->worker = NULL;
+        if (a->shadow) {
+                shadow_finish(a, KACTOR_ERROR_ACTOR_DIED, cause, NULL, 0);
+                return;
+        }
         if (a->state != ACTOR_DEAD && actor_can_restart(a)) {
                 actor_restart(a, cause);
                 return;
@@ -801,6 +958,8 @@ void actor_dispatch(Actor *a) {
         while (a->queue.n_inflight < ACTOR_WINDOW && (c = callqueue_peek_ready(&a->queue))) {
                 ReqError e = {};
                 int r = call_prepare_args(m, c, &e);
+                if (r == -EAGAIN)
+                        break; /* an argument is being rebuilt: the call (and the queue) waits */
                 if (r < 0) {
                         /* An argument failed: so does the call; the queue goes on. */
                         TAILQ_REMOVE(&a->queue.queued, c, link);
@@ -916,6 +1075,7 @@ int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn
                 objstore_unref(&m->store, o);
                 return r;
         }
+        eviction_note_put(m, o);
         *ret = o;
         return 0;
 }
@@ -944,6 +1104,11 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
 
         switch (c->kind) {
         case CALL_REPLAY:
+                if (a->shadow && c->lineage_index == a->rebuild_index) {
+                        shadow_finish(a, code, message, data, len);
+                        call_free(m, c);
+                        return;
+                }
                 call_free(m, c);
                 if (--a->replaying == 0)
                         actor_replay_done(a);
@@ -961,9 +1126,12 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
         if (!(flags & RESULT_READ_ONLY)) {
                 /* Kept even when it failed: it may have changed the state before it did. */
                 size_t before = actor_lineage_bytes(a);
-                if (lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code) < 0)
+                int64_t index = lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code);
+                if (index < 0)
                         log_actor(LOG_WARNING, a->id_string, c->method, "Out of memory for the lineage of actor %s.",
                                   a->id_string);
+                else if (code == KACTOR_OK)
+                        eviction_note_actor_call(m, c->result, a->id, (uint64_t) index);
                 actor_lineage_account(a, before);
                 a->calls_since_checkpoint++;
         }

@@ -38,6 +38,7 @@ struct Call {
         bool top_refs;          /* args has object references at the top level, resolved on dispatch */
         Waiter deps;            /* waiting for those */
         uint64_t seq;           /* assigned on dispatch */
+        uint64_t lineage_index; /* CALL_REPLAY: the logged call it repeats */
         double num_cpus;        /* task */
         uint64_t submitted_usec;
         uint32_t trace_method;  /* tracing (manager-trace.c): the method's id, */

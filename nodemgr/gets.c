@@ -57,6 +57,7 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
                         return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT, "no object %s (never made, or released)", s);
                 }
                 objstore_ref(o);
+                o->in_use++;
                 g->objects[g->n_objects++] = o;
         }
         if (timeout_usec > 0) {
@@ -74,7 +75,7 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
 
 int get_request_start(GetRequest *g) {
         for (size_t i = 0; i < g->n_objects; i++) {
-                int r = objstore_wait_for(g->objects[i], &g->waiter);
+                int r = objstore_wait_for(&g->manager->store, g->objects[i], &g->waiter);
                 if (r < 0) {
                         get_request_free(g);
                         return r;
@@ -95,6 +96,7 @@ GetRequest *get_request_free(GetRequest *g) {
         Manager *m = g->manager;
         for (size_t i = 0; i < g->n_objects; i++) {
                 objstore_unwait(g->objects[i], &g->waiter);
+                g->objects[i]->in_use--;
                 objstore_unref(&m->store, g->objects[i]);
         }
         free(g->objects);
@@ -141,6 +143,7 @@ static int get_request_reply_native(GetRequest *g, bool timed_out) {
                         r = (o->state != OBJECT_PENDING ? msgpack_pack_true(&c->pk) : msgpack_pack_false(&c->pk)) < 0
                                     ? -ENOMEM : 0;
                 else if (o->state == OBJECT_READY) {
+                        objstore_touch(&g->manager->store, o);
                         r = buffer_append(&c->out, o->data, o->len);
                         if (r >= 0 && o->n_contained > 0)
                                 r = conn_hold_ids_in(c, o);

@@ -28,7 +28,7 @@
 typedef struct Stat {
         char *actor, *class_name, *what, *kind;
         uint64_t count, sum_ns;
-        __u64 slots[TRACE_HIST_SLOTS];
+        uint64_t slots[TRACE_HIST_SLOTS];
 } Stat;
 
 typedef struct StatList {
@@ -163,8 +163,8 @@ static void print_stats_json(const StatList *l, bool first_list) {
                         printf(",\"kind\":");
                 trace_json_string(stdout, s->kind);
                 printf(",\"count\":%" PRIu64 ",\"sum_ns\":%" PRIu64 ",\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"buckets\":[",
-                       s->count, s->sum_ns, trace_hist_percentile(s->slots, TRACE_HIST_SLOTS, 0.5),
-                       trace_hist_percentile(s->slots, TRACE_HIST_SLOTS, 0.99));
+                       s->count, s->sum_ns, trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.5),
+                       trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.99));
                 for (size_t j = 0; j < TRACE_HIST_SLOTS; j++)
                         printf("%s%" PRIu64, j ? "," : "", s->slots[j]);
                 printf("]}");
@@ -181,8 +181,8 @@ static void print_stats_text(const StatList *calls, const StatList *sched) {
                         last_actor = s->actor;
                         last_method = s->what;
                 }
-                format_ns(p50, sizeof(p50), trace_hist_percentile(s->slots, TRACE_HIST_SLOTS, 0.5));
-                format_ns(p99, sizeof(p99), trace_hist_percentile(s->slots, TRACE_HIST_SLOTS, 0.99));
+                format_ns(p50, sizeof(p50), trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.5));
+                format_ns(p99, sizeof(p99), trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.99));
                 format_ns(mean, sizeof(mean), s->count ? (double) s->sum_ns / (double) s->count : 0);
                 printf("  %-8s count %-8" PRIu64 " p50 %-8s p99 %-8s mean %s\n", s->kind, s->count, p50, p99, mean);
                 if (s->count > 0)
@@ -198,8 +198,8 @@ static void print_stats_text(const StatList *calls, const StatList *sched) {
                         printf("\nactor %s (%s), scheduler\n", s->actor, s->class_name);
                         last_actor = s->actor;
                 }
-                format_ns(p50, sizeof(p50), trace_hist_percentile(s->slots, TRACE_HIST_SLOTS, 0.5));
-                format_ns(p99, sizeof(p99), trace_hist_percentile(s->slots, TRACE_HIST_SLOTS, 0.99));
+                format_ns(p50, sizeof(p50), trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.5));
+                format_ns(p99, sizeof(p99), trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.99));
                 format_ns(total, sizeof(total), (double) s->sum_ns);
                 printf("  %-8s count %-8" PRIu64 " p50 %-8s p99 %-8s total %s\n", s->kind, s->count, p50, p99, total);
         }
@@ -359,7 +359,7 @@ int verb_trace(int argc, char *argv[]) {
 typedef struct TopRow {
         char *actor, *class_name;
         uint64_t calls, sum_ns;
-        __u64 slots[TRACE_HIST_SLOTS];
+        uint64_t slots[TRACE_HIST_SLOTS];
         uint64_t runq_count, runq_ns, oncpu_ns;
 } TopRow;
 
@@ -442,8 +442,8 @@ static void top_print(sd_bus *bus, const StatList *calls, const StatList *sched,
                                                                  ((const uint32_t *) ids)[j]);
                         }
                 }
-                format_ns(p50, sizeof(p50), trace_hist_percentile(t->slots, TRACE_HIST_SLOTS, 0.5));
-                format_ns(p99, sizeof(p99), trace_hist_percentile(t->slots, TRACE_HIST_SLOTS, 0.99));
+                format_ns(p50, sizeof(p50), trace_hist_percentile((const __u64 *) t->slots, TRACE_HIST_SLOTS, 0.5));
+                format_ns(p99, sizeof(p99), trace_hist_percentile((const __u64 *) t->slots, TRACE_HIST_SLOTS, 0.99));
                 format_ns(runq, sizeof(runq), t->runq_count ? (double) t->runq_ns / (double) t->runq_count : 0);
                 uint64_t rss = pid ? proc_rss_kib(pid) : 0;
                 if (rss)

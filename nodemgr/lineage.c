@@ -133,7 +133,7 @@ int lineage_record_unpack(const char *data, size_t len, LineageRecord *ret) {
         if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
                 goto finish;
         const msgpack_object *h = &u.data;
-        if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size < 6)
+        if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size != 6)
                 goto finish;
         const msgpack_object *f = h->via.array.ptr;
         if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != LINEAGE_RECORD_VERSION ||

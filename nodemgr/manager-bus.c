@@ -508,11 +508,15 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("NodeId", "s", property_get_node_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Gpus", "au", property_get_gpus, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("FreeGpus", "au", property_get_gpus, 0, 0),
-        SD_BUS_PROPERTY("Actors", "u", property_get_actors, 0, 0),
+        SD_BUS_PROPERTY("FreeGpus", "au", property_get_gpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Actors", "u", property_get_actors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NumCpus", "d", property_get_cpus, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("FreeCpus", "d", property_get_cpus, 0, 0),
+        SD_BUS_PROPERTY("FreeCpus", "d", property_get_cpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Objects", "t", property_get_objects, 0, 0),
+        SD_BUS_PROPERTY("ObjectStoreBytes", "t", NULL, offsetof(Manager, store.bytes), 0),
+        SD_BUS_PROPERTY("ObjectStoreMemoryMax", "t", NULL, offsetof(Manager, store.max_bytes), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ObjectsEvicted", "t", NULL, offsetof(Manager, store.n_evicted), 0),
+        SD_BUS_PROPERTY("ObjectsRebuilt", "t", NULL, offsetof(Manager, store.n_rebuilt), 0),
         SD_BUS_PROPERTY("LineageBytes", "t", NULL, offsetof(Manager, lineage_bytes), 0),
         SD_BUS_PROPERTY("LineageMemoryMax", "t", NULL, offsetof(Manager, lineage_max), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CgroupManager", "s", property_get_cgroup_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -743,9 +747,16 @@ static const sd_bus_vtable object_vtable[] = {
 
 /* --- set-up and signals -------------------------------------------------------------------------- */
 
+void manager_bus_resources_changed(Manager *m) {
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
+                                                      "FreeCpus", "Actors", NULL);
+}
+
 void manager_bus_actor_added(Manager *m, Actor *a) {
         if (m->bus)
                 (void) sd_bus_emit_interfaces_added(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+        manager_bus_resources_changed(m);
 }
 
 void manager_bus_actor_removed(Manager *m, Actor *a) {

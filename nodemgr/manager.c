@@ -18,6 +18,8 @@
  * checkpointed (in logged calls). */
 #define MANAGER_LINEAGE_MAX_DEFAULT (1024ULL * 1024 * 1024)
 #define MANAGER_CHECKPOINT_INTERVAL_DEFAULT 1000
+/* Values the object store keeps in memory before it evicts what can be had again. */
+#define MANAGER_OBJECT_STORE_MAX_DEFAULT (2048ULL * 1024 * 1024)
 
 /* How long stopping workers get before they are killed. */
 #define MANAGER_STOP_TIMEOUT_USEC (3 * 1000000ULL)
@@ -122,7 +124,9 @@ int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqE
 }
 
 static int on_flush(sd_event_source *s, void *userdata) {
-        manager_flush_all(userdata);
+        Manager *m = userdata;
+        (void) objstore_evict(&m->store);
+        manager_flush_all(m);
         return 0;
 }
 
@@ -298,11 +302,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->cgroup_manager_kind = config->cgroup_manager;
         m->cgroup_name = config->cgroup_name;
 
-        static const ObjectStoreOps store_ops = {
-                .actor_ref = (void (*)(void *, kactor_id)) manager_actor_ref_id,
-                .actor_unref = (void (*)(void *, kactor_id)) manager_actor_unref_id,
-        };
-        objstore_init(&m->store, &store_ops, m);
+        objstore_init(&m->store, NULL, m);
+        eviction_setup(m, config->object_store_max ?: MANAGER_OBJECT_STORE_MAX_DEFAULT);
 
         r = sd_event_default(&m->event);
         if (r < 0)

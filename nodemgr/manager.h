@@ -159,6 +159,10 @@ struct Actor {
         size_t replaying;         /* replayed calls in flight: new calls wait until 0 (the barrier) */
         unsigned failures;        /* restarts in a row that did not get back to alive */
         bool no_restart;          /* killed with no_restart */
+        /* A temporary actor that rebuilds one evicted result: not listed, not on the bus. */
+        bool shadow;
+        Object *rebuild_target;
+        uint64_t rebuild_index;
         sd_event_source *restart_timer;
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
 };
@@ -190,6 +194,7 @@ typedef struct ManagerConfig {
         const char *cgroup_name;    /* our cgroup subtree's name; NULL: from the runtime dir */
         uint64_t lineage_max;         /* 0: the default */
         uint32_t checkpoint_interval; /* UINT32_MAX: the default */
+        uint64_t object_store_max;    /* 0: the default */
 } ManagerConfig;
 
 struct Manager {
@@ -378,9 +383,20 @@ GetRequest *get_request_free(GetRequest *g);
 /* Completes it: sends the answer (timeout: the Timeout error for Get). */
 void get_request_complete(GetRequest *g, bool timed_out);
 
+/* eviction.c */
+void eviction_setup(Manager *m, uint64_t max_bytes);
+/* Records how an object can be had again once evicted. */
+void eviction_note_put(Manager *m, Object *o);
+void eviction_note_task(Manager *m, Object *o, const Call *c);
+void eviction_note_actor_call(Manager *m, Object *o, kactor_id actor, uint64_t index);
+/* actor.c: rebuilds the result of logged call `index` of actor a in a temporary worker. On failure
+ * *ret_why says why it cannot be done. */
+int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why);
+
 /* manager-bus.c */
 int manager_bus_setup(Manager *m);
 void manager_bus_actor_added(Manager *m, Actor *a);
+void manager_bus_resources_changed(Manager *m);
 void manager_bus_actor_removed(Manager *m, Actor *a);
 void manager_bus_actor_changed(Manager *m, Actor *a, const char *property);
 int bus_get_request_reply(GetRequest *g, bool timed_out);

@@ -31,6 +31,8 @@ static void help(void) {
                "                            (default: 1000; 0: never)\n"
                "     --lineage-memory BYTES Lineage all actors may keep before checkpoints are forced\n"
                "                            or calls refused (default: 1 GiB)\n"
+               "     --object-store-memory BYTES  Values kept in memory before the least recently used\n"
+               "                            ones are evicted (spilled, or rebuilt when needed; default: 2 GiB)\n"
                "     --cgroup-manager=systemd|cgroupfs|none\n"
                "                            How actors get their cgroups (default: systemd when PID 1\n"
                "                            is systemd and on the bus, else cgroupfs)\n"
@@ -83,7 +85,7 @@ static int split_list(const char *s, char ***ret) {
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
-               ARG_LINEAGE_MEMORY };
+               ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -96,6 +98,7 @@ int main(int argc, char *argv[]) {
                 { "worker", required_argument, NULL, ARG_WORKER },
                 { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
                 { "lineage-memory", required_argument, NULL, ARG_LINEAGE_MEMORY },
+                { "object-store-memory", required_argument, NULL, ARG_OBJECT_STORE_MEMORY },
                 { "cgroup-manager", required_argument, NULL, ARG_CGROUP_MANAGER },
                 { "cgroup-name", required_argument, NULL, ARG_CGROUP_NAME },
                 { "verbose", no_argument, NULL, 'v' },
@@ -182,14 +185,19 @@ int main(int argc, char *argv[]) {
                         config.checkpoint_interval = (uint32_t) n;
                         break;
                 }
-                case ARG_LINEAGE_MEMORY: {
+                case ARG_LINEAGE_MEMORY:
+                case ARG_OBJECT_STORE_MEMORY: {
                         char *end;
                         unsigned long long n = strtoull(optarg, &end, 10);
                         if (!*optarg || *end || n == 0) {
-                                log_error("Invalid --lineage-memory value: %s", optarg);
+                                log_error("Invalid --%s value: %s",
+                                          c == ARG_LINEAGE_MEMORY ? "lineage-memory" : "object-store-memory", optarg);
                                 return 2;
                         }
-                        config.lineage_max = n;
+                        if (c == ARG_LINEAGE_MEMORY)
+                                config.lineage_max = n;
+                        else
+                                config.object_store_max = n;
                         break;
                 }
                 case 'v':

@@ -51,6 +51,9 @@ int objstore_add(ObjectStore *s, kactor_id id, Object **ret) {
         return 0;
 }
 
+static void lru_remove(ObjectStore *s, Object *o);
+static void lru_append(ObjectStore *s, Object *o);
+
 static void objstore_notify(ObjectStore *s, Object *o) {
         /* Waiters may unregister themselves and others from their callbacks, and free themselves:
          * while o is not pending, objstore_unwait() clears entries instead of moving them and
@@ -111,6 +114,11 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
         o->n_contained = n_ids;
         o->state = OBJECT_READY;
         s->bytes += len;
+        if (o->origin) {
+                /* Rebuilt, or made by something that can make it again. */
+                o->evictable = true;
+                lru_append(s, o);
+        }
         objstore_notify(s, o);
         return 0;
 }
@@ -145,7 +153,8 @@ Object *objstore_unref(ObjectStore *s, Object *o) {
 
         HASH_DEL(s->objects, o);
         s->n_objects--;
-        if (o->state == OBJECT_READY)
+        lru_remove(s, o);
+        if (o->state == OBJECT_READY && !o->evicted)
                 s->bytes -= o->len;
 
         /* Release what the value named; nested objects may go in turn. */
@@ -166,7 +175,112 @@ Object *objstore_unref(ObjectStore *s, Object *o) {
         return NULL;
 }
 
-int objstore_wait_for(Object *o, Waiter *w) {
+static void lru_remove(ObjectStore *s, Object *o) {
+        if (o->lru_prev)
+                o->lru_prev->lru_next = o->lru_next;
+        else if (s->lru_head == o)
+                s->lru_head = o->lru_next;
+        else
+                return; /* not listed */
+        if (o->lru_next)
+                o->lru_next->lru_prev = o->lru_prev;
+        else
+                s->lru_tail = o->lru_prev;
+        o->lru_prev = o->lru_next = NULL;
+}
+
+static void lru_append(ObjectStore *s, Object *o) {
+        o->lru_next = NULL;
+        o->lru_prev = s->lru_tail;
+        if (s->lru_tail)
+                s->lru_tail->lru_next = o;
+        else
+                s->lru_head = o;
+        s->lru_tail = o;
+}
+
+void objstore_set_evictable(ObjectStore *s, Object *o) {
+        if (o->state != OBJECT_READY || o->evicted || o->evictable)
+                return;
+        o->evictable = true;
+        lru_append(s, o);
+}
+
+void objstore_touch(ObjectStore *s, Object *o) {
+        if (!o->evictable || o->evicted || s->lru_tail == o)
+                return;
+        lru_remove(s, o);
+        lru_append(s, o);
+}
+
+size_t objstore_evict(ObjectStore *s) {
+        size_t n = 0;
+
+        Object *next;
+        for (Object *o = s->lru_head; o && s->max_bytes > 0 && s->bytes > s->max_bytes; o = next) {
+                next = o->lru_next;
+                if (o->in_use > 0)
+                        continue;
+                lru_remove(s, o);
+                if (o->spilled && (!s->ops || !s->ops->spill || s->ops->spill(s->userdata, o) < 0)) {
+                        /* Cannot be written out: it stays, out of the LRU list. */
+                        o->evictable = false;
+                        continue;
+                }
+                s->bytes -= o->len;
+                free(o->data);
+                o->data = NULL;
+                o->evicted = true;
+                s->n_evicted++;
+                n++;
+        }
+        return n;
+}
+
+void objstore_set_resident(ObjectStore *s, Object *o, char *data) {
+        o->data = data;
+        o->evicted = false;
+        s->bytes += o->len;
+        lru_append(s, o);
+}
+
+static void object_release_contained(ObjectStore *s, Object *o) {
+        kactor_id *ids = TAKE_PTR(o->contained);
+        uint8_t *kinds = TAKE_PTR(o->contained_actor);
+        size_t n = o->n_contained;
+        o->n_contained = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (kinds[i]) {
+                        if (s->ops && s->ops->actor_unref)
+                                s->ops->actor_unref(s->userdata, ids[i]);
+                } else
+                        objstore_unref(s, objstore_find(s, ids[i]));
+        }
+        free(ids);
+        free(kinds);
+}
+
+void objstore_set_rebuilding(ObjectStore *s, Object *o) {
+        o->evicted = false;
+        o->evictable = false;
+        o->state = OBJECT_PENDING;
+        o->len = 0;
+        object_release_contained(s, o);
+        s->n_rebuilt++;
+}
+
+int objstore_make_resident(ObjectStore *s, Object *o) {
+        if (o->state != OBJECT_READY || !o->evicted)
+                return o->state == OBJECT_PENDING ? 1 : 0;
+        int r = s->ops && s->ops->restore ? s->ops->restore(s->userdata, o) : -EOPNOTSUPP;
+        if (r < 0)
+                return r;
+        return o->state == OBJECT_PENDING ? 1 : 0;
+}
+
+int objstore_wait_for(ObjectStore *s, Object *o, Waiter *w) {
+        if (o->evicted)
+                (void) objstore_make_resident(s, o);
         if (o->state != OBJECT_PENDING)
                 return 0;
         for (size_t i = 0; i < o->n_waiters; i++)

@@ -58,7 +58,15 @@ struct Object {
         bool pinned;              /* made over D-Bus: held until Release */
         void *owner;              /* the connection that made it and holds it (one reference) */
         Object *owner_next, *owner_prev; /* the owner's list */
-        uint64_t last_used;       /* for eviction */
+
+        /* Eviction: READY objects whose value can be had again (rebuilt from lineage, or read back
+         * from where it was spilled) are kept in LRU order; an evicted one is READY without data. */
+        bool evictable;
+        bool evicted;
+        unsigned in_use;          /* being read (a Get in progress): not evicted meanwhile */
+        bool spilled;             /* the value is in a file (a put) */
+        Object *lru_prev, *lru_next;
+        void *origin;             /* how to rebuild it: the manager's, freed through ops->object_freed */
 };
 
 typedef struct ObjectStoreOps {
@@ -67,12 +75,20 @@ typedef struct ObjectStoreOps {
         void (*actor_unref)(void *userdata, kactor_id actor);
         /* An object is about to be freed. */
         void (*object_freed)(void *userdata, Object *o);
+        /* Evicting a spilled-kind object: write its value out. 0 when done (the data may go). */
+        int (*spill)(void *userdata, Object *o);
+        /* Someone needs an evicted object: read it back (and return 0, still READY) or start
+         * rebuilding it (objstore_set_rebuilding(), then later ready or failed). */
+        int (*restore)(void *userdata, Object *o);
 } ObjectStoreOps;
 
 struct ObjectStore {
         Object *objects; /* uthash by id */
         size_t n_objects;
-        size_t bytes;    /* sum of READY data */
+        size_t bytes;    /* sum of resident READY data */
+        size_t max_bytes; /* evict past this; 0: never */
+        Object *lru_head, *lru_tail; /* evictable resident objects, least recently used first */
+        uint64_t n_evicted, n_rebuilt;
         const ObjectStoreOps *ops;
         void *userdata;
 };
@@ -98,8 +114,24 @@ void objstore_ref(Object *o);
 Object *objstore_unref(ObjectStore *s, Object *o);
 
 /* Registers w for o when o is pending (w->remaining grows by one). Returns 1 when registered, 0 when
- * o is done already. */
-int objstore_wait_for(Object *o, Waiter *w);
+ * o is done already. An evicted object is restored or rebuilt first (see ObjectStoreOps.restore). */
+int objstore_wait_for(ObjectStore *s, Object *o, Waiter *w);
+
+/* Makes a READY object evictable (its value can be had again) and puts it last in LRU order. */
+void objstore_set_evictable(ObjectStore *s, Object *o);
+/* Marks a use: last in LRU order. */
+void objstore_touch(ObjectStore *s, Object *o);
+/* Evicts least recently used objects while the store holds more than its limit. Returns how many. */
+size_t objstore_evict(ObjectStore *s);
+/* Makes a READY object resident again when it is evicted: restores or starts rebuilding it.
+ * Returns 0 when its data is there, 1 when it is being rebuilt (PENDING now), or a negative errno
+ * (then the object has FAILED with the reason). */
+int objstore_make_resident(ObjectStore *s, Object *o);
+/* For ops->restore: the evicted object becomes PENDING again while it is rebuilt; its contained
+ * ids are released (the rebuilt value brings its own). */
+void objstore_set_rebuilding(ObjectStore *s, Object *o);
+/* For ops->restore of spilled objects: the value is back. */
+void objstore_set_resident(ObjectStore *s, Object *o, char *data);
 /* Unregisters w from o (no-op when not registered). */
 void objstore_unwait(Object *o, Waiter *w);
 

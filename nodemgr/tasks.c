@@ -66,12 +66,17 @@ void tasks_dispatch(Manager *m) {
                 TAILQ_REMOVE(&m->tasks.queued, c, link);
                 m->tasks.n_queued--;
                 int r = call_prepare_args(m, c, &e);
+                if (r == -EAGAIN)
+                        continue; /* an argument is being rebuilt: the task comes back when it is */
                 if (r < 0) {
                         call_fail(m, c, r == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
                                   e.message ?: "the arguments could not be prepared");
                         req_error_done(&e);
                         continue;
                 }
+                /* What it takes to run it again, should its result be evicted. */
+                if (!c->result->origin)
+                        eviction_note_task(m, c->result, c);
                 c->seq = ++idle->next_seq;
                 idle->task = c;
                 r = worker_send_call(idle, c);

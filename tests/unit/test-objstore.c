@@ -223,7 +223,7 @@ Test(objstore, waiter_is_told_once_when_its_object_becomes_ready) {
         Seen s;
         seen_init(&s);
 
-        cr_assert_eq(objstore_wait_for(o, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, o, &s.w), 1);
         cr_assert_eq(s.w.remaining, 1);
         cr_assert_eq(s.n_told, 0);
 
@@ -243,7 +243,7 @@ Test(objstore, waiter_is_told_when_its_object_fails) {
         Seen s;
         seen_init(&s);
 
-        cr_assert_eq(objstore_wait_for(o, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, o, &s.w), 1);
         cr_assert_eq(objstore_set_failed(&store, o, KACTOR_ERROR_TASK_FAILED, "boom"), 0);
 
         cr_assert_eq(s.n_told, 1);
@@ -258,8 +258,8 @@ Test(objstore, waiting_for_a_finished_object_registers_nothing) {
         Seen s;
         seen_init(&s);
 
-        cr_assert_eq(objstore_wait_for(a, &s.w), 0);
-        cr_assert_eq(objstore_wait_for(b, &s.w), 0);
+        cr_assert_eq(objstore_wait_for(&store, a, &s.w), 0);
+        cr_assert_eq(objstore_wait_for(&store, b, &s.w), 0);
         cr_assert_eq(s.w.remaining, 0);
         cr_assert_eq(a->n_waiters, 0);
         cr_assert_eq(s.n_told, 0);
@@ -270,9 +270,9 @@ Test(objstore, waiter_on_several_objects_is_told_once_per_object) {
         Seen s;
         seen_init(&s);
 
-        cr_assert_eq(objstore_wait_for(a, &s.w), 1);
-        cr_assert_eq(objstore_wait_for(b, &s.w), 1);
-        cr_assert_eq(objstore_wait_for(c, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, b, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, c, &s.w), 1);
         cr_assert_eq(s.w.remaining, 3);
 
         ready(b, "b");
@@ -293,9 +293,9 @@ Test(objstore, the_same_object_named_twice_by_one_waiter_is_counted_once) {
         Seen s;
         seen_init(&s);
 
-        cr_assert_eq(objstore_wait_for(a, &s.w), 1);
-        cr_assert_eq(objstore_wait_for(b, &s.w), 1);
-        cr_assert_eq(objstore_wait_for(a, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, b, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &s.w), 1);
         cr_assert_eq(s.w.remaining, 2);
 
         ready(a, "a");
@@ -311,7 +311,7 @@ Test(objstore, every_waiter_on_an_object_is_told) {
         Seen s[5];
         for (size_t i = 0; i < 5; i++) {
                 seen_init(&s[i]);
-                cr_assert_eq(objstore_wait_for(o, &s[i].w), 1);
+                cr_assert_eq(objstore_wait_for(&store, o, &s[i].w), 1);
         }
 
         ready(o, "v");
@@ -326,9 +326,9 @@ Test(objstore, unwaited_waiter_is_not_told_and_its_count_drops) {
         Seen s, other;
         seen_init(&s);
         seen_init(&other);
-        cr_assert_eq(objstore_wait_for(a, &s.w), 1);
-        cr_assert_eq(objstore_wait_for(b, &s.w), 1);
-        cr_assert_eq(objstore_wait_for(a, &other.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, b, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &other.w), 1);
 
         objstore_unwait(a, &s.w);
         cr_assert_eq(s.w.remaining, 1);
@@ -347,7 +347,7 @@ Test(objstore, unwaiting_a_waiter_that_is_not_registered_changes_nothing) {
         Object *a = add(1), *b = add(2);
         Seen s;
         seen_init(&s);
-        cr_assert_eq(objstore_wait_for(b, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, b, &s.w), 1);
 
         objstore_unwait(a, &s.w);
         cr_assert_eq(s.w.remaining, 1);
@@ -390,16 +390,16 @@ Test(objstore, waiter_can_unregister_and_free_itself_while_being_told) {
         SelfFreeing *g = self_freeing_new(&calls);
         g->objects[g->n_objects++] = a;
         g->objects[g->n_objects++] = b;
-        cr_assert_eq(objstore_wait_for(a, &g->w), 1);
-        cr_assert_eq(objstore_wait_for(b, &g->w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &g->w), 1);
+        cr_assert_eq(objstore_wait_for(&store, b, &g->w), 1);
         Seen before, after;
         seen_init(&before);
         seen_init(&after);
         /* Other waiters on the same object, before and after it, are still told. */
         objstore_unwait(a, &g->w);
-        cr_assert_eq(objstore_wait_for(a, &before.w), 1);
-        cr_assert_eq(objstore_wait_for(a, &g->w), 1);
-        cr_assert_eq(objstore_wait_for(a, &after.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &before.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &g->w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &after.w), 1);
 
         ready(a, "a");
         cr_assert_eq(calls, 1);
@@ -436,9 +436,9 @@ Test(objstore, waiter_unregistered_by_an_earlier_waiter_is_not_told) {
         Seen last;
         seen_init(&last);
 
-        cr_assert_eq(objstore_wait_for(a, &k.w), 1);
-        cr_assert_eq(objstore_wait_for(a, &victim->w), 1);
-        cr_assert_eq(objstore_wait_for(a, &last.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &k.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &victim->w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &last.w), 1);
 
         ready(a, "a");
         cr_assert_null(k.victim);
@@ -464,8 +464,8 @@ Test(objstore, object_released_by_a_waiter_stays_valid_for_the_other_waiters) {
         d.w = (Waiter) { .object_done = dropper_done, .userdata = &d };
         Seen after;
         seen_init(&after);
-        cr_assert_eq(objstore_wait_for(a, &d.w), 1);
-        cr_assert_eq(objstore_wait_for(a, &after.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &d.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, a, &after.w), 1);
 
         ready(a, "a");
         cr_assert_eq(d.calls, 1);
@@ -702,7 +702,7 @@ Test(objstore, done_frees_everything_without_telling_about_actors) {
         cr_assert_eq(objstore_set_ready(&store, a, "a", 1, ids, kinds, 1), 0);
         Seen s;
         seen_init(&s);
-        cr_assert_eq(objstore_wait_for(b, &s.w), 1);
+        cr_assert_eq(objstore_wait_for(&store, b, &s.w), 1);
 
         objstore_done(&store);
         cr_assert_eq(store.n_objects, 0);
