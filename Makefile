@@ -120,6 +120,12 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # The loader includes its skeleton.
 $(BUILD)/obj/bpf/trace.o: $(BUILD)/bpf/trace.skel.h
 
+# The tracing overhead benchmark talks D-Bus and reads the programs' run counters.
+$(BUILD)/tests/bench/bench-tracing: tests/bench/bench-tracing.c $(BENCH_HELPERS) $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+
 # Unit tests of BPF programs drive them with BPF_PROG_TEST_RUN through a test object of their own.
 $(BUILD)/tests/unit/bpf/%.bpf.o: tests/unit/bpf/%.bpf.c bpf/trace.bpf.c $(BPF_HEADERS) $(BUILD)/bpf/vmlinux.h
 	@mkdir -p $(dir $@)

@@ -85,11 +85,24 @@ heading() {
         printf '\n%s==== %s ====%s\n' "$BOLD" "$1" "$RESET"
 }
 
-# Prints a command the way a person would type it, then runs it.
+# Prints a command line the way a person would type it: plain words as they are, others in quotes
+# (a lone & stays as it is, for commands shown running in the background).
+print_command() {
+        local a line='$'
+
+        for a in "$@"; do
+                if [[ "$a" =~ ^[A-Za-z0-9_./:=,@%+-]+$ || "$a" == '&' ]]; then
+                        line+=" $a"
+                else
+                        line+=" '${a//\'/\'\\\'\'}'"
+                fi
+        done
+        printf '%s%s%s\n' "$BOLD" "$line" "$RESET"
+}
+
+# Prints a command, then runs it.
 show() {
-        printf '%s$' "$BOLD"
-        printf ' %q' "$@"
-        printf '%s\n' "$RESET"
+        print_command "$@"
         "$@"
 }
 
@@ -99,9 +112,7 @@ show_capture() {
         local rc
 
         shift
-        printf '%s$' "$BOLD"
-        printf ' %q' "$@"
-        printf '%s\n' "$RESET"
+        print_command "$@"
         _captured=$("$@")
         rc=$?
         [ -z "$_captured" ] || printf '%s\n' "$_captured"
@@ -161,7 +172,7 @@ fi
 heading "Starting kactor-nodemgr on a private bus with 2 GPUs"
 mkdir -p "$TMP/run"
 NODEMGR_CMD=("$BUILD/kactor-nodemgr" --bus "$BUS" --runtime-dir "$TMP/run" --module-path "$BUILD/examples" --gpus 2)
-printf '%s$' "$BOLD"; printf ' %q' "${NODEMGR_CMD[@]}"; printf ' &%s\n' "$RESET"
+print_command "${NODEMGR_CMD[@]}" '&'
 "${NODEMGR_CMD[@]}" </dev/null >"$TMP/nodemgr.log" 2>&1 &
 NODEMGR_PID=$!
 
@@ -237,7 +248,7 @@ busctl_demo() {
 
         echo
         echo "# CreateActor(s module, s class, av args, a{sv} options) -> o actor"
-        show_capture out "${B[@]}" call "${M[@]}" CreateActor 'sava{sv}' counter Counter 0 0 || return 1
+        show_capture out "${B[@]}" call "${M[@]}" CreateActor 'ssava{sv}' counter Counter 0 0 || return 1
         actor=$(sed -n 's/^o "\(.*\)"$/\1/p' <<<"$out")
         [ -n "$actor" ] || { echo "CreateActor did not return an object path" >&2; return 1; }
 
@@ -271,7 +282,7 @@ busctl_demo() {
 
         echo
         echo "# Asking for more GPUs than are free is refused"
-        if show_capture out "${B[@]}" call "${M[@]}" CreateActor 'sava{sv}' nnet NeuralNet 0 1 NumGpus u 3 \
+        if show_capture out "${B[@]}" call "${M[@]}" CreateActor 'ssava{sv}' nnet NeuralNet 0 1 NumGpus u 3 \
                 2>"$TMP/busctl.err"; then
                 echo "expected io.kactor.Error.InsufficientResources" >&2
                 return 1

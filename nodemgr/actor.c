@@ -12,7 +12,7 @@
 #include "manager-trace.h"
 
 /* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
-#define ACTOR_WINDOW 256
+#define ACTOR_WINDOW 4096
 /* Dead actors kept for status and for clear errors; older ones are forgotten. */
 #define DEAD_ACTORS_MAX 1024
 
@@ -30,7 +30,8 @@ void call_free(Manager *m, Call *c) {
         free(c->id_actor);
         free(c->method);
         free(c->module);
-        free(c->args);
+        if (!c->args_inline)
+                free(c->args);
         free(c);
 }
 
@@ -155,16 +156,14 @@ static void call_dep_done(Waiter *w, Object *o) {
  * top-level object references that are not ready yet.
  */
 int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e) {
-        Call *c = calloc(1, sizeof(*c));
+        /* One allocation for the call and its arguments. */
+        Call *c = calloc(1, sizeof(*c) + args_len);
         int r;
 
         if (!c)
                 return -ENOMEM;
-        c->args = malloc(args_len);
-        if (!c->args) {
-                free(c);
-                return -ENOMEM;
-        }
+        c->args = c->storage;
+        c->args_inline = true;
         memcpy(c->args, args, args_len);
         c->args_len = args_len;
         c->deps = (Waiter) { .object_done = call_dep_done, .userdata = c };
@@ -282,7 +281,9 @@ int call_prepare_args(Manager *m, Call *c, ReqError *e) {
         r = call_resolve_args(m, c, &data, &len, e);
         if (r < 0 || !data)
                 return r;
-        free(c->args);
+        if (!c->args_inline)
+                free(c->args);
+        c->args_inline = false;
         c->args = data;
         c->args_len = len;
         c->top_refs = false;

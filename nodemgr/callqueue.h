@@ -45,6 +45,8 @@ struct Call {
         uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while a tracer is attached */
         void *owner;            /* the actor, or NULL for tasks */
         void *manager;
+        bool args_inline;       /* args points into storage (not separately allocated) */
+        char storage[];         /* the arguments as submitted, in the same allocation */
 };
 
 typedef TAILQ_HEAD(CallList, Call) CallList;

@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -555,7 +556,7 @@ int verb_timeline(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *output = NULL, *json;
+        const char *output = NULL;
         double duration = 5;
         uint64_t events, dropped;
         int c, r;
@@ -587,27 +588,27 @@ int verb_timeline(int argc, char *argv[]) {
                 fprintf(stderr, "kactorctl timeline: -o FILE is needed.\n");
                 return 2;
         }
+        /* The node manager writes the file through the descriptor we pass: no size limit. */
+        int fd = streq(output, "-") ? dup(STDOUT_FILENO)
+                                    : open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return fail(-errno, NULL, output);
         r = kactorctl_bus_connect(&bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE, "Timeline");
         if (r >= 0)
-                r = sd_bus_message_append(m, "t", (uint64_t) (duration * 1e6));
+                r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE,
+                                                   "Timeline");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ht", fd, (uint64_t) (duration * 1e6));
+        close(fd);
         if (r < 0)
                 return r;
         r = sd_bus_call(bus, m, (uint64_t) (duration * 1e6) + 60 * UINT64_C(1000000), &error, &reply);
         if (r < 0)
                 return fail(r, &error, "Failed to record the timeline");
-        r = sd_bus_message_read(reply, "stt", &json, &events, &dropped);
+        r = sd_bus_message_read(reply, "tt", &events, &dropped);
         if (r < 0)
                 return r;
-        FILE *f = streq(output, "-") ? stdout : fopen(output, "we");
-        if (!f)
-                return fail(-errno, NULL, output);
-        fputs(json, f);
-        if (f != stdout && fclose(f) != 0)
-                return fail(-errno, NULL, output);
-        fprintf(stderr, "%" PRIu64 " events%s written to %s", events, dropped ? "" : ",", output);
+        fprintf(stderr, "%" PRIu64 " events written to %s", events, output);
         if (dropped)
                 fprintf(stderr, "; %" PRIu64 " dropped (the ring buffer was full)", dropped);
         fputc('\n', stderr);

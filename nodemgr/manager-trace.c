@@ -2,7 +2,9 @@
 
 /* Tracing in the node manager: the glue between the actors and bpf/trace.c. */
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,7 +15,7 @@
 #include "trace-loader.h"
 
 /* Events one timeline keeps at most (80 bytes each); more count as dropped. */
-#define TIMELINE_MAX_EVENTS (512 * 1024)
+#define TIMELINE_MAX_EVENTS (256 * 1024)
 /* How often the ring buffer is read while a timeline is collected (it wakes us only when full). */
 #define TIMELINE_POLL_USEC (100 * 1000)
 
@@ -441,7 +443,7 @@ static const char *timeline_method_name(uint32_t id, void *userdata) {
         return manager_trace_method_name(userdata, id);
 }
 
-int manager_trace_timeline_end(Manager *m, char **ret_json, uint64_t *ret_events, uint64_t *ret_dropped) {
+int manager_trace_timeline_end(Manager *m, int fd, uint64_t *ret_events, uint64_t *ret_dropped) {
         ManagerTrace *mt = mt_get(m);
         if (!mt || !mt->collecting)
                 return -ESRCH;
@@ -454,11 +456,19 @@ int manager_trace_timeline_end(Manager *m, char **ret_json, uint64_t *ret_events
         (void) sd_event_source_set_enabled(mt->rb_timer, SD_EVENT_OFF);
 
         uint64_t dropped = mt->overflow + (mt->trace ? trace_dropped(mt->trace) - mt->dropped_start : 0);
-        char *json = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&json, &len);
-        if (!f)
+        size_t n_events = mt->n_events;
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        /* Blocking writes: the reader is the caller's file, or a pipe it drains. */
+        int flags = fcntl(copy, F_GETFL);
+        if (flags >= 0)
+                (void) fcntl(copy, F_SETFL, flags & ~O_NONBLOCK);
+        FILE *f = fdopen(copy, "w");
+        if (!f) {
+                close(copy);
                 return -ENOMEM;
+        }
         TraceTimelineNames names = {
                 .actor_label = timeline_actor_label,
                 .method_name = timeline_method_name,
@@ -466,13 +476,11 @@ int manager_trace_timeline_end(Manager *m, char **ret_json, uint64_t *ret_events
         };
         int r = trace_timeline_write(f, mt->events, mt->n_events, dropped, &names);
         if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(json);
+                r = -errno;
+        mt->n_events = 0;
+        if (r < 0)
                 return r;
-        }
-        *ret_json = json;
-        *ret_events = mt->n_events;
+        *ret_events = n_events;
         *ret_dropped = dropped;
         mt->n_events = 0;
         return 0;

@@ -62,8 +62,8 @@ bool manager_trace_actor_matches(const TraceActor *a, const char *filter);
 /* The histograms as Prometheus text (malloc'd). */
 int manager_trace_prometheus(Manager *m, char **ret);
 
-/* Timeline mode: begin collecting events (-EBUSY while another collection runs), end and get the
- * Chrome trace JSON (malloc'd), how many events it holds and how many were dropped. */
+/* Timeline mode: begin collecting events (-EBUSY while another collection runs); end, write the
+ * Chrome trace JSON to fd, and say how many events it holds and how many were dropped. */
 int manager_trace_timeline_begin(Manager *m);
-int manager_trace_timeline_end(Manager *m, char **ret_json, uint64_t *ret_events, uint64_t *ret_dropped);
+int manager_trace_timeline_end(Manager *m, int fd, uint64_t *ret_events, uint64_t *ret_dropped);
 bool manager_trace_timeline_active(Manager *m);

@@ -336,14 +336,8 @@ Manager *manager_free(Manager *m) {
         gpu_inventory_done(&m->gpu_inventory);
 
         Call *call;
-        while ((call = callqueue_pop_any(&m->tasks))) {
-                free(call->method);
-                free(call->module);
-                free(call->args);
-                free(call->ids);
-                free(call->id_actor);
-                free(call);
-        }
+        while ((call = callqueue_pop_any(&m->tasks)))
+                call_free(m, call);
 
         objstore_done(&m->store);
         resources_done(&m->resources);

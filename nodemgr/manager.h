@@ -18,7 +18,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
-#include <uthash.h>
+#include "hashmap.h"
 
 #include "callqueue.h"
 #include "cgroup-manager.h"

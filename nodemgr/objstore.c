@@ -11,8 +11,14 @@ void objstore_init(ObjectStore *s, const ObjectStoreOps *ops, void *userdata) {
         *s = (ObjectStore) { .ops = ops, .userdata = userdata };
 }
 
+static void object_free_data(Object *o) {
+        if (o->data != o->inline_data)
+                free(o->data);
+        o->data = NULL;
+}
+
 static void object_free_contents(Object *o) {
-        free(o->data);
+        object_free_data(o);
         free(o->message);
         free(o->contained);
         free(o->contained_actor);
@@ -80,12 +86,15 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
         if (o->state != OBJECT_PENDING)
                 return -EALREADY;
 
-        _cleanup_free_ char *copy = malloc(len ?: 1);
+        _cleanup_free_ char *copy = NULL;
         _cleanup_free_ kactor_id *contained = NULL;
         _cleanup_free_ uint8_t *kinds = NULL;
-        if (!copy)
-                return -ENOMEM;
-        memcpy(copy, data, len);
+        if (len > sizeof(o->inline_data)) {
+                copy = malloc(len);
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, data, len);
+        }
         if (n_ids > 0) {
                 contained = malloc(n_ids * sizeof(kactor_id));
                 kinds = malloc(n_ids);
@@ -107,15 +116,20 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
                 }
         }
 
-        o->data = TAKE_PTR(copy);
+        if (copy)
+                o->data = TAKE_PTR(copy);
+        else {
+                memcpy(o->inline_data, data, len);
+                o->data = o->inline_data;
+        }
         o->len = len;
         o->contained = TAKE_PTR(contained);
         o->contained_actor = TAKE_PTR(kinds);
         o->n_contained = n_ids;
         o->state = OBJECT_READY;
         s->bytes += len;
-        if (o->origin) {
-                /* Rebuilt, or made by something that can make it again. */
+        if (o->origin && o->data != o->inline_data) {
+                /* Rebuilt, or made by something that can make it again; tiny values stay. */
                 o->evictable = true;
                 lru_append(s, o);
         }
@@ -200,7 +214,7 @@ static void lru_append(ObjectStore *s, Object *o) {
 }
 
 void objstore_set_evictable(ObjectStore *s, Object *o) {
-        if (o->state != OBJECT_READY || o->evicted || o->evictable)
+        if (o->state != OBJECT_READY || o->evicted || o->evictable || o->data == o->inline_data)
                 return;
         o->evictable = true;
         lru_append(s, o);
@@ -228,8 +242,7 @@ size_t objstore_evict(ObjectStore *s) {
                         continue;
                 }
                 s->bytes -= o->len;
-                free(o->data);
-                o->data = NULL;
+                object_free_data(o);
                 o->evicted = true;
                 s->n_evicted++;
                 n++;

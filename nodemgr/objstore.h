@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uthash.h>
+#include "hashmap.h"
 
 #include "kactor/value.h"
 
@@ -67,6 +67,7 @@ struct Object {
         bool spilled;             /* the value is in a file (a put) */
         Object *lru_prev, *lru_next;
         void *origin;             /* how to rebuild it: the manager's, freed through ops->object_freed */
+        char inline_data[16];     /* small values live here, without an allocation of their own */
 };
 
 typedef struct ObjectStoreOps {

@@ -3,6 +3,8 @@
 /* io.kactor.Trace1 on /io/kactor/NodeManager1: what the tracing programs gathered. Thin handlers
  * over manager-trace.c. */
 
+#include <fcntl.h>
+
 #include "bus-value.h"
 #include "log.h"
 #include "macro.h"
@@ -173,6 +175,7 @@ typedef struct TimelineRequest {
         Manager *m;
         sd_bus_message *msg;
         sd_event_source *timer;
+        int fd; /* where the JSON goes */
 } TimelineRequest;
 
 static TimelineRequest *timeline_request_free(TimelineRequest *t) {
@@ -180,20 +183,21 @@ static TimelineRequest *timeline_request_free(TimelineRequest *t) {
                 return NULL;
         sd_event_source_disable_unref(t->timer);
         sd_bus_message_unref(t->msg);
+        safe_close(t->fd);
         free(t);
         return NULL;
 }
 
 static int on_timeline_done(sd_event_source *s, uint64_t usec, void *userdata) {
         TimelineRequest *t = userdata;
-        _cleanup_free_ char *json = NULL;
         uint64_t n = 0, dropped = 0;
 
-        int r = manager_trace_timeline_end(t->m, &json, &n, &dropped);
+        /* The caller's file may be a pipe it reads only after the reply: it must not block us. */
+        int r = manager_trace_timeline_end(t->m, t->fd, &n, &dropped);
         if (r < 0)
-                (void) sd_bus_reply_method_errnof(t->msg, r, "Failed to make the timeline: %m");
+                (void) sd_bus_reply_method_errnof(t->msg, r, "Failed to write the timeline: %m");
         else
-                (void) sd_bus_reply_method_return(t->msg, "stt", json, n, dropped);
+                (void) sd_bus_reply_method_return(t->msg, "tt", n, dropped);
         timeline_request_free(t);
         return 0;
 }
@@ -201,9 +205,9 @@ static int on_timeline_done(sd_event_source *s, uint64_t usec, void *userdata) {
 static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         uint64_t duration;
-        int r;
+        int fd, r;
 
-        r = sd_bus_message_read(msg, "t", &duration);
+        r = sd_bus_message_read(msg, "ht", &fd, &duration);
         if (r < 0)
                 return r;
         if (duration == 0 || duration > TRACE_TIMELINE_MAX_USEC)
@@ -220,6 +224,11 @@ static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return -ENOMEM;
         t->m = m;
         t->msg = sd_bus_message_ref(msg);
+        t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (t->fd < 0) {
+                timeline_request_free(t);
+                return -errno;
+        }
         r = sd_event_add_time_relative(m->event, &t->timer, CLOCK_MONOTONIC, duration, 0, on_timeline_done, t);
         if (r >= 0)
                 r = manager_trace_timeline_begin(m);
@@ -273,8 +282,8 @@ static const sd_bus_vtable trace_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("GetSchedStats", SD_BUS_ARGS("s", actor), SD_BUS_RESULT("a(ssssttat)", stats),
                                 method_get_sched_stats, 0),
         SD_BUS_METHOD_WITH_ARGS("Prometheus", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", text), method_prometheus, 0),
-        SD_BUS_METHOD_WITH_ARGS("Timeline", SD_BUS_ARGS("t", duration_usec),
-                                SD_BUS_RESULT("s", json, "t", events, "t", dropped), method_timeline, 0),
+        SD_BUS_METHOD_WITH_ARGS("Timeline", SD_BUS_ARGS("h", output, "t", duration_usec),
+                                SD_BUS_RESULT("t", events, "t", dropped), method_timeline, 0),
         SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, 0),
         SD_BUS_METHOD_WITH_ARGS("SetEnabled", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT, method_set_enabled, 0),
         SD_BUS_VTABLE_END

@@ -82,20 +82,20 @@ Test(bpf_trace, phases_land_in_their_log2_buckets) {
         add_actor(7, 0);
         /* queued at 1000, dispatched 3000 later, started 100 after, ran 1 ms, stored 50 us later. */
         call(7, 1, 99, 1000, 4000, 4100, 1004100, 1054100);
-        call(7, 2, 99, 2000, 6000, 6100, 1006100, 1056100);
+        call(7, 2, 99, 2000, 7000, 7100, 1007100, 1057100);
 
         struct kt_call_stats st;
         cr_assert(stats_of(7, 99, &st));
         cr_expect_eq(st.calls, 2);
         cr_expect_eq(st.no_worker, 0);
         cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].count, 2);
-        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].sum_ns, 3000 + 4000);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].sum_ns, 3000 + 5000);
         cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].slots[bucket(3000)], 1);
-        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].slots[bucket(4000)], 1);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].slots[bucket(5000)], 1);
         cr_expect_eq(st.phase[TRACE_PHASE_DISPATCH].slots[bucket(100)], 2);
         cr_expect_eq(st.phase[TRACE_PHASE_EXEC].slots[bucket(1000000)], 2);
         cr_expect_eq(st.phase[TRACE_PHASE_DELIVER].slots[bucket(50000)], 2);
-        cr_expect_eq(st.phase[TRACE_PHASE_TOTAL].sum_ns, 1053100 + 1054100);
+        cr_expect_eq(st.phase[TRACE_PHASE_TOTAL].sum_ns, 1053100 + 1055100);
         /* p50 of the exec phase lies in the bucket of 1 ms. */
         double p50 = trace_hist_percentile(st.phase[TRACE_PHASE_EXEC].slots, TRACE_HIST_SLOTS, 0.5);
         cr_expect(p50 >= 524288 && p50 <= 1048576, "p50 %f", p50);
