@@ -76,9 +76,27 @@ static int call_and_get(kactor_client *c, kactor_actor actor, const char *method
         return 0;
 }
 
+/* "0,1": the ids as CUDA_VISIBLE_DEVICES lists them. NULL when out of memory. */
+static char *gpu_ids_format(const kactor_value *ids) {
+        char *s = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&s, &size);
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < kactor_value_list_size(ids); i++)
+                fprintf(f, "%s%" PRIi64, i > 0 ? "," : "", kactor_value_get_int(kactor_value_list_get(ids, i)));
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
 static int show_net(kactor_client *c, kactor_actor net) {
         kactor_value *args = NULL, *v = NULL;
-        char *json = NULL;
+        char *json = NULL, *ids = NULL;
         double accuracy;
         int r;
 
@@ -112,24 +130,37 @@ static int show_net(kactor_client *c, kactor_actor net) {
         if (kactor_value_type(v) != KACTOR_TYPE_LIST || kactor_value_list_size(v) != 1) {
                 fprintf(stderr, "gpu_ids() should list exactly one GPU, got %s\n", json ?: "?");
                 r = -EBADMSG;
-        } else
+        } else {
                 printf("  GPU ids inside the actor (kactor_ctx_gpu_ids): %s\n", json ?: "?");
+                ids = gpu_ids_format(v);
+                if (!ids)
+                        r = -ENOMEM;
+        }
         free(json);
         kactor_value_free(v);
         if (r < 0)
                 return r;
 
         r = call_and_get(c, net, "cuda_visible_devices", NULL, &v);
-        if (r < 0)
+        if (r < 0) {
+                free(ids);
                 return r;
-        if (kactor_value_type(v) == KACTOR_TYPE_STRING)
-                printf("  CUDA_VISIBLE_DEVICES inside the actor: \"%s\"\n", kactor_value_get_string(v, NULL));
-        else {
+        }
+        if (kactor_value_type(v) != KACTOR_TYPE_STRING) {
                 printf("  CUDA_VISIBLE_DEVICES inside the actor: (not set)\n");
                 fprintf(stderr, "CUDA_VISIBLE_DEVICES should be set inside a GPU actor\n");
                 r = -EBADMSG;
+        } else {
+                const char *cuda = kactor_value_get_string(v, NULL);
+
+                printf("  CUDA_VISIBLE_DEVICES inside the actor: \"%s\"\n", cuda);
+                if (strcmp(cuda, ids) != 0) {
+                        fprintf(stderr, "CUDA_VISIBLE_DEVICES should be \"%s\", the actor's GPU ids\n", ids);
+                        r = -EBADMSG;
+                }
         }
         kactor_value_free(v);
+        free(ids);
         return r;
 }
 

@@ -54,7 +54,9 @@ PASSED=()
 cleanup() {
         local rc=$? i
 
-        trap - EXIT INT TERM
+        # Finish cleaning up even if another signal comes.
+        trap - EXIT
+        trap '' INT TERM
         if [ -n "$NODEMGR_PID" ] && kill -0 "$NODEMGR_PID" 2>/dev/null; then
                 kill -TERM "$NODEMGR_PID" 2>/dev/null
                 # It stops its workers before it exits; give it a bounded time, then force it.

@@ -9,6 +9,8 @@
 /* A frame the worker must handle (EXEC, TASK), set aside while the client waited for a reply. */
 typedef struct PendingFrame {
         struct PendingFrame *next;
+        uint32_t type;
+        uint64_t id;
         size_t len;
         char payload[];
 } PendingFrame;
@@ -48,6 +50,10 @@ void client_set_identity(kactor_client *c, const char *node_id, uint64_t id_hi, 
  * negative errno.
  */
 int client_next_frame(kactor_client *c, Frame *f);
+
+/* Worker mode: drops the tasks set aside and not started, and tells the node manager which
+ * (RECALLED); it runs them elsewhere. */
+int client_recall_tasks(kactor_client *c);
 
 /* Buffers output; flushes when it grows large. */
 int client_maybe_flush(kactor_client *c);

@@ -137,6 +137,8 @@ static int client_set_aside(kactor_client *c) {
         if (!p)
                 return -ENOMEM;
         p->next = NULL;
+        p->type = c->frame.type;
+        p->id = c->frame.id;
         p->len = c->last_len;
         memcpy(p->payload, c->last_payload, c->last_len);
         if (c->pending_tail)
@@ -155,8 +157,15 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                 if (r < 0)
                         return r;
 
+                if (c->frame.type == MSG_RECALL && c->worker) {
+                        r = client_recall_tasks(c);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (c->frame.type != MSG_REPLY) {
-                        if (!c->worker || (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK && c->frame.type != MSG_SAVE))
+                        if (!c->worker ||
+                            (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK && c->frame.type != MSG_SAVE))
                                 return -EBADMSG;
                         r = client_set_aside(c);
                         if (r < 0)
@@ -180,6 +189,38 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                 }
                 return 0;
         }
+}
+
+int client_recall_tasks(kactor_client *c) {
+        PendingFrame **pp = &c->pending_head, *last = NULL;
+        size_t n = 0;
+
+        for (PendingFrame *p = c->pending_head; p; p = p->next)
+                n += p->type == MSG_TASK;
+
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_RECALLED) < 0 ||
+                msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_array(&c->pk, n) < 0 ? -ENOMEM : 0;
+        while (r >= 0 && *pp) {
+                PendingFrame *p = *pp;
+                if (p->type != MSG_TASK) {
+                        last = p;
+                        pp = &p->next;
+                        continue;
+                }
+                r = msgpack_pack_uint64(&c->pk, p->id) < 0 ? -ENOMEM : 0;
+                *pp = p->next;
+                free(p);
+        }
+        c->pending_tail = last;
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r < 0)
+                return r;
+        return kactor_flush(c);
 }
 
 int client_next_frame(kactor_client *c, Frame *f) {

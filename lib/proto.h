@@ -48,10 +48,12 @@ typedef enum ProtoMsg {
         MSG_EXEC,            /* [T, seq, method] + args                                       */
         MSG_TASK,            /* [T, seq, module, function] + args                            */
         MSG_SAVE,            /* [T, seq]: run the class's save hook (a checkpoint)            */
+        MSG_RECALL,          /* [T, 0]: give back the tasks sent but not started              */
 
         /* worker -> nodemgr */
         MSG_INIT_DONE = 96,  /* [T, 0, error code, message, flags]                            */
         MSG_RESULT,          /* [T, seq, error code, message, flags] + value when the code is 0 */
+        MSG_RECALLED,        /* [T, 0, [seqs]]: these tasks were not started and never will be */
 } ProtoMsg;
 
 /* Flags of RESULT. */

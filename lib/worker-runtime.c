@@ -26,16 +26,17 @@
 #define WORKER_FAST_CALL_NSEC 50000ULL
 #define WORKER_MAX_BATCH 256
 
+typedef struct MethodStats {
+        uint64_t avg_nsec; /* exponential moving average; 0 = never ran */
+} MethodStats;
+
 typedef struct LoadedModule {
         struct LoadedModule *next;
         char *path;
         void *dl;
         const kactor_module *info;
+        MethodStats *function_stats; /* one per function of info */
 } LoadedModule;
-
-typedef struct MethodStats {
-        uint64_t avg_nsec; /* exponential moving average; 0 = never ran */
-} MethodStats;
 
 struct kactor_ctx {
         kactor_client *client;
@@ -136,10 +137,10 @@ static uint64_t now_nsec(void) {
 }
 
 /* Loads a module (once per path). On failure *ret_error says why. */
-static int worker_load_module(kactor_ctx *ctx, const char *path, const kactor_module **ret, char **ret_error) {
+static int worker_load_module(kactor_ctx *ctx, const char *path, LoadedModule **ret, char **ret_error) {
         for (LoadedModule *m = ctx->modules; m; m = m->next)
                 if (streq(m->path, path)) {
-                        *ret = m->info;
+                        *ret = m;
                         return 0;
                 }
 
@@ -159,8 +160,13 @@ static int worker_load_module(kactor_ctx *ctx, const char *path, const kactor_mo
                 return -ENOEXEC;
         }
 
+        size_t n_functions = 0;
+        for (const kactor_function *fn = info->functions; fn && fn->name; fn++)
+                n_functions++;
         LoadedModule *m = calloc(1, sizeof(*m));
-        if (!m || !(m->path = strdup(path))) {
+        if (!m || !(m->path = strdup(path)) || !(m->function_stats = calloc(n_functions + 1, sizeof(MethodStats)))) {
+                if (m)
+                        free(m->path);
                 free(m);
                 dlclose(dl);
                 return -ENOMEM;
@@ -169,7 +175,7 @@ static int worker_load_module(kactor_ctx *ctx, const char *path, const kactor_mo
         m->info = info;
         m->next = ctx->modules;
         ctx->modules = m;
-        *ret = info;
+        *ret = m;
         return 0;
 }
 
@@ -218,6 +224,26 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
         free(ctx->error);
         ctx->error = NULL;
         return k;
+}
+
+/* Sends what is buffered first unless the function about to run is known to be quick. */
+static int worker_flush_before(kactor_ctx *ctx, const MethodStats *st) {
+        if (buffer_size(&ctx->client->out) == 0)
+                ctx->batched = 0;
+        if (ctx->batched > 0 &&
+            (st->avg_nsec == 0 || st->avg_nsec > WORKER_FAST_CALL_NSEC || ctx->batched >= WORKER_MAX_BATCH)) {
+                int r = kactor_flush(ctx->client);
+                if (r < 0)
+                        return r;
+                ctx->batched = 0;
+        }
+        return 0;
+}
+
+static void worker_account(kactor_ctx *ctx, MethodStats *st, uint64_t t0) {
+        uint64_t dt = now_nsec() - t0 + 1;
+        st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
+        ctx->batched++;
 }
 
 static int worker_decode_args(const Frame *f, kactor_value **ret) {
@@ -292,12 +318,13 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
 
         (void) prctl(PR_SET_NAME, class_name, 0, 0, 0);
 
-        const kactor_module *info;
-        r = worker_load_module(ctx, module, &info, &error);
+        LoadedModule *lm;
+        r = worker_load_module(ctx, module, &lm, &error);
         if (r < 0) {
                 ctx->error = TAKE_PTR(error);
                 return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0) ?: r;
         }
+        const kactor_module *info = lm->info;
         for (size_t i = 0; info->classes && info->classes[i]; i++)
                 if (info->classes[i]->name && streq(info->classes[i]->name, class_name)) {
                         ctx->class = info->classes[i];
@@ -384,17 +411,10 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
                 return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0);
         }
 
-        /* Send what is buffered first unless this method is known to be quick. */
         MethodStats *st = &ctx->method_stats[i];
-        if (buffer_size(&ctx->client->out) == 0)
-                ctx->batched = 0;
-        if (ctx->batched > 0 && (st->avg_nsec == 0 || st->avg_nsec > WORKER_FAST_CALL_NSEC ||
-                                 ctx->batched >= WORKER_MAX_BATCH)) {
-                r = kactor_flush(ctx->client);
-                if (r < 0)
-                        return r;
-                ctx->batched = 0;
-        }
+        r = worker_flush_before(ctx, st);
+        if (r < 0)
+                return r;
 
         uint64_t t0 = now_nsec();
         KACTOR_PROBE(call_started, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id);
@@ -411,7 +431,7 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
 static int worker_task(kactor_ctx *ctx, Frame *f) {
         _cleanup_free_ char *module = NULL, *function = NULL, *error = NULL;
         _cleanup_(kactor_value_freep) kactor_value *args = NULL, *result = NULL;
-        const kactor_module *info;
+        LoadedModule *lm;
         int r;
 
         r = frame_field_strdup(f, 0, &module);
@@ -422,25 +442,29 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
         if (r < 0)
                 return r;
 
-        /* Tasks are sent one at a time: nothing waits behind this one here. */
-        r = kactor_flush(ctx->client);
-        if (r < 0)
-                return r;
-
-        r = worker_load_module(ctx, module, &info, &error);
+        r = worker_load_module(ctx, module, &lm, &error);
         if (r < 0) {
                 ctx->error = TAKE_PTR(error);
                 return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0);
         }
-        const kactor_function *fn = info->functions;
-        for (; fn && fn->name; fn++)
+        size_t i = 0;
+        const kactor_function *fn = lm->info->functions;
+        for (; fn && fn->name; fn++, i++)
                 if (streq(fn->name, function))
                         break;
         if (!fn || !fn->name) {
                 kactor_fail(ctx, "module %s has no function '%s'", module, function);
                 return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0);
         }
+
+        /* Tasks come several at a time when there are many: as for methods, results are sent in
+         * batches only while the function is quick. */
+        r = worker_flush_before(ctx, &lm->function_stats[i]);
+        if (r < 0)
+                return r;
+        uint64_t t0 = now_nsec();
         r = fn->fn(ctx, args, &result);
+        worker_account(ctx, &lm->function_stats[i], t0);
         return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL, 0);
 }
 
@@ -485,6 +509,8 @@ _public_ int kactor_worker_main(int argc, char *argv[]) {
                         r = worker_exec(&ctx, &f);
                 else if (f.type == MSG_SAVE && ctx.kind == WORKER_ACTOR)
                         r = worker_save(&ctx, &f);
+                else if (f.type == MSG_RECALL && ctx.kind == WORKER_TASK)
+                        r = client_recall_tasks(ctx.client);
                 else if (f.type == MSG_TASK && ctx.kind == WORKER_TASK)
                         r = worker_task(&ctx, &f);
                 else
@@ -507,6 +533,7 @@ finish:
                 LoadedModule *m = ctx.modules;
                 ctx.modules = m->next;
                 free(m->path);
+                free(m->function_stats);
                 free(m);
         }
         free(ctx.gpu_ids);

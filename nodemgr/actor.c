@@ -1153,10 +1153,9 @@ int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code
                 if (!c)
                         return -EBADMSG;
         } else {
-                c = w->task;
-                if (!c || c->seq != seq)
+                c = tasks_finish(w, seq);
+                if (!c)
                         return -EBADMSG;
-                w->task = NULL;
         }
 
         if (c->result && c->result->state == OBJECT_PENDING) {

@@ -79,7 +79,64 @@ static bool is_regular_file(const char *path) {
         return stat(path, &st) >= 0 && S_ISREG(st.st_mode);
 }
 
+/* Module names resolve to the same file for a while: tasks are submitted by the thousand, and each
+ * lookup costs a realpath() and stats. */
+#define MODULE_CACHE_USEC (2 * 1000000ULL)
+
+typedef struct ModuleCacheEntry {
+        char *name;
+        char *path;
+        uint64_t until;
+        UT_hash_handle hh;
+} ModuleCacheEntry;
+
+static void module_cache_free(Manager *m) {
+        ModuleCacheEntry *e, *tmp;
+        HASH_ITER(hh, m->module_cache, e, tmp) {
+                HASH_DEL(m->module_cache, e);
+                free(e->name);
+                free(e->path);
+                free(e);
+        }
+}
+
+static int manager_resolve_module_uncached(Manager *m, const char *module, char **ret_path, ReqError *e);
+
 int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e) {
+        ModuleCacheEntry *c;
+        uint64_t now = now_usec();
+
+        if (module) {
+                HASH_FIND_STR(m->module_cache, module, c);
+                if (c && c->until > now) {
+                        char *p = strdup(c->path);
+                        if (!p)
+                                return -ENOMEM;
+                        *ret_path = p;
+                        return 0;
+                }
+                if (c) {
+                        HASH_DEL(m->module_cache, c);
+                        free(c->name);
+                        free(c->path);
+                        free(c);
+                }
+        }
+        int r = manager_resolve_module_uncached(m, module, ret_path, e);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof(*c));
+        if (c && (c->name = strdup(module)) && (c->path = strdup(*ret_path))) {
+                c->until = now + MODULE_CACHE_USEC;
+                HASH_ADD_KEYPTR(hh, m->module_cache, c->name, strlen(c->name), c);
+        } else if (c) {
+                free(c->name);
+                free(c);
+        }
+        return 0;
+}
+
+static int manager_resolve_module_uncached(Manager *m, const char *module, char **ret_path, ReqError *e) {
         char *p;
 
         if (!module || !*module)
@@ -340,6 +397,7 @@ Manager *manager_free(Manager *m) {
                 call_free(m, call);
 
         objstore_done(&m->store);
+        module_cache_free(m);
         resources_done(&m->resources);
         sd_event_source_disable_unref(m->listen_source);
         sd_event_source_disable_unref(m->flush_source);

@@ -99,7 +99,10 @@ struct Worker {
         bool ready;          /* INIT_DONE received */
         bool exited;
         int exit_code, exit_status; /* siginfo's si_code and si_status */
-        Call *task;          /* WORKER_TASK: the task it runs */
+        CallQueue tasks;     /* WORKER_TASK: tasks sent to it, in order (the first one runs) */
+        bool recalling;      /* asked to give back the tasks it has not started */
+        uint64_t task_avg_usec; /* how long its tasks take, on average */
+        uint64_t last_done_usec;
         unsigned blocked;    /* waits in a Get/Wait of its own */
         uint64_t next_seq;
         LIST_ENTRY(Worker) link;
@@ -214,6 +217,7 @@ struct Manager {
         uint64_t next_conn;   /* id prefixes for connections */
         uint64_t next_local;  /* ids the manager makes itself (D-Bus) */
 
+        struct ModuleCacheEntry *module_cache; /* uthash: module name -> path, for a while */
         Resources resources;
         GpuInventory gpu_inventory; /* the GPUs' device nodes, by GPU id */
         CgroupManager *cgroups;     /* NULL: actors run without cgroups */
@@ -345,12 +349,17 @@ void tasks_task_done(Worker *w);
 void tasks_worker_ready(Worker *w);
 void tasks_worker_gone(Worker *w, const char *cause);
 void tasks_worker_blocked(Worker *w, bool blocked);
+/* The worker gave back tasks it had not started (RECALLED). */
+void tasks_recalled(Worker *w, const uint64_t *seqs, size_t n);
+/* The task a worker finished (RESULT seq): NULL when it is not the one it runs. */
+Call *tasks_finish(Worker *w, uint64_t seq);
 
 /* worker.c (the launcher) */
 int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret);
 int worker_send_init(Worker *w);
 int worker_send_call(Worker *w, Call *c);
 int worker_send_save(Worker *w, Call *c);
+int worker_send_recall(Worker *w);
 void worker_stop(Worker *w);
 Worker *worker_free(Worker *w);
 /* "exited with status 3", "killed by signal 9", ...; malloc'd. */

@@ -619,6 +619,24 @@ static int handle_result(Conn *c, Frame *f) {
                                      message, f->body_raw, f->body_len, (uint32_t) flags);
 }
 
+static int handle_recalled(Conn *c, Frame *f) {
+        _cleanup_free_ uint64_t *seqs = NULL;
+        const msgpack_object *o = frame_field(f, 0);
+
+        if (!c->worker || c->worker->kind != WORKER_TASK || !o || o->type != MSGPACK_OBJECT_ARRAY)
+                return conn_protocol_error(c, "unexpected RECALLED");
+        seqs = calloc(o->via.array.size ?: 1, sizeof(uint64_t));
+        if (!seqs)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+                if (o->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        return conn_protocol_error(c, "malformed RECALLED");
+                seqs[i] = o->via.array.ptr[i].via.u64;
+        }
+        tasks_recalled(c->worker, seqs, o->via.array.size);
+        return 0;
+}
+
 static int conn_dispatch(Conn *c, Frame *f) {
         if (!c->welcomed) {
                 if (f->type != MSG_HELLO)
@@ -651,6 +669,10 @@ static int conn_dispatch(Conn *c, Frame *f) {
         case MSG_RESULT:
                 if (c->worker)
                         return handle_result(c, f);
+                break;
+        case MSG_RECALLED:
+                if (c->worker)
+                        return handle_recalled(c, f);
                 break;
         }
         return conn_protocol_error(c, "unknown or unexpected frame type");

@@ -13,19 +13,53 @@
 #include "macro.h"
 #include "manager.h"
 
+/* Tasks sent ahead to a worker whose tasks are quick, so that it reads and answers many per syscall;
+ * a worker whose tasks take longer gets one at a time. */
+#define TASK_WINDOW 64
+#define TASK_QUICK_USEC 200
+
 static unsigned tasks_pool_size(Manager *m) {
         double n = floor(m->resources.cpus_total);
         return n < 1 ? 1 : (unsigned) n;
 }
 
-/* Workers that run a task and are not blocked. */
+/* Workers that run tasks and are not blocked. */
 static unsigned tasks_running(Manager *m) {
         unsigned n = 0;
         Worker *w;
         LIST_FOREACH(w, &m->task_workers, task_link)
-                if (w->task && !w->blocked)
+                if (w->tasks.n_inflight > 0 && !w->blocked)
                         n++;
         return n;
+}
+
+static bool worker_takes_tasks(const Worker *w) {
+        return w->ready && w->conn && !w->blocked && !w->recalling;
+}
+
+/* Where the next task goes: an idle worker, else (every CPU busy) the least loaded worker whose
+ * tasks are quick, if its window has room. NULL: none (a new worker may be started). */
+static Worker *tasks_pick_worker(Manager *m, bool *ret_spawn) {
+        Worker *w, *best = NULL;
+        unsigned running = tasks_running(m);
+
+        *ret_spawn = false;
+        LIST_FOREACH(w, &m->task_workers, task_link)
+                if (worker_takes_tasks(w) && w->tasks.n_inflight == 0)
+                        return running < tasks_pool_size(m) ? w : NULL;
+
+        if (running + m->n_task_workers_starting < tasks_pool_size(m)) {
+                *ret_spawn = true;
+                return NULL;
+        }
+        LIST_FOREACH(w, &m->task_workers, task_link) {
+                if (!worker_takes_tasks(w) || w->tasks.n_inflight >= TASK_WINDOW ||
+                    w->task_avg_usec == 0 || w->task_avg_usec > TASK_QUICK_USEC)
+                        continue;
+                if (!best || w->tasks.n_inflight < best->tasks.n_inflight)
+                        best = w;
+        }
+        return best;
 }
 
 void tasks_dispatch(Manager *m) {
@@ -34,18 +68,10 @@ void tasks_dispatch(Manager *m) {
         if (m->stopping)
                 return;
         while ((c = callqueue_peek_ready(&m->tasks))) {
-                Worker *idle = NULL, *w;
-                LIST_FOREACH(w, &m->task_workers, task_link)
-                        if (w->ready && !w->task && w->conn) {
-                                idle = w;
-                                break;
-                        }
-
-                unsigned running = tasks_running(m);
-                if (running >= tasks_pool_size(m))
-                        return;
-                if (!idle) {
-                        if (running + m->n_task_workers_starting >= tasks_pool_size(m))
+                bool spawn;
+                Worker *w = tasks_pick_worker(m, &spawn);
+                if (!w) {
+                        if (!spawn)
                                 return;
                         int r = worker_spawn(m, WORKER_TASK, NULL, &w);
                         if (r >= 0)
@@ -77,11 +103,12 @@ void tasks_dispatch(Manager *m) {
                 /* What it takes to run it again, should its result be evicted. */
                 if (!c->result->origin)
                         eviction_note_task(m, c->result, c);
-                c->seq = ++idle->next_seq;
-                idle->task = c;
-                r = worker_send_call(idle, c);
+                c->submitted_usec = now_usec();
+                callqueue_start_direct(&w->tasks, c, ++w->next_seq);
+                r = worker_send_call(w, c);
                 if (r < 0) {
-                        idle->task = NULL;
+                        TAILQ_REMOVE(&w->tasks.inflight, c, link);
+                        w->tasks.n_inflight--;
                         call_fail(m, c, KACTOR_ERROR_TASK_FAILED, "the task could not be sent to a worker");
                 }
         }
@@ -100,6 +127,18 @@ void tasks_worker_ready(Worker *w) {
         tasks_dispatch(m);
 }
 
+Call *tasks_finish(Worker *w, uint64_t seq) {
+        Call *c = callqueue_finish(&w->tasks, seq);
+        if (!c)
+                return NULL;
+        /* Service time: from when it could start (sent, or the one before it done) to its end. */
+        uint64_t now = now_usec(), from = MAX(c->submitted_usec, w->last_done_usec);
+        uint64_t dt = now > from ? now - from : 1;
+        w->task_avg_usec = w->task_avg_usec == 0 ? dt : (w->task_avg_usec * 7 + dt) / 8;
+        w->last_done_usec = now;
+        return c;
+}
+
 void tasks_task_done(Worker *w) {
         /* What the task held through its connection was for the task alone. */
         if (w->conn)
@@ -107,16 +146,55 @@ void tasks_task_done(Worker *w) {
         tasks_dispatch(w->manager);
 }
 
+/* Puts tasks back at the head of the queue, in their order. */
+static void tasks_requeue(Manager *m, Call *c) {
+        Call *first = TAILQ_FIRST(&m->tasks.queued);
+        if (first)
+                TAILQ_INSERT_BEFORE(first, c, link);
+        else
+                TAILQ_INSERT_TAIL(&m->tasks.queued, c, link);
+        m->tasks.n_queued++;
+}
+
 void tasks_worker_gone(Worker *w, const char *cause) {
         Manager *m = w->manager;
+        Call *c;
+
         if (!w->ready && m->n_task_workers_starting > 0)
                 m->n_task_workers_starting--;
-        if (w->task) {
+        /* The first task was running: it failed. The others never started: they run elsewhere. */
+        c = TAILQ_FIRST(&w->tasks.inflight);
+        if (c) {
+                TAILQ_REMOVE(&w->tasks.inflight, c, link);
+                w->tasks.n_inflight--;
                 _cleanup_free_ char *msg = NULL;
                 if (asprintf(&msg, "the task's %s", cause) < 0)
                         msg = NULL;
-                call_fail(m, w->task, KACTOR_ERROR_TASK_FAILED, msg ?: cause);
-                w->task = NULL;
+                call_fail(m, c, KACTOR_ERROR_TASK_FAILED, msg ?: cause);
+        }
+        while ((c = TAILQ_LAST(&w->tasks.inflight, CallList))) {
+                TAILQ_REMOVE(&w->tasks.inflight, c, link);
+                w->tasks.n_inflight--;
+                tasks_requeue(m, c);
+        }
+        tasks_dispatch(m);
+}
+
+void tasks_recalled(Worker *w, const uint64_t *seqs, size_t n) {
+        Manager *m = w->manager;
+
+        w->recalling = false;
+        /* Last first, each to the head: the order is kept. */
+        for (size_t i = n; i > 0; i--) {
+                Call *c;
+                TAILQ_FOREACH(c, &w->tasks.inflight, link)
+                        if (c->seq == seqs[i - 1])
+                                break;
+                if (!c)
+                        continue;
+                TAILQ_REMOVE(&w->tasks.inflight, c, link);
+                w->tasks.n_inflight--;
+                tasks_requeue(m, c);
         }
         tasks_dispatch(m);
 }
@@ -124,9 +202,12 @@ void tasks_worker_gone(Worker *w, const char *cause) {
 void tasks_worker_blocked(Worker *w, bool blocked) {
         if (!w || w->kind != WORKER_TASK)
                 return;
-        if (blocked)
+        if (blocked) {
                 w->blocked++;
-        else if (w->blocked > 0)
+                /* Tasks waiting behind one that waits could be what it waits for: take them back. */
+                if (w->tasks.n_inflight > 1 && !w->recalling && worker_send_recall(w) >= 0)
+                        w->recalling = true;
+        } else if (w->blocked > 0)
                 w->blocked--;
         tasks_dispatch(w->manager);
 }

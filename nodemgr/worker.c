@@ -123,7 +123,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         if (w->actor)
                 actor_worker_gone(w->actor, cause ?: "worker exited");
         else if (w->kind == WORKER_TASK) {
-                if (w->task || (w->exit_code != CLD_EXITED || w->exit_status != 0))
+                if (w->tasks.n_inflight > 0 || (w->exit_code != CLD_EXITED || w->exit_status != 0))
                         log_warning("Task worker %d: %s.", (int) w->pid, cause ?: "exited");
                 tasks_worker_gone(w, cause ?: "worker exited");
         }
@@ -189,6 +189,7 @@ int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
         w->manager = m;
         w->pid = pid;
         w->kind = kind;
+        callqueue_init(&w->tasks);
         w->actor = actor;
         LIST_INSERT_HEAD(&m->workers, w, link);
         m->n_workers++;
@@ -275,6 +276,24 @@ int worker_send_call(Worker *w, Call *call) {
                     pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
         if (r >= 0)
                 r = buffer_append(&c->out, call->args, call->args_len);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r < 0)
+                return r;
+        conn_mark_dirty(c);
+        return 0;
+}
+
+int worker_send_recall(Worker *w) {
+        Conn *c = w->conn;
+        if (!c)
+                return -ENOTCONN;
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_RECALL) < 0 ||
+                msgpack_pack_uint64(&c->pk, 0) < 0 ? -ENOMEM : 0;
         if (r < 0) {
                 c->out.end = off;
                 return r;

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The eviction tests' module: an actor and functions that leave a trace in a file every time they
+ * run, so that a test can see which process ran what, and how often — in particular, that an
+ * evicted result was rebuilt in a temporary worker and not by running the call again on the live
+ * actor.
+ *
+ *   Ledger(path)          add(x) appends "PID x\n" to path, adds x to a total and returns the total;
+ *                         total() and pid() are read-only.
+ *   tally(path, x)        appends "x\n" to path and returns x * 1000.
+ *   pattern(n, seed)      returns n bytes, byte i being (i * 7 + seed) % 256 (NULs included).
+ *   size(v)               the size of a string or bytes value (for arguments read back from a spill).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kactor/module.h>
+
+/* Appends one line to path with a single write (O_APPEND). */
+static int append_line(kactor_ctx *ctx, const char *path, const char *line) {
+        size_t len = strlen(line);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        ssize_t n;
+
+        if (fd < 0)
+                return kactor_fail(ctx, "cannot open %s: %s", path, strerror(errno));
+        n = write(fd, line, len);
+        close(fd);
+        if (n != (ssize_t) len)
+                return kactor_fail(ctx, "cannot append to %s", path);
+        return 0;
+}
+
+/* --- Ledger ---------------------------------------------------------------------------------- */
+
+typedef struct Ledger {
+        char *path;
+        int64_t total;
+} Ledger;
+
+static void ledger_free(void *p) {
+        Ledger *l = p;
+
+        if (!l)
+                return;
+        free(l->path);
+        free(l);
+}
+
+static int ledger_init(kactor_ctx *ctx, const kactor_value *args, void **ret_state) {
+        const char *path;
+        Ledger *l;
+        int r;
+
+        r = kactor_arg_string(ctx, args, 0, &path);
+        if (r < 0)
+                return r;
+        l = calloc(1, sizeof(Ledger));
+        if (!l)
+                return -ENOMEM;
+        l->path = strdup(path);
+        if (!l->path) {
+                free(l);
+                return -ENOMEM;
+        }
+        *ret_state = l;
+        return 0;
+}
+
+static int ledger_add(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        Ledger *l = state;
+        char line[64];
+        int64_t x;
+        int r;
+
+        r = kactor_arg_int(ctx, args, 0, &x);
+        if (r < 0)
+                return r;
+        snprintf(line, sizeof(line), "%d %lld\n", (int) getpid(), (long long) x);
+        r = append_line(ctx, l->path, line);
+        if (r < 0)
+                return r;
+        l->total += x;
+        *ret = kactor_value_new_int(l->total);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int ledger_total(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        Ledger *l = state;
+
+        *ret = kactor_value_new_int(l->total);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int ledger_pid(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        *ret = kactor_value_new_int(getpid());
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const kactor_method ledger_methods[] = {
+        { .name = "add", .fn = ledger_add },
+        { .name = "total", .fn = ledger_total, .flags = KACTOR_METHOD_READ_ONLY },
+        { .name = "pid", .fn = ledger_pid, .flags = KACTOR_METHOD_READ_ONLY },
+        {}
+};
+
+static const kactor_class ledger_class = {
+        .name = "Ledger",
+        .init = ledger_init,
+        .destroy = ledger_free,
+        .methods = ledger_methods,
+};
+
+/* --- functions ------------------------------------------------------------------------------- */
+
+static int fn_tally(kactor_ctx *ctx, const kactor_value *args, kactor_value **ret) {
+        const char *path;
+        char line[32];
+        int64_t x;
+        int r;
+
+        if ((r = kactor_arg_string(ctx, args, 0, &path)) < 0 || (r = kactor_arg_int(ctx, args, 1, &x)) < 0)
+                return r;
+        snprintf(line, sizeof(line), "%lld\n", (long long) x);
+        r = append_line(ctx, path, line);
+        if (r < 0)
+                return r;
+        *ret = kactor_value_new_int(x * 1000);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int fn_pattern(kactor_ctx *ctx, const kactor_value *args, kactor_value **ret) {
+        int64_t n, seed;
+        uint8_t *p;
+        int r;
+
+        if ((r = kactor_arg_int(ctx, args, 0, &n)) < 0 || (r = kactor_arg_int(ctx, args, 1, &seed)) < 0)
+                return r;
+        if (n < 0 || n > 16 * 1024 * 1024)
+                return kactor_fail(ctx, "bad size %lld", (long long) n);
+        p = malloc((size_t) n ?: 1);
+        if (!p)
+                return -ENOMEM;
+        for (int64_t i = 0; i < n; i++)
+                p[i] = (uint8_t) ((i * 7 + seed) % 256);
+        *ret = kactor_value_new_bytes(p, (size_t) n);
+        free(p);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int fn_size(kactor_ctx *ctx, const kactor_value *args, kactor_value **ret) {
+        const kactor_value *v = kactor_value_list_get(args, 0);
+        size_t len = 0;
+
+        switch (kactor_value_type(v)) {
+        case KACTOR_TYPE_STRING:
+                (void) kactor_value_get_string(v, &len);
+                break;
+        case KACTOR_TYPE_BYTES:
+                (void) kactor_value_get_bytes(v, &len);
+                break;
+        default:
+                return kactor_fail(ctx, "size: a string or bytes expected, got %s",
+                                   kactor_type_to_string(kactor_value_type(v)));
+        }
+        *ret = kactor_value_new_int((int64_t) len);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const kactor_function functions[] = {
+        { .name = "tally", .fn = fn_tally },
+        { .name = "pattern", .fn = fn_pattern },
+        { .name = "size", .fn = fn_size },
+        {}
+};
+
+KACTOR_MODULE(.name = "evictmod", .classes = (const kactor_class *const[]) { &ledger_class, NULL },
+              .functions = functions);
