@@ -213,7 +213,7 @@ static int fs_place_v1(ActorCgroup *cg, FsCgroup *fc) {
                 r = r == 0 ? 0 : -EINVAL;
                 fc->v1_used[i] = true;
         }
-        if (r >= 0 && cgroup_create_cgroup(g, 0) != 0)
+        if (r >= 0 && cgroup_create_cgroup(g, 1) != 0)
                 r = -EIO;
         if (r >= 0 && cgroup_attach_task_pid(g, cg->pid) != 0)
                 r = -EIO;

@@ -230,8 +230,14 @@ static bool systemd_available(void) {
 int cgroup_manager_new(sd_event *event, CgroupManagerKind kind, const char *name, CgroupManager **ret) {
         int r;
 
-        if (kind == CGROUP_MANAGER_AUTO)
-                kind = systemd_available() ? CGROUP_MANAGER_SYSTEMD : CGROUP_MANAGER_CGROUPFS;
+        if (kind == CGROUP_MANAGER_AUTO) {
+                if (systemd_available()) {
+                        r = cgroup_manager_new(event, CGROUP_MANAGER_SYSTEMD, name, ret);
+                        if (r != -EOPNOTSUPP)
+                                return r;
+                }
+                kind = CGROUP_MANAGER_CGROUPFS;
+        }
         if (kind == CGROUP_MANAGER_NONE) {
                 *ret = NULL;
                 return 0;

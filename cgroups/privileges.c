@@ -23,11 +23,12 @@
  *   CAP_BPF, CAP_NET_ADMIN  load the device-cgroup program and attach it to cgroups;
  *   CAP_PERFMON             the tracing programs (bpf/);
  *   CAP_SYS_RESOURCE        raise RLIMIT_MEMLOCK for BPF maps on kernels that charge it;
+ *   CAP_DAC_OVERRIDE        create cgroups: the roots of the v1 hierarchies are mode 0555;
  *   CAP_DAC_READ_SEARCH     check modules that lie in users' private directories.
  */
 static const cap_value_t manager_caps[] = {
         CAP_SETUID, CAP_SETGID, CAP_SETPCAP, CAP_KILL, CAP_SYS_ADMIN, CAP_BPF,
-        CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_RESOURCE, CAP_DAC_READ_SEARCH,
+        CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_RESOURCE, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
 };
 
 static bool cap_kept(cap_value_t c) {

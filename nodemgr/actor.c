@@ -767,9 +767,13 @@ static bool actor_can_restart(const Actor *a) {
 /* Starts a worker for the actor: its constructor (or the restore hook) runs there. */
 static int actor_start_worker(Actor *a) {
         Worker *w;
+        /* The last worker's cgroup goes first (whatever it left is killed): the new one takes its name. */
+        actor_isolation_free_cgroup(a);
         int r = worker_spawn(a->manager, WORKER_ACTOR, a, &w);
         if (r >= 0)
-                r = worker_send_init(w);
+                r = actor_isolation_start(a, w, NULL);
+        if (r < 0 && a->worker)
+                (void) kill(a->worker->pid, SIGKILL);
         return r;
 }
 
@@ -904,7 +908,8 @@ void actor_worker_gone(Actor *a, const char *cause) {
                 return;
         }
         actor_die(a, cause);
-        actor_release_resources(a);
+        /* GPUs return once everything in the actor's cgroup is gone. */
+        actor_isolation_worker_gone(a);
 }
 
 int actor_kill(Actor *a, bool no_restart, const char *why) {
@@ -912,17 +917,15 @@ int actor_kill(Actor *a, bool no_restart, const char *why) {
                 return 0;
         if (!no_restart && actor_can_restart(a)) {
                 /* It comes back: the restart begins when the worker is gone. */
-                if (a->worker && !a->worker->exited)
-                        (void) kill(a->worker->pid, SIGKILL);
+                actor_isolation_kill(a);
                 return 0;
         }
         a->no_restart = true;
-        if (a->worker && !a->worker->exited)
-                (void) kill(a->worker->pid, SIGKILL);
+        actor_isolation_kill(a); /* the whole cgroup: no child of the worker survives */
         /* GPUs come back when the worker is gone (actor_worker_gone). */
         actor_die_full(a, why, true);
         if (!a->worker)
-                actor_release_resources(a);
+                actor_isolation_worker_gone(a);
         return 0;
 }
 

@@ -160,6 +160,10 @@ void actor_isolation_worker_gone(Actor *a) {
         (void) actor_cgroup_kill(a->cgroup);
 }
 
+void actor_isolation_free_cgroup(Actor *a) {
+        actor_isolation_done(a);
+}
+
 void actor_isolation_free(Actor *a) {
         actor_isolation_done(a);
         free(a->unit);

@@ -204,6 +204,11 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+void manager_maybe_exit(Manager *m) {
+        if (m->stopping && m->n_workers == 0 && m->zygote_pid == 0)
+                (void) sd_event_exit(m->event, 0);
+}
+
 void manager_stop(Manager *m) {
         Worker *w;
         Actor *a, *tmp;
@@ -226,7 +231,8 @@ void manager_stop(Manager *m) {
         LIST_FOREACH(w, &m->workers, link)
                 worker_stop(w);
 
-        if (m->n_workers == 0) {
+        zygote_stop(m);
+        if (m->n_workers == 0 && m->zygote_pid == 0) {
                 (void) sd_event_exit(m->event, 0);
                 return;
         }
@@ -279,6 +285,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->listen_fd = -1;
+        m->zygote_fd = -1;
         LIST_INIT(&m->conns);
         LIST_INIT(&m->dirty_conns);
         LIST_INIT(&m->workers);
@@ -402,6 +409,10 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->listen_source);
         sd_event_source_disable_unref(m->flush_source);
         sd_event_source_disable_unref(m->stop_timer);
+        sd_event_source_disable_unref(m->zygote_source);
+        safe_close(m->zygote_fd);
+        if (m->zygote_pid > 0)
+                (void) kill(m->zygote_pid, SIGKILL);
         safe_close(m->listen_fd);
         if (m->socket_path && !m->stopping)
                 (void) unlink(m->socket_path);
@@ -449,6 +460,10 @@ int manager_start(Manager *m) {
         r = manager_isolation_setup(m, &isolation);
         if (r < 0)
                 return r; /* logged */
+
+        r = zygote_start(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start the fork server, workers are spawned directly: %m");
 
         r = manager_listen(m);
         if (r < 0)

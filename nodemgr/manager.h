@@ -245,6 +245,11 @@ struct Manager {
         uint64_t lineage_max;
         uint32_t checkpoint_interval;
 
+        /* The fork server (zygote.c). */
+        int zygote_fd;
+        pid_t zygote_pid;
+        sd_event_source *zygote_source;
+
         LIST_HEAD(, Worker) workers; /* every live worker process */
         unsigned n_workers;
         bool stopping;
@@ -312,6 +317,8 @@ int actor_isolation_start(Actor *a, Worker *w, ReqError *e);
 void actor_isolation_kill(Actor *a);
 void actor_isolation_worker_gone(Actor *a);
 void actor_isolation_free(Actor *a);
+/* Kills what is left in the actor's cgroup and removes it (before a restart makes a new one). */
+void actor_isolation_free_cgroup(Actor *a);
 
 /*
  * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
@@ -353,6 +360,15 @@ void tasks_worker_blocked(Worker *w, bool blocked);
 void tasks_recalled(Worker *w, const uint64_t *seqs, size_t n);
 /* The task a worker finished (RESULT seq): NULL when it is not the one it runs. */
 Call *tasks_finish(Worker *w, uint64_t seq);
+
+/* zygote.c: the fork server */
+int zygote_start(Manager *m);
+void zygote_stop(Manager *m);
+/* Forks a worker with this environment and fd as its fd 3; -ENOTCONN without a fork server. */
+int zygote_spawn(Manager *m, char *const *env, int fd, pid_t *ret_pid);
+
+/* Ends the event loop once stopping and every child is gone. */
+void manager_maybe_exit(Manager *m);
 
 /* worker.c (the launcher) */
 int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret);

@@ -129,8 +129,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         }
         worker_free(w);
 
-        if (m->stopping && m->n_workers == 0)
-                (void) sd_event_exit(m->event, 0);
+        manager_maybe_exit(m);
         return 0;
 }
 
@@ -171,7 +170,9 @@ int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &all);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        r = -posix_spawn(&pid, m->worker_path, &fa, &attr, argv, env);
+        r = zygote_spawn(m, env, fd_child, &pid);
+        if (r == -ENOTCONN)
+                r = -posix_spawn(&pid, m->worker_path, &fa, &attr, argv, env);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         for (char **e = env; *e; e++)

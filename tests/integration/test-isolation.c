@@ -30,6 +30,9 @@
 static Harness *h;
 static char devdir[] = "/tmp/kactor-gpus-XXXXXX";
 static char *gpu0, *gpu1, *ctl;
+/* What the orphan test made, removed even when it fails. */
+static pid_t orphan_child;
+static char orphan_dir[256], orphan_parent[256];
 
 static void need_root(void) {
         if (geteuid() != 0)
@@ -49,6 +52,16 @@ static void start(const HarnessOptions *o) {
 
 static void teardown(void) {
         h = harness_stop(h);
+        if (orphan_child > 0) {
+                (void) kill(orphan_child, SIGKILL);
+                (void) waitpid(orphan_child, NULL, 0);
+                orphan_child = 0;
+        }
+        if (orphan_dir[0]) {
+                (void) rmdir(orphan_dir);
+                (void) rmdir(orphan_parent);
+                orphan_dir[0] = 0;
+        }
         if (gpu0) {
                 unlink(gpu0);
                 unlink(gpu1);
@@ -274,6 +287,8 @@ Test(isolation, orphans_of_a_crashed_node_manager_are_reaped_at_start) {
         char name[64], dir[256];
         snprintf(name, sizeof(name), "itest-%d", (int) getpid());
         snprintf(dir, sizeof(dir), "%s/kactor/%s/actor-0000000000000000000000000000dead", v2_mount(), name);
+        snprintf(orphan_dir, sizeof(orphan_dir), "%s", dir);
+        snprintf(orphan_parent, sizeof(orphan_parent), "%s/kactor/%s", v2_mount(), name);
         _cleanup_free_ char *parent = NULL, *grand = NULL;
         cr_assert_geq(asprintf(&grand, "%s/kactor", v2_mount()), 0);
         cr_assert_geq(asprintf(&parent, "%s/kactor/%s", v2_mount(), name), 0);
@@ -288,6 +303,7 @@ Test(isolation, orphans_of_a_crashed_node_manager_are_reaped_at_start) {
                 for (;;)
                         pause();
         }
+        orphan_child = child;
         char pid[32], procs[300];
         snprintf(pid, sizeof(pid), "%d", (int) child);
         snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
@@ -300,6 +316,7 @@ Test(isolation, orphans_of_a_crashed_node_manager_are_reaped_at_start) {
         h = harness_start(&(HarnessOptions) { .extra_args = args });
         int status;
         cr_assert_eq(waitpid(child, &status, 0), child);
+        orphan_child = 0;
         cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the orphan was not killed");
         cr_assert_neq(access(dir, F_OK), 0, "%s was not removed", dir);
 }

@@ -44,6 +44,11 @@ static void setup_interval(void) {
         h = harness_start(&(HarnessOptions) { .extra_args = extra });
 }
 
+static void setup_no_checkpoints(void) {
+        static const char *const extra[] = { "--checkpoint-interval", "0", NULL };
+        h = harness_start(&(HarnessOptions) { .extra_args = extra });
+}
+
 static void setup_memory(void) {
         static const char *const extra[] = { "--lineage-memory", LINEAGE_MEMORY_STRING, NULL };
         h = harness_start(&(HarnessOptions) { .extra_args = extra });
@@ -55,6 +60,7 @@ static void teardown(void) {
 
 TestSuite(lineage, .init = setup, .fini = teardown, .timeout = 60);
 TestSuite(lineage_interval, .init = setup_interval, .fini = teardown, .timeout = 60);
+TestSuite(lineage_no_checkpoints, .init = setup_no_checkpoints, .fini = teardown, .timeout = 60);
 TestSuite(lineage_memory, .init = setup_memory, .fini = teardown, .timeout = 60);
 
 /* --- helpers --------------------------------------------------------------------------------- */
@@ -95,6 +101,19 @@ static uint64_t actor_uint(kactor_actor a, const char *name) {
 
 static const char *actor_string(kactor_actor a, const char *name) {
         return harness_property_string(h, harness_actor_path(h, a), ACTOR, name);
+}
+
+/* Polls a property that sends no PropertiesChanged (every 5 ms, bounded) until it has `value`. */
+static bool poll_actor_uint(kactor_actor a, const char *name, uint64_t value, unsigned timeout_ms) {
+        uint64_t deadline = now_usec() + (uint64_t) timeout_ms * 1000;
+
+        for (;;) {
+                if (actor_uint(a, name) == value)
+                        return true;
+                if (now_usec() >= deadline)
+                        return false;
+                (void) usleep(5000);
+        }
 }
 
 static int64_t value_int(const kactor_value *v) {
@@ -282,6 +301,7 @@ typedef struct Stream {
         pthread_mutex_t lock;
         pthread_cond_t progressed;
         size_t results; /* received by all callers together */
+        size_t done;    /* callers that returned, done or failed */
 } Stream;
 
 typedef struct Caller {
@@ -321,25 +341,34 @@ static int caller_collect(Caller *c, kactor_ref *refs, int64_t seq) {
         return 0;
 }
 
-static void *caller_run(void *userdata) {
-        Caller *c = userdata;
+static void caller_stream(Caller *c) {
         kactor_ref refs[CALLER_WINDOW];
 
         for (int64_t seq = 0; seq < CALLS_PER_CALLER; seq++) {
                 if (seq >= CALLER_WINDOW && caller_collect(c, refs, seq - CALLER_WINDOW) < 0)
-                        return NULL;
+                        return;
                 kactor_value *args = kactor_value_new_int_list((int64_t[]) { c->id, seq }, 2);
                 int r = args ? kactor_call(c->client, c->actor, "add", args, &refs[seq % CALLER_WINDOW]) : -ENOMEM;
                 kactor_value_free(args);
                 if (r < 0) {
                         snprintf(c->error, sizeof(c->error), "caller %" PRIi64 ": call seq %" PRIi64 ": %s", c->id,
                                  seq, strerror(-r));
-                        return NULL;
+                        return;
                 }
         }
         for (int64_t seq = MAX((int64_t) 0, (int64_t) CALLS_PER_CALLER - CALLER_WINDOW); seq < CALLS_PER_CALLER; seq++)
                 if (caller_collect(c, refs, seq) < 0)
-                        return NULL;
+                        return;
+}
+
+static void *caller_run(void *userdata) {
+        Caller *c = userdata;
+
+        caller_stream(c);
+        pthread_mutex_lock(&c->stream->lock);
+        c->stream->done++;
+        pthread_cond_broadcast(&c->stream->progressed);
+        pthread_mutex_unlock(&c->stream->lock);
         return NULL;
 }
 
@@ -387,11 +416,12 @@ Test(lineage, kill_9_while_three_callers_stream_keeps_every_call_once_in_order) 
                 clock_gettime(CLOCK_REALTIME, &deadline);
                 deadline.tv_sec += HARNESS_TIMEOUT_MS / 1000;
                 pthread_mutex_lock(&stream.lock);
-                while (stream.results < at[i] && !stuck)
+                while (stream.results < at[i] && stream.done < CALLERS && !stuck)
                         stuck = pthread_cond_timedwait(&stream.progressed, &stream.lock, &deadline) == ETIMEDOUT;
+                bool over = stream.results < at[i];
                 pthread_mutex_unlock(&stream.lock);
-                if (stuck)
-                        break; /* the callers stopped; their errors say why */
+                if (over)
+                        break; /* the callers stopped or are stuck; their errors say why */
                 kill_worker(a);
                 kills++;
                 wait_recovered(a, kills);
@@ -442,7 +472,11 @@ Test(lineage, crash_inside_a_method_reruns_that_call_once) {
         kactor_actor a = create(c, "Journal", harness_printf(h, "[\"%s\"]", crash_file), 1);
         pid_t before = (pid_t) call_int(c, a, "pid", NULL);
 
-        journal_add_n(c, a, 0, 0, 150);
+        /* 50 calls whose results came back are in the log; the worker batches results, so of the calls
+         * streamed after them, those before the crash may or may not be. */
+        journal_add_n(c, a, 0, 0, 50);
+        cr_assert_eq(actor_uint(a, "LineageLength"), 50);
+        journal_add_n(c, a, 0, 50, 100);
 
         cr_assert_neq(access(crash_file, F_OK), 0, "the 60th add did not run");
         cr_assert_eq(actor_uint(a, "Restarts"), 1);
@@ -450,7 +484,7 @@ Test(lineage, crash_inside_a_method_reruns_that_call_once) {
         cr_assert_str_empty(actor_string(a, "DeathCause"));
         cr_assert_neq(call_int(c, a, "pid", NULL), before, "the actor runs in a new worker");
         expect_journal(c, a, 0, 150);
-        /* The new worker replayed the 59 adds before the crash, then ran the rest. */
+        /* The new worker replayed the logged adds before the crash, then ran the rest. */
         expect_stats(c, a, 150, false);
         cr_assert_eq(actor_uint(a, "LineageLength"), 150);
 }
@@ -777,20 +811,24 @@ Test(lineage_interval, save_that_always_fails_replays_from_the_constructor) {
         expect_stats(c, a, 120, false);
 }
 
-/* --- lineage memory -------------------------------------------------------------------------- */
-
-Test(lineage, dead_actor_gives_its_lineage_memory_back) {
+Test(lineage_no_checkpoints, checkpoint_interval_0_turns_checkpoints_off) {
         kactor_client *c = harness_client(h);
-        kactor_actor a = create(c, "Journal", NULL, -1);
+        kactor_actor a = create(c, "Saver", NULL, 1);
+        int64_t counter = 0;
 
-        journal_add_n(c, a, 0, 0, 50);
-        cr_assert_gt(harness_property_uint(h, MGR, IFACE, "LineageBytes"), 0);
-        cr_assert_eq(kactor_kill(c, a, true), 0);
-        cr_assert(harness_wait_actor_state(h, harness_actor_path(h, a), "dead", HARNESS_TIMEOUT_MS));
-        /* A dead actor is never replayed: its log is no use and must not count against the limit. */
-        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "LineageBytes"), 0, "LineageBytes %" PRIu64 " after death",
-                     harness_property_uint(h, MGR, IFACE, "LineageBytes"));
+        cr_assert_eq(actor_uint(a, "CheckpointInterval"), 0);
+        saver_add_n(c, a, 0, 1100, &counter);
+        kactor_value_free(harness_call(c, a, "stats", NULL));
+        cr_assert_eq(actor_uint(a, "CheckpointIndex"), 0);
+        cr_assert_eq(actor_uint(a, "LineageLength"), 1100);
+
+        kill_worker(a);
+        wait_recovered(a, 1);
+        expect_saver(c, a, 1100, counter);
+        expect_stats(c, a, 1100, false);
 }
+
+/* --- lineage memory -------------------------------------------------------------------------- */
 
 Test(lineage_memory, actor_without_save_hooks_gets_insufficient_resources) {
         kactor_client *c = harness_client(h);
@@ -871,4 +909,61 @@ Test(lineage_memory, saver_keeps_working_while_another_actor_holds_the_memory) {
         kactor_value_free(harness_call(c, s, "stats", NULL)); /* the last checkpoint came back before this */
         cr_assert_eq(harness_property_uint(h, MGR, IFACE, "LineageBytes"),
                      actor_uint(j, "LineageBytes") + actor_uint(s, "LineageBytes"));
+}
+
+Test(lineage_memory, actor_killed_for_good_gives_its_lineage_memory_back) {
+        kactor_client *c = harness_client(h);
+        kactor_actor a = create(c, "Journal", NULL, -1), b;
+        kactor_value *v = NULL;
+
+        /* It fills the node's lineage memory (its results are all released: nothing could need its log). */
+        for (int64_t n = 0; n < 2000; n++) {
+                v = harness_call(c, a, "add", harness_printf(h, "[0, %" PRIi64 "]", n));
+                if (kactor_value_is_error(v))
+                        break;
+                kactor_value_free(v);
+                v = NULL;
+        }
+        cr_assert_not_null(v, "the Journal was never refused");
+        expect_error(v, KACTOR_ERROR_INSUFFICIENT_RESOURCES, NULL);
+
+        cr_assert_eq(kactor_kill(c, a, true), 0);
+        cr_assert(harness_wait_actor_state(h, harness_actor_path(h, a), "dead", HARNESS_TIMEOUT_MS));
+        cr_assert_eq(kactor_actor_release(c, a), 0);
+        /* A dead actor is never replayed: its log must not keep the node at its limit. */
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "LineageBytes"), 0, "LineageBytes %" PRIu64 " after death",
+                     harness_property_uint(h, MGR, IFACE, "LineageBytes"));
+        b = create(c, "Journal", NULL, 0);
+        journal_add_n(c, b, 1, 0, 20);
+}
+
+Test(lineage_memory, reaching_the_limit_checkpoints_idle_actors_that_can_save) {
+        kactor_client *c = harness_client(h);
+        kactor_actor s = create(c, "Saver", NULL, 0), j = create(c, "Journal", NULL, 0);
+        kactor_value *v = NULL;
+        int64_t counter = 0, n;
+
+        /* The Saver keeps some lineage, under the limit, then is idle. */
+        saver_add_n(c, s, 0, 20, &counter);
+        cr_assert_eq(actor_uint(s, "LineageLength"), 20);
+        cr_assert_lt(harness_property_uint(h, MGR, IFACE, "LineageBytes"), LINEAGE_MEMORY);
+
+        /* The Journal's calls take the node to its limit: the Saver, which can checkpoint, is
+         * checkpointed then, so the Journal gets the Saver's share as well before it is refused. */
+        for (n = 0; n < 2000; n++) {
+                v = harness_call(c, j, "add", harness_printf(h, "[0, %" PRIi64 "]", n));
+                if (kactor_value_is_error(v))
+                        break;
+                kactor_value_free(v);
+                v = NULL;
+        }
+        cr_assert_not_null(v, "the Journal was never refused");
+        expect_error(v, KACTOR_ERROR_INSUFFICIENT_RESOURCES, NULL);
+        /* Not a call to the Saver: that would force its checkpoint by itself. LineageLength sends no
+         * PropertiesChanged, so this polls it. */
+        cr_assert(poll_actor_uint(s, "LineageLength", 0, 2000),
+                  "the idle Saver still holds %" PRIu64 " records (%" PRIu64 " bytes) while the Journal is refused",
+                  actor_uint(s, "LineageLength"), actor_uint(s, "LineageBytes"));
+        cr_assert_eq(actor_uint(s, "CheckpointIndex"), 20);
+        expect_saver(c, s, 20, counter);
 }

@@ -5,9 +5,12 @@
  * evicted result was rebuilt in a temporary worker and not by running the call again on the live
  * actor.
  *
- *   Ledger(path)          add(x) appends "PID x\n" to path, adds x to a total and returns the total;
- *                         total() and pid() are read-only.
- *   tally(path, x)        appends "x\n" to path and returns x * 1000.
+ *   Ledger(path)          add(x) appends "PID x\n" to path, adds x to a total and returns "the total
+ *                         is now T"; total() and pid() are read-only; save/restore hooks.
+ *   tally(path, x)        appends "x\n" to path and returns "tally result for x".
+ *
+ * Results are strings longer than 16 bytes: smaller values stay in memory (they are never
+ * evicted).
  *   pattern(n, seed)      returns n bytes, byte i being (i * 7 + seed) % 256 (NULs included).
  *   size(v)               the size of a string or bytes value (for arguments read back from a spill).
  */
@@ -86,7 +89,8 @@ static int ledger_add(kactor_ctx *ctx, void *state, const kactor_value *args, ka
         if (r < 0)
                 return r;
         l->total += x;
-        *ret = kactor_value_new_int(l->total);
+        snprintf(line, sizeof(line), "the total is now %lld", (long long) l->total);
+        *ret = kactor_value_new_string(line);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -102,6 +106,39 @@ static int ledger_pid(kactor_ctx *ctx, void *state, const kactor_value *args, ka
         return *ret ? 0 : -ENOMEM;
 }
 
+/* The checkpoint: {"path": path, "total": total}. */
+static int ledger_save(kactor_ctx *ctx, void *state, kactor_value **ret) {
+        Ledger *l = state;
+        kactor_value *m = kactor_value_new_map();
+
+        if (!m || kactor_value_map_set(m, "path", kactor_value_new_string(l->path)) < 0 ||
+            kactor_value_map_set(m, "total", kactor_value_new_int(l->total)) < 0) {
+                kactor_value_free(m);
+                return -ENOMEM;
+        }
+        *ret = m;
+        return 0;
+}
+
+static int ledger_restore(kactor_ctx *ctx, const kactor_value *saved, void **ret_state) {
+        const kactor_value *path = kactor_value_map_get(saved, "path"), *total = kactor_value_map_get(saved, "total");
+        Ledger *l;
+
+        if (kactor_value_type(path) != KACTOR_TYPE_STRING || kactor_value_type(total) != KACTOR_TYPE_INT)
+                return kactor_fail(ctx, "malformed checkpoint");
+        l = calloc(1, sizeof(Ledger));
+        if (!l)
+                return -ENOMEM;
+        l->path = strdup(kactor_value_get_string(path, NULL));
+        if (!l->path) {
+                free(l);
+                return -ENOMEM;
+        }
+        l->total = kactor_value_get_int(total);
+        *ret_state = l;
+        return 0;
+}
+
 static const kactor_method ledger_methods[] = {
         { .name = "add", .fn = ledger_add },
         { .name = "total", .fn = ledger_total, .flags = KACTOR_METHOD_READ_ONLY },
@@ -114,13 +151,15 @@ static const kactor_class ledger_class = {
         .init = ledger_init,
         .destroy = ledger_free,
         .methods = ledger_methods,
+        .save = ledger_save,
+        .restore = ledger_restore,
 };
 
 /* --- functions ------------------------------------------------------------------------------- */
 
 static int fn_tally(kactor_ctx *ctx, const kactor_value *args, kactor_value **ret) {
         const char *path;
-        char line[32];
+        char line[64];
         int64_t x;
         int r;
 
@@ -130,7 +169,8 @@ static int fn_tally(kactor_ctx *ctx, const kactor_value *args, kactor_value **re
         r = append_line(ctx, path, line);
         if (r < 0)
                 return r;
-        *ret = kactor_value_new_int(x * 1000);
+        snprintf(line, sizeof(line), "tally result for %lld", (long long) x);
+        *ret = kactor_value_new_string(line);
         return *ret ? 0 : -ENOMEM;
 }
 
