@@ -349,8 +349,10 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         a->stopping = false;
         m->n_actors_live--;
         a->track = sd_bus_track_unref(a->track);
-        actor_set_state(a, ACTOR_DEAD);
-        manager_bus_actor_changed(m, a, "DeathCause");
+        /* State and DeathCause in one signal. */
+        a->state = ACTOR_DEAD;
+        if (m->bus && a->path)
+                (void) sd_bus_emit_properties_changed(m->bus, a->path, "io.kactor.Actor1", "State", "DeathCause", NULL);
         manager_bus_resources_changed(m);
 
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);

@@ -748,6 +748,14 @@ static const sd_bus_vtable object_vtable[] = {
 /* --- set-up and signals -------------------------------------------------------------------------- */
 
 void manager_bus_resources_changed(Manager *m) {
+        /* Sent once per event loop iteration (manager_bus_flush()), however many actors came or went. */
+        m->resources_changed = true;
+}
+
+void manager_bus_flush(Manager *m) {
+        if (!m->resources_changed)
+                return;
+        m->resources_changed = false;
         if (m->bus)
                 (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
                                                       "FreeCpus", "Actors", NULL);

@@ -183,6 +183,7 @@ static int manager_resolve_module_uncached(Manager *m, const char *module, char 
 static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         (void) objstore_evict(&m->store);
+        manager_bus_flush(m);
         manager_flush_all(m);
         return 0;
 }

@@ -246,6 +246,7 @@ struct Manager {
         uint32_t checkpoint_interval;
 
         /* The fork server (zygote.c). */
+        bool resources_changed; /* FreeGpus, FreeCpus, Actors: PropertiesChanged due */
         int zygote_fd;
         pid_t zygote_pid;
         sd_event_source *zygote_source;
@@ -422,6 +423,8 @@ int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why);
 int manager_bus_setup(Manager *m);
 void manager_bus_actor_added(Manager *m, Actor *a);
 void manager_bus_resources_changed(Manager *m);
+/* Sends the coalesced manager property changes. */
+void manager_bus_flush(Manager *m);
 void manager_bus_actor_removed(Manager *m, Actor *a);
 void manager_bus_actor_changed(Manager *m, Actor *a, const char *property);
 int bus_get_request_reply(GetRequest *g, bool timed_out);
