@@ -1,6 +1,294 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder, replaced below */
+
+/*
+ * The systemd backend: a transient scope kactor-actor-<id>.scope in kactor.slice (or
+ * kactor-NAME.slice, which systemd puts inside kactor.slice) per actor, made with StartTransientUnit
+ * (PIDs, Delegate=yes, Slice, Description, CollectMode=inactive-or-failed, and the limits as scope
+ * properties). Placement is asynchronous: the JobRemoved match is installed once, before any call,
+ * and the job's result must be "done". The worker is then moved into a leaf "worker" inside the
+ * delegated scope, where our device program is attached: systemd never touches what is below a
+ * delegated cgroup, so a daemon-reload cannot strip it.
+ */
+
 #include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
 #include "cgroup-manager.h"
-static int sd_init(CgroupManager *m) { return -EOPNOTSUPP; }
-const CgroupBackendOps cgroup_backend_systemd = { .name = "systemd", .init = sd_init };
+#include "macro.h"
+
+#define SYSTEMD_DEST "org.freedesktop.systemd1"
+#define SYSTEMD_PATH "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
+
+typedef struct SdManager {
+        sd_bus *bus;
+        sd_bus_slot *job_removed;
+        char *slice;
+} SdManager;
+
+typedef struct SdCgroup {
+        sd_bus_slot *call;
+        char *job;
+        bool retried;
+} SdCgroup;
+
+static int sd_start_scope(ActorCgroup *cg);
+
+static void sd_place_finish(ActorCgroup *cg, const char *result) {
+        CgroupManager *m = cg->manager;
+        SdCgroup *sc = cg->backend;
+        _cleanup_free_ char *message = NULL;
+        int r;
+
+        free(sc->job);
+        sc->job = NULL;
+        if (!streq(result, "done")) {
+                if (asprintf(&message, "the job for %s finished with result '%s'", cg->unit, result) < 0)
+                        message = NULL;
+                actor_cgroup_placed(cg, -EIO, message);
+                return;
+        }
+        /* The leaf inside the delegated scope: ours to manage. */
+        if (asprintf(&cg->path, "/%s/%s/worker", m->root, cg->unit) < 0 ||
+            asprintf(&cg->v2_dir, "%s%s", m->v2_mount, cg->path) < 0) {
+                actor_cgroup_placed(cg, -ENOMEM, NULL);
+                return;
+        }
+        if (mkdir(cg->v2_dir, 0755) < 0 && errno != EEXIST) {
+                r = negative_errno();
+                if (asprintf(&message, "cannot create %s in the delegated scope: %s", cg->path, strerror(-r)) < 0)
+                        message = NULL;
+                free(cg->v2_dir);
+                cg->v2_dir = NULL;
+                actor_cgroup_placed(cg, r, message);
+                return;
+        }
+        r = actor_cgroup_setup_leaf(cg);
+        if (r < 0) {
+                if (asprintf(&message, "cannot set up %s (device program, cgroup.procs): %s", cg->path, strerror(-r)) < 0)
+                        message = NULL;
+                actor_cgroup_placed(cg, r, message);
+                return;
+        }
+        actor_cgroup_placed(cg, 0, NULL);
+}
+
+static int on_job_removed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        CgroupManager *m = userdata;
+        const char *job, *unit, *result;
+        uint32_t id;
+        ActorCgroup *cg;
+
+        if (sd_bus_message_read(msg, "uoss", &id, &job, &unit, &result) < 0)
+                return 0;
+        LIST_FOREACH(cg, &m->cgroups, link) {
+                SdCgroup *sc = cg->backend;
+                if (sc && sc->job && streq(sc->job, job)) {
+                        sd_place_finish(cg, result);
+                        break;
+                }
+        }
+        return 0;
+}
+
+static int on_reset_failed(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        ActorCgroup *cg = userdata;
+        SdCgroup *sc = cg->backend;
+        sc->call = sd_bus_slot_unref(sc->call);
+        int r = sd_start_scope(cg);
+        if (r < 0)
+                actor_cgroup_placed(cg, r, "cannot start the scope again");
+        return 0;
+}
+
+static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        ActorCgroup *cg = userdata;
+        SdCgroup *sc = cg->backend;
+        CgroupManager *m = cg->manager;
+        SdManager *sm = m->backend;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *job;
+        int r;
+
+        sc->call = sd_bus_slot_unref(sc->call);
+        if (e) {
+                if (sd_bus_error_has_name(e, "org.freedesktop.systemd1.UnitExists") && !sc->retried) {
+                        /* A failed scope of that name still lingers: reset it and try once more. */
+                        sc->retried = true;
+                        r = sd_bus_call_method_async(sm->bus, &sc->call, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                                     "ResetFailedUnit", on_reset_failed, cg, "s", cg->unit);
+                        if (r >= 0)
+                                return 0;
+                }
+                _cleanup_free_ char *message = NULL;
+                if (asprintf(&message, "StartTransientUnit(%s): %s", cg->unit, e->message ?: e->name) < 0)
+                        message = NULL;
+                actor_cgroup_placed(cg, -sd_bus_error_get_errno(e) ?: -EIO, message);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "o", &job);
+        if (r < 0 || !(sc->job = strdup(job)))
+                actor_cgroup_placed(cg, r < 0 ? r : -ENOMEM, "bad reply to StartTransientUnit");
+        return 0;
+}
+
+static int sd_start_scope(ActorCgroup *cg) {
+        CgroupManager *m = cg->manager;
+        SdManager *sm = m->backend;
+        SdCgroup *sc = cg->backend;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        _cleanup_free_ char *description = NULL;
+        int r;
+
+        if (asprintf(&description, "kactor actor %s", cg->id) < 0)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(sm->bus, &msg, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           "StartTransientUnit");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "ss", cg->unit, "fail");
+        if (r >= 0)
+                r = sd_bus_message_open_container(msg, 'a', "(sv)");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "(sv)(sv)(sv)(sv)", "Slice", "s", sm->slice, "Description", "s",
+                                          description, "Delegate", "b", 1, "CollectMode", "s", "inactive-or-failed");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "(sv)", "PIDs", "au", 1, (uint32_t) cg->pid);
+        if (r >= 0 && cg->limits.memory_max > 0)
+                r = sd_bus_message_append(msg, "(sv)", "MemoryMax", "t", cg->limits.memory_max);
+        if (r >= 0 && cg->limits.cpus > 0)
+                r = sd_bus_message_append(msg, "(sv)", "CPUQuotaPerSecUSec", "t",
+                                          (uint64_t) (cg->limits.cpus * 1000000 + 0.5));
+        if (r >= 0 && cg->limits.tasks_max > 0)
+                r = sd_bus_message_append(msg, "(sv)", "TasksMax", "t", cg->limits.tasks_max);
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "a(sa(sv))", 0);
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(sm->bus, &sc->call, msg, on_start_reply, cg, 0);
+}
+
+static int sd_init(CgroupManager *m) {
+        SdManager *sm = calloc(1, sizeof(*sm));
+        _cleanup_free_ char *root = NULL;
+        int r;
+
+        if (!sm)
+                return -ENOMEM;
+        m->backend = sm;
+        /* kactor-NAME.slice lies inside kactor.slice by systemd's naming rule. */
+        const char *name = strchr(m->root, '/');
+        if (name) {
+                if (asprintf(&sm->slice, "kactor-%s.slice", name + 1) < 0 ||
+                    asprintf(&root, "kactor.slice/%s", sm->slice) < 0)
+                        return -ENOMEM;
+        } else if (!(sm->slice = strdup("kactor.slice")) || !(root = strdup("kactor.slice")))
+                return -ENOMEM;
+        free(m->root);
+        m->root = TAKE_PTR(root);
+
+        r = sd_bus_open_system(&sm->bus);
+        if (r < 0)
+                return r;
+        /* Before any StartTransientUnit: JobRemoved for our jobs must not be missed. */
+        r = sd_bus_match_signal(sm->bus, &sm->job_removed, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "JobRemoved",
+                                on_job_removed, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(sm->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "Subscribe", NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+        return sd_bus_attach_event(sm->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+static void sd_done(CgroupManager *m) {
+        SdManager *sm = m->backend;
+        if (!sm)
+                return;
+        sd_bus_slot_unref(sm->job_removed);
+        if (sm->bus) {
+                (void) sd_bus_flush(sm->bus);
+                sd_bus_detach_event(sm->bus);
+        }
+        sd_bus_flush_close_unref(sm->bus);
+        free(sm->slice);
+        free(sm);
+        m->backend = NULL;
+}
+
+static int sd_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
+        *ret_missing = NULL; /* systemd applies them on whatever hierarchy holds the controller */
+        return 0;
+}
+
+static int sd_place(ActorCgroup *cg, char **ret_message) {
+        SdCgroup *sc = calloc(1, sizeof(*sc));
+        if (!sc)
+                return -ENOMEM;
+        cg->backend = sc;
+        if (asprintf(&cg->unit, "kactor-actor-%s.scope", cg->id) < 0) {
+                cg->unit = NULL;
+                return -ENOMEM;
+        }
+        int r = sd_start_scope(cg);
+        if (r < 0 && asprintf(ret_message, "cannot ask systemd for %s: %s", cg->unit, strerror(-r)) < 0)
+                *ret_message = NULL;
+        return r < 0 ? r : 0;
+}
+
+static void sd_destroy(ActorCgroup *cg) {
+        SdManager *sm = cg->manager->backend;
+        SdCgroup *sc = cg->backend;
+
+        if (cg->v2_dir)
+                (void) rmdir(cg->v2_dir);
+        if (cg->unit && sm && sm->bus)
+                /* Fire and forget: the scope is empty; CollectMode= lets systemd forget it. */
+                (void) sd_bus_call_method_async(sm->bus, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
+                                                NULL, NULL, "ss", cg->unit, "replace");
+        if (sc) {
+                sd_bus_slot_unref(sc->call);
+                free(sc->job);
+        }
+        free(sc);
+        cg->backend = NULL;
+}
+
+/* Scopes a node manager that crashed left in our slice: stop them (systemd kills what is inside). */
+static int sd_reap_orphans(CgroupManager *m) {
+        SdManager *sm = m->backend;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_call_method(sm->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "ListUnitsByPatterns", NULL,
+                               &reply, "asas", 0, 1, "kactor-actor-*.scope");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                        NULL)) > 0) {
+                _cleanup_free_ char *dir = NULL;
+                if (asprintf(&dir, "%s/%s/%s", m->v2_mount, m->root, name) < 0)
+                        return -ENOMEM;
+                if (access(dir, F_OK) < 0)
+                        continue; /* another node manager's */
+                (void) sd_bus_call_method(sm->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit", NULL, NULL,
+                                          "ss", name, "replace");
+        }
+        return r;
+}
+
+const CgroupBackendOps cgroup_backend_systemd = {
+        .name = "systemd",
+        .init = sd_init,
+        .done = sd_done,
+        .check_limits = sd_check_limits,
+        .reap_orphans = sd_reap_orphans,
+        .place = sd_place,
+        .destroy = sd_destroy,
+};

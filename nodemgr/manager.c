@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -188,6 +189,16 @@ static int on_flush(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* Memory freed after a burst (a large Get, many calls) goes back to the system now and then. */
+#define MANAGER_TRIM_USEC (5 * 1000000ULL)
+
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) malloc_trim(0);
+        (void) sd_event_source_set_time_relative(s, MANAGER_TRIM_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
         log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
@@ -287,6 +298,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 return -ENOMEM;
         m->listen_fd = -1;
         m->zygote_fd = -1;
+        frame_init(&m->frame);
         LIST_INIT(&m->conns);
         LIST_INIT(&m->dirty_conns);
         LIST_INIT(&m->workers);
@@ -406,10 +418,12 @@ Manager *manager_free(Manager *m) {
 
         objstore_done(&m->store);
         module_cache_free(m);
+        frame_done(&m->frame);
         resources_done(&m->resources);
         sd_event_source_disable_unref(m->listen_source);
         sd_event_source_disable_unref(m->flush_source);
         sd_event_source_disable_unref(m->stop_timer);
+        sd_event_source_disable_unref(m->trim_source);
         sd_event_source_disable_unref(m->zygote_source);
         safe_close(m->zygote_fd);
         if (m->zygote_pid > 0)
@@ -447,6 +461,11 @@ int manager_start(Manager *m) {
         r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGINT: %m");
+
+        r = sd_event_add_time_relative(m->event, &m->trim_source, CLOCK_MONOTONIC, MANAGER_TRIM_USEC, 0, on_trim, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the trim timer: %m");
+        (void) sd_event_source_set_enabled(m->trim_source, SD_EVENT_ON);
 
         r = sd_event_add_post(m->event, &m->flush_source, on_flush, m);
         if (r < 0)

@@ -69,7 +69,7 @@ struct Conn {
         sd_event_source *io;
         Buffer in, out;
         msgpack_packer pk;
-        Frame frame;
+        size_t read_chunk;
 
         bool welcomed;     /* HELLO done (workers start welcomed) */
         bool closing;      /* flush what is queued, then close */
@@ -206,6 +206,7 @@ struct Manager {
         char *bus_address;
         sd_event_source *listen_source;
         sd_event_source *flush_source;
+        sd_event_source *trim_source;
         int listen_fd;
         char *socket_path;
         char *runtime_dir;
@@ -247,6 +248,7 @@ struct Manager {
 
         /* The fork server (zygote.c). */
         bool resources_changed; /* FreeGpus, FreeCpus, Actors: PropertiesChanged due */
+        Frame frame;            /* the frame being handled, whichever connection it came from */
         int zygote_fd;
         pid_t zygote_pid;
         sd_event_source *zygote_source;

@@ -15,7 +15,11 @@
 #include "macro.h"
 #include "manager.h"
 
-#define CONN_READ_CHUNK (256u * 1024u)
+/* Reads start small (most connections are idle workers) and grow while reads fill them. */
+#define CONN_READ_CHUNK_MIN (4u * 1024u)
+#define CONN_READ_CHUNK_MAX (256u * 1024u)
+/* Buffers larger than this are given back once empty. */
+#define CONN_BUFFER_KEEP (64u * 1024u)
 /* Per wakeup, so that one busy connection cannot starve the others. */
 #define CONN_READ_BUDGET (4u * 1024u * 1024u)
 /* A peer that does not read its answers is dropped past this. */
@@ -62,7 +66,6 @@ static void conn_destroy(Conn *c) {
         safe_close(c->fd);
         buffer_free(&c->in);
         buffer_free(&c->out);
-        frame_done(&c->frame);
         free(c);
 }
 
@@ -107,7 +110,7 @@ int conn_new(Manager *m, int fd, Worker *worker, Conn **ret) {
         c->id_prefix = (++m->next_conn) << ID_SEQ_BITS;
         LIST_INIT(&c->gets);
         msgpack_packer_init(&c->pk, &c->out, buffer_msgpack_write);
-        frame_init(&c->frame);
+        c->read_chunk = CONN_READ_CHUNK_MIN;
 
         r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, on_conn_io, c);
         if (r < 0) {
@@ -148,6 +151,8 @@ int conn_flush(Conn *c) {
         }
         if (c->closing)
                 return -ECONNRESET;
+        if (c->out.cap > CONN_BUFFER_KEEP)
+                buffer_free(&c->out);
         (void) sd_event_source_set_io_events(c->io, EPOLLIN);
         return 0;
 }
@@ -695,12 +700,13 @@ static int conn_process(Conn *c) {
                 if (r == 0)
                         return 0;
 
-                r = frame_parse(&c->frame, payload, len);
+                /* One frame for all connections: handlers copy what they keep. */
+                r = frame_parse(&c->manager->frame, payload, len);
                 if (r < 0) {
                         (void) conn_protocol_error(c, "malformed frame");
                         return 0;
                 }
-                r = conn_dispatch(c, &c->frame);
+                r = conn_dispatch(c, &c->manager->frame);
                 if (c->dead)
                         return 0;
                 buffer_consume(&c->in, PROTO_HEADER_SIZE + len);
@@ -723,7 +729,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 while (total < CONN_READ_BUDGET && !c->closing) {
-                        r = buffer_reserve(&c->in, CONN_READ_CHUNK);
+                        r = buffer_reserve(&c->in, c->read_chunk);
                         if (r < 0)
                                 goto close;
                         ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
@@ -744,9 +750,14 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         r = conn_process(c);
                         if (r < 0 || c->dead)
                                 goto close;
-                        if ((size_t) n < CONN_READ_CHUNK)
+                        if ((size_t) n < c->read_chunk)
                                 break;
+                        c->read_chunk = MIN(c->read_chunk * 2, CONN_READ_CHUNK_MAX);
                 }
+        }
+        if (buffer_size(&c->in) == 0 && c->in.cap > CONN_BUFFER_KEEP) {
+                buffer_free(&c->in);
+                c->read_chunk = CONN_READ_CHUNK_MIN;
         }
         conn_unref(c);
         return 0;
@@ -762,7 +773,7 @@ void conn_drain(Conn *c) {
                 return;
         conn_ref(c);
         for (;;) {
-                if (buffer_reserve(&c->in, CONN_READ_CHUNK) < 0)
+                if (buffer_reserve(&c->in, c->read_chunk) < 0)
                         break;
                 ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
                 if (n <= 0)

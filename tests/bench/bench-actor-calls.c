@@ -311,9 +311,18 @@ int main(int argc, char *argv[]) {
         if (wanted(argc, argv, "n_n_actor_calls_async"))
                 run_n_n();
 
-        /* Lineage of every call above is kept while its actor lives; after release it should be
-         * gone. What the node manager still holds is worth seeing. */
-        if (bench_nodemgr_pid() > 0 && bench_proc_rss(bench_nodemgr_pid(), &rss, NULL, NULL) >= 0)
-                bench_report_memory("nodemgr_rss_after_calls", rss, 0, NULL, 0, "after the call benchmarks");
+        /* Lineage of every call above is kept while its actor lives; once all the actors are
+         * released it should be gone. What the node manager still holds is worth seeing. */
+        if (bench_nodemgr_pid() > 0 && bench_proc_rss(bench_nodemgr_pid(), &rss, NULL, NULL) >= 0) {
+                char lineage[64] = "?", actors[64] = "?", detail[160];
+
+                (void) bench_bus_property("/io/kactor/NodeManager1", "io.kactor.NodeManager1", "LineageBytes",
+                                          lineage, sizeof(lineage));
+                (void) bench_bus_property("/io/kactor/NodeManager1", "io.kactor.NodeManager1", "Actors", actors,
+                                          sizeof(actors));
+                snprintf(detail, sizeof(detail), "all actors released: LineageBytes %s, Actors %s",
+                         lineage[0] == 't' ? lineage + 2 : lineage, actors[0] == 'u' ? actors + 2 : actors);
+                bench_report_memory("nodemgr_rss_after_calls", rss, 0, NULL, 0, detail);
+        }
         return 0;
 }

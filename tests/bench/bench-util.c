@@ -597,11 +597,10 @@ int bench_proc_children(pid_t parent, pid_t **ret_pids) {
         return (int) n;
 }
 
-int bench_actor_pid(kactor_actor actor, pid_t *ret) {
+int bench_bus_property(const char *path, const char *interface, const char *property, char *buf, size_t size) {
         const char *bus = getenv("KACTOR_BENCH_BUS");
-        char id[KACTOR_ID_STRING_MAX], path[128], address[512], out[128] = "";
         posix_spawn_file_actions_t fa;
-        unsigned long pid;
+        char address[512];
         int p[2], status, r;
         size_t o = 0;
         ssize_t n;
@@ -609,11 +608,11 @@ int bench_actor_pid(kactor_actor actor, pid_t *ret) {
 
         if (!bus || !*bus)
                 return -ENOENT;
-        kactor_id_to_string(actor.id, id);
-        snprintf(path, sizeof(path), "/io/kactor/NodeManager1/actor/%s", id);
+        if (size == 0)
+                return -EINVAL;
         snprintf(address, sizeof(address), "--address=%s", bus);
-        char *argv[] = { "busctl", address, "get-property", "io.kactor.NodeManager1", path,
-                         "io.kactor.Actor1", "Pid", NULL };
+        char *argv[] = { "busctl", address, "get-property", "io.kactor.NodeManager1", (char *) path,
+                         (char *) interface, (char *) property, NULL };
 
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
@@ -627,14 +626,28 @@ int bench_actor_pid(kactor_actor actor, pid_t *ret) {
                 close(p[0]);
                 return -r;
         }
-        while (o < sizeof(out) - 1 && (n = read(p[0], out + o, sizeof(out) - 1 - o)) > 0)
+        while (o < size - 1 && (n = read(p[0], buf + o, size - 1 - o)) > 0)
                 o += (size_t) n;
-        out[o] = '\0';
+        buf[o] = '\0';
         close(p[0]);
         if (waitpid(child, &status, 0) < 0)
                 return -errno;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return -ENOENT;
+        buf[strcspn(buf, "\n")] = '\0';
+        return 0;
+}
+
+int bench_actor_pid(kactor_actor actor, pid_t *ret) {
+        char id[KACTOR_ID_STRING_MAX], path[128], out[128];
+        unsigned long pid;
+        int r;
+
+        kactor_id_to_string(actor.id, id);
+        snprintf(path, sizeof(path), "/io/kactor/NodeManager1/actor/%s", id);
+        r = bench_bus_property(path, "io.kactor.Actor1", "Pid", out, sizeof(out));
+        if (r < 0)
+                return r;
         if (sscanf(out, "u %lu", &pid) != 1 || pid == 0)
                 return -EBADMSG;
         *ret = (pid_t) pid;

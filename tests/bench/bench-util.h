@@ -129,6 +129,10 @@ pid_t bench_nodemgr_pid(void);
  * their number or -errno. */
 int bench_proc_children(pid_t parent, pid_t **ret_pids);
 
+/* A property of the node manager's D-Bus service (busctl on $KACTOR_BENCH_BUS) as busctl prints
+ * it ("u 12", "t 345", "s \"x\""), first line only. 0 or -errno. */
+int bench_bus_property(const char *path, const char *interface, const char *property, char *buf, size_t size);
+
 /* The worker PID of an actor from its D-Bus property Pid (busctl on $KACTOR_BENCH_BUS).
  * 0 and the pid, or -errno when it is unknown. */
 int bench_actor_pid(kactor_actor actor, pid_t *ret);

@@ -98,10 +98,12 @@ static kactor_ref submit_ref(kactor_client *c, const char *module, const char *f
         return ref;
 }
 
+/* Puts v, and frees it. */
 static kactor_ref put_ref(kactor_client *c, kactor_value *v) {
         kactor_ref ref = {};
         int r = kactor_put(c, v, &ref);
 
+        kactor_value_free(v);
         cr_assert_eq(r, 0, "kactor_put: %s: %s", strerror(-r), kactor_client_error_message(c));
         return ref;
 }
@@ -432,8 +434,8 @@ Test(eviction, puts_are_spilled_and_read_back_exactly) {
         kactor_value *ramp = byte_ramp(1000), *big = letters(BIG), *v;
         kactor_ref refs[2];
 
-        refs[0] = put_ref(c, ramp);
-        refs[1] = put_ref(c, big);
+        refs[0] = put_ref(c, kactor_value_copy(ramp));
+        refs[1] = put_ref(c, kactor_value_copy(big));
         sync_client(c);
         cr_assert_geq(manager_uint("ObjectsEvicted"), 2);
         cr_assert(file_exists(spill_file(refs[0])), "no spill file %s", spill_file(refs[0]));
@@ -489,7 +491,7 @@ Test(eviction, closing_the_client_removes_its_spill_files) {
 Test(eviction, a_spilled_put_is_read_back_for_a_dbus_get) {
         kactor_client *c = harness_client(h);
         kactor_value *big = letters(5000);
-        kactor_ref ref = put_ref(c, big);
+        kactor_ref ref = put_ref(c, kactor_value_copy(big));
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         const char *s;
@@ -598,7 +600,7 @@ Test(eviction, an_evicted_put_as_a_constructor_argument) {
         kactor_client *c = harness_client(h);
         const char *file = harness_printf(h, "%s/ledger", h->dir);
         kactor_value *path = harness_value(harness_printf(h, "\"%s\"", file)), *args;
-        kactor_ref ref = put_ref(c, path);
+        kactor_ref ref = put_ref(c, kactor_value_copy(path));
         kactor_actor a = {};
         int r;
 
