@@ -211,6 +211,11 @@ check-integration: tests
 check-docs: all
 	tests/check-dbus-docs.sh $(BUILD)
 
+# libFuzzer on the frame decoder, the codec and lineage records (clang; FUZZ_TIME seconds, default 20).
+.PHONY: check-fuzz
+check-fuzz:
+	tests/fuzz/run.sh $(BUILD)
+
 check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
 

@@ -302,9 +302,23 @@ static size_t actor_lineage_bytes(const Actor *a) {
         return a->lineage.bytes + a->lineage.checkpoint_len;
 }
 
+static void actor_maybe_checkpoint(Actor *a);
+
 static void actor_lineage_account(Actor *a, size_t before) {
         Manager *m = a->manager;
+        bool was_over = m->lineage_max > 0 && m->lineage_bytes >= m->lineage_max;
+
         m->lineage_bytes = m->lineage_bytes + actor_lineage_bytes(a) - before;
+        if (was_over || m->lineage_max == 0 || m->lineage_bytes < m->lineage_max)
+                return;
+
+        /* Just over the limit: every actor that can checkpoint does, busy or idle. */
+        Actor *x, *tmp;
+        HASH_ITER(hh, m->actors, x, tmp)
+                if (x->state == ACTOR_ALIVE && x->can_save && lineage_size(&x->lineage) > 0) {
+                        x->force_checkpoint = true;
+                        actor_maybe_checkpoint(x);
+                }
 }
 
 static void actor_forget_dead(Manager *m) {
@@ -349,6 +363,10 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         a->stopping = false;
         m->n_actors_live--;
         a->track = sd_bus_track_unref(a->track);
+        /* Its lineage can serve nobody now: a dead actor is not rebuilt. */
+        m->lineage_bytes -= actor_lineage_bytes(a);
+        lineage_done(&a->lineage);
+
         /* State and DeathCause in one signal. */
         a->state = ACTOR_DEAD;
         if (m->bus && a->path)
@@ -409,7 +427,7 @@ void actor_free(Actor *a) {
         }
         sd_bus_track_unref(a->track);
         sd_event_source_disable_unref(a->restart_timer);
-        if (!a->shadow) /* a shadow's copy of the log is not counted */
+        if (!a->shadow && a->state != ACTOR_DEAD) /* shadows' and the dead's logs are not counted */
                 m->lineage_bytes -= actor_lineage_bytes(a);
         lineage_done(&a->lineage);
         free(a->arg_ids);
@@ -836,7 +854,8 @@ static void actor_restart(Actor *a, const char *cause) {
 }
 
 static void actor_replay_done(Actor *a) {
-        a->failures = 0;
+        /* failures is reset only once a call completes: a call that crashes the worker each time
+         * keeps the restarts paced. */
         actor_set_state(a, ACTOR_ALIVE);
         actor_dispatch(a);
 }
@@ -1101,7 +1120,6 @@ static void actor_save_finished(Actor *a, kactor_error code, const char *message
                 log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s", a->id_string,
                           strerror(-r));
         actor_lineage_account(a, before);
-        manager_bus_actor_changed(a->manager, a, "LineageLength");
 }
 
 static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data,
@@ -1142,6 +1160,7 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
                 a->calls_since_checkpoint++;
         }
         a->calls_completed++;
+        a->failures = 0;
         call_free(m, c);
         actor_dispatch(a);
 }

@@ -157,8 +157,8 @@ static int eviction_restore(void *userdata, Object *o) {
         case ORIGIN_ACTOR_CALL: {
                 Actor *a = manager_find_actor(m, origin->actor);
                 _cleanup_free_ char *why = NULL;
-                if (!a) {
-                        eviction_fail(m, o, "the actor that made it is gone, and its lineage with it");
+                if (!a || a->state == ACTOR_DEAD) {
+                        eviction_fail(m, o, "the actor that made it is dead, and its lineage is gone");
                         return -ENOENT;
                 }
                 r = actor_rebuild_object(a, o, origin->index, &why);

@@ -57,7 +57,8 @@ int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, co
                 lineage_record_done(&r);
                 return -ENOMEM;
         }
-        memcpy(r.args, args, args_len);
+        if (args_len > 0)
+                memcpy(r.args, args, args_len);
 
         log->records[(log->start + log->n) % log->allocated] = r;
         if (log->n == 0)
@@ -87,7 +88,8 @@ int lineage_checkpoint(LineageLog *log, uint64_t index, const char *state, size_
         char *copy = malloc(len ?: 1);
         if (!copy)
                 return -ENOMEM;
-        memcpy(copy, state, len);
+        if (len > 0)
+                memcpy(copy, state, len);
         free(log->checkpoint);
         log->checkpoint = copy;
         log->checkpoint_len = len;

@@ -60,6 +60,17 @@ static char *default_worker_path(void) {
         return strdup(KACTOR_LIBEXECDIR "/kactor-worker");
 }
 
+static char **strv_free_(char **v) {
+        for (char **p = v; p && *p; p++)
+                free(*p);
+        free(v);
+        return NULL;
+}
+
+static void strv_freep_(char ***v) {
+        strv_free_(*v);
+}
+
 static int split_list(const char *s, char ***ret) {
         size_t n = 0;
         char **v = NULL;
@@ -108,6 +119,7 @@ int main(int argc, char *argv[]) {
         char *module_path[64] = {};
         size_t n_module_path = 0;
         _cleanup_free_ char *worker = NULL;
+        _cleanup_(strv_freep_) char **gpu_devices = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
         int c, r;
 
@@ -143,10 +155,12 @@ int main(int argc, char *argv[]) {
                         break;
                 }
                 case ARG_GPU_DEVICES:
-                        if (split_list(optarg, &config.gpu_devices) < 0) {
+                        gpu_devices = strv_free_(gpu_devices);
+                        if (split_list(optarg, &gpu_devices) < 0) {
                                 log_error("Invalid --gpu-devices value: %s", optarg);
                                 return 2;
                         }
+                        config.gpu_devices = gpu_devices;
                         break;
                 case ARG_NUM_CPUS: {
                         char *end;

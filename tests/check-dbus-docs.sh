@@ -50,6 +50,14 @@ out=$(mktemp)
         echo '```'
         introspect "$object" io.kactor.Object1
         echo '```'
+        echo
+        echo "## /io/kactor/NodeManager1 — io.kactor.Trace1"
+        echo
+        echo "Tracing (docs/tracing.md): call-phase and scheduler histograms, timelines, Prometheus text."
+        echo
+        echo '```'
+        introspect /io/kactor/NodeManager1 io.kactor.Trace1
+        echo '```'
 } > "$out"
 
 if [ "$update" = "--update" ]; then

@@ -314,7 +314,7 @@ int main(int argc, char *argv[]) {
         /* Lineage of every call above is kept while its actor lives; once all the actors are
          * released it should be gone. What the node manager still holds is worth seeing. */
         if (bench_nodemgr_pid() > 0 && bench_proc_rss(bench_nodemgr_pid(), &rss, NULL, NULL) >= 0) {
-                char lineage[64] = "?", actors[64] = "?", detail[160];
+                char lineage[32] = "?", actors[32] = "?", detail[128];
 
                 (void) bench_bus_property("/io/kactor/NodeManager1", "io.kactor.NodeManager1", "LineageBytes",
                                           lineage, sizeof(lineage));

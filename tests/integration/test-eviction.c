@@ -599,8 +599,8 @@ Test(eviction, evicted_results_are_rebuilt_to_be_passed_as_arguments) {
 Test(eviction, an_evicted_put_as_a_constructor_argument) {
         kactor_client *c = harness_client(h);
         const char *file = harness_printf(h, "%s/ledger", h->dir);
-        kactor_value *path = harness_value(harness_printf(h, "\"%s\"", file)), *args;
-        kactor_ref ref = put_ref(c, kactor_value_copy(path));
+        kactor_ref ref = put_ref(c, harness_value(harness_printf(h, "\"%s\"", file)));
+        kactor_value *args;
         kactor_actor a = {};
         int r;
 
@@ -621,7 +621,31 @@ Test(eviction, an_evicted_put_as_a_constructor_argument) {
         kactor_value_free(v);
         cr_assert_eq(ledger_lines(file, harness_actor_pid(h, a), 0, (int64_t[1]) {}, 1, NULL), 1,
                      "the actor did not get its path");
-        kactor_value_free(path);
+}
+
+/* An evicted object is still ready: its value can be had. Wait says so at once, and does not
+ * rebuild it (only a Get needs the value). */
+Test(eviction, wait_counts_an_evicted_result_as_ready) {
+        kactor_client *c = harness_client(h);
+        const char *file = harness_printf(h, "%s/ledger", h->dir);
+        kactor_actor a = create_ledger(c, file);
+        kactor_ref ref = call_ref(c, a, "add", "[5]");
+        uint64_t rebuilt;
+        bool ready = false;
+        int r;
+
+        assert_get(c, ref, total_is(5));
+        (void) put_ref(c, letters(200));
+        sync_client(c);
+        rebuilt = manager_uint("ObjectsRebuilt");
+
+        r = kactor_wait(c, &ref, 1, 1, 1000 /* 1 ms: far less than starting a worker */, &ready);
+        cr_assert_eq(r, 1, "kactor_wait: %d (%s), ready %d", r, r < 0 ? strerror(-r) : "", ready);
+        cr_assert(ready);
+        sync_client(c);
+        cr_assert_eq(manager_uint("ObjectsRebuilt"), rebuilt, "a Wait rebuilt the evicted result");
+        assert_get(c, ref, total_is(5));
+        harness_assert_running(h);
 }
 
 /* --- what cannot be had again ---------------------------------------------------------------- */
@@ -701,6 +725,37 @@ Test(eviction, a_result_of_a_killed_actor) {
                 harness_assert_error(v, KACTOR_ERROR_NO_SUCH_OBJECT, "actor");
         else
                 harness_assert_value(v, total_is(2));
+        kactor_value_free(v);
+        harness_assert_running(h);
+}
+
+Test(eviction, a_result_of_a_forgotten_actor_fails_saying_why) {
+        enum { N = 40, DEAD_KEPT = 1024 };
+        kactor_client *c = harness_client(h);
+        const char *file = harness_printf(h, "%s/ledger", h->dir);
+        kactor_actor a = create_ledger(c, file);
+        kactor_ref refs[N];
+        kactor_value **values, *v;
+
+        for (int i = 0; i < N; i++)
+                refs[i] = call_ref(c, a, "add", "[1]");
+        values = get_all(c, refs, N);
+        kactor_values_free(values, N);
+        cr_assert_eq(kactor_kill(c, a, true), 0);
+
+        /* The node manager remembers the last DEAD_KEPT dead actors: push this one out. */
+        for (int i = 0; i < DEAD_KEPT; i++) {
+                kactor_actor b = create_ledger(c, file);
+                cr_assert_eq(kactor_kill(c, b, true), 0);
+                cr_assert_eq(kactor_actor_release(c, b), 0);
+        }
+        (void) put_ref(c, letters(200));
+        sync_client(c);
+
+        v = harness_get(c, refs[1]);
+        cr_log_info("a result of a forgotten actor: %s", harness_value_str(h, v));
+        harness_assert_error(v, KACTOR_ERROR_NO_SUCH_OBJECT, "was evicted and cannot be rebuilt");
+        harness_assert_error(v, KACTOR_ERROR_NO_SUCH_OBJECT, "gone");
         kactor_value_free(v);
         harness_assert_running(h);
 }

@@ -785,6 +785,44 @@ Test(lineage_interval, node_checkpoint_interval_applies_to_every_actor) {
         expect_stats(c, a, 30, true);
 }
 
+Test(lineage_interval, kill_9_while_calls_and_checkpoints_are_in_flight) {
+        enum { ROUNDS = 5, BATCH = 300 };
+        kactor_client *c = harness_client(h);
+        kactor_actor a = create(c, "Saver", NULL, -1);
+        kactor_ref refs[BATCH];
+        int64_t n = 0, counter = 0;
+
+        /* Each round streams a batch (with checkpoint requests among the calls) and kills the worker
+         * while it works through it: every result is still the running sum, once. */
+        for (int round = 0; round < ROUNDS; round++) {
+                kactor_value **values = NULL;
+                pid_t pid = (pid_t) actor_uint(a, "Pid");
+
+                /* The PID first, so that the kill follows the flush at once. */
+                cr_assert_gt(pid, 0);
+                for (int i = 0; i < BATCH; i++)
+                        refs[i] = call_ref(c, a, "add", harness_printf(h, "[%" PRIi64 "]", n + i + 1));
+                cr_assert_eq(kactor_flush(c), 0);
+                cr_assert_eq(kill(pid, SIGKILL), 0, "kill %d: %m", (int) pid);
+                int r = kactor_get(c, refs, BATCH, HARNESS_TIMEOUT_USEC, &values);
+                cr_assert_eq(r, 0, "kactor_get: %s: %s", strerror(-r), kactor_client_error_message(c));
+                for (int i = 0; i < BATCH; i++) {
+                        counter += n + i + 1;
+                        if (kactor_value_type(values[i]) != KACTOR_TYPE_INT || kactor_value_get_int(values[i]) != counter)
+                                cr_assert_fail("round %d: add(%" PRIi64 ") returned %s, not %" PRIi64, round, n + i + 1,
+                                               harness_value_str(h, values[i]), counter);
+                }
+                kactor_values_free(values, BATCH);
+                (void) kactor_ref_release(c, refs, BATCH);
+                n += BATCH;
+                wait_recovered(a, (uint64_t) round + 1);
+        }
+        cr_assert_eq(actor_uint(a, "Restarts"), ROUNDS);
+        expect_saver(c, a, n, counter);
+        cr_assert_gt(actor_uint(a, "CheckpointIndex"), 0);
+        cr_assert_lt(actor_uint(a, "LineageLength"), (uint64_t) n);
+}
+
 Test(lineage_interval, failing_save_turns_checkpoints_off_and_keeps_the_log) {
         kactor_client *c = harness_client(h);
         /* Saves work up to 149 entries: the checkpoint at 100 is taken, the one at 200 fails. */

@@ -11,9 +11,17 @@ USER_ID=${TRACE_TEST_UID:-65534}
 DIR=$(mktemp -d /tmp/kactor-trace-unpriv.XXXXXX) || exit 1
 chmod 0755 "$DIR"
 DBUS_PID= NODEMGR_PID=
+# Stops a child we started: politely, then (after 5 s) not.
+stop_pid() {
+        [ -n "$1" ] || return 0
+        kill -TERM "$1" 2>/dev/null || return 0
+        for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+}
 cleanup() {
-        [ -n "$NODEMGR_PID" ] && kill -TERM "$NODEMGR_PID" 2>/dev/null && wait "$NODEMGR_PID" 2>/dev/null
-        [ -n "$DBUS_PID" ] && kill -TERM "$DBUS_PID" 2>/dev/null && wait "$DBUS_PID" 2>/dev/null
+        stop_pid "$NODEMGR_PID"
+        stop_pid "$DBUS_PID"
         rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -44,13 +52,13 @@ setpriv --reuid="$USER_ID" --regid="$USER_ID" --clear-groups --inh-caps=-all --b
         "$BUILD/kactor-nodemgr" --bus "$BUS" --runtime-dir "$DIR/run" --module-path "$BUILD/examples" \
         >"$DIR/nodemgr.log" 2>&1 &
 NODEMGR_PID=$!
-for _ in $(seq 100); do
-        busctl --address="$BUS" status io.kactor.NodeManager1 >/dev/null 2>&1 && break
+for _ in $(seq 200); do
+        timeout 5 busctl --address="$BUS" status io.kactor.NodeManager1 >/dev/null 2>&1 && break
         kill -0 "$NODEMGR_PID" 2>/dev/null || break
         sleep 0.1
 done
 
-status=$(KACTOR_BUS_ADDRESS=$BUS "$BUILD/kactorctl" status 2>&1)
+status=$(KACTOR_BUS_ADDRESS=$BUS timeout 20 "$BUILD/kactorctl" status 2>&1)
 echo "$status"
 fail=0
 echo "$status" | grep -q '^Tracing: off (not permitted to load BPF programs' || { echo "FAIL: status does not say why tracing is off"; fail=1; }
@@ -58,6 +66,6 @@ n=$(grep -c 'Tracing is off' "$DIR/nodemgr.log")
 [ "$n" = 1 ] || { echo "FAIL: the node manager said $n times that tracing is off"; fail=1; }
 # The rest of the node works without tracing: it takes an actor. (Whether an unprivileged node
 # manager's workers run is the isolation code's business, not this test's.)
-a=$(KACTOR_BUS_ADDRESS=$BUS "$BUILD/kactorctl" create counter Counter 2>&1) || { echo "FAIL: create: $a"; fail=1; }
+a=$(KACTOR_BUS_ADDRESS=$BUS timeout 20 "$BUILD/kactorctl" create counter Counter 2>&1) || { echo "FAIL: create: $a"; fail=1; }
 [ "$fail" = 0 ] || { echo "--- nodemgr log"; cat "$DIR/nodemgr.log"; }
 exit "$fail"
