@@ -322,9 +322,12 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
                 /* Refused: the reply says why. */
                 const char *msg = "";
                 size_t len = 0;
+                uint64_t code = KACTOR_ERROR_PROTOCOL;
+                (void) frame_field_u64(&c->frame, 0, &code);
                 (void) frame_field_str(&c->frame, 1, &msg, &len);
-                client_set_error(c, KACTOR_ERROR_PROTOCOL, msg, len);
-                r = -EPROTO;
+                client_set_error(c, code > 0 && code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
+                                 msg, len);
+                r = code == KACTOR_ERROR_ACCESS_DENIED ? -EACCES : -EPROTO;
         } else if (r >= 0 && c->frame.type != MSG_WELCOME)
                 r = -EPROTO;
         if (r >= 0) {

@@ -64,6 +64,21 @@ static int bus_sender_uid(sd_bus_message *msg, uid_t *ret) {
         return sd_bus_creds_get_euid(creds, ret);
 }
 
+/* Only root, the node manager's own user and members of its access group may use it (the D-Bus
+ * policy says so for the system bus; this holds on any bus). */
+static int bus_check_access(sd_bus_message *msg, Manager *m, sd_bus_error *error) {
+        ReqError e = {};
+        uid_t uid;
+        int r = bus_sender_uid(msg, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, "io.kactor.Error.AccessDenied", "Cannot determine the caller's user: %s",
+                                         strerror(-r));
+        r = access_check(m, uid, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
+        return 0;
+}
+
 static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **ret_name, char **ret_user,
                                   sd_bus_error *error) {
         int r;
@@ -145,6 +160,9 @@ static int actor_track_handler(sd_bus_track *t, void *userdata) {
 }
 
 static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         Manager *m = userdata;
         const char *module, *class_name;
         _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL, *user = NULL;
@@ -190,6 +208,9 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         Manager *m = userdata;
         const char *name;
         int r = sd_bus_message_read(msg, "s", &name);
@@ -210,6 +231,9 @@ static int bus_reply_object(sd_bus_message *msg, Object *o) {
 }
 
 static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         Manager *m = userdata;
         const char *module, *function;
         _cleanup_free_ char *args = NULL;
@@ -256,6 +280,9 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
 }
 
 static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         Manager *m = userdata;
         _cleanup_(kactor_value_freep) kactor_value *v = NULL;
         _cleanup_free_ char *data = NULL;
@@ -347,10 +374,16 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
 }
 
 static int method_get(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         return bus_start_get(msg, userdata, false, error);
 }
 
 static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         return bus_start_get(msg, userdata, true, error);
 }
 
@@ -421,6 +454,9 @@ int bus_get_request_reply(GetRequest *g, bool timed_out) {
 }
 
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, userdata, error);
+        if (access_r < 0)
+                return access_r;
         Manager *m = userdata;
         _cleanup_free_ kactor_id *ids = NULL;
         size_t n;
@@ -579,6 +615,9 @@ static int actor_enumerate(sd_bus *bus, const char *path, void *userdata, char *
 }
 
 static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, ((Actor *) userdata)->manager, error);
+        if (access_r < 0)
+                return access_r;
         Actor *a = userdata;
         Manager *m = a->manager;
         const char *method;
@@ -604,6 +643,9 @@ static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int access_r = bus_check_access(msg, ((Actor *) userdata)->manager, error);
+        if (access_r < 0)
+                return access_r;
         Actor *a = userdata;
         int no_restart;
         int r = sd_bus_message_read(msg, "b", &no_restart);

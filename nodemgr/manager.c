@@ -379,6 +379,10 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->cgroup_manager_kind = config->cgroup_manager;
         m->cgroup_name = config->cgroup_name;
 
+        r = access_setup(m, config->access_group);
+        if (r < 0)
+                return r;
+
         objstore_init(&m->store, NULL, m);
         eviction_setup(m, config->object_store_max ?: MANAGER_OBJECT_STORE_MAX_DEFAULT);
 
@@ -418,6 +422,7 @@ Manager *manager_free(Manager *m) {
 
         objstore_done(&m->store);
         module_cache_free(m);
+        access_done(m);
         frame_done(&m->frame);
         resources_done(&m->resources);
         sd_event_source_disable_unref(m->listen_source);

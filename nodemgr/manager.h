@@ -198,6 +198,7 @@ typedef struct ManagerConfig {
         uint64_t lineage_max;         /* 0: the default */
         uint32_t checkpoint_interval; /* UINT32_MAX: the default */
         uint64_t object_store_max;    /* 0: the default */
+        const char *access_group;     /* NULL: "kactor" */
 } ManagerConfig;
 
 struct Manager {
@@ -248,6 +249,9 @@ struct Manager {
 
         /* The fork server (zygote.c). */
         bool resources_changed; /* FreeGpus, FreeCpus, Actors: PropertiesChanged due */
+        char *access_group;     /* besides root and our own user, its members may use us */
+        gid_t access_gid;       /* (gid_t) -1: no such group */
+        struct AccessEntry *access_cache;
         Frame frame;            /* the frame being handled, whichever connection it came from */
         int zygote_fd;
         pid_t zygote_pid;
@@ -363,6 +367,12 @@ void tasks_worker_blocked(Worker *w, bool blocked);
 void tasks_recalled(Worker *w, const uint64_t *seqs, size_t n);
 /* The task a worker finished (RESULT seq): NULL when it is not the one it runs. */
 Call *tasks_finish(Worker *w, uint64_t seq);
+
+/* access.c: who may use the node manager */
+int access_setup(Manager *m, const char *group);
+void access_done(Manager *m);
+/* 0 when uid may use the node manager; -EREMOTEIO with AccessDenied in e otherwise. */
+int access_check(Manager *m, uid_t uid, ReqError *e);
 
 /* zygote.c: the fork server */
 int zygote_start(Manager *m);

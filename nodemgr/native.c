@@ -198,14 +198,19 @@ static int conn_send_reply_ok(Conn *c, uint64_t reqid, const kactor_id *actor) {
 }
 
 /* Refuses a broken stream: says why, then closes once that is sent. */
-static int conn_protocol_error(Conn *c, const char *why) {
+/* Refuses a connection: says why, then closes once that is sent. */
+static int conn_refuse(Conn *c, kactor_error code, const char *why) {
         log_debug("Dropping connection: %s", why);
-        (void) conn_send_reply_error(c, 0, KACTOR_ERROR_PROTOCOL, why);
+        (void) conn_send_reply_error(c, 0, code, why);
         c->closing = true;
         /* Read nothing more; close once the answer is out. */
         (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
         conn_mark_dirty(c);
         return -EBADMSG;
+}
+
+static int conn_protocol_error(Conn *c, const char *why) {
+        return conn_refuse(c, KACTOR_ERROR_PROTOCOL, why);
 }
 
 int conn_hold(Conn *c, kactor_id id, bool actor) {
@@ -342,9 +347,13 @@ static int handle_hello(Conn *c, Frame *f) {
                          version, PROTO_VERSION);
                 return conn_protocol_error(c, msg);
         }
-        int64_t pid;
-        if (frame_field_i64(f, 1, &pid) >= 0)
-                c->pid = (pid_t) pid;
+        ReqError e = {};
+        r = access_check(c->manager, c->uid, &e);
+        if (r < 0) {
+                r = conn_refuse(c, r == -EREMOTEIO ? e.code : KACTOR_ERROR_ACCESS_DENIED, e.message ?: "access denied");
+                req_error_done(&e);
+                return r;
+        }
 
         size_t off = frame_begin(&c->out);
         r = msgpack_pack_array(&c->pk, 6) < 0 || msgpack_pack_uint32(&c->pk, MSG_WELCOME) < 0 ||

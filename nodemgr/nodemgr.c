@@ -31,6 +31,8 @@ static void help(void) {
                "                            (default: 1000; 0: never)\n"
                "     --lineage-memory BYTES Lineage all actors may keep before checkpoints are forced\n"
                "                            or calls refused (default: 1 GiB)\n"
+               "     --access-group GROUP   Besides root, members of GROUP may use the node manager\n"
+               "                            (default: kactor)\n"
                "     --object-store-memory BYTES  Values kept in memory before the least recently used\n"
                "                            ones are evicted (spilled, or rebuilt when needed; default: 2 GiB)\n"
                "     --cgroup-manager=systemd|cgroupfs|none\n"
@@ -96,7 +98,7 @@ static int split_list(const char *s, char ***ret) {
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
-               ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY };
+               ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -110,6 +112,7 @@ int main(int argc, char *argv[]) {
                 { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
                 { "lineage-memory", required_argument, NULL, ARG_LINEAGE_MEMORY },
                 { "object-store-memory", required_argument, NULL, ARG_OBJECT_STORE_MEMORY },
+                { "access-group", required_argument, NULL, ARG_ACCESS_GROUP },
                 { "cgroup-manager", required_argument, NULL, ARG_CGROUP_MANAGER },
                 { "cgroup-name", required_argument, NULL, ARG_CGROUP_NAME },
                 { "verbose", no_argument, NULL, 'v' },
@@ -214,6 +217,9 @@ int main(int argc, char *argv[]) {
                                 config.object_store_max = n;
                         break;
                 }
+                case ARG_ACCESS_GROUP:
+                        config.access_group = optarg;
+                        break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
                         break;

@@ -51,7 +51,9 @@ struct kactor_connect_opts {
         const char *socket_path; /* default: $KACTOR_SOCKET, else KACTOR_DEFAULT_SOCKET */
 };
 
-/* Connects to the node manager. Returns 0 and a client, or a negative errno. */
+/* Connects to the node manager. Returns 0 and a client, or a negative errno: -EACCES when the node
+ * manager refuses the caller (only root, its own user and members of its access group, "kactor" by
+ * default, may use it). */
 int kactor_connect(const struct kactor_connect_opts *opts, kactor_client **ret);
 
 /* Closes the connection; the node manager releases every handle and reference it held. Accepts

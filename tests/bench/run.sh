@@ -120,7 +120,9 @@ start_nodemgr() {
         for i in $(seq 100); do
                 alive "$NODEMGR_PID" || break
                 if busctl --address="$BUS" status io.kactor.NodeManager1 >/dev/null 2>&1 && [ -S "$DIR/run/nodemgr.sock" ]; then
-                                                return 0
+                        export KACTOR_BENCH_NODEMGR_PID=$NODEMGR_PID
+                        say "# node manager PID $NODEMGR_PID${KACTOR_TRACE:+, KACTOR_TRACE=$KACTOR_TRACE}"
+                        return 0
                 fi
                 sleep 0.1
         done

@@ -427,8 +427,70 @@ Test(isolation, root_may_choose_the_user) {
         cr_assert_eq(harness_property_uint(h, a, ACTOR, "User"), 1);
 }
 
+/* Runs fn in a child as uid/gid 65534 (nobody/nogroup) and returns its exit status; what it writes
+ * to the fd it gets lands in buf. */
+static int as_nobody(int (*fn)(int fd, void *userdata), void *userdata, char *buf, size_t size) {
+        int pipefd[2];
+        cr_assert_eq(pipe(pipefd), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(pipefd[0]);
+                if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(2);
+                _exit(fn(pipefd[1], userdata));
+        }
+        close(pipefd[1]);
+        ssize_t n = read(pipefd[0], buf, size - 1);
+        buf[MAX(n, (ssize_t) 0)] = 0;
+        close(pipefd[0]);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int dbus_create_as_caller(int fd, void *userdata) {
+        sd_bus *bus = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        if (sd_bus_new(&bus) < 0 || sd_bus_set_address(bus, h->bus_address) < 0 || sd_bus_set_bus_client(bus, true) < 0 ||
+            sd_bus_start(bus) < 0)
+                return 3;
+        int r = sd_bus_call_method(bus, HARNESS_BUS_NAME, MGR, IFACE, "CreateActor", &e, &reply, "ssava{sv}",
+                                   harness_module(h, "isomod"), "Probe", 0, 0);
+        dprintf(fd, "%s\n%s", r >= 0 ? "OK" : e.name ?: "", r >= 0 ? "" : e.message ?: "");
+        return r >= 0 ? 0 : 4;
+}
+
+static int native_connect_as_caller(int fd, void *userdata) {
+        kactor_client *c = NULL;
+        int r = kactor_connect(&(struct kactor_connect_opts) { .sz = sizeof(struct kactor_connect_opts),
+                                                               .socket_path = h->socket_path },
+                               &c);
+        dprintf(fd, "%d", r);
+        kactor_client_free(c);
+        return r >= 0 ? 0 : 4;
+}
+
+Test(isolation, caller_outside_the_access_group_is_refused) {
+        start(NULL); /* the access group is "kactor", which nobody is not in */
+        cr_assert_eq(chmod(h->dir, 0755), 0);
+        char buf[512];
+
+        cr_assert_eq(as_nobody(dbus_create_as_caller, NULL, buf, sizeof(buf)), 4, "%s", buf);
+        cr_assert(strncmp(buf, "io.kactor.Error.AccessDenied\n", 29) == 0, "%s", buf);
+        cr_assert(strstr(buf, "65534"), "the message names the user: %s", buf);
+
+        cr_assert_eq(as_nobody(native_connect_as_caller, NULL, buf, sizeof(buf)), 4, "%s", buf);
+        cr_assert_eq(atoi(buf), -EACCES, "%s", buf);
+
+        /* Everyone else is still served. */
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "Actors"), 0);
+}
+
 Test(isolation, non_root_caller_gets_a_worker_of_its_own_user) {
-        start(NULL);
+        const char *const args[] = { "--access-group", "nogroup", NULL };
+        start(&(HarnessOptions) { .extra_args = args });
         /* The bus socket lies in the harness's private directory. */
         cr_assert_eq(chmod(h->dir, 0755), 0);
         const char *module = harness_module(h, "isomod");
