@@ -37,6 +37,32 @@ uint64_t trace_hist_bucket_upper(size_t i) {
         return i >= 63 ? UINT64_MAX : (uint64_t) 1 << i;
 }
 
+void trace_hist_add(struct kt_hist *h, uint64_t d) {
+        unsigned slot = d ? 64 - (unsigned) __builtin_clzll(d) : 0; /* 2^(slot-1) <= d < 2^slot */
+        if (slot > TRACE_HIST_SLOTS - 1)
+                slot = TRACE_HIST_SLOTS - 1;
+        h->count++;
+        h->sum_ns += d;
+        h->slots[slot]++;
+}
+
+static uint64_t span(uint64_t from, uint64_t to) {
+        return to > from ? to - from : 0;
+}
+
+void trace_call_account(struct kt_call_stats *st, uint64_t t_queued, uint64_t t_dispatched, uint64_t t_start,
+                        uint64_t t_end, uint64_t t_stored) {
+        st->calls++;
+        trace_hist_add(&st->phase[TRACE_PHASE_QUEUE], span(t_queued, t_dispatched));
+        if (t_start && t_end) {
+                trace_hist_add(&st->phase[TRACE_PHASE_DISPATCH], span(t_dispatched, t_start));
+                trace_hist_add(&st->phase[TRACE_PHASE_EXEC], span(t_start, t_end));
+                trace_hist_add(&st->phase[TRACE_PHASE_DELIVER], span(t_end, t_stored));
+        } else
+                st->no_worker++;
+        trace_hist_add(&st->phase[TRACE_PHASE_TOTAL], span(t_queued, t_stored));
+}
+
 double trace_hist_percentile(const __u64 *slots, size_t n_slots, double p) {
         uint64_t total = 0, seen = 0;
         for (size_t i = 0; i < n_slots; i++)

@@ -18,6 +18,13 @@ const char *trace_phase_to_string(unsigned phase);
 int trace_phase_from_string(const char *s);
 const char *trace_sched_kind_to_string(unsigned kind);
 
+/* Adds duration d (ns) to a log2 histogram (one thread: plain additions). */
+void trace_hist_add(struct kt_hist *h, uint64_t d);
+/* Adds a call's phases to st: queued, dispatched and stored are the node manager's times, start and
+ * end the worker's (0 when unknown: the call counts as no_worker, without dispatch/exec/deliver). */
+void trace_call_account(struct kt_call_stats *st, uint64_t t_queued, uint64_t t_dispatched, uint64_t t_start,
+                        uint64_t t_end, uint64_t t_stored);
+
 /* The duration (ns) under which share p (0..1) of a log2 histogram's samples lie, interpolated
  * linearly inside the bucket; 0 for an empty histogram. */
 double trace_hist_percentile(const __u64 *slots, size_t n_slots, double p);

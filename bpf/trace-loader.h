@@ -23,34 +23,42 @@ typedef struct TraceOptions {
         bool sched_events;     /* timeline mode includes the scheduler's spans */
         trace_event_fn event_fn; /* ring buffer events, from trace_ringbuf_consume() */
         void *event_userdata;
-        const char *worker_lib_hint; /* libkactor for the worker probe when a worker's maps can't be read */
 } TraceOptions;
 
-/* Loads, attaches (the node manager's own probes and the scheduler tracepoints) and pins. On
- * failure *ret_reason (malloc'd, may be NULL on OOM) says why in words for an operator. */
+/* Loads, attaches (the scheduler tracepoints), maps the call histograms and pins. On failure
+ * *ret_reason (malloc'd, may be NULL on OOM) says why in words for an operator. */
 int trace_new(const TraceOptions *opts, Trace **ret, char **ret_reason);
 /* Detaches, unpins and unloads. Accepts NULL; returns NULL. */
 Trace *trace_free(Trace *t);
 
-/* Detaches every program (the probes then cost nothing) or attaches them again. */
+/* Detaches every program or attaches them again (the call histograms are the caller's to stop). */
 int trace_set_enabled(Trace *t, bool enabled);
 bool trace_is_enabled(const Trace *t);
 const char *trace_pin_dir(const Trace *t);
-
-/* Attaches the worker-side probe to the libkactor that worker pid runs, once per library. */
-int trace_attach_worker(Trace *t, pid_t pid);
 
 /* Actors: key is kactor_trace_id_hash() of the id; pid the worker's (0: none yet). */
 int trace_actor_add(Trace *t, uint64_t key, uint64_t id_hi, uint64_t id_lo, pid_t pid);
 int trace_actor_set_cgroup(Trace *t, uint64_t key, uint64_t cgroup_id);
 /* The actor's worker is gone: its figures stay until trace_actor_forget(). */
 int trace_actor_gone(Trace *t, uint64_t key);
-int trace_actor_forget(Trace *t, uint64_t key, const uint32_t *methods, size_t n_methods);
+/* Forgets the actor and its scheduler figures (its call slots are freed with trace_call_slot_free()). */
+int trace_actor_forget(Trace *t, uint64_t key);
 int trace_method_add(Trace *t, uint32_t id, const char *name);
+
+/* A slot of the call histograms for (actor, method): its index, or -ENOSPC when all are taken. */
+int trace_call_slot_new(Trace *t, uint64_t actor, uint32_t method);
+/* Clears the slot's figures and gives it back. */
+void trace_call_slot_free(Trace *t, int slot);
+/* The slot's figures, in the map's memory: the caller adds to them (one thread). */
+struct kt_call_stats *trace_call_stats(Trace *t, int slot);
+/* Timeline mode: one call event for the kernel to check and pass on to the ring buffer (-ENOSPC when
+ * the user ring buffer is full). */
+int trace_call_event(Trace *t, const struct kt_event *e);
 
 void trace_set_timeline(Trace *t, bool on);
 uint64_t trace_dropped(const Trace *t);
 int trace_ringbuf_fd(const Trace *t);
+/* Moves the node manager's call events into the ring buffer, then hands what it holds to event_fn. */
 int trace_ringbuf_consume(Trace *t);
 
 int trace_foreach_call(Trace *t, trace_call_fn fn, void *userdata);

@@ -2,15 +2,19 @@
 /*
  * kactor's task-latency tracing, the kernel side (CO-RE; loaded by bpf/trace.c).
  *
- * Calls: the worker's call_finished probe leaves the execution times of call (actor, seq) in
- * `inflight`; the node manager's call_stored probe, which comes with the times the call was queued
- * and dispatched, joins them and adds the four phases (and the total) to the actor's and method's
- * log2 histograms in `hists` — always — and, in timeline mode, sends one event per call to `events`.
+ * Calls: no program runs per call. The node manager sees every phase of a call (the worker sends
+ * its start and end with the result) and adds them itself to `hists`, an mmapable array (slot per
+ * actor and method, named in `calls`) that it maps: in-kernel histograms, pinned, readable with
+ * bpftool, at the cost of a few additions in memory. In timeline mode it writes one event per call
+ * to the user ring buffer `call_events`; drain_calls (run by the node manager on a timer) keeps
+ * those of this node's actors and moves them to `events`, beside the scheduler's.
  *
- * Scheduler: raw tracepoints sched_wakeup, sched_wakeup_new and sched_switch follow the threads of
- * the actors' workers (by tgid in `tasks`, or by cgroup in `cgroups`), taking the task from the
- * tracepoint's arguments (the task being woken, not current): run-queue delay (woken or preempted
- * until running), off-CPU time (asleep until woken) and on-CPU slices, per actor in `sched`.
+ * Scheduler: BTF tracepoints sched_wakeup, sched_wakeup_new and sched_switch follow the threads of
+ * the actors' workers, taking the task from the tracepoint's arguments (the task being woken, not
+ * current): run-queue delay (woken or preempted until running), off-CPU time (asleep until woken)
+ * and on-CPU slices, per actor in `sched`. They run on every context switch of the host, so they
+ * filter first, with direct loads: a task is an actor's when its cgroup is in `cgroups` (or, for
+ * actors without a cgroup, its process in `tasks`); the lookups are skipped while a map is empty.
  *
  * The handlers are __always_inline functions of plain scalars, so that the unit test's raw_tp
  * programs (tests/unit/bpf/test-trace.bpf.c) drive exactly this code with BPF_PROG_TEST_RUN.
@@ -20,7 +24,6 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include <bpf/usdt.bpf.h>
 
 #include "trace.h"
 
@@ -32,19 +35,28 @@ const volatile __u32 sched_events = 1; /* timeline mode includes the scheduler's
 /* Switched at run time by userspace (through the skeleton's bss). */
 __u32 timeline_on;
 __u32 n_cgroups;  /* entries in `cgroups`: look the cgroup up only when there are any */
+__u32 n_tasks;    /* entries in `tasks`: likewise */
 __u64 dropped;    /* timeline events the ring buffer had no room for */
 
-/* Zeroed sources for new map entries (too large for the BPF stack). */
-struct kt_call_stats zero_call;
+/* A zeroed source for new map entries (too large for the BPF stack). */
 struct kt_sched_stats zero_sched;
 
+/* Written by the node manager through its mapping, read by it and by bpftool. */
 struct {
-        __uint(type, BPF_MAP_TYPE_HASH);
-        __uint(max_entries, 16384);
-        __uint(map_flags, BPF_F_NO_PREALLOC);
-        __type(key, struct kt_call_key);
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, TRACE_CALL_SLOTS);
+        __uint(map_flags, BPF_F_MMAPABLE);
+        __type(key, __u32);
         __type(value, struct kt_call_stats);
 } hists SEC(".maps");
+
+/* Whose each slot of `hists` is (written by the node manager). */
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, TRACE_CALL_SLOTS);
+        __type(key, __u32);
+        __type(value, struct kt_call_key);
+} calls SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_HASH);
@@ -86,13 +98,6 @@ struct {
 
 struct {
         __uint(type, BPF_MAP_TYPE_LRU_HASH);
-        __uint(max_entries, 65536);
-        __type(key, struct kt_inflight_key);
-        __type(value, struct kt_inflight);
-} inflight SEC(".maps");
-
-struct {
-        __uint(type, BPF_MAP_TYPE_LRU_HASH);
         __uint(max_entries, 16384);
         __type(key, __u32);
         __type(value, struct kt_thread);
@@ -102,6 +107,12 @@ struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
         __uint(max_entries, 4 << 20); /* userspace may resize before load */
 } events SEC(".maps");
+
+/* Timeline mode: the node manager's call events (struct kt_event), for drain_calls. */
+struct {
+        __uint(type, BPF_MAP_TYPE_USER_RINGBUF);
+        __uint(max_entries, 4 << 20);
+} call_events SEC(".maps");
 
 static __always_inline __u32 log2_u64(__u64 v) {
         __u32 r, shift;
@@ -138,89 +149,36 @@ static __always_inline __u64 span(__u64 from, __u64 to) {
         return to > from ? to - from : 0;
 }
 
-/* The worker's probe: call seq of the actor ran from t_start to t_end. */
-static __always_inline int on_call_finished(__u64 actor, __u64 seq, __u64 t_start, __u64 t_end, __u32 tid) {
-        struct kt_inflight_key key = { .actor = actor, .seq = seq };
-        struct kt_inflight v = { .t_start = t_start, .t_end = t_end, .tid = tid };
-
-        if (!bpf_map_lookup_elem(&actors, &actor))
-                return 0;
-        bpf_map_update_elem(&inflight, &key, &v, BPF_ANY);
-        return 0;
+static __always_inline void event_submit(struct kt_event *e) {
+        /* Wake the reader only when a good part of the buffer is full; it also reads on a timer. */
+        bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (1 << 20) ? BPF_RB_FORCE_WAKEUP
+                                                                                            : BPF_RB_NO_WAKEUP);
 }
 
-/* The node manager's probe: the result of call seq is stored, now. */
-static __always_inline int on_call_stored(__u64 actor, __u64 seq, __u64 obj, __u32 method, __u64 t_queued,
-                                          __u64 t_dispatched, __u64 now) {
-        struct kt_inflight_key ikey = { .actor = actor, .seq = seq };
-        struct kt_call_key key = { .actor = actor, .method = method };
-        struct kt_call_stats *st;
-        struct kt_inflight *in;
-        __u64 t_start = 0, t_end = 0;
-        __u32 tid = 0;
-
-        /* Queued before tracing began: its phases are unknown. */
-        if (!t_queued || !t_dispatched)
-                return 0;
-        if (!bpf_map_lookup_elem(&actors, &actor))
-                return 0;
-
-        in = bpf_map_lookup_elem(&inflight, &ikey);
-        if (in) {
-                t_start = in->t_start;
-                t_end = in->t_end;
-                tid = in->tid;
-                bpf_map_delete_elem(&inflight, &ikey);
-        }
-
-        st = bpf_map_lookup_elem(&hists, &key);
-        if (!st) {
-                bpf_map_update_elem(&hists, &key, &zero_call, BPF_NOEXIST);
-                st = bpf_map_lookup_elem(&hists, &key);
-                if (!st)
-                        return 0;
-        }
-        __sync_fetch_and_add(&st->calls, 1);
-        hist_add(&st->phase[TRACE_PHASE_QUEUE], span(t_queued, t_dispatched));
-        if (t_start) {
-                hist_add(&st->phase[TRACE_PHASE_DISPATCH], span(t_dispatched, t_start));
-                hist_add(&st->phase[TRACE_PHASE_EXEC], span(t_start, t_end));
-                hist_add(&st->phase[TRACE_PHASE_DELIVER], span(t_end, now));
-        } else
-                __sync_fetch_and_add(&st->no_worker, 1);
-        hist_add(&st->phase[TRACE_PHASE_TOTAL], span(t_queued, now));
-
-        if (!timeline_on)
-                return 0;
+/* One call event of the node manager: kept when it is about one of its actors. */
+static long drain_one(struct bpf_dynptr *dynptr, void *ctx) {
         struct kt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
         if (!e) {
                 __sync_fetch_and_add(&dropped, 1);
                 return 0;
         }
-        e->type = TRACE_EVENT_CALL;
-        e->kind = 0;
-        e->actor = actor;
-        e->method = method;
-        e->tid = tid;
-        e->seq = seq;
-        e->obj = obj;
-        e->t[0] = t_queued;
-        e->t[1] = t_dispatched;
-        e->t[2] = t_start;
-        e->t[3] = t_end;
-        e->t[4] = now;
-        /* Wake the reader only when a good part of the buffer is full; it also reads on a timer. */
-        bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (1 << 20) ? BPF_RB_FORCE_WAKEUP
-                                                                                            : BPF_RB_NO_WAKEUP);
+        if (bpf_dynptr_read(e, sizeof(*e), dynptr, 0, 0) < 0 || e->type != TRACE_EVENT_CALL ||
+            !bpf_map_lookup_elem(&actors, &e->actor)) {
+                bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+                return 0;
+        }
+        event_submit(e);
         return 0;
 }
 
 /* ---- scheduler ---- */
 
 static __always_inline __u64 *task_actor(__u32 tgid, __u64 cgroup_id) {
-        __u64 *a = bpf_map_lookup_elem(&tasks, &tgid);
-        if (!a && cgroup_id)
+        __u64 *a = NULL;
+        if (cgroup_id && n_cgroups)
                 a = bpf_map_lookup_elem(&cgroups, &cgroup_id);
+        if (!a && n_tasks)
+                a = bpf_map_lookup_elem(&tasks, &tgid);
         return a;
 }
 
@@ -253,7 +211,7 @@ static __always_inline void sched_span(__u64 actor, __u32 kind, __u32 tid, __u64
         e->tid = tid;
         e->t[0] = from;
         e->t[1] = to;
-        bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        event_submit(e);
 }
 
 static __always_inline struct kt_thread *thread_get(__u32 pid, __u64 actor) {
@@ -266,13 +224,19 @@ static __always_inline struct kt_thread *thread_get(__u32 pid, __u64 actor) {
         return t;
 }
 
-/* Task pid of process tgid is woken (or new). */
+/* The time now, read only once a task turned out to be tracked (the tests pass theirs). */
+static __always_inline __u64 now_ns(__u64 now) {
+        return now ?: bpf_ktime_get_ns();
+}
+
+/* Task pid of process tgid is woken (or new). now: 0 for the clock. */
 static __always_inline int on_wakeup(__u32 pid, __u32 tgid, __u64 cgroup_id, __u64 now) {
         __u64 *actor = task_actor(tgid, cgroup_id);
         struct kt_thread *t;
 
         if (!actor)
                 return 0;
+        now = now_ns(now);
         t = thread_get(pid, *actor);
         if (!t)
                 return 0;
@@ -285,7 +249,7 @@ static __always_inline int on_wakeup(__u32 pid, __u32 tgid, __u64 cgroup_id, __u
         return 0;
 }
 
-/* prev leaves the CPU (still runnable when preempted), next takes it. */
+/* prev leaves the CPU (still runnable when preempted), next takes it. now: 0 for the clock. */
 static __always_inline int on_switch(__u32 prev_pid, __u32 prev_tgid, __u64 prev_cgroup, int prev_runnable,
                                      __u32 next_pid, __u32 next_tgid, __u64 next_cgroup, __u64 now) {
         __u64 *actor;
@@ -293,6 +257,7 @@ static __always_inline int on_switch(__u32 prev_pid, __u32 prev_tgid, __u64 prev
 
         actor = prev_pid ? task_actor(prev_tgid, prev_cgroup) : NULL;
         if (actor) {
+                now = now_ns(now);
                 t = thread_get(prev_pid, *actor);
                 if (t) {
                         if (t->t_on)
@@ -310,6 +275,7 @@ static __always_inline int on_switch(__u32 prev_pid, __u32 prev_tgid, __u64 prev
 
         actor = next_pid ? task_actor(next_tgid, next_cgroup) : NULL;
         if (actor) {
+                now = now_ns(now);
                 t = thread_get(next_pid, *actor);
                 if (t) {
                         if (t->t_ready)
@@ -322,38 +288,45 @@ static __always_inline int on_switch(__u32 prev_pid, __u32 prev_tgid, __u64 prev
         return 0;
 }
 
+/* The task's cgroup v2 id, by direct loads (BTF pointers): no helper calls. */
 static __always_inline __u64 task_cgroup_id(struct task_struct *p) {
         if (!n_cgroups)
                 return 0;
-        return BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+        return p->cgroups->dfl_cgrp->kn->id;
+}
+
+/* Whether anything is tracked: until then the tracepoints return at once. */
+static __always_inline bool tracking(void) {
+        return n_cgroups || n_tasks;
 }
 
 /* ---- attach points ---- */
 
-SEC("usdt")
-int BPF_USDT(call_finished, __u64 actor, __u64 seq, __u64 t_start, __u64 t_end) {
-        return on_call_finished(actor, seq, t_start, t_end, (__u32) bpf_get_current_pid_tgid());
+SEC("syscall")
+int drain_calls(void *ctx) {
+        bpf_user_ringbuf_drain(&call_events, drain_one, NULL, 0);
+        return 0;
 }
 
-SEC("usdt")
-int BPF_USDT(call_stored, __u64 actor, __u64 seq, __u64 obj, __u32 method, __u64 t_queued, __u64 t_dispatched) {
-        return on_call_stored(actor, seq, obj, method, t_queued, t_dispatched, bpf_ktime_get_ns());
-}
-
-SEC("raw_tp/sched_wakeup")
+SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *p) {
-        return on_wakeup(BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid), task_cgroup_id(p), bpf_ktime_get_ns());
+        if (!tracking())
+                return 0;
+        return on_wakeup(p->pid, p->tgid, task_cgroup_id(p), 0);
 }
 
-SEC("raw_tp/sched_wakeup_new")
+SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(sched_wakeup_new, struct task_struct *p) {
-        return on_wakeup(BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid), task_cgroup_id(p), bpf_ktime_get_ns());
+        if (!tracking())
+                return 0;
+        return on_wakeup(p->pid, p->tgid, task_cgroup_id(p), 0);
 }
 
-SEC("raw_tp/sched_switch")
+SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state) {
+        if (!tracking())
+                return 0;
         /* TASK_RUNNING is 0: a task that leaves the CPU in it was preempted and waits for one. */
-        return on_switch(BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid), task_cgroup_id(prev),
-                         preempt || prev_state == 0, BPF_CORE_READ(next, pid), BPF_CORE_READ(next, tgid),
-                         task_cgroup_id(next), bpf_ktime_get_ns());
+        return on_switch(prev->pid, prev->tgid, task_cgroup_id(prev), preempt || prev_state == 0, next->pid,
+                         next->tgid, task_cgroup_id(next), 0);
 }

@@ -2,9 +2,9 @@
 
 /*
  * kactor's task-latency tracing, the loader: opens, loads and attaches bpf/trace.bpf.c through its
- * skeleton, pins its maps under /sys/fs/bpf/kactor/NODE/, and gives the node manager what it needs
- * to register its actors and read what the programs gathered. No D-Bus, no logging: errors are
- * returned (trace_new() also says why in words).
+ * skeleton, maps the call histograms, pins the maps under /sys/fs/bpf/kactor/NODE/, and gives the
+ * node manager what it needs to register its actors, count its calls and read what the programs
+ * gathered. No D-Bus, no logging: errors are returned (trace_new() also says why in words).
  */
 
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -28,20 +29,17 @@
 #include "trace.skel.h"
 
 #define TRACE_BPFFS "/sys/fs/bpf"
-#define TRACE_MAX_WORKER_LIBS 8
 
 struct Trace {
         struct trace_bpf *skel;
-        struct bpf_link *stored_link;
         struct bpf_link *sched_links[3];
-        struct {
-                dev_t dev;
-                ino_t ino;
-                struct bpf_link *link;
-        } worker_libs[TRACE_MAX_WORKER_LIBS];
-        size_t n_worker_libs;
-        char *exe;
-        char *worker_lib_hint;
+        struct kt_call_stats *hists; /* the `hists` map, mapped */
+        size_t hists_size;
+        struct kt_call_key slot_keys[TRACE_CALL_SLOTS]; /* what `calls` holds (actor 0: free) */
+        uint32_t free_slots[TRACE_CALL_SLOTS];          /* a stack of the free ones */
+        size_t n_free_slots;
+        struct user_ring_buffer *call_events;
+        int drain_fd;
         char *pin_dir;
         bool attached;
         bool mounted_bpffs;
@@ -118,7 +116,7 @@ static void trace_unpin(Trace *t) {
 }
 
 static int trace_pin_locked(Trace *t, const char *node) {
-        static const char *const pinned[] = { "hists", "sched", "actors", "methods", "tasks", "cgroups" };
+        static const char *const pinned[] = { "hists", "calls", "sched", "actors", "methods", "tasks", "cgroups" };
         int r = trace_ensure_bpffs(t);
         if (r < 0)
                 return r;
@@ -158,14 +156,6 @@ static int trace_pin(Trace *t, const char *node) {
 static int trace_attach(Trace *t) {
         if (t->attached)
                 return 0;
-        LIBBPF_OPTS(bpf_usdt_opts, uopts);
-        t->stored_link = bpf_program__attach_usdt(t->skel->progs.call_stored, getpid(), t->exe, "kactor",
-                                                  "call_stored", &uopts);
-        if (!t->stored_link) {
-                int r = -errno;
-                t->stored_link = NULL;
-                return r;
-        }
         struct bpf_program *sched[] = { t->skel->progs.sched_wakeup, t->skel->progs.sched_wakeup_new,
                                         t->skel->progs.sched_switch };
         for (size_t i = 0; i < 3; i++) {
@@ -181,15 +171,10 @@ static int trace_attach(Trace *t) {
 }
 
 static void trace_detach(Trace *t) {
-        bpf_link__destroy(t->stored_link);
-        t->stored_link = NULL;
         for (size_t i = 0; i < 3; i++) {
                 bpf_link__destroy(t->sched_links[i]);
                 t->sched_links[i] = NULL;
         }
-        for (size_t i = 0; i < t->n_worker_libs; i++)
-                bpf_link__destroy(t->worker_libs[i].link);
-        t->n_worker_libs = 0;
         t->attached = false;
 }
 
@@ -197,12 +182,13 @@ Trace *trace_free(Trace *t) {
         if (!t)
                 return NULL;
         ring_buffer__free(t->rb);
+        user_ring_buffer__free(t->call_events);
         trace_detach(t);
+        if (t->hists)
+                (void) munmap(t->hists, t->hists_size);
         if (t->skel)
                 trace_unpin(t);
         trace_bpf__destroy(t->skel);
-        free(t->exe);
-        free(t->worker_lib_hint);
         free(t);
         return NULL;
 }
@@ -239,15 +225,9 @@ int trace_new(const TraceOptions *opts, Trace **ret, char **ret_reason) {
         t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
-        t->exe = realpath("/proc/self/exe", NULL);
-        if (!t->exe) {
-                r = -errno;
-                *ret_reason = reason_dup("cannot find the node manager's binary: %s", strerror(-r));
-                trace_free(t);
-                return r;
-        }
-        if (opts->worker_lib_hint)
-                t->worker_lib_hint = strdup(opts->worker_lib_hint);
+        for (size_t i = 0; i < TRACE_CALL_SLOTS; i++)
+                t->free_slots[i] = TRACE_CALL_SLOTS - 1 - i; /* slot 0 first */
+        t->n_free_slots = TRACE_CALL_SLOTS;
         t->event_fn = opts->event_fn;
         t->event_userdata = opts->event_userdata;
 
@@ -273,6 +253,24 @@ int trace_new(const TraceOptions *opts, Trace **ret, char **ret_reason) {
                 trace_free(t);
                 return r;
         }
+        /* The call histograms: the node manager adds to them in this mapping. */
+        t->hists_size = (size_t) TRACE_CALL_SLOTS * sizeof(struct kt_call_stats);
+        t->hists = mmap(NULL, t->hists_size, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(t->skel->maps.hists), 0);
+        if (t->hists == MAP_FAILED) {
+                r = -errno;
+                t->hists = NULL;
+                *ret_reason = reason_dup("cannot map the call histograms: %s", strerror(-r));
+                trace_free(t);
+                return r;
+        }
+        t->call_events = user_ring_buffer__new(bpf_map__fd(t->skel->maps.call_events), NULL);
+        if (!t->call_events) {
+                r = -errno;
+                *ret_reason = reason_dup("cannot map the user ring buffer: %s", strerror(-r));
+                trace_free(t);
+                return r;
+        }
+        t->drain_fd = bpf_program__fd(t->skel->progs.drain_calls);
         r = trace_attach(t);
         if (r < 0) {
                 *ret_reason = reason_dup("attaching the BPF programs failed: %s%s%s",
@@ -316,64 +314,29 @@ const char *trace_pin_dir(const Trace *t) {
         return t->pin_dir;
 }
 
-/* Attaches the worker-side probe to the library at path, once per library (by inode). */
-static int trace_attach_lib(Trace *t, const char *lib) {
-        struct stat st;
-        if (stat(lib, &st) < 0)
-                return -errno;
-        for (size_t i = 0; i < t->n_worker_libs; i++)
-                if (t->worker_libs[i].dev == st.st_dev && t->worker_libs[i].ino == st.st_ino)
-                        return 0;
-        if (t->n_worker_libs >= TRACE_MAX_WORKER_LIBS)
-                return -E2BIG;
-        /* Every process that maps the library: the programs keep to this node's actors. */
-        struct bpf_link *l = bpf_program__attach_usdt(t->skel->progs.call_finished, -1, lib, "kactor",
-                                                      "call_finished", NULL);
-        if (!l)
-                return -errno;
-        t->worker_libs[t->n_worker_libs].dev = st.st_dev;
-        t->worker_libs[t->n_worker_libs].ino = st.st_ino;
-        t->worker_libs[t->n_worker_libs++].link = l;
-        return 1;
-}
-
-int trace_attach_worker(Trace *t, pid_t pid) {
-        char path[64], line[4096];
-        FILE *f;
-        int r = -ENOENT;
-
-        if (!t->attached)
-                return 0;
-        /* The library the worker really runs; without access to its maps (a worker of another user
-         * and no CAP_SYS_PTRACE), the one next to the worker binary. */
-        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
-        f = fopen(path, "re");
-        if (f) {
-                while (fgets(line, sizeof(line), f)) {
-                        char *lib = strchr(line, '/');
-                        if (!lib || !strstr(lib, "/libkactor.so"))
-                                continue;
-                        lib[strcspn(lib, "\n")] = 0;
-                        r = trace_attach_lib(t, lib);
-                        break;
-                }
-                fclose(f);
-        }
-        if (r < 0 && t->worker_lib_hint)
-                r = trace_attach_lib(t, t->worker_lib_hint);
-        return r < 0 ? r : 0;
-}
-
 int trace_actor_add(Trace *t, uint64_t key, uint64_t id_hi, uint64_t id_lo, pid_t pid) {
-        struct kt_actor_info info = { .id_hi = id_hi, .id_lo = id_lo, .pid = (uint32_t) pid };
+        struct kt_actor_info info = { .id_hi = id_hi, .id_lo = id_lo, .pid = (uint32_t) pid }, old;
+        if (bpf_map__lookup_elem(t->skel->maps.actors, &key, sizeof(key), &old, sizeof(old), 0) >= 0)
+                info.cgroup_id = old.cgroup_id;
         int r = bpf_map__update_elem(t->skel->maps.actors, &key, sizeof(key), &info, sizeof(info), BPF_ANY);
         if (r < 0)
                 return r;
-        if (pid > 0) {
+        /* Followed by its cgroup when it has one, else by its process. */
+        if (pid > 0 && !info.cgroup_id) {
                 uint32_t tgid = (uint32_t) pid;
-                r = bpf_map__update_elem(t->skel->maps.tasks, &tgid, sizeof(tgid), &key, sizeof(key), BPF_ANY);
+                r = bpf_map__update_elem(t->skel->maps.tasks, &tgid, sizeof(tgid), &key, sizeof(key), BPF_NOEXIST);
+                if (r >= 0)
+                        t->skel->bss->n_tasks++;
+                else if (r == -EEXIST)
+                        r = 0;
         }
         return r;
+}
+
+/* The actor's worker is followed by its cgroup from now on: its process needs no entry of its own. */
+static void trace_actor_drop_task(Trace *t, uint32_t tgid) {
+        if (tgid && bpf_map__delete_elem(t->skel->maps.tasks, &tgid, sizeof(tgid), 0) >= 0)
+                t->skel->bss->n_tasks--;
 }
 
 int trace_actor_set_cgroup(Trace *t, uint64_t key, uint64_t cgroup_id) {
@@ -393,6 +356,8 @@ int trace_actor_set_cgroup(Trace *t, uint64_t key, uint64_t cgroup_id) {
                         t->skel->bss->n_cgroups++;
                 else if (r == -EEXIST)
                         r = 0;
+                if (r >= 0)
+                        trace_actor_drop_task(t, info.pid);
         }
         return r;
 }
@@ -401,10 +366,7 @@ int trace_actor_gone(Trace *t, uint64_t key) {
         struct kt_actor_info info;
         if (bpf_map__lookup_elem(t->skel->maps.actors, &key, sizeof(key), &info, sizeof(info), 0) < 0)
                 return 0;
-        if (info.pid) {
-                uint32_t tgid = info.pid;
-                (void) bpf_map__delete_elem(t->skel->maps.tasks, &tgid, sizeof(tgid), 0);
-        }
+        trace_actor_drop_task(t, info.pid);
         if (info.cgroup_id && bpf_map__delete_elem(t->skel->maps.cgroups, &info.cgroup_id, sizeof(uint64_t), 0) >= 0)
                 t->skel->bss->n_cgroups--;
         info.pid = 0;
@@ -413,14 +375,10 @@ int trace_actor_gone(Trace *t, uint64_t key) {
         return bpf_map__update_elem(t->skel->maps.actors, &key, sizeof(key), &info, sizeof(info), BPF_ANY);
 }
 
-int trace_actor_forget(Trace *t, uint64_t key, const uint32_t *methods, size_t n_methods) {
+int trace_actor_forget(Trace *t, uint64_t key) {
         (void) trace_actor_gone(t, key);
         (void) bpf_map__delete_elem(t->skel->maps.actors, &key, sizeof(key), 0);
         (void) bpf_map__delete_elem(t->skel->maps.sched, &key, sizeof(key), 0);
-        for (size_t i = 0; i < n_methods; i++) {
-                struct kt_call_key k = { .actor = key, .method = methods[i] };
-                (void) bpf_map__delete_elem(t->skel->maps.hists, &k, sizeof(k), 0);
-        }
         return 0;
 }
 
@@ -428,6 +386,44 @@ int trace_method_add(Trace *t, uint32_t id, const char *name) {
         char v[64] = {};
         strncpy(v, name, sizeof(v) - 1);
         return bpf_map__update_elem(t->skel->maps.methods, &id, sizeof(id), v, sizeof(v), BPF_ANY);
+}
+
+int trace_call_slot_new(Trace *t, uint64_t actor, uint32_t method) {
+        if (t->n_free_slots == 0)
+                return -ENOSPC;
+        uint32_t slot = t->free_slots[t->n_free_slots - 1];
+        struct kt_call_key key = { .actor = actor, .method = method };
+        int r = bpf_map__update_elem(t->skel->maps.calls, &slot, sizeof(slot), &key, sizeof(key), BPF_ANY);
+        if (r < 0)
+                return r;
+        t->n_free_slots--;
+        t->slot_keys[slot] = key;
+        memset(&t->hists[slot], 0, sizeof(t->hists[slot]));
+        return (int) slot;
+}
+
+void trace_call_slot_free(Trace *t, int slot) {
+        if (slot < 0 || slot >= TRACE_CALL_SLOTS || t->slot_keys[slot].actor == 0)
+                return;
+        struct kt_call_key key = {};
+        uint32_t i = (uint32_t) slot;
+        (void) bpf_map__update_elem(t->skel->maps.calls, &i, sizeof(i), &key, sizeof(key), BPF_ANY);
+        t->slot_keys[slot] = key;
+        memset(&t->hists[slot], 0, sizeof(t->hists[slot]));
+        t->free_slots[t->n_free_slots++] = i;
+}
+
+struct kt_call_stats *trace_call_stats(Trace *t, int slot) {
+        return &t->hists[slot];
+}
+
+int trace_call_event(Trace *t, const struct kt_event *e) {
+        struct kt_event *dst = user_ring_buffer__reserve(t->call_events, sizeof(*dst));
+        if (!dst)
+                return -errno;
+        *dst = *e;
+        user_ring_buffer__submit(t->call_events, dst);
+        return 0;
 }
 
 void trace_set_timeline(Trace *t, bool on) {
@@ -443,23 +439,16 @@ int trace_ringbuf_fd(const Trace *t) {
 }
 
 int trace_ringbuf_consume(Trace *t) {
+        /* One syscall for all the call events waiting: drain_calls moves them into `events`. */
+        LIBBPF_OPTS(bpf_test_run_opts, opts);
+        (void) bpf_prog_test_run_opts(t->drain_fd, &opts);
         return ring_buffer__consume(t->rb);
 }
 
 int trace_foreach_call(Trace *t, trace_call_fn fn, void *userdata) {
-        int fd = bpf_map__fd(t->skel->maps.hists);
-        struct kt_call_key key, next, *prev = NULL;
-        struct kt_call_stats *st = malloc(sizeof(*st));
-        if (!st)
-                return -ENOMEM;
-        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-                key = next;
-                prev = &key;
-                if (bpf_map_lookup_elem(fd, &key, st) < 0)
-                        continue;
-                fn(&key, st, userdata);
-        }
-        free(st);
+        for (size_t i = 0; i < TRACE_CALL_SLOTS; i++)
+                if (t->slot_keys[i].actor != 0 && t->hists[i].calls > 0)
+                        fn(&t->slot_keys[i], &t->hists[i], userdata);
         return 0;
 }
 
@@ -491,7 +480,7 @@ static void map_clear(int fd, size_t key_size) {
 }
 
 void trace_reset(Trace *t) {
-        map_clear(bpf_map__fd(t->skel->maps.hists), sizeof(struct kt_call_key));
+        memset(t->hists, 0, t->hists_size);
         map_clear(bpf_map__fd(t->skel->maps.sched), sizeof(uint64_t));
         t->skel->bss->dropped = 0;
 }

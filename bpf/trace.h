@@ -39,7 +39,11 @@ struct kt_hist {
         __u64 slots[TRACE_HIST_SLOTS];
 };
 
-/* hists: per actor and method, one histogram per phase. */
+/* hists: the call phases per actor and method, in slots of an mmapable array that the node manager
+ * (which sees every call) adds to directly, without entering the kernel; `calls` says whose each
+ * slot is (a zero key: free). */
+#define TRACE_CALL_SLOTS 2048
+
 struct kt_call_key {
         __u64 actor;  /* kactor_trace_id_hash() */
         __u32 method; /* kactor_trace_method_id() */
@@ -48,7 +52,7 @@ struct kt_call_key {
 
 struct kt_call_stats {
         __u64 calls;     /* results stored */
-        __u64 no_worker; /* of those, without a worker-side record (failed before running, or lost) */
+        __u64 no_worker; /* of those, without the worker's times (failed before running, or an old worker) */
         struct kt_hist phase[TRACE_PHASE_MAX];
 };
 
@@ -66,19 +70,8 @@ struct kt_actor_info {
         __u64 cgroup_id; /* the actor's cgroup (v2 id), 0 when none */
 };
 
-/* tasks: worker tgid -> actor; cgroups: cgroup id -> actor. Values are actor keys (__u64). */
-
-/* inflight: what the worker's probe saw of a call, until the node manager stores its result. */
-struct kt_inflight_key {
-        __u64 actor;
-        __u64 seq;
-};
-
-struct kt_inflight {
-        __u64 t_start, t_end;
-        __u32 tid;
-        __u32 pad;
-};
+/* cgroups: cgroup id -> actor; tasks: worker tgid -> actor, for actors without a cgroup of their own.
+ * Values are actor keys (__u64). */
 
 /* threads: per thread of a tracked actor, the scheduler state. */
 struct kt_thread {
@@ -88,7 +81,8 @@ struct kt_thread {
         __u64 t_sleep; /* switched out asleep (0: not asleep) */
 };
 
-/* The ring buffer's events (timeline mode). */
+/* The ring buffer's events (timeline mode). Calls come from the node manager through the user ring
+ * buffer `call_events`, which drain_calls moves into `events` beside the scheduler's. */
 enum kt_event_type {
         TRACE_EVENT_CALL = 1,  /* a call whose result was stored */
         TRACE_EVENT_SCHED = 2, /* a run-queue wait or an off-CPU span of an actor's thread */

@@ -52,6 +52,7 @@ struct kactor_ctx {
         size_t n_methods;
         void *state;
         unsigned batched; /* results buffered since the last flush */
+        uint64_t exec_start_ns, exec_end_ns; /* the method whose result goes next: when it ran (tracing) */
 };
 
 _public_ int kactor_fail(kactor_ctx *ctx, const char *format, ...) {
@@ -203,10 +204,15 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
                 }
         }
 
+        /* A method's result also says when it ran (CLOCK_MONOTONIC ns), for the node manager's tracing. */
+        bool times = type == MSG_RESULT && ctx->exec_end_ns != 0;
         size_t off = frame_begin(&c->out);
-        int k = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
+        int k = msgpack_pack_array(&c->pk, times ? 7 : 5) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
                 msgpack_pack_uint64(&c->pk, seq) < 0 || msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
                 pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 || msgpack_pack_uint32(&c->pk, flags) < 0 ? -ENOMEM : 0;
+        if (k >= 0 && times)
+                k = msgpack_pack_uint64(&c->pk, ctx->exec_start_ns) < 0 ||
+                    msgpack_pack_uint64(&c->pk, ctx->exec_end_ns) < 0 ? -ENOMEM : 0;
         if (k >= 0 && r >= 0 && type == MSG_RESULT) {
                 if (value)
                         k = codec_pack_value(&c->pk, value);
@@ -424,8 +430,12 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
         st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
 
         ctx->batched++;
-        return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL,
-                                  (m->flags & KACTOR_METHOD_READ_ONLY) ? RESULT_READ_ONLY : 0);
+        ctx->exec_start_ns = t0;
+        ctx->exec_end_ns = t0 + dt - 1;
+        r = worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL,
+                               (m->flags & KACTOR_METHOD_READ_ONLY) ? RESULT_READ_ONLY : 0);
+        ctx->exec_start_ns = ctx->exec_end_ns = 0;
+        return r;
 }
 
 static int worker_task(kactor_ctx *ctx, Frame *f) {

@@ -234,8 +234,14 @@ static int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_l
                 kactor_id id;
                 if (codec_object_to_id(el, CODEC_EXT_OBJECT, &id) >= 0) {
                         Object *o = objstore_find(&m->store, id);
-                        if (!o || o->state == OBJECT_PENDING) {
-                                r = req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT, "argument %u is not available", i);
+                        if (o && o->evicted)
+                                (void) objstore_make_resident(&m->store, o);
+                        if (!o || o->state == OBJECT_PENDING || o->evicted) {
+                                r = req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                              o && o->state == OBJECT_PENDING
+                                                      ? "argument %u is not ready (or was evicted and is being rebuilt)"
+                                                      : "argument %u is not available",
+                                              i);
                                 goto finish;
                         }
                         if (o->state == OBJECT_FAILED) {
@@ -716,10 +722,15 @@ int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why) {
                 return -ENOMEM;
         s->manager = m;
         s->shadow = true;
-        s->id = a->id;
-        memcpy(s->id_string, a->id_string, sizeof(s->id_string));
+        /* Its own id (and so its own cgroup); it runs as the actor's user. */
+        s->id = manager_new_local_id(m);
+        kactor_id_to_string(s->id, s->id_string);
         s->state = ACTOR_PENDING;
         s->uid = a->uid;
+        s->run_uid = a->run_uid;
+        s->run_gid = a->run_gid;
+        s->memory_max = a->memory_max;
+        s->tasks_max = a->tasks_max;
         callqueue_init(&s->queue);
         lineage_init(&s->lineage);
         s->module = strdup(a->module);
@@ -996,7 +1007,8 @@ void actor_dispatch(Actor *a) {
                         continue;
                 }
                 callqueue_start(&a->queue, c, ++w->next_seq);
-                KACTOR_PROBE_STAMP(call_stored, c->trace_dispatched_ns);
+                if (c->trace_queued_ns)
+                        c->trace_dispatched_ns = manager_trace_now(m);
                 KACTOR_PROBE(call_dispatched, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq, kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), kactor_trace_method_id(c->method, strlen(c->method)));
                 r = worker_send_call(w, c);
                 if (r < 0) {
@@ -1070,7 +1082,7 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         c->owner = a;
         callqueue_push(&a->queue, c);
         KACTOR_PROBE(call_queued, kactor_trace_id_hash(a->id.hi, a->id.lo), kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
-        if (KACTOR_PROBE_ENABLED(call_stored))
+        if (m->trace_calls || KACTOR_PROBE_ENABLED(call_stored))
                 manager_trace_call_queued(m, a, c);
         a->calls_submitted++;
         a->stopping = false;
@@ -1146,6 +1158,8 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
                 break;
         }
         KACTOR_PROBE(call_stored, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq, kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), c->trace_method, c->trace_queued_ns, c->trace_dispatched_ns);
+        if (m->trace_calls)
+                manager_trace_call_stored(m, a, c);
 
         if (!(flags & RESULT_READ_ONLY)) {
                 /* Kept even when it failed: it may have changed the state before it did. */

@@ -75,6 +75,9 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
 
 int get_request_start(GetRequest *g) {
         for (size_t i = 0; i < g->n_objects; i++) {
+                /* For Wait an evicted object is ready: it can be had. Get has it rebuilt. */
+                if (g->wait && g->objects[i]->evicted)
+                        continue;
                 int r = objstore_wait_for(&g->manager->store, g->objects[i], &g->waiter);
                 if (r < 0) {
                         get_request_free(g);

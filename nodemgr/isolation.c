@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "manager-trace.h"
 
 /* A name for our cgroup subtree: none for the default runtime directory, else one derived from it,
  * so that node managers with their own runtime directories (tests, clusters on one host) never
@@ -84,6 +85,10 @@ static void on_actor_placed(ActorCgroup *cg, int r, const char *message, void *u
                 a->unit = cg->unit ? strdup(cg->unit) : NULL;
                 free(a->control_group);
                 a->control_group = cg->path ? strdup(cg->path) : NULL;
+                /* Tracing follows the actor's threads by their cgroup (v2 id: the directory's inode). */
+                struct stat st;
+                if (cg->v2_dir && stat(cg->v2_dir, &st) >= 0)
+                        manager_trace_actor_cgroup(a->manager, a, (uint64_t) st.st_ino);
                 r = worker_send_init(a->worker);
         }
         if (r < 0) {

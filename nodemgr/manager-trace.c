@@ -31,6 +31,8 @@ struct ManagerTrace {
         TraceMethod *methods;
         TraceActor *actors;
 
+        uint64_t now_iteration, now_ns; /* manager_trace_now()'s clock, read once per iteration */
+
         sd_event_source *rb_io, *rb_timer;
         bool collecting;
         struct kt_event *events;
@@ -92,12 +94,7 @@ void manager_trace_start(Manager *m) {
                 return;
         }
 
-        _cleanup_free_ char *lib = NULL;
-        const char *slash = m->worker_path ? strrchr(m->worker_path, '/') : NULL;
-        if (slash && asprintf(&lib, "%.*s/libkactor.so.0", (int) (slash - m->worker_path), m->worker_path) < 0)
-                lib = NULL;
         TraceOptions opts = {
-                .worker_lib_hint = lib,
                 .sz = sizeof(opts),
                 .node_id = m->node_id,
                 .sched_events = true,
@@ -112,6 +109,7 @@ void manager_trace_start(Manager *m) {
                 log_warning("Tracing is off: %s.", mt->reason ?: "unknown error");
                 return;
         }
+        m->trace_calls = true;
         log_info("Tracing is on: histograms in %s.", trace_pin_dir(mt->trace) ?: "(not pinned)");
 }
 
@@ -121,9 +119,12 @@ void manager_trace_stop(Manager *m) {
                 return;
         mt->rb_io = sd_event_source_disable_unref(mt->rb_io);
         mt->rb_timer = sd_event_source_disable_unref(mt->rb_timer);
+        m->trace_calls = false;
         mt->trace = trace_free(mt->trace);
         TraceActor *ta, *tmp;
         HASH_ITER(hh, mt->actors, ta, tmp) {
+                if (ta->actor)
+                        ta->actor->trace = NULL;
                 HASH_DEL(mt->actors, ta);
                 trace_actor_free(ta);
         }
@@ -142,6 +143,17 @@ void manager_trace_stop(Manager *m) {
 bool manager_trace_enabled(Manager *m) {
         ManagerTrace *mt = mt_get(m);
         return mt && mt->trace && trace_is_enabled(mt->trace);
+}
+
+int manager_trace_set_enabled(Manager *m, bool enabled) {
+        ManagerTrace *mt = mt_get(m);
+        if (!mt || !mt->trace)
+                return -EOPNOTSUPP;
+        int r = trace_set_enabled(mt->trace, enabled);
+        if (r < 0)
+                return r;
+        m->trace_calls = enabled;
+        return 0;
 }
 
 const char *manager_trace_reason(Manager *m) {
@@ -168,6 +180,30 @@ static TraceActor *trace_actor_find(ManagerTrace *mt, uint64_t key) {
         return ta;
 }
 
+/* The actor's record, made on first use. */
+static TraceActor *trace_actor_get(ManagerTrace *mt, Actor *a) {
+        uint64_t key = actor_key(a);
+        TraceActor *ta = trace_actor_find(mt, key);
+        if (ta)
+                return ta;
+        ta = calloc(1, sizeof(*ta));
+        if (!ta)
+                return NULL;
+        ta->key = key;
+        ta->actor = a;
+        memcpy(ta->id_string, a->id_string, sizeof(ta->id_string));
+        ta->class_name = strdup(a->class_name ?: "");
+        ta->name = a->name ? strdup(a->name) : NULL;
+        if (asprintf(&ta->label, "actor %s (%s%s%s)", a->id_string, a->class_name ?: "?", a->name ? ", " : "",
+                     a->name ?: "") < 0)
+                ta->label = NULL;
+        HASH_ADD(hh, mt->actors, key, sizeof(ta->key), ta);
+        a->trace = ta;
+        if (trace_actor_add(mt->trace, key, a->id.hi, a->id.lo, 0) < 0)
+                log_debug("Failed to register actor %s for tracing.", a->id_string);
+        return ta;
+}
+
 void manager_trace_actor_ready(Manager *m, Actor *a) {
         ManagerTrace *mt = mt_get(m);
         pid_t pid = a->worker ? a->worker->pid : 0;
@@ -180,32 +216,15 @@ void manager_trace_actor_ready(Manager *m, Actor *a) {
         if (!mt || !mt->trace)
                 return;
 
-        TraceActor *ta = trace_actor_find(mt, key);
-        if (!ta) {
-                ta = calloc(1, sizeof(*ta));
-                if (!ta)
-                        return;
-                ta->key = key;
-                memcpy(ta->id_string, a->id_string, sizeof(ta->id_string));
-                ta->class_name = strdup(a->class_name ?: "");
-                ta->name = a->name ? strdup(a->name) : NULL;
-                if (asprintf(&ta->label, "actor %s (%s%s%s)", a->id_string, a->class_name ?: "?", a->name ? ", " : "",
-                             a->name ?: "") < 0)
-                        ta->label = NULL;
-                HASH_ADD(hh, mt->actors, key, sizeof(ta->key), ta);
-        } else if (ta->pid > 0 && ta->pid != pid)
-                (void) trace_actor_gone(mt->trace, key); /* the previous worker's pid */
-        ta->pid = pid;
-
+        TraceActor *ta = trace_actor_get(mt, a);
+        if (!ta)
+                return;
+        ta->pid = pid; /* the previous worker's went with manager_trace_actor_died() */
+        /* Its threads are followed by its cgroup, when isolation gave it one (manager_trace_actor_cgroup()),
+         * else by this process. */
         int r = trace_actor_add(mt->trace, key, a->id.hi, a->id.lo, pid);
         if (r < 0)
                 log_debug("Failed to register actor %s for tracing: %s", a->id_string, strerror(-r));
-        if (pid > 0) {
-                r = trace_attach_worker(mt->trace, pid);
-                if (r < 0)
-                        log_warning("Failed to attach the worker probes (worker %d): %s; call phases past the "
-                                    "queue are not traced.", (int) pid, strerror(-r));
-        }
 }
 
 void manager_trace_actor_died(Manager *m, Actor *a, bool expected) {
@@ -219,55 +238,118 @@ void manager_trace_actor_died(Manager *m, Actor *a, bool expected) {
 
 void manager_trace_actor_freed(Manager *m, Actor *a) {
         ManagerTrace *mt = mt_get(m);
-        if (!mt)
+        TraceActor *ta = a->trace;
+        a->trace = NULL;
+        if (!mt || !ta)
                 return;
-        TraceActor *ta = trace_actor_find(mt, actor_key(a));
-        if (!ta)
-                return;
-        if (mt->trace)
-                (void) trace_actor_forget(mt->trace, ta->key, ta->methods, ta->n_methods);
+        if (mt->trace) {
+                for (size_t i = 0; i < ta->n_methods; i++)
+                        trace_call_slot_free(mt->trace, ta->methods[i].slot);
+                (void) trace_actor_forget(mt->trace, ta->key);
+        }
         HASH_DEL(mt->actors, ta);
         trace_actor_free(ta);
 }
 
 void manager_trace_actor_cgroup(Manager *m, Actor *a, uint64_t cgroup_id) {
         ManagerTrace *mt = mt_get(m);
-        if (mt && mt->trace && trace_actor_find(mt, actor_key(a)))
-                (void) trace_actor_set_cgroup(mt->trace, actor_key(a), cgroup_id);
+        if (!mt || !mt->trace)
+                return;
+        TraceActor *ta = trace_actor_get(mt, a);
+        if (ta)
+                (void) trace_actor_set_cgroup(mt->trace, ta->key, cgroup_id);
+}
+
+uint64_t manager_trace_now(Manager *m) {
+        ManagerTrace *mt = mt_get(m);
+        uint64_t iteration;
+
+        if (!mt || sd_event_get_iteration(m->event, &iteration) < 0)
+                return kactor_trace_now_ns();
+        if (iteration != mt->now_iteration || mt->now_ns == 0) {
+                mt->now_iteration = iteration;
+                mt->now_ns = kactor_trace_now_ns();
+        }
+        return mt->now_ns;
 }
 
 void manager_trace_call_queued(Manager *m, Actor *a, Call *c) {
-        ManagerTrace *mt = mt_get(m);
-
-        c->trace_queued_ns = kactor_trace_now_ns();
+        c->trace_queued_ns = manager_trace_now(m);
         c->trace_method = kactor_trace_method_id(c->method, strlen(c->method ?: ""));
-        if (!mt || !mt->trace)
-                return;
+}
 
-        /* Names for the method ids, and per actor the methods to forget with it. */
+/* The slot of the actor's method, made on its first call (with a name for the method id). */
+static int trace_method_slot(ManagerTrace *mt, TraceActor *ta, uint32_t method, const char *name) {
+        for (size_t i = 0; i < ta->n_methods; i++)
+                if (ta->methods[i].method == method)
+                        return ta->methods[i].slot;
+
         TraceMethod *tm;
-        HASH_FIND(hh, mt->methods, &c->trace_method, sizeof(uint32_t), tm);
+        HASH_FIND(hh, mt->methods, &method, sizeof(uint32_t), tm);
         if (!tm) {
                 tm = calloc(1, sizeof(*tm));
-                if (!tm || !(tm->name = strdup(c->method ?: ""))) {
+                if (!tm || !(tm->name = strdup(name ?: ""))) {
                         free(tm);
-                        return;
+                        return -ENOMEM;
                 }
-                tm->id = c->trace_method;
+                tm->id = method;
                 HASH_ADD(hh, mt->methods, id, sizeof(tm->id), tm);
                 (void) trace_method_add(mt->trace, tm->id, tm->name);
         }
-        TraceActor *ta = trace_actor_find(mt, actor_key(a));
+        void *v = realloc(ta->methods, (ta->n_methods + 1) * sizeof(ta->methods[0]));
+        if (!v)
+                return -ENOMEM;
+        ta->methods = v;
+        int slot = trace_call_slot_new(mt->trace, ta->key, method);
+        if (slot == -ENOSPC)
+                log_debug("No free slot in the call histograms for %s.%s: its calls are not counted.", ta->id_string,
+                          name ?: "?");
+        else if (slot < 0)
+                return slot; /* tried again on the next call */
+        ta->methods[ta->n_methods].method = method;
+        ta->methods[ta->n_methods++].slot = slot;
+        return slot;
+}
+
+static void trace_call_event_send(ManagerTrace *mt, const struct kt_event *e) {
+        int r = trace_call_event(mt->trace, e);
+        if (r == -ENOSPC) {
+                /* Full before the timer came: make room now. */
+                (void) trace_ringbuf_consume(mt->trace);
+                r = trace_call_event(mt->trace, e);
+        }
+        if (r < 0)
+                mt->overflow++;
+}
+
+void manager_trace_call_stored(Manager *m, Actor *a, Call *c) {
+        ManagerTrace *mt = mt_get(m);
+        Worker *w = a->worker;
+        uint64_t t_start = w ? w->exec_start_ns : 0, t_end = w ? w->exec_end_ns : 0;
+
+        /* Queued before tracing began (or while it was off): its phases are unknown. */
+        if (!mt || !mt->trace || !c->trace_queued_ns || !c->trace_dispatched_ns)
+                return;
+        TraceActor *ta = a->trace ?: trace_actor_get(mt, a);
         if (!ta)
                 return;
-        for (size_t i = 0; i < ta->n_methods; i++)
-                if (ta->methods[i] == c->trace_method)
-                        return;
-        uint32_t *v = realloc(ta->methods, (ta->n_methods + 1) * sizeof(uint32_t));
-        if (!v)
+        uint64_t now = manager_trace_now(m);
+        int slot = trace_method_slot(mt, ta, c->trace_method, c->method);
+        if (slot >= 0)
+                trace_call_account(trace_call_stats(mt->trace, slot), c->trace_queued_ns, c->trace_dispatched_ns,
+                                   t_start, t_end, now);
+        if (!mt->collecting)
                 return;
-        ta->methods = v;
-        ta->methods[ta->n_methods++] = c->trace_method;
+        struct kt_event e = {
+                .type = TRACE_EVENT_CALL,
+                .actor = ta->key,
+                .method = c->trace_method,
+                .tid = t_start && w ? (uint32_t) w->pid : 0,
+                .seq = c->seq,
+                .obj = kactor_trace_id_hash(c->result->id.hi, c->result->id.lo),
+                .t = { c->trace_queued_ns, c->trace_dispatched_ns, t_start, t_end, now },
+        };
+        trace_call_event_send(mt, &e);
 }
 
 const TraceActor *manager_trace_actor_by_key(Manager *m, uint64_t key) {

@@ -3,8 +3,10 @@
 
 /*
  * The node manager's side of tracing (bpf/): loads the programs at start where it may (else says
- * once why, and runs without), tells them about its actors, and answers io.kactor.Trace1
- * (trace-bus.c). Every hook is cheap and safe to call while tracing is off.
+ * once why, and runs without), tells them about its actors, counts its calls' phases in the
+ * mapped histograms (and, in timeline mode, sends one event per call), and answers io.kactor.Trace1
+ * (trace-bus.c). Every hook is cheap and safe to call while tracing is off; the call hooks run
+ * only while m->trace_calls.
  */
 
 #include <stdbool.h>
@@ -21,6 +23,8 @@ void manager_trace_start(Manager *m);
 void manager_trace_stop(Manager *m);
 
 bool manager_trace_enabled(Manager *m);
+/* Detaches / attaches the programs and stops / resumes counting calls. */
+int manager_trace_set_enabled(Manager *m, bool enabled);
 /* Why tracing is off ("" when on). */
 const char *manager_trace_reason(Manager *m);
 
@@ -32,8 +36,13 @@ void manager_trace_actor_freed(Manager *m, Actor *a);
 /* The actor's cgroup (v2 id): its threads are followed by cgroup from now on. */
 void manager_trace_actor_cgroup(Manager *m, Actor *a, uint64_t cgroup_id);
 
-/* A call joined the actor's queue while the call_stored probe is attached: stamps it. */
+/* The node manager's time for the calls' phases: CLOCK_MONOTONIC ns, read once per event-loop
+ * iteration (a clock read costs as much as the rest of a call's accounting). */
+uint64_t manager_trace_now(Manager *m);
+/* A call joined the actor's queue (while m->trace_calls, or the call_stored probe is attached). */
 void manager_trace_call_queued(Manager *m, Actor *a, Call *c);
+/* Its result is stored: adds its phases (with the worker's times, w->exec_*_ns) to the histograms. */
+void manager_trace_call_stored(Manager *m, Actor *a, Call *c);
 
 /* trace-bus.c */
 int trace_bus_setup(Manager *m);
@@ -41,12 +50,16 @@ int trace_bus_setup(Manager *m);
 /* For trace-bus.c: what the programs gathered, with names. */
 typedef struct TraceActor {
         uint64_t key;
+        Actor *actor; /* NULL once freed */
         char id_string[KACTOR_ID_STRING_MAX];
         char *class_name;
         char *name;
         char *label; /* "actor ID (Class)" */
         pid_t pid;
-        uint32_t *methods; /* ids of the methods it was called with, for forgetting them */
+        struct {
+                uint32_t method;
+                int slot;      /* in the histograms, -ENOSPC when none was free */
+        } *methods;            /* the methods it was called with */
         size_t n_methods;
         UT_hash_handle hh;
 } TraceActor;

@@ -105,6 +105,7 @@ struct Worker {
         uint64_t last_done_usec;
         unsigned blocked;    /* waits in a Get/Wait of its own */
         uint64_t next_seq;
+        uint64_t exec_start_ns, exec_end_ns; /* the RESULT being handled: when the method ran (0: not sent) */
         LIST_ENTRY(Worker) link;
         LIST_ENTRY(Worker) task_link;
 };
@@ -143,6 +144,7 @@ struct Actor {
         ActorCgroup *cgroup; /* until the cgroup is empty after the worker ended */
         char *unit;          /* the scope (systemd), kept after death for status */
         char *control_group;
+        struct TraceActor *trace; /* manager-trace.c, while calls are traced */
 
         unsigned refs;      /* handles held anywhere (connections, objects, call arguments, D-Bus) */
         bool stopping;      /* no handles left: stop once the queue is empty */
@@ -262,6 +264,7 @@ struct Manager {
         bool stopping;
         sd_event_source *stop_timer;
         struct ManagerTrace *trace; /* manager-trace.c */
+        bool trace_calls;           /* calls are counted in the histograms (manager-trace.c) */
 };
 
 /* manager.c */

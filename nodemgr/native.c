@@ -625,6 +625,9 @@ static int handle_result(Conn *c, Frame *f) {
                 return conn_protocol_error(c, "unexpected RESULT");
         (void) frame_field_str(f, 1, &msg, &len);
         (void) frame_field_u64(f, 2, &flags);
+        /* Optional (newer workers): when the method ran, for tracing (manager_trace_call_stored()). */
+        if (frame_field_u64(f, 3, &w->exec_start_ns) < 0 || frame_field_u64(f, 4, &w->exec_end_ns) < 0)
+                w->exec_start_ns = w->exec_end_ns = 0;
         _cleanup_free_ char *message = code != KACTOR_OK && msg ? strndup(msg, len) : NULL;
         if (code == KACTOR_OK && !f->has_body)
                 return conn_protocol_error(c, "RESULT without a value");

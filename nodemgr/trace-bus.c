@@ -163,7 +163,7 @@ static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return r;
         if (!enabled && manager_trace_timeline_active(m))
                 return sd_bus_error_set(error, "io.kactor.Error.Busy", "A timeline is being recorded.");
-        r = trace_set_enabled(manager_trace_loader(m), enabled);
+        r = manager_trace_set_enabled(m, enabled);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to %s tracing: %m", enabled ? "attach" : "detach");
         (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(msg), KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE,

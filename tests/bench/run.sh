@@ -179,6 +179,13 @@ if [ $# = 0 ] || [[ " $* " == *" actor_creation "* ]]; then
         start_nodemgr
         run "actor creation and memory (fresh node manager)" 120 "$BENCH/bench-actor-creation"
 fi
+# Restart and replay against this node manager; the cgroup backends against private node managers
+# that bench-isolation starts and stops itself, and the systemd backend in a systemd-nspawn node.
+run "lineage: restart, replay, the log's cost" 90 "$BENCH/bench-lineage" "$@"
+run "isolation: cgroup backends (private node managers)" 120 "$BENCH/bench-isolation" "$@"
+if [ $# = 0 ] || [[ " $* " == *" actor_creation_systemd "* ]] || [[ " $* " == *" isolation "* ]]; then
+        run "isolation: systemd scopes (systemd-nspawn node)" 90 "$(dirname "$0")/bench-systemd-node.sh" "$BUILD"
+fi
 
 say "== summary"
 say "$(grep -c ' PASS ' "$RESULTS") PASS, $(grep -c ' MISS ' "$RESULTS") MISS (a report, not a test); results in $RESULTS"

@@ -29,7 +29,8 @@
 #define CHECK(cond, ...)                                                                                    \
         do {                                                                                                \
                 if (!(cond)) {                                                                              \
-                        fprintf(stderr, "fuzz-frame: %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+                        fprintf(stderr, "fuzz-frame: %s:%d: check failed: %s: ", __FILE__, __LINE__,        \
+                                #cond);                                                                     \
                         fprintf(stderr, __VA_ARGS__);                                                       \
                         fputc('\n', stderr);                                                                \
                         abort();                                                                            \
@@ -109,17 +110,17 @@ static void check_frame(const Frame *f) {
                 char *dup = NULL;
                 kactor_id id;
 
-                (void) frame_field_u64(f, i, &u);
-                (void) frame_field_i64(f, i, &s);
-                (void) frame_field_bool(f, i, &b);
+                (void)frame_field_u64(f, i, &u);
+                (void)frame_field_i64(f, i, &s);
+                (void)frame_field_bool(f, i, &b);
                 if (frame_field_str(f, i, &str, &len) == 0 && len > 0)
                         CHECK(str != NULL, "a string field without bytes");
                 if (frame_field_strdup(f, i, &dup) == 0) {
                         CHECK(strlen(dup) <= len, "frame_field_strdup() longer than the field");
                         free(dup);
                 }
-                (void) frame_field_id(f, i, CODEC_EXT_OBJECT, &id);
-                (void) frame_field_id(f, i, CODEC_EXT_ACTOR, &id);
+                (void)frame_field_id(f, i, CODEC_EXT_OBJECT, &id);
+                (void)frame_field_id(f, i, CODEC_EXT_ACTOR, &id);
         }
         CHECK(frame_field(f, f->n_fields) == NULL, "a field past the end");
 
@@ -135,7 +136,7 @@ static void check_frame(const Frame *f) {
         CHECK(r == 0, "a body that passed codec_validate() does not convert: %s", strerror(-r));
         k = codec_foreach_id(&f->body.data, count_id, &ids);
         CHECK(k >= 0, "codec_foreach_id on a valid body: %s", strerror(-k));
-        CHECK((size_t) k == ids.n, "codec_foreach_id returned %d but called back %zu times", k, ids.n);
+        CHECK((size_t)k == ids.n, "codec_foreach_id returned %d but called back %zu times", k, ids.n);
         CHECK(ids.n == value_count_ids(v), "codec_foreach_id found %zu ids, the value holds %zu", ids.n,
               value_count_ids(v));
 
@@ -157,7 +158,7 @@ static void fuzz_stream(const uint8_t *data, size_t size) {
 
         if (size == 0)
                 return;
-        chunk = (size_t) data[0] % 64 + 1;
+        chunk = (size_t)data[0] % 64 + 1;
         data++;
         size--;
         frame_init(&f);
@@ -202,7 +203,7 @@ static void fuzz_lineage_record(const uint8_t *data, size_t size) {
         LineageRecord rec = {}, again = {};
         msgpack_sbuffer sb;
         msgpack_packer pk;
-        int r = lineage_record_unpack((const char *) data, size, &rec);
+        int r = lineage_record_unpack((const char *)data, size, &rec);
 
         if (r < 0) {
                 CHECK(r == -EBADMSG || r == -ENOMEM, "lineage_record_unpack: %s", strerror(-r));

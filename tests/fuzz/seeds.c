@@ -35,14 +35,15 @@ static void write_seed(const char *kind, const void *data, size_t len) {
 }
 
 static kactor_id id_of(uint64_t hi, uint64_t lo) {
-        return (kactor_id) { .hi = hi, .lo = lo };
+        return (kactor_id){.hi = hi, .lo = lo};
 }
 
 /* A value with a bit of everything: ints of every width, doubles, strings with NULs, bytes, nested
  * lists and maps, references, handles, an error. */
 static kactor_value *rich_value(void) {
-        static const uint8_t bytes[] = { 0, 1, 2, 0xff, 0, 0x80 };
-        kactor_value *l = kactor_value_new_list(), *m = kactor_value_new_map(), *inner = kactor_value_new_list();
+        static const uint8_t bytes[] = {0, 1, 2, 0xff, 0, 0x80};
+        kactor_value *l = kactor_value_new_list(), *m = kactor_value_new_map(),
+                     *inner = kactor_value_new_list();
 
         if (!l || !m || !inner)
                 die("out of memory");
@@ -255,7 +256,7 @@ static void value_seed(const kactor_value *v) {
 static void lineage_seed(const char *method, const kactor_value *args, uint64_t index) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
-        LineageRecord r = { .index = index, .result = id_of(0xabc, index), .method = (char *) method };
+        LineageRecord r = {.index = index, .result = id_of(0xabc, index), .method = (char *)method};
 
         if (codec_encode(args, &r.args, &r.args_len) < 0)
                 die("cannot encode arguments");
@@ -269,9 +270,10 @@ static void lineage_seed(const char *method, const kactor_value *args, uint64_t 
 }
 
 int main(int argc, char *argv[]) {
-        static const frame_fn client[] = { frame_hello, frame_create_actor, frame_call, frame_submit, frame_put,
-                                           frame_get, frame_wait, frame_release, frame_kill };
-        static const frame_fn worker[] = { frame_init_done, frame_result, frame_reply };
+        static const frame_fn client[] = {frame_hello,  frame_create_actor, frame_call,
+                                          frame_submit, frame_put,          frame_get,
+                                          frame_wait,   frame_release,      frame_kill};
+        static const frame_fn worker[] = {frame_init_done, frame_result, frame_reply};
         kactor_value *rich, *simple, *empty;
 
         if (argc != 2)

@@ -35,14 +35,14 @@
 static Harness *h;
 
 static void setup(void) {
-        static const char *const extra[] = { "--object-store-memory", STORE_MAX_STRING, NULL };
-        h = harness_start(&(HarnessOptions) { .extra_args = extra });
+        static const char *const extra[] = {"--object-store-memory", STORE_MAX_STRING, NULL};
+        h = harness_start(&(HarnessOptions){.extra_args = extra});
 }
 
 static void setup_checkpoints(void) {
-        static const char *const extra[] = { "--object-store-memory", STORE_MAX_STRING, "--checkpoint-interval", "10",
-                                             NULL };
-        h = harness_start(&(HarnessOptions) { .extra_args = extra });
+        static const char *const extra[] = {"--object-store-memory", STORE_MAX_STRING,
+                                            "--checkpoint-interval", "10", NULL};
+        h = harness_start(&(HarnessOptions){.extra_args = extra});
 }
 
 static void teardown(void) {
@@ -63,7 +63,7 @@ static bool wait_manager_uint(const char *name, uint64_t want) {
         for (unsigned waited = 0; waited < HARNESS_TIMEOUT_MS; waited += 10) {
                 if (manager_uint(name) == want)
                         return true;
-                (void) usleep(10000);
+                (void)usleep(10000);
         }
         return manager_uint(name) == want;
 }
@@ -88,13 +88,15 @@ static kactor_ref call_ref(kactor_client *c, kactor_actor a, const char *method,
         return ref;
 }
 
-static kactor_ref submit_ref(kactor_client *c, const char *module, const char *function, const char *args_json) {
+static kactor_ref submit_ref(kactor_client *c, const char *module, const char *function,
+                             const char *args_json) {
         kactor_value *args = args_json ? harness_value(args_json) : NULL;
         kactor_ref ref = {};
         int r = kactor_submit(c, module, function, args, NULL, &ref);
 
         kactor_value_free(args);
-        cr_assert_eq(r, 0, "kactor_submit(%s): %s: %s", function, strerror(-r), kactor_client_error_message(c));
+        cr_assert_eq(r, 0, "kactor_submit(%s): %s: %s", function, strerror(-r),
+                     kactor_client_error_message(c));
         return ref;
 }
 
@@ -109,14 +111,15 @@ static kactor_ref put_ref(kactor_client *c, kactor_value *v) {
 }
 
 static int64_t value_int(const kactor_value *v) {
-        cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_INT, "expected an int, got %s", harness_value_str(h, v));
+        cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_INT, "expected an int, got %s",
+                     harness_value_str(h, v));
         return kactor_value_get_int(v);
 }
 
 /* Asserts that ref's value is the JSON `json`. */
 #define assert_get(c, ref, json)                                                                            \
         do {                                                                                                \
-                kactor_value *v_ = harness_get((c), (ref));                                                \
+                kactor_value *v_ = harness_get((c), (ref));                                                 \
                 harness_assert_value(v_, (json));                                                           \
                 kactor_value_free(v_);                                                                      \
         } while (0)
@@ -127,8 +130,8 @@ static const char *total_is(int64_t t) {
 }
 
 static kactor_actor create_ledger(kactor_client *c, const char *file) {
-        return harness_create(h, c, harness_module(h, "evictmod"), "Ledger", harness_printf(h, "[\"%s\"]", file),
-                              NULL);
+        return harness_create(h, c, harness_module(h, "evictmod"), "Ledger",
+                              harness_printf(h, "[\"%s\"]", file), NULL);
 }
 
 static int64_t get_int(kactor_client *c, kactor_ref ref) {
@@ -163,7 +166,8 @@ static char *read_text(const char *path) {
 
 /* How many lines of a Ledger file are "pid x" with the given pid (or, with pid 0, with any pid
  * other than `not_pid`), and their x values in order, up to max. */
-static size_t ledger_lines(const char *path, pid_t pid, pid_t not_pid, int64_t *xs, size_t max, pid_t *ret_other) {
+static size_t ledger_lines(const char *path, pid_t pid, pid_t not_pid, int64_t *xs, size_t max,
+                           pid_t *ret_other) {
         _cleanup_free_ char *text = read_text(path);
         size_t n = 0;
         char *save = NULL;
@@ -176,7 +180,8 @@ static size_t ledger_lines(const char *path, pid_t pid, pid_t not_pid, int64_t *
                 if (pid > 0 ? p != pid : p == not_pid)
                         continue;
                 if (ret_other) {
-                        cr_assert(*ret_other == 0 || *ret_other == p, "more than one other process ran the ledger");
+                        cr_assert(*ret_other == 0 || *ret_other == p,
+                                  "more than one other process ran the ledger");
                         *ret_other = p;
                 }
                 if (n < max)
@@ -231,7 +236,7 @@ static kactor_value *letters(size_t len) {
 
         cr_assert_not_null(s);
         for (size_t i = 0; i < len; i++)
-                s[i] = (char) ('a' + i % 26);
+                s[i] = (char)('a' + i % 26);
         s[len] = 0;
         v = kactor_value_new_stringn(s, len);
         cr_assert_not_null(v);
@@ -245,7 +250,7 @@ static kactor_value *byte_ramp(size_t len) {
 
         cr_assert_not_null(p);
         for (size_t i = 0; i < len; i++)
-                p[i] = (uint8_t) i;
+                p[i] = (uint8_t)i;
         v = kactor_value_new_bytes(p, len);
         cr_assert_not_null(v);
         return v;
@@ -263,7 +268,8 @@ Test(eviction, the_manager_shows_the_limit_and_keeps_under_it) {
         cr_assert_eq(manager_uint("ObjectsRebuilt"), 0);
 
         for (size_t i = 0; i < ELEMENTSOF(refs); i++)
-                refs[i] = put_ref(c, harness_value(harness_printf(h, "\"put number %zu, sixteen+ bytes\"", i)));
+                refs[i] = put_ref(c,
+                                  harness_value(harness_printf(h, "\"put number %zu, sixteen+ bytes\"", i)));
         sync_client(c);
         cr_assert_gt(manager_uint("ObjectsEvicted"), 0);
         cr_assert_leq(manager_uint("ObjectStoreBytes"), STORE_MAX, "the store keeps %" PRIu64 " bytes",
@@ -271,15 +277,16 @@ Test(eviction, the_manager_shows_the_limit_and_keeps_under_it) {
 
         values = get_all(c, refs, ELEMENTSOF(refs));
         for (size_t i = 0; i < ELEMENTSOF(refs); i++) {
-                kactor_value *want = harness_value(harness_printf(h, "\"put number %zu, sixteen+ bytes\"", i));
+                kactor_value *want =
+                        harness_value(harness_printf(h, "\"put number %zu, sixteen+ bytes\"", i));
                 cr_assert(kactor_value_equal(values[i], want), "put %zu came back as %s", i,
                           harness_value_str(h, values[i]));
                 kactor_value_free(want);
         }
         kactor_values_free(values, ELEMENTSOF(refs));
         sync_client(c);
-        cr_assert_leq(manager_uint("ObjectStoreBytes"), STORE_MAX, "after the Get the store keeps %" PRIu64 " bytes",
-                      manager_uint("ObjectStoreBytes"));
+        cr_assert_leq(manager_uint("ObjectStoreBytes"), STORE_MAX,
+                      "after the Get the store keeps %" PRIu64 " bytes", manager_uint("ObjectStoreBytes"));
         harness_assert_running(h);
 }
 
@@ -303,8 +310,8 @@ Test(eviction, actor_results_are_rebuilt_in_a_temporary_worker_not_by_the_live_a
                 harness_assert_value(values[i], total_is((i + 1) * (i + 2) / 2));
         kactor_values_free(values, N);
         sync_client(c);
-        cr_assert_gt(manager_uint("ObjectsEvicted"), 0, "%d results of 20 bytes each, a limit of %d bytes", N,
-                     STORE_MAX);
+        cr_assert_gt(manager_uint("ObjectsEvicted"), 0, "%d results of 20 bytes each, a limit of %d bytes",
+                     N, STORE_MAX);
         rebuilt = manager_uint("ObjectsRebuilt");
 
         /* The third result was among the least recently used: evicted, and rebuilt on demand. */
@@ -324,8 +331,8 @@ Test(eviction, actor_results_are_rebuilt_in_a_temporary_worker_not_by_the_live_a
         cr_assert_neq(other, live);
         for (int i = 0; i < 3; i++)
                 cr_assert_eq(xs[i], i + 1, "the replay's call %d was add(%" PRId64 ")", i + 1, xs[i]);
-        cr_assert(harness_wait_pid_exit(other, HARNESS_TIMEOUT_MS), "the temporary worker %d is still running",
-                  (int) other);
+        cr_assert(harness_wait_pid_exit(other, HARNESS_TIMEOUT_MS),
+                  "the temporary worker %d is still running", (int)other);
 
         /* The live actor's state is untouched: it goes on from 5050. */
         kactor_value *v = harness_call(c, a, "total", NULL);
@@ -388,7 +395,8 @@ Test(eviction, task_results_are_rebuilt_by_running_the_task_again) {
         sync_client(c);
         cr_assert_gt(manager_uint("ObjectsEvicted"), 0);
         for (int i = 0; i < N; i++)
-                cr_assert_eq(tally_count(file, i + 1), 1, "task %d ran %zu times", i + 1, tally_count(file, i + 1));
+                cr_assert_eq(tally_count(file, i + 1), 1, "task %d ran %zu times", i + 1,
+                             tally_count(file, i + 1));
         rebuilt = manager_uint("ObjectsRebuilt");
 
         /* The first result was evicted: its task runs again, and only it. */
@@ -396,7 +404,8 @@ Test(eviction, task_results_are_rebuilt_by_running_the_task_again) {
         cr_assert_eq(manager_uint("ObjectsRebuilt"), rebuilt + 1);
         cr_assert_eq(tally_count(file, 1), 2, "the evicted task ran %zu times in all", tally_count(file, 1));
         for (int i = 1; i < N; i++)
-                cr_assert_eq(tally_count(file, i + 1), 1, "task %d ran %zu times", i + 1, tally_count(file, i + 1));
+                cr_assert_eq(tally_count(file, i + 1), 1, "task %d ran %zu times", i + 1,
+                             tally_count(file, i + 1));
 
         /* Now it is the most recently used: a second Get does not run it a third time. */
         assert_get(c, refs[0], "\"tally result for 1\"");
@@ -414,14 +423,16 @@ Test(eviction, a_large_task_result_is_rebuilt_byte_for_byte) {
 
         kactor_value_free(v);
         sync_client(c);
-        cr_assert_gt(manager_uint("ObjectsEvicted"), 0, "a 300000-byte result over a %d-byte limit", STORE_MAX);
+        cr_assert_gt(manager_uint("ObjectsEvicted"), 0, "a 300000-byte result over a %d-byte limit",
+                     STORE_MAX);
 
         v = harness_get(c, big);
-        cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_BYTES, "got %s", kactor_type_to_string(kactor_value_type(v)));
+        cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_BYTES, "got %s",
+                     kactor_type_to_string(kactor_value_type(v)));
         p = kactor_value_get_bytes(v, &len);
         cr_assert_eq(len, 300000);
         for (size_t i = 0; i < len; i++)
-                cr_assert_eq(p[i], (uint8_t) ((i * 7 + 5) % 256), "byte %zu is %u", i, p[i]);
+                cr_assert_eq(p[i], (uint8_t)((i * 7 + 5) % 256), "byte %zu is %u", i, p[i]);
         cr_assert_geq(manager_uint("ObjectsRebuilt"), 1);
         kactor_value_free(v);
 }
@@ -442,7 +453,8 @@ Test(eviction, puts_are_spilled_and_read_back_exactly) {
         cr_assert(file_exists(spill_file(refs[1])), "no spill file %s", spill_file(refs[1]));
 
         v = harness_get(c, refs[0]);
-        cr_assert(kactor_value_equal(v, ramp), "the bytes with NULs came back as %s", harness_value_str(h, v));
+        cr_assert(kactor_value_equal(v, ramp), "the bytes with NULs came back as %s",
+                  harness_value_str(h, v));
         kactor_value_free(v);
         v = harness_get(c, refs[1]);
         cr_assert(kactor_value_equal(v, big), "the 1 MiB string did not come back the same");
@@ -478,7 +490,7 @@ Test(eviction, closing_the_client_removes_its_spill_files) {
         kactor_client *c = harness_client(h);
 
         for (int i = 0; i < 20; i++)
-                (void) put_ref(c, letters(100));
+                (void)put_ref(c, letters(100));
         sync_client(c);
         cr_assert_geq(spill_files(), 19);
         harness_client_close(h, c);
@@ -523,7 +535,8 @@ Test(eviction, a_get_keeps_the_objects_it_reads) {
         size_t k = 0;
 
         for (int i = 0; i < PUTS; i++)
-                refs[k++] = put_ref(c, harness_value(harness_printf(h, "\"put %d: some thirty-two bytes..\"", i)));
+                refs[k++] = put_ref(
+                        c, harness_value(harness_printf(h, "\"put %d: some thirty-two bytes..\"", i)));
         for (int i = 0; i < TASKS; i++)
                 refs[k++] = submit_ref(c, module, "pattern", harness_printf(h, "[40, %d]", i));
         for (int i = 0; i < CALLS; i++)
@@ -538,7 +551,8 @@ Test(eviction, a_get_keeps_the_objects_it_reads) {
                 values = get_all(c, refs, N);
                 k = 0;
                 for (int i = 0; i < PUTS; i++, k++) {
-                        kactor_value *want = harness_value(harness_printf(h, "\"put %d: some thirty-two bytes..\"", i));
+                        kactor_value *want =
+                                harness_value(harness_printf(h, "\"put %d: some thirty-two bytes..\"", i));
                         cr_assert(kactor_value_equal(values[k], want), "put %d came back as %s", i,
                                   harness_value_str(h, values[k]));
                         kactor_value_free(want);
@@ -552,7 +566,7 @@ Test(eviction, a_get_keeps_the_objects_it_reads) {
                         p = kactor_value_get_bytes(values[k], &len);
                         cr_assert_eq(len, 40);
                         for (size_t j = 0; j < len; j++)
-                                cr_assert_eq(p[j], (uint8_t) ((j * 7 + (size_t) i) % 256));
+                                cr_assert_eq(p[j], (uint8_t)((j * 7 + (size_t)i) % 256));
                 }
                 for (int i = 0; i < CALLS; i++, k++)
                         harness_assert_value(values[k], total_is((i + 1) * (i + 2) / 2));
@@ -570,14 +584,15 @@ Test(eviction, evicted_results_are_rebuilt_to_be_passed_as_arguments) {
         kactor_client *c = harness_client(h);
         const char *module = harness_module(h, "evictmod"), *file = harness_printf(h, "%s/ledger", h->dir);
         kactor_actor a = create_ledger(c, file);
-        kactor_ref from_actor = call_ref(c, a, "add", "[7]"), from_task = submit_ref(c, module, "pattern", "[500, 3]");
+        kactor_ref from_actor = call_ref(c, a, "add", "[7]"),
+                   from_task = submit_ref(c, module, "pattern", "[500, 3]");
         kactor_ref sizes[2];
         kactor_value *args;
 
         assert_get(c, from_actor, total_is(7));
         kactor_value_free(harness_get(c, from_task));
         for (int i = 0; i < 10; i++)
-                (void) put_ref(c, letters(100));
+                (void)put_ref(c, letters(100));
         sync_client(c);
         cr_assert_geq(manager_uint("ObjectsEvicted"), 12);
 
@@ -590,7 +605,7 @@ Test(eviction, evicted_results_are_rebuilt_to_be_passed_as_arguments) {
         cr_assert_eq(kactor_value_list_append(args, kactor_value_new_ref(from_task)), 0);
         cr_assert_eq(kactor_submit(c, module, "size", args, NULL, &sizes[1]), 0);
         kactor_value_free(args);
-        cr_assert_eq(get_int(c, sizes[0]), (int64_t) strlen("the total is now 7"));
+        cr_assert_eq(get_int(c, sizes[0]), (int64_t)strlen("the total is now 7"));
         cr_assert_eq(get_int(c, sizes[1]), 500);
         harness_assert_running(h);
 }
@@ -605,7 +620,7 @@ Test(eviction, an_evicted_put_as_a_constructor_argument) {
         int r;
 
         for (int i = 0; i < 10; i++)
-                (void) put_ref(c, letters(100));
+                (void)put_ref(c, letters(100));
         sync_client(c);
         cr_assert(file_exists(spill_file(ref)), "the put was not spilled");
 
@@ -619,7 +634,7 @@ Test(eviction, an_evicted_put_as_a_constructor_argument) {
         kactor_value *v = harness_call(c, a, "add", "[3]");
         harness_assert_value(v, "3");
         kactor_value_free(v);
-        cr_assert_eq(ledger_lines(file, harness_actor_pid(h, a), 0, (int64_t[1]) {}, 1, NULL), 1,
+        cr_assert_eq(ledger_lines(file, harness_actor_pid(h, a), 0, (int64_t[1]){}, 1, NULL), 1,
                      "the actor did not get its path");
 }
 
@@ -635,7 +650,7 @@ Test(eviction, wait_counts_an_evicted_result_as_ready) {
         int r;
 
         assert_get(c, ref, total_is(5));
-        (void) put_ref(c, letters(200));
+        (void)put_ref(c, letters(200));
         sync_client(c);
         rebuilt = manager_uint("ObjectsRebuilt");
 
@@ -645,6 +660,50 @@ Test(eviction, wait_counts_an_evicted_result_as_ready) {
         sync_client(c);
         cr_assert_eq(manager_uint("ObjectsRebuilt"), rebuilt, "a Wait rebuilt the evicted result");
         assert_get(c, ref, total_is(5));
+        harness_assert_running(h);
+}
+
+/* The temporary worker dies during the replay: the Get fails saying so, the live actor goes on, and
+ * the node manager is fine (the shadow and its worker go cleanly). */
+Test(eviction, a_rebuild_whose_replay_crashes_fails_the_get_only) {
+        kactor_client *c = harness_client(h);
+        const char *file = harness_printf(h, "%s/ledger", h->dir),
+                   *crash = harness_printf(h, "%s/crash", h->dir);
+        kactor_actor a = harness_create(h, c, harness_module(h, "evictmod"), "Ledger",
+                                        harness_printf(h, "[\"%s\", \"%s\"]", file, crash), NULL);
+        pid_t live = harness_actor_pid(h, a);
+        kactor_ref refs[5];
+        kactor_value **values, *v;
+        FILE *f;
+
+        for (int i = 0; i < 5; i++)
+                refs[i] = call_ref(c, a, "add", harness_printf(h, "[%d]", i + 1));
+        values = get_all(c, refs, 5);
+        kactor_values_free(values, 5);
+        (void)put_ref(c, letters(200));
+        sync_client(c);
+
+        /* add(2) crashes the next time it runs: in the replay that rebuilds the result of add(3). */
+        f = fopen(crash, "we");
+        cr_assert_not_null(f);
+        fputs("2", f);
+        fclose(f);
+        v = harness_get(c, refs[2]);
+        cr_log_info("a rebuild whose replay crashed: %s", harness_value_str(h, v));
+        cr_assert(kactor_value_is_error(v), "the result came back as %s", harness_value_str(h, v));
+        cr_assert(strstr(kactor_value_error_message(v), "rebuil"),
+                  "the error does not say the rebuild failed: %s", kactor_value_error_message(v));
+        kactor_value_free(v);
+        cr_assert_not(file_exists(crash), "the replay did not run add(2)");
+        harness_assert_running(h);
+
+        /* The live actor did not notice. */
+        cr_assert_eq(harness_actor_pid(h, a), live);
+        v = harness_call(c, a, "add", "[6]");
+        harness_assert_value(v, total_is(21));
+        kactor_value_free(v);
+        /* Another result is rebuilt fine. */
+        assert_get(c, refs[3], total_is(10));
         harness_assert_running(h);
 }
 
@@ -668,7 +727,7 @@ Test(eviction_checkpoints, a_result_from_before_the_checkpoint_fails_saying_why)
                 assert_get(c, refs[i], total_is((i + 1) * (i + 2) / 2));
         }
         cr_assert_eq(harness_property_uint(h, path, ACTOR, "CheckpointIndex"), 20);
-        (void) put_ref(c, letters(200)); /* pushes every result out */
+        (void)put_ref(c, letters(200)); /* pushes every result out */
         sync_client(c);
         rebuilt = manager_uint("ObjectsRebuilt");
 
@@ -714,7 +773,7 @@ Test(eviction, a_result_of_a_killed_actor) {
         kactor_values_free(values, N);
         cr_assert_eq(kactor_kill(c, a, true), 0);
         cr_assert(harness_wait_actor_state(h, harness_actor_path(h, a), "dead", HARNESS_TIMEOUT_MS));
-        (void) put_ref(c, letters(200));
+        (void)put_ref(c, letters(200));
         sync_client(c);
 
         /* The actor is dead, but its lineage is still known: the result is rebuilt, or the Get says
@@ -749,7 +808,7 @@ Test(eviction, a_result_of_a_forgotten_actor_fails_saying_why) {
                 cr_assert_eq(kactor_kill(c, b, true), 0);
                 cr_assert_eq(kactor_actor_release(c, b), 0);
         }
-        (void) put_ref(c, letters(200));
+        (void)put_ref(c, letters(200));
         sync_client(c);
 
         v = harness_get(c, refs[1]);
