@@ -51,14 +51,9 @@ int trace_call_slot_new(Trace *t, uint64_t actor, uint32_t method);
 void trace_call_slot_free(Trace *t, int slot);
 /* The slot's figures, in the map's memory: the caller adds to them (one thread). */
 struct kt_call_stats *trace_call_stats(Trace *t, int slot);
-/* Timeline mode: one call event for the kernel to check and pass on to the ring buffer (-ENOSPC when
- * the user ring buffer is full). */
-int trace_call_event(Trace *t, const struct kt_event *e);
-
 void trace_set_timeline(Trace *t, bool on);
 uint64_t trace_dropped(const Trace *t);
 int trace_ringbuf_fd(const Trace *t);
-/* Moves the node manager's call events into the ring buffer, then hands what it holds to event_fn. */
 int trace_ringbuf_consume(Trace *t);
 
 int trace_foreach_call(Trace *t, trace_call_fn fn, void *userdata);

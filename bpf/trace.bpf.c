@@ -5,9 +5,8 @@
  * Calls: no program runs per call. The node manager sees every phase of a call (the worker sends
  * its start and end with the result) and adds them itself to `hists`, an mmapable array (slot per
  * actor and method, named in `calls`) that it maps: in-kernel histograms, pinned, readable with
- * bpftool, at the cost of a few additions in memory. In timeline mode it writes one event per call
- * to the user ring buffer `call_events`; drain_calls (run by the node manager on a timer) keeps
- * those of this node's actors and moves them to `events`, beside the scheduler's.
+ * bpftool, at the cost of a few additions in memory. In timeline mode it records its call events
+ * itself; `events` carries the scheduler's.
  *
  * Scheduler: BTF tracepoints sched_wakeup, sched_wakeup_new and sched_switch follow the threads of
  * the actors' workers, taking the task from the tracepoint's arguments (the task being woken, not
@@ -108,12 +107,6 @@ struct {
         __uint(max_entries, 4 << 20); /* userspace may resize before load */
 } events SEC(".maps");
 
-/* Timeline mode: the node manager's call events (struct kt_event), for drain_calls. */
-struct {
-        __uint(type, BPF_MAP_TYPE_USER_RINGBUF);
-        __uint(max_entries, 4 << 20);
-} call_events SEC(".maps");
-
 static __always_inline __u32 log2_u64(__u64 v) {
         __u32 r, shift;
 
@@ -153,22 +146,6 @@ static __always_inline void event_submit(struct kt_event *e) {
         /* Wake the reader only when a good part of the buffer is full; it also reads on a timer. */
         bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (1 << 20) ? BPF_RB_FORCE_WAKEUP
                                                                                             : BPF_RB_NO_WAKEUP);
-}
-
-/* One call event of the node manager: kept when it is about one of its actors. */
-static long drain_one(struct bpf_dynptr *dynptr, void *ctx) {
-        struct kt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-        if (!e) {
-                __sync_fetch_and_add(&dropped, 1);
-                return 0;
-        }
-        if (bpf_dynptr_read(e, sizeof(*e), dynptr, 0, 0) < 0 || e->type != TRACE_EVENT_CALL ||
-            !bpf_map_lookup_elem(&actors, &e->actor)) {
-                bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-                return 0;
-        }
-        event_submit(e);
-        return 0;
 }
 
 /* ---- scheduler ---- */
@@ -301,12 +278,6 @@ static __always_inline bool tracking(void) {
 }
 
 /* ---- attach points ---- */
-
-SEC("syscall")
-int drain_calls(void *ctx) {
-        bpf_user_ringbuf_drain(&call_events, drain_one, NULL, 0);
-        return 0;
-}
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *p) {

@@ -38,8 +38,6 @@ struct Trace {
         struct kt_call_key slot_keys[TRACE_CALL_SLOTS]; /* what `calls` holds (actor 0: free) */
         uint32_t free_slots[TRACE_CALL_SLOTS];          /* a stack of the free ones */
         size_t n_free_slots;
-        struct user_ring_buffer *call_events;
-        int drain_fd;
         char *pin_dir;
         bool attached;
         bool mounted_bpffs;
@@ -182,7 +180,6 @@ Trace *trace_free(Trace *t) {
         if (!t)
                 return NULL;
         ring_buffer__free(t->rb);
-        user_ring_buffer__free(t->call_events);
         trace_detach(t);
         if (t->hists)
                 (void) munmap(t->hists, t->hists_size);
@@ -263,14 +260,6 @@ int trace_new(const TraceOptions *opts, Trace **ret, char **ret_reason) {
                 trace_free(t);
                 return r;
         }
-        t->call_events = user_ring_buffer__new(bpf_map__fd(t->skel->maps.call_events), NULL);
-        if (!t->call_events) {
-                r = -errno;
-                *ret_reason = reason_dup("cannot map the user ring buffer: %s", strerror(-r));
-                trace_free(t);
-                return r;
-        }
-        t->drain_fd = bpf_program__fd(t->skel->progs.drain_calls);
         r = trace_attach(t);
         if (r < 0) {
                 *ret_reason = reason_dup("attaching the BPF programs failed: %s%s%s",
@@ -417,15 +406,6 @@ struct kt_call_stats *trace_call_stats(Trace *t, int slot) {
         return &t->hists[slot];
 }
 
-int trace_call_event(Trace *t, const struct kt_event *e) {
-        struct kt_event *dst = user_ring_buffer__reserve(t->call_events, sizeof(*dst));
-        if (!dst)
-                return -errno;
-        *dst = *e;
-        user_ring_buffer__submit(t->call_events, dst);
-        return 0;
-}
-
 void trace_set_timeline(Trace *t, bool on) {
         t->skel->bss->timeline_on = on;
 }
@@ -439,9 +419,6 @@ int trace_ringbuf_fd(const Trace *t) {
 }
 
 int trace_ringbuf_consume(Trace *t) {
-        /* One syscall for all the call events waiting: drain_calls moves them into `events`. */
-        LIBBPF_OPTS(bpf_test_run_opts, opts);
-        (void) bpf_prog_test_run_opts(t->drain_fd, &opts);
         return ring_buffer__consume(t->rb);
 }
 

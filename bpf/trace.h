@@ -81,8 +81,8 @@ struct kt_thread {
         __u64 t_sleep; /* switched out asleep (0: not asleep) */
 };
 
-/* The ring buffer's events (timeline mode). Calls come from the node manager through the user ring
- * buffer `call_events`, which drain_calls moves into `events` beside the scheduler's. */
+/* Timeline mode's events: the scheduler's come through the ring buffer `events`, the calls' from the
+ * node manager itself. */
 enum kt_event_type {
         TRACE_EVENT_CALL = 1,  /* a call whose result was stored */
         TRACE_EVENT_SCHED = 2, /* a run-queue wait or an off-CPU span of an actor's thread */

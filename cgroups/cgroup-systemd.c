@@ -21,17 +21,61 @@
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
 #define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
 
+/* The bus allows a connection only so many calls awaiting replies (128 by default): past this many,
+ * scope requests wait their turn. */
+#define SD_CALLS_MAX 64
+
+typedef struct SdCgroup SdCgroup;
+
 typedef struct SdManager {
         sd_bus *bus;
         sd_bus_slot *job_removed;
         char *slice;
+        unsigned n_calls;           /* StartTransientUnit / ResetFailedUnit awaiting replies */
+        SdCgroup *waiting_head, *waiting_tail; /* scopes to ask for once there is room */
 } SdManager;
 
-typedef struct SdCgroup {
+struct SdCgroup {
+        ActorCgroup *cg;
         sd_bus_slot *call;
         char *job;
         bool retried;
-} SdCgroup;
+        bool waiting;
+        SdCgroup *next_waiting;
+};
+
+static int sd_start_scope_now(ActorCgroup *cg);
+
+/* A reply came: the next waiting scope may be asked for. */
+static void sd_call_done(SdManager *sm) {
+        if (sm->n_calls > 0)
+                sm->n_calls--;
+        while (sm->waiting_head && sm->n_calls < SD_CALLS_MAX) {
+                SdCgroup *sc = sm->waiting_head;
+                sm->waiting_head = sc->next_waiting;
+                if (!sm->waiting_head)
+                        sm->waiting_tail = NULL;
+                sc->waiting = false;
+                sc->next_waiting = NULL;
+                int r = sd_start_scope_now(sc->cg);
+                if (r < 0)
+                        actor_cgroup_placed(sc->cg, r, "cannot ask systemd for the scope");
+        }
+}
+
+static void sd_unqueue(SdManager *sm, SdCgroup *sc) {
+        if (!sc->waiting)
+                return;
+        SdCgroup **pp = &sm->waiting_head, *prev = NULL;
+        for (; *pp; prev = *pp, pp = &(*pp)->next_waiting)
+                if (*pp == sc) {
+                        *pp = sc->next_waiting;
+                        if (sm->waiting_tail == sc)
+                                sm->waiting_tail = prev;
+                        break;
+                }
+        sc->waiting = false;
+}
 
 static int sd_start_scope(ActorCgroup *cg);
 
@@ -96,6 +140,7 @@ static int on_reset_failed(sd_bus_message *reply, void *userdata, sd_bus_error *
         ActorCgroup *cg = userdata;
         SdCgroup *sc = cg->backend;
         sc->call = sd_bus_slot_unref(sc->call);
+        sd_call_done(cg->manager->backend);
         int r = sd_start_scope(cg);
         if (r < 0)
                 actor_cgroup_placed(cg, r, "cannot start the scope again");
@@ -112,14 +157,17 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         int r;
 
         sc->call = sd_bus_slot_unref(sc->call);
+        sd_call_done(sm);
         if (e) {
                 if (sd_bus_error_has_name(e, "org.freedesktop.systemd1.UnitExists") && !sc->retried) {
                         /* A failed scope of that name still lingers: reset it and try once more. */
                         sc->retried = true;
                         r = sd_bus_call_method_async(sm->bus, &sc->call, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
                                                      "ResetFailedUnit", on_reset_failed, cg, "s", cg->unit);
-                        if (r >= 0)
+                        if (r >= 0) {
+                                sm->n_calls++;
                                 return 0;
+                        }
                 }
                 _cleanup_free_ char *message = NULL;
                 if (asprintf(&message, "StartTransientUnit(%s): %s", cg->unit, e->message ?: e->name) < 0)
@@ -134,6 +182,22 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 }
 
 static int sd_start_scope(ActorCgroup *cg) {
+        SdManager *sm = cg->manager->backend;
+        SdCgroup *sc = cg->backend;
+
+        if (sm->n_calls < SD_CALLS_MAX)
+                return sd_start_scope_now(cg);
+        sc->cg = cg;
+        sc->waiting = true;
+        if (sm->waiting_tail)
+                sm->waiting_tail->next_waiting = sc;
+        else
+                sm->waiting_head = sc;
+        sm->waiting_tail = sc;
+        return 0;
+}
+
+static int sd_start_scope_now(ActorCgroup *cg) {
         CgroupManager *m = cg->manager;
         SdManager *sm = m->backend;
         SdCgroup *sc = cg->backend;
@@ -167,7 +231,10 @@ static int sd_start_scope(ActorCgroup *cg) {
                 r = sd_bus_message_append(msg, "a(sa(sv))", 0);
         if (r < 0)
                 return r;
-        return sd_bus_call_async(sm->bus, &sc->call, msg, on_start_reply, cg, 0);
+        r = sd_bus_call_async(sm->bus, &sc->call, msg, on_start_reply, cg, 0);
+        if (r >= 0)
+                sm->n_calls++;
+        return r;
 }
 
 static int sd_init(CgroupManager *m) {
@@ -227,6 +294,7 @@ static int sd_place(ActorCgroup *cg, char **ret_message) {
         SdCgroup *sc = calloc(1, sizeof(*sc));
         if (!sc)
                 return -ENOMEM;
+        sc->cg = cg;
         cg->backend = sc;
         if (asprintf(&cg->unit, "kactor-actor-%s.scope", cg->id) < 0) {
                 cg->unit = NULL;
@@ -249,6 +317,10 @@ static void sd_destroy(ActorCgroup *cg) {
                 (void) sd_bus_call_method_async(sm->bus, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
                                                 NULL, NULL, "ss", cg->unit, "replace");
         if (sc) {
+                if (sm)
+                        sd_unqueue(sm, sc);
+                if (sc->call && sm)
+                        sd_call_done(sm); /* its reply will not be counted now */
                 sd_bus_slot_unref(sc->call);
                 free(sc->job);
         }

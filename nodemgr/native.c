@@ -729,6 +729,7 @@ static int conn_process(Conn *c) {
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *c = userdata;
+        Manager *m = c->manager;
         size_t total = 0;
         int r = 0;
 
@@ -772,6 +773,9 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 c->read_chunk = CONN_READ_CHUNK_MIN;
         }
         conn_unref(c);
+        /* Send what this read produced now, in the same loop iteration (everything it read was
+         * handled, so the batch is complete); the post source covers the other event sources. */
+        manager_flush_all(m);
         return 0;
 
 close:

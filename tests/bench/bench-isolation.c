@@ -5,11 +5,14 @@
  * own, each with its own dbus-daemon and runtime directory (as run.sh starts its one), one with
  * --cgroup-manager=cgroupfs and one with --cgroup-manager=none, and stops both (by PID) at the end:
  *
- *   actor_creation_none        KACTOR_BENCH_ISO_ACTORS (200) Counters created, then `get` on each;
+ *   actor_creation_none        KACTOR_BENCH_ISO_ACTORS (100) Counters created, then `get` on each;
  *   actor_creation_cgroupfs    from the first create to the last answer; then all released and the
  *                              node's Actors property back at 0 before the next round. Rounds
  *                              alternate between the two nodes (A B, B A, ...); the median of
- *                              KACTOR_BENCH_ROUNDS (5) rounds each
+ *                              KACTOR_BENCH_ROUNDS (5) rounds each, and of the rounds' ratios
+ *   actor_creation_*_burst     one burst of KACTOR_BENCH_ISO_BURST (400) creates per node: how many
+ *                              start (with systemd, dbus-daemon allows a connection 128 pending
+ *                              replies by default: as many StartTransientUnit calls in flight)
  *   isolation_1_1_actor_calls_sync
  *   isolation_1_1_actor_calls_async
  *   isolation_n_n_actor_calls_async
@@ -17,12 +20,14 @@
  *                              the cgroupfs node and the none node in interleaved rounds
  *                              (bench-compare.h): cgroupfs ÷ none, the median of the rounds' ratios
  *
- * With --creation-only LABEL it only measures actor_creation_LABEL against $KACTOR_SOCKET (the node
- * on $KACTOR_BENCH_BUS): tests/bench/bench-systemd-node.sh runs it so inside a systemd-nspawn node
- * for the systemd backend.
+ * With --creation LABEL SOCKET BUS [...] it measures only the creation figures, against the node
+ * managers given (their native socket, and their bus for the Actors property):
+ * tests/bench/bench-systemd-node.sh runs it so inside a systemd-nspawn node, for the systemd backend
+ * beside a cgroupfs node manager in the same node.
  *
- * Usage: bench-isolation [NAME...] ("isolation" or "actor_creation_backends" select groups)
- *        bench-isolation --creation-only LABEL
+ * Usage: bench-isolation [NAME...] ("isolation", "actor_creation_backends" or "isolation_calls"
+ *        select groups)
+ *        bench-isolation --creation LABEL SOCKET BUS [LABEL SOCKET BUS...]
  */
 
 #include <errno.h>
@@ -289,11 +294,14 @@ static bool wait_no_actors(unsigned timeout_ms) {
 }
 
 /* One round: k Counters created, `get` on each, from the first create to the last answer; then all
- * released and gone. Returns actors/s. */
-static double creation_round(const char *name, kactor_client *c, unsigned k) {
+ * released and gone. Returns actors/s. With ret_failed, actors that died (their `get` failed) are
+ * counted there, the first one's message kept in msg, instead of failing the benchmark. */
+static double creation_round(const char *name, kactor_client *c, unsigned k, unsigned *ret_failed, char *msg,
+                             size_t msg_size) {
         kactor_actor *actors = calloc(k, sizeof(kactor_actor));
         kactor_ref *refs = calloc(k, sizeof(kactor_ref));
         kactor_value **values = NULL;
+        unsigned failed = 0;
         uint64_t t0, t1;
         int r;
 
@@ -315,9 +323,14 @@ static double creation_round(const char *name, kactor_client *c, unsigned k) {
                 bench_fail(name, c, r, "waiting for %u Counters to answer", k);
         t1 = bench_now_ns();
         for (unsigned i = 0; i < k; i++)
-                if (kactor_value_type(values[i]) != KACTOR_TYPE_INT || kactor_value_get_int(values[i]) != 0)
-                        bench_fail(name, c, 0, "Counter %u answered %s", i + 1,
-                                   kactor_value_is_error(values[i]) ? kactor_value_error_message(values[i]) : "not 0");
+                if (kactor_value_type(values[i]) != KACTOR_TYPE_INT || kactor_value_get_int(values[i]) != 0) {
+                        const char *why = kactor_value_is_error(values[i]) ? kactor_value_error_message(values[i]) : "not 0";
+
+                        if (!ret_failed)
+                                bench_fail(name, c, 0, "Counter %u of %u answered %s", i + 1, k, why);
+                        if (failed++ == 0)
+                                snprintf(msg, msg_size, "Counter %u of %u: %s", i + 1, k, why);
+                }
         kactor_values_free(values, k);
         (void) kactor_ref_release(c, refs, k);
         for (unsigned i = 0; i < k; i++)
@@ -329,7 +342,9 @@ static double creation_round(const char *name, kactor_client *c, unsigned k) {
                 bench_fail(name, c, -ETIMEDOUT, "the released actors did not go within 30 s");
         free(actors);
         free(refs);
-        return k / ((double) (t1 - t0) / 1e9);
+        if (ret_failed)
+                *ret_failed = failed;
+        return (k - failed) / ((double) (t1 - t0) / 1e9);
 }
 
 static void report_creation(const char *name, const char *manager, double rate, const double *rates,
@@ -356,56 +371,81 @@ static void report_creation(const char *name, const char *manager, double rate, 
 }
 
 static unsigned creation_actors(void) {
-        return bench_env_unsigned("KACTOR_BENCH_ISO_ACTORS", 200);
+        return bench_env_unsigned("KACTOR_BENCH_ISO_ACTORS", 100);
 }
 
-/* --creation-only LABEL: against $KACTOR_SOCKET (and $KACTOR_BENCH_BUS) alone. */
-static int creation_only(const char *label) {
+/* Where actors are created: a node manager's native socket and its bus (for its Actors property). */
+typedef struct Target {
+        const char *label;
+        const char *socket;
+        const char *bus;
+} Target;
+
+#define MAX_TARGETS 4
+
+/* One burst of KACTOR_BENCH_ISO_BURST (400) creates: every actor must start, however many
+ * placements (StartTransientUnit calls, with systemd) are in flight at once. */
+static void creation_burst(const char *name, kactor_client *c) {
+        unsigned burst = bench_env_unsigned("KACTOR_BENCH_ISO_BURST", 400), failed = 0;
+        char figure[64], ratio[128], msg[300] = "", count[32], bname[300];
+        double rate;
+
+        snprintf(bname, sizeof(bname), "%s_burst", name);
+        rate = creation_round(bname, c, burst, &failed, msg, sizeof(msg));
+        snprintf(figure, sizeof(figure), "%u/%u", burst - failed, burst);
+        if (failed == 0)
+                snprintf(ratio, sizeof(ratio), "actors alive of one burst of creates; %s/s",
+                         bench_format_count(rate, count, sizeof(count)));
+        else
+                snprintf(ratio, sizeof(ratio), "actors alive of one burst of creates; %u died", failed);
+        bench_line(bname, figure, ratio, failed == 0 ? BENCH_PASS : BENCH_MISS, "target: all of them");
+        if (failed > 0)
+                printf("%-30s %15s  first: %s\n", "", "", msg);
+}
+
+/* Creation rounds on each target in turn (A B, B A, ...), the median of each, the median of the
+ * rounds' ratios of each target to the first, then a burst on each. */
+static void run_creation(const Target *t, unsigned n) {
         unsigned rounds = compare_rounds(), k = creation_actors();
-        double rates[COMPARE_MAX_ROUNDS];
-        char name[64];
-        kactor_client *c;
+        double rates[MAX_TARGETS][COMPARE_MAX_ROUNDS], ratios[COMPARE_MAX_ROUNDS];
+        kactor_client *c[MAX_TARGETS];
+        char name[MAX_TARGETS][64];
 
         if (rounds > COMPARE_MAX_ROUNDS)
                 rounds = COMPARE_MAX_ROUNDS;
-        snprintf(name, sizeof(name), "actor_creation_%s", label);
-        c = bench_connect(name);
-        (void) creation_round(name, c, k / 10 ?: 1); /* warm-up */
-        for (unsigned i = 0; i < rounds; i++)
-                rates[i] = creation_round(name, c, k);
-        report_creation(name, label, compare_median(rates, rounds), rates, rounds, k);
-        kactor_client_free(c);
-        return 0;
-}
-
-static void run_creation(void) {
-        unsigned rounds = compare_rounds(), k = creation_actors();
-        double rates[N_NODES][COMPARE_MAX_ROUNDS];
-        kactor_client *c[N_NODES];
-        char name[N_NODES][64];
-
-        if (rounds > COMPARE_MAX_ROUNDS)
-                rounds = COMPARE_MAX_ROUNDS;
-        for (unsigned i = 0; i < N_NODES; i++) {
-                struct kactor_connect_opts opts = { .sz = sizeof(opts), .socket_path = nodes[i].socket };
+        for (unsigned i = 0; i < n; i++) {
+                struct kactor_connect_opts opts = { .sz = sizeof(opts), .socket_path = t[i].socket };
                 int r;
 
-                snprintf(name[i], sizeof(name[i]), "actor_creation_%s", nodes[i].manager);
+                snprintf(name[i], sizeof(name[i]), "actor_creation_%s", t[i].label);
                 r = kactor_connect(&opts, &c[i]);
                 if (r < 0)
-                        bench_fail(name[i], NULL, r, "connecting to %s", nodes[i].socket);
-                setenv("KACTOR_BENCH_BUS", nodes[i].bus, 1);
-                (void) creation_round(name[i], c[i], k / 10 ?: 1); /* warm-up */
+                        bench_fail(name[i], NULL, r, "connecting to %s", t[i].socket);
+                setenv("KACTOR_BENCH_BUS", t[i].bus, 1);
+                (void) creation_round(name[i], c[i], k / 10 ?: 1, NULL, NULL, 0); /* warm-up */
         }
         for (unsigned round = 0; round < rounds; round++)
-                for (unsigned j = 0; j < N_NODES; j++) {
-                        unsigned i = round % 2 == 0 ? j : N_NODES - 1 - j;
+                for (unsigned j = 0; j < n; j++) {
+                        unsigned i = round % 2 == 0 ? j : n - 1 - j;
 
-                        setenv("KACTOR_BENCH_BUS", nodes[i].bus, 1);
-                        rates[i][round] = creation_round(name[i], c[i], k);
+                        setenv("KACTOR_BENCH_BUS", t[i].bus, 1);
+                        rates[i][round] = creation_round(name[i], c[i], k, NULL, NULL, 0);
                 }
-        for (unsigned i = 0; i < N_NODES; i++) {
-                report_creation(name[i], nodes[i].manager, compare_median(rates[i], rounds), rates[i], rounds, k);
+        for (unsigned i = 0; i < n; i++)
+                report_creation(name[i], t[i].label, compare_median(rates[i], rounds), rates[i], rounds, k);
+        for (unsigned i = 1; i < n; i++) {
+                char rname[64], figure[32], ratio[128];
+
+                for (unsigned round = 0; round < rounds; round++)
+                        ratios[round] = rates[i][round] / rates[0][round];
+                snprintf(rname, sizeof(rname), "actor_creation_%s/%s", t[i].label, t[0].label);
+                snprintf(figure, sizeof(figure), "%.3fx", compare_median(ratios, rounds));
+                snprintf(ratio, sizeof(ratio), "median of the %u rounds' ratios", rounds);
+                bench_line(rname, figure, ratio, BENCH_INFO, "");
+        }
+        for (unsigned i = 0; i < n; i++) {
+                setenv("KACTOR_BENCH_BUS", t[i].bus, 1);
+                creation_burst(name[i], c[i]);
                 kactor_client_free(c[i]);
         }
 }
@@ -439,8 +479,20 @@ int main(int argc, char *argv[]) {
         bool creation, calls_sync, calls_async, calls_n_n;
 
         signal(SIGPIPE, SIG_IGN);
-        if (argc == 3 && strcmp(argv[1], "--creation-only") == 0)
-                return creation_only(argv[2]);
+        if (argc >= 2 && strcmp(argv[1], "--creation") == 0) {
+                Target t[MAX_TARGETS];
+                unsigned n = 0;
+
+                for (int i = 2; i + 2 < argc && n < MAX_TARGETS; i += 3)
+                        t[n++] = (Target) { .label = argv[i], .socket = argv[i + 1], .bus = argv[i + 2] };
+                if (n == 0 || argc != 2 + 3 * (int) n) {
+                        fprintf(stderr, "usage: %s --creation LABEL SOCKET BUS [LABEL SOCKET BUS...] (at most %d)\n",
+                                argv[0], MAX_TARGETS);
+                        return BENCH_EXIT_ERROR;
+                }
+                run_creation(t, n);
+                return 0;
+        }
 
         creation = wanted(argc, argv, "actor_creation_cgroupfs", "actor_creation_backends") ||
                    wanted(argc, argv, "actor_creation_none", "actor_creation_backends");
@@ -459,8 +511,13 @@ int main(int argc, char *argv[]) {
         printf("%-30s %15s  (node managers %d (none) and %d (cgroupfs), each on its own bus)\n", "  private nodes", "",
                (int) nodes[0].nodemgr_pid, (int) nodes[1].nodemgr_pid);
 
-        if (creation)
-                run_creation();
+        if (creation) {
+                Target t[N_NODES];
+
+                for (unsigned i = 0; i < N_NODES; i++)
+                        t[i] = (Target) { .label = nodes[i].manager, .socket = nodes[i].socket, .bus = nodes[i].bus };
+                run_creation(t, N_NODES);
+        }
         if (calls_sync)
                 run_calls("isolation_1_1_actor_calls_sync", COMPARE_SYNC, 1);
         if (calls_async)

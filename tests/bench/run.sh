@@ -6,12 +6,14 @@
 #
 #   tests/bench/run.sh BUILD [NAME...]
 #
-# NAME selects benchmarks (as printed; "baseline" is always run). It reports, it does not judge:
-# a missed target is a MISS line, and the exit status is 0 unless a benchmark could not run or
-# something crashed. The output is also kept in BUILD/bench-results.txt. Knobs (environment):
+# NAME selects benchmarks (as printed, or tracing_overhead for bench-tracing; "baseline" is always
+# run). It reports, it does not judge: a missed target is a MISS line, and the exit status is 0
+# unless a benchmark could not run or something crashed. The output is also kept in
+# BUILD/bench-results.txt. Knobs (environment):
 # KACTOR_BENCH_DURATION (s, 1.5), KACTOR_BENCH_WARMUP (s, 0.3), KACTOR_BENCH_BATCH (1000),
 # KACTOR_BENCH_ACTORS (1000), KACTOR_BENCH_ACTORS_1N (4), KACTOR_BENCH_CLIENTS (nproc, >= 2),
-# KACTOR_BENCH_KEEP=1 keeps the temporary directory (logs) for inspection.
+# KACTOR_BENCH_KEEP=1 keeps the temporary directory (logs) for inspection; KACTOR_TRACE=off is
+# passed on to the node manager (its always-on tracing is otherwise part of every figure).
 
 set -u
 
@@ -136,6 +138,17 @@ start_nodemgr
 export KACTOR_SOCKET=$DIR/run/nodemgr.sock
 export KACTOR_BENCH_BUS=$BUS
 
+# The benchmarks measure kactor as shipped: tracing in its default mode (always-on where the node
+# manager may load it, i.e. as root); bench-tracing compares the modes.
+TRACING=$(busctl --address="$BUS" get-property io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.Trace1 \
+        Enabled 2>/dev/null)
+if [ "$TRACING" = "b true" ]; then
+        say "# tracing: always-on (the default)"
+else
+        say "# tracing: off ($(busctl --address="$BUS" get-property io.kactor.NodeManager1 /io/kactor/NodeManager1 \
+                io.kactor.Trace1 Reason 2>/dev/null | sed 's/^s //'))"
+fi
+
 nodemgr_crashed() {
         if ! alive "$NODEMGR_PID"; then
                 wait "$NODEMGR_PID"
@@ -171,6 +184,14 @@ run() {
 
 run "actor calls" 90 "$BENCH/bench-actor-calls" "$@"
 run "tasks and objects" 90 "$BENCH/bench-tasks" "$@"
+if [ $# = 0 ] || [[ " $* " == *" tracing_overhead "* ]]; then
+        if [ "$TRACING" = "b true" ]; then
+                run "tracing overhead (off, always-on, timeline; medians of interleaved rounds)" 600 \
+                        "$BENCH/bench-tracing"
+        else
+                say "== tracing overhead: not measured, tracing is off (needs root)"
+        fi
+fi
 if [ $# = 0 ] || [[ " $* " == *" actor_creation "* ]]; then
         # A fresh node manager, so its memory figure is that of the 1,000 actors alone; what the
         # earlier benchmarks left behind shows in nodemgr_rss_after_calls.

@@ -271,6 +271,9 @@ Test(tracing, maps_are_pinned_while_running_and_unpinned_on_stop) {
         cr_assert(access(hists, F_OK) == 0, "%s: %m", hists);
         const char *cmd = harness_printf(h, "bpftool map dump pinned %s >/dev/null", hists);
         cr_expect_eq(system(cmd), 0, "bpftool cannot read %s", hists);
+        /* Whose each slot of hists is. */
+        cmd = harness_printf(h, "bpftool map dump pinned %s/calls >/dev/null", pin);
+        cr_expect_eq(system(cmd), 0, "bpftool cannot read %s/calls", pin);
         char *copy = strdup(pin);
         h = harness_stop(h);
         cr_expect(access(copy, F_OK) < 0, "%s is still there after the node manager stopped", copy);

@@ -8,6 +8,52 @@
 
 #include "trace-format.h"
 
+/* The bucket of d: 2^(i-1) <= d < 2^i. */
+static unsigned bucket(uint64_t d) {
+        unsigned i = 0;
+        while (d) {
+                d >>= 1;
+                i++;
+        }
+        return i;
+}
+
+Test(trace_format, call_phases_land_in_their_log2_buckets) {
+        struct kt_call_stats st = {};
+        /* queued at 1000, dispatched 3000 later, started 100 after, ran 1 ms, stored 50 us later. */
+        trace_call_account(&st, 1000, 4000, 4100, 1004100, 1054100);
+        trace_call_account(&st, 2000, 7000, 7100, 1007100, 1057100);
+
+        cr_expect_eq(st.calls, 2);
+        cr_expect_eq(st.no_worker, 0);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].count, 2);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].sum_ns, 3000 + 5000);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].slots[bucket(3000)], 1);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].slots[bucket(5000)], 1);
+        cr_expect_eq(st.phase[TRACE_PHASE_DISPATCH].slots[bucket(100)], 2);
+        cr_expect_eq(st.phase[TRACE_PHASE_EXEC].slots[bucket(1000000)], 2);
+        cr_expect_eq(st.phase[TRACE_PHASE_DELIVER].slots[bucket(50000)], 2);
+        cr_expect_eq(st.phase[TRACE_PHASE_TOTAL].sum_ns, 1053100 + 1055100);
+        /* p50 of the exec phase lies in the bucket of 1 ms. */
+        double p50 = trace_hist_percentile(st.phase[TRACE_PHASE_EXEC].slots, TRACE_HIST_SLOTS, 0.5);
+        cr_expect(p50 >= 524288 && p50 <= 1048576, "p50 %f", p50);
+}
+
+Test(trace_format, a_call_without_the_workers_times_counts_without_exec) {
+        struct kt_call_stats st = {};
+        trace_call_account(&st, 1000, 2000, 0, 0, 9000);
+        cr_expect_eq(st.calls, 1);
+        cr_expect_eq(st.no_worker, 1);
+        cr_expect_eq(st.phase[TRACE_PHASE_QUEUE].count, 1);
+        cr_expect_eq(st.phase[TRACE_PHASE_EXEC].count, 0);
+        cr_expect_eq(st.phase[TRACE_PHASE_TOTAL].sum_ns, 8000);
+        /* Zero and the longest durations have buckets of their own. */
+        trace_hist_add(&st.phase[TRACE_PHASE_EXEC], 0);
+        trace_hist_add(&st.phase[TRACE_PHASE_EXEC], UINT64_MAX);
+        cr_expect_eq(st.phase[TRACE_PHASE_EXEC].slots[0], 1);
+        cr_expect_eq(st.phase[TRACE_PHASE_EXEC].slots[TRACE_HIST_SLOTS - 1], 1);
+}
+
 Test(trace_format, percentile_interpolates_inside_the_bucket) {
         __u64 slots[TRACE_HIST_SLOTS] = {};
         cr_expect_eq(trace_hist_percentile(slots, TRACE_HIST_SLOTS, 0.5), 0);
