@@ -377,6 +377,9 @@ void access_done(Manager *m);
 /* 0 when uid may use the node manager; -EREMOTEIO with AccessDenied in e otherwise. */
 int access_check(Manager *m, uid_t uid, ReqError *e);
 
+/* Spawns kactor-worker (or the fork server) with fd as its fd 3 and default signal handling. */
+int spawn_worker_process(const char *path, char *const *env, int fd, pid_t *ret_pid);
+
 /* zygote.c: the fork server */
 int zygote_start(Manager *m);
 void zygote_stop(Manager *m);
@@ -403,6 +406,9 @@ void conn_ref(Conn *c);
 void conn_unref(Conn *c);
 void conn_close(Conn *c);
 void conn_mark_dirty(Conn *c);
+/* Finishes a frame begun at off with frame_begin(): when r (what packing it returned) is negative
+ * the frame is dropped and r returned; else it is closed and the connection flushed soon. */
+int conn_end_frame(Conn *c, size_t off, int r);
 /* Drops every hold, owned object and pending Get of the connection. */
 void conn_release_all(Conn *c);
 /* Reads and handles whatever the peer has sent (a worker that exited). */

@@ -167,7 +167,7 @@ void manager_flush_all(Manager *m) {
         }
 }
 
-static int conn_end_frame(Conn *c, size_t off, int r) {
+int conn_end_frame(Conn *c, size_t off, int r) {
         if (r < 0) {
                 c->out.end = off;
                 return r;

@@ -133,11 +133,29 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         return 0;
 }
 
-int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
-        _cleanup_close_ int fd_parent = -1, fd_child = -1;
+int spawn_worker_process(const char *path, char *const *env, int fd, pid_t *ret_pid) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
+        char *argv[] = { (char *) "kactor-worker", NULL };
+
+        /* fd becomes its fd 3; signals as a fresh process has them, whatever we block or catch. */
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_adddup2(&fa, fd, 3);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        int r = -posix_spawn(ret_pid, path, &fa, &attr, argv, env);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        return r;
+}
+
+int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
+        _cleanup_close_ int fd_parent = -1, fd_child = -1;
         pid_t pid;
         int sv[2], r;
 
@@ -161,20 +179,9 @@ int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
         if (!env)
                 return -ENOMEM;
 
-        char *argv[] = { (char *) "kactor-worker", NULL };
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_adddup2(&fa, fd_child, 3);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         r = zygote_spawn(m, env, fd_child, &pid);
         if (r == -ENOTCONN)
-                r = -posix_spawn(&pid, m->worker_path, &fa, &attr, argv, env);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
+                r = spawn_worker_process(m->worker_path, env, fd_child, &pid);
         for (char **e = env; *e; e++)
                 free(*e);
         free(env);
@@ -250,15 +257,7 @@ int worker_send_init(Worker *w) {
         }
         if (r >= 0 && a)
                 r = buffer_append(&c->out, a->args, a->args_len);
-        if (r < 0) {
-                c->out.end = off;
-                return r;
-        }
-        r = frame_end(&c->out, off);
-        if (r < 0)
-                return r;
-        conn_mark_dirty(c);
-        return 0;
+        return conn_end_frame(c, off, r);
 }
 
 int worker_send_call(Worker *w, Call *call) {
@@ -277,15 +276,7 @@ int worker_send_call(Worker *w, Call *call) {
                     pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
         if (r >= 0)
                 r = buffer_append(&c->out, call->args, call->args_len);
-        if (r < 0) {
-                c->out.end = off;
-                return r;
-        }
-        r = frame_end(&c->out, off);
-        if (r < 0)
-                return r;
-        conn_mark_dirty(c);
-        return 0;
+        return conn_end_frame(c, off, r);
 }
 
 int worker_send_recall(Worker *w) {
@@ -295,15 +286,7 @@ int worker_send_recall(Worker *w) {
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_RECALL) < 0 ||
                 msgpack_pack_uint64(&c->pk, 0) < 0 ? -ENOMEM : 0;
-        if (r < 0) {
-                c->out.end = off;
-                return r;
-        }
-        r = frame_end(&c->out, off);
-        if (r < 0)
-                return r;
-        conn_mark_dirty(c);
-        return 0;
+        return conn_end_frame(c, off, r);
 }
 
 int worker_send_save(Worker *w, Call *call) {
@@ -313,15 +296,7 @@ int worker_send_save(Worker *w, Call *call) {
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_SAVE) < 0 ||
                 msgpack_pack_uint64(&c->pk, call->seq) < 0 ? -ENOMEM : 0;
-        if (r < 0) {
-                c->out.end = off;
-                return r;
-        }
-        r = frame_end(&c->out, off);
-        if (r < 0)
-                return r;
-        conn_mark_dirty(c);
-        return 0;
+        return conn_end_frame(c, off, r);
 }
 
 void worker_stop(Worker *w) {

@@ -39,9 +39,6 @@ static int on_zygote_exit(sd_event_source *s, const siginfo_t *si, void *userdat
 
 int zygote_start(Manager *m) {
         _cleanup_close_ int fd_child = -1;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
         int sv[2], r;
         pid_t pid;
 
@@ -62,18 +59,7 @@ int zygote_start(Manager *m) {
                         env[k++] = environ[i];
         env[k++] = (char *) "KACTOR_ZYGOTE_FD=3";
 
-        char *argv[] = { (char *) "kactor-worker", NULL };
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_adddup2(&fa, fd_child, 3);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        r = -posix_spawn(&pid, m->worker_path, &fa, &attr, argv, env);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
+        r = spawn_worker_process(m->worker_path, env, fd_child, &pid);
         free(env);
         if (r < 0) {
                 m->zygote_fd = safe_close(m->zygote_fd);

@@ -66,10 +66,10 @@ static void wakeup(uint64_t pid, uint64_t tgid, uint64_t cgroup_id, uint64_t now
         run(skel->progs.test_wakeup, args, 4);
 }
 
-static void sched_switch(uint64_t prev_pid, uint64_t prev_tgid, uint64_t prev_runnable, uint64_t next_pid,
-                         uint64_t next_tgid, uint64_t cgroup_id, uint64_t now) {
-        uint64_t args[] = { prev_pid, prev_tgid, prev_runnable, next_pid, next_tgid, cgroup_id, now };
-        run(skel->progs.test_switch, args, 7);
+static void sched_switch(uint64_t prev_pid, uint64_t prev_tgid, uint64_t prev_cgroup, uint64_t prev_runnable,
+                         uint64_t next_pid, uint64_t next_tgid, uint64_t next_cgroup, uint64_t now) {
+        uint64_t args[] = { prev_pid, prev_tgid, prev_cgroup, prev_runnable, next_pid, next_tgid, next_cgroup, now };
+        run(skel->progs.test_switch, args, 8);
 }
 
 static bool sched_of(uint64_t actor, struct kt_sched_stats *ret) {
@@ -88,13 +88,13 @@ static unsigned bucket(uint64_t d) {
 
 /* Thread 501 of process 500 is woken at 1000, runs at 1300 (runq 300), is preempted at 2300 (on
  * 1000), runs again at 2800 (runq 500), sleeps at 3000 (on 200), is woken at 10000 (off 7000);
- * times from t0. Thread 600 is nobody's. All in cgroup cg (0: none). */
+ * times from t0; 501 is in cgroup cg (0: none). Thread 600 is nobody's (cgroup 1). */
 static void run_pattern_at(uint64_t cg, uint64_t t0) {
         wakeup(501, 500, cg, t0 + 1000);
-        sched_switch(600, 600, 1, 501, 500, cg, t0 + 1300);
-        sched_switch(501, 500, 1, 600, 600, cg, t0 + 2300);
-        sched_switch(600, 600, 1, 501, 500, cg, t0 + 2800);
-        sched_switch(501, 500, 0, 600, 600, cg, t0 + 3000);
+        sched_switch(600, 600, 1, 1, 501, 500, cg, t0 + 1300);
+        sched_switch(501, 500, cg, 1, 600, 600, 1, t0 + 2300);
+        sched_switch(600, 600, 1, 1, 501, 500, cg, t0 + 2800);
+        sched_switch(501, 500, cg, 0, 600, 600, 1, t0 + 3000);
         wakeup(501, 500, cg, t0 + 10000);
 }
 
@@ -107,7 +107,7 @@ static void expect_sleep_pattern(uint64_t actor) {
         cr_assert(sched_of(actor, &st));
         cr_expect_eq(st.hist[TRACE_SCHED_RUNQ].count, 2);
         cr_expect_eq(st.hist[TRACE_SCHED_RUNQ].sum_ns, 300 + 500);
-        cr_expect_eq(st.hist[TRACE_SCHED_RUNQ].slots[bucket(300)], 1);
+        cr_expect_eq(st.hist[TRACE_SCHED_RUNQ].slots[bucket(300)], 2); /* 300 and 500: 256 <= d < 512 */
         cr_expect_eq(st.hist[TRACE_SCHED_ONCPU].count, 2);
         cr_expect_eq(st.hist[TRACE_SCHED_ONCPU].sum_ns, 1000 + 200);
         cr_expect_eq(st.hist[TRACE_SCHED_OFFCPU].count, 1);

@@ -13,9 +13,8 @@ int BPF_PROG(test_wakeup, __u64 pid, __u64 tgid, __u64 cgroup_id, __u64 now) {
 }
 
 SEC("raw_tp")
-int BPF_PROG(test_switch, __u64 prev_pid, __u64 prev_tgid, __u64 prev_runnable, __u64 next_pid, __u64 next_tgid,
-             __u64 cgroup_id, __u64 now) {
-        /* Both tasks in cgroup_id: the test's actors are in one at most. */
-        return on_switch((__u32) prev_pid, (__u32) prev_tgid, cgroup_id, (int) prev_runnable, (__u32) next_pid,
-                         (__u32) next_tgid, cgroup_id, now);
+int BPF_PROG(test_switch, __u64 prev_pid, __u64 prev_tgid, __u64 prev_cgroup, __u64 prev_runnable, __u64 next_pid,
+             __u64 next_tgid, __u64 next_cgroup, __u64 now) {
+        return on_switch((__u32) prev_pid, (__u32) prev_tgid, prev_cgroup, (int) prev_runnable, (__u32) next_pid,
+                         (__u32) next_tgid, next_cgroup, now);
 }
