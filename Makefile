@@ -220,7 +220,7 @@ check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
 
 check: deps
-	$(MAKE) check-unit check-integration check-docs
+	$(MAKE) check-unit check-integration check-docs check-fuzz
 	$(MAKE) check-asan
 	@echo "make check: all tests passed (normal and ASan+UBSan builds)"
 

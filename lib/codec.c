@@ -219,14 +219,15 @@ static int str_compare(const void *a, const void *b) {
         const msgpack_object_str *y = *(const msgpack_object_str *const *)b;
         int c;
 
-        c = memcmp(x->ptr, y->ptr, MIN(x->size, y->size));
+        /* msgpack gives NULL for empty strings: memcmp() must not see them. */
+        c = MIN(x->size, y->size) > 0 ? memcmp(x->ptr, y->ptr, MIN(x->size, y->size)) : 0;
         if (c != 0)
                 return c;
         return x->size < y->size ? -1 : x->size > y->size;
 }
 
 static bool str_equal(const msgpack_object_str *x, const msgpack_object_str *y) {
-        return x->size == y->size && memcmp(x->ptr, y->ptr, x->size) == 0;
+        return x->size == y->size && (x->size == 0 || memcmp(x->ptr, y->ptr, x->size) == 0);
 }
 
 /* Keys are already known to be strings. Returns 1 when two are equal, 0 when not, or -ENOMEM. */

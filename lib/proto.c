@@ -203,9 +203,9 @@ int frame_field_strdup(const Frame *f, uint32_t i, char **ret) {
         int r = frame_field_str(f, i, &s, &n);
         if (r < 0)
                 return r;
-        if (memchr(s, 0, n))
+        if (n > 0 && memchr(s, 0, n))
                 return -EBADMSG;
-        char *d = strndup(s, n);
+        char *d = strndup(n > 0 ? s : "", n); /* msgpack gives NULL for "" */
         if (!d)
                 return -ENOMEM;
         *ret = d;

@@ -688,8 +688,7 @@ static void shadow_finish(Actor *a, kactor_error code, const char *message, cons
                         if (asprintf(&msg, "rebuilding the evicted result by replaying the actor's lineage failed: %s",
                                      message ?: "unknown error") < 0)
                                 msg = NULL;
-                        (void) objstore_set_failed(&m->store, o, code == KACTOR_OK ? KACTOR_ERROR_TASK_FAILED : code,
-                                                   msg ?: "rebuilding failed");
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_OBJECT, msg ?: "rebuilding failed");
                 }
         }
         if (a->worker) {

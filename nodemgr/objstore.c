@@ -128,6 +128,10 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
         o->n_contained = n_ids;
         o->state = OBJECT_READY;
         s->bytes += len;
+        if (o->rebuilding) {
+                o->rebuilding = false;
+                s->n_rebuilt++;
+        }
         if (o->origin && o->data != o->inline_data) {
                 /* Rebuilt, or made by something that can make it again; tiny values stay. */
                 o->evictable = true;
@@ -274,12 +278,12 @@ static void object_release_contained(ObjectStore *s, Object *o) {
 }
 
 void objstore_set_rebuilding(ObjectStore *s, Object *o) {
+        o->rebuilding = true;
         o->evicted = false;
         o->evictable = false;
         o->state = OBJECT_PENDING;
         o->len = 0;
         object_release_contained(s, o);
-        s->n_rebuilt++;
 }
 
 int objstore_make_resident(ObjectStore *s, Object *o) {

@@ -64,6 +64,7 @@ struct Object {
         bool evictable;
         bool evicted;
         unsigned in_use;          /* being read (a Get in progress): not evicted meanwhile */
+        bool rebuilding;          /* evicted, and being made again */
         bool spilled;             /* the value is in a file (a put) */
         Object *lru_prev, *lru_next;
         void *origin;             /* how to rebuild it: the manager's, freed through ops->object_freed */

@@ -120,8 +120,11 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 conn_drain(w->conn);
 
         _cleanup_free_ char *cause = worker_exit_description(w);
-        if (w->actor)
-                actor_worker_gone(w->actor, cause ?: "worker exited");
+        if (w->actor) {
+                /* The actor may be freed by this (a shadow): forget it first. */
+                Actor *a = TAKE_PTR(w->actor);
+                actor_worker_gone(a, cause ?: "worker exited");
+        }
         else if (w->kind == WORKER_TASK) {
                 if (w->tasks.n_inflight > 0 || (w->exit_code != CLD_EXITED || w->exit_status != 0))
                         log_warning("Task worker %d: %s.", (int) w->pid, cause ?: "exited");

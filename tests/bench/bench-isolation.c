@@ -9,7 +9,7 @@
  *   actor_creation_cgroupfs    from the first create to the last answer; then all released and the
  *                              node's Actors property back at 0 before the next round. Rounds
  *                              alternate between the two nodes (A B, B A, ...); the median of
- *                              KACTOR_BENCH_ROUNDS (5) rounds each, and of the rounds' ratios
+ *                              KACTOR_BENCH_ISO_ROUNDS (5) rounds each, and of the rounds' ratios
  *   actor_creation_*_burst     one burst of KACTOR_BENCH_ISO_BURST (400) creates per node: how many
  *                              start (with systemd, dbus-daemon allows a connection 128 pending
  *                              replies by default: as many StartTransientUnit calls in flight)
@@ -406,7 +406,7 @@ static void creation_burst(const char *name, kactor_client *c) {
 /* Creation rounds on each target in turn (A B, B A, ...), the median of each, the median of the
  * rounds' ratios of each target to the first, then a burst on each. */
 static void run_creation(const Target *t, unsigned n) {
-        unsigned rounds = compare_rounds(), k = creation_actors();
+        unsigned rounds = bench_env_unsigned("KACTOR_BENCH_ISO_ROUNDS", 5), k = creation_actors();
         double rates[MAX_TARGETS][COMPARE_MAX_ROUNDS], ratios[COMPARE_MAX_ROUNDS];
         kactor_client *c[MAX_TARGETS];
         char name[MAX_TARGETS][64];

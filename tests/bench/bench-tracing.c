@@ -14,6 +14,7 @@
  * Needs $KACTOR_SOCKET, $KACTOR_BENCH_BUS (the node manager's bus) and root.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -113,6 +114,33 @@ static void prog_stats(ProgStats ret[N_PROGRAMS]) {
         }
 }
 
+/* The node manager's CPU time so far (ns, all its threads): on a shared machine its CPU time per call
+ * is a steadier measure of what tracing adds than the rate, which other tenants' load swings. */
+static pid_t nodemgr_pid;
+
+static uint64_t nodemgr_cpu_ns(void) {
+        char path[64], line[256];
+        uint64_t sum = 0;
+        snprintf(path, sizeof(path), "/proc/%d/task", (int) nodemgr_pid);
+        DIR *d = nodemgr_pid > 0 ? opendir(path) : NULL;
+        if (!d)
+                return 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char p[512];
+                snprintf(p, sizeof(p), "%s/%s/schedstat", path, de->d_name);
+                FILE *f = fopen(p, "re");
+                if (f && fgets(line, sizeof(line), f))
+                        sum += strtoull(line, NULL, 10);
+                if (f)
+                        fclose(f);
+        }
+        closedir(d);
+        return sum;
+}
+
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *) a, y = *(const double *) b;
         return x < y ? -1 : x > y;
@@ -149,9 +177,10 @@ static double run_calls(const char *self_dir, const char *name) {
         return rate;
 }
 
-/* Runs one benchmark in one mode; adds the programs' counters to stats (when not NULL). Returns the rate,
- * or < 0. */
-static double run_mode(sd_bus *bus, const char *self_dir, int mode, const char *bench, ProgStats *stats) {
+/* Runs one benchmark in one mode; adds the programs' counters to stats (when not NULL), sets
+ * *ret_cpu to the node manager's CPU time per call (ns). Returns the rate, or < 0. */
+static double run_mode(sd_bus *bus, const char *self_dir, int mode, const char *bench, ProgStats *stats,
+                       double *ret_cpu) {
         ProgStats before[N_PROGRAMS], after[N_PROGRAMS];
         sd_bus_message *pending = NULL;
         sd_bus_slot *slot = NULL;
@@ -179,7 +208,11 @@ static double run_mode(sd_bus *bus, const char *self_dir, int mode, const char *
         }
         if (stats)
                 prog_stats(before);
+        uint64_t cpu = nodemgr_cpu_ns();
         rate = run_calls(self_dir, bench);
+        /* The calls of the warm-up and of the measurement, at about the rate measured. */
+        if (ret_cpu && rate > 0)
+                *ret_cpu = (double) (nodemgr_cpu_ns() - cpu) / (rate * (bench_warmup_s() + bench_duration_s()));
         if (stats) {
                 prog_stats(after);
                 for (size_t i = 0; i < N_PROGRAMS; i++) {
@@ -229,9 +262,15 @@ int main(int argc, char *argv[]) {
                 return BENCH_EXIT_ERROR;
         }
         find_our_maps(bus);
+        uint32_t pid = 0;
+        sd_bus_creds *creds = NULL;
+        if (sd_bus_get_name_creds(bus, BUS_NAME, SD_BUS_CREDS_PID, &creds) >= 0 &&
+            sd_bus_creds_get_pid(creds, (pid_t *) &pid) >= 0)
+                nodemgr_pid = (pid_t) pid;
+        sd_bus_creds_unref(creds);
 
         static const char *const benches[] = { "1_1_actor_calls_async", "n_n_actor_calls_async" };
-        double rates[2][_MODE_MAX][MAX_ROUNDS] = {};
+        double rates[2][_MODE_MAX][MAX_ROUNDS] = {}, cpu[2][_MODE_MAX][MAX_ROUNDS] = {};
         ProgStats per_mode[_MODE_MAX][N_PROGRAMS] = {};
         unsigned rounds = bench_env_unsigned("KACTOR_BENCH_TRACE_ROUNDS", 3);
         int fail = 0;
@@ -245,7 +284,7 @@ int main(int argc, char *argv[]) {
                 for (size_t b = 0; b < 2 && !fail; b++)
                         for (int k = 0; k < _MODE_MAX && !fail; k++) {
                                 int mode = (k + round) % _MODE_MAX;
-                                double rate = run_mode(bus, self_dir, mode, benches[b], NULL);
+                                double rate = run_mode(bus, self_dir, mode, benches[b], NULL, &cpu[b][mode][round]);
                                 if (rate <= 0) {
                                         printf("%s  ERROR: %s failed in mode %s\n", benches[b], benches[b],
                                                mode_names[mode]);
@@ -264,7 +303,7 @@ int main(int argc, char *argv[]) {
         }
         for (int mode = MODE_ON; mode < _MODE_MAX && !fail; mode++)
                 for (size_t b = 0; b < 2 && !fail; b++)
-                        if (run_mode(bus, self_dir, mode, benches[b], per_mode[mode]) <= 0)
+                        if (run_mode(bus, self_dir, mode, benches[b], per_mode[mode], NULL) <= 0)
                                 fail = 1;
         (void) set_enabled(bus, true);
         if (sfd >= 0) {
@@ -279,7 +318,7 @@ int main(int argc, char *argv[]) {
                 double med[_MODE_MAX];
                 for (int mode = 0; mode < _MODE_MAX; mode++) {
                         /* Every round's rate, for judging the noise. */
-                        printf("%s_%s_rounds ", benches[b], mode == MODE_OFF ? "off" : mode == MODE_ON ? "on" : "timeline");
+                        printf("%s_%s_rounds ", benches[b], mode_names[mode]);
                         for (unsigned i = 0; i < rounds; i++)
                                 printf(" %s", bench_format_count(rates[b][mode][i], buf, sizeof(buf)));
                         printf("  info\n");
@@ -295,6 +334,15 @@ int main(int argc, char *argv[]) {
                                name, bench_format_count(med[mode], buf, sizeof(buf)), loss,
                                bench_format_count(off, buf + 32, 32), rounds, 4, "", loss <= target ? "PASS" : "MISS",
                                target);
+                }
+                double cpu_off = median(cpu[b][MODE_OFF], rounds);
+                for (int mode = MODE_ON; mode < _MODE_MAX && cpu_off > 0; mode++) {
+                        double c = median(cpu[b][mode], rounds);
+                        char name[96];
+                        snprintf(name, sizeof(name), "%s_nodemgr_cpu_%s", benches[b],
+                                 mode == MODE_ON ? "on" : "timeline");
+                        printf("%-36s %10.0f ns/call  (%+.1f%% vs %.0f ns/call off; medians of %u)  info\n", name, c,
+                               100.0 * (c - cpu_off) / cpu_off, cpu_off, rounds);
                 }
         }
         for (int mode = MODE_ON; mode < _MODE_MAX; mode++)

@@ -202,6 +202,8 @@ if [ $# = 0 ] || [[ " $* " == *" actor_creation "* ]]; then
 fi
 # Restart and replay against this node manager; the cgroup backends against private node managers
 # that bench-isolation starts and stops itself, and the systemd backend in a systemd-nspawn node.
+# Their knobs: KACTOR_BENCH_RESTARTS (7), KACTOR_BENCH_ROUNDS (9 paired rounds of DURATION/5),
+# KACTOR_BENCH_ISO_ACTORS (100 per creation round), KACTOR_BENCH_ISO_ROUNDS (5), KACTOR_BENCH_ISO_BURST (400).
 run "lineage: restart, replay, the log's cost" 90 "$BENCH/bench-lineage" "$@"
 run "isolation: cgroup backends (private node managers)" 120 "$BENCH/bench-isolation" "$@"
 if [ $# = 0 ] || [[ " $* " == *" actor_creation_systemd "* ]] || [[ " $* " == *" isolation "* ]]; then
