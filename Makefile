@@ -189,7 +189,7 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(COR
 	$(CC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
 	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
-$(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(BUILD)/libkactor.so
+$(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
 	        -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) -lm

@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * USDT probes (provider "kactor") in the node manager and the worker runtime, for bpf/trace.bpf.c
- * and for any USDT tool (bpftrace -l 'usdt:/path/to/kactor-nodemgr:kactor:*').
+ * USDT probes (provider "kactor") in the node manager and the worker runtime, for any USDT tool
+ * (bpftrace -l 'usdt:/path/to/kactor-nodemgr:kactor:*'). kactor's own tracing attaches none of them:
+ * a hit costs about a microsecond, a third of a call (docs/tracing.md).
  *
  * Each probe has a semaphore: the kernel counts attached tracers in it (uprobe ref_ctr_offset), so
  * a site costs one predictable branch while nobody traces, and its arguments are only computed
@@ -67,13 +68,6 @@ _KACTOR_SEMAPHORE(actor_died);
 #define KACTOR_PROBE_ENABLED(name) 0
 #define KACTOR_PROBE(name, ...) do {} while (0)
 #endif
-
-/* While a tracer is attached to the probe, stores the time now (ns) in dst; else leaves it. */
-#define KACTOR_PROBE_STAMP(name, dst)                                                     \
-        do {                                                                              \
-                if (KACTOR_PROBE_ENABLED(name))                                           \
-                        (dst) = kactor_trace_now_ns();                                    \
-        } while (0)
 
 static inline uint64_t kactor_trace_now_ns(void) {
         struct timespec ts;

@@ -473,10 +473,11 @@ void actor_unref(Actor *a) {
         }
 }
 
-void manager_actor_ref_id(Manager *m, kactor_id id) {
+bool manager_actor_ref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_ref(a);
+        return a;
 }
 
 void manager_actor_unref_id(Manager *m, kactor_id id) {
@@ -1136,6 +1137,12 @@ static void actor_save_finished(Actor *a, kactor_error code, const char *message
 static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data,
                                 size_t len, uint32_t flags) {
         Manager *m = a->manager;
+
+        if (a->state == ACTOR_DEAD) {
+                /* It died while its result was being stored (its last handle went with a waiter). */
+                call_free(m, c);
+                return;
+        }
 
         switch (c->kind) {
         case CALL_REPLAY:

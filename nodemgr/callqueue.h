@@ -42,7 +42,7 @@ struct Call {
         double num_cpus;        /* task */
         uint64_t submitted_usec;
         uint32_t trace_method;  /* tracing (manager-trace.c): the method's id, */
-        uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while a tracer is attached */
+        uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while calls are traced */
         void *owner;            /* the actor, or NULL for tasks */
         void *manager;
         bool args_inline;       /* args points into storage (not separately allocated) */

@@ -110,6 +110,7 @@ GetRequest *get_request_free(GetRequest *g) {
                         tasks_worker_blocked(g->conn->worker, false);
         }
         sd_bus_message_unref(g->message);
+        sd_bus_track_unref(g->track);
         free(g);
         return NULL;
 }

@@ -70,8 +70,10 @@ static void on_actor_cgroup_empty(ActorCgroup *cg, void *userdata) {
         Actor *a = userdata;
         if (!a || a->worker)
                 return; /* the worker has not been reaped yet: actor_isolation_worker_gone() follows */
-        /* Everything the actor started is gone: its GPUs can go to someone else. */
-        actor_release_resources(a);
+        /* Everything the actor started is gone: its GPUs can go to someone else — unless it is
+         * restarting, when its next worker keeps them. */
+        if (a->state == ACTOR_DEAD)
+                actor_release_resources(a);
         actor_isolation_done(a);
         manager_bus_actor_changed(a->manager, a, "GpuIds");
 }

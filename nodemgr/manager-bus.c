@@ -341,6 +341,11 @@ static int bus_read_object_ids(sd_bus_message *msg, kactor_id **ret, size_t *ret
         return 0;
 }
 
+static int on_get_caller_gone(sd_bus_track *t, void *userdata) {
+        get_request_free(userdata);
+        return 0;
+}
+
 static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_error *error) {
         _cleanup_free_ kactor_id *ids = NULL;
         size_t n;
@@ -369,6 +374,14 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         g->message = sd_bus_message_ref(msg);
+        /* A caller that goes away takes its waiting request with it (a Get may wait forever). */
+        r = sd_bus_track_new(m->bus, &g->track, on_get_caller_gone, g);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(g->track, msg);
+        if (r < 0) {
+                get_request_free(g);
+                return r;
+        }
         r = get_request_start(g);
         return r < 0 ? r : 1; /* answered later, by bus_get_request_reply() */
 }

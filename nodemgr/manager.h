@@ -184,6 +184,7 @@ typedef struct GetRequest {
         Conn *conn;            /* native */
         uint64_t reqid;
         sd_bus_message *message; /* D-Bus */
+        sd_bus_track *track;     /* the D-Bus caller: its request goes when it does */
         LIST_ENTRY(GetRequest) link;
 } GetRequest;
 
@@ -304,7 +305,7 @@ typedef struct ActorSpec {
 int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
 void actor_ref(Actor *a);
 void actor_unref(Actor *a);
-void manager_actor_ref_id(Manager *m, kactor_id id);
+bool manager_actor_ref_id(Manager *m, kactor_id id);
 void manager_actor_unref_id(Manager *m, kactor_id id);
 /* Kills an actor's worker; pending calls fail with ActorDied. */
 int actor_kill(Actor *a, bool no_restart, const char *why);

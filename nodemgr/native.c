@@ -631,9 +631,12 @@ static int handle_result(Conn *c, Frame *f) {
         _cleanup_free_ char *message = code != KACTOR_OK && msg ? strndup(msg, len) : NULL;
         if (code == KACTOR_OK && !f->has_body)
                 return conn_protocol_error(c, "RESULT without a value");
-        return manager_call_finished(c->manager, w, f->id,
-                                     code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED,
-                                     message, f->body_raw, f->body_len, (uint32_t) flags);
+        int r = manager_call_finished(c->manager, w, f->id,
+                                      code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED,
+                                      message, f->body_raw, f->body_len, (uint32_t) flags);
+        if (r == -EBADMSG)
+                return conn_protocol_error(c, "RESULT for a call that is not running");
+        return r;
 }
 
 static int handle_recalled(Conn *c, Frame *f) {

@@ -29,6 +29,8 @@ static void object_free_contents(Object *o) {
 void objstore_done(ObjectStore *s) {
         Object *o, *tmp;
         HASH_ITER(hh, s->objects, o, tmp) {
+                if (s->ops && s->ops->object_freed)
+                        s->ops->object_freed(s->userdata, o);
                 HASH_DEL(s->objects, o);
                 object_free_contents(o);
         }
@@ -104,17 +106,26 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
                 memcpy(kinds, is_actor, n_ids);
         }
 
-        /* Hold what the value names before anyone can see it. */
+        /* Hold what the value names before anyone can see it, and keep only what was held: an id
+         * that names nothing yet must not be released when this object goes. */
+        size_t kept = 0;
         for (size_t i = 0; i < n_ids; i++) {
-                if (kinds[i]) {
-                        if (s->ops && s->ops->actor_ref)
-                                s->ops->actor_ref(s->userdata, contained[i]);
-                } else {
+                bool held;
+                if (kinds[i])
+                        held = s->ops && s->ops->actor_ref && s->ops->actor_ref(s->userdata, contained[i]);
+                else {
                         Object *inner = objstore_find(s, contained[i]);
                         if (inner)
                                 objstore_ref(inner);
+                        held = inner;
+                }
+                if (held) {
+                        contained[kept] = contained[i];
+                        kinds[kept] = kinds[i];
+                        kept++;
                 }
         }
+        n_ids = kept;
 
         if (copy)
                 o->data = TAKE_PTR(copy);
@@ -132,7 +143,7 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
                 o->rebuilding = false;
                 s->n_rebuilt++;
         }
-        if (o->origin && o->data != o->inline_data) {
+        if (o->origin && o->data != o->inline_data && o->n_contained == 0) {
                 /* Rebuilt, or made by something that can make it again; tiny values stay. */
                 o->evictable = true;
                 lru_append(s, o);
@@ -218,7 +229,8 @@ static void lru_append(ObjectStore *s, Object *o) {
 }
 
 void objstore_set_evictable(ObjectStore *s, Object *o) {
-        if (o->state != OBJECT_READY || o->evicted || o->evictable || o->data == o->inline_data)
+        /* A value that names actors or objects stays: a rebuilt one would name others. */
+        if (o->state != OBJECT_READY || o->evicted || o->evictable || o->data == o->inline_data || o->n_contained > 0)
                 return;
         o->evictable = true;
         lru_append(s, o);

@@ -72,8 +72,10 @@ struct Object {
 };
 
 typedef struct ObjectStoreOps {
-        /* A contained actor handle gained or lost a holder. */
-        void (*actor_ref)(void *userdata, kactor_id actor);
+        /* A contained actor handle gained a holder: true when the actor exists (else the id is not
+         * kept, so nothing is released for it later). */
+        bool (*actor_ref)(void *userdata, kactor_id actor);
+        /* ... or lost one. */
         void (*actor_unref)(void *userdata, kactor_id actor);
         /* An object is about to be freed. */
         void (*object_freed)(void *userdata, Object *o);

@@ -349,17 +349,17 @@ static int compare_calls(const char *name, CompareKind kind, const CompareVarian
         return 0;
 }
 
-/* Rounds and slice length of the paired benchmarks: KACTOR_BENCH_ROUNDS (default 9), slice =
- * KACTOR_BENCH_DURATION / 5 (0.3 s by default), at least 0.1 s: many short rounds, so the two
+/* Rounds and slice length of the paired benchmarks: KACTOR_BENCH_ROUNDS (default 15), slice =
+ * KACTOR_BENCH_DURATION / 10 (0.15 s by default), at least 0.05 s: many short rounds, so the two
  * slices of a round see much the same load. */
 static unsigned compare_rounds(void) {
-        return bench_env_unsigned("KACTOR_BENCH_ROUNDS", 9);
+        return bench_env_unsigned("KACTOR_BENCH_ROUNDS", 15);
 }
 
 static double compare_slice_s(void) {
-        double s = bench_duration_s() / 5;
+        double s = bench_duration_s() / 10;
 
-        return s < 0.1 ? 0.1 : s;
+        return s < 0.05 ? 0.05 : s;
 }
 
 static unsigned compare_n_clients(void) {

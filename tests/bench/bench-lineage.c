@@ -10,7 +10,7 @@
  *                              after it (new calls are admitted only once the actor is alive again,
  *                              after the replay: docs/lineage.md, "replay barrier"), so the figure
  *                              is the restart plus one call round trip. Median of
- *                              KACTOR_BENCH_RESTARTS rounds (7).
+ *                              KACTOR_BENCH_RESTARTS rounds (11).
  *   restart_1000_calls         the same with 1,000 logged increments (constructor + replay)
  *   restart_10000_calls        the same with 10,000
  *   replay_rate                10,000 ÷ (restart_10000_calls − restart_empty_log), per round
@@ -128,7 +128,7 @@ static double restart_once(const char *name, kactor_client *c, kactor_actor acto
 
 static void run_restarts(void) {
         const char *name = "restart_empty_log";
-        unsigned rounds = bench_env_unsigned("KACTOR_BENCH_RESTARTS", 7);
+        unsigned rounds = bench_env_unsigned("KACTOR_BENCH_RESTARTS", 11);
         struct kactor_actor_opts opts = { .sz = sizeof(opts), .max_restarts = -1 };
         double ms[N_ACTORS][COMPARE_MAX_ROUNDS], med[N_ACTORS], rates[COMPARE_MAX_ROUNDS];
         kactor_actor actors[N_ACTORS];
@@ -173,8 +173,12 @@ static void run_restarts(void) {
                         bench_line(restart_names[a], figure, ratio, med[a] <= 50 ? BENCH_PASS : BENCH_MISS,
                                    "target <= 50 ms");
                 } else {
-                        snprintf(ratio, sizeof(ratio), "%s logged calls: empty-log restart %.1f ms + replay %.1f ms",
-                                 bench_format_count(logged_calls[a], count, sizeof(count)), med[0], med[a] - med[0]);
+                        double lo = ms[a][0];
+
+                        for (unsigned i = 1; i < rounds; i++)
+                                lo = ms[a][i] < lo ? ms[a][i] : lo;
+                        snprintf(ratio, sizeof(ratio), "%s logged calls: empty-log restart %.1f ms + replay %.1f ms; min %.1f ms",
+                                 bench_format_count(logged_calls[a], count, sizeof(count)), med[0], med[a] - med[0], lo);
                         snprintf(target, sizeof(target), "target <= 50 ms + replay (%.1f ms)", 50 + med[a] - med[0]);
                         bench_line(restart_names[a], figure, ratio, med[0] <= 50 ? BENCH_PASS : BENCH_MISS, target);
                 }

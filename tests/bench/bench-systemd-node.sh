@@ -117,7 +117,7 @@ done
 [ "$manager" = 's "cgroupfs"' ] || fail "the second node manager's CgroupManager is $manager, not cgroupfs"
 
 # run.sh's environment (the posix_spawn baseline, KACTOR_BENCH_*) goes along.
-run /opt/kactor-build/tests/bench/bench-isolation --creation \
+timeout 120 nsenter -t "$leader" -a /opt/kactor-build/tests/bench/bench-isolation --creation \
         cgroupfs_nspawn /run/kactor-cgfs/run/nodemgr.sock unix:path=/run/kactor-cgfs/bus \
         systemd /run/kactor/nodemgr.sock unix:path=/run/dbus/system_bus_socket
 rc=$?

@@ -202,12 +202,12 @@ if [ $# = 0 ] || [[ " $* " == *" actor_creation "* ]]; then
 fi
 # Restart and replay against this node manager; the cgroup backends against private node managers
 # that bench-isolation starts and stops itself, and the systemd backend in a systemd-nspawn node.
-# Their knobs: KACTOR_BENCH_RESTARTS (7), KACTOR_BENCH_ROUNDS (9 paired rounds of DURATION/5),
+# Their knobs: KACTOR_BENCH_RESTARTS (11), KACTOR_BENCH_ROUNDS (15 paired rounds of DURATION/10),
 # KACTOR_BENCH_ISO_ACTORS (100 per creation round), KACTOR_BENCH_ISO_ROUNDS (5), KACTOR_BENCH_ISO_BURST (400).
 run "lineage: restart, replay, the log's cost" 90 "$BENCH/bench-lineage" "$@"
 run "isolation: cgroup backends (private node managers)" 120 "$BENCH/bench-isolation" "$@"
 if [ $# = 0 ] || [[ " $* " == *" actor_creation_systemd "* ]] || [[ " $* " == *" isolation "* ]]; then
-        run "isolation: systemd scopes (systemd-nspawn node)" 90 "$(dirname "$0")/bench-systemd-node.sh" "$BUILD"
+        run "isolation: systemd scopes (systemd-nspawn node)" 180 "$(dirname "$0")/bench-systemd-node.sh" "$BUILD"
 fi
 
 say "== summary"

@@ -24,10 +24,11 @@ typedef struct Record {
         size_t n_actor_refs, n_actor_unrefs, n_freed;
 } Record;
 
-static void on_actor_ref(void *userdata, kactor_id actor) {
+static bool on_actor_ref(void *userdata, kactor_id actor) {
         Record *r = userdata;
         cr_assert_lt(r->n_actor_refs, MAX_EVENTS);
         r->actor_refs[r->n_actor_refs++] = actor;
+        return true;
 }
 
 static void on_actor_unref(void *userdata, kactor_id actor) {
