@@ -7,7 +7,9 @@
  * gathered. No D-Bus, no logging: errors are returned (trace_new() also says why in words).
  */
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdarg.h>
@@ -88,8 +90,58 @@ static int trace_ensure_bpffs(Trace *t) {
         return 0;
 }
 
+/* Next to each node's pin directory an empty directory "owner-NODE-PID" (bpffs allows no dots) says which process pins
+ * there; pins of a node manager that was killed are removed by the next one that starts. */
+static char *owner_dir(const char *node, pid_t pid) {
+        char *p;
+        if (asprintf(&p, "%s/owner-%s-%d", TRACE_PIN_ROOT, node, (int) pid) < 0)
+                return NULL;
+        return p;
+}
+
+static void remove_pin_dir(const char *dir) {
+        DIR *d = opendir(dir);
+        if (d) {
+                struct dirent *de;
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                closedir(d);
+        }
+        (void) rmdir(dir);
+}
+
+static void trace_reap_stale_locked(void) {
+        DIR *d = opendir(TRACE_PIN_ROOT);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char node[64];
+                int pid;
+                if (strncmp(de->d_name, "owner-", 6) != 0 ||
+                    sscanf(de->d_name + 6, "%63[0-9a-f]-%d", node, &pid) != 2 || pid <= 0)
+                        continue;
+                if (kill(pid, 0) >= 0 || errno != ESRCH)
+                        continue; /* alive (or not ours to judge) */
+                char *p;
+                if (asprintf(&p, "%s/%s", TRACE_PIN_ROOT, node) >= 0) {
+                        remove_pin_dir(p);
+                        free(p);
+                }
+                (void) unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        }
+        closedir(d);
+}
+
 static void trace_unpin_locked(Trace *t) {
         if (t->pin_dir) {
+                const char *node = strrchr(t->pin_dir, '/');
+                char *owner = node ? owner_dir(node + 1, getpid()) : NULL;
+                if (owner) {
+                        (void) rmdir(owner);
+                        free(owner);
+                }
                 struct bpf_map *map;
                 bpf_object__for_each_map(map, t->skel->obj)
                         if (bpf_map__is_pinned(map))
@@ -120,6 +172,14 @@ static int trace_pin_locked(Trace *t, const char *node) {
                 return r;
         if (mkdir(TRACE_PIN_ROOT, 0755) < 0 && errno != EEXIST)
                 return -errno;
+        trace_reap_stale_locked();
+        char *owner = owner_dir(node, getpid());
+        if (!owner)
+                return -ENOMEM;
+        r = mkdir(owner, 0755) < 0 && errno != EEXIST ? -errno : 0;
+        free(owner);
+        if (r < 0)
+                return r;
         if (asprintf(&t->pin_dir, "%s/%s", TRACE_PIN_ROOT, node) < 0) {
                 t->pin_dir = NULL;
                 return -ENOMEM;

@@ -40,7 +40,8 @@ cat >"$DIR/bus.conf" <<CONF
   </policy>
 </busconfig>
 CONF
-dbus-daemon --config-file="$DIR/bus.conf" --nofork --nopidfile >"$DIR/dbus.log" 2>&1 &
+# Both die with this script even if it is killed outright (a test timeout): --pdeathsig.
+setpriv --pdeathsig TERM dbus-daemon --config-file="$DIR/bus.conf" --nofork --nopidfile >"$DIR/dbus.log" 2>&1 &
 DBUS_PID=$!
 for _ in $(seq 100); do [ -S "$DIR/bus" ] && break; sleep 0.05; done
 [ -S "$DIR/bus" ] || { echo "dbus-daemon did not start"; exit 1; }
@@ -48,7 +49,7 @@ chmod 0666 "$DIR/bus"
 BUS=unix:path=$DIR/bus
 
 mkdir -m 0777 "$DIR/run"
-setpriv --reuid="$USER_ID" --regid="$USER_ID" --clear-groups --inh-caps=-all --bounding-set=-all \
+setpriv --pdeathsig TERM --reuid="$USER_ID" --regid="$USER_ID" --clear-groups --inh-caps=-all --bounding-set=-all \
         "$BUILD/kactor-nodemgr" --bus "$BUS" --runtime-dir "$DIR/run" --module-path "$BUILD/examples" \
         >"$DIR/nodemgr.log" 2>&1 &
 NODEMGR_PID=$!
