@@ -21,13 +21,20 @@ private_node_start() {
   </policy>
 </busconfig>
 CONF
-        dbus-daemon --config-file="$PRIVATE_NODE_DIR/bus.conf" --fork --print-pid=1 > "$PRIVATE_NODE_DIR/bus.pid"
-        BUS_PID=$(cat "$PRIVATE_NODE_DIR/bus.pid")
+        # Both go down with the caller even if it is killed outright (--pdeathsig).
+        setpriv --pdeathsig TERM dbus-daemon --config-file="$PRIVATE_NODE_DIR/bus.conf" --nofork --nopidfile \
+                2> "$PRIVATE_NODE_DIR/bus.log" &
+        BUS_PID=$!
+        local j
+        for j in $(seq 100); do
+                [ -S "$PRIVATE_NODE_DIR/bus" ] && break
+                sleep 0.05
+        done
         PRIVATE_BUS="unix:path=$PRIVATE_NODE_DIR/bus"
         export KACTOR_SOCKET="$PRIVATE_NODE_DIR/run/nodemgr.sock"
         export KACTOR_BUS_ADDRESS="$PRIVATE_BUS"
 
-        "$build/kactor-nodemgr" --bus "$PRIVATE_BUS" --runtime-dir "$PRIVATE_NODE_DIR/run" "$@" \
+        setpriv --pdeathsig TERM "$build/kactor-nodemgr" --bus "$PRIVATE_BUS" --runtime-dir "$PRIVATE_NODE_DIR/run" "$@" \
                 2> "$PRIVATE_NODE_DIR/nodemgr.log" &
         NODEMGR_PID=$!
         # Ready once the name is on the bus (bounded: 10 s).
@@ -55,6 +62,7 @@ private_node_stop() {
         fi
         if [ -n "${BUS_PID:-}" ] && kill -0 "$BUS_PID" 2>/dev/null; then
                 kill -TERM "$BUS_PID"
+                wait "$BUS_PID" 2>/dev/null || true
         fi
         [ -n "${PRIVATE_NODE_DIR:-}" ] && rm -rf "$PRIVATE_NODE_DIR"
         NODEMGR_PID= BUS_PID= PRIVATE_NODE_DIR=

@@ -42,7 +42,7 @@ fail() {
 }
 
 # A real host gives PID 1 every capability and bpf(); nspawn withholds them by default.
-systemd-nspawn -D / --volatile=yes -b --register=no --keep-unit -M "$machine" \
+setpriv --pdeathsig TERM systemd-nspawn -D / --volatile=yes -b --register=no --keep-unit -M "$machine" \
         --bind-ro="$checkout":/opt/kactor --bind-ro="$build":/opt/kactor-build \
         --capability=CAP_BPF,CAP_NET_ADMIN,CAP_PERFMON --system-call-filter=bpf \
         -- systemd.firstboot=off >"$log" 2>&1 &

@@ -12,7 +12,8 @@ command -v systemd-nspawn >/dev/null || { echo "no systemd-nspawn"; exit 77; }
 name=kt$$
 log=$(mktemp /tmp/kactor-nspawn.XXXXXX)
 # A real host gives PID 1 every capability and bpf(); nspawn withholds them by default.
-systemd-nspawn -D / --volatile=yes -b --register=no --keep-unit -M "$name" --bind-ro="$checkout":/opt/kactor \
+# It goes down with this script even if the script is killed outright (--pdeathsig).
+setpriv --pdeathsig TERM systemd-nspawn -D / --volatile=yes -b --register=no --keep-unit -M "$name" --bind-ro="$checkout":/opt/kactor \
         --capability=CAP_BPF,CAP_NET_ADMIN,CAP_PERFMON --system-call-filter=bpf \
         -- systemd.firstboot=off > "$log" 2>&1 &
 nspawn=$!
