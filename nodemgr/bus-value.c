@@ -240,75 +240,53 @@ static int read_value(sd_bus_message *m, unsigned depth, bus_path_resolve_fn res
                 break;
         }
 
-        case SD_BUS_TYPE_BYTE: {
-                uint8_t x;
-
-                r = sd_bus_message_read_basic(m, type, &x);
-                if (r < 0)
-                        return r;
-                v = kactor_value_new_int(x);
-                break;
-        }
-
-        case SD_BUS_TYPE_INT16: {
-                int16_t x;
-
-                r = sd_bus_message_read_basic(m, type, &x);
-                if (r < 0)
-                        return r;
-                v = kactor_value_new_int(x);
-                break;
-        }
-
-        case SD_BUS_TYPE_UINT16: {
-                uint16_t x;
-
-                r = sd_bus_message_read_basic(m, type, &x);
-                if (r < 0)
-                        return r;
-                v = kactor_value_new_int(x);
-                break;
-        }
-
-        case SD_BUS_TYPE_INT32: {
-                int32_t x;
-
-                r = sd_bus_message_read_basic(m, type, &x);
-                if (r < 0)
-                        return r;
-                v = kactor_value_new_int(x);
-                break;
-        }
-
-        case SD_BUS_TYPE_UINT32: {
-                uint32_t x;
-
-                r = sd_bus_message_read_basic(m, type, &x);
-                if (r < 0)
-                        return r;
-                v = kactor_value_new_int(x);
-                break;
-        }
-
-        case SD_BUS_TYPE_INT64: {
-                int64_t x;
-
-                r = sd_bus_message_read_basic(m, type, &x);
-                if (r < 0)
-                        return r;
-                v = kactor_value_new_int(x);
-                break;
-        }
-
+        case SD_BUS_TYPE_BYTE:
+        case SD_BUS_TYPE_INT16:
+        case SD_BUS_TYPE_UINT16:
+        case SD_BUS_TYPE_INT32:
+        case SD_BUS_TYPE_UINT32:
+        case SD_BUS_TYPE_INT64:
         case SD_BUS_TYPE_UINT64: {
-                uint64_t x;
+                /* Every integer becomes an int64; a 't' above INT64_MAX does not fit. */
+                union {
+                        uint8_t y;
+                        int16_t n;
+                        uint16_t q;
+                        int32_t i;
+                        uint32_t u;
+                        int64_t x;
+                        uint64_t t;
+                } x;
+                int64_t i;
 
                 r = sd_bus_message_read_basic(m, type, &x);
                 if (r < 0)
                         return r;
-                if (x > INT64_MAX)
-                        return -ERANGE;
-                v = kactor_value_new_int((int64_t)x);
+                switch (type) {
+                case SD_BUS_TYPE_BYTE:
+                        i = x.y;
+                        break;
+                case SD_BUS_TYPE_INT16:
+                        i = x.n;
+                        break;
+                case SD_BUS_TYPE_UINT16:
+                        i = x.q;
+                        break;
+                case SD_BUS_TYPE_INT32:
+                        i = x.i;
+                        break;
+                case SD_BUS_TYPE_UINT32:
+                        i = x.u;
+                        break;
+                case SD_BUS_TYPE_INT64:
+                        i = x.x;
+                        break;
+                default:
+                        if (x.t > INT64_MAX)
+                                return -ERANGE;
+                        i = (int64_t) x.t;
+                }
+                v = kactor_value_new_int(i);
                 break;
         }
 
