@@ -18,42 +18,58 @@
 #define TASK_WINDOW 64
 #define TASK_QUICK_USEC 200
 
-static unsigned tasks_pool_size(Manager *m) {
-        double n = floor(m->resources.cpus_total);
-        return n < 1 ? 1 : (unsigned) n;
+/* Task workers at most, whatever the tasks' NumCpus (a task may ask for 0). */
+#define TASK_WORKERS_MAX 64
+
+/* CPUs tasks may use: the node's, less what actors reserved. */
+static double tasks_cpus_total(Manager *m) {
+        return MAX(m->resources.cpus_total - m->resources.cpus_used, 0.0);
 }
 
-/* Workers that run tasks and are not blocked. */
-static unsigned tasks_running(Manager *m) {
+/* CPUs the running tasks hold (the first task of each worker that is not blocked in a Get), and how
+ * many run. */
+static double tasks_cpus_running(Manager *m, unsigned *ret_n) {
+        double cpus = 0;
         unsigned n = 0;
         Worker *w;
         LIST_FOREACH(w, &m->task_workers, task_link)
-                if (w->tasks.n_inflight > 0 && !w->blocked)
+                if (w->tasks.n_inflight > 0 && !w->blocked) {
+                        cpus += TAILQ_FIRST(&w->tasks.inflight)->num_cpus;
                         n++;
-        return n;
+                }
+        *ret_n = n;
+        return cpus;
 }
 
 static bool worker_takes_tasks(const Worker *w) {
         return w->ready && w->conn && !w->blocked && !w->recalling;
 }
 
-/* Where the next task goes: an idle worker, else (every CPU busy) the least loaded worker whose
- * tasks are quick, if its window has room. NULL: none (a new worker may be started). */
-static Worker *tasks_pick_worker(Manager *m, bool *ret_spawn) {
+/*
+ * Where task c goes: an idle worker when its NumCpus fit beside the running tasks' (one task always
+ * runs, whatever it asks for); else, when they do not, the least loaded worker whose tasks are
+ * quick, if its window has room. NULL: none, or (*ret_spawn) a new worker should be started.
+ */
+static Worker *tasks_pick_worker(Manager *m, const Call *c, bool *ret_spawn) {
         Worker *w, *best = NULL;
-        unsigned running = tasks_running(m);
+        unsigned n_running;
+        double running = tasks_cpus_running(m, &n_running);
+        /* Workers being started will run tasks like this one. */
+        double starting = m->n_task_workers_starting * c->num_cpus;
+        bool fits = n_running == 0 || running + starting + c->num_cpus <= tasks_cpus_total(m) + 1e-9;
 
         *ret_spawn = false;
-        LIST_FOREACH(w, &m->task_workers, task_link)
-                if (worker_takes_tasks(w) && w->tasks.n_inflight == 0)
-                        return running < tasks_pool_size(m) ? w : NULL;
-
-        if (running + m->n_task_workers_starting < tasks_pool_size(m)) {
-                *ret_spawn = true;
-                return NULL;
+        if (fits) {
+                LIST_FOREACH(w, &m->task_workers, task_link)
+                        if (worker_takes_tasks(w) && w->tasks.n_inflight == 0)
+                                return w;
+                if (m->n_task_workers < TASK_WORKERS_MAX) {
+                        *ret_spawn = true;
+                        return NULL;
+                }
         }
         LIST_FOREACH(w, &m->task_workers, task_link) {
-                if (!worker_takes_tasks(w) || w->tasks.n_inflight >= TASK_WINDOW ||
+                if (!worker_takes_tasks(w) || w->tasks.n_inflight == 0 || w->tasks.n_inflight >= TASK_WINDOW ||
                     w->task_avg_usec == 0 || w->task_avg_usec > TASK_QUICK_USEC)
                         continue;
                 if (!best || w->tasks.n_inflight < best->tasks.n_inflight)
@@ -69,7 +85,7 @@ void tasks_dispatch(Manager *m) {
                 return;
         while ((c = callqueue_peek_ready(&m->tasks))) {
                 bool spawn;
-                Worker *w = tasks_pick_worker(m, &spawn);
+                Worker *w = tasks_pick_worker(m, c, &spawn);
                 if (!w) {
                         if (!spawn)
                                 return;

@@ -237,6 +237,33 @@ Test(client, tasks_run_at_the_same_time) {
         assert_get(c, r2, "true");
 }
 
+Test(client, tasks_that_need_every_cpu_run_one_at_a_time) {
+        kactor_client *c = harness_client(h);
+        const char *dir = meeting_dir("cpus");
+        struct kactor_task_opts opts = { .sz = sizeof(opts), .num_cpus = 1000 }; /* more than the node has */
+        kactor_ref r1, r2;
+        kactor_value *args;
+
+        /* One such task runs at a time: the first waits for the second in vain, then the second
+         * finds the first's mark. */
+        args = kactor_value_new_list();
+        kactor_value_list_append(args, str(dir));
+        kactor_value_list_append(args, str("one"));
+        kactor_value_list_append(args, str("two"));
+        kactor_value_list_append(args, i64(500));
+        cr_assert_eq(kactor_submit(c, "testmod", "rendezvous", args, &opts, &r1), 0);
+        kactor_value_free(args);
+        args = kactor_value_new_list();
+        kactor_value_list_append(args, str(dir));
+        kactor_value_list_append(args, str("two"));
+        kactor_value_list_append(args, str("one"));
+        kactor_value_list_append(args, i64(500));
+        cr_assert_eq(kactor_submit(c, "testmod", "rendezvous", args, &opts, &r2), 0);
+        kactor_value_free(args);
+        assert_get(c, r1, "false");
+        assert_get(c, r2, "true");
+}
+
 Test(client, tasks_return_results_and_failures) {
         kactor_client *c = harness_client(h);
         kactor_value *v;
