@@ -19,14 +19,14 @@ struct kactor_client {
         int fd;
         Buffer in;
         Buffer out;
-        msgpack_packer pk; /* writes frames into out */
-        Frame frame;       /* the frame last parsed from in */
+        msgpack_packer pk;        /* writes frames into out */
+        Frame frame;              /* the frame last parsed from in */
         const char *last_payload; /* its payload, valid until the next read */
         size_t last_len;
         PendingFrame *current_pending; /* the set-aside frame client_next_frame() returned last */
 
         char node_id[KACTOR_ID_STRING_MAX];
-        uint64_t id_hi;    /* ids this client makes: {id_hi, id_lo_prefix | seq} */
+        uint64_t id_hi; /* ids this client makes: {id_hi, id_lo_prefix | seq} */
         uint64_t id_lo_prefix;
         uint64_t next_seq;
         uint64_t next_reqid;

@@ -165,7 +165,8 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                 }
                 if (c->frame.type != MSG_REPLY) {
                         if (!c->worker ||
-                            (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK && c->frame.type != MSG_SAVE))
+                            (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK &&
+                             c->frame.type != MSG_SAVE))
                                 return -EBADMSG;
                         r = client_set_aside(c);
                         if (r < 0)
@@ -183,8 +184,9 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                         const char *msg = "";
                         size_t msg_len = 0;
                         (void) frame_field_str(&c->frame, 1, &msg, &msg_len);
-                        client_set_error(c, code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
-                                         msg, msg_len);
+                        client_set_error(
+                                c, code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
+                                msg, msg_len);
                         return -EREMOTEIO;
                 }
                 return 0;
@@ -200,7 +202,9 @@ int client_recall_tasks(kactor_client *c) {
 
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_RECALLED) < 0 ||
-                msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_array(&c->pk, n) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_array(&c->pk, n) < 0
+                ? -ENOMEM
+                : 0;
         while (r >= 0 && *pp) {
                 PendingFrame *p = *pp;
                 if (p->type != MSG_TASK) {
@@ -260,7 +264,7 @@ int client_next_frame(kactor_client *c, Frame *f) {
 }
 
 static kactor_id client_new_id(kactor_client *c) {
-        return (kactor_id) { c->id_hi, c->id_lo_prefix | c->next_seq++ };
+        return (kactor_id){ c->id_hi, c->id_lo_prefix | c->next_seq++ };
 }
 
 static int pack_args(msgpack_packer *pk, const kactor_value *args) {
@@ -311,8 +315,11 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
 
         size_t off = frame_begin(&c->out);
         r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_HELLO) < 0 ||
-            msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
-            msgpack_pack_int64(&c->pk, getpid()) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, 0) < 0 ||
+                        msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
+                        msgpack_pack_int64(&c->pk, getpid()) < 0
+                ? -ENOMEM
+                : 0;
         r = client_end_frame(c, off, r);
         if (r >= 0)
                 r = kactor_flush(c);
@@ -325,7 +332,9 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
                 uint64_t code = KACTOR_ERROR_PROTOCOL;
                 (void) frame_field_u64(&c->frame, 0, &code);
                 (void) frame_field_str(&c->frame, 1, &msg, &len);
-                client_set_error(c, code > 0 && code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
+                client_set_error(c,
+                                 code > 0 && code < _KACTOR_ERROR_MAX ? (kactor_error) code
+                                                                      : KACTOR_ERROR_PROTOCOL,
                                  msg, len);
                 r = code == KACTOR_ERROR_ACCESS_DENIED ? -EACCES : -EPROTO;
         } else if (r >= 0 && c->frame.type != MSG_WELCOME)
@@ -362,7 +371,8 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
         uint32_t n = 2 + (d.num_gpus > 0) + (d.num_cpus > 0) + (d.memory_max > 0) + (d.name != NULL);
         if (msgpack_pack_map(pk, n) < 0)
                 return -ENOMEM;
-        if (pack_cstr(pk, "Detached") < 0 || (d.detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0)
+        if (pack_cstr(pk, "Detached") < 0 ||
+            (d.detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0)
                 return -ENOMEM;
         if (pack_cstr(pk, "MaxRestarts") < 0 || msgpack_pack_int64(pk, d.max_restarts) < 0)
                 return -ENOMEM;
@@ -370,7 +380,8 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
                 return -ENOMEM;
         if (d.num_cpus > 0 && (pack_cstr(pk, "NumCpus") < 0 || msgpack_pack_double(pk, d.num_cpus) < 0))
                 return -ENOMEM;
-        if (d.memory_max > 0 && (pack_cstr(pk, "MemoryMax") < 0 || msgpack_pack_uint64(pk, d.memory_max) < 0))
+        if (d.memory_max > 0 &&
+            (pack_cstr(pk, "MemoryMax") < 0 || msgpack_pack_uint64(pk, d.memory_max) < 0))
                 return -ENOMEM;
         if (d.name && (pack_cstr(pk, "Name") < 0 || pack_cstr(pk, d.name) < 0))
                 return -ENOMEM;
@@ -386,7 +397,9 @@ _public_ int kactor_create_actor(kactor_client *c, const char *module, const cha
         uint64_t reqid = c->next_reqid++;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_CREATE_ACTOR) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, reqid) < 0
+                ? -ENOMEM
+                : 0;
         if (r >= 0)
                 r = pack_cstr(&c->pk, module);
         if (r >= 0)
@@ -406,7 +419,7 @@ _public_ int kactor_create_actor(kactor_client *c, const char *module, const cha
         r = frame_field_id(&c->frame, 2, CODEC_EXT_ACTOR, &id);
         if (r < 0)
                 return r;
-        *ret = (kactor_actor) { id };
+        *ret = (kactor_actor){ id };
         return 0;
 }
 
@@ -416,7 +429,9 @@ _public_ int kactor_get_actor(kactor_client *c, const char *name, kactor_actor *
         uint64_t reqid = c->next_reqid++;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_GET_ACTOR) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 ? -ENOMEM : pack_cstr(&c->pk, name);
+                        msgpack_pack_uint64(&c->pk, reqid) < 0
+                ? -ENOMEM
+                : pack_cstr(&c->pk, name);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -427,7 +442,7 @@ _public_ int kactor_get_actor(kactor_client *c, const char *name, kactor_actor *
         r = frame_field_id(&c->frame, 2, CODEC_EXT_ACTOR, &id);
         if (r < 0)
                 return r;
-        *ret = (kactor_actor) { id };
+        *ret = (kactor_actor){ id };
         return 0;
 }
 
@@ -438,7 +453,9 @@ _public_ int kactor_call(kactor_client *c, kactor_actor actor, const char *metho
         kactor_id id = client_new_id(c);
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_CALL) < 0 ||
-                msgpack_pack_uint64(&c->pk, id.lo) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, id.lo) < 0
+                ? -ENOMEM
+                : 0;
         if (r >= 0)
                 r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
         if (r >= 0)
@@ -451,12 +468,12 @@ _public_ int kactor_call(kactor_client *c, kactor_actor actor, const char *metho
         r = client_maybe_flush(c);
         if (r < 0)
                 return r;
-        *ret = (kactor_ref) { id };
+        *ret = (kactor_ref){ id };
         return 0;
 }
 
-_public_ int kactor_submit(kactor_client *c, const char *module, const char *function, const kactor_value *args,
-                           const struct kactor_task_opts *opts, kactor_ref *ret) {
+_public_ int kactor_submit(kactor_client *c, const char *module, const char *function,
+                           const kactor_value *args, const struct kactor_task_opts *opts, kactor_ref *ret) {
         if (!c || !module || !function || !ret)
                 return -EINVAL;
         double num_cpus = 1;
@@ -466,14 +483,18 @@ _public_ int kactor_submit(kactor_client *c, const char *module, const char *fun
         kactor_id id = client_new_id(c);
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_SUBMIT) < 0 ||
-                msgpack_pack_uint64(&c->pk, id.lo) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, id.lo) < 0
+                ? -ENOMEM
+                : 0;
         if (r >= 0)
                 r = pack_cstr(&c->pk, module);
         if (r >= 0)
                 r = pack_cstr(&c->pk, function);
         if (r >= 0)
                 r = msgpack_pack_map(&c->pk, 1) < 0 || pack_cstr(&c->pk, "NumCpus") < 0 ||
-                    msgpack_pack_double(&c->pk, num_cpus) < 0 ? -ENOMEM : 0;
+                                msgpack_pack_double(&c->pk, num_cpus) < 0
+                        ? -ENOMEM
+                        : 0;
         if (r >= 0)
                 r = pack_args(&c->pk, args);
         r = client_end_frame(c, off, r);
@@ -482,7 +503,7 @@ _public_ int kactor_submit(kactor_client *c, const char *module, const char *fun
         r = client_maybe_flush(c);
         if (r < 0)
                 return r;
-        *ret = (kactor_ref) { id };
+        *ret = (kactor_ref){ id };
         return 0;
 }
 
@@ -492,14 +513,16 @@ _public_ int kactor_put(kactor_client *c, const kactor_value *value, kactor_ref 
         kactor_id id = client_new_id(c);
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_PUT) < 0 ||
-                msgpack_pack_uint64(&c->pk, id.lo) < 0 ? -ENOMEM : codec_pack_value(&c->pk, value);
+                        msgpack_pack_uint64(&c->pk, id.lo) < 0
+                ? -ENOMEM
+                : codec_pack_value(&c->pk, value);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
         r = client_maybe_flush(c);
         if (r < 0)
                 return r;
-        *ret = (kactor_ref) { id };
+        *ret = (kactor_ref){ id };
         return 0;
 }
 
@@ -530,9 +553,10 @@ _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint
         uint64_t reqid = c->next_reqid++;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_GET) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint64(&c->pk, timeout_usec) < 0
-                        ? -ENOMEM
-                        : pack_ref_list(&c->pk, refs, n);
+                        msgpack_pack_uint64(&c->pk, reqid) < 0 ||
+                        msgpack_pack_uint64(&c->pk, timeout_usec) < 0
+                ? -ENOMEM
+                : pack_ref_list(&c->pk, refs, n);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -578,10 +602,11 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
         uint64_t reqid = c->next_reqid++;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_WAIT) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint64(&c->pk, timeout_usec) < 0 ||
-                msgpack_pack_uint64(&c->pk, num_returns) < 0
-                        ? -ENOMEM
-                        : pack_ref_list(&c->pk, refs, n);
+                        msgpack_pack_uint64(&c->pk, reqid) < 0 ||
+                        msgpack_pack_uint64(&c->pk, timeout_usec) < 0 ||
+                        msgpack_pack_uint64(&c->pk, num_returns) < 0
+                ? -ENOMEM
+                : pack_ref_list(&c->pk, refs, n);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -606,7 +631,9 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
 static int client_release(kactor_client *c, const kactor_ref *refs, size_t n, const kactor_actor *actor) {
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_RELEASE) < 0 ||
-                msgpack_pack_uint64(&c->pk, 0) < 0 ? -ENOMEM : pack_ref_list(&c->pk, refs, n);
+                        msgpack_pack_uint64(&c->pk, 0) < 0
+                ? -ENOMEM
+                : pack_ref_list(&c->pk, refs, n);
         if (r >= 0)
                 r = msgpack_pack_array(&c->pk, actor ? 1 : 0) < 0 ? -ENOMEM : 0;
         if (r >= 0 && actor)
@@ -637,7 +664,9 @@ _public_ int kactor_kill(kactor_client *c, kactor_actor actor, bool no_restart) 
         uint64_t reqid = c->next_reqid++;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_KILL) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 ? -ENOMEM : codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
+                        msgpack_pack_uint64(&c->pk, reqid) < 0
+                ? -ENOMEM
+                : codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
         if (r >= 0)
                 r = (no_restart ? msgpack_pack_true(&c->pk) : msgpack_pack_false(&c->pk)) < 0 ? -ENOMEM : 0;
         r = client_end_frame(c, off, r);

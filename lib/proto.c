@@ -8,7 +8,7 @@
 
 void buffer_free(Buffer *b) {
         free(b->data);
-        *b = (Buffer) {};
+        *b = (Buffer){};
 }
 
 int buffer_reserve(Buffer *b, size_t n) {
@@ -99,7 +99,7 @@ int frame_peek(const Buffer *b, const char **ret_payload, size_t *ret_len) {
 }
 
 void frame_init(Frame *f) {
-        *f = (Frame) {};
+        *f = (Frame){};
         msgpack_unpacked_init(&f->header);
         msgpack_unpacked_init(&f->body);
 }
@@ -107,7 +107,7 @@ void frame_init(Frame *f) {
 void frame_done(Frame *f) {
         msgpack_unpacked_destroy(&f->header);
         msgpack_unpacked_destroy(&f->body);
-        *f = (Frame) {};
+        *f = (Frame){};
 }
 
 int frame_parse(Frame *f, const char *payload, size_t len) {

@@ -27,33 +27,33 @@
 
 typedef enum ProtoMsg {
         /* client -> nodemgr */
-        MSG_HELLO = 1,       /* [T, 0, version, pid]                                        */
-        MSG_CREATE_ACTOR,    /* [T, reqid, module, class, options map] + args list          */
-        MSG_GET_ACTOR,       /* [T, reqid, name]                                             */
-        MSG_CALL,            /* [T, object lo, actor id, method] + args       (no reply)    */
-        MSG_SUBMIT,          /* [T, object lo, module, function, options map] + args (no reply) */
-        MSG_PUT,             /* [T, object lo] + value                        (no reply)    */
-        MSG_GET,             /* [T, reqid, timeout usec, [object ids]]                       */
-        MSG_WAIT,            /* [T, reqid, timeout usec, num_returns, [object ids]]          */
-        MSG_RELEASE,         /* [T, 0, [object ids], [actor ids]]            (no reply)     */
-        MSG_KILL,            /* [T, reqid, actor id, no_restart]                             */
+        MSG_HELLO = 1,    /* [T, 0, version, pid]                                        */
+        MSG_CREATE_ACTOR, /* [T, reqid, module, class, options map] + args list          */
+        MSG_GET_ACTOR,    /* [T, reqid, name]                                             */
+        MSG_CALL,         /* [T, object lo, actor id, method] + args       (no reply)    */
+        MSG_SUBMIT,       /* [T, object lo, module, function, options map] + args (no reply) */
+        MSG_PUT,          /* [T, object lo] + value                        (no reply)    */
+        MSG_GET,          /* [T, reqid, timeout usec, [object ids]]                       */
+        MSG_WAIT,         /* [T, reqid, timeout usec, num_returns, [object ids]]          */
+        MSG_RELEASE,      /* [T, 0, [object ids], [actor ids]]            (no reply)     */
+        MSG_KILL,         /* [T, reqid, actor id, no_restart]                             */
 
         /* nodemgr -> client */
-        MSG_WELCOME = 32,    /* [T, 0, version, node id string, id prefix hi, id prefix lo]  */
-        MSG_REPLY,           /* [T, reqid, error code, message] (+ value)                     */
+        MSG_WELCOME = 32, /* [T, 0, version, node id string, id prefix hi, id prefix lo]  */
+        MSG_REPLY,        /* [T, reqid, error code, message] (+ value)                     */
 
         /* nodemgr -> worker */
-        MSG_INIT = 64,       /* [T, 0, kind, actor id, module, class, [gpu ids], node id, id hi,
-                              *  id range, checkpoint (nil, or the saved state)] + args       */
-        MSG_EXEC,            /* [T, seq, method] + args                                       */
-        MSG_TASK,            /* [T, seq, module, function] + args                            */
-        MSG_SAVE,            /* [T, seq]: run the class's save hook (a checkpoint)            */
-        MSG_RECALL,          /* [T, 0]: give back the tasks sent but not started              */
+        MSG_INIT = 64, /* [T, 0, kind, actor id, module, class, [gpu ids], node id, id hi,
+                        *  id range, checkpoint (nil, or the saved state)] + args       */
+        MSG_EXEC,      /* [T, seq, method] + args                                       */
+        MSG_TASK,      /* [T, seq, module, function] + args                            */
+        MSG_SAVE,      /* [T, seq]: run the class's save hook (a checkpoint)            */
+        MSG_RECALL,    /* [T, 0]: give back the tasks sent but not started              */
 
         /* worker -> nodemgr */
-        MSG_INIT_DONE = 96,  /* [T, 0, error code, message, flags]                            */
-        MSG_RESULT,          /* [T, seq, error code, message, flags] + value when the code is 0 */
-        MSG_RECALLED,        /* [T, 0, [seqs]]: these tasks were not started and never will be */
+        MSG_INIT_DONE = 96, /* [T, 0, error code, message, flags]                            */
+        MSG_RESULT,         /* [T, seq, error code, message, flags] + value when the code is 0 */
+        MSG_RECALLED,       /* [T, 0, [seqs]]: these tasks were not started and never will be */
 } ProtoMsg;
 
 /* Flags of RESULT. */
@@ -62,7 +62,7 @@ enum {
 };
 /* Flags of INIT_DONE. */
 enum {
-        INIT_CAN_SAVE = 1 << 0,    /* the class has save and restore hooks */
+        INIT_CAN_SAVE = 1 << 0, /* the class has save and restore hooks */
 };
 
 typedef enum WorkerKind {
@@ -100,10 +100,10 @@ int frame_peek(const Buffer *b, const char **ret_payload, size_t *ret_len);
 
 /* A parsed frame: the header array and, when present, the trailing value (raw and unpacked). */
 typedef struct Frame {
-        msgpack_unpacked header;  /* the array */
-        msgpack_unpacked body;    /* .data.type == MSGPACK_OBJECT_NIL and has_body false if none */
+        msgpack_unpacked header; /* the array */
+        msgpack_unpacked body;   /* .data.type == MSGPACK_OBJECT_NIL and has_body false if none */
         bool has_body;
-        const char *body_raw;     /* the trailing value's bytes, inside the payload */
+        const char *body_raw; /* the trailing value's bytes, inside the payload */
         size_t body_len;
         uint32_t type;
         uint64_t id;

@@ -51,7 +51,7 @@ struct kactor_ctx {
         MethodStats *method_stats; /* one per method of class */
         size_t n_methods;
         void *state;
-        unsigned batched; /* results buffered since the last flush */
+        unsigned batched;                    /* results buffered since the last flush */
         uint64_t exec_start_ns, exec_end_ns; /* the method whose result goes next: when it ran (tracing) */
 };
 
@@ -90,7 +90,8 @@ static const kactor_value *arg_get(kactor_ctx *ctx, const kactor_value *args, si
                                      args ? kactor_value_list_size(args) : 0);
                 return NULL;
         }
-        if (kactor_value_type(v) != type && !(type == KACTOR_TYPE_DOUBLE && kactor_value_type(v) == KACTOR_TYPE_INT)) {
+        if (kactor_value_type(v) != type &&
+            !(type == KACTOR_TYPE_DOUBLE && kactor_value_type(v) == KACTOR_TYPE_INT)) {
                 *ret_r = kactor_fail(ctx, "argument %zu must be %s, not %s", i, kactor_type_to_string(type),
                                      kactor_type_to_string(kactor_value_type(v)));
                 return NULL;
@@ -127,7 +128,7 @@ _public_ int kactor_arg_actor(kactor_ctx *ctx, const kactor_value *args, size_t 
         int r;
         const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_ACTOR, &r);
         if (v)
-                *ret = (kactor_actor) { kactor_value_get_id(v) };
+                *ret = (kactor_actor){ kactor_value_get_id(v) };
         return r;
 }
 
@@ -165,7 +166,8 @@ static int worker_load_module(kactor_ctx *ctx, const char *path, LoadedModule **
         for (const kactor_function *fn = info->functions; fn && fn->name; fn++)
                 n_functions++;
         LoadedModule *m = calloc(1, sizeof(*m));
-        if (!m || !(m->path = strdup(path)) || !(m->function_stats = calloc(n_functions + 1, sizeof(MethodStats)))) {
+        if (!m || !(m->path = strdup(path)) ||
+            !(m->function_stats = calloc(n_functions + 1, sizeof(MethodStats)))) {
                 if (m)
                         free(m->path);
                 free(m);
@@ -208,11 +210,16 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
         bool times = type == MSG_RESULT && ctx->exec_end_ns != 0;
         size_t off = frame_begin(&c->out);
         int k = msgpack_pack_array(&c->pk, times ? 7 : 5) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
-                msgpack_pack_uint64(&c->pk, seq) < 0 || msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
-                pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 || msgpack_pack_uint32(&c->pk, flags) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, seq) < 0 ||
+                        msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
+                        pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 || msgpack_pack_uint32(&c->pk, flags) < 0
+                ? -ENOMEM
+                : 0;
         if (k >= 0 && times)
                 k = msgpack_pack_uint64(&c->pk, ctx->exec_start_ns) < 0 ||
-                    msgpack_pack_uint64(&c->pk, ctx->exec_end_ns) < 0 ? -ENOMEM : 0;
+                                msgpack_pack_uint64(&c->pk, ctx->exec_end_ns) < 0
+                        ? -ENOMEM
+                        : 0;
         if (k >= 0 && r >= 0 && type == MSG_RESULT) {
                 if (value)
                         k = codec_pack_value(&c->pk, value);
@@ -237,7 +244,8 @@ static int worker_flush_before(kactor_ctx *ctx, const MethodStats *st) {
         if (buffer_size(&ctx->client->out) == 0)
                 ctx->batched = 0;
         if (ctx->batched > 0 &&
-            (st->avg_nsec == 0 || st->avg_nsec > WORKER_FAST_CALL_NSEC || ctx->batched >= WORKER_MAX_BATCH)) {
+            (st->avg_nsec == 0 || st->avg_nsec > WORKER_FAST_CALL_NSEC ||
+             ctx->batched >= WORKER_MAX_BATCH)) {
                 int r = kactor_flush(ctx->client);
                 if (r < 0)
                         return r;
@@ -283,7 +291,7 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
         r = frame_field_id(f, 1, CODEC_EXT_ACTOR, &self);
         if (r < 0)
                 return r;
-        ctx->self = (kactor_actor) { self };
+        ctx->self = (kactor_actor){ self };
         if (kind == WORKER_ACTOR) {
                 r = frame_field_strdup(f, 2, &module);
                 if (r >= 0)
@@ -328,7 +336,8 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
         r = worker_load_module(ctx, module, &lm, &error);
         if (r < 0) {
                 ctx->error = TAKE_PTR(error);
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0) ?: r;
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0)
+                        ?: r;
         }
         const kactor_module *info = lm->info;
         for (size_t i = 0; info->classes && info->classes[i]; i++)
@@ -338,7 +347,9 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                 }
         if (!ctx->class) {
                 kactor_fail(ctx, "module %s has no actor class '%s'", module, class_name);
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0) ?: -ENOENT;
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL,
+                                          0)
+                        ?: -ENOENT;
         }
         for (const kactor_method *m = ctx->class->methods; m && m->name; m++)
                 ctx->n_methods++;
@@ -359,8 +370,11 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                 }
                 if (r < 0) {
                         if (!ctx->error)
-                                kactor_fail(ctx, "restoring %s from its checkpoint failed: %s", class_name, strerror(-r));
-                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL, 0) ?: r;
+                                kactor_fail(ctx, "restoring %s from its checkpoint failed: %s", class_name,
+                                            strerror(-r));
+                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL,
+                                                  0)
+                                ?: r;
                 }
         } else if (ctx->class->init) {
                 r = ctx->class->init(ctx, args, &ctx->state);
@@ -369,12 +383,15 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                                 kactor_fail(ctx, "constructor of %s failed: %s", class_name, strerror(-r));
                         else {
                                 char *m = NULL;
-                                if (asprintf(&m, "constructor of %s failed: %s", class_name, ctx->error) >= 0) {
+                                if (asprintf(&m, "constructor of %s failed: %s", class_name, ctx->error) >=
+                                    0) {
                                         free(ctx->error);
                                         ctx->error = m;
                                 }
                         }
-                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL, 0) ?: r;
+                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL,
+                                                  0)
+                                ?: r;
                 }
         }
         return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL,
@@ -388,7 +405,8 @@ static int worker_save(kactor_ctx *ctx, Frame *f) {
 
         if (!ctx->class->save) {
                 kactor_fail(ctx, "actor class %s has no save hook", ctx->class->name);
-                return worker_send_result(ctx, MSG_RESULT, f->id, -EOPNOTSUPP, KACTOR_ERROR_NOT_SUPPORTED, NULL, 0);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -EOPNOTSUPP, KACTOR_ERROR_NOT_SUPPORTED,
+                                          NULL, 0);
         }
         r = ctx->class->save(ctx, ctx->state, &saved);
         return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? saved : NULL, 0);
@@ -413,8 +431,10 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
                 if (strlen(m->name) == len && memcmp(m->name, name, len) == 0)
                         break;
         if (!m || !m->name) {
-                kactor_fail(ctx, "actor class %s has no method '%.*s'", ctx->class->name, (int) MIN(len, 256), name);
-                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0);
+                kactor_fail(ctx, "actor class %s has no method '%.*s'", ctx->class->name,
+                            (int) MIN(len, 256), name);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL,
+                                          0);
         }
 
         MethodStats *st = &ctx->method_stats[i];
@@ -426,7 +446,8 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
         KACTOR_PROBE(call_started, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id);
         r = m->fn(ctx, ctx->state, args, &result);
         uint64_t dt = now_nsec() - t0 + 1;
-        KACTOR_PROBE(call_finished, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id, t0, t0 + dt - 1);
+        KACTOR_PROBE(call_finished, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id, t0,
+                     t0 + dt - 1);
         st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
 
         ctx->batched++;
@@ -464,7 +485,8 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
                         break;
         if (!fn || !fn->name) {
                 kactor_fail(ctx, "module %s has no function '%s'", module, function);
-                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL, 0);
+                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL,
+                                          0);
         }
 
         /* Tasks come several at a time when there are many: as for methods, results are sent in
@@ -487,7 +509,8 @@ _public_ int kactor_worker_main(int argc, char *argv[]) {
         if (e)
                 fd = atoi(e);
         if (fd < 0 || argc > 1) {
-                fprintf(stderr, "kactor-worker is started by kactor-nodemgr; it is not meant to be run by hand.\n");
+                fprintf(stderr,
+                        "kactor-worker is started by kactor-nodemgr; it is not meant to be run by hand.\n");
                 return 2;
         }
         unsetenv("KACTOR_WORKER_FD");

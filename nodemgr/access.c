@@ -33,8 +33,8 @@ int access_setup(Manager *m, const char *group) {
         if (g)
                 m->access_gid = g->gr_gid;
         else
-                log_info("Group %s does not exist: only root and %s may use this node manager.", m->access_group,
-                         geteuid() == 0 ? "root" : "its own user");
+                log_info("Group %s does not exist: only root and %s may use this node manager.",
+                         m->access_group, geteuid() == 0 ? "root" : "its own user");
         return 0;
 }
 
@@ -91,6 +91,7 @@ int access_check(Manager *m, uid_t uid, ReqError *e) {
         }
         if (a->allowed)
                 return 0;
-        return req_error(e, KACTOR_ERROR_ACCESS_DENIED, "user %u may not use this node manager (not root, not in group %s)",
-                         (unsigned) uid, m->access_group ?: "kactor");
+        return req_error(e, KACTOR_ERROR_ACCESS_DENIED,
+                         "user %u may not use this node manager (not root, not in group %s)", (unsigned) uid,
+                         m->access_group ?: "kactor");
 }

@@ -134,7 +134,8 @@ static int call_hold_ids(Manager *m, Call *c, ReqError *e) {
                                         objstore_unref(&m->store, objstore_find(&m->store, c->ids[j]));
                         }
                         c->n_ids = 0;
-                        return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT, "argument names object %s, which does not exist", s);
+                        return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                         "argument names object %s, which does not exist", s);
                 }
                 objstore_ref(o);
         }
@@ -166,7 +167,7 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
         c->args_inline = true;
         memcpy(c->args, args, args_len);
         c->args_len = args_len;
-        c->deps = (Waiter) { .object_done = call_dep_done, .userdata = c };
+        c->deps = (Waiter){ .object_done = call_dep_done, .userdata = c };
         c->manager = m;
         c->submitted_usec = now_usec();
 
@@ -237,11 +238,12 @@ static int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_l
                         if (o && o->evicted)
                                 (void) objstore_make_resident(&m->store, o);
                         if (!o || o->state == OBJECT_PENDING || o->evicted) {
-                                r = req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
-                                              o && o->state == OBJECT_PENDING
-                                                      ? "argument %u is not ready (or was evicted and is being rebuilt)"
-                                                      : "argument %u is not available",
-                                              i);
+                                r = req_error(
+                                        e, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                        o && o->state == OBJECT_PENDING
+                                                ? "argument %u is not ready (or was evicted and is being rebuilt)"
+                                                : "argument %u is not available",
+                                        i);
                                 goto finish;
                         }
                         if (o->state == OBJECT_FAILED) {
@@ -256,7 +258,7 @@ static int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_l
         }
         *ret_data = b.data; /* starts at 0: nothing was consumed */
         *ret_len = b.end;
-        b = (Buffer) {};
+        b = (Buffer){};
 finish:
         buffer_free(&b);
         msgpack_unpacked_destroy(&u);
@@ -350,11 +352,11 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         free(a->death_cause);
         a->death_cause = strdup(cause ?: "unknown cause");
         if (expected)
-                log_actor(LOG_DEBUG, a->id_string, NULL, "Actor %s (%s) stopped: %s", a->id_string, a->class_name,
-                          a->death_cause);
+                log_actor(LOG_DEBUG, a->id_string, NULL, "Actor %s (%s) stopped: %s", a->id_string,
+                          a->class_name, a->death_cause);
         else
-                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s (%s) died: %s", a->id_string, a->class_name,
-                          a->death_cause);
+                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s (%s) died: %s", a->id_string,
+                          a->class_name, a->death_cause);
 
         _cleanup_free_ char *msg = NULL;
         if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
@@ -376,7 +378,8 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         /* State and DeathCause in one signal. */
         a->state = ACTOR_DEAD;
         if (m->bus && a->path)
-                (void) sd_bus_emit_properties_changed(m->bus, a->path, "io.kactor.Actor1", "State", "DeathCause", NULL);
+                (void) sd_bus_emit_properties_changed(m->bus, a->path, "io.kactor.Actor1", "State",
+                                                      "DeathCause", NULL);
         manager_bus_resources_changed(m);
 
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
@@ -505,7 +508,8 @@ static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len
                 if (r < 0) {
                         if (r == -EREMOTEIO && e->code == KACTOR_ERROR_NO_SUCH_OBJECT)
                                 return req_error(e, KACTOR_ERROR_INVALID_ARGS,
-                                                 "constructor arguments must be ready objects: %s", e->message);
+                                                 "constructor arguments must be ready objects: %s",
+                                                 e->message);
                         return r;
                 }
                 args = resolved;
@@ -568,8 +572,8 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         if (spec->name) {
                 Actor *other = manager_find_actor_by_name(m, spec->name);
                 if (other)
-                        return req_error(e, KACTOR_ERROR_NAME_TAKEN, "the name '%s' is taken by actor %s", spec->name,
-                                         other->id_string);
+                        return req_error(e, KACTOR_ERROR_NAME_TAKEN, "the name '%s' is taken by actor %s",
+                                         spec->name, other->id_string);
         }
 
         Actor *a = calloc(1, sizeof(*a));
@@ -609,7 +613,8 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         r = resources_acquire(&m->resources, spec->num_gpus, spec->num_cpus, a->gpus, &why);
         if (r < 0) {
                 r = req_error(e, KACTOR_ERROR_INSUFFICIENT_RESOURCES, "not enough %s: %s",
-                              spec->num_gpus > resources_free_gpus(&m->resources) ? "GPUs" : "CPUs", why ?: "");
+                              spec->num_gpus > resources_free_gpus(&m->resources) ? "GPUs" : "CPUs",
+                              why ?: "");
                 goto fail_unlisted;
         }
         a->n_gpus = spec->num_gpus;
@@ -643,7 +648,8 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         if (r < 0) {
                 log_error_errno(r, "Failed to start a worker for actor %s: %m", a->id_string);
                 actor_free(a);
-                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "failed to start the actor's worker: %s", strerror(-r));
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "failed to start the actor's worker: %s",
+                                 strerror(-r));
         }
 
         manager_bus_actor_added(m, a);
@@ -686,10 +692,13 @@ static void shadow_finish(Actor *a, kactor_error code, const char *message, cons
                 }
                 if (o->state == OBJECT_PENDING) {
                         _cleanup_free_ char *msg = NULL;
-                        if (asprintf(&msg, "rebuilding the evicted result by replaying the actor's lineage failed: %s",
-                                     message ?: "unknown error") < 0)
+                        if (asprintf(
+                                    &msg,
+                                    "rebuilding the evicted result by replaying the actor's lineage failed: %s",
+                                    message ?: "unknown error") < 0)
                                 msg = NULL;
-                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_OBJECT, msg ?: "rebuilding failed");
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                                   msg ?: "rebuilding failed");
                 }
         }
         if (a->worker) {
@@ -708,10 +717,13 @@ int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why) {
 
         if (!lineage_get(&a->lineage, index)) {
                 if (index <= a->lineage.checkpoint_index)
-                        r = asprintf(ret_why, "the lineage of actor %s before call %" PRIu64 " was replaced by a checkpoint",
+                        r = asprintf(ret_why,
+                                     "the lineage of actor %s before call %" PRIu64
+                                     " was replaced by a checkpoint",
                                      a->id_string, a->lineage.checkpoint_index + 1);
                 else
-                        r = asprintf(ret_why, "the lineage of actor %s does not hold call %" PRIu64, a->id_string, index);
+                        r = asprintf(ret_why, "the lineage of actor %s does not hold call %" PRIu64,
+                                     a->id_string, index);
                 if (r < 0)
                         *ret_why = NULL;
                 return -ENOENT;
@@ -759,7 +771,8 @@ int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why) {
                 const LineageRecord *rec = lineage_at(&a->lineage, i);
                 if (rec->index > index)
                         break;
-                if (lineage_append(&s->lineage, rec->result, rec->method, rec->args, rec->args_len, rec->code) < 0) {
+                if (lineage_append(&s->lineage, rec->result, rec->method, rec->args, rec->args_len,
+                                   rec->code) < 0) {
                         r = -ENOMEM;
                         goto fail;
                 }
@@ -772,8 +785,10 @@ int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why) {
         if (r < 0)
                 goto fail;
         objstore_set_rebuilding(&m->store, o);
-        log_actor(LOG_DEBUG, a->id_string, NULL, "Rebuilding an evicted result of actor %s: replaying %zu calls in a "
-                  "temporary worker.", a->id_string, lineage_size(&s->lineage));
+        log_actor(LOG_DEBUG, a->id_string, NULL,
+                  "Rebuilding an evicted result of actor %s: replaying %zu calls in a "
+                  "temporary worker.",
+                  a->id_string, lineage_size(&s->lineage));
         return 0;
 
 fail:
@@ -792,7 +807,8 @@ fail:
 }
 
 static bool actor_can_restart(const Actor *a) {
-        return !a->no_restart && !a->manager->stopping && (a->max_restarts < 0 || a->restarts < (uint32_t) a->max_restarts);
+        return !a->no_restart && !a->manager->stopping &&
+                (a->max_restarts < 0 || a->restarts < (uint32_t) a->max_restarts);
 }
 
 /* Starts a worker for the actor: its constructor (or the restore hook) runs there. */
@@ -846,18 +862,23 @@ static void actor_restart(Actor *a, const char *cause) {
 
         a->restarts++;
         if (a->max_restarts < 0)
-                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s (%s): %s; restarting it (restart %u), replaying %zu calls.",
+                log_actor(LOG_WARNING, a->id_string, NULL,
+                          "Actor %s (%s): %s; restarting it (restart %u), replaying %zu calls.",
                           a->id_string, a->class_name, cause, a->restarts, lineage_size(&a->lineage));
         else
                 log_actor(LOG_WARNING, a->id_string, NULL,
-                          "Actor %s (%s): %s; restarting it (restart %u of %d), replaying %zu calls.", a->id_string,
-                          a->class_name, cause, a->restarts, a->max_restarts, lineage_size(&a->lineage));
+                          "Actor %s (%s): %s; restarting it (restart %u of %d), replaying %zu calls.",
+                          a->id_string, a->class_name, cause, a->restarts, a->max_restarts,
+                          lineage_size(&a->lineage));
         actor_set_state(a, ACTOR_RESTARTING);
         manager_bus_actor_changed(m, a, "Restarts");
 
-        uint64_t delay = a->failures == 0 ? 0 : MIN((uint64_t) 10000 << MIN(a->failures - 1, 16u), (uint64_t) 1000000);
+        uint64_t delay = a->failures == 0
+                ? 0
+                : MIN((uint64_t) 10000 << MIN(a->failures - 1, 16u), (uint64_t) 1000000);
         a->failures++;
-        int r = sd_event_add_time_relative(m->event, &a->restart_timer, CLOCK_MONOTONIC, delay, 0, on_restart_timer, a);
+        int r = sd_event_add_time_relative(m->event, &a->restart_timer, CLOCK_MONOTONIC, delay, 0,
+                                           on_restart_timer, a);
         if (r < 0) {
                 actor_die(a, "its worker could not be restarted");
                 actor_release_resources(a);
@@ -968,7 +989,8 @@ static void actor_maybe_checkpoint(Actor *a) {
 
         if (!a->can_save || a->save_inflight || lineage_size(&a->lineage) == 0)
                 return;
-        if (!a->force_checkpoint && (a->checkpoint_interval == 0 || a->calls_since_checkpoint < a->checkpoint_interval))
+        if (!a->force_checkpoint &&
+            (a->checkpoint_interval == 0 || a->calls_since_checkpoint < a->checkpoint_interval))
                 return;
         Call *c = calloc(1, sizeof(*c));
         if (!c)
@@ -981,7 +1003,8 @@ static void actor_maybe_checkpoint(Actor *a) {
         a->force_checkpoint = false;
         a->calls_since_checkpoint = 0;
         if (worker_send_save(w, c) < 0)
-                (void) actor_kill(a, true, "the node manager could not send a checkpoint request to the worker");
+                (void) actor_kill(a, true,
+                                  "the node manager could not send a checkpoint request to the worker");
 }
 
 void actor_dispatch(Actor *a) {
@@ -1009,7 +1032,9 @@ void actor_dispatch(Actor *a) {
                 callqueue_start(&a->queue, c, ++w->next_seq);
                 if (c->trace_queued_ns)
                         c->trace_dispatched_ns = manager_trace_now(m);
-                KACTOR_PROBE(call_dispatched, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq, kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), kactor_trace_method_id(c->method, strlen(c->method)));
+                KACTOR_PROBE(call_dispatched, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq,
+                             kactor_trace_id_hash(c->result->id.hi, c->result->id.lo),
+                             kactor_trace_method_id(c->method, strlen(c->method)));
                 r = worker_send_call(w, c);
                 if (r < 0) {
                         (void) actor_kill(a, true, "the node manager could not send a call to the worker");
@@ -1026,7 +1051,8 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         Call *c;
         int r;
 
-        KACTOR_PROBE(call_submitted, kactor_trace_id_hash(actor.hi, actor.lo), kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
+        KACTOR_PROBE(call_submitted, kactor_trace_id_hash(actor.hi, actor.lo),
+                     kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
@@ -1036,12 +1062,14 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
                 char s[KACTOR_ID_STRING_MAX];
                 kactor_id_to_string(actor, s);
                 if (!a)
-                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_ACTOR, "no such actor");
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_ACTOR,
+                                                   "no such actor");
                 else {
                         _cleanup_free_ char *msg = NULL;
                         if (asprintf(&msg, "actor %s died: %s", s, a->death_cause ?: "unknown cause") < 0)
                                 msg = NULL;
-                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED,
+                                                   msg ?: "actor died");
                 }
                 *ret = o;
                 return 0;
@@ -1052,9 +1080,12 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
                         a->force_checkpoint = true;
                 else if (lineage_size(&a->lineage) > 0) {
                         _cleanup_free_ char *msg = NULL;
-                        if (asprintf(&msg, "the node's lineage memory limit (%" PRIu64 " bytes) is reached, and actor %s "
-                                     "(class %s) keeps %zu bytes of lineage but cannot checkpoint (no save hook)",
-                                     m->lineage_max, a->id_string, a->class_name, actor_lineage_bytes(a)) < 0)
+                        if (asprintf(
+                                    &msg,
+                                    "the node's lineage memory limit (%" PRIu64
+                                    " bytes) is reached, and actor %s "
+                                    "(class %s) keeps %zu bytes of lineage but cannot checkpoint (no save hook)",
+                                    m->lineage_max, a->id_string, a->class_name, actor_lineage_bytes(a)) < 0)
                                 msg = NULL;
                         (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_INSUFFICIENT_RESOURCES,
                                                    msg ?: "lineage memory limit reached");
@@ -1073,7 +1104,8 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
                 }
         }
         if (r < 0) {
-                (void) objstore_set_failed(&m->store, o, r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
+                (void) objstore_set_failed(&m->store, o,
+                                           r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
                                            ce.message ?: strerror(-r));
                 req_error_done(&ce);
                 *ret = o;
@@ -1081,7 +1113,8 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         }
         c->owner = a;
         callqueue_push(&a->queue, c);
-        KACTOR_PROBE(call_queued, kactor_trace_id_hash(a->id.hi, a->id.lo), kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
+        KACTOR_PROBE(call_queued, kactor_trace_id_hash(a->id.hi, a->id.lo),
+                     kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
         if (m->trace_calls || KACTOR_PROBE_ENABLED(call_stored))
                 manager_trace_call_queued(m, a, c);
         a->calls_submitted++;
@@ -1094,7 +1127,8 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         return 0;
 }
 
-int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e) {
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret,
+                ReqError *e) {
         _cleanup_free_ kactor_id *ids = NULL;
         _cleanup_free_ uint8_t *actor = NULL;
         size_t n;
@@ -1118,19 +1152,21 @@ int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn
 }
 
 /* A checkpoint came back: the log before it can go. */
-static void actor_save_finished(Actor *a, kactor_error code, const char *message, const char *data, size_t len) {
+static void actor_save_finished(Actor *a, kactor_error code, const char *message, const char *data,
+                                size_t len) {
         a->save_inflight = false;
         if (code != KACTOR_OK) {
-                log_actor(LOG_WARNING, a->id_string, NULL, "Checkpoint of actor %s failed, checkpoints are off for it: %s",
-                          a->id_string, message ?: "unknown error");
+                log_actor(LOG_WARNING, a->id_string, NULL,
+                          "Checkpoint of actor %s failed, checkpoints are off for it: %s", a->id_string,
+                          message ?: "unknown error");
                 a->can_save = false;
                 return;
         }
         size_t before = actor_lineage_bytes(a);
         int r = lineage_checkpoint(&a->lineage, lineage_last_index(&a->lineage), data, len);
         if (r < 0)
-                log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s", a->id_string,
-                          strerror(-r));
+                log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s",
+                          a->id_string, strerror(-r));
         actor_lineage_account(a, before);
 }
 
@@ -1163,17 +1199,20 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
         case CALL_NORMAL:
                 break;
         }
-        KACTOR_PROBE(call_stored, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq, kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), c->trace_method, c->trace_queued_ns, c->trace_dispatched_ns);
+        KACTOR_PROBE(call_stored, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq,
+                     kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), c->trace_method,
+                     c->trace_queued_ns, c->trace_dispatched_ns);
         if (m->trace_calls)
                 manager_trace_call_stored(m, a, c);
 
         if (!(flags & RESULT_READ_ONLY)) {
                 /* Kept even when it failed: it may have changed the state before it did. */
                 size_t before = actor_lineage_bytes(a);
-                int64_t index = lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code);
+                int64_t index =
+                        lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code);
                 if (index < 0)
-                        log_actor(LOG_WARNING, a->id_string, c->method, "Out of memory for the lineage of actor %s.",
-                                  a->id_string);
+                        log_actor(LOG_WARNING, a->id_string, c->method,
+                                  "Out of memory for the lineage of actor %s.", a->id_string);
                 else if (code == KACTOR_OK)
                         eviction_note_actor_call(m, c->result, a->id, (uint64_t) index);
                 actor_lineage_account(a, before);

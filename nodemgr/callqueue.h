@@ -19,20 +19,20 @@
 typedef struct Call Call;
 
 typedef enum CallKind {
-        CALL_NORMAL,  /* a call someone made; its result is delivered */
-        CALL_REPLAY,  /* a logged call run again to rebuild the actor; its result is dropped */
-        CALL_SAVE,    /* a checkpoint: the module's save hook */
+        CALL_NORMAL, /* a call someone made; its result is delivered */
+        CALL_REPLAY, /* a logged call run again to rebuild the actor; its result is dropped */
+        CALL_SAVE,   /* a checkpoint: the module's save hook */
 } CallKind;
 
 struct Call {
         TAILQ_ENTRY(Call) link;
         CallKind kind;
-        Object *result;         /* referenced */
-        char *method;           /* actor call: the method; task: the function */
-        char *module;           /* task */
-        char *args;             /* packed list */
+        Object *result; /* referenced */
+        char *method;   /* actor call: the method; task: the function */
+        char *module;   /* task */
+        char *args;     /* packed list */
         size_t args_len;
-        kactor_id *ids;         /* ids named in args, held while the call lives */
+        kactor_id *ids; /* ids named in args, held while the call lives */
         uint8_t *id_actor;
         size_t n_ids;
         bool top_refs;          /* args has object references at the top level, resolved on dispatch */
@@ -41,12 +41,12 @@ struct Call {
         uint64_t lineage_index; /* CALL_REPLAY: the logged call it repeats */
         double num_cpus;        /* task */
         uint64_t submitted_usec;
-        uint32_t trace_method;  /* tracing (manager-trace.c): the method's id, */
+        uint32_t trace_method;                         /* tracing (manager-trace.c): the method's id, */
         uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while calls are traced */
-        void *owner;            /* the actor, or NULL for tasks */
+        void *owner;                                   /* the actor, or NULL for tasks */
         void *manager;
-        bool args_inline;       /* args points into storage (not separately allocated) */
-        char storage[];         /* the arguments as submitted, in the same allocation */
+        bool args_inline; /* args points into storage (not separately allocated) */
+        char storage[];   /* the arguments as submitted, in the same allocation */
 };
 
 typedef TAILQ_HEAD(CallList, Call) CallList;

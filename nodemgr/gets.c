@@ -42,7 +42,7 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
         g->manager = m;
         g->wait = wait;
         g->num_returns = num_returns;
-        g->waiter = (Waiter) { .object_done = get_object_done, .userdata = g };
+        g->waiter = (Waiter){ .object_done = get_object_done, .userdata = g };
         g->objects = calloc(n ?: 1, sizeof(Object *));
         if (!g->objects) {
                 free(g);
@@ -54,7 +54,8 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
                         char s[KACTOR_ID_STRING_MAX];
                         kactor_id_to_string(ids[i], s);
                         get_request_free(g);
-                        return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT, "no object %s (never made, or released)", s);
+                        return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                         "no object %s (never made, or released)", s);
                 }
                 objstore_ref(o);
                 o->in_use++;
@@ -139,13 +140,18 @@ static int get_request_reply_native(GetRequest *g, bool timed_out) {
 
         size_t off = frame_begin(&c->out);
         r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
-            msgpack_pack_uint64(&c->pk, g->reqid) < 0 || msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 ||
-            msgpack_pack_nil(&c->pk) < 0 || msgpack_pack_array(&c->pk, g->n_objects) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, g->reqid) < 0 ||
+                        msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 || msgpack_pack_nil(&c->pk) < 0 ||
+                        msgpack_pack_array(&c->pk, g->n_objects) < 0
+                ? -ENOMEM
+                : 0;
         for (size_t i = 0; r >= 0 && i < g->n_objects; i++) {
                 Object *o = g->objects[i];
                 if (g->wait)
-                        r = (o->state != OBJECT_PENDING ? msgpack_pack_true(&c->pk) : msgpack_pack_false(&c->pk)) < 0
-                                    ? -ENOMEM : 0;
+                        r = (o->state != OBJECT_PENDING ? msgpack_pack_true(&c->pk)
+                                                        : msgpack_pack_false(&c->pk)) < 0
+                                ? -ENOMEM
+                                : 0;
                 else if (o->state == OBJECT_READY) {
                         objstore_touch(&g->manager->store, o);
                         r = buffer_append(&c->out, o->data, o->len);
@@ -160,15 +166,18 @@ static int get_request_reply_native(GetRequest *g, bool timed_out) {
         }
         r = frame_end(&c->out, off);
         if (r == -EMSGSIZE)
-                return conn_send_reply_error(c, g->reqid, KACTOR_ERROR_INVALID_ARGS,
-                                             "the values asked for are larger than a frame (64 MiB): get fewer at once");
+                return conn_send_reply_error(
+                        c, g->reqid, KACTOR_ERROR_INVALID_ARGS,
+                        "the values asked for are larger than a frame (64 MiB): get fewer at once");
         if (r >= 0)
                 conn_mark_dirty(c);
         return r;
 }
 
 void get_request_complete(GetRequest *g, bool timed_out) {
-        KACTOR_PROBE(get_answered, g->n_objects > 0 ? kactor_trace_id_hash(g->objects[0]->id.hi, g->objects[0]->id.lo) : 0, g->n_objects, timed_out);
+        KACTOR_PROBE(get_answered,
+                     g->n_objects > 0 ? kactor_trace_id_hash(g->objects[0]->id.hi, g->objects[0]->id.lo) : 0,
+                     g->n_objects, timed_out);
         if (g->conn) {
                 int r = get_request_reply_native(g, timed_out);
                 if (r < 0)

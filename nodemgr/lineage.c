@@ -9,13 +9,13 @@
 #include "macro.h"
 
 void lineage_init(LineageLog *log) {
-        *log = (LineageLog) { .next_index = 1, .base_index = 1 };
+        *log = (LineageLog){ .next_index = 1, .base_index = 1 };
 }
 
 void lineage_record_done(LineageRecord *r) {
         free(r->method);
         free(r->args);
-        *r = (LineageRecord) {};
+        *r = (LineageRecord){};
 }
 
 static size_t record_bytes(const LineageRecord *r) {
@@ -45,8 +45,8 @@ static int lineage_grow(LineageLog *log) {
         return 0;
 }
 
-int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, const char *args, size_t args_len,
-                       kactor_error code) {
+int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, const char *args,
+                       size_t args_len, kactor_error code) {
         LineageRecord r = { .index = log->next_index, .result = result, .code = code, .args_len = args_len };
 
         if (log->n == log->allocated && lineage_grow(log) < 0)
@@ -140,8 +140,9 @@ int lineage_record_unpack(const char *data, size_t len, LineageRecord *ret) {
         const msgpack_object *f = h->via.array.ptr;
         if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != LINEAGE_RECORD_VERSION ||
             f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].via.u64 != LINEAGE_CALL ||
-            f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[2].via.u64 == 0 || f[4].type != MSGPACK_OBJECT_STR ||
-            f[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[5].via.u64 >= _KACTOR_ERROR_MAX)
+            f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[2].via.u64 == 0 ||
+            f[4].type != MSGPACK_OBJECT_STR || f[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            f[5].via.u64 >= _KACTOR_ERROR_MAX)
                 goto finish;
         if (codec_object_to_id(&f[3], CODEC_EXT_OBJECT, &r.result) < 0)
                 goto finish;
@@ -155,7 +156,7 @@ int lineage_record_unpack(const char *data, size_t len, LineageRecord *ret) {
         size_t args_off = off;
         msgpack_unpacked_init(&a);
         bool ok = msgpack_unpack_next(&a, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
-                  a.data.type == MSGPACK_OBJECT_ARRAY && codec_validate(&a.data) >= 0;
+                a.data.type == MSGPACK_OBJECT_ARRAY && codec_validate(&a.data) >= 0;
         msgpack_unpacked_destroy(&a);
         if (!ok)
                 goto finish;
@@ -168,7 +169,7 @@ int lineage_record_unpack(const char *data, size_t len, LineageRecord *ret) {
                 goto finish;
         memcpy(r.args, data + args_off, r.args_len);
         *ret = r;
-        r = (LineageRecord) {};
+        r = (LineageRecord){};
         k = 0;
 finish:
         lineage_record_done(&r);

@@ -42,9 +42,9 @@ typedef struct LineageRecord {
 typedef struct LineageLog {
         LineageRecord *records; /* index base_index + i is records[(start + i) % allocated] */
         size_t n, start, allocated;
-        uint64_t next_index;    /* the index the next call gets */
-        uint64_t base_index;    /* the index of records[start] */
-        size_t bytes;           /* memory held by records */
+        uint64_t next_index; /* the index the next call gets */
+        uint64_t base_index; /* the index of records[start] */
+        size_t bytes;        /* memory held by records */
 
         /* The state after call checkpoint_index, as the module's save hook made it (packed). */
         char *checkpoint;
@@ -56,8 +56,8 @@ void lineage_init(LineageLog *log);
 void lineage_done(LineageLog *log);
 
 /* Appends a call (copies method and args). Returns its index (>= 1) or -ENOMEM. */
-int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, const char *args, size_t args_len,
-                       kactor_error code);
+int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, const char *args,
+                       size_t args_len, kactor_error code);
 
 /* The record with this index, or NULL (never logged, or before the checkpoint). */
 const LineageRecord *lineage_get(const LineageLog *log, uint64_t index);

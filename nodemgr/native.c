@@ -135,7 +135,8 @@ void conn_mark_dirty(Conn *c) {
  * armed), or a negative errno when the connection broke. */
 int conn_flush(Conn *c) {
         while (buffer_size(&c->out) > 0) {
-                ssize_t n = send(c->fd, c->out.data + c->out.start, buffer_size(&c->out), MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t n = send(c->fd, c->out.data + c->out.start, buffer_size(&c->out),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -181,17 +182,21 @@ int conn_end_frame(Conn *c, size_t off, int r) {
 int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message) {
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint32(&c->pk, code) < 0 ? -ENOMEM
-                                                                                         : pack_cstr(&c->pk, message);
+                        msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint32(&c->pk, code) < 0
+                ? -ENOMEM
+                : pack_cstr(&c->pk, message);
         return conn_end_frame(c, off, r);
 }
 
 /* A reply that carries an actor id (CreateActor, GetActor) or nothing. */
 static int conn_send_reply_ok(Conn *c, uint64_t reqid, const kactor_id *actor) {
         size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, actor ? 5 : 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
-                msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 ||
-                msgpack_pack_nil(&c->pk) < 0 ? -ENOMEM : 0;
+        int r = msgpack_pack_array(&c->pk, actor ? 5 : 4) < 0 ||
+                        msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
+                        msgpack_pack_uint64(&c->pk, reqid) < 0 ||
+                        msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 || msgpack_pack_nil(&c->pk) < 0
+                ? -ENOMEM
+                : 0;
         if (r >= 0 && actor)
                 r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, *actor);
         return conn_end_frame(c, off, r);
@@ -322,7 +327,7 @@ static int frame_args(const Frame *f, const char **ret, size_t *ret_len) {
 static int conn_object_id(Conn *c, uint64_t lo, kactor_id *ret) {
         if ((lo & ~ID_SEQ_MASK) != c->id_prefix || (lo & ID_SEQ_MASK) == 0)
                 return -EBADMSG;
-        *ret = (kactor_id) { c->manager->node_hi, lo };
+        *ret = (kactor_id){ c->manager->node_hi, lo };
         return 0;
 }
 
@@ -343,23 +348,29 @@ static int handle_hello(Conn *c, Frame *f) {
                 return conn_protocol_error(c, "malformed HELLO");
         if (version != PROTO_VERSION) {
                 char msg[128];
-                snprintf(msg, sizeof(msg), "unsupported protocol version %" PRIu64 " (this node manager speaks %u)",
-                         version, PROTO_VERSION);
+                snprintf(msg, sizeof(msg),
+                         "unsupported protocol version %" PRIu64 " (this node manager speaks %u)", version,
+                         PROTO_VERSION);
                 return conn_protocol_error(c, msg);
         }
         ReqError e = {};
         r = access_check(c->manager, c->uid, &e);
         if (r < 0) {
-                r = conn_refuse(c, r == -EREMOTEIO ? e.code : KACTOR_ERROR_ACCESS_DENIED, e.message ?: "access denied");
+                r = conn_refuse(c, r == -EREMOTEIO ? e.code : KACTOR_ERROR_ACCESS_DENIED,
+                                e.message ?: "access denied");
                 req_error_done(&e);
                 return r;
         }
 
         size_t off = frame_begin(&c->out);
         r = msgpack_pack_array(&c->pk, 6) < 0 || msgpack_pack_uint32(&c->pk, MSG_WELCOME) < 0 ||
-            msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
-            pack_cstr(&c->pk, c->manager->node_id) < 0 || msgpack_pack_uint64(&c->pk, c->manager->node_hi) < 0 ||
-            msgpack_pack_uint64(&c->pk, c->id_prefix) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, 0) < 0 ||
+                        msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
+                        pack_cstr(&c->pk, c->manager->node_id) < 0 ||
+                        msgpack_pack_uint64(&c->pk, c->manager->node_hi) < 0 ||
+                        msgpack_pack_uint64(&c->pk, c->id_prefix) < 0
+                ? -ENOMEM
+                : 0;
         r = conn_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -379,15 +390,18 @@ static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **
 #define KEY(s) (len == strlen(s) && memcmp(key, s, len) == 0)
                 if (KEY("NumGpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= 1024)
                         spec->num_gpus = (uint32_t) v->via.u64;
-                else if (KEY("NumCpus") && (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) &&
+                else if (KEY("NumCpus") &&
+                         (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) &&
                          v->via.f64 >= 0 && v->via.f64 <= 1e6)
                         spec->num_cpus = v->via.f64;
-                else if (KEY("NumCpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= 1000000)
+                else if (KEY("NumCpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                         v->via.u64 <= 1000000)
                         spec->num_cpus = (double) v->via.u64;
                 else if (KEY("MemoryMax") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
                         spec->memory_max = v->via.u64;
-                else if (KEY("MaxRestarts") && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                                                v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) &&
+                else if (KEY("MaxRestarts") &&
+                         (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                          v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) &&
                          v->via.i64 >= -1 && v->via.i64 <= INT32_MAX)
                         spec->max_restarts = (int32_t) v->via.i64;
                 else if (KEY("CheckpointInterval") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
@@ -403,7 +417,8 @@ static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **
                                 return -ENOMEM;
                         spec->name = *ret_name;
                 } else
-                        return req_error(e, KACTOR_ERROR_INVALID_ARGS, "invalid option %.*s (unknown, or a wrong type)",
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS,
+                                         "invalid option %.*s (unknown, or a wrong type)",
                                          (int) MIN(len, (size_t) 64), key);
 #undef KEY
         }
@@ -419,7 +434,9 @@ static int handle_create_actor(Conn *c, Frame *f) {
 
         if (frame_field_strdup(f, 0, &module) < 0 || frame_field_strdup(f, 1, &class_name) < 0 ||
             frame_args(f, &spec.args, &spec.args_len) < 0)
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed CreateActor request"), &e);
+                return reply_req_error(
+                        c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed CreateActor request"),
+                        &e);
         spec.module = module;
         spec.class_name = class_name;
         r = parse_actor_options(frame_field(f, 2), &spec, &name, &e);
@@ -440,10 +457,14 @@ static int handle_get_actor(Conn *c, Frame *f) {
         ReqError e = {};
 
         if (frame_field_strdup(f, 0, &name) < 0)
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed GetActor request"), &e);
+                return reply_req_error(
+                        c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed GetActor request"),
+                        &e);
         Actor *a = manager_find_actor_by_name(c->manager, name);
         if (!a || a->state == ACTOR_DEAD)
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor named '%s'", name), &e);
+                return reply_req_error(
+                        c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor named '%s'", name),
+                        &e);
         int r = conn_hold(c, a->id, true);
         if (r < 0)
                 return r;
@@ -491,13 +512,15 @@ static int handle_submit(Conn *c, Frame *f) {
                         const msgpack_object *k = &opts->via.map.ptr[i].key, *v = &opts->via.map.ptr[i].val;
                         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 7 &&
                             memcmp(k->via.str.ptr, "NumCpus", 7) == 0 &&
-                            (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) && v->via.f64 >= 0)
+                            (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) &&
+                            v->via.f64 >= 0)
                                 num_cpus = v->via.f64;
                 }
         r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c, &o, &e);
         if (r < 0) {
                 req_error_done(&e);
-                return conn_protocol_error(c, r == -EEXIST ? "SUBMIT reuses an object id" : "SUBMIT refused");
+                return conn_protocol_error(c,
+                                           r == -EEXIST ? "SUBMIT reuses an object id" : "SUBMIT refused");
         }
         conn_own(c, o);
         return 0;
@@ -546,12 +569,17 @@ static int handle_get(Conn *c, Frame *f, bool wait) {
 
         if (frame_field_u64(f, 0, &timeout) < 0 || (wait && frame_field_u64(f, 1, &num_returns) < 0) ||
             read_id_list(frame_field(f, wait ? 2 : 1), CODEC_EXT_OBJECT, &ids, &n) < 0)
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed %s request",
-                                                           wait ? "Wait" : "Get"), &e);
+                return reply_req_error(c, f->id,
+                                       req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed %s request",
+                                                 wait ? "Wait" : "Get"),
+                                       &e);
         if (wait && num_returns > n)
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS,
-                                                           "num_returns %" PRIu64 " is more than the %zu objects given",
-                                                           num_returns, n), &e);
+                return reply_req_error(c, f->id,
+                                       req_error(&e, KACTOR_ERROR_INVALID_ARGS,
+                                                 "num_returns %" PRIu64
+                                                 " is more than the %zu objects given",
+                                                 num_returns, n),
+                                       &e);
 
         r = get_request_new(c->manager, ids, n, wait, num_returns, timeout, &g, &e);
         if (r < 0)
@@ -584,12 +612,14 @@ static int handle_kill(Conn *c, Frame *f) {
         ReqError e = {};
 
         if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_bool(f, 1, &no_restart) < 0)
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed Kill request"), &e);
+                return reply_req_error(
+                        c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed Kill request"), &e);
         Actor *a = manager_find_actor(c->manager, id);
         if (!a) {
                 char s[KACTOR_ID_STRING_MAX];
                 kactor_id_to_string(id, s);
-                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor %s", s), &e);
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor %s", s),
+                                       &e);
         }
         (void) actor_kill(a, no_restart, "killed by request");
         return conn_send_reply_ok(c, f->id, NULL);
@@ -608,7 +638,8 @@ static int handle_init_done(Conn *c, Frame *f) {
         _cleanup_free_ char *message = msg ? strndup(msg, len) : NULL;
         w->ready = code == KACTOR_OK;
         if (w->kind == WORKER_ACTOR)
-                actor_worker_ready(w->actor, code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
+                actor_worker_ready(w->actor,
+                                   code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_PROTOCOL,
                                    message, (uint32_t) flags);
         else if (w->ready)
                 tasks_worker_ready(w);
@@ -632,7 +663,8 @@ static int handle_result(Conn *c, Frame *f) {
         if (code == KACTOR_OK && !f->has_body)
                 return conn_protocol_error(c, "RESULT without a value");
         int r = manager_call_finished(c->manager, w, f->id,
-                                      code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED,
+                                      code < _KACTOR_ERROR_MAX ? (kactor_error) code
+                                                               : KACTOR_ERROR_TASK_FAILED,
                                       message, f->body_raw, f->body_len, (uint32_t) flags);
         if (r == -EBADMSG)
                 return conn_protocol_error(c, "RESULT for a call that is not running");
@@ -709,7 +741,8 @@ static int conn_process(Conn *c) {
                         return 0;
                 r = frame_peek(&c->in, &payload, &len);
                 if (r < 0) {
-                        (void) conn_protocol_error(c, r == -EMSGSIZE ? "frame too large (limit 64 MiB)" : "empty frame");
+                        (void) conn_protocol_error(
+                                c, r == -EMSGSIZE ? "frame too large (limit 64 MiB)" : "empty frame");
                         return 0;
                 }
                 if (r == 0)

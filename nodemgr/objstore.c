@@ -8,7 +8,7 @@
 #include "objstore.h"
 
 void objstore_init(ObjectStore *s, const ObjectStoreOps *ops, void *userdata) {
-        *s = (ObjectStore) { .ops = ops, .userdata = userdata };
+        *s = (ObjectStore){ .ops = ops, .userdata = userdata };
 }
 
 static void object_free_data(Object *o) {
@@ -230,7 +230,8 @@ static void lru_append(ObjectStore *s, Object *o) {
 
 void objstore_set_evictable(ObjectStore *s, Object *o) {
         /* A value that names actors or objects stays: a rebuilt one would name others. */
-        if (o->state != OBJECT_READY || o->evicted || o->evictable || o->data == o->inline_data || o->n_contained > 0)
+        if (o->state != OBJECT_READY || o->evicted || o->evictable || o->data == o->inline_data ||
+            o->n_contained > 0)
                 return;
         o->evictable = true;
         lru_append(s, o);

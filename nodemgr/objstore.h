@@ -48,27 +48,27 @@ struct Object {
         kactor_error error; /* FAILED */
         char *message;
 
-        kactor_id *contained; /* ids inside the value, held by this object */
+        kactor_id *contained;     /* ids inside the value, held by this object */
         uint8_t *contained_actor; /* per contained id: 1 actor handle, 0 object */
         size_t n_contained;
 
         Waiter **waiters;
         size_t n_waiters, n_waiters_allocated;
 
-        bool pinned;              /* made over D-Bus: held until Release */
-        void *owner;              /* the connection that made it and holds it (one reference) */
+        bool pinned;                     /* made over D-Bus: held until Release */
+        void *owner;                     /* the connection that made it and holds it (one reference) */
         Object *owner_next, *owner_prev; /* the owner's list */
 
         /* Eviction: READY objects whose value can be had again (rebuilt from lineage, or read back
          * from where it was spilled) are kept in LRU order; an evicted one is READY without data. */
         bool evictable;
         bool evicted;
-        unsigned in_use;          /* being read (a Get in progress): not evicted meanwhile */
-        bool rebuilding;          /* evicted, and being made again */
-        bool spilled;             /* the value is in a file (a put) */
+        unsigned in_use; /* being read (a Get in progress): not evicted meanwhile */
+        bool rebuilding; /* evicted, and being made again */
+        bool spilled;    /* the value is in a file (a put) */
         Object *lru_prev, *lru_next;
-        void *origin;             /* how to rebuild it: the manager's, freed through ops->object_freed */
-        char inline_data[16];     /* small values live here, without an allocation of their own */
+        void *origin;         /* how to rebuild it: the manager's, freed through ops->object_freed */
+        char inline_data[16]; /* small values live here, without an allocation of their own */
 };
 
 typedef struct ObjectStoreOps {
@@ -89,8 +89,8 @@ typedef struct ObjectStoreOps {
 struct ObjectStore {
         Object *objects; /* uthash by id */
         size_t n_objects;
-        size_t bytes;    /* sum of resident READY data */
-        size_t max_bytes; /* evict past this; 0: never */
+        size_t bytes;                /* sum of resident READY data */
+        size_t max_bytes;            /* evict past this; 0: never */
         Object *lru_head, *lru_tail; /* evictable resident objects, least recently used first */
         uint64_t n_evicted, n_rebuilt;
         const ObjectStoreOps *ops;

@@ -9,7 +9,7 @@
 #include "resources.h"
 
 int resources_init(Resources *r, size_t n_gpus, double cpus) {
-        *r = (Resources) { .cpus_total = cpus };
+        *r = (Resources){ .cpus_total = cpus };
         if (n_gpus == 0)
                 return 0;
         r->gpus = calloc(n_gpus, sizeof(Gpu));
@@ -39,7 +39,7 @@ void resources_done(Resources *r) {
         for (size_t i = 0; i < r->n_gpus; i++)
                 free(r->gpus[i].device);
         free(r->gpus);
-        *r = (Resources) {};
+        *r = (Resources){};
 }
 
 size_t resources_free_gpus(const Resources *r) {
@@ -53,8 +53,9 @@ int resources_acquire(Resources *r, size_t n, double cpus, uint32_t *ret_ids, ch
         size_t free_gpus = resources_free_gpus(r);
 
         if (n > free_gpus) {
-                if (ret_msg && asprintf(ret_msg, "requested %zu GPU%s, %zu of %zu free", n, n == 1 ? "" : "s",
-                                        free_gpus, r->n_gpus) < 0)
+                if (ret_msg &&
+                    asprintf(ret_msg, "requested %zu GPU%s, %zu of %zu free", n, n == 1 ? "" : "s",
+                             free_gpus, r->n_gpus) < 0)
                         *ret_msg = NULL;
                 return -ENOSPC;
         }
@@ -64,8 +65,9 @@ int resources_acquire(Resources *r, size_t n, double cpus, uint32_t *ret_ids, ch
                 double free_cpus = r->cpus_total - r->cpus_used;
                 if (free_cpus < 1e-9)
                         free_cpus = 0;
-                if (ret_msg && asprintf(ret_msg, "requested %g CPUs, %g of %g free", cpus, free_cpus,
-                                        r->cpus_total) < 0)
+                if (ret_msg &&
+                    asprintf(ret_msg, "requested %g CPUs, %g of %g free", cpus, free_cpus, r->cpus_total) <
+                            0)
                         *ret_msg = NULL;
                 return -ENOSPC;
         }

@@ -69,8 +69,9 @@ static Worker *tasks_pick_worker(Manager *m, const Call *c, bool *ret_spawn) {
                 }
         }
         LIST_FOREACH(w, &m->task_workers, task_link) {
-                if (!worker_takes_tasks(w) || w->tasks.n_inflight == 0 || w->tasks.n_inflight >= TASK_WINDOW ||
-                    w->task_avg_usec == 0 || w->task_avg_usec > TASK_QUICK_USEC)
+                if (!worker_takes_tasks(w) || w->tasks.n_inflight == 0 ||
+                    w->tasks.n_inflight >= TASK_WINDOW || w->task_avg_usec == 0 ||
+                    w->task_avg_usec > TASK_QUICK_USEC)
                         continue;
                 if (!best || w->tasks.n_inflight < best->tasks.n_inflight)
                         best = w;
@@ -228,8 +229,9 @@ void tasks_worker_blocked(Worker *w, bool blocked) {
         tasks_dispatch(w->manager);
 }
 
-int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
-                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e) {
+int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function,
+                        double num_cpus, const char *args, size_t args_len, Conn *owner, Object **ret,
+                        ReqError *e) {
         _cleanup_free_ char *path = NULL;
         ReqError ce = {};
         Object *o;
@@ -254,7 +256,8 @@ int manager_submit_task(Manager *m, kactor_id object, const char *module, const 
                 }
         }
         if (r < 0) {
-                (void) objstore_set_failed(&m->store, o, r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
+                (void) objstore_set_failed(&m->store, o,
+                                           r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
                                            ce.message ?: strerror(-r));
                 req_error_done(&ce);
                 return 0;

@@ -76,7 +76,8 @@ char *worker_exit_description(const Worker *w) {
         case CLD_KILLED:
         case CLD_DUMPED:
                 k = asprintf(&s, "worker exited on signal %d (SIG%s)%s", w->exit_status,
-                             sigabbrev_np(w->exit_status) ?: "?", w->exit_code == CLD_DUMPED ? ", core dumped" : "");
+                             sigabbrev_np(w->exit_status) ?: "?",
+                             w->exit_code == CLD_DUMPED ? ", core dumped" : "");
                 break;
         default:
                 k = asprintf(&s, "worker exited (code %d, status %d)", w->exit_code, w->exit_status);
@@ -124,8 +125,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 /* The actor may be freed by this (a shadow): forget it first. */
                 Actor *a = TAKE_PTR(w->actor);
                 actor_worker_gone(a, cause ?: "worker exited");
-        }
-        else if (w->kind == WORKER_TASK) {
+        } else if (w->kind == WORKER_TASK) {
                 if (w->tasks.n_inflight > 0 || (w->exit_code != CLD_EXITED || w->exit_status != 0))
                         log_warning("Task worker %d: %s.", (int) w->pid, cause ?: "exited");
                 tasks_worker_gone(w, cause ?: "worker exited");
@@ -237,9 +237,11 @@ int worker_send_init(Worker *w) {
                 return -ENOTCONN;
         size_t off = frame_begin(&c->out);
         r = msgpack_pack_array(&c->pk, 11) < 0 || msgpack_pack_uint32(&c->pk, MSG_INIT) < 0 ||
-            msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, w->kind) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_uint32(&c->pk, w->kind) < 0
+                ? -ENOMEM
+                : 0;
         if (r >= 0)
-                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, a ? a->id : (kactor_id) {});
+                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, a ? a->id : (kactor_id){});
         if (r >= 0)
                 r = pack_cstr(&c->pk, a ? a->module : NULL);
         if (r >= 0)
@@ -250,7 +252,9 @@ int worker_send_init(Worker *w) {
                 r = msgpack_pack_uint32(&c->pk, a->gpus[i]) < 0 ? -ENOMEM : 0;
         if (r >= 0)
                 r = pack_cstr(&c->pk, m->node_id) < 0 || msgpack_pack_uint64(&c->pk, m->node_hi) < 0 ||
-                    msgpack_pack_uint64(&c->pk, c->id_prefix) < 0 ? -ENOMEM : 0;
+                                msgpack_pack_uint64(&c->pk, c->id_prefix) < 0
+                        ? -ENOMEM
+                        : 0;
         /* A checkpoint, when there is one: the worker restores it instead of running the constructor. */
         if (r >= 0) {
                 if (a && a->lineage.checkpoint)
@@ -272,11 +276,16 @@ int worker_send_call(Worker *w, Call *call) {
         size_t off = frame_begin(&c->out);
         if (w->kind == WORKER_ACTOR)
                 r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_EXEC) < 0 ||
-                    msgpack_pack_uint64(&c->pk, call->seq) < 0 || pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
+                                msgpack_pack_uint64(&c->pk, call->seq) < 0 ||
+                                pack_cstr(&c->pk, call->method) < 0
+                        ? -ENOMEM
+                        : 0;
         else
                 r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_TASK) < 0 ||
-                    msgpack_pack_uint64(&c->pk, call->seq) < 0 || pack_cstr(&c->pk, call->module) < 0 ||
-                    pack_cstr(&c->pk, call->method) < 0 ? -ENOMEM : 0;
+                                msgpack_pack_uint64(&c->pk, call->seq) < 0 ||
+                                pack_cstr(&c->pk, call->module) < 0 || pack_cstr(&c->pk, call->method) < 0
+                        ? -ENOMEM
+                        : 0;
         if (r >= 0)
                 r = buffer_append(&c->out, call->args, call->args_len);
         return conn_end_frame(c, off, r);
@@ -288,7 +297,9 @@ int worker_send_recall(Worker *w) {
                 return -ENOTCONN;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_RECALL) < 0 ||
-                msgpack_pack_uint64(&c->pk, 0) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, 0) < 0
+                ? -ENOMEM
+                : 0;
         return conn_end_frame(c, off, r);
 }
 
@@ -298,7 +309,9 @@ int worker_send_save(Worker *w, Call *call) {
                 return -ENOTCONN;
         size_t off = frame_begin(&c->out);
         int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_SAVE) < 0 ||
-                msgpack_pack_uint64(&c->pk, call->seq) < 0 ? -ENOMEM : 0;
+                        msgpack_pack_uint64(&c->pk, call->seq) < 0
+                ? -ENOMEM
+                : 0;
         return conn_end_frame(c, off, r);
 }
 
