@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,6 +320,43 @@ Test(isolation, orphans_of_a_crashed_node_manager_are_reaped_at_start) {
         orphan_child = 0;
         cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the orphan was not killed");
         cr_assert_neq(access(dir, F_OK), 0, "%s was not removed", dir);
+}
+
+Test(isolation, kill_9_of_the_node_manager_leaves_nothing_once_it_is_back) {
+        char name[64];
+        snprintf(name, sizeof(name), "itest-crash-%d", (int) getpid());
+        const char *const args[] = { "--cgroup-name", name, NULL };
+        start(&(HarnessOptions) { .extra_args = args });
+
+        /* An actor whose worker started a child in a session of its own: it outlives the worker. */
+        const char *a = CREATE_OK(0);
+        kactor_value *v = probe(a, "spawn_child", NULL);
+        pid_t child = (pid_t) kactor_value_get_int(v);
+        kactor_value_free(v);
+        const char *cg = harness_property_string(h, a, ACTOR, "ControlGroup");
+        _cleanup_free_ char *dir = NULL;
+        cr_assert_geq(asprintf(&dir, "%s%s", v2_mount(), cg), 0);
+        cr_assert(harness_pid_alive(child));
+
+        pid_t worker = harness_actor_pid(h, actor_of(a));
+
+        /* The node manager crashes: its workers go with it (parent-death signal), the child stays.
+         * Orphans go to init meanwhile, not to this test (a subreaper), as they would on a host. */
+        cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
+        pid_t nodemgr = h->nodemgr_pid;
+        cr_assert_eq(kill(nodemgr, SIGKILL), 0);
+        cr_assert_eq(waitpid(nodemgr, NULL, 0), nodemgr);
+        h->nodemgr_pid = 0; /* gone on purpose: not a failure of this harness */
+        cr_assert(harness_wait_pid_exit(worker, HARNESS_TIMEOUT_MS), "the worker outlived its node manager");
+        cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        cr_assert(harness_pid_alive(child), "the child should have outlived the crash");
+        cr_assert_eq(access(dir, F_OK), 0, "%s should still be there after the crash", dir);
+        h = harness_stop(h);
+
+        /* The next node manager on that subtree reaps it all at start. */
+        h = harness_start(&(HarnessOptions) { .extra_args = args });
+        cr_assert(harness_wait_pid_exit(child, HARNESS_TIMEOUT_MS), "the orphan %d survived", child);
+        cr_assert(wait_gone(dir, HARNESS_TIMEOUT_MS), "%s is still there", dir);
 }
 
 Test(isolation, subtree_is_removed_when_the_node_manager_stops) {
