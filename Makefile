@@ -28,7 +28,7 @@ PKG_CONFIG ?= pkg-config
 
 DEB_PACKAGES := build-essential pkg-config libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
         libcap-dev libcgroup-dev libcriterion-dev bpftool clang llvm systemtap-sdt-dev dbus \
-        dbus-daemon systemd systemd-container iproute2 nftables procps
+        dbus-daemon systemd systemd-container iproute2 nftables procps libssl-dev
 
 # Packages that must be there before pkg-config can be asked anything.
 ifneq ($(filter deps,$(MAKECMDGOALS)),deps)
@@ -37,6 +37,8 @@ PKG_LIBS_SYSTEMD := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 PKG_LIBS_MSGPACK := $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null)
 # cgroups/: the device-cgroup program, capabilities, v1 controllers.
 PKG_LIBS_ISOLATION := $(shell $(PKG_CONFIG) --libs libbpf libcap libcgroup 2>/dev/null)
+# nodemgr/peer.c: HMAC-SHA256 for peer authentication.
+PKG_LIBS_CRYPTO := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 PKG_CRITERION := $(shell $(PKG_CONFIG) --cflags --libs criterion 2>/dev/null)
 endif
 
@@ -141,7 +143,7 @@ $(BPF_UNIT_TESTS): $(BUILD)/tests/unit/test-bpf-%: tests/unit/test-bpf-%.c $(BUI
                 $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests/unit/bpf $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) \
-	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(CORE_ARCHIVE): $(LIB_OBJS) $(NODEMGR_OBJS)
 	@mkdir -p $(dir $@)
@@ -159,10 +161,10 @@ $(BUILD)/kactor-worker: $(BUILD)/obj/lib/worker.o $(BUILD)/obj/cgroups/privilege
 	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/kactorctl: $(BUILD)/obj/nodemgr/kactorctl.o $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/examples/%.so: examples/%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
@@ -182,12 +184,12 @@ $(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
 # --- tests -----------------------------------------------------------------------------------------
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
-	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
+	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)

@@ -1892,6 +1892,102 @@ static int verb_kill(int argc, char *argv[]) {
         return 0;
 }
 
+static int verb_peers(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "json", no_argument, NULL, 'j' },
+                {}
+        };
+        static const char *const header[] = { "NODE", "ADDRESS", "STATE", "INCARNATION", "CPUS (FREE/ALL)",
+                                              "GPUS (FREE/ALL)" };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(kactor_value_freep) kactor_value *list = kactor_value_new_list();
+        _cleanup_(table_done) Table t = { .n_columns = ELEMENTSOF(header) };
+        size_t n = 0;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        printf("kactorctl peers [--json]\n\n"
+                               "Show the cluster's members as this node sees them (this node first): node id,\n"
+                               "address, state (alive, suspect, dead), incarnation, CPUs and GPUs.\n");
+                        return 0;
+                case 'j':
+                        arg_json = true;
+                        break;
+                default:
+                        return usage_bad_option("peers", c, argv);
+                }
+        if (optind < argc)
+                return usage_error("peers", "Unexpected argument '%s'.", argv[optind]);
+        if (!list)
+                return log_oom();
+
+        r = bus_connect(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_get_property(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", &error, &reply,
+                                "a(sssudduu)");
+        if (r < 0)
+                return log_bus_error(&error, r, "Failed to read the node's peers");
+        r = sd_bus_message_enter_container(reply, 'a', "(sssudduu)");
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse the peers: %m");
+        for (size_t i = 0; i < ELEMENTSOF(header) && !arg_json; i++)
+                if (table_add_cell(&t, "%s", header[i]) < 0)
+                        return log_oom();
+        for (;; n++) {
+                const char *id, *address, *state;
+                uint32_t incarnation, gpus, gpus_free;
+                double cpus, cpus_free;
+
+                r = sd_bus_message_read(reply, "(sssudduu)", &id, &address, &state, &incarnation, &cpus, &cpus_free,
+                                        &gpus, &gpus_free);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to parse the peers: %m");
+                if (r == 0)
+                        break;
+                if (arg_json) {
+                        kactor_value *v = kactor_value_new_map();
+                        if (kactor_value_list_append(list, v) < 0 ||
+                            kactor_value_map_set(v, "node", kactor_value_new_string(id)) < 0 ||
+                            kactor_value_map_set(v, "address", kactor_value_new_string(address)) < 0 ||
+                            kactor_value_map_set(v, "state", kactor_value_new_string(state)) < 0 ||
+                            kactor_value_map_set(v, "incarnation", kactor_value_new_int(incarnation)) < 0 ||
+                            kactor_value_map_set(v, "cpus", kactor_value_new_double(cpus)) < 0 ||
+                            kactor_value_map_set(v, "free_cpus", kactor_value_new_double(cpus_free)) < 0 ||
+                            kactor_value_map_set(v, "gpus", kactor_value_new_int(gpus)) < 0 ||
+                            kactor_value_map_set(v, "free_gpus", kactor_value_new_int(gpus_free)) < 0)
+                                return log_oom();
+                        continue;
+                }
+                r = table_add_cell(&t, "%s%s", id, n == 0 ? " (this node)" : "");
+                if (r >= 0)
+                        r = table_add_cell(&t, "%s", *address ? address : "-");
+                if (r >= 0)
+                        r = table_add_cell(&t, "%s", state);
+                if (r >= 0)
+                        r = table_add_cell(&t, "%" PRIu32, incarnation);
+                if (r >= 0)
+                        r = table_add_cell(&t, "%g/%g", cpus_free, cpus);
+                if (r >= 0)
+                        r = table_add_cell(&t, "%" PRIu32 "/%" PRIu32, gpus_free, gpus);
+                if (r < 0)
+                        return log_oom();
+        }
+        if (arg_json)
+                return print_json(list);
+        if (n == 0) {
+                puts("Not in a cluster (no --listen or --join).");
+                return 0;
+        }
+        table_print(&t);
+        return 0;
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char *argv[]);
@@ -1899,6 +1995,7 @@ static const struct {
         { "status", verb_status }, { "list", verb_list }, { "create", verb_create },
         { "call", verb_call },     { "get", verb_get },   { "kill", verb_kill },
         { "trace", verb_trace },   { "top", verb_top },   { "timeline", verb_timeline },
+        { "peers", verb_peers },
 };
 
 static void help(void) {
@@ -1916,7 +2013,8 @@ static void help(void) {
                "  trace [--actor A] [--method M] [--interval S] [--json|--prometheus]\n"
                "                                  Call phase and scheduler histograms, p50/p99\n"
                "  top [--interval S]              A live table of the actors\n"
-               "  timeline -o FILE [--duration S] Record a Chrome trace / Perfetto timeline\n\n"
+               "  timeline -o FILE [--duration S] Record a Chrome trace / Perfetto timeline\n"
+               "  peers [--json]                  Show the cluster's members, their state and resources\n\n"
                "Options:\n"
                "  -h --help          Show this help ('kactorctl COMMAND --help' for a command's)\n"
                "     --version      Show the version\n"

@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
+#include "peer.h"
 #include "privileges.h"
 
 /* Lineage: what all actors' logs may hold together, and how often an actor whose class can save is
@@ -390,6 +391,20 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return r;
 
+        if (config->cluster_listen || config->cluster_join) {
+                ClusterConfig cc = {
+                        .listen = config->cluster_listen,
+                        .join = config->cluster_join,
+                        .secret_file = config->cluster_secret_file,
+                        .membership = { .probe_interval = config->probe_interval_usec,
+                                        .probe_timeout = config->probe_timeout_usec,
+                                        .suspect_timeout = config->suspect_timeout_usec },
+                };
+                r = cluster_new(m, &cc, &m->cluster);
+                if (r < 0)
+                        return r;
+        }
+
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -398,6 +413,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_trace_stop(m);
+        m->cluster = cluster_free(m->cluster);
 
         Conn *c;
         while ((c = LIST_FIRST(&m->conns))) {

@@ -202,6 +202,11 @@ typedef struct ManagerConfig {
         uint32_t checkpoint_interval; /* UINT32_MAX: the default */
         uint64_t object_store_max;    /* 0: the default */
         const char *access_group;     /* NULL: "kactor" */
+        /* The cluster (peer.c): off unless listen or join is set. */
+        const char *cluster_listen;       /* ADDR:PORT */
+        char **cluster_join;              /* seeds, NULL-terminated */
+        const char *cluster_secret_file;
+        uint64_t probe_interval_usec, probe_timeout_usec, suspect_timeout_usec; /* 0: defaults */
 } ManagerConfig;
 
 struct Manager {
@@ -266,6 +271,7 @@ struct Manager {
         sd_event_source *stop_timer;
         struct ManagerTrace *trace; /* manager-trace.c */
         bool trace_calls;           /* calls are counted in the histograms (manager-trace.c) */
+        struct Cluster *cluster;    /* peer.c; NULL on a single node */
 };
 
 /* manager.c */
@@ -447,6 +453,8 @@ void manager_bus_actor_added(Manager *m, Actor *a);
 void manager_bus_resources_changed(Manager *m);
 /* Sends the coalesced manager property changes. */
 void manager_bus_flush(Manager *m);
+/* The cluster's members changed: PropertiesChanged for Peers. */
+void manager_bus_peers_changed(Manager *m);
 void manager_bus_actor_removed(Manager *m, Actor *a);
 void manager_bus_actor_changed(Manager *m, Actor *a, const char *property);
 int bus_get_request_reply(GetRequest *g, bool timed_out);

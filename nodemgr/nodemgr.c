@@ -39,6 +39,12 @@ static void help(void) {
                "                            How actors get their cgroups (default: systemd when PID 1\n"
                "                            is systemd and on the bus, else cgroupfs)\n"
                "     --cgroup-name NAME     Name of this node manager's cgroup subtree (kactor/NAME)\n"
+               "     --listen ADDR:PORT     Listen for peer node managers on this TCP address\n"
+               "     --join ADDR:PORT       Join the cluster through this seed (repeatable)\n"
+               "     --cluster-secret-file PATH  The cluster secret (required with --listen/--join)\n"
+               "     --probe-interval-ms N  SWIM protocol period (default: 200)\n"
+               "     --probe-timeout-ms N   Direct ping timeout before indirect probes (default: 100)\n"
+               "     --suspect-timeout-ms N Suspicion time before a member is declared dead (default: 1000)\n"
                "  -v --verbose              Log debug messages\n",
                KACTOR_MODULEDIR);
 }
@@ -98,7 +104,8 @@ static int split_list(const char *s, char ***ret) {
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
-               ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP };
+               ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP, ARG_LISTEN, ARG_JOIN,
+               ARG_CLUSTER_SECRET_FILE, ARG_PROBE_INTERVAL, ARG_PROBE_TIMEOUT, ARG_SUSPECT_TIMEOUT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -115,12 +122,20 @@ int main(int argc, char *argv[]) {
                 { "access-group", required_argument, NULL, ARG_ACCESS_GROUP },
                 { "cgroup-manager", required_argument, NULL, ARG_CGROUP_MANAGER },
                 { "cgroup-name", required_argument, NULL, ARG_CGROUP_NAME },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "join", required_argument, NULL, ARG_JOIN },
+                { "cluster-secret-file", required_argument, NULL, ARG_CLUSTER_SECRET_FILE },
+                { "probe-interval-ms", required_argument, NULL, ARG_PROBE_INTERVAL },
+                { "probe-timeout-ms", required_argument, NULL, ARG_PROBE_TIMEOUT },
+                { "suspect-timeout-ms", required_argument, NULL, ARG_SUSPECT_TIMEOUT },
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
         ManagerConfig config = { .checkpoint_interval = UINT32_MAX };
         char *module_path[64] = {};
         size_t n_module_path = 0;
+        char *join[65] = {};
+        size_t n_join = 0;
         _cleanup_free_ char *worker = NULL;
         _cleanup_(strv_freep_) char **gpu_devices = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -220,6 +235,38 @@ int main(int argc, char *argv[]) {
                 case ARG_ACCESS_GROUP:
                         config.access_group = optarg;
                         break;
+                case ARG_LISTEN:
+                        config.cluster_listen = optarg;
+                        break;
+                case ARG_JOIN:
+                        if (n_join + 1 >= ELEMENTSOF(join)) {
+                                log_error("Too many --join options.");
+                                return 2;
+                        }
+                        join[n_join++] = optarg;
+                        config.cluster_join = join;
+                        break;
+                case ARG_CLUSTER_SECRET_FILE:
+                        config.cluster_secret_file = optarg;
+                        break;
+                case ARG_PROBE_INTERVAL:
+                case ARG_PROBE_TIMEOUT:
+                case ARG_SUSPECT_TIMEOUT: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!*optarg || *end || n == 0 || n > 3600000) {
+                                log_error("Invalid %s value: %s", argv[optind - 1], optarg);
+                                return 2;
+                        }
+                        uint64_t usec = (uint64_t) n * 1000;
+                        if (c == ARG_PROBE_INTERVAL)
+                                config.probe_interval_usec = usec;
+                        else if (c == ARG_PROBE_TIMEOUT)
+                                config.probe_timeout_usec = usec;
+                        else
+                                config.suspect_timeout_usec = usec;
+                        break;
+                }
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
                         break;
@@ -232,6 +279,10 @@ int main(int argc, char *argv[]) {
         }
         if (config.n_gpus > 0 && config.gpu_devices) {
                 log_error("--gpus and --gpu-devices exclude each other.");
+                return 2;
+        }
+        if ((config.cluster_listen || config.cluster_join) && !config.cluster_secret_file) {
+                log_error("--listen and --join need --cluster-secret-file.");
                 return 2;
         }
         if (n_module_path > 0)

@@ -8,12 +8,14 @@
 #
 #   tests/fuzz/run.sh [BUILD]          (default: build)
 #
-# FUZZ_TIME (seconds per target, default 20) and FUZZ_CC (default clang) may be set.
+# FUZZ_TIME (seconds per target, default 20; fuzz-peer gets FUZZ_PEER_TIME, default 10) and FUZZ_CC
+# (default clang) may be set.
 
 set -eu
 
 BUILD=${1:-build}
 FUZZ_TIME=${FUZZ_TIME:-20}
+FUZZ_PEER_TIME=${FUZZ_PEER_TIME:-10}
 FUZZ_CC=${FUZZ_CC:-clang}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$BUILD/fuzz
@@ -55,3 +57,17 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         "$OUT/fuzz-frame" -max_total_time="$FUZZ_TIME" -rss_limit_mb=1024 -max_len=65536 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="$OUT/" "$CORPUS" "$SEEDS"
 echo "fuzz-frame: no crash in ${FUZZ_TIME}s"
+
+# The peer protocol: frames under the peer cap, peer messages, membership entries (nodemgr/membership.c).
+echo "== building $OUT/fuzz-peer"
+# shellcheck disable=SC2086
+"$FUZZ_CC" $CFLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+        -o "$OUT/fuzz-peer" "$SRC/tests/fuzz/fuzz-peer.c" "$SRC/nodemgr/membership.c" $SOURCES $MSGPACK_LIBS -lm
+PEER_CORPUS=$OUT/corpus-peer
+mkdir -p "$PEER_CORPUS"
+echo "== running fuzz-peer for ${FUZZ_PEER_TIME}s"
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        "$OUT/fuzz-peer" -max_total_time="$FUZZ_PEER_TIME" -rss_limit_mb=1024 -max_len=65536 -timeout=10 \
+        -print_final_stats=1 -artifact_prefix="$OUT/peer-" "$PEER_CORPUS" "$SEEDS"
+echo "fuzz-peer: no crash in ${FUZZ_PEER_TIME}s"

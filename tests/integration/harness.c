@@ -648,6 +648,8 @@ static char *harness_start_children(Harness *h, const HarnessOptions *o) {
         return NULL;
 }
 
+static void harness_register(Harness *h, bool add);
+
 Harness *harness_start(const HarnessOptions *opts) {
         HarnessOptions o = opts ? *opts : (HarnessOptions){};
         const char *build = getenv("KACTOR_BUILD");
@@ -686,6 +688,7 @@ Harness *harness_start(const HarnessOptions *opts) {
                 harness_free_all(h);
                 cr_assert_fail("harness: %s", error);
         }
+        harness_register(h, true);
         return h;
 }
 
@@ -708,6 +711,26 @@ static void add_problem(char **problems, char *p) {
         *problems = n;
 }
 
+/* Harnesses running in this process (a cluster test starts several): their processes are not
+ * another harness's orphans. */
+static Harness *live_harnesses[16];
+
+static void harness_register(Harness *h, bool add) {
+        for (size_t i = 0; i < ELEMENTSOF(live_harnesses); i++)
+                if (add ? !live_harnesses[i] : live_harnesses[i] == h) {
+                        live_harnesses[i] = add ? h : NULL;
+                        return;
+                }
+}
+
+static bool harness_owns_other(const Harness *h, pid_t pid) {
+        for (size_t i = 0; i < ELEMENTSOF(live_harnesses); i++)
+                if (live_harnesses[i] && live_harnesses[i] != h &&
+                    (live_harnesses[i]->dbus_pid == pid || live_harnesses[i]->nodemgr_pid == pid))
+                        return true;
+        return false;
+}
+
 Harness *harness_stop(Harness *h) {
         _cleanup_free_ char *problems = NULL;
         pid_t orphans[64];
@@ -718,6 +741,7 @@ Harness *harness_stop(Harness *h) {
 
         if (!h)
                 return NULL;
+        harness_register(h, false);
 
         /* Clients first, so the daemon sees them go as a user's program would end. */
         for (size_t i = 0; i < h->n_clients; i++)
@@ -748,7 +772,7 @@ Harness *harness_stop(Harness *h) {
                 char path[64];
                 size_t len = 0;
 
-                if (orphans[i] == h->dbus_pid)
+                if (orphans[i] == h->dbus_pid || harness_owns_other(h, orphans[i]))
                         continue;
                 snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)orphans[i]);
                 cmdline = read_file(path, &len);

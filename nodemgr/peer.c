@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "peer.h"
+
+#define PEER_AUTH_TIMEOUT_USEC (5 * UINT64_C(1000000)) /* to finish HELLO + AUTH */
+#define PEER_DIAL_INTERVAL_USEC (500 * UINT64_C(1000))
+#define PEER_READ_CHUNK 65536
+#define PEER_RELAYS_MAX 64
+#define PEER_SECRET_MAX 4096
+#define PEER_RELAY_SEQ_BIT (UINT64_C(1) << 63)
+
+static const char LABEL_DIAL[] = "kactor-peer-dial";
+static const char LABEL_ACCEPT[] = "kactor-peer-accept";
+
+typedef struct PeerConn PeerConn;
+
+struct PeerConn {
+        Cluster *cluster;
+        unsigned n_ref;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timeout; /* authentication deadline */
+        Buffer in, out;
+        msgpack_packer pk;
+        size_t n_queued;          /* frames in out */
+        bool outbound;
+        bool connecting;
+        bool got_hello;
+        bool authenticated;       /* the peer proved the secret */
+        bool dead;
+        uint8_t nonce[PEER_NONCE_SIZE];
+        uint8_t peer_nonce[PEER_NONCE_SIZE];
+        char *peer_id;
+        char *dial_address;
+        LIST_ENTRY(PeerConn) link;
+};
+
+typedef struct Relay {
+        uint64_t seq;          /* ours, sent to the target */
+        uint64_t origin_seq;
+        char *origin;
+} Relay;
+
+struct Cluster {
+        Manager *manager;
+        sd_event *event;
+        int listen_fd;
+        sd_event_source *listen_source;
+        sd_event_source *tick_source;
+        sd_event_source *dial_source;
+        uint8_t *secret;
+        size_t secret_len;
+        char *listen_address;
+        char **seeds;
+        Membership ms;
+        LIST_HEAD(, PeerConn) conns;
+        unsigned n_conns;
+        Frame frame;
+        Relay relays[PEER_RELAYS_MAX];
+        size_t relay_next;
+        uint64_t relay_seq;
+};
+
+static uint64_t peer_now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int parse_address(const char *s, struct sockaddr_in *ret) {
+        const char *colon = s ? strrchr(s, ':') : NULL;
+        if (!colon || colon == s || colon - s >= INET_ADDRSTRLEN)
+                return -EINVAL;
+        char host[INET_ADDRSTRLEN];
+        memcpy(host, s, colon - s);
+        host[colon - s] = 0;
+        char *end;
+        unsigned long port = strtoul(colon + 1, &end, 10);
+        if (!colon[1] || *end || port == 0 || port > 65535)
+                return -EINVAL;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+                return -EINVAL;
+        *ret = sa;
+        return 0;
+}
+
+/* --- connections ---------------------------------------------------------------------------------- */
+
+static void peer_conn_close(PeerConn *p);
+
+static PeerConn *peer_conn_ref(PeerConn *p) {
+        p->n_ref++;
+        return p;
+}
+
+static PeerConn *peer_conn_unref(PeerConn *p) {
+        if (!p || --p->n_ref > 0)
+                return NULL;
+        buffer_free(&p->in);
+        buffer_free(&p->out);
+        free(p->peer_id);
+        free(p->dial_address);
+        free(p);
+        return NULL;
+}
+
+static void peer_conn_unrefp(PeerConn **p) {
+        peer_conn_unref(*p);
+}
+
+/* Closes the connection; others are not touched. The object goes with its last reference. */
+static void peer_conn_close(PeerConn *p) {
+        if (p->dead)
+                return;
+        p->dead = true;
+        p->io = sd_event_source_disable_unref(p->io);
+        p->timeout = sd_event_source_disable_unref(p->timeout);
+        p->fd = safe_close(p->fd);
+        LIST_REMOVE(p, link);
+        p->cluster->n_conns--;
+        peer_conn_unref(p);
+}
+
+static void peer_conn_drop(PeerConn *p, int error, const char *why) {
+        log_debug("Dropping peer connection %s (%s): %s: %s", p->peer_id ?: "?", p->dial_address ?: "inbound", why,
+                  strerror(error < 0 ? -error : error));
+        /* An authenticated peer that breaks is worth a line; peers that never authenticated (a
+         * wrong secret retries twice a second) get one line in 10 s at most. */
+        static uint64_t last_unauthenticated;
+        uint64_t now = now_usec();
+        if (p->authenticated ? error != 0 : now - last_unauthenticated >= 10 * 1000000ULL) {
+                if (!p->authenticated)
+                        last_unauthenticated = now;
+                log_info("Peer %s dropped: %s.", p->peer_id ?: p->dial_address ?: "(inbound)", why);
+        }
+        peer_conn_close(p);
+}
+
+static int peer_conn_update_events(PeerConn *p) {
+        uint32_t events = EPOLLIN;
+        if (p->connecting || buffer_size(&p->out) > 0)
+                events |= EPOLLOUT;
+        return sd_event_source_set_io_events(p->io, events);
+}
+
+static int peer_conn_flush(PeerConn *p) {
+        while (buffer_size(&p->out) > 0) {
+                ssize_t n = send(p->fd, p->out.data + p->out.start, buffer_size(&p->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return -errno;
+                }
+                buffer_consume(&p->out, (size_t) n);
+        }
+        if (buffer_size(&p->out) == 0)
+                p->n_queued = 0;
+        return peer_conn_update_events(p);
+}
+
+/* Frame builder: the header is packed by the caller between begin and end. */
+static size_t peer_frame_begin(PeerConn *p) {
+        return frame_begin(&p->out);
+}
+
+/* Finishes a frame: -EMSGSIZE when it is larger than a peer frame may be, -EBUSY when the peer
+ * already has its cap of frames queued (it is not reading); the frame is dropped then. */
+static int peer_frame_end(PeerConn *p, size_t offset) {
+        size_t len = p->out.end - offset - PROTO_HEADER_SIZE;
+        if (len > PEER_FRAME_MAX || p->n_queued >= PEER_QUEUE_MAX) {
+                p->out.end = offset;
+                return len > PEER_FRAME_MAX ? -EMSGSIZE : -EBUSY;
+        }
+        int r = frame_end(&p->out, offset);
+        if (r < 0)
+                return r;
+        p->n_queued++;
+        if (p->connecting)
+                return 0;
+        r = peer_conn_flush(p);
+        if (r < 0) {
+                peer_conn_drop(p, r, "write failed");
+                return r;
+        }
+        return 0;
+}
+
+static int peer_send_hello(PeerConn *p) {
+        Cluster *c = p->cluster;
+        size_t off = peer_frame_begin(p);
+        msgpack_pack_array(&p->pk, 6);
+        msgpack_pack_uint32(&p->pk, PEER_MSG_HELLO);
+        msgpack_pack_uint64(&p->pk, 0);
+        msgpack_pack_uint32(&p->pk, PEER_PROTO_VERSION);
+        pack_cstr(&p->pk, membership_self(&c->ms)->id);
+        pack_cstr(&p->pk, c->listen_address ?: "");
+        msgpack_pack_bin(&p->pk, PEER_NONCE_SIZE);
+        msgpack_pack_bin_body(&p->pk, p->nonce, PEER_NONCE_SIZE);
+        return peer_frame_end(p, off);
+}
+
+/* HMAC(secret, label | nonce_a | nonce_b | id) */
+static int peer_mac(Cluster *c, const char *label, const uint8_t *nonce_a, const uint8_t *nonce_b, const char *id,
+                    size_t id_len, uint8_t ret[PEER_MAC_SIZE]) {
+        size_t ll = strlen(label);
+        size_t n = ll + 2 * PEER_NONCE_SIZE + id_len;
+        _cleanup_free_ uint8_t *msg = malloc(n);
+        unsigned md_len = 0;
+        if (!msg)
+                return -ENOMEM;
+        memcpy(msg, label, ll);
+        memcpy(msg + ll, nonce_a, PEER_NONCE_SIZE);
+        memcpy(msg + ll + PEER_NONCE_SIZE, nonce_b, PEER_NONCE_SIZE);
+        memcpy(msg + ll + 2 * PEER_NONCE_SIZE, id, id_len);
+        if (!HMAC(EVP_sha256(), c->secret, (int) c->secret_len, msg, n, ret, &md_len) || md_len != PEER_MAC_SIZE)
+                return -EIO;
+        return 0;
+}
+
+static int peer_send_auth(PeerConn *p) {
+        Cluster *c = p->cluster;
+        const char *self = membership_self(&c->ms)->id;
+        uint8_t mac[PEER_MAC_SIZE];
+        int r = peer_mac(c, p->outbound ? LABEL_DIAL : LABEL_ACCEPT, p->peer_nonce, p->nonce, self, strlen(self), mac);
+        if (r < 0)
+                return r;
+        size_t off = peer_frame_begin(p);
+        msgpack_pack_array(&p->pk, 3);
+        msgpack_pack_uint32(&p->pk, PEER_MSG_AUTH);
+        msgpack_pack_uint64(&p->pk, 0);
+        msgpack_pack_bin(&p->pk, PEER_MAC_SIZE);
+        msgpack_pack_bin_body(&p->pk, mac, PEER_MAC_SIZE);
+        return peer_frame_end(p, off);
+}
+
+/* PING, ACK: [T, seq, from, members]; PING_REQ: [T, seq, from, target, members]. */
+static int peer_send_membership(PeerConn *p, uint32_t type, uint64_t seq, const char *target) {
+        Cluster *c = p->cluster;
+        size_t off = peer_frame_begin(p);
+        msgpack_pack_array(&p->pk, target ? 5 : 4);
+        msgpack_pack_uint32(&p->pk, type);
+        msgpack_pack_uint64(&p->pk, seq);
+        pack_cstr(&p->pk, membership_self(&c->ms)->id);
+        if (target)
+                pack_cstr(&p->pk, target);
+        if (membership_pack(&c->ms, &p->pk) < 0) {
+                p->out.end = off;
+                return -ENOMEM;
+        }
+        return peer_frame_end(p, off);
+}
+
+static PeerConn *cluster_find_conn(Cluster *c, const char *id) {
+        PeerConn *p, *best = NULL;
+        LIST_FOREACH(p, &c->conns, link)
+                if (p->authenticated && p->peer_id && streq(p->peer_id, id) && (!best || p->outbound))
+                        best = p;
+        return best;
+}
+
+static int cluster_send(Cluster *c, const char *id, uint32_t type, uint64_t seq, const char *target) {
+        PeerConn *p = cluster_find_conn(c, id);
+        if (!p)
+                return -ENOTCONN;
+        return peer_send_membership(p, type, seq, target);
+}
+
+static void cluster_changed(Cluster *c) {
+        if (!c->ms.changed)
+                return;
+        c->ms.changed = false;
+        /* A new member is dialled at once rather than at the next dial tick, so that its first
+         * probe finds a connection. */
+        (void) sd_event_source_set_time_relative(c->dial_source, 0);
+        manager_bus_peers_changed(c->manager);
+}
+
+static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object *members) {
+        uint64_t now = peer_now_usec();
+        for (uint32_t k = 0; k < members->via.array.size; k++) {
+                MemberUpdate u;
+                if (member_update_parse(&members->via.array.ptr[k], &u) < 0)
+                        continue; /* checked by peer_message_parse() */
+                int r = membership_apply(&c->ms, &u, p->peer_id, now);
+                if (r == -EBUSY)
+                        log_debug("Member table full, ignoring member %.*s.", (int) u.id_len, u.id);
+        }
+}
+
+static int peer_handle_frame(PeerConn *p, const Frame *f) {
+        Cluster *c = p->cluster;
+        PeerMessage pm;
+        int r = peer_message_parse(f, &pm);
+        if (r < 0)
+                return r;
+
+        if (!p->authenticated) {
+                if (pm.type == PEER_MSG_HELLO && !p->got_hello) {
+                        const char *self = membership_self(&c->ms)->id;
+                        if (pm.version != PEER_PROTO_VERSION)
+                                return -EPROTO;
+                        if (strlen(self) == pm.from_len && memcmp(self, pm.from, pm.from_len) == 0)
+                                return -ELOOP; /* ourselves */
+                        if (memcmp(pm.blob, p->nonce, PEER_NONCE_SIZE) == 0)
+                                return -EBADMSG; /* a reflected nonce */
+                        p->peer_id = strndup(pm.from, pm.from_len);
+                        if (!p->peer_id)
+                                return -ENOMEM;
+                        memcpy(p->peer_nonce, pm.blob, PEER_NONCE_SIZE);
+                        p->got_hello = true;
+                        return peer_send_auth(p);
+                }
+                if (pm.type == PEER_MSG_AUTH && p->got_hello) {
+                        uint8_t expected[PEER_MAC_SIZE];
+                        r = peer_mac(c, p->outbound ? LABEL_ACCEPT : LABEL_DIAL, p->nonce, p->peer_nonce, p->peer_id,
+                                     strlen(p->peer_id), expected);
+                        if (r < 0)
+                                return r;
+                        if (CRYPTO_memcmp(expected, pm.blob, PEER_MAC_SIZE) != 0)
+                                return -EACCES;
+                        p->authenticated = true;
+                        p->timeout = sd_event_source_disable_unref(p->timeout);
+                        log_info("Peer %s authenticated (%s).", p->peer_id, p->outbound ? "outbound" : "inbound");
+                        /* Join: tell it what we know at once (seq 0: no probe waits for the ack). */
+                        return peer_send_membership(p, PEER_MSG_PING, 0, NULL);
+                }
+                return -EPERM;
+        }
+
+        if (pm.type == PEER_MSG_HELLO || pm.type == PEER_MSG_AUTH)
+                return -EPROTO;
+        if (strlen(p->peer_id) != pm.from_len || memcmp(p->peer_id, pm.from, pm.from_len) != 0)
+                return -EPROTO; /* a peer speaks only for itself */
+        cluster_apply_members(c, p, pm.members);
+        uint64_t now = peer_now_usec();
+
+        switch (pm.type) {
+        case PEER_MSG_PING:
+                (void) peer_send_membership(p, PEER_MSG_ACK, pm.seq, NULL);
+                break;
+        case PEER_MSG_ACK:
+                if (pm.seq & PEER_RELAY_SEQ_BIT) {
+                        for (size_t i = 0; i < PEER_RELAYS_MAX; i++) {
+                                Relay *rl = &c->relays[i];
+                                if (rl->origin && rl->seq == pm.seq) {
+                                        (void) cluster_send(c, rl->origin, PEER_MSG_ACK, rl->origin_seq, NULL);
+                                        { free(rl->origin); rl->origin = NULL; }
+                                }
+                        }
+                } else {
+                        _cleanup_free_ char *from = strndup(pm.from, pm.from_len);
+                        if (from)
+                                membership_ack(&c->ms, pm.seq, from, now);
+                }
+                break;
+        case PEER_MSG_PING_REQ: {
+                _cleanup_free_ char *target = strndup(pm.target, pm.target_len);
+                if (!target)
+                        return -ENOMEM;
+                Relay *rl = &c->relays[c->relay_next++ % PEER_RELAYS_MAX];
+                free(rl->origin);
+                *rl = (Relay) { .seq = PEER_RELAY_SEQ_BIT | ++c->relay_seq, .origin_seq = pm.seq,
+                                .origin = strdup(p->peer_id) };
+                if (cluster_send(c, target, PEER_MSG_PING, rl->seq, NULL) < 0)
+                        { free(rl->origin); rl->origin = NULL; }
+                break;
+        }
+        default:
+                break;
+        }
+        cluster_changed(c);
+        return 0;
+}
+
+static int peer_conn_read(PeerConn *p) {
+        _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
+        Cluster *c = p->cluster;
+        int r = buffer_reserve(&p->in, PEER_READ_CHUNK);
+        if (r < 0)
+                return r;
+        ssize_t n = recv(p->fd, p->in.data + p->in.end, PEER_READ_CHUNK, MSG_DONTWAIT);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        p->in.end += (size_t) n;
+
+        while (!p->dead && buffer_size(&p->in) >= PROTO_HEADER_SIZE) {
+                const uint8_t *h = (const uint8_t *) p->in.data + p->in.start;
+                uint32_t len = (uint32_t) h[0] | (uint32_t) h[1] << 8 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 24;
+                if (len > (p->authenticated ? PEER_FRAME_MAX : PEER_FRAME_MAX_UNAUTH))
+                        return -EMSGSIZE;
+                const char *payload;
+                size_t plen;
+                r = frame_peek(&p->in, &payload, &plen);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                r = frame_parse(&c->frame, payload, plen);
+                if (r >= 0)
+                        r = peer_handle_frame(p, &c->frame);
+                frame_done(&c->frame);
+                frame_init(&c->frame);
+                if (r < 0)
+                        return r;
+                buffer_consume(&p->in, PROTO_HEADER_SIZE + plen);
+        }
+        return 0;
+}
+
+static int on_peer_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        PeerConn *p = userdata;
+        _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
+        int r;
+
+        if (p->connecting && (revents & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                int err = 0;
+                socklen_t l = sizeof(err);
+                if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+                        err = errno;
+                if (err != 0) {
+                        log_debug("Connecting to %s failed: %s", p->dial_address, strerror(err));
+                        peer_conn_close(p);
+                        return 0;
+                }
+                p->connecting = false;
+        }
+        if (revents & EPOLLIN) {
+                r = peer_conn_read(p);
+                if (r < 0) {
+                        peer_conn_drop(p, r == -ECONNRESET ? 0 : r,
+                                       r == -EMSGSIZE ? "oversized frame" :
+                                       r == -EACCES ? "authentication failed" :
+                                       r == -ECONNRESET ? "closed" : "bad frame or protocol error");
+                        return 0;
+                }
+        } else if (revents & (EPOLLERR | EPOLLHUP)) {
+                peer_conn_drop(p, 0, "hung up");
+                return 0;
+        }
+        if (!p->dead) {
+                r = peer_conn_flush(p);
+                if (r < 0)
+                        peer_conn_drop(p, r, "write failed");
+        }
+        return 0;
+}
+
+static int on_peer_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        PeerConn *p = userdata;
+        peer_conn_drop(p, -ETIMEDOUT, "did not authenticate in time");
+        return 0;
+}
+
+/* Takes over fd. -EBUSY when the peer cap is reached. */
+static int peer_conn_new(Cluster *c, int fd, bool outbound, bool connecting, const char *dial_address) {
+        if (c->n_conns >= PEER_MAX) {
+                safe_close(fd);
+                return -EBUSY;
+        }
+        PeerConn *p = calloc(1, sizeof(*p));
+        if (!p) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        *p = (PeerConn) { .cluster = c, .n_ref = 1, .fd = fd, .outbound = outbound, .connecting = connecting };
+        msgpack_packer_init(&p->pk, &p->out, buffer_msgpack_write);
+        LIST_INSERT_HEAD(&c->conns, p, link);
+        c->n_conns++;
+        /* A failed first send closes the connection: keep it until we are done with it here. */
+        _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
+        int r = -ENOMEM;
+        if (dial_address && !(p->dial_address = strdup(dial_address)))
+                goto fail;
+        r = getrandom(p->nonce, sizeof(p->nonce), 0) == (ssize_t) sizeof(p->nonce) ? 0 : -EIO;
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(c->event, &p->io, fd, EPOLLIN | EPOLLOUT, on_peer_io, p);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time_relative(c->event, &p->timeout, CLOCK_MONOTONIC, PEER_AUTH_TIMEOUT_USEC, 0,
+                                       on_peer_timeout, p);
+        if (r < 0)
+                goto fail;
+        r = peer_send_hello(p);
+        if (r < 0)
+                goto fail;
+        return peer_conn_update_events(p);
+fail:
+        peer_conn_close(p);
+        return r;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Cluster *c = userdata;
+        for (unsigned i = 0; i < 16; i++) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0)
+                        break;
+                (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
+                int r = peer_conn_new(c, cfd, false, false, NULL);
+                if (r < 0)
+                        log_debug("Refusing a peer connection: %s", strerror(-r));
+        }
+        return 0;
+}
+
+static int cluster_dial(Cluster *c, const char *address) {
+        struct sockaddr_in sa;
+        int r = parse_address(address, &sa);
+        if (r < 0)
+                return r;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
+        bool connecting = false;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                if (errno != EINPROGRESS) {
+                        r = -errno;
+                        safe_close(fd);
+                        return r;
+                }
+                connecting = true;
+        }
+        return peer_conn_new(c, fd, true, connecting, address);
+}
+
+static bool cluster_has_conn(Cluster *c, const char *id, const char *address) {
+        PeerConn *p;
+        LIST_FOREACH(p, &c->conns, link)
+                if ((id && p->peer_id && streq(p->peer_id, id)) || (address && p->dial_address && streq(p->dial_address, address)))
+                        return true;
+        return false;
+}
+
+static int on_dial(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        /* Seeds until we know their ids, and every member we have no connection with. */
+        for (char **a = c->seeds; a && *a; a++)
+                if (!cluster_has_conn(c, NULL, *a) && !(c->listen_address && streq(*a, c->listen_address))) {
+                        bool known = false;
+                        for (size_t i = 1; i < c->ms.n_members; i++)
+                                if (streq(c->ms.members[i].address, *a) &&
+                                    cluster_find_conn(c, c->ms.members[i].id))
+                                        known = true;
+                        if (!known)
+                                (void) cluster_dial(c, *a);
+                }
+        for (size_t i = 1; i < c->ms.n_members; i++) {
+                Member *mb = &c->ms.members[i];
+                if (*mb->address && !cluster_has_conn(c, mb->id, mb->address))
+                        (void) cluster_dial(c, mb->address);
+        }
+        (void) sd_event_source_set_time_relative(s, PEER_DIAL_INTERVAL_USEC);
+        return 0;
+}
+
+static void cluster_update_self(Cluster *c) {
+        Manager *m = c->manager;
+        MemberResources res = {
+                .cpus_total = m->resources.cpus_total,
+                .cpus_free = m->resources.cpus_total - m->resources.cpus_used,
+                .gpus_total = (uint32_t) m->resources.n_gpus,
+                .gpus_free = (uint32_t) resources_free_gpus(&m->resources),
+        };
+        if (res.cpus_free < 0)
+                res.cpus_free = 0;
+        membership_set_self_resources(&c->ms, &res);
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        MembershipAction actions[MEMBERSHIP_ACTIONS_MAX];
+        uint64_t now = peer_now_usec(), next;
+
+        cluster_update_self(c);
+        size_t n = membership_tick(&c->ms, now, actions, &next);
+        for (size_t i = 0; i < n; i++) {
+                if (actions[i].kind == MEMBERSHIP_SEND_PING)
+                        (void) cluster_send(c, actions[i].target, PEER_MSG_PING, actions[i].seq, NULL);
+                else
+                        (void) cluster_send(c, actions[i].via, PEER_MSG_PING_REQ, actions[i].seq, actions[i].target);
+        }
+        cluster_changed(c);
+        (void) sd_event_source_set_time_relative(s, next > now ? next - now : 1000);
+        return 0;
+}
+
+static int read_secret(const char *path, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        _cleanup_free_ uint8_t *buf = malloc(PEER_SECRET_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t n = 0;
+        for (;;) {
+                ssize_t k = read(fd, buf + n, PEER_SECRET_MAX + 1 - n);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n > PEER_SECRET_MAX)
+                        return -EFBIG;
+        }
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                n--;
+        if (n < 16)
+                return -EINVAL; /* too short to be a secret */
+        *ret = TAKE_PTR(buf);
+        *ret_len = n;
+        return 0;
+}
+
+static void cluster_freep_(Cluster **c) {
+        cluster_free(*c);
+}
+
+int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
+        int r;
+        _cleanup_(cluster_freep_) Cluster *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->manager = m;
+        c->event = m->event;
+        c->listen_fd = -1;
+        LIST_INIT(&c->conns);
+        frame_init(&c->frame);
+
+        r = read_secret(config->secret_file, &c->secret, &c->secret_len);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the cluster secret %s (16 to 4096 bytes): %m",
+                                       config->secret_file);
+        uint64_t seed;
+        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+                seed = peer_now_usec();
+        r = membership_init(&c->ms, m->node_id, config->listen, &config->membership, seed);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up membership: %m");
+        c->ms.members[0].state_since = peer_now_usec();
+        cluster_update_self(c);
+
+        size_t n = 0;
+        for (char **a = config->join; a && *a; a++)
+                n++;
+        c->seeds = calloc(n + 1, sizeof(char *));
+        if (!c->seeds)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                struct sockaddr_in sa;
+                if (parse_address(config->join[i], &sa) < 0)
+                        return log_error_errno(-EINVAL, "Invalid --join address %s (ADDR:PORT, IPv4).", config->join[i]);
+                if (!(c->seeds[i] = strdup(config->join[i])))
+                        return -ENOMEM;
+        }
+
+        if (config->listen) {
+                struct sockaddr_in sa;
+                if (parse_address(config->listen, &sa) < 0)
+                        return log_error_errno(-EINVAL, "Invalid --listen address %s (ADDR:PORT, IPv4).", config->listen);
+                c->listen_address = strdup(config->listen);
+                if (!c->listen_address)
+                        return -ENOMEM;
+                c->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (c->listen_fd < 0)
+                        return log_error_errno(-errno, "Failed to create the peer socket: %m");
+                (void) setsockopt(c->listen_fd, SOL_SOCKET, SO_REUSEADDR, &(int) { 1 }, sizeof(int));
+                if (bind(c->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(c->listen_fd, 64) < 0)
+                        return log_error_errno(-errno, "Failed to listen on %s: %m", config->listen);
+                r = sd_event_add_io(c->event, &c->listen_source, c->listen_fd, EPOLLIN, on_accept, c);
+                if (r < 0)
+                        return r;
+        }
+
+        r = sd_event_add_time_relative(c->event, &c->tick_source, CLOCK_MONOTONIC, 0, 0, on_tick, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->tick_source, SD_EVENT_ON);
+        if (r >= 0)
+                r = sd_event_add_time_relative(c->event, &c->dial_source, CLOCK_MONOTONIC, 0, 0, on_dial, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->dial_source, SD_EVENT_ON);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the cluster timers: %m");
+
+        log_info("Cluster: node %s listening on %s, %zu seed%s.", m->node_id, c->listen_address ?: "(nothing)", n,
+                 n == 1 ? "" : "s");
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+Cluster *cluster_free(Cluster *c) {
+        if (!c)
+                return NULL;
+        PeerConn *p;
+        while ((p = LIST_FIRST(&c->conns)))
+                peer_conn_close(p);
+        sd_event_source_disable_unref(c->listen_source);
+        sd_event_source_disable_unref(c->tick_source);
+        sd_event_source_disable_unref(c->dial_source);
+        safe_close(c->listen_fd);
+        for (size_t i = 0; i < PEER_RELAYS_MAX; i++)
+                free(c->relays[i].origin);
+        membership_done(&c->ms);
+        frame_done(&c->frame);
+        if (c->secret)
+                OPENSSL_cleanse(c->secret, c->secret_len);
+        free(c->secret);
+        free(c->listen_address);
+        for (char **a = c->seeds; a && *a; a++)
+                free(*a);
+        free(c->seeds);
+        free(c);
+        return NULL;
+}
+
+Membership *cluster_membership(Cluster *c) {
+        return c ? &c->ms : NULL;
+}

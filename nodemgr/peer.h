@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The cluster layer of a node manager: a TCP listener, connections to peers (PeerConn: refcounted,
+ * non-blocking, each with its own io and timeout sources), authentication with the cluster secret,
+ * and the I/O of SWIM membership (membership.c holds the logic). docs/cluster.md describes it.
+ */
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "membership.h"
+
+typedef struct Cluster Cluster;
+typedef struct Manager Manager;
+
+typedef struct ClusterConfig {
+        const char *listen;         /* ADDR:PORT, or NULL */
+        char **join;                /* seeds ADDR:PORT, NULL-terminated, or NULL */
+        const char *secret_file;
+        MembershipConfig membership;
+} ClusterConfig;
+
+/* Starts listening and joining. Returns 0, or a negative errno (-EINVAL for a bad address or secret). */
+int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret);
+Cluster *cluster_free(Cluster *c);
+Membership *cluster_membership(Cluster *c);

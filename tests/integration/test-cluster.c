@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The cluster's first layer (docs/cluster.md): node managers on loopback addresses find each other
+ * through one seed, authenticate with the cluster secret, detect a hung node (SIGSTOP) SWIM-style
+ * and take it back when it wakes; peers with the wrong secret and raw TCP clients that send garbage
+ * are dropped without disturbing the cluster.
+ *
+ * Each test runs in its own process (Criterion forks), so its nodes listen on 127.X.Y.N with X.Y
+ * taken from the PID: parallel tests never share an address. Nothing waits on a fixed sleep for
+ * the outcome it checks: the tests wait for the state they expect with generous bounds.
+ */
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "macro.h"
+
+#define NODES_MAX 4
+#define CLUSTER_WAIT_MS 10000u
+#define PEER_PORT 7946
+
+static Harness *nodes[NODES_MAX];
+static char secret_path[64], bad_secret_path[64];
+
+static void write_secret(char *path, size_t sz, const char *name, const char *content) {
+        snprintf(path, sz, "/tmp/kactor-cluster-%d-%s", (int) getpid(), name);
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+static void setup(void) {
+        write_secret(secret_path, sizeof(secret_path), "secret", "the-cluster-secret-for-these-tests\n");
+        write_secret(bad_secret_path, sizeof(bad_secret_path), "bad", "a-different-secret-entirely-xyz\n");
+}
+
+static void teardown(void) {
+        for (size_t i = 0; i < NODES_MAX; i++)
+                if (nodes[i]) {
+                        (void) kill(nodes[i]->nodemgr_pid, SIGCONT);
+                        nodes[i] = harness_stop(nodes[i]);
+                }
+        unlink(secret_path);
+        unlink(bad_secret_path);
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 120);
+
+/* 127.X.Y.N, X.Y from our PID. */
+static const char *node_address(unsigned n) {
+        static char buf[NODES_MAX + 1][32];
+        pid_t pid = getpid();
+        snprintf(buf[n], sizeof(buf[n]), "127.%u.%u.%u:%u", (unsigned) (pid >> 8) & 0xff, (unsigned) pid & 0xff,
+                 n + 1, PEER_PORT);
+        return buf[n];
+}
+
+static char *arg(const char *name, const char *value) {
+        char *s;
+        cr_assert(asprintf(&s, "--%s=%s", name, value) >= 0);
+        return s;
+}
+
+/* Starts node i listening on its address, joining through node 0 unless it is node 0. */
+static Harness *start_node(unsigned i, const char *secret, const char *suspect_ms) {
+        const char *args[8] = {};
+        size_t k = 0;
+        args[k++] = arg("listen", node_address(i));
+        args[k++] = arg("cluster-secret-file", secret);
+        if (i > 0)
+                args[k++] = arg("join", node_address(0));
+        if (suspect_ms)
+                args[k++] = arg("suspect-timeout-ms", suspect_ms);
+        HarnessOptions o = { .gpus = 1, .num_cpus = 4, .extra_args = args };
+        nodes[i] = harness_start(&o);
+        for (size_t j = 0; j < k; j++)
+                free((char *) args[j]);
+        return nodes[i];
+}
+
+typedef struct PeerView {
+        char id[64];
+        char state[16];
+        uint32_t incarnation;
+        double cpus;
+        uint32_t gpus;
+} PeerView;
+
+/* Reads Peers; returns the number of members (at most max). */
+static size_t read_peers(Harness *h, PeerView *ret, size_t max) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r = harness_bus_call(h, &e, &reply, HARNESS_BUS_PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                 HARNESS_IFACE_MANAGER, "Peers");
+        cr_assert(r >= 0, "Get Peers: %s", e.message ?: strerror(-r));
+        cr_assert(sd_bus_message_enter_container(reply, 'v', "a(sssudduu)") > 0);
+        cr_assert(sd_bus_message_enter_container(reply, 'a', "(sssudduu)") >= 0);
+        size_t n = 0;
+        for (;;) {
+                const char *id, *addr, *state;
+                uint32_t inc, gt, gf;
+                double ct, cf;
+                r = sd_bus_message_read(reply, "(sssudduu)", &id, &addr, &state, &inc, &ct, &cf, &gt, &gf);
+                cr_assert(r >= 0);
+                if (r == 0)
+                        break;
+                if (n < max) {
+                        snprintf(ret[n].id, sizeof(ret[n].id), "%s", id);
+                        snprintf(ret[n].state, sizeof(ret[n].state), "%s", state);
+                        ret[n].incarnation = inc;
+                        ret[n].cpus = ct;
+                        ret[n].gpus = gt;
+                }
+                n++;
+        }
+        sd_bus_message_unref(reply);
+        return n;
+}
+
+static const char *node_id(Harness *h) {
+        return harness_property_string(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "NodeId");
+}
+
+/* The state `h` has for member `id` ("" when unknown), and its incarnation. */
+static const char *peer_state(Harness *h, const char *id, uint32_t *ret_inc) {
+        static char state[16];
+        PeerView v[NODES_MAX * 4];
+        size_t n = read_peers(h, v, ELEMENTSOF(v));
+        state[0] = 0;
+        for (size_t i = 0; i < n && i < ELEMENTSOF(v); i++)
+                if (streq(v[i].id, id)) {
+                        snprintf(state, sizeof(state), "%s", v[i].state);
+                        if (ret_inc)
+                                *ret_inc = v[i].incarnation;
+                }
+        return state;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Waits (bounded, polling every 50 ms) until `h` has `id` in `state` with an incarnation >= min_inc. */
+static bool wait_peer_state(Harness *h, const char *id, const char *state, uint32_t min_inc, unsigned timeout_ms) {
+        uint64_t end = now_ms() + timeout_ms;
+        do {
+                uint32_t inc = 0;
+                if (streq(peer_state(h, id, &inc), state) && inc >= min_inc)
+                        return true;
+                usleep(50 * 1000);
+        } while (now_ms() < end);
+        return false;
+}
+
+/* Waits until every one of the n nodes sees all n alive. */
+static void wait_formed(size_t n) {
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++)
+                        cr_assert(wait_peer_state(nodes[i], node_id(nodes[j]), "alive", 0, CLUSTER_WAIT_MS),
+                                  "node %zu does not see node %zu alive; its log:\n%s", i, j,
+                                  harness_nodemgr_log(nodes[i]));
+}
+
+static void start_cluster(size_t n, const char *suspect_ms) {
+        for (size_t i = 0; i < n; i++)
+                start_node(i, secret_path, suspect_ms);
+        wait_formed(n);
+}
+
+Test(cluster, three_nodes_form_a_cluster_through_one_seed) {
+        start_cluster(3, NULL);
+        for (size_t i = 0; i < 3; i++) {
+                PeerView v[8];
+                cr_assert_eq(read_peers(nodes[i], v, 8), 3);
+                cr_assert_str_eq(v[0].id, node_id(nodes[i]), "this node comes first");
+                for (size_t j = 0; j < 3; j++) {
+                        cr_assert_str_eq(v[j].state, "alive");
+                        cr_assert(v[j].cpus == 4 && v[j].gpus == 1, "resources travel with membership");
+                }
+        }
+
+        /* kactorctl peers shows the same. */
+        char *cmd, out[4096] = {};
+        cr_assert(asprintf(&cmd, "%s/kactorctl --bus '%s' peers --json", nodes[1]->build, nodes[1]->bus_address) >= 0);
+        FILE *p = popen(cmd, "re");
+        cr_assert_not_null(p);
+        size_t len = fread(out, 1, sizeof(out) - 1, p);
+        cr_assert_eq(pclose(p), 0, "%s: %s", cmd, out);
+        free(cmd);
+        out[len] = 0;
+        for (size_t j = 0; j < 3; j++)
+                cr_assert(strstr(out, node_id(nodes[j])), "kactorctl peers lacks node %zu: %s", j, out);
+        cr_assert(strstr(out, "\"alive\""), "%s", out);
+}
+
+Test(cluster, stopped_node_is_declared_dead_then_refutes_and_rejoins) {
+        start_cluster(3, NULL);
+        const char *victim = node_id(nodes[2]);
+        uint32_t inc0 = 0;
+        cr_assert_str_eq(peer_state(nodes[0], victim, &inc0), "alive");
+
+        cr_assert(kill(nodes[2]->nodemgr_pid, SIGSTOP) == 0);
+        for (size_t i = 0; i < 2; i++)
+                cr_assert(wait_peer_state(nodes[i], victim, "dead", 0, CLUSTER_WAIT_MS),
+                          "node %zu did not declare the stopped node dead; its log:\n%s", i,
+                          harness_nodemgr_log(nodes[i]));
+        /* The others are not disturbed by it. */
+        cr_assert_str_eq(peer_state(nodes[0], node_id(nodes[1]), NULL), "alive");
+        cr_assert_str_eq(peer_state(nodes[1], node_id(nodes[0]), NULL), "alive");
+
+        cr_assert(kill(nodes[2]->nodemgr_pid, SIGCONT) == 0);
+        /* It refutes with a newer incarnation and is alive again everywhere. */
+        for (size_t i = 0; i < 2; i++)
+                cr_assert(wait_peer_state(nodes[i], victim, "alive", inc0 + 1, CLUSTER_WAIT_MS),
+                          "node %zu did not take the woken node back; its log:\n%s", i,
+                          harness_nodemgr_log(nodes[i]));
+        wait_formed(3);
+        for (size_t i = 0; i < 3; i++)
+                harness_assert_running(nodes[i]);
+}
+
+Test(cluster, short_stop_within_the_suspicion_timeout_is_no_death) {
+        /* Suspicion lasts 8 s here; the node is stopped for 0.3 s: a wide margin on a loaded machine. */
+        start_cluster(3, "8000");
+        const char *victim = node_id(nodes[2]);
+
+        cr_assert(kill(nodes[2]->nodemgr_pid, SIGSTOP) == 0);
+        usleep(300 * 1000);
+        cr_assert(kill(nodes[2]->nodemgr_pid, SIGCONT) == 0);
+
+        /* For 3 s, neither other node ever says dead. */
+        uint64_t end = now_ms() + 3000;
+        do {
+                for (size_t i = 0; i < 2; i++)
+                        cr_assert_str_neq(peer_state(nodes[i], victim, NULL), "dead",
+                                          "a short stop was taken for a death");
+                usleep(50 * 1000);
+        } while (now_ms() < end);
+        wait_formed(3);
+}
+
+Test(cluster, peer_with_the_wrong_secret_is_refused) {
+        start_cluster(2, NULL);
+        Harness *bad = start_node(2, bad_secret_path, NULL);
+        const char *bad_id = node_id(bad);
+
+        /* Give it time to try (it redials every 0.5 s), then check nobody took it in. */
+        usleep(2500 * 1000);
+        for (size_t i = 0; i < 2; i++) {
+                PeerView v[8];
+                cr_assert_eq(read_peers(nodes[i], v, 8), 2, "node %zu has a member too many", i);
+                cr_assert_str_eq(peer_state(nodes[i], bad_id, NULL), "");
+                harness_assert_running(nodes[i]);
+        }
+        PeerView v[8];
+        cr_assert_eq(read_peers(bad, v, 8), 1, "the refused node learned the cluster's members");
+        cr_assert(strstr(harness_nodemgr_log(nodes[0]), "authentication failed"), "%s", harness_nodemgr_log(nodes[0]));
+        wait_formed(2);
+}
+
+static int connect_raw(const char *address) {
+        char host[32];
+        snprintf(host, sizeof(host), "%s", address);
+        *strrchr(host, ':') = 0;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PEER_PORT) };
+        cr_assert(inet_pton(AF_INET, host, &sa.sin_addr) == 1);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        cr_assert(connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "connect %s: %m", address);
+        return fd;
+}
+
+/* True when the node closes the connection within timeout_ms (whatever it sent before, e.g. HELLO). */
+static bool wait_closed(int fd, unsigned timeout_ms) {
+        uint64_t end = now_ms() + timeout_ms;
+        char buf[4096];
+        for (;;) {
+                uint64_t now = now_ms();
+                if (now >= end)
+                        return false;
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, (int) (end - now)) <= 0)
+                        return false;
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return true;
+                if (n < 0)
+                        return false;
+        }
+}
+
+static void send_all(int fd, const void *p, size_t n) {
+        cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t) n);
+}
+
+Test(cluster, garbage_and_oversized_frames_drop_only_their_connection) {
+        start_cluster(2, NULL);
+        const char *target = node_address(0);
+
+        /* Garbage: not a msgpack header. */
+        int fd = connect_raw(target);
+        send_all(fd, "\x08\x00\x00\x00garbage!", 12);
+        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "garbage did not close the connection");
+        close(fd);
+
+        /* A length far beyond the cap. */
+        fd = connect_raw(target);
+        send_all(fd, "\xff\xff\xff\x7f", 4);
+        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "an oversized length did not close the connection");
+        close(fd);
+
+        /* A frame over the pre-authentication cap, with its bytes. */
+        fd = connect_raw(target);
+        size_t big = 64 * 1024;
+        char *buf = calloc(1, big + 4);
+        cr_assert_not_null(buf);
+        buf[0] = (char) (big & 0xff);
+        buf[1] = (char) ((big >> 8) & 0xff);
+        buf[2] = (char) ((big >> 16) & 0xff);
+        (void) send(fd, buf, big + 4, MSG_NOSIGNAL);
+        free(buf);
+        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "an oversized frame did not close the connection");
+        close(fd);
+
+        /* A membership message before authentication: [PING, 1, "x", []]. */
+        fd = connect_raw(target);
+        send_all(fd, "\x07\x00\x00\x00\x94\xcc\x82\x01\xa1x\x90", 11);
+        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "an unauthenticated PING did not close the connection");
+        close(fd);
+
+        /* Silence: dropped at the authentication deadline. */
+        fd = connect_raw(target);
+        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "a silent connection was never dropped");
+        close(fd);
+
+        for (size_t i = 0; i < 2; i++)
+                harness_assert_running(nodes[i]);
+        wait_formed(2);
+        PeerView v[8];
+        cr_assert_eq(read_peers(nodes[0], v, 8), 2);
+}
