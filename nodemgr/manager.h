@@ -246,9 +246,7 @@ struct Manager {
         CallQueue tasks;
         LIST_HEAD(, Worker) task_workers;
         unsigned n_task_workers;
-        unsigned n_task_workers_idle;
         unsigned n_task_workers_starting;
-        double task_cpus_used;
 
         /* Lineage: the memory all actors' logs may hold, and the default checkpoint interval. */
         uint64_t lineage_bytes;

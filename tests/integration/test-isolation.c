@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../skip.h"
 #include "bus-value.h"
 #include "harness.h"
 #include "macro.h"
@@ -37,9 +38,9 @@ static char orphan_dir[256], orphan_parent[256];
 
 static void need_root(void) {
         if (geteuid() != 0)
-                cr_skip_test("needs root (cgroups, BPF, mknod)");
+                kactor_skip_test("needs root (cgroups, BPF, mknod)");
         if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) < 0 && access("/sys/fs/cgroup/cgroup.procs", F_OK) < 0)
-                cr_skip_test("no cgroup v2 hierarchy");
+                kactor_skip_test("no cgroup v2 hierarchy");
 }
 
 static const char *v2_mount(void) {

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "../skip.h"
+
 TestSuite(systemd, .timeout = 120);
 
 Test(systemd, scopes_in_a_real_systemd_node) {
@@ -27,7 +29,7 @@ Test(systemd, scopes_in_a_real_systemd_node) {
         cr_assert_neq(status, -1);
         int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
         if (rc == 77)
-                cr_skip_test("systemd-nspawn or root is missing");
+                kactor_skip_test("systemd-nspawn or root is missing");
         cr_assert_eq(rc, 0, "systemd-node.sh failed (exit %d); its output is above", rc);
         free(cmd);
         free(copy);

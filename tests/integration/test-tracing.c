@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../skip.h"
 #include "harness.h"
 
 #define TRACE_IFACE "io.kactor.Trace1"
@@ -45,7 +46,7 @@ static bool trace_property_bool(const char *name) {
 /* Tracing must be on: as root it loads, and CI runs as root. */
 static void require_tracing(void) {
         if (geteuid() != 0)
-                cr_skip_test("tracing needs root (or CAP_BPF and CAP_PERFMON)");
+                kactor_skip_test("tracing needs root (or CAP_BPF and CAP_PERFMON)");
         cr_assert(trace_property_bool("Enabled"), "tracing is off as root: %s",
                   harness_property_string(h, HARNESS_BUS_PATH, TRACE_IFACE, "Reason"));
 }
@@ -282,7 +283,7 @@ Test(tracing, maps_are_pinned_while_running_and_unpinned_on_stop) {
 
 Test(tracing, status_says_why_tracing_is_off_without_privileges) {
         if (geteuid() != 0)
-                cr_skip_test("needs root to run a node manager as another user");
+                kactor_skip_test("needs root to run a node manager as another user");
         const char *cmd = harness_printf(h, "tests/integration/tracing-unprivileged.sh %s", h->build);
         cr_assert_eq(system(cmd), 0, "%s failed", cmd);
 }

@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "../skip.h"
 #include "trace-format.h" /* the structs the skeleton names */
 #include "test-trace.skel.h"
 
@@ -24,7 +25,7 @@ static struct test_trace_bpf *skel;
 
 static void setup(void) {
         if (geteuid() != 0)
-                cr_skip_test("BPF_PROG_TEST_RUN needs root (CAP_BPF)");
+                kactor_skip_test("BPF_PROG_TEST_RUN needs root (CAP_BPF)");
         skel = test_trace_bpf__open();
         cr_assert(skel, "open: %m");
         /* A small ring buffer, so that filling it is quick. */

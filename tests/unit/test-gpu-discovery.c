@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../skip.h"
 #include "gpu-discovery.h"
 #include "macro.h"
 
@@ -77,7 +78,7 @@ Test(gpu_discovery, no_driver_means_no_gpus) {
 
 Test(gpu_discovery, explicit_list_splits_gpus_and_control_nodes) {
         if (geteuid() != 0)
-                cr_skip_test("mknod needs root");
+                kactor_skip_test("mknod needs root");
         char a[300], b[300], c[300];
         snprintf(a, sizeof(a), "%s/nvidia0", root);
         snprintf(b, sizeof(b), "%s/renderD128", root);
@@ -99,7 +100,7 @@ Test(gpu_discovery, explicit_list_splits_gpus_and_control_nodes) {
 
 Test(gpu_discovery, device_program_loads) {
         if (geteuid() != 0)
-                cr_skip_test("loading BPF needs root");
+                kactor_skip_test("loading BPF needs root");
         DeviceRule r = { 'c', 195, 0, false };
         int fd = device_filter_load(&r, 1);
         cr_assert_geq(fd, 0, "bpf_prog_load: %s", strerror(-fd));
