@@ -169,7 +169,6 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
         c->args_len = args_len;
         c->deps = (Waiter){ .object_done = call_dep_done, .userdata = c };
         c->manager = m;
-        c->submitted_usec = now_usec();
 
         r = manager_scan_ids(args, args_len, &c->ids, &c->id_actor, &c->n_ids, &c->top_refs);
         if (r >= 0)

@@ -40,7 +40,7 @@ struct Call {
         uint64_t seq;           /* assigned on dispatch */
         uint64_t lineage_index; /* CALL_REPLAY: the logged call it repeats */
         double num_cpus;        /* task */
-        uint64_t submitted_usec;
+        uint64_t sent_usec;     /* task: when it was sent to its worker (service time) */
         uint32_t trace_method;                         /* tracing (manager-trace.c): the method's id, */
         uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while calls are traced */
         void *owner;                                   /* the actor, or NULL for tasks */

@@ -120,7 +120,7 @@ void tasks_dispatch(Manager *m) {
                 /* What it takes to run it again, should its result be evicted. */
                 if (!c->result->origin)
                         eviction_note_task(m, c->result, c);
-                c->submitted_usec = now_usec();
+                c->sent_usec = now_usec();
                 callqueue_start_direct(&w->tasks, c, ++w->next_seq);
                 r = worker_send_call(w, c);
                 if (r < 0) {
@@ -149,7 +149,7 @@ Call *tasks_finish(Worker *w, uint64_t seq) {
         if (!c)
                 return NULL;
         /* Service time: from when it could start (sent, or the one before it done) to its end. */
-        uint64_t now = now_usec(), from = MAX(c->submitted_usec, w->last_done_usec);
+        uint64_t now = now_usec(), from = MAX(c->sent_usec, w->last_done_usec);
         uint64_t dt = now > from ? now - from : 1;
         w->task_avg_usec = w->task_avg_usec == 0 ? dt : (w->task_avg_usec * 7 + dt) / 8;
         w->last_done_usec = now;
