@@ -184,7 +184,7 @@ Test(callqueue, thousand_calls_come_out_in_submission_order) {
         cr_assert_not_null(many);
 
         for (size_t i = 0; i < N; i++) {
-                many[i].submitted_usec = i;
+                many[i].sent_usec = i;
                 callqueue_push(&q, &many[i]);
         }
         cr_assert_eq(q.n_queued, N);
@@ -196,14 +196,14 @@ Test(callqueue, thousand_calls_come_out_in_submission_order) {
                         Call *c = callqueue_peek_ready(&q);
                         if (!c)
                                 break;
-                        cr_assert_eq(c->submitted_usec, next_start, "started %" PRIu64 " out of order",
-                                     c->submitted_usec);
+                        cr_assert_eq(c->sent_usec, next_start, "started %" PRIu64 " out of order",
+                                     c->sent_usec);
                         callqueue_start(&q, c, next_start + 1);
                         next_start++;
                 }
                 Call *c;
                 while ((c = callqueue_finish(&q, next_finish + 1))) {
-                        cr_assert_eq(c->submitted_usec, next_finish);
+                        cr_assert_eq(c->sent_usec, next_finish);
                         next_finish++;
                 }
         }
