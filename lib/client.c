@@ -368,7 +368,8 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
                 memcpy(&d, o, MIN(o->sz, sizeof(d)));
                 d.sz = sizeof(d);
         }
-        uint32_t n = 2 + (d.num_gpus > 0) + (d.num_cpus > 0) + (d.memory_max > 0) + (d.name != NULL);
+        uint32_t n = 2 + (d.num_gpus > 0) + (d.num_cpus > 0) + (d.memory_max > 0) + (d.name != NULL) +
+                (d.node != NULL);
         if (msgpack_pack_map(pk, n) < 0)
                 return -ENOMEM;
         if (pack_cstr(pk, "Detached") < 0 ||
@@ -384,6 +385,8 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
             (pack_cstr(pk, "MemoryMax") < 0 || msgpack_pack_uint64(pk, d.memory_max) < 0))
                 return -ENOMEM;
         if (d.name && (pack_cstr(pk, "Name") < 0 || pack_cstr(pk, d.name) < 0))
+                return -ENOMEM;
+        if (d.node && (pack_cstr(pk, "Node") < 0 || pack_cstr(pk, d.node) < 0))
                 return -ENOMEM;
         return 0;
 }

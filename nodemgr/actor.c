@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
+#include "remote.h"
 
 /* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
 #define ACTOR_WINDOW 4096
@@ -123,6 +124,11 @@ static int call_hold_ids(Manager *m, Call *c, ReqError *e) {
                         continue;
                 }
                 Object *o = objstore_find(&m->store, c->ids[i]);
+                if (!o && m->remote && (o = remote_fetch_object(m, c->ids[i]))) {
+                        /* Made on a peer: the copy fetched here is held by the call too. */
+                        objstore_ref(o);
+                        continue;
+                }
                 if (!o) {
                         char s[KACTOR_ID_STRING_MAX];
                         kactor_id_to_string(c->ids[i], s);
@@ -146,7 +152,9 @@ static void call_dep_done(Waiter *w, Object *o) {
         Call *c = w->userdata;
         if (w->remaining > 0)
                 return;
-        if (c->owner)
+        if (c->remote)
+                remote_call_ready(c);
+        else if (c->owner)
                 actor_dispatch(c->owner);
         else
                 tasks_call_ready(c);
@@ -381,6 +389,7 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
                                                       "DeathCause", NULL);
         manager_bus_resources_changed(m);
 
+        remote_actor_died(a);
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
         m->n_dead_actors++;
         actor_forget_dead(m);
@@ -404,6 +413,7 @@ void actor_free(Actor *a) {
                 return;
         m = a->manager;
         manager_trace_actor_freed(m, a);
+        remote_actor_freed(a);
         Call *c;
         while ((c = callqueue_pop_any(&a->queue)))
                 call_fail(m, c, KACTOR_ERROR_ACTOR_DIED, "the node manager stopped");
@@ -479,6 +489,8 @@ bool manager_actor_ref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_ref(a);
+        else if (m->remote)
+                return remote_actor_ref(m, id);
         return a;
 }
 
@@ -486,6 +498,16 @@ void manager_actor_unref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_unref(a);
+        else if (m->remote)
+                remote_actor_unref(m, id);
+}
+
+void actor_adopt_call(Actor *a, Call *c) {
+        c->owner = a;
+        c->remote = NULL;
+        callqueue_push(&a->queue, c);
+        a->calls_submitted++;
+        a->stopping = false;
 }
 
 /* Replaces ready top-level references in constructor arguments; pending ones are refused. */
@@ -579,10 +601,16 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         if (!a)
                 return -ENOMEM;
         a->manager = m;
-        a->id = manager_new_local_id(m);
+        a->id = kactor_id_is_null(spec->id) ? manager_new_local_id(m) : spec->id;
         kactor_id_to_string(a->id, a->id_string);
         callqueue_init(&a->queue);
         lineage_init(&a->lineage);
+        if (spec->lineage) {
+                /* Rebuilt from a replica: the constructor (or the checkpoint) and then the log. */
+                a->lineage = *spec->lineage;
+                lineage_init(spec->lineage);
+                m->lineage_bytes += actor_lineage_bytes(a);
+        }
         a->checkpoint_interval = spec->checkpoint_interval ?: m->checkpoint_interval;
         a->state = ACTOR_PENDING;
         a->max_restarts = spec->max_restarts;
@@ -652,12 +680,17 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         }
 
         manager_bus_actor_added(m, a);
+        remote_actor_started(a);
         log_actor(LOG_DEBUG, a->id_string, NULL, "Created actor %s of class %s from %s%s%s.", a->id_string,
                   a->class_name, a->module, a->name ? ", named " : "", a->name ?: "");
         *ret = a;
         return 0;
 
 fail_unlisted:
+        if (spec->lineage) { /* given back */
+                m->lineage_bytes -= actor_lineage_bytes(a);
+                *spec->lineage = a->lineage;
+        }
         free(a->args);
         free(a->arg_ids);
         free(a->arg_id_actor);
@@ -669,6 +702,28 @@ fail_unlisted:
         free(a->gpus);
         free(a);
         return r;
+}
+
+int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
+                                  ReqError *e) {
+        _cleanup_free_ char *node = NULL;
+        int r = remote_place_actor(m, spec, &node, e);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                *ret_local = NULL;
+                return remote_create_actor(m, spec, node, ret_id, e);
+        }
+        if (spec->node && *spec->node && !streq(spec->node, m->node_id))
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "node %s is not this node, and there is no cluster",
+                                 spec->node);
+        Actor *a;
+        r = manager_create_actor(m, spec, &a, e);
+        if (r < 0)
+                return r;
+        *ret_local = a;
+        *ret_id = a->id;
+        return 0;
 }
 
 /*
@@ -1057,6 +1112,11 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
                 return r;
 
         Actor *a = manager_find_actor(m, actor);
+        if ((!a || (a->state == ACTOR_DEAD && a->fenced)) && remote_actor_routable(m, actor)) {
+                r = remote_submit_call(m, actor, o, method, method_len, args, args_len, e);
+                *ret = o;
+                return r < 0 ? r : 0;
+        }
         if (!a || a->state == ACTOR_DEAD) {
                 char s[KACTOR_ID_STRING_MAX];
                 kactor_id_to_string(actor, s);
@@ -1166,6 +1226,8 @@ static void actor_save_finished(Actor *a, kactor_error code, const char *message
         if (r < 0)
                 log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s",
                           a->id_string, strerror(-r));
+        else if (a->repl)
+                remote_checkpointed(a);
         actor_lineage_account(a, before);
 }
 
@@ -1186,6 +1248,8 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
                         call_free(m, c);
                         return;
                 }
+                if (m->remote)
+                        remote_replayed(a, c->lineage_index, code, message, data, len);
                 call_free(m, c);
                 if (--a->replaying == 0)
                         actor_replay_done(a);
@@ -1214,6 +1278,8 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
                                   "Out of memory for the lineage of actor %s.", a->id_string);
                 else if (code == KACTOR_OK)
                         eviction_note_actor_call(m, c->result, a->id, (uint64_t) index);
+                if (index > 0 && a->repl)
+                        remote_record_logged(a, (uint64_t) index);
                 actor_lineage_account(a, before);
                 a->calls_since_checkpoint++;
         }
@@ -1240,7 +1306,10 @@ int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code
                         return -EBADMSG;
         }
 
-        if (c->result && c->result->state == OBJECT_PENDING) {
+        /* A replicated actor's result waits until its record is on every replica. */
+        bool deferred = w->kind == WORKER_ACTOR && a->repl && c->kind == CALL_NORMAL &&
+                remote_defer_result(a, c, !(flags & RESULT_READ_ONLY), code, message, data, len) > 0;
+        if (!deferred && c->result && c->result->state == OBJECT_PENDING) {
                 if (code == KACTOR_OK) {
                         _cleanup_free_ kactor_id *ids = NULL;
                         _cleanup_free_ uint8_t *is_actor = NULL;

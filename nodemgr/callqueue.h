@@ -44,6 +44,7 @@ struct Call {
         uint32_t trace_method;                         /* tracing (manager-trace.c): the method's id, */
         uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while calls are traced */
         void *owner;                                   /* the actor, or NULL for tasks */
+        void *remote;                                  /* a call on an actor on a peer (remote.c) */
         void *manager;
         bool args_inline; /* args points into storage (not separately allocated) */
         char storage[];   /* the arguments as submitted, in the same allocation */

@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "probes.h"
+#include "remote.h"
 
 static size_t get_request_ready(const GetRequest *g) {
         size_t n = 0;
@@ -50,6 +51,8 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
         }
         for (size_t i = 0; i < n; i++) {
                 Object *o = objstore_find(&m->store, ids[i]);
+                if (!o && m->remote)
+                        o = remote_fetch_object(m, ids[i]); /* made on a peer: its value is asked for */
                 if (!o) {
                         char s[KACTOR_ID_STRING_MAX];
                         kactor_id_to_string(ids[i], s);

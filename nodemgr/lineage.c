@@ -106,6 +106,14 @@ int lineage_checkpoint(LineageLog *log, uint64_t index, const char *state, size_
         return 0;
 }
 
+int lineage_restore(LineageLog *log, uint64_t index, const char *state, size_t len) {
+        if (log->n > 0 || log->checkpoint || index == 0)
+                return -EBUSY;
+        log->next_index = index + 1;
+        log->base_index = log->next_index;
+        return lineage_checkpoint(log, index, state, len);
+}
+
 int lineage_record_pack(msgpack_packer *pk, const LineageRecord *r) {
         if (msgpack_pack_array(pk, 6) < 0 || msgpack_pack_uint32(pk, LINEAGE_RECORD_VERSION) < 0 ||
             msgpack_pack_uint32(pk, LINEAGE_CALL) < 0 || msgpack_pack_uint64(pk, r->index) < 0)

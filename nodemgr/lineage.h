@@ -72,6 +72,10 @@ const LineageRecord *lineage_at(const LineageLog *log, size_t i);
  * it. -EINVAL if index is not a logged call at or after the current checkpoint. */
 int lineage_checkpoint(LineageLog *log, uint64_t index, const char *state, size_t len);
 
+/* Starts an empty log from a checkpoint of the state after call `index` (a replica's copy). -EBUSY
+ * when the log is not empty. */
+int lineage_restore(LineageLog *log, uint64_t index, const char *state, size_t len);
+
 /* The index of the last logged call (0: none). */
 static inline uint64_t lineage_last_index(const LineageLog *log) {
         return log->next_index - 1;

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "remote.h"
 #include "manager-trace.h"
 #include "peer.h"
 
@@ -30,9 +31,9 @@ static int bus_resolve_path(const char *path, kactor_type *ret_type, kactor_id *
 
         if (bus_path_parse(path, &t, &id) < 0)
                 return -ENOENT;
-        if (t == KACTOR_TYPE_ACTOR && !manager_find_actor(m, id))
+        if (t == KACTOR_TYPE_ACTOR && !manager_find_actor(m, id) && !remote_actor_routable(m, id))
                 return -ENOENT;
-        if (t == KACTOR_TYPE_OBJECT && !objstore_find(&m->store, id))
+        if (t == KACTOR_TYPE_OBJECT && !objstore_find(&m->store, id) && !(m->remote && id.hi != m->node_hi))
                 return -ENOENT;
         *ret_type = t;
         *ret_id = id;
@@ -81,7 +82,7 @@ static int bus_check_access(sd_bus_message *msg, Manager *m, sd_bus_error *error
 }
 
 static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **ret_name, char **ret_user,
-                                  sd_bus_error *error) {
+                                  char **ret_node, sd_bus_error *error) {
         int r;
 
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
@@ -124,6 +125,16 @@ static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **r
                         int b;
                         r = sd_bus_message_read(msg, "v", "b", &b);
                         spec->detached = b;
+                } else if (streq(key, "Node")) {
+                        const char *s;
+                        r = sd_bus_message_read(msg, "v", "s", &s);
+                        if (r >= 0 && *s) {
+                                free(*ret_node);
+                                *ret_node = strdup(s);
+                                if (!*ret_node)
+                                        return -ENOMEM;
+                                spec->node = *ret_node;
+                        }
                 } else if (streq(key, "Name")) {
                         const char *s;
                         r = sd_bus_message_read(msg, "v", "s", &s);
@@ -166,7 +177,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
                 return access_r;
         Manager *m = userdata;
         const char *module, *class_name;
-        _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL, *user = NULL;
+        _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL, *user = NULL, *node = NULL;
         size_t args_len;
         ActorSpec spec = { .detached = true };
         ReqError e = {};
@@ -179,7 +190,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         r = bus_read_args(m, msg, &args, &args_len, error);
         if (r < 0)
                 return r;
-        r = bus_read_actor_options(msg, &spec, &name, &user, error);
+        r = bus_read_actor_options(msg, &spec, &name, &user, &node, error);
         if (r < 0)
                 return r;
         r = bus_sender_uid(msg, &spec.uid);
@@ -192,9 +203,18 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         spec.args = args;
         spec.args_len = args_len;
 
-        r = manager_create_actor(m, &spec, &a, &e);
+        kactor_id id;
+        r = manager_create_actor_anywhere(m, &spec, &a, &id, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
+        if (!a) {
+                /* Placed on a peer: its path is the same on every node. */
+                char ids[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(id, ids);
+                if (asprintf(&path, "/io/kactor/NodeManager1/actor/%s", ids) < 0)
+                        return -ENOMEM;
+                return sd_bus_reply_method_return(msg, "o", path);
+        }
         if (!spec.detached) {
                 /* Owned by the caller's connection: the actor stops when it goes. */
                 r = sd_bus_track_new(m->bus, &a->track, actor_track_handler, a);

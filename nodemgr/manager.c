@@ -14,6 +14,7 @@
 #include "manager.h"
 #include "manager-trace.h"
 #include "peer.h"
+#include "remote.h"
 #include "privileges.h"
 
 /* Lineage: what all actors' logs may hold together, and how often an actor whose class can save is
@@ -187,6 +188,7 @@ static int on_flush(sd_event_source *s, void *userdata) {
         (void) objstore_evict(&m->store);
         manager_bus_flush(m);
         manager_flush_all(m);
+        cluster_flush(m->cluster);
         return 0;
 }
 
@@ -403,6 +405,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 r = cluster_new(m, &cc, &m->cluster);
                 if (r < 0)
                         return r;
+                r = remote_setup(m, config->replicas == UINT_MAX ? REMOTE_REPLICAS_DEFAULT : config->replicas);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up remote actors: %m");
         }
 
         *ret = TAKE_PTR(m);
@@ -413,6 +418,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_trace_stop(m);
+        remote_free(m);
         m->cluster = cluster_free(m->cluster);
 
         Conn *c;

@@ -169,6 +169,8 @@ struct Actor {
         Object *rebuild_target;
         uint64_t rebuild_index;
         sd_event_source *restart_timer;
+        struct HostRepl *repl;    /* remote.c: its replicas, in a cluster */
+        bool fenced;              /* stopped because the cluster declared this node dead */
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
 };
 
@@ -207,6 +209,7 @@ typedef struct ManagerConfig {
         char **cluster_join;              /* seeds, NULL-terminated */
         const char *cluster_secret_file;
         uint64_t probe_interval_usec, probe_timeout_usec, suspect_timeout_usec; /* 0: defaults */
+        unsigned replicas;                /* UINT_MAX: the default */
 } ManagerConfig;
 
 struct Manager {
@@ -270,6 +273,7 @@ struct Manager {
         struct ManagerTrace *trace; /* manager-trace.c */
         bool trace_calls;           /* calls are counted in the histograms (manager-trace.c) */
         struct Cluster *cluster;    /* peer.c; NULL on a single node */
+        struct Remote *remote;      /* remote.c; NULL on a single node */
 };
 
 /* manager.c */
@@ -303,10 +307,19 @@ typedef struct ActorSpec {
         uid_t uid;
         const char *user;   /* User option (root callers only) */
         uint64_t tasks_max; /* TasksMax option */
+        const char *node;   /* Node option: the cluster node to place it on */
+        kactor_id id;       /* a given id (made by the node that placed it here, or rebuilt); null: new */
+        LineageLog *lineage; /* rebuilt from a replica: its log (taken over on success) */
+        bool rebuilt;
 } ActorSpec;
 
 /* actor.c */
 int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
+/* Here, or on a peer (the Node option, or when it does not fit here): *ret_local is NULL then. */
+int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
+                                  ReqError *e);
+/* A call made elsewhere that the actor takes over, in order (it came back on this node). */
+void actor_adopt_call(Actor *a, Call *c);
 void actor_ref(Actor *a);
 void actor_unref(Actor *a);
 bool manager_actor_ref_id(Manager *m, kactor_id id);

@@ -117,6 +117,8 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
         if (mb == self) {
                 /* Refutation: whoever thinks we are suspect or dead learns a newer incarnation. */
                 if (u->state != MEMBER_ALIVE && u->incarnation >= self->incarnation) {
+                        if (u->state == MEMBER_DEAD)
+                                ms->declared_dead = true;
                         self->incarnation = u->incarnation + 1;
                         ms->changed = true;
                         return 1;

@@ -77,6 +77,7 @@ typedef struct Membership {
         Member members[MEMBERSHIP_MEMBERS_MAX]; /* [0] is this node */
         size_t n_members;
         bool changed;        /* a member was added or changed state or incarnation: cleared by the caller */
+        bool declared_dead;  /* we heard we were declared dead (and refuted it): cleared by the caller */
 
         /* The probe in progress. */
         bool probing;

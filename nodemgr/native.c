@@ -14,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "remote.h"
 
 /* Reads start small (most connections are idle workers) and grow while reads fill them. */
 #define CONN_READ_CHUNK_MIN (4u * 1024u)
@@ -235,12 +236,8 @@ int conn_hold(Conn *c, kactor_id id, bool actor) {
                 if (o->owner == c)
                         return 0;
                 objstore_ref(o);
-        } else {
-                Actor *a = manager_find_actor(m, id);
-                if (!a)
-                        return 0;
-                actor_ref(a);
-        }
+        } else if (!manager_actor_ref_id(m, id))
+                return 0; /* no such actor here, nor on a peer */
         h = calloc(1, sizeof(*h));
         if (!h) {
                 if (actor)
@@ -378,7 +375,8 @@ static int handle_hello(Conn *c, Frame *f) {
         return 0;
 }
 
-static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **ret_name, ReqError *e) {
+static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **ret_name, char **ret_node,
+                               ReqError *e) {
         if (!o || o->type != MSGPACK_OBJECT_MAP)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "options must be a map");
         for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -407,7 +405,14 @@ static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **
                 else if (KEY("CheckpointInterval") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                          v->via.u64 < UINT32_MAX)
                         spec->checkpoint_interval = (uint32_t) v->via.u64;
-                else if (KEY("Detached") && v->type == MSGPACK_OBJECT_BOOLEAN)
+                else if (KEY("Node") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
+                         v->via.str.size <= 64 && !memchr(v->via.str.ptr, 0, v->via.str.size)) {
+                        free(*ret_node);
+                        *ret_node = strndup(v->via.str.ptr, v->via.str.size);
+                        if (!*ret_node)
+                                return -ENOMEM;
+                        spec->node = *ret_node;
+                } else if (KEY("Detached") && v->type == MSGPACK_OBJECT_BOOLEAN)
                         spec->detached = v->via.boolean;
                 else if (KEY("Name") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
                          !memchr(v->via.str.ptr, 0, v->via.str.size)) {
@@ -426,10 +431,11 @@ static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **
 }
 
 static int handle_create_actor(Conn *c, Frame *f) {
-        _cleanup_free_ char *module = NULL, *class_name = NULL, *name = NULL;
+        _cleanup_free_ char *module = NULL, *class_name = NULL, *name = NULL, *node = NULL;
         ActorSpec spec = { .uid = c->uid };
         ReqError e = {};
         Actor *a;
+        kactor_id id;
         int r;
 
         if (frame_field_strdup(f, 0, &module) < 0 || frame_field_strdup(f, 1, &class_name) < 0 ||
@@ -439,17 +445,17 @@ static int handle_create_actor(Conn *c, Frame *f) {
                         &e);
         spec.module = module;
         spec.class_name = class_name;
-        r = parse_actor_options(frame_field(f, 2), &spec, &name, &e);
+        r = parse_actor_options(frame_field(f, 2), &spec, &name, &node, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
 
-        r = manager_create_actor(c->manager, &spec, &a, &e);
+        r = manager_create_actor_anywhere(c->manager, &spec, &a, &id, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
-        r = conn_hold(c, a->id, true);
+        r = conn_hold(c, id, true);
         if (r < 0)
                 return r;
-        return conn_send_reply_ok(c, f->id, &a->id);
+        return conn_send_reply_ok(c, f->id, &id);
 }
 
 static int handle_get_actor(Conn *c, Frame *f) {
@@ -615,6 +621,8 @@ static int handle_kill(Conn *c, Frame *f) {
                 return reply_req_error(
                         c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed Kill request"), &e);
         Actor *a = manager_find_actor(c->manager, id);
+        if (!a && remote_kill_actor(c->manager, id, no_restart) >= 0)
+                return conn_send_reply_ok(c, f->id, NULL);
         if (!a) {
                 char s[KACTOR_ID_STRING_MAX];
                 kactor_id_to_string(id, s);

@@ -45,6 +45,8 @@ static void help(void) {
                "     --probe-interval-ms N  SWIM protocol period (default: 200)\n"
                "     --probe-timeout-ms N   Direct ping timeout before indirect probes (default: 100)\n"
                "     --suspect-timeout-ms N Suspicion time before a member is declared dead (default: 1000)\n"
+               "     --replicas R           Peers that keep each actor's lineage before a call is\n"
+               "                            acknowledged (default: 1; 0: none)\n"
                "  -v --verbose              Log debug messages\n",
                KACTOR_MODULEDIR);
 }
@@ -105,7 +107,8 @@ int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
                ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP, ARG_LISTEN, ARG_JOIN,
-               ARG_CLUSTER_SECRET_FILE, ARG_PROBE_INTERVAL, ARG_PROBE_TIMEOUT, ARG_SUSPECT_TIMEOUT };
+               ARG_CLUSTER_SECRET_FILE, ARG_PROBE_INTERVAL, ARG_PROBE_TIMEOUT, ARG_SUSPECT_TIMEOUT,
+               ARG_REPLICAS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -128,10 +131,11 @@ int main(int argc, char *argv[]) {
                 { "probe-interval-ms", required_argument, NULL, ARG_PROBE_INTERVAL },
                 { "probe-timeout-ms", required_argument, NULL, ARG_PROBE_TIMEOUT },
                 { "suspect-timeout-ms", required_argument, NULL, ARG_SUSPECT_TIMEOUT },
+                { "replicas", required_argument, NULL, ARG_REPLICAS },
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
-        ManagerConfig config = { .checkpoint_interval = UINT32_MAX };
+        ManagerConfig config = { .checkpoint_interval = UINT32_MAX, .replicas = UINT_MAX };
         char *module_path[64] = {};
         size_t n_module_path = 0;
         char *join[65] = {};
@@ -265,6 +269,16 @@ int main(int argc, char *argv[]) {
                                 config.probe_timeout_usec = usec;
                         else
                                 config.suspect_timeout_usec = usec;
+                        break;
+                }
+                case ARG_REPLICAS: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!*optarg || *end || n > 8) {
+                                log_error("Invalid --replicas value: %s (0 to 8)", optarg);
+                                return 2;
+                        }
+                        config.replicas = (unsigned) n;
                         break;
                 }
                 case 'v':

@@ -28,4 +28,27 @@ typedef enum PeerMsg {
         PEER_MSG_PING,        /* [T, seq, from id, [member entries]]                               */
         PEER_MSG_ACK,         /* [T, seq, from id, [member entries]]                               */
         PEER_MSG_PING_REQ,    /* [T, seq, from id, target id, [member entries]]: ping target for me */
+
+        /* Remote actors and lineage replication (remote.c), numbered from PEER_MSG_DATA_FIRST.
+         * Ids are ext 1 (object) / ext 2 (actor); node ids are strings. */
+        PEER_MSG_CREATE = 140, /* [T, 0, actor, module, class, options map] + args: create with this id */
+        PEER_MSG_CREATED,      /* [T, 0, actor, code, message]: the creation failed (code != 0) or not  */
+        PEER_MSG_CALL,         /* [T, 0, actor, object, method] + args: run a call, answer RESULT       */
+        PEER_MSG_RESULT,       /* [T, 0, object, code, message] + value: a call's or a fetch's result  */
+        PEER_MSG_DONE,         /* [T, 0, [objects]]: results taken; the sender's copies may go          */
+        PEER_MSG_FETCH,        /* [T, 0, object]: send this object's value when it is there (RESULT)    */
+        PEER_MSG_HOLD,         /* [T, 0, [actors]]: the sender holds handles to these actors           */
+        PEER_MSG_RELEASE,      /* [T, 0, [actors]]: ... no longer                                     */
+        PEER_MSG_KILL,         /* [T, 0, actor, no_restart]                                            */
+        PEER_MSG_MOVED,        /* [T, 0, actor, node id]: the actor now lives on that node             */
+        PEER_MSG_LOCATE,       /* [T, 0, actor]: who hosts it? (answered with MOVED by the host)       */
+        PEER_MSG_REPL_CREATE,  /* [T, 0, actor, module, class, options map, [replica ids], checkpoint
+                                *  index, checkpoint (bin or nil)] + constructor args: keep a replica */
+        PEER_MSG_REPL_RECORD,  /* [T, 0, actor, record (bin: lineage_record_pack())]                   */
+        PEER_MSG_REPL_CHECKPOINT, /* [T, 0, actor, index, state (bin)]                                */
+        PEER_MSG_REPL_ACK,     /* [T, 0, actor, index]: records up to index are stored                 */
+        PEER_MSG_REPL_DROP,    /* [T, 0, actor]: the actor is gone; forget its replica                */
+        _PEER_MSG_DATA_END,
 } PeerMsg;
+
+#define PEER_MSG_DATA_FIRST PEER_MSG_CREATE

@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "peer.h"
+#include "remote.h"
 
 #define PEER_AUTH_TIMEOUT_USEC (5 * UINT64_C(1000000)) /* to finish HELLO + AUTH */
 #define PEER_DIAL_INTERVAL_USEC (500 * UINT64_C(1000))
@@ -28,6 +29,9 @@
 #define PEER_RELAYS_MAX 64
 #define PEER_SECRET_MAX 4096
 #define PEER_RELAY_SEQ_BIT (UINT64_C(1) << 63)
+/* Data frames (remote calls, replication) are not capped by count but by what is queued: a peer
+ * that stops reading is dropped past this. */
+#define PEER_OUT_MAX (256u * 1024u * 1024u)
 
 static const char LABEL_DIAL[] = "kactor-peer-dial";
 static const char LABEL_ACCEPT[] = "kactor-peer-accept";
@@ -48,6 +52,8 @@ struct PeerConn {
         bool got_hello;
         bool authenticated;       /* the peer proved the secret */
         bool dead;
+        bool dirty;               /* data frames queued: flushed at the end of the loop iteration */
+        LIST_ENTRY(PeerConn) dirty_link;
         uint8_t nonce[PEER_NONCE_SIZE];
         uint8_t peer_nonce[PEER_NONCE_SIZE];
         char *peer_id;
@@ -74,6 +80,7 @@ struct Cluster {
         char **seeds;
         Membership ms;
         LIST_HEAD(, PeerConn) conns;
+        LIST_HEAD(, PeerConn) dirty;
         unsigned n_conns;
         Frame frame;
         Relay relays[PEER_RELAYS_MAX];
@@ -134,6 +141,10 @@ static void peer_conn_close(PeerConn *p) {
         if (p->dead)
                 return;
         p->dead = true;
+        if (p->dirty) {
+                LIST_REMOVE(p, dirty_link);
+                p->dirty = false;
+        }
         p->io = sd_event_source_disable_unref(p->io);
         p->timeout = sd_event_source_disable_unref(p->timeout);
         p->fd = safe_close(p->fd);
@@ -188,7 +199,7 @@ static size_t peer_frame_begin(PeerConn *p) {
  * already has its cap of frames queued (it is not reading); the frame is dropped then. */
 static int peer_frame_end(PeerConn *p, size_t offset) {
         size_t len = p->out.end - offset - PROTO_HEADER_SIZE;
-        if (len > PEER_FRAME_MAX || p->n_queued >= PEER_QUEUE_MAX) {
+        if (len > PEER_FRAME_MAX || p->n_queued >= PEER_QUEUE_MAX || buffer_size(&p->out) > PEER_OUT_MAX) {
                 p->out.end = offset;
                 return len > PEER_FRAME_MAX ? -EMSGSIZE : -EBUSY;
         }
@@ -202,6 +213,28 @@ static int peer_frame_end(PeerConn *p, size_t offset) {
         if (r < 0) {
                 peer_conn_drop(p, r, "write failed");
                 return r;
+        }
+        return 0;
+}
+
+/* A data frame: never dropped for the count of frames queued (a lost call or record would be lost
+ * for good), sent with the others at the end of the event loop iteration. */
+static int peer_data_frame_end(PeerConn *p, size_t offset) {
+        size_t len = p->out.end - offset - PROTO_HEADER_SIZE;
+        if (len > PEER_FRAME_MAX) {
+                p->out.end = offset;
+                return -EMSGSIZE;
+        }
+        if (buffer_size(&p->out) > PEER_OUT_MAX) {
+                peer_conn_drop(p, -ENOBUFS, "it does not read what is sent to it");
+                return -ENOBUFS;
+        }
+        int r = frame_end(&p->out, offset);
+        if (r < 0)
+                return r;
+        if (!p->dirty && !p->connecting) {
+                p->dirty = true;
+                LIST_INSERT_HEAD(&p->cluster->dirty, p, dirty_link);
         }
         return 0;
 }
@@ -279,6 +312,39 @@ static PeerConn *cluster_find_conn(Cluster *c, const char *id) {
         return best;
 }
 
+int cluster_frame_begin(Cluster *c, const char *node, PeerFrame *ret) {
+        PeerConn *p = c ? cluster_find_conn(c, node) : NULL;
+        if (!p || p->dead)
+                return -ENOTCONN;
+        *ret = (PeerFrame) { .conn = p, .pk = &p->pk, .out = &p->out, .offset = peer_frame_begin(p) };
+        return 0;
+}
+
+int cluster_frame_end(PeerFrame *f, int r) {
+        if (r < 0) {
+                f->out->end = f->offset;
+                return r;
+        }
+        return peer_data_frame_end(f->conn, f->offset);
+}
+
+void cluster_flush(Cluster *c) {
+        PeerConn *p;
+        if (!c)
+                return;
+        while ((p = LIST_FIRST(&c->dirty))) {
+                LIST_REMOVE(p, dirty_link);
+                p->dirty = false;
+                int r = peer_conn_flush(p);
+                if (r < 0)
+                        peer_conn_drop(p, r, "write failed");
+        }
+}
+
+const char *cluster_self_id(Cluster *c) {
+        return membership_self(&c->ms)->id;
+}
+
 static int cluster_send(Cluster *c, const char *id, uint32_t type, uint64_t seq, const char *target) {
         PeerConn *p = cluster_find_conn(c, id);
         if (!p)
@@ -294,6 +360,9 @@ static void cluster_changed(Cluster *c) {
          * probe finds a connection. */
         (void) sd_event_source_set_time_relative(c->dial_source, 0);
         manager_bus_peers_changed(c->manager);
+        bool fenced = c->ms.declared_dead;
+        c->ms.declared_dead = false;
+        remote_members_changed(c->manager, fenced);
 }
 
 static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object *members) {
@@ -311,7 +380,14 @@ static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object 
 static int peer_handle_frame(PeerConn *p, const Frame *f) {
         Cluster *c = p->cluster;
         PeerMessage pm;
-        int r = peer_message_parse(f, &pm);
+        int r;
+
+        if (f->type >= PEER_MSG_DATA_FIRST && f->type < _PEER_MSG_DATA_END) {
+                if (!p->authenticated)
+                        return -EPERM;
+                return remote_handle_frame(c->manager, p->peer_id, f);
+        }
+        r = peer_message_parse(f, &pm);
         if (r < 0)
                 return r;
 
@@ -350,6 +426,7 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
 
         if (pm.type == PEER_MSG_HELLO || pm.type == PEER_MSG_AUTH)
                 return -EPROTO;
+
         if (strlen(p->peer_id) != pm.from_len || memcmp(p->peer_id, pm.from, pm.from_len) != 0)
                 return -EPROTO; /* a peer speaks only for itself */
         cluster_apply_members(c, p, pm.members);
@@ -649,6 +726,7 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
         c->event = m->event;
         c->listen_fd = -1;
         LIST_INIT(&c->conns);
+        LIST_INIT(&c->dirty);
         frame_init(&c->frame);
 
         r = read_secret(config->secret_file, &c->secret, &c->secret_len);

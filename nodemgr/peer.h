@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "membership.h"
+#include "proto.h"
 
 typedef struct Cluster Cluster;
 typedef struct Manager Manager;
@@ -26,3 +27,17 @@ typedef struct ClusterConfig {
 int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret);
 Cluster *cluster_free(Cluster *c);
 Membership *cluster_membership(Cluster *c);
+const char *cluster_self_id(Cluster *c);
+
+/* A data frame to a peer (remote.c): begin, pack [type, id, fields...] (+ a body) with pk into out,
+ * then end with what packing returned. -ENOTCONN when there is no authenticated connection to the
+ * node. Frames are sent at the end of the event loop iteration (cluster_flush()). */
+typedef struct PeerFrame {
+        struct PeerConn *conn;
+        msgpack_packer *pk;
+        Buffer *out;
+        size_t offset;
+} PeerFrame;
+int cluster_frame_begin(Cluster *c, const char *node, PeerFrame *ret);
+int cluster_frame_end(PeerFrame *f, int r);
+void cluster_flush(Cluster *c);

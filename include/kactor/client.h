@@ -75,6 +75,7 @@ struct kactor_actor_opts {
         const char *name;   /* a unique name for kactor_get_actor(), or NULL */
         int32_t max_restarts; /* -1: unlimited */
         bool detached;      /* lives until killed, not until the last handle is gone */
+        const char *node;   /* in a cluster: the node id to place it on (NULL: here if it fits) */
 };
 
 /*

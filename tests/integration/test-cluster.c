@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <inttypes.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -353,4 +355,62 @@ Test(cluster, garbage_and_oversized_frames_drop_only_their_connection) {
         wait_formed(2);
         PeerView v[8];
         cr_assert_eq(read_peers(nodes[0], v, 8), 2);
+}
+
+/* --- remote actors, replication, rebuilding -------------------------------------------------------- */
+
+/* Creates a Counter on node `on` through node `via`'s client c, with the Node option. */
+static kactor_actor create_counter_on(Harness *via, kactor_client *c, Harness *on, int64_t start) {
+        _cleanup_free_ char *args = NULL;
+        cr_assert(asprintf(&args, "[%" PRId64 "]", start) >= 0);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .node = node_id(on) };
+        return harness_create(via, c, harness_module(via, "counter"), "Counter", args, &o);
+}
+
+static int64_t call_int(kactor_client *c, kactor_actor a, const char *method) {
+        kactor_value *v = harness_call(c, a, method, NULL);
+        int64_t n = 0;
+        cr_assert(kactor_value_as_int(v, &n) == 0, "%s returned %s", method, harness_value_str(nodes[0], v));
+        kactor_value_free(v);
+        return n;
+}
+
+/* Kills a node manager with SIGKILL, as a crashed machine would go (its workers follow it). */
+static void crash_node(size_t i) {
+        pid_t pid = nodes[i]->nodemgr_pid;
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+        nodes[i]->nodemgr_pid = 0; /* gone on purpose */
+}
+
+Test(cluster, actor_on_another_node_is_called_through_this_one) {
+        start_cluster(3, NULL);
+        kactor_client *c = harness_client(nodes[0]);
+        kactor_actor a = create_counter_on(nodes[0], c, nodes[1], 10);
+
+        for (int i = 1; i <= 5; i++)
+                cr_assert_eq(call_int(c, a, "increment"), 10 + i);
+        /* It runs on node 1: node 1 lists it, node 0 does not host it. */
+        cr_assert(harness_wait_actor_state(nodes[1], harness_actor_path(nodes[1], a), "alive", CLUSTER_WAIT_MS));
+        cr_assert_eq(harness_property_uint(nodes[0], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 0);
+        cr_assert_eq(harness_property_uint(nodes[1], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 1);
+
+        /* The same handle works from a client of the third node. */
+        kactor_client *c2 = harness_client(nodes[2]);
+        cr_assert_eq(call_int(c2, a, "increment"), 16);
+        cr_assert_eq(call_int(c, a, "get"), 16);
+}
+
+Test(cluster, actor_lost_with_its_node_is_rebuilt_with_its_state) {
+        start_cluster(3, NULL);
+        kactor_client *c = harness_client(nodes[0]);
+        kactor_actor a = create_counter_on(nodes[0], c, nodes[1], 0);
+        for (int i = 1; i <= 20; i++)
+                cr_assert_eq(call_int(c, a, "increment"), i);
+
+        crash_node(1);
+        /* The same handle, through the same node: the actor comes back elsewhere, state intact. */
+        cr_assert_eq(call_int(c, a, "increment"), 21);
+        cr_assert_eq(call_int(c, a, "get"), 21);
+        nodes[1] = harness_stop(nodes[1]);
 }

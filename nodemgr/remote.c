@@ -1,0 +1,1907 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "peer.h"
+#include "remote.h"
+
+/* How long a caller waits for news of an actor whose node died before it gives up on it. */
+#define REMOTE_LOST_TIMEOUT_USEC (10 * UINT64_C(1000000))
+/* Every so often: LOCATE again for lost actors, send what could not be sent. */
+#define REMOTE_TICK_USEC (250 * UINT64_C(1000))
+/* Results of replayed calls are kept this long for callers that send their calls again. */
+#define REMOTE_REBUILT_KEEP_USEC (60 * UINT64_C(1000000))
+#define REMOTE_REPLICAS_MAX 8
+#define NODE_STR_MAX 17
+
+/* --- state ---------------------------------------------------------------------------------------- */
+
+/* A peer node holds handles to an actor of ours. */
+typedef struct PeerHold {
+        struct {
+                kactor_id actor;
+                uint64_t node;
+        } key;
+        UT_hash_handle hh;
+} PeerHold;
+
+/* A result a peer waits for (its call on our actor, or a fetch), until it says DONE. */
+typedef struct Serve {
+        struct {
+                kactor_id object;
+                uint64_t node;
+        } key;
+        Remote *remote;
+        Object *o;  /* referenced */
+        Waiter w;
+        kactor_id actor; /* the call's actor; null for a fetch */
+        bool sent;
+        UT_hash_handle hh;
+} Serve;
+
+/* An object of a peer's that we fetch. */
+typedef struct Fetch {
+        kactor_id id;
+        Object *o; /* one reference, until it is filled */
+        uint64_t node;
+        UT_hash_handle hh;
+} Fetch;
+
+/* Where an actor lives, when not where its id says. */
+typedef struct Location {
+        kactor_id id;
+        uint64_t node;
+        UT_hash_handle hh;
+} Location;
+
+/* An actor of a peer's that this node calls or holds handles to. */
+typedef struct RemoteActor {
+        kactor_id id;
+        UT_hash_handle hh;
+        Remote *remote;
+        uint64_t node;       /* where calls go */
+        unsigned refs;       /* handles held here */
+        bool held;           /* the host was told (HOLD) */
+        CallQueue queue;     /* queued: not sent yet; in flight: sent, no result yet */
+        uint64_t next_seq;
+        bool lost;           /* its node died: waiting to hear where it went */
+        uint64_t lost_since;
+        bool dead;
+        char *cause;
+} RemoteActor;
+
+/* A result of a replicated actor, delivered once its record is on every replica. */
+typedef struct Deferred {
+        TAILQ_ENTRY(Deferred) link;
+        Object *o; /* referenced */
+        uint64_t index;
+        kactor_error code;
+        char *message;
+        char *data;
+        size_t len;
+} Deferred;
+
+/* The host's side of an actor's replication. */
+typedef struct HostRepl {
+        Actor *actor;
+        uint64_t replicas[REMOTE_REPLICAS_MAX];
+        uint64_t acked[REMOTE_REPLICAS_MAX];
+        size_t n;
+        bool fenced; /* this node was declared dead: the actor lives elsewhere now */
+        TAILQ_HEAD(, Deferred) deferred;
+} HostRepl;
+
+/* What an actor is made from: travels with CREATE and REPL_CREATE. */
+typedef struct SpecWire {
+        char *module, *class_name, *name;
+        double num_cpus;
+        uint32_t num_gpus;
+        uint64_t memory_max;
+        int32_t max_restarts;
+        bool detached;
+        uint32_t checkpoint_interval;
+        uint64_t tasks_max;
+        uint32_t uid;
+} SpecWire;
+
+/* A replica of a peer's actor. */
+typedef struct Replica {
+        kactor_id id;
+        UT_hash_handle hh;
+        uint64_t host;
+        SpecWire spec;
+        char *args;
+        size_t args_len;
+        uint64_t replicas[REMOTE_REPLICAS_MAX]; /* in rendezvous order: the first alive one rebuilds */
+        size_t n_replicas;
+        LineageLog log;
+} Replica;
+
+/* The results of a rebuilt actor's replayed calls, kept for callers that send them again. */
+typedef struct Rebuilt {
+        Remote *remote;
+        kactor_id actor;
+        Object **objects;
+        size_t n;
+        sd_event_source *timer;
+        LIST_ENTRY(Rebuilt) link;
+} Rebuilt;
+
+struct Remote {
+        Manager *manager;
+        unsigned replicas;
+        uint64_t self;
+        PeerHold *holds;
+        Serve *serves;
+        Fetch *fetches;
+        Location *locations;
+        RemoteActor *actors;
+        Replica *replica_set;
+        LIST_HEAD(, Rebuilt) rebuilt;
+        sd_event_source *tick;
+        uint64_t *dead_nodes; /* members seen dead, so that each death is handled once */
+        size_t n_dead_nodes;
+};
+
+static void node_str(uint64_t node, char buf[NODE_STR_MAX]) {
+        snprintf(buf, NODE_STR_MAX, "%016" PRIx64, node);
+}
+
+static int node_parse(const char *s, size_t len, uint64_t *ret) {
+        char buf[NODE_STR_MAX];
+        if (len != 16)
+                return -EINVAL;
+        memcpy(buf, s, 16);
+        buf[16] = 0;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(buf, &end, 16);
+        if (errno || *end || v == 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static Member *member_of(Remote *r, uint64_t node) {
+        char s[NODE_STR_MAX];
+        node_str(node, s);
+        return membership_find(cluster_membership(r->manager->cluster), s, 16);
+}
+
+static bool node_alive(Remote *r, uint64_t node) {
+        if (node == r->self)
+                return true;
+        Member *mb = member_of(r, node);
+        return mb && mb->state != MEMBER_DEAD;
+}
+
+static uint64_t mix64(uint64_t x) {
+        x += UINT64_C(0x9E3779B97F4A7C15);
+        x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+        x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+        return x ^ (x >> 31);
+}
+
+/* Rendezvous hashing: each node's score for an actor; the highest scores keep its replicas. */
+static uint64_t rendezvous_score(kactor_id actor, uint64_t node) {
+        return mix64(actor.hi ^ mix64(actor.lo ^ mix64(node)));
+}
+
+/* --- sending -------------------------------------------------------------------------------------- */
+
+static int frame_start(Remote *r, uint64_t node, uint32_t type, uint32_t n_fields, PeerFrame *f) {
+        char s[NODE_STR_MAX];
+        node_str(node, s);
+        int k = cluster_frame_begin(r->manager->cluster, s, f);
+        if (k < 0)
+                return k;
+        if (msgpack_pack_array(f->pk, 2 + n_fields) < 0 || msgpack_pack_uint32(f->pk, type) < 0 ||
+            msgpack_pack_uint64(f->pk, 0) < 0)
+                return cluster_frame_end(f, -ENOMEM);
+        return 0;
+}
+
+static int pk_ok(int k) {
+        return k < 0 ? -ENOMEM : 0;
+}
+
+static int send_id_list(Remote *r, uint64_t node, uint32_t type, int8_t ext, const kactor_id *ids, size_t n) {
+        PeerFrame f;
+        int k = frame_start(r, node, type, 1, &f);
+        if (k < 0)
+                return k;
+        k = pk_ok(msgpack_pack_array(f.pk, (uint32_t) n));
+        for (size_t i = 0; k >= 0 && i < n; i++)
+                k = codec_pack_id(f.pk, ext, ids[i]);
+        return cluster_frame_end(&f, k);
+}
+
+static int send_moved(Remote *r, uint64_t to, kactor_id actor, uint64_t node, const char *cause) {
+        PeerFrame f;
+        char s[NODE_STR_MAX] = "";
+        if (node)
+                node_str(node, s);
+        int k = frame_start(r, to, PEER_MSG_MOVED, 3, &f);
+        if (k < 0)
+                return k;
+        k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
+        if (k >= 0)
+                k = pack_cstr(f.pk, s);
+        if (k >= 0)
+                k = pack_cstr(f.pk, cause ?: "");
+        return cluster_frame_end(&f, k);
+}
+
+/* Every member alive, but us. */
+static size_t alive_peers(Remote *r, uint64_t *ret, size_t max) {
+        Membership *ms = cluster_membership(r->manager->cluster);
+        size_t n = 0;
+        for (size_t i = 1; i < ms->n_members && n < max; i++) {
+                uint64_t node;
+                if (ms->members[i].state == MEMBER_DEAD ||
+                    node_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
+                        continue;
+                ret[n++] = node;
+        }
+        return n;
+}
+
+static void broadcast_moved(Remote *r, kactor_id actor, uint64_t node, const char *cause) {
+        uint64_t peers[PEER_MAX];
+        size_t n = alive_peers(r, peers, PEER_MAX);
+        for (size_t i = 0; i < n; i++)
+                (void) send_moved(r, peers[i], actor, node, cause);
+}
+
+/* --- wire form of an actor's spec ----------------------------------------------------------------- */
+
+static int spec_pack(msgpack_packer *pk, const Actor *a) {
+        int k = pack_cstr(pk, a->module_arg);
+        if (k >= 0)
+                k = pack_cstr(pk, a->class_name);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_array(pk, 9));
+        if (k >= 0)
+                k = pack_cstr(pk, a->name);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_double(pk, a->num_cpus) | msgpack_pack_uint32(pk, (uint32_t) a->n_gpus) |
+                          msgpack_pack_uint64(pk, a->memory_max) | msgpack_pack_int32(pk, a->max_restarts) |
+                          (a->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) |
+                          msgpack_pack_uint32(pk, a->checkpoint_interval) | msgpack_pack_uint64(pk, a->tasks_max) |
+                          msgpack_pack_uint32(pk, (uint32_t) a->uid));
+        return k;
+}
+
+static int spec_pack_from(msgpack_packer *pk, const ActorSpec *s) {
+        int k = pack_cstr(pk, s->module);
+        if (k >= 0)
+                k = pack_cstr(pk, s->class_name);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_array(pk, 9));
+        if (k >= 0)
+                k = pack_cstr(pk, s->name);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_double(pk, s->num_cpus) | msgpack_pack_uint32(pk, s->num_gpus) |
+                          msgpack_pack_uint64(pk, s->memory_max) | msgpack_pack_int32(pk, s->max_restarts) |
+                          (s->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) |
+                          msgpack_pack_uint32(pk, s->checkpoint_interval) | msgpack_pack_uint64(pk, s->tasks_max) |
+                          msgpack_pack_uint32(pk, (uint32_t) s->uid));
+        return k;
+}
+
+static void spec_wire_done(SpecWire *s) {
+        free(s->module);
+        free(s->class_name);
+        free(s->name);
+        *s = (SpecWire){};
+}
+
+static bool obj_uint(const msgpack_object *o, uint64_t max, uint64_t *ret) {
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+                return false;
+        *ret = o->via.u64;
+        return true;
+}
+
+/* Fields i (module), i + 1 (class), i + 2 (the options array). */
+static int spec_parse(const Frame *f, uint32_t i, SpecWire *ret) {
+        SpecWire s = {};
+        const msgpack_object *o = frame_field(f, i + 2);
+        uint64_t u;
+        if (frame_field_strdup(f, i, &s.module) < 0 || frame_field_strdup(f, i + 1, &s.class_name) < 0 || !o ||
+            o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 9)
+                goto bad;
+        const msgpack_object *v = o->via.array.ptr;
+        if (v[0].type == MSGPACK_OBJECT_STR) {
+                if (v[0].via.str.size == 0 || memchr(v[0].via.str.ptr, 0, v[0].via.str.size) ||
+                    !(s.name = strndup(v[0].via.str.ptr, v[0].via.str.size)))
+                        goto bad;
+        } else if (v[0].type != MSGPACK_OBJECT_NIL)
+                goto bad;
+        if (v[1].type == MSGPACK_OBJECT_FLOAT64 || v[1].type == MSGPACK_OBJECT_FLOAT32)
+                s.num_cpus = v[1].via.f64;
+        else if (v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                s.num_cpus = (double) v[1].via.u64;
+        else
+                goto bad;
+        if (!(s.num_cpus >= 0 && s.num_cpus <= 1e6))
+                goto bad;
+        if (!obj_uint(&v[2], 4096, &u))
+                goto bad;
+        s.num_gpus = (uint32_t) u;
+        if (!obj_uint(&v[3], UINT64_MAX, &s.memory_max))
+                goto bad;
+        if (v[4].type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v[4].via.i64 >= INT32_MIN)
+                s.max_restarts = (int32_t) v[4].via.i64;
+        else if (obj_uint(&v[4], INT32_MAX, &u))
+                s.max_restarts = (int32_t) u;
+        else
+                goto bad;
+        if (v[5].type != MSGPACK_OBJECT_BOOLEAN)
+                goto bad;
+        s.detached = v[5].via.boolean;
+        if (!obj_uint(&v[6], UINT32_MAX, &u))
+                goto bad;
+        s.checkpoint_interval = (uint32_t) u;
+        if (!obj_uint(&v[7], UINT64_MAX, &s.tasks_max) || !obj_uint(&v[8], UINT32_MAX, &u))
+                goto bad;
+        s.uid = (uint32_t) u;
+        *ret = s;
+        return 0;
+bad:
+        spec_wire_done(&s);
+        return -EBADMSG;
+}
+
+static ActorSpec spec_from_wire(const SpecWire *s, const char *args, size_t args_len) {
+        static const char empty_list[] = { (char) 0x90 };
+        return (ActorSpec) {
+                .module = s->module,
+                .class_name = s->class_name,
+                .name = s->name,
+                .args = args ?: empty_list,
+                .args_len = args ? args_len : 1,
+                .num_cpus = s->num_cpus,
+                .num_gpus = s->num_gpus,
+                .memory_max = s->memory_max,
+                .max_restarts = s->max_restarts,
+                .detached = s->detached,
+                .checkpoint_interval = s->checkpoint_interval,
+                .tasks_max = s->tasks_max,
+                .uid = s->uid,
+        };
+}
+
+static int frame_body_list(const Frame *f, const char **ret, size_t *ret_len) {
+        if (!f->has_body) {
+                *ret = NULL;
+                *ret_len = 0;
+                return 0;
+        }
+        if (f->body.data.type != MSGPACK_OBJECT_ARRAY)
+                return -EBADMSG;
+        *ret = f->body_raw;
+        *ret_len = f->body_len;
+        return 0;
+}
+
+/* --- locations ------------------------------------------------------------------------------------ */
+
+static Location *location_find(Remote *r, kactor_id id) {
+        Location *l;
+        HASH_FIND(hh, r->locations, &id, sizeof(id), l);
+        return l;
+}
+
+static void location_set(Remote *r, kactor_id id, uint64_t node) {
+        Location *l = location_find(r, id);
+        if (!l) {
+                l = calloc(1, sizeof(*l));
+                if (!l)
+                        return;
+                l->id = id;
+                HASH_ADD(hh, r->locations, id, sizeof(l->id), l);
+        }
+        l->node = node;
+}
+
+/* Where calls to an actor that is not here go. */
+static uint64_t route(Remote *r, kactor_id id) {
+        Location *l = location_find(r, id);
+        return l ? l->node : id.hi;
+}
+
+/* --- remote actors (the caller's side) ------------------------------------------------------------ */
+
+static RemoteActor *remote_actor_find(Remote *r, kactor_id id) {
+        RemoteActor *ra;
+        HASH_FIND(hh, r->actors, &id, sizeof(id), ra);
+        return ra;
+}
+
+static RemoteActor *remote_actor_get(Remote *r, kactor_id id) {
+        RemoteActor *ra = remote_actor_find(r, id);
+        if (ra)
+                return ra;
+        uint64_t node = route(r, id);
+        if (node == r->self || !member_of(r, node))
+                return NULL;
+        ra = calloc(1, sizeof(*ra));
+        if (!ra)
+                return NULL;
+        ra->id = id;
+        ra->remote = r;
+        ra->node = node;
+        callqueue_init(&ra->queue);
+        HASH_ADD(hh, r->actors, id, sizeof(ra->id), ra);
+        if (!node_alive(r, node)) {
+                ra->lost = true;
+                ra->lost_since = now_usec();
+        }
+        return ra;
+}
+
+static void remote_actor_maybe_free(RemoteActor *ra) {
+        Remote *r = ra->remote;
+        if (ra->refs > 0 || !callqueue_is_empty(&ra->queue))
+                return;
+        if (ra->held && !ra->dead)
+                (void) send_id_list(r, ra->node, PEER_MSG_RELEASE, CODEC_EXT_ACTOR, &ra->id, 1);
+        HASH_DEL(r->actors, ra);
+        free(ra->cause);
+        free(ra);
+}
+
+static void remote_actor_fail_all(RemoteActor *ra, kactor_error code, const char *message) {
+        Manager *m = ra->remote->manager;
+        Call *c;
+        while ((c = callqueue_pop_any(&ra->queue)))
+                call_fail(m, c, code, message);
+}
+
+static void remote_actor_set_dead(RemoteActor *ra, const char *cause) {
+        char s[KACTOR_ID_STRING_MAX];
+        kactor_id_to_string(ra->id, s);
+        ra->dead = true;
+        ra->lost = false;
+        free(ra->cause);
+        ra->cause = strdup(cause);
+        _cleanup_free_ char *msg = NULL;
+        if (asprintf(&msg, "actor %s died: %s", s, cause) < 0)
+                msg = NULL;
+        remote_actor_fail_all(ra, KACTOR_ERROR_ACTOR_DIED, msg ?: cause);
+        remote_actor_maybe_free(ra);
+}
+
+static int send_call(Remote *r, uint64_t node, kactor_id actor, Call *c) {
+        PeerFrame f;
+        int k = frame_start(r, node, PEER_MSG_CALL, 3, &f);
+        if (k < 0)
+                return k;
+        k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
+        if (k >= 0)
+                k = codec_pack_id(f.pk, CODEC_EXT_OBJECT, c->result->id);
+        if (k >= 0)
+                k = pack_cstr(f.pk, c->method);
+        if (k >= 0)
+                k = buffer_append(f.out, c->args, c->args_len);
+        return cluster_frame_end(&f, k);
+}
+
+/* Sends the calls whose arguments are ready, in their order. */
+static void remote_actor_pump(RemoteActor *ra) {
+        Remote *r = ra->remote;
+        Manager *m = r->manager;
+        Call *c;
+
+        if (ra->lost || ra->dead)
+                return;
+        if (!ra->held && ra->refs > 0 &&
+            send_id_list(r, ra->node, PEER_MSG_HOLD, CODEC_EXT_ACTOR, &ra->id, 1) >= 0)
+                ra->held = true;
+        while ((c = callqueue_peek_ready(&ra->queue))) {
+                ReqError e = {};
+                int k = call_prepare_args(m, c, &e);
+                if (k == -EAGAIN)
+                        return;
+                if (k < 0) {
+                        TAILQ_REMOVE(&ra->queue.queued, c, link);
+                        ra->queue.n_queued--;
+                        call_fail(m, c, k == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
+                                  e.message ?: strerror(-k));
+                        req_error_done(&e);
+                        continue;
+                }
+                if (send_call(r, ra->node, ra->id, c) < 0)
+                        return; /* the tick tries again */
+                callqueue_start(&ra->queue, c, ++ra->next_seq);
+        }
+}
+
+void remote_call_ready(Call *c) {
+        RemoteActor *ra = c->remote;
+        if (ra)
+                remote_actor_pump(ra);
+}
+
+bool remote_actor_routable(Manager *m, kactor_id id) {
+        Remote *r = m->remote;
+        if (!r)
+                return false;
+        if (remote_actor_find(r, id))
+                return true;
+        uint64_t node = route(r, id);
+        return node != r->self && member_of(r, node);
+}
+
+int remote_submit_call(Manager *m, kactor_id actor, Object *o, const char *method, size_t method_len,
+                       const char *args, size_t args_len, ReqError *e) {
+        Remote *r = m->remote;
+        RemoteActor *ra = remote_actor_get(r, actor);
+        if (!ra)
+                return objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_ACTOR, "no such actor");
+        if (ra->dead) {
+                _cleanup_free_ char *msg = NULL;
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(actor, s);
+                if (asprintf(&msg, "actor %s died: %s", s, ra->cause ?: "unknown cause") < 0)
+                        msg = NULL;
+                return objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+        }
+        Call *c;
+        ReqError ce = {};
+        int k = call_new(m, o, args, args_len, &c, &ce);
+        if (k >= 0 && !(c->method = strndup(method, method_len))) {
+                call_free(m, c);
+                k = -ENOMEM;
+        }
+        if (k < 0) {
+                (void) objstore_set_failed(&m->store, o, k == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
+                                           ce.message ?: strerror(-k));
+                req_error_done(&ce);
+                remote_actor_maybe_free(ra);
+                return 0;
+        }
+        c->remote = ra;
+        callqueue_push(&ra->queue, c);
+        k = call_watch_deps(m, c);
+        if (k < 0)
+                return k;
+        remote_actor_pump(ra);
+        return 0;
+}
+
+int remote_kill_actor(Manager *m, kactor_id actor, bool no_restart) {
+        Remote *r = m->remote;
+        if (!r || !remote_actor_routable(m, actor))
+                return -ENOENT;
+        PeerFrame f;
+        int k = frame_start(r, route(r, actor), PEER_MSG_KILL, 2, &f);
+        if (k < 0)
+                return k;
+        k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
+        if (k >= 0)
+                k = pk_ok(no_restart ? msgpack_pack_true(f.pk) : msgpack_pack_false(f.pk));
+        return cluster_frame_end(&f, k);
+}
+
+bool remote_actor_ref(Manager *m, kactor_id id) {
+        Remote *r = m->remote;
+        if (!r)
+                return false;
+        RemoteActor *ra = remote_actor_get(r, id);
+        if (!ra)
+                return false;
+        if (ra->refs++ == 0 && !ra->held && !ra->lost && !ra->dead &&
+            send_id_list(r, ra->node, PEER_MSG_HOLD, CODEC_EXT_ACTOR, &id, 1) >= 0)
+                ra->held = true;
+        return true;
+}
+
+void remote_actor_unref(Manager *m, kactor_id id) {
+        Remote *r = m->remote;
+        RemoteActor *ra = r ? remote_actor_find(r, id) : NULL;
+        if (!ra || ra->refs == 0)
+                return;
+        ra->refs--;
+        remote_actor_maybe_free(ra);
+}
+
+/* The actor moved (or could not be rebuilt: node 0). */
+static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause);
+
+/* --- placement ------------------------------------------------------------------------------------ */
+
+int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqError *e) {
+        Remote *r = m->remote;
+        Membership *ms;
+        if (!r)
+                return 0;
+        ms = cluster_membership(m->cluster);
+        if (spec->node && *spec->node) {
+                uint64_t node;
+                if (streq(spec->node, m->node_id))
+                        return 0;
+                Member *mb = membership_find(ms, spec->node, strlen(spec->node));
+                if (!mb || mb->state == MEMBER_DEAD || node_parse(spec->node, strlen(spec->node), &node) < 0)
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS, "no live node %s in the cluster",
+                                         spec->node);
+                *ret_node = strdup(spec->node);
+                return *ret_node ? 1 : -ENOMEM;
+        }
+        double cpus_free = m->resources.cpus_total - m->resources.cpus_used;
+        if (spec->num_gpus <= resources_free_gpus(&m->resources) && spec->num_cpus <= cpus_free + 1e-9)
+                return 0;
+        /* It does not fit here: the alive peer with the most room that fits it. */
+        Member *best = NULL;
+        for (size_t i = 1; i < ms->n_members; i++) {
+                Member *mb = &ms->members[i];
+                if (mb->state != MEMBER_ALIVE || mb->resources.gpus_free < spec->num_gpus ||
+                    mb->resources.cpus_free + 1e-9 < spec->num_cpus)
+                        continue;
+                if (!best || mb->resources.gpus_free > best->resources.gpus_free ||
+                    (mb->resources.gpus_free == best->resources.gpus_free &&
+                     mb->resources.cpus_free > best->resources.cpus_free))
+                        best = mb;
+        }
+        if (!best)
+                return 0; /* the local attempt says what is missing */
+        *ret_node = strdup(best->id);
+        return *ret_node ? 1 : -ENOMEM;
+}
+
+int remote_create_actor(Manager *m, const ActorSpec *spec, const char *node_id, kactor_id *ret_id, ReqError *e) {
+        Remote *r = m->remote;
+        uint64_t node;
+        if (node_parse(node_id, strlen(node_id), &node) < 0)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "invalid node id %s", node_id);
+        kactor_id id = manager_new_local_id(m);
+        PeerFrame f;
+        int k = frame_start(r, node, PEER_MSG_CREATE, 4, &f);
+        if (k < 0)
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "node %s cannot be reached now", node_id);
+        k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, id);
+        if (k >= 0)
+                k = spec_pack_from(f.pk, spec);
+        if (k >= 0)
+                k = buffer_append(f.out, spec->args, spec->args_len);
+        k = cluster_frame_end(&f, k);
+        if (k < 0)
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "cannot send the actor to node %s: %s", node_id,
+                                 strerror(-k));
+        location_set(r, id, node);
+        /* The host counts us as a holder from the start; our handles are counted from here. */
+        RemoteActor *ra = remote_actor_get(r, id);
+        if (ra)
+                ra->held = true;
+        char s[KACTOR_ID_STRING_MAX];
+        kactor_id_to_string(id, s);
+        log_info("Actor %s (%s) placed on node %s.", s, spec->class_name, node_id);
+        *ret_id = id;
+        return 0;
+}
+
+/* --- objects of peers --------------------------------------------------------------------------- */
+
+Object *remote_fetch_object(Manager *m, kactor_id id) {
+        Remote *r = m->remote;
+        if (!r || id.hi == r->self || !node_alive(r, id.hi) || !member_of(r, id.hi))
+                return NULL;
+        Object *o;
+        if (objstore_add(&m->store, id, &o) < 0)
+                return NULL;
+        Fetch *fe = calloc(1, sizeof(*fe));
+        if (!fe) {
+                objstore_unref(&m->store, o);
+                return NULL;
+        }
+        *fe = (Fetch) { .id = id, .o = o, .node = id.hi };
+        HASH_ADD(hh, r->fetches, id, sizeof(fe->id), fe);
+        PeerFrame f;
+        int k = frame_start(r, id.hi, PEER_MSG_FETCH, 1, &f);
+        if (k >= 0)
+                k = cluster_frame_end(&f, codec_pack_id(f.pk, CODEC_EXT_OBJECT, id));
+        if (k < 0)
+                (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                           "the node that made the object cannot be reached");
+        return o;
+}
+
+static void fetch_free(Remote *r, Fetch *fe) {
+        HASH_DEL(r->fetches, fe);
+        objstore_unref(&r->manager->store, fe->o);
+        free(fe);
+}
+
+/* Fills a pending object with a result from a peer. */
+static void object_complete(Manager *m, Object *o, kactor_error code, const char *message, const char *data,
+                            size_t len) {
+        if (o->state != OBJECT_PENDING)
+                return;
+        if (code != KACTOR_OK) {
+                (void) objstore_set_failed(&m->store, o, code, message ?: "failed");
+                return;
+        }
+        _cleanup_free_ kactor_id *ids = NULL;
+        _cleanup_free_ uint8_t *is_actor = NULL;
+        size_t n = 0;
+        if (manager_scan_ids(data, len, &ids, &is_actor, &n, NULL) < 0)
+                (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_TASK_FAILED, "a peer sent a malformed value");
+        else
+                (void) objstore_set_ready(&m->store, o, data, len, ids, is_actor, n);
+}
+
+/* --- serving peers (the host's side) ------------------------------------------------------------- */
+
+static void serve_send(Serve *sv) {
+        Remote *r = sv->remote;
+        Object *o = sv->o;
+        PeerFrame f;
+
+        if (o->state == OBJECT_READY && o->evicted) {
+                int k = objstore_wait_for(&r->manager->store, o, &sv->w);
+                if (k > 0)
+                        return; /* being read back or rebuilt */
+        }
+        int k = frame_start(r, sv->key.node, PEER_MSG_RESULT, 4, &f);
+        if (k < 0)
+                return; /* the peer is gone: its death releases this */
+        k = codec_pack_id(f.pk, CODEC_EXT_OBJECT, o->id);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_uint32(f.pk, o->state == OBJECT_READY ? KACTOR_OK : o->error));
+        if (k >= 0)
+                k = pack_cstr(f.pk, o->state == OBJECT_FAILED ? o->message : NULL);
+        if (k >= 0)
+                k = kactor_id_is_null(sv->actor) ? pk_ok(msgpack_pack_nil(f.pk))
+                                                 : codec_pack_id(f.pk, CODEC_EXT_ACTOR, sv->actor);
+        if (k >= 0 && o->state == OBJECT_READY)
+                k = buffer_append(f.out, o->data, o->len);
+        (void) cluster_frame_end(&f, k);
+        sv->sent = true;
+}
+
+static void serve_object_done(Waiter *w, Object *o) {
+        Serve *sv = w->userdata;
+        serve_send(sv);
+}
+
+static void serve_free(Serve *sv) {
+        Remote *r = sv->remote;
+        HASH_DEL(r->serves, sv);
+        objstore_unwait(sv->o, &sv->w);
+        objstore_unref(&r->manager->store, sv->o);
+        free(sv);
+}
+
+/* Answers a peer with o once it is done. take: o's reference passes to the serve. */
+static void serve(Remote *r, uint64_t node, Object *o, kactor_id actor, bool take) {
+        Serve *sv, key = { .key = { .object = o->id, .node = node } };
+        HASH_FIND(hh, r->serves, &key.key, sizeof(key.key), sv);
+        if (sv) {
+                if (take)
+                        objstore_unref(&r->manager->store, o);
+                if (sv->sent)
+                        serve_send(sv); /* asked again (after a move): answer again */
+                return;
+        }
+        sv = calloc(1, sizeof(*sv));
+        if (!sv) {
+                if (take)
+                        objstore_unref(&r->manager->store, o);
+                return;
+        }
+        *sv = (Serve) { .key = key.key, .remote = r, .o = o, .actor = actor };
+        sv->w = (Waiter) { .object_done = serve_object_done, .userdata = sv };
+        if (!take)
+                objstore_ref(o);
+        HASH_ADD(hh, r->serves, key, sizeof(sv->key), sv);
+        if (objstore_wait_for(&r->manager->store, o, &sv->w) == 0)
+                serve_send(sv);
+}
+
+static void serve_error(Remote *r, uint64_t node, kactor_id object, kactor_id actor, kactor_error code,
+                        const char *message) {
+        PeerFrame f;
+        int k = frame_start(r, node, PEER_MSG_RESULT, 4, &f);
+        if (k < 0)
+                return;
+        k = codec_pack_id(f.pk, CODEC_EXT_OBJECT, object);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_uint32(f.pk, code));
+        if (k >= 0)
+                k = pack_cstr(f.pk, message);
+        if (k >= 0)
+                k = kactor_id_is_null(actor) ? pk_ok(msgpack_pack_nil(f.pk))
+                                             : codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
+        (void) cluster_frame_end(&f, k);
+}
+
+static PeerHold *peer_hold_find(Remote *r, kactor_id actor, uint64_t node) {
+        PeerHold *h, key = { .key = { .actor = actor, .node = node } };
+        HASH_FIND(hh, r->holds, &key.key, sizeof(key.key), h);
+        return h;
+}
+
+static void peer_hold_add(Remote *r, Actor *a, uint64_t node) {
+        if (peer_hold_find(r, a->id, node))
+                return;
+        PeerHold *h = calloc(1, sizeof(*h));
+        if (!h)
+                return;
+        h->key.actor = a->id;
+        h->key.node = node;
+        HASH_ADD(hh, r->holds, key, sizeof(h->key), h);
+        actor_ref(a);
+}
+
+static void peer_hold_drop(Remote *r, PeerHold *h) {
+        kactor_id id = h->key.actor;
+        HASH_DEL(r->holds, h);
+        free(h);
+        manager_actor_unref_id(r->manager, id);
+}
+
+/* --- the host's side of replication ------------------------------------------------------------- */
+
+static HostRepl *host_repl(const Actor *a) {
+        return a->repl;
+}
+
+static int replica_index(HostRepl *hr, uint64_t node) {
+        for (size_t i = 0; i < hr->n; i++)
+                if (hr->replicas[i] == node)
+                        return (int) i;
+        return -1;
+}
+
+static int send_record(Remote *r, uint64_t node, const Actor *a, const LineageRecord *rec) {
+        Buffer b = {};
+        msgpack_packer bpk;
+        msgpack_packer_init(&bpk, &b, buffer_msgpack_write);
+        int k = lineage_record_pack(&bpk, rec);
+        PeerFrame f;
+        if (k >= 0)
+                k = frame_start(r, node, PEER_MSG_REPL_RECORD, 2, &f);
+        if (k >= 0) {
+                k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, a->id);
+                if (k >= 0)
+                        k = pk_ok(msgpack_pack_bin(f.pk, (uint32_t) buffer_size(&b)) |
+                                  msgpack_pack_bin_body(f.pk, b.data + b.start, buffer_size(&b)));
+                k = cluster_frame_end(&f, k);
+        }
+        buffer_free(&b);
+        return k;
+}
+
+/* Sends everything a replica needs: the actor's making, its checkpoint and its log. */
+static int replica_sync(Remote *r, HostRepl *hr, uint64_t node) {
+        Actor *a = hr->actor;
+        PeerFrame f;
+        int k = frame_start(r, node, PEER_MSG_REPL_CREATE, 7, &f);
+        if (k < 0)
+                return k;
+        k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, a->id);
+        if (k >= 0)
+                k = spec_pack(f.pk, a);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_array(f.pk, (uint32_t) hr->n));
+        for (size_t i = 0; k >= 0 && i < hr->n; i++) {
+                char s[NODE_STR_MAX];
+                node_str(hr->replicas[i], s);
+                k = pack_cstr(f.pk, s);
+        }
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_uint64(f.pk, a->lineage.checkpoint ? a->lineage.checkpoint_index : 0));
+        if (k >= 0)
+                k = pk_ok(a->lineage.checkpoint
+                                  ? msgpack_pack_bin(f.pk, (uint32_t) a->lineage.checkpoint_len) |
+                                            msgpack_pack_bin_body(f.pk, a->lineage.checkpoint,
+                                                                  a->lineage.checkpoint_len)
+                                  : msgpack_pack_nil(f.pk));
+        if (k >= 0 && a->args)
+                k = buffer_append(f.out, a->args, a->args_len);
+        k = cluster_frame_end(&f, k);
+        for (size_t i = 0; k >= 0 && i < lineage_size(&a->lineage); i++)
+                k = send_record(r, node, a, lineage_at(&a->lineage, i));
+        return k;
+}
+
+static uint64_t host_min_acked(HostRepl *hr) {
+        uint64_t m = UINT64_MAX;
+        for (size_t i = 0; i < hr->n; i++)
+                m = MIN(m, hr->acked[i]);
+        return m;
+}
+
+static void deferred_deliver(Manager *m, Deferred *d, bool fail, const char *why) {
+        if (fail)
+                (void) objstore_set_failed(&m->store, d->o, KACTOR_ERROR_ACTOR_DIED, why);
+        else
+                object_complete(m, d->o, d->code, d->message, d->data, d->len);
+        objstore_unref(&m->store, d->o);
+        free(d->message);
+        free(d->data);
+        free(d);
+}
+
+static void host_deliver(Remote *r, HostRepl *hr) {
+        uint64_t acked = host_min_acked(hr);
+        Deferred *d;
+        while ((d = TAILQ_FIRST(&hr->deferred)) && d->index <= acked) {
+                TAILQ_REMOVE(&hr->deferred, d, link);
+                deferred_deliver(r->manager, d, false, NULL);
+        }
+}
+
+/* Brings the actor's replicas to R: dead ones go, the best-scored alive peers not yet in are added
+ * and sent everything. */
+static void host_replicate(Remote *r, HostRepl *hr) {
+        Actor *a = hr->actor;
+        for (size_t i = 0; i < hr->n;) {
+                if (!node_alive(r, hr->replicas[i])) {
+                        hr->replicas[i] = hr->replicas[hr->n - 1];
+                        hr->acked[i] = hr->acked[hr->n - 1];
+                        hr->n--;
+                } else
+                        i++;
+        }
+        uint64_t peers[PEER_MAX];
+        size_t n = alive_peers(r, peers, PEER_MAX);
+        size_t want = MIN((size_t) r->replicas, (size_t) REMOTE_REPLICAS_MAX);
+        bool added = false;
+        while (hr->n < want) {
+                /* The best score among the peers that are not replicas yet. */
+                int best = -1;
+                for (size_t i = 0; i < n; i++) {
+                        Member *mb = member_of(r, peers[i]);
+                        if (replica_index(hr, peers[i]) >= 0 || !mb || mb->state != MEMBER_ALIVE)
+                                continue;
+                        if (best < 0 || rendezvous_score(a->id, peers[i]) > rendezvous_score(a->id, peers[best]))
+                                best = (int) i;
+                }
+                if (best < 0)
+                        break;
+                hr->replicas[hr->n] = peers[best];
+                hr->acked[hr->n] = 0;
+                hr->n++;
+                added = true;
+        }
+        if (added) /* every replica learns the new list (the order decides who rebuilds) */
+                for (size_t i = 0; i < hr->n; i++)
+                        (void) replica_sync(r, hr, hr->replicas[i]);
+        host_deliver(r, hr);
+}
+
+void remote_actor_started(Actor *a) {
+        Remote *r = a->manager->remote;
+        if (!r || a->shadow || r->replicas == 0 || a->repl)
+                return;
+        HostRepl *hr = calloc(1, sizeof(*hr));
+        if (!hr)
+                return;
+        hr->actor = a;
+        TAILQ_INIT(&hr->deferred);
+        a->repl = hr;
+        host_replicate(r, hr);
+}
+
+int remote_defer_result(Actor *a, Call *c, bool logged, kactor_error code, const char *message, const char *data,
+                        size_t len) {
+        HostRepl *hr = host_repl(a);
+        if (!hr || (hr->n == 0 && TAILQ_EMPTY(&hr->deferred)) || !c->result || c->result->state != OBJECT_PENDING)
+                return 0;
+        uint64_t index = logged ? a->lineage.next_index : lineage_last_index(&a->lineage);
+        if (TAILQ_EMPTY(&hr->deferred) && host_min_acked(hr) >= index)
+                return 0;
+        Deferred *d = calloc(1, sizeof(*d));
+        if (!d)
+                return 0;
+        *d = (Deferred) { .o = c->result, .index = index, .code = code };
+        if ((message && !(d->message = strdup(message))) || (code == KACTOR_OK && !(d->data = malloc(len ?: 1)))) {
+                free(d->message);
+                free(d);
+                return 0;
+        }
+        if (d->data)
+                memcpy(d->data, data, len);
+        d->len = len;
+        objstore_ref(d->o);
+        TAILQ_INSERT_TAIL(&hr->deferred, d, link);
+        return 1;
+}
+
+void remote_record_logged(Actor *a, uint64_t index) {
+        Remote *r = a->manager->remote;
+        HostRepl *hr = host_repl(a);
+        const LineageRecord *rec = lineage_get(&a->lineage, index);
+        if (!r || !hr || !rec)
+                return;
+        for (size_t i = 0; i < hr->n; i++)
+                (void) send_record(r, hr->replicas[i], a, rec);
+}
+
+void remote_checkpointed(Actor *a) {
+        Remote *r = a->manager->remote;
+        HostRepl *hr = host_repl(a);
+        if (!r || !hr || !a->lineage.checkpoint)
+                return;
+        for (size_t i = 0; i < hr->n; i++) {
+                PeerFrame f;
+                int k = frame_start(r, hr->replicas[i], PEER_MSG_REPL_CHECKPOINT, 3, &f);
+                if (k < 0)
+                        continue;
+                k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, a->id);
+                if (k >= 0)
+                        k = pk_ok(msgpack_pack_uint64(f.pk, a->lineage.checkpoint_index) |
+                                  msgpack_pack_bin(f.pk, (uint32_t) a->lineage.checkpoint_len) |
+                                  msgpack_pack_bin_body(f.pk, a->lineage.checkpoint, a->lineage.checkpoint_len));
+                (void) cluster_frame_end(&f, k);
+        }
+}
+
+void remote_actor_died(Actor *a) {
+        Remote *r = a->manager->remote;
+        HostRepl *hr = host_repl(a);
+        if (!r || !hr)
+                return;
+        /* Its results were computed and it will not be rebuilt: they are what they are. Only when
+         * the cluster declared this node dead do they stay unacknowledged: the actor lives on. */
+        Deferred *d;
+        while ((d = TAILQ_FIRST(&hr->deferred))) {
+                TAILQ_REMOVE(&hr->deferred, d, link);
+                deferred_deliver(a->manager, d, hr->fenced,
+                                 "this node was declared dead by the cluster; the actor lives on another node");
+        }
+        if (!hr->fenced)
+                for (size_t i = 0; i < hr->n; i++)
+                        (void) send_id_list(r, hr->replicas[i], PEER_MSG_REPL_DROP, CODEC_EXT_ACTOR, &a->id, 1);
+        hr->n = 0;
+}
+
+void remote_actor_freed(Actor *a) {
+        HostRepl *hr = host_repl(a);
+        if (!hr)
+                return;
+        remote_actor_died(a);
+        free(hr);
+        a->repl = NULL;
+        /* Handles peers held: their entries go with it. */
+        Remote *r = a->manager->remote;
+        PeerHold *h, *tmp;
+        if (r)
+                HASH_ITER(hh, r->holds, h, tmp)
+                        if (kactor_id_equal(h->key.actor, a->id)) {
+                                HASH_DEL(r->holds, h);
+                                free(h);
+                        }
+}
+
+/* --- replicas (a peer's actors kept here) --------------------------------------------------------- */
+
+static Replica *replica_find(Remote *r, kactor_id id) {
+        Replica *rep;
+        HASH_FIND(hh, r->replica_set, &id, sizeof(id), rep);
+        return rep;
+}
+
+static void replica_free(Remote *r, Replica *rep) {
+        HASH_DEL(r->replica_set, rep);
+        spec_wire_done(&rep->spec);
+        free(rep->args);
+        lineage_done(&rep->log);
+        free(rep);
+}
+
+static int send_ack(Remote *r, uint64_t node, kactor_id actor, uint64_t index, bool need_sync) {
+        PeerFrame f;
+        int k = frame_start(r, node, PEER_MSG_REPL_ACK, 3, &f);
+        if (k < 0)
+                return k;
+        k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
+        if (k >= 0)
+                k = pk_ok(msgpack_pack_uint64(f.pk, index) |
+                          (need_sync ? msgpack_pack_true(f.pk) : msgpack_pack_false(f.pk)));
+        return cluster_frame_end(&f, k);
+}
+
+static void rebuilt_free(Rebuilt *rb) {
+        Manager *m = rb->remote->manager;
+        LIST_REMOVE(rb, link);
+        sd_event_source_disable_unref(rb->timer);
+        for (size_t i = 0; i < rb->n; i++)
+                objstore_unref(&m->store, rb->objects[i]);
+        free(rb->objects);
+        free(rb);
+}
+
+static int on_rebuilt_expired(sd_event_source *s, uint64_t usec, void *userdata) {
+        Rebuilt *rb = userdata;
+        Manager *m = rb->remote->manager;
+        Actor *a = manager_find_actor(m, rb->actor);
+        rebuilt_free(rb);
+        /* Nobody took a handle to it since it came back, and it is not detached: it goes the way
+         * of an actor whose last handle went. */
+        if (a && a->refs == 0 && !a->detached && a->state != ACTOR_DEAD) {
+                actor_ref(a);
+                actor_unref(a);
+        }
+        return 0;
+}
+
+/* The actor is about to take over these calls; is o one whose result a replay fills? */
+static bool rebuilt_claims(Remote *r, kactor_id actor, const Object *o) {
+        Rebuilt *rb;
+        LIST_FOREACH(rb, &r->rebuilt, link)
+                if (kactor_id_equal(rb->actor, actor))
+                        for (size_t i = 0; i < rb->n; i++)
+                                if (rb->objects[i] == o)
+                                        return true;
+        return false;
+}
+
+/* The host died and we are the first live replica: the actor comes back here. */
+static void replica_rebuild(Remote *r, Replica *rep) {
+        Manager *m = r->manager;
+        char s[KACTOR_ID_STRING_MAX], host[NODE_STR_MAX];
+        kactor_id_to_string(rep->id, s);
+        node_str(rep->host, host);
+
+        ActorSpec spec = spec_from_wire(&rep->spec, rep->args, rep->args_len);
+        spec.id = rep->id;
+        spec.lineage = &rep->log;
+        spec.rebuilt = true;
+        size_t n_records = lineage_size(&rep->log);
+        uint64_t old[REMOTE_REPLICAS_MAX];
+        size_t n_old = rep->n_replicas;
+        memcpy(old, rep->replicas, sizeof(old));
+
+        Actor *a;
+        ReqError e = {};
+        int k = manager_create_actor(m, &spec, &a, &e);
+        if (k < 0) {
+                _cleanup_free_ char *cause = NULL;
+                if (asprintf(&cause, "lost with node %s and could not be rebuilt on node %s: %s", host, m->node_id,
+                             e.message ?: strerror(-k)) < 0)
+                        cause = NULL;
+                log_warning("Actor %s: %s", s, cause ?: "could not be rebuilt");
+                broadcast_moved(r, rep->id, 0, cause ?: "could not be rebuilt");
+                RemoteActor *ra = remote_actor_find(r, rep->id);
+                if (ra)
+                        remote_actor_moved(ra, 0, cause ?: "could not be rebuilt");
+                req_error_done(&e);
+                replica_free(r, rep);
+                return;
+        }
+        log_notice("Actor %s (%s) of dead node %s rebuilt here from %zu calls of lineage%s.", s, a->class_name, host,
+                   n_records, a->lineage.checkpoint ? " after a checkpoint" : "");
+
+        /* The replayed calls' results, for callers that send their calls again. */
+        Rebuilt *rb = calloc(1, sizeof(*rb));
+        if (rb) {
+                rb->remote = r;
+                rb->actor = a->id;
+                rb->objects = calloc(lineage_size(&a->lineage) ?: 1, sizeof(Object *));
+                for (size_t i = 0; rb->objects && i < lineage_size(&a->lineage); i++) {
+                        const LineageRecord *rec = lineage_at(&a->lineage, i);
+                        Object *o = objstore_find(&m->store, rec->result);
+                        if (o) {
+                                if (o->state != OBJECT_PENDING)
+                                        continue;
+                                objstore_ref(o);
+                        } else if (objstore_add(&m->store, rec->result, &o) < 0)
+                                continue;
+                        rb->objects[rb->n++] = o;
+                }
+                LIST_INSERT_HEAD(&r->rebuilt, rb, link);
+                (void) sd_event_add_time_relative(m->event, &rb->timer, CLOCK_MONOTONIC, REMOTE_REBUILT_KEEP_USEC, 0,
+                                                  on_rebuilt_expired, rb);
+        }
+
+        replica_free(r, rep);
+        location_set(r, a->id, r->self);
+        broadcast_moved(r, a->id, r->self, NULL);
+        /* Old replicas that are not replicas any more forget it. */
+        HostRepl *hr = host_repl(a);
+        for (size_t i = 0; i < n_old; i++)
+                if (old[i] != r->self && node_alive(r, old[i]) && (!hr || replica_index(hr, old[i]) < 0))
+                        (void) send_id_list(r, old[i], PEER_MSG_REPL_DROP, CODEC_EXT_ACTOR, &a->id, 1);
+        RemoteActor *ra = remote_actor_find(r, a->id);
+        if (ra)
+                remote_actor_moved(ra, r->self, NULL);
+}
+
+void remote_replayed(Actor *a, uint64_t index, kactor_error code, const char *message, const char *data,
+                     size_t len) {
+        Remote *r = a->manager->remote;
+        const LineageRecord *rec = lineage_get(&a->lineage, index);
+        if (!r || !rec)
+                return;
+        Object *o = objstore_find(&a->manager->store, rec->result);
+        if (o && rebuilt_claims(r, a->id, o))
+                object_complete(a->manager, o, code, message, data, len);
+}
+
+/* --- moves ---------------------------------------------------------------------------------------- */
+
+static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause) {
+        Remote *r = ra->remote;
+        Manager *m = r->manager;
+
+        if (node == 0) {
+                remote_actor_set_dead(ra, cause ?: "could not be rebuilt");
+                return;
+        }
+        if (node == r->self) {
+                /* It lives here now: its calls and handles go to the local actor, in their order;
+                 * those a replay answers are answered by it. */
+                Actor *a = manager_find_actor(m, ra->id);
+                if (!a) {
+                        remote_actor_set_dead(ra, "lost");
+                        return;
+                }
+                callqueue_requeue_inflight(&ra->queue);
+                Call *c;
+                while ((c = TAILQ_FIRST(&ra->queue.queued))) {
+                        TAILQ_REMOVE(&ra->queue.queued, c, link);
+                        ra->queue.n_queued--;
+                        if (rebuilt_claims(r, ra->id, c->result)) {
+                                call_free(m, c); /* the object stays pending: the replay fills it */
+                                continue;
+                        }
+                        actor_adopt_call(a, c);
+                }
+                for (unsigned i = 0; i < ra->refs; i++)
+                        actor_ref(a);
+                ra->refs = 0;
+                ra->held = false;
+                ra->dead = true; /* nothing to release: the handles moved to the actor */
+                remote_actor_maybe_free(ra);
+                actor_dispatch(a);
+                return;
+        }
+        bool changed = ra->node != node;
+        ra->node = node;
+        ra->lost = false;
+        if (changed)
+                ra->held = false;
+        /* Calls sent to the old node and not answered go again, first: the new host runs those it
+         * has not run and answers the others from the lineage. */
+        callqueue_requeue_inflight(&ra->queue);
+        remote_actor_pump(ra);
+}
+
+/* --- frames --------------------------------------------------------------------------------------- */
+
+static int handle_create(Remote *r, uint64_t from, const Frame *f) {
+        Manager *m = r->manager;
+        kactor_id id;
+        SpecWire sw;
+        const char *args;
+        size_t args_len;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || spec_parse(f, 1, &sw) < 0 ||
+            frame_body_list(f, &args, &args_len) < 0)
+                return -EBADMSG;
+        ActorSpec spec = spec_from_wire(&sw, args, args_len);
+        spec.id = id;
+        Actor *a;
+        ReqError e = {};
+        int k = manager_find_actor(m, id) ? req_error(&e, KACTOR_ERROR_NAME_TAKEN, "the actor id is taken")
+                                          : manager_create_actor(m, &spec, &a, &e);
+        if (k >= 0)
+                peer_hold_add(r, a, from);
+        PeerFrame pf;
+        if (frame_start(r, from, PEER_MSG_CREATED, 3, &pf) >= 0) {
+                int p = codec_pack_id(pf.pk, CODEC_EXT_ACTOR, id);
+                if (p >= 0)
+                        p = pk_ok(msgpack_pack_uint32(pf.pk, k >= 0 ? KACTOR_OK : k == -EREMOTEIO ? e.code
+                                                                                    : KACTOR_ERROR_NOT_SUPPORTED));
+                if (p >= 0)
+                        p = pack_cstr(pf.pk, k >= 0 ? NULL : e.message ?: strerror(-k));
+                (void) cluster_frame_end(&pf, p);
+        }
+        req_error_done(&e);
+        spec_wire_done(&sw);
+        return 0;
+}
+
+static int handle_created(Remote *r, const Frame *f) {
+        kactor_id id;
+        uint64_t code;
+        const char *msg = NULL;
+        size_t len = 0;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 1, &code) < 0)
+                return -EBADMSG;
+        (void) frame_field_str(f, 2, &msg, &len);
+        if (code == KACTOR_OK)
+                return 0;
+        RemoteActor *ra = remote_actor_find(r, id);
+        if (ra) {
+                _cleanup_free_ char *cause = NULL;
+                if (asprintf(&cause, "it could not be made on its node: %.*s", (int) MIN(len, (size_t) 1024),
+                             msg ?: "") < 0)
+                        cause = NULL;
+                remote_actor_set_dead(ra, cause ?: "it could not be made on its node");
+        }
+        return 0;
+}
+
+static int handle_call(Remote *r, uint64_t from, const Frame *f) {
+        Manager *m = r->manager;
+        kactor_id actor, object;
+        const char *method, *args;
+        size_t method_len, args_len;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &actor) < 0 || frame_field_id(f, 1, CODEC_EXT_OBJECT, &object) < 0 ||
+            frame_field_str(f, 2, &method, &method_len) < 0 || frame_body_list(f, &args, &args_len) < 0)
+                return -EBADMSG;
+        if (!args) {
+                args = "\x90";
+                args_len = 1;
+        }
+        Actor *a = manager_find_actor(m, actor);
+        if (!a || (a->state == ACTOR_DEAD && a->fenced)) {
+                Location *l = location_find(r, actor);
+                if (l && l->node != r->self && node_alive(r, l->node)) {
+                        (void) send_moved(r, from, actor, l->node, NULL);
+                        return 0;
+                }
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(actor, s);
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "no actor %s on node %s", s, m->node_id) < 0)
+                        msg = NULL;
+                serve_error(r, from, object, actor, KACTOR_ERROR_NO_SUCH_ACTOR, msg ?: "no such actor");
+                return 0;
+        }
+        Object *o = objstore_find(&m->store, object);
+        if (o) {
+                serve(r, from, o, actor, false); /* sent again after a move: one run, one answer */
+                return 0;
+        }
+        ReqError e = {};
+        int k = manager_submit_call(m, actor, object, method, method_len, args, args_len, NULL, &o, &e);
+        if (k < 0) {
+                serve_error(r, from, object, actor, k == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
+                            e.message ?: strerror(-k));
+                req_error_done(&e);
+                return 0;
+        }
+        serve(r, from, o, actor, true);
+        return 0;
+}
+
+static int handle_result(Remote *r, uint64_t from, const Frame *f) {
+        Manager *m = r->manager;
+        kactor_id object, actor = {};
+        uint64_t code;
+        const char *msg = NULL;
+        size_t len = 0;
+        if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &object) < 0 || frame_field_u64(f, 1, &code) < 0 ||
+            code >= _KACTOR_ERROR_MAX || (code == KACTOR_OK && !f->has_body))
+                return -EBADMSG;
+        (void) frame_field_str(f, 2, &msg, &len);
+        const msgpack_object *ao = frame_field(f, 3);
+        if (ao && ao->type != MSGPACK_OBJECT_NIL && codec_object_to_id(ao, CODEC_EXT_ACTOR, &actor) < 0)
+                return -EBADMSG;
+        _cleanup_free_ char *message = code != KACTOR_OK ? strndup(msg ?: "failed", msg ? len : 6) : NULL;
+
+        if (!kactor_id_is_null(actor)) {
+                RemoteActor *ra = remote_actor_find(r, actor);
+                Call *c = NULL;
+                if (ra && ra->node == from)
+                        TAILQ_FOREACH(c, &ra->queue.inflight, link)
+                                if (kactor_id_equal(c->result->id, object))
+                                        break;
+                if (c) {
+                        TAILQ_REMOVE(&ra->queue.inflight, c, link);
+                        ra->queue.n_inflight--;
+                        object_complete(m, c->result, (kactor_error) code, message, f->body_raw, f->body_len);
+                        call_free(m, c);
+                        remote_actor_maybe_free(ra);
+                }
+        } else {
+                Fetch *fe;
+                HASH_FIND(hh, r->fetches, &object, sizeof(object), fe);
+                if (fe && fe->node == from) {
+                        object_complete(m, fe->o, (kactor_error) code, message, f->body_raw, f->body_len);
+                        fetch_free(r, fe);
+                }
+        }
+        /* Taken (or not wanted): the sender's copy may go. Handles inside were taken before this
+         * goes out, and a peer handles our frames in order. */
+        (void) send_id_list(r, from, PEER_MSG_DONE, CODEC_EXT_OBJECT, &object, 1);
+        return 0;
+}
+
+static int read_ids(const Frame *f, uint32_t i, int8_t ext, void (*fn)(Remote *r, uint64_t from, kactor_id id),
+                    Remote *r, uint64_t from) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o || o->type != MSGPACK_OBJECT_ARRAY)
+                return -EBADMSG;
+        for (uint32_t k = 0; k < o->via.array.size; k++) {
+                kactor_id id;
+                if (codec_object_to_id(&o->via.array.ptr[k], ext, &id) < 0)
+                        return -EBADMSG;
+                fn(r, from, id);
+        }
+        return 0;
+}
+
+static void do_done(Remote *r, uint64_t from, kactor_id id) {
+        Serve *sv, key = { .key = { .object = id, .node = from } };
+        HASH_FIND(hh, r->serves, &key.key, sizeof(key.key), sv);
+        if (sv)
+                serve_free(sv);
+}
+
+static void do_hold(Remote *r, uint64_t from, kactor_id id) {
+        Actor *a = manager_find_actor(r->manager, id);
+        if (a && a->state != ACTOR_DEAD)
+                peer_hold_add(r, a, from);
+}
+
+static void do_release(Remote *r, uint64_t from, kactor_id id) {
+        PeerHold *h = peer_hold_find(r, id, from);
+        if (h)
+                peer_hold_drop(r, h);
+}
+
+static void do_repl_drop(Remote *r, uint64_t from, kactor_id id) {
+        Replica *rep = replica_find(r, id);
+        if (rep && rep->host == from)
+                replica_free(r, rep);
+}
+
+static int handle_fetch(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
+                return -EBADMSG;
+        Object *o = objstore_find(&r->manager->store, id);
+        if (!o) {
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(id, s);
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "no object %s on node %s (never made, or released)", s, r->manager->node_id) < 0)
+                        msg = NULL;
+                serve_error(r, from, id, (kactor_id) {}, KACTOR_ERROR_NO_SUCH_OBJECT, msg ?: "no such object");
+                return 0;
+        }
+        serve(r, from, o, (kactor_id) {}, false);
+        return 0;
+}
+
+static int handle_kill(Remote *r, const Frame *f) {
+        kactor_id id;
+        bool no_restart;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_bool(f, 1, &no_restart) < 0)
+                return -EBADMSG;
+        Actor *a = manager_find_actor(r->manager, id);
+        if (a)
+                (void) actor_kill(a, no_restart, "killed by request");
+        return 0;
+}
+
+static int handle_moved(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        const char *node_s, *cause = NULL;
+        size_t node_len, cause_len = 0;
+        uint64_t node = 0;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_str(f, 1, &node_s, &node_len) < 0 ||
+            (node_len > 0 && node_parse(node_s, node_len, &node) < 0))
+                return -EBADMSG;
+        (void) frame_field_str(f, 2, &cause, &cause_len);
+        _cleanup_free_ char *c = strndup(cause ?: "", MIN(cause_len, (size_t) 1024));
+        if (node == 0) {
+                RemoteActor *ra = remote_actor_find(r, id);
+                if (ra)
+                        remote_actor_moved(ra, 0, c && *c ? c : "could not be rebuilt");
+                return 0;
+        }
+        if (node == r->self && !manager_find_actor(r->manager, id))
+                return 0; /* stale */
+        location_set(r, id, node);
+        Replica *rep = replica_find(r, id);
+        if (rep && node != r->self)
+                rep->host = node;
+        RemoteActor *ra = remote_actor_find(r, id);
+        if (ra)
+                remote_actor_moved(ra, node, NULL);
+        return 0;
+}
+
+static int handle_locate(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0)
+                return -EBADMSG;
+        Actor *a = manager_find_actor(r->manager, id);
+        if (a && a->state != ACTOR_DEAD)
+                (void) send_moved(r, from, id, r->self, NULL);
+        return 0;
+}
+
+static int handle_repl_create(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        SpecWire sw;
+        uint64_t cp_index;
+        const char *args;
+        size_t args_len;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 5, &cp_index) < 0 ||
+            frame_body_list(f, &args, &args_len) < 0)
+                return -EBADMSG;
+        const msgpack_object *list = frame_field(f, 4), *cp = frame_field(f, 6);
+        if (!list || list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > REMOTE_REPLICAS_MAX || !cp ||
+            (cp->type != MSGPACK_OBJECT_BIN && cp->type != MSGPACK_OBJECT_NIL) ||
+            (cp->type == MSGPACK_OBJECT_BIN && cp_index == 0))
+                return -EBADMSG;
+        uint64_t replicas[REMOTE_REPLICAS_MAX];
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                const msgpack_object *e = &list->via.array.ptr[i];
+                if (e->type != MSGPACK_OBJECT_STR || node_parse(e->via.str.ptr, e->via.str.size, &replicas[i]) < 0)
+                        return -EBADMSG;
+        }
+        if (spec_parse(f, 1, &sw) < 0)
+                return -EBADMSG;
+        if (manager_find_actor(r->manager, id)) {
+                spec_wire_done(&sw);
+                return 0; /* it lives here: a stale copy from a host that was declared dead */
+        }
+        Replica *rep = replica_find(r, id);
+        if (rep)
+                replica_free(r, rep);
+        rep = calloc(1, sizeof(*rep));
+        if (!rep) {
+                spec_wire_done(&sw);
+                return -ENOMEM;
+        }
+        rep->id = id;
+        rep->host = from;
+        rep->spec = sw;
+        lineage_init(&rep->log);
+        rep->n_replicas = list->via.array.size;
+        memcpy(rep->replicas, replicas, sizeof(uint64_t) * rep->n_replicas);
+        if (args && !(rep->args = malloc(args_len))) {
+                spec_wire_done(&rep->spec);
+                free(rep);
+                return -ENOMEM;
+        }
+        if (args)
+                memcpy(rep->args, args, args_len);
+        rep->args_len = args_len;
+        if (cp->type == MSGPACK_OBJECT_BIN)
+                (void) lineage_restore(&rep->log, cp_index, cp->via.bin.ptr, cp->via.bin.size);
+        HASH_ADD(hh, r->replica_set, id, sizeof(rep->id), rep);
+        (void) send_ack(r, from, id, lineage_last_index(&rep->log), false);
+        return 0;
+}
+
+static int handle_repl_record(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        const msgpack_object *b = frame_field(f, 1);
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || !b || b->type != MSGPACK_OBJECT_BIN)
+                return -EBADMSG;
+        LineageRecord rec;
+        if (lineage_record_unpack(b->via.bin.ptr, b->via.bin.size, &rec) < 0)
+                return -EBADMSG;
+        Replica *rep = replica_find(r, id);
+        if (!rep || rep->host != from) {
+                if (!manager_find_actor(r->manager, id))
+                        (void) send_ack(r, from, id, 0, true);
+        } else if (rec.index == rep->log.next_index) {
+                if (lineage_append(&rep->log, rec.result, rec.method, rec.args, rec.args_len, rec.code) >= 0)
+                        (void) send_ack(r, from, id, rec.index, false);
+        } else if (rec.index < rep->log.next_index)
+                (void) send_ack(r, from, id, lineage_last_index(&rep->log), false);
+        else
+                (void) send_ack(r, from, id, lineage_last_index(&rep->log), true);
+        lineage_record_done(&rec);
+        return 0;
+}
+
+static int handle_repl_checkpoint(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        uint64_t index;
+        const msgpack_object *b = frame_field(f, 2);
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 1, &index) < 0 || !b ||
+            b->type != MSGPACK_OBJECT_BIN || index == 0)
+                return -EBADMSG;
+        Replica *rep = replica_find(r, id);
+        if (!rep || rep->host != from)
+                return 0;
+        if (lineage_checkpoint(&rep->log, index, b->via.bin.ptr, b->via.bin.size) < 0)
+                (void) send_ack(r, from, id, lineage_last_index(&rep->log), true);
+        return 0;
+}
+
+static int handle_repl_ack(Remote *r, uint64_t from, const Frame *f) {
+        kactor_id id;
+        uint64_t index;
+        bool need_sync;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 1, &index) < 0 ||
+            frame_field_bool(f, 2, &need_sync) < 0)
+                return -EBADMSG;
+        Actor *a = manager_find_actor(r->manager, id);
+        HostRepl *hr = a ? host_repl(a) : NULL;
+        int i = hr ? replica_index(hr, from) : -1;
+        if (i < 0)
+                return 0;
+        if (need_sync) {
+                hr->acked[i] = 0;
+                (void) replica_sync(r, hr, from);
+                return 0;
+        }
+        hr->acked[i] = MAX(hr->acked[i], index);
+        host_deliver(r, hr);
+        return 0;
+}
+
+int remote_handle_frame(Manager *m, const char *from_id, const Frame *f) {
+        Remote *r = m->remote;
+        uint64_t from;
+        if (!r || node_parse(from_id, strlen(from_id), &from) < 0)
+                return -EPROTO;
+        int k;
+        switch (f->type) {
+        case PEER_MSG_CREATE:
+                k = handle_create(r, from, f);
+                break;
+        case PEER_MSG_CREATED:
+                k = handle_created(r, f);
+                break;
+        case PEER_MSG_CALL:
+                k = handle_call(r, from, f);
+                break;
+        case PEER_MSG_RESULT:
+                k = handle_result(r, from, f);
+                break;
+        case PEER_MSG_DONE:
+                k = read_ids(f, 0, CODEC_EXT_OBJECT, do_done, r, from);
+                break;
+        case PEER_MSG_FETCH:
+                k = handle_fetch(r, from, f);
+                break;
+        case PEER_MSG_HOLD:
+                k = read_ids(f, 0, CODEC_EXT_ACTOR, do_hold, r, from);
+                break;
+        case PEER_MSG_RELEASE:
+                k = read_ids(f, 0, CODEC_EXT_ACTOR, do_release, r, from);
+                break;
+        case PEER_MSG_KILL:
+                k = handle_kill(r, f);
+                break;
+        case PEER_MSG_MOVED:
+                k = handle_moved(r, from, f);
+                break;
+        case PEER_MSG_LOCATE:
+                k = handle_locate(r, from, f);
+                break;
+        case PEER_MSG_REPL_CREATE:
+                k = handle_repl_create(r, from, f);
+                break;
+        case PEER_MSG_REPL_RECORD:
+                k = handle_repl_record(r, from, f);
+                break;
+        case PEER_MSG_REPL_CHECKPOINT:
+                k = handle_repl_checkpoint(r, from, f);
+                break;
+        case PEER_MSG_REPL_ACK:
+                k = handle_repl_ack(r, from, f);
+                break;
+        case PEER_MSG_REPL_DROP:
+                k = read_ids(f, 0, CODEC_EXT_ACTOR, do_repl_drop, r, from);
+                break;
+        default:
+                k = -EBADMSG;
+        }
+        if (k == -EBADMSG)
+                log_warning("Peer %s sent a malformed message (type %u): dropping it.", from_id, f->type);
+        return k;
+}
+
+/* --- membership ----------------------------------------------------------------------------------- */
+
+static bool node_seen_dead(Remote *r, uint64_t node) {
+        for (size_t i = 0; i < r->n_dead_nodes; i++)
+                if (r->dead_nodes[i] == node)
+                        return true;
+        return false;
+}
+
+/* A node died: what it held goes, what we waited from it is looked for elsewhere. */
+static void remote_node_died(Remote *r, uint64_t node) {
+        Manager *m = r->manager;
+        char s[NODE_STR_MAX];
+        node_str(node, s);
+        log_notice("Node %s is dead: releasing what it held, rebuilding what it hosted.", s);
+
+        PeerHold *h, *htmp;
+        HASH_ITER(hh, r->holds, h, htmp)
+                if (h->key.node == node)
+                        peer_hold_drop(r, h);
+        Serve *sv, *stmp;
+        HASH_ITER(hh, r->serves, sv, stmp)
+                if (sv->key.node == node)
+                        serve_free(sv);
+        Fetch *fe, *ftmp;
+        HASH_ITER(hh, r->fetches, fe, ftmp)
+                if (fe->node == node) {
+                        (void) objstore_set_failed(&m->store, fe->o, KACTOR_ERROR_NO_SUCH_OBJECT,
+                                                   "the node that made the object died");
+                        fetch_free(r, fe);
+                }
+        RemoteActor *ra, *rtmp;
+        HASH_ITER(hh, r->actors, ra, rtmp)
+                if (ra->node == node && !ra->dead && !ra->lost) {
+                        ra->lost = true;
+                        ra->lost_since = now_usec();
+                        ra->held = false;
+                        callqueue_requeue_inflight(&ra->queue);
+                }
+        Actor *a, *atmp;
+        HASH_ITER(hh, m->actors, a, atmp)
+                if (host_repl(a) && replica_index(host_repl(a), node) >= 0)
+                        host_replicate(r, host_repl(a));
+}
+
+static void remote_check_replicas(Remote *r) {
+        Replica *rep, *tmp;
+        HASH_ITER(hh, r->replica_set, rep, tmp) {
+                if (node_alive(r, rep->host))
+                        continue;
+                /* The first live node of its replica list rebuilds it. */
+                for (size_t i = 0; i < rep->n_replicas; i++) {
+                        if (!node_alive(r, rep->replicas[i]))
+                                continue;
+                        if (rep->replicas[i] == r->self)
+                                replica_rebuild(r, rep);
+                        break;
+                }
+        }
+}
+
+static void remote_fence(Remote *r) {
+        Manager *m = r->manager;
+        Actor *a, *tmp;
+        log_warning("This node was declared dead by the cluster: its replicated actors live on other nodes "
+                    "now, stopping them here.");
+        HASH_ITER(hh, m->actors, a, tmp)
+                if (host_repl(a) && host_repl(a)->n > 0 && a->state != ACTOR_DEAD) {
+                        host_repl(a)->fenced = true;
+                        a->fenced = true;
+                        (void) actor_kill(a, true, "this node was declared dead by the cluster; the actor was rebuilt on another node");
+                }
+        /* What we kept for peers is stale: every peer has moved on. */
+        Replica *rep, *rtmp;
+        HASH_ITER(hh, r->replica_set, rep, rtmp)
+                replica_free(r, rep);
+}
+
+void remote_members_changed(Manager *m, bool fenced) {
+        Remote *r = m->remote;
+        if (!r)
+                return;
+        if (fenced)
+                remote_fence(r);
+        Membership *ms = cluster_membership(m->cluster);
+        for (size_t i = 1; i < ms->n_members; i++) {
+                uint64_t node;
+                if (node_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
+                        continue;
+                bool dead = ms->members[i].state == MEMBER_DEAD, seen = node_seen_dead(r, node);
+                if (dead && !seen) {
+                        uint64_t *v = realloc(r->dead_nodes, (r->n_dead_nodes + 1) * sizeof(uint64_t));
+                        if (!v)
+                                continue;
+                        r->dead_nodes = v;
+                        r->dead_nodes[r->n_dead_nodes++] = node;
+                        remote_node_died(r, node);
+                } else if (!dead && seen) {
+                        /* Back (a new incarnation): it starts afresh. */
+                        for (size_t k = 0; k < r->n_dead_nodes; k++)
+                                if (r->dead_nodes[k] == node)
+                                        r->dead_nodes[k] = r->dead_nodes[--r->n_dead_nodes];
+                }
+        }
+        remote_check_replicas(r);
+        /* New members can take replicas of actors that have fewer than R. */
+        Actor *a, *tmp;
+        HASH_ITER(hh, m->actors, a, tmp)
+                if (host_repl(a) && host_repl(a)->n < r->replicas && a->state != ACTOR_DEAD)
+                        host_replicate(r, host_repl(a));
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Remote *r = userdata;
+        uint64_t now = now_usec();
+        RemoteActor *ra, *tmp;
+        HASH_ITER(hh, r->actors, ra, tmp) {
+                if (ra->lost) {
+                        if (now - ra->lost_since > REMOTE_LOST_TIMEOUT_USEC) {
+                                char ns[NODE_STR_MAX];
+                                node_str(ra->node, ns);
+                                _cleanup_free_ char *cause = NULL;
+                                if (asprintf(&cause, "lost with node %s, and no replica rebuilt it", ns) < 0)
+                                        cause = NULL;
+                                remote_actor_set_dead(ra, cause ?: "lost with its node");
+                                continue;
+                        }
+                        uint64_t peers[PEER_MAX];
+                        size_t n = alive_peers(r, peers, PEER_MAX);
+                        for (size_t i = 0; i < n; i++) {
+                                PeerFrame f;
+                                if (frame_start(r, peers[i], PEER_MSG_LOCATE, 1, &f) >= 0)
+                                        (void) cluster_frame_end(&f, codec_pack_id(f.pk, CODEC_EXT_ACTOR, ra->id));
+                        }
+                } else if (ra->queue.n_queued > 0)
+                        remote_actor_pump(ra);
+        }
+        cluster_flush(r->manager->cluster);
+        (void) sd_event_source_set_time_relative(s, REMOTE_TICK_USEC);
+        return 0;
+}
+
+int remote_setup(Manager *m, unsigned replicas) {
+        Remote *r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->manager = m;
+        r->replicas = MIN(replicas, (unsigned) REMOTE_REPLICAS_MAX);
+        r->self = m->node_hi;
+        LIST_INIT(&r->rebuilt);
+        int k = sd_event_add_time_relative(m->event, &r->tick, CLOCK_MONOTONIC, REMOTE_TICK_USEC, 0, on_tick, r);
+        if (k >= 0)
+                k = sd_event_source_set_enabled(r->tick, SD_EVENT_ON);
+        if (k < 0) {
+                free(r);
+                return k;
+        }
+        m->remote = r;
+        return 0;
+}
+
+void remote_free(Manager *m) {
+        Remote *r = m->remote;
+        if (!r)
+                return;
+        Manager *mm = r->manager;
+        while (LIST_FIRST(&r->rebuilt))
+                rebuilt_free(LIST_FIRST(&r->rebuilt));
+        Serve *sv, *stmp;
+        HASH_ITER(hh, r->serves, sv, stmp)
+                serve_free(sv);
+        Fetch *fe, *ftmp;
+        HASH_ITER(hh, r->fetches, fe, ftmp)
+                fetch_free(r, fe);
+        RemoteActor *ra, *rtmp;
+        HASH_ITER(hh, r->actors, ra, rtmp) {
+                Call *c;
+                while ((c = callqueue_pop_any(&ra->queue)))
+                        call_fail(mm, c, KACTOR_ERROR_ACTOR_DIED, "the node manager is stopping");
+                HASH_DEL(r->actors, ra);
+                free(ra->cause);
+                free(ra);
+        }
+        PeerHold *h, *htmp;
+        HASH_ITER(hh, r->holds, h, htmp) {
+                HASH_DEL(r->holds, h);
+                free(h);
+        }
+        Location *l, *ltmp;
+        HASH_ITER(hh, r->locations, l, ltmp) {
+                HASH_DEL(r->locations, l);
+                free(l);
+        }
+        Replica *rep, *reptmp;
+        HASH_ITER(hh, r->replica_set, rep, reptmp)
+                replica_free(r, rep);
+        sd_event_source_disable_unref(r->tick);
+        free(r->dead_nodes);
+        free(r);
+        m->remote = NULL;
+}
