@@ -78,7 +78,14 @@ int membership_init(Membership *ms, const char *self_id, const char *self_addres
         return 0;
 }
 
+void membership_resurrected_clear(Membership *ms) {
+        for (size_t i = 0; i < ms->n_resurrected; i++)
+                free(ms->resurrected[i]);
+        ms->n_resurrected = 0;
+}
+
 void membership_done(Membership *ms) {
+        membership_resurrected_clear(ms);
         for (size_t i = 0; i < ms->n_members; i++) {
                 free(ms->members[i].id);
                 free(ms->members[i].address);
@@ -116,9 +123,15 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
         Member *mb = membership_find(ms, u->id, u->id_len);
         if (mb == self) {
                 /* Refutation: whoever thinks we are suspect or dead learns a newer incarnation. */
+                if (u->state == MEMBER_DEAD && ms->stall_watch && u->incarnation >= ms->stall_incarnation) {
+                        ms->declared_dead = true;
+                        ms->dead_incarnation = u->incarnation;
+                }
                 if (u->state != MEMBER_ALIVE && u->incarnation >= self->incarnation) {
-                        if (u->state == MEMBER_DEAD)
+                        if (u->state == MEMBER_DEAD) {
                                 ms->declared_dead = true;
+                                ms->dead_incarnation = u->incarnation;
+                        }
                         self->incarnation = u->incarnation + 1;
                         ms->changed = true;
                         return 1;
@@ -188,10 +201,28 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
                 break;
         }
         if (apply) {
+                if (mb->state == MEMBER_DEAD && u->state == MEMBER_ALIVE &&
+                    ms->n_resurrected < MEMBERSHIP_RESURRECTED_MAX) {
+                        /* Back from the dead: it is told, in case it missed its death (a freeze:
+                         * its refutation of the suspicion outran the news). */
+                        ms->resurrected[ms->n_resurrected] = strdup(mb->id);
+                        if (ms->resurrected[ms->n_resurrected])
+                                ms->resurrected_incarnation[ms->n_resurrected++] = mb->incarnation;
+                }
                 member_set_state(ms, mb, u->state, u->incarnation, now);
                 changed = 1;
         }
         return changed;
+}
+
+bool membership_declared_dead(Membership *ms, uint64_t incarnation) {
+        Member *self = membership_self(ms);
+        if (incarnation + 1 < self->incarnation && !(ms->stall_watch && incarnation >= ms->stall_incarnation))
+                return false; /* an older life of ours */
+        ms->declared_dead = true;
+        ms->dead_incarnation = incarnation;
+        ms->changed = true;
+        return true;
 }
 
 void membership_ack(Membership *ms, uint64_t seq, const char *from, uint64_t now) {
@@ -410,6 +441,11 @@ int peer_message_parse(const Frame *f, PeerMessage *ret) {
                 pm.members = o;
                 break;
         }
+        case PEER_MSG_DEAD_NOTICE:
+                if (frame_field_str(f, 0, &pm.from, &pm.from_len) < 0 || pm.from_len == 0 ||
+                    !valid_string(pm.from, pm.from_len, MEMBER_ID_MAX) || frame_field_u64(f, 1, &pm.incarnation) < 0)
+                        return -EBADMSG;
+                break;
         default:
                 return -EBADMSG;
         }

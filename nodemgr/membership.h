@@ -70,6 +70,7 @@ typedef struct MembershipConfig {
 #define MEMBERSHIP_INDIRECT_K_DEFAULT 2
 #define MEMBERSHIP_MEMBERS_MAX 64
 #define MEMBER_ID_MAX 64
+#define MEMBERSHIP_RESURRECTED_MAX 8
 #define MEMBER_ADDRESS_MAX 128
 
 typedef struct Membership {
@@ -78,6 +79,16 @@ typedef struct Membership {
         size_t n_members;
         bool changed;        /* a member was added or changed state or incarnation: cleared by the caller */
         bool declared_dead;  /* we heard we were declared dead (and refuted it): cleared by the caller */
+        uint64_t dead_incarnation; /* ... at this incarnation of ours */
+        /* After a freeze, a death declared at the incarnation we had then counts even once a
+         * refutation of a mere suspicion has moved our incarnation past it. */
+        bool stall_watch;
+        uint64_t stall_incarnation;
+        /* Members that came back from dead (a newer incarnation): the caller tells each of them
+         * (membership_declared_dead()) and clears the list. */
+        char *resurrected[MEMBERSHIP_RESURRECTED_MAX];
+        uint64_t resurrected_incarnation[MEMBERSHIP_RESURRECTED_MAX];
+        size_t n_resurrected;
 
         /* The probe in progress. */
         bool probing;
@@ -111,6 +122,10 @@ typedef struct MembershipAction {
 int membership_init(Membership *ms, const char *self_id, const char *self_address, const MembershipConfig *config,
                     uint64_t seed);
 void membership_done(Membership *ms);
+void membership_resurrected_clear(Membership *ms);
+/* A peer says we were declared dead at `incarnation`: true when that concerns this life of ours
+ * (the incarnation we had before a freeze, or later). Sets declared_dead then. */
+bool membership_declared_dead(Membership *ms, uint64_t incarnation);
 
 Member *membership_find(Membership *ms, const char *id, size_t len);
 static inline Member *membership_self(Membership *ms) {
@@ -153,6 +168,7 @@ typedef struct PeerMessage {
         const char *target;             /* PING_REQ */
         size_t target_len;
         const uint8_t *blob;            /* HELLO: the nonce; AUTH: the mac */
+        uint64_t incarnation;           /* DEAD_NOTICE */
         const msgpack_object *members;  /* PING, ACK, PING_REQ: every entry parses */
 } PeerMessage;
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
@@ -61,6 +62,17 @@ struct PeerConn {
         LIST_ENTRY(PeerConn) link;
 };
 
+/* A data frame that arrived while this node may have been declared dead (it was frozen): held
+ * until the cluster says whether it still counts us in. */
+typedef struct HeldFrame {
+        char *peer_id;
+        char *payload;
+        size_t len;
+        LIST_ENTRY(HeldFrame) link;
+} HeldFrame;
+
+#define PEER_HELD_MAX (64u * 1024u * 1024u)
+
 typedef struct Relay {
         uint64_t seq;          /* ours, sent to the target */
         uint64_t origin_seq;
@@ -83,6 +95,17 @@ struct Cluster {
         LIST_HEAD(, PeerConn) dirty;
         unsigned n_conns;
         Frame frame;
+        /* Freezes: when the loop did not run for longer than the suspicion timeout, the others may
+         * have declared us dead and rebuilt our actors: data frames wait (held) until an ack to a
+         * probe sent after the freeze says what they think. */
+        uint64_t last_active;
+        bool stalled;
+        uint64_t stall_seq;
+        char **stall_pending;     /* members that have to answer a probe sent since the freeze */
+        size_t n_stall_pending;
+        LIST_HEAD(, HeldFrame) held;
+        HeldFrame *held_tail;
+        size_t held_bytes;
         Relay relays[PEER_RELAYS_MAX];
         size_t relay_next;
         uint64_t relay_seq;
@@ -352,6 +375,128 @@ static int cluster_send(Cluster *c, const char *id, uint32_t type, uint64_t seq,
         return peer_send_membership(p, type, seq, target);
 }
 
+static void held_frames_free(Cluster *c) {
+        HeldFrame *h;
+        while ((h = LIST_FIRST(&c->held))) {
+                LIST_REMOVE(h, link);
+                free(h->peer_id);
+                free(h->payload);
+                free(h);
+        }
+        c->held_tail = NULL;
+        c->held_bytes = 0;
+}
+
+static int cluster_hold_frame(Cluster *c, const char *peer_id, const char *payload, size_t len) {
+        if (c->held_bytes + len > PEER_HELD_MAX)
+                return -ENOBUFS;
+        HeldFrame *h = calloc(1, sizeof(*h));
+        if (!h || !(h->peer_id = strdup(peer_id)) || !(h->payload = malloc(len ?: 1))) {
+                if (h)
+                        free(h->peer_id);
+                free(h);
+                return -ENOMEM;
+        }
+        memcpy(h->payload, payload, len);
+        h->len = len;
+        if (c->held_tail)
+                LIST_INSERT_AFTER(c->held_tail, h, link);
+        else
+                LIST_INSERT_HEAD(&c->held, h, link);
+        c->held_tail = h;
+        c->held_bytes += len;
+        return 0;
+}
+
+static void stall_pending_free(Cluster *c) {
+        for (size_t i = 0; i < c->n_stall_pending; i++)
+                free(c->stall_pending[i]);
+        free(c->stall_pending);
+        c->stall_pending = NULL;
+        c->n_stall_pending = 0;
+}
+
+/* The cluster still counts us in: what was held runs now, in its order. */
+static void cluster_unstall(Cluster *c, bool discard) {
+        if (!c->stalled)
+                return;
+        c->stalled = false;
+        c->ms.stall_watch = false;
+        stall_pending_free(c);
+        size_t n = 0;
+        HeldFrame *h;
+        while (!discard && (h = LIST_FIRST(&c->held))) {
+                LIST_REMOVE(h, link);
+                if (!LIST_FIRST(&c->held))
+                        c->held_tail = NULL;
+                c->held_bytes -= h->len;
+                Frame f;
+                frame_init(&f);
+                if (frame_parse(&f, h->payload, h->len) >= 0)
+                        (void) remote_handle_frame(c->manager, h->peer_id, &f);
+                frame_done(&f);
+                free(h->peer_id);
+                free(h->payload);
+                free(h);
+                n++;
+        }
+        if (discard) {
+                log_notice("Dropping the peers' requests that arrived while this node was frozen: the cluster "
+                           "declared it dead.");
+                held_frames_free(c);
+        } else if (n > 0)
+                log_info("Running %zu peer requests held while the cluster's view of this node was unknown.", n);
+}
+
+static void cluster_stall_answered(Cluster *c, const char *from) {
+        size_t left = 0;
+        for (size_t i = 0; i < c->n_stall_pending; i++) {
+                char *id = c->stall_pending[i];
+                if (!id)
+                        continue;
+                Member *mb = membership_find(&c->ms, id, strlen(id));
+                if (streq(id, from) || !mb || mb->state == MEMBER_DEAD)
+                        { free(id); c->stall_pending[i] = NULL; }
+                else
+                        left++;
+        }
+        if (left == 0)
+                cluster_unstall(c, false);
+}
+
+/* Notes that the loop runs; a gap longer than the suspicion timeout was a freeze. */
+static void cluster_note_active(Cluster *c) {
+        uint64_t now = peer_now_usec();
+        if (c->last_active > 0 && now - c->last_active > c->ms.config.suspect_timeout && !c->stalled) {
+                c->stalled = true;
+                c->stall_seq = c->ms.next_seq;
+                c->ms.stall_watch = true;
+                c->ms.stall_incarnation = membership_self(&c->ms)->incarnation;
+                stall_pending_free(c);
+                c->stall_pending = calloc(c->ms.n_members, sizeof(char *));
+                for (size_t i = 1; c->stall_pending && i < c->ms.n_members; i++)
+                        if (c->ms.members[i].state != MEMBER_DEAD)
+                                c->stall_pending[c->n_stall_pending++] = strdup(c->ms.members[i].id);
+                log_warning("This node did not run for %" PRIu64 " ms (longer than the suspicion timeout): "
+                            "holding peer requests until the cluster confirms it is still a member.",
+                            (now - c->last_active) / 1000);
+        }
+        c->last_active = now;
+}
+
+static int cluster_send_dead_notice(Cluster *c, const char *id, uint64_t incarnation) {
+        PeerConn *p = cluster_find_conn(c, id);
+        if (!p)
+                return -ENOTCONN;
+        size_t off = peer_frame_begin(p);
+        msgpack_pack_array(&p->pk, 4);
+        msgpack_pack_uint32(&p->pk, PEER_MSG_DEAD_NOTICE);
+        msgpack_pack_uint64(&p->pk, 0);
+        pack_cstr(&p->pk, membership_self(&c->ms)->id);
+        msgpack_pack_uint64(&p->pk, incarnation);
+        return peer_frame_end(p, off);
+}
+
 static void cluster_changed(Cluster *c) {
         if (!c->ms.changed)
                 return;
@@ -362,7 +507,9 @@ static void cluster_changed(Cluster *c) {
         manager_bus_peers_changed(c->manager);
         bool fenced = c->ms.declared_dead;
         c->ms.declared_dead = false;
-        remote_members_changed(c->manager, fenced);
+        if (fenced)
+                cluster_unstall(c, true);
+        remote_members_changed(c->manager, fenced, c->ms.dead_incarnation);
 }
 
 static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object *members) {
@@ -429,7 +576,17 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
 
         if (strlen(p->peer_id) != pm.from_len || memcmp(p->peer_id, pm.from, pm.from_len) != 0)
                 return -EPROTO; /* a peer speaks only for itself */
+        if (pm.type == PEER_MSG_DEAD_NOTICE) {
+                if (membership_declared_dead(&c->ms, pm.incarnation))
+                        log_warning("Peer %s says this node was declared dead (incarnation %" PRIu64 ").",
+                                    p->peer_id, pm.incarnation);
+                cluster_changed(c);
+                return 0;
+        }
         cluster_apply_members(c, p, pm.members);
+        for (size_t i = 0; i < c->ms.n_resurrected; i++)
+                (void) cluster_send_dead_notice(c, c->ms.resurrected[i], c->ms.resurrected_incarnation[i]);
+        membership_resurrected_clear(&c->ms);
         uint64_t now = peer_now_usec();
 
         switch (pm.type) {
@@ -449,6 +606,10 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
                         _cleanup_free_ char *from = strndup(pm.from, pm.from_len);
                         if (from)
                                 membership_ack(&c->ms, pm.seq, from, now);
+                        /* Answers to probes sent since the freeze, from every member we knew alive:
+                         * their tables are the cluster's view now (a death would fence us). */
+                        if (c->stalled && pm.seq >= c->stall_seq && !c->ms.declared_dead && from)
+                                cluster_stall_answered(c, from);
                 }
                 break;
         case PEER_MSG_PING_REQ: {
@@ -496,7 +657,10 @@ static int peer_conn_read(PeerConn *p) {
                 if (r == 0)
                         break;
                 r = frame_parse(&c->frame, payload, plen);
-                if (r >= 0)
+                if (r >= 0 && c->stalled && p->authenticated && c->frame.type >= PEER_MSG_DATA_FIRST &&
+                    c->frame.type < _PEER_MSG_DATA_END)
+                        r = cluster_hold_frame(c, p->peer_id, payload, plen);
+                else if (r >= 0)
                         r = peer_handle_frame(p, &c->frame);
                 frame_done(&c->frame);
                 frame_init(&c->frame);
@@ -512,6 +676,7 @@ static int on_peer_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
         int r;
 
+        cluster_note_active(p->cluster);
         if (p->connecting && (revents & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
                 int err = 0;
                 socklen_t l = sizeof(err);
@@ -673,6 +838,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         MembershipAction actions[MEMBERSHIP_ACTIONS_MAX];
         uint64_t now = peer_now_usec(), next;
 
+        cluster_note_active(c);
         cluster_update_self(c);
         size_t n = membership_tick(&c->ms, now, actions, &next);
         for (size_t i = 0; i < n; i++) {
@@ -727,6 +893,7 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
         c->listen_fd = -1;
         LIST_INIT(&c->conns);
         LIST_INIT(&c->dirty);
+        LIST_INIT(&c->held);
         frame_init(&c->frame);
 
         r = read_secret(config->secret_file, &c->secret, &c->secret_len);
@@ -802,6 +969,8 @@ Cluster *cluster_free(Cluster *c) {
         safe_close(c->listen_fd);
         for (size_t i = 0; i < PEER_RELAYS_MAX; i++)
                 free(c->relays[i].origin);
+        held_frames_free(c);
+        stall_pending_free(c);
         membership_done(&c->ms);
         frame_done(&c->frame);
         if (c->secret)

@@ -96,6 +96,7 @@ typedef struct HostRepl {
         uint64_t acked[REMOTE_REPLICAS_MAX];
         size_t n;
         bool fenced; /* this node was declared dead: the actor lives elsewhere now */
+        uint64_t incarnation; /* this node's when the actor came here */
         TAILQ_HEAD(, Deferred) deferred;
 } HostRepl;
 
@@ -988,6 +989,7 @@ void remote_actor_started(Actor *a) {
         if (!hr)
                 return;
         hr->actor = a;
+        hr->incarnation = membership_self(cluster_membership(a->manager->cluster))->incarnation;
         TAILQ_INIT(&hr->deferred);
         a->repl = hr;
         host_replicate(r, hr);
@@ -1765,13 +1767,15 @@ static void remote_check_replicas(Remote *r) {
         }
 }
 
-static void remote_fence(Remote *r) {
+/* The cluster declared this node dead at `incarnation`: the actors it had then were rebuilt
+ * elsewhere (or given up); they stop here. */
+static void remote_fence(Remote *r, uint64_t incarnation) {
         Manager *m = r->manager;
         Actor *a, *tmp;
         log_warning("This node was declared dead by the cluster: its replicated actors live on other nodes "
                     "now, stopping them here.");
         HASH_ITER(hh, m->actors, a, tmp)
-                if (host_repl(a) && host_repl(a)->n > 0 && a->state != ACTOR_DEAD) {
+                if (host_repl(a) && host_repl(a)->incarnation <= incarnation && a->state != ACTOR_DEAD) {
                         host_repl(a)->fenced = true;
                         a->fenced = true;
                         (void) actor_kill(a, true, "this node was declared dead by the cluster; the actor was rebuilt on another node");
@@ -1782,12 +1786,12 @@ static void remote_fence(Remote *r) {
                 replica_free(r, rep);
 }
 
-void remote_members_changed(Manager *m, bool fenced) {
+void remote_members_changed(Manager *m, bool fenced, uint64_t dead_incarnation) {
         Remote *r = m->remote;
         if (!r)
                 return;
         if (fenced)
-                remote_fence(r);
+                remote_fence(r, dead_incarnation);
         Membership *ms = cluster_membership(m->cluster);
         for (size_t i = 1; i < ms->n_members; i++) {
                 uint64_t node;

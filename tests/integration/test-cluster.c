@@ -414,3 +414,45 @@ Test(cluster, actor_lost_with_its_node_is_rebuilt_with_its_state) {
         cr_assert_eq(call_int(c, a, "get"), 21);
         nodes[1] = harness_stop(nodes[1]);
 }
+
+Test(cluster, frozen_node_is_declared_dead_and_does_not_run_its_actor_twice) {
+        start_cluster(3, NULL);
+        kactor_client *c = harness_client(nodes[0]);
+        kactor_actor a = create_counter_on(nodes[0], c, nodes[1], 0);
+        for (int i = 1; i <= 10; i++)
+                cr_assert_eq(call_int(c, a, "increment"), i);
+        const char *path = harness_actor_path(nodes[1], a);
+        uint64_t completed = harness_property_uint(nodes[1], path, HARNESS_IFACE_ACTOR, "CallsCompleted");
+        cr_assert_eq(completed, 10);
+
+        /* Frozen longer than the suspicion timeout: calls made meanwhile are answered by the
+         * actor rebuilt on another node. */
+        cr_assert_eq(kill(nodes[1]->nodemgr_pid, SIGSTOP), 0);
+        kactor_ref refs[5];
+        for (int i = 0; i < 5; i++)
+                cr_assert_eq(kactor_call(c, a, "increment", NULL, &refs[i]), 0);
+        for (int i = 0; i < 5; i++) {
+                kactor_value *v = harness_get(c, refs[i]);
+                int64_t n = -1;
+                cr_assert(kactor_value_as_int(v, &n) == 0 && n == 11 + i, "call %d returned %s", i,
+                          harness_value_str(nodes[0], v));
+                kactor_value_free(v);
+        }
+
+        /* It wakes: it hears it was declared dead, stops its copy, and has not run the calls that
+         * reached it while it was frozen. */
+        cr_assert_eq(kill(nodes[1]->nodemgr_pid, SIGCONT), 0);
+        cr_assert(harness_wait_actor_state(nodes[1], path, "dead", CLUSTER_WAIT_MS),
+                  "the woken node kept its copy of the actor; its log:\n%s\nnode 0:\n%s\nnode 2:\n%s", harness_nodemgr_log(nodes[1]), harness_nodemgr_log(nodes[0]), harness_nodemgr_log(nodes[2]));
+        const char *cause = harness_property_string(nodes[1], path, HARNESS_IFACE_ACTOR, "DeathCause");
+        cr_assert(strstr(cause, "declared dead"), "%s", cause);
+        cr_assert_eq(harness_property_uint(nodes[1], path, HARNESS_IFACE_ACTOR, "CallsCompleted"), completed,
+                     "the woken node ran calls that the rebuilt actor answered");
+        cr_assert_eq(call_int(c, a, "get"), 15);
+
+        /* It is a member again, and takes new actors. */
+        cr_assert(wait_peer_state(nodes[0], node_id(nodes[1]), "alive", 0, CLUSTER_WAIT_MS));
+        kactor_actor b = create_counter_on(nodes[0], c, nodes[1], 100);
+        cr_assert_eq(call_int(c, b, "increment"), 101);
+        cr_assert_eq(call_int(c, a, "increment"), 16);
+}
