@@ -26,170 +26,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "cluster.h"
 #include "macro.h"
 
-#define NODES_MAX 4
-#define CLUSTER_WAIT_MS 10000u
-#define PEER_PORT 7946
-
-static Harness *nodes[NODES_MAX];
-static char secret_path[64], bad_secret_path[64];
-
-static void write_secret(char *path, size_t sz, const char *name, const char *content) {
-        snprintf(path, sz, "/tmp/kactor-cluster-%d-%s", (int) getpid(), name);
-        FILE *f = fopen(path, "we");
-        cr_assert_not_null(f);
-        fputs(content, f);
-        fclose(f);
-}
-
-static void setup(void) {
-        write_secret(secret_path, sizeof(secret_path), "secret", "the-cluster-secret-for-these-tests\n");
-        write_secret(bad_secret_path, sizeof(bad_secret_path), "bad", "a-different-secret-entirely-xyz\n");
-}
-
-static void teardown(void) {
-        for (size_t i = 0; i < NODES_MAX; i++)
-                if (nodes[i]) {
-                        (void) kill(nodes[i]->nodemgr_pid, SIGCONT);
-                        nodes[i] = harness_stop(nodes[i]);
-                }
-        unlink(secret_path);
-        unlink(bad_secret_path);
-}
-
-TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 120);
-
-/* 127.X.Y.N, X.Y from our PID. */
-static const char *node_address(unsigned n) {
-        static char buf[NODES_MAX + 1][32];
-        pid_t pid = getpid();
-        snprintf(buf[n], sizeof(buf[n]), "127.%u.%u.%u:%u", (unsigned) (pid >> 8) & 0xff, (unsigned) pid & 0xff,
-                 n + 1, PEER_PORT);
-        return buf[n];
-}
-
-static char *arg(const char *name, const char *value) {
-        char *s;
-        cr_assert(asprintf(&s, "--%s=%s", name, value) >= 0);
-        return s;
-}
-
-/* Starts node i listening on its address, joining through node 0 unless it is node 0. */
-static Harness *start_node(unsigned i, const char *secret, const char *suspect_ms) {
-        const char *args[8] = {};
-        size_t k = 0;
-        args[k++] = arg("listen", node_address(i));
-        args[k++] = arg("cluster-secret-file", secret);
-        if (i > 0)
-                args[k++] = arg("join", node_address(0));
-        if (suspect_ms)
-                args[k++] = arg("suspect-timeout-ms", suspect_ms);
-        HarnessOptions o = { .gpus = 1, .num_cpus = 4, .extra_args = args };
-        nodes[i] = harness_start(&o);
-        for (size_t j = 0; j < k; j++)
-                free((char *) args[j]);
-        return nodes[i];
-}
-
-typedef struct PeerView {
-        char id[64];
-        char state[16];
-        uint32_t incarnation;
-        double cpus;
-        uint32_t gpus;
-} PeerView;
-
-/* Reads Peers; returns the number of members (at most max). */
-static size_t read_peers(Harness *h, PeerView *ret, size_t max) {
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        int r = harness_bus_call(h, &e, &reply, HARNESS_BUS_PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
-                                 HARNESS_IFACE_MANAGER, "Peers");
-        cr_assert(r >= 0, "Get Peers: %s", e.message ?: strerror(-r));
-        cr_assert(sd_bus_message_enter_container(reply, 'v', "a(sssudduu)") > 0);
-        cr_assert(sd_bus_message_enter_container(reply, 'a', "(sssudduu)") >= 0);
-        size_t n = 0;
-        for (;;) {
-                const char *id, *addr, *state;
-                uint32_t inc, gt, gf;
-                double ct, cf;
-                r = sd_bus_message_read(reply, "(sssudduu)", &id, &addr, &state, &inc, &ct, &cf, &gt, &gf);
-                cr_assert(r >= 0);
-                if (r == 0)
-                        break;
-                if (n < max) {
-                        snprintf(ret[n].id, sizeof(ret[n].id), "%s", id);
-                        snprintf(ret[n].state, sizeof(ret[n].state), "%s", state);
-                        ret[n].incarnation = inc;
-                        ret[n].cpus = ct;
-                        ret[n].gpus = gt;
-                }
-                n++;
-        }
-        sd_bus_message_unref(reply);
-        return n;
-}
-
-static const char *node_id(Harness *h) {
-        return harness_property_string(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "NodeId");
-}
-
-/* The state `h` has for member `id` ("" when unknown), and its incarnation. */
-static const char *peer_state(Harness *h, const char *id, uint32_t *ret_inc) {
-        static char state[16];
-        PeerView v[NODES_MAX * 4];
-        size_t n = read_peers(h, v, ELEMENTSOF(v));
-        state[0] = 0;
-        for (size_t i = 0; i < n && i < ELEMENTSOF(v); i++)
-                if (streq(v[i].id, id)) {
-                        snprintf(state, sizeof(state), "%s", v[i].state);
-                        if (ret_inc)
-                                *ret_inc = v[i].incarnation;
-                }
-        return state;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-/* Waits (bounded, polling every 50 ms) until `h` has `id` in `state` with an incarnation >= min_inc. */
-static bool wait_peer_state(Harness *h, const char *id, const char *state, uint32_t min_inc, unsigned timeout_ms) {
-        uint64_t end = now_ms() + timeout_ms;
-        do {
-                uint32_t inc = 0;
-                if (streq(peer_state(h, id, &inc), state) && inc >= min_inc)
-                        return true;
-                usleep(50 * 1000);
-        } while (now_ms() < end);
-        return false;
-}
-
-/* Waits until every one of the n nodes sees all n alive. */
-static void wait_formed(size_t n) {
-        for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < n; j++)
-                        cr_assert(wait_peer_state(nodes[i], node_id(nodes[j]), "alive", 0, CLUSTER_WAIT_MS),
-                                  "node %zu does not see node %zu alive; its log:\n%s", i, j,
-                                  harness_nodemgr_log(nodes[i]));
-}
-
-static void start_cluster(size_t n, const char *suspect_ms) {
-        for (size_t i = 0; i < n; i++)
-                start_node(i, secret_path, suspect_ms);
-        wait_formed(n);
-}
+TestSuite(cluster, .init = cluster_setup, .fini = cluster_teardown, .timeout = 120);
 
 Test(cluster, three_nodes_form_a_cluster_through_one_seed) {
-        start_cluster(3, NULL);
+        cluster_start(3, NULL);
         for (size_t i = 0; i < 3; i++) {
                 PeerView v[8];
-                cr_assert_eq(read_peers(nodes[i], v, 8), 3);
-                cr_assert_str_eq(v[0].id, node_id(nodes[i]), "this node comes first");
+                cr_assert_eq(cluster_read_peers(cluster_nodes[i], v, 8), 3);
+                cr_assert_str_eq(v[0].id, cluster_node_id(cluster_nodes[i]), "this node comes first");
                 for (size_t j = 0; j < 3; j++) {
                         cr_assert_str_eq(v[j].state, "alive");
                         cr_assert(v[j].cpus == 4 && v[j].gpus == 1, "resources travel with membership");
@@ -198,7 +45,7 @@ Test(cluster, three_nodes_form_a_cluster_through_one_seed) {
 
         /* kactorctl peers shows the same. */
         char *cmd, out[4096] = {};
-        cr_assert(asprintf(&cmd, "%s/kactorctl --bus '%s' peers --json", nodes[1]->build, nodes[1]->bus_address) >= 0);
+        cr_assert(asprintf(&cmd, "%s/kactorctl --bus '%s' peers --json", cluster_nodes[1]->build, cluster_nodes[1]->bus_address) >= 0);
         FILE *p = popen(cmd, "re");
         cr_assert_not_null(p);
         size_t len = fread(out, 1, sizeof(out) - 1, p);
@@ -206,80 +53,80 @@ Test(cluster, three_nodes_form_a_cluster_through_one_seed) {
         free(cmd);
         out[len] = 0;
         for (size_t j = 0; j < 3; j++)
-                cr_assert(strstr(out, node_id(nodes[j])), "kactorctl peers lacks node %zu: %s", j, out);
+                cr_assert(strstr(out, cluster_node_id(cluster_nodes[j])), "kactorctl peers lacks node %zu: %s", j, out);
         cr_assert(strstr(out, "\"alive\""), "%s", out);
 }
 
 Test(cluster, stopped_node_is_declared_dead_then_refutes_and_rejoins) {
-        start_cluster(3, NULL);
-        const char *victim = node_id(nodes[2]);
+        cluster_start(3, NULL);
+        const char *victim = cluster_node_id(cluster_nodes[2]);
         uint32_t inc0 = 0;
-        cr_assert_str_eq(peer_state(nodes[0], victim, &inc0), "alive");
+        cr_assert_str_eq(cluster_peer_state(cluster_nodes[0], victim, &inc0), "alive");
 
-        cr_assert(kill(nodes[2]->nodemgr_pid, SIGSTOP) == 0);
+        cr_assert(kill(cluster_nodes[2]->nodemgr_pid, SIGSTOP) == 0);
         for (size_t i = 0; i < 2; i++)
-                cr_assert(wait_peer_state(nodes[i], victim, "dead", 0, CLUSTER_WAIT_MS),
+                cr_assert(cluster_wait_peer_state(cluster_nodes[i], victim, "dead", 0, CLUSTER_WAIT_MS),
                           "node %zu did not declare the stopped node dead; its log:\n%s", i,
-                          harness_nodemgr_log(nodes[i]));
+                          harness_nodemgr_log(cluster_nodes[i]));
         /* The others are not disturbed by it. */
-        cr_assert_str_eq(peer_state(nodes[0], node_id(nodes[1]), NULL), "alive");
-        cr_assert_str_eq(peer_state(nodes[1], node_id(nodes[0]), NULL), "alive");
+        cr_assert_str_eq(cluster_peer_state(cluster_nodes[0], cluster_node_id(cluster_nodes[1]), NULL), "alive");
+        cr_assert_str_eq(cluster_peer_state(cluster_nodes[1], cluster_node_id(cluster_nodes[0]), NULL), "alive");
 
-        cr_assert(kill(nodes[2]->nodemgr_pid, SIGCONT) == 0);
+        cr_assert(kill(cluster_nodes[2]->nodemgr_pid, SIGCONT) == 0);
         /* It refutes with a newer incarnation and is alive again everywhere. */
         for (size_t i = 0; i < 2; i++)
-                cr_assert(wait_peer_state(nodes[i], victim, "alive", inc0 + 1, CLUSTER_WAIT_MS),
+                cr_assert(cluster_wait_peer_state(cluster_nodes[i], victim, "alive", inc0 + 1, CLUSTER_WAIT_MS),
                           "node %zu did not take the woken node back; its log:\n%s", i,
-                          harness_nodemgr_log(nodes[i]));
-        wait_formed(3);
+                          harness_nodemgr_log(cluster_nodes[i]));
+        cluster_wait_formed(3);
         for (size_t i = 0; i < 3; i++)
-                harness_assert_running(nodes[i]);
+                harness_assert_running(cluster_nodes[i]);
 }
 
 Test(cluster, short_stop_within_the_suspicion_timeout_is_no_death) {
         /* Suspicion lasts 8 s here; the node is stopped for 0.3 s: a wide margin on a loaded machine. */
-        start_cluster(3, "8000");
-        const char *victim = node_id(nodes[2]);
+        cluster_start(3, "8000");
+        const char *victim = cluster_node_id(cluster_nodes[2]);
 
-        cr_assert(kill(nodes[2]->nodemgr_pid, SIGSTOP) == 0);
+        cr_assert(kill(cluster_nodes[2]->nodemgr_pid, SIGSTOP) == 0);
         usleep(300 * 1000);
-        cr_assert(kill(nodes[2]->nodemgr_pid, SIGCONT) == 0);
+        cr_assert(kill(cluster_nodes[2]->nodemgr_pid, SIGCONT) == 0);
 
         /* For 3 s, neither other node ever says dead. */
-        uint64_t end = now_ms() + 3000;
+        uint64_t end = cluster_now_ms() + 3000;
         do {
                 for (size_t i = 0; i < 2; i++)
-                        cr_assert_str_neq(peer_state(nodes[i], victim, NULL), "dead",
+                        cr_assert_str_neq(cluster_peer_state(cluster_nodes[i], victim, NULL), "dead",
                                           "a short stop was taken for a death");
                 usleep(50 * 1000);
-        } while (now_ms() < end);
-        wait_formed(3);
+        } while (cluster_now_ms() < end);
+        cluster_wait_formed(3);
 }
 
 Test(cluster, peer_with_the_wrong_secret_is_refused) {
-        start_cluster(2, NULL);
-        Harness *bad = start_node(2, bad_secret_path, NULL);
-        const char *bad_id = node_id(bad);
+        cluster_start(2, NULL);
+        Harness *bad = cluster_start_node(2, cluster_bad_secret_path, NULL, NULL);
+        const char *bad_id = cluster_node_id(bad);
 
         /* Give it time to try (it redials every 0.5 s), then check nobody took it in. */
         usleep(2500 * 1000);
         for (size_t i = 0; i < 2; i++) {
                 PeerView v[8];
-                cr_assert_eq(read_peers(nodes[i], v, 8), 2, "node %zu has a member too many", i);
-                cr_assert_str_eq(peer_state(nodes[i], bad_id, NULL), "");
-                harness_assert_running(nodes[i]);
+                cr_assert_eq(cluster_read_peers(cluster_nodes[i], v, 8), 2, "node %zu has a member too many", i);
+                cr_assert_str_eq(cluster_peer_state(cluster_nodes[i], bad_id, NULL), "");
+                harness_assert_running(cluster_nodes[i]);
         }
         PeerView v[8];
-        cr_assert_eq(read_peers(bad, v, 8), 1, "the refused node learned the cluster's members");
-        cr_assert(strstr(harness_nodemgr_log(nodes[0]), "authentication failed"), "%s", harness_nodemgr_log(nodes[0]));
-        wait_formed(2);
+        cr_assert_eq(cluster_read_peers(bad, v, 8), 1, "the refused node learned the cluster's members");
+        cr_assert(strstr(harness_nodemgr_log(cluster_nodes[0]), "authentication failed"), "%s", harness_nodemgr_log(cluster_nodes[0]));
+        cluster_wait_formed(2);
 }
 
 static int connect_raw(const char *address) {
         char host[32];
         snprintf(host, sizeof(host), "%s", address);
         *strrchr(host, ':') = 0;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PEER_PORT) };
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(CLUSTER_PEER_PORT) };
         cr_assert(inet_pton(AF_INET, host, &sa.sin_addr) == 1);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         cr_assert(fd >= 0);
@@ -289,10 +136,10 @@ static int connect_raw(const char *address) {
 
 /* True when the node closes the connection within timeout_ms (whatever it sent before, e.g. HELLO). */
 static bool wait_closed(int fd, unsigned timeout_ms) {
-        uint64_t end = now_ms() + timeout_ms;
+        uint64_t end = cluster_now_ms() + timeout_ms;
         char buf[4096];
         for (;;) {
-                uint64_t now = now_ms();
+                uint64_t now = cluster_now_ms();
                 if (now >= end)
                         return false;
                 struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -311,8 +158,8 @@ static void send_all(int fd, const void *p, size_t n) {
 }
 
 Test(cluster, garbage_and_oversized_frames_drop_only_their_connection) {
-        start_cluster(2, NULL);
-        const char *target = node_address(0);
+        cluster_start(2, NULL);
+        const char *target = cluster_node_address(0);
 
         /* Garbage: not a msgpack header. */
         int fd = connect_raw(target);
@@ -351,83 +198,59 @@ Test(cluster, garbage_and_oversized_frames_drop_only_their_connection) {
         close(fd);
 
         for (size_t i = 0; i < 2; i++)
-                harness_assert_running(nodes[i]);
-        wait_formed(2);
+                harness_assert_running(cluster_nodes[i]);
+        cluster_wait_formed(2);
         PeerView v[8];
-        cr_assert_eq(read_peers(nodes[0], v, 8), 2);
+        cr_assert_eq(cluster_read_peers(cluster_nodes[0], v, 8), 2);
 }
 
 /* --- remote actors, replication, rebuilding -------------------------------------------------------- */
 
-/* Creates a Counter on node `on` through node `via`'s client c, with the Node option. */
-static kactor_actor create_counter_on(Harness *via, kactor_client *c, Harness *on, int64_t start) {
-        _cleanup_free_ char *args = NULL;
-        cr_assert(asprintf(&args, "[%" PRId64 "]", start) >= 0);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .node = node_id(on) };
-        return harness_create(via, c, harness_module(via, "counter"), "Counter", args, &o);
-}
-
-static int64_t call_int(kactor_client *c, kactor_actor a, const char *method) {
-        kactor_value *v = harness_call(c, a, method, NULL);
-        int64_t n = 0;
-        cr_assert(kactor_value_as_int(v, &n) == 0, "%s returned %s", method, harness_value_str(nodes[0], v));
-        kactor_value_free(v);
-        return n;
-}
-
-/* Kills a node manager with SIGKILL, as a crashed machine would go (its workers follow it). */
-static void crash_node(size_t i) {
-        pid_t pid = nodes[i]->nodemgr_pid;
-        cr_assert_eq(kill(pid, SIGKILL), 0);
-        cr_assert_eq(waitpid(pid, NULL, 0), pid);
-        nodes[i]->nodemgr_pid = 0; /* gone on purpose */
-}
-
 Test(cluster, actor_on_another_node_is_called_through_this_one) {
-        start_cluster(3, NULL);
-        kactor_client *c = harness_client(nodes[0]);
-        kactor_actor a = create_counter_on(nodes[0], c, nodes[1], 10);
+        cluster_start(3, NULL);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        kactor_actor a = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 10);
 
         for (int i = 1; i <= 5; i++)
-                cr_assert_eq(call_int(c, a, "increment"), 10 + i);
+                cr_assert_eq(cluster_call_int(c, a, "increment"), 10 + i);
         /* It runs on node 1: node 1 lists it, node 0 does not host it. */
-        cr_assert(harness_wait_actor_state(nodes[1], harness_actor_path(nodes[1], a), "alive", CLUSTER_WAIT_MS));
-        cr_assert_eq(harness_property_uint(nodes[0], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 0);
-        cr_assert_eq(harness_property_uint(nodes[1], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 1);
+        cr_assert(harness_wait_actor_state(cluster_nodes[1], harness_actor_path(cluster_nodes[1], a), "alive", CLUSTER_WAIT_MS));
+        cr_assert_eq(harness_property_uint(cluster_nodes[0], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 0);
+        cr_assert_eq(harness_property_uint(cluster_nodes[1], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 1);
 
         /* The same handle works from a client of the third node. */
-        kactor_client *c2 = harness_client(nodes[2]);
-        cr_assert_eq(call_int(c2, a, "increment"), 16);
-        cr_assert_eq(call_int(c, a, "get"), 16);
+        kactor_client *c2 = harness_client(cluster_nodes[2]);
+        cr_assert_eq(cluster_call_int(c2, a, "increment"), 16);
+        cr_assert_eq(cluster_call_int(c, a, "get"), 16);
 }
 
 Test(cluster, actor_lost_with_its_node_is_rebuilt_with_its_state) {
-        start_cluster(3, NULL);
-        kactor_client *c = harness_client(nodes[0]);
-        kactor_actor a = create_counter_on(nodes[0], c, nodes[1], 0);
+        cluster_start(3, NULL);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        kactor_actor a = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 0);
         for (int i = 1; i <= 20; i++)
-                cr_assert_eq(call_int(c, a, "increment"), i);
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i);
 
-        crash_node(1);
+        cluster_crash_node(1);
         /* The same handle, through the same node: the actor comes back elsewhere, state intact. */
-        cr_assert_eq(call_int(c, a, "increment"), 21);
-        cr_assert_eq(call_int(c, a, "get"), 21);
-        nodes[1] = harness_stop(nodes[1]);
+        cr_assert_eq(cluster_call_int(c, a, "increment"), 21);
+        cr_assert_eq(cluster_call_int(c, a, "get"), 21);
+        cluster_nodes[1] = harness_stop(cluster_nodes[1]);
 }
 
 Test(cluster, frozen_node_is_declared_dead_and_does_not_run_its_actor_twice) {
-        start_cluster(3, NULL);
-        kactor_client *c = harness_client(nodes[0]);
-        kactor_actor a = create_counter_on(nodes[0], c, nodes[1], 0);
+        cluster_start(3, NULL);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        kactor_actor a = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 0);
         for (int i = 1; i <= 10; i++)
-                cr_assert_eq(call_int(c, a, "increment"), i);
-        const char *path = harness_actor_path(nodes[1], a);
-        uint64_t completed = harness_property_uint(nodes[1], path, HARNESS_IFACE_ACTOR, "CallsCompleted");
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i);
+        const char *path = harness_actor_path(cluster_nodes[1], a);
+        uint64_t completed = harness_property_uint(cluster_nodes[1], path, HARNESS_IFACE_ACTOR, "CallsCompleted");
         cr_assert_eq(completed, 10);
 
         /* Frozen longer than the suspicion timeout: calls made meanwhile are answered by the
          * actor rebuilt on another node. */
-        cr_assert_eq(kill(nodes[1]->nodemgr_pid, SIGSTOP), 0);
+        cr_assert_eq(kill(cluster_nodes[1]->nodemgr_pid, SIGSTOP), 0);
         kactor_ref refs[5];
         for (int i = 0; i < 5; i++)
                 cr_assert_eq(kactor_call(c, a, "increment", NULL, &refs[i]), 0);
@@ -435,24 +258,24 @@ Test(cluster, frozen_node_is_declared_dead_and_does_not_run_its_actor_twice) {
                 kactor_value *v = harness_get(c, refs[i]);
                 int64_t n = -1;
                 cr_assert(kactor_value_as_int(v, &n) == 0 && n == 11 + i, "call %d returned %s", i,
-                          harness_value_str(nodes[0], v));
+                          harness_value_str(cluster_nodes[0], v));
                 kactor_value_free(v);
         }
 
         /* It wakes: it hears it was declared dead, stops its copy, and has not run the calls that
          * reached it while it was frozen. */
-        cr_assert_eq(kill(nodes[1]->nodemgr_pid, SIGCONT), 0);
-        cr_assert(harness_wait_actor_state(nodes[1], path, "dead", CLUSTER_WAIT_MS),
-                  "the woken node kept its copy of the actor; its log:\n%s\nnode 0:\n%s\nnode 2:\n%s", harness_nodemgr_log(nodes[1]), harness_nodemgr_log(nodes[0]), harness_nodemgr_log(nodes[2]));
-        const char *cause = harness_property_string(nodes[1], path, HARNESS_IFACE_ACTOR, "DeathCause");
+        cr_assert_eq(kill(cluster_nodes[1]->nodemgr_pid, SIGCONT), 0);
+        cr_assert(harness_wait_actor_state(cluster_nodes[1], path, "dead", CLUSTER_WAIT_MS),
+                  "the woken node kept its copy of the actor; its log:\n%s\nnode 0:\n%s\nnode 2:\n%s", harness_nodemgr_log(cluster_nodes[1]), harness_nodemgr_log(cluster_nodes[0]), harness_nodemgr_log(cluster_nodes[2]));
+        const char *cause = harness_property_string(cluster_nodes[1], path, HARNESS_IFACE_ACTOR, "DeathCause");
         cr_assert(strstr(cause, "declared dead"), "%s", cause);
-        cr_assert_eq(harness_property_uint(nodes[1], path, HARNESS_IFACE_ACTOR, "CallsCompleted"), completed,
+        cr_assert_eq(harness_property_uint(cluster_nodes[1], path, HARNESS_IFACE_ACTOR, "CallsCompleted"), completed,
                      "the woken node ran calls that the rebuilt actor answered");
-        cr_assert_eq(call_int(c, a, "get"), 15);
+        cr_assert_eq(cluster_call_int(c, a, "get"), 15);
 
         /* It is a member again, and takes new actors. */
-        cr_assert(wait_peer_state(nodes[0], node_id(nodes[1]), "alive", 0, CLUSTER_WAIT_MS));
-        kactor_actor b = create_counter_on(nodes[0], c, nodes[1], 100);
-        cr_assert_eq(call_int(c, b, "increment"), 101);
-        cr_assert_eq(call_int(c, a, "increment"), 16);
+        cr_assert(cluster_wait_peer_state(cluster_nodes[0], cluster_node_id(cluster_nodes[1]), "alive", 0, CLUSTER_WAIT_MS));
+        kactor_actor b = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 100);
+        cr_assert_eq(cluster_call_int(c, b, "increment"), 101);
+        cr_assert_eq(cluster_call_int(c, a, "increment"), 16);
 }

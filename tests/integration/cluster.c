@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Clusters of node managers for the integration tests: see cluster.h. */
+
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "macro.h"
+
+Harness *cluster_nodes[CLUSTER_NODES_MAX];
+char cluster_secret_path[64], cluster_bad_secret_path[64];
+
+static void write_secret(char *path, size_t sz, const char *name, const char *content) {
+        snprintf(path, sz, "/tmp/kactor-cluster-%d-%s", (int) getpid(), name);
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+void cluster_setup(void) {
+        write_secret(cluster_secret_path, sizeof(cluster_secret_path), "secret", "the-cluster-secret-for-these-tests\n");
+        write_secret(cluster_bad_secret_path, sizeof(cluster_bad_secret_path), "bad", "a-different-secret-entirely-xyz\n");
+}
+
+void cluster_teardown(void) {
+        for (size_t i = 0; i < CLUSTER_NODES_MAX; i++)
+                if (cluster_nodes[i]) {
+                        (void) kill(cluster_nodes[i]->nodemgr_pid, SIGCONT);
+                        cluster_nodes[i] = harness_stop(cluster_nodes[i]);
+                }
+        unlink(cluster_secret_path);
+        unlink(cluster_bad_secret_path);
+}
+
+
+/* 127.X.Y.N, X.Y from our PID. */
+const char *cluster_node_address(unsigned n) {
+        static char buf[CLUSTER_NODES_MAX + 1][32];
+        pid_t pid = getpid();
+        snprintf(buf[n], sizeof(buf[n]), "127.%u.%u.%u:%u", (unsigned) (pid >> 8) & 0xff, (unsigned) pid & 0xff,
+                 n + 1, CLUSTER_PEER_PORT);
+        return buf[n];
+}
+
+static char *arg(const char *name, const char *value) {
+        char *s;
+        cr_assert(asprintf(&s, "--%s=%s", name, value) >= 0);
+        return s;
+}
+
+/* Starts node i listening on its address, joining through node 0 unless it is node 0. */
+Harness *cluster_start_node(unsigned i, const char *secret, const char *suspect_ms, const char *const *extra) {
+        const char *args[16] = {};
+        size_t k = 0;
+        args[k++] = arg("listen", cluster_node_address(i));
+        args[k++] = arg("cluster-secret-file", secret);
+        if (i > 0)
+                args[k++] = arg("join", cluster_node_address(0));
+        if (suspect_ms)
+                args[k++] = arg("suspect-timeout-ms", suspect_ms);
+        size_t allocated = k;
+        for (const char *const *e = extra; e && *e && k < ELEMENTSOF(args) - 1; e++)
+                args[k++] = *e;
+        HarnessOptions o = { .gpus = 1, .num_cpus = 4, .extra_args = args };
+        cluster_nodes[i] = harness_start(&o);
+        for (size_t j = 0; j < allocated; j++)
+                free((char *) args[j]);
+        return cluster_nodes[i];
+}
+
+
+/* Reads Peers; returns the number of members (at most max). */
+size_t cluster_read_peers(Harness *h, PeerView *ret, size_t max) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r = harness_bus_call(h, &e, &reply, HARNESS_BUS_PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                 HARNESS_IFACE_MANAGER, "Peers");
+        cr_assert(r >= 0, "Get Peers: %s", e.message ?: strerror(-r));
+        cr_assert(sd_bus_message_enter_container(reply, 'v', "a(sssudduu)") > 0);
+        cr_assert(sd_bus_message_enter_container(reply, 'a', "(sssudduu)") >= 0);
+        size_t n = 0;
+        for (;;) {
+                const char *id, *addr, *state;
+                uint32_t inc, gt, gf;
+                double ct, cf;
+                r = sd_bus_message_read(reply, "(sssudduu)", &id, &addr, &state, &inc, &ct, &cf, &gt, &gf);
+                cr_assert(r >= 0);
+                if (r == 0)
+                        break;
+                if (n < max) {
+                        snprintf(ret[n].id, sizeof(ret[n].id), "%s", id);
+                        snprintf(ret[n].state, sizeof(ret[n].state), "%s", state);
+                        ret[n].incarnation = inc;
+                        ret[n].cpus = ct;
+                        ret[n].gpus = gt;
+                }
+                n++;
+        }
+        sd_bus_message_unref(reply);
+        return n;
+}
+
+const char *cluster_node_id(Harness *h) {
+        return harness_property_string(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "NodeId");
+}
+
+/* The state `h` has for member `id` ("" when unknown), and its incarnation. */
+const char *cluster_peer_state(Harness *h, const char *id, uint32_t *ret_inc) {
+        static char state[16];
+        PeerView v[CLUSTER_NODES_MAX * 4];
+        size_t n = cluster_read_peers(h, v, ELEMENTSOF(v));
+        state[0] = 0;
+        for (size_t i = 0; i < n && i < ELEMENTSOF(v); i++)
+                if (streq(v[i].id, id)) {
+                        snprintf(state, sizeof(state), "%s", v[i].state);
+                        if (ret_inc)
+                                *ret_inc = v[i].incarnation;
+                }
+        return state;
+}
+
+uint64_t cluster_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Waits (bounded, polling every 50 ms) until `h` has `id` in `state` with an incarnation >= min_inc. */
+bool cluster_wait_peer_state(Harness *h, const char *id, const char *state, uint32_t min_inc, unsigned timeout_ms) {
+        uint64_t end = cluster_now_ms() + timeout_ms;
+        do {
+                uint32_t inc = 0;
+                if (streq(cluster_peer_state(h, id, &inc), state) && inc >= min_inc)
+                        return true;
+                usleep(50 * 1000);
+        } while (cluster_now_ms() < end);
+        return false;
+}
+
+/* Waits until every one of the n nodes sees all n alive. */
+void cluster_wait_formed(size_t n) {
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++)
+                        cr_assert(cluster_wait_peer_state(cluster_nodes[i], cluster_node_id(cluster_nodes[j]), "alive", 0, CLUSTER_WAIT_MS),
+                                  "node %zu does not see node %zu alive; its log:\n%s", i, j,
+                                  harness_nodemgr_log(cluster_nodes[i]));
+}
+
+void cluster_start(size_t n, const char *suspect_ms) {
+        cluster_start_with(n, suspect_ms, NULL);
+}
+
+void cluster_start_with(size_t n, const char *suspect_ms, const char *const *extra) {
+        for (size_t i = 0; i < n; i++)
+                cluster_start_node(i, cluster_secret_path, suspect_ms, extra);
+        cluster_wait_formed(n);
+}
+
+/* Creates a Counter on node `on` through node `via`'s client c, with the Node option. */
+kactor_actor cluster_create_counter_on(Harness *via, kactor_client *c, Harness *on, int64_t start) {
+        _cleanup_free_ char *args = NULL;
+        cr_assert(asprintf(&args, "[%" PRId64 "]", start) >= 0);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(on) };
+        return harness_create(via, c, harness_module(via, "counter"), "Counter", args, &o);
+}
+
+int64_t cluster_call_int(kactor_client *c, kactor_actor a, const char *method) {
+        kactor_value *v = harness_call(c, a, method, NULL);
+        int64_t n = 0;
+        cr_assert(kactor_value_as_int(v, &n) == 0, "%s returned %s", method, harness_value_str(cluster_nodes[0], v));
+        kactor_value_free(v);
+        return n;
+}
+
+/* Kills a node manager with SIGKILL, as a crashed machine would go (its workers follow it). */
+void cluster_crash_node(size_t i) {
+        pid_t pid = cluster_nodes[i]->nodemgr_pid;
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+        cluster_nodes[i]->nodemgr_pid = 0; /* gone on purpose */
+}
+
