@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,4 +279,156 @@ Test(cluster, frozen_node_is_declared_dead_and_does_not_run_its_actor_twice) {
         kactor_actor b = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 100);
         cr_assert_eq(cluster_call_int(c, b, "increment"), 101);
         cr_assert_eq(cluster_call_int(c, a, "increment"), 16);
+}
+
+/* --- stress: many actors, several callers, a node killed mid-stream -------------------------------- */
+
+#define STRESS_NODES 4
+#define STRESS_ACTORS 10
+#define STRESS_CALLERS 3
+#define STRESS_CALLS_PER_CALLER 3340 /* 334 to each actor: 1,002 calls per actor */
+#define STRESS_WINDOW 32
+
+typedef struct StressStream {
+        pthread_mutex_t lock;
+        pthread_cond_t progressed;
+        size_t results;
+        size_t done;
+} StressStream;
+
+typedef struct StressCaller {
+        StressStream *stream;
+        kactor_client *client;
+        const kactor_actor *actors;
+        int64_t id;
+        int64_t position[STRESS_CALLS_PER_CALLER]; /* what add returned: the entry's position in its actor */
+        char error[512];
+} StressCaller;
+
+/* In its own thread with its own client: nothing here may assert. */
+static int stress_collect(StressCaller *c, kactor_ref *refs, int64_t seq) {
+        kactor_value *v = NULL;
+        int r = kactor_get1(c->client, refs[seq % STRESS_WINDOW], 3 * HARNESS_TIMEOUT_USEC, &v);
+        (void) kactor_ref_release(c->client, &refs[seq % STRESS_WINDOW], 1);
+        if (r < 0 || kactor_value_type(v) != KACTOR_TYPE_INT) {
+                _cleanup_free_ char *str = v ? kactor_value_to_json(v) : NULL;
+                snprintf(c->error, sizeof(c->error), "caller %" PRIi64 ": seq %" PRIi64 ": %s %s", c->id, seq,
+                         r < 0 ? strerror(-r) : "returned", str ?: kactor_client_error_message(c->client));
+                kactor_value_free(v);
+                return r < 0 ? r : -EBADMSG;
+        }
+        c->position[seq] = kactor_value_get_int(v);
+        kactor_value_free(v);
+        pthread_mutex_lock(&c->stream->lock);
+        c->stream->results++;
+        pthread_cond_broadcast(&c->stream->progressed);
+        pthread_mutex_unlock(&c->stream->lock);
+        return 0;
+}
+
+static void *stress_caller_run(void *userdata) {
+        StressCaller *c = userdata;
+        kactor_ref refs[STRESS_WINDOW];
+        int64_t seq, sent = 0;
+        for (seq = 0; seq < STRESS_CALLS_PER_CALLER; seq++) {
+                if (seq >= STRESS_WINDOW && stress_collect(c, refs, seq - STRESS_WINDOW) < 0)
+                        goto done;
+                kactor_value *args = kactor_value_new_int_list((int64_t[]) { c->id, seq }, 2);
+                int r = args ? kactor_call(c->client, c->actors[seq % STRESS_ACTORS], "add", args,
+                                           &refs[seq % STRESS_WINDOW])
+                             : -ENOMEM;
+                kactor_value_free(args);
+                if (r < 0) {
+                        snprintf(c->error, sizeof(c->error), "caller %" PRIi64 ": call %" PRIi64 ": %s", c->id, seq,
+                                 strerror(-r));
+                        goto done;
+                }
+                sent = seq + 1;
+        }
+        for (seq = MAX((int64_t) 0, sent - STRESS_WINDOW); seq < sent; seq++)
+                if (stress_collect(c, refs, seq) < 0)
+                        break;
+done:
+        pthread_mutex_lock(&c->stream->lock);
+        c->stream->done++;
+        pthread_cond_broadcast(&c->stream->progressed);
+        pthread_mutex_unlock(&c->stream->lock);
+        return NULL;
+}
+
+Test(cluster, stress_ten_actors_three_callers_a_node_killed_mid_stream) {
+        static StressCaller callers[STRESS_CALLERS];
+        StressStream stream = { .lock = PTHREAD_MUTEX_INITIALIZER, .progressed = PTHREAD_COND_INITIALIZER };
+        pthread_t threads[STRESS_CALLERS];
+        kactor_actor actors[STRESS_ACTORS];
+        size_t total = STRESS_CALLERS * STRESS_CALLS_PER_CALLER;
+        const char *seed_env = getenv("KACTOR_TEST_SEED");
+        uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) : (cluster_now_ms() ^ (uint64_t) getpid() << 32) | 1;
+
+        cluster_start(STRESS_NODES, NULL);
+        kactor_client *owner = harness_client(cluster_nodes[0]);
+        /* The actors live on nodes 1..3; the callers are clients of node 0. */
+        for (size_t i = 0; i < STRESS_ACTORS; i++) {
+                struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(cluster_nodes[1 + i % 3]) };
+                actors[i] = harness_create(cluster_nodes[0], owner, harness_module(cluster_nodes[0], "lineagemod"),
+                                           "Journal", NULL, &o);
+        }
+        size_t victim = 1 + seed % 3, kill_at = total / 5 + (seed >> 8) % (total / 2);
+        cr_log_info("seed %" PRIu64 " (KACTOR_TEST_SEED to repeat): node %zu is killed after %zu results", seed,
+                    victim, kill_at);
+
+        for (size_t i = 0; i < STRESS_CALLERS; i++) {
+                callers[i] = (StressCaller) { .stream = &stream, .client = harness_client(cluster_nodes[0]),
+                                              .actors = actors, .id = (int64_t) i };
+                cr_assert_eq(pthread_create(&threads[i], NULL, stress_caller_run, &callers[i]), 0);
+        }
+        pthread_mutex_lock(&stream.lock);
+        while (stream.results < kill_at && stream.done < STRESS_CALLERS)
+                pthread_cond_wait(&stream.progressed, &stream.lock);
+        size_t done = stream.done;
+        pthread_mutex_unlock(&stream.lock);
+        cr_assert_eq(done, 0, "a caller stopped before the kill: %s%s%s", callers[0].error, callers[1].error,
+                     callers[2].error);
+        const char *victim_id = cluster_node_id(cluster_nodes[victim]);
+        cluster_crash_node(victim);
+        for (size_t i = 0; i < STRESS_CALLERS; i++)
+                cr_assert_eq(pthread_join(threads[i], NULL), 0);
+        for (size_t i = 0; i < STRESS_CALLERS; i++)
+                cr_assert_str_empty(callers[i].error, "%s; node 0's log:\n%s", callers[i].error,
+                                    harness_nodemgr_log(cluster_nodes[0]));
+
+        /* Every actor holds each of its acknowledged calls exactly once, each caller's in its order,
+         * and each call's result is the position its entry has. */
+        for (size_t a = 0; a < STRESS_ACTORS; a++) {
+                kactor_value *v = harness_call(owner, actors[a], "entries", NULL);
+                int64_t next[STRESS_CALLERS];
+                for (size_t k = 0; k < STRESS_CALLERS; k++)
+                        next[k] = (int64_t) a;
+                size_t n = kactor_value_list_size(v);
+                cr_assert_eq(n, (size_t) STRESS_CALLERS * (STRESS_CALLS_PER_CALLER / STRESS_ACTORS),
+                             "actor %zu holds %zu entries: %s", a, n, harness_value_str(cluster_nodes[0], v));
+                for (size_t i = 0; i < n; i++) {
+                        const kactor_value *e = kactor_value_list_get(v, i);
+                        int64_t caller = kactor_value_get_int(kactor_value_list_get(e, 0));
+                        int64_t seq = kactor_value_get_int(kactor_value_list_get(e, 1));
+                        cr_assert(caller >= 0 && caller < STRESS_CALLERS, "actor %zu entry %zu is %s", a, i,
+                                  harness_value_str(cluster_nodes[0], e));
+                        cr_assert_eq(seq, next[caller], "actor %zu entry %zu is %s: caller %" PRIi64 " expected seq %" PRIi64,
+                                     a, i, harness_value_str(cluster_nodes[0], e), caller, next[caller]);
+                        next[caller] += STRESS_ACTORS;
+                        cr_assert_eq(callers[caller].position[seq], (int64_t) i + 1,
+                                     "caller %" PRIi64 " seq %" PRIi64 " got position %" PRIi64 ", its entry is at %zu",
+                                     caller, seq, callers[caller].position[seq], i + 1);
+                }
+                kactor_value_free(v);
+        }
+        /* The victim's actors were rebuilt: node 0 saw the death and the actors live elsewhere. */
+        cr_assert_str_eq(cluster_peer_state(cluster_nodes[0], victim_id, NULL), "dead");
+        size_t rebuilt = 0;
+        for (size_t i = 0; i < STRESS_NODES; i++)
+                for (const char *l = i == victim ? "" : harness_nodemgr_log(cluster_nodes[i]);
+                     (l = strstr(l, "rebuilt here")); l++)
+                        rebuilt++;
+        cr_assert_eq(rebuilt, victim == 1 ? 4u : 3u, "%zu of the victim's actors were rebuilt", rebuilt);
+        cluster_nodes[victim] = harness_stop(cluster_nodes[victim]);
 }
