@@ -640,7 +640,7 @@ static int actor_find(sd_bus *bus, const char *path, const char *interface, void
 
         if (bus_path_parse(path, &t, &id) < 0 || t != KACTOR_TYPE_ACTOR)
                 return 0;
-        Actor *a = manager_find_actor(m, id);
+        Actor *a = manager_find_actor(m, id) ?: remote_actor_bus_view(m, id);
         if (!a)
                 return 0;
         *found = a;
@@ -706,7 +706,13 @@ static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *
         int r = sd_bus_message_read(msg, "b", &no_restart);
         if (r < 0)
                 return r;
-        (void) actor_kill(a, no_restart, "killed by request");
+        if (a->remote_node)
+                r = remote_kill_actor(a->manager, a->id, no_restart);
+        else
+                r = actor_kill(a, no_restart, "killed by request");
+        if (r < 0)
+                return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "Cannot reach actor %s: %s", a->id_string,
+                                         strerror(-r));
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -725,7 +731,7 @@ static int property_get_actor_string(sd_bus *bus, const char *path, const char *
         else if (streq(property, "State"))
                 v = actor_state_to_string(a->state);
         else if (streq(property, "Node"))
-                v = a->manager->node_id;
+                v = a->remote_node ?: a->manager->node_id;
         else if (streq(property, "DeathCause"))
                 v = a->death_cause ?: "";
         return sd_bus_message_append(reply, "s", v);

@@ -171,6 +171,7 @@ struct Actor {
         sd_event_source *restart_timer;
         struct HostRepl *repl;    /* remote.c: its replicas, in a cluster */
         bool fenced;              /* stopped because the cluster declared this node dead */
+        char *remote_node;        /* a D-Bus view of an actor that lives on this peer (remote.c) */
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
 };
 

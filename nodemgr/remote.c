@@ -147,6 +147,7 @@ struct Remote {
         RemoteActor *actors;
         Replica *replica_set;
         LIST_HEAD(, Rebuilt) rebuilt;
+        Actor *views; /* D-Bus views of remote actors, by id */
         sd_event_source *tick;
         uint64_t *dead_nodes; /* members seen dead, so that each death is handled once */
         size_t n_dead_nodes;
@@ -618,6 +619,37 @@ void remote_actor_unref(Manager *m, kactor_id id) {
 
 /* The actor moved (or could not be rebuilt: node 0). */
 static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause);
+
+Actor *remote_actor_bus_view(Manager *m, kactor_id id) {
+        Remote *r = m->remote;
+        if (!r || !remote_actor_routable(m, id))
+                return NULL;
+        Actor *v;
+        HASH_FIND(hh, r->views, &id, sizeof(id), v);
+        if (!v) {
+                v = calloc(1, sizeof(*v));
+                if (!v)
+                        return NULL;
+                v->manager = m;
+                v->id = id;
+                kactor_id_to_string(id, v->id_string);
+                v->module = v->class_name = (char *) "";
+                v->max_restarts = -1;
+                if (asprintf(&v->path, "/io/kactor/NodeManager1/actor/%s", v->id_string) < 0 ||
+                    !(v->remote_node = calloc(1, NODE_STR_MAX))) {
+                        free(v->path);
+                        free(v);
+                        return NULL;
+                }
+                HASH_ADD(hh, r->views, id, sizeof(v->id), v);
+        }
+        RemoteActor *ra = remote_actor_find(r, id);
+        node_str(ra ? ra->node : route(r, id), v->remote_node);
+        v->state = !ra ? ACTOR_ALIVE : ra->dead ? ACTOR_DEAD : ra->lost ? ACTOR_RESTARTING : ACTOR_ALIVE;
+        free(v->death_cause);
+        v->death_cause = ra && ra->cause ? strdup(ra->cause) : NULL;
+        return v;
+}
 
 /* --- placement ------------------------------------------------------------------------------------ */
 
@@ -1904,6 +1936,14 @@ void remote_free(Manager *m) {
         Replica *rep, *reptmp;
         HASH_ITER(hh, r->replica_set, rep, reptmp)
                 replica_free(r, rep);
+        Actor *v, *vtmp;
+        HASH_ITER(hh, r->views, v, vtmp) {
+                HASH_DEL(r->views, v);
+                free(v->path);
+                free(v->remote_node);
+                free(v->death_cause);
+                free(v);
+        }
         sd_event_source_disable_unref(r->tick);
         free(r->dead_nodes);
         free(r);

@@ -49,6 +49,10 @@ void remote_actor_unref(Manager *m, kactor_id id);
 /* An object made on a peer: a pending local copy that the peer is asked to fill. NULL when the id
  * cannot be on a live peer. The copy has one reference, the fetch's own, dropped once it is filled. */
 Object *remote_fetch_object(Manager *m, kactor_id id);
+/* What D-Bus shows on this node for an actor that lives on a peer: Id, Node, State, DeathCause, and
+ * Call and Kill, which go to the actor's node. NULL when the id names no actor reachable here. */
+Actor *remote_actor_bus_view(Manager *m, kactor_id id);
+
 /* The call ready to go: its arguments are there (callqueue dependency callback). */
 void remote_call_ready(Call *c);
 

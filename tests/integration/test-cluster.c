@@ -432,3 +432,35 @@ Test(cluster, stress_ten_actors_three_callers_a_node_killed_mid_stream) {
         cr_assert_eq(rebuilt, victim == 1 ? 4u : 3u, "%zu of the victim's actors were rebuilt", rebuilt);
         cluster_nodes[victim] = harness_stop(cluster_nodes[victim]);
 }
+
+/* --- D-Bus: paths are the same on every node ------------------------------------------------------- */
+
+Test(cluster, actor_and_object_paths_from_one_node_work_on_any) {
+        cluster_start(3, NULL);
+        Harness *a = cluster_nodes[0], *b = cluster_nodes[1], *c = cluster_nodes[2];
+        const char *module = harness_module(a, "counter");
+
+        /* Created through node 0 on node 1, over D-Bus. */
+        const char *actor = harness_busctl_path(
+                a, harness_busctl_call_ok(a, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "CreateActor", "ssava{sv}",
+                                          module, "Counter", "1", "x", "5", "1", "Node", "s", cluster_node_id(b),
+                                          NULL));
+        cr_assert(harness_wait_actor_state(b, actor, "alive", CLUSTER_WAIT_MS), "node 1 does not host %s", actor);
+        cr_assert_str_eq(harness_property_string(a, actor, HARNESS_IFACE_ACTOR, "Node"), cluster_node_id(b));
+
+        /* Called through node 2 with the path from node 0; its result read on node 0 with the object
+         * path from node 2. */
+        const char *object = harness_busctl_path(
+                c, harness_busctl_call_ok(c, actor, HARNESS_IFACE_ACTOR, "Call", "sav", "increment", "0", NULL));
+        const char *out = harness_busctl_call_ok(a, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1",
+                                                 object, "10000000", NULL);
+        cr_assert(strstr(out, "x 6"), "Get on node 0 of %s (made on node 2) returned %s", object, out);
+        out = harness_busctl_call_ok(b, actor, HARNESS_IFACE_ACTOR, "Call", "sav", "get", "0", NULL);
+        out = harness_busctl_call_ok(b, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1",
+                                     harness_busctl_path(b, out), "10000000", NULL);
+        cr_assert(strstr(out, "x 6"), "%s", out);
+
+        /* Kill through node 2: the actor on node 1 dies. */
+        harness_busctl_call_ok(c, actor, HARNESS_IFACE_ACTOR, "Kill", "b", "true", NULL);
+        cr_assert(harness_wait_actor_state(b, actor, "dead", CLUSTER_WAIT_MS));
+}
