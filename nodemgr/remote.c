@@ -687,6 +687,10 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
         }
         if (!best)
                 return 0; /* the local attempt says what is missing */
+        /* Counted as taken until the member's own next entry says what it has: placements in a
+         * row do not all pick the same node. */
+        best->resources.gpus_free -= spec->num_gpus;
+        best->resources.cpus_free = MAX(best->resources.cpus_free - spec->num_cpus, 0.0);
         *ret_node = strdup(best->id);
         return *ret_node ? 1 : -ENOMEM;
 }

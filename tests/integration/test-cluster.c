@@ -464,3 +464,37 @@ Test(cluster, actor_and_object_paths_from_one_node_work_on_any) {
         harness_busctl_call_ok(c, actor, HARNESS_IFACE_ACTOR, "Kill", "b", "true", NULL);
         cr_assert(harness_wait_actor_state(b, actor, "dead", CLUSTER_WAIT_MS));
 }
+
+Test(cluster, actor_that_does_not_fit_here_goes_to_a_peer_with_the_resources) {
+        cluster_start(3, NULL);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .num_gpus = 1 };
+        kactor_actor actors[3];
+
+        /* One GPU per node: the first actor stays here, the next two go to the peers. */
+        for (size_t i = 0; i < 3; i++) {
+                actors[i] = harness_create(cluster_nodes[0], c, harness_module(cluster_nodes[0], "counter"), "Counter",
+                                           "[0]", &o);
+                cr_assert_eq(cluster_call_int(c, actors[i], "increment"), 1);
+        }
+        for (size_t i = 0; i < 3; i++)
+                cr_assert_eq(harness_property_uint(cluster_nodes[i], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"),
+                             1, "node %zu hosts %" PRIu64 " actors", i,
+                             harness_property_uint(cluster_nodes[i], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"));
+        cr_assert_str_eq(harness_property_string(cluster_nodes[0], harness_actor_path(cluster_nodes[0], actors[0]),
+                                                 HARNESS_IFACE_ACTOR, "Node"),
+                         cluster_node_id(cluster_nodes[0]));
+
+        /* No node has a GPU left: the request fails here, saying what is missing. */
+        kactor_actor x;
+        int r = kactor_create_actor(c, harness_module(cluster_nodes[0], "counter"), "Counter", NULL, &o, &x);
+        cr_assert_eq(r, -EREMOTEIO);
+        cr_assert_eq(kactor_client_error(c), KACTOR_ERROR_INSUFFICIENT_RESOURCES, "%s",
+                     kactor_client_error_message(c));
+
+        /* A node that is not in the cluster is refused at once. */
+        struct kactor_actor_opts bad = { .sz = sizeof(bad), .node = "0123456789abcdef" };
+        r = kactor_create_actor(c, harness_module(cluster_nodes[0], "counter"), "Counter", NULL, &bad, &x);
+        cr_assert_eq(r, -EREMOTEIO);
+        cr_assert(strstr(kactor_client_error_message(c), "no live node"), "%s", kactor_client_error_message(c));
+}
