@@ -1430,6 +1430,7 @@ static int verb_create(int argc, char *argv[]) {
                 ARG_MEMORY_MAX,
                 ARG_MAX_RESTARTS,
                 ARG_OWNED,
+                ARG_NODE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -1440,13 +1441,14 @@ static int verb_create(int argc, char *argv[]) {
                 { "memory-max", required_argument, NULL, ARG_MEMORY_MAX },
                 { "max-restarts", required_argument, NULL, ARG_MAX_RESTARTS },
                 { "owned", no_argument, NULL, ARG_OWNED },
+                { "node", required_argument, NULL, ARG_NODE },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_free_ char *module = NULL;
-        const char *name = NULL, *path;
+        const char *name = NULL, *node = NULL, *path;
         uint32_t gpus = 0;
         double cpus = 0;
         uint64_t memory_max = 0;
@@ -1473,6 +1475,9 @@ static int verb_create(int argc, char *argv[]) {
                                "     --memory-max BYTES  Memory limit; K, M, G, T are 1024-based\n"
                                "     --max-restarts N    Restart a crashed actor up to N times\n"
                                "                         (-1: without limit)\n"
+                               "     --node ID           In a cluster: the node to place it on ('kactorctl\n"
+                               "                         peers' lists them; without it: here if it fits,\n"
+                               "                         else on a peer with the resources)\n"
                                "     --owned             Owned by this kactorctl's bus connection\n"
                                "                         (Detached=false): the actor is stopped as\n"
                                "                         soon as kactorctl exits, that is right after\n"
@@ -1516,6 +1521,11 @@ static int verb_create(int argc, char *argv[]) {
                 case ARG_OWNED:
                         owned = true;
                         break;
+                case ARG_NODE:
+                        if (!*optarg)
+                                return usage_error("create", "The node id must not be empty.");
+                        node = optarg;
+                        break;
                 default:
                         return usage_bad_option("create", c, argv);
                 }
@@ -1552,6 +1562,8 @@ static int verb_create(int argc, char *argv[]) {
                 r = sd_bus_message_append(m, "{sv}", "MaxRestarts", "i", max_restarts);
         if (r >= 0 && owned)
                 r = sd_bus_message_append(m, "{sv}", "Detached", "b", 0);
+        if (r >= 0 && node)
+                r = sd_bus_message_append(m, "{sv}", "Node", "s", node);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)

@@ -179,7 +179,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         const char *module, *class_name;
         _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL, *user = NULL, *node = NULL;
         size_t args_len;
-        ActorSpec spec = { .detached = true };
+        ActorSpec spec = { .detached = true, .detach_if_placed = true };
         ReqError e = {};
         Actor *a;
         int r;

@@ -311,7 +311,7 @@ typedef struct ActorSpec {
         const char *node;   /* Node option: the cluster node to place it on */
         kactor_id id;       /* a given id (made by the node that placed it here, or rebuilt); null: new */
         LineageLog *lineage; /* rebuilt from a replica: its log (taken over on success) */
-        bool rebuilt;
+        bool detach_if_placed; /* D-Bus: an owner here cannot hold an actor on a peer */
 } ActorSpec;
 
 /* actor.c */

@@ -95,6 +95,7 @@ typedef struct HostRepl {
         uint64_t replicas[REMOTE_REPLICAS_MAX];
         uint64_t acked[REMOTE_REPLICAS_MAX];
         size_t n;
+        bool had_replicas; /* once replicated, results wait for R replicas (or all alive peers) */
         bool fenced; /* this node was declared dead: the actor lives elsewhere now */
         uint64_t incarnation; /* this node's when the actor came here */
         TAILQ_HEAD(, Deferred) deferred;
@@ -701,6 +702,9 @@ int remote_create_actor(Manager *m, const ActorSpec *spec, const char *node_id, 
         if (node_parse(node_id, strlen(node_id), &node) < 0)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "invalid node id %s", node_id);
         kactor_id id = manager_new_local_id(m);
+        ActorSpec placed = *spec;
+        placed.detached = placed.detached || placed.detach_if_placed;
+        spec = &placed;
         PeerFrame f;
         int k = frame_start(r, node, PEER_MSG_CREATE, 4, &f);
         if (k < 0)
@@ -952,6 +956,10 @@ static int replica_sync(Remote *r, HostRepl *hr, uint64_t node) {
 }
 
 static uint64_t host_min_acked(HostRepl *hr) {
+        /* Replicated once, and no replica left (every peer is dead to us: we may be the minority of
+         * a partition): nothing more is acknowledged until a peer has everything again. */
+        if (hr->n == 0)
+                return hr->had_replicas ? 0 : UINT64_MAX;
         uint64_t m = UINT64_MAX;
         for (size_t i = 0; i < hr->n; i++)
                 m = MIN(m, hr->acked[i]);
@@ -1009,6 +1017,7 @@ static void host_replicate(Remote *r, HostRepl *hr) {
                 hr->replicas[hr->n] = peers[best];
                 hr->acked[hr->n] = 0;
                 hr->n++;
+                hr->had_replicas = true;
                 added = true;
         }
         if (added) /* every replica learns the new list (the order decides who rebuilds) */
@@ -1034,7 +1043,7 @@ void remote_actor_started(Actor *a) {
 int remote_defer_result(Actor *a, Call *c, bool logged, kactor_error code, const char *message, const char *data,
                         size_t len) {
         HostRepl *hr = host_repl(a);
-        if (!hr || (hr->n == 0 && TAILQ_EMPTY(&hr->deferred)) || !c->result || c->result->state != OBJECT_PENDING)
+        if (!hr || (hr->n == 0 && !hr->had_replicas) || !c->result || c->result->state != OBJECT_PENDING)
                 return 0;
         uint64_t index = logged ? a->lineage.next_index : lineage_last_index(&a->lineage);
         if (TAILQ_EMPTY(&hr->deferred) && host_min_acked(hr) >= index)
@@ -1086,9 +1095,9 @@ void remote_checkpointed(Actor *a) {
 }
 
 void remote_actor_died(Actor *a) {
-        Remote *r = a->manager->remote;
+        Remote *r = a->manager->remote; /* NULL when the node manager stops */
         HostRepl *hr = host_repl(a);
-        if (!r || !hr)
+        if (!hr)
                 return;
         /* Its results were computed and it will not be rebuilt: they are what they are. Only when
          * the cluster declared this node dead do they stay unacknowledged: the actor lives on. */
@@ -1098,7 +1107,7 @@ void remote_actor_died(Actor *a) {
                 deferred_deliver(a->manager, d, hr->fenced,
                                  "this node was declared dead by the cluster; the actor lives on another node");
         }
-        if (!hr->fenced)
+        if (!hr->fenced && r)
                 for (size_t i = 0; i < hr->n; i++)
                         (void) send_id_list(r, hr->replicas[i], PEER_MSG_REPL_DROP, CODEC_EXT_ACTOR, &a->id, 1);
         hr->n = 0;
@@ -1195,7 +1204,6 @@ static void replica_rebuild(Remote *r, Replica *rep) {
         ActorSpec spec = spec_from_wire(&rep->spec, rep->args, rep->args_len);
         spec.id = rep->id;
         spec.lineage = &rep->log;
-        spec.rebuilt = true;
         size_t n_records = lineage_size(&rep->log);
         uint64_t old[REMOTE_REPLICAS_MAX];
         size_t n_old = rep->n_replicas;
