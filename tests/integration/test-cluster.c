@@ -498,3 +498,38 @@ Test(cluster, actor_that_does_not_fit_here_goes_to_a_peer_with_the_resources) {
         cr_assert_eq(r, -EREMOTEIO);
         cr_assert(strstr(kactor_client_error_message(c), "no live node"), "%s", kactor_client_error_message(c));
 }
+
+Test(cluster, actor_with_checkpoints_is_rebuilt_from_its_checkpoint_and_the_calls_after) {
+        const char *const extra[] = { "--checkpoint-interval=5", NULL };
+        cluster_start_with(3, NULL, extra);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(cluster_nodes[1]) };
+        kactor_actor a = harness_create(cluster_nodes[0], c, harness_module(cluster_nodes[0], "lineagemod"), "Saver",
+                                        NULL, &o);
+        int64_t sum = 0;
+        for (int64_t i = 1; i <= 23; i++) {
+                _cleanup_free_ char *args = NULL;
+                cr_assert(asprintf(&args, "[%" PRId64 "]", i) >= 0);
+                kactor_value *v = harness_call(c, a, "add", args);
+                sum += i;
+                harness_assert_value(v, harness_printf(cluster_nodes[0], "%" PRId64, sum));
+                kactor_value_free(v);
+        }
+        const char *path = harness_actor_path(cluster_nodes[1], a);
+        cr_assert_geq(harness_property_uint(cluster_nodes[1], path, HARNESS_IFACE_ACTOR, "CheckpointIndex"), 20);
+
+        cluster_crash_node(1);
+        /* Rebuilt on its replica from the checkpoint (after call 20 or later) and the calls after it. */
+        kactor_value *v = harness_call(c, a, "get", NULL);
+        harness_assert_value(v, harness_printf(cluster_nodes[0], "[%" PRId64 ", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, "
+                                                                 "13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]]",
+                                               sum));
+        kactor_value_free(v);
+        size_t host = 0;
+        for (size_t i = 0; i < 3; i += 2)
+                if (strstr(harness_nodemgr_log(cluster_nodes[i]), "after a checkpoint"))
+                        host = i + 1;
+        cr_assert(host > 0, "no node rebuilt the actor from its checkpoint; node 0's log:\n%s",
+                  harness_nodemgr_log(cluster_nodes[0]));
+        cluster_nodes[1] = harness_stop(cluster_nodes[1]);
+}
