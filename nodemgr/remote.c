@@ -12,6 +12,7 @@
 #include "manager.h"
 #include "peer.h"
 #include "remote.h"
+#include "remote-proto.h"
 
 /* How long a caller waits for news of an actor whose node died before it gives up on it. */
 #define REMOTE_LOST_TIMEOUT_USEC (10 * UINT64_C(1000000))
@@ -19,8 +20,6 @@
 #define REMOTE_TICK_USEC (250 * UINT64_C(1000))
 /* Results of replayed calls are kept this long for callers that send their calls again. */
 #define REMOTE_REBUILT_KEEP_USEC (60 * UINT64_C(1000000))
-#define REMOTE_REPLICAS_MAX 8
-#define NODE_STR_MAX 17
 
 /* --- state ---------------------------------------------------------------------------------------- */
 
@@ -101,19 +100,6 @@ typedef struct HostRepl {
         TAILQ_HEAD(, Deferred) deferred;
 } HostRepl;
 
-/* What an actor is made from: travels with CREATE and REPL_CREATE. */
-typedef struct SpecWire {
-        char *module, *class_name, *name;
-        double num_cpus;
-        uint32_t num_gpus;
-        uint64_t memory_max;
-        int32_t max_restarts;
-        bool detached;
-        uint32_t checkpoint_interval;
-        uint64_t tasks_max;
-        uint32_t uid;
-} SpecWire;
-
 /* A replica of a peer's actor. */
 typedef struct Replica {
         kactor_id id;
@@ -154,28 +140,9 @@ struct Remote {
         size_t n_dead_nodes;
 };
 
-static void node_str(uint64_t node, char buf[NODE_STR_MAX]) {
-        snprintf(buf, NODE_STR_MAX, "%016" PRIx64, node);
-}
-
-static int node_parse(const char *s, size_t len, uint64_t *ret) {
-        char buf[NODE_STR_MAX];
-        if (len != 16)
-                return -EINVAL;
-        memcpy(buf, s, 16);
-        buf[16] = 0;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(buf, &end, 16);
-        if (errno || *end || v == 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static Member *member_of(Remote *r, uint64_t node) {
-        char s[NODE_STR_MAX];
-        node_str(node, s);
+        char s[NODE_ID_STRING_MAX];
+        node_id_format(node, s);
         return membership_find(cluster_membership(r->manager->cluster), s, 16);
 }
 
@@ -201,8 +168,8 @@ static uint64_t rendezvous_score(kactor_id actor, uint64_t node) {
 /* --- sending -------------------------------------------------------------------------------------- */
 
 static int frame_start(Remote *r, uint64_t node, uint32_t type, uint32_t n_fields, PeerFrame *f) {
-        char s[NODE_STR_MAX];
-        node_str(node, s);
+        char s[NODE_ID_STRING_MAX];
+        node_id_format(node, s);
         int k = cluster_frame_begin(r->manager->cluster, s, f);
         if (k < 0)
                 return k;
@@ -229,9 +196,9 @@ static int send_id_list(Remote *r, uint64_t node, uint32_t type, int8_t ext, con
 
 static int send_moved(Remote *r, uint64_t to, kactor_id actor, uint64_t node, const char *cause) {
         PeerFrame f;
-        char s[NODE_STR_MAX] = "";
+        char s[NODE_ID_STRING_MAX] = "";
         if (node)
-                node_str(node, s);
+                node_id_format(node, s);
         int k = frame_start(r, to, PEER_MSG_MOVED, 3, &f);
         if (k < 0)
                 return k;
@@ -250,7 +217,7 @@ static size_t alive_peers(Remote *r, uint64_t *ret, size_t max) {
         for (size_t i = 1; i < ms->n_members && n < max; i++) {
                 uint64_t node;
                 if (ms->members[i].state == MEMBER_DEAD ||
-                    node_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
+                    node_id_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
                         continue;
                 ret[n++] = node;
         }
@@ -266,102 +233,37 @@ static void broadcast_moved(Remote *r, kactor_id actor, uint64_t node, const cha
 
 /* --- wire form of an actor's spec ----------------------------------------------------------------- */
 
-static int spec_pack(msgpack_packer *pk, const Actor *a) {
-        int k = pack_cstr(pk, a->module_arg);
-        if (k >= 0)
-                k = pack_cstr(pk, a->class_name);
-        if (k >= 0)
-                k = pk_ok(msgpack_pack_array(pk, 9));
-        if (k >= 0)
-                k = pack_cstr(pk, a->name);
-        if (k >= 0)
-                k = pk_ok(msgpack_pack_double(pk, a->num_cpus) | msgpack_pack_uint32(pk, (uint32_t) a->n_gpus) |
-                          msgpack_pack_uint64(pk, a->memory_max) | msgpack_pack_int32(pk, a->max_restarts) |
-                          (a->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) |
-                          msgpack_pack_uint32(pk, a->checkpoint_interval) | msgpack_pack_uint64(pk, a->tasks_max) |
-                          msgpack_pack_uint32(pk, (uint32_t) a->uid));
-        return k;
+/* The spec an actor was made from (borrowed strings). */
+static SpecWire spec_of_actor(const Actor *a) {
+        return (SpecWire) {
+                .module = a->module_arg,
+                .class_name = a->class_name,
+                .name = a->name,
+                .num_cpus = a->num_cpus,
+                .num_gpus = (uint32_t) a->n_gpus,
+                .memory_max = a->memory_max,
+                .max_restarts = a->max_restarts,
+                .detached = a->detached,
+                .checkpoint_interval = a->checkpoint_interval,
+                .tasks_max = a->tasks_max,
+                .uid = (uint32_t) a->uid,
+        };
 }
 
-static int spec_pack_from(msgpack_packer *pk, const ActorSpec *s) {
-        int k = pack_cstr(pk, s->module);
-        if (k >= 0)
-                k = pack_cstr(pk, s->class_name);
-        if (k >= 0)
-                k = pk_ok(msgpack_pack_array(pk, 9));
-        if (k >= 0)
-                k = pack_cstr(pk, s->name);
-        if (k >= 0)
-                k = pk_ok(msgpack_pack_double(pk, s->num_cpus) | msgpack_pack_uint32(pk, s->num_gpus) |
-                          msgpack_pack_uint64(pk, s->memory_max) | msgpack_pack_int32(pk, s->max_restarts) |
-                          (s->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) |
-                          msgpack_pack_uint32(pk, s->checkpoint_interval) | msgpack_pack_uint64(pk, s->tasks_max) |
-                          msgpack_pack_uint32(pk, (uint32_t) s->uid));
-        return k;
-}
-
-static void spec_wire_done(SpecWire *s) {
-        free(s->module);
-        free(s->class_name);
-        free(s->name);
-        *s = (SpecWire){};
-}
-
-static bool obj_uint(const msgpack_object *o, uint64_t max, uint64_t *ret) {
-        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
-                return false;
-        *ret = o->via.u64;
-        return true;
-}
-
-/* Fields i (module), i + 1 (class), i + 2 (the options array). */
-static int spec_parse(const Frame *f, uint32_t i, SpecWire *ret) {
-        SpecWire s = {};
-        const msgpack_object *o = frame_field(f, i + 2);
-        uint64_t u;
-        if (frame_field_strdup(f, i, &s.module) < 0 || frame_field_strdup(f, i + 1, &s.class_name) < 0 || !o ||
-            o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 9)
-                goto bad;
-        const msgpack_object *v = o->via.array.ptr;
-        if (v[0].type == MSGPACK_OBJECT_STR) {
-                if (v[0].via.str.size == 0 || memchr(v[0].via.str.ptr, 0, v[0].via.str.size) ||
-                    !(s.name = strndup(v[0].via.str.ptr, v[0].via.str.size)))
-                        goto bad;
-        } else if (v[0].type != MSGPACK_OBJECT_NIL)
-                goto bad;
-        if (v[1].type == MSGPACK_OBJECT_FLOAT64 || v[1].type == MSGPACK_OBJECT_FLOAT32)
-                s.num_cpus = v[1].via.f64;
-        else if (v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                s.num_cpus = (double) v[1].via.u64;
-        else
-                goto bad;
-        if (!(s.num_cpus >= 0 && s.num_cpus <= 1e6))
-                goto bad;
-        if (!obj_uint(&v[2], 4096, &u))
-                goto bad;
-        s.num_gpus = (uint32_t) u;
-        if (!obj_uint(&v[3], UINT64_MAX, &s.memory_max))
-                goto bad;
-        if (v[4].type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v[4].via.i64 >= INT32_MIN)
-                s.max_restarts = (int32_t) v[4].via.i64;
-        else if (obj_uint(&v[4], INT32_MAX, &u))
-                s.max_restarts = (int32_t) u;
-        else
-                goto bad;
-        if (v[5].type != MSGPACK_OBJECT_BOOLEAN)
-                goto bad;
-        s.detached = v[5].via.boolean;
-        if (!obj_uint(&v[6], UINT32_MAX, &u))
-                goto bad;
-        s.checkpoint_interval = (uint32_t) u;
-        if (!obj_uint(&v[7], UINT64_MAX, &s.tasks_max) || !obj_uint(&v[8], UINT32_MAX, &u))
-                goto bad;
-        s.uid = (uint32_t) u;
-        *ret = s;
-        return 0;
-bad:
-        spec_wire_done(&s);
-        return -EBADMSG;
+static SpecWire spec_of_request(const ActorSpec *s) {
+        return (SpecWire) {
+                .module = (char *) s->module,
+                .class_name = (char *) s->class_name,
+                .name = (char *) s->name,
+                .num_cpus = s->num_cpus,
+                .num_gpus = s->num_gpus,
+                .memory_max = s->memory_max,
+                .max_restarts = s->max_restarts,
+                .detached = s->detached,
+                .checkpoint_interval = s->checkpoint_interval,
+                .tasks_max = s->tasks_max,
+                .uid = (uint32_t) s->uid,
+        };
 }
 
 static ActorSpec spec_from_wire(const SpecWire *s, const char *args, size_t args_len) {
@@ -381,19 +283,6 @@ static ActorSpec spec_from_wire(const SpecWire *s, const char *args, size_t args
                 .tasks_max = s->tasks_max,
                 .uid = s->uid,
         };
-}
-
-static int frame_body_list(const Frame *f, const char **ret, size_t *ret_len) {
-        if (!f->has_body) {
-                *ret = NULL;
-                *ret_len = 0;
-                return 0;
-        }
-        if (f->body.data.type != MSGPACK_OBJECT_ARRAY)
-                return -EBADMSG;
-        *ret = f->body_raw;
-        *ret_len = f->body_len;
-        return 0;
 }
 
 /* --- locations ------------------------------------------------------------------------------------ */
@@ -637,7 +526,7 @@ Actor *remote_actor_bus_view(Manager *m, kactor_id id) {
                 v->module = v->class_name = (char *) "";
                 v->max_restarts = -1;
                 if (asprintf(&v->path, "/io/kactor/NodeManager1/actor/%s", v->id_string) < 0 ||
-                    !(v->remote_node = calloc(1, NODE_STR_MAX))) {
+                    !(v->remote_node = calloc(1, NODE_ID_STRING_MAX))) {
                         free(v->path);
                         free(v);
                         return NULL;
@@ -645,7 +534,7 @@ Actor *remote_actor_bus_view(Manager *m, kactor_id id) {
                 HASH_ADD(hh, r->views, id, sizeof(v->id), v);
         }
         RemoteActor *ra = remote_actor_find(r, id);
-        node_str(ra ? ra->node : route(r, id), v->remote_node);
+        node_id_format(ra ? ra->node : route(r, id), v->remote_node);
         v->state = !ra ? ACTOR_ALIVE : ra->dead ? ACTOR_DEAD : ra->lost ? ACTOR_RESTARTING : ACTOR_ALIVE;
         free(v->death_cause);
         v->death_cause = ra && ra->cause ? strdup(ra->cause) : NULL;
@@ -665,7 +554,7 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
                 if (streq(spec->node, m->node_id))
                         return 0;
                 Member *mb = membership_find(ms, spec->node, strlen(spec->node));
-                if (!mb || mb->state == MEMBER_DEAD || node_parse(spec->node, strlen(spec->node), &node) < 0)
+                if (!mb || mb->state == MEMBER_DEAD || node_id_parse(spec->node, strlen(spec->node), &node) < 0)
                         return req_error(e, KACTOR_ERROR_INVALID_ARGS, "no live node %s in the cluster",
                                          spec->node);
                 *ret_node = strdup(spec->node);
@@ -699,7 +588,7 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
 int remote_create_actor(Manager *m, const ActorSpec *spec, const char *node_id, kactor_id *ret_id, ReqError *e) {
         Remote *r = m->remote;
         uint64_t node;
-        if (node_parse(node_id, strlen(node_id), &node) < 0)
+        if (node_id_parse(node_id, strlen(node_id), &node) < 0)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "invalid node id %s", node_id);
         kactor_id id = manager_new_local_id(m);
         ActorSpec placed = *spec;
@@ -710,8 +599,9 @@ int remote_create_actor(Manager *m, const ActorSpec *spec, const char *node_id, 
         if (k < 0)
                 return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "node %s cannot be reached now", node_id);
         k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, id);
+        SpecWire sw = spec_of_request(spec);
         if (k >= 0)
-                k = spec_pack_from(f.pk, spec);
+                k = spec_wire_pack(f.pk, &sw);
         if (k >= 0)
                 k = buffer_append(f.out, spec->args, spec->args_len);
         k = cluster_frame_end(&f, k);
@@ -930,13 +820,14 @@ static int replica_sync(Remote *r, HostRepl *hr, uint64_t node) {
         if (k < 0)
                 return k;
         k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, a->id);
+        SpecWire sw = spec_of_actor(a);
         if (k >= 0)
-                k = spec_pack(f.pk, a);
+                k = spec_wire_pack(f.pk, &sw);
         if (k >= 0)
                 k = pk_ok(msgpack_pack_array(f.pk, (uint32_t) hr->n));
         for (size_t i = 0; k >= 0 && i < hr->n; i++) {
-                char s[NODE_STR_MAX];
-                node_str(hr->replicas[i], s);
+                char s[NODE_ID_STRING_MAX];
+                node_id_format(hr->replicas[i], s);
                 k = pack_cstr(f.pk, s);
         }
         if (k >= 0)
@@ -1197,9 +1088,9 @@ static bool rebuilt_claims(Remote *r, kactor_id actor, const Object *o) {
 /* The host died and we are the first live replica: the actor comes back here. */
 static void replica_rebuild(Remote *r, Replica *rep) {
         Manager *m = r->manager;
-        char s[KACTOR_ID_STRING_MAX], host[NODE_STR_MAX];
+        char s[KACTOR_ID_STRING_MAX], host[NODE_ID_STRING_MAX];
         kactor_id_to_string(rep->id, s);
-        node_str(rep->host, host);
+        node_id_format(rep->host, host);
 
         ActorSpec spec = spec_from_wire(&rep->spec, rep->args, rep->args_len);
         spec.id = rep->id;
@@ -1326,26 +1217,19 @@ static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause
 
 /* --- frames --------------------------------------------------------------------------------------- */
 
-static int handle_create(Remote *r, uint64_t from, const Frame *f) {
+static int handle_create(Remote *r, uint64_t from, const RemoteMessage *msg) {
         Manager *m = r->manager;
-        kactor_id id;
-        SpecWire sw;
-        const char *args;
-        size_t args_len;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || spec_parse(f, 1, &sw) < 0 ||
-            frame_body_list(f, &args, &args_len) < 0)
-                return -EBADMSG;
-        ActorSpec spec = spec_from_wire(&sw, args, args_len);
-        spec.id = id;
+        ActorSpec spec = spec_from_wire(&msg->spec, msg->body, msg->body_len);
+        spec.id = msg->actor;
         Actor *a;
         ReqError e = {};
-        int k = manager_find_actor(m, id) ? req_error(&e, KACTOR_ERROR_NAME_TAKEN, "the actor id is taken")
-                                          : manager_create_actor(m, &spec, &a, &e);
+        int k = manager_find_actor(m, msg->actor) ? req_error(&e, KACTOR_ERROR_NAME_TAKEN, "the actor id is taken")
+                                                  : manager_create_actor(m, &spec, &a, &e);
         if (k >= 0)
                 peer_hold_add(r, a, from);
         PeerFrame pf;
         if (frame_start(r, from, PEER_MSG_CREATED, 3, &pf) >= 0) {
-                int p = codec_pack_id(pf.pk, CODEC_EXT_ACTOR, id);
+                int p = codec_pack_id(pf.pk, CODEC_EXT_ACTOR, msg->actor);
                 if (p >= 0)
                         p = pk_ok(msgpack_pack_uint32(pf.pk, k >= 0 ? KACTOR_OK : k == -EREMOTEIO ? e.code
                                                                                     : KACTOR_ERROR_NOT_SUPPORTED));
@@ -1354,130 +1238,90 @@ static int handle_create(Remote *r, uint64_t from, const Frame *f) {
                 (void) cluster_frame_end(&pf, p);
         }
         req_error_done(&e);
-        spec_wire_done(&sw);
         return 0;
 }
 
-static int handle_created(Remote *r, const Frame *f) {
-        kactor_id id;
-        uint64_t code;
-        const char *msg = NULL;
-        size_t len = 0;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 1, &code) < 0)
-                return -EBADMSG;
-        (void) frame_field_str(f, 2, &msg, &len);
-        if (code == KACTOR_OK)
-                return 0;
-        RemoteActor *ra = remote_actor_find(r, id);
-        if (ra) {
-                _cleanup_free_ char *cause = NULL;
-                if (asprintf(&cause, "it could not be made on its node: %.*s", (int) MIN(len, (size_t) 1024),
-                             msg ?: "") < 0)
-                        cause = NULL;
-                remote_actor_set_dead(ra, cause ?: "it could not be made on its node");
-        }
-        return 0;
+static void handle_created(Remote *r, const RemoteMessage *msg) {
+        RemoteActor *ra = msg->code != KACTOR_OK ? remote_actor_find(r, msg->actor) : NULL;
+        if (!ra)
+                return;
+        _cleanup_free_ char *cause = NULL;
+        if (asprintf(&cause, "it could not be made on its node: %.*s", (int) msg->text_len, msg->text ?: "") < 0)
+                cause = NULL;
+        remote_actor_set_dead(ra, cause ?: "it could not be made on its node");
 }
 
-static int handle_call(Remote *r, uint64_t from, const Frame *f) {
+static void handle_call(Remote *r, uint64_t from, const RemoteMessage *msg) {
         Manager *m = r->manager;
-        kactor_id actor, object;
-        const char *method, *args;
-        size_t method_len, args_len;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &actor) < 0 || frame_field_id(f, 1, CODEC_EXT_OBJECT, &object) < 0 ||
-            frame_field_str(f, 2, &method, &method_len) < 0 || frame_body_list(f, &args, &args_len) < 0)
-                return -EBADMSG;
-        if (!args) {
-                args = "\x90";
-                args_len = 1;
-        }
-        Actor *a = manager_find_actor(m, actor);
+        Actor *a = manager_find_actor(m, msg->actor);
         if (!a || (a->state == ACTOR_DEAD && a->fenced)) {
-                Location *l = location_find(r, actor);
+                Location *l = location_find(r, msg->actor);
                 if (l && l->node != r->self && node_alive(r, l->node)) {
-                        (void) send_moved(r, from, actor, l->node, NULL);
-                        return 0;
+                        (void) send_moved(r, from, msg->actor, l->node, NULL);
+                        return;
                 }
                 char s[KACTOR_ID_STRING_MAX];
-                kactor_id_to_string(actor, s);
-                _cleanup_free_ char *msg = NULL;
-                if (asprintf(&msg, "no actor %s on node %s", s, m->node_id) < 0)
-                        msg = NULL;
-                serve_error(r, from, object, actor, KACTOR_ERROR_NO_SUCH_ACTOR, msg ?: "no such actor");
-                return 0;
+                kactor_id_to_string(msg->actor, s);
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "no actor %s on node %s", s, m->node_id) < 0)
+                        text = NULL;
+                serve_error(r, from, msg->object, msg->actor, KACTOR_ERROR_NO_SUCH_ACTOR, text ?: "no such actor");
+                return;
         }
-        Object *o = objstore_find(&m->store, object);
+        Object *o = objstore_find(&m->store, msg->object);
         if (o) {
-                serve(r, from, o, actor, false); /* sent again after a move: one run, one answer */
-                return 0;
+                serve(r, from, o, msg->actor, false); /* sent again after a move: one run, one answer */
+                return;
         }
         ReqError e = {};
-        int k = manager_submit_call(m, actor, object, method, method_len, args, args_len, NULL, &o, &e);
+        int k = manager_submit_call(m, msg->actor, msg->object, msg->text, msg->text_len, msg->body ?: "\x90",
+                                    msg->body ? msg->body_len : 1, NULL, &o, &e);
         if (k < 0) {
-                serve_error(r, from, object, actor, k == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
+                serve_error(r, from, msg->object, msg->actor, k == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
                             e.message ?: strerror(-k));
                 req_error_done(&e);
-                return 0;
+                return;
         }
-        serve(r, from, o, actor, true);
-        return 0;
+        serve(r, from, o, msg->actor, true);
 }
 
-static int handle_result(Remote *r, uint64_t from, const Frame *f) {
+static void handle_result(Remote *r, uint64_t from, const RemoteMessage *msg) {
         Manager *m = r->manager;
-        kactor_id object, actor = {};
-        uint64_t code;
-        const char *msg = NULL;
-        size_t len = 0;
-        if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &object) < 0 || frame_field_u64(f, 1, &code) < 0 ||
-            code >= _KACTOR_ERROR_MAX || (code == KACTOR_OK && !f->has_body))
-                return -EBADMSG;
-        (void) frame_field_str(f, 2, &msg, &len);
-        const msgpack_object *ao = frame_field(f, 3);
-        if (ao && ao->type != MSGPACK_OBJECT_NIL && codec_object_to_id(ao, CODEC_EXT_ACTOR, &actor) < 0)
-                return -EBADMSG;
-        _cleanup_free_ char *message = code != KACTOR_OK ? strndup(msg ?: "failed", msg ? len : 6) : NULL;
+        _cleanup_free_ char *text = msg->code != KACTOR_OK ? strndup(msg->text ?: "failed", msg->text ? msg->text_len : 6)
+                                                           : NULL;
+        kactor_error code = (kactor_error) msg->code;
 
-        if (!kactor_id_is_null(actor)) {
-                RemoteActor *ra = remote_actor_find(r, actor);
+        if (msg->has_actor) {
+                RemoteActor *ra = remote_actor_find(r, msg->actor);
                 Call *c = NULL;
                 if (ra && ra->node == from)
                         TAILQ_FOREACH(c, &ra->queue.inflight, link)
-                                if (kactor_id_equal(c->result->id, object))
+                                if (kactor_id_equal(c->result->id, msg->object))
                                         break;
                 if (c) {
                         TAILQ_REMOVE(&ra->queue.inflight, c, link);
                         ra->queue.n_inflight--;
-                        object_complete(m, c->result, (kactor_error) code, message, f->body_raw, f->body_len);
+                        object_complete(m, c->result, code, text, msg->body, msg->body_len);
                         call_free(m, c);
                         remote_actor_maybe_free(ra);
                 }
         } else {
                 Fetch *fe;
-                HASH_FIND(hh, r->fetches, &object, sizeof(object), fe);
+                HASH_FIND(hh, r->fetches, &msg->object, sizeof(msg->object), fe);
                 if (fe && fe->node == from) {
-                        object_complete(m, fe->o, (kactor_error) code, message, f->body_raw, f->body_len);
+                        object_complete(m, fe->o, code, text, msg->body, msg->body_len);
                         fetch_free(r, fe);
                 }
         }
         /* Taken (or not wanted): the sender's copy may go. Handles inside were taken before this
          * goes out, and a peer handles our frames in order. */
-        (void) send_id_list(r, from, PEER_MSG_DONE, CODEC_EXT_OBJECT, &object, 1);
-        return 0;
+        (void) send_id_list(r, from, PEER_MSG_DONE, CODEC_EXT_OBJECT, &msg->object, 1);
 }
 
-static int read_ids(const Frame *f, uint32_t i, int8_t ext, void (*fn)(Remote *r, uint64_t from, kactor_id id),
-                    Remote *r, uint64_t from) {
-        const msgpack_object *o = frame_field(f, i);
-        if (!o || o->type != MSGPACK_OBJECT_ARRAY)
-                return -EBADMSG;
-        for (uint32_t k = 0; k < o->via.array.size; k++) {
-                kactor_id id;
-                if (codec_object_to_id(&o->via.array.ptr[k], ext, &id) < 0)
-                        return -EBADMSG;
-                fn(r, from, id);
-        }
-        return 0;
+static void for_each_id(Remote *r, uint64_t from, const RemoteMessage *msg,
+                        void (*fn)(Remote *r, uint64_t from, kactor_id id)) {
+        for (uint32_t i = 0; i < msg->ids->via.array.size; i++)
+                fn(r, from, remote_message_id(msg, i));
 }
 
 static void do_done(Remote *r, uint64_t from, kactor_id id) {
@@ -1505,248 +1349,181 @@ static void do_repl_drop(Remote *r, uint64_t from, kactor_id id) {
                 replica_free(r, rep);
 }
 
-static int handle_fetch(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
-                return -EBADMSG;
-        Object *o = objstore_find(&r->manager->store, id);
+static void handle_fetch(Remote *r, uint64_t from, const RemoteMessage *msg) {
+        Object *o = objstore_find(&r->manager->store, msg->object);
         if (!o) {
                 char s[KACTOR_ID_STRING_MAX];
-                kactor_id_to_string(id, s);
-                _cleanup_free_ char *msg = NULL;
-                if (asprintf(&msg, "no object %s on node %s (never made, or released)", s, r->manager->node_id) < 0)
-                        msg = NULL;
-                serve_error(r, from, id, (kactor_id) {}, KACTOR_ERROR_NO_SUCH_OBJECT, msg ?: "no such object");
-                return 0;
+                kactor_id_to_string(msg->object, s);
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "no object %s on node %s (never made, or released)", s, r->manager->node_id) < 0)
+                        text = NULL;
+                serve_error(r, from, msg->object, (kactor_id) {}, KACTOR_ERROR_NO_SUCH_OBJECT,
+                            text ?: "no such object");
+                return;
         }
         serve(r, from, o, (kactor_id) {}, false);
-        return 0;
 }
 
-static int handle_kill(Remote *r, const Frame *f) {
-        kactor_id id;
-        bool no_restart;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_bool(f, 1, &no_restart) < 0)
-                return -EBADMSG;
-        Actor *a = manager_find_actor(r->manager, id);
+static void handle_kill(Remote *r, const RemoteMessage *msg) {
+        Actor *a = manager_find_actor(r->manager, msg->actor);
         if (a)
-                (void) actor_kill(a, no_restart, "killed by request");
-        return 0;
+                (void) actor_kill(a, msg->flag, "killed by request");
 }
 
-static int handle_moved(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        const char *node_s, *cause = NULL;
-        size_t node_len, cause_len = 0;
-        uint64_t node = 0;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_str(f, 1, &node_s, &node_len) < 0 ||
-            (node_len > 0 && node_parse(node_s, node_len, &node) < 0))
-                return -EBADMSG;
-        (void) frame_field_str(f, 2, &cause, &cause_len);
-        _cleanup_free_ char *c = strndup(cause ?: "", MIN(cause_len, (size_t) 1024));
-        if (node == 0) {
-                RemoteActor *ra = remote_actor_find(r, id);
+static void handle_moved(Remote *r, const RemoteMessage *msg) {
+        RemoteActor *ra;
+        if (msg->node == 0) {
+                _cleanup_free_ char *cause = strndup(msg->text ?: "", msg->text_len);
+                ra = remote_actor_find(r, msg->actor);
                 if (ra)
-                        remote_actor_moved(ra, 0, c && *c ? c : "could not be rebuilt");
-                return 0;
+                        remote_actor_moved(ra, 0, cause && *cause ? cause : "could not be rebuilt");
+                return;
         }
-        if (node == r->self && !manager_find_actor(r->manager, id))
-                return 0; /* stale */
-        location_set(r, id, node);
-        Replica *rep = replica_find(r, id);
-        if (rep && node != r->self)
-                rep->host = node;
-        RemoteActor *ra = remote_actor_find(r, id);
+        if (msg->node == r->self && !manager_find_actor(r->manager, msg->actor))
+                return; /* stale */
+        location_set(r, msg->actor, msg->node);
+        Replica *rep = replica_find(r, msg->actor);
+        if (rep && msg->node != r->self)
+                rep->host = msg->node;
+        ra = remote_actor_find(r, msg->actor);
         if (ra)
-                remote_actor_moved(ra, node, NULL);
-        return 0;
+                remote_actor_moved(ra, msg->node, NULL);
 }
 
-static int handle_locate(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0)
-                return -EBADMSG;
-        Actor *a = manager_find_actor(r->manager, id);
+static void handle_locate(Remote *r, uint64_t from, const RemoteMessage *msg) {
+        Actor *a = manager_find_actor(r->manager, msg->actor);
         if (a && a->state != ACTOR_DEAD)
-                (void) send_moved(r, from, id, r->self, NULL);
-        return 0;
+                (void) send_moved(r, from, msg->actor, r->self, NULL);
 }
 
-static int handle_repl_create(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        SpecWire sw;
-        uint64_t cp_index;
-        const char *args;
-        size_t args_len;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 5, &cp_index) < 0 ||
-            frame_body_list(f, &args, &args_len) < 0)
-                return -EBADMSG;
-        const msgpack_object *list = frame_field(f, 4), *cp = frame_field(f, 6);
-        if (!list || list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > REMOTE_REPLICAS_MAX || !cp ||
-            (cp->type != MSGPACK_OBJECT_BIN && cp->type != MSGPACK_OBJECT_NIL) ||
-            (cp->type == MSGPACK_OBJECT_BIN && cp_index == 0))
-                return -EBADMSG;
-        uint64_t replicas[REMOTE_REPLICAS_MAX];
-        for (uint32_t i = 0; i < list->via.array.size; i++) {
-                const msgpack_object *e = &list->via.array.ptr[i];
-                if (e->type != MSGPACK_OBJECT_STR || node_parse(e->via.str.ptr, e->via.str.size, &replicas[i]) < 0)
-                        return -EBADMSG;
-        }
-        if (spec_parse(f, 1, &sw) < 0)
-                return -EBADMSG;
-        if (manager_find_actor(r->manager, id)) {
-                spec_wire_done(&sw);
+static int handle_repl_create(Remote *r, uint64_t from, RemoteMessage *msg) {
+        if (manager_find_actor(r->manager, msg->actor))
                 return 0; /* it lives here: a stale copy from a host that was declared dead */
-        }
-        Replica *rep = replica_find(r, id);
+        Replica *rep = replica_find(r, msg->actor);
         if (rep)
                 replica_free(r, rep);
         rep = calloc(1, sizeof(*rep));
-        if (!rep) {
-                spec_wire_done(&sw);
+        if (!rep)
                 return -ENOMEM;
-        }
-        rep->id = id;
+        rep->id = msg->actor;
         rep->host = from;
-        rep->spec = sw;
         lineage_init(&rep->log);
-        rep->n_replicas = list->via.array.size;
-        memcpy(rep->replicas, replicas, sizeof(uint64_t) * rep->n_replicas);
-        if (args && !(rep->args = malloc(args_len))) {
-                spec_wire_done(&rep->spec);
+        rep->n_replicas = msg->n_replicas;
+        memcpy(rep->replicas, msg->replicas, sizeof(uint64_t) * rep->n_replicas);
+        if (msg->body && !(rep->args = malloc(msg->body_len))) {
                 free(rep);
                 return -ENOMEM;
         }
-        if (args)
-                memcpy(rep->args, args, args_len);
-        rep->args_len = args_len;
-        if (cp->type == MSGPACK_OBJECT_BIN)
-                (void) lineage_restore(&rep->log, cp_index, cp->via.bin.ptr, cp->via.bin.size);
+        if (msg->body)
+                memcpy(rep->args, msg->body, msg->body_len);
+        rep->args_len = msg->body_len;
+        rep->spec = msg->spec; /* taken */
+        msg->spec = (SpecWire) {};
+        if (msg->blob)
+                (void) lineage_restore(&rep->log, msg->index, msg->blob, msg->blob_len);
         HASH_ADD(hh, r->replica_set, id, sizeof(rep->id), rep);
-        (void) send_ack(r, from, id, lineage_last_index(&rep->log), false);
+        (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), false);
         return 0;
 }
 
-static int handle_repl_record(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        const msgpack_object *b = frame_field(f, 1);
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || !b || b->type != MSGPACK_OBJECT_BIN)
-                return -EBADMSG;
-        LineageRecord rec;
-        if (lineage_record_unpack(b->via.bin.ptr, b->via.bin.size, &rec) < 0)
-                return -EBADMSG;
-        Replica *rep = replica_find(r, id);
+static void handle_repl_record(Remote *r, uint64_t from, const RemoteMessage *msg) {
+        const LineageRecord *rec = &msg->record;
+        Replica *rep = replica_find(r, msg->actor);
         if (!rep || rep->host != from) {
-                if (!manager_find_actor(r->manager, id))
-                        (void) send_ack(r, from, id, 0, true);
-        } else if (rec.index == rep->log.next_index) {
-                if (lineage_append(&rep->log, rec.result, rec.method, rec.args, rec.args_len, rec.code) >= 0)
-                        (void) send_ack(r, from, id, rec.index, false);
-        } else if (rec.index < rep->log.next_index)
-                (void) send_ack(r, from, id, lineage_last_index(&rep->log), false);
-        else
-                (void) send_ack(r, from, id, lineage_last_index(&rep->log), true);
-        lineage_record_done(&rec);
-        return 0;
+                if (!manager_find_actor(r->manager, msg->actor))
+                        (void) send_ack(r, from, msg->actor, 0, true);
+        } else if (rec->index == rep->log.next_index) {
+                if (lineage_append(&rep->log, rec->result, rec->method, rec->args, rec->args_len, rec->code) >= 0)
+                        (void) send_ack(r, from, msg->actor, rec->index, false);
+        } else
+                /* A repeat is acknowledged again; a gap asks for everything. */
+                (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), rec->index > rep->log.next_index);
 }
 
-static int handle_repl_checkpoint(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        uint64_t index;
-        const msgpack_object *b = frame_field(f, 2);
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 1, &index) < 0 || !b ||
-            b->type != MSGPACK_OBJECT_BIN || index == 0)
-                return -EBADMSG;
-        Replica *rep = replica_find(r, id);
-        if (!rep || rep->host != from)
-                return 0;
-        if (lineage_checkpoint(&rep->log, index, b->via.bin.ptr, b->via.bin.size) < 0)
-                (void) send_ack(r, from, id, lineage_last_index(&rep->log), true);
-        return 0;
+static void handle_repl_checkpoint(Remote *r, uint64_t from, const RemoteMessage *msg) {
+        Replica *rep = replica_find(r, msg->actor);
+        if (rep && rep->host == from && lineage_checkpoint(&rep->log, msg->index, msg->blob, msg->blob_len) < 0)
+                (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), true);
 }
 
-static int handle_repl_ack(Remote *r, uint64_t from, const Frame *f) {
-        kactor_id id;
-        uint64_t index;
-        bool need_sync;
-        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0 || frame_field_u64(f, 1, &index) < 0 ||
-            frame_field_bool(f, 2, &need_sync) < 0)
-                return -EBADMSG;
-        Actor *a = manager_find_actor(r->manager, id);
+static void handle_repl_ack(Remote *r, uint64_t from, const RemoteMessage *msg) {
+        Actor *a = manager_find_actor(r->manager, msg->actor);
         HostRepl *hr = a ? host_repl(a) : NULL;
         int i = hr ? replica_index(hr, from) : -1;
         if (i < 0)
-                return 0;
-        if (need_sync) {
+                return;
+        if (msg->flag) {
                 hr->acked[i] = 0;
                 (void) replica_sync(r, hr, from);
-                return 0;
+                return;
         }
-        hr->acked[i] = MAX(hr->acked[i], index);
+        hr->acked[i] = MAX(hr->acked[i], msg->index);
         host_deliver(r, hr);
-        return 0;
 }
 
 int remote_handle_frame(Manager *m, const char *from_id, const Frame *f) {
         Remote *r = m->remote;
+        RemoteMessage msg;
         uint64_t from;
-        if (!r || node_parse(from_id, strlen(from_id), &from) < 0)
+        int k = 0;
+
+        if (!r || node_id_parse(from_id, strlen(from_id), &from) < 0)
                 return -EPROTO;
-        int k;
-        switch (f->type) {
+        if (remote_message_parse(f, &msg) < 0) {
+                log_warning("Peer %s sent a malformed message (type %u): dropping it.", from_id, f->type);
+                return -EBADMSG;
+        }
+        switch (msg.type) {
         case PEER_MSG_CREATE:
-                k = handle_create(r, from, f);
+                k = handle_create(r, from, &msg);
                 break;
         case PEER_MSG_CREATED:
-                k = handle_created(r, f);
+                handle_created(r, &msg);
                 break;
         case PEER_MSG_CALL:
-                k = handle_call(r, from, f);
+                handle_call(r, from, &msg);
                 break;
         case PEER_MSG_RESULT:
-                k = handle_result(r, from, f);
+                handle_result(r, from, &msg);
                 break;
         case PEER_MSG_DONE:
-                k = read_ids(f, 0, CODEC_EXT_OBJECT, do_done, r, from);
+                for_each_id(r, from, &msg, do_done);
                 break;
         case PEER_MSG_FETCH:
-                k = handle_fetch(r, from, f);
+                handle_fetch(r, from, &msg);
                 break;
         case PEER_MSG_HOLD:
-                k = read_ids(f, 0, CODEC_EXT_ACTOR, do_hold, r, from);
+                for_each_id(r, from, &msg, do_hold);
                 break;
         case PEER_MSG_RELEASE:
-                k = read_ids(f, 0, CODEC_EXT_ACTOR, do_release, r, from);
+                for_each_id(r, from, &msg, do_release);
                 break;
         case PEER_MSG_KILL:
-                k = handle_kill(r, f);
+                handle_kill(r, &msg);
                 break;
         case PEER_MSG_MOVED:
-                k = handle_moved(r, from, f);
+                handle_moved(r, &msg);
                 break;
         case PEER_MSG_LOCATE:
-                k = handle_locate(r, from, f);
+                handle_locate(r, from, &msg);
                 break;
         case PEER_MSG_REPL_CREATE:
-                k = handle_repl_create(r, from, f);
+                k = handle_repl_create(r, from, &msg);
                 break;
         case PEER_MSG_REPL_RECORD:
-                k = handle_repl_record(r, from, f);
+                handle_repl_record(r, from, &msg);
                 break;
         case PEER_MSG_REPL_CHECKPOINT:
-                k = handle_repl_checkpoint(r, from, f);
+                handle_repl_checkpoint(r, from, &msg);
                 break;
         case PEER_MSG_REPL_ACK:
-                k = handle_repl_ack(r, from, f);
+                handle_repl_ack(r, from, &msg);
                 break;
         case PEER_MSG_REPL_DROP:
-                k = read_ids(f, 0, CODEC_EXT_ACTOR, do_repl_drop, r, from);
+                for_each_id(r, from, &msg, do_repl_drop);
                 break;
-        default:
-                k = -EBADMSG;
         }
-        if (k == -EBADMSG)
-                log_warning("Peer %s sent a malformed message (type %u): dropping it.", from_id, f->type);
+        remote_message_done(&msg);
         return k;
 }
 
@@ -1762,8 +1539,8 @@ static bool node_seen_dead(Remote *r, uint64_t node) {
 /* A node died: what it held goes, what we waited from it is looked for elsewhere. */
 static void remote_node_died(Remote *r, uint64_t node) {
         Manager *m = r->manager;
-        char s[NODE_STR_MAX];
-        node_str(node, s);
+        char s[NODE_ID_STRING_MAX];
+        node_id_format(node, s);
         log_notice("Node %s is dead: releasing what it held, rebuilding what it hosted.", s);
 
         PeerHold *h, *htmp;
@@ -1839,7 +1616,7 @@ void remote_members_changed(Manager *m, bool fenced, uint64_t dead_incarnation) 
         Membership *ms = cluster_membership(m->cluster);
         for (size_t i = 1; i < ms->n_members; i++) {
                 uint64_t node;
-                if (node_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
+                if (node_id_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
                         continue;
                 bool dead = ms->members[i].state == MEMBER_DEAD, seen = node_seen_dead(r, node);
                 if (dead && !seen) {
@@ -1871,8 +1648,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         HASH_ITER(hh, r->actors, ra, tmp) {
                 if (ra->lost) {
                         if (now - ra->lost_since > REMOTE_LOST_TIMEOUT_USEC) {
-                                char ns[NODE_STR_MAX];
-                                node_str(ra->node, ns);
+                                char ns[NODE_ID_STRING_MAX];
+                                node_id_format(ra->node, ns);
                                 _cleanup_free_ char *cause = NULL;
                                 if (asprintf(&cause, "lost with node %s, and no replica rebuilt it", ns) < 0)
                                         cause = NULL;

@@ -4,7 +4,8 @@
  * authenticated (nodemgr/peer.c): the input is cut into chunks appended to a Buffer, every complete
  * frame under the peer size cap is parsed with frame_parse() and checked with peer_message_parse(),
  * and the member entries of membership messages are applied to a membership table
- * (membership_apply()), which is then ticked, packed and parsed back.
+ * (membership_apply()), which is then ticked, packed and parsed back. Frames of remote actors and
+ * lineage replication are checked with remote_message_parse() (nodemgr/remote-proto.c).
  *
  * Checks besides sanitizers: the table never exceeds its cap, this node stays first and alive, and
  * every packed entry parses back.
@@ -20,6 +21,7 @@
 #include "membership.h"
 #include "peer-proto.h"
 #include "proto.h"
+#include "remote-proto.h"
 
 #define CHECK(cond)                                                                                         \
         do {                                                                                                \
@@ -51,6 +53,22 @@ static void check_table(Membership *ms) {
         }
         msgpack_unpacked_destroy(&u);
         msgpack_sbuffer_destroy(&sb);
+}
+
+/* What a parsed remote message promises to its handlers. */
+static void check_remote(const RemoteMessage *m) {
+        CHECK(m->type >= PEER_MSG_DATA_FIRST && m->type < _PEER_MSG_DATA_END);
+        CHECK(m->n_replicas <= REMOTE_REPLICAS_MAX);
+        CHECK(!m->text || m->text_len <= 4096);
+        if (m->type == PEER_MSG_CREATE || m->type == PEER_MSG_REPL_CREATE)
+                CHECK(m->spec.module && *m->spec.module && m->spec.class_name && *m->spec.class_name);
+        if (m->type == PEER_MSG_REPL_RECORD)
+                CHECK(m->record.index > 0 && m->record.method);
+        if (m->ids)
+                for (uint32_t i = 0; i < m->ids->via.array.size; i++)
+                        (void) remote_message_id(m, i);
+        if (m->type == PEER_MSG_RESULT)
+                CHECK((m->code == 0) == (m->body != NULL));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -86,7 +104,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (r == 0)
                                 break;
                         CHECK(plen == len);
-                        if (frame_parse(&f, payload, plen) >= 0) {
+                        if (frame_parse(&f, payload, plen) >= 0 && f.type >= PEER_MSG_DATA_FIRST) {
+                                RemoteMessage rm;
+                                if (remote_message_parse(&f, &rm) >= 0) {
+                                        check_remote(&rm);
+                                        remote_message_done(&rm);
+                                }
+                        } else if (frame_parse(&f, payload, plen) >= 0) {
                                 PeerMessage pm;
                                 if (peer_message_parse(&f, &pm) >= 0 && pm.members) {
                                         CHECK(pm.members->type == MSGPACK_OBJECT_ARRAY);

@@ -62,7 +62,7 @@ echo "fuzz-frame: no crash in ${FUZZ_TIME}s"
 echo "== building $OUT/fuzz-peer"
 # shellcheck disable=SC2086
 "$FUZZ_CC" $CFLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-        -o "$OUT/fuzz-peer" "$SRC/tests/fuzz/fuzz-peer.c" "$SRC/nodemgr/membership.c" $SOURCES $MSGPACK_LIBS -lm
+        -o "$OUT/fuzz-peer" "$SRC/tests/fuzz/fuzz-peer.c" "$SRC/nodemgr/membership.c" "$SRC/nodemgr/remote-proto.c" $SOURCES $MSGPACK_LIBS -lm
 PEER_CORPUS=$OUT/corpus-peer
 mkdir -p "$PEER_CORPUS"
 echo "== running fuzz-peer for ${FUZZ_PEER_TIME}s"

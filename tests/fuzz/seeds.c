@@ -14,6 +14,7 @@
 
 #include "codec.h"
 #include "lineage.h"
+#include "peer-proto.h"
 #include "proto.h"
 
 static const char *dir;
@@ -222,6 +223,126 @@ static void frame_init_done(msgpack_packer *pk) {
         msgpack_pack_uint32(pk, INIT_CAN_SAVE);
 }
 
+/* Peer messages of remote actors and lineage replicas (nodemgr/remote-proto.c). */
+static void pack_spec(msgpack_packer *pk) {
+        pack_cstr(pk, "counter");
+        pack_cstr(pk, "Counter");
+        msgpack_pack_array(pk, 9);
+        msgpack_pack_nil(pk);
+        msgpack_pack_double(pk, 0.5);
+        msgpack_pack_uint32(pk, 1);
+        msgpack_pack_uint64(pk, 1 << 20);
+        msgpack_pack_int32(pk, -1);
+        msgpack_pack_false(pk);
+        msgpack_pack_uint32(pk, 1000);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_uint32(pk, 0);
+}
+
+static void peer_create(msgpack_packer *pk) {
+        kactor_value *args = simple_args();
+        msgpack_pack_array(pk, 6);
+        msgpack_pack_uint32(pk, PEER_MSG_CREATE);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        pack_spec(pk);
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void peer_call(msgpack_packer *pk) {
+        kactor_value *args = rich_value();
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, PEER_MSG_CALL);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(9, 11));
+        pack_cstr(pk, "increment");
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void peer_result(msgpack_packer *pk) {
+        kactor_value *v = rich_value();
+        msgpack_pack_array(pk, 6);
+        msgpack_pack_uint32(pk, PEER_MSG_RESULT);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(9, 11));
+        msgpack_pack_uint32(pk, 0);
+        msgpack_pack_nil(pk);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        pack_value(pk, v);
+        kactor_value_free(v);
+}
+
+static void peer_hold(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, PEER_MSG_HOLD);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_array(pk, 2);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 12));
+}
+
+static void peer_moved(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, PEER_MSG_MOVED);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        pack_cstr(pk, "00000000000000ab");
+        pack_cstr(pk, "");
+}
+
+static void peer_repl_create(msgpack_packer *pk) {
+        static const char state[] = "\x81\xa1n\x05";
+        kactor_value *args = simple_args();
+        msgpack_pack_array(pk, 9);
+        msgpack_pack_uint32(pk, PEER_MSG_REPL_CREATE);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        pack_spec(pk);
+        msgpack_pack_array(pk, 2);
+        pack_cstr(pk, "00000000000000ab");
+        pack_cstr(pk, "00000000000000cd");
+        msgpack_pack_uint64(pk, 5);
+        msgpack_pack_bin(pk, sizeof(state) - 1);
+        msgpack_pack_bin_body(pk, state, sizeof(state) - 1);
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void peer_repl_record(msgpack_packer *pk) {
+        msgpack_sbuffer sb;
+        msgpack_packer rpk;
+        kactor_value *args = simple_args();
+        LineageRecord r = {.index = 6, .result = id_of(9, 13), .method = (char *)"increment"};
+
+        if (codec_encode(args, &r.args, &r.args_len) < 0)
+                die("cannot encode arguments");
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&rpk, &sb, msgpack_sbuffer_write);
+        if (lineage_record_pack(&rpk, &r) < 0)
+                die("cannot pack a lineage record");
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint32(pk, PEER_MSG_REPL_RECORD);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        msgpack_pack_bin(pk, (uint32_t) sb.size);
+        msgpack_pack_bin_body(pk, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        free(r.args);
+        kactor_value_free(args);
+}
+
+static void peer_repl_ack(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, PEER_MSG_REPL_ACK);
+        msgpack_pack_uint64(pk, 0);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        msgpack_pack_uint64(pk, 6);
+        msgpack_pack_false(pk);
+}
+
 static void add_frame(Buffer *b, frame_fn fn) {
         msgpack_packer pk;
         size_t off = frame_begin(b);
@@ -274,6 +395,8 @@ int main(int argc, char *argv[]) {
                                           frame_submit, frame_put,          frame_get,
                                           frame_wait,   frame_release,      frame_kill};
         static const frame_fn worker[] = {frame_init_done, frame_result, frame_reply};
+        static const frame_fn peer[] = {peer_create, peer_call,        peer_result,      peer_hold,
+                                        peer_moved,  peer_repl_create, peer_repl_record, peer_repl_ack};
         kactor_value *rich, *simple, *empty;
 
         if (argc != 2)
@@ -288,6 +411,9 @@ int main(int argc, char *argv[]) {
                 stream_seed(63, &client[i], 1);
         for (size_t i = 0; i < sizeof(worker) / sizeof(worker[0]); i++)
                 stream_seed(63, &worker[i], 1);
+        stream_seed(63, peer, sizeof(peer) / sizeof(peer[0]));
+        for (size_t i = 0; i < sizeof(peer) / sizeof(peer[0]); i++)
+                stream_seed(63, &peer[i], 1);
 
         rich = rich_value();
         simple = simple_args();
