@@ -1217,7 +1217,7 @@ static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause
 
 /* --- frames --------------------------------------------------------------------------------------- */
 
-static int handle_create(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_create(Remote *r, uint64_t from, RemoteMessage *msg) {
         Manager *m = r->manager;
         ActorSpec spec = spec_from_wire(&msg->spec, msg->body, msg->body_len);
         spec.id = msg->actor;
@@ -1241,24 +1241,25 @@ static int handle_create(Remote *r, uint64_t from, const RemoteMessage *msg) {
         return 0;
 }
 
-static void handle_created(Remote *r, const RemoteMessage *msg) {
+static int handle_created(Remote *r, uint64_t from, RemoteMessage *msg) {
         RemoteActor *ra = msg->code != KACTOR_OK ? remote_actor_find(r, msg->actor) : NULL;
         if (!ra)
-                return;
+                return 0;
         _cleanup_free_ char *cause = NULL;
         if (asprintf(&cause, "it could not be made on its node: %.*s", (int) msg->text_len, msg->text ?: "") < 0)
                 cause = NULL;
         remote_actor_set_dead(ra, cause ?: "it could not be made on its node");
+        return 0;
 }
 
-static void handle_call(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_call(Remote *r, uint64_t from, RemoteMessage *msg) {
         Manager *m = r->manager;
         Actor *a = manager_find_actor(m, msg->actor);
         if (!a || (a->state == ACTOR_DEAD && a->fenced)) {
                 Location *l = location_find(r, msg->actor);
                 if (l && l->node != r->self && node_alive(r, l->node)) {
                         (void) send_moved(r, from, msg->actor, l->node, NULL);
-                        return;
+                        return 0;
                 }
                 char s[KACTOR_ID_STRING_MAX];
                 kactor_id_to_string(msg->actor, s);
@@ -1266,12 +1267,12 @@ static void handle_call(Remote *r, uint64_t from, const RemoteMessage *msg) {
                 if (asprintf(&text, "no actor %s on node %s", s, m->node_id) < 0)
                         text = NULL;
                 serve_error(r, from, msg->object, msg->actor, KACTOR_ERROR_NO_SUCH_ACTOR, text ?: "no such actor");
-                return;
+                return 0;
         }
         Object *o = objstore_find(&m->store, msg->object);
         if (o) {
                 serve(r, from, o, msg->actor, false); /* sent again after a move: one run, one answer */
-                return;
+                return 0;
         }
         ReqError e = {};
         int k = manager_submit_call(m, msg->actor, msg->object, msg->text, msg->text_len, msg->body ?: "\x90",
@@ -1280,12 +1281,13 @@ static void handle_call(Remote *r, uint64_t from, const RemoteMessage *msg) {
                 serve_error(r, from, msg->object, msg->actor, k == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
                             e.message ?: strerror(-k));
                 req_error_done(&e);
-                return;
+                return 0;
         }
         serve(r, from, o, msg->actor, true);
+        return 0;
 }
 
-static void handle_result(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_result(Remote *r, uint64_t from, RemoteMessage *msg) {
         Manager *m = r->manager;
         _cleanup_free_ char *text = msg->code != KACTOR_OK ? strndup(msg->text ?: "failed", msg->text ? msg->text_len : 6)
                                                            : NULL;
@@ -1316,12 +1318,14 @@ static void handle_result(Remote *r, uint64_t from, const RemoteMessage *msg) {
         /* Taken (or not wanted): the sender's copy may go. Handles inside were taken before this
          * goes out, and a peer handles our frames in order. */
         (void) send_id_list(r, from, PEER_MSG_DONE, CODEC_EXT_OBJECT, &msg->object, 1);
+        return 0;
 }
 
-static void for_each_id(Remote *r, uint64_t from, const RemoteMessage *msg,
-                        void (*fn)(Remote *r, uint64_t from, kactor_id id)) {
+static int for_each_id(Remote *r, uint64_t from, const RemoteMessage *msg,
+                       void (*fn)(Remote *r, uint64_t from, kactor_id id)) {
         for (uint32_t i = 0; i < msg->ids->via.array.size; i++)
                 fn(r, from, remote_message_id(msg, i));
+        return 0;
 }
 
 static void do_done(Remote *r, uint64_t from, kactor_id id) {
@@ -1349,7 +1353,7 @@ static void do_repl_drop(Remote *r, uint64_t from, kactor_id id) {
                 replica_free(r, rep);
 }
 
-static void handle_fetch(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_fetch(Remote *r, uint64_t from, RemoteMessage *msg) {
         Object *o = objstore_find(&r->manager->store, msg->object);
         if (!o) {
                 char s[KACTOR_ID_STRING_MAX];
@@ -1359,28 +1363,30 @@ static void handle_fetch(Remote *r, uint64_t from, const RemoteMessage *msg) {
                         text = NULL;
                 serve_error(r, from, msg->object, (kactor_id) {}, KACTOR_ERROR_NO_SUCH_OBJECT,
                             text ?: "no such object");
-                return;
+                return 0;
         }
         serve(r, from, o, (kactor_id) {}, false);
+        return 0;
 }
 
-static void handle_kill(Remote *r, const RemoteMessage *msg) {
+static int handle_kill(Remote *r, uint64_t from, RemoteMessage *msg) {
         Actor *a = manager_find_actor(r->manager, msg->actor);
         if (a)
                 (void) actor_kill(a, msg->flag, "killed by request");
+        return 0;
 }
 
-static void handle_moved(Remote *r, const RemoteMessage *msg) {
+static int handle_moved(Remote *r, uint64_t from, RemoteMessage *msg) {
         RemoteActor *ra;
         if (msg->node == 0) {
                 _cleanup_free_ char *cause = strndup(msg->text ?: "", msg->text_len);
                 ra = remote_actor_find(r, msg->actor);
                 if (ra)
                         remote_actor_moved(ra, 0, cause && *cause ? cause : "could not be rebuilt");
-                return;
+                return 0;
         }
         if (msg->node == r->self && !manager_find_actor(r->manager, msg->actor))
-                return; /* stale */
+                return 0; /* stale */
         location_set(r, msg->actor, msg->node);
         Replica *rep = replica_find(r, msg->actor);
         if (rep && msg->node != r->self)
@@ -1388,12 +1394,14 @@ static void handle_moved(Remote *r, const RemoteMessage *msg) {
         ra = remote_actor_find(r, msg->actor);
         if (ra)
                 remote_actor_moved(ra, msg->node, NULL);
+        return 0;
 }
 
-static void handle_locate(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_locate(Remote *r, uint64_t from, RemoteMessage *msg) {
         Actor *a = manager_find_actor(r->manager, msg->actor);
         if (a && a->state != ACTOR_DEAD)
                 (void) send_moved(r, from, msg->actor, r->self, NULL);
+        return 0;
 }
 
 static int handle_repl_create(Remote *r, uint64_t from, RemoteMessage *msg) {
@@ -1426,7 +1434,7 @@ static int handle_repl_create(Remote *r, uint64_t from, RemoteMessage *msg) {
         return 0;
 }
 
-static void handle_repl_record(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_repl_record(Remote *r, uint64_t from, RemoteMessage *msg) {
         const LineageRecord *rec = &msg->record;
         Replica *rep = replica_find(r, msg->actor);
         if (!rep || rep->host != from) {
@@ -1438,28 +1446,68 @@ static void handle_repl_record(Remote *r, uint64_t from, const RemoteMessage *ms
         } else
                 /* A repeat is acknowledged again; a gap asks for everything. */
                 (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), rec->index > rep->log.next_index);
+        return 0;
 }
 
-static void handle_repl_checkpoint(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_repl_checkpoint(Remote *r, uint64_t from, RemoteMessage *msg) {
         Replica *rep = replica_find(r, msg->actor);
         if (rep && rep->host == from && lineage_checkpoint(&rep->log, msg->index, msg->blob, msg->blob_len) < 0)
                 (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), true);
+        return 0;
 }
 
-static void handle_repl_ack(Remote *r, uint64_t from, const RemoteMessage *msg) {
+static int handle_repl_ack(Remote *r, uint64_t from, RemoteMessage *msg) {
         Actor *a = manager_find_actor(r->manager, msg->actor);
         HostRepl *hr = a ? host_repl(a) : NULL;
         int i = hr ? replica_index(hr, from) : -1;
         if (i < 0)
-                return;
+                return 0;
         if (msg->flag) {
                 hr->acked[i] = 0;
                 (void) replica_sync(r, hr, from);
-                return;
+                return 0;
         }
         hr->acked[i] = MAX(hr->acked[i], msg->index);
         host_deliver(r, hr);
+        return 0;
 }
+
+static int handle_done(Remote *r, uint64_t from, RemoteMessage *msg) {
+        return for_each_id(r, from, msg, do_done);
+}
+
+static int handle_hold(Remote *r, uint64_t from, RemoteMessage *msg) {
+        return for_each_id(r, from, msg, do_hold);
+}
+
+static int handle_release(Remote *r, uint64_t from, RemoteMessage *msg) {
+        return for_each_id(r, from, msg, do_release);
+}
+
+static int handle_repl_drop(Remote *r, uint64_t from, RemoteMessage *msg) {
+        return for_each_id(r, from, msg, do_repl_drop);
+}
+
+/* By message type, from PEER_MSG_DATA_FIRST. */
+static int (*const handlers[])(Remote *r, uint64_t from, RemoteMessage *msg) = {
+        [PEER_MSG_CREATE - PEER_MSG_DATA_FIRST] = handle_create,
+        [PEER_MSG_CREATED - PEER_MSG_DATA_FIRST] = handle_created,
+        [PEER_MSG_CALL - PEER_MSG_DATA_FIRST] = handle_call,
+        [PEER_MSG_RESULT - PEER_MSG_DATA_FIRST] = handle_result,
+        [PEER_MSG_DONE - PEER_MSG_DATA_FIRST] = handle_done,
+        [PEER_MSG_FETCH - PEER_MSG_DATA_FIRST] = handle_fetch,
+        [PEER_MSG_HOLD - PEER_MSG_DATA_FIRST] = handle_hold,
+        [PEER_MSG_RELEASE - PEER_MSG_DATA_FIRST] = handle_release,
+        [PEER_MSG_KILL - PEER_MSG_DATA_FIRST] = handle_kill,
+        [PEER_MSG_MOVED - PEER_MSG_DATA_FIRST] = handle_moved,
+        [PEER_MSG_LOCATE - PEER_MSG_DATA_FIRST] = handle_locate,
+        [PEER_MSG_REPL_CREATE - PEER_MSG_DATA_FIRST] = handle_repl_create,
+        [PEER_MSG_REPL_RECORD - PEER_MSG_DATA_FIRST] = handle_repl_record,
+        [PEER_MSG_REPL_CHECKPOINT - PEER_MSG_DATA_FIRST] = handle_repl_checkpoint,
+        [PEER_MSG_REPL_ACK - PEER_MSG_DATA_FIRST] = handle_repl_ack,
+        [PEER_MSG_REPL_DROP - PEER_MSG_DATA_FIRST] = handle_repl_drop,
+};
+_Static_assert(ELEMENTSOF(handlers) == _PEER_MSG_DATA_END - PEER_MSG_DATA_FIRST, "a peer message without a handler");
 
 int remote_handle_frame(Manager *m, const char *from_id, const Frame *f) {
         Remote *r = m->remote;
@@ -1473,56 +1521,8 @@ int remote_handle_frame(Manager *m, const char *from_id, const Frame *f) {
                 log_warning("Peer %s sent a malformed message (type %u): dropping it.", from_id, f->type);
                 return -EBADMSG;
         }
-        switch (msg.type) {
-        case PEER_MSG_CREATE:
-                k = handle_create(r, from, &msg);
-                break;
-        case PEER_MSG_CREATED:
-                handle_created(r, &msg);
-                break;
-        case PEER_MSG_CALL:
-                handle_call(r, from, &msg);
-                break;
-        case PEER_MSG_RESULT:
-                handle_result(r, from, &msg);
-                break;
-        case PEER_MSG_DONE:
-                for_each_id(r, from, &msg, do_done);
-                break;
-        case PEER_MSG_FETCH:
-                handle_fetch(r, from, &msg);
-                break;
-        case PEER_MSG_HOLD:
-                for_each_id(r, from, &msg, do_hold);
-                break;
-        case PEER_MSG_RELEASE:
-                for_each_id(r, from, &msg, do_release);
-                break;
-        case PEER_MSG_KILL:
-                handle_kill(r, &msg);
-                break;
-        case PEER_MSG_MOVED:
-                handle_moved(r, &msg);
-                break;
-        case PEER_MSG_LOCATE:
-                handle_locate(r, from, &msg);
-                break;
-        case PEER_MSG_REPL_CREATE:
-                k = handle_repl_create(r, from, &msg);
-                break;
-        case PEER_MSG_REPL_RECORD:
-                handle_repl_record(r, from, &msg);
-                break;
-        case PEER_MSG_REPL_CHECKPOINT:
-                handle_repl_checkpoint(r, from, &msg);
-                break;
-        case PEER_MSG_REPL_ACK:
-                handle_repl_ack(r, from, &msg);
-                break;
-        case PEER_MSG_REPL_DROP:
-                for_each_id(r, from, &msg, do_repl_drop);
-                break;
-        }
+        /* remote_message_parse() takes only the types of the table. */
+        k = handlers[msg.type - PEER_MSG_DATA_FIRST](r, from, &msg);
         remote_message_done(&msg);
         return k;
 }
