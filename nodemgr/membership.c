@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "membership.h"
 #include "proto.h"
 
@@ -123,15 +124,9 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
         Member *mb = membership_find(ms, u->id, u->id_len);
         if (mb == self) {
                 /* Refutation: whoever thinks we are suspect or dead learns a newer incarnation. */
-                if (u->state == MEMBER_DEAD && ms->stall_watch && u->incarnation >= ms->stall_incarnation) {
-                        ms->declared_dead = true;
-                        ms->dead_incarnation = u->incarnation;
-                }
                 if (u->state != MEMBER_ALIVE && u->incarnation >= self->incarnation) {
-                        if (u->state == MEMBER_DEAD) {
+                        if (u->state == MEMBER_DEAD)
                                 ms->declared_dead = true;
-                                ms->dead_incarnation = u->incarnation;
-                        }
                         self->incarnation = u->incarnation + 1;
                         ms->changed = true;
                         return 1;
@@ -156,6 +151,7 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
                         .state = u->state,
                         .resources = u->resources,
                         .state_since = now,
+                        .last_heard = own ? now : 0,
                 };
                 if (!mb->id || !mb->address) {
                         free(mb->id);
@@ -168,6 +164,12 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
         }
 
         int changed = 0;
+        if (own)
+                mb->last_heard = now;
+        /* Someone else says it is suspect or dead, but it spoke to us itself within the suspicion
+         * timeout: our own evidence wins (our probes will tell if it is gone). A node that was cut
+         * off and comes back with stale verdicts does not make the healthy side doubt itself. */
+        bool heard = !own && mb->last_heard > 0 && now - mb->last_heard < ms->config.suspect_timeout;
         if (own) {
                 if (memcmp(&mb->resources, &u->resources, sizeof(u->resources)) != 0) {
                         mb->resources = u->resources;
@@ -191,11 +193,12 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
                 apply = u->incarnation > mb->incarnation;
                 break;
         case MEMBER_SUSPECT:
-                apply = (mb->state == MEMBER_ALIVE && u->incarnation >= mb->incarnation) ||
-                        u->incarnation > mb->incarnation;
+                apply = !heard && ((mb->state == MEMBER_ALIVE && u->incarnation >= mb->incarnation) ||
+                                   u->incarnation > mb->incarnation);
                 break;
         case MEMBER_DEAD:
-                apply = mb->state != MEMBER_DEAD ? u->incarnation >= mb->incarnation : u->incarnation > mb->incarnation;
+                apply = !heard &&
+                        (mb->state != MEMBER_DEAD ? u->incarnation >= mb->incarnation : u->incarnation > mb->incarnation);
                 break;
         default:
                 break;
@@ -213,16 +216,6 @@ int membership_apply(Membership *ms, const MemberUpdate *u, const char *from, ui
                 changed = 1;
         }
         return changed;
-}
-
-bool membership_declared_dead(Membership *ms, uint64_t incarnation) {
-        Member *self = membership_self(ms);
-        if (incarnation + 1 < self->incarnation && !(ms->stall_watch && incarnation >= ms->stall_incarnation))
-                return false; /* an older life of ours */
-        ms->declared_dead = true;
-        ms->dead_incarnation = incarnation;
-        ms->changed = true;
-        return true;
 }
 
 void membership_ack(Membership *ms, uint64_t seq, const char *from, uint64_t now) {
@@ -300,6 +293,21 @@ size_t membership_tick(Membership *ms, uint64_t now, MembershipAction *ret_actio
         if (!ms->probing && now >= ms->next_probe) {
                 size_t target = pick_target(ms);
                 ms->next_probe = now + ms->config.probe_interval;
+                /* Every tenth period, a dead member is pinged too (no ack is waited for): one that
+                 * was only cut off hears it and refutes, so the two sides of a healed partition
+                 * find each other again. */
+                if (++ms->periods % MEMBERSHIP_DEAD_PING_PERIODS == 0 && n < MEMBERSHIP_ACTIONS_MAX) {
+                        size_t dead[MEMBERSHIP_MEMBERS_MAX], nd = 0;
+                        for (size_t i = 1; i < ms->n_members; i++)
+                                if (ms->members[i].state == MEMBER_DEAD)
+                                        dead[nd++] = i;
+                        if (nd > 0)
+                                ret_actions[n++] = (MembershipAction) {
+                                        .kind = MEMBERSHIP_SEND_PING,
+                                        .target = ms->members[dead[rng_next(ms) % nd]].id,
+                                        .seq = 0,
+                                };
+                }
                 if (target > 0 && n < MEMBERSHIP_ACTIONS_MAX) {
                         ms->probing = true;
                         ms->probe_target = target;
@@ -445,6 +453,20 @@ int peer_message_parse(const Frame *f, PeerMessage *ret) {
                 if (frame_field_str(f, 0, &pm.from, &pm.from_len) < 0 || pm.from_len == 0 ||
                     !valid_string(pm.from, pm.from_len, MEMBER_ID_MAX) || frame_field_u64(f, 1, &pm.incarnation) < 0)
                         return -EBADMSG;
+                o = frame_field(f, 2);
+                if (!o || o->type != MSGPACK_OBJECT_ARRAY)
+                        return -EBADMSG;
+                for (uint32_t k = 0; k < o->via.array.size; k++) {
+                        const msgpack_object *e = &o->via.array.ptr[k];
+                        kactor_id id;
+                        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+                            codec_object_to_id(&e->via.array.ptr[0], CODEC_EXT_ACTOR, &id) < 0 ||
+                            e->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+                            !valid_string(e->via.array.ptr[1].via.str.ptr, e->via.array.ptr[1].via.str.size,
+                                          MEMBER_ID_MAX))
+                                return -EBADMSG;
+                }
+                pm.moved = o;
                 break;
         default:
                 return -EBADMSG;

@@ -44,6 +44,7 @@ typedef struct Member {
         MemberState state;
         MemberResources resources;
         uint64_t state_since; /* usec: when it entered its state */
+        uint64_t last_heard;  /* usec: when it last spoke to us itself (0: never) */
 } Member;
 
 /* One member entry as it travels: borrowed strings. */
@@ -71,6 +72,7 @@ typedef struct MembershipConfig {
 #define MEMBERSHIP_MEMBERS_MAX 64
 #define MEMBER_ID_MAX 64
 #define MEMBERSHIP_RESURRECTED_MAX 8
+#define MEMBERSHIP_DEAD_PING_PERIODS 10
 #define MEMBER_ADDRESS_MAX 128
 
 typedef struct Membership {
@@ -79,13 +81,8 @@ typedef struct Membership {
         size_t n_members;
         bool changed;        /* a member was added or changed state or incarnation: cleared by the caller */
         bool declared_dead;  /* we heard we were declared dead (and refuted it): cleared by the caller */
-        uint64_t dead_incarnation; /* ... at this incarnation of ours */
-        /* After a freeze, a death declared at the incarnation we had then counts even once a
-         * refutation of a mere suspicion has moved our incarnation past it. */
-        bool stall_watch;
-        uint64_t stall_incarnation;
         /* Members that came back from dead (a newer incarnation): the caller tells each of them
-         * (membership_declared_dead()) and clears the list. */
+         * (DEAD_NOTICE) and clears the list. */
         char *resurrected[MEMBERSHIP_RESURRECTED_MAX];
         uint64_t resurrected_incarnation[MEMBERSHIP_RESURRECTED_MAX];
         size_t n_resurrected;
@@ -99,6 +96,7 @@ typedef struct Membership {
         bool probe_indirect_sent;
         uint64_t next_probe;
         size_t probe_cursor;
+        uint64_t periods;
         uint64_t next_seq;
         uint64_t rng;
 } Membership;
@@ -123,9 +121,7 @@ int membership_init(Membership *ms, const char *self_id, const char *self_addres
                     uint64_t seed);
 void membership_done(Membership *ms);
 void membership_resurrected_clear(Membership *ms);
-/* A peer says we were declared dead at `incarnation`: true when that concerns this life of ours
- * (the incarnation we had before a freeze, or later). Sets declared_dead then. */
-bool membership_declared_dead(Membership *ms, uint64_t incarnation);
+
 
 Member *membership_find(Membership *ms, const char *id, size_t len);
 static inline Member *membership_self(Membership *ms) {
@@ -169,6 +165,7 @@ typedef struct PeerMessage {
         size_t target_len;
         const uint8_t *blob;            /* HELLO: the nonce; AUTH: the mac */
         uint64_t incarnation;           /* DEAD_NOTICE */
+        const msgpack_object *moved;    /* DEAD_NOTICE: [[actor (ext 2), node id], ...], checked */
         const msgpack_object *members;  /* PING, ACK, PING_REQ: every entry parses */
 } PeerMessage;
 

@@ -28,8 +28,9 @@ typedef enum PeerMsg {
         PEER_MSG_PING,        /* [T, seq, from id, [member entries]]                               */
         PEER_MSG_ACK,         /* [T, seq, from id, [member entries]]                               */
         PEER_MSG_PING_REQ,    /* [T, seq, from id, target id, [member entries]]: ping target for me */
-        PEER_MSG_DEAD_NOTICE, /* [T, 0, from id, incarnation]: you were declared dead at this
-                               *  incarnation (sent to a member that comes back from dead)         */
+        PEER_MSG_DEAD_NOTICE, /* [T, 0, from id, incarnation, [[actor, node id], ...]]: you were
+                               *  declared dead at this incarnation, and these actors live on these
+                               *  nodes now (sent to a member that comes back from dead)           */
 
         /* Remote actors and lineage replication (remote.c), numbered from PEER_MSG_DATA_FIRST.
          * Ids are ext 1 (object) / ext 2 (actor); node ids are strings. */

@@ -416,16 +416,16 @@ static void stall_pending_free(Cluster *c) {
         c->n_stall_pending = 0;
 }
 
-/* The cluster still counts us in: what was held runs now, in its order. */
-static void cluster_unstall(Cluster *c, bool discard) {
+/* Every member we knew has answered since the freeze (and told us of the actors that moved away
+ * meanwhile, which are stopped here): what was held runs now, in its order. */
+static void cluster_unstall(Cluster *c) {
         if (!c->stalled)
                 return;
         c->stalled = false;
-        c->ms.stall_watch = false;
         stall_pending_free(c);
         size_t n = 0;
         HeldFrame *h;
-        while (!discard && (h = LIST_FIRST(&c->held))) {
+        while ((h = LIST_FIRST(&c->held))) {
                 LIST_REMOVE(h, link);
                 if (!LIST_FIRST(&c->held))
                         c->held_tail = NULL;
@@ -440,11 +440,7 @@ static void cluster_unstall(Cluster *c, bool discard) {
                 free(h);
                 n++;
         }
-        if (discard) {
-                log_notice("Dropping the peers' requests that arrived while this node was frozen: the cluster "
-                           "declared it dead.");
-                held_frames_free(c);
-        } else if (n > 0)
+        if (n > 0)
                 log_info("Running %zu peer requests held while the cluster's view of this node was unknown.", n);
 }
 
@@ -461,7 +457,7 @@ static void cluster_stall_answered(Cluster *c, const char *from) {
                         left++;
         }
         if (left == 0)
-                cluster_unstall(c, false);
+                cluster_unstall(c);
 }
 
 /* Notes that the loop runs; a gap longer than the suspicion timeout was a freeze. */
@@ -470,8 +466,6 @@ static void cluster_note_active(Cluster *c) {
         if (c->last_active > 0 && now - c->last_active > c->ms.config.suspect_timeout && !c->stalled) {
                 c->stalled = true;
                 c->stall_seq = c->ms.next_seq;
-                c->ms.stall_watch = true;
-                c->ms.stall_incarnation = membership_self(&c->ms)->incarnation;
                 stall_pending_free(c);
                 c->stall_pending = calloc(c->ms.n_members, sizeof(char *));
                 for (size_t i = 1; c->stall_pending && i < c->ms.n_members; i++)
@@ -484,17 +478,23 @@ static void cluster_note_active(Cluster *c) {
         c->last_active = now;
 }
 
+/* Tells a member back from the dead that it was declared dead, and where the actors that moved
+ * meanwhile live now: it stops its copies of those. */
 static int cluster_send_dead_notice(Cluster *c, const char *id, uint64_t incarnation) {
         PeerConn *p = cluster_find_conn(c, id);
         if (!p)
                 return -ENOTCONN;
         size_t off = peer_frame_begin(p);
-        msgpack_pack_array(&p->pk, 4);
+        msgpack_pack_array(&p->pk, 5);
         msgpack_pack_uint32(&p->pk, PEER_MSG_DEAD_NOTICE);
         msgpack_pack_uint64(&p->pk, 0);
         pack_cstr(&p->pk, membership_self(&c->ms)->id);
         msgpack_pack_uint64(&p->pk, incarnation);
-        return peer_frame_end(p, off);
+        if (remote_pack_moved(c->manager, &p->pk, id) < 0) {
+                p->out.end = off;
+                return -ENOMEM;
+        }
+        return peer_data_frame_end(p, off);
 }
 
 static void cluster_changed(Cluster *c) {
@@ -505,11 +505,11 @@ static void cluster_changed(Cluster *c) {
          * probe finds a connection. */
         (void) sd_event_source_set_time_relative(c->dial_source, 0);
         manager_bus_peers_changed(c->manager);
-        bool fenced = c->ms.declared_dead;
+        if (c->ms.declared_dead)
+                log_notice("Peers had declared this node dead: it refuted with incarnation %" PRIu64 ".",
+                           membership_self(&c->ms)->incarnation);
         c->ms.declared_dead = false;
-        if (fenced)
-                cluster_unstall(c, true);
-        remote_members_changed(c->manager, fenced, c->ms.dead_incarnation);
+        remote_members_changed(c->manager);
 }
 
 static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object *members) {
@@ -577,10 +577,9 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
         if (strlen(p->peer_id) != pm.from_len || memcmp(p->peer_id, pm.from, pm.from_len) != 0)
                 return -EPROTO; /* a peer speaks only for itself */
         if (pm.type == PEER_MSG_DEAD_NOTICE) {
-                if (membership_declared_dead(&c->ms, pm.incarnation))
-                        log_warning("Peer %s says this node was declared dead (incarnation %" PRIu64 ").",
-                                    p->peer_id, pm.incarnation);
-                cluster_changed(c);
+                log_warning("Peer %s says this node was declared dead (incarnation %" PRIu64 "); %u of the "
+                            "actors it knows moved.", p->peer_id, pm.incarnation, pm.moved->via.array.size);
+                remote_dead_notice(c->manager, pm.moved);
                 return 0;
         }
         cluster_apply_members(c, p, pm.members);
@@ -608,7 +607,7 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
                                 membership_ack(&c->ms, pm.seq, from, now);
                         /* Answers to probes sent since the freeze, from every member we knew alive:
                          * their tables are the cluster's view now (a death would fence us). */
-                        if (c->stalled && pm.seq >= c->stall_seq && !c->ms.declared_dead && from)
+                        if (c->stalled && pm.seq >= c->stall_seq && from)
                                 cluster_stall_answered(c, from);
                 }
                 break;
@@ -778,6 +777,13 @@ static int cluster_dial(Cluster *c, const char *address) {
         if (fd < 0)
                 return -errno;
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
+        /* From the address we listen on: peers (and firewalls) see one address per node. */
+        struct sockaddr_in local;
+        if (c->listen_address && parse_address(c->listen_address, &local) >= 0) {
+                local.sin_port = 0;
+                if (bind(fd, (struct sockaddr *) &local, sizeof(local)) < 0)
+                        log_debug("Cannot dial from %s: %m", c->listen_address);
+        }
         bool connecting = false;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 if (errno != EINPROGRESS) {

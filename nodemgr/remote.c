@@ -18,6 +18,10 @@
 #define REMOTE_LOST_TIMEOUT_USEC (10 * UINT64_C(1000000))
 /* Every so often: LOCATE again for lost actors, send what could not be sent. */
 #define REMOTE_TICK_USEC (250 * UINT64_C(1000))
+/* A dead member stops counting for the quorum after this long. */
+#define REMOTE_QUORUM_FORGET_USEC (10 * 60 * UINT64_C(1000000))
+/* Actors a DEAD_NOTICE names at most. */
+#define REMOTE_MOVED_MAX 20000
 /* Results of replayed calls are kept this long for callers that send their calls again. */
 #define REMOTE_REBUILT_KEEP_USEC (60 * UINT64_C(1000000))
 
@@ -96,7 +100,6 @@ typedef struct HostRepl {
         size_t n;
         bool had_replicas; /* once replicated, results wait for R replicas (or all alive peers) */
         bool fenced; /* this node was declared dead: the actor lives elsewhere now */
-        uint64_t incarnation; /* this node's when the actor came here */
         TAILQ_HEAD(, Deferred) deferred;
 } HostRepl;
 
@@ -135,6 +138,7 @@ struct Remote {
         Replica *replica_set;
         LIST_HEAD(, Rebuilt) rebuilt;
         Actor *views; /* D-Bus views of remote actors, by id */
+        bool quorum_warned;
         sd_event_source *tick;
         uint64_t *dead_nodes; /* members seen dead, so that each death is handled once */
         size_t n_dead_nodes;
@@ -925,7 +929,6 @@ void remote_actor_started(Actor *a) {
         if (!hr)
                 return;
         hr->actor = a;
-        hr->incarnation = membership_self(cluster_membership(a->manager->cluster))->incarnation;
         TAILQ_INIT(&hr->deferred);
         a->repl = hr;
         host_replicate(r, hr);
@@ -1572,11 +1575,51 @@ static void remote_node_died(Remote *r, uint64_t node) {
                         host_replicate(r, host_repl(a));
 }
 
+/* Whether this node sees a strict majority of the cluster alive (itself included): only then does
+ * it rebuild the actors of nodes it thinks dead, so that the two sides of a partition never both
+ * do. The cluster is the members alive or suspect, and those dead for less than
+ * REMOTE_QUORUM_FORGET_USEC whose address no live member has taken over (a node restarted on the
+ * same address replaces its old self). */
+static bool remote_has_quorum(Remote *r) {
+        Membership *ms = cluster_membership(r->manager->cluster);
+        uint64_t now = now_usec(); /* the clock of state_since (CLOCK_MONOTONIC) */
+        size_t alive = 0, voters = 0;
+        for (size_t i = 0; i < ms->n_members; i++) {
+                const Member *mb = &ms->members[i];
+                if (mb->state == MEMBER_ALIVE)
+                        alive++;
+                if (mb->state != MEMBER_DEAD) {
+                        voters++;
+                        continue;
+                }
+                if (now - mb->state_since > REMOTE_QUORUM_FORGET_USEC)
+                        continue;
+                bool replaced = false;
+                for (size_t k = 0; k < ms->n_members && *mb->address; k++)
+                        if (ms->members[k].state != MEMBER_DEAD && streq(ms->members[k].address, mb->address))
+                                replaced = true;
+                if (!replaced)
+                        voters++;
+        }
+        return alive * 2 > voters;
+}
+
 static void remote_check_replicas(Remote *r) {
         Replica *rep, *tmp;
+        int quorum = -1;
         HASH_ITER(hh, r->replica_set, rep, tmp) {
                 if (node_alive(r, rep->host))
                         continue;
+                if (quorum < 0)
+                        quorum = remote_has_quorum(r);
+                if (!quorum) {
+                        if (!r->quorum_warned)
+                                log_warning("Nodes are dead, but this node does not see a majority of the cluster "
+                                            "alive: it rebuilds none of their actors (the others may have).");
+                        r->quorum_warned = true;
+                        return;
+                }
+                r->quorum_warned = false;
                 /* The first live node of its replica list rebuilds it. */
                 for (size_t i = 0; i < rep->n_replicas; i++) {
                         if (!node_alive(r, rep->replicas[i]))
@@ -1588,31 +1631,65 @@ static void remote_check_replicas(Remote *r) {
         }
 }
 
-/* The cluster declared this node dead at `incarnation`: the actors it had then were rebuilt
- * elsewhere (or given up); they stop here. */
-static void remote_fence(Remote *r, uint64_t incarnation) {
-        Manager *m = r->manager;
-        Actor *a, *tmp;
-        log_warning("This node was declared dead by the cluster: its replicated actors live on other nodes "
-                    "now, stopping them here.");
-        HASH_ITER(hh, m->actors, a, tmp)
-                if (host_repl(a) && host_repl(a)->incarnation <= incarnation && a->state != ACTOR_DEAD) {
-                        host_repl(a)->fenced = true;
-                        a->fenced = true;
-                        (void) actor_kill(a, true, "this node was declared dead by the cluster; the actor was rebuilt on another node");
-                }
-        /* What we kept for peers is stale: every peer has moved on. */
-        Replica *rep, *rtmp;
-        HASH_ITER(hh, r->replica_set, rep, rtmp)
-                replica_free(r, rep);
+int remote_pack_moved(Manager *m, msgpack_packer *pk, const char *to) {
+        Remote *r = m->remote;
+        uint64_t target = 0;
+        size_t n = 0;
+        Location *l, *tmp;
+        if (!r)
+                return msgpack_pack_array(pk, 0) < 0 ? -ENOMEM : 0;
+        (void) node_id_parse(to, strlen(to), &target);
+        HASH_ITER(hh, r->locations, l, tmp)
+                if (l->node != target && n < REMOTE_MOVED_MAX)
+                        n++;
+        if (msgpack_pack_array(pk, (uint32_t) n) < 0)
+                return -ENOMEM;
+        HASH_ITER(hh, r->locations, l, tmp) {
+                if (l->node == target || n == 0)
+                        continue;
+                char s[NODE_ID_STRING_MAX];
+                node_id_format(l->node, s);
+                if (msgpack_pack_array(pk, 2) < 0 || codec_pack_id(pk, CODEC_EXT_ACTOR, l->id) < 0 || pack_cstr(pk, s) < 0)
+                        return -ENOMEM;
+                n--;
+        }
+        return 0;
 }
 
-void remote_members_changed(Manager *m, bool fenced, uint64_t dead_incarnation) {
+void remote_dead_notice(Manager *m, const msgpack_object *moved) {
         Remote *r = m->remote;
         if (!r)
                 return;
-        if (fenced)
-                remote_fence(r, dead_incarnation);
+        /* The actors that were rebuilt elsewhere while this node counted as dead stop here: the
+         * cluster acknowledged their calls there. Every other one stays. */
+        unsigned stopped = 0;
+        for (uint32_t i = 0; i < moved->via.array.size; i++) {
+                const msgpack_object *e = moved->via.array.ptr[i].via.array.ptr;
+                kactor_id id;
+                uint64_t node;
+                if (codec_object_to_id(&e[0], CODEC_EXT_ACTOR, &id) < 0 ||
+                    node_id_parse(e[1].via.str.ptr, e[1].via.str.size, &node) < 0 || node == r->self)
+                        continue;
+                location_set(r, id, node);
+                Actor *a = manager_find_actor(m, id);
+                if (!a || a->state == ACTOR_DEAD)
+                        continue;
+                if (host_repl(a))
+                        host_repl(a)->fenced = true;
+                a->fenced = true;
+                (void) actor_kill(a, true,
+                                  "this node was declared dead by the cluster; the actor was rebuilt on another node");
+                stopped++;
+        }
+        if (stopped > 0)
+                log_warning("This node was declared dead by the cluster: %u of its actors were rebuilt on other "
+                            "nodes, stopping them here.", stopped);
+}
+
+void remote_members_changed(Manager *m) {
+        Remote *r = m->remote;
+        if (!r)
+                return;
         Membership *ms = cluster_membership(m->cluster);
         for (size_t i = 1; i < ms->n_members; i++) {
                 uint64_t node;

@@ -27,8 +27,12 @@ void remote_free(Manager *m);
 
 /* A frame of the data range from an authenticated peer. < 0 drops the peer (malformed frame). */
 int remote_handle_frame(Manager *m, const char *from, const Frame *f);
-/* The member table changed; fenced: this node heard it had been declared dead. */
-void remote_members_changed(Manager *m, bool fenced, uint64_t dead_incarnation);
+/* The member table changed. */
+void remote_members_changed(Manager *m);
+/* DEAD_NOTICE: packs where the actors that moved live now (for the member `to`, back from the
+ * dead), and stops here the actors a notice says moved. */
+int remote_pack_moved(Manager *m, msgpack_packer *pk, const char *to);
+void remote_dead_notice(Manager *m, const msgpack_object *moved);
 
 /* Placement: 1 when the actor is to be made on a peer (*ret_node, malloc'd), 0 for this node, or
  * -EREMOTEIO with e set (an unknown or dead Node option, or no node with the resources). */

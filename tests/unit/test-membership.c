@@ -98,13 +98,30 @@ Test(membership, refutation_overrides_suspicion_and_death_only_when_newer) {
         MemberUpdate refute = update("b", MEMBER_ALIVE, 1);
         cr_assert_eq(membership_apply(&ms, &refute, "b", MS(3)), 1);
         cr_assert_eq(membership_find(&ms, "b", 1)->state, MEMBER_ALIVE);
+        /* b spoke to us at 3 ms: a's verdict counts once the suspicion timeout has passed since. */
         MemberUpdate dead = update("b", MEMBER_DEAD, 1);
-        membership_apply(&ms, &dead, "a", MS(4));
+        membership_apply(&ms, &dead, "a", MS(1004));
         cr_assert_eq(membership_find(&ms, "b", 1)->state, MEMBER_DEAD);
-        cr_assert_eq(membership_apply(&ms, &refute, "b", MS(5)), 0, "dead beats alive of the same incarnation");
+        cr_assert_eq(membership_apply(&ms, &refute, "b", MS(1005)), 0, "dead beats alive of the same incarnation");
         MemberUpdate rejoin = update("b", MEMBER_ALIVE, 2);
-        cr_assert_eq(membership_apply(&ms, &rejoin, "b", MS(6)), 1);
+        cr_assert_eq(membership_apply(&ms, &rejoin, "b", MS(1006)), 1);
         cr_assert_eq(membership_find(&ms, "b", 1)->state, MEMBER_ALIVE);
+        membership_done(&ms);
+}
+
+Test(membership, others_verdicts_do_not_beat_what_we_heard_ourselves) {
+        Membership ms;
+        setup3(&ms);
+        MemberUpdate own = update("b", MEMBER_ALIVE, 0);
+        cr_assert_eq(membership_apply(&ms, &own, "b", MS(100)), 0);
+        /* a (cut off a while ago) says b is dead; b spoke to us 0.5 s ago: b stays alive. */
+        MemberUpdate dead = update("b", MEMBER_DEAD, 0), suspect = update("b", MEMBER_SUSPECT, 0);
+        cr_assert_eq(membership_apply(&ms, &dead, "a", MS(600)), 0);
+        cr_assert_eq(membership_apply(&ms, &suspect, "a", MS(700)), 0);
+        cr_assert_eq(membership_find(&ms, "b", 1)->state, MEMBER_ALIVE);
+        /* Silent for longer than the suspicion timeout: the verdict counts. */
+        cr_assert_eq(membership_apply(&ms, &dead, "a", MS(1200)), 1);
+        cr_assert_eq(membership_find(&ms, "b", 1)->state, MEMBER_DEAD);
         membership_done(&ms);
 }
 
