@@ -130,6 +130,13 @@ $(BUILD)/tests/bench/bench-tracing: tests/bench/bench-tracing.c $(BENCH_HELPERS)
 	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
 	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
+# The cluster benchmark watches the nodes' Peers on their buses (sd-bus) and waits for a call in a thread.
+$(BUILD)/tests/bench/bench-cluster: tests/bench/bench-cluster.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) \
+                $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lpthread -lm
+
 # Unit tests of BPF programs drive them with BPF_PROG_TEST_RUN through a test object of their own.
 $(BUILD)/tests/unit/bpf/%.bpf.o: tests/unit/bpf/%.bpf.c bpf/trace.bpf.c $(BPF_HEADERS) $(BUILD)/bpf/vmlinux.h
 	@mkdir -p $(dir $@)

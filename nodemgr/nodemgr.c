@@ -42,9 +42,9 @@ static void help(void) {
                "     --listen ADDR:PORT     Listen for peer node managers on this TCP address\n"
                "     --join ADDR:PORT       Join the cluster through this seed (repeatable)\n"
                "     --cluster-secret-file PATH  The cluster secret (required with --listen/--join)\n"
-               "     --probe-interval-ms N  SWIM protocol period (default: 200)\n"
-               "     --probe-timeout-ms N   Direct ping timeout before indirect probes (default: 100)\n"
-               "     --suspect-timeout-ms N Suspicion time before a member is declared dead (default: 1000)\n"
+               "     --probe-interval-ms N  SWIM protocol period (default: 100)\n"
+               "     --probe-timeout-ms N   Direct ping timeout before indirect probes (default: 50)\n"
+               "     --suspect-timeout-ms N Suspicion time before a member is declared dead (default: 600)\n"
                "     --replicas R           Peers that keep each actor's lineage before a call is\n"
                "                            acknowledged (default: 1; 0: none)\n"
                "  -v --verbose              Log debug messages\n",

@@ -2,16 +2,17 @@
 #pragma once
 
 /*
- * Paired call benchmarks for bench-lineage and bench-isolation: the same call benchmark against two
- * variants (two methods of a Counter, or two node managers), measured in one run in interleaved
- * rounds (A B, B A, A B, ...), so load that comes and goes on a shared machine hits both alike.
- * The figure is the median over the rounds of B's rate ÷ A's rate in the same round.
+ * Paired call benchmarks for bench-lineage, bench-isolation and bench-cluster: the same call
+ * benchmark against two variants (two methods of a Counter, two node managers, or a Counter here and
+ * one on another node), measured in one run in interleaved rounds (A B, B A, A B, ...), so load that
+ * comes and goes on a shared machine hits both alike. The figure is the median over the rounds of
+ * B's rate ÷ A's rate in the same round.
  *
  * Every client is a process of its own (1 for the 1_1 benchmarks, KACTOR_BENCH_CLIENTS for n_n),
- * with a connection and a Counter per variant; the parent tells all of them to run one variant for
- * one slice at a time and sums what they did (calls ÷ the longest client's time, as
- * n_n_actor_calls_async does). Every result is checked: `increment` must return the next value,
- * `get` the current one.
+ * with a connection and a Counter per variant (on the node the variant names, in a cluster); the
+ * parent tells all of them to run one variant for one slice at a time and sums what they did
+ * (calls ÷ the longest client's time, as n_n_actor_calls_async does). Every result is checked:
+ * `increment` must return the next value, `get` the current one.
  *
  * Header-only (static functions): the Makefile links each benchmark with bench-util.o alone.
  */
@@ -40,6 +41,7 @@ typedef struct CompareVariant {
         const char *label;  /* "cgroupfs", "increment (logged)" */
         const char *socket; /* the node manager's native socket; NULL: $KACTOR_SOCKET */
         const char *method; /* "increment" or "get" */
+        const char *node;   /* in a cluster: the node id to place the Counter on; NULL: the client's node */
 } CompareVariant;
 
 typedef struct CompareResult {
@@ -164,6 +166,7 @@ static _Noreturn void compare_client(const char *name, CompareKind kind, const C
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (unsigned i = 0; i < 2; i++) {
                 struct kactor_connect_opts opts = { .sz = sizeof(opts), .socket_path = v[i].socket };
+                struct kactor_actor_opts actor_opts = { .sz = sizeof(actor_opts), .node = v[i].node };
                 CompareSide *s = &sides[i];
 
                 s->method = v[i].method;
@@ -175,7 +178,8 @@ static _Noreturn void compare_client(const char *name, CompareKind kind, const C
                 r = kactor_connect(&opts, &s->client);
                 if (r < 0)
                         bench_fail(name, NULL, r, "connecting to %s", v[i].socket ?: getenv("KACTOR_SOCKET") ?: "?");
-                r = kactor_create_actor(s->client, bench_counter_module(), "Counter", NULL, NULL, &s->actor);
+                r = kactor_create_actor(s->client, bench_counter_module(), "Counter", NULL,
+                                        v[i].node ? &actor_opts : NULL, &s->actor);
                 if (r < 0)
                         bench_fail(name, s->client, r, "creating Counter in %s (%s)", bench_counter_module(), v[i].label);
         }
@@ -352,17 +356,17 @@ static int compare_calls(const char *name, CompareKind kind, const CompareVarian
 /* Rounds and slice length of the paired benchmarks: KACTOR_BENCH_ROUNDS (default 15), slice =
  * KACTOR_BENCH_DURATION / 10 (0.15 s by default), at least 0.05 s: many short rounds, so the two
  * slices of a round see much the same load. */
-static unsigned compare_rounds(void) {
+static inline unsigned compare_rounds(void) {
         return bench_env_unsigned("KACTOR_BENCH_ROUNDS", 15);
 }
 
-static double compare_slice_s(void) {
+static inline double compare_slice_s(void) {
         double s = bench_duration_s() / 10;
 
         return s < 0.05 ? 0.05 : s;
 }
 
-static unsigned compare_n_clients(void) {
+static inline unsigned compare_n_clients(void) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
         return bench_env_unsigned("KACTOR_BENCH_CLIENTS", ncpu > 2 ? (unsigned) ncpu : 2);

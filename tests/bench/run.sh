@@ -14,11 +14,15 @@
 # KACTOR_BENCH_ACTORS (1000), KACTOR_BENCH_ACTORS_1N (4), KACTOR_BENCH_CLIENTS (nproc, >= 2),
 # KACTOR_BENCH_KEEP=1 keeps the temporary directory (logs) for inspection; KACTOR_TRACE=off is
 # passed on to the node manager (its always-on tracing is otherwise part of every figure).
+# The cluster benchmarks (bench-cluster, on clusters of node managers this script starts on loopback
+# addresses): KACTOR_BENCH_SOAK (s, 60: the idle cluster watched for false deaths),
+# KACTOR_BENCH_DETECT_ROUNDS (5 SIGSTOPs timed to dead), KACTOR_BENCH_CLUSTER_PORT (7947).
 
 set -u
 
 BUILD=$(cd "${1:-build}" && pwd) || exit 1
 shift
+SELECTED=("$@")
 BENCH=$BUILD/tests/bench
 MODULE_PATH=$BUILD/examples:$BUILD/tests/modules
 RESULTS=$BUILD/bench-results.txt
@@ -27,6 +31,12 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/kactor-bench.XXXXXX") || exit 1
 DBUS_PID=
 NODEMGR_PID=
 FAILED=0
+CLUSTER_PIDS=()     # the running cluster's node managers
+CLUSTER_BUS_PIDS=() # and their dbus-daemons
+CLUSTER_NODES=()    # its node managers as LABEL:PID:DIR, for bench-cluster
+CLUSTER_CGROUPS=()  # their --cgroup-name
+CLUSTER_SEED=
+CLUSTER_N=0
 
 # Whether a child of ours still runs (kill -0 also succeeds on a zombie).
 alive() {
@@ -48,7 +58,32 @@ stop_pid() {
         wait "$pid" 2>/dev/null
 }
 
+# Stops the cluster's processes, node managers first (a stopped one is woken to hear SIGTERM), and
+# removes the cgroups a node manager killed on purpose (kill -9) left behind, empty: its workers died
+# with it. Only our own, by the names we gave them.
+cluster_stop() {
+        local pid cg d
+        for pid in "${CLUSTER_PIDS[@]}"; do
+                kill -CONT "$pid" 2>/dev/null
+                stop_pid "$pid"
+        done
+        for pid in "${CLUSTER_BUS_PIDS[@]}"; do
+                stop_pid "$pid"
+        done
+        for cg in "${CLUSTER_CGROUPS[@]}"; do
+                for d in /sys/fs/cgroup/kactor/"$cg" /sys/fs/cgroup/*/kactor/"$cg"; do
+                        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+                done
+        done
+        CLUSTER_PIDS=()
+        CLUSTER_BUS_PIDS=()
+        CLUSTER_NODES=()
+        CLUSTER_CGROUPS=()
+        CLUSTER_SEED=
+}
+
 cleanup() {
+        cluster_stop
         stop_pid "$NODEMGR_PID"
         stop_pid "$DBUS_PID"
         if [ "${KACTOR_BENCH_KEEP:-0}" = 1 ]; then
@@ -82,11 +117,13 @@ else
 fi
 
 # --- a private bus and node manager --------------------------------------------------------------
-cat >"$DIR/bus.conf" <<CONF
+# write_bus_conf DIR: a private bus listening on DIR/bus.
+write_bus_conf() {
+        cat >"$1/bus.conf" <<CONF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <listen>unix:path=$DIR/bus</listen>
+  <listen>unix:path=$1/bus</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -96,8 +133,14 @@ cat >"$DIR/bus.conf" <<CONF
   </policy>
 </busconfig>
 CONF
+}
 
-dbus-daemon --config-file="$DIR/bus.conf" --nofork --nopidfile >"$DIR/dbus.log" 2>&1 &
+# What this script starts gets SIGKILL should the script die (a timeout, a kill -9): nothing outlives it.
+PDEATHSIG=()
+command -v setpriv >/dev/null && PDEATHSIG=(setpriv --pdeathsig KILL)
+
+write_bus_conf "$DIR"
+"${PDEATHSIG[@]}" dbus-daemon --config-file="$DIR/bus.conf" --nofork --nopidfile >"$DIR/dbus.log" 2>&1 &
 DBUS_PID=$!
 for i in $(seq 100); do
         [ -S "$DIR/bus" ] && break
@@ -116,8 +159,8 @@ start_nodemgr() {
         rm -f "$DIR/run/nodemgr.sock"
         # 1,000 actors need more descriptors than the usual soft limit of 1024 (a unit sets LimitNOFILE=).
         (ulimit -n "$(ulimit -Hn)" 2>/dev/null
-         exec "$BUILD/kactor-nodemgr" --bus "$BUS" --runtime-dir "$DIR/run" --module-path "$MODULE_PATH" \
-                --num-cpus "$(nproc)") >>"$DIR/nodemgr.log" 2>&1 &
+         exec "${PDEATHSIG[@]}" "$BUILD/kactor-nodemgr" --bus "$BUS" --runtime-dir "$DIR/run" \
+                --module-path "$MODULE_PATH" --num-cpus "$(nproc)") >>"$DIR/nodemgr.log" 2>&1 &
         NODEMGR_PID=$!
         for i in $(seq 100); do
                 alive "$NODEMGR_PID" || break
@@ -160,11 +203,11 @@ nodemgr_crashed() {
         return 1
 }
 
-# run TITLE LIMIT PROGRAM [ARGS...]
+# run TITLE LIMIT PROGRAM [ARGS...] (an empty TITLE: the caller printed the section's title)
 run() {
         local title=$1 limit=$2 rc
         shift 2
-        say "== $title"
+        [ -n "$title" ] && say "== $title"
         timeout "$limit" "$@" 2>"$DIR/stderr" | tee -a "$RESULTS"
         rc=${PIPESTATUS[0]}
         if [ -s "$DIR/stderr" ]; then
@@ -208,6 +251,125 @@ run "lineage: restart, replay, the log's cost" 90 "$BENCH/bench-lineage" "$@"
 run "isolation: cgroup backends (private node managers)" 120 "$BENCH/bench-isolation" "$@"
 if [ $# = 0 ] || [[ " $* " == *" actor_creation_systemd "* ]] || [[ " $* " == *" isolation "* ]]; then
         run "isolation: systemd scopes (systemd-nspawn node)" 180 "$(dirname "$0")/bench-systemd-node.sh" "$BUILD"
+fi
+
+# --- clusters ------------------------------------------------------------------------------------
+# bench-cluster runs against node managers started here, one cluster per group of benchmarks: each
+# node with its own dbus-daemon, runtime directory and --cgroup-name, listening on
+# 127.X.Y.N:$CLUSTER_PORT (X.Y from our PID, so that runs side by side never share an address; N new
+# for every node, so that no address is reused while the old socket lingers) and joined through the
+# cluster's first node. Both processes get SIGKILL should this script die (setpriv --pdeathsig), and
+# cluster_stop stops them by PID.
+CLUSTER_NET=127.$((($$ >> 8) & 255)).$(($$ & 255))
+CLUSTER_PORT=${KACTOR_BENCH_CLUSTER_PORT:-7947}
+
+# cluster_wanted GROUP NAME...: whether the selected benchmarks include the group or one of its names.
+cluster_wanted() {
+        local group=$1 a n
+        shift
+        [ ${#SELECTED[@]} = 0 ] && return 0
+        for a in "${SELECTED[@]}"; do
+                [ "$a" = cluster ] || [ "$a" = "$group" ] && return 0
+                for n in "$@"; do
+                        [ "$a" = "$n" ] && return 0
+                done
+        done
+        return 1
+}
+
+# cluster_node_start LABEL [NODEMGR ARGS...]: a node of the current cluster, ready (its bus name
+# and native socket there); the first one is the others' seed.
+cluster_node_start() {
+        local label=$1 dir=$DIR/cluster-$1 addr cgroup pid i
+        local join=()
+        shift
+        CLUSTER_N=$((CLUSTER_N + 1))
+        addr=$CLUSTER_NET.$CLUSTER_N:$CLUSTER_PORT
+        cgroup=kactor-bench-$$-$label
+        mkdir -p "$dir/run"
+        write_bus_conf "$dir"
+        "${PDEATHSIG[@]}" dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile >"$dir/dbus.log" 2>&1 &
+        pid=$!
+        CLUSTER_BUS_PIDS+=("$pid")
+        for i in $(seq 100); do
+                [ -S "$dir/bus" ] && break
+                alive "$pid" || break
+                sleep 0.05
+        done
+        if [ ! -S "$dir/bus" ]; then
+                say "cluster node $label: dbus-daemon did not start:"; cat "$dir/dbus.log"
+                return 1
+        fi
+        if [ -n "$CLUSTER_SEED" ]; then
+                join=(--join "$CLUSTER_SEED")
+        else
+                CLUSTER_SEED=$addr
+        fi
+        (ulimit -n "$(ulimit -Hn)" 2>/dev/null
+         exec "${PDEATHSIG[@]}" "$BUILD/kactor-nodemgr" --bus "unix:path=$dir/bus" --runtime-dir "$dir/run" \
+                --module-path "$MODULE_PATH" --num-cpus "$(nproc)" --cgroup-name "$cgroup" --listen "$addr" \
+                "${join[@]}" --cluster-secret-file "$DIR/cluster.secret" "$@") >>"$dir/nodemgr.log" 2>&1 &
+        pid=$!
+        CLUSTER_PIDS+=("$pid")
+        CLUSTER_CGROUPS+=("$cgroup")
+        for i in $(seq 100); do
+                alive "$pid" || break
+                if busctl --address="unix:path=$dir/bus" status io.kactor.NodeManager1 >/dev/null 2>&1 &&
+                   [ -S "$dir/run/nodemgr.sock" ]; then
+                        CLUSTER_NODES+=("$label:$pid:$dir")
+                        say "# cluster node $label: PID $pid, $addr${join:+, joined through $CLUSTER_SEED}${*:+, $*}"
+                        return 0
+                fi
+                sleep 0.1
+        done
+        say "cluster node $label: kactor-nodemgr did not become ready; its log:"
+        tail -n 30 "$dir/nodemgr.log" | tee -a "$RESULTS"
+        return 1
+}
+
+# cluster_run TITLE LIMIT GROUP NODE-SPEC...: starts the nodes (LABEL or LABEL,ARG,ARG...), runs
+# bench-cluster GROUP on them, stops them.
+cluster_run() {
+        local title=$1 limit=$2 group=$3 spec
+        local args=()
+        shift 3
+        if [ ${#PDEATHSIG[@]} = 0 ]; then
+                say "== $title: skipped, no setpriv (util-linux) to tie the nodes to this script"
+                return 0
+        fi
+        say "== $title"
+        for spec in "$@"; do
+                IFS=, read -r -a args <<<"$spec"
+                if ! cluster_node_start "${args[@]}"; then
+                        FAILED=1
+                        cluster_stop
+                        return 0
+                fi
+        done
+        # bench-cluster kills a node manager on purpose: bash's notice of a job killed by a signal
+        # goes to the shell's stderr when it reaps it, here or in cluster_stop.
+        {
+                run "" "$limit" "$BENCH/bench-cluster" "$group" "${CLUSTER_NODES[@]}" -- "${SELECTED[@]}"
+                cluster_stop
+        } 2>/dev/null
+}
+
+if cluster_wanted calls remote_1_1_actor_calls_sync remote_1_1_actor_calls_async ||
+   cluster_wanted replication replication_r1_calls_async replication_r2_calls_async ||
+   cluster_wanted failure soak_idle_3_nodes failure_detection failure_detection_kill9 rebuild_10000_calls; then
+        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/cluster.secret"
+        chmod 600 "$DIR/cluster.secret"
+fi
+if cluster_wanted calls remote_1_1_actor_calls_sync remote_1_1_actor_calls_async; then
+        cluster_run "cluster: remote vs local calls (2 nodes, defaults: --replicas 1)" 120 calls a b
+fi
+if cluster_wanted replication replication_r1_calls_async replication_r2_calls_async; then
+        cluster_run "cluster: replication (3 nodes, --replicas 0, 1, 2)" 120 replication \
+                r0,--replicas,0 r1,--replicas,1 r2,--replicas,2
+fi
+if cluster_wanted failure soak_idle_3_nodes failure_detection failure_detection_kill9 rebuild_10000_calls; then
+        cluster_run "cluster: false deaths, failure detection, rebuilding (3 nodes, defaults)" \
+                "$(awk -v s="${KACTOR_BENCH_SOAK:-60}" 'BEGIN { printf "%d", s + 180 }')" failure x y z
 fi
 
 say "== summary"
