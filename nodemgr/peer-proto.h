@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdint.h>
+
 /*
  * The peer protocol between node managers (docs/cluster.md). It uses the native framing of
  * lib/proto.h (u32 LE length + msgpack header [type, id, fields...]) with its own message types,
@@ -14,6 +16,12 @@
  */
 
 #define PEER_PROTO_VERSION 1
+
+/* SWIM's default timings (usec): with them a node that stops answering is declared dead within
+ * about a second on a quiet network. */
+#define MEMBERSHIP_PROBE_INTERVAL_DEFAULT (100 * UINT64_C(1000))
+#define MEMBERSHIP_PROBE_TIMEOUT_DEFAULT (50 * UINT64_C(1000))
+#define MEMBERSHIP_SUSPECT_TIMEOUT_DEFAULT (600 * UINT64_C(1000))
 #define PEER_FRAME_MAX (1024u * 1024u)       /* a peer frame larger than this drops the peer */
 #define PEER_FRAME_MAX_UNAUTH 4096u          /* before authentication */
 #define PEER_NONCE_SIZE 32

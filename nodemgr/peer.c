@@ -27,6 +27,7 @@
 #define PEER_AUTH_TIMEOUT_USEC (5 * UINT64_C(1000000)) /* to finish HELLO + AUTH */
 #define PEER_DIAL_INTERVAL_USEC (500 * UINT64_C(1000))
 #define PEER_READ_CHUNK 65536
+#define PEER_TICK_ACCURACY_USEC 1000
 #define PEER_RELAYS_MAX 64
 #define PEER_SECRET_MAX 4096
 #define PEER_RELAY_SEQ_BIT (UINT64_C(1) << 63)
@@ -947,7 +948,10 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
                         return r;
         }
 
-        r = sd_event_add_time_relative(c->event, &c->tick_source, CLOCK_MONOTONIC, 0, 0, on_tick, c);
+        /* The protocol's timer fires to the millisecond: the default accuracy (250 ms) would add
+         * up to a quarter of a second to every probe and every suspicion. */
+        r = sd_event_add_time_relative(c->event, &c->tick_source, CLOCK_MONOTONIC, 0, PEER_TICK_ACCURACY_USEC, on_tick,
+                                       c);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->tick_source, SD_EVENT_ON);
         if (r >= 0)

@@ -1756,7 +1756,7 @@ int remote_setup(Manager *m, unsigned replicas) {
         r->replicas = MIN(replicas, (unsigned) REMOTE_REPLICAS_MAX);
         r->self = m->node_hi;
         LIST_INIT(&r->rebuilt);
-        int k = sd_event_add_time_relative(m->event, &r->tick, CLOCK_MONOTONIC, REMOTE_TICK_USEC, 0, on_tick, r);
+        int k = sd_event_add_time_relative(m->event, &r->tick, CLOCK_MONOTONIC, REMOTE_TICK_USEC, 10 * 1000, on_tick, r);
         if (k >= 0)
                 k = sd_event_source_set_enabled(r->tick, SD_EVENT_ON);
         if (k < 0) {

@@ -50,6 +50,7 @@
 
 #include "bench-compare.h"
 #include "bench-util.h"
+#include "peer-proto.h"
 
 #define BUS_NAME "io.kactor.NodeManager1"
 #define BUS_PATH "/io/kactor/NodeManager1"
@@ -529,9 +530,11 @@ static void detection_report(const char *name, double dead_ms, double suspect_ms
         char figure[64], ratio[200], target[64];
 
         snprintf(figure, sizeof(figure), "%.0f ms", dead_ms);
-        snprintf(ratio, sizeof(ratio),
-                 "%.2fx probe 200 + suspicion 1000 ms (defaults); suspected at %.0f ms%s%s",
-                 dead_ms / 1200.0, suspect_ms, detail ? "; " : "", detail ?: "");
+        const double probe_ms = MEMBERSHIP_PROBE_INTERVAL_DEFAULT / 1000.0,
+                     suspicion_ms = MEMBERSHIP_SUSPECT_TIMEOUT_DEFAULT / 1000.0;
+        snprintf(ratio, sizeof(ratio), "%.2fx probe %.0f + suspicion %.0f ms (defaults); suspected at %.0f ms%s%s",
+                 dead_ms / (probe_ms + suspicion_ms), probe_ms, suspicion_ms, suspect_ms, detail ? "; " : "",
+                 detail ?: "");
         snprintf(target, sizeof(target), "target <= %.0f ms", DETECT_TARGET_MS);
         bench_line(name, figure, ratio, dead_ms <= DETECT_TARGET_MS ? BENCH_PASS : BENCH_MISS, target);
 }
