@@ -188,6 +188,7 @@ static int on_flush(sd_event_source *s, void *userdata) {
         (void) objstore_evict(&m->store);
         manager_bus_flush(m);
         manager_flush_all(m);
+        remote_flush(m);
         cluster_flush(m->cluster);
         return 0;
 }

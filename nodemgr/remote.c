@@ -114,6 +114,8 @@ typedef struct Replica {
         uint64_t replicas[REMOTE_REPLICAS_MAX]; /* in rendezvous order: the first alive one rebuilds */
         size_t n_replicas;
         LineageLog log;
+        bool ack_due;     /* records stored since the last ack: one ack for them all, at the flush */
+        LIST_ENTRY(Replica) ack_link;
 } Replica;
 
 /* The results of a rebuilt actor's replayed calls, kept for callers that send them again. */
@@ -139,6 +141,12 @@ struct Remote {
         LIST_HEAD(, Rebuilt) rebuilt;
         Actor *views; /* D-Bus views of remote actors, by id */
         bool quorum_warned;
+        LIST_HEAD(, Replica) acks_due;
+        struct PendingDone { /* results taken, to say DONE for (one message per node, at the flush) */
+                uint64_t node;
+                kactor_id object;
+        } *done;
+        size_t n_done, n_done_allocated;
         sd_event_source *tick;
         uint64_t *dead_nodes; /* members seen dead, so that each death is handled once */
         size_t n_dead_nodes;
@@ -1034,6 +1042,8 @@ static Replica *replica_find(Remote *r, kactor_id id) {
 }
 
 static void replica_free(Remote *r, Replica *rep) {
+        if (rep->ack_due)
+                LIST_REMOVE(rep, ack_link);
         HASH_DEL(r->replica_set, rep);
         spec_wire_done(&rep->spec);
         free(rep->args);
@@ -1320,7 +1330,15 @@ static int handle_result(Remote *r, uint64_t from, RemoteMessage *msg) {
         }
         /* Taken (or not wanted): the sender's copy may go. Handles inside were taken before this
          * goes out, and a peer handles our frames in order. */
-        (void) send_id_list(r, from, PEER_MSG_DONE, CODEC_EXT_OBJECT, &msg->object, 1);
+        if (r->n_done == r->n_done_allocated) {
+                size_t n = MAX(r->n_done_allocated * 2, (size_t) 64);
+                struct PendingDone *v = realloc(r->done, n * sizeof(*v));
+                if (!v)
+                        return send_id_list(r, from, PEER_MSG_DONE, CODEC_EXT_OBJECT, &msg->object, 1);
+                r->done = v;
+                r->n_done_allocated = n;
+        }
+        r->done[r->n_done++] = (struct PendingDone) { .node = from, .object = msg->object };
         return 0;
 }
 
@@ -1444,8 +1462,11 @@ static int handle_repl_record(Remote *r, uint64_t from, RemoteMessage *msg) {
                 if (!manager_find_actor(r->manager, msg->actor))
                         (void) send_ack(r, from, msg->actor, 0, true);
         } else if (rec->index == rep->log.next_index) {
-                if (lineage_append(&rep->log, rec->result, rec->method, rec->args, rec->args_len, rec->code) >= 0)
-                        (void) send_ack(r, from, msg->actor, rec->index, false);
+                if (lineage_append(&rep->log, rec->result, rec->method, rec->args, rec->args_len, rec->code) >= 0 &&
+                    !rep->ack_due) {
+                        rep->ack_due = true;
+                        LIST_INSERT_HEAD(&r->acks_due, rep, ack_link);
+                }
         } else
                 /* A repeat is acknowledged again; a gap asks for everything. */
                 (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), rec->index > rep->log.next_index);
@@ -1748,6 +1769,38 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+void remote_flush(Manager *m) {
+        Remote *r = m->remote;
+        Replica *rep;
+        if (!r)
+                return;
+        /* Records stored since the last flush: one ack per actor, for the last of them. */
+        while ((rep = LIST_FIRST(&r->acks_due))) {
+                LIST_REMOVE(rep, ack_link);
+                rep->ack_due = false;
+                (void) send_ack(r, rep->host, rep->id, lineage_last_index(&rep->log), false);
+        }
+        /* Results taken: one DONE per node. */
+        while (r->n_done > 0) {
+                uint64_t node = r->done[0].node;
+                size_t n = 0, k = 0;
+                for (size_t i = 0; i < r->n_done; i++)
+                        n += r->done[i].node == node;
+                PeerFrame f;
+                if (frame_start(r, node, PEER_MSG_DONE, 1, &f) >= 0) {
+                        int p = pk_ok(msgpack_pack_array(f.pk, (uint32_t) n));
+                        for (size_t i = 0; p >= 0 && i < r->n_done; i++)
+                                if (r->done[i].node == node)
+                                        p = codec_pack_id(f.pk, CODEC_EXT_OBJECT, r->done[i].object);
+                        (void) cluster_frame_end(&f, p);
+                }
+                for (size_t i = 0; i < r->n_done; i++)
+                        if (r->done[i].node != node)
+                                r->done[k++] = r->done[i];
+                r->n_done = k;
+        }
+}
+
 int remote_setup(Manager *m, unsigned replicas) {
         Remote *r = calloc(1, sizeof(*r));
         if (!r)
@@ -1756,6 +1809,7 @@ int remote_setup(Manager *m, unsigned replicas) {
         r->replicas = MIN(replicas, (unsigned) REMOTE_REPLICAS_MAX);
         r->self = m->node_hi;
         LIST_INIT(&r->rebuilt);
+        LIST_INIT(&r->acks_due);
         int k = sd_event_add_time_relative(m->event, &r->tick, CLOCK_MONOTONIC, REMOTE_TICK_USEC, 10 * 1000, on_tick, r);
         if (k >= 0)
                 k = sd_event_source_set_enabled(r->tick, SD_EVENT_ON);
@@ -1811,6 +1865,7 @@ void remote_free(Manager *m) {
                 free(v);
         }
         sd_event_source_disable_unref(r->tick);
+        free(r->done);
         free(r->dead_nodes);
         free(r);
         m->remote = NULL;

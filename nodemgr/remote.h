@@ -24,6 +24,9 @@ typedef struct Remote Remote;
 /* Sets up the remote layer of a clustered node (after cluster_new()). */
 int remote_setup(Manager *m, unsigned replicas);
 void remote_free(Manager *m);
+/* At the end of each event loop iteration: the acks and DONEs gathered meanwhile go out, one
+ * message each per actor or node. */
+void remote_flush(Manager *m);
 
 /* A frame of the data range from an authenticated peer. < 0 drops the peer (malformed frame). */
 int remote_handle_frame(Manager *m, const char *from, const Frame *f);
