@@ -54,14 +54,6 @@ static const char *startswith_prefix(const char *s, const char *prefix) {
         return strncmp(s, prefix, n) == 0 ? s + n : NULL;
 }
 
-static char **strv_free(char **l) {
-        for (char **i = l; i && *i; i++)
-                free(*i);
-        free(l);
-        return NULL;
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-
 /* --- messages ------------------------------------------------------------------------------------------ */
 
 static int log_error_errno(int r, const char *format, ...) __attribute__((format(printf, 2, 3)));

@@ -771,6 +771,16 @@ static int property_get_actor_lineage(sd_bus *bus, const char *path, const char 
         return sd_bus_message_append(reply, "t", (uint64_t) (a->lineage.bytes + a->lineage.checkpoint_len));
 }
 
+static int property_get_actor_replicas(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        _cleanup_strv_free_ char **v = NULL;
+        int r = remote_actor_replicas(a, &v);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_strv(reply, v);
+}
+
 static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -797,6 +807,7 @@ static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_PROPERTY("LineageBytes", "t", property_get_actor_lineage, 0, 0),
         SD_BUS_PROPERTY("CheckpointIndex", "t", NULL, offsetof(Actor, lineage.checkpoint_index), 0),
         SD_BUS_PROPERTY("CheckpointInterval", "u", NULL, offsetof(Actor, checkpoint_interval), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Replicas", "as", property_get_actor_replicas, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Call", SD_BUS_ARGS("s", method, "av", args), SD_BUS_RESULT("o", object),
                                 method_actor_call, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Kill", SD_BUS_ARGS("b", no_restart), SD_BUS_NO_RESULT, method_actor_kill,

@@ -996,6 +996,26 @@ void remote_checkpointed(Actor *a) {
         }
 }
 
+int remote_actor_replicas(const Actor *a, char ***ret) {
+        const HostRepl *hr = a->repl;
+        size_t n = hr ? hr->n : 0;
+        char **v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                v[i] = malloc(NODE_ID_STRING_MAX);
+                if (!v[i]) {
+                        for (size_t k = 0; k < i; k++)
+                                free(v[k]);
+                        free(v);
+                        return -ENOMEM;
+                }
+                node_id_format(hr->replicas[i], v[i]);
+        }
+        *ret = v;
+        return 0;
+}
+
 void remote_actor_died(Actor *a) {
         Remote *r = a->manager->remote; /* NULL when the node manager stops */
         HostRepl *hr = host_repl(a);

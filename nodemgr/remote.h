@@ -73,5 +73,7 @@ void remote_record_logged(Actor *a, uint64_t index);
 void remote_checkpointed(Actor *a);
 void remote_replayed(Actor *a, uint64_t index, kactor_error code, const char *message, const char *data,
                      size_t len);
-void remote_actor_died(Actor *a);        /* for good: replicas drop it */
+void remote_actor_died(Actor *a);
+/* The nodes that keep the actor's lineage, in order (NULL-terminated, malloc'd; empty when none). */
+int remote_actor_replicas(const Actor *a, char ***ret);        /* for good: replicas drop it */
 void remote_actor_freed(Actor *a);

@@ -533,3 +533,69 @@ Test(cluster, actor_with_checkpoints_is_rebuilt_from_its_checkpoint_and_the_call
                   harness_nodemgr_log(cluster_nodes[0]));
         cluster_nodes[1] = harness_stop(cluster_nodes[1]);
 }
+
+/* The first node of an actor's Replicas, as its host says ("" when none). */
+static const char *first_replica(Harness *host, const char *path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *id = NULL;
+        int r = harness_bus_call(host, &e, &reply, path, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                 HARNESS_IFACE_ACTOR, "Replicas");
+        cr_assert(r >= 0, "Get Replicas: %s", e.message ?: strerror(-r));
+        cr_assert(sd_bus_message_enter_container(reply, 'v', "as") > 0);
+        cr_assert(sd_bus_message_enter_container(reply, 'a', "s") >= 0);
+        r = sd_bus_message_read(reply, "s", &id);
+        cr_assert(r >= 0);
+        const char *ret = harness_printf(host, "%s", r > 0 ? id : "");
+        sd_bus_message_unref(reply);
+        return ret;
+}
+
+static size_t node_index(const char *id) {
+        for (size_t i = 0; i < CLUSTER_NODES_MAX; i++)
+                if (cluster_nodes[i] && cluster_nodes[i]->nodemgr_pid > 0 && streq(cluster_node_id(cluster_nodes[i]), id))
+                        return i;
+        cr_assert_fail("no live node %s", id);
+        return 0;
+}
+
+Test(cluster, replica_lost_is_replaced_then_host_lost_keeps_every_call) {
+        cluster_start(5, NULL);
+        kactor_client *c0 = harness_client(cluster_nodes[0]);
+        /* Detached: its maker's node may be the one that dies, and a node that dies stops holding. */
+        struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(cluster_nodes[1]), .detached = true };
+        kactor_actor a = harness_create(cluster_nodes[0], c0, harness_module(cluster_nodes[0], "counter"), "Counter",
+                                        "[0]", &o);
+        cr_assert_eq(cluster_call_int(c0, a, "increment"), 1);
+        const char *path = harness_actor_path(cluster_nodes[1], a);
+        const char *replica_id = first_replica(cluster_nodes[1], path);
+        size_t replica = node_index(replica_id);
+        cr_assert_neq(replica, 1);
+        /* The calls go through a node that is neither the host nor its replica. */
+        size_t via = 0;
+        while (via == 1 || via == replica)
+                via++;
+        kactor_client *c = harness_client(cluster_nodes[via]);
+        for (int i = 2; i <= 20; i++)
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i);
+
+        /* The replica dies: the host picks another and sends it everything. */
+        cluster_crash_node(replica);
+        const char *now = "";
+        for (uint64_t end = cluster_now_ms() + CLUSTER_WAIT_MS; cluster_now_ms() < end; usleep(50 * 1000)) {
+                now = first_replica(cluster_nodes[1], path);
+                if (*now && !streq(now, replica_id))
+                        break;
+        }
+        cr_assert(*now && !streq(now, replica_id), "the host has no new replica after its replica died; its log:\n%s",
+                  harness_nodemgr_log(cluster_nodes[1]));
+        for (int i = 21; i <= 30; i++)
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i);
+
+        /* Then the host dies: the new replica has every acknowledged call. */
+        cluster_crash_node(1);
+        cr_assert_eq(cluster_call_int(c, a, "increment"), 31);
+        cr_assert_eq(cluster_call_int(c, a, "get"), 31);
+        cluster_nodes[1] = harness_stop(cluster_nodes[1]);
+        cluster_nodes[replica] = harness_stop(cluster_nodes[replica]);
+}
