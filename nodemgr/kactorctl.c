@@ -1903,7 +1903,7 @@ static int verb_peers(int argc, char *argv[]) {
                 {}
         };
         static const char *const header[] = { "NODE", "ADDRESS", "STATE", "INCARNATION", "CPUS (FREE/ALL)",
-                                              "GPUS (FREE/ALL)" };
+                                              "GPUS (FREE/ALL)", "MEMORY (AVAILABLE/ALL)" };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -1917,7 +1917,7 @@ static int verb_peers(int argc, char *argv[]) {
                 case 'h':
                         printf("kactorctl peers [--json]\n\n"
                                "Show the cluster's members as this node sees them (this node first): node id,\n"
-                               "address, state (alive, suspect, dead), incarnation, CPUs and GPUs.\n");
+                               "address, state (alive, suspect, dead), incarnation, CPUs, GPUs and memory.\n");
                         return 0;
                 case 'j':
                         arg_json = true;
@@ -1934,10 +1934,10 @@ static int verb_peers(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         r = sd_bus_get_property(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", &error, &reply,
-                                "a(sssudduu)");
+                                "a(sssudduutt)");
         if (r < 0)
                 return log_bus_error(&error, r, "Failed to read the node's peers");
-        r = sd_bus_message_enter_container(reply, 'a', "(sssudduu)");
+        r = sd_bus_message_enter_container(reply, 'a', "(sssudduutt)");
         if (r < 0)
                 return log_error_errno(r, "Failed to parse the peers: %m");
         for (size_t i = 0; i < ELEMENTSOF(header) && !arg_json; i++)
@@ -1947,9 +1947,10 @@ static int verb_peers(int argc, char *argv[]) {
                 const char *id, *address, *state;
                 uint32_t incarnation, gpus, gpus_free;
                 double cpus, cpus_free;
+                uint64_t memory, memory_free;
 
-                r = sd_bus_message_read(reply, "(sssudduu)", &id, &address, &state, &incarnation, &cpus, &cpus_free,
-                                        &gpus, &gpus_free);
+                r = sd_bus_message_read(reply, "(sssudduutt)", &id, &address, &state, &incarnation, &cpus, &cpus_free,
+                                        &gpus, &gpus_free, &memory, &memory_free);
                 if (r < 0)
                         return log_error_errno(r, "Failed to parse the peers: %m");
                 if (r == 0)
@@ -1964,7 +1965,9 @@ static int verb_peers(int argc, char *argv[]) {
                             kactor_value_map_set(v, "cpus", kactor_value_new_double(cpus)) < 0 ||
                             kactor_value_map_set(v, "free_cpus", kactor_value_new_double(cpus_free)) < 0 ||
                             kactor_value_map_set(v, "gpus", kactor_value_new_int(gpus)) < 0 ||
-                            kactor_value_map_set(v, "free_gpus", kactor_value_new_int(gpus_free)) < 0)
+                            kactor_value_map_set(v, "free_gpus", kactor_value_new_int(gpus_free)) < 0 ||
+                            kactor_value_map_set(v, "memory", kactor_value_new_int((int64_t) memory)) < 0 ||
+                            kactor_value_map_set(v, "free_memory", kactor_value_new_int((int64_t) memory_free)) < 0)
                                 return log_oom();
                         continue;
                 }
@@ -1979,6 +1982,8 @@ static int verb_peers(int argc, char *argv[]) {
                         r = table_add_cell(&t, "%g/%g", cpus_free, cpus);
                 if (r >= 0)
                         r = table_add_cell(&t, "%" PRIu32 "/%" PRIu32, gpus_free, gpus);
+                if (r >= 0)
+                        r = table_add_cell(&t, "%.1f/%.1f GiB", memory_free / 1073741824.0, memory / 1073741824.0);
                 if (r < 0)
                         return log_oom();
         }

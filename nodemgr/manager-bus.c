@@ -573,20 +573,22 @@ static int property_get_cgroup_manager(sd_bus *bus, const char *path, const char
         return sd_bus_message_append(reply, "s", cgroup_manager_name(m->cgroups));
 }
 
-/* Peers: a(sssudduu) — node id, address, state (alive, suspect, dead), incarnation, CPUs total and
- * free, GPUs total and free; this node first. Empty on a single node. */
+/* Peers: a(sssudduutt) — node id, address, state (alive, suspect, dead), incarnation, CPUs total and
+ * free, GPUs total and free, memory total and available (bytes); this node first. Empty on a single
+ * node. */
 static int property_get_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         Membership *ms = cluster_membership(m->cluster);
-        int r = sd_bus_message_open_container(reply, 'a', "(sssudduu)");
+        int r = sd_bus_message_open_container(reply, 'a', "(sssudduutt)");
         if (r < 0)
                 return r;
         for (size_t i = 0; ms && i < ms->n_members; i++) {
                 const Member *mb = &ms->members[i];
-                r = sd_bus_message_append(reply, "(sssudduu)", mb->id, mb->address, member_state_to_string(mb->state),
+                r = sd_bus_message_append(reply, "(sssudduutt)", mb->id, mb->address, member_state_to_string(mb->state),
                                           (uint32_t) mb->incarnation, mb->resources.cpus_total,
-                                          mb->resources.cpus_free, mb->resources.gpus_total, mb->resources.gpus_free);
+                                          mb->resources.cpus_free, mb->resources.gpus_total, mb->resources.gpus_free,
+                                          mb->resources.memory_total, mb->resources.memory_free);
                 if (r < 0)
                         return r;
         }
@@ -610,7 +612,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("LineageBytes", "t", NULL, offsetof(Manager, lineage_bytes), 0),
         SD_BUS_PROPERTY("LineageMemoryMax", "t", NULL, offsetof(Manager, lineage_max), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CgroupManager", "s", property_get_cgroup_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Peers", "a(sssudduu)", property_get_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Peers", "a(sssudduutt)", property_get_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("CreateActor",
                                 SD_BUS_ARGS("s", module, "s", class, "av", args, "a{sv}", options),
                                 SD_BUS_RESULT("o", actor), method_create_actor, SD_BUS_VTABLE_UNPRIVILEGED),

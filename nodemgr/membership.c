@@ -47,7 +47,8 @@ static bool valid_string(const char *s, size_t len, size_t max) {
 
 static bool valid_resources(const MemberResources *r) {
         return isfinite(r->cpus_total) && isfinite(r->cpus_free) && r->cpus_total >= 0 && r->cpus_free >= 0 &&
-               r->cpus_total <= 1e6 && r->cpus_free <= 1e6 && r->gpus_total <= 1024 && r->gpus_free <= r->gpus_total;
+               r->cpus_total <= 1e6 && r->cpus_free <= 1e6 && r->gpus_total <= 1024 && r->gpus_free <= r->gpus_total &&
+               r->memory_free <= r->memory_total;
 }
 
 int membership_init(Membership *ms, const char *self_id, const char *self_address, const MembershipConfig *config,
@@ -334,7 +335,7 @@ int membership_pack(const Membership *ms, msgpack_packer *pk) {
         int r = msgpack_pack_array(pk, ms->n_members);
         for (size_t i = 0; r >= 0 && i < ms->n_members; i++) {
                 const Member *mb = &ms->members[i];
-                r = msgpack_pack_array(pk, 8);
+                r = msgpack_pack_array(pk, 10);
                 if (r >= 0)
                         r = pack_cstr(pk, mb->id);
                 if (r >= 0)
@@ -351,6 +352,10 @@ int membership_pack(const Membership *ms, msgpack_packer *pk) {
                         r = msgpack_pack_uint32(pk, mb->resources.gpus_total);
                 if (r >= 0)
                         r = msgpack_pack_uint32(pk, mb->resources.gpus_free);
+                if (r >= 0)
+                        r = msgpack_pack_uint64(pk, mb->resources.memory_total);
+                if (r >= 0)
+                        r = msgpack_pack_uint64(pk, mb->resources.memory_free);
         }
         return r < 0 ? -ENOMEM : 0;
 }
@@ -373,7 +378,7 @@ static int object_u32(const msgpack_object *o, uint32_t *ret) {
 }
 
 int member_update_parse(const msgpack_object *o, MemberUpdate *ret) {
-        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 8)
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 10)
                 return -EBADMSG;
         const msgpack_object *f = o->via.array.ptr;
         MemberUpdate u = {};
@@ -390,8 +395,11 @@ int member_update_parse(const msgpack_object *o, MemberUpdate *ret) {
                 return -EBADMSG;
         u.state = s;
         if (object_double(&f[4], &u.resources.cpus_total) < 0 || object_double(&f[5], &u.resources.cpus_free) < 0 ||
-            object_u32(&f[6], &u.resources.gpus_total) < 0 || object_u32(&f[7], &u.resources.gpus_free) < 0)
+            object_u32(&f[6], &u.resources.gpus_total) < 0 || object_u32(&f[7], &u.resources.gpus_free) < 0 ||
+            f[8].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[9].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 return -EBADMSG;
+        u.resources.memory_total = f[8].via.u64;
+        u.resources.memory_free = f[9].via.u64;
         if (u.id_len == 0 || !valid_string(u.id, u.id_len, MEMBER_ID_MAX) ||
             !valid_string(u.address, u.address_len, MEMBER_ADDRESS_MAX) || !valid_resources(&u.resources))
                 return -EBADMSG;

@@ -35,6 +35,7 @@ int member_state_from_string(const char *s, size_t len); /* -EINVAL when unknown
 typedef struct MemberResources {
         double cpus_total, cpus_free;
         uint32_t gpus_total, gpus_free;
+        uint64_t memory_total, memory_free; /* bytes: the machine's, and what it has available */
 } MemberResources;
 
 typedef struct Member {
@@ -144,7 +145,8 @@ void membership_ack(Membership *ms, uint64_t seq, const char *from, uint64_t now
 size_t membership_tick(Membership *ms, uint64_t now, MembershipAction *ret_actions, uint64_t *ret_next);
 
 /* Packs the member table (every member, this node first) as a msgpack array of entries
- * [id, address, incarnation, state, cpus total, cpus free, gpus total, gpus free]. */
+ * [id, address, incarnation, state, cpus total, cpus free, gpus total, gpus free, memory total,
+ * memory free]. */
 int membership_pack(const Membership *ms, msgpack_packer *pk);
 /* Parses one entry; strings borrowed from o. -EBADMSG when malformed. */
 int member_update_parse(const msgpack_object *o, MemberUpdate *ret);

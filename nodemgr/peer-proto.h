@@ -15,7 +15,7 @@
  * spreads.
  */
 
-#define PEER_PROTO_VERSION 1
+#define PEER_PROTO_VERSION 2
 
 /* SWIM's default timings (usec): with them a node that stops answering is declared dead within
  * about a second on a quiet network. */

@@ -107,6 +107,7 @@ struct Cluster {
         LIST_HEAD(, HeldFrame) held;
         HeldFrame *held_tail;
         size_t held_bytes;
+        uint64_t memory_total, memory_available, memory_read_usec;
         Relay relays[PEER_RELAYS_MAX];
         size_t relay_next;
         uint64_t relay_seq;
@@ -827,6 +828,27 @@ static int on_dial(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* MemTotal and MemAvailable of /proc/meminfo, in bytes (read at most once a second). */
+static void read_memory(Cluster *c, uint64_t *ret_total, uint64_t *ret_available) {
+        uint64_t now = peer_now_usec();
+        if (c->memory_read_usec == 0 || now - c->memory_read_usec >= 1000000) {
+                _cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
+                char line[128];
+                unsigned long long kb;
+                c->memory_read_usec = now;
+                while (f && fgets(line, sizeof(line), f)) {
+                        if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+                                c->memory_total = (uint64_t) kb * 1024;
+                        else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+                                c->memory_available = (uint64_t) kb * 1024;
+                }
+                if (c->memory_available > c->memory_total)
+                        c->memory_available = c->memory_total;
+        }
+        *ret_total = c->memory_total;
+        *ret_available = c->memory_available;
+}
+
 static void cluster_update_self(Cluster *c) {
         Manager *m = c->manager;
         MemberResources res = {
@@ -835,6 +857,7 @@ static void cluster_update_self(Cluster *c) {
                 .gpus_total = (uint32_t) m->resources.n_gpus,
                 .gpus_free = (uint32_t) resources_free_gpus(&m->resources),
         };
+        read_memory(c, &res.memory_total, &res.memory_free);
         if (res.cpus_free < 0)
                 res.cpus_free = 0;
         membership_set_self_resources(&c->ms, &res);

@@ -573,14 +573,16 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
                 return *ret_node ? 1 : -ENOMEM;
         }
         double cpus_free = m->resources.cpus_total - m->resources.cpus_used;
-        if (spec->num_gpus <= resources_free_gpus(&m->resources) && spec->num_cpus <= cpus_free + 1e-9)
+        uint64_t memory_free = membership_self(ms)->resources.memory_free;
+        if (spec->num_gpus <= resources_free_gpus(&m->resources) && spec->num_cpus <= cpus_free + 1e-9 &&
+            spec->memory_max <= memory_free)
                 return 0;
         /* It does not fit here: the alive peer with the most room that fits it. */
         Member *best = NULL;
         for (size_t i = 1; i < ms->n_members; i++) {
                 Member *mb = &ms->members[i];
                 if (mb->state != MEMBER_ALIVE || mb->resources.gpus_free < spec->num_gpus ||
-                    mb->resources.cpus_free + 1e-9 < spec->num_cpus)
+                    mb->resources.cpus_free + 1e-9 < spec->num_cpus || mb->resources.memory_free < spec->memory_max)
                         continue;
                 if (!best || mb->resources.gpus_free > best->resources.gpus_free ||
                     (mb->resources.gpus_free == best->resources.gpus_free &&
@@ -593,6 +595,7 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
          * row do not all pick the same node. */
         best->resources.gpus_free -= spec->num_gpus;
         best->resources.cpus_free = MAX(best->resources.cpus_free - spec->num_cpus, 0.0);
+        best->resources.memory_free -= spec->memory_max;
         *ret_node = strdup(best->id);
         return *ret_node ? 1 : -ENOMEM;
 }

@@ -208,23 +208,24 @@ static void node_view_changed(Node *n, const Member *old, size_t n_old, uint64_t
         }
 }
 
-/* Reads an a(sssudduu) Peers value into the node's view. */
+/* Reads an a(sssudduutt) Peers value into the node's view. */
 static int peers_read(Node *n, sd_bus_message *m) {
         Member old[MEMBERS_MAX];
         size_t n_old = n->n_members, k = 0;
         int r;
 
         memcpy(old, n->members, sizeof(old));
-        r = sd_bus_message_enter_container(m, 'a', "(sssudduu)");
+        r = sd_bus_message_enter_container(m, 'a', "(sssudduutt)");
         if (r < 0)
                 return r;
         for (;;) {
                 const char *id, *address, *state;
                 uint32_t inc, gpus, free_gpus;
                 double cpus, free_cpus;
+                uint64_t memory, free_memory;
 
-                r = sd_bus_message_read(m, "(sssudduu)", &id, &address, &state, &inc, &cpus, &free_cpus,
-                                        &gpus, &free_gpus);
+                r = sd_bus_message_read(m, "(sssudduutt)", &id, &address, &state, &inc, &cpus, &free_cpus,
+                                        &gpus, &free_gpus, &memory, &free_memory);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -256,7 +257,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 r = sd_bus_message_read(m, "s", &property);
                 if (r >= 0 && strcmp(property, "Peers") == 0) {
-                        r = sd_bus_message_enter_container(m, 'v', "a(sssudduu)");
+                        r = sd_bus_message_enter_container(m, 'v', "a(sssudduutt)");
                         if (r >= 0)
                                 r = peers_read(n, m);
                         if (r >= 0)
@@ -333,7 +334,7 @@ static void node_open(Node *n) {
         r = bus_get_string(n, BUS_PATH, BUS_IFACE, "NodeId", n->id, sizeof(n->id));
         if (r < 0)
                 bench_fail(group, NULL, r, "reading node %s's NodeId", n->label);
-        r = sd_bus_get_property(n->bus, BUS_NAME, BUS_PATH, BUS_IFACE, "Peers", &e, &reply, "a(sssudduu)");
+        r = sd_bus_get_property(n->bus, BUS_NAME, BUS_PATH, BUS_IFACE, "Peers", &e, &reply, "a(sssudduutt)");
         if (r >= 0)
                 r = peers_read(n, reply);
         sd_bus_message_unref(reply);
@@ -501,7 +502,7 @@ static void run_soak(void) {
                 int r;
 
                 r = sd_bus_get_property(nodes[i].bus, BUS_NAME, BUS_PATH, BUS_IFACE, "Peers", &e, &reply,
-                                        "a(sssudduu)");
+                                        "a(sssudduutt)");
                 if (r >= 0)
                         r = peers_read(&nodes[i], reply);
                 sd_bus_message_unref(reply);

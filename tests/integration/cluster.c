@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,10 +59,19 @@ static char *arg(const char *name, const char *value) {
 }
 
 /* Starts node i listening on its address, joining through node 0 unless it is node 0. */
+static const char *cgroup_name(unsigned i) {
+        static char buf[CLUSTER_NODES_MAX][48];
+        snprintf(buf[i], sizeof(buf[i]), "kactor-cluster-%d-%u", (int) getpid(), i);
+        return buf[i];
+}
+
 Harness *cluster_start_node(unsigned i, const char *secret, const char *suspect_ms, const char *const *extra) {
         const char *args[16] = {};
         size_t k = 0;
         args[k++] = arg("listen", cluster_node_address(i));
+        /* A cgroup subtree named after the node: one started again in its place reaps what the
+         * last left, and a crashed one's is removed (cluster_crash_node()). */
+        args[k++] = arg("cgroup-name", cgroup_name(i));
         args[k++] = arg("cluster-secret-file", secret);
         if (i > 0)
                 args[k++] = arg("join", cluster_node_address(0));
@@ -84,14 +95,15 @@ size_t cluster_read_peers(Harness *h, PeerView *ret, size_t max) {
         int r = harness_bus_call(h, &e, &reply, HARNESS_BUS_PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
                                  HARNESS_IFACE_MANAGER, "Peers");
         cr_assert(r >= 0, "Get Peers: %s", e.message ?: strerror(-r));
-        cr_assert(sd_bus_message_enter_container(reply, 'v', "a(sssudduu)") > 0);
-        cr_assert(sd_bus_message_enter_container(reply, 'a', "(sssudduu)") >= 0);
+        cr_assert(sd_bus_message_enter_container(reply, 'v', "a(sssudduutt)") > 0);
+        cr_assert(sd_bus_message_enter_container(reply, 'a', "(sssudduutt)") >= 0);
         size_t n = 0;
         for (;;) {
                 const char *id, *addr, *state;
                 uint32_t inc, gt, gf;
                 double ct, cf;
-                r = sd_bus_message_read(reply, "(sssudduu)", &id, &addr, &state, &inc, &ct, &cf, &gt, &gf);
+                uint64_t mt, mf;
+                r = sd_bus_message_read(reply, "(sssudduutt)", &id, &addr, &state, &inc, &ct, &cf, &gt, &gf, &mt, &mf);
                 cr_assert(r >= 0);
                 if (r == 0)
                         break;
@@ -101,6 +113,8 @@ size_t cluster_read_peers(Harness *h, PeerView *ret, size_t max) {
                         ret[n].incarnation = inc;
                         ret[n].cpus = ct;
                         ret[n].gpus = gt;
+                        ret[n].memory = mt;
+                        ret[n].memory_free = mf;
                 }
                 n++;
         }
@@ -181,10 +195,41 @@ int64_t cluster_call_int(kactor_client *c, kactor_actor a, const char *method) {
 }
 
 /* Kills a node manager with SIGKILL, as a crashed machine would go (its workers follow it). */
+static int rmdir_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        if (type == FTW_DP)
+                (void) rmdir(path);
+        return 0;
+}
+
+/* A node manager that crashed leaves its cgroup subtree: once its workers (which die with it) are
+ * gone, it is removed, leaves first. */
+static void remove_cgroup_subtree(const char *name) {
+        const char *v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) >= 0 ? "/sys/fs/cgroup"
+                                                                                : "/sys/fs/cgroup/unified";
+        _cleanup_free_ char *root = NULL, *events = NULL;
+        cr_assert(asprintf(&root, "%s/kactor/%s", v2, name) >= 0 && asprintf(&events, "%s/cgroup.events", root) >= 0);
+        if (access(root, F_OK) < 0)
+                return;
+        for (uint64_t end = cluster_now_ms() + CLUSTER_WAIT_MS; cluster_now_ms() < end; usleep(20 * 1000)) {
+                char buf[256] = {};
+                FILE *f = fopen(events, "re");
+                size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+                if (f)
+                        fclose(f);
+                buf[n] = 0;
+                if (!f || strstr(buf, "populated 0"))
+                        break;
+        }
+        (void) nftw(root, rmdir_cgroup, 16, FTW_DEPTH | FTW_PHYS);
+        cr_assert(access(root, F_OK) < 0, "%s is left behind", root);
+}
+
 void cluster_crash_node(size_t i) {
         pid_t pid = cluster_nodes[i]->nodemgr_pid;
         cr_assert_eq(kill(pid, SIGKILL), 0);
         cr_assert_eq(waitpid(pid, NULL, 0), pid);
         cluster_nodes[i]->nodemgr_pid = 0; /* gone on purpose */
+        if (geteuid() == 0)
+                remove_cgroup_subtree(cgroup_name(i));
 }
 

@@ -45,6 +45,7 @@ typedef struct PeerView {
         uint32_t incarnation;
         double cpus;
         uint32_t gpus;
+        uint64_t memory, memory_free;
 } PeerView;
 
 /* Reads Peers; returns the number of members (fills at most max). */

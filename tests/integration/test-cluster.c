@@ -41,6 +41,8 @@ Test(cluster, three_nodes_form_a_cluster_through_one_seed) {
                 for (size_t j = 0; j < 3; j++) {
                         cr_assert_str_eq(v[j].state, "alive");
                         cr_assert(v[j].cpus == 4 && v[j].gpus == 1, "resources travel with membership");
+                        cr_assert(v[j].memory > 0 && v[j].memory_free > 0 && v[j].memory_free <= v[j].memory,
+                                  "memory travels with membership");
                 }
         }
 

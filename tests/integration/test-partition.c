@@ -343,15 +343,7 @@ Test(partition, partition_by_nftables) {
 }
 
 Test(partition, crashed_node_rejoins_as_a_new_member) {
-        /* Node 2 has a cgroup subtree of its own name, as a node manager restarted on its machine
-         * would: the one started after the crash reaps what the crashed one left there. */
-        char cgroup_name[64];
-        snprintf(cgroup_name, sizeof(cgroup_name), "--cgroup-name=kactor-partition-%d-2", (int) getpid());
-        const char *const node2_args[] = { cgroup_name, NULL };
-        cluster_start_node(0, cluster_secret_path, NULL, NULL);
-        cluster_start_node(1, cluster_secret_path, NULL, NULL);
-        cluster_start_node(2, cluster_secret_path, NULL, node2_args);
-        cluster_wait_formed(3);
+        cluster_start(3, NULL);
         const char *old_id = harness_keep(cluster_nodes[0], strdup(cluster_node_id(cluster_nodes[2])));
 
         cluster_crash_node(2);
@@ -361,7 +353,7 @@ Test(partition, crashed_node_rejoins_as_a_new_member) {
         cluster_nodes[2] = harness_stop(cluster_nodes[2]);
 
         /* A fresh node manager on the same address: a new member, the old one stays dead. */
-        cluster_start_node(2, cluster_secret_path, NULL, node2_args);
+        cluster_start_node(2, cluster_secret_path, NULL, NULL);
         const char *new_id = cluster_node_id(cluster_nodes[2]);
         cr_assert_str_neq(new_id, old_id);
         cluster_wait_formed(3);
