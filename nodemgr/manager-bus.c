@@ -872,6 +872,8 @@ void manager_bus_flush(Manager *m) {
         if (!m->resources_changed)
                 return;
         m->resources_changed = false;
+        /* What the peers learn from our next message, rather than at the next protocol period. */
+        cluster_resources_changed(m->cluster);
         if (m->bus)
                 (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
                                                       "FreeCpus", "Actors", NULL);

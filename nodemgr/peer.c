@@ -863,6 +863,11 @@ static void cluster_update_self(Cluster *c) {
         membership_set_self_resources(&c->ms, &res);
 }
 
+void cluster_resources_changed(Cluster *c) {
+        if (c)
+                cluster_update_self(c);
+}
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         MembershipAction actions[MEMBERSHIP_ACTIONS_MAX];

@@ -41,3 +41,5 @@ typedef struct PeerFrame {
 int cluster_frame_begin(Cluster *c, const char *node, PeerFrame *ret);
 int cluster_frame_end(PeerFrame *f, int r);
 void cluster_flush(Cluster *c);
+/* This node's free CPUs and GPUs changed: its member entry says so from now on. */
+void cluster_resources_changed(Cluster *c);

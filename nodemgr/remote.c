@@ -18,6 +18,10 @@
 #define REMOTE_LOST_TIMEOUT_USEC (10 * UINT64_C(1000000))
 /* Every so often: LOCATE again for lost actors, send what could not be sent. */
 #define REMOTE_TICK_USEC (250 * UINT64_C(1000))
+/* How long a placement on a peer counts against its room: until its own entries, sent as soon as
+ * its resources change and at least every other probe period, show it. */
+#define REMOTE_PLACEMENT_HOLD_USEC (500 * UINT64_C(1000))
+#define REMOTE_PLACEMENTS_MAX 64
 /* A dead member stops counting for the quorum after this long. */
 #define REMOTE_QUORUM_FORGET_USEC (10 * 60 * UINT64_C(1000000))
 /* Actors a DEAD_NOTICE names at most. */
@@ -64,6 +68,16 @@ typedef struct Location {
         uint64_t node;
         UT_hash_handle hh;
 } Location;
+
+/* An actor this node placed on a peer: counted against the peer's room for a while, since the
+ * peer's own member entries may not show it yet. */
+typedef struct Placement {
+        uint64_t node;
+        uint32_t gpus;
+        double cpus;
+        uint64_t memory;
+        uint64_t until;
+} Placement;
 
 /* An actor of a peer's that this node calls or holds handles to. */
 typedef struct RemoteActor {
@@ -141,6 +155,8 @@ struct Remote {
         LIST_HEAD(, Rebuilt) rebuilt;
         Actor *views; /* D-Bus views of remote actors, by id */
         bool quorum_warned;
+        Placement placements[REMOTE_PLACEMENTS_MAX]; /* recent placements on peers, counted as taken */
+        size_t next_placement;
         LIST_HEAD(, Replica) acks_due;
         struct PendingDone { /* results taken, to say DONE for (one message per node, at the flush) */
                 uint64_t node;
@@ -577,25 +593,45 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
         if (spec->num_gpus <= resources_free_gpus(&m->resources) && spec->num_cpus <= cpus_free + 1e-9 &&
             spec->memory_max <= memory_free)
                 return 0;
-        /* It does not fit here: the alive peer with the most room that fits it. */
+        /* It does not fit here: the alive peer with the most room that fits it, counting what our
+         * recent placements there take (its own entries may not show them yet). */
         Member *best = NULL;
+        MemberResources best_room = {};
+        uint64_t now = now_usec();
         for (size_t i = 1; i < ms->n_members; i++) {
                 Member *mb = &ms->members[i];
-                if (mb->state != MEMBER_ALIVE || mb->resources.gpus_free < spec->num_gpus ||
-                    mb->resources.cpus_free + 1e-9 < spec->num_cpus || mb->resources.memory_free < spec->memory_max)
+                uint64_t node;
+                if (mb->state != MEMBER_ALIVE || node_id_parse(mb->id, strlen(mb->id), &node) < 0)
                         continue;
-                if (!best || mb->resources.gpus_free > best->resources.gpus_free ||
-                    (mb->resources.gpus_free == best->resources.gpus_free &&
-                     mb->resources.cpus_free > best->resources.cpus_free))
+                MemberResources room = mb->resources;
+                for (size_t k = 0; k < REMOTE_PLACEMENTS_MAX; k++) {
+                        const Placement *p = &r->placements[k];
+                        if (p->node != node || p->until < now)
+                                continue;
+                        room.gpus_free = room.gpus_free > p->gpus ? room.gpus_free - p->gpus : 0;
+                        room.cpus_free = MAX(room.cpus_free - p->cpus, 0.0);
+                        room.memory_free = room.memory_free > p->memory ? room.memory_free - p->memory : 0;
+                }
+                if (room.gpus_free < spec->num_gpus || room.cpus_free + 1e-9 < spec->num_cpus ||
+                    room.memory_free < spec->memory_max)
+                        continue;
+                if (!best || room.gpus_free > best_room.gpus_free ||
+                    (room.gpus_free == best_room.gpus_free && room.cpus_free > best_room.cpus_free)) {
                         best = mb;
+                        best_room = room;
+                }
         }
         if (!best)
                 return 0; /* the local attempt says what is missing */
-        /* Counted as taken until the member's own next entry says what it has: placements in a
-         * row do not all pick the same node. */
-        best->resources.gpus_free -= spec->num_gpus;
-        best->resources.cpus_free = MAX(best->resources.cpus_free - spec->num_cpus, 0.0);
-        best->resources.memory_free -= spec->memory_max;
+        uint64_t node = 0;
+        (void) node_id_parse(best->id, strlen(best->id), &node);
+        r->placements[r->next_placement++ % REMOTE_PLACEMENTS_MAX] = (Placement) {
+                .node = node,
+                .gpus = spec->num_gpus,
+                .cpus = spec->num_cpus,
+                .memory = spec->memory_max,
+                .until = now + REMOTE_PLACEMENT_HOLD_USEC,
+        };
         *ret_node = strdup(best->id);
         return *ret_node ? 1 : -ENOMEM;
 }

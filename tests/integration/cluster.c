@@ -113,6 +113,7 @@ size_t cluster_read_peers(Harness *h, PeerView *ret, size_t max) {
                         ret[n].incarnation = inc;
                         ret[n].cpus = ct;
                         ret[n].gpus = gt;
+                        ret[n].gpus_free = gf;
                         ret[n].memory = mt;
                         ret[n].memory_free = mf;
                 }

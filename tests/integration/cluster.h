@@ -44,7 +44,7 @@ typedef struct PeerView {
         char state[16];
         uint32_t incarnation;
         double cpus;
-        uint32_t gpus;
+        uint32_t gpus, gpus_free;
         uint64_t memory, memory_free;
 } PeerView;
 

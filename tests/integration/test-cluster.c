@@ -487,7 +487,17 @@ Test(cluster, actor_that_does_not_fit_here_goes_to_a_peer_with_the_resources) {
                                                  HARNESS_IFACE_ACTOR, "Node"),
                          cluster_node_id(cluster_nodes[0]));
 
-        /* No node has a GPU left: the request fails here, saying what is missing. */
+        /* No node has a GPU left, and node 0 has heard so from each (resources travel with the
+         * members' next messages): the request fails here, saying what is missing. */
+        for (uint64_t end = cluster_now_ms() + CLUSTER_WAIT_MS;; usleep(20 * 1000)) {
+                PeerView v[3];
+                size_t n = cluster_read_peers(cluster_nodes[0], v, 3), busy = 0;
+                for (size_t i = 0; i < n && i < 3; i++)
+                        busy += v[i].gpus_free == 0;
+                if (busy == 3)
+                        break;
+                cr_assert(cluster_now_ms() < end, "node 0 does not see every GPU taken");
+        }
         kactor_actor x;
         int r = kactor_create_actor(c, harness_module(cluster_nodes[0], "counter"), "Counter", NULL, &o, &x);
         cr_assert_eq(r, -EREMOTEIO);
