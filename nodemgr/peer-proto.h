@@ -22,7 +22,9 @@
 #define MEMBERSHIP_PROBE_INTERVAL_DEFAULT (100 * UINT64_C(1000))
 #define MEMBERSHIP_PROBE_TIMEOUT_DEFAULT (50 * UINT64_C(1000))
 #define MEMBERSHIP_SUSPECT_TIMEOUT_DEFAULT (600 * UINT64_C(1000))
-#define PEER_FRAME_MAX (1024u * 1024u)       /* a peer frame larger than this drops the peer */
+#define PEER_FRAME_MAX (64u * 1024u * 1024u) /* a peer frame larger than this drops the peer: as a
+                                              * client's (PROTO_FRAME_MAX), so whatever a client
+                                              * may send can go on to another node */
 #define PEER_FRAME_MAX_UNAUTH 4096u          /* before authentication */
 #define PEER_NONCE_SIZE 32
 #define PEER_MAC_SIZE 32                     /* HMAC-SHA256 */

@@ -86,6 +86,8 @@ typedef struct RemoteActor {
         Remote *remote;
         uint64_t node;       /* where calls go */
         unsigned refs;       /* handles held here */
+        unsigned busy;       /* being worked on: freeing a call may drop the last handle (its
+                              * arguments held it), the entry stays until the work is done */
         bool held;           /* the host was told (HOLD) */
         CallQueue queue;     /* queued: not sent yet; in flight: sent, no result yet */
         uint64_t next_seq;
@@ -371,7 +373,7 @@ static RemoteActor *remote_actor_get(Remote *r, kactor_id id) {
 
 static void remote_actor_maybe_free(RemoteActor *ra) {
         Remote *r = ra->remote;
-        if (ra->refs > 0 || !callqueue_is_empty(&ra->queue))
+        if (ra->refs > 0 || ra->busy > 0 || !callqueue_is_empty(&ra->queue))
                 return;
         if (ra->held && !ra->dead)
                 (void) send_id_list(r, ra->node, PEER_MSG_RELEASE, CODEC_EXT_ACTOR, &ra->id, 1);
@@ -383,8 +385,10 @@ static void remote_actor_maybe_free(RemoteActor *ra) {
 static void remote_actor_fail_all(RemoteActor *ra, kactor_error code, const char *message) {
         Manager *m = ra->remote->manager;
         Call *c;
+        ra->busy++;
         while ((c = callqueue_pop_any(&ra->queue)))
                 call_fail(m, c, code, message);
+        ra->busy--;
 }
 
 static void remote_actor_set_dead(RemoteActor *ra, const char *cause) {
@@ -416,8 +420,17 @@ static int send_call(Remote *r, uint64_t node, kactor_id actor, Call *c) {
         return cluster_frame_end(&f, k);
 }
 
-/* Sends the calls whose arguments are ready, in their order. */
+static void remote_actor_pump_calls(RemoteActor *ra);
+
+/* Sends the calls whose arguments are ready, in their order. May free ra. */
 static void remote_actor_pump(RemoteActor *ra) {
+        ra->busy++;
+        remote_actor_pump_calls(ra);
+        ra->busy--;
+        remote_actor_maybe_free(ra);
+}
+
+static void remote_actor_pump_calls(RemoteActor *ra) {
         Remote *r = ra->remote;
         Manager *m = r->manager;
         Call *c;
@@ -440,7 +453,15 @@ static void remote_actor_pump(RemoteActor *ra) {
                         req_error_done(&e);
                         continue;
                 }
-                if (send_call(r, ra->node, ra->id, c) < 0)
+                k = send_call(r, ra->node, ra->id, c);
+                if (k == -EMSGSIZE) {
+                        TAILQ_REMOVE(&ra->queue.queued, c, link);
+                        ra->queue.n_queued--;
+                        call_fail(m, c, KACTOR_ERROR_INVALID_ARGS,
+                                  "the call's arguments are too large to send to the actor's node");
+                        continue;
+                }
+                if (k < 0)
                         return; /* the tick tries again */
                 callqueue_start(&ra->queue, c, ++ra->next_seq);
         }
@@ -723,6 +744,9 @@ static void object_complete(Manager *m, Object *o, kactor_error code, const char
 
 /* --- serving peers (the host's side) ------------------------------------------------------------- */
 
+static void serve_error(Remote *r, uint64_t node, kactor_id object, kactor_id actor, kactor_error code,
+                        const char *message);
+
 static void serve_send(Serve *sv) {
         Remote *r = sv->remote;
         Object *o = sv->o;
@@ -746,7 +770,10 @@ static void serve_send(Serve *sv) {
                                                  : codec_pack_id(f.pk, CODEC_EXT_ACTOR, sv->actor);
         if (k >= 0 && o->state == OBJECT_READY)
                 k = buffer_append(f.out, o->data, o->len);
-        (void) cluster_frame_end(&f, k);
+        k = cluster_frame_end(&f, k);
+        if (k == -EMSGSIZE)
+                serve_error(r, sv->key.node, o->id, sv->actor, KACTOR_ERROR_TASK_FAILED,
+                            "the value is too large to send to this node");
         sv->sent = true;
 }
 
@@ -1068,6 +1095,16 @@ void remote_actor_died(Actor *a) {
                 deferred_deliver(a->manager, d, hr->fenced,
                                  "this node was declared dead by the cluster; the actor lives on another node");
         }
+        /* Results a replay was to fill will not come. */
+        Rebuilt *rb;
+        if (r)
+                LIST_FOREACH(rb, &r->rebuilt, link)
+                        if (kactor_id_equal(rb->actor, a->id))
+                                for (size_t i = 0; i < rb->n; i++)
+                                        if (rb->objects[i]->state == OBJECT_PENDING)
+                                                (void) objstore_set_failed(&a->manager->store, rb->objects[i],
+                                                                           KACTOR_ERROR_ACTOR_DIED,
+                                                                           "the actor died while it was rebuilt");
         if (!hr->fenced && r)
                 for (size_t i = 0; i < hr->n; i++)
                         (void) send_id_list(r, hr->replicas[i], PEER_MSG_REPL_DROP, CODEC_EXT_ACTOR, &a->id, 1);
@@ -1172,7 +1209,11 @@ static void replica_rebuild(Remote *r, Replica *rep) {
         size_t n_old = rep->n_replicas;
         memcpy(old, rep->replicas, sizeof(old));
 
-        Actor *a;
+        /* A stopped copy of ours (this node was declared dead once, and the actor came back
+         * here since) gives way to the rebuilt one. */
+        Actor *a = manager_find_actor(m, rep->id);
+        if (a && a->state == ACTOR_DEAD)
+                actor_free(a);
         ReqError e = {};
         int k = manager_create_actor(m, &spec, &a, &e);
         if (k < 0) {
@@ -1256,6 +1297,14 @@ static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause
                         remote_actor_set_dead(ra, "lost");
                         return;
                 }
+                /* The handles first: from now on the id names the local actor, and a call freed
+                 * below releases the handles its arguments hold there. */
+                for (unsigned i = 0; i < ra->refs; i++)
+                        actor_ref(a);
+                ra->refs = 0;
+                ra->held = false;
+                ra->dead = true; /* nothing to release: the handles moved to the actor */
+                ra->busy++;
                 callqueue_requeue_inflight(&ra->queue);
                 Call *c;
                 while ((c = TAILQ_FIRST(&ra->queue.queued))) {
@@ -1267,11 +1316,7 @@ static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause
                         }
                         actor_adopt_call(a, c);
                 }
-                for (unsigned i = 0; i < ra->refs; i++)
-                        actor_ref(a);
-                ra->refs = 0;
-                ra->held = false;
-                ra->dead = true; /* nothing to release: the handles moved to the actor */
+                ra->busy--;
                 remote_actor_maybe_free(ra);
                 actor_dispatch(a);
                 return;
@@ -1376,7 +1421,9 @@ static int handle_result(Remote *r, uint64_t from, RemoteMessage *msg) {
                         TAILQ_REMOVE(&ra->queue.inflight, c, link);
                         ra->queue.n_inflight--;
                         object_complete(m, c->result, code, text, msg->body, msg->body_len);
+                        ra->busy++;
                         call_free(m, c);
+                        ra->busy--;
                         remote_actor_maybe_free(ra);
                 }
         } else {
@@ -1484,10 +1531,32 @@ static int handle_locate(Remote *r, uint64_t from, RemoteMessage *msg) {
         return 0;
 }
 
+/* Whether `from` may keep a replica of the actor here: not when the actor lives here, nor when
+ * another live node hosts it (from is a stale host, back from a partition). */
+static bool replica_host_ok(Remote *r, uint64_t from, kactor_id id) {
+        Actor *a = manager_find_actor(r->manager, id);
+        if (a && a->state != ACTOR_DEAD)
+                return false;
+        Replica *rep = replica_find(r, id);
+        if (rep && rep->host != from && node_alive(r, rep->host))
+                return false;
+        Location *l = location_find(r, id);
+        return !l || l->node == from || !node_alive(r, l->node);
+}
+
 static int handle_repl_create(Remote *r, uint64_t from, RemoteMessage *msg) {
-        if (manager_find_actor(r->manager, msg->actor))
-                return 0; /* it lives here: a stale copy from a host that was declared dead */
+        if (!replica_host_ok(r, from, msg->actor))
+                return 0;
         Replica *rep = replica_find(r, msg->actor);
+        if (rep && rep->host == from && msg->index >= rep->log.checkpoint_index &&
+            msg->index <= lineage_last_index(&rep->log)) {
+                /* What we have is the start of what it sends: keep it (the records that follow are
+                 * repeats), take the new list of replicas. */
+                rep->n_replicas = msg->n_replicas;
+                memcpy(rep->replicas, msg->replicas, sizeof(uint64_t) * rep->n_replicas);
+                (void) send_ack(r, from, msg->actor, lineage_last_index(&rep->log), false);
+                return 0;
+        }
         if (rep)
                 replica_free(r, rep);
         rep = calloc(1, sizeof(*rep));
@@ -1518,8 +1587,8 @@ static int handle_repl_record(Remote *r, uint64_t from, RemoteMessage *msg) {
         const LineageRecord *rec = &msg->record;
         Replica *rep = replica_find(r, msg->actor);
         if (!rep || rep->host != from) {
-                if (!manager_find_actor(r->manager, msg->actor))
-                        (void) send_ack(r, from, msg->actor, 0, true);
+                if (replica_host_ok(r, from, msg->actor))
+                        (void) send_ack(r, from, msg->actor, 0, true); /* missed its start: everything */
         } else if (rec->index == rep->log.next_index) {
                 if (lineage_append(&rep->log, rec->result, rec->method, rec->args, rec->args_len, rec->code) >= 0 &&
                     !rep->ack_due) {
@@ -1626,9 +1695,17 @@ static void remote_node_died(Remote *r, uint64_t node) {
         node_id_format(node, s);
         log_notice("Node %s is dead: releasing what it held, rebuilding what it hosted.", s);
 
+        /* Dropping a hold can end an actor, and with it entries of these tables: what to do is
+         * gathered first, then done by id. */
+        _cleanup_free_ kactor_id *ids = NULL;
+        size_t n = 0;
         PeerHold *h, *htmp;
+        ids = calloc(HASH_CNT(hh, r->holds) + 1, sizeof(kactor_id));
         HASH_ITER(hh, r->holds, h, htmp)
-                if (h->key.node == node)
+                if (ids && h->key.node == node)
+                        ids[n++] = h->key.actor;
+        for (size_t i = 0; i < n; i++)
+                if ((h = peer_hold_find(r, ids[i], node)))
                         peer_hold_drop(r, h);
         Serve *sv, *stmp;
         HASH_ITER(hh, r->serves, sv, stmp)
@@ -1650,8 +1727,14 @@ static void remote_node_died(Remote *r, uint64_t node) {
                         callqueue_requeue_inflight(&ra->queue);
                 }
         Actor *a, *atmp;
+        n = 0;
+        free(ids);
+        ids = calloc(HASH_CNT(hh, m->actors) + 1, sizeof(kactor_id));
         HASH_ITER(hh, m->actors, a, atmp)
-                if (host_repl(a) && replica_index(host_repl(a), node) >= 0)
+                if (ids && host_repl(a) && replica_index(host_repl(a), node) >= 0)
+                        ids[n++] = a->id;
+        for (size_t i = 0; i < n; i++)
+                if ((a = manager_find_actor(m, ids[i])) && host_repl(a))
                         host_replicate(r, host_repl(a));
 }
 
@@ -1791,10 +1874,16 @@ void remote_members_changed(Manager *m) {
                 }
         }
         remote_check_replicas(r);
-        /* New members can take replicas of actors that have fewer than R. */
+        /* New members can take replicas of actors that have fewer than R (by id: delivering
+         * results can end actors). */
         Actor *a, *tmp;
+        size_t n = 0;
+        _cleanup_free_ kactor_id *ids = calloc(HASH_CNT(hh, m->actors) + 1, sizeof(kactor_id));
         HASH_ITER(hh, m->actors, a, tmp)
-                if (host_repl(a) && host_repl(a)->n < r->replicas && a->state != ACTOR_DEAD)
+                if (ids && host_repl(a) && host_repl(a)->n < r->replicas && a->state != ACTOR_DEAD)
+                        ids[n++] = a->id;
+        for (size_t i = 0; i < n; i++)
+                if ((a = manager_find_actor(m, ids[i])) && host_repl(a))
                         host_replicate(r, host_repl(a));
 }
 
@@ -1802,7 +1891,16 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Remote *r = userdata;
         uint64_t now = now_usec();
         RemoteActor *ra, *tmp;
-        HASH_ITER(hh, r->actors, ra, tmp) {
+        /* Failing or sending calls can free other entries (handles in their arguments): by id. */
+        size_t n = 0, k = 0;
+        _cleanup_free_ kactor_id *ids = calloc(HASH_CNT(hh, r->actors) + 1, sizeof(kactor_id));
+        HASH_ITER(hh, r->actors, ra, tmp)
+                if (ids && (ra->lost || ra->queue.n_queued > 0))
+                        ids[n++] = ra->id;
+        for (; k < n; k++) {
+                ra = remote_actor_find(r, ids[k]);
+                if (!ra)
+                        continue;
                 if (ra->lost) {
                         if (now - ra->lost_since > REMOTE_LOST_TIMEOUT_USEC) {
                                 char ns[NODE_ID_STRING_MAX];
@@ -1814,8 +1912,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                                 continue;
                         }
                         uint64_t peers[PEER_MAX];
-                        size_t n = alive_peers(r, peers, PEER_MAX);
-                        for (size_t i = 0; i < n; i++) {
+                        size_t n_peers = alive_peers(r, peers, PEER_MAX);
+                        for (size_t i = 0; i < n_peers; i++) {
                                 PeerFrame f;
                                 if (frame_start(r, peers[i], PEER_MSG_LOCATE, 1, &f) >= 0)
                                         (void) cluster_frame_end(&f, codec_pack_id(f.pk, CODEC_EXT_ACTOR, ra->id));
