@@ -568,7 +568,11 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
                         p->timeout = sd_event_source_disable_unref(p->timeout);
                         log_info("Peer %s authenticated (%s).", p->peer_id, p->outbound ? "outbound" : "inbound");
                         /* Join: tell it what we know at once (seq 0: no probe waits for the ack). */
-                        return peer_send_membership(p, PEER_MSG_PING, 0, NULL);
+                        r = peer_send_membership(p, PEER_MSG_PING, 0, NULL);
+                        /* Whatever went to it on a connection that broke goes again. */
+                        if (r >= 0 && !p->dead)
+                                remote_peer_connected(c->manager, p->peer_id);
+                        return r;
                 }
                 return -EPERM;
         }

@@ -156,6 +156,7 @@ struct Remote {
         Replica *replica_set;
         LIST_HEAD(, Rebuilt) rebuilt;
         Actor *views; /* D-Bus views of remote actors, by id */
+        bool rebuilding; /* replica_rebuild(): replicas are chosen once the actor's move is told */
         bool quorum_warned;
         Placement placements[REMOTE_PLACEMENTS_MAX]; /* recent placements on peers, counted as taken */
         size_t next_placement;
@@ -997,7 +998,7 @@ static void host_replicate(Remote *r, HostRepl *hr) {
 
 void remote_actor_started(Actor *a) {
         Remote *r = a->manager->remote;
-        if (!r || a->shadow || r->replicas == 0 || a->repl)
+        if (!r || a->shadow || r->replicas == 0 || a->repl || r->rebuilding)
                 return;
         HostRepl *hr = calloc(1, sizeof(*hr));
         if (!hr)
@@ -1215,7 +1216,9 @@ static void replica_rebuild(Remote *r, Replica *rep) {
         if (a && a->state == ACTOR_DEAD)
                 actor_free(a);
         ReqError e = {};
+        r->rebuilding = true;
         int k = manager_create_actor(m, &spec, &a, &e);
+        r->rebuilding = false;
         if (k < 0) {
                 _cleanup_free_ char *cause = NULL;
                 if (asprintf(&cause, "lost with node %s and could not be rebuilt on node %s: %s", host, m->node_id,
@@ -1257,7 +1260,10 @@ static void replica_rebuild(Remote *r, Replica *rep) {
 
         replica_free(r, rep);
         location_set(r, a->id, r->self);
+        /* Everyone hears of the move before any replica does: a replica takes records only from
+         * where the actor lives. */
         broadcast_moved(r, a->id, r->self, NULL);
+        remote_actor_started(a);
         /* Old replicas that are not replicas any more forget it. */
         HostRepl *hr = host_repl(a);
         for (size_t i = 0; i < n_old; i++)
@@ -1847,6 +1853,46 @@ void remote_dead_notice(Manager *m, const msgpack_object *moved) {
         if (stopped > 0)
                 log_warning("This node was declared dead by the cluster: %u of its actors were rebuilt on other "
                             "nodes, stopping them here.", stopped);
+}
+
+void remote_peer_connected(Manager *m, const char *node_id) {
+        Remote *r = m->remote;
+        uint64_t node;
+        if (!r || node_id_parse(node_id, strlen(node_id), &node) < 0)
+                return;
+        size_t n = 0;
+        RemoteActor *ra, *rtmp;
+        _cleanup_free_ kactor_id *ids = calloc(HASH_CNT(hh, r->actors) + HASH_CNT(hh, m->actors) + 1, sizeof(kactor_id));
+        if (!ids)
+                return;
+        HASH_ITER(hh, r->actors, ra, rtmp)
+                if (ra->node == node && !ra->lost && !ra->dead)
+                        ids[n++] = ra->id;
+        for (size_t i = 0; i < n; i++)
+                if ((ra = remote_actor_find(r, ids[i]))) {
+                        ra->held = false;
+                        callqueue_requeue_inflight(&ra->queue);
+                        remote_actor_pump(ra);
+                }
+        Fetch *fe, *ftmp;
+        HASH_ITER(hh, r->fetches, fe, ftmp)
+                if (fe->node == node) {
+                        PeerFrame f;
+                        if (frame_start(r, node, PEER_MSG_FETCH, 1, &f) >= 0)
+                                (void) cluster_frame_end(&f, codec_pack_id(f.pk, CODEC_EXT_OBJECT, fe->id));
+                }
+        Serve *sv, *stmp;
+        HASH_ITER(hh, r->serves, sv, stmp)
+                if (sv->key.node == node && sv->sent)
+                        serve_send(sv);
+        n = 0;
+        Actor *a, *atmp;
+        HASH_ITER(hh, m->actors, a, atmp)
+                if (host_repl(a) && replica_index(host_repl(a), node) >= 0)
+                        ids[n++] = a->id;
+        for (size_t i = 0; i < n; i++)
+                if ((a = manager_find_actor(m, ids[i])) && host_repl(a))
+                        (void) replica_sync(r, host_repl(a), node);
 }
 
 void remote_members_changed(Manager *m) {

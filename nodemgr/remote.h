@@ -30,6 +30,11 @@ void remote_flush(Manager *m);
 
 /* A frame of the data range from an authenticated peer. < 0 drops the peer (malformed frame). */
 int remote_handle_frame(Manager *m, const char *from, const Frame *f);
+/* A connection to a peer was (re)established: what was owed to it on a connection that may have
+ * broken is sent again (calls without a result, fetches, finished results, replicas). Repeats are
+ * harmless: calls and records are recognized by their ids and indexes. */
+void remote_peer_connected(Manager *m, const char *node_id);
+
 /* The member table changed. */
 void remote_members_changed(Manager *m);
 /* DEAD_NOTICE: packs where the actors that moved live now (for the member `to`, back from the
