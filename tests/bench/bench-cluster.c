@@ -601,37 +601,6 @@ static void run_detection(void) {
         detection_report(name, median(dead, rounds), median(suspect, rounds), detail);
 }
 
-/* n increments in batches of 1000, each result checked. */
-static void fill_log(const char *name, kactor_client *c, kactor_actor actor, unsigned n) {
-        kactor_ref refs[1000];
-        kactor_value **values = NULL;
-        unsigned done = 0;
-        int r;
-
-        while (done < n) {
-                unsigned k = n - done < 1000 ? n - done : 1000;
-
-                for (unsigned i = 0; i < k; i++) {
-                        r = kactor_call(c, actor, "increment", NULL, &refs[i]);
-                        if (r < 0)
-                                bench_fail(name, c, r, "calling Counter.increment");
-                }
-                r = kactor_get(c, refs, k, BENCH_GET_TIMEOUT_USEC, &values);
-                if (r < 0)
-                        bench_fail(name, c, r, "waiting for Counter.increment");
-                for (unsigned i = 0; i < k; i++)
-                        if (kactor_value_type(values[i]) != KACTOR_TYPE_INT ||
-                            kactor_value_get_int(values[i]) != (int64_t) (done + i + 1))
-                                bench_fail(name, c, 0, "Counter.increment answered %s, expected %u",
-                                           kactor_value_is_error(values[i])
-                                                   ? kactor_value_error_message(values[i])
-                                                   : "another value",
-                                           done + i + 1);
-                kactor_values_free(values, k);
-                (void) kactor_ref_release(c, refs, k);
-                done += k;
-        }
-}
 
 /* One increment, checked: 0, or the message of what came back instead. */
 static int increment_check(kactor_client *c, kactor_actor actor, int64_t want, uint64_t timeout_usec,
@@ -683,7 +652,7 @@ static double local_restart_ms(const char *name, kactor_client *c) {
         r = kactor_create_actor(c, bench_counter_module(), "Counter", NULL, &opts, &a);
         if (r < 0)
                 bench_fail(name, c, r, "creating a Counter on node %s", nodes[0].label);
-        fill_log(name, c, a, REBUILD_CALLS);
+        bench_fill_counter(name, c, a, REBUILD_CALLS);
         actor_path(a, path, sizeof(path));
         for (unsigned round = 0; round <= rounds; round++) { /* round 0: unmeasured */
                 uint32_t pid = 0;
@@ -762,7 +731,7 @@ static void run_rebuild(void) {
         r = kactor_create_actor(c, bench_counter_module(), "Counter", NULL, &opts, &a);
         if (r < 0)
                 bench_fail(name, c, r, "creating a Counter on node %s through node %s", y->label, x->label);
-        fill_log(name, c, a, REBUILD_CALLS);
+        bench_fill_counter(name, c, a, REBUILD_CALLS);
         actor_path(a, path, sizeof(path));
         r = bus_get_u64(y, path, BUS_IFACE_ACTOR, "LineageLength", &lineage);
         if (r < 0 || lineage != REBUILD_CALLS)

@@ -52,36 +52,6 @@ static bool wanted(int argc, char *argv[], const char *name, const char *group) 
         return false;
 }
 
-/* n increments, in batches of 1000, each result checked. */
-static void fill_log(const char *name, kactor_client *c, kactor_actor actor, unsigned n) {
-        kactor_ref refs[1000];
-        kactor_value **values = NULL;
-        unsigned done = 0;
-        int r;
-
-        while (done < n) {
-                unsigned k = n - done < 1000 ? n - done : 1000;
-
-                for (unsigned i = 0; i < k; i++) {
-                        r = kactor_call(c, actor, "increment", NULL, &refs[i]);
-                        if (r < 0)
-                                bench_fail(name, c, r, "calling Counter.increment");
-                }
-                r = kactor_get(c, refs, k, BENCH_GET_TIMEOUT_USEC, &values);
-                if (r < 0)
-                        bench_fail(name, c, r, "waiting for Counter.increment");
-                for (unsigned i = 0; i < k; i++)
-                        if (kactor_value_type(values[i]) != KACTOR_TYPE_INT ||
-                            kactor_value_get_int(values[i]) != (int64_t) (done + i + 1))
-                                bench_fail(name, c, 0, "Counter.increment answered %s, expected %u",
-                                           kactor_value_is_error(values[i]) ? kactor_value_error_message(values[i])
-                                                                            : "another value",
-                                           done + i + 1);
-                kactor_values_free(values, k);
-                (void) kactor_ref_release(c, refs, k);
-                done += k;
-        }
-}
 
 static void actor_property(kactor_actor actor, const char *property, char *buf, size_t size) {
         char id[KACTOR_ID_STRING_MAX], path[128];
@@ -143,7 +113,7 @@ static void run_restarts(void) {
                 r = kactor_create_actor(c, bench_counter_module(), "Counter", NULL, &opts, &actors[a]);
                 if (r < 0)
                         bench_fail(name, c, r, "creating Counter in %s", bench_counter_module());
-                fill_log(restart_names[a], c, actors[a], logged_calls[a]);
+                bench_fill_counter(restart_names[a], c, actors[a], logged_calls[a]);
                 actor_property(actors[a], "LineageLength", length, sizeof(length));
                 if (strncmp(length, "t ", 2) != 0 || strtoull(length + 2, NULL, 10) != logged_calls[a])
                         bench_fail(restart_names[a], c, 0, "LineageLength is %s, expected %u", length, logged_calls[a]);

@@ -653,3 +653,34 @@ int bench_actor_pid(kactor_actor actor, pid_t *ret) {
         *ret = (pid_t) pid;
         return 0;
 }
+
+/* n Counter.increment calls on actor, in batches of 1000, each result checked (1, 2, ... n). */
+void bench_fill_counter(const char *name, kactor_client *c, kactor_actor actor, unsigned n) {
+        kactor_ref refs[1000];
+        kactor_value **values = NULL;
+        unsigned done = 0;
+        int r;
+
+        while (done < n) {
+                unsigned k = n - done < 1000 ? n - done : 1000;
+
+                for (unsigned i = 0; i < k; i++) {
+                        r = kactor_call(c, actor, "increment", NULL, &refs[i]);
+                        if (r < 0)
+                                bench_fail(name, c, r, "calling Counter.increment");
+                }
+                r = kactor_get(c, refs, k, BENCH_GET_TIMEOUT_USEC, &values);
+                if (r < 0)
+                        bench_fail(name, c, r, "waiting for Counter.increment");
+                for (unsigned i = 0; i < k; i++)
+                        if (kactor_value_type(values[i]) != KACTOR_TYPE_INT ||
+                            kactor_value_get_int(values[i]) != (int64_t) (done + i + 1))
+                                bench_fail(name, c, 0, "Counter.increment answered %s, expected %u",
+                                           kactor_value_is_error(values[i]) ? kactor_value_error_message(values[i])
+                                                                            : "another value",
+                                           done + i + 1);
+                kactor_values_free(values, k);
+                (void) kactor_ref_release(c, refs, k);
+                done += k;
+        }
+}

@@ -48,6 +48,9 @@ const char *bench_noop_module(void);    /* KACTOR_BENCH_NOOP_MODULE, default "be
 
 /* Prints "name  ERROR: ..." with the node manager's message when r is -EREMOTEIO, and exits with
  * BENCH_EXIT_ERROR. c may be NULL. */
+/* n Counter.increment calls, in batches of 1000, each result checked (the counter starts at 0). */
+void bench_fill_counter(const char *name, kactor_client *c, kactor_actor actor, unsigned n);
+
 _Noreturn void bench_fail(const char *name, kactor_client *c, int r, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
 
