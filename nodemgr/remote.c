@@ -50,6 +50,7 @@ typedef struct Serve {
         Object *o;  /* referenced */
         Waiter w;
         kactor_id actor; /* the call's actor; null for a fetch */
+        uint64_t index;  /* the call's lineage index once it is logged (0: not, or not logged) */
         bool sent;
         UT_hash_handle hh;
 } Serve;
@@ -116,6 +117,10 @@ typedef struct HostRepl {
         size_t n;
         bool had_replicas; /* once replicated, results wait for R replicas (or all alive peers) */
         bool fenced; /* this node was declared dead: the actor lives elsewhere now */
+        /* A checkpoint the replicas do not have yet: it covers calls whose results callers on other
+         * nodes have not taken, which a rebuild could answer only from their records. */
+        bool checkpoint_held;
+        unsigned checkpoint_blockers; /* such results not taken yet */
         TAILQ_HEAD(, Deferred) deferred;
 } HostRepl;
 
@@ -783,8 +788,17 @@ static void serve_object_done(Waiter *w, Object *o) {
         serve_send(sv);
 }
 
+static void send_checkpoint(Remote *r, HostRepl *hr);
+static bool serve_blocks_checkpoint(const Serve *sv, const Actor *a);
+
 static void serve_free(Serve *sv) {
         Remote *r = sv->remote;
+        Actor *a = sv->index > 0 ? manager_find_actor(r->manager, sv->actor) : NULL;
+        HostRepl *hr = a ? a->repl : NULL;
+        if (hr && hr->checkpoint_held && serve_blocks_checkpoint(sv, a) && --hr->checkpoint_blockers == 0) {
+                hr->checkpoint_held = false;
+                send_checkpoint(r, hr);
+        }
         HASH_DEL(r->serves, sv);
         objstore_unwait(sv->o, &sv->w);
         objstore_unref(&r->manager->store, sv->o);
@@ -1042,13 +1056,15 @@ void remote_record_logged(Actor *a, uint64_t index) {
                 return;
         for (size_t i = 0; i < hr->n; i++)
                 (void) send_record(r, hr->replicas[i], a, rec);
+        /* A caller on another node (its node made the result's id) waits for this result. */
+        Serve *sv, key = { .key = { .object = rec->result, .node = rec->result.hi } };
+        HASH_FIND(hh, r->serves, &key.key, sizeof(key.key), sv);
+        if (sv)
+                sv->index = index;
 }
 
-void remote_checkpointed(Actor *a) {
-        Remote *r = a->manager->remote;
-        HostRepl *hr = host_repl(a);
-        if (!r || !hr || !a->lineage.checkpoint)
-                return;
+static void send_checkpoint(Remote *r, HostRepl *hr) {
+        Actor *a = hr->actor;
         for (size_t i = 0; i < hr->n; i++) {
                 PeerFrame f;
                 int k = frame_start(r, hr->replicas[i], PEER_MSG_REPL_CHECKPOINT, 3, &f);
@@ -1061,6 +1077,29 @@ void remote_checkpointed(Actor *a) {
                                   msgpack_pack_bin_body(f.pk, a->lineage.checkpoint, a->lineage.checkpoint_len));
                 (void) cluster_frame_end(&f, k);
         }
+}
+
+/* Whether a serve's result is one that the actor's checkpoint covers and its caller has not taken. */
+static bool serve_blocks_checkpoint(const Serve *sv, const Actor *a) {
+        return sv->index > 0 && sv->index <= a->lineage.checkpoint_index && kactor_id_equal(sv->actor, a->id);
+}
+
+void remote_checkpointed(Actor *a) {
+        Remote *r = a->manager->remote;
+        HostRepl *hr = host_repl(a);
+        if (!r || !hr || !a->lineage.checkpoint)
+                return;
+        /* Replicas drop the records a checkpoint covers: not while a caller elsewhere may still send
+         * one of those calls again (its result lost on the way), which the rebuilt actor could
+         * then not tell from a new call. */
+        Serve *sv, *tmp;
+        hr->checkpoint_blockers = 0;
+        HASH_ITER(hh, r->serves, sv, tmp)
+                if (serve_blocks_checkpoint(sv, a))
+                        hr->checkpoint_blockers++;
+        hr->checkpoint_held = hr->checkpoint_blockers > 0;
+        if (!hr->checkpoint_held)
+                send_checkpoint(r, hr);
 }
 
 int remote_actor_replicas(const Actor *a, char ***ret) {
