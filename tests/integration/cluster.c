@@ -187,11 +187,42 @@ kactor_actor cluster_create_counter_on(Harness *via, kactor_client *c, Harness *
         return harness_create(via, c, harness_module(via, "counter"), "Counter", args, &o);
 }
 
+const char *cluster_logs(void) {
+        Harness *keeper = NULL;
+        char *all = strdup("");
+        cr_assert_not_null(all);
+        for (size_t i = 0; i < CLUSTER_NODES_MAX; i++) {
+                if (!cluster_nodes[i])
+                        continue;
+                keeper = keeper ?: cluster_nodes[i];
+                char *next;
+                cr_assert(asprintf(&next, "%s--- node %zu:\n%s\n", all, i, harness_nodemgr_log(cluster_nodes[i])) >= 0);
+                free(all);
+                all = next;
+        }
+        return keeper ? harness_keep(keeper, all) : all;
+}
+
+kactor_value *cluster_call(kactor_client *c, kactor_actor a, const char *method, const char *args_json) {
+        kactor_value *args = args_json ? harness_value(args_json) : NULL, *v = NULL;
+        kactor_ref ref;
+        int r = kactor_call(c, a, method, args, &ref);
+        kactor_value_free(args);
+        cr_assert_eq(r, 0, "kactor_call(%s): %s", method, strerror(-r));
+        r = kactor_get1(c, ref, HARNESS_TIMEOUT_USEC, &v);
+        cr_assert_eq(r, 0, "%s through node %s: %s: %s\n%s", method, kactor_client_node_id(c), strerror(-r),
+                     kactor_client_error_message(c), cluster_logs());
+        (void) kactor_ref_release(c, &ref, 1);
+        return v;
+}
+
 int64_t cluster_call_int(kactor_client *c, kactor_actor a, const char *method) {
-        kactor_value *v = harness_call(c, a, method, NULL);
+        kactor_value *v = cluster_call(c, a, method, NULL);
         int64_t n = 0;
-        cr_assert(kactor_value_as_int(v, &n) == 0, "%s returned %s", method, harness_value_str(cluster_nodes[0], v));
+        bool is_int = kactor_value_as_int(v, &n) == 0;
+        const char *s = harness_value_str(cluster_nodes[0], v);
         kactor_value_free(v);
+        cr_assert(is_int, "%s returned %s\n%s", method, s, cluster_logs());
         return n;
 }
 

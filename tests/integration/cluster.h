@@ -58,6 +58,11 @@ bool cluster_wait_peer_state(Harness *h, const char *id, const char *state, uint
 
 /* Creates a Counter (examples/counter.c) starting at `start` on node `on`, through `via`'s client c. */
 kactor_actor cluster_create_counter_on(Harness *via, kactor_client *c, Harness *on, int64_t start);
+/* Every running node's log, for failure messages (harness-owned). */
+const char *cluster_logs(void);
+/* Calls a method (args in JSON, or NULL) and waits for its value (bounded); on a timeout the test
+ * fails with every node's log. The caller frees the value (an error result is an error value). */
+kactor_value *cluster_call(kactor_client *c, kactor_actor a, const char *method, const char *args_json);
 /* Calls a method that returns an integer, asserting it does. */
 int64_t cluster_call_int(kactor_client *c, kactor_actor a, const char *method);
 /* Kills node i's node manager with SIGKILL, as a crashed machine goes (its workers follow it). */

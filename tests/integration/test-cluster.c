@@ -522,14 +522,7 @@ Test(cluster, actor_with_checkpoints_is_rebuilt_from_its_checkpoint_and_the_call
         for (int64_t i = 1; i <= 23; i++) {
                 _cleanup_free_ char *args = NULL;
                 cr_assert(asprintf(&args, "[%" PRId64 "]", i) >= 0);
-                kactor_ref ref;
-                kactor_value *v = NULL, *argv = harness_value(args);
-                cr_assert_eq(kactor_call(c, a, "add", argv, &ref), 0);
-                kactor_value_free(argv);
-                int gr = kactor_get1(c, ref, HARNESS_TIMEOUT_USEC, &v);
-                cr_assert_eq(gr, 0, "add %" PRId64 ": %s\n--- node 0:\n%s\n--- node 1:\n%s\n--- node 2:\n%s", i,
-                             kactor_client_error_message(c), harness_nodemgr_log(cluster_nodes[0]),
-                             harness_nodemgr_log(cluster_nodes[1]), harness_nodemgr_log(cluster_nodes[2]));
+                kactor_value *v = cluster_call(c, a, "add", args);
                 sum += i;
                 harness_assert_value(v, harness_printf(cluster_nodes[0], "%" PRId64, sum));
                 kactor_value_free(v);
@@ -539,12 +532,7 @@ Test(cluster, actor_with_checkpoints_is_rebuilt_from_its_checkpoint_and_the_call
 
         cluster_crash_node(1);
         /* Rebuilt on its replica from the checkpoint (after call 20 or later) and the calls after it. */
-        kactor_ref gref;
-        kactor_value *v = NULL;
-        cr_assert_eq(kactor_call(c, a, "get", NULL, &gref), 0);
-        int gr = kactor_get1(c, gref, HARNESS_TIMEOUT_USEC, &v);
-        cr_assert_eq(gr, 0, "get after the crash: %s\n--- node 0:\n%s\n--- node 2:\n%s", kactor_client_error_message(c),
-                     harness_nodemgr_log(cluster_nodes[0]), harness_nodemgr_log(cluster_nodes[2]));
+        kactor_value *v = cluster_call(c, a, "get", NULL);
         harness_assert_value(v, harness_printf(cluster_nodes[0], "[%" PRId64 ", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, "
                                                                  "13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]]",
                                                sum));

@@ -231,33 +231,6 @@ static void wait_peer_state(unsigned observer, const char *id, const char *state
                   harness_nodemgr_log(cluster_nodes[observer]));
 }
 
-/* The three nodes' logs, for failure messages (harness-owned). */
-static const char *cluster_logs(void) {
-        return harness_printf(cluster_nodes[0],
-                              "--- node 0 (%s):\n%s\n--- node 1 (%s):\n%s\n--- node 2 (%s):\n%s",
-                              cluster_node_id(cluster_nodes[0]), harness_nodemgr_log(cluster_nodes[0]),
-                              cluster_node_id(cluster_nodes[1]), harness_nodemgr_log(cluster_nodes[1]),
-                              cluster_node_id(cluster_nodes[2]), harness_nodemgr_log(cluster_nodes[2]));
-}
-
-/* cluster_call_int(), with every node's log when the call does not return an integer. */
-static int64_t call_int(kactor_client *c, kactor_actor a, const char *method) {
-        kactor_ref ref;
-        kactor_value *v = NULL;
-        cr_assert_eq(kactor_call(c, a, method, NULL, &ref), 0);
-        int r = kactor_get1(c, ref, HARNESS_TIMEOUT_USEC, &v);
-        cr_assert_eq(r, 0, "%s through node %s: %s: %s\n%s", method, kactor_client_node_id(c), strerror(-r),
-                     kactor_client_error_message(c), cluster_logs());
-        (void) kactor_ref_release(c, &ref, 1);
-        int64_t n = 0;
-        bool is_int = kactor_value_as_int(v, &n) == 0;
-        const char *s = harness_value_str(cluster_nodes[0], v);
-        kactor_value_free(v);
-        cr_assert(is_int, "%s through node %s returned %s\n%s", method, kactor_client_node_id(c), s,
-                  cluster_logs());
-        return n;
-}
-
 /* A detached Counter (examples/counter.c) from 0 on node `on`, made through node 0's client c. */
 static kactor_actor create_detached_counter_on(kactor_client *c, Harness *on) {
         struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(on), .detached = true };
@@ -275,7 +248,7 @@ Test(partition, partition_by_nftables) {
         kactor_actor a = create_detached_counter_on(c0, cluster_nodes[1]);
         int64_t acked = 0;
         for (int i = 0; i < 10; i++)
-                cr_assert_eq(call_int(c0, a, "increment"), ++acked);
+                cr_assert_eq(cluster_call_int(c0, a, "increment"), ++acked);
         const char *path = harness_actor_path(cluster_nodes[1], a);
         cr_assert(harness_wait_actor_state(cluster_nodes[1], path, "alive", CLUSTER_WAIT_MS));
         uint64_t completed =
@@ -304,7 +277,7 @@ Test(partition, partition_by_nftables) {
                 acked++;
         }
         for (int i = 0; i < 5; i++)
-                cr_assert_eq(call_int(c0, a, "increment"), ++acked);
+                cr_assert_eq(cluster_call_int(c0, a, "increment"), ++acked);
         /* The live side is whole. */
         cr_assert_str_eq(cluster_peer_state(cluster_nodes[0], cluster_node_id(cluster_nodes[2]), NULL),
                          "alive");
@@ -333,11 +306,11 @@ Test(partition, partition_by_nftables) {
         cluster_wait_formed(3);
 
         /* One actor, with every acknowledged increment, from every node. */
-        cr_assert_eq(call_int(c0, a, "get"), acked);
+        cr_assert_eq(cluster_call_int(c0, a, "get"), acked);
         kactor_client *c1 = harness_client(cluster_nodes[1]), *c2 = harness_client(cluster_nodes[2]);
-        cr_assert_eq(call_int(c1, a, "increment"), ++acked);
-        cr_assert_eq(call_int(c2, a, "increment"), ++acked);
-        cr_assert_eq(call_int(c0, a, "get"), acked);
+        cr_assert_eq(cluster_call_int(c1, a, "increment"), ++acked);
+        cr_assert_eq(cluster_call_int(c2, a, "increment"), ++acked);
+        cr_assert_eq(cluster_call_int(c0, a, "get"), acked);
         for (size_t i = 0; i < 3; i++)
                 harness_assert_running(cluster_nodes[i]);
 }
