@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The cgroupfs backend: actor-<id> under the kactor subtree of the v2 hierarchy (cgroupfs directly:
- * mkdir, cgroup.procs, cgroup.kill, cgroup.events, the device program), and, for limits whose
- * controller is bound to cgroup v1 (hybrid hosts), the same path in that controller's hierarchy
- * through libcgroup. Controller cgroups are made only for the limits an actor asks for.
+ * The cgroupfs backend: actor-<id> (task-<id> for a task worker) under the kactor subtree of the v2
+ * hierarchy (cgroupfs directly: mkdir, cgroup.procs, cgroup.kill, cgroup.events, the device
+ * program), and, for limits whose controller is bound to cgroup v1 (hybrid hosts), the same path in
+ * that controller's hierarchy through libcgroup. Controller cgroups are made only for the limits an
+ * actor asks for.
  */
 
 #include <dirent.h>
@@ -31,7 +32,7 @@ typedef struct FsManager {
 
 typedef struct FsCgroup {
         bool v1_used[_CTRL_MAX];
-        char *rel; /* root/actor-<id> */
+        char *rel; /* root/<kind>-<id> */
 } FsCgroup;
 
 static bool word_in(const char *list, const char *word) {
@@ -256,7 +257,7 @@ static int fs_place(ActorCgroup *cg, char **ret_message) {
         if (!fc)
                 return -ENOMEM;
         cg->backend = fc;
-        if (asprintf(&fc->rel, "%s/actor-%s", m->root, cg->id) < 0 ||
+        if (asprintf(&fc->rel, "%s/%s-%s", m->root, cg->kind, cg->id) < 0 ||
             asprintf(&cg->v2_dir, "%s/%s", m->v2_mount, fc->rel) < 0 ||
             asprintf(&cg->path, "/%s", fc->rel) < 0)
                 return -ENOMEM;
@@ -303,7 +304,12 @@ static void fs_destroy(ActorCgroup *cg) {
         cg->backend = NULL;
 }
 
-/* A node manager that crashed left actor cgroups (maybe with processes): kill and remove them. */
+/* Ours: what actor_cgroup_new() names (actor-<id>, task-<id>). */
+static bool fs_is_ours(const char *name) {
+        return strncmp(name, "actor-", 6) == 0 || strncmp(name, "task-", 5) == 0;
+}
+
+/* A node manager that crashed left actor and task cgroups (maybe with processes): kill and remove them. */
 static int fs_reap_orphans(CgroupManager *m) {
         FsManager *fm = m->backend;
         _cleanup_free_ char *dir = NULL;
@@ -317,7 +323,7 @@ static int fs_reap_orphans(CgroupManager *m) {
                 struct dirent *de;
                 while ((de = readdir(d))) {
                         _cleanup_free_ char *child = NULL;
-                        if (de->d_type != DT_DIR || strncmp(de->d_name, "actor-", 6) != 0)
+                        if (de->d_type != DT_DIR || !fs_is_ours(de->d_name))
                                 continue;
                         if (asprintf(&child, "%s/%s", dir, de->d_name) < 0) {
                                 r = -ENOMEM;
@@ -340,7 +346,7 @@ static int fs_reap_orphans(CgroupManager *m) {
                 struct dirent *de;
                 while ((de = readdir(d))) {
                         _cleanup_free_ char *child = NULL;
-                        if (de->d_type != DT_DIR || strncmp(de->d_name, "actor-", 6) != 0)
+                        if (de->d_type != DT_DIR || !fs_is_ours(de->d_name))
                                 continue;
                         if (asprintf(&child, "%s/%s", v1, de->d_name) >= 0 && rmdir(child) < 0 && r >= 0)
                                 r = negative_errno();

@@ -359,6 +359,7 @@ int actor_cgroup_new(CgroupManager *m, const ActorCgroupSpec *spec, actor_cgroup
         cg->on_placed = on_placed;
         cg->on_empty = on_empty;
         cg->userdata = userdata;
+        cg->kind = spec->kind ?: "actor";
         cg->id = strdup(spec->id);
         if (spec->n_devices > 0) {
                 cg->devices = calloc(spec->n_devices, sizeof(DeviceRule));

@@ -2,13 +2,14 @@
 #pragma once
 
 /*
- * One cgroup per actor. Two backends sit behind one small ops table (crun's model):
+ * One cgroup per actor, and one per task worker (the same, of kind "task"). Two backends sit behind
+ * one small ops table (crun's model):
  *
- *   systemd   a transient scope kactor-actor-<id>.scope in kactor.slice (StartTransientUnit, PIDs,
+ *   systemd   a transient scope kactor-<kind>-<id>.scope in kactor.slice (StartTransientUnit, PIDs,
  *             Delegate=yes), with the worker moved into a leaf inside it, so that the device program
  *             attached there is ours and a daemon-reload cannot strip it. Placement is asynchronous
  *             (the JobRemoved signal).
- *   cgroupfs  a cgroup per actor under a kactor subtree: cgroup v2 directly (core files, BPF attach,
+ *   cgroupfs  a cgroup <kind>-<id> under a kactor subtree: cgroup v2 directly (core files, BPF attach,
  *             cgroup.kill, cgroup.events), plus v1 controller cgroups through libcgroup on hybrid
  *             hosts for the limits whose controllers are bound to v1.
  *
@@ -55,7 +56,8 @@ typedef void (*actor_cgroup_placed_t)(ActorCgroup *cg, int r, const char *messag
 typedef void (*actor_cgroup_empty_t)(ActorCgroup *cg, void *userdata);
 
 typedef struct ActorCgroupSpec {
-        const char *id;          /* the actor id: names the cgroup (actor-<id>) and scope */
+        const char *kind;        /* "actor" (NULL) or "task" (a task worker): a static string */
+        const char *id;          /* names the cgroup (<kind>-<id>) and scope (kactor-<kind>-<id>.scope) */
         const char *description; /* the scope's Description= */
         pid_t pid;               /* the worker, not yet running anything */
         CgroupLimits limits;
@@ -65,6 +67,7 @@ typedef struct ActorCgroupSpec {
 
 struct ActorCgroup {
         CgroupManager *manager;
+        const char *kind; /* "actor" or "task" */
         char *id;
         char *unit;       /* the scope (systemd backend), else NULL */
         char *path;       /* the leaf's path in the v2 hierarchy, as /proc/PID/cgroup shows it */

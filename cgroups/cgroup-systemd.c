@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The systemd backend: a transient scope kactor-actor-<id>.scope in kactor.slice (or
- * kactor-NAME.slice, which systemd puts inside kactor.slice) per actor, made with StartTransientUnit
- * (PIDs, Delegate=yes, Slice, Description, CollectMode=inactive-or-failed, and the limits as scope
- * properties). Placement is asynchronous: the JobRemoved match is installed once, before any call,
- * and the job's result must be "done". The worker is then moved into a leaf "worker" inside the
- * delegated scope, where our device program is attached: systemd never touches what is below a
- * delegated cgroup, so a daemon-reload cannot strip it.
+ * The systemd backend: a transient scope kactor-actor-<id>.scope (kactor-task-<id>.scope for a task
+ * worker) in kactor.slice (or kactor-NAME.slice, which systemd puts inside kactor.slice), made with
+ * StartTransientUnit (PIDs, Delegate=yes, Slice, Description, CollectMode=inactive-or-failed, and the
+ * limits as scope properties). Placement is asynchronous: the JobRemoved match is installed once,
+ * before any call, and the job's result must be "done". The worker is then moved into a leaf
+ * "worker" inside the delegated scope, where our device program is attached: systemd never touches
+ * what is below a delegated cgroup, so a daemon-reload cannot strip it.
  */
 
 #include <errno.h>
@@ -205,7 +205,7 @@ static int sd_start_scope_now(ActorCgroup *cg) {
         _cleanup_free_ char *description = NULL;
         int r;
 
-        if (asprintf(&description, "kactor actor %s", cg->id) < 0)
+        if (asprintf(&description, "kactor %s %s", cg->kind, cg->id) < 0)
                 return -ENOMEM;
         r = sd_bus_message_new_method_call(sm->bus, &msg, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
                                            "StartTransientUnit");
@@ -296,7 +296,7 @@ static int sd_place(ActorCgroup *cg, char **ret_message) {
                 return -ENOMEM;
         sc->cg = cg;
         cg->backend = sc;
-        if (asprintf(&cg->unit, "kactor-actor-%s.scope", cg->id) < 0) {
+        if (asprintf(&cg->unit, "kactor-%s-%s.scope", cg->kind, cg->id) < 0) {
                 cg->unit = NULL;
                 return -ENOMEM;
         }
@@ -336,7 +336,7 @@ static int sd_reap_orphans(CgroupManager *m) {
         int r;
 
         r = sd_bus_call_method(sm->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "ListUnitsByPatterns", NULL,
-                               &reply, "asas", 0, 1, "kactor-actor-*.scope");
+                               &reply, "asas", 0, 2, "kactor-actor-*.scope", "kactor-task-*.scope");
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
