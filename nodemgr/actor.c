@@ -11,6 +11,7 @@
 #include "manager.h"
 #include "manager-trace.h"
 #include "remote.h"
+#include "spec-check.h"
 
 /* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
 #define ACTOR_WINDOW 4096
@@ -528,9 +529,8 @@ static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len
                 tmp.id_actor = NULL;
                 if (r < 0) {
                         if (r == -EREMOTEIO && e->code == KACTOR_ERROR_NO_SUCH_OBJECT)
-                                return req_error(e, KACTOR_ERROR_INVALID_ARGS,
-                                                 "constructor arguments must be ready objects: %s",
-                                                 e->message);
+                                return req_error_wrap(e, KACTOR_ERROR_INVALID_ARGS,
+                                                      "constructor arguments must be ready objects");
                         return r;
                 }
                 args = resolved;
@@ -574,6 +574,10 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
 
         if (m->stopping)
                 return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "the node manager is stopping");
+        /* Here too, not only at the front ends: peers and rebuilds make actors from their specs. */
+        r = actor_spec_check(spec, e);
+        if (r < 0)
+                return r;
         if (!spec->class_name || !*spec->class_name)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "no class given");
         r = manager_resolve_module(m, spec->module, &module, e);
@@ -707,7 +711,11 @@ fail_unlisted:
 int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
                                   ReqError *e) {
         _cleanup_free_ char *node = NULL;
-        int r = remote_place_actor(m, spec, &node, e);
+        /* Before placing it: a peer would refuse it alike, later and less clearly. */
+        int r = actor_spec_check(spec, e);
+        if (r < 0)
+                return r;
+        r = remote_place_actor(m, spec, &node, e);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -1105,6 +1113,9 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         Call *c;
         int r;
 
+        r = call_method_check(method, method_len, e);
+        if (r < 0)
+                return r;
         KACTOR_PROBE(call_submitted, kactor_trace_id_hash(actor.hi, actor.lo),
                      kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
         r = objstore_add(&m->store, object, &o);

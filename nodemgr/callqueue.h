@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include "kactor/value.h"
 #include "objstore.h"
@@ -40,6 +41,8 @@ struct Call {
         uint64_t seq;           /* assigned on dispatch */
         uint64_t lineage_index; /* CALL_REPLAY: the logged call it repeats */
         double num_cpus;        /* task */
+        uid_t uid;              /* task: the user it runs as (the caller's), in a worker of that user */
+        gid_t gid;
         uint64_t sent_usec;     /* task: when it was sent to its worker (service time) */
         uint32_t trace_method;                         /* tracing (manager-trace.c): the method's id, */
         uint64_t trace_queued_ns, trace_dispatched_ns; /* and when, while calls are traced */

@@ -30,6 +30,8 @@ typedef struct Origin {
         char *function;
         char *args;
         size_t args_len;
+        uid_t uid; /* the user it ran as */
+        gid_t gid;
         /* ORIGIN_ACTOR_CALL */
         kactor_id actor;
         uint64_t index;
@@ -138,6 +140,8 @@ static int eviction_restore(void *userdata, Object *o) {
                 if (r >= 0) {
                         c->module = strdup(origin->module);
                         c->method = strdup(origin->function);
+                        c->uid = origin->uid;
+                        c->gid = origin->gid;
                         if (!c->module || !c->method) {
                                 call_free(m, c);
                                 r = -ENOMEM;
@@ -213,6 +217,8 @@ void eviction_note_task(Manager *m, Object *o, const Call *c) {
         }
         memcpy(origin->args, c->args, c->args_len);
         origin->args_len = c->args_len;
+        origin->uid = c->uid;
+        origin->gid = c->gid;
         object_set_origin(m, o, origin);
 }
 

@@ -67,11 +67,13 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
         if (timeout_usec > 0) {
                 int r = sd_event_add_time_relative(m->event, &g->timer, CLOCK_MONOTONIC, timeout_usec, 0,
                                                    on_get_timeout, g);
-                if (r < 0) {
+                /* A timeout past the end of the clock never comes: the request waits forever, as with 0. */
+                if (r < 0 && r != -EOVERFLOW) {
                         get_request_free(g);
                         return r;
                 }
-                (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
+                if (g->timer)
+                        (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
         }
         *ret = g;
         return 0;

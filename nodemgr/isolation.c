@@ -2,7 +2,8 @@
 
 /*
  * The node manager's side of isolation: each actor's cgroup (or scope) around its worker, the
- * device cgroup for its GPUs, and the return of its GPUs once that cgroup is empty. The launcher
+ * device cgroup for its GPUs, and the return of its GPUs once that cgroup is empty; each task
+ * worker's cgroup, which goes with everything in it once the worker is gone. The launcher
  * (worker.c) starts the worker; the worker waits for INIT, which is sent here once the backend has
  * placed it: at once (cgroupfs) or when systemd's job is done (on_actor_placed).
  */
@@ -176,6 +177,77 @@ void actor_isolation_free(Actor *a) {
         free(a->unit);
         free(a->control_group);
         a->unit = a->control_group = NULL;
+}
+
+/* --- task workers ---------------------------------------------------------------------------- */
+
+static void on_task_cgroup_empty(ActorCgroup *cg, void *userdata) {
+        if (userdata)
+                return; /* the worker has not been reaped yet: task_isolation_worker_gone() follows */
+        actor_cgroup_free(cg);
+}
+
+static void task_worker_set_start_error(Worker *w, int r, const char *message) {
+        free(w->start_error);
+        if (asprintf(&w->start_error, "could not place it in its cgroup: %s", message ?: strerror(-r)) < 0)
+                w->start_error = NULL;
+}
+
+static void on_task_worker_placed(ActorCgroup *cg, int r, const char *message, void *userdata) {
+        Worker *w = userdata;
+
+        if (w && r >= 0)
+                r = worker_send_init(w);
+        if (w && r >= 0)
+                return;
+        if (w) {
+                /* Reaped by the launcher; tasks_worker_gone() fails the task that waited for it. */
+                task_worker_set_start_error(w, r, message);
+                w->cgroup = NULL;
+                (void) kill(w->pid, SIGKILL);
+        }
+        /* Failed, or its worker went before it was placed: nothing will use it. */
+        actor_cgroup_free(cg);
+}
+
+int task_isolation_start(Worker *w) {
+        Manager *m = w->manager;
+        _cleanup_free_ char *id = NULL, *description = NULL, *message = NULL;
+        int r;
+
+        if (!m->cgroups)
+                return worker_send_init(w);
+
+        if (asprintf(&id, "%u-%" PRIu64, (unsigned) w->uid, ++m->next_task_worker) < 0 ||
+            asprintf(&description, "kactor task worker of user %u", (unsigned) w->uid) < 0)
+                return -ENOMEM;
+        /* No GPUs and no limits: the device program denies every GPU, NumCpus is a reservation. */
+        ActorCgroupSpec spec = {
+                .kind = "task",
+                .id = id,
+                .description = description,
+                .pid = w->pid,
+        };
+        r = actor_cgroup_new(m->cgroups, &spec, on_task_worker_placed, on_task_cgroup_empty, w, &w->cgroup,
+                             &message);
+        if (r < 0) {
+                task_worker_set_start_error(w, r, message);
+                return r;
+        }
+        if (r > 0)
+                on_task_worker_placed(w->cgroup, 0, NULL, w);
+        return 0;
+}
+
+void task_isolation_worker_gone(Worker *w) {
+        ActorCgroup *cg = TAKE_PTR(w->cgroup);
+        if (!cg)
+                return;
+        /* The cgroup outlives the worker until it is empty (on_task_cgroup_empty), or until the
+         * cgroup manager goes at the node manager's stop, which kills what is left. */
+        cg->userdata = NULL;
+        if (cg->placed)
+                (void) actor_cgroup_kill(cg);
 }
 
 /*

@@ -294,7 +294,12 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r < 0)
                 return r;
 
-        r = manager_submit_task(m, manager_new_local_id(m), module, function, num_cpus, args, args_len, NULL, &o, &e);
+        uid_t uid;
+        r = bus_sender_uid(msg, &uid);
+        if (r < 0)
+                return r;
+        r = manager_submit_task(m, manager_new_local_id(m), module, function, num_cpus, args, args_len, uid, NULL,
+                                &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         return bus_reply_object(msg, o);

@@ -95,6 +95,8 @@ struct Worker {
         sd_event_source *child;
         Conn *conn;
         WorkerKind kind;
+        uid_t uid;           /* the user it runs as; its connection acts as that user */
+        gid_t gid;
         Actor *actor;        /* WORKER_ACTOR; NULL once the actor is forgotten */
         bool ready;          /* INIT_DONE received */
         bool exited;
@@ -106,6 +108,10 @@ struct Worker {
         unsigned blocked;    /* waits in a Get/Wait of its own */
         uint64_t next_seq;
         uint64_t exec_start_ns, exec_end_ns; /* the RESULT being handled: when the method ran (0: not sent) */
+        ActorCgroup *cgroup; /* WORKER_TASK: its own cgroup, handed over when the worker goes */
+        sd_event_source *idle_timer; /* WORKER_TASK: stops it once it has had no task for a while */
+        bool idle;           /* WORKER_TASK: idle_timer is armed */
+        char *start_error;   /* WORKER_TASK: why it could not start, for the task that waited for it */
         LIST_ENTRY(Worker) link;
         LIST_ENTRY(Worker) task_link;
 };
@@ -251,6 +257,7 @@ struct Manager {
         LIST_HEAD(, Worker) task_workers;
         unsigned n_task_workers;
         unsigned n_task_workers_starting;
+        uint64_t next_task_worker; /* names task workers' cgroups */
 
         /* Lineage: the memory all actors' logs may hold, and the default checkpoint interval. */
         uint64_t lineage_bytes;
@@ -348,6 +355,11 @@ void actor_isolation_worker_gone(Actor *a);
 void actor_isolation_free(Actor *a);
 /* Kills what is left in the actor's cgroup and removes it (before a restart makes a new one). */
 void actor_isolation_free_cgroup(Actor *a);
+/* Places a new task worker in a cgroup of its own; INIT is sent once it is placed (at once without
+ * cgroups). When it cannot be placed, now (< 0) or later (the worker is killed), w->start_error says why. */
+int task_isolation_start(Worker *w);
+/* The task worker is gone: what it left in its cgroup is killed, and the cgroup removed once empty. */
+void task_isolation_worker_gone(Worker *w);
 
 /*
  * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
@@ -356,8 +368,9 @@ void actor_isolation_free_cgroup(Actor *a);
  */
 int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
                         const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
+/* The task runs as uid, the caller (its primary group), in a task worker of that user. */
 int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
-                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
+                        const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e);
 int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
 
 /* A worker reported the result of call `seq`. data is the packed value when code is 0. */
@@ -409,7 +422,10 @@ int zygote_spawn(Manager *m, char *const *env, int fd, pid_t *ret_pid);
 void manager_maybe_exit(Manager *m);
 
 /* worker.c (the launcher) */
+/* An actor's worker runs as the actor's run_uid/run_gid, a task worker as uid/gid; both without
+ * capabilities. */
 int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret);
+int worker_spawn_task(Manager *m, uid_t uid, gid_t gid, Worker **ret);
 int worker_send_init(Worker *w);
 int worker_send_call(Worker *w, Call *c);
 int worker_send_save(Worker *w, Call *c);

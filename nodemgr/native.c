@@ -522,7 +522,8 @@ static int handle_submit(Conn *c, Frame *f) {
                             v->via.f64 >= 0)
                                 num_cpus = v->via.f64;
                 }
-        r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c, &o, &e);
+        r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c->uid, c, &o,
+                                &e);
         if (r < 0) {
                 req_error_done(&e);
                 return conn_protocol_error(c,

@@ -4,9 +4,14 @@
  * The task pool: remote functions run in a pool of task workers, as many running at once as the
  * node has CPUs. A worker that waits in a Get of its own does not count, so tasks that wait for
  * other tasks cannot starve the pool.
+ *
+ * A task runs as its caller, as an actor does: the pool is one pool per user, each worker runs as
+ * one user (without capabilities, in a cgroup of its own) and takes only that user's tasks. Workers
+ * start on demand and stop after a while without tasks. The CPUs are counted across all users.
  */
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "log.h"
@@ -20,6 +25,9 @@
 
 /* Task workers at most, whatever the tasks' NumCpus (a task may ask for 0). */
 #define TASK_WORKERS_MAX 64
+
+/* A task worker without a task for this long stops: a user's pool does not outlive its use. */
+#define TASK_WORKER_IDLE_USEC (60 * 1000000ULL)
 
 /* CPUs tasks may use: the node's, less what actors reserved. */
 static double tasks_cpus_total(Manager *m) {
@@ -41,14 +49,44 @@ static double tasks_cpus_running(Manager *m, unsigned *ret_n) {
         return cpus;
 }
 
-static bool worker_takes_tasks(const Worker *w) {
-        return w->ready && w->conn && !w->blocked && !w->recalling;
+/* Whether w takes c: a worker of c's user that is up (not exited, not being stopped). */
+static bool worker_takes_task(const Worker *w, const Call *c) {
+        return w->ready && w->conn && !w->exited && !w->blocked && !w->recalling && w->uid == c->uid &&
+                w->gid == c->gid;
+}
+
+static bool worker_is_idle(const Worker *w) {
+        return w->ready && w->conn && !w->exited && w->tasks.n_inflight == 0;
+}
+
+/* Workers not yet reaped: one that has exited is still listed while tasks_worker_gone() runs. */
+static unsigned tasks_workers_live(Manager *m) {
+        unsigned n = 0;
+        Worker *w;
+        LIST_FOREACH(w, &m->task_workers, task_link)
+                n += !w->exited;
+        return n;
+}
+
+/* The pool is full and c's user has no worker to spare: one idle worker of another user stops, and
+ * c's user gets one once it has gone (tasks_worker_gone() dispatches again). */
+static void tasks_retire_idle_worker(Manager *m, const Call *c) {
+        Worker *w, *victim = NULL;
+        LIST_FOREACH(w, &m->task_workers, task_link) {
+                if (!w->conn && !w->exited)
+                        return; /* one is stopping already */
+                if (!victim && worker_is_idle(w) && (w->uid != c->uid || w->gid != c->gid))
+                        victim = w;
+        }
+        if (victim)
+                worker_stop(victim);
 }
 
 /*
- * Where task c goes: an idle worker when its NumCpus fit beside the running tasks' (one task always
- * runs, whatever it asks for); else, when they do not, the least loaded worker whose tasks are
- * quick, if its window has room. NULL: none, or (*ret_spawn) a new worker should be started.
+ * Where task c goes, among its user's workers: an idle worker when its NumCpus fit beside the running
+ * tasks' (one task always runs, whatever it asks for); else, when they do not, the least loaded
+ * worker whose tasks are quick, if its window has room. NULL: none, or (*ret_spawn) a new worker
+ * should be started.
  */
 static Worker *tasks_pick_worker(Manager *m, const Call *c, bool *ret_spawn) {
         Worker *w, *best = NULL;
@@ -61,15 +99,16 @@ static Worker *tasks_pick_worker(Manager *m, const Call *c, bool *ret_spawn) {
         *ret_spawn = false;
         if (fits) {
                 LIST_FOREACH(w, &m->task_workers, task_link)
-                        if (worker_takes_tasks(w) && w->tasks.n_inflight == 0)
+                        if (worker_takes_task(w, c) && w->tasks.n_inflight == 0)
                                 return w;
-                if (m->n_task_workers < TASK_WORKERS_MAX) {
+                if (tasks_workers_live(m) < TASK_WORKERS_MAX) {
                         *ret_spawn = true;
                         return NULL;
                 }
+                tasks_retire_idle_worker(m, c);
         }
         LIST_FOREACH(w, &m->task_workers, task_link) {
-                if (!worker_takes_tasks(w) || w->tasks.n_inflight == 0 ||
+                if (!worker_takes_task(w, c) || w->tasks.n_inflight == 0 ||
                     w->tasks.n_inflight >= TASK_WINDOW || w->task_avg_usec == 0 ||
                     w->task_avg_usec > TASK_QUICK_USEC)
                         continue;
@@ -79,29 +118,72 @@ static Worker *tasks_pick_worker(Manager *m, const Call *c, bool *ret_spawn) {
         return best;
 }
 
-void tasks_dispatch(Manager *m) {
+static int on_task_worker_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+        w->idle = false;
+        /* Closing its connection ends it; its cgroup goes with it. It comes back on demand. */
+        if (worker_is_idle(w))
+                worker_stop(w);
+        return 0;
+}
+
+/* Arms the idle timer of workers that have just run out of tasks, disarms it on those that got one. */
+static void tasks_update_idle(Manager *m) {
+        Worker *w;
+        LIST_FOREACH(w, &m->task_workers, task_link) {
+                bool idle = worker_is_idle(w);
+                if (idle == w->idle)
+                        continue;
+                int r;
+                if (!idle)
+                        r = sd_event_source_set_enabled(w->idle_timer, SD_EVENT_OFF);
+                else if (!w->idle_timer) {
+                        r = sd_event_add_time_relative(m->event, &w->idle_timer, CLOCK_MONOTONIC,
+                                                       TASK_WORKER_IDLE_USEC, 1000000ULL, on_task_worker_idle, w);
+                        if (r >= 0)
+                                (void) sd_event_source_set_description(w->idle_timer, "task-worker-idle");
+                } else {
+                        r = sd_event_source_set_time_relative(w->idle_timer, TASK_WORKER_IDLE_USEC);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(w->idle_timer, SD_EVENT_ONESHOT);
+                }
+                if (r >= 0)
+                        w->idle = idle; /* else: tried again on the next dispatch */
+        }
+}
+
+/* Starts a worker for c's user. It is counted as starting until it is ready or gone. */
+static int tasks_start_worker(Manager *m, const Call *c) {
+        Worker *w;
+        int r = worker_spawn_task(m, c->uid, c->gid, &w);
+        if (r < 0)
+                return r;
+        m->n_task_workers_starting++;
+        r = task_isolation_start(w);
+        if (r < 0)
+                /* Reaped by the launcher: tasks_worker_gone() fails c with w->start_error. */
+                (void) kill(w->pid, SIGKILL);
+        return 0;
+}
+
+static void tasks_dispatch_queue(Manager *m) {
         Call *c;
 
-        if (m->stopping)
-                return;
         while ((c = callqueue_peek_ready(&m->tasks))) {
                 bool spawn;
                 Worker *w = tasks_pick_worker(m, c, &spawn);
                 if (!w) {
                         if (!spawn)
                                 return;
-                        int r = worker_spawn(m, WORKER_TASK, NULL, &w);
-                        if (r >= 0)
-                                r = worker_send_init(w);
+                        int r = tasks_start_worker(m, c);
                         if (r < 0) {
-                                log_error_errno(r, "Failed to start a task worker: %m");
+                                log_error_errno(r, "Failed to start a task worker for user %u: %m", (unsigned) c->uid);
                                 /* Without workers the tasks cannot run: fail them rather than hang. */
                                 TAILQ_REMOVE(&m->tasks.queued, c, link);
                                 m->tasks.n_queued--;
                                 call_fail(m, c, KACTOR_ERROR_TASK_FAILED, "no task worker could be started");
                                 continue;
                         }
-                        m->n_task_workers_starting++;
                         return; /* dispatch resumes once it is ready */
                 }
 
@@ -129,6 +211,13 @@ void tasks_dispatch(Manager *m) {
                         call_fail(m, c, KACTOR_ERROR_TASK_FAILED, "the task could not be sent to a worker");
                 }
         }
+}
+
+void tasks_dispatch(Manager *m) {
+        if (m->stopping)
+                return;
+        tasks_dispatch_queue(m);
+        tasks_update_idle(m);
 }
 
 void tasks_call_ready(Call *c) {
@@ -179,6 +268,23 @@ void tasks_worker_gone(Worker *w, const char *cause) {
 
         if (!w->ready && m->n_task_workers_starting > 0)
                 m->n_task_workers_starting--;
+        if (!w->ready && !m->stopping) {
+                /* It never became ready (it could not be placed, or become its user): fail a task of its
+                 * user instead of starting workers like it for ever. */
+                TAILQ_FOREACH(c, &m->tasks.queued, link)
+                        if (c->uid == w->uid && c->gid == w->gid)
+                                break;
+                if (c) {
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "no task worker could be started for user %u: %s", (unsigned) w->uid,
+                                     w->start_error ?: cause) < 0)
+                                msg = NULL;
+                        log_warning("Task worker %d: %s", (int) w->pid, msg ?: cause);
+                        TAILQ_REMOVE(&m->tasks.queued, c, link);
+                        m->tasks.n_queued--;
+                        call_fail(m, c, KACTOR_ERROR_TASK_FAILED, msg ?: "no task worker could be started");
+                }
+        }
         /* The first task was running: it failed. The others never started: they run elsewhere. */
         c = TAILQ_FIRST(&w->tasks.inflight);
         if (c) {
@@ -230,10 +336,12 @@ void tasks_worker_blocked(Worker *w, bool blocked) {
 }
 
 int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function,
-                        double num_cpus, const char *args, size_t args_len, Conn *owner, Object **ret,
-                        ReqError *e) {
+                        double num_cpus, const char *args, size_t args_len, uid_t uid, Conn *owner,
+                        Object **ret, ReqError *e) {
         _cleanup_free_ char *path = NULL;
         ReqError ce = {};
+        uid_t run_uid;
+        gid_t run_gid;
         Object *o;
         Call *c;
         int r;
@@ -243,13 +351,20 @@ int manager_submit_task(Manager *m, kactor_id object, const char *module, const 
                 return r;
         *ret = o;
 
+        /* The caller's user, and a module only root or the caller could have written, as for actors. */
         r = manager_resolve_module(m, module, &path, &ce);
+        if (r >= 0)
+                r = actor_isolation_resolve_user(&(ActorSpec) { .uid = uid }, &run_uid, &run_gid, &ce);
+        if (r >= 0)
+                r = actor_isolation_check_module(path, run_uid, &ce);
         if (r >= 0)
                 r = call_new(m, o, args, args_len, &c, &ce);
         if (r >= 0) {
                 c->module = TAKE_PTR(path);
                 c->method = strdup(function);
                 c->num_cpus = num_cpus;
+                c->uid = run_uid;
+                c->gid = run_gid;
                 if (!c->method) {
                         call_free(m, c);
                         r = -ENOMEM;

@@ -21,8 +21,9 @@
 
 extern char **environ;
 
-/* The worker's environment: ours, minus what is the manager's own, plus its fd and its GPUs. */
-static char **worker_environment(Actor *a) {
+/* The worker's environment: ours, minus what is the manager's own, plus its fd, its GPUs (an actor's;
+ * a task worker has none) and the user it becomes. */
+static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
         size_t n = 0;
         while (environ[n])
                 n++;
@@ -44,20 +45,20 @@ static char **worker_environment(Actor *a) {
         env[k] = strdup("KACTOR_WORKER_FD=3");
         if (!env[k++])
                 goto fail;
-        if (a) {
-                /* An actor without GPUs sees none. */
-                _cleanup_free_ char *list = resources_gpu_list_string(a->gpus, a->n_gpus);
-                if (!list || asprintf(&env[k], "CUDA_VISIBLE_DEVICES=%s", list) < 0)
-                        goto fail;
-                k++;
-                /* The worker becomes the actor's user before it reads INIT (cgroups/privileges.c). */
-                if (asprintf(&env[k], "KACTOR_WORKER_UID=%u", (unsigned) a->run_uid) < 0)
-                        goto fail;
-                k++;
-                if (asprintf(&env[k], "KACTOR_WORKER_GID=%u", (unsigned) a->run_gid) < 0)
-                        goto fail;
-                k++;
-        }
+        /* A worker without GPUs sees none. */
+        char *list = a ? resources_gpu_list_string(a->gpus, a->n_gpus) : strdup("");
+        int q = list ? asprintf(&env[k], "CUDA_VISIBLE_DEVICES=%s", list) : -1;
+        free(list);
+        if (q < 0)
+                goto fail;
+        k++;
+        /* The worker becomes this user before it reads INIT (cgroups/privileges.c). */
+        if (asprintf(&env[k], "KACTOR_WORKER_UID=%u", (unsigned) uid) < 0)
+                goto fail;
+        k++;
+        if (asprintf(&env[k], "KACTOR_WORKER_GID=%u", (unsigned) gid) < 0)
+                goto fail;
+        k++;
         return env;
 fail:
         for (size_t i = 0; i < k; i++)
@@ -102,8 +103,13 @@ Worker *worker_free(Worker *w) {
         if (w->actor && w->actor->worker == w)
                 w->actor->worker = NULL;
         sd_event_source_disable_unref(w->child);
+        sd_event_source_disable_unref(w->idle_timer);
         if (!w->exited)
                 (void) kill(w->pid, SIGKILL);
+        /* What a task left behind goes with its worker. */
+        if (w->cgroup)
+                task_isolation_worker_gone(w);
+        free(w->start_error);
         free(w);
         return NULL;
 }
@@ -157,7 +163,7 @@ int spawn_worker_process(const char *path, char *const *env, int fd, pid_t *ret_
         return r;
 }
 
-int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
+static int worker_spawn_as(Manager *m, WorkerKind kind, Actor *actor, uid_t uid, gid_t gid, Worker **ret) {
         _cleanup_close_ int fd_parent = -1, fd_child = -1;
         pid_t pid;
         int sv[2], r;
@@ -178,7 +184,7 @@ int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
         if (flags < 0 || fcntl(fd_parent, F_SETFL, flags | O_NONBLOCK) < 0)
                 return negative_errno();
 
-        char **env = worker_environment(actor);
+        char **env = worker_environment(actor, uid, gid);
         if (!env)
                 return -ENOMEM;
 
@@ -200,6 +206,8 @@ int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
         w->manager = m;
         w->pid = pid;
         w->kind = kind;
+        w->uid = uid;
+        w->gid = gid;
         callqueue_init(&w->tasks);
         w->actor = actor;
         LIST_INSERT_HEAD(&m->workers, w, link);
@@ -221,10 +229,23 @@ int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
                 return r;
         }
         fd_parent = -1;
+        /* What the worker asks for (actors it creates, tasks it submits) runs as the worker does. */
+        w->conn->uid = uid;
+        w->conn->pid = pid;
         if (actor)
                 actor->worker = w;
         *ret = w;
         return 0;
+}
+
+int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret) {
+        if (!actor)
+                return -EINVAL;
+        return worker_spawn_as(m, kind, actor, actor->run_uid, actor->run_gid, ret);
+}
+
+int worker_spawn_task(Manager *m, uid_t uid, gid_t gid, Worker **ret) {
+        return worker_spawn_as(m, WORKER_TASK, NULL, uid, gid, ret);
 }
 
 int worker_send_init(Worker *w) {

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,6 +155,7 @@ static int raw_read(int fd, void *buf, size_t n, int64_t deadline) {
 
 typedef struct RawFrame {
         uint64_t type, id, code; /* code: the error code of a REPLY */
+        char message[512];       /* a REPLY's message (cut short) */
 } RawFrame;
 
 /* Reads one frame: 1 and its type/id, 0 when the connection closed, -ETIMEDOUT. */
@@ -185,6 +187,11 @@ static int raw_read_frame(int fd, RawFrame *ret, int64_t deadline) {
         if (ret->type == MSG_REPLY && u.data.via.array.size >= 3 &&
             u.data.via.array.ptr[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
                 ret->code = u.data.via.array.ptr[2].via.u64;
+        if (ret->type == MSG_REPLY && u.data.via.array.size >= 4 &&
+            u.data.via.array.ptr[3].type == MSGPACK_OBJECT_STR)
+                snprintf(ret->message, sizeof(ret->message), "%.*s",
+                         (int)MIN(u.data.via.array.ptr[3].via.str.size, sizeof(ret->message) - 1),
+                         u.data.via.array.ptr[3].via.str.ptr);
         msgpack_unpacked_destroy(&u);
         free(payload);
         return 1;
@@ -673,5 +680,432 @@ Test(badinput, failing_constructor_kills_only_its_actor) {
                   "DeathCause: %s", harness_property_string(h, path, HARNESS_IFACE_ACTOR, "DeathCause"));
         /* Constructor arguments of the wrong type fail the same way. */
         assert_creation_fails("counter", "Counter", "[\"not a number\"]", "");
+        assert_others_unaffected();
+}
+
+/* --- values out of range and overlong strings ---------------------------------------------------- */
+
+#define MGR HARNESS_BUS_PATH
+#define IFACE HARNESS_IFACE_MANAGER
+#define INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
+
+/* The limits docs/dbus-api.md states. */
+#define NAME_LIMIT 255u   /* actor names, classes, methods, task functions */
+#define MODULE_LIMIT 4095u
+#define HUGE_LEN (20u * 1024u * 1024u)
+
+/* A string of n 'a's (harness-owned). */
+static const char *long_string(size_t n) {
+        char *s = malloc(n + 1);
+
+        cr_assert_not_null(s);
+        memset(s, 'a', n);
+        s[n] = 0;
+        return harness_keep(h, s);
+}
+
+/* A refusal is InvalidArgs whose message names the option (needle) and its limit (limit), and does not
+ * echo an overlong value back. */
+static void assert_message(const char *what, const char *message, const char *needle, const char *limit) {
+        cr_assert(message && strstr(message, needle), "%s: \"%s\" does not name %s", what, message, needle);
+        cr_assert(!limit || strstr(message, limit), "%s: \"%s\" does not state the limit %s", what, message,
+                  limit);
+        cr_assert_lt(strlen(message), 1024u, "%s: a message of %zu bytes", what, strlen(message));
+}
+
+static void assert_bus_invalid_args(int r, sd_bus_error *e, const char *what, const char *needle,
+                                    const char *limit) {
+        cr_assert_lt(r, 0, "%s was accepted", what);
+        cr_assert(sd_bus_error_has_name(e, INVALID_ARGS), "%s: error %s (\"%s\"), expected %s", what, e->name,
+                  e->message, INVALID_ARGS);
+        assert_message(what, e->message, needle, limit);
+        sd_bus_error_free(e);
+}
+
+static void assert_error_value_invalid_args(const kactor_value *v, const char *what, const char *needle,
+                                            const char *limit) {
+        cr_assert(kactor_value_is_error(v), "%s: gave %s, not an error", what, harness_value_str(h, v));
+        cr_assert_eq(kactor_value_error_code(v), KACTOR_ERROR_INVALID_ARGS, "%s: %s", what,
+                     harness_value_str(h, v));
+        assert_message(what, kactor_value_error_message(v), needle, limit);
+}
+
+static void assert_client_invalid_args(kactor_client *c, int r, const char *what, const char *needle,
+                                       const char *limit) {
+        cr_assert_eq(r, -EREMOTEIO, "%s: %s", what, r == 0 ? "accepted" : strerror(-r));
+        cr_assert_eq(kactor_client_error(c), KACTOR_ERROR_INVALID_ARGS, "%s: %s \"%s\"", what,
+                     kactor_error_name(kactor_client_error(c)), kactor_client_error_message(c));
+        assert_message(what, kactor_client_error_message(c), needle, limit);
+}
+
+/* One option of a raw CREATE_ACTOR: type 'd' double, 'i' int64, 'u' uint64, 's' string (len bytes),
+ * 'b' bool. */
+typedef struct RawOption {
+        const char *key;
+        char type;
+        double d;
+        int64_t i;
+        uint64_t u;
+        const char *s;
+        size_t len;
+} RawOption;
+
+/* Sends CREATE_ACTOR on a fresh connection and returns its REPLY (asserting there is one: a bad
+ * value is an error for its request, not a broken stream). */
+static RawFrame raw_create(const char *module, size_t module_len, const char *class_name, size_t class_len,
+                           const RawOption *opt) {
+        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int fd = raw_connect_welcomed();
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 5);
+        msgpack_pack_uint32(&pk, MSG_CREATE_ACTOR);
+        msgpack_pack_uint64(&pk, 7);
+        msgpack_pack_str_with_body(&pk, module, module_len);
+        msgpack_pack_str_with_body(&pk, class_name, class_len);
+        msgpack_pack_map(&pk, opt ? 1 : 0);
+        if (opt) {
+                msgpack_pack_str_with_body(&pk, opt->key, strlen(opt->key));
+                switch (opt->type) {
+                case 'd':
+                        msgpack_pack_double(&pk, opt->d);
+                        break;
+                case 'i':
+                        msgpack_pack_int64(&pk, opt->i);
+                        break;
+                case 'u':
+                        msgpack_pack_uint64(&pk, opt->u);
+                        break;
+                case 's':
+                        msgpack_pack_str_with_body(&pk, opt->s, opt->len);
+                        break;
+                case 'b':
+                        msgpack_pack_true(&pk);
+                        break;
+                }
+        }
+        msgpack_pack_array(&pk, 0);
+        raw_frame_sbuf(fd, &sb);
+        msgpack_sbuffer_destroy(&sb);
+
+        for (;;) {
+                RawFrame f = {};
+                int r = raw_read_frame(fd, &f, deadline);
+
+                cr_assert_eq(r, 1, "CREATE_ACTOR of %.*s: %s", (int)MIN(class_len, (size_t)32), class_name,
+                             r == 0 ? "the connection was closed" : "no answer");
+                if (f.type == MSG_REPLY && f.id == 7) {
+                        close(fd);
+                        return f;
+                }
+        }
+}
+
+static void assert_raw_invalid_args(const RawFrame *f, const char *what, const char *needle, const char *limit) {
+        cr_assert_eq(f->code, KACTOR_ERROR_INVALID_ARGS, "%s: code %llu \"%s\"", what,
+                     (unsigned long long)f->code, f->message);
+        assert_message(what, f->message, needle, limit);
+}
+
+/* What both transports must refuse, with the option's name and its limit in the message. */
+static const struct {
+        const char *what, *key;
+        char bus_type; /* d u i t */
+        double d;
+        int64_t i;
+        uint64_t u;
+        const char *limit;
+} bad_numbers[] = {
+        { "NumCpus NaN", "NumCpus", 'd', .d = NAN, .limit = "1000000" },
+        { "NumCpus -5", "NumCpus", 'd', .d = -5, .limit = "1000000" },
+        { "NumCpus 1e300", "NumCpus", 'd', .d = 1e300, .limit = "1000000" },
+        { "NumCpus inf", "NumCpus", 'd', .d = INFINITY, .limit = "1000000" },
+        { "NumCpus -inf", "NumCpus", 'd', .d = -INFINITY, .limit = "1000000" },
+        { "NumGpus 1025", "NumGpus", 'u', .u = 1025, .limit = "1024" },
+        { "NumGpus 4e9", "NumGpus", 'u', .u = 4000000000u, .limit = "1024" },
+        { "MaxRestarts -2", "MaxRestarts", 'i', .i = -2, .limit = "-1" },
+        { "MaxRestarts INT32_MIN", "MaxRestarts", 'i', .i = INT32_MIN, .limit = "-1" },
+        { "MemoryMax 1", "MemoryMax", 't', .u = 1, .limit = "1048576" },
+        { "MemoryMax 2^64-1", "MemoryMax", 't', .u = UINT64_MAX, .limit = "1048576" },
+        { "TasksMax 2^40", "TasksMax", 't', .u = UINT64_C(1) << 40, .limit = "4194304" },
+        { "CheckpointInterval 2^32-1", "CheckpointInterval", 'u', .u = UINT32_MAX, .limit = "4294967294" },
+};
+
+Test(badinput, actor_numbers_out_of_range_are_invalid_args_over_dbus) {
+        for (size_t k = 0; k < ELEMENTSOF(bad_numbers); k++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                const char *key = bad_numbers[k].key;
+                int r;
+
+                switch (bad_numbers[k].bus_type) {
+                case 'd':
+                        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter",
+                                             0, 1, key, "d", bad_numbers[k].d);
+                        break;
+                case 'u':
+                        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter",
+                                             0, 1, key, "u", (uint32_t)bad_numbers[k].u);
+                        break;
+                case 'i':
+                        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter",
+                                             0, 1, key, "i", (int32_t)bad_numbers[k].i);
+                        break;
+                default:
+                        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter",
+                                             0, 1, key, "t", bad_numbers[k].u);
+                        break;
+                }
+                assert_bus_invalid_args(r, &e, bad_numbers[k].what, key, bad_numbers[k].limit);
+        }
+        /* Nothing was made: only the good client's counter is there. */
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "Actors"), 1);
+        assert_others_unaffected();
+}
+
+Test(badinput, actor_numbers_out_of_range_are_invalid_args_over_native) {
+        for (size_t k = 0; k < ELEMENTSOF(bad_numbers); k++) {
+                RawOption o = { .key = bad_numbers[k].key };
+                RawFrame f;
+
+                switch (bad_numbers[k].bus_type) {
+                case 'd':
+                        o.type = 'd';
+                        o.d = bad_numbers[k].d;
+                        break;
+                case 'i':
+                        o.type = 'i';
+                        o.i = bad_numbers[k].i;
+                        break;
+                default:
+                        o.type = 'u';
+                        o.u = bad_numbers[k].u;
+                        break;
+                }
+                f = raw_create("counter", 7, "Counter", 7, &o);
+                assert_raw_invalid_args(&f, bad_numbers[k].what, bad_numbers[k].key, bad_numbers[k].limit);
+        }
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "Actors"), 1);
+        assert_others_unaffected();
+}
+
+Test(badinput, task_num_cpus_out_of_range_are_invalid_args) {
+        static const double bad[] = { NAN, -5, 1e300, INFINITY };
+
+        for (size_t k = 0; k < ELEMENTSOF(bad); k++) {
+                const char *what = harness_printf(h, "a task with NumCpus %g", bad[k]);
+                struct kactor_task_opts opts = { .sz = sizeof(opts), .num_cpus = bad[k] };
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                kactor_value *args = harness_value("[1, 2]"), *v;
+                kactor_ref ref;
+                int r;
+
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "SubmitTask", "ssava{sv}", "testmod", "add", 2, "x",
+                                     (int64_t)1, "x", (int64_t)2, 1, "NumCpus", "d", bad[k]);
+                assert_bus_invalid_args(r, &e, what, "NumCpus", "1000000");
+
+                /* Natively a task is not answered: its result says why. */
+                cr_assert_eq(kactor_submit(good, "testmod", "add", args, &opts, &ref), 0);
+                kactor_value_free(args);
+                v = harness_get(good, ref);
+                assert_error_value_invalid_args(v, what, "NumCpus", "1000000");
+                kactor_value_free(v);
+        }
+        assert_others_unaffected();
+}
+
+Test(badinput, overlong_strings_are_invalid_args_over_dbus) {
+        const char *counter = harness_actor_path(h, good_counter);
+        const size_t name_lens[] = { NAME_LIMIT + 1, HUGE_LEN }, module_lens[] = { MODULE_LIMIT + 1, HUGE_LEN };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        for (size_t k = 0; k < 2; k++) {
+                const char *s = long_string(name_lens[k]), *mod = long_string(module_lens[k]);
+
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", s, 0, 0);
+                assert_bus_invalid_args(r, &e, "an overlong class", "Class", "255");
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", mod, "Counter", 0, 0);
+                assert_bus_invalid_args(r, &e, "an overlong module", "Module", "4095");
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter", 0, 1,
+                                     "Name", "s", s);
+                assert_bus_invalid_args(r, &e, "an overlong Name", "Name", "255");
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "GetActor", "s", s);
+                assert_bus_invalid_args(r, &e, "GetActor of an overlong name", "Name", "255");
+                r = harness_bus_call(h, &e, NULL, counter, HARNESS_IFACE_ACTOR, "Call", "sav", s, 0);
+                assert_bus_invalid_args(r, &e, "a call of an overlong method", "Method", "255");
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "SubmitTask", "ssava{sv}", "testmod", s, 0, 0);
+                assert_bus_invalid_args(r, &e, "a task of an overlong function", "Function", "255");
+                r = harness_bus_call(h, &e, NULL, MGR, IFACE, "SubmitTask", "ssava{sv}", mod, "add", 0, 0);
+                assert_bus_invalid_args(r, &e, "a task of an overlong module", "Module", "4095");
+        }
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "Actors"), 1);
+
+        /* The limits are inclusive. */
+        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter", 0, 1,
+                             "Name", "s", long_string(NAME_LIMIT));
+        cr_assert_geq(r, 0, "a Name of %u bytes: %s: %s", NAME_LIMIT, e.name, e.message);
+        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "GetActor", "s", long_string(NAME_LIMIT));
+        cr_assert_geq(r, 0, "GetActor of a name of %u bytes: %s: %s", NAME_LIMIT, e.name, e.message);
+        assert_others_unaffected();
+}
+
+Test(badinput, overlong_strings_are_invalid_args_over_native) {
+        const size_t name_lens[] = { NAME_LIMIT + 1, HUGE_LEN }, module_lens[] = { MODULE_LIMIT + 1, HUGE_LEN };
+
+        for (size_t k = 0; k < 2; k++) {
+                const char *s = long_string(name_lens[k]), *mod = long_string(module_lens[k]);
+                RawOption name = { .key = "Name", .type = 's', .s = s, .len = name_lens[k] };
+                kactor_value *v, *args;
+                kactor_actor a;
+                kactor_ref ref;
+                RawFrame f;
+
+                f = raw_create("counter", 7, s, name_lens[k], NULL);
+                assert_raw_invalid_args(&f, "an overlong class", "Class", "255");
+                f = raw_create(mod, module_lens[k], "Counter", 7, NULL);
+                assert_raw_invalid_args(&f, "an overlong module", "Module", "4095");
+                f = raw_create("counter", 7, "Counter", 7, &name);
+                assert_raw_invalid_args(&f, "an overlong Name", "Name", "255");
+                assert_client_invalid_args(good, kactor_get_actor(good, s, &a), "GetActor of an overlong name",
+                                           "Name", "255");
+
+                /* Calls and tasks are not answered: their results say why. */
+                cr_assert_eq(kactor_call(good, good_counter, s, NULL, &ref), 0);
+                v = harness_get(good, ref);
+                assert_error_value_invalid_args(v, "a call of an overlong method", "Method", "255");
+                kactor_value_free(v);
+                args = harness_value("[1, 2]");
+                cr_assert_eq(kactor_submit(good, "testmod", s, args, NULL, &ref), 0);
+                v = harness_get(good, ref);
+                assert_error_value_invalid_args(v, "a task of an overlong function", "Function", "255");
+                kactor_value_free(v);
+                cr_assert_eq(kactor_submit(good, mod, "add", args, NULL, &ref), 0);
+                kactor_value_free(args);
+                v = harness_get(good, ref);
+                assert_error_value_invalid_args(v, "a task of an overlong module", "Module", "4095");
+                kactor_value_free(v);
+        }
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "Actors"), 1);
+        assert_others_unaffected();
+}
+
+/* Names, classes and modules show on D-Bus, which takes only UTF-8: one that is not would break
+ * GetManagedObjects for everyone. */
+Test(badinput, strings_that_are_not_utf8_are_invalid_args_over_native) {
+        RawOption name = { .key = "Name", .type = 's', .s = "bad\xff\xfe", .len = 5 };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        RawFrame f;
+        int r;
+
+        f = raw_create("counter", 7, "Counter", 7, &name);
+        assert_raw_invalid_args(&f, "a Name that is not UTF-8", "Name", "UTF-8");
+        f = raw_create("counter", 7, "Count\xc0\x80", 7, NULL);
+        assert_raw_invalid_args(&f, "a class that is not UTF-8", "Class", "UTF-8");
+        r = harness_bus_call(h, &e, NULL, MGR, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "");
+        cr_assert_geq(r, 0, "GetManagedObjects: %s: %s", e.name, e.message);
+        assert_others_unaffected();
+}
+
+/* One parser for both transports: the native socket takes TasksMax and User as D-Bus does. */
+Test(badinput, both_transports_take_the_same_actor_options) {
+        RawOption tasks_max = { .key = "TasksMax", .type = 'u', .u = 100 };
+        RawOption user = { .key = "User", .type = 's', .s = "root", .len = 4 };
+        RawOption node = { .key = "Node", .type = 's', .s = "", .len = 0 };
+        RawFrame f;
+
+        f = raw_create("counter", 7, "Counter", 7, &tasks_max);
+        cr_assert_eq(f.code, 0, "TasksMax over the native socket: %s", f.message);
+        f = raw_create("counter", 7, "Counter", 7, &user);
+        cr_assert_eq(f.code, 0, "User over the native socket: %s", f.message);
+        /* An empty Node is no Node, as over D-Bus. */
+        f = raw_create("counter", 7, "Counter", 7, &node);
+        cr_assert_eq(f.code, 0, "an empty Node over the native socket: %s", f.message);
+        assert_others_unaffected();
+}
+
+/* A timeout too large to add to the clock waits forever: for a ready object, that is no wait. */
+Test(badinput, endless_timeout_on_a_ready_object_answers_at_once) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        kactor_value *v = harness_value("42"), *got = NULL;
+        const char *o;
+        kactor_ref ref;
+        bool ready = false;
+        int64_t x = 0;
+        int r;
+
+        r = harness_bus_call(h, &e, &reply, MGR, IFACE, "Put", "v", "x", (int64_t)42);
+        cr_assert_geq(r, 0, "Put: %s: %s", e.name, e.message);
+        cr_assert_geq(sd_bus_message_read(reply, "o", &o), 0);
+        o = harness_keep(h, strdup(o));
+        reply = sd_bus_message_unref(reply);
+
+        r = harness_bus_call(h, &e, &reply, MGR, IFACE, "Get", "aot", 1, o, UINT64_MAX);
+        cr_assert_geq(r, 0, "Get with a timeout of 2^64-1: %s: %s", e.name, e.message);
+        cr_assert_geq(sd_bus_message_read(reply, "av", 1, "x", &x), 0);
+        cr_assert_eq(x, 42);
+        reply = sd_bus_message_unref(reply);
+        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "Wait", "aout", 1, o, 1, UINT64_MAX);
+        cr_assert_geq(r, 0, "Wait with a timeout of 2^64-1: %s: %s", e.name, e.message);
+
+        cr_assert_eq(kactor_put(good, v, &ref), 0);
+        kactor_value_free(v);
+        r = kactor_get1(good, ref, UINT64_MAX, &got);
+        cr_assert_eq(r, 0, "GET with a timeout of 2^64-1: %s: %s", strerror(-r), kactor_client_error_message(good));
+        harness_assert_value(got, "42");
+        kactor_value_free(got);
+        r = kactor_wait(good, &ref, 1, 1, UINT64_MAX, &ready);
+        cr_assert_eq(r, 1, "WAIT with a timeout of 2^64-1: %s: %s", strerror(-r), kactor_client_error_message(good));
+        cr_assert(ready);
+        assert_others_unaffected();
+}
+
+/* Constructor arguments must be ready objects; one that is not is refused, and the message that
+ * says so is built from the one that said why (this path once freed it before formatting it). */
+Test(badinput, constructor_argument_that_names_no_ready_object_is_refused) {
+        struct kactor_actor_opts named = { .sz = sizeof(named), .name = "napper" };
+        kactor_actor napper = harness_create(h, good, "testmod", "Sleeper", NULL, &named);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        kactor_value *args, *v;
+        const char *pending;
+        kactor_actor a;
+        kactor_ref ref;
+        int r;
+
+        /* Natively: an object that was never made, and one that was released. */
+        args = kactor_value_new_list();
+        cr_assert_eq(kactor_value_list_append(args, kactor_value_new_object((kactor_id){ 1, 12345 })), 0);
+        r = kactor_create_actor(good, "counter", "Counter", args, NULL, &a);
+        kactor_value_free(args);
+        assert_client_invalid_args(good, r, "an unknown object as a constructor argument", "must be ready",
+                                   "argument 0");
+
+        v = harness_value("[1]");
+        cr_assert_eq(kactor_put(good, v, &ref), 0);
+        kactor_value_free(v);
+        cr_assert_eq(kactor_ref_release(good, &ref, 1), 0);
+        args = kactor_value_new_list();
+        cr_assert_eq(kactor_value_list_append(args, kactor_value_new_object(ref.id)), 0);
+        r = kactor_create_actor(good, "counter", "Counter", args, NULL, &a);
+        kactor_value_free(args);
+        assert_client_invalid_args(good, r, "a released object as a constructor argument", "must be ready",
+                                   "argument 0");
+
+        /* Over D-Bus: an object still pending (a call that sleeps). */
+        r = harness_bus_call(h, &e, &reply, harness_actor_path(h, napper), HARNESS_IFACE_ACTOR, "Call", "sav",
+                             "sleep", 1, "x", (int64_t)30000);
+        cr_assert_geq(r, 0, "Call: %s: %s", e.name, e.message);
+        cr_assert_geq(sd_bus_message_read(reply, "o", &pending), 0);
+        pending = harness_keep(h, strdup(pending));
+        reply = sd_bus_message_unref(reply);
+        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter", 1, "o",
+                             pending, 0);
+        assert_bus_invalid_args(r, &e, "a pending object as a constructor argument", "must be ready",
+                                "argument 0");
+        cr_assert_eq(harness_property_uint(h, MGR, IFACE, "Actors"), 2);
         assert_others_unaffected();
 }
