@@ -12,6 +12,7 @@
 #include "remote.h"
 #include "manager-trace.h"
 #include "peer.h"
+#include "spec-check.h"
 
 #define KACTOR_BUS_OBJECT_INTERFACE "io.kactor.Object1"
 
@@ -81,78 +82,53 @@ static int bus_check_access(sd_bus_message *msg, Manager *m, sd_bus_error *error
         return 0;
 }
 
-static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **ret_name, char **ret_user,
-                                  char **ret_node, sd_bus_error *error) {
+/* Reads an option's variant as a kactor value. A 't' past 2^63-1 comes as a double, so that the
+ * limit it breaks can be named (spec-check.c takes integral doubles for integers). */
+static int bus_read_option_value(sd_bus_message *msg, kactor_value **ret) {
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(msg, &type, &contents);
+        if (r < 0)
+                return r;
+        if (type == SD_BUS_TYPE_VARIANT && streq(contents, "t")) {
+                uint64_t u;
+                r = sd_bus_message_read(msg, "v", "t", &u);
+                if (r < 0)
+                        return r;
+                *ret = u > INT64_MAX ? kactor_value_new_double((double) u) : kactor_value_new_int((int64_t) u);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return bus_message_read_value(msg, NULL, NULL, ret);
+}
+
+typedef int (*bus_option_fn)(const char *key, const kactor_value *v, void *userdata, ReqError *e);
+
+/* Reads an "a{sv}" of options, each set by set_option (spec-check.c: the rules both transports share). */
+static int bus_read_options(sd_bus_message *msg, bus_option_fn set_option, void *userdata, sd_bus_error *error) {
         int r;
 
         r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                _cleanup_(kactor_value_freep) kactor_value *v = NULL;
+                ReqError e = {};
                 const char *key;
+
                 r = sd_bus_message_read(msg, "s", &key);
                 if (r < 0)
                         return r;
-                if (streq(key, "NumGpus"))
-                        r = sd_bus_message_read(msg, "v", "u", &spec->num_gpus);
-                else if (streq(key, "NumCpus")) {
-                        r = sd_bus_message_read(msg, "v", "d", &spec->num_cpus);
-                        if (r >= 0 && !(spec->num_cpus >= 0 && spec->num_cpus <= 1e6))
-                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "NumCpus out of range.");
-                } else if (streq(key, "MemoryMax"))
-                        r = sd_bus_message_read(msg, "v", "t", &spec->memory_max);
-                else if (streq(key, "CheckpointInterval"))
-                        r = sd_bus_message_read(msg, "v", "u", &spec->checkpoint_interval);
-                else if (streq(key, "MaxRestarts")) {
-                        r = sd_bus_message_read(msg, "v", "i", &spec->max_restarts);
-                        if (r >= 0 && spec->max_restarts < -1)
-                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "MaxRestarts must be >= -1.");
-                } else if (streq(key, "TasksMax"))
-                        r = sd_bus_message_read(msg, "v", "t", &spec->tasks_max);
-                else if (streq(key, "User")) {
-                        const char *s;
-                        r = sd_bus_message_read(msg, "v", "s", &s);
-                        if (r >= 0) {
-                                if (!*s)
-                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "User must not be empty.");
-                                free(*ret_user);
-                                *ret_user = strdup(s);
-                                if (!*ret_user)
-                                        return -ENOMEM;
-                                spec->user = *ret_user;
-                        }
-                } else if (streq(key, "Detached")) {
-                        int b;
-                        r = sd_bus_message_read(msg, "v", "b", &b);
-                        spec->detached = b;
-                } else if (streq(key, "Node")) {
-                        const char *s;
-                        r = sd_bus_message_read(msg, "v", "s", &s);
-                        if (r >= 0 && *s) {
-                                free(*ret_node);
-                                *ret_node = strdup(s);
-                                if (!*ret_node)
-                                        return -ENOMEM;
-                                spec->node = *ret_node;
-                        }
-                } else if (streq(key, "Name")) {
-                        const char *s;
-                        r = sd_bus_message_read(msg, "v", "s", &s);
-                        if (r >= 0) {
-                                if (!*s)
-                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Name must not be empty.");
-                                free(*ret_name);
-                                *ret_name = strdup(s);
-                                if (!*ret_name)
-                                        return -ENOMEM;
-                                spec->name = *ret_name;
-                        }
-                } else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option %s.", key);
-                if (r == -ENXIO || r == -EINVAL)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option %s has the wrong type.", key);
-                if (r < 0)
+                r = bus_read_option_value(msg, &v);
+                if (r == -ENOMEM)
                         return r;
+                if (r < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option %.64s has the wrong type: %s",
+                                                 key, strerror(-r));
+                r = set_option(key, v, userdata, &e);
+                if (r < 0)
+                        return bus_reply_req_error(error, r, &e);
                 r = sd_bus_message_exit_container(msg);
                 if (r < 0)
                         return r;
@@ -160,6 +136,24 @@ static int bus_read_actor_options(sd_bus_message *msg, ActorSpec *spec, char **r
         if (r < 0)
                 return r;
         return sd_bus_message_exit_container(msg);
+}
+
+typedef struct BusActorOptions {
+        ActorSpec *spec;
+        ActorOptionStrings strings;
+} BusActorOptions;
+
+static int bus_set_actor_option(const char *key, const kactor_value *v, void *userdata, ReqError *e) {
+        BusActorOptions *o = userdata;
+        return actor_option_set(o->spec, &o->strings, key, strlen(key), v, e);
+}
+
+static void bus_actor_options_done(BusActorOptions *o) {
+        actor_option_strings_done(&o->strings);
+}
+
+static int bus_set_task_option(const char *key, const kactor_value *v, void *userdata, ReqError *e) {
+        return task_option_set(userdata, key, strlen(key), v, e);
 }
 
 static int actor_track_handler(sd_bus_track *t, void *userdata) {
@@ -177,9 +171,10 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
                 return access_r;
         Manager *m = userdata;
         const char *module, *class_name;
-        _cleanup_free_ char *args = NULL, *name = NULL, *path = NULL, *user = NULL, *node = NULL;
+        _cleanup_free_ char *args = NULL, *path = NULL;
         size_t args_len;
         ActorSpec spec = { .detached = true, .detach_if_placed = true };
+        _cleanup_(bus_actor_options_done) BusActorOptions options = { .spec = &spec };
         ReqError e = {};
         Actor *a;
         int r;
@@ -190,7 +185,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         r = bus_read_args(m, msg, &args, &args_len, error);
         if (r < 0)
                 return r;
-        r = bus_read_actor_options(msg, &spec, &name, &user, &node, error);
+        r = bus_read_options(msg, bus_set_actor_option, &options, error);
         if (r < 0)
                 return r;
         r = bus_sender_uid(msg, &spec.uid);
@@ -237,6 +232,10 @@ static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *e
         int r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
+        ReqError e = {};
+        r = actor_name_check(name, strlen(name), &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
         Actor *a = manager_find_actor_by_name(m, name);
         if (!a)
                 return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "No actor named '%s'.", name);
@@ -270,27 +269,7 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = bus_read_args(m, msg, &args, &args_len, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key;
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                if (streq(key, "NumCpus"))
-                        r = sd_bus_message_read(msg, "v", "d", &num_cpus);
-                else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option %s.", key);
-                if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option %s has the wrong type.", key);
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
+        r = bus_read_options(msg, bus_set_task_option, &num_cpus, error);
         if (r < 0)
                 return r;
 

@@ -42,6 +42,10 @@ typedef struct ReqError {
 } ReqError;
 
 int req_error(ReqError *e, kactor_error code, const char *format, ...) __attribute__((format(printf, 3, 4)));
+/* Wraps the error e holds, as crun_error_wrap() does: the message becomes "FORMAT: <old message>"
+ * (FORMAT alone when e held none) and the code `code`. The new message is made before the old one
+ * is freed, as req_error() does too. Returns -EREMOTEIO. */
+int req_error_wrap(ReqError *e, kactor_error code, const char *format, ...) __attribute__((format(printf, 3, 4)));
 void req_error_done(ReqError *e);
 
 typedef enum ActorState {
@@ -364,7 +368,8 @@ void task_isolation_worker_gone(Worker *w);
 /*
  * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
  * connection) or pinned (D-Bus, owner NULL). args: a packed list. Errors that concern the call
- * itself (no such actor, dead actor) make the object fail rather than the submission.
+ * itself (no such actor, dead actor) make the object fail rather than the submission; a request
+ * outside the limits (spec-check.h) is refused before any object is made (-EREMOTEIO, InvalidArgs).
  */
 int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
                         const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);

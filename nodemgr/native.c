@@ -15,6 +15,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "remote.h"
+#include "spec-check.h"
 
 /* Reads start small (most connections are idle workers) and grow while reads fill them. */
 #define CONN_READ_CHUNK_MIN (4u * 1024u)
@@ -375,64 +376,72 @@ static int handle_hello(Conn *c, Frame *f) {
         return 0;
 }
 
-static int parse_actor_options(const msgpack_object *o, ActorSpec *spec, char **ret_name, char **ret_node,
-                               ReqError *e) {
+/* An option's value as a kactor value. A uint64 past 2^63-1 (which kactor values do not hold) comes
+ * as a double, so that the limit it breaks can be named (spec-check.c takes integral doubles). */
+static int option_value_from_object(const msgpack_object *o, kactor_value **ret) {
+        if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT64_MAX) {
+                *ret = kactor_value_new_double((double) o->via.u64);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return codec_value_from_object(o, ret);
+}
+
+typedef int (*option_set_fn)(const char *key, size_t key_len, const kactor_value *v, void *userdata, ReqError *e);
+
+/* Reads a map of options, each set by set_option (spec-check.c: the rules both transports share). */
+static int parse_options(const msgpack_object *o, option_set_fn set_option, void *userdata, ReqError *e) {
         if (!o || o->type != MSGPACK_OBJECT_MAP)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "options must be a map");
         for (uint32_t i = 0; i < o->via.map.size; i++) {
                 const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+                _cleanup_(kactor_value_freep) kactor_value *value = NULL;
                 if (k->type != MSGPACK_OBJECT_STR)
                         return req_error(e, KACTOR_ERROR_INVALID_ARGS, "option names must be strings");
-                const char *key = k->via.str.ptr;
-                size_t len = k->via.str.size;
-#define KEY(s) (len == strlen(s) && memcmp(key, s, len) == 0)
-                if (KEY("NumGpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= 1024)
-                        spec->num_gpus = (uint32_t) v->via.u64;
-                else if (KEY("NumCpus") &&
-                         (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) &&
-                         v->via.f64 >= 0 && v->via.f64 <= 1e6)
-                        spec->num_cpus = v->via.f64;
-                else if (KEY("NumCpus") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                         v->via.u64 <= 1000000)
-                        spec->num_cpus = (double) v->via.u64;
-                else if (KEY("MemoryMax") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        spec->memory_max = v->via.u64;
-                else if (KEY("MaxRestarts") &&
-                         (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                          v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) &&
-                         v->via.i64 >= -1 && v->via.i64 <= INT32_MAX)
-                        spec->max_restarts = (int32_t) v->via.i64;
-                else if (KEY("CheckpointInterval") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                         v->via.u64 < UINT32_MAX)
-                        spec->checkpoint_interval = (uint32_t) v->via.u64;
-                else if (KEY("Node") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
-                         v->via.str.size <= 64 && !memchr(v->via.str.ptr, 0, v->via.str.size)) {
-                        free(*ret_node);
-                        *ret_node = strndup(v->via.str.ptr, v->via.str.size);
-                        if (!*ret_node)
-                                return -ENOMEM;
-                        spec->node = *ret_node;
-                } else if (KEY("Detached") && v->type == MSGPACK_OBJECT_BOOLEAN)
-                        spec->detached = v->via.boolean;
-                else if (KEY("Name") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
-                         !memchr(v->via.str.ptr, 0, v->via.str.size)) {
-                        free(*ret_name);
-                        *ret_name = strndup(v->via.str.ptr, v->via.str.size);
-                        if (!*ret_name)
-                                return -ENOMEM;
-                        spec->name = *ret_name;
-                } else
-                        return req_error(e, KACTOR_ERROR_INVALID_ARGS,
-                                         "invalid option %.*s (unknown, or a wrong type)",
-                                         (int) MIN(len, (size_t) 64), key);
-#undef KEY
+                int r = option_value_from_object(v, &value);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS, "an option's value is not a kactor value");
+                r = set_option(k->via.str.size > 0 ? k->via.str.ptr : "", k->via.str.size, value, userdata, e);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
 
+typedef struct ActorOptions {
+        ActorSpec *spec;
+        ActorOptionStrings strings;
+} ActorOptions;
+
+static void actor_options_done(ActorOptions *o) {
+        actor_option_strings_done(&o->strings);
+}
+
+static int set_actor_option(const char *key, size_t key_len, const kactor_value *v, void *userdata, ReqError *e) {
+        ActorOptions *o = userdata;
+        return actor_option_set(o->spec, &o->strings, key, key_len, v, e);
+}
+
+static int set_task_option(const char *key, size_t key_len, const kactor_value *v, void *userdata, ReqError *e) {
+        return task_option_set(userdata, key, key_len, v, e);
+}
+
+/* A call or task refused before it was queued: it is not answered, so its result says why. */
+static int conn_fail_object(Conn *c, kactor_id object, const ReqError *e) {
+        Object *o;
+        int r = objstore_add(&c->manager->store, object, &o);
+        if (r < 0)
+                return r;
+        (void) objstore_set_failed(&c->manager->store, o, e->code, e->message ?: "invalid arguments");
+        conn_own(c, o);
+        return 0;
+}
+
 static int handle_create_actor(Conn *c, Frame *f) {
-        _cleanup_free_ char *module = NULL, *class_name = NULL, *name = NULL, *node = NULL;
+        _cleanup_free_ char *module = NULL, *class_name = NULL;
         ActorSpec spec = { .uid = c->uid };
+        _cleanup_(actor_options_done) ActorOptions options = { .spec = &spec };
         ReqError e = {};
         Actor *a;
         kactor_id id;
@@ -445,7 +454,7 @@ static int handle_create_actor(Conn *c, Frame *f) {
                         &e);
         spec.module = module;
         spec.class_name = class_name;
-        r = parse_actor_options(frame_field(f, 2), &spec, &name, &node, &e);
+        r = parse_options(frame_field(f, 2), set_actor_option, &options, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
 
@@ -466,12 +475,15 @@ static int handle_get_actor(Conn *c, Frame *f) {
                 return reply_req_error(
                         c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed GetActor request"),
                         &e);
+        int r = actor_name_check(name, strlen(name), &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
         Actor *a = manager_find_actor_by_name(c->manager, name);
         if (!a || a->state == ACTOR_DEAD)
                 return reply_req_error(
                         c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor named '%s'", name),
                         &e);
-        int r = conn_hold(c, a->id, true);
+        r = conn_hold(c, a->id, true);
         if (r < 0)
                 return r;
         return conn_send_reply_ok(c, f->id, &a->id);
@@ -491,6 +503,12 @@ static int handle_call(Conn *c, Frame *f) {
             frame_field_str(f, 1, &method, &method_len) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed CALL");
         r = manager_submit_call(c->manager, actor, object, method, method_len, args, args_len, c, &o, &e);
+        if (r == -EREMOTEIO) {
+                r = conn_fail_object(c, object, &e);
+                req_error_done(&e);
+                if (r >= 0)
+                        return 0;
+        }
         if (r < 0) {
                 req_error_done(&e);
                 return conn_protocol_error(c, r == -EEXIST ? "CALL reuses an object id" : "CALL refused");
@@ -513,17 +531,16 @@ static int handle_submit(Conn *c, Frame *f) {
             frame_field_strdup(f, 1, &function) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed SUBMIT");
         const msgpack_object *opts = frame_field(f, 2);
-        if (opts && opts->type == MSGPACK_OBJECT_MAP)
-                for (uint32_t i = 0; i < opts->via.map.size; i++) {
-                        const msgpack_object *k = &opts->via.map.ptr[i].key, *v = &opts->via.map.ptr[i].val;
-                        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 7 &&
-                            memcmp(k->via.str.ptr, "NumCpus", 7) == 0 &&
-                            (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) &&
-                            v->via.f64 >= 0)
-                                num_cpus = v->via.f64;
-                }
-        r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c->uid, c, &o,
-                                &e);
+        r = opts ? parse_options(opts, set_task_option, &num_cpus, &e) : 0;
+        if (r >= 0)
+                r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c->uid, c,
+                                        &o, &e);
+        if (r == -EREMOTEIO) {
+                r = conn_fail_object(c, object, &e);
+                req_error_done(&e);
+                if (r >= 0)
+                        return 0;
+        }
         if (r < 0) {
                 req_error_done(&e);
                 return conn_protocol_error(c,

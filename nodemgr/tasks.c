@@ -17,6 +17,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "spec-check.h"
 
 /* Tasks sent ahead to a worker whose tasks are quick, so that it reads and answers many per syscall;
  * a worker whose tasks take longer gets one at a time. */
@@ -346,6 +347,9 @@ int manager_submit_task(Manager *m, kactor_id object, const char *module, const 
         Call *c;
         int r;
 
+        r = task_spec_check(module, function, num_cpus, e); /* spec-check.c: refused before an object is made */
+        if (r < 0)
+                return r;
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
