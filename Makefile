@@ -222,7 +222,8 @@ check-integration: tests
 check-docs: all
 	tests/check-dbus-docs.sh $(BUILD)
 
-# libFuzzer on the frame decoder, the codec and lineage records (clang; FUZZ_TIME seconds, default 20).
+# libFuzzer under ASan+UBSan (clang): the frame decoder and codec, the peer parsers, and real node managers
+# driven by native clients and by an authenticated peer; bounded (docs/fuzzing.md).
 .PHONY: check-fuzz
 check-fuzz:
 	tests/fuzz/run.sh $(BUILD)

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Writes the seed corpus of fuzz-frame into DIR: valid native frame streams (each prefixed by the
- * chunk-size byte fuzz-frame reads first), packed values, and packed lineage records, made with
- * the project's own encoders so that they follow the protocol as it is.
+ * Writes seed corpora, made with the project's own encoders so that they follow the protocol as it
+ * is:
  *
- *   seeds DIR
+ *   seeds DIR                  fuzz-frame and fuzz-peer: native frame streams (each prefixed by the
+ *                              chunk-size byte fuzz-frame reads first), peer messages, packed values
+ *                              and lineage records
+ *   seeds --native DIR         fuzz-native: client sessions (fuzz-input.h), one per request kind
+ *                              and a few that mix them over several connections
+ *   seeds --peer-session DIR   fuzz-peer-session: peer sessions, one per peer message kind and a
+ *                              few that mix them
  */
 
 #include <errno.h>
@@ -13,6 +18,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "fuzz-input.h"
 #include "lineage.h"
 #include "peer-proto.h"
 #include "proto.h"
@@ -390,6 +396,603 @@ static void lineage_seed(const char *method, const kactor_value *args, uint64_t 
         free(r.args);
 }
 
+
+/* --- fuzz-native: client sessions ------------------------------------------------------------- */
+
+/* The connection the frames below are for (1-based, as fuzz-native numbers them). */
+static unsigned seed_conn = 1;
+
+static kactor_id conn_object(unsigned conn, uint64_t seq) {
+        return id_of(FUZZ_NODE_HI, FUZZ_CONN_PREFIX(conn) | seq);
+}
+
+/* The actor the first CreateActor of an input would make (the manager's own ids count from 1). */
+static kactor_id first_actor(void) {
+        return id_of(FUZZ_NODE_HI, 1);
+}
+
+static void n_hello(msgpack_packer *pk) {
+        frame_hello(pk);
+}
+
+static void n_hello_old(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint32(pk, MSG_HELLO);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_uint32(pk, PROTO_VERSION + 1);
+        msgpack_pack_uint32(pk, 1);
+}
+
+static void n_put(msgpack_packer *pk, uint64_t seq, const kactor_value *v) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, MSG_PUT);
+        msgpack_pack_uint64(pk, FUZZ_CONN_PREFIX(seed_conn) | seq);
+        pack_value(pk, v);
+}
+
+static void n_put_1(msgpack_packer *pk) {
+        kactor_value *v = simple_args();
+        n_put(pk, 1, v);
+        kactor_value_free(v);
+}
+
+/* A value that holds the first object and the first actor. */
+static void n_put_2(msgpack_packer *pk) {
+        kactor_value *v = kactor_value_new_list();
+        if (!v)
+                die("out of memory");
+        kactor_value_list_append(v, kactor_value_new_object(conn_object(seed_conn, 1)));
+        kactor_value_list_append(v, kactor_value_new_actor(first_actor()));
+        kactor_value_list_append(v, kactor_value_new_string("two"));
+        n_put(pk, 2, v);
+        kactor_value_free(v);
+}
+
+static void n_put_rich(msgpack_packer *pk) {
+        kactor_value *v = rich_value();
+        n_put(pk, 5, v);
+        kactor_value_free(v);
+}
+
+static void n_create(msgpack_packer *pk, const char *module, bool options) {
+        kactor_value *args = kactor_value_new_list();
+        if (!args)
+                die("out of memory");
+        kactor_value_list_append(args, kactor_value_new_object(conn_object(seed_conn, 1)));
+        kactor_value_list_append(args, kactor_value_new_int(3));
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, MSG_CREATE_ACTOR);
+        msgpack_pack_uint64(pk, 7);
+        pack_cstr(pk, module);
+        pack_cstr(pk, "Counter");
+        if (options) {
+                /* No MemoryMax: the fixture's manager has no cgroups to apply it with. */
+                msgpack_pack_map(pk, 7);
+                pack_cstr(pk, "NumGpus");
+                msgpack_pack_uint32(pk, 1);
+                pack_cstr(pk, "NumCpus");
+                msgpack_pack_double(pk, 0.5);
+                pack_cstr(pk, "MaxRestarts");
+                msgpack_pack_int32(pk, -1);
+                pack_cstr(pk, "CheckpointInterval");
+                msgpack_pack_uint32(pk, 10);
+                pack_cstr(pk, "Detached");
+                msgpack_pack_true(pk);
+                pack_cstr(pk, "Name");
+                pack_cstr(pk, "counter");
+                pack_cstr(pk, "Node");
+                pack_cstr(pk, FUZZ_NODE_ID);
+        } else {
+                msgpack_pack_map(pk, 1);
+                pack_cstr(pk, "MemoryMax");
+                msgpack_pack_uint64(pk, 1 << 30);
+        }
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void n_create_fake(msgpack_packer *pk) {
+        n_create(pk, "fake", true);
+}
+
+static void n_create_missing(msgpack_packer *pk) {
+        n_create(pk, "missing", false);
+}
+
+static void n_create_path(msgpack_packer *pk) {
+        n_create(pk, "/nonexistent/module.so", false);
+}
+
+static void n_get_actor(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, MSG_GET_ACTOR);
+        msgpack_pack_uint64(pk, 8);
+        pack_cstr(pk, "counter");
+}
+
+static void n_call(msgpack_packer *pk) {
+        kactor_value *args = kactor_value_new_list();
+        if (!args)
+                die("out of memory");
+        kactor_value_list_append(args, kactor_value_new_object(conn_object(seed_conn, 1)));
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint32(pk, MSG_CALL);
+        msgpack_pack_uint64(pk, FUZZ_CONN_PREFIX(seed_conn) | 3);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, first_actor());
+        pack_cstr(pk, "increment");
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void n_submit(msgpack_packer *pk, uint64_t seq, const char *module) {
+        kactor_value *args = kactor_value_new_list();
+        if (!args)
+                die("out of memory");
+        kactor_value_list_append(args, kactor_value_new_object(conn_object(seed_conn, 1)));
+        kactor_value_list_append(args, kactor_value_new_int(2));
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, MSG_SUBMIT);
+        msgpack_pack_uint64(pk, FUZZ_CONN_PREFIX(seed_conn) | seq);
+        pack_cstr(pk, module);
+        pack_cstr(pk, "add");
+        msgpack_pack_map(pk, 1);
+        pack_cstr(pk, "NumCpus");
+        msgpack_pack_double(pk, 0.5);
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void n_submit_fake(msgpack_packer *pk) {
+        n_submit(pk, 4, "fake");
+}
+
+static void n_submit_missing(msgpack_packer *pk) {
+        n_submit(pk, 6, "missing");
+}
+
+static void n_get_ids(msgpack_packer *pk, bool wait, uint64_t timeout, unsigned owner, const uint64_t *seqs,
+                      size_t n) {
+        msgpack_pack_array(pk, wait ? 5 : 4);
+        msgpack_pack_uint32(pk, wait ? MSG_WAIT : MSG_GET);
+        msgpack_pack_uint64(pk, wait ? 21 : 20);
+        msgpack_pack_uint64(pk, timeout);
+        if (wait)
+                msgpack_pack_uint32(pk, 1);
+        msgpack_pack_array(pk, (uint32_t) n);
+        for (size_t i = 0; i < n; i++)
+                codec_pack_id(pk, CODEC_EXT_OBJECT, conn_object(owner, seqs[i]));
+}
+
+static void n_get(msgpack_packer *pk) {
+        static const uint64_t seqs[] = { 1, 2, 3 };
+        n_get_ids(pk, false, 0, seed_conn, seqs, 3);
+}
+
+/* A Get that waits: for the task (pending) and with a timeout too large to add to the clock. */
+static void n_get_pending(msgpack_packer *pk) {
+        static const uint64_t seqs[] = { 4, 1 };
+        n_get_ids(pk, false, UINT64_MAX, seed_conn, seqs, 2);
+}
+
+/* The first connection's objects, from another one. */
+static void n_get_other(msgpack_packer *pk) {
+        static const uint64_t seqs[] = { 1, 2 };
+        n_get_ids(pk, false, 1000000, 1, seqs, 2);
+}
+
+static void n_wait(msgpack_packer *pk) {
+        static const uint64_t seqs[] = { 4, 2, 1 };
+        n_get_ids(pk, true, 1000, seed_conn, seqs, 3);
+}
+
+static void n_release(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint32(pk, MSG_RELEASE);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_array(pk, 2);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, conn_object(seed_conn, 1));
+        codec_pack_id(pk, CODEC_EXT_OBJECT, conn_object(1, 2));
+        msgpack_pack_array(pk, 1);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, first_actor());
+}
+
+static void n_kill(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint32(pk, MSG_KILL);
+        msgpack_pack_uint64(pk, 22);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, first_actor());
+        msgpack_pack_false(pk);
+}
+
+typedef struct Rec {
+        uint8_t kind;
+        unsigned conn; /* 1-based */
+        frame_fn fn;   /* FUZZ_REC_FRAME */
+} Rec;
+
+static void record(Buffer *b, uint8_t kind, unsigned conn, const void *p, size_t len) {
+        uint8_t h[3] = { FUZZ_REC_HEADER(kind, conn - 1), len & 0xff, (len >> 8) & 0xff };
+        if (len > 0xffff || buffer_append(b, h, sizeof(h)) < 0 || buffer_append(b, p, len) < 0)
+                die("cannot make a record");
+}
+
+static void session_seed(const char *kind, uint8_t setup, const Rec *recs, size_t n) {
+        Buffer b = {};
+
+        if (buffer_append(&b, &setup, 1) < 0)
+                die("out of memory");
+        for (size_t i = 0; i < n; i++) {
+                Buffer f = {};
+                if (recs[i].fn) {
+                        msgpack_packer pk;
+                        msgpack_packer_init(&pk, &f, buffer_msgpack_write);
+                        seed_conn = recs[i].conn;
+                        recs[i].fn(&pk);
+                } else if (recs[i].kind == FUZZ_REC_RAW && buffer_append(&f, "\x05\x00\x00\x00\x93\x01", 6) < 0)
+                        die("out of memory");
+                record(&b, recs[i].kind, recs[i].conn, f.data ? f.data + f.start : "", buffer_size(&f));
+                buffer_free(&f);
+        }
+        write_seed(kind, b.data + b.start, buffer_size(&b));
+        buffer_free(&b);
+}
+
+#define F(c, fn) { FUZZ_REC_FRAME, (c), (fn) }
+
+static void native_seeds(void) {
+        static const frame_fn requests[] = { n_put_1,       n_put_2,          n_put_rich,    n_create_fake,
+                                             n_create_missing, n_create_path, n_get_actor,   n_call,
+                                             n_submit_fake, n_submit_missing, n_get,         n_get_pending,
+                                             n_wait,        n_release,        n_kill,        frame_reply,
+                                             frame_result,  frame_init_done };
+        /* Each request kind alone after HELLO (a Put first, for those that name objects). */
+        for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+                Rec recs[] = { F(1, n_hello), F(1, n_put_1), F(1, requests[i]) };
+                session_seed("native", 0, recs, 3);
+        }
+        /* A whole session on one connection. */
+        {
+                Rec recs[] = { F(1, n_hello),       F(1, n_put_1),          F(1, n_put_2),
+                               F(1, n_create_fake), F(1, n_create_missing), F(1, n_get_actor),
+                               F(1, n_call),        F(1, n_submit_fake),    F(1, n_submit_missing),
+                               F(1, n_get),         F(1, n_wait),           F(1, n_get_pending),
+                               F(1, n_release),     F(1, n_kill),           F(1, n_get) };
+                session_seed("native", 0, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* Two clients: the second gets the first one's objects (held through a value it got), the
+         * first one goes, the second releases. */
+        {
+                Rec recs[] = { F(1, n_hello),     F(1, n_put_1),   F(1, n_put_2),
+                               F(2, n_hello),     F(2, n_get_other), { FUZZ_REC_CLOSE, 1, NULL },
+                               F(2, n_get_other), F(2, n_release), F(2, n_get_other) };
+                session_seed("native", 1, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* An outsider (connection 2) and an old client (connection 3); root's still works. */
+        {
+                Rec recs[] = { F(1, n_hello), F(2, n_hello),     F(3, n_hello_old),
+                               F(2, n_put_1), F(1, n_create_fake), F(1, n_get_actor) };
+                session_seed("native", 2 | FUZZ_SETUP_OUTSIDER, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* Requests before HELLO, a frame cut short, and a client that stops reading. */
+        {
+                Rec recs[] = { F(1, n_put_1), F(2, n_hello), { FUZZ_REC_RAW, 2, NULL },
+                               F(3, n_hello), { FUZZ_REC_PAUSE, 3, NULL }, F(3, n_put_rich),
+                               F(3, n_get),   F(3, n_get),  F(3, n_get) };
+                session_seed("native", 2, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+}
+
+/* --- fuzz-peer-session: what a peer sends after the handshake ------------------------------- */
+
+static kactor_id peer_actor(void) {
+        return id_of(FUZZ_PEER_HI, 1);
+}
+
+static kactor_id node_actor(void) {
+        return id_of(FUZZ_NODE_HI, 1);
+}
+
+static void ps_spec(msgpack_packer *pk) {
+        pack_cstr(pk, "fake");
+        pack_cstr(pk, "Counter");
+        msgpack_pack_array(pk, 9);
+        pack_cstr(pk, "remote-counter");
+        msgpack_pack_double(pk, 0.5);
+        msgpack_pack_uint32(pk, 1);
+        msgpack_pack_uint64(pk, 1 << 20);
+        msgpack_pack_int32(pk, -1);
+        msgpack_pack_false(pk);
+        msgpack_pack_uint32(pk, 10);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_uint32(pk, 0);
+}
+
+static void ps_member(msgpack_packer *pk, const char *id, const char *address, const char *state) {
+        msgpack_pack_array(pk, 10);
+        pack_cstr(pk, id);
+        pack_cstr(pk, address);
+        msgpack_pack_uint64(pk, 1);
+        pack_cstr(pk, state);
+        msgpack_pack_double(pk, 4);
+        msgpack_pack_double(pk, 2.5);
+        msgpack_pack_uint32(pk, 2);
+        msgpack_pack_uint32(pk, 1);
+        msgpack_pack_uint64(pk, UINT64_C(1) << 34);
+        msgpack_pack_uint64(pk, UINT64_C(1) << 33);
+}
+
+static void ps_members(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 3);
+        ps_member(pk, FUZZ_PEER_ID, "", "alive");
+        ps_member(pk, FUZZ_NODE_ID, "127.0.0.1:7946", "suspect");
+        ps_member(pk, "00000000000000c3", "127.0.0.1:7950", "alive");
+}
+
+static void ps_membership(msgpack_packer *pk, uint32_t type, uint64_t seq, const char *target) {
+        msgpack_pack_array(pk, target ? 5 : 4);
+        msgpack_pack_uint32(pk, type);
+        msgpack_pack_uint64(pk, seq);
+        pack_cstr(pk, FUZZ_PEER_ID);
+        if (target)
+                pack_cstr(pk, target);
+        ps_members(pk);
+}
+
+static void ps_ping(msgpack_packer *pk) {
+        ps_membership(pk, PEER_MSG_PING, 1, NULL);
+}
+
+static void ps_ack(msgpack_packer *pk) {
+        ps_membership(pk, PEER_MSG_ACK, 1, NULL);
+}
+
+static void ps_ping_req(msgpack_packer *pk) {
+        ps_membership(pk, PEER_MSG_PING_REQ, 2, "00000000000000c3");
+}
+
+static void ps_dead_notice(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, PEER_MSG_DEAD_NOTICE);
+        msgpack_pack_uint64(pk, 0);
+        pack_cstr(pk, FUZZ_PEER_ID);
+        msgpack_pack_uint64(pk, 3);
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 2);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, node_actor());
+        pack_cstr(pk, "00000000000000c3");
+}
+
+static void ps_header(msgpack_packer *pk, uint32_t type, uint32_t n_fields) {
+        msgpack_pack_array(pk, n_fields + 2);
+        msgpack_pack_uint32(pk, type);
+        msgpack_pack_uint64(pk, 0);
+}
+
+/* The peer places an actor here. */
+static void ps_create(msgpack_packer *pk) {
+        kactor_value *args = simple_args();
+        ps_header(pk, PEER_MSG_CREATE, 4);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        ps_spec(pk);
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void ps_created(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_CREATED, 3);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, node_actor());
+        msgpack_pack_uint32(pk, KACTOR_ERROR_MODULE_NOT_FOUND);
+        pack_cstr(pk, "no such module");
+}
+
+static void ps_call(msgpack_packer *pk) {
+        kactor_value *args = simple_args();
+        ps_header(pk, PEER_MSG_CALL, 3);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_PEER_HI, 2));
+        pack_cstr(pk, "increment");
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void ps_result(msgpack_packer *pk) {
+        kactor_value *v = rich_value();
+        ps_header(pk, PEER_MSG_RESULT, 4);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_NODE_HI, 2));
+        msgpack_pack_uint32(pk, 0);
+        msgpack_pack_nil(pk);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(FUZZ_PEER_HI, 1));
+        pack_value(pk, v);
+        kactor_value_free(v);
+}
+
+static void ps_result_failed(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_RESULT, 4);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_PEER_HI, 2));
+        msgpack_pack_uint32(pk, KACTOR_ERROR_ACTOR_DIED);
+        pack_cstr(pk, "it died");
+        msgpack_pack_nil(pk);
+}
+
+static void ps_done(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_DONE, 1);
+        msgpack_pack_array(pk, 2);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_PEER_HI, 2));
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_NODE_HI, 2));
+}
+
+static void ps_fetch(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_FETCH, 1);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_PEER_HI, 2));
+}
+
+static void ps_actor_list(msgpack_packer *pk, uint32_t type) {
+        ps_header(pk, type, 1);
+        msgpack_pack_array(pk, 2);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        codec_pack_id(pk, CODEC_EXT_ACTOR, node_actor());
+}
+
+static void ps_hold(msgpack_packer *pk) {
+        ps_actor_list(pk, PEER_MSG_HOLD);
+}
+
+static void ps_release(msgpack_packer *pk) {
+        ps_actor_list(pk, PEER_MSG_RELEASE);
+}
+
+static void ps_repl_drop(msgpack_packer *pk) {
+        ps_actor_list(pk, PEER_MSG_REPL_DROP);
+}
+
+static void ps_kill(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_KILL, 2);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        msgpack_pack_true(pk);
+}
+
+static void ps_moved(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_MOVED, 3);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        pack_cstr(pk, FUZZ_NODE_ID);
+        pack_cstr(pk, "rebuilt");
+}
+
+static void ps_locate(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_LOCATE, 1);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+}
+
+/* This node keeps a replica of the peer's actor. */
+static void ps_repl_create(msgpack_packer *pk) {
+        static const char state[] = "\x81\xa1n\x05";
+        kactor_value *args = simple_args();
+        ps_header(pk, PEER_MSG_REPL_CREATE, 7);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        ps_spec(pk);
+        msgpack_pack_array(pk, 1);
+        pack_cstr(pk, FUZZ_NODE_ID);
+        msgpack_pack_uint64(pk, 2);
+        msgpack_pack_bin(pk, sizeof(state) - 1);
+        msgpack_pack_bin_body(pk, state, sizeof(state) - 1);
+        pack_value(pk, args);
+        kactor_value_free(args);
+}
+
+static void ps_repl_record_n(msgpack_packer *pk, uint64_t index) {
+        msgpack_sbuffer sb;
+        msgpack_packer rpk;
+        kactor_value *args = simple_args();
+        LineageRecord r = {.index = index, .result = id_of(FUZZ_PEER_HI, 10 + index), .method = (char *)"increment"};
+
+        if (codec_encode(args, &r.args, &r.args_len) < 0)
+                die("cannot encode arguments");
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&rpk, &sb, msgpack_sbuffer_write);
+        if (lineage_record_pack(&rpk, &r) < 0)
+                die("cannot pack a lineage record");
+        ps_header(pk, PEER_MSG_REPL_RECORD, 2);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        msgpack_pack_bin(pk, (uint32_t) sb.size);
+        msgpack_pack_bin_body(pk, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        free(r.args);
+        kactor_value_free(args);
+}
+
+static void ps_repl_record(msgpack_packer *pk) {
+        ps_repl_record_n(pk, 3);
+}
+
+static void ps_repl_record_next(msgpack_packer *pk) {
+        ps_repl_record_n(pk, 4);
+}
+
+static void ps_repl_checkpoint(msgpack_packer *pk) {
+        static const char state[] = "\x81\xa1n\x07";
+        ps_header(pk, PEER_MSG_REPL_CHECKPOINT, 3);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
+        msgpack_pack_uint64(pk, 4);
+        msgpack_pack_bin(pk, sizeof(state) - 1);
+        msgpack_pack_bin_body(pk, state, sizeof(state) - 1);
+}
+
+static void ps_repl_ack(msgpack_packer *pk) {
+        ps_header(pk, PEER_MSG_REPL_ACK, 3);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, node_actor());
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_true(pk);
+}
+
+/* Before authentication: a HELLO that claims to be this node, and an AUTH that is wrong. */
+static void ps_hello_self(msgpack_packer *pk) {
+        static const uint8_t nonce[PEER_NONCE_SIZE] = { 1, 2, 3 };
+        ps_header(pk, PEER_MSG_HELLO, 4);
+        msgpack_pack_uint32(pk, PEER_PROTO_VERSION);
+        pack_cstr(pk, FUZZ_NODE_ID);
+        pack_cstr(pk, "");
+        msgpack_pack_bin(pk, sizeof(nonce));
+        msgpack_pack_bin_body(pk, nonce, sizeof(nonce));
+}
+
+static void ps_hello(msgpack_packer *pk) {
+        static const uint8_t nonce[PEER_NONCE_SIZE] = { 4, 5, 6 };
+        ps_header(pk, PEER_MSG_HELLO, 4);
+        msgpack_pack_uint32(pk, PEER_PROTO_VERSION);
+        pack_cstr(pk, FUZZ_PEER_ID);
+        pack_cstr(pk, "127.0.0.1:7947");
+        msgpack_pack_bin(pk, sizeof(nonce));
+        msgpack_pack_bin_body(pk, nonce, sizeof(nonce));
+}
+
+static void ps_auth_wrong(msgpack_packer *pk) {
+        static const uint8_t mac[PEER_MAC_SIZE] = { 7 };
+        ps_header(pk, PEER_MSG_AUTH, 1);
+        msgpack_pack_bin(pk, sizeof(mac));
+        msgpack_pack_bin_body(pk, mac, sizeof(mac));
+}
+
+static void peer_session_seeds(void) {
+        static const frame_fn messages[] = {
+                ps_ping,       ps_ack,     ps_ping_req,  ps_dead_notice, ps_create,      ps_created,
+                ps_call,       ps_result,  ps_result_failed, ps_done,    ps_fetch,       ps_hold,
+                ps_release,    ps_kill,    ps_moved,     ps_locate,      ps_repl_create, ps_repl_record,
+                ps_repl_checkpoint, ps_repl_ack, ps_repl_drop, ps_hello, ps_auth_wrong,
+        };
+        /* Each message kind alone, after a PING that makes the peer a member. */
+        for (size_t i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
+                Rec recs[] = { F(1, ps_ping), F(1, messages[i]) };
+                session_seed("peer-session", 0, recs, 2);
+        }
+        /* An actor placed here, called, held, killed; results and fetches. */
+        {
+                Rec recs[] = { F(1, ps_ping),   F(1, ps_create), F(1, ps_hold),   F(1, ps_call),
+                               F(1, ps_fetch),  F(1, ps_result), F(1, ps_done),   F(1, ps_locate),
+                               F(1, ps_kill),   F(1, ps_release), F(1, ps_moved) };
+                session_seed("peer-session", 0, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* A replica: made, records, a checkpoint, a reconnect (what was owed goes again), dropped. */
+        {
+                Rec recs[] = { F(1, ps_ping),           F(1, ps_repl_create),     F(1, ps_repl_record),
+                               F(1, ps_repl_record_next), F(1, ps_repl_checkpoint), { FUZZ_REC_CLOSE, 1, NULL },
+                               F(1, ps_ping),           { FUZZ_REC_PAUSE, 1, NULL }, F(1, ps_repl_drop) };
+                session_seed("peer-session", 0, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* Membership gossip, a relayed probe, a death notice. */
+        {
+                Rec recs[] = { F(1, ps_ping), F(1, ps_ping_req), F(1, ps_ack), { FUZZ_REC_PAUSE, 1, NULL },
+                               F(1, ps_dead_notice), F(1, ps_created), F(1, ps_repl_ack) };
+                session_seed("peer-session", 0, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* No handshake: a stranger's HELLO and AUTH, one claiming to be this node, data frames. */
+        {
+                Rec recs[] = { F(1, ps_hello), F(1, ps_auth_wrong), F(1, ps_create) };
+                session_seed("peer-session", FUZZ_SETUP_NO_HANDSHAKE, recs, 3);
+                Rec self[] = { F(1, ps_hello_self), F(1, ps_ping) };
+                session_seed("peer-session", FUZZ_SETUP_NO_HANDSHAKE, self, 2);
+        }
+}
+
 int main(int argc, char *argv[]) {
         static const frame_fn client[] = {frame_hello,  frame_create_actor, frame_call,
                                           frame_submit, frame_put,          frame_get,
@@ -399,8 +1002,20 @@ int main(int argc, char *argv[]) {
                                         peer_moved,  peer_repl_create, peer_repl_record, peer_repl_ack};
         kactor_value *rich, *simple, *empty;
 
+        if (argc == 3 && strcmp(argv[1], "--native") == 0) {
+                dir = argv[2];
+                native_seeds();
+                printf("%u seeds in %s\n", n_seeds, dir);
+                return 0;
+        }
+        if (argc == 3 && strcmp(argv[1], "--peer-session") == 0) {
+                dir = argv[2];
+                peer_session_seeds();
+                printf("%u seeds in %s\n", n_seeds, dir);
+                return 0;
+        }
         if (argc != 2)
-                die("usage: seeds DIR");
+                die("usage: seeds [--native|--peer-session] DIR");
         dir = argv[1];
 
         /* Whole sessions, read in chunks of 1, 7 and 64 bytes; then each frame alone. */
