@@ -111,6 +111,8 @@ GetRequest *get_request_free(GetRequest *g) {
         free(g->objects);
         sd_event_source_disable_unref(g->timer);
         if (g->conn) {
+                if (g->parked)
+                        TAILQ_REMOVE(&g->conn->parked, g, parked_link);
                 LIST_REMOVE(g, link);
                 if (g->conn->worker)
                         tasks_worker_blocked(g->conn->worker, false);
@@ -131,9 +133,40 @@ static int pack_error_value(msgpack_packer *pk, kactor_error code, const char *m
         return 0;
 }
 
+/* The bytes of the values a Get answers with: what its reply holds at least. */
+static size_t get_request_values_size(const GetRequest *g) {
+        size_t n = 0;
+        for (size_t i = 0; i < g->n_objects; i++)
+                if (g->objects[i]->state == OBJECT_READY)
+                        n += g->objects[i]->len;
+        return n;
+}
+
+/* At most how large the native reply will be, frame header included: what the output budget counts.
+ * 64 covers the frame header, [REPLY, reqid, code, nil] and the list's head; 16 an error value's
+ * framing. */
+static size_t get_request_reply_size(const GetRequest *g, bool timed_out) {
+        size_t n = 64;
+        if (timed_out && !g->wait)
+                return n + 160; /* the Timeout error's message */
+        if (g->wait)
+                return n + g->n_objects;
+        for (size_t i = 0; i < g->n_objects; i++) {
+                const Object *o = g->objects[i];
+                n += o->state == OBJECT_READY ? o->len : 16 + strlen(o->message ?: "");
+        }
+        return n;
+}
+
 static int get_request_reply_native(GetRequest *g, bool timed_out) {
         Conn *c = g->conn;
         int r;
+
+        /* Refused before it is built: a Get may name one large object many times. */
+        if (!g->wait && !timed_out && get_request_values_size(g) > PROTO_FRAME_MAX)
+                return conn_send_reply_error(
+                        c, g->reqid, KACTOR_ERROR_INVALID_ARGS,
+                        "the values asked for are larger than a frame (64 MiB): get fewer at once");
 
         if (timed_out && !g->wait) {
                 size_t ready = get_request_ready(g);
@@ -179,15 +212,52 @@ static int get_request_reply_native(GetRequest *g, bool timed_out) {
         return r;
 }
 
+static void get_request_answer_native(GetRequest *g, bool timed_out) {
+        int r = get_request_reply_native(g, timed_out);
+        if (r < 0)
+                log_warning_errno(r, "Failed to answer a Get: %m");
+        get_request_free(g);
+}
+
+/* Its reply waits, with the objects it holds, until the client has read enough of what it was sent;
+ * it is answered in order by get_request_answer_parked() from the connection's flush. */
+static void get_request_park(GetRequest *g, bool timed_out) {
+        for (size_t i = 0; i < g->n_objects; i++)
+                objstore_unwait(g->objects[i], &g->waiter);
+        if (g->timer)
+                (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
+        g->parked = true;
+        g->timed_out = timed_out;
+        TAILQ_INSERT_TAIL(&g->conn->parked, g, parked_link);
+        conn_mark_dirty(g->conn);
+}
+
+unsigned get_request_answer_parked(Conn *c) {
+        unsigned n = 0;
+        GetRequest *g;
+
+        while ((g = TAILQ_FIRST(&c->parked)) && conn_output_room(c, get_request_reply_size(g, g->timed_out))) {
+                TAILQ_REMOVE(&c->parked, g, parked_link);
+                g->parked = false;
+                get_request_answer_native(g, g->timed_out);
+                n++;
+        }
+        return n;
+}
+
 void get_request_complete(GetRequest *g, bool timed_out) {
         KACTOR_PROBE(get_answered,
                      g->n_objects > 0 ? kactor_trace_id_hash(g->objects[0]->id.hi, g->objects[0]->id.lo) : 0,
                      g->n_objects, timed_out);
         if (g->conn) {
-                int r = get_request_reply_native(g, timed_out);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to answer a Get: %m");
-        } else if (g->message)
+                if (!TAILQ_EMPTY(&g->conn->parked) ||
+                    !conn_output_room(g->conn, get_request_reply_size(g, timed_out)))
+                        get_request_park(g, timed_out);
+                else
+                        get_request_answer_native(g, timed_out);
+                return;
+        }
+        if (g->message)
                 (void) bus_get_request_reply(g, timed_out);
         get_request_free(g);
 }

@@ -90,7 +90,21 @@ struct Conn {
         Hold *holds;         /* uthash */
         Object *owned;       /* objects this connection made and holds */
         LIST_HEAD(, GetRequest) gets; /* pending Get/Wait */
+
+        /* Clients: the count of their user's connections, and the HELLO deadline (native.c). */
+        struct ConnUser *user;
+        sd_event_source *hello_timer;
+        /* Output is capped before replies are built: completed Gets whose replies do not fit wait
+         * here, in order, and a client's further requests are not read meanwhile (paused). */
+        TAILQ_HEAD(, GetRequest) parked;
+        bool paused;
 };
+
+/* A message logged at most once per interval; what came meanwhile is counted (native.c). */
+typedef struct LogRateLimit {
+        uint64_t last_usec;
+        unsigned suppressed;
+} LogRateLimit;
 
 /* A worker process: one per actor, or one of the task pool. */
 struct Worker {
@@ -199,6 +213,9 @@ typedef struct GetRequest {
         sd_bus_message *message; /* D-Bus */
         sd_bus_track *track;     /* the D-Bus caller: its request goes when it does */
         LIST_ENTRY(GetRequest) link;
+        bool parked;             /* complete, its reply waiting for room in conn's output */
+        bool timed_out;
+        TAILQ_ENTRY(GetRequest) parked_link;
 } GetRequest;
 
 typedef struct ManagerConfig {
@@ -255,6 +272,14 @@ struct Manager {
 
         LIST_HEAD(, Conn) conns;
         LIST_HEAD(, Conn) dirty_conns;
+        /* Client connections and their caps (native.c, docs/protocol.md "Limits"). */
+        struct ConnUser *conn_users; /* uthash by uid */
+        unsigned n_client_conns;
+        unsigned conn_max;           /* in all; other users than root share conn_max - conn_root_reserve */
+        unsigned conn_root_reserve;
+        unsigned conn_max_per_uid;
+        sd_event_source *listen_retry; /* accept() ran out of fds: listening resumes after a pause */
+        LogRateLimit conn_refused_log, accept_failed_log;
 
         /* The task pool. */
         CallQueue tasks;
@@ -460,6 +485,8 @@ int manager_listen(Manager *m);
 int conn_hold(Conn *c, kactor_id id, bool actor);
 int conn_hold_ids_in(Conn *c, const Object *o);
 int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message);
+/* Whether a reply of n bytes may be built now: the output stays within its budget (or is empty). */
+bool conn_output_room(const Conn *c, size_t n);
 
 /* gets.c */
 int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_t num_returns,
@@ -467,8 +494,11 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
 /* Arms the request: completes at once when it can. */
 int get_request_start(GetRequest *g);
 GetRequest *get_request_free(GetRequest *g);
-/* Completes it: sends the answer (timeout: the Timeout error for Get). */
+/* Completes it: sends the answer (timeout: the Timeout error for Get). A native answer that does
+ * not fit the connection's output budget is parked until it does. */
 void get_request_complete(GetRequest *g, bool timed_out);
+/* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
+unsigned get_request_answer_parked(Conn *c);
 
 /* eviction.c */
 void eviction_setup(Manager *m, uint64_t max_bytes);
