@@ -26,9 +26,15 @@
                                               * client's (PROTO_FRAME_MAX), so whatever a client
                                               * may send can go on to another node */
 #define PEER_FRAME_MAX_UNAUTH 4096u          /* before authentication */
+#define PEER_INPUT_MAX_UNAUTH 4096u          /* bytes a connection may send in all before it has
+                                              * authenticated (HELLO and AUTH take ~150): more
+                                              * closes it */
 #define PEER_NONCE_SIZE 32
 #define PEER_MAC_SIZE 32                     /* HMAC-SHA256 */
-#define PEER_MAX 64                          /* connections, and members */
+#define PEER_MAX 64                          /* connections (dialled, or accepted and then
+                                              * authenticated), and members */
+#define PEER_STRANGERS_MAX 32                /* inbound connections not authenticated yet: a pool
+                                              * of their own, apart from PEER_MAX */
 #define PEER_QUEUE_MAX 256                   /* frames queued to one peer before sends fail -EBUSY */
 
 typedef enum PeerMsg {

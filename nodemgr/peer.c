@@ -24,7 +24,15 @@
 #include "peer.h"
 #include "remote.h"
 
-#define PEER_AUTH_TIMEOUT_USEC (5 * UINT64_C(1000000)) /* to finish HELLO + AUTH */
+/* To finish HELLO + AUTH: on a connection we dialled, and on one a stranger made (short: it holds a
+ * place in the strangers' pool, and the handshake takes one round trip). */
+#define PEER_DIAL_TIMEOUT_USEC (5 * UINT64_C(1000000))
+#define PEER_HANDSHAKE_TIMEOUT_USEC (2 * UINT64_C(1000000))
+/* accept() out of file descriptors or memory: the listener rests this long, not to spin. */
+#define PEER_ACCEPT_RETRY_USEC (100 * UINT64_C(1000))
+#define PEER_ACCEPT_BATCH 16
+/* What strangers can make happen at will is logged once per interval at most. */
+#define PEER_LOG_INTERVAL_USEC (10 * UINT64_C(1000000))
 #define PEER_DIAL_INTERVAL_USEC (500 * UINT64_C(1000))
 #define PEER_READ_CHUNK 65536
 #define PEER_TICK_ACCURACY_USEC 1000
@@ -40,6 +48,11 @@ static const char LABEL_ACCEPT[] = "kactor-peer-accept";
 
 typedef struct PeerConn PeerConn;
 
+typedef struct LogLimit {
+        uint64_t last;
+        unsigned suppressed;
+} LogLimit;
+
 struct PeerConn {
         Cluster *cluster;
         unsigned n_ref;
@@ -49,7 +62,7 @@ struct PeerConn {
         Buffer in, out;
         msgpack_packer pk;
         size_t n_queued;          /* frames in out */
-        bool outbound;
+        bool outbound;            /* else a stranger until it authenticates (peer_conn_is_stranger()) */
         bool connecting;
         bool got_hello;
         bool authenticated;       /* the peer proved the secret */
@@ -60,7 +73,11 @@ struct PeerConn {
         uint8_t peer_nonce[PEER_NONCE_SIZE];
         char *peer_id;
         char *dial_address;
+        uint64_t since;           /* when it was accepted or dialled */
+        struct in_addr address;   /* an inbound connection's source */
+        size_t in_unauth;         /* bytes read before it authenticated */
         LIST_ENTRY(PeerConn) link;
+        LIST_ENTRY(PeerConn) stranger_link;
 };
 
 /* A data frame that arrived while this node may have been declared dead (it was frozen): held
@@ -92,9 +109,13 @@ struct Cluster {
         char *listen_address;
         char **seeds;
         Membership ms;
+        sd_event_source *accept_retry;
         LIST_HEAD(, PeerConn) conns;
         LIST_HEAD(, PeerConn) dirty;
-        unsigned n_conns;
+        LIST_HEAD(, PeerConn) strangers; /* also in conns */
+        unsigned n_conns;                /* dialled or authenticated: at most PEER_MAX */
+        unsigned n_strangers;            /* accepted, not authenticated yet: at most PEER_STRANGERS_MAX */
+        LogLimit drop_log, evict_log, accept_log;
         Frame frame;
         /* Freezes: when the loop did not run for longer than the suspicion timeout, the others may
          * have declared us dead and rebuilt our actors: data frames wait (held) until an ack to a
@@ -117,6 +138,19 @@ static uint64_t peer_now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* True when a message may be logged now; *ret_suppressed: how many were not since the last one. */
+static bool log_limit_ok(LogLimit *l, unsigned *ret_suppressed) {
+        uint64_t now = peer_now_usec();
+        if (l->last != 0 && now - l->last < PEER_LOG_INTERVAL_USEC) {
+                l->suppressed++;
+                return false;
+        }
+        *ret_suppressed = l->suppressed;
+        l->last = now;
+        l->suppressed = 0;
+        return true;
 }
 
 static int parse_address(const char *s, struct sockaddr_in *ret) {
@@ -161,6 +195,12 @@ static void peer_conn_unrefp(PeerConn **p) {
         peer_conn_unref(*p);
 }
 
+/* An inbound connection that has not proved the secret: it holds a place in the strangers' pool,
+ * not one of the PEER_MAX places of peers. */
+static bool peer_conn_is_stranger(const PeerConn *p) {
+        return !p->outbound && !p->authenticated;
+}
+
 /* Closes the connection; others are not touched. The object goes with its last reference. */
 static void peer_conn_close(PeerConn *p) {
         if (p->dead)
@@ -174,7 +214,11 @@ static void peer_conn_close(PeerConn *p) {
         p->timeout = sd_event_source_disable_unref(p->timeout);
         p->fd = safe_close(p->fd);
         LIST_REMOVE(p, link);
-        p->cluster->n_conns--;
+        if (peer_conn_is_stranger(p)) {
+                LIST_REMOVE(p, stranger_link);
+                p->cluster->n_strangers--;
+        } else
+                p->cluster->n_conns--;
         peer_conn_unref(p);
 }
 
@@ -182,14 +226,10 @@ static void peer_conn_drop(PeerConn *p, int error, const char *why) {
         log_debug("Dropping peer connection %s (%s): %s: %s", p->peer_id ?: "?", p->dial_address ?: "inbound", why,
                   strerror(error < 0 ? -error : error));
         /* An authenticated peer that breaks is worth a line; peers that never authenticated (a
-         * wrong secret retries twice a second) get one line in 10 s at most. */
-        static uint64_t last_unauthenticated;
-        uint64_t now = now_usec();
-        if (p->authenticated ? error != 0 : now - last_unauthenticated >= 10 * 1000000ULL) {
-                if (!p->authenticated)
-                        last_unauthenticated = now;
+         * wrong secret retries twice a second, strangers at will) get one line in 10 s at most. */
+        unsigned suppressed;
+        if (p->authenticated ? error != 0 : log_limit_ok(&p->cluster->drop_log, &suppressed))
                 log_info("Peer %s dropped: %s.", p->peer_id ?: p->dial_address ?: "(inbound)", why);
-        }
         peer_conn_close(p);
 }
 
@@ -564,6 +604,14 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
                                 return r;
                         if (CRYPTO_memcmp(expected, pm.blob, PEER_MAC_SIZE) != 0)
                                 return -EACCES;
+                        if (!p->outbound) {
+                                /* From the strangers' pool to the peers' places. */
+                                if (c->n_conns >= PEER_MAX)
+                                        return -EBUSY;
+                                LIST_REMOVE(p, stranger_link);
+                                c->n_strangers--;
+                                c->n_conns++;
+                        }
                         p->authenticated = true;
                         p->timeout = sd_event_source_disable_unref(p->timeout);
                         log_info("Peer %s authenticated (%s).", p->peer_id, p->outbound ? "outbound" : "inbound");
@@ -639,15 +687,20 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
 static int peer_conn_read(PeerConn *p) {
         _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
         Cluster *c = p->cluster;
-        int r = buffer_reserve(&p->in, PEER_READ_CHUNK);
+        /* Before authentication, no more than the handshake needs is read (and held): what comes
+         * after AUTH in the same read stays in the socket until the peer is known. */
+        size_t want = p->authenticated ? PEER_READ_CHUNK : PEER_INPUT_MAX_UNAUTH - p->in_unauth;
+        int r = buffer_reserve(&p->in, want);
         if (r < 0)
                 return r;
-        ssize_t n = recv(p->fd, p->in.data + p->in.end, PEER_READ_CHUNK, MSG_DONTWAIT);
+        ssize_t n = recv(p->fd, p->in.data + p->in.end, want, MSG_DONTWAIT);
         if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -errno;
         if (n == 0)
                 return -ECONNRESET;
         p->in.end += (size_t) n;
+        if (!p->authenticated)
+                p->in_unauth += (size_t) n;
 
         while (!p->dead && buffer_size(&p->in) >= PROTO_HEADER_SIZE) {
                 const uint8_t *h = (const uint8_t *) p->in.data + p->in.start;
@@ -673,6 +726,8 @@ static int peer_conn_read(PeerConn *p) {
                         return r;
                 buffer_consume(&p->in, PROTO_HEADER_SIZE + plen);
         }
+        if (!p->dead && !p->authenticated && p->in_unauth >= PEER_INPUT_MAX_UNAUTH)
+                return -ENOBUFS;
         return 0;
 }
 
@@ -699,7 +754,9 @@ static int on_peer_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 if (r < 0) {
                         peer_conn_drop(p, r == -ECONNRESET ? 0 : r,
                                        r == -EMSGSIZE ? "oversized frame" :
+                                       r == -ENOBUFS ? "too much input before authenticating" :
                                        r == -EACCES ? "authentication failed" :
+                                       r == -EBUSY ? "too many peers" :
                                        r == -ECONNRESET ? "closed" : "bad frame or protocol error");
                         return 0;
                 }
@@ -721,9 +778,11 @@ static int on_peer_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Takes over fd. -EBUSY when the peer cap is reached. */
-static int peer_conn_new(Cluster *c, int fd, bool outbound, bool connecting, const char *dial_address) {
-        if (c->n_conns >= PEER_MAX) {
+/* Takes over fd: one we dialled (dial_address), or one accepted from address. -EBUSY when its cap
+ * (PEER_MAX, or PEER_STRANGERS_MAX for an accepted one) is reached. */
+static int peer_conn_new(Cluster *c, int fd, bool connecting, const char *dial_address, const struct in_addr *address) {
+        bool outbound = !address;
+        if (outbound ? c->n_conns >= PEER_MAX : c->n_strangers >= PEER_STRANGERS_MAX) {
                 safe_close(fd);
                 return -EBUSY;
         }
@@ -732,10 +791,16 @@ static int peer_conn_new(Cluster *c, int fd, bool outbound, bool connecting, con
                 safe_close(fd);
                 return -ENOMEM;
         }
-        *p = (PeerConn) { .cluster = c, .n_ref = 1, .fd = fd, .outbound = outbound, .connecting = connecting };
+        *p = (PeerConn) { .cluster = c, .n_ref = 1, .fd = fd, .outbound = outbound, .connecting = connecting,
+                          .since = peer_now_usec(), .address = address ? *address : (struct in_addr) {} };
         msgpack_packer_init(&p->pk, &p->out, buffer_msgpack_write);
         LIST_INSERT_HEAD(&c->conns, p, link);
-        c->n_conns++;
+        if (outbound)
+                c->n_conns++;
+        else {
+                LIST_INSERT_HEAD(&c->strangers, p, stranger_link);
+                c->n_strangers++;
+        }
         /* A failed first send closes the connection: keep it until we are done with it here. */
         _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
         int r = -ENOMEM;
@@ -747,7 +812,8 @@ static int peer_conn_new(Cluster *c, int fd, bool outbound, bool connecting, con
         r = sd_event_add_io(c->event, &p->io, fd, EPOLLIN | EPOLLOUT, on_peer_io, p);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time_relative(c->event, &p->timeout, CLOCK_MONOTONIC, PEER_AUTH_TIMEOUT_USEC, 0,
+        r = sd_event_add_time_relative(c->event, &p->timeout, CLOCK_MONOTONIC,
+                                       outbound ? PEER_DIAL_TIMEOUT_USEC : PEER_HANDSHAKE_TIMEOUT_USEC, 0,
                                        on_peer_timeout, p);
         if (r < 0)
                 goto fail;
@@ -760,14 +826,103 @@ fail:
         return r;
 }
 
+/*
+ * The strangers' pool is full and one more has connected: a stranger goes to make room, so that
+ * accepting never stops (a newcomer refused would be a member kept out as long as a flood keeps the
+ * pool full). The one that goes is the oldest of the source address that holds the most places: a
+ * flood from a few addresses evicts only its own connections, however fast it reconnects, while a
+ * member's, from an address of its own, stays for its handshake (one round trip). When every
+ * address holds one place, the oldest goes: a newcomer then has until PEER_STRANGERS_MAX more have
+ * come.
+ */
+static void cluster_evict_stranger(Cluster *c) {
+        PeerConn *p, *q, *victim = NULL;
+        unsigned victim_count = 0;
+
+        LIST_FOREACH(p, &c->strangers, stranger_link) {
+                unsigned count = 0;
+                LIST_FOREACH(q, &c->strangers, stranger_link)
+                        count += q->address.s_addr == p->address.s_addr;
+                if (!victim || count > victim_count || (count == victim_count && p->since < victim->since)) {
+                        victim = p;
+                        victim_count = count;
+                }
+        }
+        if (!victim)
+                return;
+
+        unsigned suppressed;
+        if (log_limit_ok(&c->evict_log, &suppressed)) {
+                char address[INET_ADDRSTRLEN] = "?";
+                (void) inet_ntop(AF_INET, &victim->address, address, sizeof(address));
+                log_warning("Too many unauthenticated peer connections (%u): closing the oldest from %s, which holds %u "
+                            "(%u more closed since the last message).",
+                            PEER_STRANGERS_MAX, address, victim_count, suppressed);
+        }
+        peer_conn_close(victim);
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* accept() failed for want of file descriptors or memory: the connection stays queued and the
+ * listener readable, so accepting again at once would spin. The listener rests a moment instead
+ * (connections wait in the backlog meanwhile). */
+static void cluster_accept_pause(Cluster *c, int error) {
+        unsigned suppressed;
+        int r;
+
+        if (log_limit_ok(&c->accept_log, &suppressed))
+                log_warning_errno(error, "Failed to accept a peer connection: %m (%u more failures since the last "
+                                  "message); trying again in %" PRIu64 " ms.",
+                                  suppressed, PEER_ACCEPT_RETRY_USEC / 1000);
+        if (c->accept_retry) {
+                r = sd_event_source_set_time_relative(c->accept_retry, PEER_ACCEPT_RETRY_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->accept_retry, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(c->event, &c->accept_retry, CLOCK_MONOTONIC, PEER_ACCEPT_RETRY_USEC, 0,
+                                               on_accept_retry, c);
+        /* Without the timer, listening on is better than never again. */
+        if (r >= 0)
+                (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
+}
+
+/* The connection went away before it was taken, or a network error belongs to it alone: take the
+ * next. */
+static bool accept_error_is_connection(int error) {
+        switch (error) {
+        case ECONNABORTED: case EPROTO: case EINTR: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
+        case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+                return true;
+        default:
+                return false;
+        }
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Cluster *c = userdata;
-        for (unsigned i = 0; i < 16; i++) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0)
+        /* A batch at a time: the listener stays readable for the rest, and the connections already
+         * there get their turn in between. */
+        for (unsigned i = 0; i < PEER_ACCEPT_BATCH; i++) {
+                struct sockaddr_in sa = {};
+                socklen_t salen = sizeof(sa);
+                int cfd = accept4(fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EAGAIN)
+                                break;
+                        if (accept_error_is_connection(errno))
+                                continue;
+                        cluster_accept_pause(c, -errno);
                         break;
+                }
                 (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
-                int r = peer_conn_new(c, cfd, false, false, NULL);
+                if (c->n_strangers >= PEER_STRANGERS_MAX)
+                        cluster_evict_stranger(c);
+                int r = peer_conn_new(c, cfd, false, NULL, &sa.sin_addr);
                 if (r < 0)
                         log_debug("Refusing a peer connection: %s", strerror(-r));
         }
@@ -799,13 +954,15 @@ static int cluster_dial(Cluster *c, const char *address) {
                 }
                 connecting = true;
         }
-        return peer_conn_new(c, fd, true, connecting, address);
+        return peer_conn_new(c, fd, connecting, address, NULL);
 }
 
 static bool cluster_has_conn(Cluster *c, const char *id, const char *address) {
         PeerConn *p;
+        /* Not a stranger's word: one that says it is a member must not keep us from dialling it. */
         LIST_FOREACH(p, &c->conns, link)
-                if ((id && p->peer_id && streq(p->peer_id, id)) || (address && p->dial_address && streq(p->dial_address, address)))
+                if ((id && p->peer_id && p->authenticated && streq(p->peer_id, id)) ||
+                    (address && p->dial_address && streq(p->dial_address, address)))
                         return true;
         return false;
 }
@@ -932,6 +1089,7 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
         c->listen_fd = -1;
         LIST_INIT(&c->conns);
         LIST_INIT(&c->dirty);
+        LIST_INIT(&c->strangers);
         LIST_INIT(&c->held);
         frame_init(&c->frame);
 
@@ -973,7 +1131,10 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
                 if (c->listen_fd < 0)
                         return log_error_errno(-errno, "Failed to create the peer socket: %m");
                 (void) setsockopt(c->listen_fd, SOL_SOCKET, SO_REUSEADDR, &(int) { 1 }, sizeof(int));
-                if (bind(c->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(c->listen_fd, 64) < 0)
+                /* A deep backlog: a connection that finds it full has its SYN dropped and retries
+                 * only a second later, a member's as a flood's. */
+                if (bind(c->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
+                    listen(c->listen_fd, SOMAXCONN) < 0)
                         return log_error_errno(-errno, "Failed to listen on %s: %m", config->listen);
                 r = sd_event_add_io(c->event, &c->listen_source, c->listen_fd, EPOLLIN, on_accept, c);
                 if (r < 0)
@@ -1006,6 +1167,7 @@ Cluster *cluster_free(Cluster *c) {
         while ((p = LIST_FIRST(&c->conns)))
                 peer_conn_close(p);
         sd_event_source_disable_unref(c->listen_source);
+        sd_event_source_disable_unref(c->accept_retry);
         sd_event_source_disable_unref(c->tick_source);
         sd_event_source_disable_unref(c->dial_source);
         safe_close(c->listen_fd);
