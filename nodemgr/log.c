@@ -73,3 +73,14 @@ int log_internal(int level, int error, const char *actor_id, const char *method,
         free(msg);
         return error > 0 ? -error : 0;
 }
+
+bool log_ratelimit_test(LogRateLimit *rl, uint64_t now_usec, uint64_t interval_usec, unsigned *ret_suppressed) {
+        if (rl->last_usec != 0 && now_usec - rl->last_usec < interval_usec) {
+                rl->suppressed++;
+                return false;
+        }
+        *ret_suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        rl->last_usec = now_usec;
+        return true;
+}

@@ -7,6 +7,8 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 typedef struct Actor Actor;
@@ -25,3 +27,13 @@ int log_internal(int level, int error, const char *actor_id, const char *method,
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, (error), __VA_ARGS__)
 /* With the actor's id (KACTOR_ACTOR_ID=) and a method (KACTOR_METHOD=) as journal fields. */
 #define log_actor(level, actor_id, method, ...) log_internal((level), 0, (actor_id), (method), __VA_ARGS__)
+
+/* A message logged at most once per interval, so that a flood (of connections, of bad input) cannot
+ * flood the log; what came meanwhile is counted and said with the next one. */
+typedef struct LogRateLimit {
+        uint64_t last_usec;
+        unsigned suppressed;
+} LogRateLimit;
+
+/* True when the message may be logged at now_usec; *ret_suppressed: how many were not since the last. */
+bool log_ratelimit_test(LogRateLimit *rl, uint64_t now_usec, uint64_t interval_usec, unsigned *ret_suppressed);

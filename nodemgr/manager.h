@@ -25,6 +25,7 @@
 #include "gpu-discovery.h"
 #include "kactor/value.h"
 #include "lineage.h"
+#include "log.h"
 #include "objstore.h"
 #include "proto.h"
 #include "resources.h"
@@ -99,12 +100,6 @@ struct Conn {
         TAILQ_HEAD(, GetRequest) parked;
         bool paused;
 };
-
-/* A message logged at most once per interval; what came meanwhile is counted (native.c). */
-typedef struct LogRateLimit {
-        uint64_t last_usec;
-        unsigned suppressed;
-} LogRateLimit;
 
 /* A worker process: one per actor, or one of the task pool. */
 struct Worker {

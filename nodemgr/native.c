@@ -59,19 +59,6 @@ typedef struct ConnUser {
         UT_hash_handle hh;
 } ConnUser;
 
-/* True when a message may be logged now; *ret_suppressed says how many were not since the last. */
-static bool log_ratelimit_test(LogRateLimit *rl, uint64_t interval_usec, unsigned *ret_suppressed) {
-        uint64_t now = now_usec();
-        if (rl->last_usec != 0 && now - rl->last_usec < interval_usec) {
-                rl->suppressed++;
-                return false;
-        }
-        *ret_suppressed = rl->suppressed;
-        rl->suppressed = 0;
-        rl->last_usec = now;
-        return true;
-}
-
 void conn_ref(Conn *c) {
         c->n_ref++;
 }
@@ -1059,7 +1046,7 @@ static void manager_refuse_fd(Manager *m, int fd, const struct ucred *cred, int 
                 (void) send(fd, b.data, buffer_size(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
         safe_close(fd);
 
-        if (log_ratelimit_test(&m->conn_refused_log, CONN_LOG_INTERVAL_USEC, &suppressed))
+        if (log_ratelimit_test(&m->conn_refused_log, now_usec(), CONN_LOG_INTERVAL_USEC, &suppressed))
                 log_warning_errno(error,
                                   "Refused a connection of UID %u (PID %d): %s (%u client connections, "
                                   "limits %u in all, %u per user); %u more refused since the last message.",
@@ -1078,7 +1065,7 @@ static void manager_pause_listening(Manager *m, int error) {
         unsigned suppressed;
         int r;
 
-        if (log_ratelimit_test(&m->accept_failed_log, CONN_LOG_INTERVAL_USEC, &suppressed))
+        if (log_ratelimit_test(&m->accept_failed_log, now_usec(), CONN_LOG_INTERVAL_USEC, &suppressed))
                 log_warning_errno(error,
                                   "Failed to accept a connection, pausing: %m (%u client connections; %u "
                                   "more failures since the last message).",

@@ -48,11 +48,6 @@ static const char LABEL_ACCEPT[] = "kactor-peer-accept";
 
 typedef struct PeerConn PeerConn;
 
-typedef struct LogLimit {
-        uint64_t last;
-        unsigned suppressed;
-} LogLimit;
-
 struct PeerConn {
         Cluster *cluster;
         unsigned n_ref;
@@ -115,7 +110,7 @@ struct Cluster {
         LIST_HEAD(, PeerConn) strangers; /* also in conns */
         unsigned n_conns;                /* dialled or authenticated: at most PEER_MAX */
         unsigned n_strangers;            /* accepted, not authenticated yet: at most PEER_STRANGERS_MAX */
-        LogLimit drop_log, evict_log, accept_log;
+        LogRateLimit drop_log, evict_log, accept_log;
         Frame frame;
         /* Freezes: when the loop did not run for longer than the suspicion timeout, the others may
          * have declared us dead and rebuilt our actors: data frames wait (held) until an ack to a
@@ -138,19 +133,6 @@ static uint64_t peer_now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-/* True when a message may be logged now; *ret_suppressed: how many were not since the last one. */
-static bool log_limit_ok(LogLimit *l, unsigned *ret_suppressed) {
-        uint64_t now = peer_now_usec();
-        if (l->last != 0 && now - l->last < PEER_LOG_INTERVAL_USEC) {
-                l->suppressed++;
-                return false;
-        }
-        *ret_suppressed = l->suppressed;
-        l->last = now;
-        l->suppressed = 0;
-        return true;
 }
 
 static int parse_address(const char *s, struct sockaddr_in *ret) {
@@ -228,7 +210,7 @@ static void peer_conn_drop(PeerConn *p, int error, const char *why) {
         /* An authenticated peer that breaks is worth a line; peers that never authenticated (a
          * wrong secret retries twice a second, strangers at will) get one line in 10 s at most. */
         unsigned suppressed;
-        if (p->authenticated ? error != 0 : log_limit_ok(&p->cluster->drop_log, &suppressed))
+        if (p->authenticated ? error != 0 : log_ratelimit_test(&p->cluster->drop_log, peer_now_usec(), PEER_LOG_INTERVAL_USEC, &suppressed))
                 log_info("Peer %s dropped: %s.", p->peer_id ?: p->dial_address ?: "(inbound)", why);
         peer_conn_close(p);
 }
@@ -852,7 +834,7 @@ static void cluster_evict_stranger(Cluster *c) {
                 return;
 
         unsigned suppressed;
-        if (log_limit_ok(&c->evict_log, &suppressed)) {
+        if (log_ratelimit_test(&c->evict_log, peer_now_usec(), PEER_LOG_INTERVAL_USEC, &suppressed)) {
                 char address[INET_ADDRSTRLEN] = "?";
                 (void) inet_ntop(AF_INET, &victim->address, address, sizeof(address));
                 log_warning("Too many unauthenticated peer connections (%u): closing the oldest from %s, which holds %u "
@@ -875,7 +857,7 @@ static void cluster_accept_pause(Cluster *c, int error) {
         unsigned suppressed;
         int r;
 
-        if (log_limit_ok(&c->accept_log, &suppressed))
+        if (log_ratelimit_test(&c->accept_log, peer_now_usec(), PEER_LOG_INTERVAL_USEC, &suppressed))
                 log_warning_errno(error, "Failed to accept a peer connection: %m (%u more failures since the last "
                                   "message); trying again in %" PRIu64 " ms.",
                                   suppressed, PEER_ACCEPT_RETRY_USEC / 1000);
