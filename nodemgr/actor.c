@@ -180,6 +180,10 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
         c->manager = m;
 
         r = manager_scan_ids(args, args_len, &c->ids, &c->id_actor, &c->n_ids, &c->top_refs);
+        /* A call whose arguments name its own result would wait for itself forever, holding it. */
+        for (size_t i = 0; r >= 0 && i < c->n_ids; i++)
+                if (!c->id_actor[i] && kactor_id_equal(c->ids[i], result->id))
+                        r = req_error(e, KACTOR_ERROR_INVALID_ARGS, "the arguments name the call's own result");
         if (r >= 0)
                 r = call_hold_ids(m, c, e);
         if (r < 0) {

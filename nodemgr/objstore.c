@@ -107,14 +107,18 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
         }
 
         /* Hold what the value names before anyone can see it, and keep only what was held: an id
-         * that names nothing yet must not be released when this object goes. */
+         * that names nothing yet (or this object itself) must not be released when this object goes. */
         size_t kept = 0;
         for (size_t i = 0; i < n_ids; i++) {
                 bool held;
                 if (kinds[i])
                         held = s->ops && s->ops->actor_ref && s->ops->actor_ref(s->userdata, contained[i]);
                 else {
+                        /* A value that names its own object does not hold it: that reference could
+                         * never be dropped, and the object would outlive everyone who had it. */
                         Object *inner = objstore_find(s, contained[i]);
+                        if (inner == o)
+                                inner = NULL;
                         if (inner)
                                 objstore_ref(inner);
                         held = inner;

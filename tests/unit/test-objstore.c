@@ -552,6 +552,21 @@ Test(objstore, value_holds_the_objects_it_contains) {
         cr_assert(id_eq(rec.freed[1], id(1)));
 }
 
+Test(objstore, value_naming_its_own_object_does_not_keep_it_alive) {
+        Object *o = add(1);
+        kactor_id ids[] = { id(1) };
+        uint8_t kinds[] = { 0 };
+
+        cr_assert_eq(objstore_set_ready(&store, o, "self", 4, ids, kinds, 1), 0);
+        cr_assert_eq(o->refs, 1);
+        cr_assert_eq(o->n_contained, 0);
+
+        /* Its one holder lets go: it is gone, not kept by itself. */
+        objstore_unref(&store, o);
+        cr_assert_eq(store.n_objects, 0);
+        cr_assert_eq(rec.n_freed, 1);
+}
+
 Test(objstore, contained_object_still_held_elsewhere_outlives_the_value) {
         Object *inner = add(1), *outer = add(2);
         ready(inner, "inner");
