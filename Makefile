@@ -46,7 +46,37 @@ WARNINGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
         -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror=implicit-function-declaration
 BASE_CFLAGS := -std=gnu11 -g -O2 -fPIC -D_GNU_SOURCE -DKACTOR_VERSION='"$(VERSION)"' \
         -DKACTOR_LIBEXECDIR='"$(LIBEXECDIR)"' -DKACTOR_MODULEDIR='"$(MODULEDIR)"' \
-        -Iinclude -Ilib -Inodemgr -Icgroups -Ibpf -I$(BUILD)/bpf $(WARNINGS) $(PKG_CFLAGS)
+        $(WARNINGS) $(PKG_CFLAGS)
+
+# --- layers ----------------------------------------------------------------------------------------
+# Each folder sees only its own headers and those of the layers below it, so an include that goes
+# the wrong way does not compile (docs/architecture.md; tests/check-includes.sh checks the rest):
+#   lib/basic <- lib <- lib/worker, cgroups, bpf <- nodemgr/core <- nodemgr/{bus,native,cluster}
+#   <- nodemgr/nodemgr.c;   kactorctl/ is a client: lib, bpf's formats and the bus's value mapping.
+INC_BASIC := -Ilib/basic
+INC_LIB := $(INC_BASIC) -Iinclude -Ilib
+INC_CGROUPS := $(INC_LIB) -Icgroups
+INC_BPF := $(INC_LIB) -Ibpf -I$(BUILD)/bpf
+# Until the core reaches the cluster only through ClusterHooks: the one exception to the rule.
+INC_CORE_UPWARD := -Inodemgr/cluster
+INC_CORE := $(INC_CGROUPS) -Ibpf -I$(BUILD)/bpf -Inodemgr/core $(INC_CORE_UPWARD)
+INC_NODEMGR := $(INC_CORE) -Inodemgr/bus -Inodemgr/native -Inodemgr/cluster
+INC_KACTORCTL := $(INC_LIB) -Ibpf -Inodemgr/bus -Ikactorctl
+
+$(BUILD)/obj/lib/basic/%.o: FOLDER_INC = $(INC_BASIC)
+$(BUILD)/obj/lib/%.o: FOLDER_INC = $(INC_LIB)
+$(BUILD)/obj/lib/worker/%.o: FOLDER_INC = $(INC_LIB) -Ibpf -Ilib/worker
+$(BUILD)/obj/cgroups/%.o: FOLDER_INC = $(INC_CGROUPS)
+$(BUILD)/obj/bpf/%.o: FOLDER_INC = $(INC_BPF)
+$(BUILD)/obj/nodemgr/core/%.o: FOLDER_INC = $(INC_CORE)
+$(BUILD)/obj/nodemgr/bus/%.o: FOLDER_INC = $(INC_CORE) -Inodemgr/bus
+$(BUILD)/obj/nodemgr/native/%.o: FOLDER_INC = $(INC_CORE) -Inodemgr/native
+$(BUILD)/obj/nodemgr/cluster/%.o: FOLDER_INC = $(INC_CORE) -Inodemgr/cluster
+$(BUILD)/obj/nodemgr/nodemgr.o: FOLDER_INC = $(INC_NODEMGR)
+$(BUILD)/obj/kactorctl/%.o: FOLDER_INC = $(INC_KACTORCTL)
+# Tests see everything they test.
+$(BUILD)/obj/tests/%.o: FOLDER_INC = $(INC_NODEMGR) -Ikactorctl
+TEST_INC = $(INC_NODEMGR) -Ikactorctl
 ifeq ($(SANITIZE),1)
 BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BASE_LDFLAGS += -fsanitize=address,undefined
@@ -59,12 +89,19 @@ RPATH = -Wl,-rpath,'$$ORIGIN'
 
 # --- sources ---------------------------------------------------------------------------------------
 # libkactor: values, codec, framing, the client; exported symbols in lib/libkactor.sym.
-LIB_SRCS := $(filter-out lib/worker.c,$(wildcard lib/*.c))
-# The node manager's parts; nodemgr.c holds main, kactorctl.c is the command-line client.
-NODEMGR_SRCS := $(filter-out nodemgr/nodemgr.c nodemgr/kactorctl.c,$(wildcard nodemgr/*.c)) \
+BASIC_SRCS := $(wildcard lib/basic/*.c)
+# The worker runtime is in libkactor: modules link against it for the module API (kactor_ctx_*,
+# kactor_arg_*, kactor_fail), which shares its state with the runtime's loop.
+LIB_SRCS := $(wildcard lib/*.c) lib/worker/worker-runtime.c $(filter-out lib/basic/log.c,$(BASIC_SRCS))
+WORKER_SRCS := $(filter-out lib/worker/worker-runtime.c,$(wildcard lib/worker/*.c))
+# The node manager's layers; nodemgr.c holds main.
+NODEMGR_SRCS := lib/basic/log.c $(wildcard nodemgr/core/*.c nodemgr/bus/*.c nodemgr/native/*.c nodemgr/cluster/*.c) \
         $(wildcard cgroups/*.c) $(filter-out %.bpf.c,$(wildcard bpf/*.c))
+KACTORCTL_SRCS := $(wildcard kactorctl/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 NODEMGR_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(NODEMGR_SRCS))
+WORKER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(WORKER_SRCS))
+KACTORCTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KACTORCTL_SRCS))
 
 EXAMPLE_MODULES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(filter-out examples/demo-%.c,$(wildcard examples/*.c)))
 EXAMPLE_PROGRAMS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/demo-*.c))
@@ -99,7 +136,7 @@ deps:
 # --- compile ---------------------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(FOLDER_INC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -127,14 +164,14 @@ $(BUILD)/obj/bpf/trace.o: $(BUILD)/bpf/trace.skel.h
 # The tracing overhead benchmark talks D-Bus and reads the programs' run counters.
 $(BUILD)/tests/bench/bench-tracing: tests/bench/bench-tracing.c $(BENCH_HELPERS) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
 	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) -lm
 
 # The cluster benchmark watches the nodes' Peers on their buses (sd-bus) and waits for a call in a thread.
 $(BUILD)/tests/bench/bench-cluster: tests/bench/bench-cluster.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) \
                 $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
 	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lpthread -lm
 
 # Unit tests of BPF programs drive them with BPF_PROG_TEST_RUN through a test object of their own.
@@ -149,7 +186,7 @@ BPF_UNIT_TESTS := $(filter $(BUILD)/tests/unit/test-bpf-%,$(UNIT_TESTS))
 $(BPF_UNIT_TESTS): $(BUILD)/tests/unit/test-bpf-%: tests/unit/test-bpf-%.c $(BUILD)/tests/unit/bpf/test-%.skel.h \
                 $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests/unit/bpf $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) \
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -I$(BUILD)/tests/unit/bpf $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) \
 	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(CORE_ARCHIVE): $(LIB_OBJS) $(NODEMGR_OBJS)
@@ -163,27 +200,27 @@ $(LIBKACTOR): $(LIB_OBJS) lib/libkactor.sym
 $(BUILD)/libkactor.so: $(LIBKACTOR)
 	ln -sf libkactor.so.$(SOVERSION) $@
 
-$(BUILD)/kactor-worker: $(BUILD)/obj/lib/worker.o $(BUILD)/obj/cgroups/privileges.o $(BUILD)/libkactor.so
-	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $< $(BUILD)/obj/cgroups/privileges.o -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) \
+$(BUILD)/kactor-worker: $(WORKER_OBJS) $(BUILD)/libkactor.so
+	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $(WORKER_OBJS) -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) \
 	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
-$(BUILD)/kactorctl: $(BUILD)/obj/nodemgr/kactorctl.o $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+$(BUILD)/kactorctl: $(KACTORCTL_OBJS) $(CORE_ARCHIVE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(KACTORCTL_OBJS) $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/examples/%.so: examples/%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
+	$(CC) -Iinclude $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
 
 $(BUILD)/examples/demo-%: examples/demo-%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
+	$(CC) -Iinclude $(ALL_CFLAGS) $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
 
 $(BUILD)/tests/modules/%.so: tests/modules/%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< -L$(BUILD) -lkactor -lm
+	$(CC) -Iinclude $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< -L$(BUILD) -lkactor -lm
 
 $(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
@@ -191,16 +228,16 @@ $(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
 # --- tests -----------------------------------------------------------------------------------------
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
 	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
 	        -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) -lm
 
 tests: all $(UNIT_TESTS) $(INTEGRATION_TESTS)

@@ -1,15 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
-#include <grp.h>
 #include <linux/capability.h>
-#include <pwd.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/capability.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cap-util.h"
 #include "macro.h"
 #include "privileges.h"
 
@@ -38,13 +34,8 @@ static bool cap_kept(cap_value_t c) {
         return false;
 }
 
-static void cap_freep_(cap_t *c) {
-        if (*c)
-                cap_free(*c);
-}
-
 int privileges_limit_manager(void) {
-        _cleanup_(cap_freep_) cap_t caps = NULL;
+        _cleanup_(cap_freep) cap_t caps = NULL;
         cap_value_t kept[ELEMENTSOF(manager_caps)];
         size_t n = 0;
 
@@ -55,7 +46,7 @@ int privileges_limit_manager(void) {
                 if (!cap_kept(c) && CAP_IS_SUPPORTED(c) && cap_drop_bound(c) < 0 && errno != EINVAL)
                         return negative_errno();
         /* Keep what we need of what we have: a container may not have given us all of them. */
-        _cleanup_(cap_freep_) cap_t current = cap_get_proc();
+        _cleanup_(cap_freep) cap_t current = cap_get_proc();
         if (!current)
                 return negative_errno();
         for (size_t i = 0; i < ELEMENTSOF(manager_caps); i++) {
@@ -73,68 +64,4 @@ int privileges_limit_manager(void) {
         if (cap_set_proc(caps) < 0)
                 return negative_errno();
         return 0;
-}
-
-static int caps_clear_all(void) {
-        _cleanup_(cap_freep_) cap_t caps = cap_init(); /* empty */
-        if (!caps)
-                return -ENOMEM;
-        (void) cap_reset_ambient();
-        if (cap_set_proc(caps) < 0)
-                return negative_errno();
-        return 0;
-}
-
-static int bounding_clear(void) {
-        for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++)
-                if (CAP_IS_SUPPORTED(c) && cap_drop_bound(c) < 0 && errno != EINVAL && errno != EPERM)
-                        return negative_errno();
-        return 0;
-}
-
-int privileges_drop_to(uid_t uid, gid_t gid) {
-        int r;
-
-        /* The bounding set first, while CAP_SETPCAP is still effective. */
-        r = bounding_clear();
-        if (r < 0)
-                return r;
-        if (getuid() != uid || geteuid() != uid || getgid() != gid) {
-                struct passwd pw, *res = NULL;
-                char buf[4096];
-                (void) getpwuid_r(uid, &pw, buf, sizeof(buf), &res);
-                if (res ? initgroups(res->pw_name, gid) < 0 : setgroups(1, &gid) < 0)
-                        return negative_errno();
-                if (setresgid(gid, gid, gid) < 0)
-                        return negative_errno();
-                if (setresuid(uid, uid, uid) < 0)
-                        return negative_errno();
-        }
-        r = caps_clear_all();
-        if (r < 0)
-                return r;
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return negative_errno();
-        return 0;
-}
-
-int privileges_drop_worker_from_env(void) {
-        const char *u = getenv("KACTOR_WORKER_UID"), *g = getenv("KACTOR_WORKER_GID");
-        int r;
-
-        if (!u || !g) {
-                r = bounding_clear();
-                if (r >= 0)
-                        r = caps_clear_all();
-                if (r >= 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                        r = negative_errno();
-                return r;
-        }
-        char *e1, *e2;
-        unsigned long uid = strtoul(u, &e1, 10), gid = strtoul(g, &e2, 10);
-        if (!*u || *e1 || !*g || *e2)
-                return -EINVAL;
-        (void) unsetenv("KACTOR_WORKER_UID");
-        (void) unsetenv("KACTOR_WORKER_GID");
-        return privileges_drop_to((uid_t) uid, (gid_t) gid);
 }

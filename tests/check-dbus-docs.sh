@@ -59,7 +59,7 @@ out=$(mktemp)
         introspect /io/kactor/NodeManager1 io.kactor.Trace1
         echo '```'
 } > "$out"
-# From "## Limits" on, the file is written by hand (the rules of nodemgr/spec-check.h): kept as it is.
+# From "## Limits" on, the file is written by hand (the rules of nodemgr/core/spec-check.h): kept as it is.
 if grep -q '^## Limits' docs/dbus-api.md; then
         { echo; sed -n '/^## Limits/,$p' docs/dbus-api.md; } >> "$out"
 fi

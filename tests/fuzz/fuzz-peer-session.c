@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A libFuzzer target that drives the peer layer of a real node manager (nodemgr/peer.c, remote.c,
+ * A libFuzzer target that drives the peer layer of a real node manager (nodemgr/cluster/peer.c, remote.c,
  * membership.c, and what they reach in the core) as another node of the cluster would: each input
  * starts a clustered manager listening on 127.0.0.1, connects to it over TCP, completes the real
  * handshake (HELLO both ways, AUTH with HMAC-SHA256 over the known secret), sends its records

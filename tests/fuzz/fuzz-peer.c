@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A libFuzzer target for what a node manager does with bytes from a peer before and after it is
- * authenticated (nodemgr/peer.c): the input is cut into chunks appended to a Buffer, every complete
+ * authenticated (nodemgr/cluster/peer.c): the input is cut into chunks appended to a Buffer, every complete
  * frame under the peer size cap is parsed with frame_parse() and checked with peer_message_parse(),
  * and the member entries of membership messages are applied to a membership table
  * (membership_apply()), which is then ticked, packed and parsed back. Frames of remote actors and
- * lineage replication are checked with remote_message_parse() (nodemgr/remote-proto.c).
+ * lineage replication are checked with remote_message_parse() (nodemgr/cluster/remote-proto.c).
  *
  * Checks besides sanitizers: the table never exceeds its cap, this node stays first and alive, and
  * every packed entry parses back.

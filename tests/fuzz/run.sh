@@ -48,7 +48,8 @@ env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "$MAKE" -s -C "$SRC" BUILD="$(cd "$OUT" 
 
 PKGS="libsystemd msgpack libbpf libcap libcgroup libcrypto"
 # shellcheck disable=SC2086
-CFLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$SRC/include -I$SRC/lib -I$SRC/nodemgr -I$SRC/cgroups -I$SRC/bpf \
+CFLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$SRC/include -I$SRC/lib/basic -I$SRC/lib -I$SRC/cgroups -I$SRC/bpf -I$SRC/nodemgr/core \
+-I$SRC/nodemgr/bus -I$SRC/nodemgr/native -I$SRC/nodemgr/cluster \
 $(pkg-config --cflags $PKGS)"
 # shellcheck disable=SC2086
 LIBS="$CORE/libkactor-core.a $(pkg-config --libs $PKGS) -lm"

@@ -229,7 +229,7 @@ static void frame_init_done(msgpack_packer *pk) {
         msgpack_pack_uint32(pk, INIT_CAN_SAVE);
 }
 
-/* Peer messages of remote actors and lineage replicas (nodemgr/remote-proto.c). */
+/* Peer messages of remote actors and lineage replicas (nodemgr/cluster/remote-proto.c). */
 static void pack_spec(msgpack_packer *pk) {
         pack_cstr(pk, "counter");
         pack_cstr(pk, "Counter");

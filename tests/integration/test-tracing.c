@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * Tracing on real events (bpf/, nodemgr/manager-trace.c, io.kactor.Trace1, kactorctl): the call
+ * Tracing on real events (bpf/, nodemgr/core/manager-trace.c, io.kactor.Trace1, kactorctl): the call
  * histograms count exactly the calls made, a CPU-bound actor beside a CPU hog shows run-queue
  * delay, a sleeping actor shows off-CPU time, a timeline parses, nests and has one track per actor,
  * and a node manager without the privileges says why tracing is off. Needs root (CI is).

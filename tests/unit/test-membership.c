@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* SWIM membership as pure logic (nodemgr/membership.c): probes, suspicion, death, refutation. */
+/* SWIM membership as pure logic (nodemgr/cluster/membership.c): probes, suspicion, death, refutation. */
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
 
 /*
  * kactor-worker: one process per actor (and the task pool's workers), started by kactor-nodemgr
- * with its end of a socketpair as fd 3. The runtime is in libkactor (lib/worker-runtime.c).
+ * with its end of a socketpair as fd 3. The runtime is in libkactor (lib/worker/worker-runtime.c).
  *
  * Started with $KACTOR_ZYGOTE_FD, it is instead the node manager's fork server: it waits for spawn
  * requests (an environment, and a socket passed as SCM_RIGHTS) and forks a worker for each, made a
@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "privileges.h"
+#include "worker-privileges.h"
 
 #define ZYGOTE_REQUEST_MAX (128 * 1024)
 

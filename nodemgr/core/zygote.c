@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The fork server (see lib/worker.c): workers are forked by a small kactor-worker process instead
+ * The fork server (see lib/worker/worker.c): workers are forked by a small kactor-worker process instead
  * of being exec'd by the node manager. An exec costs the dynamic loader's work and a copy and
  * close of the node manager's file table, which holds two fds per worker; a fork of the fork server
  * costs neither. Its children are made the node manager's own (CLONE_PARENT), so they are watched
