@@ -28,7 +28,8 @@ PKG_CONFIG ?= pkg-config
 
 DEB_PACKAGES := build-essential pkg-config libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
         libcap-dev libcgroup-dev libcriterion-dev bpftool clang llvm systemtap-sdt-dev dbus \
-        dbus-daemon systemd systemd-container iproute2 nftables procps libssl-dev
+        dbus-daemon systemd systemd-container iproute2 nftables procps libssl-dev \
+        libjson-c-dev
 
 # Packages that must be there before pkg-config can be asked anything.
 ifneq ($(filter deps,$(MAKECMDGOALS)),deps)
@@ -40,6 +41,9 @@ PKG_LIBS_ISOLATION := $(shell $(PKG_CONFIG) --libs libbpf libcap libcgroup 2>/de
 # nodemgr/peer.c: HMAC-SHA256 for peer authentication.
 PKG_LIBS_CRYPTO := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 PKG_CRITERION := $(shell $(PKG_CONFIG) --cflags --libs criterion 2>/dev/null)
+# kactorctl/: its JSON arguments (libkactor itself does not link it).
+PKG_CFLAGS_JSONC := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
+PKG_LIBS_JSONC := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
 endif
 
 WARNINGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow \
@@ -57,9 +61,7 @@ INC_BASIC := -Ilib/basic
 INC_LIB := $(INC_BASIC) -Iinclude -Ilib
 INC_CGROUPS := $(INC_LIB) -Icgroups
 INC_BPF := $(INC_LIB) -Ibpf -I$(BUILD)/bpf
-# Until the core reaches the cluster only through ClusterHooks: the one exception to the rule.
-INC_CORE_UPWARD := -Inodemgr/cluster
-INC_CORE := $(INC_CGROUPS) -Ibpf -I$(BUILD)/bpf -Inodemgr/core $(INC_CORE_UPWARD)
+INC_CORE := $(INC_CGROUPS) -Ibpf -I$(BUILD)/bpf -Inodemgr/core
 INC_NODEMGR := $(INC_CORE) -Inodemgr/bus -Inodemgr/native -Inodemgr/cluster
 INC_KACTORCTL := $(INC_LIB) -Ibpf -Inodemgr/bus -Ikactorctl
 
@@ -73,7 +75,7 @@ $(BUILD)/obj/nodemgr/bus/%.o: FOLDER_INC = $(INC_CORE) -Inodemgr/bus
 $(BUILD)/obj/nodemgr/native/%.o: FOLDER_INC = $(INC_CORE) -Inodemgr/native
 $(BUILD)/obj/nodemgr/cluster/%.o: FOLDER_INC = $(INC_CORE) -Inodemgr/cluster
 $(BUILD)/obj/nodemgr/nodemgr.o: FOLDER_INC = $(INC_NODEMGR)
-$(BUILD)/obj/kactorctl/%.o: FOLDER_INC = $(INC_KACTORCTL)
+$(BUILD)/obj/kactorctl/%.o: FOLDER_INC = $(INC_KACTORCTL) $(PKG_CFLAGS_JSONC)
 # Tests see everything they test.
 $(BUILD)/obj/tests/%.o: FOLDER_INC = $(INC_NODEMGR) -Ikactorctl
 TEST_INC = $(INC_NODEMGR) -Ikactorctl
@@ -92,10 +94,11 @@ RPATH = -Wl,-rpath,'$$ORIGIN'
 BASIC_SRCS := $(wildcard lib/basic/*.c)
 # The worker runtime is in libkactor: modules link against it for the module API (kactor_ctx_*,
 # kactor_arg_*, kactor_fail), which shares its state with the runtime's loop.
-LIB_SRCS := $(wildcard lib/*.c) lib/worker/worker-runtime.c $(filter-out lib/basic/log.c,$(BASIC_SRCS))
+# log.c and parse-util.c are the programs' (libkactor returns errors and takes no command lines).
+LIB_SRCS := $(wildcard lib/*.c) lib/worker/worker-runtime.c $(filter-out lib/basic/log.c lib/basic/parse-util.c,$(BASIC_SRCS))
 WORKER_SRCS := $(filter-out lib/worker/worker-runtime.c,$(wildcard lib/worker/*.c))
 # The node manager's layers; nodemgr.c holds main.
-NODEMGR_SRCS := lib/basic/log.c $(wildcard nodemgr/core/*.c nodemgr/bus/*.c nodemgr/native/*.c nodemgr/cluster/*.c) \
+NODEMGR_SRCS := lib/basic/log.c lib/basic/parse-util.c $(wildcard nodemgr/core/*.c nodemgr/bus/*.c nodemgr/native/*.c nodemgr/cluster/*.c) \
         $(wildcard cgroups/*.c) $(filter-out %.bpf.c,$(wildcard bpf/*.c))
 KACTORCTL_SRCS := $(wildcard kactorctl/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
@@ -116,7 +119,7 @@ BINARIES := $(BUILD)/kactor-nodemgr $(BUILD)/kactorctl $(BUILD)/kactor-worker
 LIBKACTOR := $(BUILD)/libkactor.so.$(SOVERSION)
 CORE_ARCHIVE := $(BUILD)/libkactor-core.a
 
-.PHONY: all deps check check-unit check-integration check-asan check-docs demo bench install clean \
+.PHONY: all deps check check-unit check-integration check-asan check-docs check-includes demo bench install clean \
         format docs tests
 all: $(LIBKACTOR) $(BUILD)/libkactor.so $(BINARIES) $(EXAMPLE_MODULES) $(EXAMPLE_PROGRAMS) $(TEST_MODULES) \
         $(BUILD)/kactor.pc
@@ -208,7 +211,8 @@ $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/kactorctl: $(KACTORCTL_OBJS) $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(KACTORCTL_OBJS) $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $(KACTORCTL_OBJS) $(CORE_ARCHIVE) $(PKG_LIBS_JSONC) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) \
+	        $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
 
 $(BUILD)/examples/%.so: examples/%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
@@ -229,6 +233,22 @@ $(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_INC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+
+# Pure logic is tested alone: these unit tests see only lib's headers and their own folder's, and
+# link only their files, lib/basic and what those really need, so a dependency that creeps in
+# (the manager, sd-bus, sockets) fails to build.
+BASIC_ARCHIVE := $(BUILD)/libkactor-basic.a
+PURE_UNIT_TESTS := $(BUILD)/tests/unit/test-membership $(BUILD)/tests/unit/test-placement
+$(BUILD)/tests/unit/test-membership: $(patsubst %,$(BUILD)/obj/%.o,nodemgr/cluster/membership lib/codec lib/proto lib/value)
+$(BUILD)/tests/unit/test-membership: PURE_LIBS = $(PKG_LIBS_MSGPACK)
+$(BUILD)/tests/unit/test-placement: $(BUILD)/obj/nodemgr/cluster/placement.o
+$(PURE_UNIT_TESTS): $(BUILD)/tests/unit/%: tests/unit/%.c $(BASIC_ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(INC_LIB) -Inodemgr/cluster $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(filter %.o,$^) $(BASIC_ARCHIVE) \
+	        $(PKG_CRITERION) $(PURE_LIBS) -lm
+
+$(BASIC_ARCHIVE): $(patsubst %.c,$(BUILD)/obj/%.o,$(BASIC_SRCS))
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
@@ -259,6 +279,10 @@ check-integration: tests
 check-docs: all
 	tests/check-dbus-docs.sh $(BUILD)
 
+# Every #include goes down the layers (docs/architecture.md); cheap, so check runs it first.
+check-includes:
+	tests/check-includes.sh
+
 # libFuzzer under ASan+UBSan (clang): the frame decoder and codec, the peer parsers, and real node managers
 # driven by native clients and by an authenticated peer; bounded (docs/fuzzing.md).
 .PHONY: check-fuzz
@@ -268,7 +292,7 @@ check-fuzz:
 check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
 
-check: deps
+check: deps check-includes
 	$(MAKE) check-unit check-integration check-docs check-fuzz
 	$(MAKE) check-asan
 	@echo "make check: all tests passed (normal and ASan+UBSan builds)"

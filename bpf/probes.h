@@ -31,7 +31,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
+
+#include "hash-util.h"
 
 #if defined(__x86_64__) && !defined(KACTOR_NO_PROBES)
 #define _SDT_HAS_SEMAPHORES 1
@@ -69,24 +70,13 @@ _KACTOR_SEMAPHORE(actor_died);
 #define KACTOR_PROBE(name, ...) do {} while (0)
 #endif
 
-static inline uint64_t kactor_trace_now_ns(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
-
 /* A 64-bit key for a 128-bit kactor id (node half, local half): unique across the node managers of
  * a host, whose node halves are random. */
 static inline uint64_t kactor_trace_id_hash(uint64_t hi, uint64_t lo) {
-        uint64_t h = hi ^ (lo * 0x9E3779B97F4A7C15ULL);
-        h ^= h >> 31;
-        return h ?: 1;
+        return hash_fold128(hi, lo) ?: 1;
 }
 
 /* FNV-1a of a method name (n bytes): the method's id in the tracing maps. */
 static inline uint32_t kactor_trace_method_id(const char *s, size_t n) {
-        uint32_t h = 2166136261u;
-        for (size_t i = 0; s && i < n; i++)
-                h = (h ^ (uint8_t) s[i]) * 16777619u;
-        return h ?: 1;
+        return hash_fnv1a32(s, s ? n : 0) ?: 1;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-util.h"
 #include "trace-format.h"
 
 static const char *const phase_names[TRACE_PHASE_MAX] = {
@@ -113,19 +114,6 @@ void trace_prom_histogram(FILE *f, const char *name, const char *labels, const _
         fprintf(f, "%s_count{%s} %" PRIu64 "\n", name, labels ?: "", count);
 }
 
-void trace_json_string(FILE *f, const char *s) {
-        fputc('"', f);
-        for (const unsigned char *p = (const unsigned char *) (s ?: ""); *p; p++) {
-                if (*p == '"' || *p == '\\')
-                        fprintf(f, "\\%c", *p);
-                else if (*p < 0x20)
-                        fprintf(f, "\\u%04x", *p);
-                else
-                        fputc(*p, f);
-        }
-        fputc('"', f);
-}
-
 static int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
         return x < y ? -1 : x > y;
@@ -139,7 +127,7 @@ static double us(uint64_t t, uint64_t t0) {
 static void slice(FILE *f, bool *first, const char *ph, const char *name, const char *cat, size_t pid, uint32_t tid,
                   uint64_t id, double ts) {
         fprintf(f, "%s\n{\"ph\":\"%s\",\"cat\":\"%s\",\"name\":", *first ? "" : ",", ph, cat);
-        trace_json_string(f, name);
+        json_string_fputs(name, f);
         fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"id\":\"0x%" PRIx64 "\",\"ts\":%.3f}", pid, tid, id, ts);
         *first = false;
 }
@@ -147,7 +135,7 @@ static void slice(FILE *f, bool *first, const char *ph, const char *name, const 
 static void complete(FILE *f, bool *first, const char *name, const char *cat, size_t pid, uint32_t tid, double ts,
                      double dur) {
         fprintf(f, "%s\n{\"ph\":\"X\",\"cat\":\"%s\",\"name\":", *first ? "" : ",", cat);
-        trace_json_string(f, name);
+        json_string_fputs(name, f);
         fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"ts\":%.3f,\"dur\":%.3f}", pid, tid, ts, dur);
         *first = false;
 }
@@ -155,7 +143,7 @@ static void complete(FILE *f, bool *first, const char *name, const char *cat, si
 static void metadata(FILE *f, bool *first, const char *what, size_t pid, uint32_t tid, const char *name) {
         fprintf(f, "%s\n{\"ph\":\"M\",\"name\":\"%s\",\"pid\":%zu,\"tid\":%" PRIu32 ",\"args\":{\"name\":",
                 *first ? "" : ",", what, pid, tid);
-        trace_json_string(f, name);
+        json_string_fputs(name, f);
         fputs("}}", f);
         *first = false;
 }

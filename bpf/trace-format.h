@@ -38,9 +38,6 @@ void trace_prom_escape(FILE *f, const char *s);
 void trace_prom_histogram(FILE *f, const char *name, const char *labels, const __u64 *slots, size_t n_slots,
                           uint64_t count, uint64_t sum_ns);
 
-/* Writes s as a JSON string (with the quotes). */
-void trace_json_string(FILE *f, const char *s);
-
 typedef struct TraceTimelineNames {
         /* The label of an actor's track ("actor ID (Class)"), and its name for events. */
         const char *(*actor_label)(uint64_t actor, void *userdata);

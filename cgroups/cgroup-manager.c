@@ -15,6 +15,7 @@
 
 #include "cgroup-manager.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define CGROUP_EMPTY_TIMEOUT_USEC (5 * 1000000ULL)
 
@@ -39,12 +40,6 @@ int cgroup_manager_kind_from_string(const char *s) {
                 if (s && streq(s, kind_table[i]))
                         return i;
         return -EINVAL;
-}
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
 int cg_write_file(const char *dir, const char *file, const char *value) {
@@ -123,7 +118,7 @@ static int cg_kill(const char *dir) {
 static int cg_wait_empty(const char *dir, uint64_t timeout_usec) {
         _cleanup_close_ int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         _cleanup_free_ char *p = NULL;
-        uint64_t deadline = mono_usec() + timeout_usec;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
         int r;
 
         if (fd < 0)
@@ -138,7 +133,7 @@ static int cg_wait_empty(const char *dir, uint64_t timeout_usec) {
                         return 0;
                 if (r < 0)
                         return r;
-                uint64_t now = mono_usec();
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
                 if (now >= deadline)
                         return -ETIMEDOUT;
                 struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -238,20 +233,29 @@ int cgroup_manager_new(sd_event *event, CgroupManagerKind kind, const char *name
                 }
                 kind = CGROUP_MANAGER_CGROUPFS;
         }
-        if (kind == CGROUP_MANAGER_NONE) {
-                *ret = NULL;
-                return 0;
-        }
 
         CgroupManager *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->kind = kind;
-        m->ops = kind == CGROUP_MANAGER_SYSTEMD ? &cgroup_backend_systemd : &cgroup_backend_cgroupfs;
+        m->ops = kind == CGROUP_MANAGER_SYSTEMD ? &cgroup_backend_systemd :
+                 kind == CGROUP_MANAGER_NONE    ? &cgroup_backend_none :
+                                                  &cgroup_backend_cgroupfs;
         m->inotify_fd = -1;
         m->shared_prog_fd = -1;
         LIST_INIT(&m->cgroups);
+
+        if (kind == CGROUP_MANAGER_NONE) {
+                /* No hierarchy to find and no cgroup.events to watch. */
+                r = m->ops->init(m);
+                if (r < 0) {
+                        cgroup_manager_free(m);
+                        return r;
+                }
+                *ret = m;
+                return 0;
+        }
 
         r = v2_mount_find(&m->v2_mount);
         if (r >= 0)
@@ -304,22 +308,15 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
 }
 
 const char *cgroup_manager_name(const CgroupManager *m) {
-        return m ? m->ops->name : "none";
+        return m->ops->name;
 }
 
 int cgroup_manager_reap_orphans(CgroupManager *m) {
-        return m && m->ops->reap_orphans ? m->ops->reap_orphans(m) : 0;
+        return m->ops->reap_orphans ? m->ops->reap_orphans(m) : 0;
 }
 
 int cgroup_manager_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
         *ret_missing = NULL;
-        if (!m) {
-                if (l->memory_max > 0)
-                        *ret_missing = "MemoryMax (no cgroup manager)";
-                else if (l->tasks_max > 0)
-                        *ret_missing = "TasksMax (no cgroup manager)";
-                return 0;
-        }
         return m->ops->check_limits(m, l, ret_missing);
 }
 
@@ -347,6 +344,11 @@ int actor_cgroup_new(CgroupManager *m, const ActorCgroupSpec *spec, actor_cgroup
                      actor_cgroup_empty_t on_empty, void *userdata, ActorCgroup **ret, char **ret_message) {
         ActorCgroup *cg;
         int r;
+
+        if (!m->ops->place) {
+                *ret = NULL;
+                return 1;
+        }
 
         cg = calloc(1, sizeof(*cg));
         if (!cg)

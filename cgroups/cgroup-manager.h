@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * One cgroup per actor, and one per task worker (the same, of kind "task"). Two backends sit behind
+ * One cgroup per actor, and one per task worker (the same, of kind "task"). Three backends sit behind
  * one small ops table (crun's model):
  *
  *   systemd   a transient scope kactor-<kind>-<id>.scope in kactor.slice (StartTransientUnit, PIDs,
@@ -12,6 +12,8 @@
  *   cgroupfs  a cgroup <kind>-<id> under a kactor subtree: cgroup v2 directly (core files, BPF attach,
  *             cgroup.kill, cgroup.events), plus v1 controller cgroups through libcgroup on hybrid
  *             hosts for the limits whose controllers are bound to v1.
+ *   none      no cgroups (cgroup-none.c): workers are placed at once into none, limits that need a
+ *             cgroup are refused.
  *
  * The caller never asks which backend it has. It spawns the worker (which waits for INIT), asks for
  * the actor's cgroup with actor_cgroup_new(), and sends INIT once placement is done: at once when
@@ -95,7 +97,8 @@ struct CgroupBackendOps {
         int (*check_limits)(CgroupManager *m, const CgroupLimits *l, const char **ret_missing);
         /* Removes what a previous instance left behind (after a crash). */
         int (*reap_orphans)(CgroupManager *m);
-        /* Places cg->pid: 1 placed now, 0 pending (the backend calls actor_cgroup_placed()), < 0 error. */
+        /* Places cg->pid: 1 placed now, 0 pending (the backend calls actor_cgroup_placed()), < 0 error.
+         * NULL: the backend gives workers no cgroup at all (none). */
         int (*place)(ActorCgroup *cg, char **ret_message);
         /* Removes the (empty) cgroup or stops the scope; best effort. */
         void (*destroy)(ActorCgroup *cg);
@@ -118,11 +121,12 @@ struct CgroupManager {
 
 extern const CgroupBackendOps cgroup_backend_cgroupfs;
 extern const CgroupBackendOps cgroup_backend_systemd;
+extern const CgroupBackendOps cgroup_backend_none;
 
 /*
  * The manager for `kind` (AUTO: systemd when PID 1 is systemd and org.freedesktop.systemd1 is on the
  * system bus, else cgroupfs). `name` distinguishes node managers on one host: the subtree is
- * "kactor" for NULL, else "kactor/NAME". Returns NONE's manager as *ret = NULL.
+ * "kactor" for NULL, else "kactor/NAME" (NONE has no subtree: root is NULL).
  */
 int cgroup_manager_new(sd_event *event, CgroupManagerKind kind, const char *name, CgroupManager **ret);
 /* Kills and removes every actor cgroup still there, then our subtree. Accepts NULL. */
@@ -133,7 +137,8 @@ int cgroup_manager_reap_orphans(CgroupManager *m);
 int cgroup_manager_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing);
 
 /* Returns 1 when placed now, 0 when the placed callback comes later, < 0 on error (*ret_message may
- * say why; malloc'd). */
+ * say why; malloc'd). With a backend that makes no cgroups (none) it returns 1 and *ret = NULL: the
+ * worker runs in no cgroup of its own. */
 int actor_cgroup_new(CgroupManager *m, const ActorCgroupSpec *spec, actor_cgroup_placed_t on_placed,
                      actor_cgroup_empty_t on_empty, void *userdata, ActorCgroup **ret, char **ret_message);
 /* SIGKILLs every process in the cgroup (cgroup.kill; fallback: freeze, signal each, thaw). */

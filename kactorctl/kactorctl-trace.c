@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bus-value.h"
+#include "json-util.h"
 #include "kactorctl-trace.h"
 #include "macro.h"
 #include "trace-format.h"
@@ -153,16 +154,16 @@ static void print_stats_json(const StatList *l, bool first_list) {
         for (size_t i = 0; i < l->n; i++) {
                 const Stat *s = &l->v[i];
                 printf("%s\n    {\"actor\":", i == 0 ? "" : ",");
-                trace_json_string(stdout, s->actor);
+                json_string_fputs(s->actor, stdout);
                 printf(",\"class\":");
-                trace_json_string(stdout, s->class_name);
+                json_string_fputs(s->class_name, stdout);
                 if (*s->what) {
                         printf(",\"method\":");
-                        trace_json_string(stdout, s->what);
+                        json_string_fputs(s->what, stdout);
                         printf(",\"phase\":");
                 } else
                         printf(",\"kind\":");
-                trace_json_string(stdout, s->kind);
+                json_string_fputs(s->kind, stdout);
                 printf(",\"count\":%" PRIu64 ",\"sum_ns\":%" PRIu64 ",\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"buckets\":[",
                        s->count, s->sum_ns, trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.5),
                        trace_hist_percentile((const __u64 *) s->slots, TRACE_HIST_SLOTS, 0.99));
@@ -227,7 +228,30 @@ static void sleep_seconds(double s) {
                 ;
 }
 
-int verb_trace(int argc, char *argv[]) {
+/* What `trace` was asked for. */
+typedef struct TraceOptions {
+        bool help;
+        const char *actor;
+        const char *method;
+        double interval; /* 0: once, the totals */
+        long count;      /* with interval: rounds, 0 for no limit */
+        bool json;
+        bool prometheus;
+} TraceOptions;
+
+static void trace_help(void) {
+        printf("kactorctl trace [--actor ACTOR] [--method METHOD] [--interval SEC [--count N]]\n"
+               "                [--json | --prometheus]\n\n"
+               "Show where the node's actor calls spend their time: per actor and method, log2\n"
+               "histograms with p50/p99 of the phases queue (waiting in the node manager), dispatch\n"
+               "(until the worker starts it), exec (running), deliver (until the result is stored)\n"
+               "and total; per actor, the scheduler's run-queue delay, off-CPU and on-CPU time.\n"
+               "With --interval, every SEC seconds what happened in them (until Ctrl-C or N times).\n"
+               "ACTOR is an id (or a prefix of one) or a name.\n");
+}
+
+/* Returns 0, or 2 (a usage error) after saying why. */
+static int trace_parse_argv(int argc, char *argv[], TraceOptions *o) {
         enum { ARG_ACTOR = 0x100, ARG_METHOD, ARG_INTERVAL, ARG_COUNT, ARG_PROMETHEUS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -239,50 +263,38 @@ int verb_trace(int argc, char *argv[]) {
                 { "prometheus", no_argument, NULL, ARG_PROMETHEUS },
                 {}
         };
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        const char *actor = NULL, *method = NULL;
-        double interval = 0;
-        long count = 0;
-        bool json = false, prometheus = false;
-        int c, r;
+        int c;
 
         optind = 0;
         while ((c = getopt_long(argc, argv, "hj", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("kactorctl trace [--actor ACTOR] [--method METHOD] [--interval SEC [--count N]]\n"
-                               "                [--json | --prometheus]\n\n"
-                               "Show where the node's actor calls spend their time: per actor and method, log2\n"
-                               "histograms with p50/p99 of the phases queue (waiting in the node manager), dispatch\n"
-                               "(until the worker starts it), exec (running), deliver (until the result is stored)\n"
-                               "and total; per actor, the scheduler's run-queue delay, off-CPU and on-CPU time.\n"
-                               "With --interval, every SEC seconds what happened in them (until Ctrl-C or N times).\n"
-                               "ACTOR is an id (or a prefix of one) or a name.\n");
+                        o->help = true;
                         return 0;
                 case ARG_ACTOR:
-                        actor = optarg;
+                        o->actor = optarg;
                         break;
                 case ARG_METHOD:
-                        method = optarg;
+                        o->method = optarg;
                         break;
                 case ARG_INTERVAL:
-                        if (parse_seconds(optarg, &interval) < 0) {
+                        if (parse_seconds(optarg, &o->interval) < 0) {
                                 fprintf(stderr, "kactorctl trace: --interval needs seconds, not '%s'.\n", optarg);
                                 return 2;
                         }
                         break;
                 case ARG_COUNT:
-                        count = strtol(optarg, NULL, 10);
-                        if (count <= 0) {
+                        o->count = strtol(optarg, NULL, 10);
+                        if (o->count <= 0) {
                                 fprintf(stderr, "kactorctl trace: --count needs a positive number.\n");
                                 return 2;
                         }
                         break;
                 case 'j':
-                        json = true;
+                        o->json = true;
                         break;
                 case ARG_PROMETHEUS:
-                        prometheus = true;
+                        o->prometheus = true;
                         break;
                 default:
                         return 2;
@@ -291,70 +303,111 @@ int verb_trace(int argc, char *argv[]) {
                 fprintf(stderr, "kactorctl trace: unexpected argument '%s'.\n", argv[optind]);
                 return 2;
         }
+        return 0;
+}
 
-        r = kactorctl_bus_connect(&bus);
+/* --prometheus: the node manager formats the metrics itself. */
+static int trace_print_prometheus(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *text;
+        int r;
+
+        r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE, "Prometheus", &error,
+                               &reply, NULL);
+        if (r < 0)
+                return fail(r, &error, "Failed to read the metrics");
+        r = sd_bus_message_read(reply, "s", &text);
         if (r < 0)
                 return r;
+        fputs(text, stdout);
+        return 0;
+}
 
-        if (prometheus) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-                const char *text;
-                r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE, "Prometheus", &error,
-                                       &reply, NULL);
-                if (r < 0)
-                        return fail(r, &error, "Failed to read the metrics");
-                r = sd_bus_message_read(reply, "s", &text);
-                if (r < 0)
-                        return r;
-                fputs(text, stdout);
-                return 0;
-        }
+/* --json: one document a round. */
+static void trace_print_json(const StatList *calls, const StatList *sched) {
+        printf("{\"calls\":[");
+        print_stats_json(calls, true);
+        printf("\n],\"sched\":[");
+        print_stats_json(sched, false);
+        printf("\n]}\n");
+}
 
+static void trace_print_text(const StatList *calls, const StatList *sched, double interval) {
+        if (interval > 0)
+                printf("--- the last %g s ---\n", interval);
+        print_stats_text(calls, sched);
+}
+
+/* Both kinds of statistics, as the options filter them. */
+static int trace_stats_get(sd_bus *bus, const TraceOptions *o, StatList *calls, StatList *sched) {
+        int r;
+
+        r = stats_get(bus, false, o->actor, o->method, calls);
+        if (r < 0)
+                return r;
+        return stats_get(bus, true, o->actor, NULL, sched);
+}
+
+/* Prints the totals once, or with an interval what happened in each interval. */
+static int trace_watch(sd_bus *bus, const TraceOptions *o) {
         _cleanup_(stat_list_done) StatList prev_calls = {}, prev_sched = {};
+        int r;
+
         signal(SIGINT, on_sigint);
         for (long round = 0;; round++) {
                 _cleanup_(stat_list_done) StatList calls = {}, sched = {};
-                r = stats_get(bus, false, actor, method, &calls);
-                if (r >= 0)
-                        r = stats_get(bus, true, actor, NULL, &sched);
+
+                r = trace_stats_get(bus, o, &calls, &sched);
                 if (r < 0)
                         return r;
-                if (interval > 0) {
+                if (o->interval > 0) {
                         for (size_t i = 0; i < calls.n; i++)
                                 stat_subtract(&calls.v[i], round > 0 ? &prev_calls : NULL);
                         for (size_t i = 0; i < sched.n; i++)
                                 stat_subtract(&sched.v[i], round > 0 ? &prev_sched : NULL);
                 }
-                if (interval == 0 || round > 0) {
-                        if (json) {
-                                printf("{\"calls\":[");
-                                print_stats_json(&calls, true);
-                                printf("\n],\"sched\":[");
-                                print_stats_json(&sched, false);
-                                printf("\n]}\n");
-                        } else {
-                                if (interval > 0)
-                                        printf("--- the last %g s ---\n", interval);
-                                print_stats_text(&calls, &sched);
-                        }
+                if (o->interval == 0 || round > 0) {
+                        if (o->json)
+                                trace_print_json(&calls, &sched);
+                        else
+                                trace_print_text(&calls, &sched, o->interval);
                         fflush(stdout);
                 }
-                if (interval == 0 || interrupted || (count > 0 && round >= count))
+                if (o->interval == 0 || interrupted || (o->count > 0 && round >= o->count))
                         break;
                 /* The next round's deltas are against the totals now. */
                 stat_list_done(&prev_calls);
                 stat_list_done(&prev_sched);
-                r = stats_get(bus, false, actor, method, &prev_calls);
-                if (r >= 0)
-                        r = stats_get(bus, true, actor, NULL, &prev_sched);
+                r = trace_stats_get(bus, o, &prev_calls, &prev_sched);
                 if (r < 0)
                         return r;
-                sleep_seconds(interval);
+                sleep_seconds(o->interval);
                 if (interrupted)
                         break;
         }
         return 0;
+}
+
+int verb_trace(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        TraceOptions o = {};
+        int r;
+
+        r = trace_parse_argv(argc, argv, &o);
+        if (r != 0)
+                return r;
+        if (o.help) {
+                trace_help();
+                return 0;
+        }
+
+        r = kactorctl_bus_connect(&bus);
+        if (r < 0)
+                return r;
+        if (o.prometheus)
+                return trace_print_prometheus(bus);
+        return trace_watch(bus, &o);
 }
 
 typedef struct TopRow {

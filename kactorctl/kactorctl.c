@@ -27,7 +27,10 @@
 #include "bus-value.h"
 #include "codec.h"
 #include "kactorctl-trace.h"
+#include "kactorctl-value.h"
 #include "macro.h"
+#include "parse-util.h"
+#include "strv.h"
 
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
@@ -56,8 +59,10 @@ static const char *startswith_prefix(const char *s, const char *prefix) {
 
 /* --- messages ------------------------------------------------------------------------------------------ */
 
-static int log_error_errno(int r, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static int log_error_errno(int r, const char *format, ...) {
+/* A command's failure for the person at the terminal: "kactorctl: MESSAGE[: strerror(r)]" on stderr,
+ * without log.h's levels and targets (kactorctl is no daemon). Returns -|r|. */
+static int ctl_error_errno(int r, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int ctl_error_errno(int r, const char *format, ...) {
         va_list ap;
 
         fputs("kactorctl: ", stderr);
@@ -70,18 +75,18 @@ static int log_error_errno(int r, const char *format, ...) {
         return r < 0 ? r : -r;
 }
 
-static int log_oom(void) {
-        return log_error_errno(-ENOMEM, "Out of memory");
+static int ctl_oom(void) {
+        return ctl_error_errno(-ENOMEM, "Out of memory");
 }
 
 /* A failed bus operation: the D-Bus error as "message (name)" when there is one, else what was being
  * done and errno's text. Returns r. */
-static int log_bus_error(const sd_bus_error *error, int r, const char *what) {
+static int ctl_bus_error(const sd_bus_error *error, int r, const char *what) {
         if (sd_bus_error_is_set(error)) {
                 fprintf(stderr, "kactorctl: %s (%s)\n", error->message ?: error->name, error->name);
                 return r < 0 ? r : -EIO;
         }
-        return log_error_errno(r, "%s", what);
+        return ctl_error_errno(r, "%s", what);
 }
 
 static int usage_error(const char *verb, const char *format, ...) __attribute__((format(printf, 2, 3)));
@@ -107,112 +112,6 @@ static int usage_bad_option(const char *verb, int c, char *argv[]) {
         return usage_error(verb, "Unknown option '%s'.", arg);
 }
 
-/* --- parsing numbers ----------------------------------------------------------------------------------- */
-
-static int parse_uint64(const char *s, uint64_t *ret) {
-        unsigned long long v;
-        char *end;
-
-        if (!isdigit((unsigned char) s[0]))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno == ERANGE)
-                return -ERANGE;
-        if (*end != 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-static int parse_uint32(const char *s, uint32_t *ret) {
-        uint64_t v;
-        int r = parse_uint64(s, &v);
-        if (r < 0)
-                return r;
-        if (v > UINT32_MAX)
-                return -ERANGE;
-        *ret = (uint32_t) v;
-        return 0;
-}
-
-static int parse_int32(const char *s, int32_t *ret) {
-        long long v;
-        char *end;
-
-        if (!isdigit((unsigned char) s[0]) && !(s[0] == '-' && isdigit((unsigned char) s[1])))
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX)
-                return -ERANGE;
-        if (*end != 0)
-                return -EINVAL;
-        *ret = (int32_t) v;
-        return 0;
-}
-
-/* A finite, non-negative decimal number. */
-static int parse_nonnegative_double(const char *s, double *ret) {
-        double v;
-        char *end;
-
-        if (!isdigit((unsigned char) s[0]) && s[0] != '.')
-                return -EINVAL;
-        errno = 0;
-        v = strtod(s, &end);
-        if (*end != 0)
-                return -EINVAL;
-        if (errno == ERANGE || !isfinite(v))
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
-/* "SEC" (decimals allowed) as microseconds; 0 stays 0 (which means "forever" to the callers). */
-static int parse_timeout(const char *s, uint64_t *ret) {
-        double sec;
-        int r = parse_nonnegative_double(s, &sec);
-        if (r < 0)
-                return r;
-        if (sec * 1e6 >= (double) (UINT64_MAX / 2))
-                return -ERANGE;
-        *ret = (uint64_t) llround(sec * 1e6);
-        if (*ret == 0 && sec > 0)
-                *ret = 1;
-        return 0;
-}
-
-/* Bytes, optionally with a binary suffix: K, M, G, T (1024-based). */
-static int parse_bytes(const char *s, uint64_t *ret) {
-        static const struct {
-                char suffix;
-                unsigned shift;
-        } units[] = { { 'K', 10 }, { 'M', 20 }, { 'G', 30 }, { 'T', 40 } };
-        _cleanup_free_ char *digits = strdup(s);
-        unsigned shift = 0;
-        uint64_t v;
-        size_t n;
-        int r;
-
-        if (!digits)
-                return -ENOMEM;
-        n = strlen(digits);
-        for (size_t i = 0; n > 0 && i < ELEMENTSOF(units); i++)
-                if (toupper((unsigned char) digits[n - 1]) == units[i].suffix) {
-                        shift = units[i].shift;
-                        digits[--n] = 0;
-                        break;
-                }
-        r = parse_uint64(digits, &v);
-        if (r < 0)
-                return r;
-        if (shift > 0 && v > (UINT64_MAX >> shift))
-                return -ERANGE;
-        *ret = v << shift;
-        return 0;
-}
-
 /* --- parsing values ------------------------------------------------------------------------------------ */
 
 /*
@@ -230,339 +129,6 @@ static int parse_bytes(const char *s, uint64_t *ret) {
  *   anything else            -> a string
  */
 
-typedef struct ValueParser {
-        const char *start; /* the whole argument, for error offsets */
-        const char *p;
-        const char *error; /* what went wrong, when parsing failed with -EINVAL/-ERANGE */
-        unsigned depth;
-} ValueParser;
-
-static int value_parser_fail(ValueParser *vp, int r, const char *error) {
-        vp->error = error;
-        return r;
-}
-
-/* Length of the number at s in JSON's grammar (leading zeros allowed), 0 when there is none there.
- * *ret_double says whether it has a fraction or an exponent. */
-static size_t number_length(const char *s, bool *ret_double) {
-        const char *p = s;
-        bool is_double = false;
-
-        if (*p == '-')
-                p++;
-        if (!isdigit((unsigned char) *p))
-                return 0;
-        while (isdigit((unsigned char) *p))
-                p++;
-        if (*p == '.') {
-                if (!isdigit((unsigned char) p[1]))
-                        return 0;
-                p++;
-                while (isdigit((unsigned char) *p))
-                        p++;
-                is_double = true;
-        }
-        if (*p == 'e' || *p == 'E') {
-                const char *q = p + 1;
-                if (*q == '+' || *q == '-')
-                        q++;
-                if (!isdigit((unsigned char) *q))
-                        return 0;
-                while (isdigit((unsigned char) *q))
-                        q++;
-                p = q;
-                is_double = true;
-        }
-        *ret_double = is_double;
-        return (size_t) (p - s);
-}
-
-/* A number of n characters at vp->p (already checked by number_length()). */
-static int value_parse_number(ValueParser *vp, size_t n, bool is_double, kactor_value **ret) {
-        _cleanup_free_ char *s = strndup(vp->p, n);
-        kactor_value *v;
-        char *end;
-
-        if (!s)
-                return -ENOMEM;
-        errno = 0;
-        if (is_double) {
-                double d = strtod(s, &end);
-                if (!isfinite(d))
-                        return value_parser_fail(vp, -ERANGE, "number out of range for a double");
-                v = kactor_value_new_double(d);
-        } else {
-                long long i = strtoll(s, &end, 10);
-                if (errno == ERANGE)
-                        return value_parser_fail(vp, -ERANGE,
-                                                 "integer out of range for int64 (write it as a decimal)");
-                v = kactor_value_new_int(i);
-        }
-        if (!v)
-                return -ENOMEM;
-        vp->p += n;
-        *ret = v;
-        return 0;
-}
-
-static void value_parser_skip_space(ValueParser *vp) {
-        while (*vp->p == ' ' || *vp->p == '\t' || *vp->p == '\n' || *vp->p == '\r')
-                vp->p++;
-}
-
-static int hex4(const char *s, uint32_t *ret) {
-        uint32_t v = 0;
-
-        for (int i = 0; i < 4; i++) {
-                char c = s[i];
-                int x = c >= '0' && c <= '9'   ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                               : -1;
-                if (x < 0)
-                        return -EINVAL;
-                v = (v << 4) | (uint32_t) x;
-        }
-        *ret = v;
-        return 0;
-}
-
-static size_t utf8_encode(uint32_t c, char *out) {
-        if (c < 0x80) {
-                out[0] = (char) c;
-                return 1;
-        }
-        if (c < 0x800) {
-                out[0] = (char) (0xc0 | (c >> 6));
-                out[1] = (char) (0x80 | (c & 0x3f));
-                return 2;
-        }
-        if (c < 0x10000) {
-                out[0] = (char) (0xe0 | (c >> 12));
-                out[1] = (char) (0x80 | ((c >> 6) & 0x3f));
-                out[2] = (char) (0x80 | (c & 0x3f));
-                return 3;
-        }
-        out[0] = (char) (0xf0 | (c >> 18));
-        out[1] = (char) (0x80 | ((c >> 12) & 0x3f));
-        out[2] = (char) (0x80 | ((c >> 6) & 0x3f));
-        out[3] = (char) (0x80 | (c & 0x3f));
-        return 4;
-}
-
-/* A JSON string literal at vp->p (at its opening quote), as a malloc'd string. */
-static int value_parse_string_literal(ValueParser *vp, char **ret) {
-        /* Escapes never grow: the longest, a surrogate pair, is 12 characters for 4 bytes. */
-        _cleanup_free_ char *s = malloc(strlen(vp->p) + 1);
-        size_t n = 0;
-
-        if (!s)
-                return -ENOMEM;
-        vp->p++;
-        for (;;) {
-                char c = *vp->p;
-
-                if (c == 0)
-                        return value_parser_fail(vp, -EINVAL, "unterminated string");
-                if (c == '"')
-                        break;
-                if (c != '\\') {
-                        s[n++] = c;
-                        vp->p++;
-                        continue;
-                }
-
-                vp->p++;
-                c = *vp->p++;
-                switch (c) {
-                case '"':
-                case '\\':
-                case '/':
-                        s[n++] = c;
-                        break;
-                case 'b':
-                        s[n++] = '\b';
-                        break;
-                case 'f':
-                        s[n++] = '\f';
-                        break;
-                case 'n':
-                        s[n++] = '\n';
-                        break;
-                case 'r':
-                        s[n++] = '\r';
-                        break;
-                case 't':
-                        s[n++] = '\t';
-                        break;
-                case 'u': {
-                        uint32_t u, low;
-
-                        if (hex4(vp->p, &u) < 0)
-                                return value_parser_fail(vp, -EINVAL, "\\u needs four hex digits");
-                        vp->p += 4;
-                        if (u >= 0xd800 && u <= 0xdbff) {
-                                if (vp->p[0] != '\\' || vp->p[1] != 'u' || hex4(vp->p + 2, &low) < 0 ||
-                                    low < 0xdc00 || low > 0xdfff)
-                                        return value_parser_fail(vp, -EINVAL, "unpaired UTF-16 surrogate");
-                                vp->p += 6;
-                                u = 0x10000 + ((u - 0xd800) << 10) + (low - 0xdc00);
-                        } else if (u >= 0xdc00 && u <= 0xdfff)
-                                return value_parser_fail(vp, -EINVAL, "unpaired UTF-16 surrogate");
-                        if (u == 0)
-                                return value_parser_fail(vp, -EINVAL,
-                                                         "D-Bus strings cannot hold NUL characters");
-                        n += utf8_encode(u, s + n);
-                        break;
-                }
-                default:
-                        vp->p--;
-                        return value_parser_fail(vp, -EINVAL, "unknown escape sequence");
-                }
-        }
-        vp->p++;
-        s[n] = 0;
-        *ret = TAKE_PTR(s);
-        return 0;
-}
-
-static int value_parse_json(ValueParser *vp, kactor_value **ret);
-
-static int value_parse_list(ValueParser *vp, kactor_value **ret) {
-        _cleanup_(kactor_value_freep) kactor_value *list = kactor_value_new_list();
-        int r;
-
-        if (!list)
-                return -ENOMEM;
-        vp->p++;
-        value_parser_skip_space(vp);
-        if (*vp->p == ']') {
-                vp->p++;
-                *ret = TAKE_PTR(list);
-                return 0;
-        }
-        for (;;) {
-                kactor_value *item = NULL;
-
-                r = value_parse_json(vp, &item);
-                if (r < 0)
-                        return r;
-                r = kactor_value_list_append(list, item);
-                if (r < 0)
-                        return r;
-                value_parser_skip_space(vp);
-                if (*vp->p == ']')
-                        break;
-                if (*vp->p != ',')
-                        return value_parser_fail(vp, -EINVAL, "expected ',' or ']'");
-                vp->p++;
-        }
-        vp->p++;
-        *ret = TAKE_PTR(list);
-        return 0;
-}
-
-static int value_parse_map(ValueParser *vp, kactor_value **ret) {
-        _cleanup_(kactor_value_freep) kactor_value *map = kactor_value_new_map();
-        int r;
-
-        if (!map)
-                return -ENOMEM;
-        vp->p++;
-        value_parser_skip_space(vp);
-        if (*vp->p == '}') {
-                vp->p++;
-                *ret = TAKE_PTR(map);
-                return 0;
-        }
-        for (;;) {
-                _cleanup_free_ char *key = NULL;
-                kactor_value *item = NULL;
-
-                value_parser_skip_space(vp);
-                if (*vp->p != '"')
-                        return value_parser_fail(vp, -EINVAL, "expected a string key");
-                r = value_parse_string_literal(vp, &key);
-                if (r < 0)
-                        return r;
-                value_parser_skip_space(vp);
-                if (*vp->p != ':')
-                        return value_parser_fail(vp, -EINVAL, "expected ':'");
-                vp->p++;
-                r = value_parse_json(vp, &item);
-                if (r < 0)
-                        return r;
-                r = kactor_value_map_set(map, key, item); /* the last of repeated keys wins */
-                if (r < 0)
-                        return r;
-                value_parser_skip_space(vp);
-                if (*vp->p == '}')
-                        break;
-                if (*vp->p != ',')
-                        return value_parser_fail(vp, -EINVAL, "expected ',' or '}'");
-                vp->p++;
-        }
-        vp->p++;
-        *ret = TAKE_PTR(map);
-        return 0;
-}
-
-static int value_parse_json(ValueParser *vp, kactor_value **ret) {
-        static const struct {
-                const char *word;
-                kactor_type type;
-                bool b;
-        } literals[] = {
-                { "true", KACTOR_TYPE_BOOL, true },
-                { "false", KACTOR_TYPE_BOOL, false },
-                { "null", KACTOR_TYPE_NIL, false },
-        };
-        bool is_double;
-        size_t n;
-        int r;
-
-        value_parser_skip_space(vp);
-        switch (*vp->p) {
-        case '[':
-        case '{':
-                if (vp->depth >= CODEC_MAX_DEPTH)
-                        return value_parser_fail(vp, -EINVAL, "nested too deeply");
-                vp->depth++;
-                r = *vp->p == '[' ? value_parse_list(vp, ret) : value_parse_map(vp, ret);
-                vp->depth--;
-                return r;
-        case '"': {
-                _cleanup_free_ char *s = NULL;
-                r = value_parse_string_literal(vp, &s);
-                if (r < 0)
-                        return r;
-                *ret = kactor_value_new_string(s);
-                return *ret ? 0 : -ENOMEM;
-        }
-        default:
-                break;
-        }
-
-        for (size_t i = 0; i < ELEMENTSOF(literals); i++) {
-                size_t len = strlen(literals[i].word);
-                if (strncmp(vp->p, literals[i].word, len) != 0)
-                        continue;
-                *ret = literals[i].type == KACTOR_TYPE_BOOL ? kactor_value_new_bool(literals[i].b)
-                                                            : kactor_value_new_nil();
-                if (!*ret)
-                        return -ENOMEM;
-                vp->p += len;
-                return 0;
-        }
-
-        n = number_length(vp->p, &is_double);
-        if (n > 0)
-                return value_parse_number(vp, n, is_double, ret);
-        if (*vp->p == 0)
-                return value_parser_fail(vp, -EINVAL, "unexpected end");
-        return value_parser_fail(vp, -EINVAL, "unexpected character");
-}
-
 /* Finds a named actor: 0 and its path, or a negative errno after saying why. */
 static int bus_get_actor(sd_bus *bus, const char *name, char **ret_path) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -574,13 +140,13 @@ static int bus_get_actor(sd_bus *bus, const char *name, char **ret_path) {
         r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "GetActor",
                                &error, &reply, "s", name);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to look up the actor");
+                return ctl_bus_error(&error, r, "Failed to look up the actor");
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the reply of GetActor");
+                return ctl_error_errno(r, "Failed to read the reply of GetActor");
         p = strdup(path);
         if (!p)
-                return log_oom();
+                return ctl_oom();
         *ret_path = p;
         return 0;
 }
@@ -588,13 +154,11 @@ static int bus_get_actor(sd_bus *bus, const char *name, char **ret_path) {
 /* One command-line argument as a value (the syntax above). Returns 0, EXIT_USAGE when it doesn't
  * parse, or a negative errno when looking a name up failed; says why in both cases. */
 static int parse_value_argument(sd_bus *bus, const char *verb, const char *arg, kactor_value **ret) {
-        ValueParser vp = { .start = arg, .p = arg };
+        ValueParseError e = {};
         kactor_value *v = NULL;
         const char *rest;
         kactor_type type;
         kactor_id id;
-        bool is_double;
-        size_t n;
         int r;
 
         if ((rest = startswith_prefix(arg, "s:")))
@@ -616,39 +180,33 @@ static int parse_value_argument(sd_bus *bus, const char *verb, const char *arg, 
                         if (r < 0)
                                 return r;
                         if (bus_path_parse(path, &type, &id) < 0 || type != KACTOR_TYPE_ACTOR)
-                                return log_error_errno(-EBADMSG, "GetActor returned %s, not an actor path",
+                                return ctl_error_errno(-EBADMSG, "GetActor returned %s, not an actor path",
                                                        path);
                 }
                 v = kactor_value_new_actor(id);
         } else if (arg[0] != 0 && strchr("[{\"", arg[0])) {
-                r = value_parse_json(&vp, &v);
-                if (r >= 0) {
-                        value_parser_skip_space(&vp);
-                        if (*vp.p != 0) {
-                                v = kactor_value_free(v);
-                                r = value_parser_fail(&vp, -EINVAL, "trailing characters");
-                        }
-                }
+                r = value_parse_json(arg, &v, &e);
                 if (r == -EINVAL || r == -ERANGE)
                         return usage_error(verb, "Cannot parse argument '%s': %s at offset %zu.", arg,
-                                           vp.error, (size_t) (vp.p - vp.start));
+                                           e.message, e.offset);
                 if (r < 0)
-                        return log_oom();
+                        return ctl_oom();
         } else if (streq(arg, "true") || streq(arg, "false"))
                 v = kactor_value_new_bool(arg[0] == 't');
         else if (streq(arg, "null"))
                 v = kactor_value_new_nil();
-        else if ((n = number_length(arg, &is_double)) > 0 && arg[n] == 0) {
-                r = value_parse_number(&vp, n, is_double, &v);
+        else {
+                r = value_parse_number(arg, &v, &e);
                 if (r == -ERANGE)
-                        return usage_error(verb, "Cannot parse argument '%s': %s.", arg, vp.error);
-                if (r < 0)
-                        return log_oom();
-        } else
-                v = kactor_value_new_string(arg);
+                        return usage_error(verb, "Cannot parse argument '%s': %s.", arg, e.message);
+                if (r == -EINVAL) /* not a number */
+                        v = kactor_value_new_string(arg);
+                else if (r < 0)
+                        return ctl_oom();
+        }
 
         if (!v)
-                return log_oom();
+                return ctl_oom();
         *ret = v;
         return 0;
 }
@@ -659,7 +217,7 @@ static int bus_append_arguments(sd_bus *bus, sd_bus_message *m, const char *verb
 
         r = sd_bus_message_open_container(m, 'a', "v");
         if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
+                return ctl_error_errno(r, "Failed to build the call");
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(kactor_value_freep) kactor_value *v = NULL;
 
@@ -668,11 +226,11 @@ static int bus_append_arguments(sd_bus *bus, sd_bus_message *m, const char *verb
                         return r;
                 r = bus_message_append_value(m, v);
                 if (r < 0)
-                        return log_error_errno(r, "Cannot send argument '%s'", args[i]);
+                        return ctl_error_errno(r, "Cannot send argument '%s'", args[i]);
         }
         r = sd_bus_message_close_container(m);
         if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
+                return ctl_error_errno(r, "Failed to build the call");
         return 0;
 }
 
@@ -700,7 +258,7 @@ static int bus_connect(sd_bus **ret) {
         } else
                 r = sd_bus_open_system(&bus);
         if (r < 0)
-                return log_error_errno(r, "Failed to connect to the bus %s", address ?: "(system bus)");
+                return ctl_error_errno(r, "Failed to connect to the bus %s", address ?: "(system bus)");
 
         *ret = TAKE_PTR(bus);
         return 0;
@@ -1060,7 +618,7 @@ static int bus_list_actors(sd_bus *bus, ActorList *ret) {
         r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, BUS_OBJECT_MANAGER_INTERFACE,
                                "GetManagedObjects", &error, &reply, NULL);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to list the actors");
+                return ctl_bus_error(&error, r, "Failed to list the actors");
 
         r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
@@ -1095,7 +653,7 @@ static int bus_list_actors(sd_bus *bus, ActorList *ret) {
                 r = sd_bus_message_exit_container(reply);
         if (r < 0) {
                 actor_list_done(&l);
-                return log_error_errno(r, "Failed to read the reply of GetManagedObjects");
+                return ctl_error_errno(r, "Failed to read the reply of GetManagedObjects");
         }
 
         if (l.n > 0)
@@ -1110,7 +668,7 @@ static int print_json(const kactor_value *v) {
         _cleanup_free_ char *s = kactor_value_to_json(v);
 
         if (!s)
-                return log_oom();
+                return ctl_oom();
         puts(s);
         return 0;
 }
@@ -1151,7 +709,7 @@ static int print_path(const char *kind, const char *path) {
         v = kactor_value_new_map();
         if (!v || kactor_value_map_set(v, kind, kactor_value_new_string(path)) < 0 ||
             kactor_value_map_set(v, "id", kactor_value_new_string(id)) < 0)
-                return log_oom();
+                return ctl_oom();
         return print_json(v);
 }
 
@@ -1269,22 +827,22 @@ static int verb_status(int argc, char *argv[]) {
         r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, BUS_PROPERTIES_INTERFACE, "GetAll",
                                &error, &reply, "s", KACTOR_BUS_INTERFACE);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to read the node's properties");
+                return ctl_bus_error(&error, r, "Failed to read the node's properties");
         r = bus_read_properties(reply, manager_properties, &info);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the node's properties");
+                return ctl_error_errno(r, "Failed to read the node's properties");
 
         if (arg_json) {
                 _cleanup_(kactor_value_freep) kactor_value *v = kactor_value_new_map();
                 if (!v || properties_to_value(manager_properties, &info, v) < 0)
-                        return log_oom();
+                        return ctl_oom();
                 return print_json(v);
         }
 
         _cleanup_free_ char *all = uint_array_to_string(&info.gpus, ", ");
         _cleanup_free_ char *free_ids = uint_array_to_string(&info.free_gpus, ", ");
         if (!all || !free_ids)
-                return log_oom();
+                return ctl_oom();
         printf("   Node: %s\n", info.node_id ?: "?");
         printf("Version: %s\n", info.version ?: "?");
         if (info.gpus.n == 0)
@@ -1339,7 +897,7 @@ static int verb_list(int argc, char *argv[]) {
         if (arg_json) {
                 _cleanup_(kactor_value_freep) kactor_value *list = kactor_value_new_list();
                 if (!list)
-                        return log_oom();
+                        return ctl_oom();
                 for (size_t i = 0; i < actors.n; i++) {
                         const ActorInfo *a = &actors.items[i];
                         kactor_value *v = kactor_value_new_map();
@@ -1347,7 +905,7 @@ static int verb_list(int argc, char *argv[]) {
                         if (kactor_value_list_append(list, v) < 0 ||
                             kactor_value_map_set(v, "path", kactor_value_new_string(a->path)) < 0 ||
                             properties_to_value(actor_properties, a, v) < 0)
-                                return log_oom();
+                                return ctl_oom();
                 }
                 return print_json(list);
         }
@@ -1358,14 +916,14 @@ static int verb_list(int argc, char *argv[]) {
         }
         for (size_t i = 0; i < ELEMENTSOF(header); i++)
                 if (table_add_cell(&t, "%s", header[i]) < 0)
-                        return log_oom();
+                        return ctl_oom();
         for (size_t i = 0; i < actors.n; i++) {
                 const ActorInfo *a = &actors.items[i];
                 _cleanup_free_ char *gpus = uint_array_to_string(&a->gpu_ids, ",");
                 bool dead = streq_ptr(a->state, "dead");
 
                 if (!gpus)
-                        return log_oom();
+                        return ctl_oom();
                 r = table_add_cell(&t, "%s", a->id ?: "?");
                 if (r >= 0)
                         r = table_add_cell(&t, "%s", a->name && *a->name ? a->name : "-");
@@ -1383,7 +941,7 @@ static int verb_list(int argc, char *argv[]) {
                 if (r >= 0)
                         r = table_add_cell(&t, "%s", dead && a->death_cause ? a->death_cause : "");
                 if (r < 0)
-                        return log_oom();
+                        return ctl_oom();
         }
         table_print(&t);
         printf("\n%zu actor%s listed.\n", actors.n, actors.n == 1 ? "" : "s");
@@ -1414,7 +972,48 @@ static int module_make_absolute(const char *module, char **ret) {
         return 0;
 }
 
-static int verb_create(int argc, char *argv[]) {
+/* What `create` was asked for, besides MODULE, CLASS and the ARGs. */
+typedef struct CreateOptions {
+        bool help;
+        const char *name;
+        const char *node;
+        uint32_t gpus;
+        double cpus;
+        uint64_t memory_max;
+        int32_t max_restarts;
+        bool set_gpus, set_cpus, set_memory_max, set_max_restarts;
+        bool owned;
+} CreateOptions;
+
+static int create_help(void) {
+        printf("kactorctl create [OPTIONS...] MODULE CLASS [ARG...]\n\n"
+               "Create an actor of CLASS from MODULE (a module name looked up in the\n"
+               "node manager's module path, or a path to a .so; a relative path is made\n"
+               "absolute here) and print its object path. The constructor runs in the\n"
+               "actor's worker; ARGs are its arguments ('kactorctl call --help' has\n"
+               "their syntax).\n\n"
+               "  -h --help              Show this help\n"
+               "     --json              Print {\"actor\": PATH, \"id\": ID}\n"
+               "     --name NAME         Name the actor (for 'call NAME ...', GetActor)\n"
+               "     --gpus N            Reserve N GPUs\n"
+               "     --cpus X            Reserve X CPUs (decimals allowed)\n"
+               "     --memory-max BYTES  Memory limit; K, M, G, T are 1024-based\n"
+               "     --max-restarts N    Restart a crashed actor up to N times\n"
+               "                         (-1: without limit)\n"
+               "     --node ID           In a cluster: the node to place it on ('kactorctl\n"
+               "                         peers' lists them; without it: here if it fits,\n"
+               "                         else on a peer with the resources)\n"
+               "     --owned             Owned by this kactorctl's bus connection\n"
+               "                         (Detached=false): the actor is stopped as\n"
+               "                         soon as kactorctl exits, that is right after\n"
+               "                         it prints the path. Without --owned the\n"
+               "                         actor lives until it is killed.\n");
+        return 0;
+}
+
+/* Fills *o from the options; optind is left at MODULE. Returns 0, EXIT_USAGE after saying why, or a
+ * negative errno. */
+static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
         enum {
                 ARG_NAME = 0x100,
                 ARG_GPUS,
@@ -1436,45 +1035,13 @@ static int verb_create(int argc, char *argv[]) {
                 { "node", required_argument, NULL, ARG_NODE },
                 {}
         };
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *module = NULL;
-        const char *name = NULL, *node = NULL, *path;
-        uint32_t gpus = 0;
-        double cpus = 0;
-        uint64_t memory_max = 0;
-        int32_t max_restarts = 0;
-        bool set_gpus = false, set_cpus = false, set_memory_max = false, set_max_restarts = false;
-        bool owned = false;
         int c, r;
 
         /* '+': stop at MODULE, so that arguments like -1 after it are values, not options. */
         while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("kactorctl create [OPTIONS...] MODULE CLASS [ARG...]\n\n"
-                               "Create an actor of CLASS from MODULE (a module name looked up in the\n"
-                               "node manager's module path, or a path to a .so; a relative path is made\n"
-                               "absolute here) and print its object path. The constructor runs in the\n"
-                               "actor's worker; ARGs are its arguments ('kactorctl call --help' has\n"
-                               "their syntax).\n\n"
-                               "  -h --help              Show this help\n"
-                               "     --json              Print {\"actor\": PATH, \"id\": ID}\n"
-                               "     --name NAME         Name the actor (for 'call NAME ...', GetActor)\n"
-                               "     --gpus N            Reserve N GPUs\n"
-                               "     --cpus X            Reserve X CPUs (decimals allowed)\n"
-                               "     --memory-max BYTES  Memory limit; K, M, G, T are 1024-based\n"
-                               "     --max-restarts N    Restart a crashed actor up to N times\n"
-                               "                         (-1: without limit)\n"
-                               "     --node ID           In a cluster: the node to place it on ('kactorctl\n"
-                               "                         peers' lists them; without it: here if it fits,\n"
-                               "                         else on a peer with the resources)\n"
-                               "     --owned             Owned by this kactorctl's bus connection\n"
-                               "                         (Detached=false): the actor is stopped as\n"
-                               "                         soon as kactorctl exits, that is right after\n"
-                               "                         it prints the path. Without --owned the\n"
-                               "                         actor lives until it is killed.\n");
+                        o->help = true;
                         return 0;
                 case 'j':
                         arg_json = true;
@@ -1482,91 +1049,130 @@ static int verb_create(int argc, char *argv[]) {
                 case ARG_NAME:
                         if (!*optarg)
                                 return usage_error("create", "The name must not be empty.");
-                        name = optarg;
+                        o->name = optarg;
                         break;
                 case ARG_GPUS:
-                        if (parse_uint32(optarg, &gpus) < 0)
+                        if (parse_uint32(optarg, &o->gpus) < 0)
                                 return usage_error("create", "--gpus needs a count, not '%s'.", optarg);
-                        set_gpus = true;
+                        o->set_gpus = true;
                         break;
                 case ARG_CPUS:
-                        if (parse_nonnegative_double(optarg, &cpus) < 0)
+                        if (parse_nonnegative_double(optarg, &o->cpus) < 0)
                                 return usage_error("create", "--cpus needs a non-negative number, not '%s'.",
                                                    optarg);
-                        set_cpus = true;
+                        o->set_cpus = true;
                         break;
                 case ARG_MEMORY_MAX:
-                        r = parse_bytes(optarg, &memory_max);
+                        r = parse_bytes(optarg, &o->memory_max);
                         if (r == -ENOMEM)
-                                return log_oom();
+                                return ctl_oom();
                         if (r < 0)
                                 return usage_error("create", "--memory-max needs bytes like 512M, not '%s'.",
                                                    optarg);
-                        set_memory_max = true;
+                        o->set_memory_max = true;
                         break;
                 case ARG_MAX_RESTARTS:
-                        if (parse_int32(optarg, &max_restarts) < 0 || max_restarts < -1)
+                        if (parse_int32(optarg, &o->max_restarts) < 0 || o->max_restarts < -1)
                                 return usage_error("create", "--max-restarts needs a count or -1, not '%s'.",
                                                    optarg);
-                        set_max_restarts = true;
+                        o->set_max_restarts = true;
                         break;
                 case ARG_OWNED:
-                        owned = true;
+                        o->owned = true;
                         break;
                 case ARG_NODE:
                         if (!*optarg)
                                 return usage_error("create", "The node id must not be empty.");
-                        node = optarg;
+                        o->node = optarg;
                         break;
                 default:
                         return usage_bad_option("create", c, argv);
                 }
         if (argc - optind < 2)
                 return usage_error("create", "Expected a module and a class.");
+        return 0;
+}
+
+/* The options as CreateActor's "a{sv}". */
+static int bus_append_create_options(sd_bus_message *m, const CreateOptions *o) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && o->name)
+                r = sd_bus_message_append(m, "{sv}", "Name", "s", o->name);
+        if (r >= 0 && o->set_gpus)
+                r = sd_bus_message_append(m, "{sv}", "NumGpus", "u", o->gpus);
+        if (r >= 0 && o->set_cpus)
+                r = sd_bus_message_append(m, "{sv}", "NumCpus", "d", o->cpus);
+        if (r >= 0 && o->set_memory_max)
+                r = sd_bus_message_append(m, "{sv}", "MemoryMax", "t", o->memory_max);
+        if (r >= 0 && o->set_max_restarts)
+                r = sd_bus_message_append(m, "{sv}", "MaxRestarts", "i", o->max_restarts);
+        if (r >= 0 && o->owned)
+                r = sd_bus_message_append(m, "{sv}", "Detached", "b", 0);
+        if (r >= 0 && o->node)
+                r = sd_bus_message_append(m, "{sv}", "Node", "s", o->node);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* CreateActor(MODULE, CLASS, ARGs, options). Returns 0 and the message, EXIT_USAGE or a negative
+ * errno; says why when it fails. */
+static int create_build_request(sd_bus *bus, const char *module, const char *class, char **args, size_t n,
+                                const CreateOptions *o, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE,
+                                           "CreateActor");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", module, class);
+        if (r < 0)
+                return ctl_error_errno(r, "Failed to build the call");
+        r = bus_append_arguments(bus, m, "create", args, n);
+        if (r != 0)
+                return r;
+        r = bus_append_create_options(m, o);
+        if (r < 0)
+                return ctl_error_errno(r, "Failed to build the call");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int verb_create(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *module = NULL;
+        CreateOptions o = {};
+        const char *path;
+        int r;
+
+        r = create_parse_argv(argc, argv, &o);
+        if (r != 0)
+                return r;
+        if (o.help)
+                return create_help();
 
         r = module_make_absolute(argv[optind], &module);
         if (r < 0)
-                return log_error_errno(r, "Cannot make the module path '%s' absolute", argv[optind]);
+                return ctl_error_errno(r, "Cannot make the module path '%s' absolute", argv[optind]);
 
         r = bus_connect(&bus);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE,
-                                           "CreateActor");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ss", module, argv[optind + 1]);
-        if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
-        r = bus_append_arguments(bus, m, "create", argv + optind + 2, (size_t) (argc - optind - 2));
+        r = create_build_request(bus, module, argv[optind + 1], argv + optind + 2, (size_t) (argc - optind - 2),
+                                 &o, &m);
         if (r != 0)
                 return r;
 
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && name)
-                r = sd_bus_message_append(m, "{sv}", "Name", "s", name);
-        if (r >= 0 && set_gpus)
-                r = sd_bus_message_append(m, "{sv}", "NumGpus", "u", gpus);
-        if (r >= 0 && set_cpus)
-                r = sd_bus_message_append(m, "{sv}", "NumCpus", "d", cpus);
-        if (r >= 0 && set_memory_max)
-                r = sd_bus_message_append(m, "{sv}", "MemoryMax", "t", memory_max);
-        if (r >= 0 && set_max_restarts)
-                r = sd_bus_message_append(m, "{sv}", "MaxRestarts", "i", max_restarts);
-        if (r >= 0 && owned)
-                r = sd_bus_message_append(m, "{sv}", "Detached", "b", 0);
-        if (r >= 0 && node)
-                r = sd_bus_message_append(m, "{sv}", "Node", "s", node);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
-
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to create the actor");
+                return ctl_bus_error(&error, r, "Failed to create the actor");
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the reply of CreateActor");
+                return ctl_error_errno(r, "Failed to read the reply of CreateActor");
         return print_path("actor", path);
 }
 
@@ -1590,7 +1196,7 @@ static int resolve_actor(sd_bus *bus, const char *verb, const char *arg, char **
         else
                 return usage_error(verb, "The actor must not be empty.");
         if (!p)
-                return log_oom();
+                return ctl_oom();
         *ret_path = p;
         return 0;
 }
@@ -1610,7 +1216,7 @@ static int resolve_object(const char *verb, const char *arg, char **ret_path) {
                 return usage_error(verb, "'%s' is not an object id (32 hex digits) or path.", s);
         p = bus_object_path(id);
         if (!p)
-                return log_oom();
+                return ctl_oom();
         *ret_path = p;
         return 0;
 }
@@ -1635,10 +1241,10 @@ static int bus_release(sd_bus *bus, char **paths, size_t n) {
         if (r >= 0)
                 r = bus_append_paths(m, paths, n);
         if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
+                return ctl_error_errno(r, "Failed to build the call");
         r = sd_bus_call(bus, m, 0, &error, NULL);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to release the objects");
+                return ctl_bus_error(&error, r, "Failed to release the objects");
         return 0;
 }
 
@@ -1658,13 +1264,13 @@ static int get_and_print(sd_bus *bus, char **paths, size_t n, bool release) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", arg_timeout_usec);
         if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
+                return ctl_error_errno(r, "Failed to build the call");
 
         r = bus_call_interruptible(bus, m, usec, &error, &reply);
         if (r >= 0) {
                 values = kactor_value_new_list();
                 if (!values)
-                        return log_oom();
+                        return ctl_oom();
                 r = sd_bus_message_enter_container(reply, 'a', "v");
                 while (r >= 0 && (r = sd_bus_message_at_end(reply, false)) == 0) {
                         kactor_value *v = NULL;
@@ -1675,9 +1281,9 @@ static int get_and_print(sd_bus *bus, char **paths, size_t n, bool release) {
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
                 if (r < 0)
-                        r = log_error_errno(r, "Failed to read the reply of Get");
+                        r = ctl_error_errno(r, "Failed to read the reply of Get");
         } else if (r != -EINTR)
-                r = log_bus_error(&error, r, "Failed to get the values");
+                r = ctl_bus_error(&error, r, "Failed to get the values");
 
         /* Whatever happened to the Get, the pins go; the call itself runs on regardless. */
         if (release)
@@ -1770,22 +1376,22 @@ static int verb_call(int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", argv[optind + 1]);
         if (r < 0)
-                return log_error_errno(r, "Failed to build the call");
+                return ctl_error_errno(r, "Failed to build the call");
         r = bus_append_arguments(bus, m, "call", argv + optind + 2, (size_t) (argc - optind - 2));
         if (r != 0)
                 return r;
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to call the actor");
+                return ctl_bus_error(&error, r, "Failed to call the actor");
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the reply of Call");
+                return ctl_error_errno(r, "Failed to read the reply of Call");
 
         if (no_wait)
                 return print_path("object", path);
         object = strdup(path);
         if (!object)
-                return log_oom();
+                return ctl_oom();
         return get_and_print(bus, &object, 1, true);
 }
 
@@ -1838,7 +1444,7 @@ static int verb_get(int argc, char *argv[]) {
         n = (size_t) (argc - optind);
         paths = calloc(n + 1, sizeof(char *));
         if (!paths)
-                return log_oom();
+                return ctl_oom();
         for (size_t i = 0; i < n; i++) {
                 r = resolve_object("get", argv[optind + i], &paths[i]);
                 if (r != 0)
@@ -1892,7 +1498,7 @@ static int verb_kill(int argc, char *argv[]) {
         r = sd_bus_call_method(bus, KACTOR_BUS_NAME, actor, KACTOR_BUS_ACTOR_INTERFACE, "Kill", &error, NULL,
                                "b", (int) no_restart);
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to kill the actor");
+                return ctl_bus_error(&error, r, "Failed to kill the actor");
         return 0;
 }
 
@@ -1928,7 +1534,7 @@ static int verb_peers(int argc, char *argv[]) {
         if (optind < argc)
                 return usage_error("peers", "Unexpected argument '%s'.", argv[optind]);
         if (!list)
-                return log_oom();
+                return ctl_oom();
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -1936,13 +1542,13 @@ static int verb_peers(int argc, char *argv[]) {
         r = sd_bus_get_property(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", &error, &reply,
                                 "a(sssudduutt)");
         if (r < 0)
-                return log_bus_error(&error, r, "Failed to read the node's peers");
+                return ctl_bus_error(&error, r, "Failed to read the node's peers");
         r = sd_bus_message_enter_container(reply, 'a', "(sssudduutt)");
         if (r < 0)
-                return log_error_errno(r, "Failed to parse the peers: %m");
+                return ctl_error_errno(r, "Failed to parse the peers: %m");
         for (size_t i = 0; i < ELEMENTSOF(header) && !arg_json; i++)
                 if (table_add_cell(&t, "%s", header[i]) < 0)
-                        return log_oom();
+                        return ctl_oom();
         for (;; n++) {
                 const char *id, *address, *state;
                 uint32_t incarnation, gpus, gpus_free;
@@ -1952,7 +1558,7 @@ static int verb_peers(int argc, char *argv[]) {
                 r = sd_bus_message_read(reply, "(sssudduutt)", &id, &address, &state, &incarnation, &cpus, &cpus_free,
                                         &gpus, &gpus_free, &memory, &memory_free);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to parse the peers: %m");
+                        return ctl_error_errno(r, "Failed to parse the peers: %m");
                 if (r == 0)
                         break;
                 if (arg_json) {
@@ -1968,7 +1574,7 @@ static int verb_peers(int argc, char *argv[]) {
                             kactor_value_map_set(v, "free_gpus", kactor_value_new_int(gpus_free)) < 0 ||
                             kactor_value_map_set(v, "memory", kactor_value_new_int((int64_t) memory)) < 0 ||
                             kactor_value_map_set(v, "free_memory", kactor_value_new_int((int64_t) memory_free)) < 0)
-                                return log_oom();
+                                return ctl_oom();
                         continue;
                 }
                 r = table_add_cell(&t, "%s%s", id, n == 0 ? " (this node)" : "");
@@ -1985,7 +1591,7 @@ static int verb_peers(int argc, char *argv[]) {
                 if (r >= 0)
                         r = table_add_cell(&t, "%.1f/%.1f GiB", memory_free / 1073741824.0, memory / 1073741824.0);
                 if (r < 0)
-                        return log_oom();
+                        return ctl_oom();
         }
         if (arg_json)
                 return print_json(list);
@@ -2112,7 +1718,7 @@ int main(int argc, char *argv[]) {
         int r = run(argc, argv);
 
         if (fflush(stdout) != 0 || ferror(stdout)) {
-                log_error_errno(-EIO, "Failed to write the output");
+                ctl_error_errno(-EIO, "Failed to write the output");
                 if (r == 0)
                         r = -EIO;
         }

@@ -200,11 +200,11 @@ int client_recall_tasks(kactor_client *c) {
         for (PendingFrame *p = c->pending_head; p; p = p->next)
                 n += p->type == MSG_TASK;
 
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_RECALLED) < 0 ||
-                        msgpack_pack_uint64(&c->pk, 0) < 0 || msgpack_pack_array(&c->pk, n) < 0
-                ? -ENOMEM
-                : 0;
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_RECALLED, 0, 1, &off);
+        if (r < 0)
+                return r;
+        r = msgpack_pack_array(&c->pk, n) < 0 ? -ENOMEM : 0;
         while (r >= 0 && *pp) {
                 PendingFrame *p = *pp;
                 if (p->type != MSG_TASK) {
@@ -313,14 +313,14 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
                 return r;
         fd = -1;
 
-        size_t off = frame_begin(&c->out);
-        r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_HELLO) < 0 ||
-                        msgpack_pack_uint64(&c->pk, 0) < 0 ||
-                        msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
-                        msgpack_pack_int64(&c->pk, getpid()) < 0
-                ? -ENOMEM
-                : 0;
-        r = client_end_frame(c, off, r);
+        size_t off;
+        r = frame_begin_request(&c->out, &c->pk, MSG_HELLO, 0, 2, &off);
+        if (r >= 0) {
+                r = msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 || msgpack_pack_int64(&c->pk, getpid()) < 0
+                        ? -ENOMEM
+                        : 0;
+                r = client_end_frame(c, off, r);
+        }
         if (r >= 0)
                 r = kactor_flush(c);
         if (r >= 0)
@@ -398,13 +398,11 @@ _public_ int kactor_create_actor(kactor_client *c, const char *module, const cha
                 return -EINVAL;
 
         uint64_t reqid = c->next_reqid++;
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_CREATE_ACTOR) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0
-                ? -ENOMEM
-                : 0;
-        if (r >= 0)
-                r = pack_cstr(&c->pk, module);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_CREATE_ACTOR, reqid, 3, &off);
+        if (r < 0)
+                return r;
+        r = pack_cstr(&c->pk, module);
         if (r >= 0)
                 r = pack_cstr(&c->pk, class_name);
         if (r >= 0)
@@ -430,11 +428,11 @@ _public_ int kactor_get_actor(kactor_client *c, const char *name, kactor_actor *
         if (!c || !name || !ret)
                 return -EINVAL;
         uint64_t reqid = c->next_reqid++;
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_GET_ACTOR) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0
-                ? -ENOMEM
-                : pack_cstr(&c->pk, name);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_GET_ACTOR, reqid, 1, &off);
+        if (r < 0)
+                return r;
+        r = pack_cstr(&c->pk, name);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -454,13 +452,11 @@ _public_ int kactor_call(kactor_client *c, kactor_actor actor, const char *metho
         if (!c || !method || !ret)
                 return -EINVAL;
         kactor_id id = client_new_id(c);
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_CALL) < 0 ||
-                        msgpack_pack_uint64(&c->pk, id.lo) < 0
-                ? -ENOMEM
-                : 0;
-        if (r >= 0)
-                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_CALL, id.lo, 2, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
         if (r >= 0)
                 r = pack_cstr(&c->pk, method);
         if (r >= 0)
@@ -484,13 +480,11 @@ _public_ int kactor_submit(kactor_client *c, const char *module, const char *fun
                 num_cpus = opts->num_cpus;
 
         kactor_id id = client_new_id(c);
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_SUBMIT) < 0 ||
-                        msgpack_pack_uint64(&c->pk, id.lo) < 0
-                ? -ENOMEM
-                : 0;
-        if (r >= 0)
-                r = pack_cstr(&c->pk, module);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_SUBMIT, id.lo, 3, &off);
+        if (r < 0)
+                return r;
+        r = pack_cstr(&c->pk, module);
         if (r >= 0)
                 r = pack_cstr(&c->pk, function);
         if (r >= 0)
@@ -514,11 +508,11 @@ _public_ int kactor_put(kactor_client *c, const kactor_value *value, kactor_ref 
         if (!c || !value || !ret || kactor_value_is_error(value))
                 return -EINVAL;
         kactor_id id = client_new_id(c);
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_PUT) < 0 ||
-                        msgpack_pack_uint64(&c->pk, id.lo) < 0
-                ? -ENOMEM
-                : codec_pack_value(&c->pk, value);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_PUT, id.lo, 0, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_value(&c->pk, value);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -554,12 +548,11 @@ _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint
                 return -EINVAL;
 
         uint64_t reqid = c->next_reqid++;
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_GET) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0 ||
-                        msgpack_pack_uint64(&c->pk, timeout_usec) < 0
-                ? -ENOMEM
-                : pack_ref_list(&c->pk, refs, n);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_GET, reqid, 2, &off);
+        if (r < 0)
+                return r;
+        r = msgpack_pack_uint64(&c->pk, timeout_usec) < 0 ? -ENOMEM : pack_ref_list(&c->pk, refs, n);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
@@ -603,11 +596,11 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
                 return -EINVAL;
 
         uint64_t reqid = c->next_reqid++;
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_WAIT) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0 ||
-                        msgpack_pack_uint64(&c->pk, timeout_usec) < 0 ||
-                        msgpack_pack_uint64(&c->pk, num_returns) < 0
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_WAIT, reqid, 3, &off);
+        if (r < 0)
+                return r;
+        r = msgpack_pack_uint64(&c->pk, timeout_usec) < 0 || msgpack_pack_uint64(&c->pk, num_returns) < 0
                 ? -ENOMEM
                 : pack_ref_list(&c->pk, refs, n);
         r = client_end_frame(c, off, r);
@@ -632,11 +625,11 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
 }
 
 static int client_release(kactor_client *c, const kactor_ref *refs, size_t n, const kactor_actor *actor) {
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_RELEASE) < 0 ||
-                        msgpack_pack_uint64(&c->pk, 0) < 0
-                ? -ENOMEM
-                : pack_ref_list(&c->pk, refs, n);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_RELEASE, 0, 2, &off);
+        if (r < 0)
+                return r;
+        r = pack_ref_list(&c->pk, refs, n);
         if (r >= 0)
                 r = msgpack_pack_array(&c->pk, actor ? 1 : 0) < 0 ? -ENOMEM : 0;
         if (r >= 0 && actor)
@@ -665,11 +658,11 @@ _public_ int kactor_kill(kactor_client *c, kactor_actor actor, bool no_restart) 
         if (!c)
                 return -EINVAL;
         uint64_t reqid = c->next_reqid++;
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_KILL) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0
-                ? -ENOMEM
-                : codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_KILL, reqid, 2, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
         if (r >= 0)
                 r = (no_restart ? msgpack_pack_true(&c->pk) : msgpack_pack_false(&c->pk)) < 0 ? -ENOMEM : 0;
         r = client_end_frame(c, off, r);

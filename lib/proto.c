@@ -79,6 +79,23 @@ int frame_end(Buffer *b, size_t offset) {
         return 0;
 }
 
+int frame_begin_request(Buffer *b, msgpack_packer *pk, uint32_t type, uint64_t id, uint32_t n_fields,
+                        size_t *ret_offset) {
+        size_t off = frame_begin(b);
+
+        /* frame_begin() leaves a failed reservation for frame_end() to find: here it is found now, so
+         * that no payload is written without room for its length. */
+        if (b->end == off)
+                return -ENOMEM;
+        if (n_fields > UINT32_MAX - 2 || msgpack_pack_array(pk, 2 + n_fields) < 0 ||
+            msgpack_pack_uint32(pk, type) < 0 || msgpack_pack_uint64(pk, id) < 0) {
+                b->end = off;
+                return -ENOMEM;
+        }
+        *ret_offset = off;
+        return 0;
+}
+
 int frame_peek(const Buffer *b, const char **ret_payload, size_t *ret_len) {
         size_t avail = buffer_size(b);
         uint32_t le;

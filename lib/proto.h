@@ -93,6 +93,12 @@ size_t frame_begin(Buffer *b);
 /* Finishes it: writes the length. -EMSGSIZE (and the frame dropped) when it is too large. */
 int frame_end(Buffer *b, size_t offset);
 
+/* Starts a frame in b and packs, through pk (which writes to b), the start of its header: an array
+ * of 2 + n_fields items, the type and the id; the caller packs the n_fields fields and any value,
+ * then calls frame_end() with *ret_offset. -ENOMEM (nothing left in b) on failure. */
+int frame_begin_request(Buffer *b, msgpack_packer *pk, uint32_t type, uint64_t id, uint32_t n_fields,
+                        size_t *ret_offset);
+
 /* Finds the next complete frame at the start of b: returns 1 and the payload (which stays valid
  * until b is changed), 0 when more bytes are needed, -EMSGSIZE for an oversized frame, -EBADMSG
  * for an empty one. The caller consumes PROTO_HEADER_SIZE + *ret_len bytes when done. */

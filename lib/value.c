@@ -6,9 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "json-util.h"
 #include "kactor/value.h"
 #include "macro.h"
-#include "utf8.h"
 
 typedef struct MapEntry {
         char *key;
@@ -644,57 +644,12 @@ __attribute__((format(printf, 2, 3))) static void json_printf(Json *j, const cha
         json_put(j, tmp, n);
 }
 
-/* A JSON string literal; bytes that are not UTF-8 become U+FFFD so the output stays valid JSON. */
+static void json_put_string_piece(const char *s, size_t n, void *userdata) {
+        json_put(userdata, s, n);
+}
+
 static void json_string(Json *j, const char *s, size_t n) {
-        const unsigned char *p = (const unsigned char *)s;
-        size_t i = 0;
-
-        json_put(j, "\"", 1);
-        while (i < n) {
-                size_t run = i, k;
-
-                /* Copy the longest stretch that needs no escaping at once. */
-                while (run < n && p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' &&
-                       (k = utf8_sequence_len(p + run, n - run)) > 0)
-                        run += k;
-                if (run > i) {
-                        json_put(j, s + i, run - i);
-                        i = run;
-                        continue;
-                }
-
-                switch (p[i]) {
-                case '"':
-                        json_puts(j, "\\\"");
-                        break;
-                case '\\':
-                        json_puts(j, "\\\\");
-                        break;
-                case '\b':
-                        json_puts(j, "\\b");
-                        break;
-                case '\f':
-                        json_puts(j, "\\f");
-                        break;
-                case '\n':
-                        json_puts(j, "\\n");
-                        break;
-                case '\r':
-                        json_puts(j, "\\r");
-                        break;
-                case '\t':
-                        json_puts(j, "\\t");
-                        break;
-                default:
-                        if (p[i] < 0x20)
-                                json_printf(j, "\\u%04x", p[i]);
-                        else
-                                json_puts(j, "\\ufffd");
-                        break;
-                }
-                i++;
-        }
-        json_put(j, "\"", 1);
+        json_string_write(s, n, json_put_string_piece, j);
 }
 
 static void json_double(Json *j, double d) {

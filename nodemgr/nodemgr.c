@@ -12,6 +12,10 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "manager-bus.h"
+#include "parse-util.h"
+#include "remote.h"
+#include "strv.h"
 
 static void help(void) {
         printf("kactor-nodemgr [OPTIONS...]\n\n"
@@ -70,40 +74,46 @@ static char *default_worker_path(void) {
         return strdup(KACTOR_LIBEXECDIR "/kactor-worker");
 }
 
-static char **strv_free_(char **v) {
-        for (char **p = v; p && *p; p++)
-                free(*p);
-        free(v);
-        return NULL;
-}
+/* The node's GPUs as a ','-separated list of device nodes; empty entries are skipped, an empty list is
+ * an error. */
+static int parse_gpu_devices(const char *s, char ***ret) {
+        _cleanup_strv_free_ char **v = NULL;
+        int r;
 
-static void strv_freep_(char ***v) {
-        strv_free_(*v);
-}
-
-static int split_list(const char *s, char ***ret) {
-        size_t n = 0;
-        char **v = NULL;
-        _cleanup_free_ char *copy = strdup(s);
-        if (!copy)
-                return -ENOMEM;
-        for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                char **nv = realloc(v, (n + 2) * sizeof(char *));
-                if (!nv)
-                        return -ENOMEM;
-                v = nv;
-                v[n] = strdup(t);
-                if (!v[n])
-                        return -ENOMEM;
-                v[++n] = NULL;
-        }
-        if (!v)
+        r = strv_split(s, ",", &v);
+        if (r < 0)
+                return r;
+        if (strv_isempty(v))
                 return -EINVAL;
-        *ret = v;
+        *ret = TAKE_PTR(v);
         return 0;
 }
 
-int main(int argc, char *argv[]) {
+/* A decimal (parse_uint64()) in [min, max]. */
+static int parse_uint64_in_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+        uint64_t n;
+        int r;
+
+        r = parse_uint64(s, &n);
+        if (r < 0)
+                return r;
+        if (n < min || n > max)
+                return -ERANGE;
+        *ret = n;
+        return 0;
+}
+
+/* What parse_argv() fills in and run() uses; main() frees what they own. */
+static ManagerConfig arg_config = { .checkpoint_interval = UINT32_MAX, .replicas = UINT_MAX };
+static char *arg_module_path[64];
+static size_t arg_n_module_path;
+static char *arg_join[65];
+static size_t arg_n_join;
+static char **arg_gpu_devices;
+static char *arg_worker;
+
+/* Returns > 0 to run, 0 to exit successfully (--help, --version), < 0 on a bad argument (logged). */
+static int parse_argv(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_BUS, ARG_RUNTIME_DIR, ARG_MODULE_PATH, ARG_GPUS, ARG_GPU_DEVICES, ARG_NUM_CPUS,
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
                ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP, ARG_LISTEN, ARG_JOIN,
@@ -135,15 +145,10 @@ int main(int argc, char *argv[]) {
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
-        ManagerConfig config = { .checkpoint_interval = UINT32_MAX, .replicas = UINT_MAX };
-        char *module_path[64] = {};
-        size_t n_module_path = 0;
-        char *join[65] = {};
-        size_t n_join = 0;
-        _cleanup_free_ char *worker = NULL;
-        _cleanup_(strv_freep_) char **gpu_devices = NULL;
-        _cleanup_(manager_freep) Manager *m = NULL;
-        int c, r;
+        ManagerConfig *config = &arg_config;
+        uint64_t n;
+        double d;
+        int c;
 
         while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0)
                 switch (c) {
@@ -154,173 +159,165 @@ int main(int argc, char *argv[]) {
                         printf("kactor-nodemgr %s\n", KACTOR_VERSION);
                         return 0;
                 case ARG_BUS:
-                        config.bus_address = optarg;
+                        config->bus_address = optarg;
                         break;
                 case ARG_RUNTIME_DIR:
-                        config.runtime_dir = optarg;
+                        config->runtime_dir = optarg;
                         break;
                 case ARG_MODULE_PATH:
-                        if (n_module_path + 1 >= ELEMENTSOF(module_path)) {
-                                log_error("Too many --module-path options.");
-                                return 2;
-                        }
-                        module_path[n_module_path++] = optarg;
+                        if (arg_n_module_path + 1 >= ELEMENTSOF(arg_module_path))
+                                return log_error_errno(-E2BIG, "Too many --module-path options.");
+                        arg_module_path[arg_n_module_path++] = optarg;
+                        config->module_path = arg_module_path;
                         break;
-                case ARG_GPUS: {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (!*optarg || *end || n > 1024) {
-                                log_error("Invalid --gpus value: %s", optarg);
-                                return 2;
-                        }
-                        config.n_gpus = (unsigned) n;
+                case ARG_GPUS:
+                        if (parse_uint64_in_range(optarg, 0, 1024, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --gpus value: %s", optarg);
+                        config->n_gpus = (unsigned) n;
                         break;
-                }
                 case ARG_GPU_DEVICES:
-                        gpu_devices = strv_free_(gpu_devices);
-                        if (split_list(optarg, &gpu_devices) < 0) {
-                                log_error("Invalid --gpu-devices value: %s", optarg);
-                                return 2;
-                        }
-                        config.gpu_devices = gpu_devices;
+                        arg_gpu_devices = strv_free(arg_gpu_devices);
+                        if (parse_gpu_devices(optarg, &arg_gpu_devices) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --gpu-devices value: %s", optarg);
+                        config->gpu_devices = arg_gpu_devices;
                         break;
-                case ARG_NUM_CPUS: {
-                        char *end;
-                        double d = strtod(optarg, &end);
-                        if (!*optarg || *end || !(d > 0) || d > 1e6) {
-                                log_error("Invalid --num-cpus value: %s", optarg);
-                                return 2;
-                        }
-                        config.num_cpus = d;
+                case ARG_NUM_CPUS:
+                        if (parse_nonnegative_double(optarg, &d) < 0 || d == 0 || d > 1e6)
+                                return log_error_errno(-EINVAL, "Invalid --num-cpus value: %s", optarg);
+                        config->num_cpus = d;
                         break;
-                }
                 case ARG_WORKER:
-                        config.worker_path = optarg;
+                        config->worker_path = optarg;
                         break;
                 case ARG_CGROUP_MANAGER:
-                        if (cgroup_manager_kind_from_string(optarg) < 0 || streq(optarg, "auto")) {
-                                log_error("Invalid --cgroup-manager value: %s (systemd, cgroupfs or none)", optarg);
-                                return 2;
-                        }
-                        config.cgroup_manager = optarg;
+                        if (cgroup_manager_kind_from_string(optarg) < 0 || streq(optarg, "auto"))
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --cgroup-manager value: %s (systemd, cgroupfs or none)",
+                                                       optarg);
+                        config->cgroup_manager = optarg;
                         break;
                 case ARG_CGROUP_NAME:
-                        if (!*optarg || strchr(optarg, '/') || optarg[0] == '.') {
-                                log_error("Invalid --cgroup-name value: %s", optarg);
-                                return 2;
-                        }
-                        config.cgroup_name = optarg;
+                        if (!*optarg || strchr(optarg, '/') || optarg[0] == '.')
+                                return log_error_errno(-EINVAL, "Invalid --cgroup-name value: %s", optarg);
+                        config->cgroup_name = optarg;
                         break;
-                case ARG_CHECKPOINT_INTERVAL: {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (!*optarg || *end || n >= UINT32_MAX) {
-                                log_error("Invalid --checkpoint-interval value: %s", optarg);
-                                return 2;
-                        }
-                        config.checkpoint_interval = (uint32_t) n;
+                case ARG_CHECKPOINT_INTERVAL:
+                        /* UINT32_MAX means "the default" in ManagerConfig. */
+                        if (parse_uint64_in_range(optarg, 0, UINT32_MAX - 1, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --checkpoint-interval value: %s", optarg);
+                        config->checkpoint_interval = (uint32_t) n;
                         break;
-                }
                 case ARG_LINEAGE_MEMORY:
-                case ARG_OBJECT_STORE_MEMORY: {
-                        char *end;
-                        unsigned long long n = strtoull(optarg, &end, 10);
-                        if (!*optarg || *end || n == 0) {
-                                log_error("Invalid --%s value: %s",
-                                          c == ARG_LINEAGE_MEMORY ? "lineage-memory" : "object-store-memory", optarg);
-                                return 2;
-                        }
-                        if (c == ARG_LINEAGE_MEMORY)
-                                config.lineage_max = n;
-                        else
-                                config.object_store_max = n;
+                        if (parse_uint64_in_range(optarg, 1, UINT64_MAX, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --lineage-memory value: %s", optarg);
+                        config->lineage_max = n;
                         break;
-                }
+                case ARG_OBJECT_STORE_MEMORY:
+                        if (parse_uint64_in_range(optarg, 1, UINT64_MAX, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --object-store-memory value: %s", optarg);
+                        config->object_store_max = n;
+                        break;
                 case ARG_ACCESS_GROUP:
-                        config.access_group = optarg;
+                        config->access_group = optarg;
                         break;
                 case ARG_LISTEN:
-                        config.cluster_listen = optarg;
+                        config->cluster_listen = optarg;
                         break;
                 case ARG_JOIN:
-                        if (n_join + 1 >= ELEMENTSOF(join)) {
-                                log_error("Too many --join options.");
-                                return 2;
-                        }
-                        join[n_join++] = optarg;
-                        config.cluster_join = join;
+                        if (arg_n_join + 1 >= ELEMENTSOF(arg_join))
+                                return log_error_errno(-E2BIG, "Too many --join options.");
+                        arg_join[arg_n_join++] = optarg;
+                        config->cluster_join = arg_join;
                         break;
                 case ARG_CLUSTER_SECRET_FILE:
-                        config.cluster_secret_file = optarg;
+                        config->cluster_secret_file = optarg;
                         break;
                 case ARG_PROBE_INTERVAL:
                 case ARG_PROBE_TIMEOUT:
-                case ARG_SUSPECT_TIMEOUT: {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (!*optarg || *end || n == 0 || n > 3600000) {
-                                log_error("Invalid %s value: %s", argv[optind - 1], optarg);
-                                return 2;
-                        }
-                        uint64_t usec = (uint64_t) n * 1000;
+                case ARG_SUSPECT_TIMEOUT:
+                        if (parse_uint64_in_range(optarg, 1, 3600000, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --%s value: %s",
+                                                       c == ARG_PROBE_INTERVAL ? "probe-interval-ms" :
+                                                       c == ARG_PROBE_TIMEOUT  ? "probe-timeout-ms" :
+                                                                                 "suspect-timeout-ms",
+                                                       optarg);
                         if (c == ARG_PROBE_INTERVAL)
-                                config.probe_interval_usec = usec;
+                                config->probe_interval_usec = n * 1000;
                         else if (c == ARG_PROBE_TIMEOUT)
-                                config.probe_timeout_usec = usec;
+                                config->probe_timeout_usec = n * 1000;
                         else
-                                config.suspect_timeout_usec = usec;
+                                config->suspect_timeout_usec = n * 1000;
                         break;
-                }
-                case ARG_REPLICAS: {
-                        char *end;
-                        unsigned long n = strtoul(optarg, &end, 10);
-                        if (!*optarg || *end || n > 8) {
-                                log_error("Invalid --replicas value: %s (0 to 8)", optarg);
-                                return 2;
-                        }
-                        config.replicas = (unsigned) n;
+                case ARG_REPLICAS:
+                        if (parse_uint64_in_range(optarg, 0, 8, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --replicas value: %s (0 to 8)", optarg);
+                        config->replicas = (unsigned) n;
                         break;
-                }
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
                         break;
                 default:
-                        return 2;
+                        return -EINVAL; /* getopt said why */
                 }
-        if (optind < argc) {
-                log_error("Unexpected argument: %s", argv[optind]);
-                return 2;
-        }
-        if (config.n_gpus > 0 && config.gpu_devices) {
-                log_error("--gpus and --gpu-devices exclude each other.");
-                return 2;
-        }
-        if ((config.cluster_listen || config.cluster_join) && !config.cluster_secret_file) {
-                log_error("--listen and --join need --cluster-secret-file.");
-                return 2;
-        }
-        if (n_module_path > 0)
-                config.module_path = module_path;
-        if (!config.worker_path) {
-                worker = default_worker_path();
-                if (!worker)
-                        return 1;
-                config.worker_path = worker;
+
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "Unexpected argument: %s", argv[optind]);
+        if (config->n_gpus > 0 && config->gpu_devices)
+                return log_error_errno(-EINVAL, "--gpus and --gpu-devices exclude each other.");
+        if ((config->cluster_listen || config->cluster_join) && !config->cluster_secret_file)
+                return log_error_errno(-EINVAL, "--listen and --join need --cluster-secret-file.");
+        return 1;
+}
+
+/* The node manager's life: the manager and its layers, the event loop, then the teardown. */
+static int run(void) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        if (!arg_config.worker_path) {
+                arg_worker = default_worker_path();
+                if (!arg_worker)
+                        return -ENOMEM;
+                arg_config.worker_path = arg_worker;
         }
 
-        r = manager_new(&config, &m);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up the node manager: %m");
-                return 1;
-        }
+        /* The core: state, the object store, resources, isolation settings. */
+        r = manager_new(&arg_config, &m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the node manager: %m");
+
+        /* The cluster, with --listen or --join: it installs its hooks on the manager, which frees it. */
+        r = remote_setup(m, &arg_config);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the cluster: %m");
+
+        /* Its layers: isolation, the native socket, tracing, D-Bus. */
         r = manager_start(m);
         if (r < 0)
-                return 1;
+                return r; /* logged */
+        r = manager_bus_setup(m);
+        if (r < 0)
+                return r; /* logged */
+        manager_notify_ready(m);
+
         r = sd_event_loop(m->event);
-        if (r < 0) {
-                log_error_errno(r, "Event loop failed: %m");
-                return 1;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
         log_info("Stopped.");
         return 0;
+}
+
+/* As systemd's DEFINE_MAIN_FUNCTION: 2 for a bad command line, 1 for a failure, 0 otherwise. */
+int main(int argc, char *argv[]) {
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r > 0)
+                r = run() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        else
+                r = r < 0 ? 2 : EXIT_SUCCESS;
+
+        arg_gpu_devices = strv_free(arg_gpu_devices);
+        free(arg_worker);
+        return r;
 }

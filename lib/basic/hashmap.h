@@ -10,16 +10,15 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hash-util.h"
+
 #define HASH_FUNCTION(keyptr, keylen, hashv)                                                     \
         do {                                                                                     \
                 if ((keylen) == 16) {                                                            \
                         uint64_t _hk_a, _hk_b;                                                   \
                         memcpy(&_hk_a, (const char *) (keyptr), 8);                              \
                         memcpy(&_hk_b, (const char *) (keyptr) + 8, 8);                          \
-                        uint64_t _hk = (_hk_b * UINT64_C(0x9E3779B97F4A7C15)) ^ _hk_a;           \
-                        _hk ^= _hk >> 29;                                                        \
-                        _hk *= UINT64_C(0xBF58476D1CE4E5B9);                                     \
-                        (hashv) = (unsigned) (_hk ^ (_hk >> 32));                                \
+                        (hashv) = hash_table_id128(_hk_a, _hk_b);                                \
                 } else                                                                           \
                         HASH_JEN(keyptr, keylen, hashv);                                         \
         } while (0)

@@ -39,18 +39,6 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
-/* A NULL-terminated array of malloc'd strings. */
-static inline char **strv_free(char **v) {
-        for (char **i = v; i && *i; i++)
-                free(*i);
-        free(v);
-        return NULL;
-}
-static inline void strv_freep(char ***v) {
-        strv_free(*v);
-}
-#define _cleanup_strv_free_ _cleanup_(strv_freep)
-
 static inline int safe_close(int fd) {
         if (fd >= 0) {
                 int saved = errno;

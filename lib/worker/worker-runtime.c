@@ -19,6 +19,7 @@
 #include "kactor/module.h"
 #include "macro.h"
 #include "probes.h"
+#include "time-util.h"
 
 /* Results are sent in batches while calls are quick; before a call whose method has taken longer
  * than this (on average, or which has not run yet) the results so far are sent first, so a slow
@@ -130,12 +131,6 @@ _public_ int kactor_arg_actor(kactor_ctx *ctx, const kactor_value *args, size_t 
         if (v)
                 *ret = (kactor_actor){ kactor_value_get_id(v) };
         return r;
-}
-
-static uint64_t now_nsec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
 /* Loads a module (once per path). On failure *ret_error says why. */
@@ -255,7 +250,7 @@ static int worker_flush_before(kactor_ctx *ctx, const MethodStats *st) {
 }
 
 static void worker_account(kactor_ctx *ctx, MethodStats *st, uint64_t t0) {
-        uint64_t dt = now_nsec() - t0 + 1;
+        uint64_t dt = now_nsec(CLOCK_MONOTONIC) - t0 + 1;
         st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
         ctx->batched++;
 }
@@ -442,10 +437,10 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
         if (r < 0)
                 return r;
 
-        uint64_t t0 = now_nsec();
+        uint64_t t0 = now_nsec(CLOCK_MONOTONIC);
         KACTOR_PROBE(call_started, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id);
         r = m->fn(ctx, ctx->state, args, &result);
-        uint64_t dt = now_nsec() - t0 + 1;
+        uint64_t dt = now_nsec(CLOCK_MONOTONIC) - t0 + 1;
         KACTOR_PROBE(call_finished, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id, t0,
                      t0 + dt - 1);
         st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
@@ -494,7 +489,7 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
         r = worker_flush_before(ctx, &lm->function_stats[i]);
         if (r < 0)
                 return r;
-        uint64_t t0 = now_nsec();
+        uint64_t t0 = now_nsec(CLOCK_MONOTONIC);
         r = fn->fn(ctx, args, &result);
         worker_account(ctx, &lm->function_stats[i], t0);
         return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL, 0);

@@ -4,15 +4,20 @@
 
 #include <stdio.h>
 
+#include "access.h"
+#include "actor.h"
 #include "bus-value.h"
+#include "cluster-hooks.h"
 #include "codec.h"
+#include "gets.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
-#include "remote.h"
+#include "manager-bus.h"
 #include "manager-trace.h"
-#include "peer.h"
 #include "spec-check.h"
+#include "strv.h"
+#include "tasks.h"
 
 #define KACTOR_BUS_OBJECT_INTERFACE "io.kactor.Object1"
 
@@ -32,9 +37,9 @@ static int bus_resolve_path(const char *path, kactor_type *ret_type, kactor_id *
 
         if (bus_path_parse(path, &t, &id) < 0)
                 return -ENOENT;
-        if (t == KACTOR_TYPE_ACTOR && !manager_find_actor(m, id) && !remote_actor_routable(m, id))
+        if (t == KACTOR_TYPE_ACTOR && !manager_find_actor(m, id) && !cluster_hooks_actor_routable(m, id))
                 return -ENOENT;
-        if (t == KACTOR_TYPE_OBJECT && !objstore_find(&m->store, id) && !(m->remote && id.hi != m->node_hi))
+        if (t == KACTOR_TYPE_OBJECT && !objstore_find(&m->store, id) && !(cluster_hooks_enabled(m) && id.hi != m->node_hi))
                 return -ENOENT;
         *ret_type = t;
         *ret_id = id;
@@ -346,9 +351,33 @@ static int bus_read_object_ids(sd_bus_message *msg, kactor_id **ret, size_t *ret
         return 0;
 }
 
+/* A Get or Wait over D-Bus: what the service keeps about it, beside the core's request. */
+typedef struct BusGet {
+        GetRequest *get;
+        sd_bus_message *message;
+        sd_bus_track *track; /* the caller: its request goes when it does */
+} BusGet;
+
 static int on_get_caller_gone(sd_bus_track *t, void *userdata) {
-        get_request_free(userdata);
+        BusGet *bg = userdata;
+        get_request_free(bg->get);
         return 0;
+}
+
+static int bus_get_send_reply(BusGet *bg, bool timed_out);
+
+/* GetRequest.reply */
+static void bus_get_reply(GetRequest *g, bool timed_out) {
+        (void) bus_get_send_reply(g->userdata, timed_out);
+        get_request_free(g);
+}
+
+/* GetRequest.done */
+static void bus_get_done(GetRequest *g) {
+        BusGet *bg = g->userdata;
+        sd_bus_message_unref(bg->message);
+        sd_bus_track_unref(bg->track);
+        free(bg);
 }
 
 static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_error *error) {
@@ -378,17 +407,25 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
         r = get_request_new(m, ids, n, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
-        g->message = sd_bus_message_ref(msg);
+        BusGet *bg = calloc(1, sizeof(BusGet));
+        if (!bg) {
+                get_request_free(g);
+                return -ENOMEM;
+        }
+        *bg = (BusGet) { .get = g, .message = sd_bus_message_ref(msg) };
+        g->userdata = bg;
+        g->reply = bus_get_reply;
+        g->done = bus_get_done;
         /* A caller that goes away takes its waiting request with it (a Get may wait forever). */
-        r = sd_bus_track_new(m->bus, &g->track, on_get_caller_gone, g);
+        r = sd_bus_track_new(m->bus, &bg->track, on_get_caller_gone, bg);
         if (r >= 0)
-                r = sd_bus_track_add_sender(g->track, msg);
+                r = sd_bus_track_add_sender(bg->track, msg);
         if (r < 0) {
                 get_request_free(g);
                 return r;
         }
         r = get_request_start(g);
-        return r < 0 ? r : 1; /* answered later, by bus_get_request_reply() */
+        return r < 0 ? r : 1; /* answered later, by bus_get_reply() */
 }
 
 static int method_get(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -405,12 +442,13 @@ static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return bus_start_get(msg, userdata, true, error);
 }
 
-int bus_get_request_reply(GetRequest *g, bool timed_out) {
+static int bus_get_send_reply(BusGet *bg, bool timed_out) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        GetRequest *g = bg->get;
         int r;
 
         if (g->wait) {
-                r = sd_bus_message_new_method_return(g->message, &reply);
+                r = sd_bus_message_new_method_return(bg->message, &reply);
                 if (r < 0)
                         return r;
                 for (int pass = 0; pass < 2; pass++) {
@@ -439,17 +477,17 @@ int bus_get_request_reply(GetRequest *g, bool timed_out) {
                 size_t ready = 0;
                 for (size_t i = 0; i < g->n_objects; i++)
                         ready += g->objects[i]->state != OBJECT_PENDING;
-                return sd_bus_reply_method_errorf(g->message, "io.kactor.Error.Timeout",
+                return sd_bus_reply_method_errorf(bg->message, "io.kactor.Error.Timeout",
                                                   "Timed out: %zu of %zu objects ready.", ready, g->n_objects);
         }
         for (size_t i = 0; i < g->n_objects; i++) {
                 Object *o = g->objects[i];
                 if (o->state == OBJECT_FAILED)
-                        return sd_bus_reply_method_errorf(g->message, kactor_error_name(o->error) ?: "io.kactor.Error.Failed",
+                        return sd_bus_reply_method_errorf(bg->message, kactor_error_name(o->error) ?: "io.kactor.Error.Failed",
                                                           "%s", o->message ?: "failed");
         }
 
-        r = sd_bus_message_new_method_return(g->message, &reply);
+        r = sd_bus_message_new_method_return(bg->message, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "v");
@@ -459,7 +497,7 @@ int bus_get_request_reply(GetRequest *g, bool timed_out) {
                 _cleanup_(kactor_value_freep) kactor_value *v = NULL;
                 r = codec_decode(g->objects[i]->data, g->objects[i]->len, &v);
                 if (r < 0)
-                        return sd_bus_reply_method_errorf(g->message, "io.kactor.Error.TaskFailed",
+                        return sd_bus_reply_method_errorf(bg->message, "io.kactor.Error.TaskFailed",
                                                           "The stored value cannot be decoded.");
                 r = bus_message_append_value(reply, v);
                 if (r < 0)
@@ -563,16 +601,14 @@ static int property_get_cgroup_manager(sd_bus *bus, const char *path, const char
 static int property_get_peers(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        Membership *ms = cluster_membership(m->cluster);
+        ClusterPeer p;
         int r = sd_bus_message_open_container(reply, 'a', "(sssudduutt)");
         if (r < 0)
                 return r;
-        for (size_t i = 0; ms && i < ms->n_members; i++) {
-                const Member *mb = &ms->members[i];
-                r = sd_bus_message_append(reply, "(sssudduutt)", mb->id, mb->address, member_state_to_string(mb->state),
-                                          (uint32_t) mb->incarnation, mb->resources.cpus_total,
-                                          mb->resources.cpus_free, mb->resources.gpus_total, mb->resources.gpus_free,
-                                          mb->resources.memory_total, mb->resources.memory_free);
+        for (size_t i = 0; cluster_hooks_peer_at(m, i, &p); i++) {
+                r = sd_bus_message_append(reply, "(sssudduutt)", p.id, p.address, p.state, p.incarnation,
+                                          p.cpus_total, p.cpus_free, p.gpus_total, p.gpus_free, p.memory_total,
+                                          p.memory_free);
                 if (r < 0)
                         return r;
         }
@@ -618,6 +654,42 @@ static const sd_bus_vtable manager_vtable[] = {
 
 /* --- actors ------------------------------------------------------------------------------------ */
 
+/* An actor that lives on a peer, as this node shows it: the actor interface over what the cluster
+ * knows of it (Id, Node, State, DeathCause; Call and Kill go to its node), the rest that of an empty
+ * actor. sd-bus uses what actor_find() returns only within the message it dispatches, so one view,
+ * refilled by each lookup, serves them all. */
+static struct {
+        Actor actor;
+        char node[KACTOR_ID_STRING_MAX];
+        char path[sizeof(KACTOR_BUS_ACTOR_PREFIX "/") + KACTOR_ID_STRING_MAX];
+} bus_remote_actor;
+
+static bool bus_actor_is_remote(const Actor *a) {
+        return a == &bus_remote_actor.actor;
+}
+
+static Actor *bus_remote_actor_find(Manager *m, kactor_id id) {
+        RemoteActorView view;
+        if (cluster_hooks_actor_view(m, id, &view) < 0)
+                return NULL;
+
+        Actor *a = &bus_remote_actor.actor;
+        free(a->death_cause);
+        *a = (Actor) {
+                .manager = m,
+                .id = id,
+                .path = bus_remote_actor.path,
+                .state = view.state,
+                .death_cause = view.death_cause ? strdup(view.death_cause) : NULL,
+                .max_restarts = -1,
+        };
+        kactor_id_to_string(id, a->id_string);
+        (void) snprintf(bus_remote_actor.path, sizeof(bus_remote_actor.path), "%s/%s", KACTOR_BUS_ACTOR_PREFIX,
+                        a->id_string);
+        memcpy(bus_remote_actor.node, view.node, sizeof(view.node));
+        return a;
+}
+
 static int actor_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                       sd_bus_error *error) {
         Manager *m = userdata;
@@ -626,7 +698,7 @@ static int actor_find(sd_bus *bus, const char *path, const char *interface, void
 
         if (bus_path_parse(path, &t, &id) < 0 || t != KACTOR_TYPE_ACTOR)
                 return 0;
-        Actor *a = manager_find_actor(m, id) ?: remote_actor_bus_view(m, id);
+        Actor *a = manager_find_actor(m, id) ?: bus_remote_actor_find(m, id);
         if (!a)
                 return 0;
         *found = a;
@@ -692,8 +764,8 @@ static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *
         int r = sd_bus_message_read(msg, "b", &no_restart);
         if (r < 0)
                 return r;
-        if (a->remote_node)
-                r = remote_kill_actor(a->manager, a->id, no_restart);
+        if (bus_actor_is_remote(a))
+                r = cluster_hooks_kill_actor(a->manager, a->id, no_restart);
         else
                 r = actor_kill(a, no_restart, "killed by request");
         if (r < 0)
@@ -711,13 +783,13 @@ static int property_get_actor_string(sd_bus *bus, const char *path, const char *
         else if (streq(property, "Name"))
                 v = a->name ?: "";
         else if (streq(property, "Module"))
-                v = a->module;
+                v = a->module ?: "";
         else if (streq(property, "Class"))
-                v = a->class_name;
+                v = a->class_name ?: "";
         else if (streq(property, "State"))
                 v = actor_state_to_string(a->state);
         else if (streq(property, "Node"))
-                v = a->remote_node ?: a->manager->node_id;
+                v = bus_actor_is_remote(a) ? bus_remote_actor.node : a->manager->node_id;
         else if (streq(property, "DeathCause"))
                 v = a->death_cause ?: "";
         return sd_bus_message_append(reply, "s", v);
@@ -749,6 +821,13 @@ static int property_get_actor_user(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append(reply, "u", (uint32_t) a->run_uid);
 }
 
+static int property_get_actor_detached(sd_bus *bus, const char *path, const char *interface,
+                                       const char *property, sd_bus_message *reply, void *userdata,
+                                       sd_bus_error *error) {
+        Actor *a = userdata;
+        return sd_bus_message_append(reply, "b", a->detached);
+}
+
 static int property_get_actor_lineage(sd_bus *bus, const char *path, const char *interface, const char *property,
                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Actor *a = userdata;
@@ -761,7 +840,7 @@ static int property_get_actor_replicas(sd_bus *bus, const char *path, const char
                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Actor *a = userdata;
         _cleanup_strv_free_ char **v = NULL;
-        int r = remote_actor_replicas(a, &v);
+        int r = cluster_hooks_actor_replicas(a, &v);
         if (r < 0)
                 return r;
         return sd_bus_message_append_strv(reply, v);
@@ -783,7 +862,7 @@ static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_PROPERTY("TasksMax", "t", NULL, offsetof(Actor, tasks_max), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Restarts", "u", NULL, offsetof(Actor, restarts), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxRestarts", "i", NULL, offsetof(Actor, max_restarts), SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Detached", "b", NULL, offsetof(Actor, detached), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Detached", "b", property_get_actor_detached, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("NumCpus", "d", NULL, offsetof(Actor, num_cpus), 0),
         SD_BUS_PROPERTY("MemoryMax", "t", NULL, offsetof(Actor, memory_max), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CallsSubmitted", "t", NULL, offsetof(Actor, calls_submitted), 0),
@@ -847,41 +926,64 @@ static const sd_bus_vtable object_vtable[] = {
 
 /* --- set-up and signals -------------------------------------------------------------------------- */
 
-void manager_bus_resources_changed(Manager *m) {
-        /* Sent once per event loop iteration (manager_bus_flush()), however many actors came or went. */
-        m->resources_changed = true;
+static void bus_send_actor_changes(Manager *m, Actor *a, unsigned changes) {
+        if (changes & ACTOR_CHANGE_ADDED) {
+                /* InterfacesAdded carries every property as it is now: nothing else to say. */
+                a->bus_announced = true;
+                (void) sd_bus_emit_interfaces_added(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+                return;
+        }
+        if (!a->bus_announced)
+                return;
+
+        /* One signal for what changed in this iteration, in a fixed order. */
+        const char *names[4];
+        size_t n = 0;
+        if (changes & ACTOR_CHANGE_STATE)
+                names[n++] = "State";
+        if (changes & ACTOR_CHANGE_DEATH_CAUSE)
+                names[n++] = "DeathCause";
+        if (changes & ACTOR_CHANGE_RESTARTS)
+                names[n++] = "Restarts";
+        names[n] = NULL;
+        if (n > 0)
+                (void) sd_bus_emit_properties_changed_strv(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE,
+                                                           (char **) names);
+        /* Apart: GpuIds does not announce its changes in the interface, so sd-bus refuses the signal, and
+         * must not take the others with it. */
+        if (changes & ACTOR_CHANGE_GPU_IDS)
+                (void) sd_bus_emit_properties_changed(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, "GpuIds",
+                                                      NULL);
 }
 
-void manager_bus_flush(Manager *m) {
-        if (!m->resources_changed)
-                return;
-        m->resources_changed = false;
-        /* What the peers learn from our next message, rather than at the next protocol period. */
-        cluster_resources_changed(m->cluster);
-        if (m->bus)
+/* Sends what the core queued since the last iteration. Actors that went come first: a path that went
+ * and came back in one iteration (an actor rebuilt here) ends up present. */
+static void bus_flush(Manager *m) {
+        Actor *a;
+
+        for (char **p = m->bus_removed; p && *p; p++)
+                (void) sd_bus_emit_interfaces_removed(m->bus, *p, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+        m->bus_removed = strv_free(m->bus_removed);
+
+        while ((a = TAILQ_FIRST(&m->bus_queue))) {
+                unsigned changes = a->bus_changes;
+
+                TAILQ_REMOVE(&m->bus_queue, a, bus_link);
+                a->bus_changes = 0;
+                bus_send_actor_changes(m, a, changes);
+        }
+
+        if (m->resources_changed) {
+                m->resources_changed = false;
+                /* What the peers learn from our next message, rather than at the next protocol period. */
+                cluster_hooks_resources_changed(m);
                 (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
                                                       "FreeCpus", "Actors", NULL);
-}
-
-void manager_bus_peers_changed(Manager *m) {
-        if (m->bus)
+        }
+        if (m->peers_changed) {
+                m->peers_changed = false;
                 (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", NULL);
-}
-
-void manager_bus_actor_added(Manager *m, Actor *a) {
-        if (m->bus)
-                (void) sd_bus_emit_interfaces_added(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
-        manager_bus_resources_changed(m);
-}
-
-void manager_bus_actor_removed(Manager *m, Actor *a) {
-        if (m->bus && a->path)
-                (void) sd_bus_emit_interfaces_removed(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
-}
-
-void manager_bus_actor_changed(Manager *m, Actor *a, const char *property) {
-        if (m->bus && a->path)
-                (void) sd_bus_emit_properties_changed(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, property, NULL);
+        }
 }
 
 int manager_bus_setup(Manager *m) {
@@ -931,5 +1033,6 @@ int manager_bus_setup(Manager *m) {
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        m->bus_flush = bus_flush;
         return 0;
 }

@@ -20,9 +20,8 @@
 
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 #include "peer.h"
-#include "remote.h"
+#include "time-util.h"
 
 /* To finish HELLO + AUTH: on a connection we dialled, and on one a stranger made (short: it holds a
  * place in the strangers' pool, and the handshake takes one round trip). */
@@ -93,7 +92,8 @@ typedef struct Relay {
 } Relay;
 
 struct Cluster {
-        Manager *manager;
+        const ClusterOps *ops;
+        void *userdata;
         sd_event *event;
         int listen_fd;
         sd_event_source *listen_source;
@@ -128,12 +128,6 @@ struct Cluster {
         size_t relay_next;
         uint64_t relay_seq;
 };
-
-static uint64_t peer_now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static int parse_address(const char *s, struct sockaddr_in *ret) {
         const char *colon = s ? strrchr(s, ':') : NULL;
@@ -210,7 +204,7 @@ static void peer_conn_drop(PeerConn *p, int error, const char *why) {
         /* An authenticated peer that breaks is worth a line; peers that never authenticated (a
          * wrong secret retries twice a second, strangers at will) get one line in 10 s at most. */
         unsigned suppressed;
-        if (p->authenticated ? error != 0 : log_ratelimit_test(&p->cluster->drop_log, peer_now_usec(), PEER_LOG_INTERVAL_USEC, &suppressed))
+        if (p->authenticated ? error != 0 : log_ratelimit_test(&p->cluster->drop_log, now_usec(CLOCK_MONOTONIC), PEER_LOG_INTERVAL_USEC, &suppressed))
                 log_info("Peer %s dropped: %s.", p->peer_id ?: p->dial_address ?: "(inbound)", why);
         peer_conn_close(p);
 }
@@ -457,7 +451,7 @@ static void cluster_unstall(Cluster *c) {
                 Frame f;
                 frame_init(&f);
                 if (frame_parse(&f, h->payload, h->len) >= 0)
-                        (void) remote_handle_frame(c->manager, h->peer_id, &f);
+                        (void) c->ops->handle_frame(c->userdata, h->peer_id, &f);
                 frame_done(&f);
                 free(h->peer_id);
                 free(h->payload);
@@ -486,7 +480,7 @@ static void cluster_stall_answered(Cluster *c, const char *from) {
 
 /* Notes that the loop runs; a gap longer than the suspicion timeout was a freeze. */
 static void cluster_note_active(Cluster *c) {
-        uint64_t now = peer_now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         if (c->last_active > 0 && now - c->last_active > c->ms.config.suspect_timeout && !c->stalled) {
                 c->stalled = true;
                 c->stall_seq = c->ms.next_seq;
@@ -514,7 +508,7 @@ static int cluster_send_dead_notice(Cluster *c, const char *id, uint64_t incarna
         msgpack_pack_uint64(&p->pk, 0);
         pack_cstr(&p->pk, membership_self(&c->ms)->id);
         msgpack_pack_uint64(&p->pk, incarnation);
-        if (remote_pack_moved(c->manager, &p->pk, id) < 0) {
+        if (c->ops->pack_moved(c->userdata, &p->pk, id) < 0) {
                 p->out.end = off;
                 return -ENOMEM;
         }
@@ -528,16 +522,15 @@ static void cluster_changed(Cluster *c) {
         /* A new member is dialled at once rather than at the next dial tick, so that its first
          * probe finds a connection. */
         (void) sd_event_source_set_time_relative(c->dial_source, 0);
-        manager_bus_peers_changed(c->manager);
         if (c->ms.declared_dead)
                 log_notice("Peers had declared this node dead: it refuted with incarnation %" PRIu64 ".",
                            membership_self(&c->ms)->incarnation);
         c->ms.declared_dead = false;
-        remote_members_changed(c->manager);
+        c->ops->members_changed(c->userdata);
 }
 
 static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object *members) {
-        uint64_t now = peer_now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         for (uint32_t k = 0; k < members->via.array.size; k++) {
                 MemberUpdate u;
                 if (member_update_parse(&members->via.array.ptr[k], &u) < 0)
@@ -556,7 +549,7 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
         if (f->type >= PEER_MSG_DATA_FIRST && f->type < _PEER_MSG_DATA_END) {
                 if (!p->authenticated)
                         return -EPERM;
-                return remote_handle_frame(c->manager, p->peer_id, f);
+                return c->ops->handle_frame(c->userdata, p->peer_id, f);
         }
         r = peer_message_parse(f, &pm);
         if (r < 0)
@@ -601,7 +594,7 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
                         r = peer_send_membership(p, PEER_MSG_PING, 0, NULL);
                         /* Whatever went to it on a connection that broke goes again. */
                         if (r >= 0 && !p->dead)
-                                remote_peer_connected(c->manager, p->peer_id);
+                                c->ops->peer_connected(c->userdata, p->peer_id);
                         return r;
                 }
                 return -EPERM;
@@ -615,14 +608,14 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
         if (pm.type == PEER_MSG_DEAD_NOTICE) {
                 log_warning("Peer %s says this node was declared dead (incarnation %" PRIu64 "); %u of the "
                             "actors it knows moved.", p->peer_id, pm.incarnation, pm.moved->via.array.size);
-                remote_dead_notice(c->manager, pm.moved);
+                c->ops->dead_notice(c->userdata, pm.moved);
                 return 0;
         }
         cluster_apply_members(c, p, pm.members);
         for (size_t i = 0; i < c->ms.n_resurrected; i++)
                 (void) cluster_send_dead_notice(c, c->ms.resurrected[i], c->ms.resurrected_incarnation[i]);
         membership_resurrected_clear(&c->ms);
-        uint64_t now = peer_now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         switch (pm.type) {
         case PEER_MSG_PING:
@@ -774,7 +767,7 @@ static int peer_conn_new(Cluster *c, int fd, bool connecting, const char *dial_a
                 return -ENOMEM;
         }
         *p = (PeerConn) { .cluster = c, .n_ref = 1, .fd = fd, .outbound = outbound, .connecting = connecting,
-                          .since = peer_now_usec(), .address = address ? *address : (struct in_addr) {} };
+                          .since = now_usec(CLOCK_MONOTONIC), .address = address ? *address : (struct in_addr) {} };
         msgpack_packer_init(&p->pk, &p->out, buffer_msgpack_write);
         LIST_INSERT_HEAD(&c->conns, p, link);
         if (outbound)
@@ -834,7 +827,7 @@ static void cluster_evict_stranger(Cluster *c) {
                 return;
 
         unsigned suppressed;
-        if (log_ratelimit_test(&c->evict_log, peer_now_usec(), PEER_LOG_INTERVAL_USEC, &suppressed)) {
+        if (log_ratelimit_test(&c->evict_log, now_usec(CLOCK_MONOTONIC), PEER_LOG_INTERVAL_USEC, &suppressed)) {
                 char address[INET_ADDRSTRLEN] = "?";
                 (void) inet_ntop(AF_INET, &victim->address, address, sizeof(address));
                 log_warning("Too many unauthenticated peer connections (%u): closing the oldest from %s, which holds %u "
@@ -857,7 +850,7 @@ static void cluster_accept_pause(Cluster *c, int error) {
         unsigned suppressed;
         int r;
 
-        if (log_ratelimit_test(&c->accept_log, peer_now_usec(), PEER_LOG_INTERVAL_USEC, &suppressed))
+        if (log_ratelimit_test(&c->accept_log, now_usec(CLOCK_MONOTONIC), PEER_LOG_INTERVAL_USEC, &suppressed))
                 log_warning_errno(error, "Failed to accept a peer connection: %m (%u more failures since the last "
                                   "message); trying again in %" PRIu64 " ms.",
                                   suppressed, PEER_ACCEPT_RETRY_USEC / 1000);
@@ -973,7 +966,7 @@ static int on_dial(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* MemTotal and MemAvailable of /proc/meminfo, in bytes (read at most once a second). */
 static void read_memory(Cluster *c, uint64_t *ret_total, uint64_t *ret_available) {
-        uint64_t now = peer_now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         if (c->memory_read_usec == 0 || now - c->memory_read_usec >= 1000000) {
                 _cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
                 char line[128];
@@ -993,13 +986,8 @@ static void read_memory(Cluster *c, uint64_t *ret_total, uint64_t *ret_available
 }
 
 static void cluster_update_self(Cluster *c) {
-        Manager *m = c->manager;
-        MemberResources res = {
-                .cpus_total = m->resources.cpus_total,
-                .cpus_free = m->resources.cpus_total - m->resources.cpus_used,
-                .gpus_total = (uint32_t) m->resources.n_gpus,
-                .gpus_free = (uint32_t) resources_free_gpus(&m->resources),
-        };
+        MemberResources res = {};
+        c->ops->get_resources(c->userdata, &res);
         read_memory(c, &res.memory_total, &res.memory_free);
         if (res.cpus_free < 0)
                 res.cpus_free = 0;
@@ -1014,7 +1002,7 @@ void cluster_resources_changed(Cluster *c) {
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         MembershipAction actions[MEMBERSHIP_ACTIONS_MAX];
-        uint64_t now = peer_now_usec(), next;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), next;
 
         cluster_note_active(c);
         cluster_update_self(c);
@@ -1061,13 +1049,14 @@ static void cluster_freep_(Cluster **c) {
         cluster_free(*c);
 }
 
-int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
+int cluster_new(const ClusterConfig *config, Cluster **ret) {
         int r;
         _cleanup_(cluster_freep_) Cluster *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        c->manager = m;
-        c->event = m->event;
+        c->ops = config->ops;
+        c->userdata = config->userdata;
+        c->event = config->event;
         c->listen_fd = -1;
         LIST_INIT(&c->conns);
         LIST_INIT(&c->dirty);
@@ -1081,11 +1070,11 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
                                        config->secret_file);
         uint64_t seed;
         if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-                seed = peer_now_usec();
-        r = membership_init(&c->ms, m->node_id, config->listen, &config->membership, seed);
+                seed = now_usec(CLOCK_MONOTONIC);
+        r = membership_init(&c->ms, config->node_id, config->listen, &config->membership, seed);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up membership: %m");
-        c->ms.members[0].state_since = peer_now_usec();
+        c->ms.members[0].state_since = now_usec(CLOCK_MONOTONIC);
         cluster_update_self(c);
 
         size_t n = 0;
@@ -1136,7 +1125,7 @@ int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the cluster timers: %m");
 
-        log_info("Cluster: node %s listening on %s, %zu seed%s.", m->node_id, c->listen_address ?: "(nothing)", n,
+        log_info("Cluster: node %s listening on %s, %zu seed%s.", config->node_id, c->listen_address ?: "(nothing)", n,
                  n == 1 ? "" : "s");
         *ret = TAKE_PTR(c);
         return 0;

@@ -14,17 +14,37 @@
 #include "proto.h"
 
 typedef struct Cluster Cluster;
-typedef struct Manager Manager;
+
+/* What the peer layer asks of the node it serves (remote.c gives it), with the userdata of the
+ * config: it knows no more of the node than this. */
+typedef struct ClusterOps {
+        /* A frame of the data range from an authenticated peer. < 0 drops the peer (malformed frame). */
+        int (*handle_frame)(void *userdata, const char *from, const Frame *f);
+        /* A connection to the peer node_id was (re)established. */
+        void (*peer_connected)(void *userdata, const char *node_id);
+        /* The member table changed. */
+        void (*members_changed)(void *userdata);
+        /* DEAD_NOTICE to the member `to`: packs where the actors that moved live now. */
+        int (*pack_moved)(void *userdata, msgpack_packer *pk, const char *to);
+        /* A DEAD_NOTICE arrived: the actors it says moved. */
+        void (*dead_notice)(void *userdata, const msgpack_object *moved);
+        /* This node's CPUs and GPUs, total and free, into *ret (memory is read by the peer layer). */
+        void (*get_resources)(void *userdata, MemberResources *ret);
+} ClusterOps;
 
 typedef struct ClusterConfig {
+        sd_event *event;
+        const char *node_id;        /* this node's */
         const char *listen;         /* ADDR:PORT, or NULL */
         char **join;                /* seeds ADDR:PORT, NULL-terminated, or NULL */
         const char *secret_file;
         MembershipConfig membership;
+        const ClusterOps *ops;
+        void *userdata;
 } ClusterConfig;
 
 /* Starts listening and joining. Returns 0, or a negative errno (-EINVAL for a bad address or secret). */
-int cluster_new(Manager *m, const ClusterConfig *config, Cluster **ret);
+int cluster_new(const ClusterConfig *config, Cluster **ret);
 Cluster *cluster_free(Cluster *c);
 Membership *cluster_membership(Cluster *c);
 const char *cluster_self_id(Cluster *c);

@@ -6,24 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actor.h"
+#include "cluster-hooks.h"
 #include "codec.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "peer.h"
+#include "placement.h"
 #include "remote.h"
 #include "remote-proto.h"
+#include "time-util.h"
 
 /* How long a caller waits for news of an actor whose node died before it gives up on it. */
 #define REMOTE_LOST_TIMEOUT_USEC (10 * UINT64_C(1000000))
 /* Every so often: LOCATE again for lost actors, send what could not be sent. */
 #define REMOTE_TICK_USEC (250 * UINT64_C(1000))
-/* How long a placement on a peer counts against its room: until its own entries, sent as soon as
- * its resources change and at least every other probe period, show it. */
-#define REMOTE_PLACEMENT_HOLD_USEC (500 * UINT64_C(1000))
-#define REMOTE_PLACEMENTS_MAX 64
-/* A dead member stops counting for the quorum after this long. */
-#define REMOTE_QUORUM_FORGET_USEC (10 * 60 * UINT64_C(1000000))
 /* Actors a DEAD_NOTICE names at most. */
 #define REMOTE_MOVED_MAX 20000
 /* Results of replayed calls are kept this long for callers that send their calls again. */
@@ -69,16 +67,6 @@ typedef struct Location {
         uint64_t node;
         UT_hash_handle hh;
 } Location;
-
-/* An actor this node placed on a peer: counted against the peer's room for a while, since the
- * peer's own member entries may not show it yet. */
-typedef struct Placement {
-        uint64_t node;
-        uint32_t gpus;
-        double cpus;
-        uint64_t memory;
-        uint64_t until;
-} Placement;
 
 /* An actor of a peer's that this node calls or holds handles to. */
 typedef struct RemoteActor {
@@ -151,6 +139,7 @@ typedef struct Rebuilt {
 
 struct Remote {
         Manager *manager;
+        Cluster *cluster; /* the peer transport (peer.c) */
         unsigned replicas;
         uint64_t self;
         PeerHold *holds;
@@ -160,11 +149,9 @@ struct Remote {
         RemoteActor *actors;
         Replica *replica_set;
         LIST_HEAD(, Rebuilt) rebuilt;
-        Actor *views; /* D-Bus views of remote actors, by id */
         bool rebuilding; /* replica_rebuild(): replicas are chosen once the actor's move is told */
         bool quorum_warned;
-        Placement placements[REMOTE_PLACEMENTS_MAX]; /* recent placements on peers, counted as taken */
-        size_t next_placement;
+        PlacementHolds placements; /* recent placements on peers, counted as taken */
         LIST_HEAD(, Replica) acks_due;
         struct PendingDone { /* results taken, to say DONE for (one message per node, at the flush) */
                 uint64_t node;
@@ -179,7 +166,7 @@ struct Remote {
 static Member *member_of(Remote *r, uint64_t node) {
         char s[NODE_ID_STRING_MAX];
         node_id_format(node, s);
-        return membership_find(cluster_membership(r->manager->cluster), s, 16);
+        return membership_find(cluster_membership(r->cluster), s, 16);
 }
 
 static bool node_alive(Remote *r, uint64_t node) {
@@ -189,24 +176,12 @@ static bool node_alive(Remote *r, uint64_t node) {
         return mb && mb->state != MEMBER_DEAD;
 }
 
-static uint64_t mix64(uint64_t x) {
-        x += UINT64_C(0x9E3779B97F4A7C15);
-        x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-        x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
-        return x ^ (x >> 31);
-}
-
-/* Rendezvous hashing: each node's score for an actor; the highest scores keep its replicas. */
-static uint64_t rendezvous_score(kactor_id actor, uint64_t node) {
-        return mix64(actor.hi ^ mix64(actor.lo ^ mix64(node)));
-}
-
 /* --- sending -------------------------------------------------------------------------------------- */
 
 static int frame_start(Remote *r, uint64_t node, uint32_t type, uint32_t n_fields, PeerFrame *f) {
         char s[NODE_ID_STRING_MAX];
         node_id_format(node, s);
-        int k = cluster_frame_begin(r->manager->cluster, s, f);
+        int k = cluster_frame_begin(r->cluster, s, f);
         if (k < 0)
                 return k;
         if (msgpack_pack_array(f->pk, 2 + n_fields) < 0 || msgpack_pack_uint32(f->pk, type) < 0 ||
@@ -248,7 +223,7 @@ static int send_moved(Remote *r, uint64_t to, kactor_id actor, uint64_t node, co
 
 /* Every member alive, but us. */
 static size_t alive_peers(Remote *r, uint64_t *ret, size_t max) {
-        Membership *ms = cluster_membership(r->manager->cluster);
+        Membership *ms = cluster_membership(r->cluster);
         size_t n = 0;
         for (size_t i = 1; i < ms->n_members && n < max; i++) {
                 uint64_t node;
@@ -372,7 +347,7 @@ static RemoteActor *remote_actor_get(Remote *r, kactor_id id) {
         HASH_ADD(hh, r->actors, id, sizeof(ra->id), ra);
         if (!node_alive(r, node)) {
                 ra->lost = true;
-                ra->lost_since = now_usec();
+                ra->lost_since = now_usec(CLOCK_MONOTONIC);
         }
         return ra;
 }
@@ -480,7 +455,7 @@ void remote_call_ready(Call *c) {
 }
 
 bool remote_actor_routable(Manager *m, kactor_id id) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r)
                 return false;
         if (remote_actor_find(r, id))
@@ -491,7 +466,7 @@ bool remote_actor_routable(Manager *m, kactor_id id) {
 
 int remote_submit_call(Manager *m, kactor_id actor, Object *o, const char *method, size_t method_len,
                        const char *args, size_t args_len, ReqError *e) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         RemoteActor *ra = remote_actor_get(r, actor);
         if (!ra)
                 return objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_ACTOR, "no such actor");
@@ -527,7 +502,7 @@ int remote_submit_call(Manager *m, kactor_id actor, Object *o, const char *metho
 }
 
 int remote_kill_actor(Manager *m, kactor_id actor, bool no_restart) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r || !remote_actor_routable(m, actor))
                 return -ENOENT;
         PeerFrame f;
@@ -541,7 +516,7 @@ int remote_kill_actor(Manager *m, kactor_id actor, bool no_restart) {
 }
 
 bool remote_actor_ref(Manager *m, kactor_id id) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r)
                 return false;
         RemoteActor *ra = remote_actor_get(r, id);
@@ -554,7 +529,7 @@ bool remote_actor_ref(Manager *m, kactor_id id) {
 }
 
 void remote_actor_unref(Manager *m, kactor_id id) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         RemoteActor *ra = r ? remote_actor_find(r, id) : NULL;
         if (!ra || ra->refs == 0)
                 return;
@@ -565,45 +540,28 @@ void remote_actor_unref(Manager *m, kactor_id id) {
 /* The actor moved (or could not be rebuilt: node 0). */
 static void remote_actor_moved(RemoteActor *ra, uint64_t node, const char *cause);
 
-Actor *remote_actor_bus_view(Manager *m, kactor_id id) {
-        Remote *r = m->remote;
+int remote_actor_view(Manager *m, kactor_id id, RemoteActorView *ret) {
+        Remote *r = m->cluster_userdata;
         if (!r || !remote_actor_routable(m, id))
-                return NULL;
-        Actor *v;
-        HASH_FIND(hh, r->views, &id, sizeof(id), v);
-        if (!v) {
-                v = calloc(1, sizeof(*v));
-                if (!v)
-                        return NULL;
-                v->manager = m;
-                v->id = id;
-                kactor_id_to_string(id, v->id_string);
-                v->module = v->class_name = (char *) "";
-                v->max_restarts = -1;
-                if (asprintf(&v->path, "/io/kactor/NodeManager1/actor/%s", v->id_string) < 0 ||
-                    !(v->remote_node = calloc(1, NODE_ID_STRING_MAX))) {
-                        free(v->path);
-                        free(v);
-                        return NULL;
-                }
-                HASH_ADD(hh, r->views, id, sizeof(v->id), v);
-        }
+                return -ENOENT;
         RemoteActor *ra = remote_actor_find(r, id);
-        node_id_format(ra ? ra->node : route(r, id), v->remote_node);
-        v->state = !ra ? ACTOR_ALIVE : ra->dead ? ACTOR_DEAD : ra->lost ? ACTOR_RESTARTING : ACTOR_ALIVE;
-        free(v->death_cause);
-        v->death_cause = ra && ra->cause ? strdup(ra->cause) : NULL;
-        return v;
+        *ret = (RemoteActorView) {
+                .id = id,
+                .state = !ra ? ACTOR_ALIVE : ra->dead ? ACTOR_DEAD : ra->lost ? ACTOR_RESTARTING : ACTOR_ALIVE,
+                .death_cause = ra ? ra->cause : NULL,
+        };
+        node_id_format(ra ? ra->node : route(r, id), ret->node);
+        return 0;
 }
 
 /* --- placement ------------------------------------------------------------------------------------ */
 
 int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqError *e) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         Membership *ms;
         if (!r)
                 return 0;
-        ms = cluster_membership(m->cluster);
+        ms = cluster_membership(r->cluster);
         if (spec->node && *spec->node) {
                 uint64_t node;
                 if (streq(spec->node, m->node_id))
@@ -615,56 +573,39 @@ int remote_place_actor(Manager *m, const ActorSpec *spec, char **ret_node, ReqEr
                 *ret_node = strdup(spec->node);
                 return *ret_node ? 1 : -ENOMEM;
         }
-        double cpus_free = m->resources.cpus_total - m->resources.cpus_used;
-        uint64_t memory_free = membership_self(ms)->resources.memory_free;
-        if (spec->num_gpus <= resources_free_gpus(&m->resources) && spec->num_cpus <= cpus_free + 1e-9 &&
-            spec->memory_max <= memory_free)
+        PlacementRoom need = { .gpus = spec->num_gpus, .cpus = spec->num_cpus, .memory = spec->memory_max };
+        PlacementRoom here = {
+                .gpus = (uint32_t) MIN(resources_free_gpus(&m->resources), (size_t) UINT32_MAX),
+                .cpus = m->resources.cpus_total - m->resources.cpus_used,
+                .memory = membership_self(ms)->resources.memory_free,
+        };
+        if (placement_fits(&here, &need))
                 return 0;
-        /* It does not fit here: the alive peer with the most room that fits it, counting what our
-         * recent placements there take (its own entries may not show them yet). */
-        Member *best = NULL;
-        MemberResources best_room = {};
-        uint64_t now = now_usec();
+        /* It does not fit here: one of the alive peers, with the room their member entries show. */
+        PlacementNode nodes[MEMBERSHIP_MEMBERS_MAX];
+        const Member *members[MEMBERSHIP_MEMBERS_MAX];
+        size_t n = 0, best;
         for (size_t i = 1; i < ms->n_members; i++) {
-                Member *mb = &ms->members[i];
+                const Member *mb = &ms->members[i];
                 uint64_t node;
                 if (mb->state != MEMBER_ALIVE || node_id_parse(mb->id, strlen(mb->id), &node) < 0)
                         continue;
-                MemberResources room = mb->resources;
-                for (size_t k = 0; k < REMOTE_PLACEMENTS_MAX; k++) {
-                        const Placement *p = &r->placements[k];
-                        if (p->node != node || p->until < now)
-                                continue;
-                        room.gpus_free = room.gpus_free > p->gpus ? room.gpus_free - p->gpus : 0;
-                        room.cpus_free = MAX(room.cpus_free - p->cpus, 0.0);
-                        room.memory_free = room.memory_free > p->memory ? room.memory_free - p->memory : 0;
-                }
-                if (room.gpus_free < spec->num_gpus || room.cpus_free + 1e-9 < spec->num_cpus ||
-                    room.memory_free < spec->memory_max)
-                        continue;
-                if (!best || room.gpus_free > best_room.gpus_free ||
-                    (room.gpus_free == best_room.gpus_free && room.cpus_free > best_room.cpus_free)) {
-                        best = mb;
-                        best_room = room;
-                }
+                members[n] = mb;
+                nodes[n++] = (PlacementNode) {
+                        .id = node,
+                        .free = { mb->resources.gpus_free, mb->resources.cpus_free, mb->resources.memory_free },
+                };
         }
-        if (!best)
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        if (placement_choose_node(nodes, n, &r->placements, &need, now, &best) < 0)
                 return 0; /* the local attempt says what is missing */
-        uint64_t node = 0;
-        (void) node_id_parse(best->id, strlen(best->id), &node);
-        r->placements[r->next_placement++ % REMOTE_PLACEMENTS_MAX] = (Placement) {
-                .node = node,
-                .gpus = spec->num_gpus,
-                .cpus = spec->num_cpus,
-                .memory = spec->memory_max,
-                .until = now + REMOTE_PLACEMENT_HOLD_USEC,
-        };
-        *ret_node = strdup(best->id);
+        placement_hold(&r->placements, nodes[best].id, &need, now);
+        *ret_node = strdup(members[best]->id);
         return *ret_node ? 1 : -ENOMEM;
 }
 
 int remote_create_actor(Manager *m, const ActorSpec *spec, const char *node_id, kactor_id *ret_id, ReqError *e) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         uint64_t node;
         if (node_id_parse(node_id, strlen(node_id), &node) < 0)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "invalid node id %s", node_id);
@@ -701,7 +642,7 @@ int remote_create_actor(Manager *m, const ActorSpec *spec, const char *node_id, 
 /* --- objects of peers --------------------------------------------------------------------------- */
 
 Object *remote_fetch_object(Manager *m, kactor_id id) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r || id.hi == r->self || !node_alive(r, id.hi) || !member_of(r, id.hi))
                 return NULL;
         Object *o;
@@ -982,23 +923,21 @@ static void host_replicate(Remote *r, HostRepl *hr) {
                 } else
                         i++;
         }
+        /* The alive peers that are not replicas yet, the best scored first. */
         uint64_t peers[PEER_MAX];
-        size_t n = alive_peers(r, peers, PEER_MAX);
+        size_t n = alive_peers(r, peers, PEER_MAX), n_candidates = 0;
+        for (size_t i = 0; i < n; i++) {
+                Member *mb = member_of(r, peers[i]);
+                if (replica_index(hr, peers[i]) < 0 && mb && mb->state == MEMBER_ALIVE)
+                        peers[n_candidates++] = peers[i];
+        }
+        placement_rendezvous_sort(a->id, peers, n_candidates);
         size_t want = MIN((size_t) r->replicas, (size_t) REMOTE_REPLICAS_MAX);
         bool added = false;
-        while (hr->n < want) {
-                /* The best score among the peers that are not replicas yet. */
-                int best = -1;
-                for (size_t i = 0; i < n; i++) {
-                        Member *mb = member_of(r, peers[i]);
-                        if (replica_index(hr, peers[i]) >= 0 || !mb || mb->state != MEMBER_ALIVE)
-                                continue;
-                        if (best < 0 || rendezvous_score(a->id, peers[i]) > rendezvous_score(a->id, peers[best]))
-                                best = (int) i;
-                }
-                if (best < 0)
-                        break;
-                hr->replicas[hr->n] = peers[best];
+        for (size_t i = 0; i < n_candidates && hr->n < want; i++) {
+                if (replica_index(hr, peers[i]) >= 0)
+                        continue;
+                hr->replicas[hr->n] = peers[i];
                 hr->acked[hr->n] = 0;
                 hr->n++;
                 hr->had_replicas = true;
@@ -1011,7 +950,7 @@ static void host_replicate(Remote *r, HostRepl *hr) {
 }
 
 void remote_actor_started(Actor *a) {
-        Remote *r = a->manager->remote;
+        Remote *r = a->manager->cluster_userdata;
         if (!r || a->shadow || r->replicas == 0 || a->repl || r->rebuilding)
                 return;
         HostRepl *hr = calloc(1, sizeof(*hr));
@@ -1049,7 +988,7 @@ int remote_defer_result(Actor *a, Call *c, bool logged, kactor_error code, const
 }
 
 void remote_record_logged(Actor *a, uint64_t index) {
-        Remote *r = a->manager->remote;
+        Remote *r = a->manager->cluster_userdata;
         HostRepl *hr = host_repl(a);
         const LineageRecord *rec = lineage_get(&a->lineage, index);
         if (!r || !hr || !rec)
@@ -1085,7 +1024,7 @@ static bool serve_blocks_checkpoint(const Serve *sv, const Actor *a) {
 }
 
 void remote_checkpointed(Actor *a) {
-        Remote *r = a->manager->remote;
+        Remote *r = a->manager->cluster_userdata;
         HostRepl *hr = host_repl(a);
         if (!r || !hr || !a->lineage.checkpoint)
                 return;
@@ -1123,7 +1062,7 @@ int remote_actor_replicas(const Actor *a, char ***ret) {
 }
 
 void remote_actor_died(Actor *a) {
-        Remote *r = a->manager->remote; /* NULL when the node manager stops */
+        Remote *r = a->manager->cluster_userdata; /* NULL when the node manager stops */
         HostRepl *hr = host_repl(a);
         if (!hr)
                 return;
@@ -1159,7 +1098,7 @@ void remote_actor_freed(Actor *a) {
         free(hr);
         a->repl = NULL;
         /* Handles peers held: their entries go with it. */
-        Remote *r = a->manager->remote;
+        Remote *r = a->manager->cluster_userdata;
         PeerHold *h, *tmp;
         if (r)
                 HASH_ITER(hh, r->holds, h, tmp)
@@ -1315,7 +1254,7 @@ static void replica_rebuild(Remote *r, Replica *rep) {
 
 void remote_replayed(Actor *a, uint64_t index, kactor_error code, const char *message, const char *data,
                      size_t len) {
-        Remote *r = a->manager->remote;
+        Remote *r = a->manager->cluster_userdata;
         const LineageRecord *rec = lineage_get(&a->lineage, index);
         if (!r || !rec)
                 return;
@@ -1707,7 +1646,7 @@ static int (*const handlers[])(Remote *r, uint64_t from, RemoteMessage *msg) = {
 _Static_assert(ELEMENTSOF(handlers) == _PEER_MSG_DATA_END - PEER_MSG_DATA_FIRST, "a peer message without a handler");
 
 int remote_handle_frame(Manager *m, const char *from_id, const Frame *f) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         RemoteMessage msg;
         uint64_t from;
         int k = 0;
@@ -1767,7 +1706,7 @@ static void remote_node_died(Remote *r, uint64_t node) {
         HASH_ITER(hh, r->actors, ra, rtmp)
                 if (ra->node == node && !ra->dead && !ra->lost) {
                         ra->lost = true;
-                        ra->lost_since = now_usec();
+                        ra->lost_since = now_usec(CLOCK_MONOTONIC);
                         ra->held = false;
                         callqueue_requeue_inflight(&ra->queue);
                 }
@@ -1784,32 +1723,23 @@ static void remote_node_died(Remote *r, uint64_t node) {
 }
 
 /* Whether this node sees a strict majority of the cluster alive (itself included): only then does
- * it rebuild the actors of nodes it thinks dead, so that the two sides of a partition never both
- * do. The cluster is the members alive or suspect, and those dead for less than
- * REMOTE_QUORUM_FORGET_USEC whose address no live member has taken over (a node restarted on the
- * same address replaces its old self). */
+ * it rebuild the actors of nodes it thinks dead (placement_has_quorum()). */
 static bool remote_has_quorum(Remote *r) {
-        Membership *ms = cluster_membership(r->manager->cluster);
-        uint64_t now = now_usec(); /* the clock of state_since (CLOCK_MONOTONIC) */
-        size_t alive = 0, voters = 0;
-        for (size_t i = 0; i < ms->n_members; i++) {
-                const Member *mb = &ms->members[i];
-                if (mb->state == MEMBER_ALIVE)
-                        alive++;
-                if (mb->state != MEMBER_DEAD) {
-                        voters++;
-                        continue;
-                }
-                if (now - mb->state_since > REMOTE_QUORUM_FORGET_USEC)
-                        continue;
-                bool replaced = false;
-                for (size_t k = 0; k < ms->n_members && *mb->address; k++)
-                        if (ms->members[k].state != MEMBER_DEAD && streq(ms->members[k].address, mb->address))
-                                replaced = true;
-                if (!replaced)
-                        voters++;
-        }
-        return alive * 2 > voters;
+        static const QuorumState state_of[_MEMBER_STATE_MAX] = {
+                [MEMBER_ALIVE] = QUORUM_ALIVE,
+                [MEMBER_SUSPECT] = QUORUM_SUSPECT,
+                [MEMBER_DEAD] = QUORUM_DEAD,
+        };
+        Membership *ms = cluster_membership(r->cluster);
+        QuorumMember members[MEMBERSHIP_MEMBERS_MAX];
+        for (size_t i = 0; i < ms->n_members; i++)
+                members[i] = (QuorumMember) {
+                        .state = state_of[ms->members[i].state],
+                        .state_since = ms->members[i].state_since,
+                        .address = ms->members[i].address,
+                };
+        /* the clock of state_since (CLOCK_MONOTONIC) */
+        return placement_has_quorum(members, ms->n_members, now_usec(CLOCK_MONOTONIC));
 }
 
 static void remote_check_replicas(Remote *r) {
@@ -1840,7 +1770,7 @@ static void remote_check_replicas(Remote *r) {
 }
 
 int remote_pack_moved(Manager *m, msgpack_packer *pk, const char *to) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         uint64_t target = 0;
         size_t n = 0;
         Location *l, *tmp;
@@ -1865,7 +1795,7 @@ int remote_pack_moved(Manager *m, msgpack_packer *pk, const char *to) {
 }
 
 void remote_dead_notice(Manager *m, const msgpack_object *moved) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r)
                 return;
         /* The actors that were rebuilt elsewhere while this node counted as dead stop here: the
@@ -1895,7 +1825,7 @@ void remote_dead_notice(Manager *m, const msgpack_object *moved) {
 }
 
 void remote_peer_connected(Manager *m, const char *node_id) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         uint64_t node;
         if (!r || node_id_parse(node_id, strlen(node_id), &node) < 0)
                 return;
@@ -1935,10 +1865,10 @@ void remote_peer_connected(Manager *m, const char *node_id) {
 }
 
 void remote_members_changed(Manager *m) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r)
                 return;
-        Membership *ms = cluster_membership(m->cluster);
+        Membership *ms = cluster_membership(r->cluster);
         for (size_t i = 1; i < ms->n_members; i++) {
                 uint64_t node;
                 if (node_id_parse(ms->members[i].id, strlen(ms->members[i].id), &node) < 0)
@@ -1974,7 +1904,7 @@ void remote_members_changed(Manager *m) {
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Remote *r = userdata;
-        uint64_t now = now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         RemoteActor *ra, *tmp;
         /* Failing or sending calls can free other entries (handles in their arguments): by id. */
         size_t n = 0, k = 0;
@@ -2006,13 +1936,13 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                 } else if (ra->queue.n_queued > 0)
                         remote_actor_pump(ra);
         }
-        cluster_flush(r->manager->cluster);
+        cluster_flush(r->cluster);
         (void) sd_event_source_set_time_relative(s, REMOTE_TICK_USEC);
         return 0;
 }
 
 void remote_flush(Manager *m) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         Replica *rep;
         if (!r)
                 return;
@@ -2043,11 +1973,12 @@ void remote_flush(Manager *m) {
         }
 }
 
-int remote_setup(Manager *m, unsigned replicas) {
+static int remote_new(Manager *m, Cluster *cluster, unsigned replicas, Remote **ret) {
         Remote *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
         r->manager = m;
+        r->cluster = cluster;
         r->replicas = MIN(replicas, (unsigned) REMOTE_REPLICAS_MAX);
         r->self = m->node_hi;
         LIST_INIT(&r->rebuilt);
@@ -2059,12 +1990,12 @@ int remote_setup(Manager *m, unsigned replicas) {
                 free(r);
                 return k;
         }
-        m->remote = r;
+        *ret = r;
         return 0;
 }
 
 void remote_free(Manager *m) {
-        Remote *r = m->remote;
+        Remote *r = m->cluster_userdata;
         if (!r)
                 return;
         Manager *mm = r->manager;
@@ -2098,17 +2029,155 @@ void remote_free(Manager *m) {
         Replica *rep, *reptmp;
         HASH_ITER(hh, r->replica_set, rep, reptmp)
                 replica_free(r, rep);
-        Actor *v, *vtmp;
-        HASH_ITER(hh, r->views, v, vtmp) {
-                HASH_DEL(r->views, v);
-                free(v->path);
-                free(v->remote_node);
-                free(v->death_cause);
-                free(v);
-        }
         sd_event_source_disable_unref(r->tick);
         free(r->done);
         free(r->dead_nodes);
         free(r);
-        m->remote = NULL;
+        m->cluster_userdata = NULL;
+}
+
+/* --- the manager's hooks -------------------------------------------------------------------------- */
+
+/* Remote actors go first, then the peer transport, which they send through. */
+static void remote_hook_free(Manager *m) {
+        Remote *r = m->cluster_userdata;
+        if (!r)
+                return;
+        Cluster *c = r->cluster;
+        remote_free(m);
+        cluster_free(c);
+}
+
+static void remote_hook_flush(Manager *m) {
+        Remote *r = m->cluster_userdata;
+        if (!r)
+                return;
+        remote_flush(m);
+        cluster_flush(r->cluster);
+}
+
+static void remote_hook_resources_changed(Manager *m) {
+        Remote *r = m->cluster_userdata;
+        if (r)
+                cluster_resources_changed(r->cluster);
+}
+
+static bool remote_hook_peer_at(Manager *m, size_t i, ClusterPeer *ret) {
+        Remote *r = m->cluster_userdata;
+        Membership *ms = r ? cluster_membership(r->cluster) : NULL;
+        if (!ms || i >= ms->n_members)
+                return false;
+        const Member *mb = &ms->members[i];
+        *ret = (ClusterPeer) {
+                .id = mb->id,
+                .address = mb->address,
+                .state = member_state_to_string(mb->state),
+                .incarnation = (uint32_t) mb->incarnation,
+                .cpus_total = mb->resources.cpus_total,
+                .cpus_free = mb->resources.cpus_free,
+                .gpus_total = mb->resources.gpus_total,
+                .gpus_free = mb->resources.gpus_free,
+                .memory_total = mb->resources.memory_total,
+                .memory_free = mb->resources.memory_free,
+        };
+        return true;
+}
+
+static const ClusterHooks remote_hooks = {
+        .free = remote_hook_free,
+        .flush = remote_hook_flush,
+        .resources_changed = remote_hook_resources_changed,
+        .peer_at = remote_hook_peer_at,
+        .place_actor = remote_place_actor,
+        .create_actor = remote_create_actor,
+        .actor_routable = remote_actor_routable,
+        .submit_call = remote_submit_call,
+        .kill_actor = remote_kill_actor,
+        .actor_ref = remote_actor_ref,
+        .actor_unref = remote_actor_unref,
+        .fetch_object = remote_fetch_object,
+        .actor_view = remote_actor_view,
+        .call_ready = remote_call_ready,
+        .actor_started = remote_actor_started,
+        .defer_result = remote_defer_result,
+        .record_logged = remote_record_logged,
+        .checkpointed = remote_checkpointed,
+        .replayed = remote_replayed,
+        .actor_died = remote_actor_died,
+        .actor_replicas = remote_actor_replicas,
+        .actor_freed = remote_actor_freed,
+};
+
+/* --- what the peer layer asks of this node (ClusterOps) -------------------------------------------- */
+
+static int remote_op_handle_frame(void *userdata, const char *from, const Frame *f) {
+        return remote_handle_frame(userdata, from, f);
+}
+
+static void remote_op_peer_connected(void *userdata, const char *node_id) {
+        remote_peer_connected(userdata, node_id);
+}
+
+static void remote_op_members_changed(void *userdata) {
+        Manager *m = userdata;
+        manager_queue_peers_changed(m);
+        remote_members_changed(m);
+}
+
+static int remote_op_pack_moved(void *userdata, msgpack_packer *pk, const char *to) {
+        return remote_pack_moved(userdata, pk, to);
+}
+
+static void remote_op_dead_notice(void *userdata, const msgpack_object *moved) {
+        remote_dead_notice(userdata, moved);
+}
+
+static void remote_op_get_resources(void *userdata, MemberResources *ret) {
+        Manager *m = userdata;
+        ret->cpus_total = m->resources.cpus_total;
+        ret->cpus_free = m->resources.cpus_total - m->resources.cpus_used;
+        ret->gpus_total = (uint32_t) m->resources.n_gpus;
+        ret->gpus_free = (uint32_t) resources_free_gpus(&m->resources);
+}
+
+static const ClusterOps remote_cluster_ops = {
+        .handle_frame = remote_op_handle_frame,
+        .peer_connected = remote_op_peer_connected,
+        .members_changed = remote_op_members_changed,
+        .pack_moved = remote_op_pack_moved,
+        .dead_notice = remote_op_dead_notice,
+        .get_resources = remote_op_get_resources,
+};
+
+int remote_setup(Manager *m, const ManagerConfig *config) {
+        Cluster *c;
+        Remote *rem;
+        int r;
+
+        if (!config->cluster_listen && !config->cluster_join)
+                return 0; /* a single node */
+
+        ClusterConfig cc = {
+                .event = m->event,
+                .node_id = m->node_id,
+                .ops = &remote_cluster_ops,
+                .userdata = m,
+                .listen = config->cluster_listen,
+                .join = config->cluster_join,
+                .secret_file = config->cluster_secret_file,
+                .membership = { .probe_interval = config->probe_interval_usec,
+                                .probe_timeout = config->probe_timeout_usec,
+                                .suspect_timeout = config->suspect_timeout_usec },
+        };
+        r = cluster_new(&cc, &c);
+        if (r < 0)
+                return r;
+        r = remote_new(m, c, config->replicas == UINT_MAX ? REMOTE_REPLICAS_DEFAULT : config->replicas, &rem);
+        if (r < 0) {
+                cluster_free(c);
+                return r;
+        }
+        /* From here the manager frees the cluster (remote_hook_free()). */
+        cluster_hooks_install(m, &remote_hooks, rem);
+        return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 
+#include "cluster-hooks.h"
 #include "manager.h"
 #include "proto.h"
 
@@ -21,8 +22,11 @@ typedef struct Remote Remote;
 
 #define REMOTE_REPLICAS_DEFAULT 1u
 
-/* Sets up the remote layer of a clustered node (after cluster_new()). */
-int remote_setup(Manager *m, unsigned replicas);
+/* Sets up the cluster layer of a node whose config asks for one (cluster_listen or cluster_join): the
+ * peer transport (peer.c), remote actors, and the manager's ClusterHooks, through which the manager
+ * frees it. Returns 0 and does nothing on a single node, or a negative errno (-EINVAL for a bad
+ * address or secret). */
+int remote_setup(Manager *m, const ManagerConfig *config);
 void remote_free(Manager *m);
 /* At the end of each event loop iteration: the acks and DONEs gathered meanwhile go out, one
  * message each per actor or node. */
@@ -61,9 +65,9 @@ void remote_actor_unref(Manager *m, kactor_id id);
 /* An object made on a peer: a pending local copy that the peer is asked to fill. NULL when the id
  * cannot be on a live peer. The copy has one reference, the fetch's own, dropped once it is filled. */
 Object *remote_fetch_object(Manager *m, kactor_id id);
-/* What D-Bus shows on this node for an actor that lives on a peer: Id, Node, State, DeathCause, and
- * Call and Kill, which go to the actor's node. NULL when the id names no actor reachable here. */
-Actor *remote_actor_bus_view(Manager *m, kactor_id id);
+/* What this node knows of an actor that lives on a peer (the bus shows it). -ENOENT when the id names no
+ * actor reachable here. */
+int remote_actor_view(Manager *m, kactor_id id, RemoteActorView *ret);
 
 /* The call ready to go: its arguments are there (callqueue dependency callback). */
 void remote_call_ready(Call *c);

@@ -11,9 +11,11 @@
 #include <pwd.h>
 #include <stdio.h>
 
+#include "access.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "time-util.h"
 
 #define ACCESS_CACHE_USEC (10 * 1000000ULL)
 
@@ -75,7 +77,7 @@ int access_check(Manager *m, uid_t uid, ReqError *e) {
         if (uid == 0 || uid == geteuid())
                 return 0;
 
-        uint64_t now = now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         AccessEntry *a;
         HASH_FIND(hh, m->access_cache, &uid, sizeof(uid), a);
         if (!a || a->until <= now) {

@@ -13,11 +13,16 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "actor-isolation.h"
+#include "actor.h"
 #include "cgroup-manager.h"
+#include "hash-util.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
+#include "tasks.h"
+#include "worker-spawn.h"
 
 /* A name for our cgroup subtree: none for the default runtime directory, else one derived from it,
  * so that node managers with their own runtime directories (tests, clusters on one host) never
@@ -27,9 +32,7 @@ static char *isolation_instance_name(const Manager *m, const ManagerConfig *conf
                 return strdup(config->cgroup_name);
         if (streq(m->runtime_dir, "/run/kactor"))
                 return NULL;
-        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-        for (const char *p = m->runtime_dir; *p; p++)
-                h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
+        uint64_t h = hash_fnv1a64(m->runtime_dir, strlen(m->runtime_dir));
         char *s;
         return asprintf(&s, "rt-%016" PRIx64, h) < 0 ? NULL : s;
 }
@@ -46,7 +49,9 @@ int manager_isolation_setup(Manager *m, const ManagerConfig *config) {
         r = cgroup_manager_new(m->event, kind, name, &m->cgroups);
         if (r < 0 && kind == CGROUP_MANAGER_AUTO) {
                 log_warning_errno(r, "No cgroup manager available, actors run without cgroups: %m");
-                m->cgroups = NULL;
+                r = cgroup_manager_new(m->event, CGROUP_MANAGER_NONE, name, &m->cgroups);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the none cgroup manager: %m");
                 return 0;
         }
         if (r < 0)
@@ -55,8 +60,8 @@ int manager_isolation_setup(Manager *m, const ManagerConfig *config) {
         r = cgroup_manager_reap_orphans(m->cgroups);
         if (r < 0)
                 log_warning_errno(r, "Failed to remove every cgroup a previous node manager left: %m");
-        log_info("Cgroup manager: %s%s%s.", cgroup_manager_name(m->cgroups), m->cgroups ? ", subtree " : "",
-                 m->cgroups ? m->cgroups->root : "");
+        log_info("Cgroup manager: %s%s%s.", cgroup_manager_name(m->cgroups), m->cgroups->root ? ", subtree " : "",
+                 m->cgroups->root ?: "");
         return 0;
 }
 
@@ -76,7 +81,7 @@ static void on_actor_cgroup_empty(ActorCgroup *cg, void *userdata) {
         if (a->state == ACTOR_DEAD)
                 actor_release_resources(a);
         actor_isolation_done(a);
-        manager_bus_actor_changed(a->manager, a, "GpuIds");
+        actor_queue_change(a, ACTOR_CHANGE_GPU_IDS);
 }
 
 static void on_actor_placed(ActorCgroup *cg, int r, const char *message, void *userdata) {
@@ -110,9 +115,6 @@ int actor_isolation_start(Actor *a, Worker *w, ReqError *e) {
         size_t n_rules = 0;
         int r;
 
-        if (!m->cgroups)
-                return worker_send_init(w);
-
         r = gpu_inventory_rules(&m->gpu_inventory, a->gpus, a->n_gpus, &rules, &n_rules);
         if (r < 0)
                 return r;
@@ -130,6 +132,8 @@ int actor_isolation_start(Actor *a, Worker *w, ReqError *e) {
         if (r < 0)
                 return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "cannot isolate the actor with %s: %s",
                                  cgroup_manager_name(m->cgroups), message ?: strerror(-r));
+        if (r > 0 && !a->cgroup)
+                return worker_send_init(w); /* placed in no cgroup (none): nothing to record */
         if (r > 0)
                 on_actor_placed(a->cgroup, 0, NULL, a);
         return 0;
@@ -138,8 +142,7 @@ int actor_isolation_start(Actor *a, Worker *w, ReqError *e) {
 int actor_isolation_check_limits(Manager *m, const ActorSpec *spec, ReqError *e) {
         CgroupLimits l = {
                 .memory_max = spec->memory_max,
-                /* Without cgroups NumCpus is a reservation only, as in Ray. */
-                .cpus = m->cgroups ? spec->num_cpus : 0,
+                .cpus = spec->num_cpus, /* without cgroups (none) a reservation only, as in Ray */
                 .tasks_max = spec->tasks_max,
         };
         const char *missing = NULL;
@@ -215,9 +218,6 @@ int task_isolation_start(Worker *w) {
         _cleanup_free_ char *id = NULL, *description = NULL, *message = NULL;
         int r;
 
-        if (!m->cgroups)
-                return worker_send_init(w);
-
         if (asprintf(&id, "%u-%" PRIu64, (unsigned) w->uid, ++m->next_task_worker) < 0 ||
             asprintf(&description, "kactor task worker of user %u", (unsigned) w->uid) < 0)
                 return -ENOMEM;
@@ -234,6 +234,8 @@ int task_isolation_start(Worker *w) {
                 task_worker_set_start_error(w, r, message);
                 return r;
         }
+        if (r > 0 && !w->cgroup)
+                return worker_send_init(w); /* placed in no cgroup (none) */
         if (r > 0)
                 on_task_worker_placed(w->cgroup, 0, NULL, w);
         return 0;

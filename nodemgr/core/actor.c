@@ -5,13 +5,19 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "actor-isolation.h"
+#include "actor.h"
+#include "cluster-hooks.h"
 #include "codec.h"
+#include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
-#include "remote.h"
 #include "spec-check.h"
+#include "strv.h"
+#include "tasks.h"
+#include "worker-spawn.h"
 
 /* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
 #define ACTOR_WINDOW 4096
@@ -125,7 +131,7 @@ static int call_hold_ids(Manager *m, Call *c, ReqError *e) {
                         continue;
                 }
                 Object *o = objstore_find(&m->store, c->ids[i]);
-                if (!o && m->remote && (o = remote_fetch_object(m, c->ids[i]))) {
+                if (!o && (o = cluster_hooks_fetch_object(m, c->ids[i]))) {
                         /* Made on a peer: the copy fetched here is held by the call too. */
                         objstore_ref(o);
                         continue;
@@ -154,7 +160,7 @@ static void call_dep_done(Waiter *w, Object *o) {
         if (w->remaining > 0)
                 return;
         if (c->remote)
-                remote_call_ready(c);
+                cluster_hooks_call_ready(c->manager, c);
         else if (c->owner)
                 actor_dispatch(c->owner);
         else
@@ -310,11 +316,39 @@ int call_prepare_args(Manager *m, Call *c, ReqError *e) {
         return 0;
 }
 
+void actor_queue_change(Actor *a, ActorChange change) {
+        if (a->bus_changes == 0)
+                TAILQ_INSERT_TAIL(&a->manager->bus_queue, a, bus_link);
+        a->bus_changes |= change;
+}
+
+/* The actor goes: it leaves the queue, and the bus hears of it if it heard of it at all (what it had
+ * yet to say about the actor goes with it: InterfacesRemoved ends the story). */
+static void actor_queue_removed(Actor *a) {
+        Manager *m = a->manager;
+
+        if (a->bus_changes != 0) {
+                TAILQ_REMOVE(&m->bus_queue, a, bus_link);
+                a->bus_changes = 0;
+        }
+        if (!a->bus_announced || !a->path)
+                return;
+        size_t n = strv_length(m->bus_removed);
+        char **l = realloc(m->bus_removed, (n + 2) * sizeof(char *));
+        if (!l) {
+                log_warning("Out of memory: D-Bus clients do not learn that actor %s went.", a->id_string);
+                return;
+        }
+        l[n] = TAKE_PTR(a->path);
+        l[n + 1] = NULL;
+        m->bus_removed = l;
+}
+
 void actor_set_state(Actor *a, ActorState state) {
         if (a->state == state)
                 return;
         a->state = state;
-        manager_bus_actor_changed(a->manager, a, "State");
+        actor_queue_change(a, ACTOR_CHANGE_STATE);
 }
 
 /* Keeps the node's lineage total in step with one actor's log. */
@@ -389,12 +423,10 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
 
         /* State and DeathCause in one signal. */
         a->state = ACTOR_DEAD;
-        if (m->bus && a->path)
-                (void) sd_bus_emit_properties_changed(m->bus, a->path, "io.kactor.Actor1", "State",
-                                                      "DeathCause", NULL);
-        manager_bus_resources_changed(m);
+        actor_queue_change(a, ACTOR_CHANGE_STATE | ACTOR_CHANGE_DEATH_CAUSE);
+        manager_queue_resources_changed(m);
 
-        remote_actor_died(a);
+        cluster_hooks_actor_died(a);
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
         m->n_dead_actors++;
         actor_forget_dead(m);
@@ -409,7 +441,40 @@ void actor_release_resources(Actor *a) {
                 return;
         resources_release(&a->manager->resources, a->gpus, a->n_gpus, a->num_cpus);
         a->holds_resources = false;
-        manager_bus_resources_changed(a->manager);
+        manager_queue_resources_changed(a->manager);
+}
+
+/* Frees an actor that is listed nowhere (any more): what it holds, then its memory. actor_free()
+ * unlists it first; manager_create_actor() calls this alone for an actor it never listed. */
+static void actor_free_unlisted(Actor *a) {
+        Manager *m = a->manager;
+
+        actor_isolation_free(a);
+        actor_release_resources(a);
+        for (size_t i = 0; i < a->n_arg_ids; i++) {
+                if (a->arg_id_actor[i])
+                        manager_actor_unref_id(m, a->arg_ids[i]);
+                else
+                        objstore_unref(&m->store, objstore_find(&m->store, a->arg_ids[i]));
+        }
+        sd_bus_track_unref(a->track);
+        sd_event_source_disable_unref(a->restart_timer);
+        if (!a->shadow && a->state != ACTOR_DEAD) /* shadows' and the dead's logs are not counted */
+                m->lineage_bytes -= actor_lineage_bytes(a);
+        lineage_done(&a->lineage);
+        free(a->arg_ids);
+        free(a->arg_id_actor);
+        /* Last, once nothing can queue a change of it any more; a shadow too (queued, never announced). */
+        actor_queue_removed(a);
+        free(a->path);
+        free(a->name);
+        free(a->module);
+        free(a->module_arg);
+        free(a->class_name);
+        free(a->args);
+        free(a->gpus);
+        free(a->death_cause);
+        free(a);
 }
 
 void actor_free(Actor *a) {
@@ -418,7 +483,7 @@ void actor_free(Actor *a) {
                 return;
         m = a->manager;
         manager_trace_actor_freed(m, a);
-        remote_actor_freed(a);
+        cluster_hooks_actor_freed(a);
         Call *c;
         while ((c = callqueue_pop_any(&a->queue)))
                 call_fail(m, c, KACTOR_ERROR_ACTOR_DIED, "the node manager stopped");
@@ -436,34 +501,9 @@ void actor_free(Actor *a) {
                 LIST_REMOVE(a, dead_link);
                 m->n_dead_actors--;
         }
-        if (!a->shadow) {
-                manager_bus_actor_removed(m, a);
+        if (!a->shadow)
                 HASH_DELETE(hh, m->actors, a);
-        }
-        actor_isolation_free(a);
-        actor_release_resources(a);
-        for (size_t i = 0; i < a->n_arg_ids; i++) {
-                if (a->arg_id_actor[i])
-                        manager_actor_unref_id(m, a->arg_ids[i]);
-                else
-                        objstore_unref(&m->store, objstore_find(&m->store, a->arg_ids[i]));
-        }
-        sd_bus_track_unref(a->track);
-        sd_event_source_disable_unref(a->restart_timer);
-        if (!a->shadow && a->state != ACTOR_DEAD) /* shadows' and the dead's logs are not counted */
-                m->lineage_bytes -= actor_lineage_bytes(a);
-        lineage_done(&a->lineage);
-        free(a->arg_ids);
-        free(a->arg_id_actor);
-        free(a->path);
-        free(a->name);
-        free(a->module);
-        free(a->module_arg);
-        free(a->class_name);
-        free(a->args);
-        free(a->gpus);
-        free(a->death_cause);
-        free(a);
+        actor_free_unlisted(a);
 }
 
 /* Stops an actor nobody holds any more, once its calls are done. */
@@ -494,8 +534,8 @@ bool manager_actor_ref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_ref(a);
-        else if (m->remote)
-                return remote_actor_ref(m, id);
+        else
+                return cluster_hooks_actor_ref(m, id);
         return a;
 }
 
@@ -503,8 +543,8 @@ void manager_actor_unref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_unref(a);
-        else if (m->remote)
-                remote_actor_unref(m, id);
+        else
+                cluster_hooks_actor_unref(m, id);
 }
 
 void actor_adopt_call(Actor *a, Call *c) {
@@ -572,8 +612,13 @@ static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len
         return 0;
 }
 
-int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e) {
-        _cleanup_free_ char *module = NULL, *why = NULL;
+/* Checks a spec against this node: the module it names, the user its worker runs as, the limits, the
+ * name. Returns the module's path and that user. */
+static int actor_validate(Manager *m, const ActorSpec *spec, char **ret_module, uid_t *ret_uid, gid_t *ret_gid,
+                          ReqError *e) {
+        _cleanup_free_ char *module = NULL;
+        uid_t run_uid;
+        gid_t run_gid;
         int r;
 
         if (m->stopping)
@@ -587,8 +632,6 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         r = manager_resolve_module(m, spec->module, &module, e);
         if (r < 0)
                 return r;
-        uid_t run_uid;
-        gid_t run_gid;
         r = actor_isolation_resolve_user(spec, &run_uid, &run_gid, e);
         if (r < 0)
                 return r;
@@ -605,6 +648,15 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
                                          spec->name, other->id_string);
         }
 
+        *ret_module = TAKE_PTR(module);
+        *ret_uid = run_uid;
+        *ret_gid = run_gid;
+        return 0;
+}
+
+/* A pending actor made from a validated spec, listed nowhere and holding nothing yet. Takes *module
+ * (the resolved path) and, for a rebuild, the spec's lineage. */
+static int actor_new(Manager *m, const ActorSpec *spec, char **module, uid_t run_uid, gid_t run_gid, Actor **ret) {
         Actor *a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
@@ -613,12 +665,6 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         kactor_id_to_string(a->id, a->id_string);
         callqueue_init(&a->queue);
         lineage_init(&a->lineage);
-        if (spec->lineage) {
-                /* Rebuilt from a replica: the constructor (or the checkpoint) and then the log. */
-                a->lineage = *spec->lineage;
-                lineage_init(spec->lineage);
-                m->lineage_bytes += actor_lineage_bytes(a);
-        }
         a->checkpoint_interval = spec->checkpoint_interval ?: m->checkpoint_interval;
         a->state = ACTOR_PENDING;
         a->max_restarts = spec->max_restarts;
@@ -628,48 +674,61 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         a->run_gid = run_gid;
         a->tasks_max = spec->tasks_max;
         a->memory_max = spec->memory_max;
-        a->module = TAKE_PTR(module);
+        a->module = TAKE_PTR(*module);
         a->module_arg = strdup(spec->module);
         a->class_name = strdup(spec->class_name);
         a->name = spec->name ? strdup(spec->name) : NULL;
         if (asprintf(&a->path, "%s/%s", "/io/kactor/NodeManager1/actor", a->id_string) < 0)
                 a->path = NULL;
-        if (!a->module_arg || !a->class_name || (spec->name && !a->name) || !a->path) {
-                r = -ENOMEM;
-                goto fail_unlisted;
-        }
-        if (spec->num_gpus > 0) {
+        if (spec->num_gpus > 0)
                 a->gpus = calloc(spec->num_gpus, sizeof(uint32_t));
-                if (!a->gpus) {
-                        r = -ENOMEM;
-                        goto fail_unlisted;
-                }
+        if (!a->module_arg || !a->class_name || (spec->name && !a->name) || !a->path ||
+            (spec->num_gpus > 0 && !a->gpus)) {
+                actor_free_unlisted(a);
+                return -ENOMEM;
         }
+        if (spec->lineage) {
+                /* Rebuilt from a replica: the constructor (or the checkpoint) and then the log. */
+                a->lineage = *spec->lineage;
+                lineage_init(spec->lineage);
+                m->lineage_bytes += actor_lineage_bytes(a);
+        }
+
+        *ret = a;
+        return 0;
+}
+
+/* Reserves what the actor needs before it is listed: its GPUs and CPUs, and whatever its constructor's
+ * arguments name. */
+static int actor_reserve(Actor *a, const ActorSpec *spec, ReqError *e) {
+        Manager *m = a->manager;
+        _cleanup_free_ char *why = NULL;
+        int r;
+
         r = resources_acquire(&m->resources, spec->num_gpus, spec->num_cpus, a->gpus, &why);
-        if (r < 0) {
-                r = req_error(e, KACTOR_ERROR_INSUFFICIENT_RESOURCES, "not enough %s: %s",
-                              spec->num_gpus > resources_free_gpus(&m->resources) ? "GPUs" : "CPUs",
-                              why ?: "");
-                goto fail_unlisted;
-        }
+        if (r < 0)
+                return req_error(e, KACTOR_ERROR_INSUFFICIENT_RESOURCES, "not enough %s: %s",
+                                 spec->num_gpus > resources_free_gpus(&m->resources) ? "GPUs" : "CPUs", why ?: "");
         a->n_gpus = spec->num_gpus;
         a->num_cpus = spec->num_cpus;
         a->holds_resources = true;
         if (a->n_gpus > 0 || a->num_cpus > 0)
-                manager_bus_resources_changed(m);
+                manager_queue_resources_changed(m);
 
-        r = actor_prepare_args(m, a, spec->args, spec->args_len, e);
-        if (r < 0) {
-                actor_release_resources(a);
-                goto fail_unlisted;
-        }
+        return actor_prepare_args(m, a, spec->args, spec->args_len, e);
+}
+
+/* Lists the actor and starts its worker. On failure the actor is freed (unlisted again). */
+static int actor_register(Actor *a, ReqError *e) {
+        Manager *m = a->manager;
+        Worker *w;
+        int r;
 
         HASH_ADD(hh, m->actors, id, sizeof(a->id), a);
         if (a->name)
                 HASH_ADD_KEYPTR(hh_name, m->actors_by_name, a->name, strlen(a->name), a);
         m->n_actors_live++;
 
-        Worker *w;
         r = worker_spawn(m, WORKER_ACTOR, a, &w);
         if (r >= 0)
                 r = actor_isolation_start(a, w, e);
@@ -687,29 +746,43 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
                                  strerror(-r));
         }
 
-        manager_bus_actor_added(m, a);
-        remote_actor_started(a);
+        actor_queue_change(a, ACTOR_CHANGE_ADDED);
+        manager_queue_resources_changed(m);
+        cluster_hooks_actor_started(a);
+        return 0;
+}
+
+int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e) {
+        _cleanup_free_ char *module = NULL;
+        uid_t run_uid = (uid_t) -1;
+        gid_t run_gid = (gid_t) -1;
+        Actor *a;
+        int r;
+
+        r = actor_validate(m, spec, &module, &run_uid, &run_gid, e);
+        if (r < 0)
+                return r;
+        r = actor_new(m, spec, &module, run_uid, run_gid, &a);
+        if (r < 0)
+                return r;
+        r = actor_reserve(a, spec, e);
+        if (r < 0) {
+                if (spec->lineage) { /* given back, for a rebuild elsewhere */
+                        m->lineage_bytes -= actor_lineage_bytes(a);
+                        *spec->lineage = a->lineage;
+                        lineage_init(&a->lineage);
+                }
+                actor_free_unlisted(a);
+                return r;
+        }
+        r = actor_register(a, e);
+        if (r < 0)
+                return r;
+
         log_actor(LOG_DEBUG, a->id_string, NULL, "Created actor %s of class %s from %s%s%s.", a->id_string,
                   a->class_name, a->module, a->name ? ", named " : "", a->name ?: "");
         *ret = a;
         return 0;
-
-fail_unlisted:
-        if (spec->lineage) { /* given back */
-                m->lineage_bytes -= actor_lineage_bytes(a);
-                *spec->lineage = a->lineage;
-        }
-        free(a->args);
-        free(a->arg_ids);
-        free(a->arg_id_actor);
-        free(a->path);
-        free(a->name);
-        free(a->module);
-        free(a->module_arg);
-        free(a->class_name);
-        free(a->gpus);
-        free(a);
-        return r;
 }
 
 int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
@@ -719,12 +792,12 @@ int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret
         int r = actor_spec_check(spec, e);
         if (r < 0)
                 return r;
-        r = remote_place_actor(m, spec, &node, e);
+        r = cluster_hooks_place_actor(m, spec, &node, e);
         if (r < 0)
                 return r;
         if (r > 0) {
                 *ret_local = NULL;
-                return remote_create_actor(m, spec, node, ret_id, e);
+                return cluster_hooks_create_actor(m, spec, node, ret_id, e);
         }
         if (spec->node && *spec->node && !streq(spec->node, m->node_id))
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "node %s is not this node, and there is no cluster",
@@ -937,7 +1010,7 @@ static void actor_restart(Actor *a, const char *cause) {
                           a->id_string, a->class_name, cause, a->restarts, a->max_restarts,
                           lineage_size(&a->lineage));
         actor_set_state(a, ACTOR_RESTARTING);
-        manager_bus_actor_changed(m, a, "Restarts");
+        actor_queue_change(a, ACTOR_CHANGE_RESTARTS);
 
         uint64_t delay = a->failures == 0
                 ? 0
@@ -1127,8 +1200,8 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
                 return r;
 
         Actor *a = manager_find_actor(m, actor);
-        if ((!a || (a->state == ACTOR_DEAD && a->fenced)) && remote_actor_routable(m, actor)) {
-                r = remote_submit_call(m, actor, o, method, method_len, args, args_len, e);
+        if ((!a || (a->state == ACTOR_DEAD && a->fenced)) && cluster_hooks_actor_routable(m, actor)) {
+                r = cluster_hooks_submit_call(m, actor, o, method, method_len, args, args_len, e);
                 *ret = o;
                 return r < 0 ? r : 0;
         }
@@ -1242,7 +1315,7 @@ static void actor_save_finished(Actor *a, kactor_error code, const char *message
                 log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s",
                           a->id_string, strerror(-r));
         else if (a->repl)
-                remote_checkpointed(a);
+                cluster_hooks_checkpointed(a);
         actor_lineage_account(a, before);
 }
 
@@ -1263,8 +1336,7 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
                         call_free(m, c);
                         return;
                 }
-                if (m->remote)
-                        remote_replayed(a, c->lineage_index, code, message, data, len);
+                cluster_hooks_replayed(a, c->lineage_index, code, message, data, len);
                 call_free(m, c);
                 if (--a->replaying == 0)
                         actor_replay_done(a);
@@ -1294,7 +1366,7 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
                 else if (code == KACTOR_OK)
                         eviction_note_actor_call(m, c->result, a->id, (uint64_t) index);
                 if (index > 0 && a->repl)
-                        remote_record_logged(a, (uint64_t) index);
+                        cluster_hooks_record_logged(a, (uint64_t) index);
                 actor_lineage_account(a, before);
                 a->calls_since_checkpoint++;
         }
@@ -1323,7 +1395,7 @@ int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code
 
         /* A replicated actor's result waits until its record is on every replica. */
         bool deferred = w->kind == WORKER_ACTOR && a->repl && c->kind == CALL_NORMAL &&
-                remote_defer_result(a, c, !(flags & RESULT_READ_ONLY), code, message, data, len) > 0;
+                cluster_hooks_defer_result(a, c, !(flags & RESULT_READ_ONLY), code, message, data, len) > 0;
         if (!deferred && c->result && c->result->state == OBJECT_PENDING) {
                 if (code == KACTOR_OK) {
                         _cleanup_free_ kactor_id *ids = NULL;

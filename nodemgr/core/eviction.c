@@ -13,9 +13,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "actor.h"
+#include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "tasks.h"
 
 typedef enum OriginKind {
         ORIGIN_PUT,

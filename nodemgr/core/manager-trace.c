@@ -11,6 +11,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager-trace.h"
+#include "time-util.h"
 #include "trace-format.h"
 #include "trace-loader.h"
 
@@ -265,10 +266,10 @@ uint64_t manager_trace_now(Manager *m) {
         uint64_t iteration;
 
         if (!mt || sd_event_get_iteration(m->event, &iteration) < 0)
-                return kactor_trace_now_ns();
+                return now_nsec(CLOCK_MONOTONIC);
         if (iteration != mt->now_iteration || mt->now_ns == 0) {
                 mt->now_iteration = iteration;
-                mt->now_ns = kactor_trace_now_ns();
+                mt->now_ns = now_nsec(CLOCK_MONOTONIC);
         }
         return mt->now_ns;
 }

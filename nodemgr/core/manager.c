@@ -9,13 +9,20 @@
 #include <systemd/sd-id128.h>
 #include <time.h>
 
+#include "access.h"
+#include "actor-isolation.h"
+#include "actor.h"
+#include "cluster-hooks.h"
+#include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
-#include "peer.h"
-#include "remote.h"
 #include "privileges.h"
+#include "strv.h"
+#include "time-util.h"
+#include "worker-spawn.h"
+#include "zygote.h"
 
 /* Lineage: what all actors' logs may hold together, and how often an actor whose class can save is
  * checkpointed (in logged calls). */
@@ -68,12 +75,6 @@ void req_error_done(ReqError *e) {
         *e = (ReqError) {};
 }
 
-uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
-
 const char *actor_state_to_string(ActorState s) {
         static const char *const table[_ACTOR_STATE_MAX] = {
                 [ACTOR_PENDING] = "pending",
@@ -82,6 +83,14 @@ const char *actor_state_to_string(ActorState s) {
                 [ACTOR_DEAD] = "dead",
         };
         return s < _ACTOR_STATE_MAX ? table[s] : "unknown";
+}
+
+void manager_queue_resources_changed(Manager *m) {
+        m->resources_changed = true;
+}
+
+void manager_queue_peers_changed(Manager *m) {
+        m->peers_changed = true;
 }
 
 kactor_id manager_new_local_id(Manager *m) {
@@ -130,7 +139,7 @@ static int manager_resolve_module_uncached(Manager *m, const char *module, char 
 
 int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e) {
         ModuleCacheEntry *c;
-        uint64_t now = now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         if (module) {
                 HASH_FIND_STR(m->module_cache, module, c);
@@ -209,10 +218,10 @@ static int manager_resolve_module_uncached(Manager *m, const char *module, char 
 static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         (void) objstore_evict(&m->store);
-        manager_bus_flush(m);
+        if (m->bus_flush)
+                m->bus_flush(m);
         manager_flush_all(m);
-        remote_flush(m);
-        cluster_flush(m->cluster);
+        cluster_hooks_flush(m);
         return 0;
 }
 
@@ -279,59 +288,22 @@ void manager_stop(Manager *m) {
                                           on_stop_timeout, m);
 }
 
-static int strv_split(const char *s, char sep, char ***ret) {
-        size_t n = 0;
-        char **v = calloc(1, sizeof(char *));
-        if (!v)
-                return -ENOMEM;
-        const char *p = s;
-        while (p && *p) {
-                const char *e = strchr(p, sep);
-                size_t len = e ? (size_t) (e - p) : strlen(p);
-                if (len > 0) {
-                        char **nv = realloc(v, (n + 2) * sizeof(char *));
-                        if (!nv)
-                                goto fail;
-                        v = nv;
-                        v[n] = strndup(p, len);
-                        if (!v[n])
-                                goto fail;
-                        v[++n] = NULL;
-                }
-                p = e ? e + 1 : NULL;
-        }
-        *ret = v;
-        return 0;
-fail:
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-        return -ENOMEM;
-}
-
-int manager_new(const ManagerConfig *config, Manager **ret) {
-        _cleanup_(manager_freep) Manager *m = NULL;
+/* The node's id: the high half of every id made here, so ids are unique across a cluster. */
+static int manager_setup_ids(Manager *m) {
         sd_id128_t rnd;
         int r;
-
-        m = calloc(1, sizeof(*m));
-        if (!m)
-                return -ENOMEM;
-        m->listen_fd = -1;
-        m->zygote_fd = -1;
-        frame_init(&m->frame);
-        LIST_INIT(&m->conns);
-        LIST_INIT(&m->dirty_conns);
-        LIST_INIT(&m->workers);
-        LIST_INIT(&m->task_workers);
-        LIST_INIT(&m->dead_actors);
-        callqueue_init(&m->tasks);
 
         r = sd_id128_randomize(&rnd);
         if (r < 0)
                 return r;
         m->node_hi = rnd.qwords[0] ?: 1;
         snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, m->node_hi);
+        return 0;
+}
+
+/* What the configuration names: paths, the module path, the bus, limits, the cgroup settings. */
+static int manager_setup_config(Manager *m, const ManagerConfig *config) {
+        int r;
 
         m->runtime_dir = strdup(config->runtime_dir ?: "/run/kactor");
         if (!m->runtime_dir)
@@ -341,26 +313,18 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
 
         if (config->module_path)
                 for (char **p = config->module_path; *p; p++) {
-                        char **parts;
-                        r = strv_split(*p, ':', &parts);
+                        _cleanup_strv_free_ char **parts = NULL;
+
+                        r = strv_split(*p, ":", &parts);
                         if (r < 0)
                                 return r;
-                        size_t n = 0, k = 0;
-                        while (m->module_path && m->module_path[n])
-                                n++;
-                        while (parts[k])
-                                k++;
-                        char **nv = realloc(m->module_path, (n + k + 1) * sizeof(char *));
-                        if (!nv) {
-                                strv_free(parts);
-                                return -ENOMEM;
-                        }
-                        memcpy(nv + n, parts, (k + 1) * sizeof(char *));
-                        free(parts);
-                        m->module_path = nv;
+                        r = strv_extend_strv_consume(&m->module_path, parts);
+                        if (r < 0)
+                                return r;
+                        TAKE_PTR(parts);
                 }
         if (!m->module_path) {
-                r = strv_split(KACTOR_MODULEDIR, ':', &m->module_path);
+                r = strv_split(KACTOR_MODULEDIR, ":", &m->module_path);
                 if (r < 0)
                         return r;
         }
@@ -377,6 +341,15 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->lineage_max = config->lineage_max ?: MANAGER_LINEAGE_MAX_DEFAULT;
         m->checkpoint_interval = config->checkpoint_interval != UINT32_MAX ? config->checkpoint_interval
                                                                            : MANAGER_CHECKPOINT_INTERVAL_DEFAULT;
+
+        m->cgroup_manager_kind = config->cgroup_manager;
+        m->cgroup_name = config->cgroup_name;
+        return 0;
+}
+
+/* The CPUs and GPUs actors and tasks are scheduled on. */
+static int manager_setup_resources(Manager *m, const ManagerConfig *config) {
+        int r;
 
         double cpus = config->num_cpus > 0 ? config->num_cpus : (double) sysconf(_SC_NPROCESSORS_ONLN);
         /* GPUs: an explicit list of device nodes, a bare count, or what the driver shows. */
@@ -395,11 +368,36 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 r = resources_init_devices(&m->resources, paths, m->gpu_inventory.n_gpus, cpus);
         } else
                 r = resources_init(&m->resources, config->n_gpus, cpus);
+        return r < 0 ? r : 0;
+}
+
+int manager_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->listen_fd = -1;
+        m->zygote_fd = -1;
+        frame_init(&m->frame);
+        LIST_INIT(&m->conns);
+        LIST_INIT(&m->dirty_conns);
+        LIST_INIT(&m->workers);
+        LIST_INIT(&m->task_workers);
+        LIST_INIT(&m->dead_actors);
+        TAILQ_INIT(&m->bus_queue);
+        callqueue_init(&m->tasks);
+
+        r = manager_setup_ids(m);
         if (r < 0)
                 return r;
-        m->cgroup_manager_kind = config->cgroup_manager;
-        m->cgroup_name = config->cgroup_name;
-
+        r = manager_setup_config(m, config);
+        if (r < 0)
+                return r;
+        r = manager_setup_resources(m, config);
+        if (r < 0)
+                return r;
         r = access_setup(m, config->access_group);
         if (r < 0)
                 return r;
@@ -411,23 +409,6 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return r;
 
-        if (config->cluster_listen || config->cluster_join) {
-                ClusterConfig cc = {
-                        .listen = config->cluster_listen,
-                        .join = config->cluster_join,
-                        .secret_file = config->cluster_secret_file,
-                        .membership = { .probe_interval = config->probe_interval_usec,
-                                        .probe_timeout = config->probe_timeout_usec,
-                                        .suspect_timeout = config->suspect_timeout_usec },
-                };
-                r = cluster_new(m, &cc, &m->cluster);
-                if (r < 0)
-                        return r;
-                r = remote_setup(m, config->replicas == UINT_MAX ? REMOTE_REPLICAS_DEFAULT : config->replicas);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set up remote actors: %m");
-        }
-
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -436,8 +417,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_trace_stop(m);
-        remote_free(m);
-        m->cluster = cluster_free(m->cluster);
+        cluster_hooks_free(m);
 
         Conn *c;
         while ((c = LIST_FIRST(&m->conns))) {
@@ -476,7 +456,13 @@ Manager *manager_free(Manager *m) {
         safe_close(m->listen_fd);
         if (m->socket_path && !m->stopping)
                 (void) unlink(m->socket_path);
+        /* D-Bus clients still learn that the actors went (InterfacesRemoved), as before the bus
+         * closes; the resources, whose owner is leaving, need no word. */
+        m->resources_changed = false;
+        if (m->bus_flush)
+                m->bus_flush(m);
         sd_bus_flush_close_unref(m->bus);
+        strv_free(m->bus_removed);
         sd_event_unref(m->event);
         free(m->socket_path);
         free(m->runtime_dir);
@@ -535,12 +521,11 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
 
         manager_trace_start(m);
-        r = manager_bus_setup(m);
-        if (r < 0)
-                return r; /* logged */
+        return 0;
+}
 
+void manager_notify_ready(Manager *m) {
         log_info("kactor-nodemgr %s ready: node %s, %zu GPU%s, %g CPUs, socket %s.", KACTOR_VERSION, m->node_id,
                  m->resources.n_gpus, m->resources.n_gpus == 1 ? "" : "s", m->resources.cpus_total, m->socket_path);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving node %s", m->node_id);
-        return 0;
 }

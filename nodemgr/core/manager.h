@@ -22,6 +22,7 @@
 
 #include "callqueue.h"
 #include "cgroup-manager.h"
+#include "core-forward.h"
 #include "gpu-discovery.h"
 #include "kactor/value.h"
 #include "lineage.h"
@@ -30,10 +31,6 @@
 #include "proto.h"
 #include "resources.h"
 
-typedef struct Manager Manager;
-typedef struct Conn Conn;
-typedef struct Actor Actor;
-typedef struct Worker Worker;
 
 /* An error for the requester: a kactor_error and a message. Functions that fill one return
  * -EREMOTEIO. */
@@ -90,14 +87,14 @@ struct Conn {
         Worker *worker;      /* when this is a worker's connection */
         Hold *holds;         /* uthash */
         Object *owned;       /* objects this connection made and holds */
-        LIST_HEAD(, GetRequest) gets; /* pending Get/Wait */
+        LIST_HEAD(, ConnGet) gets; /* pending Get/Wait (native.c) */
 
         /* Clients: the count of their user's connections, and the HELLO deadline (native.c). */
         struct ConnUser *user;
         sd_event_source *hello_timer;
         /* Output is capped before replies are built: completed Gets whose replies do not fit wait
          * here, in order, and a client's further requests are not read meanwhile (paused). */
-        TAILQ_HEAD(, GetRequest) parked;
+        TAILQ_HEAD(, ConnGet) parked;
         bool paused;
 };
 
@@ -155,7 +152,7 @@ struct Actor {
         uint64_t memory_max;
         int32_t max_restarts;
         uint32_t restarts;
-        int detached;       /* an int for sd-bus's "b" */
+        bool detached;
         uid_t uid;          /* the caller's; the worker runs as run_uid/run_gid (isolation.c) */
         uid_t run_uid;
         gid_t run_gid;
@@ -190,12 +187,17 @@ struct Actor {
         sd_event_source *restart_timer;
         struct HostRepl *repl;    /* remote.c: its replicas, in a cluster */
         bool fenced;              /* stopped because the cluster declared this node dead */
-        char *remote_node;        /* a D-Bus view of an actor that lives on this peer (remote.c) */
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
+        /* What the D-Bus service has yet to say about it (actor_queue_change()). */
+        unsigned bus_changes;     /* ActorChange */
+        bool bus_announced;       /* InterfacesAdded went out: changes and the removal are sent */
+        TAILQ_ENTRY(Actor) bus_link;
 };
 
-/* A pending Get or Wait, from a native connection or from D-Bus. */
-typedef struct GetRequest {
+/* A pending Get or Wait, from a native connection or from D-Bus. Whoever made it sets reply and
+ * done, and keeps its own state about the request (the caller to answer) in userdata. */
+typedef struct GetRequest GetRequest;
+struct GetRequest {
         Waiter waiter;
         Manager *manager;
         bool wait;             /* Wait, not Get */
@@ -203,15 +205,13 @@ typedef struct GetRequest {
         Object **objects;      /* referenced while waiting */
         size_t n_objects;
         sd_event_source *timer;
-        Conn *conn;            /* native */
-        uint64_t reqid;
-        sd_bus_message *message; /* D-Bus */
-        sd_bus_track *track;     /* the D-Bus caller: its request goes when it does */
-        LIST_ENTRY(GetRequest) link;
-        bool parked;             /* complete, its reply waiting for room in conn's output */
-        bool timed_out;
-        TAILQ_ENTRY(GetRequest) parked_link;
-} GetRequest;
+        /* Answers the completed request (timed_out: the timeout came first, which for Get is the
+         * Timeout error), then frees it with get_request_free() or keeps it to answer later. */
+        void (*reply)(GetRequest *g, bool timed_out);
+        /* Called by get_request_free(): the requester lets go of its state. */
+        void (*done)(GetRequest *g);
+        void *userdata;
+};
 
 typedef struct ManagerConfig {
         const char *bus_address;   /* NULL: the system bus */
@@ -288,8 +288,15 @@ struct Manager {
         uint64_t lineage_max;
         uint32_t checkpoint_interval;
 
-        /* The fork server (zygote.c). */
+        /* The changes the D-Bus service sends, coalesced, once per event loop iteration: queued by
+         * the core, drained by bus_flush, which the service installs at its setup. */
         bool resources_changed; /* FreeGpus, FreeCpus, Actors: PropertiesChanged due */
+        bool peers_changed;     /* Peers */
+        TAILQ_HEAD(, Actor) bus_queue; /* actors with bus_changes */
+        char **bus_removed;     /* the paths of announced actors freed since: InterfacesRemoved due */
+        void (*bus_flush)(Manager *m);
+
+        /* The fork server (zygote.c). */
         char *access_group;     /* besides root and our own user, its members may use us */
         gid_t access_gid;       /* (gid_t) -1: no such group */
         struct AccessEntry *access_cache;
@@ -304,8 +311,9 @@ struct Manager {
         sd_event_source *stop_timer;
         struct ManagerTrace *trace; /* manager-trace.c */
         bool trace_calls;           /* calls are counted in the histograms (manager-trace.c) */
-        struct Cluster *cluster;    /* peer.c; NULL on a single node */
-        struct Remote *remote;      /* remote.c; NULL on a single node */
+        /* The cluster layer (cluster-hooks.h): NULL on a single node. */
+        const struct ClusterHooks *cluster_hooks;
+        void *cluster_userdata;
 };
 
 /* manager.c */
@@ -314,10 +322,17 @@ Manager *manager_free(Manager *m);
 static inline void manager_freep(Manager **m) {
         manager_free(*m);
 }
+/* Starts what the core runs; the transports are set up after it (nodemgr.c), then the service
+ * says it is ready. */
 int manager_start(Manager *m);
+void manager_notify_ready(Manager *m);
 /* Begins a clean shutdown: workers are stopped; the loop exits when they are gone. */
 void manager_stop(Manager *m);
 kactor_id manager_new_local_id(Manager *m);
+/* FreeGpus, FreeCpus, Actors (and what the peers learn of them) changed: sent once per iteration. */
+void manager_queue_resources_changed(Manager *m);
+/* The cluster's members changed: PropertiesChanged for Peers, once per iteration. */
+void manager_queue_peers_changed(Manager *m);
 Actor *manager_find_actor(Manager *m, kactor_id id);
 Actor *manager_find_actor_by_name(Manager *m, const char *name);
 /* Resolves a module argument (a path, or a name in the module path) to a path. */
@@ -345,127 +360,15 @@ typedef struct ActorSpec {
         bool detach_if_placed; /* D-Bus: an owner here cannot hold an actor on a peer */
 } ActorSpec;
 
-/* actor.c */
-int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
-/* Here, or on a peer (the Node option, or when it does not fit here): *ret_local is NULL then. */
-int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
-                                  ReqError *e);
-/* A call made elsewhere that the actor takes over, in order (it came back on this node). */
-void actor_adopt_call(Actor *a, Call *c);
-void actor_ref(Actor *a);
-void actor_unref(Actor *a);
-bool manager_actor_ref_id(Manager *m, kactor_id id);
-void manager_actor_unref_id(Manager *m, kactor_id id);
-/* Kills an actor's worker; pending calls fail with ActorDied. */
-int actor_kill(Actor *a, bool no_restart, const char *why);
-/* Tries to send queued calls to the actor's worker. */
-void actor_dispatch(Actor *a);
-void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32_t flags);
-void actor_worker_gone(Actor *a, const char *cause);
-void actor_set_state(Actor *a, ActorState state);
-void actor_free(Actor *a);
-/* Returns the actor's GPUs and CPUs to the pool. */
-void actor_release_resources(Actor *a);
-
-/* isolation.c: cgroups, device access, users */
-int manager_isolation_setup(Manager *m, const ManagerConfig *config);
-int actor_isolation_check_limits(Manager *m, const ActorSpec *spec, ReqError *e);
-int actor_isolation_check_module(const char *path, uid_t uid, ReqError *e);
-int actor_isolation_resolve_user(const ActorSpec *spec, uid_t *ret_uid, gid_t *ret_gid, ReqError *e);
-/* Places the new worker in the actor's cgroup; INIT is sent once it is placed. */
-int actor_isolation_start(Actor *a, Worker *w, ReqError *e);
-void actor_isolation_kill(Actor *a);
-void actor_isolation_worker_gone(Actor *a);
-void actor_isolation_free(Actor *a);
-/* Kills what is left in the actor's cgroup and removes it (before a restart makes a new one). */
-void actor_isolation_free_cgroup(Actor *a);
-/* Places a new task worker in a cgroup of its own; INIT is sent once it is placed (at once without
- * cgroups). When it cannot be placed, now (< 0) or later (the worker is killed), w->start_error says why. */
-int task_isolation_start(Worker *w);
-/* The task worker is gone: what it left in its cgroup is killed, and the cgroup removed once empty. */
-void task_isolation_worker_gone(Worker *w);
-
-/*
- * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
- * connection) or pinned (D-Bus, owner NULL). args: a packed list. Errors that concern the call
- * itself (no such actor, dead actor) make the object fail rather than the submission; a request
- * outside the limits (spec-check.h) is refused before any object is made (-EREMOTEIO, InvalidArgs).
- */
-int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
-                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
-/* The task runs as uid, the caller (its primary group), in a task worker of that user. */
-int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
-                        const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e);
-int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
-
-/* A worker reported the result of call `seq`. data is the packed value when code is 0. */
-int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
-                          const char *data, size_t len, uint32_t flags);
-
-/* Scans a packed value for ids; used for results and arguments. Returns malloc'd arrays. */
-int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
-                     bool *ret_top_refs);
-
-/* Calls: built from packed arguments (holding what they name), freed, failed. */
-int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e);
-int call_watch_deps(Manager *m, Call *c);
-void call_free(Manager *m, Call *c);
-void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
-/* Resolves a call's top-level references in place. -EREMOTEIO with e set when one failed. */
-int call_prepare_args(Manager *m, Call *c, ReqError *e);
-
-/* tasks.c */
-void tasks_dispatch(Manager *m);
-/* A task's arguments are ready: it joins the queue. */
-void tasks_call_ready(Call *c);
-/* A task worker finished its task. */
-void tasks_task_done(Worker *w);
-void tasks_worker_ready(Worker *w);
-void tasks_worker_gone(Worker *w, const char *cause);
-void tasks_worker_blocked(Worker *w, bool blocked);
-/* The worker gave back tasks it had not started (RECALLED). */
-void tasks_recalled(Worker *w, const uint64_t *seqs, size_t n);
-/* The task a worker finished (RESULT seq): NULL when it is not the one it runs. */
-Call *tasks_finish(Worker *w, uint64_t seq);
-
-/* access.c: who may use the node manager */
-int access_setup(Manager *m, const char *group);
-void access_done(Manager *m);
-/* 0 when uid may use the node manager; -EREMOTEIO with AccessDenied in e otherwise. */
-int access_check(Manager *m, uid_t uid, ReqError *e);
-
-/* Spawns kactor-worker (or the fork server) with fd as its fd 3 and default signal handling. */
-int spawn_worker_process(const char *path, char *const *env, int fd, pid_t *ret_pid);
-
-/* zygote.c: the fork server */
-int zygote_start(Manager *m);
-void zygote_stop(Manager *m);
-/* Forks a worker with this environment and fd as its fd 3; -ENOTCONN without a fork server. */
-int zygote_spawn(Manager *m, char *const *env, int fd, pid_t *ret_pid);
-
 /* Ends the event loop once stopping and every child is gone. */
 void manager_maybe_exit(Manager *m);
 
-/* worker.c (the launcher) */
-/* An actor's worker runs as the actor's run_uid/run_gid, a task worker as uid/gid; both without
- * capabilities. */
-int worker_spawn(Manager *m, WorkerKind kind, Actor *actor, Worker **ret);
-int worker_spawn_task(Manager *m, uid_t uid, gid_t gid, Worker **ret);
-int worker_send_init(Worker *w);
-int worker_send_call(Worker *w, Call *c);
-int worker_send_save(Worker *w, Call *c);
-int worker_send_recall(Worker *w);
-void worker_stop(Worker *w);
-Worker *worker_free(Worker *w);
-/* "exited with status 3", "killed by signal 9", ...; malloc'd. */
-char *worker_exit_description(const Worker *w);
-
-/* native.c */
+/* native/conn.c: the connections of workers and clients. Conn is a core type, and these few of its
+ * functions are declared here, because workers speak the native protocol on their socketpairs and
+ * the worker protocol is the core's: spawn.c makes a worker's connection and sends it INIT and
+ * EXEC frames, tasks.c and manager.c close them. What only the handlers use is in conn.h. */
 int conn_new(Manager *m, int fd, Worker *worker, Conn **ret);
-void conn_ref(Conn *c);
-void conn_unref(Conn *c);
 void conn_close(Conn *c);
-void conn_mark_dirty(Conn *c);
 /* Finishes a frame begun at off with frame_begin(): when r (what packing it returned) is negative
  * the frame is dropped and r returned; else it is closed and the connection flushed soon. */
 int conn_end_frame(Conn *c, size_t off, int r);
@@ -476,46 +379,6 @@ void conn_drain(Conn *c);
 int conn_flush(Conn *c);
 void manager_flush_all(Manager *m);
 int manager_listen(Manager *m);
-/* The connection holds (one reference on) an actor or object it received. */
-int conn_hold(Conn *c, kactor_id id, bool actor);
-int conn_hold_ids_in(Conn *c, const Object *o);
-int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message);
-/* Whether a reply of n bytes may be built now: the output stays within its budget (or is empty). */
-bool conn_output_room(const Conn *c, size_t n);
 
-/* gets.c */
-int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_t num_returns,
-                    uint64_t timeout_usec, GetRequest **ret, ReqError *e);
-/* Arms the request: completes at once when it can. */
-int get_request_start(GetRequest *g);
-GetRequest *get_request_free(GetRequest *g);
-/* Completes it: sends the answer (timeout: the Timeout error for Get). A native answer that does
- * not fit the connection's output budget is parked until it does. */
-void get_request_complete(GetRequest *g, bool timed_out);
-/* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
-unsigned get_request_answer_parked(Conn *c);
-
-/* eviction.c */
-void eviction_setup(Manager *m, uint64_t max_bytes);
-/* Records how an object can be had again once evicted. */
-void eviction_note_put(Manager *m, Object *o);
-void eviction_note_task(Manager *m, Object *o, const Call *c);
-void eviction_note_actor_call(Manager *m, Object *o, kactor_id actor, uint64_t index);
-/* actor.c: rebuilds the result of logged call `index` of actor a in a temporary worker. On failure
- * *ret_why says why it cannot be done. */
-int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why);
-
-/* manager-bus.c */
-int manager_bus_setup(Manager *m);
-void manager_bus_actor_added(Manager *m, Actor *a);
-void manager_bus_resources_changed(Manager *m);
-/* Sends the coalesced manager property changes. */
-void manager_bus_flush(Manager *m);
-/* The cluster's members changed: PropertiesChanged for Peers. */
-void manager_bus_peers_changed(Manager *m);
-void manager_bus_actor_removed(Manager *m, Actor *a);
-void manager_bus_actor_changed(Manager *m, Actor *a, const char *property);
-int bus_get_request_reply(GetRequest *g, bool timed_out);
 
 /* log.c-like helpers */
-uint64_t now_usec(void);

@@ -14,10 +14,15 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "actor-isolation.h"
+#include "actor.h"
 #include "codec.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "tasks.h"
+#include "worker-spawn.h"
+#include "zygote.h"
 
 extern char **environ;
 

@@ -14,10 +14,16 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "actor-isolation.h"
+#include "actor.h"
+#include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "spec-check.h"
+#include "tasks.h"
+#include "time-util.h"
+#include "worker-spawn.h"
 
 /* Tasks sent ahead to a worker whose tasks are quick, so that it reads and answers many per syscall;
  * a worker whose tasks take longer gets one at a time. */
@@ -203,7 +209,7 @@ static void tasks_dispatch_queue(Manager *m) {
                 /* What it takes to run it again, should its result be evicted. */
                 if (!c->result->origin)
                         eviction_note_task(m, c->result, c);
-                c->sent_usec = now_usec();
+                c->sent_usec = now_usec(CLOCK_MONOTONIC);
                 callqueue_start_direct(&w->tasks, c, ++w->next_seq);
                 r = worker_send_call(w, c);
                 if (r < 0) {
@@ -239,7 +245,7 @@ Call *tasks_finish(Worker *w, uint64_t seq) {
         if (!c)
                 return NULL;
         /* Service time: from when it could start (sent, or the one before it done) to its end. */
-        uint64_t now = now_usec(), from = MAX(c->sent_usec, w->last_done_usec);
+        uint64_t now = now_usec(CLOCK_MONOTONIC), from = MAX(c->sent_usec, w->last_done_usec);
         uint64_t dt = now > from ? now - from : 1;
         w->task_avg_usec = w->task_avg_usec == 0 ? dt : (w->task_avg_usec * 7 + dt) / 8;
         w->last_done_usec = now;

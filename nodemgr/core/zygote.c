@@ -18,6 +18,8 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "worker-spawn.h"
+#include "zygote.h"
 
 /* A fork takes well under this; past it the fork server is taken for dead. */
 #define ZYGOTE_REPLY_TIMEOUT_MSEC 5000

@@ -1,424 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The native protocol (lib/proto.h, docs/protocol.md): libkactor clients on the unix socket, and
- * workers on their socketpairs. Reads drain every complete frame; replies are buffered and sent
- * once per event loop iteration, so one syscall carries many frames in both directions.
+ * The native protocol's requests (lib/proto.h, docs/protocol.md): what clients and workers ask
+ * over their connections (conn.c, the transport), handled one frame at a time.
  */
 
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
+#include "access.h"
+#include "actor.h"
+#include "cluster-hooks.h"
 #include "codec.h"
+#include "conn.h"
+#include "gets.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
-#include "remote.h"
+#include "native.h"
 #include "spec-check.h"
-
-/* Reads start small (most connections are idle workers) and grow while reads fill them. */
-#define CONN_READ_CHUNK_MIN (4u * 1024u)
-#define CONN_READ_CHUNK_MAX (256u * 1024u)
-/* Buffers larger than this are given back once empty. */
-#define CONN_BUFFER_KEEP (64u * 1024u)
-/* Per wakeup, so that one busy connection cannot starve the others. */
-#define CONN_READ_BUDGET (4u * 1024u * 1024u)
-/* Replies are built only while a connection's unsent output stays under this (one reply is always
- * built into an empty buffer, so a frame of up to PROTO_FRAME_MAX still goes). A client whose
- * replies do not fit is not read from until it has read them. */
-#define CONN_OUT_BUDGET (16u * 1024u * 1024u)
-/* Workers are always read from (they may block writing results while we write to them), so their
- * output is not paused but capped: a worker that does not read its calls is dropped past this. */
-#define CONN_OUT_MAX (512u * 1024u * 1024u)
-/* Before HELLO (a few dozen bytes) a client may send no more than this, within this long. */
-#define CONN_HELLO_MAX (4u * 1024u)
-#define CONN_HELLO_TIMEOUT_USEC (5u * 1000u * 1000u)
-/* Client connections (workers' socketpairs are not counted): in all, and of one user other than
- * root and our own. The total is lowered to half the fd limit where that is less, and a sixteenth
- * of it is kept for root, so that no user can take the fds that workers and root's next HELLO
- * need. docs/protocol.md "Limits". */
-#define CONN_MAX 4096u
-#define CONN_MAX_PER_UID 512u
-/* accept()s per wakeup: a flood of connections is refused quickly and the next one not kept waiting. */
-#define CONN_ACCEPT_BATCH 64u
-/* Out of fds: listening pauses this long (or until a connection closes) instead of spinning. */
-#define CONN_ACCEPT_PAUSE_USEC (100u * 1000u)
-/* Refusals and accept() failures are logged at most once per this. */
-#define CONN_LOG_INTERVAL_USEC (10u * 1000u * 1000u)
-#define ID_SEQ_BITS 40
-#define ID_SEQ_MASK ((UINT64_C(1) << ID_SEQ_BITS) - 1)
-
-static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-
-/* The client connections of one user, for CONN_MAX_PER_UID. */
-typedef struct ConnUser {
-        uid_t uid;
-        unsigned n;
-        UT_hash_handle hh;
-} ConnUser;
-
-void conn_ref(Conn *c) {
-        c->n_ref++;
-}
-
-void conn_release_all(Conn *c) {
-        Manager *m = c->manager;
-
-        while (c->gets.lh_first)
-                get_request_free(c->gets.lh_first);
-
-        Hold *h, *tmp;
-        HASH_ITER(hh, c->holds, h, tmp) {
-                HASH_DEL(c->holds, h);
-                if (h->actor)
-                        manager_actor_unref_id(m, h->id);
-                else
-                        objstore_unref(&m->store, objstore_find(&m->store, h->id));
-                free(h);
-        }
-
-        while (c->owned) {
-                Object *o = c->owned;
-                c->owned = o->owner_next;
-                if (c->owned)
-                        c->owned->owner_prev = NULL;
-                o->owner = NULL;
-                o->owner_next = o->owner_prev = NULL;
-                objstore_unref(&m->store, o);
-        }
-}
-
-static void conn_destroy(Conn *c) {
-        conn_release_all(c);
-        sd_event_source_disable_unref(c->io);
-        sd_event_source_disable_unref(c->hello_timer);
-        safe_close(c->fd);
-        buffer_free(&c->in);
-        buffer_free(&c->out);
-        free(c);
-}
-
-void conn_unref(Conn *c) {
-        if (!c)
-                return;
-        if (--c->n_ref > 0)
-                return;
-        conn_destroy(c);
-}
-
-static void manager_resume_listening(Manager *m) {
-        if (m->listen_retry)
-                (void) sd_event_source_set_enabled(m->listen_retry, SD_EVENT_OFF);
-        if (m->listen_source)
-                (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
-}
-
-static void conn_user_put(Manager *m, ConnUser *u) {
-        if (--u->n == 0) {
-                HASH_DEL(m->conn_users, u);
-                free(u);
-        }
-        m->n_client_conns--;
-        /* An fd is free again: accept() may work now if it ran out. */
-        if (m->listen_retry && sd_event_source_get_enabled(m->listen_retry, NULL) > 0)
-                manager_resume_listening(m);
-}
-
-static void conn_user_remove(Conn *c) {
-        if (c->user)
-                conn_user_put(c->manager, TAKE_PTR(c->user));
-}
-
-void conn_close(Conn *c) {
-        if (c->dead)
-                return;
-        c->dead = true;
-        LIST_REMOVE(c, link);
-        if (c->dirty) {
-                LIST_REMOVE(c, dirty_link);
-                c->dirty = false;
-        }
-        c->io = sd_event_source_disable_unref(c->io);
-        c->hello_timer = sd_event_source_disable_unref(c->hello_timer);
-        c->fd = safe_close(c->fd);
-        /* Release what it held now: actors without handles stop, objects go. */
-        conn_release_all(c);
-        if (c->worker)
-                c->worker->conn = NULL;
-        c->worker = NULL;
-        conn_user_remove(c);
-        conn_unref(c);
-}
-
-static int on_hello_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        Conn *c = userdata;
-
-        log_debug("Closing a connection of UID %u: no HELLO within %u s.", (unsigned) c->uid,
-                  CONN_HELLO_TIMEOUT_USEC / 1000000u);
-        conn_ref(c);
-        /* Say why, if it fits; nothing was sent to it yet, so it does. */
-        (void) conn_send_reply_error(c, 0, KACTOR_ERROR_PROTOCOL, "no HELLO in time");
-        (void) conn_flush(c);
-        conn_close(c);
-        conn_unref(c);
-        return 0;
-}
-
-int conn_new(Manager *m, int fd, Worker *worker, Conn **ret) {
-        Conn *c = calloc(1, sizeof(*c));
-        int r;
-
-        if (!c)
-                return -ENOMEM;
-        c->manager = m;
-        c->n_ref = 1;
-        c->fd = fd;
-        c->worker = worker;
-        c->welcomed = worker != NULL;
-        c->id_prefix = (++m->next_conn) << ID_SEQ_BITS;
-        LIST_INIT(&c->gets);
-        TAILQ_INIT(&c->parked);
-        msgpack_packer_init(&c->pk, &c->out, buffer_msgpack_write);
-        c->read_chunk = CONN_READ_CHUNK_MIN;
-
-        r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, on_conn_io, c);
-        if (r < 0) {
-                c->fd = -1; /* the caller keeps the fd on failure */
-                conn_destroy(c);
-                return r;
-        }
-        (void) sd_event_source_set_description(c->io, worker ? "worker-conn" : "client-conn");
-        if (!worker) {
-                /* Coalesced with other timers: the deadline need not be exact. */
-                r = sd_event_add_time_relative(m->event, &c->hello_timer, CLOCK_MONOTONIC,
-                                               CONN_HELLO_TIMEOUT_USEC, 100 * 1000, on_hello_timeout, c);
-                if (r < 0) {
-                        c->fd = -1;
-                        conn_destroy(c);
-                        return r;
-                }
-                (void) sd_event_source_set_description(c->hello_timer, "client-hello");
-        }
-        LIST_INSERT_HEAD(&m->conns, c, link);
-        *ret = c;
-        return 0;
-}
-
-void conn_mark_dirty(Conn *c) {
-        if (c->dirty || c->dead)
-                return;
-        c->dirty = true;
-        LIST_INSERT_HEAD(&c->manager->dirty_conns, c, dirty_link);
-}
-
-bool conn_output_room(const Conn *c, size_t n) {
-        size_t queued = buffer_size(&c->out);
-        return queued == 0 || (queued < CONN_OUT_BUDGET && n <= CONN_OUT_BUDGET - queued);
-}
-
-/* Whether a client must wait with further requests until it has read what it was sent. */
-static bool conn_output_full(const Conn *c) {
-        return !TAILQ_EMPTY(&c->parked) || buffer_size(&c->out) >= CONN_OUT_BUDGET;
-}
-
-/* Sends what is buffered without blocking, and builds the parked replies as room appears. Returns 0
- * when all went, 1 when some is left (EPOLLOUT is armed), or a negative errno when the connection
- * broke. A paused client is resumed by the caller (manager_flush_all()). */
-int conn_flush(Conn *c) {
-        for (;;) {
-                while (buffer_size(&c->out) > 0) {
-                        ssize_t n = send(c->fd, c->out.data + c->out.start, buffer_size(&c->out),
-                                         MSG_DONTWAIT | MSG_NOSIGNAL);
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                if (errno == EAGAIN)
-                                        goto blocked;
-                                return negative_errno();
-                        }
-                        buffer_consume(&c->out, (size_t) n);
-                }
-                if (TAILQ_EMPTY(&c->parked) || get_request_answer_parked(c) == 0)
-                        break;
-        }
-        if (c->closing)
-                return -ECONNRESET;
-        if (c->out.cap > CONN_BUFFER_KEEP)
-                buffer_free(&c->out);
-        /* A paused client must not be woken by input it will not read. */
-        (void) sd_event_source_set_io_events(c->io, c->paused ? 0 : EPOLLIN);
-        return 0;
-
-blocked:
-        if (buffer_size(&c->out) > CONN_OUT_MAX)
-                return -ENOBUFS;
-        if (!TAILQ_EMPTY(&c->parked))
-                (void) get_request_answer_parked(c);
-        (void) sd_event_source_set_io_events(c->io, c->paused || c->closing ? EPOLLOUT : EPOLLIN | EPOLLOUT);
-        return 1;
-}
-
-static int conn_process(Conn *c);
-
-/* The client read its replies: handle the requests that waited, and read again. */
-static void conn_resume(Conn *c) {
-        conn_ref(c);
-        c->paused = false;
-        (void) sd_event_source_set_io_events(c->io, buffer_size(&c->out) > 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
-        if (conn_process(c) < 0)
-                conn_close(c);
-        conn_unref(c);
-}
-
-void manager_flush_all(Manager *m) {
-        Conn *c;
-        while ((c = m->dirty_conns.lh_first)) {
-                LIST_REMOVE(c, dirty_link);
-                c->dirty = false;
-                if (conn_flush(c) < 0)
-                        conn_close(c);
-                else if (c->paused && !conn_output_full(c))
-                        conn_resume(c);
-        }
-}
-
-int conn_end_frame(Conn *c, size_t off, int r) {
-        if (r < 0) {
-                c->out.end = off;
-                return r;
-        }
-        r = frame_end(&c->out, off);
-        if (r >= 0)
-                conn_mark_dirty(c);
-        return r;
-}
-
-int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message) {
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0 || msgpack_pack_uint32(&c->pk, code) < 0
-                ? -ENOMEM
-                : pack_cstr(&c->pk, message);
-        return conn_end_frame(c, off, r);
-}
-
-/* A reply that carries an actor id (CreateActor, GetActor) or nothing. */
-static int conn_send_reply_ok(Conn *c, uint64_t reqid, const kactor_id *actor) {
-        size_t off = frame_begin(&c->out);
-        int r = msgpack_pack_array(&c->pk, actor ? 5 : 4) < 0 ||
-                        msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
-                        msgpack_pack_uint64(&c->pk, reqid) < 0 ||
-                        msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 || msgpack_pack_nil(&c->pk) < 0
-                ? -ENOMEM
-                : 0;
-        if (r >= 0 && actor)
-                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, *actor);
-        return conn_end_frame(c, off, r);
-}
-
-/* Refuses a broken stream: says why, then closes once that is sent. */
-/* Refuses a connection: says why, then closes once that is sent. */
-static int conn_refuse(Conn *c, kactor_error code, const char *why) {
-        log_debug("Dropping connection: %s", why);
-        (void) conn_send_reply_error(c, 0, code, why);
-        c->closing = true;
-        /* Read nothing more; close once the answer is out. */
-        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
-        conn_mark_dirty(c);
-        return -EBADMSG;
-}
-
-static int conn_protocol_error(Conn *c, const char *why) {
-        return conn_refuse(c, KACTOR_ERROR_PROTOCOL, why);
-}
-
-int conn_hold(Conn *c, kactor_id id, bool actor) {
-        Manager *m = c->manager;
-        Hold *h;
-
-        /* An actor's own worker does not keep it alive through its own handle. */
-        if (actor && c->worker && c->worker->actor && kactor_id_equal(c->worker->actor->id, id))
-                return 0;
-        HASH_FIND(hh, c->holds, &id, sizeof(id), h);
-        if (h)
-                return 0;
-        if (!actor) {
-                Object *o = objstore_find(&m->store, id);
-                if (!o)
-                        return 0;
-                if (o->owner == c)
-                        return 0;
-                objstore_ref(o);
-        } else if (!manager_actor_ref_id(m, id))
-                return 0; /* no such actor here, nor on a peer */
-        h = calloc(1, sizeof(*h));
-        if (!h) {
-                if (actor)
-                        manager_actor_unref_id(m, id);
-                else
-                        objstore_unref(&m->store, objstore_find(&m->store, id));
-                return -ENOMEM;
-        }
-        h->id = id;
-        h->actor = actor;
-        HASH_ADD(hh, c->holds, id, sizeof(h->id), h);
-        return 1;
-}
-
-int conn_hold_ids_in(Conn *c, const Object *o) {
-        for (size_t i = 0; i < o->n_contained; i++) {
-                int r = conn_hold(c, o->contained[i], o->contained_actor[i]);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static void conn_own(Conn *c, Object *o) {
-        o->owner = c;
-        o->owner_prev = NULL;
-        o->owner_next = c->owned;
-        if (c->owned)
-                c->owned->owner_prev = o;
-        c->owned = o;
-}
-
-static void conn_release_object(Conn *c, kactor_id id) {
-        Manager *m = c->manager;
-        Object *o = objstore_find(&m->store, id);
-        Hold *h;
-
-        if (o && o->owner == c) {
-                if (o->owner_prev)
-                        o->owner_prev->owner_next = o->owner_next;
-                else
-                        c->owned = o->owner_next;
-                if (o->owner_next)
-                        o->owner_next->owner_prev = o->owner_prev;
-                o->owner = NULL;
-                o->owner_next = o->owner_prev = NULL;
-                objstore_unref(&m->store, o);
-                return;
-        }
-        HASH_FIND(hh, c->holds, &id, sizeof(id), h);
-        if (h && !h->actor) {
-                HASH_DEL(c->holds, h);
-                free(h);
-                objstore_unref(&m->store, o);
-        }
-}
-
-static void conn_release_actor(Conn *c, kactor_id id) {
-        Hold *h;
-        HASH_FIND(hh, c->holds, &id, sizeof(id), h);
-        if (h && h->actor) {
-                HASH_DEL(c->holds, h);
-                free(h);
-                manager_actor_unref_id(c->manager, id);
-        }
-}
+#include "tasks.h"
+#include "time-util.h"
 
 /* The args of a request: the trailing value, which must be a list; none means no arguments. */
 static int frame_args(const Frame *f, const char **ret, size_t *ret_len) {
@@ -698,6 +299,150 @@ static int read_id_list(const msgpack_object *o, int8_t type, kactor_id **ret, s
         return 0;
 }
 
+/* --- Get and Wait ------------------------------------------------------------------------------ */
+
+static int pack_error_value(msgpack_packer *pk, kactor_error code, const char *message) {
+        size_t len = strlen(message ?: "");
+        if (msgpack_pack_ext(pk, len + 1, CODEC_EXT_ERROR) < 0)
+                return -ENOMEM;
+        uint8_t b = (uint8_t) code;
+        if (msgpack_pack_ext_body(pk, &b, 1) < 0 || (len > 0 && msgpack_pack_ext_body(pk, message, len) < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The bytes of the values a Get answers with: what its reply holds at least. */
+static size_t get_values_size(const GetRequest *g) {
+        size_t n = 0;
+        for (size_t i = 0; i < g->n_objects; i++)
+                if (g->objects[i]->state == OBJECT_READY)
+                        n += g->objects[i]->len;
+        return n;
+}
+
+/* At most how large the reply will be, frame header included: what the output budget counts.
+ * 64 covers the frame header, [REPLY, reqid, code, nil] and the list's head; 16 an error value's
+ * framing. */
+static size_t get_reply_size(const GetRequest *g, bool timed_out) {
+        size_t n = 64;
+        if (timed_out && !g->wait)
+                return n + 160; /* the Timeout error's message */
+        if (g->wait)
+                return n + g->n_objects;
+        for (size_t i = 0; i < g->n_objects; i++) {
+                const Object *o = g->objects[i];
+                n += o->state == OBJECT_READY ? o->len : 16 + strlen(o->message ?: "");
+        }
+        return n;
+}
+
+static int native_get_build_reply(ConnGet *cg, bool timed_out) {
+        GetRequest *g = cg->get;
+        Conn *c = cg->conn;
+        int r;
+
+        /* Refused before it is built: a Get may name one large object many times. */
+        if (!g->wait && !timed_out && get_values_size(g) > PROTO_FRAME_MAX)
+                return conn_send_reply_error(
+                        c, cg->reqid, KACTOR_ERROR_INVALID_ARGS,
+                        "the values asked for are larger than a frame (64 MiB): get fewer at once");
+
+        if (timed_out && !g->wait) {
+                size_t ready = get_request_n_ready(g);
+                char msg[160];
+                snprintf(msg, sizeof(msg), "timed out: %zu of %zu object%s ready", ready, g->n_objects,
+                         g->n_objects == 1 ? "" : "s");
+                return conn_send_reply_error(c, cg->reqid, KACTOR_ERROR_TIMEOUT, msg);
+        }
+
+        size_t off = frame_begin(&c->out);
+        r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
+                        msgpack_pack_uint64(&c->pk, cg->reqid) < 0 ||
+                        msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 || msgpack_pack_nil(&c->pk) < 0 ||
+                        msgpack_pack_array(&c->pk, g->n_objects) < 0
+                ? -ENOMEM
+                : 0;
+        for (size_t i = 0; r >= 0 && i < g->n_objects; i++) {
+                Object *o = g->objects[i];
+                if (g->wait)
+                        r = (o->state != OBJECT_PENDING ? msgpack_pack_true(&c->pk)
+                                                        : msgpack_pack_false(&c->pk)) < 0
+                                ? -ENOMEM
+                                : 0;
+                else if (o->state == OBJECT_READY) {
+                        objstore_touch(&g->manager->store, o);
+                        r = buffer_append(&c->out, o->data, o->len);
+                        if (r >= 0 && o->n_contained > 0)
+                                r = conn_hold_ids_in(c, o);
+                } else
+                        r = pack_error_value(&c->pk, o->error, o->message);
+        }
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r == -EMSGSIZE)
+                return conn_send_reply_error(
+                        c, cg->reqid, KACTOR_ERROR_INVALID_ARGS,
+                        "the values asked for are larger than a frame (64 MiB): get fewer at once");
+        if (r >= 0)
+                conn_mark_dirty(c);
+        return r;
+}
+
+static void native_get_answer(ConnGet *cg, bool timed_out) {
+        int r = native_get_build_reply(cg, timed_out);
+        if (r < 0)
+                log_warning_errno(r, "Failed to answer a Get: %m");
+        get_request_free(cg->get);
+}
+
+/* GetRequest.reply: a reply that does not fit the connection's output budget waits (parked), with
+ * the objects it holds, until the client has read enough of what it was sent; parked replies are
+ * answered in order by native_answer_parked() from the connection's flush. */
+static void native_get_reply(GetRequest *g, bool timed_out) {
+        ConnGet *cg = g->userdata;
+        Conn *c = cg->conn;
+
+        if (TAILQ_EMPTY(&c->parked) && conn_output_room(c, get_reply_size(g, timed_out))) {
+                native_get_answer(cg, timed_out);
+                return;
+        }
+        get_request_stop_waiting(g);
+        cg->parked = true;
+        cg->timed_out = timed_out;
+        TAILQ_INSERT_TAIL(&c->parked, cg, parked_link);
+        conn_mark_dirty(c);
+}
+
+/* GetRequest.done */
+static void native_get_done(GetRequest *g) {
+        ConnGet *cg = g->userdata;
+        Conn *c = cg->conn;
+
+        if (cg->parked)
+                TAILQ_REMOVE(&c->parked, cg, parked_link);
+        LIST_REMOVE(cg, link);
+        if (c->worker)
+                tasks_worker_blocked(c->worker, false);
+        free(cg);
+}
+
+/* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
+unsigned native_answer_parked(Conn *c) {
+        unsigned n = 0;
+        ConnGet *cg;
+
+        while ((cg = TAILQ_FIRST(&c->parked)) && conn_output_room(c, get_reply_size(cg->get, cg->timed_out))) {
+                TAILQ_REMOVE(&c->parked, cg, parked_link);
+                cg->parked = false;
+                native_get_answer(cg, cg->timed_out);
+                n++;
+        }
+        return n;
+}
+
 static int handle_get(Conn *c, Frame *f, bool wait) {
         _cleanup_free_ kactor_id *ids = NULL;
         size_t n;
@@ -723,9 +468,16 @@ static int handle_get(Conn *c, Frame *f, bool wait) {
         r = get_request_new(c->manager, ids, n, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
-        g->conn = c;
-        g->reqid = f->id;
-        LIST_INSERT_HEAD(&c->gets, g, link);
+        ConnGet *cg = calloc(1, sizeof(ConnGet));
+        if (!cg) {
+                get_request_free(g);
+                return -ENOMEM;
+        }
+        *cg = (ConnGet) { .get = g, .conn = c, .reqid = f->id };
+        g->userdata = cg;
+        g->reply = native_get_reply;
+        g->done = native_get_done;
+        LIST_INSERT_HEAD(&c->gets, cg, link);
         if (c->worker)
                 tasks_worker_blocked(c->worker, true);
         return get_request_start(g);
@@ -754,7 +506,7 @@ static int handle_kill(Conn *c, Frame *f) {
                 return reply_req_error(
                         c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed Kill request"), &e);
         Actor *a = manager_find_actor(c->manager, id);
-        if (!a && remote_kill_actor(c->manager, id, no_restart) >= 0)
+        if (!a && cluster_hooks_kill_actor(c->manager, id, no_restart) >= 0)
                 return conn_send_reply_ok(c, f->id, NULL);
         if (!a) {
                 char s[KACTOR_ID_STRING_MAX];
@@ -830,7 +582,7 @@ static int handle_recalled(Conn *c, Frame *f) {
         return 0;
 }
 
-static int conn_dispatch(Conn *c, Frame *f) {
+int native_dispatch(Conn *c, Frame *f) {
         if (!c->welcomed) {
                 if (f->type != MSG_HELLO)
                         return conn_protocol_error(c, "the first frame must be HELLO");
@@ -869,329 +621,4 @@ static int conn_dispatch(Conn *c, Frame *f) {
                 break;
         }
         return conn_protocol_error(c, "unknown or unexpected frame type");
-}
-
-/* Handles every complete frame in the input. Returns < 0 when the connection must close. */
-static int conn_process(Conn *c) {
-        for (;;) {
-                const char *payload;
-                size_t len;
-                int r;
-
-                if (c->closing || c->dead)
-                        return 0;
-                if (c->paused)
-                        return 0;
-                if (!c->worker && conn_output_full(c)) {
-                        /* Its replies wait for it to read: so do its further requests. */
-                        c->paused = true;
-                        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
-                        conn_mark_dirty(c);
-                        return 0;
-                }
-                r = frame_peek(&c->in, &payload, &len);
-                if (r < 0) {
-                        (void) conn_protocol_error(
-                                c, r == -EMSGSIZE ? "frame too large (limit 64 MiB)" : "empty frame");
-                        return 0;
-                }
-                if (r == 0)
-                        return 0;
-
-                /* One frame for all connections: handlers copy what they keep. */
-                r = frame_parse(&c->manager->frame, payload, len);
-                if (r < 0) {
-                        (void) conn_protocol_error(c, "malformed frame");
-                        return 0;
-                }
-                r = conn_dispatch(c, &c->manager->frame);
-                if (c->dead)
-                        return 0;
-                buffer_consume(&c->in, PROTO_HEADER_SIZE + len);
-                if (r < 0 && r != -EBADMSG)
-                        return r;
-        }
-}
-
-static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Conn *c = userdata;
-        Manager *m = c->manager;
-        size_t total = 0;
-        int r = 0;
-
-        conn_ref(c);
-        if (revents & EPOLLOUT) {
-                r = conn_flush(c);
-                if (r < 0)
-                        goto close;
-                if (c->paused && !conn_output_full(c))
-                        conn_mark_dirty(c); /* resumed by manager_flush_all() below */
-        }
-
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                while (total < CONN_READ_BUDGET && !c->closing && !c->paused) {
-                        size_t want = c->read_chunk;
-                        if (!c->welcomed) {
-                                /* Before HELLO only a HELLO's worth is read: a stranger costs next
-                                 * to nothing. */
-                                if (buffer_size(&c->in) >= CONN_HELLO_MAX) {
-                                        (void) conn_protocol_error(c, "no HELLO in the first 4 KiB");
-                                        break;
-                                }
-                                want = MIN(want, CONN_HELLO_MAX - buffer_size(&c->in));
-                        }
-                        r = buffer_reserve(&c->in, want);
-                        if (r < 0)
-                                goto close;
-                        ssize_t n = recv(c->fd, c->in.data + c->in.end,
-                                         c->welcomed ? c->in.cap - c->in.end : want, MSG_DONTWAIT);
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                if (errno == EAGAIN)
-                                        break;
-                                goto close;
-                        }
-                        if (n == 0) {
-                                /* End of stream: what was complete has been handled. */
-                                (void) conn_process(c);
-                                goto close;
-                        }
-                        c->in.end += (size_t) n;
-                        total += (size_t) n;
-                        r = conn_process(c);
-                        if (r < 0 || c->dead)
-                                goto close;
-                        if ((size_t) n < c->read_chunk)
-                                break;
-                        c->read_chunk = MIN(c->read_chunk * 2, CONN_READ_CHUNK_MAX);
-                }
-        }
-        if (buffer_size(&c->in) == 0 && c->in.cap > CONN_BUFFER_KEEP) {
-                buffer_free(&c->in);
-                c->read_chunk = CONN_READ_CHUNK_MIN;
-        }
-        conn_unref(c);
-        /* Send what this read produced now, in the same loop iteration (everything it read was
-         * handled, so the batch is complete); the post source covers the other event sources. */
-        manager_flush_all(m);
-        return 0;
-
-close:
-        conn_close(c);
-        conn_unref(c);
-        return 0;
-}
-
-void conn_drain(Conn *c) {
-        if (c->dead || c->closing)
-                return;
-        conn_ref(c);
-        for (;;) {
-                if (buffer_reserve(&c->in, c->read_chunk) < 0)
-                        break;
-                ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
-                if (n <= 0)
-                        break;
-                c->in.end += (size_t) n;
-                if (conn_process(c) < 0 || c->dead || c->closing)
-                        break;
-        }
-        conn_unref(c);
-}
-
-/* Counts a new client connection of uid against the caps: 0, or -EUSERS with *ret_why set. */
-static int conn_user_add(Manager *m, uid_t uid, ConnUser **ret, const char **ret_why) {
-        bool privileged = uid == 0 || uid == geteuid();
-        ConnUser *u;
-
-        if (m->n_client_conns >= m->conn_max ||
-            (!privileged && m->n_client_conns >= m->conn_max - m->conn_root_reserve)) {
-                *ret_why = "too many connections to this node manager";
-                return -EUSERS;
-        }
-        HASH_FIND(hh, m->conn_users, &uid, sizeof(uid), u);
-        if (u && !privileged && u->n >= m->conn_max_per_uid) {
-                *ret_why = "too many connections of this user";
-                return -EUSERS;
-        }
-        if (!u) {
-                u = calloc(1, sizeof(*u));
-                if (!u) {
-                        *ret_why = "out of memory";
-                        return -ENOMEM;
-                }
-                u->uid = uid;
-                HASH_ADD(hh, m->conn_users, uid, sizeof(u->uid), u);
-        }
-        u->n++;
-        m->n_client_conns++;
-        *ret = u;
-        return 0;
-}
-
-/* Turns a connection away at once: a REPLY that says why (a fresh socket has room for it), then
- * close. Logged at most once per interval. */
-static void manager_refuse_fd(Manager *m, int fd, const struct ucred *cred, int error, const char *why) {
-        _cleanup_(buffer_free) Buffer b = {};
-        msgpack_packer pk;
-        unsigned suppressed;
-
-        msgpack_packer_init(&pk, &b, buffer_msgpack_write);
-        size_t off = frame_begin(&b);
-        if (msgpack_pack_array(&pk, 4) >= 0 && msgpack_pack_uint32(&pk, MSG_REPLY) >= 0 &&
-            msgpack_pack_uint64(&pk, 0) >= 0 &&
-            msgpack_pack_uint32(&pk, KACTOR_ERROR_INSUFFICIENT_RESOURCES) >= 0 && pack_cstr(&pk, why) >= 0 &&
-            frame_end(&b, off) >= 0)
-                (void) send(fd, b.data, buffer_size(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
-        safe_close(fd);
-
-        if (log_ratelimit_test(&m->conn_refused_log, now_usec(), CONN_LOG_INTERVAL_USEC, &suppressed))
-                log_warning_errno(error,
-                                  "Refused a connection of UID %u (PID %d): %s (%u client connections, "
-                                  "limits %u in all, %u per user); %u more refused since the last message.",
-                                  (unsigned) cred->uid, (int) cred->pid, why, m->n_client_conns, m->conn_max,
-                                  m->conn_max_per_uid, suppressed);
-}
-
-static int on_listen_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        manager_resume_listening(userdata);
-        return 0;
-}
-
-/* accept() ran out of fds or memory: it would fail again at once, so stop listening for a moment
- * (connections wait in the backlog) instead of spinning, and say so once per interval. */
-static void manager_pause_listening(Manager *m, int error) {
-        unsigned suppressed;
-        int r;
-
-        if (log_ratelimit_test(&m->accept_failed_log, now_usec(), CONN_LOG_INTERVAL_USEC, &suppressed))
-                log_warning_errno(error,
-                                  "Failed to accept a connection, pausing: %m (%u client connections; %u "
-                                  "more failures since the last message).",
-                                  m->n_client_conns, suppressed);
-
-        if (!m->listen_retry) {
-                sd_event_source *s;
-                r = sd_event_add_time_relative(m->event, &s, CLOCK_MONOTONIC, CONN_ACCEPT_PAUSE_USEC, 0,
-                                               on_listen_retry, m);
-                if (r < 0)
-                        return; /* keep listening: better busy than deaf */
-                (void) sd_event_source_set_description(s, "listen-retry");
-                /* Owned by the event loop and freed with it (manager_free() need not know it); we
-                 * keep a borrowed pointer. */
-                r = sd_event_source_set_floating(s, true);
-                if (r < 0) {
-                        sd_event_source_disable_unref(s);
-                        return;
-                }
-                sd_event_source_unref(s);
-                m->listen_retry = s;
-        } else if (sd_event_source_set_time_relative(m->listen_retry, CONN_ACCEPT_PAUSE_USEC) < 0 ||
-                   sd_event_source_set_enabled(m->listen_retry, SD_EVENT_ONESHOT) < 0)
-                return;
-        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
-}
-
-static void manager_accept_fd(Manager *m, int cfd) {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-        const char *why = NULL;
-        ConnUser *u;
-        Conn *c;
-        int r;
-
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-                safe_close(cfd);
-                return;
-        }
-        r = conn_user_add(m, cred.uid, &u, &why);
-        if (r < 0) {
-                manager_refuse_fd(m, cfd, &cred, r, why);
-                return;
-        }
-        r = conn_new(m, cfd, NULL, &c);
-        if (r < 0) {
-                conn_user_put(m, u);
-                manager_refuse_fd(m, cfd, &cred, r, "could not set up the connection");
-                return;
-        }
-        c->user = u;
-        c->uid = cred.uid;
-        c->pid = cred.pid;
-}
-
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Manager *m = userdata;
-
-        for (unsigned i = 0; i < CONN_ACCEPT_BATCH; i++) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                return 0;
-                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                manager_pause_listening(m, errno);
-                                return 0;
-                        }
-                        /* Something about that one connection (ECONNABORTED, EPERM, ...). */
-                        continue;
-                }
-                manager_accept_fd(m, cfd);
-        }
-        return 0;
-}
-
-/* Raises the soft fd limit to the hard one (the unit sets LimitNOFILE=) and sizes the connection
- * caps from it. Called after the fork server started, which keeps the usual soft limit for workers
- * (code that uses select() needs fds below 1024). */
-static void manager_setup_conn_limits(Manager *m) {
-        struct rlimit rl;
-        rlim_t nofile = 1024;
-
-        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0) {
-                if (rl.rlim_cur < rl.rlim_max) {
-                        struct rlimit raised = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
-                        if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
-                                rl.rlim_cur = rl.rlim_max;
-                        else
-                                log_debug("Could not raise the fd limit to %llu: %m",
-                                          (unsigned long long) rl.rlim_max);
-                }
-                nofile = rl.rlim_cur;
-        }
-        m->conn_max = (unsigned) MIN((rlim_t) CONN_MAX, MAX(nofile / 2, (rlim_t) 32));
-        m->conn_root_reserve = MAX(m->conn_max / 16, 2u);
-        m->conn_max_per_uid = MIN(CONN_MAX_PER_UID, m->conn_max - m->conn_root_reserve);
-        log_debug("fd limit %llu: at most %u client connections, %u of one user, %u kept for root.",
-                  (unsigned long long) nofile, m->conn_max, m->conn_max_per_uid, m->conn_root_reserve);
-}
-
-int manager_listen(Manager *m) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int r;
-
-        if (strlen(m->socket_path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, m->socket_path);
-
-        if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
-
-        manager_setup_conn_limits(m);
-
-        m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (m->listen_fd < 0)
-                return negative_errno();
-        (void) unlink(m->socket_path);
-        if (bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return negative_errno();
-        /* Access is decided per request (and by the D-Bus policy for the bus). */
-        (void) chmod(m->socket_path, 0666);
-        if (listen(m->listen_fd, SOMAXCONN) < 0)
-                return negative_errno();
-        r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_description(m->listen_source, "listen");
-        return 0;
 }

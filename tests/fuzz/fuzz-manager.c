@@ -20,6 +20,7 @@
 #include "fuzz-manager.h"
 #include "log.h"
 #include "macro.h"
+#include "remote.h"
 
 static char *fixture_dir;
 static bool fixture_ready;
@@ -189,6 +190,11 @@ Manager *fuzz_manager_new(const ManagerConfig *config) {
         if (r < 0) {
                 errno = -r;
                 die("manager_new");
+        }
+        r = remote_setup(m, config);
+        if (r < 0) {
+                errno = -r;
+                die("remote_setup");
         }
         r = manager_start(m);
         if (r < 0) {

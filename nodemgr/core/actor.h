@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* actor.c: actors, their lifecycle and the call path. The types (Actor, ActorState, ActorSpec)
+ * are in manager.h: the manager and its actors are one model, as systemd's manager and units. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kactor/value.h"
+#include "manager.h"
+
+int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
+/* Here, or on a peer (the Node option, or when it does not fit here): *ret_local is NULL then. */
+int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
+                                  ReqError *e);
+/* A call made elsewhere that the actor takes over, in order (it came back on this node). */
+void actor_adopt_call(Actor *a, Call *c);
+void actor_ref(Actor *a);
+void actor_unref(Actor *a);
+bool manager_actor_ref_id(Manager *m, kactor_id id);
+void manager_actor_unref_id(Manager *m, kactor_id id);
+/* Kills an actor's worker; pending calls fail with ActorDied. */
+int actor_kill(Actor *a, bool no_restart, const char *why);
+/* Tries to send queued calls to the actor's worker. */
+void actor_dispatch(Actor *a);
+void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32_t flags);
+void actor_worker_gone(Actor *a, const char *cause);
+void actor_set_state(Actor *a, ActorState state);
+/* What the D-Bus service shows of an actor that changed. Queued on the manager and sent, coalesced,
+ * by the service once per event loop iteration, as systemd's unit_add_to_dbus_queue() does: the
+ * core does not know the bus. */
+typedef enum ActorChange {
+        ACTOR_CHANGE_ADDED = 1u << 0, /* InterfacesAdded (with every property) */
+        ACTOR_CHANGE_STATE = 1u << 1,
+        ACTOR_CHANGE_DEATH_CAUSE = 1u << 2,
+        ACTOR_CHANGE_RESTARTS = 1u << 3,
+        ACTOR_CHANGE_GPU_IDS = 1u << 4,
+} ActorChange;
+void actor_queue_change(Actor *a, ActorChange change);
+void actor_free(Actor *a);
+/* Returns the actor's GPUs and CPUs to the pool. */
+void actor_release_resources(Actor *a);
+
+/*
+ * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
+ * connection) or pinned (D-Bus, owner NULL). args: a packed list. Errors that concern the call
+ * itself (no such actor, dead actor) make the object fail rather than the submission; a request
+ * outside the limits (spec-check.h) is refused before any object is made (-EREMOTEIO, InvalidArgs).
+ */
+int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
+                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
+
+/* A worker reported the result of call `seq`. data is the packed value when code is 0. */
+int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
+                          const char *data, size_t len, uint32_t flags);
+
+/* Scans a packed value for ids; used for results and arguments. Returns malloc'd arrays. */
+int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
+                     bool *ret_top_refs);
+
+/* Calls: built from packed arguments (holding what they name), freed, failed. */
+int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e);
+int call_watch_deps(Manager *m, Call *c);
+void call_free(Manager *m, Call *c);
+void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
+/* Resolves a call's top-level references in place. -EREMOTEIO with e set when one failed. */
+int call_prepare_args(Manager *m, Call *c, ReqError *e);
+
+/* Rebuilds the result of logged call `index` of actor a in a temporary worker. On failure
+ * *ret_why says why it cannot be done. */
+int actor_rebuild_object(Actor *a, Object *o, uint64_t index, char **ret_why);

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* gets.c: Get and Wait requests; the requester answers through the request's reply(). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core-forward.h"
+#include "kactor/value.h"
+
+int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_t num_returns,
+                    uint64_t timeout_usec, GetRequest **ret, ReqError *e);
+/* Arms the request: completes at once when it can. */
+int get_request_start(GetRequest *g);
+GetRequest *get_request_free(GetRequest *g);
+/* Completes it: g->reply() answers it. */
+void get_request_complete(GetRequest *g, bool timed_out);
+/* The request stops waiting for its objects and its timeout (it holds them still): complete, its
+ * answer waits for the requester. */
+void get_request_stop_waiting(GetRequest *g);
+/* How many of its objects are no longer pending. */
+size_t get_request_n_ready(const GetRequest *g);

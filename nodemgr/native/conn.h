@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The native protocol's transport (conn.c): what the request handlers (native.c) use of a
+ * connection. The functions the core uses for workers' connections are declared in manager.h
+ * (it says why).
+ */
+
+#include "manager.h"
+
+/* Ids a connection makes: its prefix | a sequence number of ID_SEQ_BITS. */
+#define ID_SEQ_BITS 40
+#define ID_SEQ_MASK ((UINT64_C(1) << ID_SEQ_BITS) - 1)
+
+/* A Get or Wait of this connection: what the connection keeps about it, beside the core's request. */
+typedef struct ConnGet {
+        GetRequest *get;
+        Conn *conn;
+        uint64_t reqid;
+        bool parked;     /* complete, its reply waiting for room in the connection's output */
+        bool timed_out;
+        LIST_ENTRY(ConnGet) link;
+        TAILQ_ENTRY(ConnGet) parked_link;
+} ConnGet;
+
+void conn_ref(Conn *c);
+void conn_unref(Conn *c);
+void conn_mark_dirty(Conn *c);
+/* Whether a reply of n bytes may be built now: the output stays within its budget (or is empty). */
+bool conn_output_room(const Conn *c, size_t n);
+int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message);
+/* A reply that carries an actor id (CreateActor, GetActor) or nothing. */
+int conn_send_reply_ok(Conn *c, uint64_t reqid, const kactor_id *actor);
+/* Refuses a connection (code: why, in the protocol's terms): says why, then closes once that is
+ * sent. Returns -EBADMSG. */
+int conn_refuse(Conn *c, kactor_error code, const char *why);
+/* conn_refuse() for a broken stream (KACTOR_ERROR_PROTOCOL). */
+int conn_protocol_error(Conn *c, const char *why);
+
+/* The connection holds (one reference on) an actor or object it received. */
+int conn_hold(Conn *c, kactor_id id, bool actor);
+int conn_hold_ids_in(Conn *c, const Object *o);
+/* It made the object, and holds it until it releases it or closes. */
+void conn_own(Conn *c, Object *o);
+void conn_release_object(Conn *c, kactor_id id);
+void conn_release_actor(Conn *c, kactor_id id);

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The native protocol's requests (native.c): what the transport (conn.c) hands them. */
+
+#include "manager.h"
+
+/* Handles one frame of the connection. Returns < 0 when the connection must close (-EBADMSG: it
+ * was refused and closes once that is sent). */
+int native_dispatch(Conn *c, Frame *f);
+/* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
+unsigned native_answer_parked(Conn *c);
