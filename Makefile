@@ -238,13 +238,17 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 # link only their files, lib/basic and what those really need, so a dependency that creeps in
 # (the manager, sd-bus, sockets) fails to build.
 BASIC_ARCHIVE := $(BUILD)/libkactor-basic.a
-PURE_UNIT_TESTS := $(BUILD)/tests/unit/test-membership $(BUILD)/tests/unit/test-placement
+PURE_UNIT_TESTS := $(BUILD)/tests/unit/test-membership $(BUILD)/tests/unit/test-placement \
+        $(BUILD)/tests/unit/test-kactorctl-value
 $(BUILD)/tests/unit/test-membership: $(patsubst %,$(BUILD)/obj/%.o,nodemgr/cluster/membership lib/codec lib/proto lib/value)
 $(BUILD)/tests/unit/test-membership: PURE_LIBS = $(PKG_LIBS_MSGPACK)
 $(BUILD)/tests/unit/test-placement: $(BUILD)/obj/nodemgr/cluster/placement.o
+$(BUILD)/tests/unit/test-kactorctl-value: $(patsubst %,$(BUILD)/obj/%.o,kactorctl/kactorctl-value lib/value)
+$(BUILD)/tests/unit/test-kactorctl-value: PURE_INC = -Ikactorctl $(PKG_CFLAGS_JSONC)
+$(BUILD)/tests/unit/test-kactorctl-value: PURE_LIBS = $(PKG_LIBS_JSONC)
 $(PURE_UNIT_TESTS): $(BUILD)/tests/unit/%: tests/unit/%.c $(BASIC_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(INC_LIB) -Inodemgr/cluster $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(filter %.o,$^) $(BASIC_ARCHIVE) \
+	$(CC) $(INC_LIB) -Inodemgr/cluster $(PURE_INC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(filter %.o,$^) $(BASIC_ARCHIVE) \
 	        $(PKG_CRITERION) $(PURE_LIBS) -lm
 
 $(BASIC_ARCHIVE): $(patsubst %.c,$(BUILD)/obj/%.o,$(BASIC_SRCS))

@@ -22,7 +22,9 @@
 #include "bus-value.h"
 #include "json-util.h"
 #include "kactorctl-trace.h"
+#include "kactorctl-util.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "trace-format.h"
 
 #define TRACE_INTERFACE "io.kactor.Trace1"
@@ -49,12 +51,6 @@ static void stat_list_done(StatList *l) {
         *l = (StatList) {};
 }
 
-static int fail(int r, const sd_bus_error *error, const char *what) {
-        fprintf(stderr, "kactorctl: %s: %s\n", what,
-                error && sd_bus_error_is_set(error) ? error->message : strerror(r < 0 ? -r : r));
-        return r < 0 ? r : -EIO;
-}
-
 /* Calls GetCallStats or GetSchedStats; fills l. */
 static int stats_get(sd_bus *bus, bool sched, const char *actor, const char *method, StatList *l) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -68,7 +64,7 @@ static int stats_get(sd_bus *bus, bool sched, const char *actor, const char *met
                 r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE, "GetCallStats", &error,
                                        &reply, "ss", actor ?: "", method ?: "");
         if (r < 0)
-                return fail(r, &error, "Failed to read the trace histograms");
+                return ctl_bus_error(&error, r, "Failed to read the trace histograms");
         r = sd_bus_message_enter_container(reply, 'a', "(ssssttat)");
         if (r < 0)
                 return r;
@@ -213,12 +209,30 @@ static void on_sigint(int sig) {
         interrupted = 1;
 }
 
-static int parse_seconds(const char *s, double *ret) {
-        char *end;
-        double d = strtod(s, &end);
-        if (!*s || *end || !(d > 0) || d > 86400)
-                return -EINVAL;
-        *ret = d;
+/* The longest --interval, and --duration of a timeline. */
+#define TRACE_INTERVAL_MAX_USEC (86400 * UINT64_C(1000000))
+#define TIMELINE_DURATION_MAX_USEC (600 * UINT64_C(1000000))
+
+/* --interval or --duration of verb: more than 0 seconds and at most max_usec. Returns 0, or
+ * EXIT_USAGE after saying why. */
+static int trace_parse_seconds(const char *verb, const char *option, const char *arg, uint64_t max_usec,
+                               double *ret) {
+        uint64_t usec;
+
+        if (parse_timeout_bounded(arg, max_usec, &usec) < 0)
+                return ctl_usage_error(verb, "%s needs seconds (more than 0, at most %" PRIu64 "), not '%s'.",
+                                       option, max_usec / UINT64_C(1000000), arg);
+        *ret = (double) usec / 1e6;
+        return 0;
+}
+
+/* --count of verb: a positive number of rounds. Returns 0, or EXIT_USAGE after saying why. */
+static int trace_parse_count(const char *verb, const char *arg, long *ret) {
+        uint32_t n;
+
+        if (parse_uint32(arg, &n) < 0 || n == 0)
+                return ctl_usage_error(verb, "--count needs a positive number, not '%s'.", arg);
+        *ret = (long) n;
         return 0;
 }
 
@@ -250,7 +264,7 @@ static void trace_help(void) {
                "ACTOR is an id (or a prefix of one) or a name.\n");
 }
 
-/* Returns 0, or 2 (a usage error) after saying why. */
+/* Returns 0, or EXIT_USAGE after saying why. */
 static int trace_parse_argv(int argc, char *argv[], TraceOptions *o) {
         enum { ARG_ACTOR = 0x100, ARG_METHOD, ARG_INTERVAL, ARG_COUNT, ARG_PROMETHEUS };
         static const struct option options[] = {
@@ -263,10 +277,10 @@ static int trace_parse_argv(int argc, char *argv[], TraceOptions *o) {
                 { "prometheus", no_argument, NULL, ARG_PROMETHEUS },
                 {}
         };
-        int c;
+        int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "hj", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":hj", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         o->help = true;
@@ -278,17 +292,15 @@ static int trace_parse_argv(int argc, char *argv[], TraceOptions *o) {
                         o->method = optarg;
                         break;
                 case ARG_INTERVAL:
-                        if (parse_seconds(optarg, &o->interval) < 0) {
-                                fprintf(stderr, "kactorctl trace: --interval needs seconds, not '%s'.\n", optarg);
-                                return 2;
-                        }
+                        r = trace_parse_seconds("trace", "--interval", optarg, TRACE_INTERVAL_MAX_USEC,
+                                                &o->interval);
+                        if (r != 0)
+                                return r;
                         break;
                 case ARG_COUNT:
-                        o->count = strtol(optarg, NULL, 10);
-                        if (o->count <= 0) {
-                                fprintf(stderr, "kactorctl trace: --count needs a positive number.\n");
-                                return 2;
-                        }
+                        r = trace_parse_count("trace", optarg, &o->count);
+                        if (r != 0)
+                                return r;
                         break;
                 case 'j':
                         o->json = true;
@@ -297,12 +309,10 @@ static int trace_parse_argv(int argc, char *argv[], TraceOptions *o) {
                         o->prometheus = true;
                         break;
                 default:
-                        return 2;
+                        return ctl_usage_bad_option("trace", c, argv);
                 }
-        if (optind < argc) {
-                fprintf(stderr, "kactorctl trace: unexpected argument '%s'.\n", argv[optind]);
-                return 2;
-        }
+        if (optind < argc)
+                return ctl_usage_error("trace", "Unexpected argument '%s'.", argv[optind]);
         return 0;
 }
 
@@ -316,7 +326,7 @@ static int trace_print_prometheus(sd_bus *bus) {
         r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE, "Prometheus", &error,
                                &reply, NULL);
         if (r < 0)
-                return fail(r, &error, "Failed to read the metrics");
+                return ctl_bus_error(&error, r, "Failed to read the metrics");
         r = sd_bus_message_read(reply, "s", &text);
         if (r < 0)
                 return r;
@@ -513,7 +523,22 @@ static void top_print(sd_bus *bus, const StatList *calls, const StatList *sched,
         free(rows);
 }
 
-int verb_top(int argc, char *argv[]) {
+/* What `top` was asked for. */
+typedef struct TopOptions {
+        bool help;
+        double interval;
+        long count; /* rounds, 0 for no limit */
+} TopOptions;
+
+static void top_help(void) {
+        printf("kactorctl top [--interval SEC] [--count N]\n\n"
+               "A live table of the node's actors: calls/s, p50/p99 of the call latency, average\n"
+               "run-queue delay, CPU, memory, GPUs and state, every SEC seconds (default 1)\n"
+               "until Ctrl-C, or N times.\n");
+}
+
+/* Returns 0, or EXIT_USAGE after saying why. */
+static int top_parse_argv(int argc, char *argv[], TopOptions *o) {
         enum { ARG_INTERVAL = 0x100, ARG_COUNT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -521,84 +546,111 @@ int verb_top(int argc, char *argv[]) {
                 { "count", required_argument, NULL, ARG_COUNT },
                 {}
         };
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        double interval = 1;
-        long count = 0;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("kactorctl top [--interval SEC] [--count N]\n\n"
-                               "A live table of the node's actors: calls/s, p50/p99 of the call latency, average\n"
-                               "run-queue delay, CPU, memory, GPUs and state, every SEC seconds (default 1)\n"
-                               "until Ctrl-C, or N times.\n");
+                        o->help = true;
                         return 0;
                 case ARG_INTERVAL:
-                        if (parse_seconds(optarg, &interval) < 0) {
-                                fprintf(stderr, "kactorctl top: --interval needs seconds, not '%s'.\n", optarg);
-                                return 2;
-                        }
+                        r = trace_parse_seconds("top", "--interval", optarg, TRACE_INTERVAL_MAX_USEC, &o->interval);
+                        if (r != 0)
+                                return r;
                         break;
                 case ARG_COUNT:
-                        count = strtol(optarg, NULL, 10);
-                        if (count <= 0) {
-                                fprintf(stderr, "kactorctl top: --count needs a positive number.\n");
-                                return 2;
-                        }
+                        r = trace_parse_count("top", optarg, &o->count);
+                        if (r != 0)
+                                return r;
                         break;
                 default:
-                        return 2;
+                        return ctl_usage_bad_option("top", c, argv);
                 }
-        r = kactorctl_bus_connect(&bus);
-        if (r < 0)
-                return r;
+        return 0;
+}
 
-        bool tty = isatty(STDOUT_FILENO);
+/* Every interval, the table of what happened in it: the totals now less those a round ago. */
+static int top_watch(sd_bus *bus, const TopOptions *o) {
         _cleanup_(stat_list_done) StatList prev_calls = {}, prev_sched = {};
-        r = stats_get(bus, false, NULL, NULL, &prev_calls);
-        if (r >= 0)
-                r = stats_get(bus, true, NULL, NULL, &prev_sched);
+        TraceOptions all = {};
+        bool tty = isatty(STDOUT_FILENO);
+        int r;
+
+        r = trace_stats_get(bus, &all, &prev_calls, &prev_sched);
         if (r < 0)
                 return r;
         signal(SIGINT, on_sigint);
         for (long round = 1; !interrupted; round++) {
-                sleep_seconds(interval);
+                _cleanup_(stat_list_done) StatList calls = {}, sched = {};
+                StatList now_calls = {}, now_sched = {};
+
+                sleep_seconds(o->interval);
                 if (interrupted)
                         break;
-                _cleanup_(stat_list_done) StatList calls = {}, sched = {};
-                r = stats_get(bus, false, NULL, NULL, &calls);
-                if (r >= 0)
-                        r = stats_get(bus, true, NULL, NULL, &sched);
+                r = trace_stats_get(bus, &all, &calls, &sched);
                 if (r < 0)
                         return r;
-                StatList now_calls = {}, now_sched = {};
-                /* Keep the totals for the next round; show the differences. */
                 for (size_t i = 0; i < calls.n; i++)
                         stat_subtract(&calls.v[i], &prev_calls);
                 for (size_t i = 0; i < sched.n; i++)
                         stat_subtract(&sched.v[i], &prev_sched);
                 if (tty)
                         printf("\033[H\033[2J");
-                top_print(bus, &calls, &sched, interval);
+                top_print(bus, &calls, &sched, o->interval);
                 fflush(stdout);
+
+                /* The next round's differences are against the totals now, after the printing. */
                 stat_list_done(&prev_calls);
                 stat_list_done(&prev_sched);
-                r = stats_get(bus, false, NULL, NULL, &now_calls);
-                if (r >= 0)
-                        r = stats_get(bus, true, NULL, NULL, &now_sched);
-                if (r < 0)
-                        return r;
+                r = trace_stats_get(bus, &all, &now_calls, &now_sched);
                 prev_calls = now_calls;
                 prev_sched = now_sched;
-                if (count > 0 && round >= count)
+                if (r < 0)
+                        return r;
+                if (o->count > 0 && round >= o->count)
                         break;
         }
         return 0;
 }
 
-int verb_timeline(int argc, char *argv[]) {
+int verb_top(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        TopOptions o = { .interval = 1 };
+        int r;
+
+        r = top_parse_argv(argc, argv, &o);
+        if (r != 0)
+                return r;
+        if (o.help) {
+                top_help();
+                return 0;
+        }
+
+        r = kactorctl_bus_connect(&bus);
+        if (r < 0)
+                return r;
+        return top_watch(bus, &o);
+}
+
+/* What `timeline` was asked for. */
+typedef struct TimelineOptions {
+        bool help;
+        const char *output; /* a file, or "-" for stdout */
+        double duration;
+} TimelineOptions;
+
+static void timeline_help(void) {
+        printf("kactorctl timeline -o FILE [--duration SEC]\n\n"
+               "Record every call (and the scheduler's waits of the actors' threads) for SEC\n"
+               "seconds (default 5) and write a Chrome trace / Perfetto JSON file: one process\n"
+               "track per actor, each call with its phases nested in it. Open it in\n"
+               "https://ui.perfetto.dev or chrome://tracing. Events the kernel had no room for are\n"
+               "counted in otherData.dropped_events.\n");
+}
+
+/* Returns 0, or EXIT_USAGE after saying why. */
+static int timeline_parse_argv(int argc, char *argv[], TimelineOptions *o) {
         enum { ARG_DURATION = 0x100 };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -606,62 +658,79 @@ int verb_timeline(int argc, char *argv[]) {
                 { "duration", required_argument, NULL, ARG_DURATION },
                 {}
         };
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *output = NULL;
-        double duration = 5;
-        uint64_t events, dropped;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("kactorctl timeline -o FILE [--duration SEC]\n\n"
-                               "Record every call (and the scheduler's waits of the actors' threads) for SEC\n"
-                               "seconds (default 5) and write a Chrome trace / Perfetto JSON file: one process\n"
-                               "track per actor, each call with its phases nested in it. Open it in\n"
-                               "https://ui.perfetto.dev or chrome://tracing. Events the kernel had no room for are\n"
-                               "counted in otherData.dropped_events.\n");
+                        o->help = true;
                         return 0;
                 case 'o':
-                        output = optarg;
+                        o->output = optarg;
                         break;
                 case ARG_DURATION:
-                        if (parse_seconds(optarg, &duration) < 0 || duration > 600) {
-                                fprintf(stderr, "kactorctl timeline: --duration needs seconds (at most 600).\n");
-                                return 2;
-                        }
+                        r = trace_parse_seconds("timeline", "--duration", optarg, TIMELINE_DURATION_MAX_USEC,
+                                                &o->duration);
+                        if (r != 0)
+                                return r;
                         break;
                 default:
-                        return 2;
+                        return ctl_usage_bad_option("timeline", c, argv);
                 }
-        if (!output) {
-                fprintf(stderr, "kactorctl timeline: -o FILE is needed.\n");
-                return 2;
+        if (!o->output)
+                return ctl_usage_error("timeline", "-o FILE is needed.");
+        return 0;
+}
+
+/* Asks the node manager to record for the duration into fd; returns the events written and dropped. */
+static int timeline_record(sd_bus *bus, int fd, double duration, uint64_t *ret_events, uint64_t *ret_dropped) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        uint64_t usec = (uint64_t) (duration * 1e6);
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE, "Timeline");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ht", fd, usec);
+        if (r < 0)
+                return ctl_error_errno(r, "Failed to build the call");
+        r = sd_bus_call(bus, m, usec + 60 * UINT64_C(1000000), &error, &reply);
+        if (r < 0)
+                return ctl_bus_error(&error, r, "Failed to record the timeline");
+        r = sd_bus_message_read(reply, "tt", ret_events, ret_dropped);
+        if (r < 0)
+                return ctl_error_errno(r, "Failed to read the reply of Timeline");
+        return 0;
+}
+
+int verb_timeline(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        TimelineOptions o = { .duration = 5 };
+        uint64_t events, dropped;
+        int r;
+
+        r = timeline_parse_argv(argc, argv, &o);
+        if (r != 0)
+                return r;
+        if (o.help) {
+                timeline_help();
+                return 0;
         }
+
         /* The node manager writes the file through the descriptor we pass: no size limit. */
-        int fd = streq(output, "-") ? dup(STDOUT_FILENO)
-                                    : open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int fd = streq(o.output, "-") ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+                                      : open(o.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
-                return fail(-errno, NULL, output);
+                return ctl_error_errno(-errno, "%s", o.output);
         r = kactorctl_bus_connect(&bus);
         if (r >= 0)
-                r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, KACTOR_BUS_PATH, TRACE_INTERFACE,
-                                                   "Timeline");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ht", fd, (uint64_t) (duration * 1e6));
+                r = timeline_record(bus, fd, o.duration, &events, &dropped);
         close(fd);
         if (r < 0)
                 return r;
-        r = sd_bus_call(bus, m, (uint64_t) (duration * 1e6) + 60 * UINT64_C(1000000), &error, &reply);
-        if (r < 0)
-                return fail(r, &error, "Failed to record the timeline");
-        r = sd_bus_message_read(reply, "tt", &events, &dropped);
-        if (r < 0)
-                return r;
-        fprintf(stderr, "%" PRIu64 " events written to %s", events, output);
+
+        fprintf(stderr, "%" PRIu64 " events written to %s", events, o.output);
         if (dropped)
                 fprintf(stderr, "; %" PRIu64 " dropped (the ring buffer was full)", dropped);
         fputc('\n', stderr);

@@ -27,12 +27,12 @@
 #include "bus-value.h"
 #include "codec.h"
 #include "kactorctl-trace.h"
+#include "kactorctl-util.h"
 #include "kactorctl-value.h"
 #include "macro.h"
 #include "parse-util.h"
 #include "strv.h"
 
-#define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
 
 #define BUS_PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
@@ -55,61 +55,6 @@ static void *mfree(void *p) {
 static const char *startswith_prefix(const char *s, const char *prefix) {
         size_t n = strlen(prefix);
         return strncmp(s, prefix, n) == 0 ? s + n : NULL;
-}
-
-/* --- messages ------------------------------------------------------------------------------------------ */
-
-/* A command's failure for the person at the terminal: "kactorctl: MESSAGE[: strerror(r)]" on stderr,
- * without log.h's levels and targets (kactorctl is no daemon). Returns -|r|. */
-static int ctl_error_errno(int r, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static int ctl_error_errno(int r, const char *format, ...) {
-        va_list ap;
-
-        fputs("kactorctl: ", stderr);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        if (r != 0)
-                fprintf(stderr, ": %s", strerror(r < 0 ? -r : r));
-        fputc('\n', stderr);
-        return r < 0 ? r : -r;
-}
-
-static int ctl_oom(void) {
-        return ctl_error_errno(-ENOMEM, "Out of memory");
-}
-
-/* A failed bus operation: the D-Bus error as "message (name)" when there is one, else what was being
- * done and errno's text. Returns r. */
-static int ctl_bus_error(const sd_bus_error *error, int r, const char *what) {
-        if (sd_bus_error_is_set(error)) {
-                fprintf(stderr, "kactorctl: %s (%s)\n", error->message ?: error->name, error->name);
-                return r < 0 ? r : -EIO;
-        }
-        return ctl_error_errno(r, "%s", what);
-}
-
-static int usage_error(const char *verb, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static int usage_error(const char *verb, const char *format, ...) {
-        va_list ap;
-
-        fputs("kactorctl: ", stderr);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fprintf(stderr, "\nTry 'kactorctl %s%s--help' for more information.\n", verb ?: "", verb ? " " : "");
-        return EXIT_USAGE;
-}
-
-/* getopt_long() with opterr = 0 returned '?' or ':': says what was wrong with argv[optind - 1]. */
-static int usage_bad_option(const char *verb, int c, char *argv[]) {
-        const char *arg = argv[optind - 1];
-
-        if (c == ':')
-                return usage_error(verb, "Option '%s' needs an argument.", arg);
-        if (optopt != 0 && arg[0] == '-' && arg[1] != '-')
-                return usage_error(verb, "Unknown option '-%c'.", optopt);
-        return usage_error(verb, "Unknown option '%s'.", arg);
 }
 
 /* --- parsing values ------------------------------------------------------------------------------------ */
@@ -165,12 +110,12 @@ static int parse_value_argument(sd_bus *bus, const char *verb, const char *arg, 
                 v = kactor_value_new_string(rest);
         else if ((rest = startswith_prefix(arg, "@"))) {
                 if (bus_path_parse(rest, &type, &id) < 0)
-                        return usage_error(verb, "'%s' is not an actor or object path (%s/ID or %s/ID).",
+                        return ctl_usage_error(verb, "'%s' is not an actor or object path (%s/ID or %s/ID).",
                                            rest, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_OBJECT_PREFIX);
                 v = type == KACTOR_TYPE_ACTOR ? kactor_value_new_actor(id) : kactor_value_new_object(id);
         } else if ((rest = startswith_prefix(arg, "object:"))) {
                 if (kactor_id_from_string(rest, &id) < 0)
-                        return usage_error(verb, "'%s' is not an object id (32 hex digits).", rest);
+                        return ctl_usage_error(verb, "'%s' is not an object id (32 hex digits).", rest);
                 v = kactor_value_new_object(id);
         } else if ((rest = startswith_prefix(arg, "actor:"))) {
                 if (kactor_id_from_string(rest, &id) < 0) {
@@ -187,7 +132,7 @@ static int parse_value_argument(sd_bus *bus, const char *verb, const char *arg, 
         } else if (arg[0] != 0 && strchr("[{\"", arg[0])) {
                 r = value_parse_json(arg, &v, &e);
                 if (r == -EINVAL || r == -ERANGE)
-                        return usage_error(verb, "Cannot parse argument '%s': %s at offset %zu.", arg,
+                        return ctl_usage_error(verb, "Cannot parse argument '%s': %s at offset %zu.", arg,
                                            e.message, e.offset);
                 if (r < 0)
                         return ctl_oom();
@@ -198,7 +143,7 @@ static int parse_value_argument(sd_bus *bus, const char *verb, const char *arg, 
         else {
                 r = value_parse_number(arg, &v, &e);
                 if (r == -ERANGE)
-                        return usage_error(verb, "Cannot parse argument '%s': %s.", arg, e.message);
+                        return ctl_usage_error(verb, "Cannot parse argument '%s': %s.", arg, e.message);
                 if (r == -EINVAL) /* not a number */
                         v = kactor_value_new_string(arg);
                 else if (r < 0)
@@ -816,10 +761,10 @@ static int verb_status(int argc, char *argv[]) {
                         arg_json = true;
                         break;
                 default:
-                        return usage_bad_option("status", c, argv);
+                        return ctl_usage_bad_option("status", c, argv);
                 }
         if (optind < argc)
-                return usage_error("status", "Unexpected argument '%s'.", argv[optind]);
+                return ctl_usage_error("status", "Unexpected argument '%s'.", argv[optind]);
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -882,10 +827,10 @@ static int verb_list(int argc, char *argv[]) {
                         arg_json = true;
                         break;
                 default:
-                        return usage_bad_option("list", c, argv);
+                        return ctl_usage_bad_option("list", c, argv);
                 }
         if (optind < argc)
-                return usage_error("list", "Unexpected argument '%s'.", argv[optind]);
+                return ctl_usage_error("list", "Unexpected argument '%s'.", argv[optind]);
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -1048,18 +993,19 @@ static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
                         break;
                 case ARG_NAME:
                         if (!*optarg)
-                                return usage_error("create", "The name must not be empty.");
+                                return ctl_usage_error("create", "The name must not be empty.");
                         o->name = optarg;
                         break;
                 case ARG_GPUS:
                         if (parse_uint32(optarg, &o->gpus) < 0)
-                                return usage_error("create", "--gpus needs a count, not '%s'.", optarg);
+                                return ctl_usage_error("create", "--gpus needs a count, not '%s'.", optarg);
                         o->set_gpus = true;
                         break;
                 case ARG_CPUS:
                         if (parse_nonnegative_double(optarg, &o->cpus) < 0)
-                                return usage_error("create", "--cpus needs a non-negative number, not '%s'.",
-                                                   optarg);
+                                return ctl_usage_error("create",
+                                                       "--cpus needs a non-negative number, not '%s'.",
+                                                       optarg);
                         o->set_cpus = true;
                         break;
                 case ARG_MEMORY_MAX:
@@ -1067,14 +1013,16 @@ static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
                         if (r == -ENOMEM)
                                 return ctl_oom();
                         if (r < 0)
-                                return usage_error("create", "--memory-max needs bytes like 512M, not '%s'.",
-                                                   optarg);
+                                return ctl_usage_error("create",
+                                                       "--memory-max needs bytes like 512M, not '%s'.",
+                                                       optarg);
                         o->set_memory_max = true;
                         break;
                 case ARG_MAX_RESTARTS:
                         if (parse_int32(optarg, &o->max_restarts) < 0 || o->max_restarts < -1)
-                                return usage_error("create", "--max-restarts needs a count or -1, not '%s'.",
-                                                   optarg);
+                                return ctl_usage_error("create",
+                                                       "--max-restarts needs a count or -1, not '%s'.",
+                                                       optarg);
                         o->set_max_restarts = true;
                         break;
                 case ARG_OWNED:
@@ -1082,14 +1030,14 @@ static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
                         break;
                 case ARG_NODE:
                         if (!*optarg)
-                                return usage_error("create", "The node id must not be empty.");
+                                return ctl_usage_error("create", "The node id must not be empty.");
                         o->node = optarg;
                         break;
                 default:
-                        return usage_bad_option("create", c, argv);
+                        return ctl_usage_bad_option("create", c, argv);
                 }
         if (argc - optind < 2)
-                return usage_error("create", "Expected a module and a class.");
+                return ctl_usage_error("create", "Expected a module and a class.");
         return 0;
 }
 
@@ -1186,7 +1134,7 @@ static int resolve_actor(sd_bus *bus, const char *verb, const char *arg, char **
 
         if (s[0] == '/') {
                 if (bus_path_parse(s, &type, &id) < 0 || type != KACTOR_TYPE_ACTOR)
-                        return usage_error(verb, "'%s' is not an actor path (%s/ID).", s,
+                        return ctl_usage_error(verb, "'%s' is not an actor path (%s/ID).", s,
                                            KACTOR_BUS_ACTOR_PREFIX);
                 p = bus_actor_path(id);
         } else if (kactor_id_from_string(s, &id) >= 0)
@@ -1194,7 +1142,7 @@ static int resolve_actor(sd_bus *bus, const char *verb, const char *arg, char **
         else if (*s)
                 return bus_get_actor(bus, s, ret_path);
         else
-                return usage_error(verb, "The actor must not be empty.");
+                return ctl_usage_error(verb, "The actor must not be empty.");
         if (!p)
                 return ctl_oom();
         *ret_path = p;
@@ -1210,10 +1158,10 @@ static int resolve_object(const char *verb, const char *arg, char **ret_path) {
 
         if (s[0] == '/') {
                 if (bus_path_parse(s, &type, &id) < 0 || type != KACTOR_TYPE_OBJECT)
-                        return usage_error(verb, "'%s' is not an object path (%s/ID).", s,
+                        return ctl_usage_error(verb, "'%s' is not an object path (%s/ID).", s,
                                            KACTOR_BUS_OBJECT_PREFIX);
         } else if (kactor_id_from_string(s, &id) < 0)
-                return usage_error(verb, "'%s' is not an object id (32 hex digits) or path.", s);
+                return ctl_usage_error(verb, "'%s' is not an object id (32 hex digits) or path.", s);
         p = bus_object_path(id);
         if (!p)
                 return ctl_oom();
@@ -1356,13 +1304,13 @@ static int verb_call(int argc, char *argv[]) {
                         break;
                 case ARG_TIMEOUT:
                         if (parse_timeout(optarg, &arg_timeout_usec) < 0)
-                                return usage_error("call", "--timeout needs seconds, not '%s'.", optarg);
+                                return ctl_usage_error("call", "--timeout needs seconds, not '%s'.", optarg);
                         break;
                 default:
-                        return usage_bad_option("call", c, argv);
+                        return ctl_usage_bad_option("call", c, argv);
                 }
         if (argc - optind < 2)
-                return usage_error("call", "Expected an actor and a method.");
+                return ctl_usage_error("call", "Expected an actor and a method.");
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -1430,16 +1378,16 @@ static int verb_get(int argc, char *argv[]) {
                         break;
                 case ARG_TIMEOUT:
                         if (parse_timeout(optarg, &arg_timeout_usec) < 0)
-                                return usage_error("get", "--timeout needs seconds, not '%s'.", optarg);
+                                return ctl_usage_error("get", "--timeout needs seconds, not '%s'.", optarg);
                         break;
                 case ARG_RELEASE:
                         release = true;
                         break;
                 default:
-                        return usage_bad_option("get", c, argv);
+                        return ctl_usage_bad_option("get", c, argv);
                 }
         if (optind >= argc)
-                return usage_error("get", "Expected at least one object.");
+                return ctl_usage_error("get", "Expected at least one object.");
 
         n = (size_t) (argc - optind);
         paths = calloc(n + 1, sizeof(char *));
@@ -1484,10 +1432,10 @@ static int verb_kill(int argc, char *argv[]) {
                         no_restart = true;
                         break;
                 default:
-                        return usage_bad_option("kill", c, argv);
+                        return ctl_usage_bad_option("kill", c, argv);
                 }
         if (argc - optind != 1)
-                return usage_error("kill", "Expected one actor.");
+                return ctl_usage_error("kill", "Expected one actor.");
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -1529,10 +1477,10 @@ static int verb_peers(int argc, char *argv[]) {
                         arg_json = true;
                         break;
                 default:
-                        return usage_bad_option("peers", c, argv);
+                        return ctl_usage_bad_option("peers", c, argv);
                 }
         if (optind < argc)
-                return usage_error("peers", "Unexpected argument '%s'.", argv[optind]);
+                return ctl_usage_error("peers", "Unexpected argument '%s'.", argv[optind]);
         if (!list)
                 return ctl_oom();
 
@@ -1672,7 +1620,7 @@ static int parse_argv(int argc, char *argv[]) {
                         return 0;
                 case ARG_BUS:
                         if (!*optarg)
-                                return usage_error(NULL, "--bus needs an address.");
+                                return ctl_usage_error(NULL, "--bus needs an address.");
                         arg_bus_address = optarg;
                         arg_system = false;
                         break;
@@ -1685,10 +1633,10 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TIMEOUT:
                         if (parse_timeout(optarg, &arg_timeout_usec) < 0)
-                                return usage_error(NULL, "--timeout needs seconds, not '%s'.", optarg);
+                                return ctl_usage_error(NULL, "--timeout needs seconds, not '%s'.", optarg);
                         break;
                 default:
-                        return usage_bad_option(NULL, c, argv);
+                        return ctl_usage_bad_option(NULL, c, argv);
                 }
         return 1; /* go on with the command */
 }
@@ -1701,7 +1649,7 @@ static int run(int argc, char *argv[]) {
         if (r != 1) /* 0: --help or --version done; EXIT_USAGE */
                 return r;
         if (optind >= argc)
-                return usage_error(NULL, "Missing command.");
+                return ctl_usage_error(NULL, "Missing command.");
 
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(argv[optind], verbs[i].name)) {
@@ -1711,7 +1659,7 @@ static int run(int argc, char *argv[]) {
                         optind = 0; /* GNU getopt: start over, on the command's own arguments */
                         return verbs[i].run(verb_argc, verb_argv);
                 }
-        return usage_error(NULL, "Unknown command '%s'.", argv[optind]);
+        return ctl_usage_error(NULL, "Unknown command '%s'.", argv[optind]);
 }
 
 int main(int argc, char *argv[]) {

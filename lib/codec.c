@@ -630,3 +630,69 @@ int codec_foreach_id(const msgpack_object *o, codec_id_fn fn, void *userdata) {
                 return -EINVAL;
         return foreach_id(o, 0, false, fn, userdata);
 }
+
+typedef struct ScanState {
+        kactor_id *ids;
+        uint8_t *actor;
+        size_t n, allocated;
+        bool top_refs;
+} ScanState;
+
+static int scan_one(int8_t type, kactor_id id, bool top, void *userdata) {
+        ScanState *s = userdata;
+        if (s->n == s->allocated) {
+                size_t n = MAX(s->allocated * 2, (size_t) 4);
+                kactor_id *ids = realloc(s->ids, n * sizeof(kactor_id));
+                if (!ids)
+                        return -ENOMEM;
+                s->ids = ids;
+                uint8_t *a = realloc(s->actor, n);
+                if (!a)
+                        return -ENOMEM;
+                s->actor = a;
+                s->allocated = n;
+        }
+        s->ids[s->n] = id;
+        s->actor[s->n] = type == CODEC_EXT_ACTOR;
+        s->n++;
+        if (top && type == CODEC_EXT_OBJECT)
+                s->top_refs = true;
+        return 0;
+}
+
+int codec_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
+                   bool *ret_top_refs) {
+        ScanState s = {};
+
+        *ret_ids = NULL;
+        *ret_actor = NULL;
+        *ret_n = 0;
+        if (ret_top_refs)
+                *ret_top_refs = false;
+
+        /* Ids travel as fixext16 (0xd8): a value without that byte names nothing. */
+        if (!memchr(data, 0xd8, len))
+                return 0;
+
+        if (codec_check_bounds(data, len, NULL) < 0)
+                return -EBADMSG;
+
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = 0;
+        int r = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS ? 0 : -EBADMSG;
+        if (r >= 0)
+                r = codec_foreach_id(&u.data, scan_one, &s);
+        msgpack_unpacked_destroy(&u);
+        if (r < 0) {
+                free(s.ids);
+                free(s.actor);
+                return r;
+        }
+        *ret_ids = s.ids;
+        *ret_actor = s.actor;
+        *ret_n = s.n;
+        if (ret_top_refs)
+                *ret_top_refs = s.top_refs;
+        return 0;
+}

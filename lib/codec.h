@@ -48,6 +48,14 @@ int codec_object_to_id(const msgpack_object *o, int8_t type, kactor_id *ret);
  */
 typedef int (*codec_id_fn)(int8_t type, kactor_id id, bool top, void *userdata);
 int codec_foreach_id(const msgpack_object *o, codec_id_fn fn, void *userdata);
+/*
+ * Collects the ids a packed value names (results, arguments), in the order codec_foreach_id() finds
+ * them: *ret_ids and *ret_actor (1 for an actor handle) are malloc'd arrays of *ret_n entries, NULL
+ * when there are none. *ret_top_refs (optional) says whether an element of the top-level list is an
+ * object reference. 0, or -EBADMSG for a malformed value, -ENOMEM.
+ */
+int codec_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
+                   bool *ret_top_refs);
 
 /*
  * Checks, before msgpack-c sees untrusted bytes, that the value at the start of buf announces no more

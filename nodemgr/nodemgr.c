@@ -13,9 +13,11 @@
 #include "macro.h"
 #include "manager.h"
 #include "manager-bus.h"
+#include "native.h"
 #include "parse-util.h"
 #include "remote.h"
 #include "strv.h"
+#include "trace-bus.h"
 
 static void help(void) {
         printf("kactor-nodemgr [OPTIONS...]\n\n"
@@ -291,11 +293,17 @@ static int run(void) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the cluster: %m");
 
-        /* Its layers: isolation, the native socket, tracing, D-Bus. */
+        /* Its layers: isolation and tracing, the native socket, D-Bus. */
         r = manager_start(m);
         if (r < 0)
                 return r; /* logged */
-        r = manager_bus_setup(m);
+        r = native_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
+        r = manager_bus_setup(m, arg_config.bus_address);
+        if (r < 0)
+                return r; /* logged */
+        r = trace_bus_setup(m); /* io.kactor.Trace1, on the same connection */
         if (r < 0)
                 return r; /* logged */
         manager_notify_ready(m);

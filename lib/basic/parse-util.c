@@ -83,6 +83,17 @@ int parse_timeout(const char *s, uint64_t *ret) {
         return 0;
 }
 
+int parse_timeout_bounded(const char *s, uint64_t max_usec, uint64_t *ret) {
+        uint64_t usec;
+        int r = parse_timeout(s, &usec);
+        if (r < 0)
+                return r;
+        if (usec == 0 || usec > max_usec)
+                return -ERANGE;
+        *ret = usec;
+        return 0;
+}
+
 /* Bytes, optionally with a binary suffix: K, M, G, T (1024-based). */
 int parse_bytes(const char *s, uint64_t *ret) {
         static const struct {

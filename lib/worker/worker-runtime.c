@@ -203,10 +203,11 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
 
         /* A method's result also says when it ran (CLOCK_MONOTONIC ns), for the node manager's tracing. */
         bool times = type == MSG_RESULT && ctx->exec_end_ns != 0;
-        size_t off = frame_begin(&c->out);
-        int k = msgpack_pack_array(&c->pk, times ? 7 : 5) < 0 || msgpack_pack_uint32(&c->pk, type) < 0 ||
-                        msgpack_pack_uint64(&c->pk, seq) < 0 ||
-                        msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
+        size_t off;
+        int k = frame_begin_request(&c->out, &c->pk, type, seq, times ? 5 : 3, &off);
+        if (k < 0)
+                return k;
+        k = msgpack_pack_uint32(&c->pk, r < 0 ? code : KACTOR_OK) < 0 ||
                         pack_cstr(&c->pk, r < 0 ? msg : NULL) < 0 || msgpack_pack_uint32(&c->pk, flags) < 0
                 ? -ENOMEM
                 : 0;
@@ -268,11 +269,12 @@ static int worker_decode_args(const Frame *f, kactor_value **ret) {
         return 0;
 }
 
-static int worker_init(kactor_ctx *ctx, Frame *f) {
-        uint64_t kind;
+/* Reads INIT's header: the worker's kind, its actor id, its GPUs and the node's identity; for an
+ * actor, also the module and class to load (*ret_module and *ret_class_name, NULL for a task). */
+static int worker_read_init(kactor_ctx *ctx, const Frame *f, char **ret_module, char **ret_class_name) {
+        _cleanup_free_ char *module = NULL, *class_name = NULL, *node = NULL;
+        uint64_t kind, hi, lo;
         kactor_id self;
-        _cleanup_free_ char *module = NULL, *class_name = NULL, *node = NULL, *error = NULL;
-        uint64_t hi, lo;
         int r;
 
         if (f->type != MSG_INIT)
@@ -317,22 +319,27 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                 return r;
         client_set_identity(ctx->client, node, hi, lo);
 
-        if (kind == WORKER_TASK)
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL, 0);
+        *ret_module = TAKE_PTR(module);
+        *ret_class_name = TAKE_PTR(class_name);
+        return 0;
+}
 
-        _cleanup_(kactor_value_freep) kactor_value *args = NULL;
-        r = worker_decode_args(f, &args);
-        if (r < 0)
-                return r;
+/* Answers INIT with a failure: ctx->error (or what r says) and code. Returns r unless the answer
+ * itself could not be queued. */
+static int worker_init_fail(kactor_ctx *ctx, int r, kactor_error code) {
+        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, code, NULL, 0) ?: r;
+}
 
-        (void) prctl(PR_SET_NAME, class_name, 0, 0, 0);
-
+/* Loads the module and finds the actor's class in it; on failure, answers INIT_DONE with why. */
+static int worker_load_class(kactor_ctx *ctx, const char *module, const char *class_name) {
+        _cleanup_free_ char *error = NULL;
         LoadedModule *lm;
+        int r;
+
         r = worker_load_module(ctx, module, &lm, &error);
         if (r < 0) {
                 ctx->error = TAKE_PTR(error);
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_MODULE_NOT_FOUND, NULL, 0)
-                        ?: r;
+                return worker_init_fail(ctx, r, KACTOR_ERROR_MODULE_NOT_FOUND);
         }
         const kactor_module *info = lm->info;
         for (size_t i = 0; info->classes && info->classes[i]; i++)
@@ -342,53 +349,91 @@ static int worker_init(kactor_ctx *ctx, Frame *f) {
                 }
         if (!ctx->class) {
                 kactor_fail(ctx, "module %s has no actor class '%s'", module, class_name);
-                return worker_send_result(ctx, MSG_INIT_DONE, 0, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL,
-                                          0)
-                        ?: -ENOENT;
+                return worker_init_fail(ctx, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD);
         }
         for (const kactor_method *m = ctx->class->methods; m && m->name; m++)
                 ctx->n_methods++;
         ctx->method_stats = calloc(ctx->n_methods + 1, sizeof(MethodStats));
         if (!ctx->method_stats)
                 return -ENOMEM;
+        return 0;
+}
+
+/* Rebuilt from a checkpoint: restores the state, then the calls after it are replayed. */
+static int worker_restore(kactor_ctx *ctx, const msgpack_object *checkpoint) {
+        _cleanup_(kactor_value_freep) kactor_value *saved = NULL;
+        int r;
+
+        if (!ctx->class->restore)
+                r = kactor_fail(ctx, "actor class %s has no restore hook", ctx->class->name);
+        else {
+                r = codec_value_from_object(checkpoint, &saved);
+                if (r >= 0)
+                        r = ctx->class->restore(ctx, saved, &ctx->state);
+        }
+        if (r < 0) {
+                if (!ctx->error)
+                        kactor_fail(ctx, "restoring %s from its checkpoint failed: %s", ctx->class->name,
+                                    strerror(-r));
+                return worker_init_fail(ctx, r, KACTOR_ERROR_TASK_FAILED);
+        }
+        return 0;
+}
+
+/* Runs the class's constructor with the arguments of INIT. */
+static int worker_construct(kactor_ctx *ctx, const kactor_value *args) {
+        int r;
+
+        if (!ctx->class->init)
+                return 0;
+        r = ctx->class->init(ctx, args, &ctx->state);
+        if (r < 0) {
+                if (!ctx->error)
+                        kactor_fail(ctx, "constructor of %s failed: %s", ctx->class->name, strerror(-r));
+                else {
+                        char *m = NULL;
+                        /* Formatted before the old message is freed: it is one of the arguments. */
+                        int k = asprintf(&m, "constructor of %s failed: %s", ctx->class->name, ctx->error);
+                        if (k >= 0) {
+                                free(ctx->error);
+                                ctx->error = m;
+                        }
+                }
+                return worker_init_fail(ctx, r, KACTOR_ERROR_TASK_FAILED);
+        }
+        return 0;
+}
+
+/* The first frame: INIT. A task worker is ready at once; an actor's worker loads its class and
+ * restores its checkpoint or runs its constructor. Either way the node manager hears INIT_DONE. */
+static int worker_init(kactor_ctx *ctx, Frame *f) {
+        _cleanup_free_ char *module = NULL, *class_name = NULL;
+        _cleanup_(kactor_value_freep) kactor_value *args = NULL;
+        int r;
+
+        r = worker_read_init(ctx, f, &module, &class_name);
+        if (r < 0)
+                return r;
+        if (ctx->kind == WORKER_TASK)
+                return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL, 0);
+
+        r = worker_decode_args(f, &args);
+        if (r < 0)
+                return r;
+
+        (void) prctl(PR_SET_NAME, class_name, 0, 0, 0);
+
+        r = worker_load_class(ctx, module, class_name);
+        if (r < 0)
+                return r;
 
         const msgpack_object *checkpoint = frame_field(f, 8);
-        if (checkpoint && checkpoint->type != MSGPACK_OBJECT_NIL) {
-                /* Rebuilt from a checkpoint: restore, then the calls after it are replayed. */
-                _cleanup_(kactor_value_freep) kactor_value *saved = NULL;
-                if (!ctx->class->restore)
-                        r = kactor_fail(ctx, "actor class %s has no restore hook", class_name);
-                else {
-                        r = codec_value_from_object(checkpoint, &saved);
-                        if (r >= 0)
-                                r = ctx->class->restore(ctx, saved, &ctx->state);
-                }
-                if (r < 0) {
-                        if (!ctx->error)
-                                kactor_fail(ctx, "restoring %s from its checkpoint failed: %s", class_name,
-                                            strerror(-r));
-                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL,
-                                                  0)
-                                ?: r;
-                }
-        } else if (ctx->class->init) {
-                r = ctx->class->init(ctx, args, &ctx->state);
-                if (r < 0) {
-                        if (!ctx->error)
-                                kactor_fail(ctx, "constructor of %s failed: %s", class_name, strerror(-r));
-                        else {
-                                char *m = NULL;
-                                if (asprintf(&m, "constructor of %s failed: %s", class_name, ctx->error) >=
-                                    0) {
-                                        free(ctx->error);
-                                        ctx->error = m;
-                                }
-                        }
-                        return worker_send_result(ctx, MSG_INIT_DONE, 0, r, KACTOR_ERROR_TASK_FAILED, NULL,
-                                                  0)
-                                ?: r;
-                }
-        }
+        if (checkpoint && checkpoint->type != MSGPACK_OBJECT_NIL)
+                r = worker_restore(ctx, checkpoint);
+        else
+                r = worker_construct(ctx, args);
+        if (r < 0)
+                return r;
         return worker_send_result(ctx, MSG_INIT_DONE, 0, 0, KACTOR_OK, NULL,
                                   ctx->class->save && ctx->class->restore ? INIT_CAN_SAVE : 0);
 }

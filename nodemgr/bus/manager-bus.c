@@ -14,12 +14,20 @@
 #include "macro.h"
 #include "manager.h"
 #include "manager-bus.h"
-#include "manager-trace.h"
+#include "req-error.h"
 #include "spec-check.h"
 #include "strv.h"
 #include "tasks.h"
 
 #define KACTOR_BUS_OBJECT_INTERFACE "io.kactor.Object1"
+
+/* The service's state, on the manager as m->bus_userdata from the setup on. */
+struct ManagerBus {
+        Manager *manager;
+        sd_bus *bus;
+        char *address;            /* NULL: the system bus */
+        struct BusOwner *owners;  /* uthash by actor id */
+};
 
 static int bus_reply_req_error(sd_bus_error *error, int r, ReqError *e) {
         if (r == -EREMOTEIO) {
@@ -161,12 +169,54 @@ static int bus_set_task_option(const char *key, const kactor_value *v, void *use
         return task_option_set(userdata, key, strlen(key), v, e);
 }
 
-static int actor_track_handler(sd_bus_track *t, void *userdata) {
-        Actor *a = userdata;
+/* The owner over D-Bus of an actor made with Detached=false: while its connection lasts, the actor
+ * holds one reference for it. */
+typedef struct BusOwner {
+        kactor_id actor;
+        sd_bus_track *track;
+        ManagerBus *bus;
+        UT_hash_handle hh;
+} BusOwner;
+
+/* Forgets the owner; with drop_ref, lets go of the reference it held too. */
+static void bus_owner_free(BusOwner *o, bool drop_ref) {
+        ManagerBus *b = o->bus;
+        kactor_id id = o->actor;
+
+        HASH_DELETE(hh, b->owners, o);
+        sd_bus_track_unref(o->track);
+        free(o);
+        if (drop_ref) {
+                Actor *a = manager_find_actor(b->manager, id);
+                if (a)
+                        actor_unref(a);
+        }
+}
+
+static int bus_owner_gone(sd_bus_track *t, void *userdata) {
         /* The owning bus connection went away: that was a handle. */
-        a->track = sd_bus_track_unref(a->track);
-        a->refs++;
-        actor_unref(a);
+        bus_owner_free(userdata, true);
+        return 0;
+}
+
+/* The sender of msg owns a: a keeps a reference for it until its connection goes. */
+static int bus_owner_add(ManagerBus *b, Actor *a, sd_bus_message *msg) {
+        BusOwner *o = calloc(1, sizeof(BusOwner));
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        *o = (BusOwner) { .actor = a->id, .bus = b };
+        r = sd_bus_track_new(b->bus, &o->track, bus_owner_gone, o);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(o->track, msg);
+        if (r < 0) {
+                sd_bus_track_unref(o->track);
+                free(o);
+                return r;
+        }
+        HASH_ADD(hh, b->owners, actor, sizeof(o->actor), o);
+        actor_ref(a);
         return 0;
 }
 
@@ -204,7 +254,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         spec.args_len = args_len;
 
         kactor_id id;
-        r = manager_create_actor_anywhere(m, &spec, &a, &id, &e);
+        r = actor_create_anywhere(m, &spec, &a, &id, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         if (!a) {
@@ -217,9 +267,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
         }
         if (!spec.detached) {
                 /* Owned by the caller's connection: the actor stops when it goes. */
-                r = sd_bus_track_new(m->bus, &a->track, actor_track_handler, a);
-                if (r >= 0)
-                        r = sd_bus_track_add_sender(a->track, msg);
+                r = bus_owner_add(m->bus_userdata, a, msg);
                 if (r < 0) {
                         (void) actor_kill(a, true, "could not track its owner");
                         return r;
@@ -282,8 +330,8 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = bus_sender_uid(msg, &uid);
         if (r < 0)
                 return r;
-        r = manager_submit_task(m, manager_new_local_id(m), module, function, num_cpus, args, args_len, uid, NULL,
-                                &o, &e);
+        r = tasks_submit(m, manager_new_local_id(m), module, function, num_cpus, args, args_len, uid, NULL, &o,
+                         &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         return bus_reply_object(msg, o);
@@ -417,7 +465,7 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
         g->reply = bus_get_reply;
         g->done = bus_get_done;
         /* A caller that goes away takes its waiting request with it (a Get may wait forever). */
-        r = sd_bus_track_new(m->bus, &bg->track, on_get_caller_gone, bg);
+        r = sd_bus_track_new(sd_bus_message_get_bus(msg), &bg->track, on_get_caller_gone, bg);
         if (r >= 0)
                 r = sd_bus_track_add_sender(bg->track, msg);
         if (r < 0) {
@@ -749,7 +797,7 @@ static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (a->state == ACTOR_DEAD)
                 return sd_bus_error_setf(error, "io.kactor.Error.ActorDied", "Actor %s died: %s", a->id_string,
                                          a->death_cause ?: "unknown cause");
-        r = manager_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, NULL, &o, &e);
+        r = actor_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, NULL, &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         return bus_reply_object(msg, o);
@@ -926,11 +974,11 @@ static const sd_bus_vtable object_vtable[] = {
 
 /* --- set-up and signals -------------------------------------------------------------------------- */
 
-static void bus_send_actor_changes(Manager *m, Actor *a, unsigned changes) {
+static void bus_send_actor_changes(ManagerBus *b, Actor *a, unsigned changes) {
         if (changes & ACTOR_CHANGE_ADDED) {
                 /* InterfacesAdded carries every property as it is now: nothing else to say. */
                 a->bus_announced = true;
-                (void) sd_bus_emit_interfaces_added(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+                (void) sd_bus_emit_interfaces_added(b->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
                 return;
         }
         if (!a->bus_announced)
@@ -947,22 +995,23 @@ static void bus_send_actor_changes(Manager *m, Actor *a, unsigned changes) {
                 names[n++] = "Restarts";
         names[n] = NULL;
         if (n > 0)
-                (void) sd_bus_emit_properties_changed_strv(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE,
+                (void) sd_bus_emit_properties_changed_strv(b->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE,
                                                            (char **) names);
         /* Apart: GpuIds does not announce its changes in the interface, so sd-bus refuses the signal, and
          * must not take the others with it. */
         if (changes & ACTOR_CHANGE_GPU_IDS)
-                (void) sd_bus_emit_properties_changed(m->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, "GpuIds",
+                (void) sd_bus_emit_properties_changed(b->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, "GpuIds",
                                                       NULL);
 }
 
 /* Sends what the core queued since the last iteration. Actors that went come first: a path that went
  * and came back in one iteration (an actor rebuilt here) ends up present. */
 static void bus_flush(Manager *m) {
+        ManagerBus *b = m->bus_userdata;
         Actor *a;
 
         for (char **p = m->bus_removed; p && *p; p++)
-                (void) sd_bus_emit_interfaces_removed(m->bus, *p, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+                (void) sd_bus_emit_interfaces_removed(b->bus, *p, KACTOR_BUS_ACTOR_INTERFACE, NULL);
         m->bus_removed = strv_free(m->bus_removed);
 
         while ((a = TAILQ_FIRST(&m->bus_queue))) {
@@ -970,67 +1019,102 @@ static void bus_flush(Manager *m) {
 
                 TAILQ_REMOVE(&m->bus_queue, a, bus_link);
                 a->bus_changes = 0;
-                bus_send_actor_changes(m, a, changes);
+                bus_send_actor_changes(b, a, changes);
+                if (a->state == ACTOR_DEAD) {
+                        /* A dead actor has no owner to wait for (and its id may come back, rebuilt). */
+                        BusOwner *o;
+                        HASH_FIND(hh, b->owners, &a->id, sizeof(a->id), o);
+                        if (o)
+                                bus_owner_free(o, true);
+                }
         }
 
         if (m->resources_changed) {
                 m->resources_changed = false;
-                /* What the peers learn from our next message, rather than at the next protocol period. */
-                cluster_hooks_resources_changed(m);
-                (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
+                (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
                                                       "FreeCpus", "Actors", NULL);
         }
         if (m->peers_changed) {
                 m->peers_changed = false;
-                (void) sd_bus_emit_properties_changed(m->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", NULL);
+                (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", NULL);
         }
 }
 
-int manager_bus_setup(Manager *m) {
+static void manager_bus_free(Manager *m) {
+        ManagerBus *b = m->bus_userdata;
+        BusOwner *o, *tmp;
+
+        if (!b)
+                return;
+        /* The actors are gone already: their owners' references went with them. */
+        HASH_ITER(hh, b->owners, o, tmp)
+                bus_owner_free(o, false);
+        sd_bus_flush_close_unref(b->bus);
+        free(b->address);
+        free(b);
+        m->bus_userdata = NULL;
+        m->bus_flush = NULL;
+        m->bus_free = NULL;
+}
+
+sd_bus *manager_bus_get(Manager *m) {
+        ManagerBus *b = m->bus_userdata;
+        return b ? b->bus : NULL;
+}
+
+int manager_bus_setup(Manager *m, const char *address) {
+        ManagerBus *b;
         int r;
 
-        if (m->bus_address) {
-                r = sd_bus_new(&m->bus);
+        b = calloc(1, sizeof(ManagerBus));
+        if (!b)
+                return log_error_errno(-ENOMEM, "Failed to set up the bus: %m");
+        /* The manager frees it from now on, whatever happens below. */
+        *b = (ManagerBus) { .manager = m };
+        m->bus_userdata = b;
+        m->bus_free = manager_bus_free;
+        if (address) {
+                b->address = strdup(address);
+                if (!b->address)
+                        return log_error_errno(-ENOMEM, "Failed to set up the bus: %m");
+                r = sd_bus_new(&b->bus);
                 if (r >= 0)
-                        r = sd_bus_set_address(m->bus, m->bus_address);
+                        r = sd_bus_set_address(b->bus, b->address);
                 if (r >= 0)
-                        r = sd_bus_set_bus_client(m->bus, true);
+                        r = sd_bus_set_bus_client(b->bus, true);
                 if (r >= 0)
-                        r = sd_bus_negotiate_creds(m->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UNIQUE_NAME);
+                        r = sd_bus_negotiate_creds(b->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UNIQUE_NAME);
                 if (r >= 0)
-                        r = sd_bus_start(m->bus);
+                        r = sd_bus_start(b->bus);
         } else
-                r = sd_bus_open_system(&m->bus);
+                r = sd_bus_open_system(&b->bus);
         if (r < 0)
-                return log_error_errno(r, "Failed to connect to the bus %s: %m", m->bus_address ?: "(system)");
+                return log_error_errno(r, "Failed to connect to the bus %s: %m", b->address ?: "(system)");
 
-        r = sd_bus_add_object_vtable(m->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, manager_vtable, m);
+        r = sd_bus_add_object_vtable(b->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the manager object: %m");
-        r = trace_bus_setup(m); /* io.kactor.Trace1 */
-        if (r < 0)
-                return r;
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_ACTOR_INTERFACE, actor_vtable,
+        r = sd_bus_add_fallback_vtable(b->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_ACTOR_INTERFACE, actor_vtable,
                                        actor_find, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the actor objects: %m");
-        r = sd_bus_add_node_enumerator(m->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, actor_enumerate, m);
+        r = sd_bus_add_node_enumerator(b->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, actor_enumerate, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the actor enumerator: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, KACTOR_BUS_OBJECT_PREFIX, KACTOR_BUS_OBJECT_INTERFACE,
+        r = sd_bus_add_fallback_vtable(b->bus, NULL, KACTOR_BUS_OBJECT_PREFIX, KACTOR_BUS_OBJECT_INTERFACE,
                                        object_vtable, object_find, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the object objects: %m");
-        r = sd_bus_add_object_manager(m->bus, NULL, KACTOR_BUS_PATH);
+        r = sd_bus_add_object_manager(b->bus, NULL, KACTOR_BUS_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the object manager: %m");
 
-        r = sd_bus_request_name(m->bus, KACTOR_BUS_NAME, 0);
+        r = sd_bus_request_name(b->bus, KACTOR_BUS_NAME, 0);
         if (r == -EEXIST)
                 return log_error_errno(r, "Another node manager serves %s on this bus.", KACTOR_BUS_NAME);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the name %s: %m", KACTOR_BUS_NAME);
-        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        r = sd_bus_attach_event(b->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
         m->bus_flush = bus_flush;

@@ -8,7 +8,19 @@
  * the manager here.
  */
 
+#include <systemd/sd-bus.h>
+
 #include "manager.h"
 
-/* Connects to the bus, serves the objects and installs the flush. Logs; returns a negative errno. */
-int manager_bus_setup(Manager *m);
+/* The service's state: its connection, and the owners of the actors made with Detached=false (each
+ * holds one reference to its actor until its connection goes). The manager holds it, opaque, in
+ * m->bus_userdata, and frees it through m->bus_free. */
+typedef struct ManagerBus ManagerBus;
+
+/* Connects to the bus at address (NULL: the system bus), serves the objects and installs the flush
+ * and the service's state on the manager, which frees them, even on failure. Logs; returns a
+ * negative errno. The other interfaces (trace_bus_setup()) go on the connection afterwards. */
+int manager_bus_setup(Manager *m, const char *address);
+
+/* The service's connection; NULL before manager_bus_setup(). */
+sd_bus *manager_bus_get(Manager *m);

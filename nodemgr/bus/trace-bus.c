@@ -8,8 +8,10 @@
 #include "bus-value.h"
 #include "log.h"
 #include "macro.h"
+#include "manager-bus.h"
 #include "manager-trace.h"
 #include "trace-format.h"
+#include "trace-bus.h"
 #include "trace-loader.h"
 
 #define KACTOR_BUS_TRACE_INTERFACE "io.kactor.Trace1"
@@ -290,7 +292,8 @@ static const sd_bus_vtable trace_vtable[] = {
 };
 
 int trace_bus_setup(Manager *m) {
-        int r = sd_bus_add_object_vtable(m->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE, trace_vtable, m);
+        int r = sd_bus_add_object_vtable(manager_bus_get(m), NULL, KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE,
+                                         trace_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the %s interface: %m", KACTOR_BUS_TRACE_INTERFACE);
         return 0;

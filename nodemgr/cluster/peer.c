@@ -541,6 +541,154 @@ static void cluster_apply_members(Cluster *c, PeerConn *p, const msgpack_object 
         }
 }
 
+/* HELLO: the peer says who it is and sends its nonce; we answer with our AUTH. */
+static int peer_handle_hello(PeerConn *p, const PeerMessage *pm) {
+        Cluster *c = p->cluster;
+        const char *self = membership_self(&c->ms)->id;
+        if (pm->version != PEER_PROTO_VERSION)
+                return -EPROTO;
+        if (strlen(self) == pm->from_len && memcmp(self, pm->from, pm->from_len) == 0)
+                return -ELOOP; /* ourselves */
+        if (memcmp(pm->blob, p->nonce, PEER_NONCE_SIZE) == 0)
+                return -EBADMSG; /* a reflected nonce */
+        p->peer_id = strndup(pm->from, pm->from_len);
+        if (!p->peer_id)
+                return -ENOMEM;
+        memcpy(p->peer_nonce, pm->blob, PEER_NONCE_SIZE);
+        p->got_hello = true;
+        return peer_send_auth(p);
+}
+
+/* AUTH: the peer proves it knows the cluster secret; from here it is a peer. */
+static int peer_handle_auth(PeerConn *p, const PeerMessage *pm) {
+        Cluster *c = p->cluster;
+        uint8_t expected[PEER_MAC_SIZE];
+        int r = peer_mac(c, p->outbound ? LABEL_ACCEPT : LABEL_DIAL, p->nonce, p->peer_nonce, p->peer_id,
+                         strlen(p->peer_id), expected);
+        if (r < 0)
+                return r;
+        if (CRYPTO_memcmp(expected, pm->blob, PEER_MAC_SIZE) != 0)
+                return -EACCES;
+        if (!p->outbound) {
+                /* From the strangers' pool to the peers' places. */
+                if (c->n_conns >= PEER_MAX)
+                        return -EBUSY;
+                LIST_REMOVE(p, stranger_link);
+                c->n_strangers--;
+                c->n_conns++;
+        }
+        p->authenticated = true;
+        p->timeout = sd_event_source_disable_unref(p->timeout);
+        log_info("Peer %s authenticated (%s).", p->peer_id, p->outbound ? "outbound" : "inbound");
+        /* Join: tell it what we know at once (seq 0: no probe waits for the ack). */
+        r = peer_send_membership(p, PEER_MSG_PING, 0, NULL);
+        /* Whatever went to it on a connection that broke goes again. */
+        if (r >= 0 && !p->dead)
+                c->ops->peer_connected(c->userdata, p->peer_id);
+        return r;
+}
+
+/* Before authentication only the handshake is taken, in its order: HELLO, then AUTH. */
+static int peer_handle_handshake(PeerConn *p, const PeerMessage *pm) {
+        if (pm->type == PEER_MSG_HELLO && !p->got_hello)
+                return peer_handle_hello(p, pm);
+        if (pm->type == PEER_MSG_AUTH && p->got_hello)
+                return peer_handle_auth(p, pm);
+        return -EPERM;
+}
+
+/* A handshake message from a peer already authenticated. */
+static int peer_handle_handshake_again(PeerConn *p, const PeerMessage *pm) {
+        return -EPROTO;
+}
+
+static int peer_handle_dead_notice(PeerConn *p, const PeerMessage *pm) {
+        Cluster *c = p->cluster;
+        log_warning("Peer %s says this node was declared dead (incarnation %" PRIu64 "); %u of the "
+                    "actors it knows moved.", p->peer_id, pm->incarnation, pm->moved->via.array.size);
+        c->ops->dead_notice(c->userdata, pm->moved);
+        return 0;
+}
+
+static int peer_handle_ping(PeerConn *p, const PeerMessage *pm, uint64_t now) {
+        (void) peer_send_membership(p, PEER_MSG_ACK, pm->seq, NULL);
+        return 0;
+}
+
+static int peer_handle_ack(PeerConn *p, const PeerMessage *pm, uint64_t now) {
+        Cluster *c = p->cluster;
+        if (pm->seq & PEER_RELAY_SEQ_BIT) {
+                for (size_t i = 0; i < PEER_RELAYS_MAX; i++) {
+                        Relay *rl = &c->relays[i];
+                        if (rl->origin && rl->seq == pm->seq) {
+                                (void) cluster_send(c, rl->origin, PEER_MSG_ACK, rl->origin_seq, NULL);
+                                { free(rl->origin); rl->origin = NULL; }
+                        }
+                }
+        } else {
+                _cleanup_free_ char *from = strndup(pm->from, pm->from_len);
+                if (from)
+                        membership_ack(&c->ms, pm->seq, from, now);
+                /* Answers to probes sent since the freeze, from every member we knew alive:
+                 * their tables are the cluster's view now (a death would fence us). */
+                if (c->stalled && pm->seq >= c->stall_seq && from)
+                        cluster_stall_answered(c, from);
+        }
+        return 0;
+}
+
+static int peer_handle_ping_req(PeerConn *p, const PeerMessage *pm, uint64_t now) {
+        Cluster *c = p->cluster;
+        _cleanup_free_ char *target = strndup(pm->target, pm->target_len);
+        if (!target)
+                return -ENOMEM;
+        Relay *rl = &c->relays[c->relay_next++ % PEER_RELAYS_MAX];
+        free(rl->origin);
+        *rl = (Relay) { .seq = PEER_RELAY_SEQ_BIT | ++c->relay_seq, .origin_seq = pm->seq,
+                        .origin = strdup(p->peer_id) };
+        if (cluster_send(c, target, PEER_MSG_PING, rl->seq, NULL) < 0)
+                { free(rl->origin); rl->origin = NULL; }
+        return 0;
+}
+
+/* PING, ACK, PING_REQ: each carries the sender's member entries, applied before the message itself. */
+static int peer_handle_swim(PeerConn *p, const PeerMessage *pm,
+                            int (*handle)(PeerConn *p, const PeerMessage *pm, uint64_t now)) {
+        Cluster *c = p->cluster;
+        cluster_apply_members(c, p, pm->members);
+        for (size_t i = 0; i < c->ms.n_resurrected; i++)
+                (void) cluster_send_dead_notice(c, c->ms.resurrected[i], c->ms.resurrected_incarnation[i]);
+        membership_resurrected_clear(&c->ms);
+        int r = handle(p, pm, now_usec(CLOCK_MONOTONIC));
+        if (r < 0)
+                return r;
+        cluster_changed(c);
+        return 0;
+}
+
+static int peer_handle_swim_ping(PeerConn *p, const PeerMessage *pm) {
+        return peer_handle_swim(p, pm, peer_handle_ping);
+}
+
+static int peer_handle_swim_ack(PeerConn *p, const PeerMessage *pm) {
+        return peer_handle_swim(p, pm, peer_handle_ack);
+}
+
+static int peer_handle_swim_ping_req(PeerConn *p, const PeerMessage *pm) {
+        return peer_handle_swim(p, pm, peer_handle_ping_req);
+}
+
+/* The messages of an authenticated peer, by type from PEER_MSG_HELLO (every type peer_message_parse()
+ * takes). */
+static int (*const peer_handlers[])(PeerConn *p, const PeerMessage *pm) = {
+        [PEER_MSG_HELLO - PEER_MSG_HELLO] = peer_handle_handshake_again,
+        [PEER_MSG_AUTH - PEER_MSG_HELLO] = peer_handle_handshake_again,
+        [PEER_MSG_PING - PEER_MSG_HELLO] = peer_handle_swim_ping,
+        [PEER_MSG_ACK - PEER_MSG_HELLO] = peer_handle_swim_ack,
+        [PEER_MSG_PING_REQ - PEER_MSG_HELLO] = peer_handle_swim_ping_req,
+        [PEER_MSG_DEAD_NOTICE - PEER_MSG_HELLO] = peer_handle_dead_notice,
+};
+
 static int peer_handle_frame(PeerConn *p, const Frame *f) {
         Cluster *c = p->cluster;
         PeerMessage pm;
@@ -554,109 +702,14 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
         r = peer_message_parse(f, &pm);
         if (r < 0)
                 return r;
-
-        if (!p->authenticated) {
-                if (pm.type == PEER_MSG_HELLO && !p->got_hello) {
-                        const char *self = membership_self(&c->ms)->id;
-                        if (pm.version != PEER_PROTO_VERSION)
-                                return -EPROTO;
-                        if (strlen(self) == pm.from_len && memcmp(self, pm.from, pm.from_len) == 0)
-                                return -ELOOP; /* ourselves */
-                        if (memcmp(pm.blob, p->nonce, PEER_NONCE_SIZE) == 0)
-                                return -EBADMSG; /* a reflected nonce */
-                        p->peer_id = strndup(pm.from, pm.from_len);
-                        if (!p->peer_id)
-                                return -ENOMEM;
-                        memcpy(p->peer_nonce, pm.blob, PEER_NONCE_SIZE);
-                        p->got_hello = true;
-                        return peer_send_auth(p);
-                }
-                if (pm.type == PEER_MSG_AUTH && p->got_hello) {
-                        uint8_t expected[PEER_MAC_SIZE];
-                        r = peer_mac(c, p->outbound ? LABEL_ACCEPT : LABEL_DIAL, p->nonce, p->peer_nonce, p->peer_id,
-                                     strlen(p->peer_id), expected);
-                        if (r < 0)
-                                return r;
-                        if (CRYPTO_memcmp(expected, pm.blob, PEER_MAC_SIZE) != 0)
-                                return -EACCES;
-                        if (!p->outbound) {
-                                /* From the strangers' pool to the peers' places. */
-                                if (c->n_conns >= PEER_MAX)
-                                        return -EBUSY;
-                                LIST_REMOVE(p, stranger_link);
-                                c->n_strangers--;
-                                c->n_conns++;
-                        }
-                        p->authenticated = true;
-                        p->timeout = sd_event_source_disable_unref(p->timeout);
-                        log_info("Peer %s authenticated (%s).", p->peer_id, p->outbound ? "outbound" : "inbound");
-                        /* Join: tell it what we know at once (seq 0: no probe waits for the ack). */
-                        r = peer_send_membership(p, PEER_MSG_PING, 0, NULL);
-                        /* Whatever went to it on a connection that broke goes again. */
-                        if (r >= 0 && !p->dead)
-                                c->ops->peer_connected(c->userdata, p->peer_id);
-                        return r;
-                }
-                return -EPERM;
-        }
-
-        if (pm.type == PEER_MSG_HELLO || pm.type == PEER_MSG_AUTH)
+        if (!p->authenticated)
+                return peer_handle_handshake(p, &pm);
+        if (pm.type - PEER_MSG_HELLO >= ELEMENTSOF(peer_handlers) || !peer_handlers[pm.type - PEER_MSG_HELLO])
                 return -EPROTO;
-
-        if (strlen(p->peer_id) != pm.from_len || memcmp(p->peer_id, pm.from, pm.from_len) != 0)
+        if (pm.type != PEER_MSG_HELLO && pm.type != PEER_MSG_AUTH &&
+            (strlen(p->peer_id) != pm.from_len || memcmp(p->peer_id, pm.from, pm.from_len) != 0))
                 return -EPROTO; /* a peer speaks only for itself */
-        if (pm.type == PEER_MSG_DEAD_NOTICE) {
-                log_warning("Peer %s says this node was declared dead (incarnation %" PRIu64 "); %u of the "
-                            "actors it knows moved.", p->peer_id, pm.incarnation, pm.moved->via.array.size);
-                c->ops->dead_notice(c->userdata, pm.moved);
-                return 0;
-        }
-        cluster_apply_members(c, p, pm.members);
-        for (size_t i = 0; i < c->ms.n_resurrected; i++)
-                (void) cluster_send_dead_notice(c, c->ms.resurrected[i], c->ms.resurrected_incarnation[i]);
-        membership_resurrected_clear(&c->ms);
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-
-        switch (pm.type) {
-        case PEER_MSG_PING:
-                (void) peer_send_membership(p, PEER_MSG_ACK, pm.seq, NULL);
-                break;
-        case PEER_MSG_ACK:
-                if (pm.seq & PEER_RELAY_SEQ_BIT) {
-                        for (size_t i = 0; i < PEER_RELAYS_MAX; i++) {
-                                Relay *rl = &c->relays[i];
-                                if (rl->origin && rl->seq == pm.seq) {
-                                        (void) cluster_send(c, rl->origin, PEER_MSG_ACK, rl->origin_seq, NULL);
-                                        { free(rl->origin); rl->origin = NULL; }
-                                }
-                        }
-                } else {
-                        _cleanup_free_ char *from = strndup(pm.from, pm.from_len);
-                        if (from)
-                                membership_ack(&c->ms, pm.seq, from, now);
-                        /* Answers to probes sent since the freeze, from every member we knew alive:
-                         * their tables are the cluster's view now (a death would fence us). */
-                        if (c->stalled && pm.seq >= c->stall_seq && from)
-                                cluster_stall_answered(c, from);
-                }
-                break;
-        case PEER_MSG_PING_REQ: {
-                _cleanup_free_ char *target = strndup(pm.target, pm.target_len);
-                if (!target)
-                        return -ENOMEM;
-                Relay *rl = &c->relays[c->relay_next++ % PEER_RELAYS_MAX];
-                free(rl->origin);
-                *rl = (Relay) { .seq = PEER_RELAY_SEQ_BIT | ++c->relay_seq, .origin_seq = pm.seq,
-                                .origin = strdup(p->peer_id) };
-                if (cluster_send(c, target, PEER_MSG_PING, rl->seq, NULL) < 0)
-                        { free(rl->origin); rl->origin = NULL; }
-                break;
-        }
-        default:
-                break;
-        }
-        cluster_changed(c);
-        return 0;
+        return peer_handlers[pm.type - PEER_MSG_HELLO](p, &pm);
 }
 
 static int peer_conn_read(PeerConn *p) {

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "req-error.h"
 #include "time-util.h"
 
 #define ACCESS_CACHE_USEC (10 * 1000000ULL)

@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
+#include "req-error.h"
 #include "tasks.h"
 #include "worker-spawn.h"
 
@@ -37,7 +38,7 @@ static char *isolation_instance_name(const Manager *m, const ManagerConfig *conf
         return asprintf(&s, "rt-%016" PRIx64, h) < 0 ? NULL : s;
 }
 
-int manager_isolation_setup(Manager *m, const ManagerConfig *config) {
+int actor_isolation_setup(Manager *m, const ManagerConfig *config) {
         _cleanup_free_ char *name = isolation_instance_name(m, config);
         int kind = CGROUP_MANAGER_AUTO, r;
 

@@ -7,7 +7,7 @@
 
 #include "manager.h"
 
-int manager_isolation_setup(Manager *m, const ManagerConfig *config);
+int actor_isolation_setup(Manager *m, const ManagerConfig *config);
 int actor_isolation_check_limits(Manager *m, const ActorSpec *spec, ReqError *e);
 int actor_isolation_check_module(const char *path, uid_t uid, ReqError *e);
 int actor_isolation_resolve_user(const ActorSpec *spec, uid_t *ret_uid, gid_t *ret_gid, ReqError *e);

@@ -7,6 +7,7 @@
 
 #include "actor-isolation.h"
 #include "actor.h"
+#include "call.h"
 #include "cluster-hooks.h"
 #include "codec.h"
 #include "eviction.h"
@@ -14,6 +15,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "manager-trace.h"
+#include "req-error.h"
 #include "spec-check.h"
 #include "strv.h"
 #include "tasks.h"
@@ -24,296 +26,14 @@
 /* Dead actors kept for status and for clear errors; older ones are forgotten. */
 #define DEAD_ACTORS_MAX 1024
 
-void call_free(Manager *m, Call *c) {
-        if (!c)
-                return;
-        for (size_t i = 0; i < c->n_ids; i++) {
-                if (c->id_actor[i])
-                        manager_actor_unref_id(m, c->ids[i]);
-                else
-                        objstore_unref(&m->store, objstore_find(&m->store, c->ids[i]));
-        }
-        objstore_unref(&m->store, c->result);
-        free(c->ids);
-        free(c->id_actor);
-        free(c->method);
-        free(c->module);
-        if (!c->args_inline)
-                free(c->args);
-        free(c);
-}
-
-/* Fails a call's result (if nobody has set it) and frees the call. */
-void call_fail(Manager *m, Call *c, kactor_error code, const char *message) {
-        if (c->result && c->result->state == OBJECT_PENDING)
-                (void) objstore_set_failed(&m->store, c->result, code, message);
-        /* The call may still wait for its arguments. */
-        for (size_t i = 0; i < c->n_ids && c->deps.remaining > 0; i++)
-                if (!c->id_actor[i]) {
-                        Object *o = objstore_find(&m->store, c->ids[i]);
-                        if (o)
-                                objstore_unwait(o, &c->deps);
-                }
-        call_free(m, c);
-}
-
-typedef struct ScanState {
-        kactor_id *ids;
-        uint8_t *actor;
-        size_t n, allocated;
-        bool top_refs;
-} ScanState;
-
-static int scan_one(int8_t type, kactor_id id, bool top, void *userdata) {
-        ScanState *s = userdata;
-        if (s->n == s->allocated) {
-                size_t n = MAX(s->allocated * 2, (size_t) 4);
-                kactor_id *ids = realloc(s->ids, n * sizeof(kactor_id));
-                if (!ids)
-                        return -ENOMEM;
-                s->ids = ids;
-                uint8_t *a = realloc(s->actor, n);
-                if (!a)
-                        return -ENOMEM;
-                s->actor = a;
-                s->allocated = n;
-        }
-        s->ids[s->n] = id;
-        s->actor[s->n] = type == CODEC_EXT_ACTOR;
-        s->n++;
-        if (top && type == CODEC_EXT_OBJECT)
-                s->top_refs = true;
-        return 0;
-}
-
-int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
-                     bool *ret_top_refs) {
-        ScanState s = {};
-
-        *ret_ids = NULL;
-        *ret_actor = NULL;
-        *ret_n = 0;
-        if (ret_top_refs)
-                *ret_top_refs = false;
-
-        /* Ids travel as fixext16 (0xd8): a value without that byte names nothing. */
-        if (!memchr(data, 0xd8, len))
-                return 0;
-
-        if (codec_check_bounds(data, len, NULL) < 0)
-                return -EBADMSG;
-
-        msgpack_unpacked u;
-        msgpack_unpacked_init(&u);
-        size_t off = 0;
-        int r = msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS ? 0 : -EBADMSG;
-        if (r >= 0)
-                r = codec_foreach_id(&u.data, scan_one, &s);
-        msgpack_unpacked_destroy(&u);
-        if (r < 0) {
-                free(s.ids);
-                free(s.actor);
-                return r;
-        }
-        *ret_ids = s.ids;
-        *ret_actor = s.actor;
-        *ret_n = s.n;
-        if (ret_top_refs)
-                *ret_top_refs = s.top_refs;
-        return 0;
-}
-
-/* Takes a hold on everything the arguments name. An object that does not exist is an error. */
-static int call_hold_ids(Manager *m, Call *c, ReqError *e) {
-        for (size_t i = 0; i < c->n_ids; i++) {
-                if (c->id_actor[i]) {
-                        manager_actor_ref_id(m, c->ids[i]);
-                        continue;
-                }
-                Object *o = objstore_find(&m->store, c->ids[i]);
-                if (!o && (o = cluster_hooks_fetch_object(m, c->ids[i]))) {
-                        /* Made on a peer: the copy fetched here is held by the call too. */
-                        objstore_ref(o);
-                        continue;
-                }
-                if (!o) {
-                        char s[KACTOR_ID_STRING_MAX];
-                        kactor_id_to_string(c->ids[i], s);
-                        /* Release what was taken so far; call_free() must not release it again. */
-                        for (size_t j = 0; j < i; j++) {
-                                if (c->id_actor[j])
-                                        manager_actor_unref_id(m, c->ids[j]);
-                                else
-                                        objstore_unref(&m->store, objstore_find(&m->store, c->ids[j]));
-                        }
-                        c->n_ids = 0;
-                        return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
-                                         "argument names object %s, which does not exist", s);
-                }
-                objstore_ref(o);
-        }
-        return 0;
-}
-
-static void call_dep_done(Waiter *w, Object *o) {
-        Call *c = w->userdata;
-        if (w->remaining > 0)
-                return;
-        if (c->remote)
-                cluster_hooks_call_ready(c->manager, c);
-        else if (c->owner)
-                actor_dispatch(c->owner);
-        else
-                tasks_call_ready(c);
-}
-
-/*
- * Builds a call from packed arguments: scans them, holds what they name, and registers for the
- * top-level object references that are not ready yet.
- */
-int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e) {
-        /* One allocation for the call and its arguments. */
-        Call *c = calloc(1, sizeof(*c) + args_len);
-        int r;
-
-        if (!c)
-                return -ENOMEM;
-        c->args = c->storage;
-        c->args_inline = true;
-        memcpy(c->args, args, args_len);
-        c->args_len = args_len;
-        c->deps = (Waiter){ .object_done = call_dep_done, .userdata = c };
-        c->manager = m;
-
-        r = manager_scan_ids(args, args_len, &c->ids, &c->id_actor, &c->n_ids, &c->top_refs);
-        /* A call whose arguments name its own result would wait for itself forever, holding it. */
-        for (size_t i = 0; r >= 0 && i < c->n_ids; i++)
-                if (!c->id_actor[i] && kactor_id_equal(c->ids[i], result->id))
-                        r = req_error(e, KACTOR_ERROR_INVALID_ARGS, "the arguments name the call's own result");
-        if (r >= 0)
-                r = call_hold_ids(m, c, e);
-        if (r < 0) {
-                c->n_ids = 0;
-                call_free(m, c);
-                return r;
-        }
-        objstore_ref(result);
-        c->result = result;
-        *ret = c;
-        return 0;
-}
-
-/* Registers for the top-level references; call after the call is queued. */
-int call_watch_deps(Manager *m, Call *c) {
-        if (!c->top_refs)
-                return 0;
-        for (size_t i = 0; i < c->n_ids; i++) {
-                if (c->id_actor[i])
-                        continue;
-                Object *o = objstore_find(&m->store, c->ids[i]);
-                if (o) {
-                        int r = objstore_wait_for(&m->store, o, &c->deps);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        return 0;
-}
-
-/*
- * The arguments as the worker gets them: top-level object references replaced by their values.
- * Returns 0 with *ret_data (malloc'd, or NULL when the arguments go as they are), or -EREMOTEIO with
- * e set when an argument failed.
- */
-static int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_len, ReqError *e) {
-        *ret_data = NULL;
-        *ret_len = 0;
-        if (!c->top_refs)
-                return 0;
-
-        msgpack_unpacked u;
-        Buffer b = {};
-        msgpack_packer pk;
-        size_t off = 0;
-        int r = 0;
-
-        msgpack_unpacked_init(&u);
-        msgpack_packer_init(&pk, &b, buffer_msgpack_write);
-        if (msgpack_unpack_next(&u, c->args, c->args_len, &off) != MSGPACK_UNPACK_SUCCESS ||
-            u.data.type != MSGPACK_OBJECT_ARRAY) {
-                r = -EBADMSG;
-                goto finish;
-        }
-        if (msgpack_pack_array(&pk, u.data.via.array.size) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        for (uint32_t i = 0; i < u.data.via.array.size; i++) {
-                const msgpack_object *el = &u.data.via.array.ptr[i];
-                kactor_id id;
-                if (codec_object_to_id(el, CODEC_EXT_OBJECT, &id) >= 0) {
-                        Object *o = objstore_find(&m->store, id);
-                        if (o && o->evicted)
-                                (void) objstore_make_resident(&m->store, o);
-                        if (!o || o->state == OBJECT_PENDING || o->evicted) {
-                                r = req_error(
-                                        e, KACTOR_ERROR_NO_SUCH_OBJECT,
-                                        o && o->state == OBJECT_PENDING
-                                                ? "argument %u is not ready (or was evicted and is being rebuilt)"
-                                                : "argument %u is not available",
-                                        i);
-                                goto finish;
-                        }
-                        if (o->state == OBJECT_FAILED) {
-                                r = req_error(e, o->error, "argument %u failed: %s", i, o->message);
-                                goto finish;
-                        }
-                        r = buffer_append(&b, o->data, o->len);
-                } else
-                        r = msgpack_pack_object(&pk, *el) < 0 ? -ENOMEM : 0;
-                if (r < 0)
-                        goto finish;
-        }
-        *ret_data = b.data; /* starts at 0: nothing was consumed */
-        *ret_len = b.end;
-        b = (Buffer){};
-finish:
-        buffer_free(&b);
-        msgpack_unpacked_destroy(&u);
-        return r;
-}
-
-int call_prepare_args(Manager *m, Call *c, ReqError *e) {
-        char *data;
-        size_t len;
-        int r;
-
-        /* An argument evicted since it was ready must be had again first. */
-        bool wait = false;
-        for (size_t i = 0; c->top_refs && i < c->n_ids; i++) {
-                if (c->id_actor[i])
-                        continue;
-                Object *o = objstore_find(&m->store, c->ids[i]);
-                if (o && o->evicted) {
-                        r = objstore_wait_for(&m->store, o, &c->deps);
-                        if (r < 0)
-                                return r;
-                        wait = wait || r > 0;
-                }
-        }
-        if (wait)
-                return -EAGAIN;
-
-        r = call_resolve_args(m, c, &data, &len, e);
-        if (r < 0 || !data)
-                return r;
-        if (!c->args_inline)
-                free(c->args);
-        c->args_inline = false;
-        c->args = data;
-        c->args_len = len;
-        c->top_refs = false;
-        return 0;
+const char *actor_state_to_string(ActorState s) {
+        static const char *const table[_ACTOR_STATE_MAX] = {
+                [ACTOR_PENDING] = "pending",
+                [ACTOR_ALIVE] = "alive",
+                [ACTOR_RESTARTING] = "restarting",
+                [ACTOR_DEAD] = "dead",
+        };
+        return s < _ACTOR_STATE_MAX ? table[s] : "unknown";
 }
 
 void actor_queue_change(Actor *a, ActorChange change) {
@@ -416,7 +136,6 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
                 HASH_DELETE(hh_name, m->actors_by_name, a);
         a->stopping = false;
         m->n_actors_live--;
-        a->track = sd_bus_track_unref(a->track);
         /* Its lineage can serve nobody now: a dead actor is not rebuilt. */
         m->lineage_bytes -= actor_lineage_bytes(a);
         lineage_done(&a->lineage);
@@ -445,7 +164,7 @@ void actor_release_resources(Actor *a) {
 }
 
 /* Frees an actor that is listed nowhere (any more): what it holds, then its memory. actor_free()
- * unlists it first; manager_create_actor() calls this alone for an actor it never listed. */
+ * unlists it first; actor_create() calls this alone for an actor it never listed. */
 static void actor_free_unlisted(Actor *a) {
         Manager *m = a->manager;
 
@@ -453,11 +172,10 @@ static void actor_free_unlisted(Actor *a) {
         actor_release_resources(a);
         for (size_t i = 0; i < a->n_arg_ids; i++) {
                 if (a->arg_id_actor[i])
-                        manager_actor_unref_id(m, a->arg_ids[i]);
+                        actor_unref_id(m, a->arg_ids[i]);
                 else
                         objstore_unref(&m->store, objstore_find(&m->store, a->arg_ids[i]));
         }
-        sd_bus_track_unref(a->track);
         sd_event_source_disable_unref(a->restart_timer);
         if (!a->shadow && a->state != ACTOR_DEAD) /* shadows' and the dead's logs are not counted */
                 m->lineage_bytes -= actor_lineage_bytes(a);
@@ -524,13 +242,13 @@ void actor_ref(Actor *a) {
 void actor_unref(Actor *a) {
         if (a->refs > 0)
                 a->refs--;
-        if (a->refs == 0 && !a->detached && a->state != ACTOR_DEAD && !a->track) {
+        if (a->refs == 0 && !a->detached && a->state != ACTOR_DEAD) {
                 a->stopping = true;
                 actor_maybe_stop(a);
         }
 }
 
-bool manager_actor_ref_id(Manager *m, kactor_id id) {
+bool actor_ref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_ref(a);
@@ -539,7 +257,7 @@ bool manager_actor_ref_id(Manager *m, kactor_id id) {
         return a;
 }
 
-void manager_actor_unref_id(Manager *m, kactor_id id) {
+void actor_unref_id(Manager *m, kactor_id id) {
         Actor *a = manager_find_actor(m, id);
         if (a)
                 actor_unref(a);
@@ -562,7 +280,7 @@ static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len
         size_t resolved_len = 0;
         int r;
 
-        r = manager_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, &tmp.top_refs);
+        r = codec_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, &tmp.top_refs);
         if (r < 0)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed constructor arguments");
         if (tmp.top_refs) {
@@ -579,7 +297,7 @@ static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len
                 }
                 args = resolved;
                 len = resolved_len;
-                r = manager_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, NULL);
+                r = codec_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, NULL);
                 if (r < 0) {
                         free(resolved);
                         return r;
@@ -752,7 +470,7 @@ static int actor_register(Actor *a, ReqError *e) {
         return 0;
 }
 
-int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e) {
+int actor_create(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e) {
         _cleanup_free_ char *module = NULL;
         uid_t run_uid = (uid_t) -1;
         gid_t run_gid = (gid_t) -1;
@@ -785,8 +503,8 @@ int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqErro
         return 0;
 }
 
-int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
-                                  ReqError *e) {
+int actor_create_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
+                          ReqError *e) {
         _cleanup_free_ char *node = NULL;
         /* Before placing it: a peer would refuse it alike, later and less clearly. */
         int r = actor_spec_check(spec, e);
@@ -803,7 +521,7 @@ int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "node %s is not this node, and there is no cluster",
                                  spec->node);
         Actor *a;
-        r = manager_create_actor(m, spec, &a, e);
+        r = actor_create(m, spec, &a, e);
         if (r < 0)
                 return r;
         *ret_local = a;
@@ -826,7 +544,7 @@ static void shadow_finish(Actor *a, kactor_error code, const char *message, cons
                         _cleanup_free_ kactor_id *ids = NULL;
                         _cleanup_free_ uint8_t *is_actor = NULL;
                         size_t n = 0;
-                        if (manager_scan_ids(data, len, &ids, &is_actor, &n, NULL) >= 0)
+                        if (codec_scan_ids(data, len, &ids, &is_actor, &n, NULL) >= 0)
                                 (void) objstore_set_ready(&m->store, o, data, len, ids, is_actor, n);
                 }
                 if (o->state == OBJECT_PENDING) {
@@ -1184,8 +902,8 @@ void actor_dispatch(Actor *a) {
         actor_maybe_stop(a);
 }
 
-int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
-                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e) {
+int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
+                      const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e) {
         Object *o;
         Call *c;
         int r;
@@ -1274,30 +992,6 @@ int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const cha
         return 0;
 }
 
-int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret,
-                ReqError *e) {
-        _cleanup_free_ kactor_id *ids = NULL;
-        _cleanup_free_ uint8_t *actor = NULL;
-        size_t n;
-        Object *o;
-        int r;
-
-        r = manager_scan_ids(data, len, &ids, &actor, &n, NULL);
-        if (r < 0)
-                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed value");
-        r = objstore_add(&m->store, object, &o);
-        if (r < 0)
-                return r;
-        r = objstore_set_ready(&m->store, o, data, len, ids, actor, n);
-        if (r < 0) {
-                objstore_unref(&m->store, o);
-                return r;
-        }
-        eviction_note_put(m, o);
-        *ret = o;
-        return 0;
-}
-
 /* A checkpoint came back: the log before it can go. */
 static void actor_save_finished(Actor *a, kactor_error code, const char *message, const char *data,
                                 size_t len) {
@@ -1319,8 +1013,8 @@ static void actor_save_finished(Actor *a, kactor_error code, const char *message
         actor_lineage_account(a, before);
 }
 
-static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data,
-                                size_t len, uint32_t flags) {
+void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data, size_t len,
+                         uint32_t flags) {
         Manager *m = a->manager;
 
         if (a->state == ACTOR_DEAD) {
@@ -1374,47 +1068,4 @@ static void actor_call_finished(Actor *a, Call *c, kactor_error code, const char
         a->failures = 0;
         call_free(m, c);
         actor_dispatch(a);
-}
-
-int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
-                          const char *data, size_t len, uint32_t flags) {
-        Call *c;
-        Actor *a = w->actor;
-
-        if (w->kind == WORKER_ACTOR) {
-                if (!a)
-                        return 0; /* the actor is gone; nobody waits */
-                c = callqueue_finish(&a->queue, seq);
-                if (!c)
-                        return -EBADMSG;
-        } else {
-                c = tasks_finish(w, seq);
-                if (!c)
-                        return -EBADMSG;
-        }
-
-        /* A replicated actor's result waits until its record is on every replica. */
-        bool deferred = w->kind == WORKER_ACTOR && a->repl && c->kind == CALL_NORMAL &&
-                cluster_hooks_defer_result(a, c, !(flags & RESULT_READ_ONLY), code, message, data, len) > 0;
-        if (!deferred && c->result && c->result->state == OBJECT_PENDING) {
-                if (code == KACTOR_OK) {
-                        _cleanup_free_ kactor_id *ids = NULL;
-                        _cleanup_free_ uint8_t *is_actor = NULL;
-                        size_t n = 0;
-                        if (manager_scan_ids(data, len, &ids, &is_actor, &n, NULL) < 0)
-                                (void) objstore_set_failed(&m->store, c->result, KACTOR_ERROR_TASK_FAILED,
-                                                           "the worker sent a malformed result");
-                        else
-                                (void) objstore_set_ready(&m->store, c->result, data, len, ids, is_actor, n);
-                } else
-                        (void) objstore_set_failed(&m->store, c->result, code, message ?: "failed");
-        }
-
-        if (w->kind == WORKER_ACTOR)
-                actor_call_finished(a, c, code, message, data, len, flags);
-        else {
-                call_free(m, c);
-                tasks_task_done(w);
-        }
-        return 0;
 }

@@ -11,16 +11,18 @@
 #include "kactor/value.h"
 #include "manager.h"
 
-int manager_create_actor(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
+const char *actor_state_to_string(ActorState s);
+
+int actor_create(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e);
 /* Here, or on a peer (the Node option, or when it does not fit here): *ret_local is NULL then. */
-int manager_create_actor_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
-                                  ReqError *e);
+int actor_create_anywhere(Manager *m, const ActorSpec *spec, Actor **ret_local, kactor_id *ret_id,
+                          ReqError *e);
 /* A call made elsewhere that the actor takes over, in order (it came back on this node). */
 void actor_adopt_call(Actor *a, Call *c);
 void actor_ref(Actor *a);
 void actor_unref(Actor *a);
-bool manager_actor_ref_id(Manager *m, kactor_id id);
-void manager_actor_unref_id(Manager *m, kactor_id id);
+bool actor_ref_id(Manager *m, kactor_id id);
+void actor_unref_id(Manager *m, kactor_id id);
 /* Kills an actor's worker; pending calls fail with ActorDied. */
 int actor_kill(Actor *a, bool no_restart, const char *why);
 /* Tries to send queued calls to the actor's worker. */
@@ -49,25 +51,13 @@ void actor_release_resources(Actor *a);
  * itself (no such actor, dead actor) make the object fail rather than the submission; a request
  * outside the limits (spec-check.h) is refused before any object is made (-EREMOTEIO, InvalidArgs).
  */
-int manager_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
-                        const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
-int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
+int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
+                      const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
 
-/* A worker reported the result of call `seq`. data is the packed value when code is 0. */
-int manager_call_finished(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message,
-                          const char *data, size_t len, uint32_t flags);
-
-/* Scans a packed value for ids; used for results and arguments. Returns malloc'd arrays. */
-int manager_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **ret_actor, size_t *ret_n,
-                     bool *ret_top_refs);
-
-/* Calls: built from packed arguments (holding what they name), freed, failed. */
-int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e);
-int call_watch_deps(Manager *m, Call *c);
-void call_free(Manager *m, Call *c);
-void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
-/* Resolves a call's top-level references in place. -EREMOTEIO with e set when one failed. */
-int call_prepare_args(Manager *m, Call *c, ReqError *e);
+/* The result of a call of the actor came back (call_finish() stored it): the lineage log, the
+ * replicas and the queue move on, and the call is freed. */
+void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data, size_t len,
+                         uint32_t flags);
 
 /* Rebuilds the result of logged call `index` of actor a in a temporary worker. On failure
  * *ret_why says why it cannot be done. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "manager.h"
+#include "req-error.h"
 
 /* A member of the cluster as the bus shows it (Peers). The strings live as long as the member table
  * is unchanged: use them at once. */

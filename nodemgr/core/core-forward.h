@@ -2,8 +2,8 @@
 #pragma once
 
 /* The core's types, declared so that a header can name them without including the one that
- * defines them (most are defined in manager.h; Call in callqueue.h, Object in objstore.h: C11
- * allows a typedef to be repeated). */
+ * defines them (most are defined in manager.h; Call in callqueue.h, Object in objstore.h, ReqError
+ * in req-error.h: C11 allows a typedef to be repeated). */
 
 typedef struct Manager Manager;
 typedef struct Actor Actor;

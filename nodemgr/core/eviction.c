@@ -14,10 +14,12 @@
 #include <sys/stat.h>
 
 #include "actor.h"
+#include "call.h"
 #include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "req-error.h"
 #include "tasks.h"
 
 typedef enum OriginKind {
@@ -237,8 +239,8 @@ void eviction_note_actor_call(Manager *m, Object *o, kactor_id actor, uint64_t i
 
 void eviction_setup(Manager *m, uint64_t max_bytes) {
         static const ObjectStoreOps ops = {
-                .actor_ref = (bool (*)(void *, kactor_id)) manager_actor_ref_id,
-                .actor_unref = (void (*)(void *, kactor_id)) manager_actor_unref_id,
+                .actor_ref = (bool (*)(void *, kactor_id)) actor_ref_id,
+                .actor_unref = (void (*)(void *, kactor_id)) actor_unref_id,
                 .object_freed = eviction_object_freed,
                 .spill = eviction_spill,
                 .restore = eviction_restore,

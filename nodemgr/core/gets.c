@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "probes.h"
+#include "req-error.h"
 
 size_t get_request_n_ready(const GetRequest *g) {
         size_t n = 0;

@@ -44,9 +44,6 @@ void manager_trace_call_queued(Manager *m, Actor *a, Call *c);
 /* Its result is stored: adds its phases (with the worker's times, w->exec_*_ns) to the histograms. */
 void manager_trace_call_stored(Manager *m, Actor *a, Call *c);
 
-/* trace-bus.c */
-int trace_bus_setup(Manager *m);
-
 /* For trace-bus.c: what the programs gathered, with names. */
 typedef struct TraceActor {
         uint64_t key;

@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -12,11 +11,15 @@
 #include "access.h"
 #include "actor-isolation.h"
 #include "actor.h"
+#include "call.h"
 #include "cluster-hooks.h"
+#include "codec.h"
 #include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "req-error.h"
+#include "transport.h"
 #include "manager-trace.h"
 #include "privileges.h"
 #include "strv.h"
@@ -34,59 +37,35 @@
 /* How long stopping workers get before they are killed. */
 #define MANAGER_STOP_TIMEOUT_USEC (3 * 1000000ULL)
 
-/* The new message is made before the old one is freed: the arguments may point into it. */
-static void req_error_setv(ReqError *e, kactor_error code, const char *prefix, const char *format, va_list ap) {
-        _cleanup_free_ char *formatted = NULL;
-        char *message = NULL;
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret,
+                ReqError *e) {
+        _cleanup_free_ kactor_id *ids = NULL;
+        _cleanup_free_ uint8_t *actor = NULL;
+        size_t n;
+        Object *o;
+        int r;
 
-        if (vasprintf(&formatted, format, ap) < 0)
-                formatted = NULL;
-        else if (!prefix)
-                message = TAKE_PTR(formatted);
-        else if (asprintf(&message, "%s: %s", formatted, prefix) < 0)
-                message = NULL;
-        free(e->message);
-        e->message = message;
-        e->code = code;
-}
-
-int req_error(ReqError *e, kactor_error code, const char *format, ...) {
-        va_list ap;
-        if (e) {
-                va_start(ap, format);
-                req_error_setv(e, code, NULL, format, ap);
-                va_end(ap);
+        r = codec_scan_ids(data, len, &ids, &actor, &n, NULL);
+        if (r < 0)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed value");
+        r = objstore_add(&m->store, object, &o);
+        if (r < 0)
+                return r;
+        r = objstore_set_ready(&m->store, o, data, len, ids, actor, n);
+        if (r < 0) {
+                objstore_unref(&m->store, o);
+                return r;
         }
-        return -EREMOTEIO;
-}
-
-int req_error_wrap(ReqError *e, kactor_error code, const char *format, ...) {
-        va_list ap;
-        if (e) {
-                va_start(ap, format);
-                req_error_setv(e, code, e->message, format, ap);
-                va_end(ap);
-        }
-        return -EREMOTEIO;
-}
-
-void req_error_done(ReqError *e) {
-        free(e->message);
-        *e = (ReqError) {};
-}
-
-const char *actor_state_to_string(ActorState s) {
-        static const char *const table[_ACTOR_STATE_MAX] = {
-                [ACTOR_PENDING] = "pending",
-                [ACTOR_ALIVE] = "alive",
-                [ACTOR_RESTARTING] = "restarting",
-                [ACTOR_DEAD] = "dead",
-        };
-        return s < _ACTOR_STATE_MAX ? table[s] : "unknown";
+        eviction_note_put(m, o);
+        *ret = o;
+        return 0;
 }
 
 void manager_queue_resources_changed(Manager *m) {
+        /* The bus sends PropertiesChanged at its flush; the peers learn it with our next message,
+         * rather than at the next protocol period, with or without a bus. */
         m->resources_changed = true;
+        m->peers_owe_resources = true;
 }
 
 void manager_queue_peers_changed(Manager *m) {
@@ -218,9 +197,13 @@ static int manager_resolve_module_uncached(Manager *m, const char *module, char 
 static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         (void) objstore_evict(&m->store);
+        if (m->peers_owe_resources) {
+                m->peers_owe_resources = false;
+                cluster_hooks_resources_changed(m);
+        }
         if (m->bus_flush)
                 m->bus_flush(m);
-        manager_flush_all(m);
+        transport_flush_all(m);
         cluster_hooks_flush(m);
         return 0;
 }
@@ -301,7 +284,8 @@ static int manager_setup_ids(Manager *m) {
         return 0;
 }
 
-/* What the configuration names: paths, the module path, the bus, limits, the cgroup settings. */
+/* What the configuration names: paths, the module path, limits, the cgroup settings (the bus is
+ * the D-Bus service's, manager_bus_setup()). */
 static int manager_setup_config(Manager *m, const ManagerConfig *config) {
         int r;
 
@@ -332,11 +316,6 @@ static int manager_setup_config(Manager *m, const ManagerConfig *config) {
         m->worker_path = strdup(config->worker_path);
         if (!m->worker_path)
                 return -ENOMEM;
-        if (config->bus_address) {
-                m->bus_address = strdup(config->bus_address);
-                if (!m->bus_address)
-                        return -ENOMEM;
-        }
 
         m->lineage_max = config->lineage_max ?: MANAGER_LINEAGE_MAX_DEFAULT;
         m->checkpoint_interval = config->checkpoint_interval != UINT32_MAX ? config->checkpoint_interval
@@ -421,7 +400,7 @@ Manager *manager_free(Manager *m) {
 
         Conn *c;
         while ((c = LIST_FIRST(&m->conns))) {
-                conn_close(c);
+                transport_close(m, c);
                 if (LIST_FIRST(&m->conns) == c)
                         break; /* still referenced elsewhere: give up on the rest */
         }
@@ -459,15 +438,19 @@ Manager *manager_free(Manager *m) {
         /* D-Bus clients still learn that the actors went (InterfacesRemoved), as before the bus
          * closes; the resources, whose owner is leaving, need no word. */
         m->resources_changed = false;
+        if (m->peers_owe_resources) {
+                m->peers_owe_resources = false;
+                cluster_hooks_resources_changed(m);
+        }
         if (m->bus_flush)
                 m->bus_flush(m);
-        sd_bus_flush_close_unref(m->bus);
+        if (m->bus_free)
+                m->bus_free(m);
         strv_free(m->bus_removed);
         sd_event_unref(m->event);
         free(m->socket_path);
         free(m->runtime_dir);
         free(m->worker_path);
-        free(m->bus_address);
         strv_free(m->module_path);
         free(m);
         return NULL;
@@ -508,17 +491,13 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to drop capabilities: %m");
 
         ManagerConfig isolation = { .cgroup_manager = m->cgroup_manager_kind, .cgroup_name = m->cgroup_name };
-        r = manager_isolation_setup(m, &isolation);
+        r = actor_isolation_setup(m, &isolation);
         if (r < 0)
                 return r; /* logged */
 
         r = zygote_start(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to start the fork server, workers are spawned directly: %m");
-
-        r = manager_listen(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
 
         manager_trace_start(m);
         return 0;

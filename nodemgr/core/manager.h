@@ -6,9 +6,9 @@
  * and the native protocol (native.c) drive.
  *
  * The call path, with the points where tracing probes and the lineage log attach:
- *   submit (manager_submit_call) -> queued at the actor (callqueue) -> arguments resolved ->
+ *   submit (actor_submit_call) -> queued at the actor (callqueue) -> arguments resolved ->
  *   dispatched to the worker (actor_dispatch) -> started/finished in the worker ->
- *   result stored (manager_call_finished) -> Get answered (waiters).
+ *   result stored (call_finish) -> Get answered (waiters).
  */
 
 #include <stdbool.h>
@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include "hashmap.h"
 
@@ -32,20 +31,6 @@
 #include "resources.h"
 
 
-/* An error for the requester: a kactor_error and a message. Functions that fill one return
- * -EREMOTEIO. */
-typedef struct ReqError {
-        kactor_error code;
-        char *message;
-} ReqError;
-
-int req_error(ReqError *e, kactor_error code, const char *format, ...) __attribute__((format(printf, 3, 4)));
-/* Wraps the error e holds, as crun_error_wrap() does: the message becomes "FORMAT: <old message>"
- * (FORMAT alone when e held none) and the code `code`. The new message is made before the old one
- * is freed, as req_error() does too. Returns -EREMOTEIO. */
-int req_error_wrap(ReqError *e, kactor_error code, const char *format, ...) __attribute__((format(printf, 3, 4)));
-void req_error_done(ReqError *e);
-
 typedef enum ActorState {
         ACTOR_PENDING,    /* worker starting, constructor running */
         ACTOR_ALIVE,
@@ -53,8 +38,6 @@ typedef enum ActorState {
         ACTOR_DEAD,
         _ACTOR_STATE_MAX,
 } ActorState;
-
-const char *actor_state_to_string(ActorState s);
 
 /* A connection's hold on an actor or an object it received (beyond objects it made itself). */
 typedef struct Hold {
@@ -164,7 +147,6 @@ struct Actor {
 
         unsigned refs;      /* handles held anywhere (connections, objects, call arguments, D-Bus) */
         bool stopping;      /* no handles left: stop once the queue is empty */
-        sd_bus_track *track;  /* owner over D-Bus with Detached=false */
 
         Worker *worker;
         CallQueue queue;
@@ -214,7 +196,7 @@ struct GetRequest {
 };
 
 typedef struct ManagerConfig {
-        const char *bus_address;   /* NULL: the system bus */
+        const char *bus_address;   /* for manager_bus_setup(); NULL: the system bus */
         const char *runtime_dir;
         char **module_path;        /* NULL-terminated */
         char **gpu_devices;        /* NULL-terminated, or NULL */
@@ -237,8 +219,6 @@ typedef struct ManagerConfig {
 
 struct Manager {
         sd_event *event;
-        sd_bus *bus;
-        char *bus_address;
         sd_event_source *listen_source;
         sd_event_source *flush_source;
         sd_event_source *trim_source;
@@ -265,6 +245,7 @@ struct Manager {
         LIST_HEAD(, Actor) dead_actors;
         unsigned n_dead_actors;
 
+        const struct TransportOps *transport; /* native/conn.c, installed by native_setup() */
         LIST_HEAD(, Conn) conns;
         LIST_HEAD(, Conn) dirty_conns;
         /* Client connections and their caps (native.c, docs/protocol.md "Limits"). */
@@ -291,10 +272,15 @@ struct Manager {
         /* The changes the D-Bus service sends, coalesced, once per event loop iteration: queued by
          * the core, drained by bus_flush, which the service installs at its setup. */
         bool resources_changed; /* FreeGpus, FreeCpus, Actors: PropertiesChanged due */
+        bool peers_owe_resources; /* the cluster tells its peers at the next flush */
         bool peers_changed;     /* Peers */
         TAILQ_HEAD(, Actor) bus_queue; /* actors with bus_changes */
         char **bus_removed;     /* the paths of announced actors freed since: InterfacesRemoved due */
         void (*bus_flush)(Manager *m);
+        /* Lets go of the service's state (bus_userdata: its connection, the owners of the actors made
+         * with Detached=false), after the last bus_flush. */
+        void (*bus_free)(Manager *m);
+        void *bus_userdata;
 
         /* The fork server (zygote.c). */
         char *access_group;     /* besides root and our own user, its members may use us */
@@ -337,6 +323,10 @@ Actor *manager_find_actor(Manager *m, kactor_id id);
 Actor *manager_find_actor_by_name(Manager *m, const char *name);
 /* Resolves a module argument (a path, or a name in the module path) to a path. */
 int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e);
+/* Stores a value a client put (packed) as a ready object with the given id; the caller takes it over
+ * (a connection owns it, D-Bus pins it). -EEXIST when the id is taken; -EREMOTEIO with e set when
+ * the value is malformed. */
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
 
 /* The request as built by either front end. args is a packed list (msgpack). */
 typedef struct ActorSpec {
@@ -363,22 +353,6 @@ typedef struct ActorSpec {
 /* Ends the event loop once stopping and every child is gone. */
 void manager_maybe_exit(Manager *m);
 
-/* native/conn.c: the connections of workers and clients. Conn is a core type, and these few of its
- * functions are declared here, because workers speak the native protocol on their socketpairs and
- * the worker protocol is the core's: spawn.c makes a worker's connection and sends it INIT and
- * EXEC frames, tasks.c and manager.c close them. What only the handlers use is in conn.h. */
-int conn_new(Manager *m, int fd, Worker *worker, Conn **ret);
-void conn_close(Conn *c);
-/* Finishes a frame begun at off with frame_begin(): when r (what packing it returned) is negative
- * the frame is dropped and r returned; else it is closed and the connection flushed soon. */
-int conn_end_frame(Conn *c, size_t off, int r);
-/* Drops every hold, owned object and pending Get of the connection. */
-void conn_release_all(Conn *c);
-/* Reads and handles whatever the peer has sent (a worker that exited). */
-void conn_drain(Conn *c);
-int conn_flush(Conn *c);
-void manager_flush_all(Manager *m);
-int manager_listen(Manager *m);
 
 
 /* log.c-like helpers */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "req-error.h"
 #include "spec-check.h"
 #include "utf8.h"
 

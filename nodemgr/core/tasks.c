@@ -16,10 +16,13 @@
 
 #include "actor-isolation.h"
 #include "actor.h"
+#include "call.h"
 #include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "req-error.h"
+#include "transport.h"
 #include "spec-check.h"
 #include "tasks.h"
 #include "time-util.h"
@@ -255,7 +258,7 @@ Call *tasks_finish(Worker *w, uint64_t seq) {
 void tasks_task_done(Worker *w) {
         /* What the task held through its connection was for the task alone. */
         if (w->conn)
-                conn_release_all(w->conn);
+                transport_release_all(w->manager, w->conn);
         tasks_dispatch(w->manager);
 }
 
@@ -342,9 +345,8 @@ void tasks_worker_blocked(Worker *w, bool blocked) {
         tasks_dispatch(w->manager);
 }
 
-int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function,
-                        double num_cpus, const char *args, size_t args_len, uid_t uid, Conn *owner,
-                        Object **ret, ReqError *e) {
+int tasks_submit(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
+                 const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e) {
         _cleanup_free_ char *path = NULL;
         ReqError ce = {};
         uid_t run_uid;

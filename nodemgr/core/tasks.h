@@ -24,5 +24,5 @@ void tasks_recalled(Worker *w, const uint64_t *seqs, size_t n);
 /* The task a worker finished (RESULT seq): NULL when it is not the one it runs. */
 Call *tasks_finish(Worker *w, uint64_t seq);
 /* The task runs as uid, the caller (its primary group), in a task worker of that user. */
-int manager_submit_task(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
-                        const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e);
+int tasks_submit(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
+                 const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e);

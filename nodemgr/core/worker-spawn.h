@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* spawn.c: starting worker processes (directly or through the fork server), talking to them,
+/* worker-spawn.c: starting worker processes (directly or through the fork server), talking to them,
  * stopping them. Not "spawn.h", which would hide the C library's <spawn.h> from every file built
  * with -Inodemgr/core. WorkerKind and Worker are in manager.h. */
 

@@ -18,6 +18,7 @@
 #include "cluster-hooks.h"
 #include "codec.h"
 #include "conn.h"
+#include "transport.h"
 #include "gets.h"
 #include "log.h"
 #include "macro.h"
@@ -81,7 +82,7 @@ void conn_release_all(Conn *c) {
         HASH_ITER(hh, c->holds, h, tmp) {
                 HASH_DEL(c->holds, h);
                 if (h->actor)
-                        manager_actor_unref_id(m, h->id);
+                        actor_unref_id(m, h->id);
                 else
                         objstore_unref(&m->store, objstore_find(&m->store, h->id));
                 free(h);
@@ -116,7 +117,7 @@ void conn_unref(Conn *c) {
         conn_destroy(c);
 }
 
-static void manager_resume_listening(Manager *m) {
+static void conn_resume_listening(Manager *m) {
         if (m->listen_retry)
                 (void) sd_event_source_set_enabled(m->listen_retry, SD_EVENT_OFF);
         if (m->listen_source)
@@ -131,7 +132,7 @@ static void conn_user_put(Manager *m, ConnUser *u) {
         m->n_client_conns--;
         /* An fd is free again: accept() may work now if it ran out. */
         if (m->listen_retry && sd_event_source_get_enabled(m->listen_retry, NULL) > 0)
-                manager_resume_listening(m);
+                conn_resume_listening(m);
 }
 
 static void conn_user_remove(Conn *c) {
@@ -233,7 +234,7 @@ static bool conn_output_full(const Conn *c) {
 
 /* Sends what is buffered without blocking, and builds the parked replies as room appears. Returns 0
  * when all went, 1 when some is left (EPOLLOUT is armed), or a negative errno when the connection
- * broke. A paused client is resumed by the caller (manager_flush_all()). */
+ * broke. A paused client is resumed by the caller (conn_flush_all()). */
 int conn_flush(Conn *c) {
         for (;;) {
                 while (buffer_size(&c->out) > 0) {
@@ -278,7 +279,7 @@ static void conn_resume(Conn *c) {
         conn_unref(c);
 }
 
-void manager_flush_all(Manager *m) {
+void conn_flush_all(Manager *m) {
         Conn *c;
         while ((c = m->dirty_conns.lh_first)) {
                 LIST_REMOVE(c, dirty_link);
@@ -356,12 +357,12 @@ int conn_hold(Conn *c, kactor_id id, bool actor) {
                 if (o->owner == c)
                         return 0;
                 objstore_ref(o);
-        } else if (!manager_actor_ref_id(m, id))
+        } else if (!actor_ref_id(m, id))
                 return 0; /* no such actor here, nor on a peer */
         h = calloc(1, sizeof(*h));
         if (!h) {
                 if (actor)
-                        manager_actor_unref_id(m, id);
+                        actor_unref_id(m, id);
                 else
                         objstore_unref(&m->store, objstore_find(&m->store, id));
                 return -ENOMEM;
@@ -421,7 +422,7 @@ void conn_release_actor(Conn *c, kactor_id id) {
         if (h && h->actor) {
                 HASH_DEL(c->holds, h);
                 free(h);
-                manager_actor_unref_id(c->manager, id);
+                actor_unref_id(c->manager, id);
         }
 }
 
@@ -479,7 +480,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 if (r < 0)
                         goto close;
                 if (c->paused && !conn_output_full(c))
-                        conn_mark_dirty(c); /* resumed by manager_flush_all() below */
+                        conn_mark_dirty(c); /* resumed by conn_flush_all() below */
         }
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -528,7 +529,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         conn_unref(c);
         /* Send what this read produced now, in the same loop iteration (everything it read was
          * handled, so the batch is complete); the post source covers the other event sources. */
-        manager_flush_all(m);
+        conn_flush_all(m);
         return 0;
 
 close:
@@ -586,7 +587,7 @@ static int conn_user_add(Manager *m, uid_t uid, ConnUser **ret, const char **ret
 
 /* Turns a connection away at once: a REPLY that says why (a fresh socket has room for it), then
  * close. Logged at most once per interval. */
-static void manager_refuse_fd(Manager *m, int fd, const struct ucred *cred, int error, const char *why) {
+static void conn_refuse_fd(Manager *m, int fd, const struct ucred *cred, int error, const char *why) {
         _cleanup_(buffer_free) Buffer b = {};
         msgpack_packer pk;
         unsigned suppressed;
@@ -609,13 +610,13 @@ static void manager_refuse_fd(Manager *m, int fd, const struct ucred *cred, int 
 }
 
 static int on_listen_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        manager_resume_listening(userdata);
+        conn_resume_listening(userdata);
         return 0;
 }
 
 /* accept() ran out of fds or memory: it would fail again at once, so stop listening for a moment
  * (connections wait in the backlog) instead of spinning, and say so once per interval. */
-static void manager_pause_listening(Manager *m, int error) {
+static void conn_pause_listening(Manager *m, int error) {
         unsigned suppressed;
         int r;
 
@@ -647,7 +648,7 @@ static void manager_pause_listening(Manager *m, int error) {
         (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
 }
 
-static void manager_accept_fd(Manager *m, int cfd) {
+static void conn_accept_fd(Manager *m, int cfd) {
         struct ucred cred;
         socklen_t len = sizeof(cred);
         const char *why = NULL;
@@ -661,13 +662,13 @@ static void manager_accept_fd(Manager *m, int cfd) {
         }
         r = conn_user_add(m, cred.uid, &u, &why);
         if (r < 0) {
-                manager_refuse_fd(m, cfd, &cred, r, why);
+                conn_refuse_fd(m, cfd, &cred, r, why);
                 return;
         }
         r = conn_new(m, cfd, NULL, &c);
         if (r < 0) {
                 conn_user_put(m, u);
-                manager_refuse_fd(m, cfd, &cred, r, "could not set up the connection");
+                conn_refuse_fd(m, cfd, &cred, r, "could not set up the connection");
                 return;
         }
         c->user = u;
@@ -684,13 +685,13 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
                         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                manager_pause_listening(m, errno);
+                                conn_pause_listening(m, errno);
                                 return 0;
                         }
                         /* Something about that one connection (ECONNABORTED, EPERM, ...). */
                         continue;
                 }
-                manager_accept_fd(m, cfd);
+                conn_accept_fd(m, cfd);
         }
         return 0;
 }
@@ -698,7 +699,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 /* Raises the soft fd limit to the hard one (the unit sets LimitNOFILE=) and sizes the connection
  * caps from it. Called after the fork server started, which keeps the usual soft limit for workers
  * (code that uses select() needs fds below 1024). */
-static void manager_setup_conn_limits(Manager *m) {
+static void conn_setup_limits(Manager *m) {
         struct rlimit rl;
         rlim_t nofile = 1024;
 
@@ -720,7 +721,7 @@ static void manager_setup_conn_limits(Manager *m) {
                   (unsigned long long) nofile, m->conn_max, m->conn_max_per_uid, m->conn_root_reserve);
 }
 
-int manager_listen(Manager *m) {
+static int conn_listen(Manager *m) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int r;
 
@@ -731,7 +732,7 @@ int manager_listen(Manager *m) {
         if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST)
                 return negative_errno();
 
-        manager_setup_conn_limits(m);
+        conn_setup_limits(m);
 
         m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (m->listen_fd < 0)
@@ -748,4 +749,19 @@ int manager_listen(Manager *m) {
                 return r;
         (void) sd_event_source_set_description(m->listen_source, "listen");
         return 0;
+}
+
+static const TransportOps conn_transport_ops = {
+        .conn_new = conn_new,
+        .close = conn_close,
+        .end_frame = conn_end_frame,
+        .release_all = conn_release_all,
+        .drain = conn_drain,
+        .flush = conn_flush,
+        .flush_all = conn_flush_all,
+};
+
+int native_setup(Manager *m) {
+        m->transport = &conn_transport_ops;
+        return conn_listen(m);
 }

@@ -3,8 +3,8 @@
 
 /*
  * The native protocol's transport (conn.c): what the request handlers (native.c) use of a
- * connection. The functions the core uses for workers' connections are declared in manager.h
- * (it says why).
+ * connection. The core reaches the few it needs for workers' connections through TransportOps
+ * (core/transport.h says why), installed by native_setup().
  */
 
 #include "manager.h"
@@ -24,6 +24,18 @@ typedef struct ConnGet {
         TAILQ_ENTRY(ConnGet) parked_link;
 } ConnGet;
 
+int conn_new(Manager *m, int fd, Worker *worker, Conn **ret);
+void conn_close(Conn *c);
+/* Finishes a frame begun at off with frame_begin(): when r (what packing it returned) is negative
+ * the frame is dropped and r returned; else it is closed and the connection flushed soon. */
+int conn_end_frame(Conn *c, size_t off, int r);
+/* Drops every hold, owned object and pending Get of the connection. */
+void conn_release_all(Conn *c);
+/* Reads and handles whatever the peer has sent (a worker that exited). */
+void conn_drain(Conn *c);
+int conn_flush(Conn *c);
+/* Writes what every connection has queued. */
+void conn_flush_all(Manager *m);
 void conn_ref(Conn *c);
 void conn_unref(Conn *c);
 void conn_mark_dirty(Conn *c);

@@ -9,6 +9,7 @@
 
 #include "access.h"
 #include "actor.h"
+#include "call.h"
 #include "cluster-hooks.h"
 #include "codec.h"
 #include "conn.h"
@@ -17,6 +18,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "native.h"
+#include "req-error.h"
 #include "spec-check.h"
 #include "tasks.h"
 #include "time-util.h"
@@ -174,7 +176,7 @@ static int handle_create_actor(Conn *c, Frame *f) {
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
 
-        r = manager_create_actor_anywhere(c->manager, &spec, &a, &id, &e);
+        r = actor_create_anywhere(c->manager, &spec, &a, &id, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
         r = conn_hold(c, id, true);
@@ -218,7 +220,7 @@ static int handle_call(Conn *c, Frame *f) {
         if (conn_object_id(c, f->id, &object) < 0 || frame_field_id(f, 0, CODEC_EXT_ACTOR, &actor) < 0 ||
             frame_field_str(f, 1, &method, &method_len) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed CALL");
-        r = manager_submit_call(c->manager, actor, object, method, method_len, args, args_len, c, &o, &e);
+        r = actor_submit_call(c->manager, actor, object, method, method_len, args, args_len, c, &o, &e);
         if (r == -EREMOTEIO) {
                 r = conn_fail_object(c, object, &e);
                 req_error_done(&e);
@@ -249,8 +251,8 @@ static int handle_submit(Conn *c, Frame *f) {
         const msgpack_object *opts = frame_field(f, 2);
         r = opts ? parse_options(opts, set_task_option, &num_cpus, &e) : 0;
         if (r >= 0)
-                r = manager_submit_task(c->manager, object, module, function, num_cpus, args, args_len, c->uid, c,
-                                        &o, &e);
+                r = tasks_submit(c->manager, object, module, function, num_cpus, args, args_len, c->uid, c,
+                                 &o, &e);
         if (r == -EREMOTEIO) {
                 r = conn_fail_object(c, object, &e);
                 req_error_done(&e);
@@ -555,10 +557,9 @@ static int handle_result(Conn *c, Frame *f) {
         _cleanup_free_ char *message = code != KACTOR_OK && msg ? strndup(msg, len) : NULL;
         if (code == KACTOR_OK && !f->has_body)
                 return conn_protocol_error(c, "RESULT without a value");
-        int r = manager_call_finished(c->manager, w, f->id,
-                                      code < _KACTOR_ERROR_MAX ? (kactor_error) code
-                                                               : KACTOR_ERROR_TASK_FAILED,
-                                      message, f->body_raw, f->body_len, (uint32_t) flags);
+        int r = call_finish(c->manager, w, f->id,
+                            code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED, message,
+                            f->body_raw, f->body_len, (uint32_t) flags);
         if (r == -EBADMSG)
                 return conn_protocol_error(c, "RESULT for a call that is not running");
         return r;

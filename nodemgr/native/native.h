@@ -10,3 +10,7 @@
 int native_dispatch(Conn *c, Frame *f);
 /* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
 unsigned native_answer_parked(Conn *c);
+
+/* Installs the transport on the manager (core/transport.h) and listens on its socket (raising the
+ * soft fd limit and sizing the connection caps first). */
+int native_setup(Manager *m);

@@ -20,6 +20,7 @@
 #include "fuzz-manager.h"
 #include "log.h"
 #include "macro.h"
+#include "native.h"
 #include "remote.h"
 
 static char *fixture_dir;
@@ -200,6 +201,11 @@ Manager *fuzz_manager_new(const ManagerConfig *config) {
         if (r < 0) {
                 errno = -r;
                 die("manager_start");
+        }
+        r = native_setup(m);
+        if (r < 0) {
+                errno = -r;
+                die("native_setup");
         }
         CHECK(sigprocmask(SIG_UNBLOCK, &alarm, NULL) >= 0);
         return m;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fuzz-input.h"
+#include "conn.h"
 #include "fuzz-manager.h"
 #include "macro.h"
 #include "proto.h"

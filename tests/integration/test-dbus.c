@@ -702,6 +702,30 @@ Test(dbus, undetached_actor_dies_with_its_bus_connection) {
         cr_assert_str_eq(get1(call(kept, "ping", "0")), "av 1 s \"pong\"");
 }
 
+Test(dbus, undetached_actor_killed_before_its_owner_goes) {
+        sd_bus *bus = harness_bus_new(h);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path, *other;
+        int r;
+
+        r = sd_bus_call_method(bus, HARNESS_BUS_NAME, MGR, IFACE, "CreateActor", &e, &reply, "ssava{sv}",
+                               "testmod", "Sleeper", 0, 1, "Detached", "b", 0);
+        cr_assert_geq(r, 0, "CreateActor: %s", e.message);
+        cr_assert_geq(sd_bus_message_read(reply, "o", &path), 0);
+        path = harness_keep(h, strdup(path));
+        sd_bus_message_unref(reply);
+        cr_assert(harness_wait_actor_state(h, path, "alive", HARNESS_TIMEOUT_MS));
+        harness_busctl_call_ok(h, path, ACTOR, "Kill", "b", "true", NULL);
+        cr_assert(harness_wait_actor_state(h, path, "dead", HARNESS_TIMEOUT_MS));
+
+        /* The owner goes after its actor: nothing of it is left to let go of, and the node goes on. */
+        sd_bus_flush_close_unref(bus);
+        other = create("testmod", "Sleeper");
+        cr_assert_str_eq(get1(call(other, "ping", "0")), "av 1 s \"pong\"");
+        cr_assert_str_eq(harness_property_string(h, path, ACTOR, "State"), "dead");
+}
+
 Test(dbus, dangling_object_argument_is_an_error) {
         const char *echo = create("testmod", "Echo");
         sd_bus_error e = SD_BUS_ERROR_NULL;

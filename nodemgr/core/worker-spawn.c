@@ -20,6 +20,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "transport.h"
 #include "tasks.h"
 #include "worker-spawn.h"
 #include "zygote.h"
@@ -103,7 +104,7 @@ Worker *worker_free(Worker *w) {
         }
         if (w->conn) {
                 w->conn->worker = NULL;
-                conn_close(w->conn);
+                transport_close(w->manager, w->conn);
         }
         if (w->actor && w->actor->worker == w)
                 w->actor->worker = NULL;
@@ -129,7 +130,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
 
         /* Whatever it sent before it went is still in the socket: handle it first. */
         if (w->conn)
-                conn_drain(w->conn);
+                transport_drain(w->manager, w->conn);
 
         _cleanup_free_ char *cause = worker_exit_description(w);
         if (w->actor) {
@@ -228,7 +229,7 @@ static int worker_spawn_as(Manager *m, WorkerKind kind, Actor *actor, uid_t uid,
                 return r;
         }
         (void) sd_event_source_set_description(w->child, "worker");
-        r = conn_new(m, fd_parent, w, &w->conn);
+        r = transport_conn_new(m, fd_parent, w, &w->conn);
         if (r < 0) {
                 worker_free(w);
                 return r;
@@ -290,7 +291,7 @@ int worker_send_init(Worker *w) {
         }
         if (r >= 0 && a)
                 r = buffer_append(&c->out, a->args, a->args_len);
-        return conn_end_frame(c, off, r);
+        return transport_end_frame(w->manager, c, off, r);
 }
 
 int worker_send_call(Worker *w, Call *call) {
@@ -314,7 +315,7 @@ int worker_send_call(Worker *w, Call *call) {
                         : 0;
         if (r >= 0)
                 r = buffer_append(&c->out, call->args, call->args_len);
-        return conn_end_frame(c, off, r);
+        return transport_end_frame(w->manager, c, off, r);
 }
 
 int worker_send_recall(Worker *w) {
@@ -326,7 +327,7 @@ int worker_send_recall(Worker *w) {
                         msgpack_pack_uint64(&c->pk, 0) < 0
                 ? -ENOMEM
                 : 0;
-        return conn_end_frame(c, off, r);
+        return transport_end_frame(w->manager, c, off, r);
 }
 
 int worker_send_save(Worker *w, Call *call) {
@@ -338,16 +339,16 @@ int worker_send_save(Worker *w, Call *call) {
                         msgpack_pack_uint64(&c->pk, call->seq) < 0
                 ? -ENOMEM
                 : 0;
-        return conn_end_frame(c, off, r);
+        return transport_end_frame(w->manager, c, off, r);
 }
 
 void worker_stop(Worker *w) {
         /* Closing its connection ends the worker's loop: its destructor runs and it exits. A worker
          * busy in a long call is killed by the manager's stop timeout. */
         if (w->conn) {
-                conn_flush(w->conn);
+                transport_flush(w->manager, w->conn);
                 w->conn->worker = NULL;
-                conn_close(w->conn);
+                transport_close(w->manager, w->conn);
                 w->conn = NULL;
         }
 }

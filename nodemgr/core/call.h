@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* call.c: a call's life outside the queue it waits in (callqueue.h, where Call is defined): built
+ * from packed arguments and holding what they name, its arguments resolved before it is sent, its
+ * result stored when a worker reports it, failed or freed. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core-forward.h"
+#include "kactor/value.h"
+
+/* Builds a call from packed arguments (the result object is held by the call): scans them, holds
+ * what they name, and registers for the top-level object references that are not ready yet.
+ * -EREMOTEIO with e set when an argument names an object that does not exist, or the result. */
+int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e);
+/* Registers for the top-level references; call after the call is queued. */
+int call_watch_deps(Manager *m, Call *c);
+void call_free(Manager *m, Call *c);
+/* Fails a call's result (if nobody has set it) and frees the call. */
+void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
+/* Takes a hold on everything c->ids names (an actor's constructor arguments use it too). An object
+ * that does not exist is an error (-EREMOTEIO with e set), and nothing is held then. */
+int call_hold_ids(Manager *m, Call *c, ReqError *e);
+/* The arguments as the worker gets them: top-level object references replaced by their values.
+ * Returns 0 with *ret_data (malloc'd, or NULL when the arguments go as they are), or -EREMOTEIO with
+ * e set when an argument failed. */
+int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_len, ReqError *e);
+/* Resolves a call's top-level references in place. -EAGAIN when an evicted argument is being had
+ * again (the call waits for it), -EREMOTEIO with e set when one failed. */
+int call_prepare_args(Manager *m, Call *c, ReqError *e);
+
+/* A worker reported the result of call `seq`: stores it (data is the packed value when code is 0)
+ * and hands the call back to its actor or to the task pool. -EBADMSG when the worker has no such
+ * call. */
+int call_finish(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message, const char *data,
+                size_t len, uint32_t flags);
