@@ -22,6 +22,7 @@
 #include "bus-value.h"
 #include "json-util.h"
 #include "kactorctl-trace.h"
+#include "kactorctl.h"
 #include "kactorctl-util.h"
 #include "macro.h"
 #include "parse-util.h"

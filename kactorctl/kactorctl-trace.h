@@ -5,9 +5,6 @@
 
 #include <systemd/sd-bus.h>
 
-/* In kactorctl.c: connects as the global options say. */
-int kactorctl_bus_connect(sd_bus **ret);
-
 int verb_trace(int argc, char *argv[]);
 int verb_top(int argc, char *argv[]);
 int verb_timeline(int argc, char *argv[]);

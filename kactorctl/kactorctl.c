@@ -26,6 +26,7 @@
 
 #include "bus-value.h"
 #include "codec.h"
+#include "kactorctl.h"
 #include "kactorctl-trace.h"
 #include "kactorctl-util.h"
 #include "kactorctl-value.h"

@@ -969,10 +969,7 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
                 }
         }
         if (r < 0) {
-                (void) objstore_set_failed(&m->store, o,
-                                           r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
-                                           ce.message ?: strerror(-r));
-                req_error_done(&ce);
+                call_result_fail_new(m, o, r, &ce);
                 *ret = o;
                 return 0;
         }

@@ -33,6 +33,12 @@ void call_free(Manager *m, Call *c) {
         free(c);
 }
 
+void call_result_fail_new(Manager *m, Object *result, int r, ReqError *e) {
+        (void) objstore_set_failed(&m->store, result, r == -EREMOTEIO ? e->code : KACTOR_ERROR_TASK_FAILED,
+                                   e->message ?: strerror(-r));
+        req_error_done(e);
+}
+
 void call_fail(Manager *m, Call *c, kactor_error code, const char *message) {
         if (c->result && c->result->state == OBJECT_PENDING)
                 (void) objstore_set_failed(&m->store, c->result, code, message);

@@ -18,6 +18,9 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
 /* Registers for the top-level references; call after the call is queued. */
 int call_watch_deps(Manager *m, Call *c);
 void call_free(Manager *m, Call *c);
+/* A call that could not be made (r < 0, from call_new() or what followed it): its result fails with
+ * e's error when r is -EREMOTEIO, else with TaskFailed and r's text. e is done after. */
+void call_result_fail_new(Manager *m, Object *result, int r, ReqError *e);
 /* Fails a call's result (if nobody has set it) and frees the call. */
 void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
 /* Takes a hold on everything c->ids names (an actor's constructor arguments use it too). An object

@@ -23,6 +23,7 @@
 #include "manager-trace.h"
 #include "privileges.h"
 #include "strv.h"
+#include "tasks.h"
 #include "time-util.h"
 #include "worker-spawn.h"
 #include "zygote.h"
@@ -421,6 +422,7 @@ Manager *manager_free(Manager *m) {
 
         objstore_done(&m->store);
         module_cache_free(m);
+        tasks_free_caches(m);
         access_done(m);
         frame_done(&m->frame);
         resources_done(&m->resources);

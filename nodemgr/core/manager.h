@@ -234,6 +234,7 @@ struct Manager {
         uint64_t next_local;  /* ids the manager makes itself (D-Bus) */
 
         struct ModuleCacheEntry *module_cache; /* uthash: module name -> path, for a while */
+        struct TaskOrigin *task_origins;       /* uthash: who callers' tasks run as (tasks.c) */
         Resources resources;
         GpuInventory gpu_inventory; /* the GPUs' device nodes, by GPU id */
         CgroupManager *cgroups;     /* NULL: actors run without cgroups */

@@ -345,6 +345,81 @@ void tasks_worker_blocked(Worker *w, bool blocked) {
         tasks_dispatch(w->manager);
 }
 
+/*
+ * Who a task runs as and whether its module may be loaded, as for actors (actor-isolation.c), for a
+ * while: looking the user up and checking every directory of the module's path cost several
+ * syscalls and a read of the user database, and a stream of tasks asks the same question over and
+ * over. An answer is kept as long as the module cache keeps a module's path (manager.c), so a
+ * module made writable by others is refused within that time, as a module replaced is seen.
+ */
+#define TASK_ORIGIN_USEC (2 * 1000000ULL)
+#define TASK_ORIGINS_MAX 256
+
+typedef struct TaskOrigin {
+        char *key; /* "uid:path" */
+        uid_t run_uid;
+        gid_t run_gid;
+        uint64_t until;
+        UT_hash_handle hh;
+} TaskOrigin;
+
+static void task_origin_free(Manager *m, TaskOrigin *o) {
+        HASH_DEL(m->task_origins, o);
+        free(o->key);
+        free(o);
+}
+
+void tasks_free_caches(Manager *m) {
+        TaskOrigin *o, *tmp;
+        HASH_ITER(hh, m->task_origins, o, tmp)
+                task_origin_free(m, o);
+}
+
+static int tasks_resolve_origin(Manager *m, const char *path, uid_t uid, uid_t *ret_uid, gid_t *ret_gid,
+                                ReqError *e) {
+        _cleanup_free_ char *key = NULL;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        TaskOrigin *o, *tmp;
+        uid_t run_uid;
+        gid_t run_gid;
+        int r;
+
+        if (asprintf(&key, "%u:%s", (unsigned) uid, path) < 0)
+                return -ENOMEM;
+        HASH_FIND_STR(m->task_origins, key, o);
+        if (o && o->until > now) {
+                *ret_uid = o->run_uid;
+                *ret_gid = o->run_gid;
+                return 0;
+        }
+        if (o)
+                task_origin_free(m, o);
+
+        r = actor_isolation_resolve_user(&(ActorSpec) { .uid = uid }, &run_uid, &run_gid, e);
+        if (r >= 0)
+                r = actor_isolation_check_module(path, run_uid, e);
+        if (r < 0)
+                return r;
+
+        if (HASH_COUNT(m->task_origins) >= TASK_ORIGINS_MAX)
+                HASH_ITER(hh, m->task_origins, o, tmp)
+                        if (o->until <= now)
+                                task_origin_free(m, o);
+        if (HASH_COUNT(m->task_origins) < TASK_ORIGINS_MAX) {
+                o = calloc(1, sizeof(*o));
+                if (o) {
+                        o->key = TAKE_PTR(key);
+                        o->run_uid = run_uid;
+                        o->run_gid = run_gid;
+                        o->until = now + TASK_ORIGIN_USEC;
+                        HASH_ADD_KEYPTR(hh, m->task_origins, o->key, strlen(o->key), o);
+                }
+        }
+        *ret_uid = run_uid;
+        *ret_gid = run_gid;
+        return 0;
+}
+
 int tasks_submit(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
                  const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e) {
         _cleanup_free_ char *path = NULL;
@@ -366,9 +441,7 @@ int tasks_submit(Manager *m, kactor_id object, const char *module, const char *f
         /* The caller's user, and a module only root or the caller could have written, as for actors. */
         r = manager_resolve_module(m, module, &path, &ce);
         if (r >= 0)
-                r = actor_isolation_resolve_user(&(ActorSpec) { .uid = uid }, &run_uid, &run_gid, &ce);
-        if (r >= 0)
-                r = actor_isolation_check_module(path, run_uid, &ce);
+                r = tasks_resolve_origin(m, path, uid, &run_uid, &run_gid, &ce);
         if (r >= 0)
                 r = call_new(m, o, args, args_len, &c, &ce);
         if (r >= 0) {
@@ -383,10 +456,7 @@ int tasks_submit(Manager *m, kactor_id object, const char *module, const char *f
                 }
         }
         if (r < 0) {
-                (void) objstore_set_failed(&m->store, o,
-                                           r == -EREMOTEIO ? ce.code : KACTOR_ERROR_TASK_FAILED,
-                                           ce.message ?: strerror(-r));
-                req_error_done(&ce);
+                call_result_fail_new(m, o, r, &ce);
                 return 0;
         }
 

@@ -26,3 +26,6 @@ Call *tasks_finish(Worker *w, uint64_t seq);
 /* The task runs as uid, the caller (its primary group), in a task worker of that user. */
 int tasks_submit(Manager *m, kactor_id object, const char *module, const char *function, double num_cpus,
                  const char *args, size_t args_len, uid_t uid, Conn *owner, Object **ret, ReqError *e);
+
+/* Frees what the task pool keeps about its callers (at the manager's end). */
+void tasks_free_caches(Manager *m);
