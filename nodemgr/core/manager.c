@@ -198,6 +198,7 @@ static int manager_resolve_module_uncached(Manager *m, const char *module, char 
 static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         (void) objstore_evict(&m->store);
+        tasks_flush(m);
         if (m->peers_owe_resources) {
                 m->peers_owe_resources = false;
                 cluster_hooks_resources_changed(m);

@@ -235,6 +235,7 @@ struct Manager {
 
         struct ModuleCacheEntry *module_cache; /* uthash: module name -> path, for a while */
         struct TaskOrigin *task_origins;       /* uthash: who callers' tasks run as (tasks.c) */
+        bool tasks_idle_dirty;                 /* task workers' idle timers to update (tasks_flush()) */
         Resources resources;
         GpuInventory gpu_inventory; /* the GPUs' device nodes, by GPU id */
         CgroupManager *cgroups;     /* NULL: actors run without cgroups */

@@ -227,7 +227,16 @@ void tasks_dispatch(Manager *m) {
         if (m->stopping)
                 return;
         tasks_dispatch_queue(m);
-        tasks_update_idle(m);
+        /* Idle timers are looked at once per loop iteration (tasks_flush()), not once per task. */
+        m->tasks_idle_dirty = true;
+}
+
+void tasks_flush(Manager *m) {
+        if (!m->tasks_idle_dirty)
+                return;
+        m->tasks_idle_dirty = false;
+        if (!m->stopping)
+                tasks_update_idle(m);
 }
 
 void tasks_call_ready(Call *c) {

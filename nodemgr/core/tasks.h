@@ -29,3 +29,7 @@ int tasks_submit(Manager *m, kactor_id object, const char *module, const char *f
 
 /* Frees what the task pool keeps about its callers (at the manager's end). */
 void tasks_free_caches(Manager *m);
+
+/* Once per loop iteration (the manager's flush): arms the idle timers of workers that ran out of
+ * tasks, disarms those of workers that got one. */
+void tasks_flush(Manager *m);
