@@ -92,11 +92,11 @@ RPATH = -Wl,-rpath,'$$ORIGIN'
 # --- sources ---------------------------------------------------------------------------------------
 # libkactor: values, codec, framing, the client; exported symbols in lib/libkactor.sym.
 BASIC_SRCS := $(wildcard lib/basic/*.c)
-# The worker runtime is in libkactor: modules link against it for the module API (kactor_ctx_*,
-# kactor_arg_*, kactor_fail), which shares its state with the runtime's loop.
 # log.c and parse-util.c are the programs' (libkactor returns errors and takes no command lines).
-LIB_SRCS := $(wildcard lib/*.c) lib/worker/worker-runtime.c $(filter-out lib/basic/log.c lib/basic/parse-util.c,$(BASIC_SRCS))
-WORKER_SRCS := $(filter-out lib/worker/worker-runtime.c,$(wildcard lib/worker/*.c))
+LIB_SRCS := $(wildcard lib/*.c) $(filter-out lib/basic/log.c lib/basic/parse-util.c,$(BASIC_SRCS))
+# kactor-worker: its runtime links libkactor's objects in (it uses the codec and framing, which the
+# library does not export); modules it loads link libkactor.so for the API, module-api.c among it.
+WORKER_SRCS := $(wildcard lib/worker/*.c)
 # The node manager's layers; nodemgr.c holds main.
 NODEMGR_SRCS := lib/basic/log.c lib/basic/parse-util.c $(wildcard nodemgr/core/*.c nodemgr/bus/*.c nodemgr/native/*.c nodemgr/cluster/*.c) \
         $(wildcard cgroups/*.c) $(filter-out %.bpf.c,$(wildcard bpf/*.c))
@@ -203,8 +203,11 @@ $(LIBKACTOR): $(LIB_OBJS) lib/libkactor.sym
 $(BUILD)/libkactor.so: $(LIBKACTOR)
 	ln -sf libkactor.so.$(SOVERSION) $@
 
-$(BUILD)/kactor-worker: $(WORKER_OBJS) $(BUILD)/libkactor.so
-	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $(WORKER_OBJS) -L$(BUILD) -lkactor $(PKG_LIBS_MSGPACK) \
+# It also loads libkactor.so itself, so a module finds the library the worker came with wherever
+# the module lies (a module copied out of the build tree finds it by its soname).
+$(BUILD)/kactor-worker: $(WORKER_OBJS) $(LIB_OBJS) $(BUILD)/libkactor.so
+	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $(WORKER_OBJS) $(LIB_OBJS) -L$(BUILD) -Wl,--no-as-needed -lkactor \
+	        -Wl,--as-needed $(PKG_LIBS_MSGPACK) \
 	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)

@@ -58,5 +58,3 @@ int client_recall_tasks(kactor_client *c);
 /* Buffers output; flushes when it grows large. */
 int client_maybe_flush(kactor_client *c);
 
-/* The worker's main loop (kactor-worker is a thin wrapper around it). */
-int kactor_worker_main(int argc, char *argv[]);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * The worker runtime: what runs inside kactor-worker. It loads modules, runs an actor's
+ * The worker runtime: what runs inside kactor-worker (it is linked into that program, not into
+ * libkactor; the module API that modules call, module-api.c, is libkactor's). It loads modules, runs an actor's
  * constructor and then its calls, one at a time in the order the node manager sent them, or runs
  * tasks for the task pool. Module code talks to the node manager through the same connection,
  * with the ordinary client API (kactor_ctx_client()).
@@ -15,123 +16,19 @@
 #include <time.h>
 
 #include "client-internal.h"
+#include "module-ctx.h"
 #include "codec.h"
 #include "kactor/module.h"
 #include "macro.h"
 #include "probes.h"
 #include "time-util.h"
+#include "worker-runtime.h"
 
 /* Results are sent in batches while calls are quick; before a call whose method has taken longer
  * than this (on average, or which has not run yet) the results so far are sent first, so a slow
  * call never holds back the results of the calls before it. */
 #define WORKER_FAST_CALL_NSEC 50000ULL
 #define WORKER_MAX_BATCH 256
-
-typedef struct MethodStats {
-        uint64_t avg_nsec; /* exponential moving average; 0 = never ran */
-} MethodStats;
-
-typedef struct LoadedModule {
-        struct LoadedModule *next;
-        char *path;
-        void *dl;
-        const kactor_module *info;
-        MethodStats *function_stats; /* one per function of info */
-} LoadedModule;
-
-struct kactor_ctx {
-        kactor_client *client;
-        kactor_actor self;
-        uint32_t *gpu_ids;
-        size_t n_gpu_ids;
-        char *error; /* set by kactor_fail() */
-
-        WorkerKind kind;
-        LoadedModule *modules;
-        const kactor_class *class;
-        MethodStats *method_stats; /* one per method of class */
-        size_t n_methods;
-        void *state;
-        unsigned batched;                    /* results buffered since the last flush */
-        uint64_t exec_start_ns, exec_end_ns; /* the method whose result goes next: when it ran (tracing) */
-};
-
-_public_ int kactor_fail(kactor_ctx *ctx, const char *format, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        va_start(ap, format);
-        if (vasprintf(&m, format, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        free(ctx->error);
-        ctx->error = m;
-        return -EREMOTEIO;
-}
-
-_public_ kactor_client *kactor_ctx_client(kactor_ctx *ctx) {
-        return ctx->client;
-}
-
-_public_ size_t kactor_ctx_gpu_ids(kactor_ctx *ctx, const uint32_t **ret_ids) {
-        if (ret_ids)
-                *ret_ids = ctx->gpu_ids;
-        return ctx->n_gpu_ids;
-}
-
-_public_ kactor_actor kactor_ctx_self(kactor_ctx *ctx) {
-        return ctx->self;
-}
-
-static const kactor_value *arg_get(kactor_ctx *ctx, const kactor_value *args, size_t i, kactor_type type,
-                                   int *ret_r) {
-        const kactor_value *v = args ? kactor_value_list_get(args, i) : NULL;
-        if (!v) {
-                *ret_r = kactor_fail(ctx, "argument %zu is missing (%zu given)", i,
-                                     args ? kactor_value_list_size(args) : 0);
-                return NULL;
-        }
-        if (kactor_value_type(v) != type &&
-            !(type == KACTOR_TYPE_DOUBLE && kactor_value_type(v) == KACTOR_TYPE_INT)) {
-                *ret_r = kactor_fail(ctx, "argument %zu must be %s, not %s", i, kactor_type_to_string(type),
-                                     kactor_type_to_string(kactor_value_type(v)));
-                return NULL;
-        }
-        *ret_r = 0;
-        return v;
-}
-
-_public_ int kactor_arg_int(kactor_ctx *ctx, const kactor_value *args, size_t i, int64_t *ret) {
-        int r;
-        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_INT, &r);
-        if (v)
-                *ret = kactor_value_get_int(v);
-        return r;
-}
-
-_public_ int kactor_arg_double(kactor_ctx *ctx, const kactor_value *args, size_t i, double *ret) {
-        int r;
-        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_DOUBLE, &r);
-        if (v)
-                (void) kactor_value_as_double(v, ret);
-        return r;
-}
-
-_public_ int kactor_arg_string(kactor_ctx *ctx, const kactor_value *args, size_t i, const char **ret) {
-        int r;
-        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_STRING, &r);
-        if (v)
-                *ret = kactor_value_get_string(v, NULL);
-        return r;
-}
-
-_public_ int kactor_arg_actor(kactor_ctx *ctx, const kactor_value *args, size_t i, kactor_actor *ret) {
-        int r;
-        const kactor_value *v = arg_get(ctx, args, i, KACTOR_TYPE_ACTOR, &r);
-        if (v)
-                *ret = (kactor_actor){ kactor_value_get_id(v) };
-        return r;
-}
 
 /* Loads a module (once per path). On failure *ret_error says why. */
 static int worker_load_module(kactor_ctx *ctx, const char *path, LoadedModule **ret, char **ret_error) {
@@ -540,7 +437,7 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
         return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL, 0);
 }
 
-_public_ int kactor_worker_main(int argc, char *argv[]) {
+int kactor_worker_main(int argc, char *argv[]) {
         kactor_ctx ctx = {};
         Frame f;
         int fd = 3, r;

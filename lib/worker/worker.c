@@ -23,10 +23,10 @@
 #include <unistd.h>
 
 #include "worker-privileges.h"
+#include "worker-runtime.h"
 
 #define ZYGOTE_REQUEST_MAX (128 * 1024)
 
-int kactor_worker_main(int argc, char *argv[]);
 extern char **environ;
 
 static int worker_run(int argc, char *argv[]) {

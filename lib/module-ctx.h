@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A worker's context, as the module API (module-api.c, in libkactor) and the worker runtime
+ * (lib/worker/worker-runtime.c, in kactor-worker) both see it: the runtime makes and fills it, a
+ * module reaches it only through the kactor_ctx_*(), kactor_arg_*() and kactor_fail() functions.
+ * Both are built from the same tree, so they agree on its layout.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kactor/client.h"
+#include "kactor/module.h"
+#include "proto.h"
+
+typedef struct MethodStats {
+        uint64_t avg_nsec; /* exponential moving average; 0 = never ran */
+} MethodStats;
+
+typedef struct LoadedModule {
+        struct LoadedModule *next;
+        char *path;
+        void *dl;
+        const kactor_module *info;
+        MethodStats *function_stats; /* one per function of info */
+} LoadedModule;
+
+struct kactor_ctx {
+        kactor_client *client;
+        kactor_actor self;
+        uint32_t *gpu_ids;
+        size_t n_gpu_ids;
+        char *error; /* set by kactor_fail() */
+
+        WorkerKind kind;
+        LoadedModule *modules;
+        const kactor_class *class;
+        MethodStats *method_stats; /* one per method of class */
+        size_t n_methods;
+        void *state;
+        unsigned batched;                    /* results buffered since the last flush */
+        uint64_t exec_start_ns, exec_end_ns; /* the method whose result goes next: when it ran (tracing) */
+};
