@@ -18,15 +18,36 @@
 #include "spec-check.h"
 #include "strv.h"
 #include "tasks.h"
+#include "time-util.h"
 
 #define KACTOR_BUS_OBJECT_INTERFACE "io.kactor.Object1"
 
-/* The service's state, on the manager as m->bus_userdata from the setup on. */
+/* Retries after a lost connection: 100 ms, doubling up to 5 s between attempts. */
+#define BUS_RECONNECT_FIRST_USEC (100 * UINT64_C(1000))
+#define BUS_RECONNECT_MAX_USEC (5 * USEC_PER_SEC)
+#define BUS_EXTRA_VTABLES_MAX 4
+
+/* An interface another file of the service serves on the manager's object (Trace1): put back on
+ * every new connection. */
+typedef struct BusExtraVtable {
+        const char *interface;
+        const sd_bus_vtable *vtable;
+} BusExtraVtable;
+
+/* The service's state, on the manager as m->bus_userdata from the setup on. It outlives its
+ * connection: when the bus goes (a D-Bus restart), the manager keeps serving native clients and
+ * connects again (on_reconnect()). */
 struct ManagerBus {
         Manager *manager;
-        sd_bus *bus;
+        sd_bus *bus;              /* NULL while the bus is away */
         char *address;            /* NULL: the system bus */
         struct BusOwner *owners;  /* uthash by actor id */
+        LIST_HEAD(, BusGet) gets; /* Get and Wait requests waiting for their answer */
+        BusExtraVtable extra[BUS_EXTRA_VTABLES_MAX];
+        size_t n_extra;
+        sd_event_source *reconnect_timer;
+        uint64_t reconnect_delay;
+        unsigned reconnect_attempts;
 };
 
 static int bus_reply_req_error(sd_bus_error *error, int r, ReqError *e) {
@@ -404,6 +425,8 @@ typedef struct BusGet {
         GetRequest *get;
         sd_bus_message *message;
         sd_bus_track *track; /* the caller: its request goes when it does */
+        ManagerBus *bus;
+        LIST_ENTRY(BusGet) link;
 } BusGet;
 
 static int on_get_caller_gone(sd_bus_track *t, void *userdata) {
@@ -423,6 +446,7 @@ static void bus_get_reply(GetRequest *g, bool timed_out) {
 /* GetRequest.done */
 static void bus_get_done(GetRequest *g) {
         BusGet *bg = g->userdata;
+        LIST_REMOVE(bg, link);
         sd_bus_message_unref(bg->message);
         sd_bus_track_unref(bg->track);
         free(bg);
@@ -460,7 +484,9 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
                 get_request_free(g);
                 return -ENOMEM;
         }
-        *bg = (BusGet) { .get = g, .message = sd_bus_message_ref(msg) };
+        ManagerBus *b = m->bus_userdata;
+        *bg = (BusGet) { .get = g, .message = sd_bus_message_ref(msg), .bus = b };
+        LIST_INSERT_HEAD(&b->gets, bg, link);
         g->userdata = bg;
         g->reply = bus_get_reply;
         g->done = bus_get_done;
@@ -1005,12 +1031,13 @@ static void bus_send_actor_changes(ManagerBus *b, Actor *a, unsigned changes) {
 }
 
 /* Sends what the core queued since the last iteration. Actors that went come first: a path that went
- * and came back in one iteration (an actor rebuilt here) ends up present. */
+ * and came back in one iteration (an actor rebuilt here) ends up present. While the bus is away the
+ * queue is drained all the same: the new connection announces everything as it is then. */
 static void bus_flush(Manager *m) {
         ManagerBus *b = m->bus_userdata;
         Actor *a;
 
-        for (char **p = m->bus_removed; p && *p; p++)
+        for (char **p = m->bus_removed; b->bus && p && *p; p++)
                 (void) sd_bus_emit_interfaces_removed(b->bus, *p, KACTOR_BUS_ACTOR_INTERFACE, NULL);
         m->bus_removed = strv_free(m->bus_removed);
 
@@ -1019,7 +1046,8 @@ static void bus_flush(Manager *m) {
 
                 TAILQ_REMOVE(&m->bus_queue, a, bus_link);
                 a->bus_changes = 0;
-                bus_send_actor_changes(b, a, changes);
+                if (b->bus)
+                        bus_send_actor_changes(b, a, changes);
                 if (a->state == ACTOR_DEAD) {
                         /* A dead actor has no owner to wait for (and its id may come back, rebuilt). */
                         BusOwner *o;
@@ -1031,13 +1059,191 @@ static void bus_flush(Manager *m) {
 
         if (m->resources_changed) {
                 m->resources_changed = false;
-                (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus",
-                                                      "FreeCpus", "Actors", NULL);
+                if (b->bus)
+                        (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE,
+                                                              "FreeGpus", "FreeCpus", "Actors", NULL);
         }
         if (m->peers_changed) {
                 m->peers_changed = false;
-                (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Peers", NULL);
+                if (b->bus)
+                        (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE,
+                                                              "Peers", NULL);
         }
+}
+
+/* A new connection tells its clients what is there: every actor (InterfacesAdded, at the path it had)
+ * and the manager's changing properties. */
+static void bus_announce_all(ManagerBus *b) {
+        Manager *m = b->manager;
+        Actor *a, *tmp;
+
+        HASH_ITER(hh, m->actors, a, tmp) {
+                a->bus_announced = true;
+                (void) sd_bus_emit_interfaces_added(b->bus, a->path, KACTOR_BUS_ACTOR_INTERFACE, NULL);
+        }
+        (void) sd_bus_emit_properties_changed(b->bus, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "FreeGpus", "FreeCpus",
+                                              "Actors", "Peers", NULL);
+}
+
+/* Lets go of the connection and of what lived on it. Its clients are gone with it: the owners of
+ * Detached=false actors let go of their references, as when an owner disconnects, and Get and Wait
+ * requests are dropped unanswered (there is no one to answer). */
+static void bus_drop_connection(ManagerBus *b) {
+        BusOwner *o, *tmp;
+        BusGet *bg;
+
+        HASH_ITER(hh, b->owners, o, tmp)
+                bus_owner_free(o, true);
+        while ((bg = LIST_FIRST(&b->gets)))
+                get_request_free(bg->get); /* frees bg through bus_get_done() */
+        /* Inside a dispatch of this connection sd-bus holds its own reference until it returns. */
+        b->bus = sd_bus_close_unref(b->bus);
+}
+
+static int bus_connect(ManagerBus *b, bool first, const char **ret_failed);
+
+static int bus_reconnect_later(ManagerBus *b) {
+        int r = sd_event_source_set_time_relative(b->reconnect_timer, b->reconnect_delay);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(b->reconnect_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
+        ManagerBus *b = userdata;
+        const char *failed = NULL;
+        int r;
+
+        b->reconnect_attempts++;
+        r = bus_connect(b, false, &failed);
+        if (r < 0) {
+                /* Expected while the bus restarts: the series was announced when the bus went. */
+                log_full_errno(LOG_DEBUG, r, "Reconnecting to the bus, attempt %u: failed to %s: %m",
+                               b->reconnect_attempts, failed);
+                b->reconnect_delay = MIN(b->reconnect_delay * 2, BUS_RECONNECT_MAX_USEC);
+                r = bus_reconnect_later(b);
+                if (r < 0)
+                        log_error_errno(r, "Failed to schedule reconnecting to the bus, D-Bus is off: %m");
+                return 0;
+        }
+        log_info("Connected to the bus %s again (attempt %u), requesting %s.", b->address ?: "(system)",
+                 b->reconnect_attempts, KACTOR_BUS_NAME);
+        bus_announce_all(b);
+        return 0;
+}
+
+static int on_bus_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        ManagerBus *b = userdata;
+        int r;
+
+        if (sd_bus_message_get_bus(msg) != b->bus)
+                return 0;
+        log_warning("Lost the connection to the bus %s; native clients and actors go on, reconnecting.",
+                    b->address ?: "(system)");
+        bus_drop_connection(b);
+        b->reconnect_attempts = 0;
+        b->reconnect_delay = BUS_RECONNECT_FIRST_USEC;
+        r = bus_reconnect_later(b);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule reconnecting to the bus, D-Bus is off: %m");
+        return 0;
+}
+
+static int on_name_requested(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t ret = 0;
+
+        if (sd_bus_is_open(sd_bus_message_get_bus(reply)) <= 0)
+                return 0; /* gone again: the next connection asks again */
+        if (e) {
+                log_error("Failed to acquire the name %s again: %s", KACTOR_BUS_NAME, e->message ?: e->name);
+                return 0;
+        }
+        if (sd_bus_message_read(reply, "u", &ret) < 0 || (ret != 1 && ret != 4))
+                /* 1: primary owner, 4: already owner; anything else: someone took it meanwhile. */
+                log_error("Another node manager serves %s on this bus now: actors stay reachable only at "
+                          "this connection's unique name.", KACTOR_BUS_NAME);
+        else
+                log_info("Serving %s again.", KACTOR_BUS_NAME);
+        return 0;
+}
+
+/* Opens a connection and serves everything on it: the manager, its actors and objects (a fallback
+ * vtable and node enumerator each), the ObjectManager, the other files' interfaces, and the name.
+ * The first connection takes the name synchronously, so that a name already taken stops the start;
+ * a later one asks asynchronously. On failure the connection is dropped and *ret_failed names the
+ * step; returns a negative errno. */
+static int bus_connect(ManagerBus *b, bool first, const char **ret_failed) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        Manager *m = b->manager;
+        int r;
+
+        *ret_failed = "connect";
+        if (b->address) {
+                r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, b->address);
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(bus, true);
+                if (r >= 0)
+                        r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UNIQUE_NAME);
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+        } else
+                r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return r;
+
+        *ret_failed = "add the manager object";
+        r = sd_bus_add_object_vtable(bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        *ret_failed = "add the actor objects";
+        r = sd_bus_add_fallback_vtable(bus, NULL, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_ACTOR_INTERFACE, actor_vtable,
+                                       actor_find, m);
+        if (r < 0)
+                return r;
+        *ret_failed = "add the actor enumerator";
+        r = sd_bus_add_node_enumerator(bus, NULL, KACTOR_BUS_ACTOR_PREFIX, actor_enumerate, m);
+        if (r < 0)
+                return r;
+        *ret_failed = "add the object objects";
+        r = sd_bus_add_fallback_vtable(bus, NULL, KACTOR_BUS_OBJECT_PREFIX, KACTOR_BUS_OBJECT_INTERFACE,
+                                       object_vtable, object_find, m);
+        if (r < 0)
+                return r;
+        *ret_failed = "add the object manager";
+        r = sd_bus_add_object_manager(bus, NULL, KACTOR_BUS_PATH);
+        if (r < 0)
+                return r;
+        *ret_failed = "add an interface of the manager object";
+        for (size_t i = 0; i < b->n_extra; i++) {
+                r = sd_bus_add_object_vtable(bus, NULL, KACTOR_BUS_PATH, b->extra[i].interface, b->extra[i].vtable,
+                                             m);
+                if (r < 0)
+                        return r;
+        }
+        /* A local match: the bus going away (sd-bus never ends the event loop for it, as
+         * sd_bus_set_exit_on_disconnect() is off). */
+        *ret_failed = "watch for the bus going away";
+        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_bus_disconnected, b);
+        if (r < 0)
+                return r;
+
+        *ret_failed = "acquire the name " KACTOR_BUS_NAME;
+        if (first)
+                r = sd_bus_request_name(bus, KACTOR_BUS_NAME, 0);
+        else
+                r = sd_bus_request_name_async(bus, NULL, KACTOR_BUS_NAME, 0, on_name_requested, b);
+        if (r < 0)
+                return r;
+        *ret_failed = "attach the bus to the event loop";
+        r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        b->bus = TAKE_PTR(bus);
+        return 0;
 }
 
 static void manager_bus_free(Manager *m) {
@@ -1049,6 +1255,7 @@ static void manager_bus_free(Manager *m) {
         /* The actors are gone already: their owners' references went with them. */
         HASH_ITER(hh, b->owners, o, tmp)
                 bus_owner_free(o, false);
+        sd_event_source_disable_unref(b->reconnect_timer);
         sd_bus_flush_close_unref(b->bus);
         free(b->address);
         free(b);
@@ -1062,7 +1269,23 @@ sd_bus *manager_bus_get(Manager *m) {
         return b ? b->bus : NULL;
 }
 
+int manager_bus_add_vtable(Manager *m, const char *interface, const sd_bus_vtable *vtable) {
+        ManagerBus *b = m->bus_userdata;
+        int r;
+
+        if (!b || !b->bus)
+                return -ENOTCONN;
+        if (b->n_extra >= BUS_EXTRA_VTABLES_MAX)
+                return -E2BIG;
+        r = sd_bus_add_object_vtable(b->bus, NULL, KACTOR_BUS_PATH, interface, vtable, m);
+        if (r < 0)
+                return r;
+        b->extra[b->n_extra++] = (BusExtraVtable) { .interface = interface, .vtable = vtable };
+        return 0;
+}
+
 int manager_bus_setup(Manager *m, const char *address) {
+        const char *failed = NULL;
         ManagerBus *b;
         int r;
 
@@ -1071,52 +1294,25 @@ int manager_bus_setup(Manager *m, const char *address) {
                 return log_error_errno(-ENOMEM, "Failed to set up the bus: %m");
         /* The manager frees it from now on, whatever happens below. */
         *b = (ManagerBus) { .manager = m };
+        LIST_INIT(&b->gets);
         m->bus_userdata = b;
         m->bus_free = manager_bus_free;
         if (address) {
                 b->address = strdup(address);
                 if (!b->address)
                         return log_error_errno(-ENOMEM, "Failed to set up the bus: %m");
-                r = sd_bus_new(&b->bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(b->bus, b->address);
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(b->bus, true);
-                if (r >= 0)
-                        r = sd_bus_negotiate_creds(b->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UNIQUE_NAME);
-                if (r >= 0)
-                        r = sd_bus_start(b->bus);
-        } else
-                r = sd_bus_open_system(&b->bus);
+        }
+        /* Off until the bus goes away. */
+        r = sd_event_add_time_relative(m->event, &b->reconnect_timer, CLOCK_MONOTONIC, 0, 0, on_reconnect, b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->reconnect_timer, SD_EVENT_OFF);
         if (r < 0)
-                return log_error_errno(r, "Failed to connect to the bus %s: %m", b->address ?: "(system)");
-
-        r = sd_bus_add_object_vtable(b->bus, NULL, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, manager_vtable, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add the manager object: %m");
-        r = sd_bus_add_fallback_vtable(b->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, KACTOR_BUS_ACTOR_INTERFACE, actor_vtable,
-                                       actor_find, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add the actor objects: %m");
-        r = sd_bus_add_node_enumerator(b->bus, NULL, KACTOR_BUS_ACTOR_PREFIX, actor_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add the actor enumerator: %m");
-        r = sd_bus_add_fallback_vtable(b->bus, NULL, KACTOR_BUS_OBJECT_PREFIX, KACTOR_BUS_OBJECT_INTERFACE,
-                                       object_vtable, object_find, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add the object objects: %m");
-        r = sd_bus_add_object_manager(b->bus, NULL, KACTOR_BUS_PATH);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add the object manager: %m");
-
-        r = sd_bus_request_name(b->bus, KACTOR_BUS_NAME, 0);
+                return log_error_errno(r, "Failed to add the bus reconnect timer: %m");
+        r = bus_connect(b, true, &failed);
         if (r == -EEXIST)
                 return log_error_errno(r, "Another node manager serves %s on this bus.", KACTOR_BUS_NAME);
         if (r < 0)
-                return log_error_errno(r, "Failed to acquire the name %s: %m", KACTOR_BUS_NAME);
-        r = sd_bus_attach_event(b->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+                return log_error_errno(r, "Failed to %s on the bus %s: %m", failed, b->address ?: "(system)");
         m->bus_flush = bus_flush;
         return 0;
 }

@@ -19,8 +19,18 @@ typedef struct ManagerBus ManagerBus;
 
 /* Connects to the bus at address (NULL: the system bus), serves the objects and installs the flush
  * and the service's state on the manager, which frees them, even on failure. Logs; returns a
- * negative errno. The other interfaces (trace_bus_setup()) go on the connection afterwards. */
+ * negative errno. The other interfaces (trace_bus_setup()) go on the connection afterwards.
+ *
+ * A bus that goes away later (a D-Bus restart) does not stop the manager: it connects again, with a
+ * growing delay (100 ms to 5 s), serves everything at the same paths, takes its name again and
+ * announces the actors. What lived on the old connection is gone with it: owners of Detached=false
+ * actors let go of them as if they had disconnected, and waiting Get and Wait requests are dropped. */
 int manager_bus_setup(Manager *m, const char *address);
 
-/* The service's connection; NULL before manager_bus_setup(). */
+/* Serves interface on the manager's object (with the manager as userdata) on the connection and on
+ * every later one. Returns -ENOTCONN before manager_bus_setup() or while the bus is away, -E2BIG
+ * past a few interfaces, or sd-bus's error. */
+int manager_bus_add_vtable(Manager *m, const char *interface, const sd_bus_vtable *vtable);
+
+/* The service's connection; NULL before manager_bus_setup() and while the bus is away. */
 sd_bus *manager_bus_get(Manager *m);

@@ -292,8 +292,8 @@ static const sd_bus_vtable trace_vtable[] = {
 };
 
 int trace_bus_setup(Manager *m) {
-        int r = sd_bus_add_object_vtable(manager_bus_get(m), NULL, KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE,
-                                         trace_vtable, m);
+        /* Put back on every new connection, after a D-Bus restart too. */
+        int r = manager_bus_add_vtable(m, KACTOR_BUS_TRACE_INTERFACE, trace_vtable);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the %s interface: %m", KACTOR_BUS_TRACE_INTERFACE);
         return 0;

@@ -5,6 +5,6 @@
 
 #include "manager.h"
 
-/* Serves io.kactor.Trace1 on the connection of manager_bus_setup(), which must have run. Logs;
- * returns a negative errno. */
+/* Serves io.kactor.Trace1 on the connection of manager_bus_setup(), which must have run, and on the
+ * connections after a D-Bus restart. Logs; returns a negative errno. */
 int trace_bus_setup(Manager *m);

@@ -518,30 +518,23 @@ static void harness_free_all(Harness *h) {
         free(h);
 }
 
-/* Starts the pieces; returns NULL and a malloc'd reason on failure (the caller cleans up). */
-static char *harness_start_children(Harness *h, const HarnessOptions *o) {
-        _cleanup_free_ char *dbus = NULL, *conf_path = NULL, *conf = NULL, *nodemgr = NULL, *notify = NULL,
-                            *module_path = NULL, *gpus = NULL, *cpus = NULL, *env_notify = NULL,
-                            *env_bus = NULL, *addr_arg = NULL;
-        _cleanup_close_ int devnull = -1, dbus_logfd = -1, nodemgr_logfd = -1, addr_r = -1, addr_w = -1,
-                            dbus_pidfd = -1, notify_fd = -1;
+/* Starts dbus-daemon at DIR/bus (h->dbus_log open for appending); returns NULL and a malloc'd reason
+ * on failure (the caller cleans up). */
+static char *harness_start_dbus(Harness *h) {
+        _cleanup_free_ char *dbus = NULL, *conf_path = NULL, *conf = NULL, *socket_path = NULL;
+        _cleanup_close_ int devnull = -1, dbus_logfd = -1, addr_r = -1, addr_w = -1, dbus_pidfd = -1;
         _cleanup_free_ char **env = NULL;
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         char line[1024];
-        uint64_t deadline;
         int pipefd[2], r;
 
-        nodemgr = xasprintf("%s/kactor-nodemgr", h->build);
-        if (access(nodemgr, X_OK) < 0)
-                return xasprintf("%s is missing (run make; KACTOR_BUILD=%s): %m", nodemgr, h->build);
-
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        h->dbus_log = xasprintf("%s/dbus.log", h->dir);
-        h->nodemgr_log = xasprintf("%s/nodemgr.log", h->dir);
         dbus_logfd = open(h->dbus_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        nodemgr_logfd = open(h->nodemgr_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (devnull < 0 || dbus_logfd < 0 || nodemgr_logfd < 0)
-                return xasprintf("cannot open logs in %s: %m", h->dir);
+        if (devnull < 0 || dbus_logfd < 0)
+                return xasprintf("cannot open %s: %m", h->dbus_log);
+
+        /* A socket a killed daemon left behind would make the new one fail to listen. */
+        socket_path = xasprintf("%s/bus", h->dir);
+        (void)unlink(socket_path);
 
         /* dbus-daemon, in the foreground; it prints its address on fd 3 once it listens. */
         conf_path = xasprintf("%s/bus.conf", h->dir);
@@ -573,12 +566,39 @@ static char *harness_start_children(Harness *h, const HarnessOptions *o) {
         }
         addr_w = safe_close(addr_w);
         dbus_pidfd = pidfd_open_(h->dbus_pid);
-        deadline = now_ms() + HARNESS_TIMEOUT_MS;
-        r = read_line(addr_r, dbus_pidfd, deadline, line, sizeof(line));
+        r = read_line(addr_r, dbus_pidfd, now_ms() + HARNESS_TIMEOUT_MS, line, sizeof(line));
         if (r < 0)
                 return xasprintf("dbus-daemon did not print its address: %s; its log:\n%s", strerror(-r),
                                  log_tail(h, h->dbus_log));
-        h->bus_address = xasprintf("unix:path=%s/bus", h->dir);
+        if (!h->bus_address)
+                h->bus_address = xasprintf("unix:path=%s", socket_path);
+        return NULL;
+}
+
+/* Starts the pieces; returns NULL and a malloc'd reason on failure (the caller cleans up). */
+static char *harness_start_children(Harness *h, const HarnessOptions *o) {
+        _cleanup_free_ char *nodemgr = NULL, *notify = NULL, *module_path = NULL, *gpus = NULL, *cpus = NULL,
+                            *env_notify = NULL, *env_bus = NULL, *addr_arg = NULL;
+        _cleanup_close_ int devnull = -1, nodemgr_logfd = -1, notify_fd = -1;
+        _cleanup_free_ char **env = NULL;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        char *error;
+        int r;
+
+        nodemgr = xasprintf("%s/kactor-nodemgr", h->build);
+        if (access(nodemgr, X_OK) < 0)
+                return xasprintf("%s is missing (run make; KACTOR_BUILD=%s): %m", nodemgr, h->build);
+
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        h->dbus_log = xasprintf("%s/dbus.log", h->dir);
+        h->nodemgr_log = xasprintf("%s/nodemgr.log", h->dir);
+        nodemgr_logfd = open(h->nodemgr_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (devnull < 0 || nodemgr_logfd < 0)
+                return xasprintf("cannot open logs in %s: %m", h->dir);
+
+        error = harness_start_dbus(h);
+        if (error)
+                return error;
 
         /* The notify socket, then the node manager. */
         notify = xasprintf("%s/notify", h->dir);
@@ -702,6 +722,28 @@ void harness_assert_running(Harness *h) {
         cr_assert_fail("kactor-nodemgr died (%s %d); its log:\n%s",
                        si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status,
                        harness_nodemgr_log(h));
+}
+
+void harness_dbus_kill(Harness *h) {
+        cr_assert_gt(h->dbus_pid, 0, "no dbus-daemon running");
+        /* Our own connection dies with it; harness_bus() makes a new one. */
+        h->bus = sd_bus_close_unref(h->bus);
+        (void)kill(h->dbus_pid, SIGKILL);
+        cr_assert_geq(reap_child(h->dbus_pid, STOP_TIMEOUT_MS), 0, "dbus-daemon did not die on SIGKILL");
+        h->dbus_pid = 0;
+}
+
+void harness_dbus_start(Harness *h) {
+        _cleanup_free_ char *error = NULL;
+
+        cr_assert_eq(h->dbus_pid, 0, "dbus-daemon is still running");
+        error = harness_start_dbus(h);
+        if (error) {
+                if (h->dbus_pid > 0)
+                        (void)stop_child(h->dbus_pid, STOP_TIMEOUT_MS);
+                h->dbus_pid = 0;
+                cr_assert_fail("harness: %s", error);
+        }
 }
 
 static void add_problem(char **problems, char *p) {

@@ -75,6 +75,12 @@ Harness *harness_stop(Harness *h);
 /* Asserts that the node manager is still running (it did not crash). */
 void harness_assert_running(Harness *h);
 
+/* Kills the private dbus-daemon (SIGKILL) and drops the harness's connection to it; the node manager
+ * keeps running. */
+void harness_dbus_kill(Harness *h);
+/* Starts a new dbus-daemon at the same address (h->bus_address) after harness_dbus_kill(). Asserts. */
+void harness_dbus_start(Harness *h);
+
 /* The tail of the node manager's log (stderr of it and its workers), for failure messages. */
 const char *harness_nodemgr_log(Harness *h);
 
