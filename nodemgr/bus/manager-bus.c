@@ -9,7 +9,7 @@
 #include "bus-value.h"
 #include "cluster-hooks.h"
 #include "codec.h"
-#include "gets.h"
+#include "get-request.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"

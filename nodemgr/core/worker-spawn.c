@@ -148,7 +148,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         return 0;
 }
 
-int spawn_worker_process(const char *path, char *const *env, int fd, pid_t *ret_pid) {
+int worker_spawn_process(const char *path, char *const *env, int fd, pid_t *ret_pid) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
@@ -196,7 +196,7 @@ static int worker_spawn_as(Manager *m, WorkerKind kind, Actor *actor, uid_t uid,
 
         r = zygote_spawn(m, env, fd_child, &pid);
         if (r == -ENOTCONN)
-                r = spawn_worker_process(m->worker_path, env, fd_child, &pid);
+                r = worker_spawn_process(m->worker_path, env, fd_child, &pid);
         for (char **e = env; *e; e++)
                 free(*e);
         free(env);

@@ -11,7 +11,7 @@
 #include "manager.h"
 
 /* Spawns kactor-worker (or the fork server) with fd as its fd 3 and default signal handling. */
-int spawn_worker_process(const char *path, char *const *env, int fd, pid_t *ret_pid);
+int worker_spawn_process(const char *path, char *const *env, int fd, pid_t *ret_pid);
 
 /* An actor's worker runs as the actor's run_uid/run_gid, a task worker as uid/gid; both without
  * capabilities. */

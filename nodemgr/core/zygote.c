@@ -61,7 +61,7 @@ int zygote_start(Manager *m) {
                         env[k++] = environ[i];
         env[k++] = (char *) "KACTOR_ZYGOTE_FD=3";
 
-        r = spawn_worker_process(m->worker_path, env, fd_child, &pid);
+        r = worker_spawn_process(m->worker_path, env, fd_child, &pid);
         free(env);
         if (r < 0) {
                 m->zygote_fd = safe_close(m->zygote_fd);

@@ -19,7 +19,7 @@
 #include "codec.h"
 #include "conn.h"
 #include "transport.h"
-#include "gets.h"
+#include "get-request.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"

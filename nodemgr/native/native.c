@@ -13,7 +13,7 @@
 #include "cluster-hooks.h"
 #include "codec.h"
 #include "conn.h"
-#include "gets.h"
+#include "get-request.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"

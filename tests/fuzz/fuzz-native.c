@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A libFuzzer target that drives a real node manager (nodemgr/core/manager.c, native.c, gets.c,
+ * A libFuzzer target that drives a real node manager (nodemgr/core/manager.c, native.c, get-request.c,
  * objstore.c, actor.c, tasks.c ...) with sequences of native requests, as clients on the native
  * socket would: each input opens up to FUZZ_CONNS_MAX connections (conn_new() on socketpairs, as
  * on_accept() makes them), sends its records (fuzz-input.h) to them, running the event loop until

@@ -4,7 +4,7 @@
  * D-Bus) answers it through its reply() callback: this file knows neither. */
 
 #include "cluster-hooks.h"
-#include "gets.h"
+#include "get-request.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* gets.c: Get and Wait requests; the requester answers through the request's reply(). */
+/* get-request.c: Get and Wait requests; the requester answers through the request's reply(). */
 
 #include <stdbool.h>
 #include <stddef.h>
