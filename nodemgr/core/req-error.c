@@ -8,16 +8,19 @@
 #include "macro.h"
 #include "req-error.h"
 
-/* The new message is made before the old one is freed: the arguments may point into it. */
-static void req_error_setv(ReqError *e, kactor_error code, const char *prefix, const char *format, va_list ap) {
+/* The new message (followed by ": cause" when cause is given) is made before the old one is freed:
+ * the arguments, and cause, may point into it. */
+static void req_error_setv(ReqError *e, kactor_error code, const char *cause, const char *format, va_list ap)
+        __attribute__((format(printf, 4, 0)));
+static void req_error_setv(ReqError *e, kactor_error code, const char *cause, const char *format, va_list ap) {
         _cleanup_free_ char *formatted = NULL;
         char *message = NULL;
 
         if (vasprintf(&formatted, format, ap) < 0)
                 formatted = NULL;
-        else if (!prefix)
+        else if (!cause)
                 message = TAKE_PTR(formatted);
-        else if (asprintf(&message, "%s: %s", formatted, prefix) < 0)
+        else if (asprintf(&message, "%s: %s", formatted, cause) < 0)
                 message = NULL;
         free(e->message);
         e->message = message;

@@ -250,3 +250,27 @@ int fuzz_write_all(Manager *m, int fd, const void *data, size_t len, void (*drai
         }
         return 0;
 }
+
+void fuzz_read_frames(int fd, Buffer *in, Frame *frame, size_t max_len, void (*check)(Frame *f, void *userdata),
+                      void *userdata) {
+        for (;;) {
+                if (buffer_reserve(in, 65536) < 0)
+                        abort();
+                ssize_t n = recv(fd, in->data + in->end, in->cap - in->end, MSG_DONTWAIT);
+                if (n <= 0)
+                        return;
+                in->end += (size_t) n;
+                for (;;) {
+                        const char *payload;
+                        size_t len;
+                        int r = frame_peek(in, &payload, &len);
+                        CHECK(r >= 0);
+                        if (r == 0)
+                                break;
+                        CHECK(len <= max_len);
+                        CHECK(frame_parse(frame, payload, len) >= 0);
+                        check(frame, userdata);
+                        buffer_consume(in, PROTO_HEADER_SIZE + len);
+                }
+        }
+}

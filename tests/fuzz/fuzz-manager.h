@@ -34,6 +34,11 @@ Manager *fuzz_manager_new(const ManagerConfig *config);
  * the fuzzer's own sockets. */
 unsigned fuzz_manager_pump(Manager *m, unsigned max, void (*drain)(void *userdata), void *userdata);
 
+/* Reads what the manager sent on fd into in and hands each frame (at most max_len bytes; parsed into
+ * frame) to check(frame, userdata); aborts on a frame that does not parse. */
+void fuzz_read_frames(int fd, Buffer *in, Frame *frame, size_t max_len, void (*check)(Frame *f, void *userdata),
+                      void *userdata);
+
 /* Writes all of data to a non-blocking socket, pumping the loop while it is full. -EAGAIN when the
  * manager does not read it. */
 int fuzz_write_all(Manager *m, int fd, const void *data, size_t len, void (*drain)(void *userdata),

@@ -63,36 +63,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-/* Reads what the manager sent: each frame must parse and be one a client may get. */
-static void client_read(Client *c) {
-        for (;;) {
-                if (buffer_reserve(&c->in, 65536) < 0)
-                        abort();
-                ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
-                if (n <= 0)
-                        break;
-                c->in.end += (size_t) n;
-                for (;;) {
-                        const char *payload;
-                        size_t len;
-                        int r = frame_peek(&c->in, &payload, &len);
-                        CHECK(r >= 0);
-                        if (r == 0)
-                                break;
-                        CHECK(frame_parse(&c->frame, payload, len) >= 0);
-                        CHECK(c->frame.type == MSG_WELCOME || c->frame.type == MSG_REPLY);
-                        if (verbose && c->frame.type == MSG_REPLY) {
-                                uint64_t code = 0;
-                                const char *msg = NULL;
-                                size_t msg_len = 0;
-                                (void) frame_field_u64(&c->frame, 0, &code);
-                                (void) frame_field_str(&c->frame, 1, &msg, &msg_len);
-                                fprintf(stderr, "fuzz-native: reply %" PRIu64 ": %" PRIu64 " %.*s\n", c->frame.id,
-                                        code, (int) msg_len, msg ?: "");
-                        }
-                        buffer_consume(&c->in, PROTO_HEADER_SIZE + len);
-                }
+/* Each frame the manager sends a client must parse and be one a client may get. */
+static void client_check_frame(Frame *f, void *userdata) {
+        CHECK(f->type == MSG_WELCOME || f->type == MSG_REPLY);
+        if (verbose && f->type == MSG_REPLY) {
+                uint64_t code = 0;
+                const char *msg = NULL;
+                size_t msg_len = 0;
+                (void) frame_field_u64(f, 0, &code);
+                (void) frame_field_str(f, 1, &msg, &msg_len);
+                fprintf(stderr, "fuzz-native: reply %" PRIu64 ": %" PRIu64 " %.*s\n", f->id, code, (int) msg_len,
+                        msg ?: "");
         }
+}
+
+static void client_read(Client *c) {
+        fuzz_read_frames(c->fd, &c->in, &c->frame, SIZE_MAX, client_check_frame, c);
 }
 
 static void session_drain(void *userdata) {

@@ -87,48 +87,33 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-/* Reads what the manager sent: each frame must parse with the manager's own parsers. */
+/* Each frame the manager sends must parse with the manager's own parsers. */
+static void peer_check_frame(Frame *f, void *userdata) {
+        Peer *p = userdata;
+        if (verbose)
+                fprintf(stderr, "fuzz-peer-session: got message %" PRIu32 "\n", f->type);
+        if (f->type >= PEER_MSG_DATA_FIRST) {
+                RemoteMessage rm;
+                CHECK(f->type < _PEER_MSG_DATA_END);
+                CHECK(remote_message_parse(f, &rm) >= 0);
+                remote_message_done(&rm);
+                return;
+        }
+        PeerMessage pm;
+        CHECK(peer_message_parse(f, &pm) >= 0);
+        if (pm.type == PEER_MSG_HELLO && !p->got_hello) {
+                memcpy(p->manager_nonce, pm.blob, PEER_NONCE_SIZE);
+                p->got_hello = true;
+        } else if (pm.type == PEER_MSG_AUTH)
+                p->got_auth = true;
+        else if (pm.type == PEER_MSG_PING)
+                p->got_ping = true;
+}
+
 static void peer_read(void *userdata) {
         Peer *p = userdata;
-        if (p->fd < 0)
-                return;
-        for (;;) {
-                if (buffer_reserve(&p->in, 65536) < 0)
-                        abort();
-                ssize_t n = recv(p->fd, p->in.data + p->in.end, p->in.cap - p->in.end, MSG_DONTWAIT);
-                if (n <= 0)
-                        break;
-                p->in.end += (size_t) n;
-                for (;;) {
-                        const char *payload;
-                        size_t len;
-                        int r = frame_peek(&p->in, &payload, &len);
-                        CHECK(r >= 0);
-                        if (r == 0)
-                                break;
-                        CHECK(len <= PEER_FRAME_MAX);
-                        CHECK(frame_parse(&p->frame, payload, len) >= 0);
-                        if (verbose)
-                                fprintf(stderr, "fuzz-peer-session: got message %" PRIu32 "\n", p->frame.type);
-                        if (p->frame.type >= PEER_MSG_DATA_FIRST) {
-                                RemoteMessage rm;
-                                CHECK(p->frame.type < _PEER_MSG_DATA_END);
-                                CHECK(remote_message_parse(&p->frame, &rm) >= 0);
-                                remote_message_done(&rm);
-                        } else {
-                                PeerMessage pm;
-                                CHECK(peer_message_parse(&p->frame, &pm) >= 0);
-                                if (pm.type == PEER_MSG_HELLO && !p->got_hello) {
-                                        memcpy(p->manager_nonce, pm.blob, PEER_NONCE_SIZE);
-                                        p->got_hello = true;
-                                } else if (pm.type == PEER_MSG_AUTH)
-                                        p->got_auth = true;
-                                else if (pm.type == PEER_MSG_PING)
-                                        p->got_ping = true;
-                        }
-                        buffer_consume(&p->in, PROTO_HEADER_SIZE + len);
-                }
-        }
+        if (p->fd >= 0)
+                fuzz_read_frames(p->fd, &p->in, &p->frame, PEER_FRAME_MAX, peer_check_frame, p);
 }
 
 static void peer_disconnect(Peer *p) {

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Clusters of node managers for the integration tests: see cluster.h. */
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,6 +54,41 @@ const char *cluster_node_address(unsigned n) {
         snprintf(buf[n], sizeof(buf[n]), "127.%u.%u.%u:%u", (unsigned) (pid >> 8) & 0xff, (unsigned) pid & 0xff,
                  n + 1, CLUSTER_PEER_PORT);
         return buf[n];
+}
+
+struct sockaddr_in cluster_node_sockaddr(unsigned n) {
+        char host[32];
+        snprintf(host, sizeof(host), "%s", cluster_node_address(n));
+        *strrchr(host, ':') = 0;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(CLUSTER_PEER_PORT) };
+        cr_assert(inet_pton(AF_INET, host, &sa.sin_addr) == 1);
+        return sa;
+}
+
+int cluster_connect_raw(unsigned n) {
+        struct sockaddr_in sa = cluster_node_sockaddr(n);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        cr_assert(connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "connect %s: %m", cluster_node_address(n));
+        return fd;
+}
+
+bool cluster_wait_closed(int fd, unsigned timeout_ms) {
+        uint64_t end = cluster_now_ms() + timeout_ms;
+        char buf[4096];
+        for (;;) {
+                uint64_t now = cluster_now_ms();
+                if (now >= end)
+                        return false;
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, (int) (end - now)) <= 0)
+                        return false;
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
+                        return true;
+                if (n < 0)
+                        return false;
+        }
 }
 
 static char *arg(const char *name, const char *value) {

@@ -12,6 +12,7 @@
  * Waits are bounded (CLUSTER_WAIT_MS) and poll the state they expect; none sleeps for an outcome.
  */
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +32,12 @@ void cluster_teardown(void);
 uint64_t cluster_now_ms(void);
 /* "127.X.Y.N:PORT" of node n. */
 const char *cluster_node_address(unsigned n);
+/* The same, as a socket address. */
+struct sockaddr_in cluster_node_sockaddr(unsigned n);
+/* A raw TCP connection to node n's peer port (no handshake), for attacks. Asserts. */
+int cluster_connect_raw(unsigned n);
+/* True when the node closes the connection within timeout_ms (whatever it sent before, e.g. HELLO). */
+bool cluster_wait_closed(int fd, unsigned timeout_ms);
 /* Starts node i listening on its address, joining through node 0 unless it is node 0; extra: more
  * nodemgr arguments (NULL-terminated) or NULL. */
 Harness *cluster_start_node(unsigned i, const char *secret, const char *suspect_ms, const char *const *extra);

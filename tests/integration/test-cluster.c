@@ -125,59 +125,27 @@ Test(cluster, peer_with_the_wrong_secret_is_refused) {
         cluster_wait_formed(2);
 }
 
-static int connect_raw(const char *address) {
-        char host[32];
-        snprintf(host, sizeof(host), "%s", address);
-        *strrchr(host, ':') = 0;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(CLUSTER_PEER_PORT) };
-        cr_assert(inet_pton(AF_INET, host, &sa.sin_addr) == 1);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(fd >= 0);
-        cr_assert(connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "connect %s: %m", address);
-        return fd;
-}
-
-/* True when the node closes the connection within timeout_ms (whatever it sent before, e.g. HELLO). */
-static bool wait_closed(int fd, unsigned timeout_ms) {
-        uint64_t end = cluster_now_ms() + timeout_ms;
-        char buf[4096];
-        for (;;) {
-                uint64_t now = cluster_now_ms();
-                if (now >= end)
-                        return false;
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                if (poll(&p, 1, (int) (end - now)) <= 0)
-                        return false;
-                ssize_t n = recv(fd, buf, sizeof(buf), 0);
-                if (n == 0 || (n < 0 && errno == ECONNRESET))
-                        return true;
-                if (n < 0)
-                        return false;
-        }
-}
-
 static void send_all(int fd, const void *p, size_t n) {
         cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t) n);
 }
 
 Test(cluster, garbage_and_oversized_frames_drop_only_their_connection) {
         cluster_start(2, NULL);
-        const char *target = cluster_node_address(0);
 
         /* Garbage: not a msgpack header. */
-        int fd = connect_raw(target);
+        int fd = cluster_connect_raw(0);
         send_all(fd, "\x08\x00\x00\x00garbage!", 12);
-        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "garbage did not close the connection");
+        cr_assert(cluster_wait_closed(fd, CLUSTER_WAIT_MS), "garbage did not close the connection");
         close(fd);
 
         /* A length far beyond the cap. */
-        fd = connect_raw(target);
+        fd = cluster_connect_raw(0);
         send_all(fd, "\xff\xff\xff\x7f", 4);
-        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "an oversized length did not close the connection");
+        cr_assert(cluster_wait_closed(fd, CLUSTER_WAIT_MS), "an oversized length did not close the connection");
         close(fd);
 
         /* A frame over the pre-authentication cap, with its bytes. */
-        fd = connect_raw(target);
+        fd = cluster_connect_raw(0);
         size_t big = 64 * 1024;
         char *buf = calloc(1, big + 4);
         cr_assert_not_null(buf);
@@ -186,18 +154,18 @@ Test(cluster, garbage_and_oversized_frames_drop_only_their_connection) {
         buf[2] = (char) ((big >> 16) & 0xff);
         (void) send(fd, buf, big + 4, MSG_NOSIGNAL);
         free(buf);
-        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "an oversized frame did not close the connection");
+        cr_assert(cluster_wait_closed(fd, CLUSTER_WAIT_MS), "an oversized frame did not close the connection");
         close(fd);
 
         /* A membership message before authentication: [PING, 1, "x", []]. */
-        fd = connect_raw(target);
+        fd = cluster_connect_raw(0);
         send_all(fd, "\x07\x00\x00\x00\x94\xcc\x82\x01\xa1x\x90", 11);
-        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "an unauthenticated PING did not close the connection");
+        cr_assert(cluster_wait_closed(fd, CLUSTER_WAIT_MS), "an unauthenticated PING did not close the connection");
         close(fd);
 
         /* Silence: dropped at the authentication deadline. */
-        fd = connect_raw(target);
-        cr_assert(wait_closed(fd, CLUSTER_WAIT_MS), "a silent connection was never dropped");
+        fd = cluster_connect_raw(0);
+        cr_assert(cluster_wait_closed(fd, CLUSTER_WAIT_MS), "a silent connection was never dropped");
         close(fd);
 
         for (size_t i = 0; i < 2; i++)

@@ -98,15 +98,6 @@ static size_t hello_frame(uint8_t buf[static HELLO_MAX]) {
         return n;
 }
 
-static struct sockaddr_in node_sockaddr(unsigned node) {
-        char host[32];
-        snprintf(host, sizeof(host), "%s", cluster_node_address(node));
-        *strrchr(host, ':') = 0;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(CLUSTER_PEER_PORT) };
-        cr_assert(inet_pton(AF_INET, host, &sa.sin_addr) == 1);
-        return sa;
-}
-
 /* 127.X.Y.(100 + i), from a node's address: an address of the test's own that no node listens on
  * (computed in the test process: the attacker's own PID would give other X.Y). */
 static struct sockaddr_in source_sockaddr(const struct sockaddr_in *node, unsigned i) {
@@ -228,7 +219,7 @@ static _Noreturn void flood_run(struct sockaddr_in target, int ready_fd, int sta
 static void flood_start(unsigned node) {
         int ready[2], stats[2];
         cr_assert(pipe2(ready, O_CLOEXEC) == 0 && pipe2(stats, O_CLOEXEC) == 0);
-        struct sockaddr_in target = node_sockaddr(node);
+        struct sockaddr_in target = cluster_node_sockaddr(node);
         pid_t pid = fork();
         cr_assert(pid >= 0);
         if (pid == 0) {
@@ -282,33 +273,6 @@ static void flood_teardown(void) {
 TestSuite(peer_flood, .init = cluster_setup, .fini = flood_teardown, .timeout = 180);
 
 /* --- helpers ------------------------------------------------------------------------------------------ */
-
-static int connect_raw(unsigned node) {
-        struct sockaddr_in sa = node_sockaddr(node);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert(fd >= 0);
-        cr_assert(connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "connect %s: %m", cluster_node_address(node));
-        return fd;
-}
-
-/* True when the node closes the connection within timeout_ms (whatever it sent before, e.g. HELLO). */
-static bool wait_closed(int fd, unsigned timeout_ms) {
-        uint64_t end = cluster_now_ms() + timeout_ms;
-        char buf[4096];
-        for (;;) {
-                uint64_t now = cluster_now_ms();
-                if (now >= end)
-                        return false;
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                if (poll(&p, 1, (int) (end - now)) <= 0)
-                        return false;
-                ssize_t n = recv(fd, buf, sizeof(buf), 0);
-                if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
-                        return true;
-                if (n < 0)
-                        return false;
-        }
-}
 
 static unsigned process_fds(pid_t pid) {
         _cleanup_free_ char *path = NULL;
@@ -410,8 +374,8 @@ Test(peer_flood, node_with_the_secret_joins_within_a_second_during_a_flood) {
 Test(peer_flood, silent_stranger_is_closed_at_the_handshake_deadline) {
         cluster_start(1, NULL);
         uint64_t t0 = cluster_now_ms();
-        int fd = connect_raw(0);
-        bool closed = wait_closed(fd, CLUSTER_WAIT_MS);
+        int fd = cluster_connect_raw(0);
+        bool closed = cluster_wait_closed(fd, CLUSTER_WAIT_MS);
         uint64_t took = cluster_now_ms() - t0;
         safe_close(fd);
         fprintf(stderr, "peer-flood: a silent stranger was closed after %" PRIu64 " ms\n", took);
@@ -424,7 +388,7 @@ Test(peer_flood, stranger_sending_more_than_the_cap_is_closed) {
         cluster_start(1, NULL);
         /* A HELLO, then a frame that would be within the cap on its own but is past it after the
          * HELLO, sent a slice at a time: the node stops reading at the cap and closes. */
-        int fd = connect_raw(0);
+        int fd = cluster_connect_raw(0);
         uint8_t hello[HELLO_MAX];
         size_t len = hello_frame(hello);
         cr_assert_eq(send(fd, hello, len, MSG_NOSIGNAL), (ssize_t) len);
@@ -449,7 +413,7 @@ Test(peer_flood, stranger_sending_more_than_the_cap_is_closed) {
                 }
         }
         if (!closed)
-                closed = wait_closed(fd, HANDSHAKE_MAX_MS);
+                closed = cluster_wait_closed(fd, HANDSHAKE_MAX_MS);
         uint64_t took = cluster_now_ms() - t0;
         safe_close(fd);
         fprintf(stderr, "peer-flood: a stranger sending too much was closed after %" PRIu64 " ms\n", took);
