@@ -225,7 +225,7 @@ $(BUILD)/examples/demo-%: examples/demo-%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(ALL_CFLAGS) $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/..' -o $@ $< -L$(BUILD) -lkactor -lm
 
-$(BUILD)/tests/modules/%.so: tests/modules/%.c $(BUILD)/libkactor.so
+$(BUILD)/tests/modules/%.so: tests/modules/%.c $(wildcard tests/modules/*.h) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< -L$(BUILD) -lkactor -lm
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kactor/module.h"
+#include "proc-status.h"
 
 static int probe_init(kactor_ctx *ctx, const kactor_value *args, void **ret_state) {
         *ret_state = NULL;
@@ -30,25 +31,6 @@ static int probe_open_errno(kactor_ctx *ctx, void *state, const kactor_value *ar
                 close(fd);
         *ret = kactor_value_new_int(e);
         return 0;
-}
-
-/* A line of /proc/self/status ("CapEff", "Uid", ...), its value. */
-static char *status_field(const char *name) {
-        char line[512];
-        char *v = NULL;
-        FILE *f = fopen("/proc/self/status", "re");
-        if (!f)
-                return NULL;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ':') {
-                        char *p = line + strlen(name) + 1;
-                        p += strspn(p, " \t");
-                        p[strcspn(p, "\n")] = 0;
-                        v = strdup(p);
-                        break;
-                }
-        fclose(f);
-        return v;
 }
 
 /* identity() -> {"uid", "gid", "euid", "cap_eff", "cap_prm", "cap_bnd", "no_new_privs", "cgroup"} */

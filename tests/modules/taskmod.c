@@ -17,25 +17,7 @@
 
 #include "kactor/client.h"
 #include "kactor/module.h"
-
-/* A line of /proc/self/status ("CapEff", "Uid", ...), its value. */
-static char *status_field(const char *name) {
-        char line[512];
-        char *v = NULL;
-        FILE *f = fopen("/proc/self/status", "re");
-        if (!f)
-                return NULL;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ':') {
-                        char *p = line + strlen(name) + 1;
-                        p += strspn(p, " \t");
-                        p[strcspn(p, "\n")] = 0;
-                        v = strdup(p);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
+#include "proc-status.h"
 
 /* {"uid", "euid", "gid", "pid", "cap_eff", "cap_bnd", "no_new_privs", "cgroup"} of this process */
 static kactor_value *identity(void) {
