@@ -26,7 +26,7 @@ SOVERSION := 0
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
 
-DEB_PACKAGES := build-essential pkg-config libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
+DEB_PACKAGES := build-essential pkg-config zlib1g-dev libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
         libcap-dev libcgroup-dev libcriterion-dev bpftool clang llvm systemtap-sdt-dev dbus \
         dbus-daemon systemd systemd-container iproute2 nftables procps libssl-dev \
         libjson-c-dev
@@ -40,6 +40,8 @@ PKG_LIBS_MSGPACK := $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null)
 PKG_LIBS_ISOLATION := $(shell $(PKG_CONFIG) --libs libbpf libcap libcgroup 2>/dev/null)
 # nodemgr/peer.c: HMAC-SHA256 for peer authentication.
 PKG_LIBS_CRYPTO := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
+# The state journal's checksums (nodemgr/core/persist.c).
+PKG_LIBS_ZLIB := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null)
 PKG_CRITERION := $(shell $(PKG_CONFIG) --cflags --libs criterion 2>/dev/null)
 # kactorctl/: its JSON arguments (libkactor itself does not link it).
 PKG_CFLAGS_JSONC := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
@@ -190,7 +192,7 @@ $(BPF_UNIT_TESTS): $(BUILD)/tests/unit/test-bpf-%: tests/unit/test-bpf-%.c $(BUI
                 $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_INC) $(ALL_CFLAGS) -I$(BUILD)/tests/unit/bpf $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) \
-	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	        $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
 
 $(CORE_ARCHIVE): $(LIB_OBJS) $(NODEMGR_OBJS)
 	@mkdir -p $(dir $@)
@@ -211,11 +213,11 @@ $(BUILD)/kactor-worker: $(WORKER_OBJS) $(LIB_OBJS) $(BUILD)/libkactor.so
 	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
 
 $(BUILD)/kactorctl: $(KACTORCTL_OBJS) $(CORE_ARCHIVE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(KACTORCTL_OBJS) $(CORE_ARCHIVE) $(PKG_LIBS_JSONC) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) \
-	        $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	        $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
 
 $(BUILD)/examples/%.so: examples/%.c $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
@@ -235,7 +237,7 @@ $(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
 # --- tests -----------------------------------------------------------------------------------------
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_INC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
 
 # Pure logic is tested alone: these unit tests see only lib's headers and their own folder's, and
 # link only their files, lib/basic and what those really need, so a dependency that creeps in
@@ -260,7 +262,7 @@ $(BASIC_ARCHIVE): $(patsubst %.c,$(BUILD)/obj/%.o,$(BASIC_SRCS))
 $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
-	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) -lm
+	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
 
 $(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)

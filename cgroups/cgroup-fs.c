@@ -100,7 +100,13 @@ static int fs_init(CgroupManager *m) {
 
         if (asprintf(&dir, "%s/%s", m->v2_mount, m->root) < 0)
                 return -ENOMEM;
-        r = mkdir_p(dir);
+        /* Another node manager that stops removes "kactor" once it is empty, maybe between our mkdir of
+         * it and of our subtree: make it again (a few times; each is a stop of another manager). */
+        for (int i = 0; i < 3; i++) {
+                r = mkdir_p(dir);
+                if (r != -ENOENT)
+                        break;
+        }
         if (r < 0)
                 return r;
 
@@ -157,9 +163,9 @@ static void fs_remove_root(CgroupManager *m) {
         }
 }
 
-static void fs_done(CgroupManager *m) {
+static void fs_done(CgroupManager *m, bool keep_subtree) {
         FsManager *fm = m->backend;
-        if (m->v2_mount && m->root)
+        if (!keep_subtree && m->v2_mount && m->root)
                 fs_remove_root(m);
         if (fm)
                 for (int i = 0; i < _CTRL_MAX; i++)
@@ -287,21 +293,72 @@ static int fs_place(ActorCgroup *cg, char **ret_message) {
         return 1;
 }
 
-static void fs_destroy(ActorCgroup *cg) {
-        FsManager *fm = cg->manager->backend;
-        FsCgroup *fc = cg->backend;
-
-        if (cg->v2_dir)
-                (void) rmdir(cg->v2_dir);
-        for (int i = 0; fc && i < _CTRL_MAX; i++) {
+/* The actor's v1 controller cgroups: empty once its processes are gone. */
+static void fs_remove_v1(CgroupManager *m, FsCgroup *fc) {
+        FsManager *fm = m->backend;
+        for (int i = 0; i < _CTRL_MAX; i++) {
                 _cleanup_free_ char *d = NULL;
                 if (fc->v1_used[i] && fm->v1_mount[i] && asprintf(&d, "%s/%s", fm->v1_mount[i], fc->rel) >= 0)
                         (void) rmdir(d);
         }
+}
+
+static void fs_abandon(ActorCgroup *cg) {
+        FsCgroup *fc = cg->backend;
         if (fc)
                 free(fc->rel);
         free(fc);
         cg->backend = NULL;
+}
+
+static void fs_destroy(ActorCgroup *cg) {
+        FsCgroup *fc = cg->backend;
+
+        if (cg->v2_dir)
+                (void) rmdir(cg->v2_dir);
+        if (fc)
+                fs_remove_v1(cg->manager, fc);
+        fs_abandon(cg);
+}
+
+static int fs_adopt(ActorCgroup *cg) {
+        CgroupManager *m = cg->manager;
+        FsManager *fm = m->backend;
+        FsCgroup *fc;
+        int r;
+
+        if (cg->unit)
+                return -EINVAL; /* a scope: the systemd backend's */
+        r = actor_cgroup_adopt_name(&cg->path, "/%s/%s-%s", m->root, cg->kind, cg->id);
+        if (r >= 0)
+                r = actor_cgroup_adopt_name(&cg->v2_dir, "%s%s", m->v2_mount, cg->path);
+        if (r < 0)
+                return r;
+
+        fc = calloc(1, sizeof(*fc));
+        if (!fc)
+                return -ENOMEM;
+        cg->backend = fc;
+        fc->rel = strdup(cg->path + 1);
+        if (!fc->rel)
+                return -ENOMEM;
+        /* Which controller cgroups it has: those its limits asked for when it was placed. */
+        for (int i = 0; i < _CTRL_MAX; i++) {
+                _cleanup_free_ char *d = NULL;
+                if (!fm->v1_mount[i])
+                        continue;
+                if (asprintf(&d, "%s/%s", fm->v1_mount[i], fc->rel) < 0)
+                        return -ENOMEM;
+                fc->v1_used[i] = access(d, F_OK) >= 0;
+        }
+        if (access(cg->v2_dir, F_OK) < 0) {
+                r = negative_errno();
+                /* Gone, with its processes: what it left in the v1 hierarchies is nobody's now. */
+                if (r == -ENOENT)
+                        fs_remove_v1(m, fc);
+                return r;
+        }
+        return 0;
 }
 
 /* Ours: what actor_cgroup_new() names (actor-<id>, task-<id>). */
@@ -309,8 +366,9 @@ static bool fs_is_ours(const char *name) {
         return strncmp(name, "actor-", 6) == 0 || strncmp(name, "task-", 5) == 0;
 }
 
-/* A node manager that crashed left actor and task cgroups (maybe with processes): kill and remove them. */
-static int fs_reap_orphans(CgroupManager *m) {
+/* A node manager that crashed left actor and task cgroups (maybe with processes): kill and remove them,
+ * except those the caller keeps to adopt. */
+static int fs_reap_orphans(CgroupManager *m, actor_cgroup_keep_t keep, void *userdata) {
         FsManager *fm = m->backend;
         _cleanup_free_ char *dir = NULL;
         int r = 0;
@@ -323,7 +381,8 @@ static int fs_reap_orphans(CgroupManager *m) {
                 struct dirent *de;
                 while ((de = readdir(d))) {
                         _cleanup_free_ char *child = NULL;
-                        if (de->d_type != DT_DIR || !fs_is_ours(de->d_name))
+                        if (de->d_type != DT_DIR || !fs_is_ours(de->d_name) ||
+                            actor_cgroup_name_kept(de->d_name, strlen(de->d_name), keep, userdata))
                                 continue;
                         if (asprintf(&child, "%s/%s", dir, de->d_name) < 0) {
                                 r = -ENOMEM;
@@ -346,7 +405,8 @@ static int fs_reap_orphans(CgroupManager *m) {
                 struct dirent *de;
                 while ((de = readdir(d))) {
                         _cleanup_free_ char *child = NULL;
-                        if (de->d_type != DT_DIR || !fs_is_ours(de->d_name))
+                        if (de->d_type != DT_DIR || !fs_is_ours(de->d_name) ||
+                            actor_cgroup_name_kept(de->d_name, strlen(de->d_name), keep, userdata))
                                 continue;
                         if (asprintf(&child, "%s/%s", v1, de->d_name) >= 0 && rmdir(child) < 0 && r >= 0)
                                 r = negative_errno();
@@ -363,5 +423,7 @@ const CgroupBackendOps cgroup_backend_cgroupfs = {
         .check_limits = fs_check_limits,
         .reap_orphans = fs_reap_orphans,
         .place = fs_place,
+        .adopt = fs_adopt,
         .destroy = fs_destroy,
+        .abandon = fs_abandon,
 };

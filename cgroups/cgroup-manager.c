@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -287,15 +288,19 @@ int cgroup_manager_new(sd_event *event, CgroupManagerKind kind, const char *name
         return 0;
 }
 
-CgroupManager *cgroup_manager_free(CgroupManager *m) {
+static CgroupManager *cgroup_manager_free_full(CgroupManager *m, bool keep) {
         ActorCgroup *cg;
 
         if (!m)
                 return NULL;
-        while ((cg = LIST_FIRST(&m->cgroups)))
-                actor_cgroup_free(cg);
+        while ((cg = LIST_FIRST(&m->cgroups))) {
+                if (keep)
+                        actor_cgroup_abandon(cg);
+                else
+                        actor_cgroup_free(cg);
+        }
         if (m->ops && m->ops->done)
-                m->ops->done(m);
+                m->ops->done(m, keep);
         sd_event_source_disable_unref(m->inotify_source);
         safe_close(m->inotify_fd);
         safe_close(m->shared_prog_fd);
@@ -307,12 +312,37 @@ CgroupManager *cgroup_manager_free(CgroupManager *m) {
         return NULL;
 }
 
+CgroupManager *cgroup_manager_free(CgroupManager *m) {
+        return cgroup_manager_free_full(m, false);
+}
+
+CgroupManager *cgroup_manager_free_keep(CgroupManager *m) {
+        return cgroup_manager_free_full(m, true);
+}
+
 const char *cgroup_manager_name(const CgroupManager *m) {
         return m->ops->name;
 }
 
-int cgroup_manager_reap_orphans(CgroupManager *m) {
-        return m->ops->reap_orphans ? m->ops->reap_orphans(m) : 0;
+int cgroup_manager_reap_orphans(CgroupManager *m, actor_cgroup_keep_t keep, void *userdata) {
+        return m->ops->reap_orphans ? m->ops->reap_orphans(m, keep, userdata) : 0;
+}
+
+bool actor_cgroup_name_kept(const char *name, size_t len, actor_cgroup_keep_t keep, void *userdata) {
+        const char *kind;
+        size_t skip;
+
+        if (!keep)
+                return false;
+        if (len > 6 && strncmp(name, "actor-", 6) == 0)
+                kind = "actor", skip = 6;
+        else if (len > 5 && strncmp(name, "task-", 5) == 0)
+                kind = "task", skip = 5;
+        else
+                return false;
+        _cleanup_free_ char *id = strndup(name + skip, len - skip);
+        /* Without memory to ask, keep it: a later reap can still remove it, a killed actor is lost. */
+        return !id || keep(kind, id, userdata);
 }
 
 int cgroup_manager_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
@@ -450,6 +480,133 @@ bool actor_cgroup_is_empty(ActorCgroup *cg) {
         return !cg->v2_dir || cg_is_populated(cg->v2_dir) <= 0;
 }
 
+int actor_cgroup_adopt_name(char **name, const char *format, ...) {
+        _cleanup_free_ char *expected = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        int k = vasprintf(&expected, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        if (!*name)
+                *name = TAKE_PTR(expected);
+        else if (!streq(*name, expected))
+                return -EINVAL;
+        return 0;
+}
+
+/* Whether pid is in the v2 cgroup path now (its "0::" line in /proc/PID/cgroup). */
+static bool pid_in_cgroup(pid_t pid, const char *path) {
+        _cleanup_free_ char *p = NULL, *line = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t n = 0;
+
+        if (pid <= 0 || asprintf(&p, "/proc/%d/cgroup", (int) pid) < 0)
+                return false;
+        f = fopen(p, "re");
+        if (!f)
+                return false;
+        while (getline(&line, &n, f) > 0) {
+                if (strncmp(line, "0::", 3) != 0)
+                        continue;
+                line[strcspn(line, "\n")] = 0;
+                return streq(line + 3, path);
+        }
+        return false;
+}
+
+int actor_cgroup_adopt(CgroupManager *m, const ActorCgroupAdopt *spec, actor_cgroup_empty_t on_empty,
+                       void *userdata, ActorCgroup **ret) {
+        const char *kind;
+        ActorCgroup *cg;
+        int r;
+
+        if (!m->ops->place) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!spec->kind || streq(spec->kind, "actor"))
+                kind = "actor";
+        else if (streq(spec->kind, "task"))
+                kind = "task";
+        else
+                return -EINVAL;
+        /* One name below our subtree: never one that reaches into another directory. */
+        if (!spec->id || !spec->id[0] || strchr(spec->id, '/'))
+                return -EINVAL;
+
+        cg = calloc(1, sizeof(*cg));
+        if (!cg)
+                return -ENOMEM;
+        cg->manager = m;
+        cg->kind = kind;
+        cg->limits = spec->limits;
+        cg->prog_fd = -1;
+        cg->wd = -1;
+        cg->on_empty = on_empty;
+        cg->userdata = userdata;
+        LIST_INSERT_HEAD(&m->cgroups, cg, link);
+        m->n_cgroups++;
+        cg->id = strdup(spec->id);
+        if (!cg->id || (spec->unit && !(cg->unit = strdup(spec->unit))) ||
+            (spec->path && !(cg->path = strdup(spec->path))) ||
+            (spec->v2_dir && !(cg->v2_dir = strdup(spec->v2_dir)))) {
+                actor_cgroup_abandon(cg);
+                return -ENOMEM;
+        }
+
+        r = m->ops->adopt(cg);
+        /* Two of ours on one cgroup would share one inotify watch, and the first freed would take it. */
+        for (ActorCgroup *i = LIST_FIRST(&m->cgroups); i && r >= 0; i = LIST_NEXT(i, link))
+                if (i != cg && streq(i->kind, kind) && streq(i->id, cg->id))
+                        r = -EEXIST;
+        if (r < 0) {
+                actor_cgroup_abandon(cg);
+                return r;
+        }
+
+        /* A pid that has left the cgroup may be another process by now: never signal that one. */
+        if (pid_in_cgroup(spec->pid, cg->path))
+                cg->pid = spec->pid;
+
+        _cleanup_free_ char *events = NULL;
+        if (asprintf(&events, "%s/cgroup.events", cg->v2_dir) < 0) {
+                actor_cgroup_abandon(cg);
+                return -ENOMEM;
+        }
+        cg->wd = inotify_add_watch(m->inotify_fd, events, IN_MODIFY);
+        r = cg->wd < 0 ? negative_errno() : cg_is_populated(cg->v2_dir);
+        /* Empty already: no event will come, so say it from the loop, as after a kill. */
+        if (r == 0)
+                r = sd_event_add_defer(m->event, &cg->defer, on_defer_empty, cg);
+        if (r < 0) {
+                actor_cgroup_abandon(cg);
+                return r;
+        }
+        cg->populated = !cg->defer;
+        cg->placed = true;
+        *ret = cg;
+        return 0;
+}
+
+/* What freeing and abandoning share, once the cgroup itself is dealt with. */
+static void actor_cgroup_release(ActorCgroup *cg) {
+        CgroupManager *m = cg->manager;
+
+        sd_event_source_disable_unref(cg->defer);
+        LIST_REMOVE(cg, link);
+        m->n_cgroups--;
+        /* Detaches nothing: the attachment holds the program, whoever loaded it. */
+        safe_close(cg->prog_fd);
+        free(cg->id);
+        free(cg->unit);
+        free(cg->path);
+        free(cg->v2_dir);
+        free(cg->devices);
+        free(cg);
+}
+
 ActorCgroup *actor_cgroup_free(ActorCgroup *cg) {
         if (!cg)
                 return NULL;
@@ -465,15 +622,18 @@ ActorCgroup *actor_cgroup_free(ActorCgroup *cg) {
                 cg->destroyed = true;
                 m->ops->destroy(cg);
         }
-        sd_event_source_disable_unref(cg->defer);
-        LIST_REMOVE(cg, link);
-        m->n_cgroups--;
-        safe_close(cg->prog_fd);
-        free(cg->id);
-        free(cg->unit);
-        free(cg->path);
-        free(cg->v2_dir);
-        free(cg->devices);
-        free(cg);
+        actor_cgroup_release(cg);
         return NULL;
+}
+
+void actor_cgroup_abandon(ActorCgroup *cg) {
+        if (!cg)
+                return;
+        CgroupManager *m = cg->manager;
+
+        if (cg->wd >= 0)
+                (void) inotify_rm_watch(m->inotify_fd, cg->wd);
+        if (!cg->destroyed && m->ops->abandon)
+                m->ops->abandon(cg);
+        actor_cgroup_release(cg);
 }

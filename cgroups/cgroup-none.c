@@ -24,7 +24,7 @@ static int none_check_limits(CgroupManager *m, const CgroupLimits *l, const char
         return 0;
 }
 
-static int none_reap_orphans(CgroupManager *m) {
+static int none_reap_orphans(CgroupManager *m, actor_cgroup_keep_t keep, void *userdata) {
         return 0; /* none made, none left */
 }
 

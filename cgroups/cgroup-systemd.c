@@ -270,7 +270,7 @@ static int sd_init(CgroupManager *m) {
         return sd_bus_attach_event(sm->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
 }
 
-static void sd_done(CgroupManager *m) {
+static void sd_done(CgroupManager *m, bool keep_subtree) {
         SdManager *sm = m->backend;
         if (!sm)
                 return;
@@ -306,16 +306,34 @@ static int sd_place(ActorCgroup *cg, char **ret_message) {
         return r < 0 ? r : 0;
 }
 
-static void sd_destroy(ActorCgroup *cg) {
+static int sd_adopt(ActorCgroup *cg) {
+        CgroupManager *m = cg->manager;
+        SdCgroup *sc;
+        int r;
+
+        r = actor_cgroup_adopt_name(&cg->unit, "kactor-%s-%s.scope", cg->kind, cg->id);
+        if (r >= 0)
+                r = actor_cgroup_adopt_name(&cg->path, "/%s/%s/worker", m->root, cg->unit);
+        if (r >= 0)
+                r = actor_cgroup_adopt_name(&cg->v2_dir, "%s%s", m->v2_mount, cg->path);
+        if (r < 0)
+                return r;
+        /* The leaf lives as long as the scope: systemd removes the scope's cgroup when it stops. */
+        if (access(cg->v2_dir, F_OK) < 0)
+                return negative_errno();
+        sc = calloc(1, sizeof(*sc));
+        if (!sc)
+                return -ENOMEM;
+        sc->cg = cg;
+        cg->backend = sc; /* placed long ago: no call, no job */
+        return 0;
+}
+
+/* Forgets the scope's pending call or job; asks systemd for nothing. */
+static void sd_abandon(ActorCgroup *cg) {
         SdManager *sm = cg->manager->backend;
         SdCgroup *sc = cg->backend;
 
-        if (cg->v2_dir)
-                (void) rmdir(cg->v2_dir);
-        if (cg->unit && sm && sm->bus)
-                /* Fire and forget: the scope is empty; CollectMode= lets systemd forget it. */
-                (void) sd_bus_call_method_async(sm->bus, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
-                                                NULL, NULL, "ss", cg->unit, "replace");
         if (sc) {
                 if (sm)
                         sd_unqueue(sm, sc);
@@ -328,8 +346,21 @@ static void sd_destroy(ActorCgroup *cg) {
         cg->backend = NULL;
 }
 
-/* Scopes a node manager that crashed left in our slice: stop them (systemd kills what is inside). */
-static int sd_reap_orphans(CgroupManager *m) {
+static void sd_destroy(ActorCgroup *cg) {
+        SdManager *sm = cg->manager->backend;
+
+        if (cg->v2_dir)
+                (void) rmdir(cg->v2_dir);
+        if (cg->unit && sm && sm->bus)
+                /* Fire and forget: the scope is empty; CollectMode= lets systemd forget it. */
+                (void) sd_bus_call_method_async(sm->bus, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
+                                                NULL, NULL, "ss", cg->unit, "replace");
+        sd_abandon(cg);
+}
+
+/* Scopes a node manager that crashed left in our slice: stop them (systemd kills what is inside),
+ * except those the caller keeps to adopt. */
+static int sd_reap_orphans(CgroupManager *m, actor_cgroup_keep_t keep, void *userdata) {
         SdManager *sm = m->backend;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *name;
@@ -349,6 +380,10 @@ static int sd_reap_orphans(CgroupManager *m) {
                         return -ENOMEM;
                 if (access(dir, F_OK) < 0)
                         continue; /* another node manager's */
+                /* kactor-<kind>-<id>.scope, as the patterns guarantee */
+                size_t len = strlen(name), pre = strlen("kactor-"), suf = strlen(".scope");
+                if (len > pre + suf && actor_cgroup_name_kept(name + pre, len - pre - suf, keep, userdata))
+                        continue;
                 (void) sd_bus_call_method(sm->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit", NULL, NULL,
                                           "ss", name, "replace");
         }
@@ -362,5 +397,7 @@ const CgroupBackendOps cgroup_backend_systemd = {
         .check_limits = sd_check_limits,
         .reap_orphans = sd_reap_orphans,
         .place = sd_place,
+        .adopt = sd_adopt,
         .destroy = sd_destroy,
+        .abandon = sd_abandon,
 };

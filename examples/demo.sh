@@ -58,14 +58,15 @@ cleanup() {
         trap - EXIT
         trap '' INT TERM
         if [ -n "$NODEMGR_PID" ] && kill -0 "$NODEMGR_PID" 2>/dev/null; then
-                kill -TERM "$NODEMGR_PID" 2>/dev/null
-                # It stops its workers before it exits; give it a bounded time, then force it.
+                # SIGINT: it stops its actors' workers before it exits (SIGTERM would leave them running
+                # for a next node manager); give it a bounded time, then force it.
+                kill -INT "$NODEMGR_PID" 2>/dev/null
                 for ((i = 0; i < 150; i++)); do
                         kill -0 "$NODEMGR_PID" 2>/dev/null || break
                         sleep 0.1
                 done
                 if kill -0 "$NODEMGR_PID" 2>/dev/null; then
-                        echo "demo.sh: kactor-nodemgr ($NODEMGR_PID) did not stop on SIGTERM; sending SIGKILL" >&2
+                        echo "demo.sh: kactor-nodemgr ($NODEMGR_PID) did not stop on SIGINT; sending SIGKILL" >&2
                         kill -KILL "$NODEMGR_PID" 2>/dev/null
                         rc=1
                 fi

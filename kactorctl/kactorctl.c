@@ -1451,6 +1451,67 @@ static int verb_kill(int argc, char *argv[]) {
         return 0;
 }
 
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name, *old_owner, *new_owner;
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) >= 0 && streq(name, KACTOR_BUS_NAME) &&
+            (!new_owner || !*new_owner))
+                *(bool *) userdata = true;
+        return 0;
+}
+
+static int verb_shutdown(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "no-block", no_argument, NULL, 'n' },
+                {}
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        bool no_block = false, gone = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        printf("kactorctl shutdown [--no-block]\n\n"
+                               "Stop every actor and then the node manager, leaving nothing for a next one.\n"
+                               "(Stopping the service, SIGTERM, leaves the actors running for the next node\n"
+                               "manager to take over.) Waits until the node manager has left the bus, unless\n"
+                               "--no-block. Root only.\n");
+                        return 0;
+                case 'n':
+                        no_block = true;
+                        break;
+                default:
+                        return ctl_usage_bad_option("shutdown", c, argv);
+                }
+        if (argc - optind != 0)
+                return ctl_usage_error("shutdown", "Expected no arguments.");
+
+        r = bus_connect(&bus);
+        if (r < 0)
+                return r;
+        if (!no_block) {
+                r = sd_bus_match_signal(bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                        "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, &gone);
+                if (r < 0)
+                        return ctl_error_errno(r, "Failed to watch the bus");
+        }
+        r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, KACTOR_BUS_INTERFACE, "Shutdown", &error, NULL,
+                               NULL);
+        if (r < 0)
+                return ctl_bus_error(&error, r, "Failed to shut the node manager down");
+        while (!no_block && !gone) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return ctl_error_errno(r, "Failed to wait for the node manager to stop");
+                if (r == 0 && (r = sd_bus_wait(bus, UINT64_MAX)) < 0)
+                        return ctl_error_errno(r, "Failed to wait for the node manager to stop");
+        }
+        return 0;
+}
+
 static int verb_peers(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -1559,7 +1620,7 @@ static const struct {
         { "status", verb_status }, { "list", verb_list }, { "create", verb_create },
         { "call", verb_call },     { "get", verb_get },   { "kill", verb_kill },
         { "trace", verb_trace },   { "top", verb_top },   { "timeline", verb_timeline },
-        { "peers", verb_peers },
+        { "peers", verb_peers },   { "shutdown", verb_shutdown },
 };
 
 static void help(void) {
@@ -1578,7 +1639,8 @@ static void help(void) {
                "                                  Call phase and scheduler histograms, p50/p99\n"
                "  top [--interval S]              A live table of the actors\n"
                "  timeline -o FILE [--duration S] Record a Chrome trace / Perfetto timeline\n"
-               "  peers [--json]                  Show the cluster's members, their state and resources\n\n"
+               "  peers [--json]                  Show the cluster's members, their state and resources\n"
+               "  shutdown [--no-block]           Stop every actor, then the node manager\n\n"
                "Options:\n"
                "  -h --help          Show this help ('kactorctl COMMAND --help' for a command's)\n"
                "     --version      Show the version\n"

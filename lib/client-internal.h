@@ -15,6 +15,27 @@ typedef struct PendingFrame {
         char payload[];
 } PendingFrame;
 
+/* A CALL, SUBMIT or PUT frame the node manager may not have for good: sent again, in order, after a
+ * reconnect that got the session back (see client_track_frame()). */
+typedef struct ResendEntry {
+        uint64_t lo;   /* the object's id, low half (the high half is the client's id_hi) */
+        size_t offset; /* of the frame in ResendLog.frames */
+        uint32_t len;  /* the whole frame, length prefix included; 0: no longer kept */
+        bool released; /* released, but perhaps before the node manager had the frame */
+} ResendEntry;
+
+typedef struct ResendLog {
+        Buffer frames;        /* the frames, back to back, in the order they were sent */
+        ResendEntry *entries; /* in the same order, so sorted by lo */
+        size_t first;         /* entries before this one are all dropped */
+        size_t n, cap;
+        size_t live_bytes;  /* bytes of the frames still kept */
+        uint64_t acked_lo;  /* frames of objects below this lo were handled by the node manager */
+        uint64_t *released; /* lo of entries released but not yet known to be handled */
+        size_t n_released, cap_released;
+        Buffer releases; /* RELEASE frames not yet known to be handled */
+} ResendLog;
+
 struct kactor_client {
         int fd;
         Buffer in;
@@ -37,6 +58,23 @@ struct kactor_client {
         /* Worker mode: frames other than replies are queued here instead of refused. */
         bool worker;
         PendingFrame *pending_head, *pending_tail;
+
+        /* Reconnecting (ordinary clients only; a worker's connection is re-attached by its runtime).
+         * reconnect_timeout_ms < 0: never, and nothing is tracked. */
+        char *socket_path;
+        int reconnect_timeout_ms;
+        uint64_t reconnect_deadline; /* CLOCK_MONOTONIC µs; 0: not reconnecting */
+        uint64_t out_written;        /* bytes written on this connection */
+        ResendLog resend;
+
+        /* The request waiting for its reply, kept to be sent again after a reconnect. */
+        Buffer request;
+        uint64_t request_end;  /* out_written once all of it is written */
+        uint64_t request_mark; /* the lo of the next object made after it */
+
+        /* Objects of sessions the node manager lost: a Get gives their error. Sorted by id. */
+        kactor_id *lost;
+        size_t n_lost, cap_lost;
 };
 
 /* Wraps a connected socket (the worker's end of its socketpair). */

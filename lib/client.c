@@ -1,22 +1,52 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <endian.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "client-internal.h"
 #include "codec.h"
 #include "macro.h"
+#include "time-util.h"
 
 /* Output is sent once this much is buffered, or when the caller waits for something. */
 #define CLIENT_FLUSH_THRESHOLD (64u * 1024u)
 #define CLIENT_READ_CHUNK (64u * 1024u)
 
+/* Reconnecting: tries 10 ms apart, doubling to 500 ms, for 30 s unless told otherwise. A node
+ * manager that accepted the connection gets at least a second to answer HELLO, even past that. */
+#define CLIENT_RECONNECT_TIMEOUT_MS_DEFAULT 30000
+#define CLIENT_RECONNECT_DELAY_MIN_MS 10u
+#define CLIENT_RECONNECT_DELAY_MAX_MS 500u
+#define CLIENT_HELLO_WAIT_MIN_USEC (1u * USEC_PER_SEC)
+/* At most this much of sent CALL, SUBMIT and PUT frames is kept to send again; past it the oldest
+ * are dropped (a Get of one after a lost session gets the node manager's answer). */
+#define CLIENT_RESEND_MAX (256u * 1024u * 1024u)
+/* The frames' storage is compacted once this much of it is dropped frames (and more than is kept),
+ * and given back once it is empty if it grew past this. */
+#define CLIENT_RESEND_SLACK (1u * 1024u * 1024u)
+/* RELEASE frames kept until the node manager is known to have them; past it the oldest go (at
+ * worst the node manager holds an object longer: until this client disconnects). */
+#define CLIENT_RELEASES_MAX (16u * 1024u * 1024u)
+/* Objects of lost sessions remembered, to answer a Get of them with the reason. */
+#define CLIENT_LOST_MAX (4u * 1024u * 1024u)
+
+#define CLIENT_SESSION_LOST_MESSAGE "the node manager restarted and lost this client's session"
+
 static void client_set_error(kactor_client *c, kactor_error code, const char *msg, size_t len) {
         free(c->error_message);
         c->error = code;
         c->error_message = strndup(msg ? msg : "", msg ? len : 0);
+}
+
+static void client_set_errors(kactor_client *c, kactor_error code, const char *msg) {
+        client_set_error(c, code, msg, strlen(msg));
 }
 
 int client_new_fd(int fd, bool worker, kactor_client **ret) {
@@ -27,6 +57,7 @@ int client_new_fd(int fd, bool worker, kactor_client **ret) {
         c->worker = worker;
         c->next_seq = 1;
         c->next_reqid = 1;
+        c->reconnect_timeout_ms = -1; /* kactor_connect() turns it on */
         msgpack_packer_init(&c->pk, &c->out, buffer_msgpack_write);
         frame_init(&c->frame);
         *ret = c;
@@ -39,38 +70,261 @@ void client_set_identity(kactor_client *c, const char *node_id, uint64_t id_hi, 
         c->id_lo_prefix = id_lo_prefix;
 }
 
-_public_ kactor_client *kactor_client_free(kactor_client *c) {
-        if (!c)
-                return NULL;
-        (void) kactor_flush(c);
-        safe_close(c->fd);
-        buffer_free(&c->in);
-        buffer_free(&c->out);
-        frame_done(&c->frame);
-        free(c->current_pending);
-        while (c->pending_head) {
-                PendingFrame *p = c->pending_head;
-                c->pending_head = p->next;
-                free(p);
+/* Whether a broken connection is made again (and so whether sent frames are kept for it). */
+static bool client_can_reconnect(const kactor_client *c) {
+        return !c->worker && c->reconnect_timeout_ms >= 0 && c->socket_path;
+}
+
+/* The errors that mean the connection broke, as opposed to a bad frame or no memory. */
+static bool error_is_disconnect(int r) {
+        return r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN;
+}
+
+static void resend_log_done(ResendLog *l) {
+        buffer_free(&l->frames);
+        buffer_free(&l->releases);
+        free(l->entries);
+        free(l->released);
+        *l = (ResendLog){};
+}
+
+/* Forgets every frame, keeping the memory. */
+static void resend_log_clear(ResendLog *l) {
+        l->frames.start = l->frames.end = 0;
+        l->releases.start = l->releases.end = 0;
+        l->first = l->n = 0;
+        l->live_bytes = 0;
+        l->acked_lo = 0;
+        l->n_released = 0;
+}
+
+/* Moves the kept frames and their entries to the front, so that the frames lie back to back. */
+static void resend_log_compact(ResendLog *l) {
+        size_t at = 0, k = 0;
+        for (size_t i = l->first; i < l->n; i++) {
+                ResendEntry *e = &l->entries[i];
+                if (e->len == 0)
+                        continue;
+                if (e->offset != at)
+                        memmove(l->frames.data + at, l->frames.data + e->offset, e->len);
+                e->offset = at;
+                at += e->len;
+                l->entries[k++] = *e;
         }
-        free(c->error_message);
-        free(c);
+        l->frames.end = at;
+        l->first = 0;
+        l->n = k;
+}
+
+/* The entry of object lo, or NULL. Entries are sorted by lo: objects are made in order. */
+static ResendEntry *resend_log_find(ResendLog *l, uint64_t lo) {
+        size_t a = l->first, b = l->n;
+        while (a < b) {
+                size_t m = a + (b - a) / 2;
+                if (l->entries[m].lo < lo)
+                        a = m + 1;
+                else
+                        b = m;
+        }
+        if (a < l->n && l->entries[a].lo == lo && l->entries[a].len > 0)
+                return &l->entries[a];
         return NULL;
 }
 
-_public_ kactor_error kactor_client_error(const kactor_client *c) {
-        return c->error;
+static void resend_log_drop(ResendLog *l, ResendEntry *e) {
+        l->live_bytes -= e->len;
+        e->len = 0;
+        while (l->first < l->n && l->entries[l->first].len == 0)
+                l->first++;
+        if (l->first == l->n) {
+                /* The usual case (each result fetched soon after its call): start over, for free. */
+                l->first = l->n = 0;
+                l->frames.start = l->frames.end = 0;
+                if (l->frames.cap > CLIENT_RESEND_SLACK)
+                        buffer_free(&l->frames);
+        }
 }
 
-_public_ const char *kactor_client_error_message(const kactor_client *c) {
-        return c->error_message ?: "";
+/*
+ * Keeps a copy of the frame just packed at `off` in c->out, a CALL, SUBMIT or PUT of object lo, to
+ * send again after a reconnect: the node manager may not have had it, and knows a frame sent again
+ * on the same session and does not run it twice. Kept until a GET delivers the object's value or
+ * the object is released. On failure the frame is taken back out of c->out: the call fails whole.
+ */
+static int client_track_frame(kactor_client *c, uint64_t lo, size_t off) {
+        ResendLog *l = &c->resend;
+        size_t len = c->out.end - off;
+        int r;
+
+        if (!client_can_reconnect(c))
+                return 0;
+
+        /* Each compaction moves no more than was dropped since the last one. */
+        if (l->frames.end - l->live_bytes > MAX(l->live_bytes, (size_t) CLIENT_RESEND_SLACK))
+                resend_log_compact(l);
+        if (l->n == l->cap) {
+                if (l->first >= l->cap / 4 && l->first > 0) {
+                        memmove(l->entries, l->entries + l->first, (l->n - l->first) * sizeof(ResendEntry));
+                        l->n -= l->first;
+                        l->first = 0;
+                } else {
+                        size_t cap = MAX(l->cap * 2, (size_t) 64);
+                        ResendEntry *p = realloc(l->entries, cap * sizeof(ResendEntry));
+                        if (!p) {
+                                c->out.end = off;
+                                return -ENOMEM;
+                        }
+                        l->entries = p;
+                        l->cap = cap;
+                }
+        }
+        r = buffer_append(&l->frames, c->out.data + off, len);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        l->entries[l->n++] = (ResendEntry){ .lo = lo, .offset = l->frames.end - len, .len = (uint32_t) len };
+        l->live_bytes += len;
+
+        while (l->live_bytes > CLIENT_RESEND_MAX)
+                resend_log_drop(l, &l->entries[l->first]);
+        return 0;
 }
 
-_public_ const char *kactor_client_node_id(const kactor_client *c) {
-        return c->node_id;
+/* A call whose frame was kept failed after all (the connection could not be made again): it is not
+ * sent later behind the caller's back. */
+static void client_untrack(kactor_client *c, uint64_t lo) {
+        ResendEntry *e = resend_log_find(&c->resend, lo);
+        if (e)
+                resend_log_drop(&c->resend, e);
 }
 
-_public_ int kactor_flush(kactor_client *c) {
+/* A GET delivered these objects' values: they are final, and no longer sent again. */
+static void client_forget_objects(kactor_client *c, const kactor_ref *refs, size_t n) {
+        if (c->resend.first == c->resend.n)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                if (refs[i].id.hi != c->id_hi)
+                        continue;
+                ResendEntry *e = resend_log_find(&c->resend, refs[i].id.lo);
+                if (e)
+                        resend_log_drop(&c->resend, e);
+        }
+}
+
+static int id_compare(const void *a, const void *b) {
+        const kactor_id *x = a, *y = b;
+        if (x->hi != y->hi)
+                return x->hi < y->hi ? -1 : 1;
+        if (x->lo != y->lo)
+                return x->lo < y->lo ? -1 : 1;
+        return 0;
+}
+
+static kactor_id *client_find_lost(const kactor_client *c, kactor_id id) {
+        if (c->n_lost == 0)
+                return NULL;
+        return bsearch(&id, c->lost, c->n_lost, sizeof(kactor_id), id_compare);
+}
+
+/*
+ * The node manager dropped this client's objects as released, or will once the RELEASE frame just
+ * packed at `off` in c->out reaches it. A frame of such an object is no longer sent again, unless
+ * the node manager may not have had it yet: then it still goes first, and the RELEASE behind it, so
+ * that a call made and released at once (for its effect) still runs, and a later call that takes
+ * the object as an argument finds it.
+ */
+static int client_track_release(kactor_client *c, const kactor_ref *refs, size_t n, size_t off) {
+        ResendLog *l = &c->resend;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                kactor_id *lost = client_find_lost(c, refs[i].id);
+                if (lost) {
+                        memmove(lost, lost + 1, (c->lost + c->n_lost - (lost + 1)) * sizeof(kactor_id));
+                        c->n_lost--;
+                }
+        }
+
+        if (!client_can_reconnect(c))
+                return 0;
+
+        for (size_t i = 0; i < n && l->first < l->n; i++) {
+                if (refs[i].id.hi != c->id_hi)
+                        continue;
+                ResendEntry *e = resend_log_find(l, refs[i].id.lo);
+                if (!e || e->released)
+                        continue;
+                if (e->lo < l->acked_lo) {
+                        resend_log_drop(l, e);
+                        continue;
+                }
+                if (l->n_released == l->cap_released) {
+                        size_t cap = MAX(l->cap_released * 2, (size_t) 16);
+                        uint64_t *p = realloc(l->released, cap * sizeof(uint64_t));
+                        if (!p)
+                                continue; /* sent again, and released again: no harm */
+                        l->released = p;
+                        l->cap_released = cap;
+                }
+                e->released = true;
+                l->released[l->n_released++] = e->lo;
+        }
+
+        r = buffer_append(&l->releases, c->out.data + off, c->out.end - off);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        while (buffer_size(&l->releases) > CLIENT_RELEASES_MAX) {
+                uint32_t le;
+                memcpy(&le, l->releases.data + l->releases.start, sizeof(le));
+                buffer_consume(&l->releases, PROTO_HEADER_SIZE + le32toh(le));
+        }
+        return 0;
+}
+
+/* The node manager answered a request: it handles frames in order, so it has every frame sent
+ * before that request, the objects below `mark` among them. */
+static void client_acked(kactor_client *c, uint64_t mark) {
+        ResendLog *l = &c->resend;
+
+        l->acked_lo = MAX(l->acked_lo, mark);
+        for (size_t i = 0; i < l->n_released; i++) {
+                ResendEntry *e = resend_log_find(l, l->released[i]);
+                if (e)
+                        resend_log_drop(l, e);
+        }
+        l->n_released = 0;
+        l->releases.start = l->releases.end = 0;
+}
+
+/* Writes p, all of it. Returns 0, or a negative errno (-ENOTCONN when not connected). */
+static int client_send_bytes(kactor_client *c, const char *p, size_t n) {
+        if (n == 0)
+                return 0;
+        if (c->fd < 0)
+                return -ENOTCONN;
+        while (n > 0) {
+                ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                c->out_written += (size_t) k;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Writes what is buffered, without reconnecting. */
+static int client_send(kactor_client *c) {
+        if (buffer_size(&c->out) == 0)
+                return 0;
+        if (c->fd < 0)
+                return -ENOTCONN;
         while (buffer_size(&c->out) > 0) {
                 ssize_t n = send(c->fd, c->out.data + c->out.start, buffer_size(&c->out), MSG_NOSIGNAL);
                 if (n < 0) {
@@ -78,19 +332,16 @@ _public_ int kactor_flush(kactor_client *c) {
                                 continue;
                         return negative_errno();
                 }
+                c->out_written += (size_t) n;
                 buffer_consume(&c->out, (size_t) n);
         }
         return 0;
 }
 
-int client_maybe_flush(kactor_client *c) {
-        if (buffer_size(&c->out) >= CLIENT_FLUSH_THRESHOLD)
-                return kactor_flush(c);
-        return 0;
-}
-
 /* Reads more input. Returns bytes read, 0 at end of stream, or a negative errno. */
 static int client_fill(kactor_client *c) {
+        if (c->fd < 0)
+                return -ENOTCONN;
         int r = buffer_reserve(&c->in, CLIENT_READ_CHUNK);
         if (r < 0)
                 return r;
@@ -106,9 +357,10 @@ static int client_fill(kactor_client *c) {
         }
 }
 
-/* Parses the next frame from the input, reading as needed. The frame (and c->last_payload) stays
- * valid until the next read. Returns 1, or a negative errno (-ECONNRESET at end of stream). */
-static int client_read_frame(kactor_client *c) {
+/* Parses the next frame from the input, reading as needed, until `deadline` (CLOCK_MONOTONIC µs; 0:
+ * no limit). The frame (and c->last_payload) stays valid until the next read. Returns 1, or a
+ * negative errno (-ECONNRESET at end of stream, -ETIMEDOUT past the deadline). Does not reconnect. */
+static int client_read_frame_until(kactor_client *c, uint64_t deadline) {
         for (;;) {
                 const char *payload;
                 size_t len;
@@ -122,13 +374,28 @@ static int client_read_frame(kactor_client *c) {
                         r = frame_parse(&c->frame, payload, len);
                         return r < 0 ? r : 1;
                 }
-                r = kactor_flush(c);
+                r = client_send(c);
                 if (r < 0)
                         return r;
+                if (deadline > 0) {
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        if (now >= deadline)
+                                return -ETIMEDOUT;
+                        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                        r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
+                        if (r < 0 && errno != EINTR)
+                                return negative_errno();
+                        if (r <= 0)
+                                continue;
+                }
                 r = client_fill(c);
                 if (r <= 0)
                         return r == 0 ? -ECONNRESET : r;
         }
+}
+
+static int client_read_frame(kactor_client *c) {
+        return client_read_frame_until(c, 0);
 }
 
 /* A call for this worker arrived while it waits for a reply: set it aside, in order. */
@@ -150,7 +417,8 @@ static int client_set_aside(kactor_client *c) {
 }
 
 /* Waits for the reply to reqid. Returns 0 with the reply in c->frame, -EREMOTEIO when the node
- * manager reported an error (see kactor_client_error()), or another negative errno. */
+ * manager reported an error (see kactor_client_error()), or another negative errno. Does not
+ * reconnect (see client_request()). */
 static int client_wait_reply(kactor_client *c, uint64_t reqid) {
         for (;;) {
                 int r = client_read_frame(c);
@@ -283,20 +551,10 @@ static int client_end_frame(kactor_client *c, size_t off, int r) {
         return frame_end(&c->out, off);
 }
 
-_public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_client **ret) {
+static int client_connect_socket(const char *path, int *ret_fd) {
         _cleanup_close_ int fd = -1;
-        const char *path = NULL;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int r;
 
-        if (!ret)
-                return -EINVAL;
-        if (opts && opts->sz >= offsetof(struct kactor_connect_opts, socket_path) + sizeof(char *))
-                path = opts->socket_path;
-        if (!path)
-                path = getenv("KACTOR_SOCKET");
-        if (!path)
-                path = KACTOR_DEFAULT_SOCKET;
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
@@ -306,26 +564,36 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
                 return negative_errno();
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
 
-        kactor_client *c;
-        r = client_new_fd(fd, false, &c);
+/*
+ * Says HELLO on c->fd, asking for the session of this client's id prefix back when `resume`, and
+ * reads the WELCOME until `deadline` (CLOCK_MONOTONIC µs, 0: no limit). Returns 0 and the identity
+ * the node manager gave, -EACCES or -EPROTO when it refused (kactor_client_error() says why), or
+ * another negative errno.
+ */
+static int client_hello(kactor_client *c, bool resume, uint64_t deadline, char **ret_node, uint64_t *ret_hi,
+                        uint64_t *ret_prefix) {
+        size_t off;
+        int r;
+
+        r = frame_begin_request(&c->out, &c->pk, MSG_HELLO, 0, resume ? 3 : 2, &off);
         if (r < 0)
                 return r;
-        fd = -1;
+        r = msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 || msgpack_pack_int64(&c->pk, getpid()) < 0 ||
+                        (resume && msgpack_pack_uint64(&c->pk, c->id_lo_prefix) < 0)
+                ? -ENOMEM
+                : 0;
+        r = client_end_frame(c, off, r);
+        if (r < 0)
+                return r;
+        r = client_read_frame_until(c, deadline);
+        if (r < 0)
+                return r;
 
-        size_t off;
-        r = frame_begin_request(&c->out, &c->pk, MSG_HELLO, 0, 2, &off);
-        if (r >= 0) {
-                r = msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 || msgpack_pack_int64(&c->pk, getpid()) < 0
-                        ? -ENOMEM
-                        : 0;
-                r = client_end_frame(c, off, r);
-        }
-        if (r >= 0)
-                r = kactor_flush(c);
-        if (r >= 0)
-                r = client_read_frame(c);
-        if (r >= 0 && c->frame.type == MSG_REPLY) {
+        if (c->frame.type == MSG_REPLY) {
                 /* Refused: the reply says why. */
                 const char *msg = "";
                 size_t len = 0;
@@ -336,27 +604,325 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
                                  code > 0 && code < _KACTOR_ERROR_MAX ? (kactor_error) code
                                                                       : KACTOR_ERROR_PROTOCOL,
                                  msg, len);
-                r = code == KACTOR_ERROR_ACCESS_DENIED ? -EACCES : -EPROTO;
-        } else if (r >= 0 && c->frame.type != MSG_WELCOME)
-                r = -EPROTO;
-        if (r >= 0) {
-                uint64_t version, hi, lo;
-                char *node = NULL;
-                r = frame_field_u64(&c->frame, 0, &version);
-                if (r >= 0)
-                        r = frame_field_strdup(&c->frame, 1, &node);
-                if (r >= 0)
-                        r = frame_field_u64(&c->frame, 2, &hi);
-                if (r >= 0)
-                        r = frame_field_u64(&c->frame, 3, &lo);
-                if (r >= 0)
-                        client_set_identity(c, node, hi, lo);
-                free(node);
+                return code == KACTOR_ERROR_ACCESS_DENIED ? -EACCES : -EPROTO;
         }
+        if (c->frame.type != MSG_WELCOME)
+                return -EPROTO;
+
+        uint64_t version, hi, lo;
+        _cleanup_free_ char *node = NULL;
+        r = frame_field_u64(&c->frame, 0, &version);
+        if (r >= 0)
+                r = frame_field_strdup(&c->frame, 1, &node);
+        if (r >= 0)
+                r = frame_field_u64(&c->frame, 2, &hi);
+        if (r >= 0)
+                r = frame_field_u64(&c->frame, 3, &lo);
+        if (r < 0)
+                return r;
+        *ret_node = TAKE_PTR(node);
+        *ret_hi = hi;
+        *ret_prefix = lo;
+        return 0;
+}
+
+/* The node manager did not give the session back: the objects it held for this client are gone.
+ * Those whose frames were kept are remembered, so that a Get of them says so; the client goes on
+ * with the identity it was given. */
+static void client_session_lost(kactor_client *c, const char *node, uint64_t hi, uint64_t prefix) {
+        ResendLog *l = &c->resend;
+        size_t n = c->n_lost;
+
+        for (size_t i = l->first; i < l->n && n < CLIENT_LOST_MAX; i++) {
+                const ResendEntry *e = &l->entries[i];
+                if (e->len == 0 || e->released)
+                        continue;
+                if (n == c->cap_lost) {
+                        size_t cap = MAX(c->cap_lost * 2, (size_t) 64);
+                        kactor_id *p = realloc(c->lost, cap * sizeof(kactor_id));
+                        if (!p)
+                                break; /* those get the node manager's answer instead */
+                        c->lost = p;
+                        c->cap_lost = cap;
+                }
+                c->lost[n++] = (kactor_id){ c->id_hi, e->lo };
+        }
+        if (n > c->n_lost) {
+                c->n_lost = n;
+                qsort(c->lost, c->n_lost, sizeof(kactor_id), id_compare);
+        }
+        resend_log_clear(l);
+
+        /* next_seq goes on: no id of the new session can be one of a session lost before. */
+        client_set_identity(c, node, hi, prefix);
+        client_set_errors(c, KACTOR_ERROR_NO_SUCH_OBJECT, CLIENT_SESSION_LOST_MESSAGE);
+}
+
+/* One try: connects, says HELLO, and sends again what the node manager may not have. Returns 1
+ * when it gave the session back, 0 when it lost it, or a negative errno. */
+static int client_reconnect_once(kactor_client *c) {
+        _cleanup_free_ char *node = NULL;
+        uint64_t hi, prefix;
+        int fd, r;
+
+        r = client_connect_socket(c->socket_path, &fd);
+        if (r < 0)
+                return r;
+        c->fd = fd;
+        c->out_written = 0;
+        c->in.start = c->in.end = 0;
+        c->out.start = c->out.end = 0;
+
+        r = client_hello(c, true,
+                         MAX(c->reconnect_deadline, now_usec(CLOCK_MONOTONIC) + CLIENT_HELLO_WAIT_MIN_USEC),
+                         &node, &hi, &prefix);
+        if (r < 0)
+                goto fail;
+
+        if (!streq(node, c->node_id) || hi != c->id_hi || prefix != c->id_lo_prefix) {
+                client_session_lost(c, node, hi, prefix);
+                return 0;
+        }
+
+        /* The kept frames in their order, then the releases that followed them. The node manager
+         * drops a frame it had only part of, and knows those it had whole. */
+        ResendLog *l = &c->resend;
+        resend_log_compact(l);
+        r = client_send_bytes(c, l->frames.data, l->frames.end);
+        if (r >= 0)
+                r = client_send_bytes(c, l->releases.data + l->releases.start, buffer_size(&l->releases));
+        if (r < 0)
+                goto fail;
+        return 1;
+
+fail:
+        c->fd = safe_close(c->fd);
+        return r;
+}
+
+/*
+ * The connection broke: connects again, as often as it takes until the reconnect timeout. What was
+ * buffered and not sent is dropped, as it is all sent again: the kept CALL, SUBMIT, PUT and RELEASE
+ * frames by this function, the request waiting for a reply by client_request(). Returns 1 when the
+ * node manager gave the session back, 0 when it lost it (kactor_client_error() says so), or a
+ * negative errno: -ECONNRESET when it did not come back in time, -EACCES or -EPROTO when it
+ * refused this client.
+ */
+static int client_reconnect(kactor_client *c) {
+        unsigned delay_ms = CLIENT_RECONNECT_DELAY_MIN_MS;
+        int r;
+
+        c->fd = safe_close(c->fd);
+        c->in.start = c->in.end = 0;
+        c->out.start = c->out.end = 0;
+
+        /* The deadline holds across tries, and across reconnects until the node manager answers
+         * something: one that takes the connection and drops it again does not keep us here. */
+        if (c->reconnect_deadline == 0)
+                c->reconnect_deadline =
+                        now_usec(CLOCK_MONOTONIC) + (uint64_t) c->reconnect_timeout_ms * 1000u;
+
+        for (;;) {
+                r = client_reconnect_once(c);
+                if (r >= 0)
+                        return r;
+                if (r == -EACCES || r == -EPROTO || r == -ENOMEM)
+                        break;
+
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= c->reconnect_deadline) {
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "the node manager did not come back within %d ms",
+                                 c->reconnect_timeout_ms);
+                        client_set_errors(c, KACTOR_ERROR_TIMEOUT, msg);
+                        r = -ECONNRESET;
+                        break;
+                }
+                uint64_t wait_usec = MIN((uint64_t) delay_ms * 1000u, c->reconnect_deadline - now);
+                struct timespec ts = { .tv_sec = (time_t) (wait_usec / USEC_PER_SEC),
+                                       .tv_nsec = (long) (wait_usec % USEC_PER_SEC) * 1000 };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+                delay_ms = MIN(delay_ms * 2, CLIENT_RECONNECT_DELAY_MAX_MS);
+        }
+
+        /* Given up: the next call tries again, for as long. */
+        c->reconnect_deadline = 0;
+        return r;
+}
+
+/* Whether the node manager may run a request twice with no other effect than once. */
+static bool request_is_idempotent(uint32_t type) {
+        return type == MSG_GET || type == MSG_WAIT || type == MSG_GET_ACTOR || type == MSG_KILL;
+}
+
+/*
+ * Sends the request just packed at `off` in c->out and waits for its reply, across reconnects: after
+ * one it is sent again, behind the frames the node manager may not have had. Returns as
+ * client_wait_reply(), -ECONNRESET for a CREATE_ACTOR that may have been handled and was not
+ * answered, or -ESTALE when the node manager lost the session while a GET or a WAIT waited: the
+ * caller asks again, now that the lost objects are known.
+ */
+static int client_request(kactor_client *c, uint32_t type, uint64_t reqid, size_t off) {
+        int r;
+
+        if (!client_can_reconnect(c))
+                return client_wait_reply(c, reqid);
+
+        c->request.start = c->request.end = 0;
+        r = buffer_append(&c->request, c->out.data + off, c->out.end - off);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+
+        for (;;) {
+                c->request_end = c->out_written + buffer_size(&c->out);
+                c->request_mark = c->id_lo_prefix | c->next_seq;
+
+                r = client_wait_reply(c, reqid);
+                if (r >= 0 || r == -EREMOTEIO) {
+                        c->reconnect_deadline = 0;
+                        client_acked(c, c->request_mark);
+                        return r;
+                }
+                if (!error_is_disconnect(r))
+                        return r;
+
+                if (!request_is_idempotent(type) && c->out_written >= c->request_end) {
+                        /* Written whole: the node manager may have created the actor. The next call
+                         * connects again. */
+                        c->fd = safe_close(c->fd);
+                        c->in.start = c->in.end = 0;
+                        c->out.start = c->out.end = 0;
+                        client_set_errors(c, KACTOR_ERROR_PROTOCOL,
+                                          "the node manager restarted before answering: the actor may or "
+                                          "may not exist");
+                        return -ECONNRESET;
+                }
+
+                r = client_reconnect(c);
+                if (r < 0)
+                        return r;
+                if (r == 0 && (type == MSG_GET || type == MSG_WAIT))
+                        return -ESTALE;
+                r = buffer_append(&c->out, c->request.data + c->request.start, buffer_size(&c->request));
+                if (r < 0)
+                        return r;
+        }
+}
+
+_public_ kactor_client *kactor_client_free(kactor_client *c) {
+        if (!c)
+                return NULL;
+        if (c->fd >= 0)
+                (void) client_send(c);
+        safe_close(c->fd);
+        buffer_free(&c->in);
+        buffer_free(&c->out);
+        frame_done(&c->frame);
+        free(c->current_pending);
+        while (c->pending_head) {
+                PendingFrame *p = c->pending_head;
+                c->pending_head = p->next;
+                free(p);
+        }
+        free(c->error_message);
+        free(c->socket_path);
+        resend_log_done(&c->resend);
+        buffer_free(&c->request);
+        free(c->lost);
+        free(c);
+        return NULL;
+}
+
+_public_ kactor_error kactor_client_error(const kactor_client *c) {
+        return c->error;
+}
+
+_public_ const char *kactor_client_error_message(const kactor_client *c) {
+        return c->error_message ?: "";
+}
+
+_public_ const char *kactor_client_node_id(const kactor_client *c) {
+        return c->node_id;
+}
+
+_public_ int kactor_flush(kactor_client *c) {
+        int r = client_send(c);
+        if (r < 0 && error_is_disconnect(r) && client_can_reconnect(c)) {
+                /* What was buffered is sent again by the reconnect, or is lost with the session. */
+                r = client_reconnect(c);
+                if (r > 0)
+                        r = 0;
+        }
+        if (r >= 0)
+                c->reconnect_deadline = 0;
+        return r;
+}
+
+int client_maybe_flush(kactor_client *c) {
+        if (buffer_size(&c->out) >= CLIENT_FLUSH_THRESHOLD)
+                return kactor_flush(c);
+        return 0;
+}
+
+/* The reconnect timeout: the caller's, else $KACTOR_RECONNECT_TIMEOUT_MS, else 30 s. */
+static int connect_opts_reconnect_timeout(const struct kactor_connect_opts *opts) {
+        if (opts && opts->sz >= offsetof(struct kactor_connect_opts, reconnect_timeout_ms) + sizeof(int) &&
+            opts->reconnect_timeout_ms != 0)
+                return opts->reconnect_timeout_ms;
+
+        const char *e = getenv("KACTOR_RECONNECT_TIMEOUT_MS");
+        if (e && *e) {
+                char *end;
+                errno = 0;
+                long v = strtol(e, &end, 10);
+                if (errno == 0 && *end == '\0' && v >= INT_MIN && v <= INT_MAX)
+                        return (int) v;
+        }
+        return CLIENT_RECONNECT_TIMEOUT_MS_DEFAULT;
+}
+
+_public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_client **ret) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *node = NULL;
+        const char *path = NULL;
+        uint64_t hi, lo;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        if (opts && opts->sz >= offsetof(struct kactor_connect_opts, socket_path) + sizeof(char *))
+                path = opts->socket_path;
+        if (!path)
+                path = getenv("KACTOR_SOCKET");
+        if (!path)
+                path = KACTOR_DEFAULT_SOCKET;
+
+        r = client_connect_socket(path, &fd);
+        if (r < 0)
+                return r;
+
+        kactor_client *c;
+        r = client_new_fd(fd, false, &c);
+        if (r < 0)
+                return r;
+        fd = -1;
+
+        c->reconnect_timeout_ms = connect_opts_reconnect_timeout(opts);
+        if (c->reconnect_timeout_ms >= 0) {
+                c->socket_path = strdup(path);
+                if (!c->socket_path)
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = client_hello(c, false, 0, &node, &hi, &lo);
         if (r < 0) {
                 kactor_client_free(c);
                 return r;
         }
+        client_set_identity(c, node, hi, lo);
         *ret = c;
         return 0;
 }
@@ -413,7 +979,7 @@ _public_ int kactor_create_actor(kactor_client *c, const char *module, const cha
         if (r < 0)
                 return r;
 
-        r = client_wait_reply(c, reqid);
+        r = client_request(c, MSG_CREATE_ACTOR, reqid, off);
         if (r < 0)
                 return r;
         kactor_id id;
@@ -436,7 +1002,7 @@ _public_ int kactor_get_actor(kactor_client *c, const char *name, kactor_actor *
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        r = client_wait_reply(c, reqid);
+        r = client_request(c, MSG_GET_ACTOR, reqid, off);
         if (r < 0)
                 return r;
         kactor_id id;
@@ -464,9 +1030,14 @@ _public_ int kactor_call(kactor_client *c, kactor_actor actor, const char *metho
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        r = client_maybe_flush(c);
+        r = client_track_frame(c, id.lo, off);
         if (r < 0)
                 return r;
+        r = client_maybe_flush(c);
+        if (r < 0) {
+                client_untrack(c, id.lo);
+                return r;
+        }
         *ret = (kactor_ref){ id };
         return 0;
 }
@@ -497,9 +1068,14 @@ _public_ int kactor_submit(kactor_client *c, const char *module, const char *fun
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        r = client_maybe_flush(c);
+        r = client_track_frame(c, id.lo, off);
         if (r < 0)
                 return r;
+        r = client_maybe_flush(c);
+        if (r < 0) {
+                client_untrack(c, id.lo);
+                return r;
+        }
         *ret = (kactor_ref){ id };
         return 0;
 }
@@ -516,9 +1092,14 @@ _public_ int kactor_put(kactor_client *c, const kactor_value *value, kactor_ref 
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        r = client_maybe_flush(c);
+        r = client_track_frame(c, id.lo, off);
         if (r < 0)
                 return r;
+        r = client_maybe_flush(c);
+        if (r < 0) {
+                client_untrack(c, id.lo);
+                return r;
+        }
         *ret = (kactor_ref){ id };
         return 0;
 }
@@ -542,39 +1123,82 @@ _public_ void kactor_values_free(kactor_value **values, size_t n) {
         free(values);
 }
 
-_public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint64_t timeout_usec,
-                        kactor_value ***ret_values) {
-        if (!c || (!refs && n > 0) || !ret_values || n > UINT32_MAX)
-                return -EINVAL;
+/* The error a Get of an object of a lost session gives. */
+static kactor_value *lost_value_new(void) {
+        return kactor_value_new_error(KACTOR_ERROR_NO_SUCH_OBJECT, CLIENT_SESSION_LOST_MESSAGE);
+}
+
+/* Fills the slots of values still NULL: objects of a lost session here, the others from the node
+ * manager. Returns 0, -ESTALE when the session was lost meanwhile (ask again), or a negative errno. */
+static int client_get_values(kactor_client *c, const kactor_ref *refs, size_t n, uint64_t timeout_usec,
+                             kactor_value **values) {
+        size_t n_ask = n;
+        int r;
+
+        if (c->n_lost > 0) {
+                n_ask = 0;
+                for (size_t i = 0; i < n; i++) {
+                        if (!values[i] && client_find_lost(c, refs[i].id)) {
+                                values[i] = lost_value_new();
+                                if (!values[i])
+                                        return -ENOMEM;
+                        }
+                        n_ask += !values[i];
+                }
+                if (n_ask == 0 && n > 0)
+                        return 0;
+        }
 
         uint64_t reqid = c->next_reqid++;
         size_t off;
-        int r = frame_begin_request(&c->out, &c->pk, MSG_GET, reqid, 2, &off);
+        r = frame_begin_request(&c->out, &c->pk, MSG_GET, reqid, 2, &off);
         if (r < 0)
                 return r;
-        r = msgpack_pack_uint64(&c->pk, timeout_usec) < 0 ? -ENOMEM : pack_ref_list(&c->pk, refs, n);
+        r = msgpack_pack_uint64(&c->pk, timeout_usec) < 0 || msgpack_pack_array(&c->pk, n_ask) < 0 ? -ENOMEM
+                                                                                                   : 0;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (!values[i])
+                        r = codec_pack_id(&c->pk, CODEC_EXT_OBJECT, refs[i].id);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        r = client_wait_reply(c, reqid);
+        r = client_request(c, MSG_GET, reqid, off);
         if (r == -EREMOTEIO && c->error == KACTOR_ERROR_TIMEOUT)
                 return -ETIMEDOUT;
         if (r < 0)
                 return r;
 
         const msgpack_object *body = c->frame.has_body ? &c->frame.body.data : NULL;
-        if (!body || body->type != MSGPACK_OBJECT_ARRAY || body->via.array.size != n)
+        if (!body || body->type != MSGPACK_OBJECT_ARRAY || body->via.array.size != n_ask)
                 return -EBADMSG;
+
+        for (size_t i = 0, k = 0; i < n; i++) {
+                if (values[i])
+                        continue;
+                r = codec_value_from_object(&body->via.array.ptr[k++], &values[i]);
+                if (r < 0)
+                        return r;
+        }
+        client_forget_objects(c, refs, n);
+        return 0;
+}
+
+_public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint64_t timeout_usec,
+                        kactor_value ***ret_values) {
+        int r;
+
+        if (!c || (!refs && n > 0) || !ret_values || n > UINT32_MAX)
+                return -EINVAL;
 
         kactor_value **values = calloc(n ?: 1, sizeof(kactor_value *));
         if (!values)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                r = codec_value_from_object(&body->via.array.ptr[i], &values[i]);
-                if (r < 0) {
-                        kactor_values_free(values, i);
-                        return r;
-                }
+        do
+                r = client_get_values(c, refs, n, timeout_usec, values);
+        while (r == -ESTALE);
+        if (r < 0) {
+                kactor_values_free(values, n);
+                return r;
         }
         *ret_values = values;
         return 0;
@@ -590,38 +1214,72 @@ _public_ int kactor_get1(kactor_client *c, kactor_ref ref, uint64_t timeout_usec
         return 0;
 }
 
-_public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
-                         uint64_t timeout_usec, bool *ret_ready) {
-        if (!c || (!refs && n > 0) || !ret_ready || num_returns > n || n > UINT32_MAX)
-                return -EINVAL;
+/* As kactor_wait(); ready[i] already true for objects known to be lost (they are final: failed).
+ * Returns the number ready, -ESTALE when the session was lost meanwhile (ask again), or a negative
+ * errno. */
+static int client_wait_objects(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
+                               uint64_t timeout_usec, bool *ready) {
+        size_t n_lost = 0;
+        int r;
+
+        if (c->n_lost > 0) {
+                for (size_t i = 0; i < n; i++) {
+                        if (!ready[i] && client_find_lost(c, refs[i].id))
+                                ready[i] = true;
+                        n_lost += ready[i];
+                }
+                if (n_lost == n && n > 0)
+                        return (int) n;
+        }
 
         uint64_t reqid = c->next_reqid++;
         size_t off;
-        int r = frame_begin_request(&c->out, &c->pk, MSG_WAIT, reqid, 3, &off);
+        r = frame_begin_request(&c->out, &c->pk, MSG_WAIT, reqid, 3, &off);
         if (r < 0)
                 return r;
-        r = msgpack_pack_uint64(&c->pk, timeout_usec) < 0 || msgpack_pack_uint64(&c->pk, num_returns) < 0
+        r = msgpack_pack_uint64(&c->pk, timeout_usec) < 0 ||
+                        msgpack_pack_uint64(&c->pk, num_returns > n_lost ? num_returns - n_lost : 0) < 0 ||
+                        msgpack_pack_array(&c->pk, n - n_lost) < 0
                 ? -ENOMEM
-                : pack_ref_list(&c->pk, refs, n);
+                : 0;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (!ready[i])
+                        r = codec_pack_id(&c->pk, CODEC_EXT_OBJECT, refs[i].id);
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        r = client_wait_reply(c, reqid);
+        r = client_request(c, MSG_WAIT, reqid, off);
         if (r < 0)
                 return r;
 
         const msgpack_object *body = c->frame.has_body ? &c->frame.body.data : NULL;
-        if (!body || body->type != MSGPACK_OBJECT_ARRAY || body->via.array.size != n)
+        if (!body || body->type != MSGPACK_OBJECT_ARRAY || body->via.array.size != n - n_lost)
                 return -EBADMSG;
-        int ready = 0;
-        for (size_t i = 0; i < n; i++) {
-                const msgpack_object *o = &body->via.array.ptr[i];
+        int n_ready = (int) n_lost;
+        for (size_t i = 0, k = 0; i < n; i++) {
+                if (ready[i]) /* lost */
+                        continue;
+                const msgpack_object *o = &body->via.array.ptr[k++];
                 if (o->type != MSGPACK_OBJECT_BOOLEAN)
                         return -EBADMSG;
-                ret_ready[i] = o->via.boolean;
-                ready += o->via.boolean;
+                ready[i] = o->via.boolean;
+                n_ready += o->via.boolean;
         }
-        return ready;
+        return n_ready;
+}
+
+_public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
+                         uint64_t timeout_usec, bool *ret_ready) {
+        int r;
+
+        if (!c || (!refs && n > 0) || !ret_ready || num_returns > n || n > UINT32_MAX)
+                return -EINVAL;
+
+        memset(ret_ready, 0, n * sizeof(bool));
+        do
+                r = client_wait_objects(c, refs, n, num_returns, timeout_usec, ret_ready);
+        while (r == -ESTALE);
+        return r;
 }
 
 static int client_release(kactor_client *c, const kactor_ref *refs, size_t n, const kactor_actor *actor) {
@@ -635,6 +1293,9 @@ static int client_release(kactor_client *c, const kactor_ref *refs, size_t n, co
         if (r >= 0 && actor)
                 r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor->id);
         r = client_end_frame(c, off, r);
+        if (r < 0)
+                return r;
+        r = client_track_release(c, refs, n, off);
         if (r < 0)
                 return r;
         return client_maybe_flush(c);
@@ -668,5 +1329,5 @@ _public_ int kactor_kill(kactor_client *c, kactor_actor actor, bool no_restart) 
         r = client_end_frame(c, off, r);
         if (r < 0)
                 return r;
-        return client_wait_reply(c, reqid);
+        return client_request(c, MSG_KILL, reqid, off);
 }

@@ -42,4 +42,14 @@ struct kactor_ctx {
         void *state;
         unsigned batched;                    /* results buffered since the last flush */
         uint64_t exec_start_ns, exec_end_ns; /* the method whose result goes next: when it ran (tracing) */
+
+        /* Surviving a restart of the node manager (worker-runtime.c): the results it has not yet
+         * called durable, in order, to send again when this worker re-attaches. */
+        struct RetainedResult *retained_head, *retained_tail;
+        size_t retained_bytes;
+        uint64_t last_seq;        /* the last EXEC received */
+        bool init_done;           /* INIT_DONE sent */
+        bool can_save;
+        uint64_t id_prefix;       /* the connection's id prefix, which it asks back */
+        size_t last_result_len;   /* the size of the RESULT frame queued last (the tail of out) */
 };

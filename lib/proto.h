@@ -45,15 +45,22 @@ typedef enum ProtoMsg {
         /* nodemgr -> worker */
         MSG_INIT = 64, /* [T, 0, kind, actor id, module, class, [gpu ids], node id, id hi,
                         *  id range, checkpoint (nil, or the saved state)] + args       */
-        MSG_EXEC,      /* [T, seq, method] + args                                       */
+        MSG_EXEC,      /* [T, seq, method, result id, ack] + args: ack is the last seq whose
+                        * result the node manager has durably (persist.c); the worker keeps
+                        * the results after it until then, to send them again on ATTACH   */
         MSG_TASK,      /* [T, seq, module, function] + args                            */
         MSG_SAVE,      /* [T, seq]: run the class's save hook (a checkpoint)            */
         MSG_RECALL,    /* [T, 0]: give back the tasks sent but not started              */
+        MSG_ACK,       /* [T, seq]: results up to seq are durable (when no EXEC says so)  */
+        MSG_STOP,      /* [T, 0]: stop now (run the destructor and exit)                 */
 
         /* worker -> nodemgr */
         MSG_INIT_DONE = 96, /* [T, 0, error code, message, flags]                            */
         MSG_RESULT,         /* [T, seq, error code, message, flags] + value when the code is 0 */
         MSG_RECALLED,       /* [T, 0, [seqs]]: these tasks were not started and never will be */
+        MSG_ATTACH,         /* [T, 0, version, actor id, id prefix, last seq, flags,
+                             *  [[EXEC payload, RESULT payload]...]]: an actor's worker whose
+                             *  node manager restarted, on the socket; answered with REPLY     */
 } ProtoMsg;
 
 /* Flags of RESULT. */
@@ -63,6 +70,11 @@ enum {
 /* Flags of INIT_DONE. */
 enum {
         INIT_CAN_SAVE = 1 << 0, /* the class has save and restore hooks */
+};
+/* Flags of ATTACH. */
+enum {
+        ATTACH_READY = 1 << 0,    /* INIT_DONE was sent (its constructor or restore is done) */
+        ATTACH_CAN_SAVE = 1 << 1, /* as INIT_CAN_SAVE */
 };
 
 typedef enum WorkerKind {

@@ -14,6 +14,7 @@
 #include "manager.h"
 #include "manager-bus.h"
 #include "native.h"
+#include "persist.h"
 #include "parse-util.h"
 #include "remote.h"
 #include "strv.h"
@@ -300,12 +301,20 @@ static int run(void) {
         r = native_setup(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
+        /* What a previous node manager left running: its actors, objects and clients' holds. */
+        r = persist_restore(m);
+        if (r < 0) {
+                manager_detach(m);
+                return r; /* logged */
+        }
         r = manager_bus_setup(m, arg_config.bus_address);
-        if (r < 0)
-                return r; /* logged */
-        r = trace_bus_setup(m); /* io.kactor.Trace1, on the same connection */
-        if (r < 0)
-                return r; /* logged */
+        if (r >= 0)
+                r = trace_bus_setup(m); /* io.kactor.Trace1, on the same connection */
+        if (r < 0) {
+                /* Logged. The actors restored stay for a node manager that gets further. */
+                manager_detach(m);
+                return r;
+        }
         manager_notify_ready(m);
 
         r = sd_event_loop(m->event);

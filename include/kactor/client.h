@@ -47,13 +47,30 @@ typedef struct kactor_ref {
 #define KACTOR_DEFAULT_SOCKET "/run/kactor/nodemgr.sock"
 
 struct kactor_connect_opts {
-        size_t sz;               /* sizeof(struct kactor_connect_opts) */
-        const char *socket_path; /* default: $KACTOR_SOCKET, else KACTOR_DEFAULT_SOCKET */
+        size_t sz;                /* sizeof(struct kactor_connect_opts) */
+        const char *socket_path;  /* default: $KACTOR_SOCKET, else KACTOR_DEFAULT_SOCKET */
+        int reconnect_timeout_ms; /* how long to try to connect again when the connection breaks:
+                                   * 0: $KACTOR_RECONNECT_TIMEOUT_MS, else 30000; negative: never */
 };
 
-/* Connects to the node manager. Returns 0 and a client, or a negative errno: -EACCES when the node
+/*
+ * Connects to the node manager. Returns 0 and a client, or a negative errno: -EACCES when the node
  * manager refuses the caller (only root, its own user and members of its access group, "kactor" by
- * default, may use it). */
+ * default, may use it).
+ *
+ * The node manager may restart (an upgrade, a crash) while its actors go on running. When the
+ * connection breaks, the client connects to the same socket again by itself, trying 10 ms apart at
+ * first and 500 ms apart at most, for up to reconnect_timeout_ms, and asks for its session back.
+ * It then sends again the calls, tasks and puts the node manager may not have had (those whose
+ * value no kactor_get() delivered and that were not released; the node manager runs none twice)
+ * and the request it was waiting on, and goes on: the caller sees nothing but the delay. A
+ * kactor_create_actor() that was sent but not answered fails with -ECONNRESET (the actor may or
+ * may not exist). When the node manager lost the session, the objects of the calls that had no
+ * result yet give an error value, KACTOR_ERROR_NO_SUCH_OBJECT "the node manager restarted and lost
+ * this client's session", and the client goes on with a new session. When the node manager does
+ * not come back in time the call fails with -ECONNRESET, and the next call tries again. Copies of
+ * those frames, up to 256 MiB, are the memory this costs.
+ */
 int kactor_connect(const struct kactor_connect_opts *opts, kactor_client **ret);
 
 /* Closes the connection; the node manager releases every handle and reference it held. Accepts

@@ -9,7 +9,11 @@
  */
 
 #include <dlfcn.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -23,6 +27,10 @@
 #include "probes.h"
 #include "time-util.h"
 #include "worker-runtime.h"
+
+/* How long a worker whose node manager went away waits for the next one before it gives up
+ * (exits, and its actor is lost): KACTOR_WORKER_REATTACH_SEC overrides it. */
+#define WORKER_REATTACH_USEC (300 * USEC_PER_SEC)
 
 /* Results are sent in batches while calls are quick; before a call whose method has taken longer
  * than this (on average, or which has not run yet) the results so far are sent first, so a slow
@@ -100,6 +108,7 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
 
         /* A method's result also says when it ran (CLOCK_MONOTONIC ns), for the node manager's tracing. */
         bool times = type == MSG_RESULT && ctx->exec_end_ns != 0;
+        size_t size_before = buffer_size(&c->out);
         size_t off;
         int k = frame_begin_request(&c->out, &c->pk, type, seq, times ? 5 : 3, &off);
         if (k < 0)
@@ -127,6 +136,12 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
         if (k == -EMSGSIZE)
                 /* Too large to send back: say so instead of the value. */
                 return worker_send_result(ctx, type, seq, -EMSGSIZE, KACTOR_ERROR_TASK_FAILED, NULL, flags);
+        if (k >= 0)
+                ctx->last_result_len = buffer_size(&c->out) - size_before;
+        if (k >= 0 && type == MSG_INIT_DONE) {
+                ctx->init_done = r >= 0;
+                ctx->can_save = flags & INIT_CAN_SAVE;
+        }
         free(ctx->error);
         ctx->error = NULL;
         return k;
@@ -215,6 +230,7 @@ static int worker_read_init(kactor_ctx *ctx, const Frame *f, char **ret_module, 
         if (r < 0)
                 return r;
         client_set_identity(ctx->client, node, hi, lo);
+        ctx->id_prefix = lo;
 
         *ret_module = TAKE_PTR(module);
         *ret_class_name = TAKE_PTR(class_name);
@@ -437,6 +453,229 @@ static int worker_task(kactor_ctx *ctx, Frame *f) {
         return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL, 0);
 }
 
+/*
+ * Surviving the node manager. An actor's results stay here until the node manager says they are
+ * durable (the ack of EXEC, or ACK): when it dies before that, the worker runs on with what it has
+ * received, then connects to the socket again and sends them in ATTACH, so that no call it ran is
+ * lost or run twice (docs/restart.md).
+ */
+typedef struct RetainedResult {
+        struct RetainedResult *next;
+        uint64_t seq;
+        kactor_id result;
+        size_t method_len, args_len, frame_len;
+        char data[]; /* method, args, the RESULT payload */
+} RetainedResult;
+
+static void worker_retained_ack(kactor_ctx *ctx, uint64_t seq) {
+        while (ctx->retained_head && ctx->retained_head->seq <= seq) {
+                RetainedResult *r = ctx->retained_head;
+                ctx->retained_head = r->next;
+                ctx->retained_bytes -= r->method_len + r->args_len + r->frame_len;
+                free(r);
+        }
+        if (!ctx->retained_head)
+                ctx->retained_tail = NULL;
+}
+
+/* Keeps the call of EXEC frame f and the RESULT frame just queued for it (the tail of out). */
+static int worker_retain(kactor_ctx *ctx, const Frame *f) {
+        const Buffer *out = &ctx->client->out;
+        const char *method;
+        size_t method_len;
+        kactor_id result;
+
+        /* A node manager that sends no result id keeps no journal to re-attach to. */
+        if (frame_field_str(f, 0, &method, &method_len) < 0 ||
+            frame_field_id(f, 1, CODEC_EXT_OBJECT, &result) < 0 ||
+            ctx->last_result_len <= PROTO_HEADER_SIZE || ctx->last_result_len > buffer_size(out))
+                return 0;
+        size_t args_len = f->has_body ? f->body_len : 0;
+        size_t frame_len = ctx->last_result_len - PROTO_HEADER_SIZE;
+        RetainedResult *r = malloc(sizeof(*r) + method_len + args_len + frame_len);
+        if (!r)
+                return -ENOMEM;
+        r->next = NULL;
+        r->seq = f->id;
+        r->result = result;
+        r->method_len = method_len;
+        r->args_len = args_len;
+        r->frame_len = frame_len;
+        memcpy(r->data, method, method_len);
+        if (args_len > 0)
+                memcpy(r->data + method_len, f->body_raw, args_len);
+        memcpy(r->data + method_len + args_len, out->data + out->end - frame_len, frame_len);
+        if (ctx->retained_tail)
+                ctx->retained_tail->next = r;
+        else
+                ctx->retained_head = r;
+        ctx->retained_tail = r;
+        ctx->retained_bytes += method_len + args_len + frame_len;
+        return 0;
+}
+
+static uint64_t worker_reattach_usec(void) {
+        const char *e = getenv("KACTOR_WORKER_REATTACH_SEC");
+        char *end;
+        if (e) {
+                unsigned long long n = strtoull(e, &end, 10);
+                if (*e && !*end && n <= 86400)
+                        return n * USEC_PER_SEC;
+        }
+        return WORKER_REATTACH_USEC;
+}
+
+/* Connects to path, waiting (inotify on its directory, for the socket to appear) until deadline. */
+static int worker_connect_wait(const char *path, uint64_t deadline) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int ifd = -1;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+                *slash = 0;
+        ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        if (ifd >= 0)
+                (void) inotify_add_watch(ifd, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
+
+        for (;;) {
+                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return negative_errno();
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                        return fd;
+                int k = errno;
+                close(fd);
+                if (k != ECONNREFUSED && k != ENOENT && k != EAGAIN)
+                        return -k;
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                /* The socket comes back when the next node manager binds it; a second's slack covers
+                 * an event missed between connect() and poll(). */
+                uint64_t wait = MIN(deadline - now, (uint64_t) USEC_PER_SEC);
+                struct pollfd p = { .fd = ifd, .events = POLLIN };
+                if (ifd < 0 || poll(&p, 1, (int) ((wait + 999) / 1000)) < 0) {
+                        struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+                        (void) nanosleep(&ts, NULL);
+                } else if (p.revents & POLLIN) {
+                        char buf[4096];
+                        while (read(ifd, buf, sizeof(buf)) > 0)
+                                ;
+                }
+        }
+}
+
+/* Sends ATTACH on a fresh connection and reads the answer: 0 when taken back, -ECONNREFUSED when
+ * refused, another negative errno when the connection broke first (a node manager going away as we
+ * connected: try again). */
+static int worker_attach_once(kactor_ctx *ctx, int fd) {
+        kactor_client *c = ctx->client;
+        size_t off;
+        int r;
+
+        safe_close(c->fd);
+        c->fd = fd;
+        /* Whatever was unsent or half read belongs to the old connection; the results are retained. */
+        c->in.start = c->in.end = 0;
+        c->out.start = c->out.end = 0;
+
+        size_t n = 0;
+        for (RetainedResult *x = ctx->retained_head; x; x = x->next)
+                n++;
+        r = frame_begin_request(&c->out, &c->pk, MSG_ATTACH, 0, 6, &off);
+        if (r < 0)
+                return r;
+        uint32_t flags = (ctx->init_done ? ATTACH_READY : 0) | (ctx->can_save ? ATTACH_CAN_SAVE : 0);
+        r = msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, ctx->self.id);
+        if (r >= 0)
+                r = msgpack_pack_uint64(&c->pk, ctx->id_prefix) < 0 || msgpack_pack_uint64(&c->pk, ctx->last_seq) < 0 ||
+                                msgpack_pack_uint32(&c->pk, flags) < 0 || msgpack_pack_array(&c->pk, n) < 0
+                        ? -ENOMEM
+                        : 0;
+        for (RetainedResult *x = ctx->retained_head; r >= 0 && x; x = x->next) {
+                r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint64(&c->pk, x->seq) < 0 ? -ENOMEM : 0;
+                if (r >= 0)
+                        r = codec_pack_id(&c->pk, CODEC_EXT_OBJECT, x->result);
+                if (r >= 0)
+                        r = pack_str(&c->pk, x->data, x->method_len);
+                if (r >= 0)
+                        r = msgpack_pack_bin(&c->pk, x->args_len) < 0 ||
+                                        msgpack_pack_bin_body(&c->pk, x->data + x->method_len, x->args_len) < 0 ||
+                                        msgpack_pack_bin(&c->pk, x->frame_len) < 0 ||
+                                        msgpack_pack_bin_body(&c->pk, x->data + x->method_len + x->args_len,
+                                                              x->frame_len) < 0
+                                ? -ENOMEM
+                                : 0;
+        }
+        if (r >= 0)
+                r = frame_end(&c->out, off);
+        if (r < 0) {
+                fprintf(stderr, "kactor-worker: cannot re-attach: %s.\n", strerror(-r));
+                return r == -ENOMEM || r == -EMSGSIZE ? -ECONNREFUSED : r;
+        }
+
+        Frame reply;
+        frame_init(&reply);
+        r = client_next_frame(c, &reply);
+        if (r == 0)
+                r = -ECONNRESET;
+        if (r > 0 && reply.type != MSG_REPLY) {
+                fprintf(stderr, "kactor-worker: an unexpected answer to ATTACH (frame type %u).\n", reply.type);
+                r = -ECONNREFUSED;
+        } else if (r > 0) {
+                uint64_t code = KACTOR_ERROR_PROTOCOL;
+                const char *msg = NULL;
+                size_t len = 0;
+                (void) frame_field_u64(&reply, 0, &code);
+                (void) frame_field_str(&reply, 1, &msg, &len);
+                if (code != KACTOR_OK) {
+                        fprintf(stderr, "kactor-worker: the node manager refused to take this actor back: %.*s\n",
+                                (int) len, msg ?: "no reason given");
+                        r = -ECONNREFUSED;
+                } else
+                        r = 0;
+        }
+        frame_done(&reply);
+        return r;
+}
+
+/* The node manager went away: waits for the next one on its socket and re-attaches, sending the
+ * results it has not called durable. 0 when attached again. */
+static int worker_reattach(kactor_ctx *ctx, const char *path) {
+        int r;
+
+        fprintf(stderr, "kactor-worker: the node manager went away; waiting for it on %s.\n", path);
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + worker_reattach_usec();
+        for (;;) {
+                int fd = worker_connect_wait(path, deadline);
+                if (fd < 0) {
+                        fprintf(stderr, "kactor-worker: no node manager came back on %s: %s.\n", path,
+                                strerror(-fd));
+                        return fd;
+                }
+                r = worker_attach_once(ctx, fd);
+                if (r == 0)
+                        break;
+                if (r == -ECONNREFUSED || now_usec(CLOCK_MONOTONIC) >= deadline)
+                        return r;
+                /* The old one's socket, closing as we came: the next one makes it again. */
+                struct timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+                (void) nanosleep(&ts, NULL);
+        }
+        /* Everything sent again is durable now. */
+        worker_retained_ack(ctx, UINT64_MAX);
+        fprintf(stderr, "kactor-worker: re-attached to the node manager.\n");
+        return 0;
+}
+
 int kactor_worker_main(int argc, char *argv[]) {
         kactor_ctx ctx = {};
         Frame f;
@@ -451,12 +690,18 @@ int kactor_worker_main(int argc, char *argv[]) {
                 return 2;
         }
         unsetenv("KACTOR_WORKER_FD");
+        /* Where to find the node manager again if it restarts (an actor's worker outlives it). */
+        _cleanup_free_ char *reattach_path = getenv("KACTOR_WORKER_SOCKET") ? strdup(getenv("KACTOR_WORKER_SOCKET")) : NULL;
+        unsetenv("KACTOR_WORKER_SOCKET");
 
-        /* End with the node manager, even in the middle of a long call. */
-        pid_t parent = getppid();
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (getppid() != parent)
-                return 1;
+        /* A task worker ends with the node manager, even in the middle of a long call; an actor's
+         * worker (the one told where to find it again) outlives it and re-attaches. */
+        if (!reattach_path) {
+                pid_t parent = getppid();
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                if (getppid() != parent)
+                        return 1;
+        }
 
         r = client_new_fd(fd, true, &ctx.client);
         if (r < 0)
@@ -473,11 +718,29 @@ int kactor_worker_main(int argc, char *argv[]) {
         }
         for (;;) {
                 r = client_next_frame(ctx.client, &f);
+                if ((r == 0 || r == -ECONNRESET || r == -EPIPE) && ctx.kind == WORKER_ACTOR && reattach_path) {
+                        r = worker_reattach(&ctx, reattach_path);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
                 if (r <= 0)
                         break;
-                if (f.type == MSG_EXEC && ctx.kind == WORKER_ACTOR)
+                if (f.type == MSG_EXEC && ctx.kind == WORKER_ACTOR) {
+                        uint64_t ack;
+                        if (frame_field_u64(&f, 2, &ack) >= 0)
+                                worker_retained_ack(&ctx, ack);
+                        ctx.last_seq = f.id;
                         r = worker_exec(&ctx, &f);
-                else if (f.type == MSG_SAVE && ctx.kind == WORKER_ACTOR)
+                        if (r >= 0 && reattach_path)
+                                r = worker_retain(&ctx, &f);
+                } else if (f.type == MSG_ACK && ctx.kind == WORKER_ACTOR) {
+                        worker_retained_ack(&ctx, f.id);
+                        r = 0;
+                } else if (f.type == MSG_STOP) {
+                        r = 0;
+                        break;
+                } else if (f.type == MSG_SAVE && ctx.kind == WORKER_ACTOR)
                         r = worker_save(&ctx, &f);
                 else if (f.type == MSG_RECALL && ctx.kind == WORKER_TASK)
                         r = client_recall_tasks(ctx.client);
@@ -488,8 +751,8 @@ int kactor_worker_main(int argc, char *argv[]) {
                 if (r < 0)
                         break;
                 r = client_maybe_flush(ctx.client);
-                if (r < 0)
-                        break;
+                if (r < 0 && !(ctx.kind == WORKER_ACTOR && reattach_path && (r == -EPIPE || r == -ECONNRESET)))
+                        break; /* else the next read finds the connection gone, and re-attaches */
         }
 
 finish:
@@ -506,6 +769,7 @@ finish:
                 free(m->function_stats);
                 free(m);
         }
+        worker_retained_ack(&ctx, UINT64_MAX);
         free(ctx.gpu_ids);
         free(ctx.method_stats);
         free(ctx.error);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "manager-bus.h"
 #include "req-error.h"
 #include "spec-check.h"
@@ -316,8 +317,9 @@ static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(msg, "o", a->path);
 }
 
-static int bus_reply_object(sd_bus_message *msg, Object *o) {
+static int bus_reply_object(Manager *m, sd_bus_message *msg, Object *o) {
         o->pinned = true; /* made over D-Bus: lives until Release */
+        persist_hold(m, 0, o->id, PERSIST_HOLD_PIN, true);
         _cleanup_free_ char *path = bus_object_path(o->id);
         if (!path)
                 return -ENOMEM;
@@ -355,7 +357,7 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
                          &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
-        return bus_reply_object(msg, o);
+        return bus_reply_object(m, msg, o);
 }
 
 static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -384,7 +386,7 @@ static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = manager_put(m, manager_new_local_id(m), data, len, NULL, &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
-        return bus_reply_object(msg, o);
+        return bus_reply_object(m, msg, o);
 }
 
 static int bus_read_object_ids(sd_bus_message *msg, kactor_id **ret, size_t *ret_n, sd_bus_error *error) {
@@ -583,6 +585,19 @@ static int bus_get_send_reply(BusGet *bg, bool timed_out) {
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Stops every actor and then the node manager, leaving nothing for a next one (what SIGTERM, which
+ * leaves the actors running, does not). Root only: no SD_BUS_VTABLE_UNPRIVILEGED. */
+static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uid_t uid = (uid_t) -1;
+        (void) bus_sender_uid(msg, &uid);
+        log_info("Shutdown requested by UID %u: stopping %u actor%s.", (unsigned) uid, m->n_actors_live,
+                 m->n_actors_live == 1 ? "" : "s");
+        int r = sd_bus_reply_method_return(msg, NULL);
+        manager_stop(m);
+        return r;
+}
+
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         int access_r = bus_check_access(msg, userdata, error);
         if (access_r < 0)
@@ -609,6 +624,7 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 Object *o = objstore_find(&m->store, ids[i]);
                 if (o && o->pinned) {
                         o->pinned = false;
+                        persist_hold(m, 0, o->id, PERSIST_HOLD_PIN, false);
                         objstore_unref(&m->store, o);
                 }
         }
@@ -723,6 +739,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("ao", ready, "ao", not_ready), method_wait, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_ARGS("ao", objects), SD_BUS_NO_RESULT, method_release,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Shutdown", NULL, NULL, method_shutdown, 0),
         SD_BUS_VTABLE_END
 };
 
@@ -826,7 +843,7 @@ static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = actor_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, NULL, &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
-        return bus_reply_object(msg, o);
+        return bus_reply_object(m, msg, o);
 }
 
 static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

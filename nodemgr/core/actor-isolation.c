@@ -20,6 +20,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "manager-trace.h"
 #include "req-error.h"
 #include "tasks.h"
@@ -36,6 +37,11 @@ static char *isolation_instance_name(const Manager *m, const ManagerConfig *conf
         uint64_t h = hash_fnv1a64(m->runtime_dir, strlen(m->runtime_dir));
         char *s;
         return asprintf(&s, "rt-%016" PRIx64, h) < 0 ? NULL : s;
+}
+
+/* The cgroups of actors a previous node manager left for us stay (persist.c). */
+static bool isolation_keep_cgroup(const char *kind, const char *id, void *userdata) {
+        return persist_keeps_cgroup(userdata, kind, id);
 }
 
 int actor_isolation_setup(Manager *m, const ManagerConfig *config) {
@@ -58,7 +64,7 @@ int actor_isolation_setup(Manager *m, const ManagerConfig *config) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the %s cgroup manager: %m",
                                        cgroup_manager_kind_to_string(kind));
-        r = cgroup_manager_reap_orphans(m->cgroups);
+        r = cgroup_manager_reap_orphans(m->cgroups, isolation_keep_cgroup, m);
         if (r < 0)
                 log_warning_errno(r, "Failed to remove every cgroup a previous node manager left: %m");
         log_info("Cgroup manager: %s%s%s.", cgroup_manager_name(m->cgroups), m->cgroups->root ? ", subtree " : "",
@@ -67,10 +73,15 @@ int actor_isolation_setup(Manager *m, const ManagerConfig *config) {
 }
 
 static void actor_isolation_done(Actor *a) {
-        if (a->cgroup) {
-                a->cgroup->userdata = NULL;
+        if (!a->cgroup)
+                return;
+        a->cgroup->userdata = NULL;
+        if (a->manager->detaching && !a->shadow && a->state != ACTOR_DEAD) {
+                /* It keeps running, in its cgroup, for the next node manager (persist.c). */
+                actor_cgroup_abandon(a->cgroup);
+                a->cgroup = NULL;
+        } else
                 a->cgroup = actor_cgroup_free(a->cgroup);
-        }
 }
 
 static void on_actor_cgroup_empty(ActorCgroup *cg, void *userdata) {
@@ -107,6 +118,27 @@ static void on_actor_placed(ActorCgroup *cg, int r, const char *message, void *u
                 log_actor(LOG_ERR, a->id_string, NULL, "Actor %s: %s", a->id_string, why ?: "placement failed");
                 (void) actor_kill(a, true, why ?: "could not place the worker in its cgroup");
         }
+}
+
+void actor_isolation_adopt(Actor *a, const ActorCgroupAdopt *spec) {
+        Manager *m = a->manager;
+        if (!m->cgroups)
+                return;
+        int r = actor_cgroup_adopt(m->cgroups, spec, on_actor_cgroup_empty, a, &a->cgroup);
+        if (r < 0) {
+                log_actor(LOG_WARNING, a->id_string, NULL, "Cannot take over the cgroup %s of actor %s: %s",
+                          spec->v2_dir, a->id_string, strerror(-r));
+                return;
+        }
+        if (!a->cgroup)
+                return;
+        free(a->unit);
+        a->unit = a->cgroup->unit ? strdup(a->cgroup->unit) : NULL;
+        free(a->control_group);
+        a->control_group = a->cgroup->path ? strdup(a->cgroup->path) : NULL;
+        struct stat st;
+        if (a->cgroup->v2_dir && stat(a->cgroup->v2_dir, &st) >= 0)
+                manager_trace_actor_cgroup(m, a, (uint64_t) st.st_ino);
 }
 
 int actor_isolation_start(Actor *a, Worker *w, ReqError *e) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include "cgroup-manager.h"
 #include "manager.h"
 
 int actor_isolation_setup(Manager *m, const ManagerConfig *config);
@@ -12,6 +13,8 @@ int actor_isolation_check_limits(Manager *m, const ActorSpec *spec, ReqError *e)
 int actor_isolation_check_module(const char *path, uid_t uid, ReqError *e);
 int actor_isolation_resolve_user(const ActorSpec *spec, uid_t *ret_uid, gid_t *ret_gid, ReqError *e);
 /* Places the new worker in the actor's cgroup; INIT is sent once it is placed. */
+/* A restored actor's cgroup, as a previous node manager made it (persist.c). */
+void actor_isolation_adopt(Actor *a, const ActorCgroupAdopt *spec);
 int actor_isolation_start(Actor *a, Worker *w, ReqError *e);
 void actor_isolation_kill(Actor *a);
 void actor_isolation_worker_gone(Actor *a);

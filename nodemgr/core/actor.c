@@ -14,11 +14,13 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "manager-trace.h"
 #include "req-error.h"
 #include "spec-check.h"
 #include "strv.h"
 #include "tasks.h"
+#include "transport.h"
 #include "worker-spawn.h"
 
 /* Calls sent to a worker ahead of their turn, so that it reads many per syscall. */
@@ -51,7 +53,8 @@ static void actor_queue_removed(Actor *a) {
                 TAILQ_REMOVE(&m->bus_queue, a, bus_link);
                 a->bus_changes = 0;
         }
-        if (!a->bus_announced || !a->path)
+        /* Detaching, it is not gone: the next node manager serves it at the same path. */
+        if (!a->bus_announced || !a->path || m->detaching)
                 return;
         size_t n = strv_length(m->bus_removed);
         char **l = realloc(m->bus_removed, (n + 2) * sizeof(char *));
@@ -146,6 +149,7 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         manager_queue_resources_changed(m);
 
         cluster_hooks_actor_died(a);
+        persist_actor_end(a);
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
         m->n_dead_actors++;
         actor_forget_dead(m);
@@ -226,7 +230,8 @@ void actor_free(Actor *a) {
 
 /* Stops an actor nobody holds any more, once its calls are done. */
 static void actor_maybe_stop(Actor *a) {
-        if (!a->stopping || !callqueue_is_empty(&a->queue) || a->state == ACTOR_DEAD)
+        /* Detaching, the handles go with our connections but stay in the journal: the actor runs on. */
+        if (!a->stopping || !callqueue_is_empty(&a->queue) || a->state == ACTOR_DEAD || a->manager->detaching)
                 return;
         log_actor(LOG_DEBUG, a->id_string, NULL, "No handles to actor %s left, stopping it.", a->id_string);
         if (a->worker)
@@ -467,6 +472,7 @@ static int actor_register(Actor *a, ReqError *e) {
         actor_queue_change(a, ACTOR_CHANGE_ADDED);
         manager_queue_resources_changed(m);
         cluster_hooks_actor_started(a);
+        persist_actor(a);
         return 0;
 }
 
@@ -795,6 +801,8 @@ void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32
         }
         manager_trace_actor_ready(a->manager, a);
         a->can_save = flags & INIT_CAN_SAVE;
+        a->restored_unready = false;
+        persist_actor_ready(a);
         if (lineage_size(&a->lineage) == 0) {
                 actor_replay_done(a);
                 actor_maybe_stop(a);
@@ -812,6 +820,16 @@ void actor_worker_gone(Actor *a, const char *cause) {
         if (a->shadow) {
                 shadow_finish(a, KACTOR_ERROR_ACTOR_DIED, cause, NULL, 0);
                 return;
+        }
+        if (a->restored_unready && a->state != ACTOR_DEAD) {
+                /* A worker a previous node manager started went before its constructor was known to be
+                 * done (before INIT reached it, most likely): no call ran; it starts as it would have. */
+                a->restored_unready = false;
+                log_actor(LOG_INFO, a->id_string, NULL,
+                          "The worker of actor %s went before its constructor was done (%s): starting it again.",
+                          a->id_string, cause);
+                if (actor_start_worker(a) >= 0)
+                        return;
         }
         if (a->state != ACTOR_DEAD && actor_can_restart(a)) {
                 actor_restart(a, cause);
@@ -1005,8 +1023,11 @@ static void actor_save_finished(Actor *a, kactor_error code, const char *message
         if (r < 0)
                 log_actor(LOG_WARNING, a->id_string, NULL, "Failed to keep a checkpoint of actor %s: %s",
                           a->id_string, strerror(-r));
-        else if (a->repl)
-                cluster_hooks_checkpointed(a);
+        else {
+                persist_checkpoint(a);
+                if (a->repl)
+                        cluster_hooks_checkpointed(a);
+        }
         actor_lineage_account(a, before);
 }
 
@@ -1033,6 +1054,7 @@ void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *messa
                         actor_replay_done(a);
                 return;
         case CALL_SAVE:
+                persist_seq(a, c->seq);
                 call_free(m, c);
                 actor_save_finished(a, code, message, data, len);
                 actor_dispatch(a);
@@ -1051,6 +1073,8 @@ void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *messa
                 size_t before = actor_lineage_bytes(a);
                 int64_t index =
                         lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code);
+                if (index > 0)
+                        persist_lineage(a, lineage_get(&a->lineage, (uint64_t) index), c->seq);
                 if (index < 0)
                         log_actor(LOG_WARNING, a->id_string, c->method,
                                   "Out of memory for the lineage of actor %s.", a->id_string);
@@ -1060,9 +1084,218 @@ void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *messa
                         cluster_hooks_record_logged(a, (uint64_t) index);
                 actor_lineage_account(a, before);
                 a->calls_since_checkpoint++;
-        }
+        } else
+                persist_seq(a, c->seq);
         a->calls_completed++;
         a->failures = 0;
         call_free(m, c);
         actor_dispatch(a);
+}
+
+/* --- restored by a new node manager (persist.c) ------------------------------------------------ */
+
+int actor_restore(Manager *m, const ActorRestore *r) {
+        _cleanup_free_ char *module = strdup(r->module_path ?: "");
+        Actor *a;
+        int k;
+
+        if (!module)
+                return -ENOMEM;
+        if (manager_find_actor(m, r->spec.id))
+                return -EEXIST;
+        k = actor_new(m, &r->spec, &module, r->run_uid, r->run_gid, &a);
+        if (k < 0)
+                return k;
+        a->args = malloc(r->spec.args_len ?: 1);
+        if (!a->args) {
+                actor_free_unlisted(a);
+                return -ENOMEM;
+        }
+        if (r->spec.args_len > 0)
+                memcpy(a->args, r->spec.args, r->spec.args_len);
+        a->args_len = r->spec.args_len;
+        a->n_gpus = r->spec.num_gpus;
+        if (a->n_gpus > 0)
+                memcpy(a->gpus, r->gpus, a->n_gpus * sizeof(uint32_t));
+        a->num_cpus = r->spec.num_cpus;
+        k = resources_take(&m->resources, a->gpus, a->n_gpus, a->num_cpus);
+        if (k < 0)
+                log_actor(LOG_WARNING, a->id_string, NULL,
+                          "Actor %s had GPUs this node manager does not have free (%s); it keeps them, but they may be given twice.",
+                          a->id_string, k == -ENOENT ? "not configured now" : "taken");
+        else
+                a->holds_resources = true;
+        a->restarts = r->restarts;
+        a->journaled_seq = r->journaled_seq;
+        a->restoring = true;
+        a->restored_unready = !r->ready;
+        a->state = r->ready ? ACTOR_ALIVE : ACTOR_PENDING;
+
+        HASH_ADD(hh, m->actors, id, sizeof(a->id), a);
+        if (a->name)
+                HASH_ADD_KEYPTR(hh_name, m->actors_by_name, a->name, strlen(a->name), a);
+        m->n_actors_live++;
+
+        if (r->cgroup.v2_dir)
+                actor_isolation_adopt(a, &r->cgroup);
+        if (r->pid > 0) {
+                Worker *w;
+                k = worker_adopt(m, a, r->pid, r->prefix, &w);
+                if (k < 0 && k != -ESRCH)
+                        log_actor(LOG_WARNING, a->id_string, NULL, "Cannot watch the worker %d of actor %s: %s",
+                                  (int) r->pid, a->id_string, strerror(-k));
+        }
+        actor_queue_change(a, ACTOR_CHANGE_ADDED);
+        manager_queue_resources_changed(m);
+        return 0;
+}
+
+void actor_restore_args_all(Manager *m) {
+        Actor *a, *tmp;
+        HASH_ITER(hh, m->actors, a, tmp) {
+                if (!a->restoring)
+                        continue;
+                Call c = { .args = a->args, .args_len = a->args_len };
+                ReqError e = {};
+                if (codec_scan_ids(a->args, a->args_len, &c.ids, &c.id_actor, &c.n_ids, NULL) < 0 ||
+                    call_hold_ids(m, &c, &e) < 0) {
+                        /* What they named is gone: the actor runs, and holds nothing through them. */
+                        free(c.ids);
+                        free(c.id_actor);
+                        req_error_done(&e);
+                        continue;
+                }
+                a->arg_ids = c.ids;
+                a->arg_id_actor = c.id_actor;
+                a->n_arg_ids = c.n_ids;
+        }
+}
+
+void actor_restore_finish_all(Manager *m) {
+        Actor *a, *tmp;
+        HASH_ITER(hh, m->actors, a, tmp) {
+                if (!a->restoring)
+                        continue;
+                a->restoring = false;
+                persist_actor(a);
+                if (!a->worker) {
+                        /* Its worker died while no node manager watched: rebuilt from its lineage
+                         * when it may restart, else this is how it died. */
+                        log_actor(LOG_WARNING, a->id_string, NULL,
+                                  "The worker of actor %s exited while the node manager was down.", a->id_string);
+                        actor_worker_gone(a, "the worker exited while the node manager was down");
+                } else
+                        persist_actor_worker(a);
+        }
+}
+
+static bool actor_lineage_has(const Actor *a, kactor_id result) {
+        for (size_t i = 0; i < lineage_size(&a->lineage); i++)
+                if (kactor_id_equal(lineage_at(&a->lineage, i)->result, result))
+                        return true;
+        return false;
+}
+
+/* A result the worker sent again that the journal lacked: logged and stored as if it had come. */
+static void actor_redelivered(Actor *a, uint64_t seq, kactor_id result, const char *method, const char *args,
+                              size_t args_len, const Frame *rf) {
+        Manager *m = a->manager;
+        uint64_t code, flags = 0;
+        const char *msg = NULL;
+        size_t msg_len = 0;
+
+        if (frame_field_u64(rf, 0, &code) < 0)
+                return;
+        (void) frame_field_str(rf, 1, &msg, &msg_len);
+        (void) frame_field_u64(rf, 2, &flags);
+        kactor_error err = code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED;
+
+        if (!(flags & RESULT_READ_ONLY)) {
+                size_t before = actor_lineage_bytes(a);
+                int64_t index = lineage_append(&a->lineage, result, method, args, args_len, err);
+                if (index > 0)
+                        persist_lineage(a, lineage_get(&a->lineage, (uint64_t) index), seq);
+                actor_lineage_account(a, before);
+                a->calls_since_checkpoint++;
+        } else
+                persist_seq(a, seq);
+
+        Object *o = objstore_find(&m->store, result);
+        Call *c = NULL;
+        if (o && o->state == OBJECT_PENDING) {
+                /* Its caller sent it again already: that call is answered by this result. */
+                TAILQ_FOREACH(c, &a->queue.queued, link)
+                        if (c->result == o)
+                                break;
+                if (!c)
+                        return;
+                TAILQ_REMOVE(&a->queue.queued, c, link);
+                a->queue.n_queued--;
+        } else if (o)
+                return;
+        else {
+                if (objstore_add(&m->store, result, &o) < 0)
+                        return;
+                Conn *owner = m->transport ? m->transport->find(m, result.lo & ~ID_SEQ_MASK) : NULL;
+                if (owner)
+                        m->transport->own(owner, o);
+        }
+        if (err == KACTOR_OK && rf->has_body) {
+                _cleanup_free_ kactor_id *ids = NULL;
+                _cleanup_free_ uint8_t *is_actor = NULL;
+                size_t n = 0;
+                if (codec_scan_ids(rf->body_raw, rf->body_len, &ids, &is_actor, &n, NULL) < 0 ||
+                    objstore_set_ready(&m->store, o, rf->body_raw, rf->body_len, ids, is_actor, n) < 0)
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_TASK_FAILED, "malformed result");
+        } else
+                (void) objstore_set_failed(&m->store, o, err == KACTOR_OK ? KACTOR_ERROR_TASK_FAILED : err,
+                                           msg ? strndupa(msg, MIN(msg_len, (size_t) 4096)) : "failed");
+        a->calls_completed++;
+        if (c)
+                call_free(m, c);
+        else if (!o->owner && !o->pinned)
+                objstore_unref(&m->store, o); /* nobody is there to take it */
+}
+
+int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, const msgpack_object *redelivered) {
+        Worker *w = a->worker;
+        Frame rf;
+
+        worker_attach(w, c, last_seq, flags & ATTACH_READY);
+        a->can_save = flags & ATTACH_CAN_SAVE;
+        frame_init(&rf);
+        for (uint32_t i = 0; redelivered && i < redelivered->via.array.size; i++) {
+                const msgpack_object *e = &redelivered->via.array.ptr[i];
+                kactor_id result;
+                if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 5 ||
+                    e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                    codec_object_to_id(&e->via.array.ptr[1], CODEC_EXT_OBJECT, &result) < 0 ||
+                    e->via.array.ptr[2].type != MSGPACK_OBJECT_STR || e->via.array.ptr[3].type != MSGPACK_OBJECT_BIN ||
+                    e->via.array.ptr[4].type != MSGPACK_OBJECT_BIN)
+                        continue;
+                uint64_t seq = e->via.array.ptr[0].via.u64;
+                /* Known already: journaled before the old node manager went, or a replayed call. */
+                if (seq <= a->journaled_seq || actor_lineage_has(a, result))
+                        continue;
+                if (frame_parse(&rf, e->via.array.ptr[4].via.bin.ptr, e->via.array.ptr[4].via.bin.size) < 0)
+                        continue;
+                _cleanup_free_ char *method =
+                        strndup(e->via.array.ptr[2].via.str.ptr, e->via.array.ptr[2].via.str.size);
+                if (!method)
+                        break;
+                actor_redelivered(a, seq, result, method, e->via.array.ptr[3].via.bin.ptr,
+                                  e->via.array.ptr[3].via.bin.size, &rf);
+        }
+        frame_done(&rf);
+        a->journaled_seq = 0;
+        persist_seq(a, last_seq);
+        log_actor(LOG_INFO, a->id_string, NULL, "The worker %d of actor %s re-attached.", (int) w->pid, a->id_string);
+        if (w->ready) {
+                a->restored_unready = false;
+                persist_actor_ready(a);
+                actor_set_state(a, ACTOR_ALIVE);
+                actor_dispatch(a);
+        } else
+                actor_set_state(a, ACTOR_PENDING);
+        return 0;
 }

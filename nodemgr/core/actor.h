@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "kactor/value.h"
+#include "cgroup-manager.h"
 #include "manager.h"
 
 const char *actor_state_to_string(ActorState s);
@@ -58,6 +59,31 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
  * replicas and the queue move on, and the call is freed. */
 void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data, size_t len,
                          uint32_t flags);
+
+/* An actor a previous node manager ran, from its journal (persist.c): the spec as at its creation
+ * (with its id and lineage), what it was given, and its worker and cgroup as they are now. */
+typedef struct ActorRestore {
+        ActorSpec spec;
+        const char *module_path; /* resolved then */
+        uid_t run_uid;
+        gid_t run_gid;
+        const uint32_t *gpus;    /* spec.num_gpus of them */
+        uint32_t restarts;
+        pid_t pid;               /* its worker (0: none was started) */
+        uint64_t prefix;         /* the id prefix of the worker's connection */
+        uint64_t journaled_seq;
+        bool ready;              /* its constructor was known to have finished */
+        ActorCgroupAdopt cgroup;
+} ActorRestore;
+/* Lists the actor again, adopts its cgroup and worker (which re-attaches). The constructor
+ * arguments' holds wait for actor_restore_args_all() (after the objects are back), and what
+ * cannot be had again (a worker gone meanwhile) is handled by actor_restore_finish_all(). */
+int actor_restore(Manager *m, const ActorRestore *r);
+void actor_restore_args_all(Manager *m);
+void actor_restore_finish_all(Manager *m);
+/* A restored actor's worker re-attached on connection c (checked): it takes up where it was; the
+ * results it sends again (ATTACH's list) that the journal lacks are stored and logged, in order. */
+int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, const msgpack_object *redelivered);
 
 /* Rebuilds the result of logged call `index` of actor a in a temporary worker. On failure
  * *ret_why says why it cannot be done. */

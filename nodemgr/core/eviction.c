@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "req-error.h"
 #include "tasks.h"
 
@@ -184,6 +185,7 @@ static int eviction_restore(void *userdata, Object *o) {
 static void eviction_object_freed(void *userdata, Object *o) {
         Manager *m = userdata;
         Origin *origin = o->origin;
+        persist_object_freed(m, o);
         if (origin && origin->kind == ORIGIN_PUT && o->evicted) {
                 _cleanup_free_ char *path = spill_path(m, o);
                 if (path)
@@ -237,11 +239,17 @@ void eviction_note_actor_call(Manager *m, Object *o, kactor_id actor, uint64_t i
         object_set_origin(m, o, origin);
 }
 
+/* A finished object goes into the state journal (persist.c). */
+static void eviction_object_done(void *userdata, Object *o) {
+        persist_object(userdata, o);
+}
+
 void eviction_setup(Manager *m, uint64_t max_bytes) {
         static const ObjectStoreOps ops = {
                 .actor_ref = (bool (*)(void *, kactor_id)) actor_ref_id,
                 .actor_unref = (void (*)(void *, kactor_id)) actor_unref_id,
                 .object_freed = eviction_object_freed,
+                .object_done = eviction_object_done,
                 .spill = eviction_spill,
                 .restore = eviction_restore,
         };

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "req-error.h"
 #include "transport.h"
 #include "manager-trace.h"
@@ -203,6 +204,9 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 m->peers_owe_resources = false;
                 cluster_hooks_resources_changed(m);
         }
+        /* The journal first: what goes out below may say what it records (persist.c). */
+        persist_flush(m);
+        worker_results_durable(m);
         if (m->bus_flush)
                 m->bus_flush(m);
         transport_flush_all(m);
@@ -222,9 +226,45 @@ static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
-        log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
-        manager_stop(m);
+        /* SIGTERM (systemctl stop and restart, an upgrade) leaves the actors running for the next node
+         * manager; SIGINT (Ctrl-C on one run by hand), as kactorctl shutdown, stops them too. */
+        log_info("Received %s.", strsignal((int) si->ssi_signo));
+        if (si->ssi_signo == SIGINT)
+                manager_stop(m);
+        else
+                manager_detach(m);
         return 0;
+}
+
+void manager_detach(Manager *m) {
+        Worker *w, *next;
+
+        if (m->stopping)
+                return;
+        m->stopping = m->detaching = true;
+        (void) sd_notify(false, "STOPPING=1");
+        log_info("Stopping; %u actor%s keep%s running, for the next node manager started with %s to take over "
+                 "(kactorctl shutdown stops them too).",
+                 m->n_actors_live, m->n_actors_live == 1 ? "" : "s", m->n_actors_live == 1 ? "s" : "", m->runtime_dir);
+        manager_trace_stop(m);
+
+        m->listen_source = sd_event_source_disable_unref(m->listen_source);
+        m->listen_fd = safe_close(m->listen_fd);
+        /* The workers wait for the socket to be made again (persist.c, docs/restart.md), or, when
+         * systemd's fd store keeps it, connect to it meanwhile and wait to be answered. */
+        if (m->socket_path && !m->listen_stored)
+                (void) unlink(m->socket_path);
+
+        for (w = m->workers.lh_first; w; w = next) {
+                next = w->link.le_next;
+                if (w->kind == WORKER_ACTOR && w->actor && !w->actor->shadow && w->actor->state != ACTOR_DEAD)
+                        w->exited = true; /* not ours to end: it re-attaches to the next node manager */
+                else
+                        worker_stop(w);
+        }
+        persist_close(m, true);
+        zygote_stop(m);
+        (void) sd_event_exit(m->event, 0);
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -251,6 +291,10 @@ void manager_stop(Manager *m) {
         m->stopping = true;
         (void) sd_notify(false, "STOPPING=1");
         manager_trace_stop(m);
+        /* Nothing is left to take over: the journal goes, and the socket from systemd's fd store. */
+        persist_close(m, false);
+        if (m->listen_stored)
+                (void) sd_notify(false, "FDSTOREREMOVE=1\nFDNAME=native");
 
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->listen_fd = safe_close(m->listen_fd);
@@ -365,6 +409,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         LIST_INIT(&m->conns);
         LIST_INIT(&m->dirty_conns);
         LIST_INIT(&m->workers);
+        LIST_INIT(&m->ack_workers);
         LIST_INIT(&m->task_workers);
         LIST_INIT(&m->dead_actors);
         TAILQ_INIT(&m->bus_queue);
@@ -414,7 +459,8 @@ Manager *manager_free(Manager *m) {
         Actor *a, *tmp;
         HASH_ITER(hh, m->actors, a, tmp)
                 actor_free(a);
-        m->cgroups = cgroup_manager_free(m->cgroups);
+        /* Detaching: the actors' cgroups and scopes stay, with their workers in them. */
+        m->cgroups = m->detaching ? cgroup_manager_free_keep(m->cgroups) : cgroup_manager_free(m->cgroups);
         gpu_inventory_done(&m->gpu_inventory);
 
         Call *call;
@@ -431,6 +477,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->flush_source);
         sd_event_source_disable_unref(m->stop_timer);
         sd_event_source_disable_unref(m->trim_source);
+        sd_event_source_disable_unref(m->ack_timer);
+        persist_free(m);
         sd_event_source_disable_unref(m->zygote_source);
         safe_close(m->zygote_fd);
         if (m->zygote_pid > 0)
@@ -462,7 +510,10 @@ Manager *manager_free(Manager *m) {
 int manager_start(Manager *m) {
         int r;
 
-        /* Children are watched with child event sources; termination is an event too. */
+        /* Children are watched with child event sources; termination is an event too. A shell that
+         * started us in the background may have set SIGINT to be ignored: signalfd would never see it. */
+        (void) signal(SIGINT, SIG_DFL);
+        (void) signal(SIGTERM, SIG_DFL);
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
@@ -492,6 +543,12 @@ int manager_start(Manager *m) {
         r = privileges_limit_manager();
         if (r < 0)
                 return log_error_errno(r, "Failed to drop capabilities: %m");
+
+        /* What a previous node manager left (the node id at once, its actors after the transports
+         * are up): before the cgroup manager reaps what it does not know. */
+        r = persist_open(m);
+        if (r < 0)
+                return r; /* logged */
 
         ManagerConfig isolation = { .cgroup_manager = m->cgroup_manager_kind, .cgroup_name = m->cgroup_name };
         r = actor_isolation_setup(m, &isolation);

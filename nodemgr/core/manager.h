@@ -39,6 +39,10 @@ typedef enum ActorState {
         _ACTOR_STATE_MAX,
 } ActorState;
 
+/* Ids a connection makes: its prefix | a sequence number of ID_SEQ_BITS. */
+#define ID_SEQ_BITS 40
+#define ID_SEQ_MASK ((UINT64_C(1) << ID_SEQ_BITS) - 1)
+
 /* A connection's hold on an actor or an object it received (beyond objects it made itself). */
 typedef struct Hold {
         kactor_id id;
@@ -57,6 +61,8 @@ struct Conn {
         size_t read_chunk;
 
         bool welcomed;     /* HELLO done (workers start welcomed) */
+        bool ghost;        /* a placeholder after a restart (persist.c): no socket, holds only */
+        bool resumed;      /* took a session back after a restart: CALL/SUBMIT/PUT may repeat */
         bool closing;      /* flush what is queued, then close */
         bool dead;
         bool dirty;        /* in the manager's flush list */
@@ -100,6 +106,18 @@ struct Worker {
         uint64_t last_done_usec;
         unsigned blocked;    /* waits in a Get/Wait of its own */
         uint64_t next_seq;
+        /* Surviving a restart (persist.c): the last seq whose result was handled, the last one
+         * journaled (durable), the last durable seq the worker was told of. */
+        uint64_t handled_seq, durable_seq, ack_sent;
+        bool ack_queued;             /* in the manager's ack list */
+        LIST_ENTRY(Worker) ack_link;
+        /* A worker a previous node manager started (not our child): watched through a pidfd, it
+         * re-attaches on the socket, with the id prefix its connection had. */
+        bool adopted;
+        int pidfd;
+        sd_event_source *pidfd_source;
+        sd_event_source *attach_timer;
+        uint64_t attach_prefix;
         uint64_t exec_start_ns, exec_end_ns; /* the RESULT being handled: when the method ran (0: not sent) */
         ActorCgroup *cgroup; /* WORKER_TASK: its own cgroup, handed over when the worker goes */
         sd_event_source *idle_timer; /* WORKER_TASK: stops it once it has had no task for a while */
@@ -167,6 +185,11 @@ struct Actor {
         Object *rebuild_target;
         uint64_t rebuild_index;
         sd_event_source *restart_timer;
+        /* Restored by persist.c: its worker's last seq whose result the journal has (what the
+         * worker sends again on ATTACH up to it is known already). */
+        uint64_t journaled_seq;
+        bool restoring;           /* listed again, the rest of its restore to come */
+        bool restored_unready;    /* restored before its constructor was known to be done */
         struct HostRepl *repl;    /* remote.c: its replicas, in a cluster */
         bool fenced;              /* stopped because the cluster declared this node dead */
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
@@ -223,6 +246,7 @@ struct Manager {
         sd_event_source *flush_source;
         sd_event_source *trim_source;
         int listen_fd;
+        bool listen_stored;   /* the listening socket is in systemd's fd store: kept across restarts */
         char *socket_path;
         char *runtime_dir;
         char **module_path;
@@ -296,7 +320,12 @@ struct Manager {
         LIST_HEAD(, Worker) workers; /* every live worker process */
         unsigned n_workers;
         bool stopping;
+        bool detaching;         /* exiting while actors keep running (persist.c) */
         sd_event_source *stop_timer;
+        /* What outlives the process (persist.c), and the workers owed an ACK. */
+        struct Persist *persist;
+        LIST_HEAD(, Worker) ack_workers;
+        sd_event_source *ack_timer;
         struct ManagerTrace *trace; /* manager-trace.c */
         bool trace_calls;           /* calls are counted in the histograms (manager-trace.c) */
         /* The cluster layer (cluster-hooks.h): NULL on a single node. */
@@ -314,8 +343,12 @@ static inline void manager_freep(Manager **m) {
  * says it is ready. */
 int manager_start(Manager *m);
 void manager_notify_ready(Manager *m);
-/* Begins a clean shutdown: workers are stopped; the loop exits when they are gone. */
+/* Begins a clean shutdown: workers are stopped; the loop exits when they are gone. Nothing is left
+ * for a next node manager (the state journal is removed). */
 void manager_stop(Manager *m);
+/* Exits, leaving the actors running for the next node manager started with the same runtime
+ * directory (persist.c): what SIGTERM does. */
+void manager_detach(Manager *m);
 kactor_id manager_new_local_id(Manager *m);
 /* FreeGpus, FreeCpus, Actors (and what the peers learn of them) changed: sent once per iteration. */
 void manager_queue_resources_changed(Manager *m);

@@ -63,6 +63,8 @@ static void lru_remove(ObjectStore *s, Object *o);
 static void lru_append(ObjectStore *s, Object *o);
 
 static void objstore_notify(ObjectStore *s, Object *o) {
+        if (s->ops && s->ops->object_done)
+                s->ops->object_done(s->userdata, o);
         /* Waiters may unregister themselves and others from their callbacks, and free themselves:
          * while o is not pending, objstore_unwait() clears entries instead of moving them and
          * objstore_wait_for() adds none, so the list stays put while we walk it. A waiter may also

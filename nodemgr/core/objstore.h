@@ -56,6 +56,7 @@ struct Object {
         size_t n_waiters, n_waiters_allocated;
 
         bool pinned;                     /* made over D-Bus: held until Release */
+        bool persisted;                  /* in the state journal (persist.c) */
         void *owner;                     /* the connection that made it and holds it (one reference) */
         Object *owner_next, *owner_prev; /* the owner's list */
 
@@ -79,6 +80,8 @@ typedef struct ObjectStoreOps {
         void (*actor_unref)(void *userdata, kactor_id actor);
         /* An object is about to be freed. */
         void (*object_freed)(void *userdata, Object *o);
+        /* An object became ready or failed. */
+        void (*object_done)(void *userdata, Object *o);
         /* Evicting a spilled-kind object: write its value out. 0 when done (the data may go). */
         int (*spill)(void *userdata, Object *o);
         /* Someone needs an evicted object: read it back (and return 0, still READY) or start

@@ -83,6 +83,26 @@ int resources_acquire(Resources *r, size_t n, double cpus, uint32_t *ret_ids, ch
         return 0;
 }
 
+int resources_take(Resources *r, const uint32_t *ids, size_t n, double cpus) {
+        for (size_t i = 0; i < n; i++) {
+                size_t j = 0;
+                while (j < r->n_gpus && r->gpus[j].id != ids[i])
+                        j++;
+                if (j == r->n_gpus)
+                        return -ENOENT;
+                if (r->gpus[j].in_use)
+                        return -EBUSY;
+        }
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < r->n_gpus; j++)
+                        if (r->gpus[j].id == ids[i])
+                                r->gpus[j].in_use = true;
+        /* CPUs are a reservation: what the actors had, they have again, even past the total. */
+        if (cpus > 0)
+                r->cpus_used += cpus;
+        return 0;
+}
+
 void resources_release(Resources *r, const uint32_t *ids, size_t n, double cpus) {
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < r->n_gpus; j++)

@@ -36,6 +36,9 @@ size_t resources_free_gpus(const Resources *r);
  * what was asked and what is free, e.g. "requested 2 GPUs, 1 of 1 free".
  */
 int resources_acquire(Resources *r, size_t n, double cpus, uint32_t *ret_ids, char **ret_msg);
+/* Takes these GPUs (and CPUs) again, for an actor a previous node manager gave them to. -ENOENT when
+ * a GPU is not on this node (any more), -EBUSY when it is taken. */
+int resources_take(Resources *r, const uint32_t *ids, size_t n, double cpus);
 /* Returns GPUs and CPUs to the pool. */
 void resources_release(Resources *r, const uint32_t *ids, size_t n, double cpus);
 

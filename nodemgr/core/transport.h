@@ -29,6 +29,12 @@ typedef struct TransportOps {
         int (*flush)(Conn *c);
         /* Writes what every connection has queued (once per loop iteration). */
         void (*flush_all)(Manager *m);
+        /* After a restart (persist.c): placeholders for the connections that were open, what they
+         * hold, and the connection with an id prefix. */
+        int (*ghost_new)(Manager *m, uint64_t prefix, uid_t uid, Conn **ret);
+        int (*hold)(Conn *c, kactor_id id, bool actor);
+        void (*own)(Conn *c, Object *o);
+        Conn *(*find)(Manager *m, uint64_t prefix);
 } TransportOps;
 
 static inline int transport_conn_new(Manager *m, int fd, Worker *worker, Conn **ret) {

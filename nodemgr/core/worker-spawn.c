@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -20,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "transport.h"
 #include "tasks.h"
 #include "worker-spawn.h"
@@ -33,7 +36,7 @@ static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
         size_t n = 0;
         while (environ[n])
                 n++;
-        char **env = calloc(n + 5, sizeof(char *));
+        char **env = calloc(n + 6, sizeof(char *));
         if (!env)
                 return NULL;
         size_t k = 0;
@@ -41,7 +44,8 @@ static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
                 const char *e = environ[i];
                 if (strncmp(e, "NOTIFY_SOCKET=", 14) == 0 || strncmp(e, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
                     strncmp(e, "KACTOR_WORKER_FD=", 17) == 0 || strncmp(e, "LISTEN_", 7) == 0 ||
-                    strncmp(e, "KACTOR_WORKER_UID=", 18) == 0 || strncmp(e, "KACTOR_WORKER_GID=", 18) == 0)
+                    strncmp(e, "KACTOR_WORKER_UID=", 18) == 0 || strncmp(e, "KACTOR_WORKER_GID=", 18) == 0 ||
+                    strncmp(e, "KACTOR_WORKER_SOCKET=", 21) == 0)
                         continue;
                 env[k] = strdup(e);
                 if (!env[k])
@@ -65,6 +69,13 @@ static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
         if (asprintf(&env[k], "KACTOR_WORKER_GID=%u", (unsigned) gid) < 0)
                 goto fail;
         k++;
+        /* An actor's worker outlives this process and re-attaches on the socket (persist.c); a
+         * shadow, which rebuilds one object, does not. */
+        if (a && !a->shadow && a->manager->socket_path) {
+                if (asprintf(&env[k], "KACTOR_WORKER_SOCKET=%s", a->manager->socket_path) < 0)
+                        goto fail;
+                k++;
+        }
         return env;
 fail:
         for (size_t i = 0; i < k; i++)
@@ -76,6 +87,10 @@ fail:
 char *worker_exit_description(const Worker *w) {
         char *s = NULL;
         int k;
+        if (w->adopted)
+                return strdup(w->start_error ?: w->conn || w->ready
+                                      ? "worker exited (it was started by a previous node manager: its exit status is unknown)"
+                                      : "the worker exited while the node manager was down");
         switch (w->exit_code) {
         case CLD_EXITED:
                 k = asprintf(&s, "worker exited with status %d", w->exit_status);
@@ -110,8 +125,17 @@ Worker *worker_free(Worker *w) {
                 w->actor->worker = NULL;
         sd_event_source_disable_unref(w->child);
         sd_event_source_disable_unref(w->idle_timer);
-        if (!w->exited)
-                (void) kill(w->pid, SIGKILL);
+        sd_event_source_disable_unref(w->pidfd_source);
+        sd_event_source_disable_unref(w->attach_timer);
+        if (w->ack_queued)
+                LIST_REMOVE(w, ack_link);
+        if (!w->exited) {
+                if (w->pidfd >= 0)
+                        (void) pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+                else
+                        (void) kill(w->pid, SIGKILL);
+        }
+        safe_close(w->pidfd);
         /* What a task left behind goes with its worker. */
         if (w->cgroup)
                 task_isolation_worker_gone(w);
@@ -120,13 +144,19 @@ Worker *worker_free(Worker *w) {
         return NULL;
 }
 
+static int worker_gone(Worker *w);
+
 static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Worker *w = userdata;
-        Manager *m = w->manager;
 
         w->exited = true;
         w->exit_code = si->si_code;
         w->exit_status = si->si_status;
+        return worker_gone(w);
+}
+
+static int worker_gone(Worker *w) {
+        Manager *m = w->manager;
 
         /* Whatever it sent before it went is still in the socket: handle it first. */
         if (w->conn)
@@ -146,6 +176,74 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
 
         manager_maybe_exit(m);
         return 0;
+}
+
+/* An adopted worker's pidfd became readable: it exited (not our child: its status is unknown). */
+static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        w->exited = true;
+        return worker_gone(w);
+}
+
+static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+        free(w->start_error);
+        if (asprintf(&w->start_error,
+                     "the worker did not re-attach within %" PRIu64 " s of the node manager's restart "
+                     "(a worker of an older version?); it was killed",
+                     (uint64_t) (WORKER_ATTACH_TIMEOUT_USEC / USEC_PER_SEC)) < 0)
+                w->start_error = NULL;
+        log_warning("Worker %d of actor %s did not re-attach in time, killing it.", (int) w->pid,
+                    w->actor ? w->actor->id_string : "?");
+        (void) pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+        return 0;
+}
+
+int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t prefix, Worker **ret) {
+        int fd = pidfd_open(pid, 0);
+        if (fd < 0)
+                return negative_errno();
+        Worker *w = calloc(1, sizeof(*w));
+        if (!w) {
+                close(fd);
+                return -ENOMEM;
+        }
+        w->manager = m;
+        w->pid = pid;
+        w->pidfd = fd;
+        w->kind = WORKER_ACTOR;
+        w->uid = actor->run_uid;
+        w->gid = actor->run_gid;
+        w->actor = actor;
+        w->adopted = true;
+        w->attach_prefix = prefix;
+        callqueue_init(&w->tasks);
+        LIST_INSERT_HEAD(&m->workers, w, link);
+        m->n_workers++;
+        actor->worker = w;
+
+        int r = sd_event_add_io(m->event, &w->pidfd_source, fd, EPOLLIN, on_adopted_exit, w);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &w->attach_timer, CLOCK_MONOTONIC,
+                                               WORKER_ATTACH_TIMEOUT_USEC, 0, on_attach_timeout, w);
+        if (r < 0) {
+                w->exited = true; /* not killed: it may still re-attach to a later node manager */
+                worker_free(w);
+                return r;
+        }
+        (void) sd_event_source_set_description(w->pidfd_source, "adopted-worker");
+        *ret = w;
+        return 0;
+}
+
+void worker_attach(Worker *w, Conn *c, uint64_t last_seq, bool ready) {
+        w->attach_timer = sd_event_source_disable_unref(w->attach_timer);
+        w->conn = c;
+        c->worker = w;
+        c->id_prefix = w->attach_prefix;
+        w->next_seq = last_seq;
+        w->handled_seq = w->durable_seq = w->ack_sent = last_seq;
+        w->ready = ready;
 }
 
 int worker_spawn_process(const char *path, char *const *env, int fd, pid_t *ret_pid) {
@@ -211,6 +309,7 @@ static int worker_spawn_as(Manager *m, WorkerKind kind, Actor *actor, uid_t uid,
         }
         w->manager = m;
         w->pid = pid;
+        w->pidfd = -1;
         w->kind = kind;
         w->uid = uid;
         w->gid = gid;
@@ -291,7 +390,11 @@ int worker_send_init(Worker *w) {
         }
         if (r >= 0 && a)
                 r = buffer_append(&c->out, a->args, a->args_len);
-        return transport_end_frame(w->manager, c, off, r);
+        r = transport_end_frame(w->manager, c, off, r);
+        /* From now on it outlives us: the journal says which process it is, and where. */
+        if (r >= 0 && a)
+                persist_actor_worker(a);
+        return r;
 }
 
 int worker_send_call(Worker *w, Call *call) {
@@ -301,13 +404,27 @@ int worker_send_call(Worker *w, Call *call) {
         if (!c)
                 return -ENOTCONN;
         size_t off = frame_begin(&c->out);
-        if (w->kind == WORKER_ACTOR)
-                r = msgpack_pack_array(&c->pk, 3) < 0 || msgpack_pack_uint32(&c->pk, MSG_EXEC) < 0 ||
+        if (w->kind == WORKER_ACTOR) {
+                /* The result id lets the worker name the call if it has to send its result again
+                 * to the next node manager; ack lets it forget the results that are durable. */
+                kactor_id result = call->result ? call->result->id : (kactor_id){};
+                if (call->kind == CALL_REPLAY && w->actor) {
+                        const LineageRecord *rec = lineage_get(&w->actor->lineage, call->lineage_index);
+                        if (rec)
+                                result = rec->result;
+                }
+                r = msgpack_pack_array(&c->pk, 5) < 0 || msgpack_pack_uint32(&c->pk, MSG_EXEC) < 0 ||
                                 msgpack_pack_uint64(&c->pk, call->seq) < 0 ||
                                 pack_cstr(&c->pk, call->method) < 0
                         ? -ENOMEM
                         : 0;
-        else
+                if (r >= 0)
+                        r = codec_pack_id(&c->pk, CODEC_EXT_OBJECT, result);
+                if (r >= 0)
+                        r = msgpack_pack_uint64(&c->pk, w->durable_seq) < 0 ? -ENOMEM : 0;
+                if (r >= 0)
+                        w->ack_sent = w->durable_seq;
+        } else
                 r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_TASK) < 0 ||
                                 msgpack_pack_uint64(&c->pk, call->seq) < 0 ||
                                 pack_cstr(&c->pk, call->module) < 0 || pack_cstr(&c->pk, call->method) < 0
@@ -342,13 +459,77 @@ int worker_send_save(Worker *w, Call *call) {
         return transport_end_frame(w->manager, c, off, r);
 }
 
+int worker_send_ack(Worker *w) {
+        Conn *c = w->conn;
+        if (!c)
+                return -ENOTCONN;
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_ACK) < 0 ||
+                        msgpack_pack_uint64(&c->pk, w->durable_seq) < 0
+                ? -ENOMEM
+                : 0;
+        if (r >= 0)
+                w->ack_sent = w->durable_seq;
+        return transport_end_frame(w->manager, c, off, r);
+}
+
 void worker_stop(Worker *w) {
-        /* Closing its connection ends the worker's loop: its destructor runs and it exits. A worker
-         * busy in a long call is killed by the manager's stop timeout. */
+        /* STOP ends the worker's loop: its destructor runs and it exits. (A connection that just
+         * closes means a node manager that went away: an actor's worker waits for the next one.)
+         * A worker busy in a long call is killed by the manager's stop timeout. */
         if (w->conn) {
+                size_t off = frame_begin(&w->conn->out);
+                int r = msgpack_pack_array(&w->conn->pk, 2) < 0 ||
+                                msgpack_pack_uint32(&w->conn->pk, MSG_STOP) < 0 ||
+                                msgpack_pack_uint64(&w->conn->pk, 0) < 0
+                        ? -ENOMEM
+                        : 0;
+                (void) transport_end_frame(w->manager, w->conn, off, r);
                 transport_flush(w->manager, w->conn);
                 w->conn->worker = NULL;
                 transport_close(w->manager, w->conn);
                 w->conn = NULL;
         }
+}
+
+/* The ACK a worker is owed when no EXEC carries it soon: after this long. */
+#define WORKER_ACK_DELAY_USEC (20 * 1000ULL)
+
+static int on_ack_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        Worker *w;
+        while ((w = m->ack_workers.lh_first)) {
+                LIST_REMOVE(w, ack_link);
+                w->ack_queued = false;
+                if (w->durable_seq > w->ack_sent)
+                        (void) worker_send_ack(w);
+        }
+        return 0;
+}
+
+void worker_note_result(Worker *w, uint64_t seq) {
+        Manager *m = w->manager;
+        if (seq > w->handled_seq)
+                w->handled_seq = seq;
+        if (w->ack_queued)
+                return;
+        LIST_INSERT_HEAD(&m->ack_workers, w, ack_link);
+        w->ack_queued = true;
+        if (!m->ack_timer)
+                (void) sd_event_add_time_relative(m->event, &m->ack_timer, CLOCK_MONOTONIC, WORKER_ACK_DELAY_USEC,
+                                                  10 * 1000ULL, on_ack_timer, m);
+        else {
+                int enabled = 0;
+                (void) sd_event_source_get_enabled(m->ack_timer, &enabled);
+                if (enabled == SD_EVENT_OFF) {
+                        (void) sd_event_source_set_time_relative(m->ack_timer, WORKER_ACK_DELAY_USEC);
+                        (void) sd_event_source_set_enabled(m->ack_timer, SD_EVENT_ONESHOT);
+                }
+        }
+}
+
+void worker_results_durable(Manager *m) {
+        Worker *w;
+        LIST_FOREACH(w, &m->ack_workers, ack_link)
+                w->durable_seq = w->handled_seq;
 }

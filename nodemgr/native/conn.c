@@ -8,10 +8,12 @@
  * event loop iteration, so one syscall carries many frames in both directions.
  */
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 
 #include "access.h"
 #include "actor.h"
@@ -23,10 +25,13 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "persist.h"
 #include "native.h"
 #include "spec-check.h"
+#include "strv.h"
 #include "tasks.h"
 #include "time-util.h"
+#include "worker-spawn.h"
 
 /* Reads start small (most connections are idle workers) and grow while reads fill them. */
 #define CONN_READ_CHUNK_MIN (4u * 1024u)
@@ -45,6 +50,10 @@
 /* Before HELLO (a few dozen bytes) a client may send no more than this, within this long. */
 #define CONN_HELLO_MAX (4u * 1024u)
 #define CONN_HELLO_TIMEOUT_USEC (5u * 1000u * 1000u)
+/* How long what a client held before a restart of the node manager waits for it to come back. */
+#define CONN_GHOST_GRACE_USEC (60u * 1000u * 1000u)
+/* The listening socket's name in the service's fd store. */
+#define CONN_FDSTORE_NAME "native"
 /* Client connections (workers' socketpairs are not counted): in all, and of one user other than
  * root and our own. The total is lowered to half the fd limit where that is less, and a sixteenth
  * of it is kept for root, so that no user can take the fds that workers and root's next HELLO
@@ -153,6 +162,8 @@ void conn_close(Conn *c) {
         c->hello_timer = sd_event_source_disable_unref(c->hello_timer);
         c->fd = safe_close(c->fd);
         /* Release what it held now: actors without handles stop, objects go. */
+        if (c->welcomed || c->worker || c->ghost)
+                persist_conn_end(c->manager, c->id_prefix);
         conn_release_all(c);
         if (c->worker)
                 c->worker->conn = NULL;
@@ -370,6 +381,7 @@ int conn_hold(Conn *c, kactor_id id, bool actor) {
         h->id = id;
         h->actor = actor;
         HASH_ADD(hh, c->holds, id, sizeof(h->id), h);
+        persist_hold(m, c->id_prefix, id, actor ? PERSIST_HOLD_ACTOR : PERSIST_HOLD_OBJECT, true);
         return 1;
 }
 
@@ -383,6 +395,9 @@ int conn_hold_ids_in(Conn *c, const Object *o) {
 }
 
 void conn_own(Conn *c, Object *o) {
+        /* Finished before it had its owner (a put): the journal learns the owner now. */
+        if (o->persisted)
+                persist_hold(c->manager, c->id_prefix, o->id, PERSIST_HOLD_OWN, true);
         o->owner = c;
         o->owner_prev = NULL;
         o->owner_next = c->owned;
@@ -405,6 +420,7 @@ void conn_release_object(Conn *c, kactor_id id) {
                         o->owner_next->owner_prev = o->owner_prev;
                 o->owner = NULL;
                 o->owner_next = o->owner_prev = NULL;
+                persist_hold(m, c->id_prefix, id, PERSIST_HOLD_OWN, false);
                 objstore_unref(&m->store, o);
                 return;
         }
@@ -412,6 +428,7 @@ void conn_release_object(Conn *c, kactor_id id) {
         if (h && !h->actor) {
                 HASH_DEL(c->holds, h);
                 free(h);
+                persist_hold(m, c->id_prefix, id, PERSIST_HOLD_OBJECT, false);
                 objstore_unref(&m->store, o);
         }
 }
@@ -422,8 +439,71 @@ void conn_release_actor(Conn *c, kactor_id id) {
         if (h && h->actor) {
                 HASH_DEL(c->holds, h);
                 free(h);
+                persist_hold(c->manager, c->id_prefix, id, PERSIST_HOLD_ACTOR, false);
                 actor_unref_id(c->manager, id);
         }
+}
+
+static int on_ghost_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Conn *c = userdata;
+        log_info("A client (UID %u) that was connected before the node manager restarted did not come back within %u s: what it held is released.",
+                 (unsigned) c->uid, (unsigned) (CONN_GHOST_GRACE_USEC / 1000000u));
+        conn_close(c);
+        return 0;
+}
+
+void conn_attach_worker(Conn *c) {
+        conn_user_remove(c);
+        c->welcomed = true;
+        c->hello_timer = sd_event_source_disable_unref(c->hello_timer);
+        if (c->io)
+                (void) sd_event_source_set_description(c->io, "worker-conn");
+}
+
+int conn_ghost_new(Manager *m, uint64_t prefix, uid_t uid, Conn **ret) {
+        Conn *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->manager = m;
+        c->n_ref = 1;
+        c->fd = -1;
+        c->ghost = true;
+        c->uid = uid;
+        c->id_prefix = prefix;
+        LIST_INIT(&c->gets);
+        TAILQ_INIT(&c->parked);
+        msgpack_packer_init(&c->pk, &c->out, buffer_msgpack_write);
+        int r = sd_event_add_time_relative(m->event, &c->hello_timer, CLOCK_MONOTONIC, CONN_GHOST_GRACE_USEC,
+                                           USEC_PER_SEC, on_ghost_timeout, c);
+        if (r < 0) {
+                conn_destroy(c);
+                return r;
+        }
+        (void) sd_event_source_set_description(c->hello_timer, "client-grace");
+        LIST_INSERT_HEAD(&m->conns, c, link);
+        *ret = c;
+        return 0;
+}
+
+Conn *conn_find_prefix(Manager *m, uint64_t prefix) {
+        Conn *c;
+        LIST_FOREACH(c, &m->conns, link)
+                if (!c->dead && c->id_prefix == prefix && (c->welcomed || c->worker || c->ghost))
+                        return c;
+        return NULL;
+}
+
+void conn_take_over(Conn *c, Conn *g) {
+        c->id_prefix = g->id_prefix;
+        c->resumed = true;
+        c->holds = TAKE_PTR(g->holds);
+        c->owned = TAKE_PTR(g->owned);
+        for (Object *o = c->owned; o; o = o->owner_next)
+                o->owner = c;
+        /* Nothing is left to release: it just goes (and its journal record with it: c has its ids). */
+        g->dead = true;
+        LIST_REMOVE(g, link);
+        conn_unref(g);
 }
 
 /* Handles every complete frame in the input. Returns < 0 when the connection must close. */
@@ -528,7 +608,10 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         }
         conn_unref(c);
         /* Send what this read produced now, in the same loop iteration (everything it read was
-         * handled, so the batch is complete); the post source covers the other event sources. */
+         * handled, so the batch is complete); the post source covers the other event sources. The
+         * journal first: a reply may say what only it records (persist.c). */
+        persist_flush(m);
+        worker_results_durable(m);
         conn_flush_all(m);
         return 0;
 
@@ -721,6 +804,29 @@ static void conn_setup_limits(Manager *m) {
                   (unsigned long long) nofile, m->conn_max, m->conn_max_per_uid, m->conn_root_reserve);
 }
 
+/* Under systemd the listening socket lives in the service's fd store (FDSTORE=1, name "native"): a
+ * restart takes it back, so clients and re-attaching workers that connect meanwhile wait in its
+ * backlog rather than being refused. Returns the stored socket, or -1. */
+static int conn_listen_stored(Manager *m) {
+        char **names = NULL;
+        int fd = -1;
+        int n = sd_listen_fds_with_names(true, &names);
+        for (int i = 0; i < n; i++) {
+                int k = SD_LISTEN_FDS_START + i;
+                if (fd < 0 && names && names[i] && streq(names[i], CONN_FDSTORE_NAME) &&
+                    sd_is_socket_unix(k, SOCK_STREAM, 1, m->socket_path, 0) > 0)
+                        fd = k;
+                else
+                        (void) close(k); /* not ours to keep */
+        }
+        strv_free(names);
+        if (fd >= 0) {
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        }
+        return fd;
+}
+
 static int conn_listen(Manager *m) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int r;
@@ -734,16 +840,26 @@ static int conn_listen(Manager *m) {
 
         conn_setup_limits(m);
 
-        m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (m->listen_fd < 0)
-                return negative_errno();
-        (void) unlink(m->socket_path);
-        if (bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return negative_errno();
-        /* Access is decided per request (and by the D-Bus policy for the bus). */
-        (void) chmod(m->socket_path, 0666);
-        if (listen(m->listen_fd, SOMAXCONN) < 0)
-                return negative_errno();
+        m->listen_fd = conn_listen_stored(m);
+        if (m->listen_fd >= 0) {
+                m->listen_stored = true;
+                log_debug("Listening on %s again (the socket the service's fd store kept).", m->socket_path);
+        } else {
+                m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (m->listen_fd < 0)
+                        return negative_errno();
+                (void) unlink(m->socket_path);
+                if (bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                        return negative_errno();
+                /* Access is decided per request (and by the D-Bus policy for the bus). */
+                (void) chmod(m->socket_path, 0666);
+                if (listen(m->listen_fd, SOMAXCONN) < 0)
+                        return negative_errno();
+                /* A service of systemd's (it sets $INVOCATION_ID) keeps it across restarts. */
+                if (getenv("INVOCATION_ID") &&
+                    sd_pid_notify_with_fds(0, false, "FDSTORE=1\nFDNAME=" CONN_FDSTORE_NAME, &m->listen_fd, 1) > 0)
+                        m->listen_stored = true;
+        }
         r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
         if (r < 0)
                 return r;
@@ -759,6 +875,10 @@ static const TransportOps conn_transport_ops = {
         .drain = conn_drain,
         .flush = conn_flush,
         .flush_all = conn_flush_all,
+        .ghost_new = conn_ghost_new,
+        .hold = conn_hold,
+        .own = conn_own,
+        .find = conn_find_prefix,
 };
 
 int native_setup(Manager *m) {

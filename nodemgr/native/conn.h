@@ -9,9 +9,6 @@
 
 #include "manager.h"
 
-/* Ids a connection makes: its prefix | a sequence number of ID_SEQ_BITS. */
-#define ID_SEQ_BITS 40
-#define ID_SEQ_MASK ((UINT64_C(1) << ID_SEQ_BITS) - 1)
 
 /* A Get or Wait of this connection: what the connection keeps about it, beside the core's request. */
 typedef struct ConnGet {
@@ -57,3 +54,12 @@ int conn_hold_ids_in(Conn *c, const Object *o);
 void conn_own(Conn *c, Object *o);
 void conn_release_object(Conn *c, kactor_id id);
 void conn_release_actor(Conn *c, kactor_id id);
+/* After a restart of the node manager (persist.c): a placeholder for a connection that was open,
+ * holding what it held until the client comes back (conn_take_over()) or the grace period ends. */
+int conn_ghost_new(Manager *m, uint64_t prefix, uid_t uid, Conn **ret);
+/* A client connection becomes a re-attached worker's (not counted as a client any more). */
+void conn_attach_worker(Conn *c);
+/* The live connection (or placeholder) with this id prefix, or NULL. */
+Conn *conn_find_prefix(Manager *m, uint64_t prefix);
+/* c takes over what ghost g held, and its ids; g goes. */
+void conn_take_over(Conn *c, Conn *g);

@@ -18,9 +18,11 @@
 #include "macro.h"
 #include "manager.h"
 #include "native.h"
+#include "persist.h"
 #include "req-error.h"
 #include "spec-check.h"
 #include "tasks.h"
+#include "worker-spawn.h"
 #include "time-util.h"
 
 /* The args of a request: the trailing value, which must be a list; none means no arguments. */
@@ -44,6 +46,11 @@ static int conn_object_id(Conn *c, uint64_t lo, kactor_id *ret) {
                 return -EBADMSG;
         *ret = (kactor_id){ c->manager->node_hi, lo };
         return 0;
+}
+
+/* A resumed client sends again what it has no result for: what is here already is not made twice. */
+static bool conn_resent(Conn *c, kactor_id object) {
+        return c->resumed && objstore_find(&c->manager->store, object);
 }
 
 static int reply_req_error(Conn *c, uint64_t reqid, int r, ReqError *e) {
@@ -77,6 +84,18 @@ static int handle_hello(Conn *c, Frame *f) {
                 return r;
         }
 
+        /* A client that was connected before the node manager restarted asks for its session back:
+         * its ids, and what it held (kept for it meanwhile). */
+        uint64_t resume;
+        if (frame_field_u64(f, 2, &resume) >= 0 && resume != 0) {
+                Conn *g = conn_find_prefix(c->manager, resume);
+                if (g && g->ghost && g->uid == c->uid)
+                        conn_take_over(c, g);
+                else
+                        log_debug("A client of UID %u asked for session %" PRIx64 ", which is not here: it gets a new one.",
+                                  (unsigned) c->uid, resume);
+        }
+
         size_t off = frame_begin(&c->out);
         r = msgpack_pack_array(&c->pk, 6) < 0 || msgpack_pack_uint32(&c->pk, MSG_WELCOME) < 0 ||
                         msgpack_pack_uint64(&c->pk, 0) < 0 ||
@@ -91,7 +110,41 @@ static int handle_hello(Conn *c, Frame *f) {
                 return r;
         c->welcomed = true;
         c->hello_timer = sd_event_source_disable_unref(c->hello_timer);
+        persist_conn(c->manager, c->id_prefix, c->uid);
         return 0;
+}
+
+/* An actor's worker whose node manager restarted: it must be the very process the journal names,
+ * in the actor's user, asking for the connection ids it had. */
+static int handle_attach(Conn *c, Frame *f) {
+        Manager *m = c->manager;
+        uint64_t version, prefix, last_seq, flags;
+        kactor_id id;
+
+        if (frame_field_u64(f, 0, &version) < 0 || frame_field_id(f, 1, CODEC_EXT_ACTOR, &id) < 0 ||
+            frame_field_u64(f, 2, &prefix) < 0 || frame_field_u64(f, 3, &last_seq) < 0 ||
+            frame_field_u64(f, 4, &flags) < 0)
+                return conn_protocol_error(c, "malformed ATTACH");
+        const msgpack_object *list = frame_field(f, 5);
+        Actor *a = manager_find_actor(m, id);
+        Worker *w = a ? a->worker : NULL;
+        if (version != PROTO_VERSION || !list || list->type != MSGPACK_OBJECT_ARRAY || !w || !w->adopted ||
+            w->conn || w->pid != c->pid || w->uid != c->uid || w->attach_prefix != prefix) {
+                log_warning("Refused ATTACH from PID %d (UID %u): it is not the worker this node manager waits for.",
+                            (int) c->pid, (unsigned) c->uid);
+                return conn_refuse(c, KACTOR_ERROR_ACCESS_DENIED,
+                                   "not a worker this node manager waits for");
+        }
+        conn_attach_worker(c);
+        Conn *g = conn_find_prefix(m, prefix);
+        if (g && g->ghost)
+                conn_take_over(c, g);
+        /* The answer goes first: calls dispatched now follow it. It leaves after the journal has
+         * what the worker sent (manager.c's on_flush), which the worker may then forget. */
+        int r = conn_send_reply_ok(c, 0, NULL);
+        if (r < 0)
+                return r;
+        return actor_attach_worker(a, c, last_seq, (uint32_t) flags, list);
 }
 
 /* An option's value as a kactor value. A uint64 past 2^63-1 (which kactor values do not hold) comes
@@ -220,6 +273,8 @@ static int handle_call(Conn *c, Frame *f) {
         if (conn_object_id(c, f->id, &object) < 0 || frame_field_id(f, 0, CODEC_EXT_ACTOR, &actor) < 0 ||
             frame_field_str(f, 1, &method, &method_len) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed CALL");
+        if (conn_resent(c, object))
+                return 0;
         r = actor_submit_call(c->manager, actor, object, method, method_len, args, args_len, c, &o, &e);
         if (r == -EREMOTEIO) {
                 r = conn_fail_object(c, object, &e);
@@ -248,6 +303,8 @@ static int handle_submit(Conn *c, Frame *f) {
         if (conn_object_id(c, f->id, &object) < 0 || frame_field_strdup(f, 0, &module) < 0 ||
             frame_field_strdup(f, 1, &function) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed SUBMIT");
+        if (conn_resent(c, object))
+                return 0;
         const msgpack_object *opts = frame_field(f, 2);
         r = opts ? parse_options(opts, set_task_option, &num_cpus, &e) : 0;
         if (r >= 0)
@@ -276,6 +333,8 @@ static int handle_put(Conn *c, Frame *f) {
 
         if (conn_object_id(c, f->id, &object) < 0 || !f->has_body)
                 return conn_protocol_error(c, "malformed PUT");
+        if (conn_resent(c, object))
+                return 0;
         r = manager_put(c->manager, object, f->body_raw, f->body_len, c, &o, &e);
         if (r < 0) {
                 req_error_done(&e);
@@ -562,6 +621,8 @@ static int handle_result(Conn *c, Frame *f) {
                             f->body_raw, f->body_len, (uint32_t) flags);
         if (r == -EBADMSG)
                 return conn_protocol_error(c, "RESULT for a call that is not running");
+        if (r >= 0 && w->kind == WORKER_ACTOR)
+                worker_note_result(w, f->id);
         return r;
 }
 
@@ -585,6 +646,8 @@ static int handle_recalled(Conn *c, Frame *f) {
 
 int native_dispatch(Conn *c, Frame *f) {
         if (!c->welcomed) {
+                if (f->type == MSG_ATTACH)
+                        return handle_attach(c, f);
                 if (f->type != MSG_HELLO)
                         return conn_protocol_error(c, "the first frame must be HELLO");
                 return handle_hello(c, f);

@@ -109,11 +109,11 @@ static bool child_alive(pid_t pid) {
         return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
 }
 
-/* SIGTERM, up to 10 s, then SIGKILL; reaped. */
-static void stop_pid(pid_t *pid) {
+/* sig, up to 10 s, then SIGKILL; reaped. A node manager gets SIGINT, which stops its actors too. */
+static void stop_pid(pid_t *pid, int sig) {
         if (*pid <= 0)
                 return;
-        if (kill(*pid, SIGTERM) == 0) {
+        if (kill(*pid, sig) == 0) {
                 for (unsigned i = 0; i < 200 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
                         sleep_ms(50);
                 if (kill(*pid, SIGKILL) == 0)
@@ -128,8 +128,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 static void node_stop(Node *n) {
-        stop_pid(&n->nodemgr_pid);
-        stop_pid(&n->dbus_pid);
+        stop_pid(&n->nodemgr_pid, SIGINT);
+        stop_pid(&n->dbus_pid, SIGTERM);
         if (n->dir[0] && !getenv("KACTOR_BENCH_KEEP_NODES"))
                 (void) nftw(n->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         n->dir[0] = '\0';
@@ -143,12 +143,12 @@ static void stop_all(void) {
 }
 
 static void on_signal(int sig) {
-        /* The node managers clean up their actors on SIGTERM; we do not wait for them. */
+        /* The node managers stop their actors on SIGINT; we do not wait for them. */
         if (getpid() != main_pid)
                 _exit(128 + sig);
         for (unsigned i = 0; i < N_NODES; i++) {
                 if (nodes[i].nodemgr_pid > 0)
-                        kill(nodes[i].nodemgr_pid, SIGTERM);
+                        kill(nodes[i].nodemgr_pid, SIGINT);
                 if (nodes[i].dbus_pid > 0)
                         kill(nodes[i].dbus_pid, SIGTERM);
         }

@@ -45,11 +45,12 @@ alive() {
         [[ $state != Z* ]]
 }
 
-# Stops what we started, by PID, politely first; bounded.
+# Stops what we started, by PID, politely first (with $2, TERM by default; a node manager gets INT,
+# which stops its actors too, where TERM would leave them running); bounded.
 stop_pid() {
         local pid=$1 i
         [ -n "$pid" ] || return 0
-        kill -TERM "$pid" 2>/dev/null || return 0
+        kill -"${2:-TERM}" "$pid" 2>/dev/null || return 0
         for i in $(seq 50); do
                 alive "$pid" || break
                 sleep 0.1
@@ -58,20 +59,26 @@ stop_pid() {
         wait "$pid" 2>/dev/null
 }
 
-# Stops the cluster's processes, node managers first (a stopped one is woken to hear SIGTERM), and
-# removes the cgroups a node manager killed on purpose (kill -9) left behind, empty: its workers died
-# with it. Only our own, by the names we gave them.
+# Stops the cluster's processes, node managers first (a stopped one is woken to hear SIGINT), and
+# removes the cgroups a node manager killed on purpose (kill -9, a crashed machine) left behind, with
+# the workers in them (which outlive a node manager, to re-attach to the next one). Only our own, by
+# the names we gave them.
 cluster_stop() {
         local pid cg d
         for pid in "${CLUSTER_PIDS[@]}"; do
                 kill -CONT "$pid" 2>/dev/null
-                stop_pid "$pid"
+                stop_pid "$pid" INT
         done
         for pid in "${CLUSTER_BUS_PIDS[@]}"; do
                 stop_pid "$pid"
         done
         for cg in "${CLUSTER_CGROUPS[@]}"; do
                 for d in /sys/fs/cgroup/kactor/"$cg" /sys/fs/cgroup/*/kactor/"$cg"; do
+                        [ -f "$d/cgroup.kill" ] && echo 1 > "$d/cgroup.kill" 2>/dev/null
+                        for _ in $(seq 50); do
+                                grep -qs "populated 1" "$d/cgroup.events" || break
+                                sleep 0.1
+                        done
                         [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
                 done
         done
@@ -84,7 +91,7 @@ cluster_stop() {
 
 cleanup() {
         cluster_stop
-        stop_pid "$NODEMGR_PID"
+        stop_pid "$NODEMGR_PID" INT
         stop_pid "$DBUS_PID"
         if [ "${KACTOR_BENCH_KEEP:-0}" = 1 ]; then
                 echo "kept $DIR"
@@ -238,7 +245,7 @@ fi
 if [ $# = 0 ] || [[ " $* " == *" actor_creation "* ]]; then
         # A fresh node manager, so its memory figure is that of the 1,000 actors alone; what the
         # earlier benchmarks left behind shows in nodemgr_rss_after_calls.
-        stop_pid "$NODEMGR_PID"
+        stop_pid "$NODEMGR_PID" INT
         NODEMGR_PID=
         start_nodemgr
         run "actor creation and memory (fresh node manager)" 120 "$BENCH/bench-actor-creation"

@@ -265,15 +265,15 @@ int64_t cluster_call_int(kactor_client *c, kactor_actor a, const char *method) {
         return n;
 }
 
-/* Kills a node manager with SIGKILL, as a crashed machine would go (its workers follow it). */
 static int rmdir_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw) {
         if (type == FTW_DP)
                 (void) rmdir(path);
         return 0;
 }
 
-/* A node manager that crashed leaves its cgroup subtree: once its workers (which die with it) are
- * gone, it is removed, leaves first. */
+/* A machine that crashed takes its workers with it; a node manager killed alone leaves them (they
+ * wait to re-attach to the next one): they are killed here as the machine's crash would, then the
+ * subtree is removed, leaves first. */
 static void remove_cgroup_subtree(const char *name) {
         const char *v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) >= 0 ? "/sys/fs/cgroup"
                                                                                 : "/sys/fs/cgroup/unified";
@@ -281,6 +281,13 @@ static void remove_cgroup_subtree(const char *name) {
         cr_assert(asprintf(&root, "%s/kactor/%s", v2, name) >= 0 && asprintf(&events, "%s/cgroup.events", root) >= 0);
         if (access(root, F_OK) < 0)
                 return;
+        _cleanup_free_ char *kill_file = NULL;
+        cr_assert(asprintf(&kill_file, "%s/cgroup.kill", root) >= 0);
+        FILE *k = fopen(kill_file, "we");
+        if (k) {
+                (void) fputs("1", k);
+                (void) fclose(k);
+        }
         for (uint64_t end = cluster_now_ms() + CLUSTER_WAIT_MS; cluster_now_ms() < end; usleep(20 * 1000)) {
                 char buf[256] = {};
                 FILE *f = fopen(events, "re");

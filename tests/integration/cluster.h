@@ -72,5 +72,5 @@ const char *cluster_logs(void);
 kactor_value *cluster_call(kactor_client *c, kactor_actor a, const char *method, const char *args_json);
 /* Calls a method that returns an integer, asserting it does. */
 int64_t cluster_call_int(kactor_client *c, kactor_actor a, const char *method);
-/* Kills node i's node manager with SIGKILL, as a crashed machine goes (its workers follow it). */
+/* Kills node i's node manager with SIGKILL and its workers, as a crashed machine goes. */
 void cluster_crash_node(size_t i);

@@ -259,14 +259,15 @@ static int reap_child(pid_t pid, unsigned timeout_ms) {
         return status;
 }
 
-/* SIGTERM, a bounded wait, then SIGKILL. Returns the wait status, or -ETIMEDOUT when it needed
- * SIGKILL (it is reaped then too). */
-static int stop_child(pid_t pid, unsigned timeout_ms) {
+/* sig, a bounded wait, then SIGKILL. Returns the wait status, or -ETIMEDOUT when it needed
+ * SIGKILL (it is reaped then too). A node manager is stopped with SIGINT, which stops its actors too
+ * (SIGTERM leaves them running for the next node manager: docs/restart.md). */
+static int stop_child(pid_t pid, int sig, unsigned timeout_ms) {
         int status;
 
         if (pid <= 0)
                 return 0;
-        (void)kill(pid, SIGTERM);
+        (void)kill(pid, sig);
         status = reap_child(pid, timeout_ms);
         if (status != -ETIMEDOUT)
                 return status;
@@ -277,7 +278,7 @@ static int stop_child(pid_t pid, unsigned timeout_ms) {
 
 static char *describe_status(int status) {
         if (status == -ETIMEDOUT)
-                return xasprintf("did not exit within %u ms of SIGTERM (killed)", STOP_TIMEOUT_MS);
+                return xasprintf("did not exit within %u ms of being told to stop (killed)", STOP_TIMEOUT_MS);
         if (status < 0)
                 return xasprintf("could not be waited for: %s", strerror(-status));
         if (WIFEXITED(status))
@@ -575,44 +576,32 @@ static char *harness_start_dbus(Harness *h) {
         return NULL;
 }
 
-/* Starts the pieces; returns NULL and a malloc'd reason on failure (the caller cleans up). */
-static char *harness_start_children(Harness *h, const HarnessOptions *o) {
+/* Starts kactor-nodemgr on h's bus and runtime directory and waits for READY=1; returns NULL and a
+ * malloc'd reason on failure (the caller cleans up). */
+static char *harness_start_nodemgr(Harness *h) {
+        const HarnessOptions *o = &h->options;
         _cleanup_free_ char *nodemgr = NULL, *notify = NULL, *module_path = NULL, *gpus = NULL, *cpus = NULL,
                             *env_notify = NULL, *env_bus = NULL, *addr_arg = NULL;
         _cleanup_close_ int devnull = -1, nodemgr_logfd = -1, notify_fd = -1;
         _cleanup_free_ char **env = NULL;
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        char *error;
         int r;
 
         nodemgr = xasprintf("%s/kactor-nodemgr", h->build);
-        if (access(nodemgr, X_OK) < 0)
-                return xasprintf("%s is missing (run make; KACTOR_BUILD=%s): %m", nodemgr, h->build);
-
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        h->dbus_log = xasprintf("%s/dbus.log", h->dir);
-        h->nodemgr_log = xasprintf("%s/nodemgr.log", h->dir);
         nodemgr_logfd = open(h->nodemgr_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (devnull < 0 || nodemgr_logfd < 0)
                 return xasprintf("cannot open logs in %s: %m", h->dir);
 
-        error = harness_start_dbus(h);
-        if (error)
-                return error;
-
         /* The notify socket, then the node manager. */
         notify = xasprintf("%s/notify", h->dir);
+        (void)unlink(notify);
         notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (notify_fd < 0 || strlen(notify) >= sizeof(sa.sun_path))
                 return xasprintf("cannot make notify socket %s: %m", notify);
         memcpy(sa.sun_path, notify, strlen(notify) + 1);
         if (bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return xasprintf("cannot bind %s: %m", notify);
-
-        h->runtime_dir = xasprintf("%s/run", h->dir);
-        if (mkdir(h->runtime_dir, 0755) < 0)
-                return xasprintf("mkdir %s: %m", h->runtime_dir);
-        h->socket_path = xasprintf("%s/nodemgr.sock", h->runtime_dir);
 
         module_path = xasprintf("%s/tests/modules:%s/examples", h->build, h->build);
         gpus = xasprintf("%u", o->gpus);
@@ -640,7 +629,7 @@ static char *harness_start_children(Harness *h, const HarnessOptions *o) {
                                 return xasprintf("too many extra_args");
                         argv[k++] = (char *)o->extra_args[i];
                 }
-                char *extra[] = {env_notify, env_bus, NULL};
+                char *extra[] = {env_notify, env_bus, (char *)o->extra_env, NULL};
                 int fds[] = {devnull, nodemgr_logfd, nodemgr_logfd};
 
                 env = make_env(extra);
@@ -649,6 +638,7 @@ static char *harness_start_children(Harness *h, const HarnessOptions *o) {
                 if (h->nodemgr_pid < 0)
                         return xasprintf("cannot run %s: %s", nodemgr, strerror(-h->nodemgr_pid));
         }
+        h->nodemgr_pidfd = safe_close(h->nodemgr_pidfd);
         h->nodemgr_pidfd = pidfd_open_(h->nodemgr_pid);
         if (h->nodemgr_pidfd < 0)
                 return xasprintf("pidfd_open: %m");
@@ -666,6 +656,44 @@ static char *harness_start_children(Harness *h, const HarnessOptions *o) {
                 return xasprintf("kactor-nodemgr sent no READY=1 within %u ms (%s); its log:\n%s",
                                  HARNESS_TIMEOUT_MS, strerror(-r), log_tail(h, h->nodemgr_log));
         return NULL;
+}
+
+/* Starts the pieces; returns NULL and a malloc'd reason on failure (the caller cleans up). */
+static char *harness_start_children(Harness *h) {
+        _cleanup_free_ char *nodemgr = NULL;
+        char *error;
+
+        nodemgr = xasprintf("%s/kactor-nodemgr", h->build);
+        if (access(nodemgr, X_OK) < 0)
+                return xasprintf("%s is missing (run make; KACTOR_BUILD=%s): %m", nodemgr, h->build);
+
+        h->dbus_log = xasprintf("%s/dbus.log", h->dir);
+        h->nodemgr_log = xasprintf("%s/nodemgr.log", h->dir);
+        error = harness_start_dbus(h);
+        if (error)
+                return error;
+
+        h->runtime_dir = xasprintf("%s/run", h->dir);
+        if (mkdir(h->runtime_dir, 0755) < 0)
+                return xasprintf("mkdir %s: %m", h->runtime_dir);
+        h->socket_path = xasprintf("%s/nodemgr.sock", h->runtime_dir);
+        return harness_start_nodemgr(h);
+}
+
+int harness_restart_nodemgr(Harness *h, int sig) {
+        cr_assert_gt(h->nodemgr_pid, 0, "no node manager to restart");
+        cr_assert_eq(kill(h->nodemgr_pid, sig), 0, "kill %d: %m", (int)h->nodemgr_pid);
+        int status = reap_child(h->nodemgr_pid, STOP_TIMEOUT_MS);
+        cr_assert_neq(status, -ETIMEDOUT, "kactor-nodemgr did not exit on signal %d", sig);
+        if (sig == SIGTERM)
+                cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                          "kactor-nodemgr exited with status 0x%x on SIGTERM; its log:\n%s", (unsigned)status,
+                          log_tail(h, h->nodemgr_log));
+        h->nodemgr_pid = 0;
+        h->bus = sd_bus_flush_close_unref(h->bus);
+        _cleanup_free_ char *error = harness_start_nodemgr(h);
+        cr_assert_null(error, "%s", error);
+        return status;
 }
 
 static void harness_register(Harness *h, bool add);
@@ -698,13 +726,14 @@ Harness *harness_start(const HarnessOptions *opts) {
                 error = xasprintf("mkdtemp: %m");
         } else {
                 h->dir = xstrdup(tmpl);
-                error = harness_start_children(h, &o);
+                h->options = o;
+                error = harness_start_children(h);
         }
         if (error) {
                 if (h->nodemgr_pid > 0)
-                        (void)stop_child(h->nodemgr_pid, STOP_TIMEOUT_MS);
+                        (void)stop_child(h->nodemgr_pid, SIGINT, STOP_TIMEOUT_MS);
                 if (h->dbus_pid > 0)
-                        (void)stop_child(h->dbus_pid, STOP_TIMEOUT_MS);
+                        (void)stop_child(h->dbus_pid, SIGTERM, STOP_TIMEOUT_MS);
                 harness_free_all(h);
                 cr_assert_fail("harness: %s", error);
         }
@@ -740,7 +769,7 @@ void harness_dbus_start(Harness *h) {
         error = harness_start_dbus(h);
         if (error) {
                 if (h->dbus_pid > 0)
-                        (void)stop_child(h->dbus_pid, STOP_TIMEOUT_MS);
+                        (void)stop_child(h->dbus_pid, SIGTERM, STOP_TIMEOUT_MS);
                 h->dbus_pid = 0;
                 cr_assert_fail("harness: %s", error);
         }
@@ -797,11 +826,11 @@ Harness *harness_stop(Harness *h) {
                         add_problem(&problems,
                                     xasprintf("kactor-nodemgr was no longer running at the end of "
                                               "the test"));
-                status = stop_child(h->nodemgr_pid, STOP_TIMEOUT_MS);
+                status = stop_child(h->nodemgr_pid, SIGINT, STOP_TIMEOUT_MS);
                 if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                         _cleanup_free_ char *why = describe_status(status);
                         add_problem(&problems,
-                                    xasprintf("kactor-nodemgr %s on SIGTERM (expected status 0)", why));
+                                    xasprintf("kactor-nodemgr %s on SIGINT (expected status 0)", why));
                 }
                 h->nodemgr_pid = 0;
         }
@@ -831,7 +860,7 @@ Harness *harness_stop(Harness *h) {
         }
 
         if (h->dbus_pid > 0)
-                (void)stop_child(h->dbus_pid, STOP_TIMEOUT_MS);
+                (void)stop_child(h->dbus_pid, SIGTERM, STOP_TIMEOUT_MS);
         h->dbus_pid = 0;
 
         if (h->nodemgr_log) {

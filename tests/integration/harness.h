@@ -43,6 +43,7 @@ typedef struct HarnessOptions {
         unsigned num_cpus;       /* --num-cpus (default 16) */
         const char *gpu_devices; /* --gpu-devices, instead of --gpus when set */
         const char *const *extra_args; /* more kactor-nodemgr arguments, NULL-terminated */
+        const char *extra_env;   /* one more NAME=VALUE for kactor-nodemgr (and its workers) */
 } HarnessOptions;
 
 typedef struct Harness {
@@ -57,6 +58,7 @@ typedef struct Harness {
         pid_t nodemgr_pid;
         int nodemgr_pidfd;
         unsigned gpus;
+        HarnessOptions options; /* as started (extra_args and extra_env must outlive the harness) */
         sd_bus *bus; /* the harness's own connection, made on first use */
 
         kactor_client **clients;
@@ -71,6 +73,11 @@ Harness *harness_start(const HarnessOptions *opts);
 /* Stops both, frees everything, removes the temp dir. Accepts NULL; returns NULL. Exits the test
  * process with status 1 (after cleaning up) when the daemon misbehaved (see above). */
 Harness *harness_stop(Harness *h);
+
+/* Stops the node manager with sig (SIGTERM: it exits 0, leaving its actors running; SIGKILL: a
+ * crash) and starts a new one on the same bus and runtime directory, waiting for READY=1. Drops the
+ * harness's bus connection (made again on use). Returns the old one's wait status. Asserts. */
+int harness_restart_nodemgr(Harness *h, int sig);
 
 /* Asserts that the node manager is still running (it did not crash). */
 void harness_assert_running(Harness *h);

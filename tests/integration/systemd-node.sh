@@ -2,7 +2,10 @@
 # The systemd backend in a real systemd node (TESTING.md): boots systemd-nspawn over the host's /usr
 # (tmpfs root), starts kactor-nodemgr from the unit files with systemctl, creates actors with busctl
 # and checks: the scope exists (systemctl list-units), the worker sits in the leaf inside it with its
-# device program, daemon-reload leaves the program in place, Kill and stop remove the scopes.
+# device program, daemon-reload leaves the program in place, Kill removes a scope; then that the actors
+# outlive the node manager: `systemctl restart kactor-nodemgr`, `systemctl restart dbus`, kill -9 of the
+# manager (Restart=on-failure) and `systemctl stop` + `start` each leave the same worker with its
+# state; Shutdown stops everything.
 # Usage: systemd-node.sh CHECKOUT BUILD. Exit 0 = pass, 77 = cannot run here.
 set -u
 checkout=$1 build=$2
@@ -52,7 +55,7 @@ rel=${build#"$checkout"/}
 run sh -c "mkdir -p /etc/dbus-1/system.d /run/systemd/system/kactor-nodemgr.service.d &&
         cp /opt/kactor/units/io.kactor.NodeManager1.conf /etc/dbus-1/system.d/ &&
         cp /opt/kactor/units/kactor-nodemgr.service /opt/kactor/units/kactor.slice /run/systemd/system/ &&
-        printf '[Service]\nExecStart=\nExecStart=/opt/kactor/$rel/kactor-nodemgr --module-path /opt/kactor/$rel/tests/modules\n' \
+        printf '[Service]\nExecStart=\nExecStart=/opt/kactor/$rel/kactor-nodemgr --module-path /opt/kactor/$rel/tests/modules:/opt/kactor/$rel/examples\nEnvironment=KACTOR_WORKER_REATTACH_SEC=60\n' \
                 > /run/systemd/system/kactor-nodemgr.service.d/test.conf" || fail "cannot install the units"
 run busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null || fail "dbus reload"
 run systemctl daemon-reload || fail "daemon-reload"
@@ -83,7 +86,63 @@ o=$(bus call io.kactor.NodeManager1 "$a" io.kactor.Actor1 Call sav open_errno 1 
 bus call io.kactor.NodeManager1 "$a" io.kactor.Actor1 Kill b true >/dev/null || fail "Kill"
 for _ in $(seq 100); do run systemctl is-active -q "$unit" || break; sleep 0.05; done
 run systemctl is-active -q "$unit" && fail "$unit still active after Kill"
+# --- restarts: the actors outlive the node manager --------------------------------------------------
+c=$(bus call "${mgr[@]}" CreateActor 'ssava{sv}' counter Counter 0 0 | cut -d'"' -f2)
+[ -n "$c" ] || fail "CreateActor counter"
+cunit=kactor-actor-${c##*/}.scope
+node=$(bus get-property "${mgr[@]}" NodeId)
+pid=$(bus get-property io.kactor.NodeManager1 "$c" io.kactor.Actor1 Pid)
+expect=0
+# Calls increment on the counter (retrying while the node manager comes back, bounded) and checks the
+# count went on from where it was, in the same worker.
+increment() {
+        local what=$1 out= o
+        expect=$((expect + 1))
+        for _ in $(seq 100); do
+                o=$(bus call io.kactor.NodeManager1 "$c" io.kactor.Actor1 Call sav increment 0 2>/dev/null | cut -d'"' -f2)
+                [ -n "$o" ] && out=$(bus call "${mgr[@]}" Get aot 1 "$o" 10000000 2>/dev/null) && break
+                sleep 0.1
+        done
+        [ "$out" = "av 1 x $expect" ] || fail "after $what: increment gave '$out', expected $expect"
+        [ "$(bus get-property io.kactor.NodeManager1 "$c" io.kactor.Actor1 Pid)" = "$pid" ] ||
+                fail "after $what: the actor has another worker"
+        [ "$(bus get-property "${mgr[@]}" NodeId)" = "$node" ] || fail "after $what: the node id changed"
+}
+active() {
+        for _ in $(seq 100); do run systemctl is-active -q kactor-nodemgr && return 0; sleep 0.1; done
+        return 1
+}
+increment "the start"
+increment "a second call"
+
+run systemctl restart kactor-nodemgr || fail "systemctl restart kactor-nodemgr"
+active || fail "not active after restart"
+increment "systemctl restart kactor-nodemgr"
+
+run systemctl restart dbus || fail "systemctl restart dbus"
+increment "systemctl restart dbus"
+run systemctl is-active -q kactor-nodemgr || fail "a D-Bus restart stopped the node manager"
+
+main=$(run systemctl show -P MainPID kactor-nodemgr)
+run kill -9 "$main" || fail "kill -9 $main"
+for _ in $(seq 100); do
+        now=$(run systemctl show -P MainPID kactor-nodemgr)
+        [ -n "$now" ] && [ "$now" != 0 ] && [ "$now" != "$main" ] && break
+        sleep 0.1
+done
+active || fail "Restart=on-failure did not bring it back after kill -9"
+increment "kill -9 of the node manager"
+
 run systemctl stop kactor-nodemgr || fail "systemctl stop"
+run systemctl is-active -q "$cunit" || fail "systemctl stop stopped the actor's scope"
+run systemctl start kactor-nodemgr || fail "systemctl start"
+increment "systemctl stop and start"
+
+# Shutdown: every actor, then the node manager.
+bus call "${mgr[@]}" Shutdown >/dev/null || fail "Shutdown"
+for _ in $(seq 100); do run systemctl is-active -q kactor-nodemgr || break; sleep 0.1; done
+run systemctl is-active -q kactor-nodemgr && fail "the node manager is still active after Shutdown"
 left=$(run systemctl list-units --no-pager --no-legend 'kactor-actor-*' | wc -l)
-[ "$left" = 0 ] || fail "$left scopes left after the node manager stopped"
-echo "PASS: systemd scopes in a real systemd node"
+[ "$left" = 0 ] || fail "$left scopes left after Shutdown"
+run test -e /run/kactor/state && fail "the state journal is left after Shutdown"
+echo "PASS: systemd scopes and restarts in a real systemd node"

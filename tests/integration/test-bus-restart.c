@@ -251,5 +251,5 @@ Test(bus_restart, manager_survives_two_restarts_and_stops_cleanly) {
                 snprintf(expect, sizeof(expect), "av 1 x %d", round);
                 cr_assert_str_eq(get1(call(named, "increment")), expect);
         }
-        /* harness_stop() checks that SIGTERM still stops it with status 0. */
+        /* harness_stop() checks that SIGINT still stops it with status 0. */
 }

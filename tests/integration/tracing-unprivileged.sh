@@ -11,16 +11,17 @@ USER_ID=${TRACE_TEST_UID:-65534}
 DIR=$(mktemp -d /tmp/kactor-trace-unpriv.XXXXXX) || exit 1
 chmod 0755 "$DIR"
 DBUS_PID= NODEMGR_PID=
-# Stops a child we started: politely, then (after 5 s) not.
+# Stops a child we started: politely ($2, TERM by default; a node manager gets INT, which stops its
+# actors too), then (after 5 s) not.
 stop_pid() {
         [ -n "$1" ] || return 0
-        kill -TERM "$1" 2>/dev/null || return 0
+        kill -"${2:-TERM}" "$1" 2>/dev/null || return 0
         for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$1" 2>/dev/null
         wait "$1" 2>/dev/null
 }
 cleanup() {
-        stop_pid "$NODEMGR_PID"
+        stop_pid "$NODEMGR_PID" INT
         stop_pid "$DBUS_PID"
         rm -rf "$DIR"
 }

@@ -1,0 +1,1179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The state journal: what a node manager that restarts needs to take its actors back (persist.h,
+ * docs/restart.md).
+ *
+ * <runtime-dir>/state is a sequence of records, each a native-protocol frame (4-byte length, a
+ * msgpack array [type, 0, fields...] and an optional trailing value) followed by the CRC-32 of the
+ * frame's payload. The first record is the header (magic, format version, the version of the node
+ * manager that wrote it, the node id). The records of an event loop iteration are written with one
+ * write() before anything that iteration answered leaves (manager.c's on_flush), so a crash at any
+ * point leaves a journal that says at least what anyone was told. At start the journal is read,
+ * then rewritten as a snapshot of what is live (state.new, renamed over it); it is rewritten
+ * again whenever it has grown to more than twice its last snapshot and 16 MiB more.
+ *
+ * Reading stops at the first damaged record (a bad length or CRC): what came before is restored,
+ * the rest is lost, and the log says where. A header of another format version is not read at all:
+ * the file is set aside as state.unreadable and the manager starts empty (the actors of the old
+ * one are then orphans, reaped as after a crash).
+ */
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "actor-isolation.h"
+#include "actor.h"
+#include "codec.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "persist.h"
+#include "transport.h"
+#include "worker-spawn.h"
+
+#define PERSIST_MAGIC "kactor-state"
+#define PERSIST_COMPACT_SLACK (16u * 1024u * 1024u)
+#define PERSIST_ID_BLOCK 65536u
+
+typedef enum JournalRecord {
+        J_HEADER = 1,     /* [magic, format version, kactor version, node hi]                   */
+        J_IDS,            /* [connection prefixes reserved up to, local ids reserved up to]     */
+        J_CONN,           /* [prefix, uid]: a connection (client or worker) that may hold things */
+        J_CONN_END,       /* [prefix]: it closed, and let go of everything                       */
+        J_ACTOR,          /* [id, name, module, module arg, class, uid, run uid, run gid, [gpus],
+                           *  cpus, memory max, tasks max, max restarts, detached, checkpoint
+                           *  interval] + constructor args                                       */
+        J_WORKER,         /* [id, pid, prefix, restarts, cgroup kind, cgroup id, unit, path, dir] */
+        J_ACTOR_END,      /* [id]: dead, or gone                                                 */
+        J_LOG,            /* [id, seq] + lineage record                                          */
+        J_CHECKPOINT,     /* [id, index, seq] + state                                            */
+        J_SEQ,            /* [id, seq]: a result of its worker needing no record was handled     */
+        J_OBJECT,         /* [id, state, owner prefix, pinned, error code, message] (+ value)    */
+        J_FREE,           /* [id]                                                               */
+        J_HOLD,           /* [prefix, id, what, held]                                           */
+        J_READY,          /* [id]: its constructor (or restore) finished: calls may have run     */
+} JournalRecord;
+
+typedef struct LoadedConn {
+        uint64_t prefix;
+        uid_t uid;
+        UT_hash_handle hh;
+} LoadedConn;
+
+typedef struct HoldKey {
+        uint64_t prefix;
+        kactor_id id;
+        uint32_t what;
+} HoldKey;
+
+typedef struct LoadedHold {
+        HoldKey key;
+        UT_hash_handle hh;
+} LoadedHold;
+
+typedef struct LoadedObject {
+        kactor_id id;
+        const char *payload; /* the J_OBJECT record, in the file's contents */
+        size_t len;
+        uint64_t owner;      /* restore_objects(): the owner's prefix, for restore_holds() */
+        /* Owner and pin changed after the record (J_HOLD of PERSIST_HOLD_OWN, _PIN). */
+        bool owner_changed, pin_changed, pinned;
+        uint64_t new_owner;
+        UT_hash_handle hh;
+} LoadedObject;
+
+typedef struct LoadedActor {
+        kactor_id id;
+        const char *actor, *worker; /* J_ACTOR and the last J_WORKER */
+        size_t actor_len, worker_len;
+        LineageLog lineage;
+        uint64_t seq; /* the last seq of its worker whose result is journaled */
+        bool ready;   /* J_READY came */
+        UT_hash_handle hh;
+} LoadedActor;
+
+typedef struct Loaded {
+        char *data; /* the file */
+        size_t size;
+        LoadedConn *conns;
+        LoadedHold *holds;
+        LoadedObject *objects;
+        LoadedActor *actors;
+} Loaded;
+
+typedef struct Persist {
+        Manager *manager;
+        char *path;
+        int fd;
+        Buffer buf; /* this iteration's records */
+        msgpack_packer pk;
+        uint64_t file_size, snapshot_size;
+        uint64_t conn_reserved, local_reserved;
+        int lock_fd; /* <runtime-dir>/state.lock, held while we run: one node manager per directory */
+        bool quiet; /* restoring or closing: hooks write nothing */
+        bool failed; /* a write failed: logged once, the journal is off */
+        Loaded *loaded;
+} Persist;
+
+static bool persist_on(Manager *m) {
+        return m->persist && !m->persist->quiet && !m->persist->failed && m->persist->fd >= 0;
+}
+
+/* --- writing ------------------------------------------------------------------------------------- */
+
+static int rec_begin(Persist *p, JournalRecord type, uint32_t n_fields, size_t *ret_off) {
+        return frame_begin_request(&p->buf, &p->pk, type, 0, n_fields, ret_off);
+}
+
+/* Closes the record begun at off (r: what packing it returned) and appends its CRC. */
+static int rec_end(Persist *p, size_t off, int r) {
+        if (r >= 0)
+                r = frame_end(&p->buf, off);
+        if (r < 0) {
+                p->buf.end = off;
+                return r;
+        }
+        uint32_t crc = (uint32_t) crc32(0, (const Bytef *) p->buf.data + off + PROTO_HEADER_SIZE,
+                                        (uInt) (p->buf.end - off - PROTO_HEADER_SIZE));
+        uint8_t le[4] = { crc, crc >> 8, crc >> 16, crc >> 24 };
+        return buffer_append(&p->buf, le, sizeof(le));
+}
+
+static int pack_u64s(msgpack_packer *pk, size_t n, const uint64_t *v) {
+        for (size_t i = 0; i < n; i++)
+                if (msgpack_pack_uint64(pk, v[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+static void rec_simple(Persist *p, JournalRecord type, kactor_id id, int8_t ext, size_t n, const uint64_t *v) {
+        size_t off;
+        int r = rec_begin(p, type, 1 + n, &off);
+        if (r < 0)
+                return;
+        r = codec_pack_id(&p->pk, ext, id);
+        if (r >= 0)
+                r = pack_u64s(&p->pk, n, v);
+        (void) rec_end(p, off, r);
+}
+
+static int write_header(Persist *p) {
+        Manager *m = p->manager;
+        size_t off;
+        int r = rec_begin(p, J_HEADER, 4, &off);
+        if (r < 0)
+                return r;
+        r = pack_cstr(&p->pk, PERSIST_MAGIC) < 0 || msgpack_pack_uint32(&p->pk, PERSIST_FORMAT_VERSION) < 0 ||
+                        pack_cstr(&p->pk, KACTOR_VERSION) < 0 || msgpack_pack_uint64(&p->pk, m->node_hi) < 0
+                ? -ENOMEM
+                : 0;
+        return rec_end(p, off, r);
+}
+
+/* Ids handed out are above what the journal reserved: reserve the next block before any leaves. */
+static void write_ids(Persist *p, bool force) {
+        Manager *m = p->manager;
+        if (!force && m->next_conn + PERSIST_ID_BLOCK / 2 < p->conn_reserved &&
+            m->next_local + PERSIST_ID_BLOCK / 2 < p->local_reserved)
+                return;
+        p->conn_reserved = m->next_conn + PERSIST_ID_BLOCK;
+        p->local_reserved = m->next_local + PERSIST_ID_BLOCK;
+        size_t off;
+        int r = rec_begin(p, J_IDS, 2, &off);
+        if (r >= 0)
+                r = msgpack_pack_uint64(&p->pk, p->conn_reserved) < 0 ||
+                                msgpack_pack_uint64(&p->pk, p->local_reserved) < 0
+                        ? -ENOMEM
+                        : 0;
+        (void) rec_end(p, off, r);
+}
+
+void persist_conn(Manager *m, uint64_t prefix, uid_t uid) {
+        if (!persist_on(m))
+                return;
+        Persist *p = m->persist;
+        size_t off;
+        int r = rec_begin(p, J_CONN, 2, &off);
+        if (r >= 0)
+                r = pack_u64s(&p->pk, 2, (uint64_t[]){ prefix, uid });
+        (void) rec_end(p, off, r);
+}
+
+void persist_conn_end(Manager *m, uint64_t prefix) {
+        if (!persist_on(m))
+                return;
+        Persist *p = m->persist;
+        size_t off;
+        int r = rec_begin(p, J_CONN_END, 1, &off);
+        if (r >= 0)
+                r = pack_u64s(&p->pk, 1, &prefix);
+        (void) rec_end(p, off, r);
+}
+
+static int pack_actor(Persist *p, Actor *a) {
+        msgpack_packer *pk = &p->pk;
+        size_t off;
+        int r = rec_begin(p, J_ACTOR, 15, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(pk, CODEC_EXT_ACTOR, a->id);
+        if (r >= 0)
+                r = pack_cstr(pk, a->name) < 0 || pack_cstr(pk, a->module) < 0 || pack_cstr(pk, a->module_arg) < 0 ||
+                                pack_cstr(pk, a->class_name) < 0 || msgpack_pack_uint32(pk, a->uid) < 0 ||
+                                msgpack_pack_uint32(pk, a->run_uid) < 0 || msgpack_pack_uint32(pk, a->run_gid) < 0 ||
+                                msgpack_pack_array(pk, a->n_gpus) < 0
+                        ? -ENOMEM
+                        : 0;
+        for (size_t i = 0; r >= 0 && i < a->n_gpus; i++)
+                r = msgpack_pack_uint32(pk, a->gpus[i]) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = msgpack_pack_double(pk, a->num_cpus) < 0 || msgpack_pack_uint64(pk, a->memory_max) < 0 ||
+                                msgpack_pack_uint64(pk, a->tasks_max) < 0 ||
+                                msgpack_pack_int64(pk, a->max_restarts) < 0 ||
+                                (a->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+                                msgpack_pack_uint32(pk, a->checkpoint_interval) < 0
+                        ? -ENOMEM
+                        : 0;
+        if (r >= 0)
+                r = buffer_append(&p->buf, a->args, a->args_len);
+        return rec_end(p, off, r);
+}
+
+static int pack_worker(Persist *p, Actor *a) {
+        msgpack_packer *pk = &p->pk;
+        Worker *w = a->worker;
+        ActorCgroup *cg = a->cgroup;
+        size_t off;
+        int r = rec_begin(p, J_WORKER, 9, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(pk, CODEC_EXT_ACTOR, a->id);
+        if (r >= 0)
+                r = msgpack_pack_int64(pk, w->pid) < 0 ||
+                                msgpack_pack_uint64(pk, w->conn ? w->conn->id_prefix : w->attach_prefix) < 0 ||
+                                msgpack_pack_uint32(pk, a->restarts) < 0 || pack_cstr(pk, cg ? cg->kind : NULL) < 0 ||
+                                pack_cstr(pk, cg ? cg->id : NULL) < 0 || pack_cstr(pk, cg ? cg->unit : NULL) < 0 ||
+                                pack_cstr(pk, cg ? cg->path : NULL) < 0 || pack_cstr(pk, cg ? cg->v2_dir : NULL) < 0
+                        ? -ENOMEM
+                        : 0;
+        return rec_end(p, off, r);
+}
+
+static bool actor_persisted(const Actor *a) {
+        return !a->shadow && a->state != ACTOR_DEAD;
+}
+
+void persist_actor(Actor *a) {
+        if (persist_on(a->manager) && actor_persisted(a))
+                (void) pack_actor(a->manager->persist, a);
+}
+
+void persist_actor_worker(Actor *a) {
+        Manager *m = a->manager;
+        if (!persist_on(m) || !actor_persisted(a) || !a->worker)
+                return;
+        uint64_t prefix = a->worker->conn ? a->worker->conn->id_prefix : a->worker->attach_prefix;
+        persist_conn(m, prefix, a->run_uid);
+        (void) pack_worker(m->persist, a);
+}
+
+void persist_actor_ready(Actor *a) {
+        if (persist_on(a->manager) && actor_persisted(a))
+                rec_simple(a->manager->persist, J_READY, a->id, CODEC_EXT_ACTOR, 0, NULL);
+}
+
+void persist_actor_end(Actor *a) {
+        if (persist_on(a->manager) && !a->shadow)
+                rec_simple(a->manager->persist, J_ACTOR_END, a->id, CODEC_EXT_ACTOR, 0, NULL);
+}
+
+static int pack_log(Persist *p, Actor *a, const LineageRecord *rec, uint64_t seq) {
+        /* The record's wire form (a header and the arguments: two values) goes as one bin. */
+        Buffer b = {};
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, buffer_msgpack_write);
+        int r = lineage_record_pack(&pk, rec);
+        size_t off;
+        if (r >= 0)
+                r = rec_begin(p, J_LOG, 3, &off);
+        if (r < 0) {
+                buffer_free(&b);
+                return r;
+        }
+        r = codec_pack_id(&p->pk, CODEC_EXT_ACTOR, a->id);
+        if (r >= 0)
+                r = msgpack_pack_uint64(&p->pk, seq) < 0 || msgpack_pack_bin(&p->pk, buffer_size(&b)) < 0 ||
+                                msgpack_pack_bin_body(&p->pk, b.data + b.start, buffer_size(&b)) < 0
+                        ? -ENOMEM
+                        : 0;
+        buffer_free(&b);
+        return rec_end(p, off, r);
+}
+
+void persist_lineage(Actor *a, const LineageRecord *rec, uint64_t seq) {
+        if (rec && persist_on(a->manager) && actor_persisted(a))
+                (void) pack_log(a->manager->persist, a, rec, seq);
+}
+
+void persist_seq(Actor *a, uint64_t seq) {
+        if (persist_on(a->manager) && actor_persisted(a))
+                rec_simple(a->manager->persist, J_SEQ, a->id, CODEC_EXT_ACTOR, 1, &seq);
+}
+
+static int pack_checkpoint(Persist *p, Actor *a, uint64_t seq) {
+        size_t off;
+        int r = rec_begin(p, J_CHECKPOINT, 3, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(&p->pk, CODEC_EXT_ACTOR, a->id);
+        if (r >= 0)
+                r = pack_u64s(&p->pk, 2, (uint64_t[]){ a->lineage.checkpoint_index, seq });
+        if (r >= 0)
+                r = buffer_append(&p->buf, a->lineage.checkpoint, a->lineage.checkpoint_len);
+        return rec_end(p, off, r);
+}
+
+void persist_checkpoint(Actor *a) {
+        if (persist_on(a->manager) && actor_persisted(a) && a->lineage.checkpoint)
+                (void) pack_checkpoint(a->manager->persist, a, 0);
+}
+
+static uint64_t object_owner_prefix(const Object *o) {
+        const Conn *c = o->owner;
+        return c ? c->id_prefix : 0;
+}
+
+static int pack_object(Persist *p, Object *o) {
+        msgpack_packer *pk = &p->pk;
+        size_t off;
+        int r = rec_begin(p, J_OBJECT, 6, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(pk, CODEC_EXT_OBJECT, o->id);
+        if (r >= 0)
+                r = msgpack_pack_uint32(pk, o->state) < 0 || msgpack_pack_uint64(pk, object_owner_prefix(o)) < 0 ||
+                                (o->pinned ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
+                                msgpack_pack_uint32(pk, o->error) < 0 ||
+                                pack_cstr(pk, o->state == OBJECT_FAILED ? o->message : NULL) < 0
+                        ? -ENOMEM
+                        : 0;
+        if (r >= 0 && o->state == OBJECT_READY)
+                r = buffer_append(&p->buf, o->data, o->len);
+        return rec_end(p, off, r);
+}
+
+static bool object_persistable(const Object *o) {
+        /* An evicted value is not here to write: it is rebuilt or read back on demand, which a
+         * restarted manager cannot do for it (docs/restart.md). */
+        return o->state == OBJECT_FAILED || (o->state == OBJECT_READY && o->data);
+}
+
+void persist_object(Manager *m, Object *o) {
+        if (!persist_on(m) || !object_persistable(o))
+                return;
+        if (pack_object(m->persist, o) >= 0)
+                o->persisted = true;
+}
+
+void persist_object_freed(Manager *m, Object *o) {
+        if (persist_on(m) && o->persisted)
+                rec_simple(m->persist, J_FREE, o->id, CODEC_EXT_OBJECT, 0, NULL);
+}
+
+void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
+        if (!persist_on(m))
+                return;
+        Persist *p = m->persist;
+        size_t off;
+        int r = rec_begin(p, J_HOLD, 4, &off);
+        if (r < 0)
+                return;
+        r = msgpack_pack_uint64(&p->pk, prefix) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = codec_pack_id(&p->pk, what == PERSIST_HOLD_ACTOR ? CODEC_EXT_ACTOR : CODEC_EXT_OBJECT, id);
+        if (r >= 0)
+                r = msgpack_pack_uint32(&p->pk, what) < 0 || (held ? msgpack_pack_true(&p->pk) : msgpack_pack_false(&p->pk)) < 0
+                        ? -ENOMEM
+                        : 0;
+        (void) rec_end(p, off, r);
+}
+
+static int write_all(int fd, const char *data, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, data, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                data += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Everything live, as records: what a new journal starts with. */
+static int persist_snapshot(Persist *p) {
+        Manager *m = p->manager;
+        int r;
+
+        r = write_header(p);
+        if (r < 0)
+                return r;
+        write_ids(p, true);
+        Conn *c;
+        LIST_FOREACH(c, &m->conns, link) {
+                if (c->dead || (!c->welcomed && !c->worker))
+                        continue;
+                persist_conn(m, c->id_prefix, c->uid);
+                Hold *h, *tmp;
+                HASH_ITER(hh, c->holds, h, tmp)
+                        persist_hold(m, c->id_prefix, h->id, h->actor ? PERSIST_HOLD_ACTOR : PERSIST_HOLD_OBJECT, true);
+        }
+        Actor *a, *atmp;
+        HASH_ITER(hh, m->actors, a, atmp) {
+                if (!actor_persisted(a))
+                        continue;
+                r = pack_actor(p, a);
+                if (r >= 0 && a->worker)
+                        r = pack_worker(p, a);
+                if (r >= 0 && (a->state == ACTOR_ALIVE || lineage_size(&a->lineage) > 0 || a->lineage.checkpoint))
+                        rec_simple(p, J_READY, a->id, CODEC_EXT_ACTOR, 0, NULL);
+                if (r >= 0 && a->lineage.checkpoint)
+                        r = pack_checkpoint(p, a, 0);
+                for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++)
+                        r = pack_log(p, a, lineage_at(&a->lineage, i), 0);
+                if (r >= 0 && a->worker)
+                        /* Results up to here are known; their seqs do not matter past this point. */
+                        rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1,
+                                   (uint64_t[]){ MAX(a->worker->handled_seq, a->journaled_seq) });
+                if (r < 0)
+                        return r;
+        }
+        Object *o, *otmp;
+        HASH_ITER(hh, m->store.objects, o, otmp) {
+                if (!object_persistable(o))
+                        continue;
+                r = pack_object(p, o);
+                if (r < 0)
+                        return r;
+                o->persisted = true;
+        }
+        return 0;
+}
+
+/* Rewrites the journal as a snapshot (state.new, renamed over state). */
+static int persist_compact(Persist *p) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (asprintf(&tmp, "%s.new", p->path) < 0)
+                return -ENOMEM;
+        Buffer saved = p->buf;
+        p->buf = (Buffer){};
+        msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
+        r = persist_snapshot(p);
+        if (r >= 0) {
+                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                r = fd < 0 ? negative_errno() : write_all(fd, p->buf.data + p->buf.start, buffer_size(&p->buf));
+        }
+        if (r >= 0 && rename(tmp, p->path) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                (void) unlink(tmp);
+                buffer_free(&p->buf);
+                p->buf = saved;
+                msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
+                return r;
+        }
+        /* What this iteration had queued is in the snapshot already. */
+        buffer_free(&saved);
+        p->file_size = p->snapshot_size = buffer_size(&p->buf);
+        p->buf.start = p->buf.end = 0;
+        safe_close(p->fd);
+        p->fd = TAKE_FD(fd);
+        return 0;
+}
+
+void persist_flush(Manager *m) {
+        Persist *p = m->persist;
+        if (!persist_on(m))
+                return;
+        write_ids(p, false);
+        if (buffer_size(&p->buf) > 0) {
+                int r = write_all(p->fd, p->buf.data + p->buf.start, buffer_size(&p->buf));
+                if (r < 0) {
+                        log_error_errno(r, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
+                                        p->path);
+                        p->failed = true;
+                        return;
+                }
+                p->file_size += buffer_size(&p->buf);
+                p->buf.start = p->buf.end = 0;
+        }
+        if (p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK) {
+                int r = persist_compact(p);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to compact the state journal %s: %m", p->path);
+        }
+}
+
+/* --- reading ------------------------------------------------------------------------------------- */
+
+static void loaded_free(Loaded *l) {
+        if (!l)
+                return;
+        LoadedConn *c, *ctmp;
+        HASH_ITER(hh, l->conns, c, ctmp) {
+                HASH_DEL(l->conns, c);
+                free(c);
+        }
+        LoadedHold *h, *htmp;
+        HASH_ITER(hh, l->holds, h, htmp) {
+                HASH_DEL(l->holds, h);
+                free(h);
+        }
+        LoadedObject *o, *otmp;
+        HASH_ITER(hh, l->objects, o, otmp) {
+                HASH_DEL(l->objects, o);
+                free(o);
+        }
+        LoadedActor *a, *atmp;
+        HASH_ITER(hh, l->actors, a, atmp) {
+                HASH_DEL(l->actors, a);
+                lineage_done(&a->lineage);
+                free(a);
+        }
+        free(l->data);
+        free(l);
+}
+
+/* The actor a record names; made when it is the first record of it (its worker is recorded as it
+ * starts, before the actor's own record). */
+static LoadedActor *loaded_actor(Loaded *l, const Frame *f) {
+        kactor_id id;
+        LoadedActor *a;
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0)
+                return NULL;
+        HASH_FIND(hh, l->actors, &id, sizeof(id), a);
+        if (a || f->type == J_ACTOR_END)
+                return a;
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return NULL;
+        a->id = id;
+        lineage_init(&a->lineage);
+        HASH_ADD(hh, l->actors, id, sizeof(a->id), a);
+        return a;
+}
+
+/* One record into l. -EBADMSG for a record that does not parse. */
+static int load_record(Loaded *l, const Frame *f, const char *payload, size_t len) {
+        kactor_id id;
+        uint64_t u, v;
+        LoadedActor *a;
+
+        switch (f->type) {
+        case J_IDS:
+        case J_HEADER:
+                return 0; /* read by persist_open() */
+        case J_CONN: {
+                LoadedConn *c;
+                if (frame_field_u64(f, 0, &u) < 0 || frame_field_u64(f, 1, &v) < 0)
+                        return -EBADMSG;
+                HASH_FIND(hh, l->conns, &u, sizeof(u), c);
+                if (!c) {
+                        c = calloc(1, sizeof(*c));
+                        if (!c)
+                                return -ENOMEM;
+                        c->prefix = u;
+                        HASH_ADD(hh, l->conns, prefix, sizeof(c->prefix), c);
+                }
+                c->uid = (uid_t) v;
+                return 0;
+        }
+        case J_CONN_END: {
+                LoadedConn *c;
+                if (frame_field_u64(f, 0, &u) < 0)
+                        return -EBADMSG;
+                HASH_FIND(hh, l->conns, &u, sizeof(u), c);
+                if (c) {
+                        HASH_DEL(l->conns, c);
+                        free(c);
+                }
+                LoadedHold *h, *tmp;
+                HASH_ITER(hh, l->holds, h, tmp)
+                        if (h->key.prefix == u) {
+                                HASH_DEL(l->holds, h);
+                                free(h);
+                        }
+                return 0;
+        }
+        case J_ACTOR:
+                a = loaded_actor(l, f);
+                if (!a)
+                        return -EBADMSG;
+                a->actor = payload;
+                a->actor_len = len;
+                return 0;
+        case J_WORKER:
+                a = loaded_actor(l, f);
+                if (a) {
+                        a->worker = payload;
+                        a->worker_len = len;
+                        a->seq = 0; /* a new worker counts from 1 */
+                }
+                return 0;
+        case J_ACTOR_END:
+                a = loaded_actor(l, f);
+                if (a) {
+                        HASH_DEL(l->actors, a);
+                        lineage_done(&a->lineage);
+                        free(a);
+                }
+                return 0;
+        case J_LOG: {
+                LineageRecord rec;
+                a = loaded_actor(l, f);
+                if (!a)
+                        return 0;
+                const msgpack_object *bin = frame_field(f, 2);
+                if (frame_field_u64(f, 1, &u) < 0 || !bin || bin->type != MSGPACK_OBJECT_BIN ||
+                    lineage_record_unpack(bin->via.bin.ptr, bin->via.bin.size, &rec) < 0)
+                        return -EBADMSG;
+                /* An index the log has is not appended twice; a gap (never written) is skipped. */
+                if (rec.index >= a->lineage.next_index) {
+                        if (lineage_size(&a->lineage) == 0)
+                                a->lineage.next_index = rec.index;
+                        if (rec.index == a->lineage.next_index &&
+                            lineage_append(&a->lineage, rec.result, rec.method, rec.args, rec.args_len, rec.code) < 0) {
+                                lineage_record_done(&rec);
+                                return -ENOMEM;
+                        }
+                }
+                lineage_record_done(&rec);
+                a->seq = MAX(a->seq, u);
+                return 0;
+        }
+        case J_CHECKPOINT:
+                a = loaded_actor(l, f);
+                if (!a)
+                        return 0;
+                if (frame_field_u64(f, 1, &u) < 0 || frame_field_u64(f, 2, &v) < 0 || !f->has_body)
+                        return -EBADMSG;
+                if (u >= a->lineage.checkpoint_index && u < a->lineage.next_index) {
+                        if (lineage_checkpoint(&a->lineage, u, f->body_raw, f->body_len) < 0)
+                                return -ENOMEM;
+                } else {
+                        /* A snapshot: the checkpoint comes first, the records after it follow. */
+                        lineage_done(&a->lineage);
+                        lineage_init(&a->lineage);
+                        if (lineage_restore(&a->lineage, u, f->body_raw, f->body_len) < 0)
+                                return -EBADMSG;
+                }
+                a->seq = MAX(a->seq, v);
+                return 0;
+        case J_READY:
+                a = loaded_actor(l, f);
+                if (a)
+                        a->ready = true;
+                return 0;
+        case J_SEQ:
+                a = loaded_actor(l, f);
+                if (a && frame_field_u64(f, 1, &u) >= 0)
+                        a->seq = MAX(a->seq, u);
+                return 0;
+        case J_OBJECT: {
+                LoadedObject *o;
+                if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
+                        return -EBADMSG;
+                HASH_FIND(hh, l->objects, &id, sizeof(id), o);
+                if (o) /* made again (rebuilt): the later value, in the later place */
+                        HASH_DEL(l->objects, o);
+                else if (!(o = calloc(1, sizeof(*o))))
+                        return -ENOMEM;
+                *o = (LoadedObject){ .id = id, .payload = payload, .len = len };
+                HASH_ADD(hh, l->objects, id, sizeof(o->id), o);
+                return 0;
+        }
+        case J_FREE: {
+                LoadedObject *o;
+                if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
+                        return -EBADMSG;
+                HASH_FIND(hh, l->objects, &id, sizeof(id), o);
+                if (o) {
+                        HASH_DEL(l->objects, o);
+                        free(o);
+                }
+                return 0;
+        }
+        case J_HOLD: {
+                HoldKey k = {};
+                bool held;
+                if (frame_field_u64(f, 0, &k.prefix) < 0 || frame_field_u64(f, 2, &u) < 0 || u > PERSIST_HOLD_PIN ||
+                    frame_field_bool(f, 3, &held) < 0 ||
+                    frame_field_id(f, 1, u == PERSIST_HOLD_ACTOR ? CODEC_EXT_ACTOR : CODEC_EXT_OBJECT, &k.id) < 0)
+                        return -EBADMSG;
+                k.what = (uint32_t) u;
+                if (k.what == PERSIST_HOLD_OWN || k.what == PERSIST_HOLD_PIN) {
+                        LoadedObject *o;
+                        HASH_FIND(hh, l->objects, &k.id, sizeof(k.id), o);
+                        if (!o)
+                                return 0;
+                        if (k.what == PERSIST_HOLD_OWN) {
+                                o->owner_changed = true;
+                                o->new_owner = held ? k.prefix : 0;
+                        } else {
+                                o->pin_changed = true;
+                                o->pinned = held;
+                        }
+                        return 0;
+                }
+                LoadedHold *h;
+                HASH_FIND(hh, l->holds, &k, sizeof(k), h);
+                if (held && !h) {
+                        h = calloc(1, sizeof(*h));
+                        if (!h)
+                                return -ENOMEM;
+                        h->key = k;
+                        HASH_ADD(hh, l->holds, key, sizeof(h->key), h);
+                } else if (!held && h) {
+                        HASH_DEL(l->holds, h);
+                        free(h);
+                }
+                return 0;
+        }
+        default:
+                return -EBADMSG;
+        }
+}
+
+static int read_file(int fd, char **ret, size_t *ret_size) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        size_t size = (size_t) st.st_size;
+        char *data = malloc(size ?: 1);
+        if (!data)
+                return -ENOMEM;
+        size_t k = 0;
+        while (k < size) {
+                ssize_t n = read(fd, data + k, size - k);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        free(data);
+                        return n < 0 ? negative_errno() : -EIO;
+                }
+                k += (size_t) n;
+        }
+        *ret = data;
+        *ret_size = size;
+        return 0;
+}
+
+/* Sets a journal that cannot be used aside, for whoever wants to look at it. */
+static void persist_set_aside(Persist *p, const char *why) {
+        _cleanup_free_ char *aside = NULL;
+        if (asprintf(&aside, "%s.unreadable", p->path) >= 0 && rename(p->path, aside) >= 0)
+                log_error("The state journal %s %s; it was moved to %s and nothing was restored: the actors of "
+                          "the previous node manager are stopped.",
+                          p->path, why, aside);
+        else
+                log_error("The state journal %s %s; nothing was restored.", p->path, why);
+}
+
+/* Reads the journal into p->loaded. 0 also when there is none or it is unusable (logged). */
+static int persist_load(Persist *p) {
+        Manager *m = p->manager;
+        _cleanup_close_ int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : log_error_errno(errno, "Failed to open the state journal %s: %m", p->path);
+
+        Loaded *l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        int r = read_file(fd, &l->data, &l->size);
+        if (r < 0) {
+                free(l);
+                return log_error_errno(r, "Failed to read the state journal %s: %m", p->path);
+        }
+
+        Frame f;
+        frame_init(&f);
+        Buffer b = { .data = l->data, .start = 0, .end = l->size, .cap = l->size };
+        size_t n_records = 0;
+        const char *damage = NULL;
+        for (;;) {
+                const char *payload;
+                size_t len;
+                size_t at = b.start;
+                r = frame_peek(&b, &payload, &len);
+                if (r == 0 && buffer_size(&b) == 0)
+                        break;
+                if (r <= 0 || buffer_size(&b) < PROTO_HEADER_SIZE + len + 4) {
+                        damage = "a record is cut short";
+                        log_error("The state journal %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
+                                  p->path, at, damage, n_records);
+                        break;
+                }
+                const uint8_t *c = (const uint8_t *) payload + len;
+                uint32_t crc = c[0] | (uint32_t) c[1] << 8 | (uint32_t) c[2] << 16 | (uint32_t) c[3] << 24;
+                if (crc != (uint32_t) crc32(0, (const Bytef *) payload, (uInt) len) || frame_parse(&f, payload, len) < 0) {
+                        damage = "a checksum does not match";
+                        log_error("The state journal %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
+                                  p->path, at, damage, n_records);
+                        break;
+                }
+                b.start += PROTO_HEADER_SIZE + len + 4;
+
+                if (n_records == 0) {
+                        const char *magic;
+                        size_t magic_len;
+                        uint64_t version, hi;
+                        if (f.type != J_HEADER || frame_field_str(&f, 0, &magic, &magic_len) < 0 ||
+                            magic_len != strlen(PERSIST_MAGIC) || memcmp(magic, PERSIST_MAGIC, magic_len) != 0) {
+                                frame_done(&f);
+                                loaded_free(l);
+                                persist_set_aside(p, "is not a kactor state journal");
+                                return 0;
+                        }
+                        if (frame_field_u64(&f, 1, &version) < 0 || version != PERSIST_FORMAT_VERSION) {
+                                _cleanup_free_ char *why = NULL;
+                                const char *wrote = "?";
+                                size_t wrote_len = 1;
+                                (void) frame_field_str(&f, 2, &wrote, &wrote_len);
+                                if (asprintf(&why, "has format version %" PRIu64 " (written by kactor-nodemgr %.*s); this node manager (%s) reads version %u",
+                                             version, (int) wrote_len, wrote, KACTOR_VERSION, PERSIST_FORMAT_VERSION) < 0)
+                                        why = NULL;
+                                frame_done(&f);
+                                loaded_free(l);
+                                persist_set_aside(p, why ?: "has another format version");
+                                return 0;
+                        }
+                        if (frame_field_u64(&f, 3, &hi) >= 0 && hi != 0) {
+                                m->node_hi = hi;
+                                snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, hi);
+                        }
+                } else if (f.type == J_IDS) {
+                        uint64_t conn, local;
+                        if (frame_field_u64(&f, 0, &conn) >= 0 && frame_field_u64(&f, 1, &local) >= 0) {
+                                m->next_conn = MAX(m->next_conn, conn);
+                                m->next_local = MAX(m->next_local, local);
+                        }
+                } else {
+                        r = load_record(l, &f, payload, len);
+                        if (r == -ENOMEM) {
+                                frame_done(&f);
+                                loaded_free(l);
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        }
+                        if (r < 0)
+                                log_warning("The state journal %s has a malformed record (type %u) at byte %zu; it is skipped.",
+                                            p->path, f.type, at);
+                }
+                n_records++;
+        }
+        frame_done(&f);
+        p->loaded = l;
+        log_info("Read the state journal %s (%zu records, %zu bytes): node %s, %u actors, %u objects, %u connections%s.",
+                 p->path, n_records, l->size, m->node_id, HASH_COUNT(l->actors), HASH_COUNT(l->objects),
+                 HASH_COUNT(l->conns), damage ? " (damaged: see above)" : "");
+        return 0;
+}
+
+int persist_open(Manager *m) {
+        _cleanup_free_ char *lock = NULL;
+        Persist *p = calloc(1, sizeof(*p));
+        if (!p)
+                return log_error_errno(-ENOMEM, "Out of memory.");
+        p->manager = m;
+        p->fd = p->lock_fd = -1;
+        msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
+        m->persist = p;
+        if (asprintf(&p->path, "%s/%s", m->runtime_dir, PERSIST_FILE_NAME) < 0 ||
+            asprintf(&lock, "%s.lock", p->path) < 0)
+                return log_error_errno(-ENOMEM, "Out of memory.");
+
+        /* A second node manager on the same directory would take the first one's actors: refused
+         * before anything is read. */
+        if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create the runtime directory %s: %m", m->runtime_dir);
+        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (p->lock_fd < 0)
+                return log_error_errno(errno, "Failed to open %s: %m", lock);
+        if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return log_error_errno(-EBUSY, "Another node manager runs with the runtime directory %s.",
+                                               m->runtime_dir);
+                return log_error_errno(errno, "Failed to lock %s: %m", lock);
+        }
+        return persist_load(p);
+}
+
+bool persist_keeps_cgroup(Manager *m, const char *kind, const char *id) {
+        Loaded *l = m->persist ? m->persist->loaded : NULL;
+        kactor_id aid;
+        LoadedActor *a;
+
+        if (!l || !kind || !id || !streq(kind, "actor") || kactor_id_from_string(id, &aid) < 0)
+                return false;
+        HASH_FIND(hh, l->actors, &aid, sizeof(aid), a);
+        return a && a->actor && a->worker;
+}
+
+/* --- restoring ----------------------------------------------------------------------------------- */
+
+static char *field_strdup_or_null(const Frame *f, uint32_t i) {
+        const msgpack_object *o = frame_field(f, i);
+        if (!o || o->type != MSGPACK_OBJECT_STR)
+                return NULL;
+        return strndup(o->via.str.ptr, o->via.str.size);
+}
+
+/* Makes one actor live again from its records: listed, with its worker adopted (or restarted from
+ * its lineage when the worker is gone). */
+static int restore_actor(Manager *m, LoadedActor *la) {
+        _cleanup_free_ char *name = NULL, *module = NULL, *module_arg = NULL, *class_name = NULL;
+        _cleanup_free_ char *cg_kind = NULL, *cg_id = NULL, *unit = NULL, *path = NULL, *v2_dir = NULL;
+        _cleanup_free_ uint32_t *gpus = NULL;
+        Frame f, w;
+        uint64_t uid, run_uid, run_gid, memory_max, tasks_max, interval, restarts = 0, prefix = 0;
+        int64_t max_restarts, pid = 0;
+        bool detached;
+        double cpus = 0;
+        int r;
+
+        frame_init(&f);
+        frame_init(&w);
+        r = frame_parse(&f, la->actor, la->actor_len);
+        if (r >= 0 && (!(module = field_strdup_or_null(&f, 2)) || !(class_name = field_strdup_or_null(&f, 4)) ||
+                       frame_field_u64(&f, 5, &uid) < 0 || frame_field_u64(&f, 6, &run_uid) < 0 ||
+                       frame_field_u64(&f, 7, &run_gid) < 0 || frame_field_u64(&f, 10, &memory_max) < 0 ||
+                       frame_field_u64(&f, 11, &tasks_max) < 0 || frame_field_i64(&f, 12, &max_restarts) < 0 ||
+                       frame_field_bool(&f, 13, &detached) < 0 || frame_field_u64(&f, 14, &interval) < 0))
+                r = -EBADMSG;
+        const msgpack_object *g = frame_field(&f, 8), *c = frame_field(&f, 9);
+        if (r >= 0 && (!g || g->type != MSGPACK_OBJECT_ARRAY || !c))
+                r = -EBADMSG;
+        if (r >= 0) {
+                if (c->type == MSGPACK_OBJECT_FLOAT64 || c->type == MSGPACK_OBJECT_FLOAT32)
+                        cpus = c->via.f64;
+                else if (c->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        cpus = (double) c->via.u64;
+                gpus = calloc(g->via.array.size ?: 1, sizeof(uint32_t));
+                if (!gpus)
+                        r = -ENOMEM;
+                for (uint32_t i = 0; r >= 0 && i < g->via.array.size; i++) {
+                        if (g->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                                r = -EBADMSG;
+                        else
+                                gpus[i] = (uint32_t) g->via.array.ptr[i].via.u64;
+                }
+                name = field_strdup_or_null(&f, 1);
+                module_arg = field_strdup_or_null(&f, 3);
+        }
+        if (r >= 0 && la->worker) {
+                r = frame_parse(&w, la->worker, la->worker_len);
+                if (r >= 0 && (frame_field_i64(&w, 1, &pid) < 0 || frame_field_u64(&w, 2, &prefix) < 0 ||
+                               frame_field_u64(&w, 3, &restarts) < 0))
+                        r = -EBADMSG;
+                cg_kind = field_strdup_or_null(&w, 4);
+                cg_id = field_strdup_or_null(&w, 5);
+                unit = field_strdup_or_null(&w, 6);
+                path = field_strdup_or_null(&w, 7);
+                v2_dir = field_strdup_or_null(&w, 8);
+        }
+        if (r < 0) {
+                frame_done(&f);
+                frame_done(&w);
+                char s[KACTOR_ID_STRING_MAX];
+                kactor_id_to_string(la->id, s);
+                log_error("The state journal's record of actor %s is malformed; the actor is not restored.", s);
+                return 0;
+        }
+
+        ActorRestore spec = {
+                .spec = {
+                        .checkpoint_interval = (uint32_t) interval,
+                        .module = module_arg ?: module,
+                        .class_name = class_name,
+                        .args = f.has_body ? f.body_raw : NULL,
+                        .args_len = f.has_body ? f.body_len : 0,
+                        .name = name,
+                        .num_gpus = g->via.array.size,
+                        .num_cpus = cpus,
+                        .memory_max = memory_max,
+                        .max_restarts = (int32_t) max_restarts,
+                        .detached = detached,
+                        .uid = (uid_t) uid,
+                        .tasks_max = tasks_max,
+                        .id = la->id,
+                        .lineage = &la->lineage,
+                },
+                .module_path = module,
+                .run_uid = (uid_t) run_uid,
+                .run_gid = (gid_t) run_gid,
+                .gpus = gpus,
+                .restarts = (uint32_t) restarts,
+                .pid = (pid_t) pid,
+                .prefix = prefix,
+                .journaled_seq = la->seq,
+                .ready = la->ready,
+                .cgroup = {
+                        .kind = cg_kind && streq(cg_kind, "task") ? "task" : "actor",
+                        .id = cg_id,
+                        .unit = unit,
+                        .path = path,
+                        .v2_dir = v2_dir,
+                        .pid = (pid_t) pid,
+                        .limits = { .memory_max = memory_max, .cpus = cpus, .tasks_max = tasks_max },
+                },
+        };
+        r = actor_restore(m, &spec);
+        frame_done(&f);
+        frame_done(&w);
+        return r;
+}
+
+/* Objects first (held by us meanwhile), then what their values name is held by them. */
+static int restore_objects(Manager *m, Loaded *l) {
+        LoadedObject *lo, *tmp;
+        Frame f;
+
+        frame_init(&f);
+        HASH_ITER(hh, l->objects, lo, tmp) {
+                uint64_t state, owner, code;
+                bool pinned;
+                Object *o;
+
+                if (frame_parse(&f, lo->payload, lo->len) < 0 || frame_field_u64(&f, 1, &state) < 0 ||
+                    frame_field_u64(&f, 2, &owner) < 0 || frame_field_bool(&f, 3, &pinned) < 0 ||
+                    frame_field_u64(&f, 4, &code) < 0 || (state == OBJECT_READY && !f.has_body))
+                        continue;
+                if (lo->owner_changed)
+                        owner = lo->new_owner;
+                if (lo->pin_changed)
+                        pinned = lo->pinned;
+                if (objstore_add(&m->store, lo->id, &o) < 0)
+                        continue;
+                if (state == OBJECT_READY) {
+                        _cleanup_free_ kactor_id *ids = NULL;
+                        _cleanup_free_ uint8_t *is_actor = NULL;
+                        size_t n = 0;
+                        if (codec_scan_ids(f.body_raw, f.body_len, &ids, &is_actor, &n, NULL) < 0 ||
+                            objstore_set_ready(&m->store, o, f.body_raw, f.body_len, ids, is_actor, n) < 0) {
+                                (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_TASK_FAILED,
+                                                           "the value could not be restored after a restart of the node manager");
+                        }
+                } else {
+                        _cleanup_free_ char *msg = field_strdup_or_null(&f, 5);
+                        (void) objstore_set_failed(&m->store, o,
+                                                   code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED,
+                                                   msg ?: "failed");
+                }
+                o->persisted = true;
+                o->pinned = pinned;
+                if (pinned)
+                        objstore_ref(o); /* the pin's own reference, as manager-bus.c takes it */
+                lo->owner = owner;
+        }
+        frame_done(&f);
+        return 0;
+}
+
+/* Connections that were open hold again what they held, through placeholders that wait for them
+ * (transport); our own hold on each object ends. */
+static int restore_holds(Manager *m, Loaded *l) {
+        LoadedConn *lc, *ctmp;
+        HASH_ITER(hh, l->conns, lc, ctmp) {
+                Conn *g = NULL;
+                int r = m->transport->ghost_new(m, lc->prefix, lc->uid, &g);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to restore connection %" PRIx64 ": %m", lc->prefix);
+                LoadedHold *h, *htmp;
+                HASH_ITER(hh, l->holds, h, htmp)
+                        if (h->key.prefix == lc->prefix && h->key.what != PERSIST_HOLD_OWN)
+                                (void) m->transport->hold(g, h->key.id, h->key.what == PERSIST_HOLD_ACTOR);
+                LoadedObject *lo, *otmp;
+                HASH_ITER(hh, l->objects, lo, otmp) {
+                        Object *o;
+                        if (lo->owner != lc->prefix || lc->prefix == 0 ||
+                            !(o = objstore_find(&m->store, lo->id)) || o->owner)
+                                continue;
+                        objstore_ref(o);
+                        m->transport->own(g, o);
+                }
+        }
+        LoadedObject *lo, *otmp;
+        HASH_ITER(hh, l->objects, lo, otmp)
+                objstore_unref(&m->store, objstore_find(&m->store, lo->id));
+        return 0;
+}
+
+int persist_restore(Manager *m) {
+        Persist *p = m->persist;
+        Loaded *l = p ? p->loaded : NULL;
+        int r = 0;
+
+        if (!p)
+                return 0;
+        if (l) {
+                p->quiet = true;
+                unsigned n_actors = HASH_COUNT(l->actors), n_objects = HASH_COUNT(l->objects);
+                LoadedActor *a, *tmp;
+                /* Actors first, so that handles inside values find them; their constructor arguments'
+                 * holds come after the objects. */
+                HASH_ITER(hh, l->actors, a, tmp)
+                        if (a->actor)
+                                (void) restore_actor(m, a);
+                (void) restore_objects(m, l);
+                actor_restore_args_all(m);
+                r = restore_holds(m, l);
+                p->quiet = false;
+                actor_restore_finish_all(m);
+                log_info("Restored %u actors and %u objects from %s; waiting for their workers to re-attach.", n_actors,
+                         n_objects, p->path);
+                loaded_free(l);
+                p->loaded = NULL;
+        }
+        /* A fresh journal: a snapshot of what is live now. */
+        int k = persist_compact(p);
+        if (k < 0) {
+                log_error_errno(k, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
+                                p->path);
+                p->failed = true;
+        }
+        return r;
+}
+
+void persist_close(Manager *m, bool keep) {
+        Persist *p = m->persist;
+        if (!p)
+                return;
+        if (keep)
+                persist_flush(m);
+        p->quiet = true;
+        if (!keep && p->path)
+                (void) unlink(p->path);
+        safe_close(p->fd);
+        p->fd = -1;
+}
+
+void persist_free(Manager *m) {
+        Persist *p = TAKE_PTR(m->persist);
+        if (!p)
+                return;
+        loaded_free(p->loaded);
+        safe_close(p->fd);
+        safe_close(p->lock_fd);
+        buffer_free(&p->buf);
+        free(p->path);
+        free(p);
+}

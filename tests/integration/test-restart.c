@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Actors outlive the node manager (docs/restart.md): after SIGTERM or kill -9 of kactor-nodemgr and
+ * a new one started on the same runtime directory, every actor runs on in the same worker with its
+ * state, id, path, name and GPUs; objects survive; lineage too (a worker killed afterwards is rebuilt
+ * exactly); calls in flight are applied exactly once; what cannot be restored is said.
+ */
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "harness.h"
+#include "macro.h"
+
+static Harness *h;
+
+static void teardown(void) {
+        h = harness_stop(h);
+}
+
+TestSuite(restart, .fini = teardown, .timeout = 120);
+
+/* Workers wait this long for a node manager that went away (the default is minutes). */
+static const HarnessOptions opts = { .extra_env = "KACTOR_WORKER_REATTACH_SEC=30" };
+
+static const char *state_path(void) {
+        return harness_printf(h, "%s/state", h->runtime_dir);
+}
+
+static int64_t call_int(kactor_client *c, kactor_actor a, const char *method, const char *args) {
+        kactor_value *v = harness_call(c, a, method, args);
+        cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_INT, "%s returned %s\n%s", method, harness_value_str(h, v),
+                     harness_nodemgr_log(h));
+        int64_t n = kactor_value_get_int(v);
+        kactor_value_free(v);
+        return n;
+}
+
+static const char *node_id(void) {
+        return harness_property_string(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "NodeId");
+}
+
+/* The same actor, process and state, before and after. */
+static void restart_keeps_counter(int sig) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        for (int i = 1; i <= 5; i++)
+                cr_assert_eq(call_int(c, a, "increment", NULL), i);
+        pid_t pid = harness_actor_pid(h, a);
+        const char *path = harness_actor_path(h, a);
+        const char *node = node_id();
+        const char *cgroup = harness_property_string(h, path, HARNESS_IFACE_ACTOR, "ControlGroup");
+
+        harness_restart_nodemgr(h, sig);
+
+        cr_assert_str_eq(node_id(), node, "the node id changed");
+        cr_assert(strcmp(harness_property_string(h, path, HARNESS_IFACE_ACTOR, "State"), "alive") == 0,
+                  "the actor is %s after the restart\n%s", harness_property_string(h, path, HARNESS_IFACE_ACTOR, "State"),
+                  harness_nodemgr_log(h));
+        cr_assert_eq(harness_actor_pid(h, a), pid, "the actor has another worker\n%s", harness_nodemgr_log(h));
+        cr_assert_str_eq(harness_property_string(h, path, HARNESS_IFACE_ACTOR, "ControlGroup"), cgroup);
+        /* The same client, reconnected by itself; and a new one. */
+        cr_assert_eq(call_int(c, a, "increment", NULL), 6, "%s", harness_nodemgr_log(h));
+        kactor_client *c2 = harness_client(h);
+        cr_assert_eq(call_int(c2, a, "get", NULL), 6);
+        cr_assert_eq(harness_actor_pid(h, a), pid);
+}
+
+Test(restart, sigterm_keeps_the_actor_its_worker_and_its_state) {
+        restart_keeps_counter(SIGTERM);
+}
+
+Test(restart, kill_9_keeps_the_actor_its_worker_and_its_state) {
+        restart_keeps_counter(SIGKILL);
+}
+
+Test(restart, objects_and_named_actors_survive) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_value *v = harness_value("{\"weights\": [1, 2, 3], \"name\": \"model\"}");
+        kactor_ref put;
+        cr_assert_eq(kactor_put(c, v, &put), 0);
+        kactor_value_free(v);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .name = "keeper", .detached = true };
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, &o);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        kactor_ref r;
+        cr_assert_eq(kactor_call(c, a, "increment", NULL, &r), 0);
+        cr_assert_eq(kactor_flush(c), 0);
+        /* Its result is there before the restart, not fetched yet. */
+        v = harness_get(c, r);
+        harness_assert_value(v, "2");
+        kactor_value_free(v);
+
+        harness_restart_nodemgr(h, SIGKILL);
+
+        v = harness_get(c, put);
+        harness_assert_value(v, "{\"weights\": [1, 2, 3], \"name\": \"model\"}");
+        kactor_value_free(v);
+        v = harness_get(c, r);
+        harness_assert_value(v, "2");
+        kactor_value_free(v);
+        /* Found again by name, from another client, over D-Bus too. */
+        kactor_client *c2 = harness_client(h);
+        kactor_actor found;
+        cr_assert_eq(kactor_get_actor(c2, "keeper", &found), 0, "%s", kactor_client_error_message(c2));
+        cr_assert(kactor_id_equal(found.id, a.id));
+        cr_assert_eq(call_int(c2, found, "increment", NULL), 3);
+        const char *out = harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "GetActor", "s",
+                                                 "keeper", NULL);
+        cr_assert_str_eq(harness_busctl_path(h, out), harness_actor_path(h, a));
+}
+
+/* Calls sent without waiting, the node manager killed in the middle: each is applied exactly once,
+ * in order, and every caller gets its result. `early`: killed before the actor's constructor is
+ * done; else while its worker runs the calls. */
+static void calls_in_flight(bool early) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, NULL);
+        enum { N = 400 };
+        kactor_ref refs[N];
+        for (int i = 0; i < N; i++) {
+                kactor_value *args = kactor_value_new_list();
+                kactor_value_list_append(args, kactor_value_new_int(1));
+                kactor_value_list_append(args, kactor_value_new_int(i));
+                cr_assert_eq(kactor_call(c, a, "add", args, &refs[i]), 0);
+                kactor_value_free(args);
+                if (!early && i == 20) {
+                        /* The worker is running calls now. */
+                        kactor_value *v = harness_get(c, refs[10]);
+                        kactor_value_free(v);
+                }
+                if (i == N / 2) {
+                        cr_assert_eq(kactor_flush(c), 0);
+                        harness_restart_nodemgr(h, SIGKILL);
+                }
+        }
+        for (int i = 0; i < N; i++) {
+                kactor_value *v = harness_get(c, refs[i]);
+                cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_INT, "call %d: %s\n%s", i, harness_value_str(h, v),
+                             harness_nodemgr_log(h));
+                /* add returns the journal's length: call i made it i + 1, once. */
+                cr_assert_eq(kactor_value_get_int(v), i + 1, "call %d returned %s", i, harness_value_str(h, v));
+                kactor_value_free(v);
+        }
+        cr_assert_eq(call_int(c, a, "count", NULL), N);
+}
+
+Test(restart, calls_in_flight_at_kill_9_run_exactly_once) {
+        calls_in_flight(false);
+}
+
+Test(restart, calls_sent_before_the_constructor_finished_survive_kill_9) {
+        calls_in_flight(true);
+}
+
+/* The lineage survives: a worker killed after the restart is rebuilt with its exact state. */
+Test(restart, lineage_survives_and_rebuilds_a_worker_killed_afterwards) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < 10; i++)
+                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[1, %d]", i)), i + 1);
+        pid_t pid = harness_actor_pid(h, a);
+
+        harness_restart_nodemgr(h, SIGTERM);
+        cr_assert_eq(call_int(c, a, "add", "[1, 10]"), 11);
+
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
+        kactor_value *v = harness_call(c, a, "entries", NULL);
+        harness_assert_value(v, "[[1, 0], [1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [1, 6], [1, 7], [1, 8], [1, 9], [1, 10]]");
+        kactor_value_free(v);
+        cr_assert_neq(harness_actor_pid(h, a), pid, "the worker was not replaced");
+        cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Restarts"), 1);
+}
+
+Test(restart, gpus_and_limits_stay_with_the_actor) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .num_gpus = 1, .num_cpus = 2 };
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, &o);
+        const char *path = harness_actor_path(h, a);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        _cleanup_free_ char *gpus_before = NULL;
+        const char *out = harness_busctl(h, &gpus_before, "get-property", HARNESS_BUS_NAME, path, HARNESS_IFACE_ACTOR,
+                                         "GpuIds", NULL) == 0
+                                  ? gpus_before
+                                  : NULL;
+        cr_assert_not_null(out);
+
+        harness_restart_nodemgr(h, SIGKILL);
+
+        _cleanup_free_ char *gpus_after = NULL;
+        cr_assert_eq(harness_busctl(h, &gpus_after, "get-property", HARNESS_BUS_NAME, path, HARNESS_IFACE_ACTOR,
+                                    "GpuIds", NULL),
+                     0);
+        cr_assert_str_eq(gpus_after, gpus_before);
+        /* One of two GPUs and 2 of 16 CPUs are still taken. */
+        _cleanup_free_ char *free_gpus = NULL;
+        cr_assert_eq(harness_busctl(h, &free_gpus, "get-property", HARNESS_BUS_NAME, HARNESS_BUS_PATH,
+                                    HARNESS_IFACE_MANAGER, "FreeGpus", NULL),
+                     0);
+        cr_assert_eq(strncmp(free_gpus, "au 1 ", 5), 0, "FreeGpus: %s", free_gpus);
+        _cleanup_free_ char *free_cpus = NULL;
+        cr_assert_eq(harness_busctl(h, &free_cpus, "get-property", HARNESS_BUS_NAME, HARNESS_BUS_PATH,
+                                    HARNESS_IFACE_MANAGER, "FreeCpus", NULL),
+                     0);
+        cr_assert_str_eq(free_cpus, "d 14");
+        cr_assert_eq(call_int(c, a, "increment", NULL), 2);
+}
+
+/* A worker that died while no node manager ran: its actor says so (and is rebuilt when it may be). */
+Test(restart, a_worker_that_died_meanwhile_is_named_in_the_death_cause) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor gone = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor rebuilt = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        cr_assert_eq(call_int(c, gone, "increment", NULL), 1);
+        cr_assert_eq(call_int(c, rebuilt, "add", "[1, 7]"), 1);
+        pid_t p1 = harness_actor_pid(h, gone), p2 = harness_actor_pid(h, rebuilt);
+        const char *path = harness_actor_path(h, gone);
+
+        cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
+        cr_assert_eq(kill(p1, SIGKILL), 0);
+        cr_assert_eq(kill(p2, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(p1, HARNESS_TIMEOUT_MS) && harness_wait_pid_exit(p2, HARNESS_TIMEOUT_MS));
+        harness_restart_nodemgr(h, 0);
+
+        cr_assert(harness_wait_actor_state(h, path, "dead", HARNESS_TIMEOUT_MS));
+        cr_assert_str_eq(harness_property_string(h, path, HARNESS_IFACE_ACTOR, "DeathCause"),
+                         "the worker exited while the node manager was down");
+        kactor_value *v = harness_call(c, rebuilt, "entries", NULL);
+        harness_assert_value(v, "[[1, 7]]");
+        kactor_value_free(v);
+}
+
+static void damage(const char *path, long at, const char *bytes, size_t n) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0, "open %s: %m", path);
+        cr_assert_eq(pwrite(fd, bytes, n, at), (ssize_t) n);
+        close(fd);
+}
+
+Test(restart, a_damaged_journal_restores_what_precedes_the_damage_and_says_where) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
+        /* The header and the first records stay; damage comes after them. */
+        struct stat st;
+        cr_assert_eq(stat(state_path(), &st), 0);
+        damage(state_path(), st.st_size - 3, "\xff\xff\xff", 3);
+        harness_restart_nodemgr(h, 0);
+        cr_assert(strstr(harness_nodemgr_log(h), "is damaged at byte"), "%s", harness_nodemgr_log(h));
+        /* The node still serves. */
+        kactor_actor b = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, b, "increment", NULL), 1);
+}
+
+Test(restart, a_journal_of_another_format_version_is_set_aside) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        pid_t pid = harness_actor_pid(h, a);
+        cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
+        /* The header record: [len][1, 0, "kactor-state", version, ...][CRC-32]: version 99, with a
+         * CRC that matches, as a journal written by another format version would be. */
+        int fd = open(state_path(), O_RDWR | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        uint8_t buf[256];
+        cr_assert_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t) sizeof(buf));
+        uint32_t len = buf[0] | (uint32_t) buf[1] << 8 | (uint32_t) buf[2] << 16 | (uint32_t) buf[3] << 24;
+        cr_assert_lt(len + 8, sizeof(buf));
+        uint8_t *magic = memmem(buf + 4, len, "kactor-state", 12);
+        cr_assert_not_null(magic);
+        cr_assert_eq(magic[12], 1, "format version byte");
+        magic[12] = 99;
+        uint32_t crc = (uint32_t) crc32(0, buf + 4, len);
+        uint8_t le[4] = { crc, crc >> 8, crc >> 16, crc >> 24 };
+        memcpy(buf + 4 + len, le, 4);
+        cr_assert_eq(pwrite(fd, buf, len + 8, 0), (ssize_t) (len + 8));
+        close(fd);
+        harness_restart_nodemgr(h, 0);
+        cr_assert(strstr(harness_nodemgr_log(h), "has format version 99"), "%s", harness_nodemgr_log(h));
+        cr_assert_eq(access(harness_printf(h, "%s.unreadable", state_path()), F_OK), 0);
+        /* Nothing was restored: the old worker is an orphan, reaped. */
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS), "the orphaned worker %d survived", pid);
+}
+
+Test(restart, shutdown_stops_every_actor_and_leaves_no_journal) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        pid_t pid = harness_actor_pid(h, a);
+        /* Root only: another user's call is refused by the bus's policy for unprivileged methods. */
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        cr_assert_geq(harness_bus_call(h, &error, NULL, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Shutdown", ""),
+                      0, "%s", error.message);
+        sd_bus_error_free(&error);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS), "the worker survived Shutdown");
+        cr_assert(harness_wait_pid_exit(h->nodemgr_pid, HARNESS_TIMEOUT_MS), "the node manager did not exit");
+        cr_assert_neq(access(state_path(), F_OK), 0, "the journal is left");
+        /* harness_stop() expects a running node manager: start one for it (nothing to restore). */
+        harness_restart_nodemgr(h, 0);
+        cr_assert(strstr(harness_nodemgr_log(h), "Read the state journal") == NULL ||
+                  strstr(harness_nodemgr_log(h), "0 actors"));
+}
+
+Test(restart, a_second_node_manager_on_the_same_runtime_directory_is_refused) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        char *out = NULL;
+        const char *argv_dir = h->runtime_dir;
+        _cleanup_free_ char *cmd = NULL;
+        cr_assert_geq(asprintf(&cmd, "%s/kactor-nodemgr --bus unix:path=/nonexistent --runtime-dir %s 2>&1", h->build,
+                               argv_dir),
+                      0);
+        FILE *p = popen(cmd, "re");
+        cr_assert_not_null(p);
+        char line[512] = {};
+        size_t n = fread(line, 1, sizeof(line) - 1, p);
+        line[n] = 0;
+        int status = pclose(p);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "a second node manager ran");
+        cr_assert(strstr(line, "Another node manager runs with the runtime directory"), "%s", line);
+        free(out);
+        /* The first one and its actor are untouched. */
+        cr_assert_eq(call_int(c, a, "increment", NULL), 2);
+}
