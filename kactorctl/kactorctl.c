@@ -47,11 +47,6 @@ static bool arg_system = false;
 static bool arg_json = false;
 static uint64_t arg_timeout_usec = 0; /* 0: wait forever */
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 /* The rest of s after prefix, or NULL when s doesn't start with it. */
 static const char *startswith_prefix(const char *s, const char *prefix) {
         size_t n = strlen(prefix);

@@ -210,8 +210,11 @@ static void bus_owner_free(BusOwner *o, bool drop_ref) {
         free(o);
         if (drop_ref) {
                 Actor *a = manager_find_actor(b->manager, id);
-                if (a)
+                if (a) {
+                        a->bus_owner = mfree(a->bus_owner);
+                        persist_bus_owner(a);
                         actor_unref(a);
+                }
         }
 }
 
@@ -239,7 +242,42 @@ static int bus_owner_add(ManagerBus *b, Actor *a, sd_bus_message *msg) {
         }
         HASH_ADD(hh, b->owners, actor, sizeof(o->actor), o);
         actor_ref(a);
+        /* The journal keeps the owner: a restarted node manager tracks it again (persist.c). */
+        free(a->bus_owner);
+        a->bus_owner = strdup(sd_bus_message_get_sender(msg) ?: "");
+        persist_bus_owner(a);
         return 0;
+}
+
+/* Actors a previous node manager restored with their D-Bus owners: tracked again by name, while the
+ * bus they were on lasts (their reference was taken at the restore). An owner gone meanwhile lets
+ * go at once (the track finds the name missing). */
+static void bus_restore_owners(ManagerBus *b) {
+        Actor *a, *tmp;
+        HASH_ITER(hh, b->manager->actors, a, tmp) {
+                if (!a->bus_owner_restored)
+                        continue;
+                a->bus_owner_restored = false;
+                BusOwner *o = calloc(1, sizeof(BusOwner));
+                int r = o ? sd_bus_track_new(b->bus, &o->track, bus_owner_gone, o) : -ENOMEM;
+                if (r >= 0) {
+                        o->actor = a->id;
+                        o->bus = b;
+                        r = sd_bus_track_add_name(o->track, a->bus_owner);
+                }
+                if (r < 0) {
+                        log_debug("The D-Bus owner %s of actor %s is gone: %s", a->bus_owner, a->id_string,
+                                  strerror(-r));
+                        if (o)
+                                sd_bus_track_unref(o->track);
+                        free(o);
+                        a->bus_owner = mfree(a->bus_owner);
+                        persist_bus_owner(a);
+                        actor_unref(a);
+                        continue;
+                }
+                HASH_ADD(hh, b->owners, actor, sizeof(o->actor), o);
+        }
 }
 
 static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -1331,5 +1369,6 @@ int manager_bus_setup(Manager *m, const char *address) {
         if (r < 0)
                 return log_error_errno(r, "Failed to %s on the bus %s: %m", failed, b->address ?: "(system)");
         m->bus_flush = bus_flush;
+        bus_restore_owners(b);
         return 0;
 }

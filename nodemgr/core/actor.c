@@ -196,6 +196,7 @@ static void actor_free_unlisted(Actor *a) {
         free(a->args);
         free(a->gpus);
         free(a->death_cause);
+        free(a->bus_owner);
         free(a);
 }
 
@@ -1129,6 +1130,14 @@ int actor_restore(Manager *m, const ActorRestore *r) {
         a->journaled_seq = r->journaled_seq;
         a->restoring = true;
         a->restored_unready = !r->ready;
+        if (r->bus_owner && !a->detached) {
+                /* Held for its D-Bus owner until the service finds whether that one is still there. */
+                a->bus_owner = strdup(r->bus_owner);
+                if (a->bus_owner) {
+                        a->bus_owner_restored = true;
+                        actor_ref(a);
+                }
+        }
         a->state = r->ready ? ACTOR_ALIVE : ACTOR_PENDING;
 
         HASH_ADD(hh, m->actors, id, sizeof(a->id), a);

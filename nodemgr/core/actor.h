@@ -73,6 +73,7 @@ typedef struct ActorRestore {
         uint64_t prefix;         /* the id prefix of the worker's connection */
         uint64_t journaled_seq;
         bool ready;              /* its constructor was known to have finished */
+        const char *bus_owner;   /* the D-Bus connection that owned it, tracked again later */
         ActorCgroupAdopt cgroup;
 } ActorRestore;
 /* Lists the actor again, adopts its cgroup and worker (which re-attaches). The constructor

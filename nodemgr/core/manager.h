@@ -190,6 +190,10 @@ struct Actor {
         uint64_t journaled_seq;
         bool restoring;           /* listed again, the rest of its restore to come */
         bool restored_unready;    /* restored before its constructor was known to be done */
+        /* The D-Bus connection (unique name) that owns it (Detached=false over D-Bus): the service
+         * sets it; the journal keeps it; a restored one is tracked again once the bus is up. */
+        char *bus_owner;
+        bool bus_owner_restored;
         struct HostRepl *repl;    /* remote.c: its replicas, in a cluster */
         bool fenced;              /* stopped because the cluster declared this node dead */
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */

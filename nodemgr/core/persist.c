@@ -57,6 +57,7 @@ typedef enum JournalRecord {
         J_FREE,           /* [id]                                                               */
         J_HOLD,           /* [prefix, id, what, held]                                           */
         J_READY,          /* [id]: its constructor (or restore) finished: calls may have run     */
+        J_BUS_OWNER,      /* [id, unique name or nil]: the D-Bus connection that owns it         */
 } JournalRecord;
 
 typedef struct LoadedConn {
@@ -94,6 +95,8 @@ typedef struct LoadedActor {
         LineageLog lineage;
         uint64_t seq; /* the last seq of its worker whose result is journaled */
         bool ready;   /* J_READY came */
+        const char *bus_owner; /* in the file's contents (not NUL-terminated) */
+        size_t bus_owner_len;
         UT_hash_handle hh;
 } LoadedActor;
 
@@ -287,6 +290,20 @@ void persist_actor_ready(Actor *a) {
                 rec_simple(a->manager->persist, J_READY, a->id, CODEC_EXT_ACTOR, 0, NULL);
 }
 
+void persist_bus_owner(Actor *a) {
+        if (!persist_on(a->manager) || !actor_persisted(a))
+                return;
+        Persist *p = a->manager->persist;
+        size_t off;
+        int r = rec_begin(p, J_BUS_OWNER, 2, &off);
+        if (r < 0)
+                return;
+        r = codec_pack_id(&p->pk, CODEC_EXT_ACTOR, a->id);
+        if (r >= 0)
+                r = pack_cstr(&p->pk, a->bus_owner);
+        (void) rec_end(p, off, r);
+}
+
 void persist_actor_end(Actor *a) {
         if (persist_on(a->manager) && !a->shadow)
                 rec_simple(a->manager->persist, J_ACTOR_END, a->id, CODEC_EXT_ACTOR, 0, NULL);
@@ -444,6 +461,8 @@ static int persist_snapshot(Persist *p) {
                         r = pack_worker(p, a);
                 if (r >= 0 && (a->state == ACTOR_ALIVE || lineage_size(&a->lineage) > 0 || a->lineage.checkpoint))
                         rec_simple(p, J_READY, a->id, CODEC_EXT_ACTOR, 0, NULL);
+                if (r >= 0 && a->bus_owner)
+                        persist_bus_owner(a);
                 if (r >= 0 && a->lineage.checkpoint)
                         r = pack_checkpoint(p, a, 0);
                 for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++)
@@ -678,6 +697,11 @@ static int load_record(Loaded *l, const Frame *f, const char *payload, size_t le
                                 return -EBADMSG;
                 }
                 a->seq = MAX(a->seq, v);
+                return 0;
+        case J_BUS_OWNER:
+                a = loaded_actor(l, f);
+                if (a && frame_field_str(f, 1, &a->bus_owner, &a->bus_owner_len) < 0)
+                        a->bus_owner = NULL;
                 return 0;
         case J_READY:
                 a = loaded_actor(l, f);
@@ -1026,6 +1050,7 @@ static int restore_actor(Manager *m, LoadedActor *la) {
                 .prefix = prefix,
                 .journaled_seq = la->seq,
                 .ready = la->ready,
+                .bus_owner = la->bus_owner ? strndupa(la->bus_owner, la->bus_owner_len) : NULL,
                 .cgroup = {
                         .kind = cg_kind && streq(cg_kind, "task") ? "task" : "actor",
                         .id = cg_id,

@@ -48,6 +48,8 @@ void persist_conn_end(Manager *m, uint64_t prefix);
 void persist_actor(Actor *a);
 void persist_actor_worker(Actor *a);
 void persist_actor_ready(Actor *a);
+/* a->bus_owner changed (set or cleared by the D-Bus service). */
+void persist_bus_owner(Actor *a);
 void persist_actor_end(Actor *a);
 /* A logged call's record, with the worker's seq of the call (what the worker may send again). */
 void persist_lineage(Actor *a, const LineageRecord *rec, uint64_t seq);

@@ -489,7 +489,9 @@ void worker_stop(Worker *w) {
                 w->conn->worker = NULL;
                 transport_close(w->manager, w->conn);
                 w->conn = NULL;
-        }
+        } else if (w->adopted && !w->exited)
+                /* Not re-attached yet: nothing to tell it on; it ends now. */
+                (void) pidfd_send_signal(w->pidfd, SIGTERM, NULL, 0);
 }
 
 /* The ACK a worker is owed when no EXEC carries it soon: after this long. */

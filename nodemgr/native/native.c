@@ -129,7 +129,8 @@ static int handle_attach(Conn *c, Frame *f) {
         Actor *a = manager_find_actor(m, id);
         Worker *w = a ? a->worker : NULL;
         if (version != PROTO_VERSION || !list || list->type != MSGPACK_OBJECT_ARRAY || !w || !w->adopted ||
-            w->conn || w->pid != c->pid || w->uid != c->uid || w->attach_prefix != prefix) {
+            w->conn || w->exited || a->state == ACTOR_DEAD || w->pid != c->pid || w->uid != c->uid ||
+            w->attach_prefix != prefix) {
                 log_warning("Refused ATTACH from PID %d (UID %u): it is not the worker this node manager waits for.",
                             (int) c->pid, (unsigned) c->uid);
                 return conn_refuse(c, KACTOR_ERROR_ACCESS_DENIED,

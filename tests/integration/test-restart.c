@@ -344,3 +344,40 @@ Test(restart, a_second_node_manager_on_the_same_runtime_directory_is_refused) {
         /* The first one and its actor are untouched. */
         cr_assert_eq(call_int(c, a, "increment", NULL), 2);
 }
+
+/* An actor a D-Bus connection owns (Detached=false) stays owned by it across a restart: it lives
+ * while that connection does, and stops once it goes. */
+static void dbus_owner_survives(int sig) {
+        h = harness_start(&opts);
+        sd_bus *owner = harness_bus_new(h);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path;
+        cr_assert_geq(sd_bus_call_method(owner, HARNESS_BUS_NAME, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER,
+                                         "CreateActor", &e, &reply, "ssava{sv}", "counter", "Counter", 0, 1,
+                                         "Detached", "b", 0),
+                      0, "CreateActor: %s", e.message);
+        cr_assert_geq(sd_bus_message_read(reply, "o", &path), 0);
+        path = harness_keep(h, strdup(path));
+        sd_bus_message_unref(reply);
+        cr_assert(harness_wait_actor_state(h, path, "alive", HARNESS_TIMEOUT_MS));
+        pid_t pid = (pid_t) harness_property_uint(h, path, HARNESS_IFACE_ACTOR, "Pid");
+
+        harness_restart_nodemgr(h, sig);
+        cr_assert_str_eq(harness_property_string(h, path, HARNESS_IFACE_ACTOR, "State"), "alive");
+        cr_assert_eq((pid_t) harness_property_uint(h, path, HARNESS_IFACE_ACTOR, "Pid"), pid);
+
+        /* Its owner goes: so does the actor. */
+        sd_bus_flush_close_unref(owner);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS),
+                  "the actor of a D-Bus connection that closed after the restart still runs\n%s",
+                  harness_nodemgr_log(h));
+}
+
+Test(restart, a_dbus_owned_actor_stays_owned_across_sigterm) {
+        dbus_owner_survives(SIGTERM);
+}
+
+Test(restart, a_dbus_owned_actor_stays_owned_across_kill_9) {
+        dbus_owner_survives(SIGKILL);
+}
