@@ -667,7 +667,9 @@ static int client_reconnect_once(kactor_client *c) {
 
         r = client_connect_socket(c->socket_path, &fd);
         if (r < 0)
-                return r;
+                /* A socket just made may not be ours to use yet (an older node manager chmod()s it
+                 * after bind()): try again, unlike a refusal in the HELLO. */
+                return r == -EACCES ? -ECONNREFUSED : r;
         c->fd = fd;
         c->out_written = 0;
         c->in.start = c->in.end = 0;

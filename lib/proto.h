@@ -27,7 +27,7 @@
 
 typedef enum ProtoMsg {
         /* client -> nodemgr */
-        MSG_HELLO = 1,    /* [T, 0, version, pid]                                        */
+        MSG_HELLO = 1,    /* [T, 0, version, pid, (id prefix of a session to take back)]  */
         MSG_CREATE_ACTOR, /* [T, reqid, module, class, options map] + args list          */
         MSG_GET_ACTOR,    /* [T, reqid, name]                                             */
         MSG_CALL,         /* [T, object lo, actor id, method] + args       (no reply)    */
@@ -59,8 +59,9 @@ typedef enum ProtoMsg {
         MSG_RESULT,         /* [T, seq, error code, message, flags] + value when the code is 0 */
         MSG_RECALLED,       /* [T, 0, [seqs]]: these tasks were not started and never will be */
         MSG_ATTACH,         /* [T, 0, version, actor id, id prefix, last seq, flags,
-                             *  [[EXEC payload, RESULT payload]...]]: an actor's worker whose
-                             *  node manager restarted, on the socket; answered with REPLY     */
+                             *  [[seq, result id, method, args (bin), RESULT payload (bin)]...]]:
+                             *  an actor's worker whose node manager restarted, on the socket;
+                             *  answered with REPLY                                            */
 } ProtoMsg;
 
 /* Flags of RESULT. */

@@ -551,7 +551,9 @@ static int worker_connect_wait(const char *path, uint64_t deadline) {
                         return fd;
                 int k = errno;
                 close(fd);
-                if (k != ECONNREFUSED && k != ENOENT && k != EAGAIN)
+                /* EACCES: a socket just made, not yet ours to use (an older node manager chmod()s it
+                 * after bind()). */
+                if (k != ECONNREFUSED && k != ENOENT && k != EAGAIN && k != EACCES)
                         return -k;
                 uint64_t now = now_usec(CLOCK_MONOTONIC);
                 if (now >= deadline)

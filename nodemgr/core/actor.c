@@ -167,6 +167,68 @@ void actor_release_resources(Actor *a) {
         manager_queue_resources_changed(a->manager);
 }
 
+/* A result a re-attached worker sent again, waiting for its caller to send the call again (it is
+ * never put in the caller's name by the worker's word: the caller's own CALL to this actor, with the
+ * same object id, takes it). */
+typedef struct HeldResult {
+        kactor_id result;
+        kactor_error code;
+        char *message;
+        char *data;
+        size_t len;
+        UT_hash_handle hh;
+} HeldResult;
+
+/* How long held results wait for their callers: as long as what clients held waits for them. */
+#define ACTOR_HELD_RESULTS_USEC (60 * USEC_PER_SEC)
+
+static void actor_held_results_free(Actor *a) {
+        HeldResult *h, *tmp;
+        HASH_ITER(hh, a->held_results, h, tmp) {
+                HASH_DEL(a->held_results, h);
+                free(h->message);
+                free(h->data);
+                free(h);
+        }
+        a->held_timer = sd_event_source_disable_unref(a->held_timer);
+}
+
+static int on_held_results_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Actor *a = userdata;
+        log_actor(LOG_INFO, a->id_string, NULL,
+                  "%u result%s of actor %s that ran while the node manager restarted found no caller to take them.",
+                  HASH_COUNT(a->held_results), HASH_COUNT(a->held_results) == 1 ? "" : "s", a->id_string);
+        actor_held_results_free(a);
+        return 0;
+}
+
+/* The call for object o to actor a was sent again by its caller: a held result answers it. */
+static bool actor_take_held_result(Actor *a, Object *o) {
+        HeldResult *h;
+        if (!a->held_results)
+                return false;
+        HASH_FIND(hh, a->held_results, &o->id, sizeof(o->id), h);
+        if (!h)
+                return false;
+        HASH_DEL(a->held_results, h);
+        Manager *m = a->manager;
+        if (h->code == KACTOR_OK) {
+                _cleanup_free_ kactor_id *ids = NULL;
+                _cleanup_free_ uint8_t *is_actor = NULL;
+                size_t n = 0;
+                if (codec_scan_ids(h->data, h->len, &ids, &is_actor, &n, NULL) < 0 ||
+                    objstore_set_ready(&m->store, o, h->data, h->len, ids, is_actor, n) < 0)
+                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_TASK_FAILED, "malformed result");
+        } else
+                (void) objstore_set_failed(&m->store, o, h->code, h->message ?: "failed");
+        a->calls_submitted++;
+        a->calls_completed++;
+        free(h->message);
+        free(h->data);
+        free(h);
+        return true;
+}
+
 /* Frees an actor that is listed nowhere (any more): what it holds, then its memory. actor_free()
  * unlists it first; actor_create() calls this alone for an actor it never listed. */
 static void actor_free_unlisted(Actor *a) {
@@ -181,6 +243,7 @@ static void actor_free_unlisted(Actor *a) {
                         objstore_unref(&m->store, objstore_find(&m->store, a->arg_ids[i]));
         }
         sd_event_source_disable_unref(a->restart_timer);
+        actor_held_results_free(a);
         if (!a->shadow && a->state != ACTOR_DEAD) /* shadows' and the dead's logs are not counted */
                 m->lineage_bytes -= actor_lineage_bytes(a);
         lineage_done(&a->lineage);
@@ -978,6 +1041,12 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
                 }
         }
 
+        /* Sent again after a restart, and it had run: its worker's result answers it. */
+        if (actor_take_held_result(a, o)) {
+                *ret = o;
+                return 0;
+        }
+
         ReqError ce = {};
         r = call_new(m, o, args, args_len, &c, &ce);
         if (r >= 0) {
@@ -1149,7 +1218,7 @@ int actor_restore(Manager *m, const ActorRestore *r) {
                 actor_isolation_adopt(a, &r->cgroup);
         if (r->pid > 0) {
                 Worker *w;
-                k = worker_adopt(m, a, r->pid, r->prefix, &w);
+                k = worker_adopt(m, a, r->pid, r->starttime, r->prefix, &w);
                 if (k < 0 && k != -ESRCH)
                         log_actor(LOG_WARNING, a->id_string, NULL, "Cannot watch the worker %d of actor %s: %s",
                                   (int) r->pid, a->id_string, strerror(-k));
@@ -1243,11 +1312,39 @@ static void actor_redelivered(Actor *a, uint64_t seq, kactor_id result, const ch
         } else if (o)
                 return;
         else {
-                if (objstore_add(&m->store, result, &o) < 0)
+                /* Its caller has not sent it again yet: held for it (see HeldResult). */
+                HeldResult *h = calloc(1, sizeof(*h));
+                if (!h)
                         return;
-                Conn *owner = m->transport ? m->transport->find(m, result.lo & ~ID_SEQ_MASK) : NULL;
-                if (owner)
-                        m->transport->own(owner, o);
+                h->result = result;
+                h->code = err == KACTOR_OK && !rf->has_body ? KACTOR_ERROR_TASK_FAILED : err;
+                if (h->code != KACTOR_OK)
+                        h->message = msg ? strndup(msg, MIN(msg_len, (size_t) 4096)) : NULL;
+                else {
+                        h->data = malloc(rf->body_len ?: 1);
+                        if (h->data)
+                                memcpy(h->data, rf->body_raw, rf->body_len);
+                        h->len = rf->body_len;
+                }
+                if (h->code == KACTOR_OK && !h->data) {
+                        free(h);
+                        return;
+                }
+                HeldResult *old;
+                HASH_FIND(hh, a->held_results, &result, sizeof(result), old);
+                if (old) {
+                        free(h->message);
+                        free(h->data);
+                        free(h);
+                        return;
+                }
+                HASH_ADD(hh, a->held_results, result, sizeof(h->result), h);
+                if (!a->held_timer)
+                        (void) sd_event_add_time_relative(m->event, &a->held_timer, CLOCK_MONOTONIC,
+                                                          ACTOR_HELD_RESULTS_USEC, USEC_PER_SEC,
+                                                          on_held_results_timeout, a);
+                a->calls_completed++;
+                return;
         }
         if (err == KACTOR_OK && rf->has_body) {
                 _cleanup_free_ kactor_id *ids = NULL;
@@ -1262,8 +1359,6 @@ static void actor_redelivered(Actor *a, uint64_t seq, kactor_id result, const ch
         a->calls_completed++;
         if (c)
                 call_free(m, c);
-        else if (!o->owner && !o->pinned)
-                objstore_unref(&m->store, o); /* nobody is there to take it */
 }
 
 int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, const msgpack_object *redelivered) {

@@ -70,6 +70,7 @@ typedef struct ActorRestore {
         const uint32_t *gpus;    /* spec.num_gpus of them */
         uint32_t restarts;
         pid_t pid;               /* its worker (0: none was started) */
+        uint64_t starttime;      /* and that process's start time */
         uint64_t prefix;         /* the id prefix of the worker's connection */
         uint64_t journaled_seq;
         bool ready;              /* its constructor was known to have finished */

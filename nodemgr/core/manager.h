@@ -63,6 +63,7 @@ struct Conn {
         bool welcomed;     /* HELLO done (workers start welcomed) */
         bool ghost;        /* a placeholder after a restart (persist.c): no socket, holds only */
         bool resumed;      /* took a session back after a restart: CALL/SUBMIT/PUT may repeat */
+        bool worker_session; /* a ghost of a worker's connection: only that worker takes it back */
         bool closing;      /* flush what is queued, then close */
         bool dead;
         bool dirty;        /* in the manager's flush list */
@@ -114,6 +115,7 @@ struct Worker {
         /* A worker a previous node manager started (not our child): watched through a pidfd, it
          * re-attaches on the socket, with the id prefix its connection had. */
         bool adopted;
+        uint64_t starttime;  /* its start time (pid_starttime()): with pid, what the journal names */
         int pidfd;
         sd_event_source *pidfd_source;
         sd_event_source *attach_timer;
@@ -190,6 +192,10 @@ struct Actor {
         uint64_t journaled_seq;
         bool restoring;           /* listed again, the rest of its restore to come */
         bool restored_unready;    /* restored before its constructor was known to be done */
+        /* Results its re-attached worker sent again for calls whose callers have not sent them again
+         * yet (actor.c): they answer those calls when they come, for a while. */
+        struct HeldResult *held_results;
+        sd_event_source *held_timer;
         /* The D-Bus connection (unique name) that owns it (Detached=false over D-Bus): the service
          * sets it; the journal keeps it; a restored one is tracked again once the bus is up. */
         char *bus_owner;
@@ -285,7 +291,7 @@ struct Manager {
         unsigned conn_root_reserve;
         unsigned conn_max_per_uid;
         sd_event_source *listen_retry; /* accept() ran out of fds: listening resumes after a pause */
-        LogRateLimit conn_refused_log, accept_failed_log;
+        LogRateLimit conn_refused_log, accept_failed_log, attach_refused_log;
 
         /* The task pool. */
         CallQueue tasks;

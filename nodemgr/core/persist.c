@@ -48,7 +48,8 @@ typedef enum JournalRecord {
         J_ACTOR,          /* [id, name, module, module arg, class, uid, run uid, run gid, [gpus],
                            *  cpus, memory max, tasks max, max restarts, detached, checkpoint
                            *  interval] + constructor args                                       */
-        J_WORKER,         /* [id, pid, prefix, restarts, cgroup kind, cgroup id, unit, path, dir] */
+        J_WORKER,         /* [id, pid, prefix, restarts, cgroup kind, cgroup id, unit, path, dir,
+                           *  start time]                                                         */
         J_ACTOR_END,      /* [id]: dead, or gone                                                 */
         J_LOG,            /* [id, seq] + lineage record                                          */
         J_CHECKPOINT,     /* [id, index, seq] + state                                            */
@@ -252,7 +253,7 @@ static int pack_worker(Persist *p, Actor *a) {
         Worker *w = a->worker;
         ActorCgroup *cg = a->cgroup;
         size_t off;
-        int r = rec_begin(p, J_WORKER, 9, &off);
+        int r = rec_begin(p, J_WORKER, 10, &off);
         if (r < 0)
                 return r;
         r = codec_pack_id(pk, CODEC_EXT_ACTOR, a->id);
@@ -261,7 +262,8 @@ static int pack_worker(Persist *p, Actor *a) {
                                 msgpack_pack_uint64(pk, w->conn ? w->conn->id_prefix : w->attach_prefix) < 0 ||
                                 msgpack_pack_uint32(pk, a->restarts) < 0 || pack_cstr(pk, cg ? cg->kind : NULL) < 0 ||
                                 pack_cstr(pk, cg ? cg->id : NULL) < 0 || pack_cstr(pk, cg ? cg->unit : NULL) < 0 ||
-                                pack_cstr(pk, cg ? cg->path : NULL) < 0 || pack_cstr(pk, cg ? cg->v2_dir : NULL) < 0
+                                pack_cstr(pk, cg ? cg->path : NULL) < 0 || pack_cstr(pk, cg ? cg->v2_dir : NULL) < 0 ||
+                                msgpack_pack_uint64(pk, w->starttime) < 0
                         ? -ENOMEM
                         : 0;
         return rec_end(p, off, r);
@@ -968,7 +970,7 @@ static int restore_actor(Manager *m, LoadedActor *la) {
         _cleanup_free_ char *cg_kind = NULL, *cg_id = NULL, *unit = NULL, *path = NULL, *v2_dir = NULL;
         _cleanup_free_ uint32_t *gpus = NULL;
         Frame f, w;
-        uint64_t uid, run_uid, run_gid, memory_max, tasks_max, interval, restarts = 0, prefix = 0;
+        uint64_t uid, run_uid, run_gid, memory_max, tasks_max, interval, restarts = 0, prefix = 0, starttime = 0;
         int64_t max_restarts, pid = 0;
         bool detached;
         double cpus = 0;
@@ -1006,7 +1008,7 @@ static int restore_actor(Manager *m, LoadedActor *la) {
         if (r >= 0 && la->worker) {
                 r = frame_parse(&w, la->worker, la->worker_len);
                 if (r >= 0 && (frame_field_i64(&w, 1, &pid) < 0 || frame_field_u64(&w, 2, &prefix) < 0 ||
-                               frame_field_u64(&w, 3, &restarts) < 0))
+                               frame_field_u64(&w, 3, &restarts) < 0 || frame_field_u64(&w, 9, &starttime) < 0))
                         r = -EBADMSG;
                 cg_kind = field_strdup_or_null(&w, 4);
                 cg_id = field_strdup_or_null(&w, 5);
@@ -1047,6 +1049,7 @@ static int restore_actor(Manager *m, LoadedActor *la) {
                 .gpus = gpus,
                 .restarts = (uint32_t) restarts,
                 .pid = (pid_t) pid,
+                .starttime = starttime,
                 .prefix = prefix,
                 .journaled_seq = la->seq,
                 .ready = la->ready,
@@ -1122,6 +1125,10 @@ static int restore_holds(Manager *m, Loaded *l) {
                 int r = m->transport->ghost_new(m, lc->prefix, lc->uid, &g);
                 if (r < 0)
                         return log_error_errno(r, "Failed to restore connection %" PRIx64 ": %m", lc->prefix);
+                Worker *w;
+                LIST_FOREACH(w, &m->workers, link)
+                        if (w->adopted && w->attach_prefix == lc->prefix)
+                                g->worker_session = true;
                 LoadedHold *h, *htmp;
                 HASH_ITER(hh, l->holds, h, htmp)
                         if (h->key.prefix == lc->prefix && h->key.what != PERSIST_HOLD_OWN)

@@ -90,7 +90,7 @@ char *worker_exit_description(const Worker *w) {
         if (w->adopted)
                 return strdup(w->start_error ?: w->conn || w->ready
                                       ? "worker exited (it was started by a previous node manager: its exit status is unknown)"
-                                      : "the worker exited while the node manager was down");
+                                      : "the worker exited before it re-attached after the node manager's restart (its exit status is unknown)");
         switch (w->exit_code) {
         case CLD_EXITED:
                 k = asprintf(&s, "worker exited with status %d", w->exit_status);
@@ -185,24 +185,50 @@ static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *u
         return worker_gone(w);
 }
 
+/* A worker re-attaches once the call it runs returns: one in a long call is waited for (its calls
+ * queue meanwhile); it is only said. */
 static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Worker *w = userdata;
-        free(w->start_error);
-        if (asprintf(&w->start_error,
-                     "the worker did not re-attach within %" PRIu64 " s of the node manager's restart "
-                     "(a worker of an older version?); it was killed",
-                     (uint64_t) (WORKER_ATTACH_TIMEOUT_USEC / USEC_PER_SEC)) < 0)
-                w->start_error = NULL;
-        log_warning("Worker %d of actor %s did not re-attach in time, killing it.", (int) w->pid,
-                    w->actor ? w->actor->id_string : "?");
-        (void) pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+        log_notice("The worker %d of actor %s has not re-attached %" PRIu64 " s after the node manager's restart "
+                   "(it may be in a long call); its calls wait.",
+                   (int) w->pid, w->actor ? w->actor->id_string : "?",
+                   (uint64_t) (WORKER_ATTACH_TIMEOUT_USEC / USEC_PER_SEC));
         return 0;
 }
 
-int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t prefix, Worker **ret) {
+uint64_t pid_starttime(pid_t pid) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = 0;
+        /* After "(comm)", which may hold spaces and parentheses: field 22 is the start time. */
+        char *p = strrchr(buf, ')');
+        if (!p)
+                return 0;
+        unsigned long long v = 0;
+        char state = 0;
+        if (sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &state, &v) != 2)
+                return 0;
+        /* A zombie has exited: it is no one's worker any more. */
+        return state == 'Z' || state == 'X' ? 0 : v;
+}
+
+int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t starttime, uint64_t prefix, Worker **ret) {
         int fd = pidfd_open(pid, 0);
         if (fd < 0)
                 return negative_errno();
+        /* The PID may be another process's by now: the journal's start time says whether it is ours
+         * (read after the pidfd is open, so that it cannot change under us). */
+        if (starttime == 0 || pid_starttime(pid) != starttime) {
+                close(fd);
+                return -ESRCH;
+        }
         Worker *w = calloc(1, sizeof(*w));
         if (!w) {
                 close(fd);
@@ -217,6 +243,7 @@ int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t prefix, Worker **
         w->actor = actor;
         w->adopted = true;
         w->attach_prefix = prefix;
+        w->starttime = starttime;
         callqueue_init(&w->tasks);
         LIST_INSERT_HEAD(&m->workers, w, link);
         m->n_workers++;
@@ -392,8 +419,11 @@ int worker_send_init(Worker *w) {
                 r = buffer_append(&c->out, a->args, a->args_len);
         r = transport_end_frame(w->manager, c, off, r);
         /* From now on it outlives us: the journal says which process it is, and where. */
-        if (r >= 0 && a)
+        if (r >= 0 && a) {
+                if (!w->starttime)
+                        w->starttime = pid_starttime(w->pid);
                 persist_actor_worker(a);
+        }
         return r;
 }
 
@@ -528,6 +558,14 @@ void worker_note_result(Worker *w, uint64_t seq) {
                         (void) sd_event_source_set_enabled(m->ack_timer, SD_EVENT_ONESHOT);
                 }
         }
+}
+
+bool worker_awaiting_attach(Manager *m, pid_t pid) {
+        Worker *w;
+        LIST_FOREACH(w, &m->workers, link)
+                if (w->adopted && !w->conn && !w->exited && w->pid == pid)
+                        return true;
+        return false;
 }
 
 void worker_results_durable(Manager *m) {

@@ -22,7 +22,12 @@ int worker_spawn_task(Manager *m, uid_t uid, gid_t gid, Worker **ret);
  * until it re-attaches on the socket (worker_attach()) within WORKER_ATTACH_TIMEOUT_USEC, or is
  * killed. -ESRCH when it is gone already. */
 #define WORKER_ATTACH_TIMEOUT_USEC (10 * USEC_PER_SEC)
-int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t prefix, Worker **ret);
+int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t starttime, uint64_t prefix, Worker **ret);
+/* The start time of a process (/proc/PID/stat, clock ticks since boot): with its PID, what names it
+ * across PID reuse. 0 when it cannot be read, or the process has exited (a zombie). */
+uint64_t pid_starttime(pid_t pid);
+/* Whether pid is an adopted worker that has not re-attached yet. */
+bool worker_awaiting_attach(Manager *m, pid_t pid);
 /* The adopted worker re-attached on connection c (checked by the caller). */
 void worker_attach(Worker *w, Conn *c, uint64_t last_seq, bool ready);
 int worker_send_init(Worker *w);

@@ -568,12 +568,16 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         size_t want = c->read_chunk;
                         if (!c->welcomed) {
                                 /* Before HELLO only a HELLO's worth is read: a stranger costs next
-                                 * to nothing. */
-                                if (buffer_size(&c->in) >= CONN_HELLO_MAX) {
+                                 * to nothing. A worker the node manager waits for may send an ATTACH
+                                 * of a frame's size (the results it kept). */
+                                size_t limit = CONN_HELLO_MAX;
+                                if (buffer_size(&c->in) >= CONN_HELLO_MAX && worker_awaiting_attach(m, c->pid))
+                                        limit = PROTO_HEADER_SIZE + PROTO_FRAME_MAX;
+                                if (buffer_size(&c->in) >= limit) {
                                         (void) conn_protocol_error(c, "no HELLO in the first 4 KiB");
                                         break;
                                 }
-                                want = MIN(want, CONN_HELLO_MAX - buffer_size(&c->in));
+                                want = MIN(want, limit - buffer_size(&c->in));
                         }
                         r = buffer_reserve(&c->in, want);
                         if (r < 0)
@@ -849,10 +853,14 @@ static int conn_listen(Manager *m) {
                 if (m->listen_fd < 0)
                         return negative_errno();
                 (void) unlink(m->socket_path);
-                if (bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                /* Access is decided per request (and by the D-Bus policy for the bus): the socket is
+                 * made 0666 at once, not chmod()ed after, as re-attaching workers of other users
+                 * connect the moment it appears (persist.c). */
+                mode_t old_umask = umask(0111);
+                r = bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
+                umask(old_umask);
+                if (r < 0)
                         return negative_errno();
-                /* Access is decided per request (and by the D-Bus policy for the bus). */
-                (void) chmod(m->socket_path, 0666);
                 if (listen(m->listen_fd, SOMAXCONN) < 0)
                         return negative_errno();
                 /* A service of systemd's (it sets $INVOCATION_ID) keeps it across restarts. */

@@ -89,7 +89,8 @@ static int handle_hello(Conn *c, Frame *f) {
         uint64_t resume;
         if (frame_field_u64(f, 2, &resume) >= 0 && resume != 0) {
                 Conn *g = conn_find_prefix(c->manager, resume);
-                if (g && g->ghost && g->uid == c->uid)
+                /* A client's session only: a worker's is its worker's, which re-attaches by itself. */
+                if (g && g->ghost && g->uid == c->uid && !g->worker_session)
                         conn_take_over(c, g);
                 else
                         log_debug("A client of UID %u asked for session %" PRIx64 ", which is not here: it gets a new one.",
@@ -131,8 +132,13 @@ static int handle_attach(Conn *c, Frame *f) {
         if (version != PROTO_VERSION || !list || list->type != MSGPACK_OBJECT_ARRAY || !w || !w->adopted ||
             w->conn || w->exited || a->state == ACTOR_DEAD || w->pid != c->pid || w->uid != c->uid ||
             w->attach_prefix != prefix) {
-                log_warning("Refused ATTACH from PID %d (UID %u): it is not the worker this node manager waits for.",
-                            (int) c->pid, (unsigned) c->uid);
+                unsigned suppressed = 0;
+                if (log_ratelimit_test(&m->attach_refused_log, now_usec(CLOCK_MONOTONIC), 10 * USEC_PER_SEC,
+                                       &suppressed))
+                        log_warning("Refused ATTACH from PID %d (UID %u): it is not the worker this node manager waits "
+                                    "for%s.",
+                                    (int) c->pid, (unsigned) c->uid,
+                                    suppressed > 0 ? " (more refusals were not logged)" : "");
                 return conn_refuse(c, KACTOR_ERROR_ACCESS_DENIED,
                                    "not a worker this node manager waits for");
         }
