@@ -1262,8 +1262,12 @@ void actor_restore_finish_all(Manager *m) {
                         log_actor(LOG_WARNING, a->id_string, NULL,
                                   "The worker of actor %s exited while the node manager was down.", a->id_string);
                         actor_worker_gone(a, "the worker exited while the node manager was down");
-                } else
+                } else {
                         persist_actor_worker(a);
+                        /* In a cluster its replicas are chosen again and sent everything: what peers
+                         * held for it may be older than the journal. */
+                        cluster_hooks_actor_started(a);
+                }
         }
 }
 

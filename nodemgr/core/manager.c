@@ -435,6 +435,13 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return r;
 
+        /* What a previous node manager left: the node id at once (before the cluster announces it),
+         * its actors after the transports are up (persist_restore()); read before the cgroup manager
+         * reaps what it does not know. */
+        r = persist_open(m);
+        if (r < 0)
+                return r; /* logged */
+
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -543,12 +550,6 @@ int manager_start(Manager *m) {
         r = privileges_limit_manager();
         if (r < 0)
                 return log_error_errno(r, "Failed to drop capabilities: %m");
-
-        /* What a previous node manager left (the node id at once, its actors after the transports
-         * are up): before the cgroup manager reaps what it does not know. */
-        r = persist_open(m);
-        if (r < 0)
-                return r; /* logged */
 
         ManagerConfig isolation = { .cgroup_manager = m->cgroup_manager_kind, .cgroup_name = m->cgroup_name };
         r = actor_isolation_setup(m, &isolation);

@@ -507,6 +507,11 @@ static void harness_free_all(Harness *h) {
                 free(h->strings[i]);
         free(h->strings);
         safe_close(h->nodemgr_pidfd);
+        for (char **a = h->owned_args; a && *a; a++)
+                free(*a);
+        free(h->owned_args);
+        free(h->owned_env);
+        free(h->owned_gpu_devices);
         if (h->dir)
                 (void)nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         free(h->dir);
@@ -726,6 +731,19 @@ Harness *harness_start(const HarnessOptions *opts) {
                 error = xasprintf("mkdtemp: %m");
         } else {
                 h->dir = xstrdup(tmpl);
+                /* Kept for harness_restart_nodemgr(): copies, as the caller's may not outlive this. */
+                size_t n = 0;
+                while (o.extra_args && o.extra_args[n])
+                        n++;
+                h->owned_args = calloc(n + 1, sizeof(char *));
+                cr_assert_not_null(h->owned_args, "out of memory");
+                for (size_t i = 0; i < n; i++)
+                        h->owned_args[i] = xstrdup(o.extra_args[i]);
+                o.extra_args = (const char *const *) h->owned_args;
+                if (o.extra_env)
+                        o.extra_env = h->owned_env = xstrdup(o.extra_env);
+                if (o.gpu_devices)
+                        o.gpu_devices = h->owned_gpu_devices = xstrdup(o.gpu_devices);
                 h->options = o;
                 error = harness_start_children(h);
         }

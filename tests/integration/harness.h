@@ -58,7 +58,8 @@ typedef struct Harness {
         pid_t nodemgr_pid;
         int nodemgr_pidfd;
         unsigned gpus;
-        HarnessOptions options; /* as started (extra_args and extra_env must outlive the harness) */
+        HarnessOptions options; /* as started, for harness_restart_nodemgr() (its strings are copies) */
+        char **owned_args, *owned_env, *owned_gpu_devices;
         sd_bus *bus; /* the harness's own connection, made on first use */
 
         kactor_client **clients;

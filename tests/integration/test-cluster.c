@@ -106,6 +106,44 @@ Test(cluster, short_stop_within_the_suspicion_timeout_is_no_death) {
         cluster_wait_formed(3);
 }
 
+/* A node whose node manager restarts (an upgrade) within the suspicion timeout is not declared dead
+ * and keeps its actors where they run; their replicas get what the restarted node logs after it, so
+ * that if it dies later, its actors are rebuilt with every call (docs/restart.md). */
+static void restart_within_suspicion(int sig) {
+        cluster_start(3, "8000");
+        const char *victim = cluster_node_id(cluster_nodes[1]);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        kactor_actor a = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 0);
+        for (int i = 1; i <= 10; i++)
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i);
+        pid_t pid = harness_actor_pid(cluster_nodes[1], a);
+
+        harness_restart_nodemgr(cluster_nodes[1], sig);
+        cr_assert_str_eq(cluster_node_id(cluster_nodes[1]), victim, "the node id changed");
+        for (int i = 11; i <= 20; i++)
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i, "%s", cluster_logs());
+        cr_assert_eq(harness_actor_pid(cluster_nodes[1], a), pid, "the actor was moved or restarted");
+        for (size_t i = 0; i < 3; i += 2)
+                cr_assert_str_neq(cluster_peer_state(cluster_nodes[i], victim, NULL), "dead",
+                                  "a restart was taken for a death");
+        cr_assert_eq(harness_property_uint(cluster_nodes[0], HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Actors"), 0,
+                     "the actor was rebuilt elsewhere");
+        cluster_wait_formed(3);
+
+        /* Now the node is lost: its actor comes back elsewhere with all 20 calls. */
+        cluster_crash_node(1);
+        cr_assert_eq(cluster_call_int(c, a, "increment"), 21, "%s", cluster_logs());
+        cluster_nodes[1] = harness_stop(cluster_nodes[1]);
+}
+
+Test(cluster, node_manager_restarted_within_the_suspicion_timeout_keeps_its_actors) {
+        restart_within_suspicion(SIGTERM);
+}
+
+Test(cluster, node_manager_killed_and_restarted_within_the_suspicion_timeout_keeps_its_actors) {
+        restart_within_suspicion(SIGKILL);
+}
+
 Test(cluster, peer_with_the_wrong_secret_is_refused) {
         cluster_start(2, NULL);
         Harness *bad = cluster_start_node(2, cluster_bad_secret_path, NULL, NULL);
