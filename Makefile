@@ -179,6 +179,13 @@ $(BUILD)/tests/bench/bench-cluster: tests/bench/bench-cluster.c $(BENCH_HELPERS)
 	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
 	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lpthread -lm
 
+# The restart benchmark reads actors' properties over D-Bus (sd-bus) and calls from threads.
+$(BUILD)/tests/bench/bench-restart: tests/bench/bench-restart.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) \
+                $(BUILD)/libkactor.so
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
+	        -L$(BUILD) -lkactor $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) -lpthread -lm
+
 # Unit tests of BPF programs drive them with BPF_PROG_TEST_RUN through a test object of their own.
 $(BUILD)/tests/unit/bpf/%.bpf.o: tests/unit/bpf/%.bpf.c bpf/trace.bpf.c $(BPF_HEADERS) $(BUILD)/bpf/vmlinux.h
 	@mkdir -p $(dir $@)

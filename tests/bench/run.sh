@@ -256,6 +256,11 @@ fi
 # KACTOR_BENCH_ISO_ACTORS (100 per creation round), KACTOR_BENCH_ISO_ROUNDS (5), KACTOR_BENCH_ISO_BURST (400).
 run "lineage: restart, replay, the log's cost" 90 "$BENCH/bench-lineage" "$@"
 run "isolation: cgroup backends (private node managers)" 120 "$BENCH/bench-isolation" "$@"
+# Node manager restarts that leave the actors running, against private nodes bench-restart starts and
+# stops itself (their node managers with SIGINT at the end, so their actors stop too). Its knobs:
+# KACTOR_BENCH_RESTART_ACTORS (1000), KACTOR_BENCH_RESTART_ROUNDS (3), KACTOR_BENCH_RESTART_COUNT (5
+# restarts under load), KACTOR_BENCH_RESTART_INFLIGHT (64 calls per caller), KACTOR_BENCH_RESTART_GAP (1.0 s).
+run "restart: actors outlive the node manager (private node managers)" 120 "$BENCH/bench-restart" "$@"
 if [ $# = 0 ] || [[ " $* " == *" actor_creation_systemd "* ]] || [[ " $* " == *" isolation "* ]]; then
         run "isolation: systemd scopes (systemd-nspawn node)" 180 "$(dirname "$0")/bench-systemd-node.sh" "$BUILD"
 fi
