@@ -11,7 +11,7 @@ void buffer_free(Buffer *b) {
         *b = (Buffer){};
 }
 
-int buffer_reserve(Buffer *b, size_t n) {
+int buffer_grow(Buffer *b, size_t n) {
         if (b->cap - b->end >= n)
                 return 0;
 
@@ -34,15 +34,6 @@ int buffer_reserve(Buffer *b, size_t n) {
                 return -ENOMEM;
         b->data = p;
         b->cap = cap;
-        return 0;
-}
-
-int buffer_append(Buffer *b, const void *p, size_t n) {
-        int r = buffer_reserve(b, n);
-        if (r < 0)
-                return r;
-        memcpy(b->data + b->end, p, n);
-        b->end += n;
         return 0;
 }
 

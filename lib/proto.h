@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 
 #include <msgpack.h>
@@ -92,8 +93,21 @@ typedef struct Buffer {
 } Buffer;
 
 void buffer_free(Buffer *b);
-int buffer_reserve(Buffer *b, size_t n); /* room for n more bytes at end; 0 or -ENOMEM */
-int buffer_append(Buffer *b, const void *p, size_t n);
+/* Makes room for n more bytes at the end (slides the unconsumed part down, or grows). */
+int buffer_grow(Buffer *b, size_t n);
+/* Room for n more bytes at end; 0 or -ENOMEM. Inline: every packed field comes through here. */
+static inline int buffer_reserve(Buffer *b, size_t n) {
+        return b->cap - b->end >= n ? 0 : buffer_grow(b, n);
+}
+static inline int buffer_append(Buffer *b, const void *p, size_t n) {
+        int r = buffer_reserve(b, n);
+        if (r < 0)
+                return r;
+        if (n > 0)
+                memcpy(b->data + b->end, p, n);
+        b->end += n;
+        return 0;
+}
 static inline size_t buffer_size(const Buffer *b) {
         return b->end - b->start;
 }

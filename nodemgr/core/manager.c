@@ -53,6 +53,9 @@ int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
+        /* The journal records its owner with it (the owner takes it over once it returns). */
+        if (owner)
+                o->persisted_owner = owner->id_prefix;
         r = objstore_set_ready(&m->store, o, data, len, ids, actor, n);
         if (r < 0) {
                 objstore_unref(&m->store, o);

@@ -57,6 +57,7 @@ struct Object {
 
         bool pinned;                     /* made over D-Bus: held until Release */
         bool persisted;                  /* in the state journal (persist.c) */
+        uint64_t persisted_owner;        /* the owner's id prefix the journal has for it (0: none) */
         void *owner;                     /* the connection that made it and holds it (one reference) */
         Object *owner_next, *owner_prev; /* the owner's list */
 

@@ -4,10 +4,11 @@
  * The state journal: what a node manager that restarts needs to take its actors back (persist.h,
  * docs/restart.md).
  *
- * <runtime-dir>/state is a sequence of records, each a native-protocol frame (4-byte length, a
- * msgpack array [type, 0, fields...] and an optional trailing value) followed by the CRC-32 of the
- * frame's payload. The first record is the header (magic, format version, the version of the node
- * manager that wrote it, the node id). The records of an event loop iteration are written with one
+ * <runtime-dir>/state is a sequence of batches, each the records of one write: a 4-byte length and
+ * the CRC-32 of what follows (both little-endian), then records, each a native-protocol frame
+ * (4-byte length, a msgpack array [type, 0, fields...] and an optional trailing value). The first
+ * record is the header (magic, format version, the version of the node manager that wrote it, the
+ * node id). The records of an event loop iteration are written with one
  * write() before anything that iteration answered leaves (manager.c's on_flush), so a crash at any
  * point leaves a journal that says at least what anyone was told. At start the journal is read,
  * then rewritten as a snapshot of what is live (state.new, renamed over it); it is rewritten
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -51,7 +53,7 @@ typedef enum JournalRecord {
         J_WORKER,         /* [id, pid, prefix, restarts, cgroup kind, cgroup id, unit, path, dir,
                            *  start time]                                                         */
         J_ACTOR_END,      /* [id]: dead, or gone                                                 */
-        J_LOG,            /* [id, seq] + lineage record                                          */
+        J_LOG,            /* [id, seq, index, result id, method, error code] + args              */
         J_CHECKPOINT,     /* [id, index, seq] + state                                            */
         J_SEQ,            /* [id, seq]: a result of its worker needing no record was handled     */
         J_OBJECT,         /* [id, state, owner prefix, pinned, error code, message] (+ value)    */
@@ -134,18 +136,13 @@ static int rec_begin(Persist *p, JournalRecord type, uint32_t n_fields, size_t *
         return frame_begin_request(&p->buf, &p->pk, type, 0, n_fields, ret_off);
 }
 
-/* Closes the record begun at off (r: what packing it returned) and appends its CRC. */
+/* Closes the record begun at off (r: what packing it returned). */
 static int rec_end(Persist *p, size_t off, int r) {
         if (r >= 0)
                 r = frame_end(&p->buf, off);
-        if (r < 0) {
+        if (r < 0)
                 p->buf.end = off;
-                return r;
-        }
-        uint32_t crc = (uint32_t) crc32(0, (const Bytef *) p->buf.data + off + PROTO_HEADER_SIZE,
-                                        (uInt) (p->buf.end - off - PROTO_HEADER_SIZE));
-        uint8_t le[4] = { crc, crc >> 8, crc >> 16, crc >> 24 };
-        return buffer_append(&p->buf, le, sizeof(le));
+        return r;
 }
 
 static int pack_u64s(msgpack_packer *pk, size_t n, const uint64_t *v) {
@@ -311,26 +308,21 @@ void persist_actor_end(Actor *a) {
                 rec_simple(a->manager->persist, J_ACTOR_END, a->id, CODEC_EXT_ACTOR, 0, NULL);
 }
 
+/* A lineage record's fields, and its arguments (already packed) as the trailing value. */
 static int pack_log(Persist *p, Actor *a, const LineageRecord *rec, uint64_t seq) {
-        /* The record's wire form (a header and the arguments: two values) goes as one bin. */
-        Buffer b = {};
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &b, buffer_msgpack_write);
-        int r = lineage_record_pack(&pk, rec);
         size_t off;
-        if (r >= 0)
-                r = rec_begin(p, J_LOG, 3, &off);
-        if (r < 0) {
-                buffer_free(&b);
+        int r = rec_begin(p, J_LOG, 6, &off);
+        if (r < 0)
                 return r;
-        }
         r = codec_pack_id(&p->pk, CODEC_EXT_ACTOR, a->id);
         if (r >= 0)
-                r = msgpack_pack_uint64(&p->pk, seq) < 0 || msgpack_pack_bin(&p->pk, buffer_size(&b)) < 0 ||
-                                msgpack_pack_bin_body(&p->pk, b.data + b.start, buffer_size(&b)) < 0
-                        ? -ENOMEM
-                        : 0;
-        buffer_free(&b);
+                r = pack_u64s(&p->pk, 2, (uint64_t[]){ seq, rec->index });
+        if (r >= 0)
+                r = codec_pack_id(&p->pk, CODEC_EXT_OBJECT, rec->result);
+        if (r >= 0)
+                r = pack_cstr(&p->pk, rec->method) < 0 || msgpack_pack_uint32(&p->pk, rec->code) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = buffer_append(&p->buf, rec->args, rec->args_len);
         return rec_end(p, off, r);
 }
 
@@ -362,9 +354,11 @@ void persist_checkpoint(Actor *a) {
                 (void) pack_checkpoint(a->manager->persist, a, 0);
 }
 
+/* Its owner's prefix: the connection that holds it, or the one that made it when it is finished
+ * before it is handed over (a put: its id is in the maker's range). */
 static uint64_t object_owner_prefix(const Object *o) {
         const Conn *c = o->owner;
-        return c ? c->id_prefix : 0;
+        return c ? c->id_prefix : o->persisted_owner;
 }
 
 static int pack_object(Persist *p, Object *o) {
@@ -395,8 +389,10 @@ static bool object_persistable(const Object *o) {
 void persist_object(Manager *m, Object *o) {
         if (!persist_on(m) || !object_persistable(o))
                 return;
-        if (pack_object(m->persist, o) >= 0)
+        if (pack_object(m->persist, o) >= 0) {
                 o->persisted = true;
+                o->persisted_owner = object_owner_prefix(o);
+        }
 }
 
 void persist_object_freed(Manager *m, Object *o) {
@@ -434,6 +430,33 @@ static int write_all(int fd, const char *data, size_t len) {
                 len -= (size_t) n;
         }
         return 0;
+}
+
+/* Writes the records in b as one batch: its length and CRC-32, then the records. */
+static int write_batch(int fd, const Buffer *b) {
+        size_t len = buffer_size(b);
+        if (len > UINT32_MAX)
+                return -E2BIG;
+        uint32_t crc = (uint32_t) crc32_z(0, (const Bytef *) b->data + b->start, len);
+        uint8_t head[8] = { len, len >> 8, len >> 16, len >> 24, crc, crc >> 8, crc >> 16, crc >> 24 };
+        struct iovec iov[2] = { { head, sizeof(head) }, { b->data + b->start, len } };
+        size_t total = sizeof(head) + len;
+        for (;;) {
+                ssize_t n = writev(fd, iov, 2);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if ((size_t) n == total)
+                        return 0;
+                /* Short (a full disk, say): the rest as it is. */
+                size_t done = (size_t) n;
+                if (done < sizeof(head)) {
+                        int r = write_all(fd, (const char *) head + done, sizeof(head) - done);
+                        return r < 0 ? r : write_all(fd, b->data + b->start, len);
+                }
+                return write_all(fd, b->data + b->start + (done - sizeof(head)), len - (done - sizeof(head)));
+        }
 }
 
 /* Everything live, as records: what a new journal starts with. */
@@ -502,7 +525,7 @@ static int persist_compact(Persist *p) {
         r = persist_snapshot(p);
         if (r >= 0) {
                 fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                r = fd < 0 ? negative_errno() : write_all(fd, p->buf.data + p->buf.start, buffer_size(&p->buf));
+                r = fd < 0 ? negative_errno() : write_batch(fd, &p->buf);
         }
         if (r >= 0 && rename(tmp, p->path) < 0)
                 r = negative_errno();
@@ -515,7 +538,7 @@ static int persist_compact(Persist *p) {
         }
         /* What this iteration had queued is in the snapshot already. */
         buffer_free(&saved);
-        p->file_size = p->snapshot_size = buffer_size(&p->buf);
+        p->file_size = p->snapshot_size = 8 + buffer_size(&p->buf);
         p->buf.start = p->buf.end = 0;
         safe_close(p->fd);
         p->fd = TAKE_FD(fd);
@@ -528,14 +551,14 @@ void persist_flush(Manager *m) {
                 return;
         write_ids(p, false);
         if (buffer_size(&p->buf) > 0) {
-                int r = write_all(p->fd, p->buf.data + p->buf.start, buffer_size(&p->buf));
+                int r = write_batch(p->fd, &p->buf);
                 if (r < 0) {
                         log_error_errno(r, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
                                         p->path);
                         p->failed = true;
                         return;
                 }
-                p->file_size += buffer_size(&p->buf);
+                p->file_size += 8 + buffer_size(&p->buf);
                 p->buf.start = p->buf.end = 0;
         }
         if (p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK) {
@@ -660,25 +683,30 @@ static int load_record(Loaded *l, const Frame *f, const char *payload, size_t le
                 }
                 return 0;
         case J_LOG: {
-                LineageRecord rec;
+                const char *method;
+                size_t method_len;
+                kactor_id result;
+                uint64_t index, code;
                 a = loaded_actor(l, f);
                 if (!a)
                         return 0;
-                const msgpack_object *bin = frame_field(f, 2);
-                if (frame_field_u64(f, 1, &u) < 0 || !bin || bin->type != MSGPACK_OBJECT_BIN ||
-                    lineage_record_unpack(bin->via.bin.ptr, bin->via.bin.size, &rec) < 0)
+                if (frame_field_u64(f, 1, &u) < 0 || frame_field_u64(f, 2, &index) < 0 ||
+                    frame_field_id(f, 3, CODEC_EXT_OBJECT, &result) < 0 ||
+                    frame_field_str(f, 4, &method, &method_len) < 0 || frame_field_u64(f, 5, &code) < 0 ||
+                    !f->has_body || index == 0)
                         return -EBADMSG;
                 /* An index the log has is not appended twice; a gap (never written) is skipped. */
-                if (rec.index >= a->lineage.next_index) {
+                if (index >= a->lineage.next_index) {
                         if (lineage_size(&a->lineage) == 0)
-                                a->lineage.next_index = rec.index;
-                        if (rec.index == a->lineage.next_index &&
-                            lineage_append(&a->lineage, rec.result, rec.method, rec.args, rec.args_len, rec.code) < 0) {
-                                lineage_record_done(&rec);
+                                a->lineage.next_index = index;
+                        _cleanup_free_ char *m = strndup(method, method_len);
+                        if (!m)
                                 return -ENOMEM;
-                        }
+                        if (index == a->lineage.next_index &&
+                            lineage_append(&a->lineage, result, m, f->body_raw, f->body_len,
+                                           code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED) < 0)
+                                return -ENOMEM;
                 }
-                lineage_record_done(&rec);
                 a->seq = MAX(a->seq, u);
                 return 0;
         }
@@ -833,78 +861,93 @@ static int persist_load(Persist *p) {
 
         Frame f;
         frame_init(&f);
-        Buffer b = { .data = l->data, .start = 0, .end = l->size, .cap = l->size };
-        size_t n_records = 0;
+        size_t at = 0, n_records = 0;
         const char *damage = NULL;
-        for (;;) {
-                const char *payload;
-                size_t len;
-                size_t at = b.start;
-                r = frame_peek(&b, &payload, &len);
-                if (r == 0 && buffer_size(&b) == 0)
-                        break;
-                if (r <= 0 || buffer_size(&b) < PROTO_HEADER_SIZE + len + 4) {
-                        damage = "a record is cut short";
-                        log_error("The state journal %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
-                                  p->path, at, damage, n_records);
+        while (at < l->size && !damage) {
+                /* A batch: length, CRC, records. */
+                const uint8_t *h = (const uint8_t *) l->data + at;
+                if (l->size - at < 8) {
+                        damage = "a batch is cut short";
                         break;
                 }
-                const uint8_t *c = (const uint8_t *) payload + len;
-                uint32_t crc = c[0] | (uint32_t) c[1] << 8 | (uint32_t) c[2] << 16 | (uint32_t) c[3] << 24;
-                if (crc != (uint32_t) crc32(0, (const Bytef *) payload, (uInt) len) || frame_parse(&f, payload, len) < 0) {
+                size_t len = h[0] | (size_t) h[1] << 8 | (size_t) h[2] << 16 | (size_t) h[3] << 24;
+                uint32_t crc = h[4] | (uint32_t) h[5] << 8 | (uint32_t) h[6] << 16 | (uint32_t) h[7] << 24;
+                if (len > l->size - at - 8) {
+                        damage = "a batch is cut short";
+                        break;
+                }
+                if (crc != (uint32_t) crc32_z(0, h + 8, len)) {
                         damage = "a checksum does not match";
-                        log_error("The state journal %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
-                                  p->path, at, damage, n_records);
                         break;
                 }
-                b.start += PROTO_HEADER_SIZE + len + 4;
-
-                if (n_records == 0) {
-                        const char *magic;
-                        size_t magic_len;
-                        uint64_t version, hi;
-                        if (f.type != J_HEADER || frame_field_str(&f, 0, &magic, &magic_len) < 0 ||
-                            magic_len != strlen(PERSIST_MAGIC) || memcmp(magic, PERSIST_MAGIC, magic_len) != 0) {
-                                frame_done(&f);
-                                loaded_free(l);
-                                persist_set_aside(p, "is not a kactor state journal");
-                                return 0;
+                Buffer b = { .data = l->data + at + 8, .start = 0, .end = len, .cap = len };
+                while (buffer_size(&b) > 0) {
+                        const char *payload;
+                        size_t plen;
+                        if (frame_peek(&b, &payload, &plen) <= 0 || frame_parse(&f, payload, plen) < 0) {
+                                damage = "a record does not parse";
+                                break;
                         }
-                        if (frame_field_u64(&f, 1, &version) < 0 || version != PERSIST_FORMAT_VERSION) {
-                                _cleanup_free_ char *why = NULL;
-                                const char *wrote = "?";
-                                size_t wrote_len = 1;
-                                (void) frame_field_str(&f, 2, &wrote, &wrote_len);
-                                if (asprintf(&why, "has format version %" PRIu64 " (written by kactor-nodemgr %.*s); this node manager (%s) reads version %u",
-                                             version, (int) wrote_len, wrote, KACTOR_VERSION, PERSIST_FORMAT_VERSION) < 0)
-                                        why = NULL;
-                                frame_done(&f);
-                                loaded_free(l);
-                                persist_set_aside(p, why ?: "has another format version");
-                                return 0;
+                        b.start += PROTO_HEADER_SIZE + plen;
+                        if (n_records == 0) {
+                                const char *magic;
+                                size_t magic_len;
+                                uint64_t version, hi;
+                                if (f.type != J_HEADER || frame_field_str(&f, 0, &magic, &magic_len) < 0 ||
+                                    magic_len != strlen(PERSIST_MAGIC) || memcmp(magic, PERSIST_MAGIC, magic_len) != 0) {
+                                        frame_done(&f);
+                                        loaded_free(l);
+                                        persist_set_aside(p, "is not a kactor state journal");
+                                        return 0;
+                                }
+                                if (frame_field_u64(&f, 1, &version) < 0 || version != PERSIST_FORMAT_VERSION) {
+                                        _cleanup_free_ char *why = NULL;
+                                        const char *wrote = "?";
+                                        size_t wrote_len = 1;
+                                        (void) frame_field_str(&f, 2, &wrote, &wrote_len);
+                                        if (asprintf(&why, "has format version %" PRIu64 " (written by kactor-nodemgr %.*s); this node manager (%s) reads version %u",
+                                                     version, (int) wrote_len, wrote, KACTOR_VERSION, PERSIST_FORMAT_VERSION) < 0)
+                                                why = NULL;
+                                        frame_done(&f);
+                                        loaded_free(l);
+                                        persist_set_aside(p, why ?: "has another format version");
+                                        return 0;
+                                }
+                                if (frame_field_u64(&f, 3, &hi) >= 0 && hi != 0) {
+                                        m->node_hi = hi;
+                                        snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, hi);
+                                }
+                        } else if (f.type == J_IDS) {
+                                uint64_t conn, local;
+                                if (frame_field_u64(&f, 0, &conn) >= 0 && frame_field_u64(&f, 1, &local) >= 0) {
+                                        m->next_conn = MAX(m->next_conn, conn);
+                                        m->next_local = MAX(m->next_local, local);
+                                }
+                        } else {
+                                r = load_record(l, &f, payload, plen);
+                                if (r == -ENOMEM) {
+                                        frame_done(&f);
+                                        loaded_free(l);
+                                        return log_error_errno(-ENOMEM, "Out of memory.");
+                                }
+                                if (r < 0)
+                                        log_warning("The state journal %s has a malformed record (type %u) in the batch at byte %zu; it is skipped.",
+                                                    p->path, f.type, at);
                         }
-                        if (frame_field_u64(&f, 3, &hi) >= 0 && hi != 0) {
-                                m->node_hi = hi;
-                                snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, hi);
-                        }
-                } else if (f.type == J_IDS) {
-                        uint64_t conn, local;
-                        if (frame_field_u64(&f, 0, &conn) >= 0 && frame_field_u64(&f, 1, &local) >= 0) {
-                                m->next_conn = MAX(m->next_conn, conn);
-                                m->next_local = MAX(m->next_local, local);
-                        }
-                } else {
-                        r = load_record(l, &f, payload, len);
-                        if (r == -ENOMEM) {
-                                frame_done(&f);
-                                loaded_free(l);
-                                return log_error_errno(-ENOMEM, "Out of memory.");
-                        }
-                        if (r < 0)
-                                log_warning("The state journal %s has a malformed record (type %u) at byte %zu; it is skipped.",
-                                            p->path, f.type, at);
+                        n_records++;
                 }
-                n_records++;
+                if (!damage)
+                        at += 8 + len;
+        }
+        if (damage) {
+                if (n_records == 0) {
+                        frame_done(&f);
+                        loaded_free(l);
+                        persist_set_aside(p, "is damaged at its start");
+                        return 0;
+                }
+                log_error("The state journal %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
+                          p->path, at, damage, n_records);
         }
         frame_done(&f);
         p->loaded = l;

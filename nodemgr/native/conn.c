@@ -395,9 +395,12 @@ int conn_hold_ids_in(Conn *c, const Object *o) {
 }
 
 void conn_own(Conn *c, Object *o) {
-        /* Finished before it had its owner (a put): the journal learns the owner now. */
-        if (o->persisted)
+        /* Finished before it had its owner: the journal learns the owner now, unless its record
+         * named it already (a put). */
+        if (o->persisted && o->persisted_owner != c->id_prefix) {
                 persist_hold(c->manager, c->id_prefix, o->id, PERSIST_HOLD_OWN, true);
+                o->persisted_owner = c->id_prefix;
+        }
         o->owner = c;
         o->owner_prev = NULL;
         o->owner_next = c->owned;
@@ -420,7 +423,11 @@ void conn_release_object(Conn *c, kactor_id id) {
                         o->owner_next->owner_prev = o->owner_prev;
                 o->owner = NULL;
                 o->owner_next = o->owner_prev = NULL;
-                persist_hold(m, c->id_prefix, id, PERSIST_HOLD_OWN, false);
+                /* Freed now (then its J_FREE says all), or held elsewhere: owned by nobody. */
+                if (o->refs > 1 && o->persisted) {
+                        persist_hold(m, c->id_prefix, id, PERSIST_HOLD_OWN, false);
+                        o->persisted_owner = 0;
+                }
                 objstore_unref(&m->store, o);
                 return;
         }
@@ -428,7 +435,8 @@ void conn_release_object(Conn *c, kactor_id id) {
         if (h && !h->actor) {
                 HASH_DEL(c->holds, h);
                 free(h);
-                persist_hold(m, c->id_prefix, id, PERSIST_HOLD_OBJECT, false);
+                if (o && o->refs > 1)
+                        persist_hold(m, c->id_prefix, id, PERSIST_HOLD_OBJECT, false);
                 objstore_unref(&m->store, o);
         }
 }

@@ -8,11 +8,13 @@
  */
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -277,21 +279,22 @@ Test(restart, a_journal_of_another_format_version_is_set_aside) {
         cr_assert_eq(call_int(c, a, "increment", NULL), 1);
         pid_t pid = harness_actor_pid(h, a);
         cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
-        /* The header record: [len][1, 0, "kactor-state", version, ...][CRC-32]: version 99, with a
-         * CRC that matches, as a journal written by another format version would be. */
+        /* The first batch: [length][CRC-32][records: the header [1, 0, "kactor-state", version, ...]
+         * first]: version 99, with a CRC that matches, as a journal another format version wrote. */
         int fd = open(state_path(), O_RDWR | O_CLOEXEC);
         cr_assert_geq(fd, 0);
-        uint8_t buf[256];
-        cr_assert_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t) sizeof(buf));
+        uint8_t buf[4096];
+        ssize_t got = pread(fd, buf, sizeof(buf), 0);
+        cr_assert_gt(got, 8);
         uint32_t len = buf[0] | (uint32_t) buf[1] << 8 | (uint32_t) buf[2] << 16 | (uint32_t) buf[3] << 24;
-        cr_assert_lt(len + 8, sizeof(buf));
-        uint8_t *magic = memmem(buf + 4, len, "kactor-state", 12);
+        cr_assert_leq(len + 8, (size_t) got, "the first batch is larger than expected");
+        uint8_t *magic = memmem(buf + 8, len, "kactor-state", 12);
         cr_assert_not_null(magic);
         cr_assert_eq(magic[12], 1, "format version byte");
         magic[12] = 99;
-        uint32_t crc = (uint32_t) crc32(0, buf + 4, len);
+        uint32_t crc = (uint32_t) crc32(0, buf + 8, len);
         uint8_t le[4] = { crc, crc >> 8, crc >> 16, crc >> 24 };
-        memcpy(buf + 4 + len, le, 4);
+        memcpy(buf + 4, le, 4);
         cr_assert_eq(pwrite(fd, buf, len + 8, 0), (ssize_t) (len + 8));
         close(fd);
         harness_restart_nodemgr(h, 0);
@@ -380,4 +383,48 @@ Test(restart, a_dbus_owned_actor_stays_owned_across_sigterm) {
 
 Test(restart, a_dbus_owned_actor_stays_owned_across_kill_9) {
         dbus_owner_survives(SIGKILL);
+}
+
+/* GPUs on fake device nodes (TESTING.md): after a restart, the actor still opens the GPU it was given
+ * (ENXIO: allowed, no driver behind it) and not the other (EPERM: its device program, attached to its
+ * cgroup by the previous node manager, is still there), and the GPU is still taken. */
+Test(restart, an_actors_gpu_stays_its_own_through_its_device_program) {
+        char dir[] = "/tmp/kactor-gpus-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char g0[64], g1[64], ctl[64], list[256];
+        snprintf(g0, sizeof(g0), "%s/nvidia0", dir);
+        snprintf(g1, sizeof(g1), "%s/nvidia1", dir);
+        snprintf(ctl, sizeof(ctl), "%s/nvidiactl", dir);
+        cr_assert_eq(mknod(g0, S_IFCHR | 0666, makedev(195, 0)), 0, "mknod: %m");
+        cr_assert_eq(mknod(g1, S_IFCHR | 0666, makedev(195, 1)), 0, "mknod: %m");
+        cr_assert_eq(mknod(ctl, S_IFCHR | 0666, makedev(195, 255)), 0, "mknod: %m");
+        snprintf(list, sizeof(list), "%s,%s,%s", g0, g1, ctl);
+        HarnessOptions o = opts;
+        o.gpu_devices = list;
+        const char *const args[] = { "--cgroup-manager", "cgroupfs", NULL };
+        o.extra_args = args;
+        h = harness_start(&o);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts ao = { .sz = sizeof(ao), .num_gpus = 1 };
+        kactor_actor a = harness_create(h, c, "isomod", "Probe", NULL, &ao);
+        cr_assert_eq(call_int(c, a, "open_errno", harness_printf(h, "[\"%s\"]", g0)), ENXIO);
+        cr_assert_eq(call_int(c, a, "open_errno", harness_printf(h, "[\"%s\"]", g1)), EPERM);
+
+        for (int sig = 0; sig < 2; sig++) {
+                harness_restart_nodemgr(h, sig == 0 ? SIGTERM : SIGKILL);
+                cr_assert_eq(call_int(c, a, "open_errno", harness_printf(h, "[\"%s\"]", g0)), ENXIO,
+                             "its own GPU after the restart\n%s", harness_nodemgr_log(h));
+                cr_assert_eq(call_int(c, a, "open_errno", harness_printf(h, "[\"%s\"]", g1)), EPERM,
+                             "another GPU after the restart");
+                _cleanup_free_ char *free_gpus = NULL;
+                cr_assert_eq(harness_busctl(h, &free_gpus, "get-property", HARNESS_BUS_NAME, HARNESS_BUS_PATH,
+                                            HARNESS_IFACE_MANAGER, "FreeGpus", NULL),
+                             0);
+                cr_assert_eq(strncmp(free_gpus, "au 1 1", 6), 0, "FreeGpus: %s", free_gpus);
+        }
+        h = harness_stop(h);
+        (void) unlink(g0);
+        (void) unlink(g1);
+        (void) unlink(ctl);
+        (void) rmdir(dir);
 }
