@@ -423,6 +423,37 @@ static void n_hello_old(msgpack_packer *pk) {
         msgpack_pack_uint32(pk, 1);
 }
 
+/* A worker re-attaching after a restart (no such worker here: refused), with one result sent again. */
+static void n_attach(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 8);
+        msgpack_pack_uint32(pk, MSG_ATTACH);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_uint32(pk, PROTO_VERSION);
+        codec_pack_id(pk, CODEC_EXT_ACTOR, first_actor());
+        msgpack_pack_uint64(pk, FUZZ_CONN_PREFIX(seed_conn));
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_uint32(pk, ATTACH_READY);
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint64(pk, 1);
+        codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_NODE_HI, FUZZ_CONN_PREFIX(seed_conn) | 1));
+        pack_cstr(pk, "increment");
+        msgpack_pack_bin(pk, 1);
+        msgpack_pack_bin_body(pk, "\x90", 1);
+        msgpack_pack_bin(pk, 6);
+        msgpack_pack_bin_body(pk, "\x93\x61\x01\x00\xc0\x00", 6);
+}
+
+/* A client asking for a session back after a restart (none here: it gets a new one). */
+static void n_hello_resume(msgpack_packer *pk) {
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint32(pk, MSG_HELLO);
+        msgpack_pack_uint64(pk, 0);
+        msgpack_pack_uint32(pk, PROTO_VERSION);
+        msgpack_pack_uint32(pk, 1);
+        msgpack_pack_uint64(pk, FUZZ_CONN_PREFIX(1));
+}
+
 static void n_put(msgpack_packer *pk, uint64_t seq, const kactor_value *v) {
         msgpack_pack_array(pk, 2);
         msgpack_pack_uint32(pk, MSG_PUT);
@@ -672,6 +703,11 @@ static void native_seeds(void) {
                 Rec recs[] = { F(1, n_hello), F(2, n_hello),     F(3, n_hello_old),
                                F(2, n_put_1), F(1, n_create_fake), F(1, n_get_actor) };
                 session_seed("native", 2 | FUZZ_SETUP_OUTSIDER, recs, sizeof(recs) / sizeof(recs[0]));
+        }
+        /* After a restart: a stranger's ATTACH, and a client asking for a session back. */
+        {
+                Rec recs[] = { F(1, n_attach), F(2, n_hello_resume), F(2, n_put_1), F(2, n_get) };
+                session_seed("native", 1, recs, sizeof(recs) / sizeof(recs[0]));
         }
         /* Requests before HELLO, a frame cut short, and a client that stops reading. */
         {
