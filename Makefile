@@ -283,7 +283,8 @@ tests: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 CRITERION_ARGS ?= --jobs=2 --timeout=120
 SANITIZER_REPORT := ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:
 RUN_TESTS = set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(1); do echo "== $$t"; \
-        if ! KACTOR_BUILD=$(abspath $(BUILD)) $$t $(CRITERION_ARGS) > $$log 2>&1; then cat $$log; exit 1; fi; \
+        if ! KACTOR_BUILD=$(abspath $(BUILD)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+                $$t $(CRITERION_ARGS) > $$log 2>&1; then cat $$log; exit 1; fi; \
         cat $$log; if grep -Eq '$(SANITIZER_REPORT)' $$log; then echo "FAIL: sanitizer report in $$t" >&2; exit 1; fi; done
 
 check-unit: tests
