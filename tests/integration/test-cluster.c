@@ -144,6 +144,33 @@ Test(cluster, node_manager_killed_and_restarted_within_the_suspicion_timeout_kee
         restart_within_suspicion(SIGKILL);
 }
 
+/* A node manager down longer than the suspicion timeout: its node is declared dead and its actor
+ * rebuilt on another node; when it comes back on the same journal, it hears so and stops its own copy
+ * (the worker that waited for it), which never runs a call twice. */
+Test(cluster, node_manager_down_past_the_suspicion_timeout_stops_its_copy_when_back) {
+        cluster_start(3, NULL);
+        kactor_client *c = harness_client(cluster_nodes[0]);
+        kactor_actor a = cluster_create_counter_on(cluster_nodes[0], c, cluster_nodes[1], 0);
+        for (int i = 1; i <= 10; i++)
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i);
+        const char *victim = harness_keep(cluster_nodes[0], strdup(cluster_node_id(cluster_nodes[1])));
+        pid_t pid = harness_actor_pid(cluster_nodes[1], a);
+
+        cr_assert_eq(kill(cluster_nodes[1]->nodemgr_pid, SIGKILL), 0);
+        cr_assert(cluster_wait_peer_state(cluster_nodes[0], victim, "dead", 0, CLUSTER_WAIT_MS), "%s", cluster_logs());
+        for (int i = 11; i <= 15; i++)
+                cr_assert_eq(cluster_call_int(c, a, "increment"), i, "%s", cluster_logs());
+        cr_assert(harness_pid_alive(pid), "the worker should wait for its node manager");
+
+        harness_restart_nodemgr(cluster_nodes[1], 0);
+        const char *path = harness_actor_path(cluster_nodes[1], a);
+        cr_assert(harness_wait_actor_state(cluster_nodes[1], path, "dead", CLUSTER_WAIT_MS),
+                  "the node that came back kept its copy of the actor\n%s", cluster_logs());
+        cr_assert(harness_wait_pid_exit(pid, CLUSTER_WAIT_MS), "its worker %d still runs", (int) pid);
+        cr_assert_eq(cluster_call_int(c, a, "increment"), 16, "%s", cluster_logs());
+        cr_assert_eq(cluster_call_int(c, a, "get"), 16);
+}
+
 Test(cluster, peer_with_the_wrong_secret_is_refused) {
         cluster_start(2, NULL);
         Harness *bad = cluster_start_node(2, cluster_bad_secret_path, NULL, NULL);
