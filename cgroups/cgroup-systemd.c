@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "cgroup-manager.h"
@@ -75,6 +76,29 @@ static void sd_unqueue(SdManager *sm, SdCgroup *sc) {
                         break;
                 }
         sc->waiting = false;
+}
+
+/* Whether the unified hierarchy has the controller (pure v2, or a hybrid host that moved it). */
+static bool sd_v2_has(CgroupManager *m, const char *ctrl) {
+        const char *p = m->v2_controllers;
+        size_t n = strlen(ctrl);
+        while (p && *p) {
+                while (*p == ' ' || *p == '\n')
+                        p++;
+                size_t k = strcspn(p, " \n");
+                if (k == n && strncmp(p, ctrl, n) == 0)
+                        return true;
+                p += k;
+        }
+        return false;
+}
+
+/* Whether a v1 hierarchy holds the controller (hybrid and legacy hosts) where systemd can make
+ * cgroups: a container may see it mounted read-only, where no limit of it would apply. */
+static bool sd_v1_has(const char *ctrl) {
+        char path[128];
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", ctrl);
+        return access(path, W_OK) >= 0;
 }
 
 static int sd_start_scope(ActorCgroup *cg);
@@ -219,7 +243,8 @@ static int sd_start_scope_now(ActorCgroup *cg) {
         if (r >= 0)
                 r = sd_bus_message_append(msg, "(sv)", "PIDs", "au", 1, (uint32_t) cg->pid);
         if (r >= 0 && cg->limits.memory_max > 0)
-                r = sd_bus_message_append(msg, "(sv)", "MemoryMax", "t", cg->limits.memory_max);
+                r = sd_bus_message_append(msg, "(sv)", sd_v2_has(cg->manager, "memory") ? "MemoryMax" : "MemoryLimit", "t",
+                                          cg->limits.memory_max);
         if (r >= 0 && cg->limits.cpus > 0)
                 r = sd_bus_message_append(msg, "(sv)", "CPUQuotaPerSecUSec", "t",
                                           (uint64_t) (cg->limits.cpus * 1000000 + 0.5));
@@ -285,8 +310,17 @@ static void sd_done(CgroupManager *m, bool keep_subtree) {
         m->backend = NULL;
 }
 
+/* systemd applies a limit on the hierarchy that holds its controller — through a property of that
+ * hierarchy: MemoryMax= on v2, MemoryLimit= on v1 (a MemoryMax= systemd shows there is enforced
+ * nowhere). A controller in neither is refused, never silently ignored. */
 static int sd_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
-        *ret_missing = NULL; /* systemd applies them on whatever hierarchy holds the controller */
+        *ret_missing = NULL;
+        if (l->memory_max > 0 && !sd_v2_has(m, "memory") && !sd_v1_has("memory"))
+                *ret_missing = "MemoryMax (no memory controller systemd can use: none on cgroup v2, and v1's is missing or read-only)";
+        else if (l->tasks_max > 0 && !sd_v2_has(m, "pids") && !sd_v1_has("pids"))
+                *ret_missing = "TasksMax (no pids controller systemd can use: none on cgroup v2, and v1's is missing or read-only)";
+        else if (l->cpus > 0 && !sd_v2_has(m, "cpu") && !sd_v1_has("cpu"))
+                *ret_missing = "NumCpus (no cpu controller systemd can use: none on cgroup v2, and v1's is missing or read-only)";
         return 0;
 }
 
