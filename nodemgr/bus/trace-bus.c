@@ -4,12 +4,15 @@
  * over manager-trace.c. */
 
 #include <fcntl.h>
+#include <unistd.h>
 
+#include "access.h"
 #include "bus-value.h"
 #include "log.h"
 #include "macro.h"
 #include "manager-bus.h"
 #include "manager-trace.h"
+#include "req-error.h"
 #include "trace-format.h"
 #include "trace-bus.h"
 #include "trace-loader.h"
@@ -34,6 +37,28 @@ static int trace_check_privileged(sd_bus_message *msg, sd_bus_error *error) {
         return 0;
 }
 
+/* Who may read the histograms: root and the node manager's user see every actor; another user (a
+ * member of the access group) sees the actors it created. *ret_uid is that user, (uid_t) -1 for all. */
+static int trace_reader(sd_bus_message *msg, Manager *m, uid_t *ret_uid, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        ReqError e = {};
+        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, "io.kactor.Error.AccessDenied", "Cannot determine the caller's user: %s",
+                                         strerror(-r));
+        r = access_check(m, uid, &e);
+        if (r < 0) {
+                r = sd_bus_error_set(error, "io.kactor.Error.AccessDenied", e.message ?: "access denied");
+                req_error_done(&e);
+                return r;
+        }
+        *ret_uid = uid == 0 || uid == geteuid() ? (uid_t) -1 : uid;
+        return 0;
+}
+
 static int append_hist(sd_bus_message *reply, const char *actor, const char *class_name, const char *what,
                        const char *kind, const struct kt_hist *h) {
         int r = sd_bus_message_open_container(reply, 'r', "sssstt" "at");
@@ -50,6 +75,7 @@ typedef struct CallStatsState {
         Manager *m;
         sd_bus_message *reply;
         const char *actor, *method;
+        uid_t only_uid;
         int r;
 } CallStatsState;
 
@@ -57,7 +83,8 @@ static void call_stats_one(const struct kt_call_key *key, const struct kt_call_s
         CallStatsState *s = userdata;
         const TraceActor *ta = manager_trace_actor_by_key(s->m, key->actor);
         const char *method = manager_trace_method_name(s->m, key->method) ?: "?";
-        if (s->r < 0 || !ta || !manager_trace_actor_matches(ta, s->actor) || (s->method && *s->method && !streq(method, s->method)))
+        if (s->r < 0 || !ta || !manager_trace_actor_matches(ta, s->actor) || (s->method && *s->method && !streq(method, s->method)) ||
+            (s->only_uid != (uid_t) -1 && ta->uid != s->only_uid))
                 return;
         for (unsigned p = 0; p < TRACE_PHASE_MAX && s->r >= 0; p++)
                 s->r = append_hist(s->reply, ta->id_string, ta->class_name, method, trace_phase_to_string(p),
@@ -70,7 +97,11 @@ static int method_get_call_stats(sd_bus_message *msg, void *userdata, sd_bus_err
         const char *actor, *method;
         int r;
 
+        uid_t only_uid;
         r = sd_bus_message_read(msg, "ss", &actor, &method);
+        if (r < 0)
+                return r;
+        r = trace_reader(msg, m, &only_uid, error);
         if (r < 0)
                 return r;
         r = trace_check_on(m, error);
@@ -82,7 +113,7 @@ static int method_get_call_stats(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_open_container(reply, 'a', "(ssssttat)");
         if (r < 0)
                 return r;
-        CallStatsState s = { .m = m, .reply = reply, .actor = actor, .method = method };
+        CallStatsState s = { .m = m, .reply = reply, .actor = actor, .method = method, .only_uid = only_uid };
         r = trace_foreach_call(manager_trace_loader(m), call_stats_one, &s);
         if (r < 0 || s.r < 0)
                 return r < 0 ? r : s.r;
@@ -95,7 +126,8 @@ static int method_get_call_stats(sd_bus_message *msg, void *userdata, sd_bus_err
 static void sched_stats_one(uint64_t actor, const struct kt_sched_stats *st, void *userdata) {
         CallStatsState *s = userdata;
         const TraceActor *ta = manager_trace_actor_by_key(s->m, actor);
-        if (s->r < 0 || !ta || !manager_trace_actor_matches(ta, s->actor))
+        if (s->r < 0 || !ta || !manager_trace_actor_matches(ta, s->actor) ||
+            (s->only_uid != (uid_t) -1 && ta->uid != s->only_uid))
                 return;
         for (unsigned k = 0; k < TRACE_SCHED_MAX && s->r >= 0; k++)
                 s->r = append_hist(s->reply, ta->id_string, ta->class_name, "", trace_sched_kind_to_string(k),
@@ -108,7 +140,11 @@ static int method_get_sched_stats(sd_bus_message *msg, void *userdata, sd_bus_er
         const char *actor;
         int r;
 
+        uid_t only_uid;
         r = sd_bus_message_read(msg, "s", &actor);
+        if (r < 0)
+                return r;
+        r = trace_reader(msg, m, &only_uid, error);
         if (r < 0)
                 return r;
         r = trace_check_on(m, error);
@@ -120,7 +156,7 @@ static int method_get_sched_stats(sd_bus_message *msg, void *userdata, sd_bus_er
         r = sd_bus_message_open_container(reply, 'a', "(ssssttat)");
         if (r < 0)
                 return r;
-        CallStatsState s = { .m = m, .reply = reply, .actor = actor };
+        CallStatsState s = { .m = m, .reply = reply, .actor = actor, .only_uid = only_uid };
         r = trace_foreach_sched(manager_trace_loader(m), sched_stats_one, &s);
         if (r < 0 || s.r < 0)
                 return r < 0 ? r : s.r;
@@ -132,7 +168,11 @@ static int method_get_sched_stats(sd_bus_message *msg, void *userdata, sd_bus_er
 
 static int method_prometheus(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_free_ char *text = NULL;
-        int r = manager_trace_prometheus(userdata, &text);
+        uid_t only_uid;
+        int r = trace_reader(msg, userdata, &only_uid, error);
+        if (r < 0)
+                return r;
+        r = manager_trace_prometheus(userdata, only_uid, &text);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "s", text);
@@ -280,10 +320,11 @@ static const sd_bus_vtable trace_vtable[] = {
         SD_BUS_PROPERTY("TimelineActive", "b", property_timeline, 0, 0),
         SD_BUS_PROPERTY("DroppedEvents", "t", property_dropped, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("GetCallStats", SD_BUS_ARGS("s", actor, "s", method),
-                                SD_BUS_RESULT("a(ssssttat)", stats), method_get_call_stats, 0),
+                                SD_BUS_RESULT("a(ssssttat)", stats), method_get_call_stats, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetSchedStats", SD_BUS_ARGS("s", actor), SD_BUS_RESULT("a(ssssttat)", stats),
-                                method_get_sched_stats, 0),
-        SD_BUS_METHOD_WITH_ARGS("Prometheus", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", text), method_prometheus, 0),
+                                method_get_sched_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Prometheus", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", text), method_prometheus,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Timeline", SD_BUS_ARGS("h", output, "t", duration_usec),
                                 SD_BUS_RESULT("t", events, "t", dropped), method_timeline, 0),
         SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, 0),

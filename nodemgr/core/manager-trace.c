@@ -192,6 +192,7 @@ static TraceActor *trace_actor_get(ManagerTrace *mt, Actor *a) {
                 return NULL;
         ta->key = key;
         ta->actor = a;
+        ta->uid = a->uid;
         memcpy(ta->id_string, a->id_string, sizeof(ta->id_string));
         ta->class_name = strdup(a->class_name ?: "");
         ta->name = a->name ? strdup(a->name) : NULL;
@@ -372,6 +373,7 @@ bool manager_trace_actor_matches(const TraceActor *a, const char *filter) {
 typedef struct PromState {
         Manager *m;
         FILE *f;
+        uid_t only_uid;
 } PromState;
 
 static void prom_labels(FILE *f, const TraceActor *ta, uint64_t key) {
@@ -391,6 +393,8 @@ static void prom_labels(FILE *f, const TraceActor *ta, uint64_t key) {
 static void prom_call(const struct kt_call_key *key, const struct kt_call_stats *st, void *userdata) {
         PromState *s = userdata;
         const TraceActor *ta = manager_trace_actor_by_key(s->m, key->actor);
+        if (s->only_uid != (uid_t) -1 && (!ta || ta->uid != s->only_uid))
+                return;
         const char *method = manager_trace_method_name(s->m, key->method);
         for (unsigned p = 0; p < TRACE_PHASE_MAX; p++) {
                 _cleanup_free_ char *labels = NULL;
@@ -411,6 +415,8 @@ static void prom_call(const struct kt_call_key *key, const struct kt_call_stats 
 static void prom_sched(uint64_t actor, const struct kt_sched_stats *st, void *userdata) {
         PromState *s = userdata;
         const TraceActor *ta = manager_trace_actor_by_key(s->m, actor);
+        if (s->only_uid != (uid_t) -1 && (!ta || ta->uid != s->only_uid))
+                return;
         for (unsigned k = 0; k < TRACE_SCHED_MAX; k++) {
                 _cleanup_free_ char *labels = NULL;
                 size_t len = 0;
@@ -425,7 +431,7 @@ static void prom_sched(uint64_t actor, const struct kt_sched_stats *st, void *us
         }
 }
 
-int manager_trace_prometheus(Manager *m, char **ret) {
+int manager_trace_prometheus(Manager *m, uid_t only_uid, char **ret) {
         Trace *t = manager_trace_loader(m);
         char *text = NULL;
         size_t len = 0;
@@ -436,7 +442,7 @@ int manager_trace_prometheus(Manager *m, char **ret) {
                    "# TYPE kactor_trace_enabled gauge\nkactor_trace_enabled %d\n",
                 manager_trace_enabled(m));
         if (t) {
-                PromState s = { .m = m, .f = f };
+                PromState s = { .m = m, .f = f, .only_uid = only_uid };
                 fputs("# HELP kactor_call_phase_seconds Time actor calls spend in each phase (queue: waiting in the "
                       "node manager; dispatch: sent until the worker starts it; exec: running; deliver: until the "
                       "result is stored; total).\n# TYPE kactor_call_phase_seconds histogram\n", f);

@@ -53,6 +53,7 @@ typedef struct TraceActor {
         char *name;
         char *label; /* "actor ID (Class)" */
         pid_t pid;
+        uid_t uid;             /* whose it is: the user who created it */
         struct {
                 uint32_t method;
                 int slot;      /* in the histograms, -ENOSPC when none was free */
@@ -70,7 +71,9 @@ const char *manager_trace_method_name(Manager *m, uint32_t id);
 bool manager_trace_actor_matches(const TraceActor *a, const char *filter);
 
 /* The histograms as Prometheus text (malloc'd). */
-int manager_trace_prometheus(Manager *m, char **ret);
+/* The Prometheus text of every traced actor's histograms, or of those of one user (only_uid, or
+ * (uid_t) -1 for all). */
+int manager_trace_prometheus(Manager *m, uid_t only_uid, char **ret);
 
 /* Timeline mode: begin collecting events (-EBUSY while another collection runs); end, write the
  * Chrome trace JSON to fd, and say how many events it holds and how many were dropped. */
