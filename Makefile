@@ -282,10 +282,12 @@ tests: all $(UNIT_TESTS) $(INTEGRATION_TESTS)
 # sanitizer report (a leak is reported after Criterion has counted the test) fails the run too.
 CRITERION_ARGS ?= --jobs=2 --timeout=120
 SANITIZER_REPORT := ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:
-RUN_TESTS = set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(1); do echo "== $$t"; \
+# Skipped tests are not in Criterion's count: tests/skip.h prints a "[SKIP]" line for each, counted here.
+RUN_TESTS = set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; skipped=0; for t in $(1); do echo "== $$t"; \
         if ! KACTOR_BUILD=$(abspath $(BUILD)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
                 $$t $(CRITERION_ARGS) > $$log 2>&1; then cat $$log; exit 1; fi; \
-        cat $$log; if grep -Eq '$(SANITIZER_REPORT)' $$log; then echo "FAIL: sanitizer report in $$t" >&2; exit 1; fi; done
+        cat $$log; if grep -Eq '$(SANITIZER_REPORT)' $$log; then echo "FAIL: sanitizer report in $$t" >&2; exit 1; fi; \
+        skipped=$$((skipped + $$(grep -c '^\[SKIP\]' $$log || true))); done; echo "== $$skipped tests skipped"
 
 check-unit: tests
 	@$(call RUN_TESTS,$(UNIT_TESTS))

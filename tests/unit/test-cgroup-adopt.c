@@ -466,7 +466,7 @@ Test(cgroup_adopt, v1_controller_cgroups_are_adopted_and_removed_with_it) {
         if (missing)
                 kactor_skip_test(missing);
         if (!exists("/sys/fs/cgroup/pids/cgroup.procs") || !exists("/sys/fs/cgroup/memory/cgroup.procs"))
-                cr_skip_test("pids and memory are on cgroup v2 here: no v1 controller cgroups to adopt");
+                kactor_skip_test("pids and memory are on cgroup v2 here: no v1 controller cgroups to adopt");
 
         pid_t a = spawn_sleeper();
         Record rec = record(place(first, NULL, "0c0c", a, limits));
@@ -511,7 +511,7 @@ Test(cgroup_adopt, adopt_of_a_vanished_cgroup_removes_its_v1_remains) {
         if (missing)
                 kactor_skip_test(missing);
         if (!exists("/sys/fs/cgroup/pids/cgroup.procs"))
-                cr_skip_test("pids is on cgroup v2 here");
+                kactor_skip_test("pids is on cgroup v2 here");
 
         pid_t a = spawn_sleeper();
         Record rec = record(place(first, "task", "0d0d", a, limits));
