@@ -77,6 +77,9 @@ struct kactor_client {
         size_t n_lost, cap_lost;
 };
 
+/* Connects a new socket to the node manager's at path. 0 and the fd, or a negative errno. */
+int client_connect_socket(const char *path, int *ret_fd);
+
 /* Wraps a connected socket (the worker's end of its socketpair). */
 int client_new_fd(int fd, bool worker, kactor_client **ret);
 

@@ -551,7 +551,7 @@ static int client_end_frame(kactor_client *c, size_t off, int r) {
         return frame_end(&c->out, off);
 }
 
-static int client_connect_socket(const char *path, int *ret_fd) {
+int client_connect_socket(const char *path, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 

@@ -10,8 +10,6 @@
 
 #include <dlfcn.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -528,24 +526,17 @@ static uint64_t worker_reattach_usec(void) {
  * under a thousand actors would find none left for itself; under systemd the socket stays (the
  * service's fd store) and the first try connects. */
 static int worker_connect_wait(const char *path, uint64_t deadline) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint64_t delay = 10 * 1000;
 
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
         for (;;) {
-                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return negative_errno();
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                int fd;
+                int r = client_connect_socket(path, &fd);
+                if (r >= 0)
                         return fd;
-                int k = errno;
-                close(fd);
                 /* EACCES: a socket just made, not yet ours to use (an older node manager chmod()s it
                  * after bind()). */
-                if (k != ECONNREFUSED && k != ENOENT && k != EAGAIN && k != EACCES)
-                        return -k;
+                if (r != -ECONNREFUSED && r != -ENOENT && r != -EAGAIN && r != -EACCES)
+                        return r;
                 uint64_t now = now_usec(CLOCK_MONOTONIC);
                 if (now >= deadline)
                         return -ETIMEDOUT;

@@ -209,7 +209,6 @@ static int on_flush(sd_event_source *s, void *userdata) {
         }
         /* The journal first: what goes out below may say what it records (persist.c). */
         persist_flush(m);
-        worker_results_durable(m);
         if (m->bus_flush)
                 m->bus_flush(m);
         transport_flush_all(m);

@@ -545,27 +545,30 @@ static int persist_compact(Persist *p) {
         return 0;
 }
 
+/* Writes this iteration's batch; then the results it held are durable, which the workers learn
+ * (worker_results_durable()): with no journal at all they are at once, nothing being kept. */
 void persist_flush(Manager *m) {
         Persist *p = m->persist;
-        if (!persist_on(m))
-                return;
-        write_ids(p, false);
-        if (buffer_size(&p->buf) > 0) {
-                int r = write_batch(p->fd, &p->buf);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
-                                        p->path);
-                        p->failed = true;
-                        return;
+        if (persist_on(m)) {
+                write_ids(p, false);
+                if (buffer_size(&p->buf) > 0) {
+                        int r = write_batch(p->fd, &p->buf);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
+                                                p->path);
+                                p->failed = true;
+                        } else {
+                                p->file_size += 8 + buffer_size(&p->buf);
+                                p->buf.start = p->buf.end = 0;
+                        }
                 }
-                p->file_size += 8 + buffer_size(&p->buf);
-                p->buf.start = p->buf.end = 0;
+                if (!p->failed && p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK) {
+                        int r = persist_compact(p);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to compact the state journal %s: %m", p->path);
+                }
         }
-        if (p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK) {
-                int r = persist_compact(p);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to compact the state journal %s: %m", p->path);
-        }
+        worker_results_durable(m);
 }
 
 /* --- reading ------------------------------------------------------------------------------------- */

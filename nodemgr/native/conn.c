@@ -623,7 +623,6 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
          * handled, so the batch is complete); the post source covers the other event sources. The
          * journal first: a reply may say what only it records (persist.c). */
         persist_flush(m);
-        worker_results_durable(m);
         conn_flush_all(m);
         return 0;
 

@@ -145,11 +145,6 @@ static char *find_program(const char *name) {
         return xasprintf("/usr/bin/%s", name);
 }
 
-static void *mfree_(void *p) {
-        free(p);
-        return NULL;
-}
-
 static void closedirp_(DIR **d) {
         if (*d)
                 (void)closedir(*d);
@@ -566,7 +561,7 @@ static char *harness_start_dbus(Harness *h) {
 
                 env = make_env(NULL);
                 h->dbus_pid = spawn(argv, env, fds, ELEMENTSOF(fds));
-                env = mfree_(env);
+                env = mfree(env);
                 if (h->dbus_pid < 0)
                         return xasprintf("cannot run %s: %s", dbus, strerror(-h->dbus_pid));
         }
@@ -639,7 +634,7 @@ static char *harness_start_nodemgr(Harness *h) {
 
                 env = make_env(extra);
                 h->nodemgr_pid = spawn(argv, env, fds, ELEMENTSOF(fds));
-                env = mfree_(env);
+                env = mfree(env);
                 if (h->nodemgr_pid < 0)
                         return xasprintf("cannot run %s: %s", nodemgr, strerror(-h->nodemgr_pid));
         }
