@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -78,6 +79,31 @@ int cg_read_file(const char *dir, const char *file, char **ret) {
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+int cg_read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret) {
+        _cleanup_free_ char *s = NULL;
+        size_t n = strlen(key);
+        int r;
+
+        r = cg_read_file(dir, file, &s);
+        if (r < 0)
+                return r;
+        for (char *line = s, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (strncmp(line, key, n) != 0 || line[n] != ' ')
+                        continue;
+                char *end;
+                errno = 0;
+                unsigned long long v = strtoull(line + n + 1, &end, 10);
+                if (errno != 0 || end == line + n + 1 || *end)
+                        return -EBADMSG;
+                *ret = v;
+                return 0;
+        }
+        return -ENODATA;
 }
 
 /* 1 populated, 0 empty, < 0 error (-ENOENT: gone, which is empty too). */
@@ -346,8 +372,17 @@ bool actor_cgroup_name_kept(const char *name, size_t len, actor_cgroup_keep_t ke
 }
 
 int cgroup_manager_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
+        int r;
+
         *ret_missing = NULL;
-        return m->ops->check_limits(m, l, ret_missing);
+        r = m->ops->check_limits(m, l, ret_missing);
+        if (r < 0 || *ret_missing)
+                return r;
+        /* Rounded up to the kernel's minimum, the quota would not be the one asked for. */
+        if (l->cpus > 0 && l->cpus < CGROUP_CPUS_MIN)
+                *ret_missing = "NumCpus (a CPU quota below 0.001 CPUs: the kernel's minimum is 1 ms per "
+                               "second)";
+        return 0;
 }
 
 /* --- actor cgroups --------------------------------------------------------------------------- */
@@ -356,6 +391,27 @@ static int on_defer_empty(sd_event_source *s, void *userdata) {
         ActorCgroup *cg = userdata;
         cg->defer = sd_event_source_disable_unref(cg->defer);
         actor_cgroup_check_empty(cg);
+        return 0;
+}
+
+/* Where the count of OOM kills starts for this cgroup: what the counter says now. */
+static void actor_cgroup_count_oom_kills(ActorCgroup *cg) {
+        uint64_t n;
+        cg->oom_kills_placed = UINT64_MAX;
+        if (cg->manager->ops->oom_kills && cg->manager->ops->oom_kills(cg, &n) >= 0)
+                cg->oom_kills_placed = n;
+}
+
+int actor_cgroup_oom_kills(ActorCgroup *cg, uint64_t *ret) {
+        uint64_t n;
+        int r;
+
+        if (!cg->placed || cg->oom_kills_placed == UINT64_MAX || !cg->manager->ops->oom_kills)
+                return -ENODATA;
+        r = cg->manager->ops->oom_kills(cg, &n);
+        if (r < 0)
+                return r;
+        *ret = n >= cg->oom_kills_placed ? n - cg->oom_kills_placed : 0;
         return 0;
 }
 
@@ -388,6 +444,7 @@ int actor_cgroup_new(CgroupManager *m, const ActorCgroupSpec *spec, actor_cgroup
         cg->limits = spec->limits;
         cg->prog_fd = -1;
         cg->wd = -1;
+        cg->oom_kills_placed = UINT64_MAX;
         cg->on_placed = on_placed;
         cg->on_empty = on_empty;
         cg->userdata = userdata;
@@ -412,15 +469,19 @@ int actor_cgroup_new(CgroupManager *m, const ActorCgroupSpec *spec, actor_cgroup
                 actor_cgroup_free(cg);
                 return r;
         }
-        if (r > 0)
+        if (r > 0) {
                 cg->placed = true;
+                actor_cgroup_count_oom_kills(cg);
+        }
         *ret = cg;
         return r;
 }
 
 void actor_cgroup_placed(ActorCgroup *cg, int r, const char *message) {
-        if (r >= 0)
+        if (r >= 0) {
                 cg->placed = true;
+                actor_cgroup_count_oom_kills(cg);
+        }
         if (cg->on_placed)
                 cg->on_placed(cg, r, message, cg->userdata);
 }
@@ -544,6 +605,7 @@ int actor_cgroup_adopt(CgroupManager *m, const ActorCgroupAdopt *spec, actor_cgr
         cg->limits = spec->limits;
         cg->prog_fd = -1;
         cg->wd = -1;
+        cg->oom_kills_placed = UINT64_MAX;
         cg->on_empty = on_empty;
         cg->userdata = userdata;
         LIST_INSERT_HEAD(&m->cgroups, cg, link);
@@ -586,6 +648,8 @@ int actor_cgroup_adopt(CgroupManager *m, const ActorCgroupAdopt *spec, actor_cgr
         }
         cg->populated = !cg->defer;
         cg->placed = true;
+        /* Kills while no manager held it are not told apart from earlier ones: they count for none. */
+        actor_cgroup_count_oom_kills(cg);
         *ret = cg;
         return 0;
 }

@@ -53,6 +53,10 @@ typedef struct CgroupLimits {
         uint64_t tasks_max;  /* 0 = no limit */
 } CgroupLimits;
 
+/* The smallest CPU quota: the kernel's CFS bandwidth needs at least 1 ms of runtime per period, and a
+ * period is at most 1 s. A smaller NumCpus is refused (cgroup_manager_check_limits()), never rounded up. */
+#define CGROUP_CPUS_MIN 0.001
+
 typedef struct CgroupManager CgroupManager;
 typedef struct ActorCgroup ActorCgroup;
 typedef struct CgroupBackendOps CgroupBackendOps;
@@ -106,6 +110,9 @@ struct ActorCgroup {
          * not the process that loaded it), and nothing detaches it. */
         int prog_fd;
         int wd;           /* inotify watch on cgroup.events; -1 = none */
+        /* The OOM killer's count of kills in the cgroup when it was placed (adopted), which later kills
+         * are counted from (actor_cgroup_oom_kills()); UINT64_MAX: not counted for this cgroup. */
+        uint64_t oom_kills_placed;
         bool placed, populated, empty_notified, destroyed;
         actor_cgroup_placed_t on_placed;
         actor_cgroup_empty_t on_empty;
@@ -136,6 +143,11 @@ struct CgroupBackendOps {
         void (*destroy)(ActorCgroup *cg);
         /* Frees the per-actor data and touches nothing else: the cgroup or scope stays as it is. */
         void (*abandon)(ActorCgroup *cg);
+        /* Sets *ret to the oom_kill counter of the memory cgroup that holds the placed worker and its
+         * limit (memory.events on v2, memory.oom_control on v1): how many of its processes the kernel's
+         * OOM killer killed. -ENODATA where the worker has no memory cgroup of its own or the kernel
+         * counts no kills (v1 before 4.13). NULL: never counted. */
+        int (*oom_kills)(ActorCgroup *cg, uint64_t *ret);
 };
 
 struct CgroupManager {
@@ -174,7 +186,8 @@ const char *cgroup_manager_name(const CgroupManager *m);
  * are for actor_cgroup_adopt(). keep NULL: reaps them all. kind and id are those actor_cgroup_new()
  * was given (kind "actor" or "task"). Returns the first error; goes on past it. */
 int cgroup_manager_reap_orphans(CgroupManager *m, actor_cgroup_keep_t keep, void *userdata);
-/* Sets *ret_missing to the limit the host cannot apply ("MemoryMax (no memory controller)"), or NULL. */
+/* Sets *ret_missing to the limit the host cannot apply, naming it and why ("MemoryMax (no memory
+ * controller ...)"), or NULL: every limit asked for is enforced once the worker is placed. */
 int cgroup_manager_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing);
 
 /* Returns 1 when placed now, 0 when the placed callback comes later, < 0 on error (*ret_message may
@@ -198,6 +211,10 @@ int actor_cgroup_adopt(CgroupManager *m, const ActorCgroupAdopt *spec, actor_cgr
 /* SIGKILLs every process in the cgroup (cgroup.kill; fallback: freeze, signal each, thaw). */
 int actor_cgroup_kill(ActorCgroup *cg);
 bool actor_cgroup_is_empty(ActorCgroup *cg);
+/* Sets *ret to how many processes of the cgroup the kernel's OOM killer killed since it was placed
+ * (adopted). -ENODATA when nothing counts them for this cgroup (see CgroupBackendOps.oom_kills), other
+ * negative errnos when the counter cannot be read (the cgroup is gone). */
+int actor_cgroup_oom_kills(ActorCgroup *cg, uint64_t *ret);
 /* Kills what is left, removes the cgroup (waiting, bounded, for it to empty) and frees. */
 ActorCgroup *actor_cgroup_free(ActorCgroup *cg);
 /* Lets go of the cgroup: frees our bookkeeping (watch, backend data, pending notification) and
@@ -217,5 +234,8 @@ bool actor_cgroup_name_kept(const char *name, size_t len, actor_cgroup_keep_t ke
 int actor_cgroup_setup_leaf(ActorCgroup *cg);
 int cg_write_file(const char *dir, const char *file, const char *value);
 int cg_read_file(const char *dir, const char *file, char **ret);
+/* The number after "key " on a line of a flat keyed file (memory.events, memory.oom_control);
+ * -ENODATA when no line has the key. */
+int cg_read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret);
 /* Kills everything in a v2 cgroup dir and its children, waits (bounded) until empty, removes them. */
 int cg_kill_and_remove_tree(const char *dir, uint64_t timeout_usec);

@@ -2,8 +2,9 @@
 
 /*
  * The "none" backend: no cgroups at all (--cgroup-manager=none, or no cgroup v2 on the host). Workers
- * stay in the node manager's cgroup and are placed at once; NumCpus is a reservation only, as in Ray;
- * the limits that need a cgroup are refused, so that an actor never runs believing it is bounded.
+ * stay in the node manager's cgroup and are placed at once. Every limit needs a cgroup: an actor's
+ * MemoryMax, TasksMax and NumCpus (a CPU quota as well as a reservation) are refused, so that an actor
+ * never runs believing it is bounded. (A task's NumCpus is a reservation only, on every backend.)
  */
 
 #include <errno.h>
@@ -16,9 +17,11 @@ static int none_init(CgroupManager *m) {
 
 static int none_check_limits(CgroupManager *m, const CgroupLimits *l, const char **ret_missing) {
         if (l->memory_max > 0)
-                *ret_missing = "MemoryMax (no cgroup manager)";
+                *ret_missing = "MemoryMax (no cgroup manager: nothing would hold the worker to it)";
         else if (l->tasks_max > 0)
-                *ret_missing = "TasksMax (no cgroup manager)";
+                *ret_missing = "TasksMax (no cgroup manager: nothing would hold the worker to it)";
+        else if (l->cpus > 0)
+                *ret_missing = "NumCpus (no cgroup manager: nothing would hold the worker to its CPU quota)";
         else
                 *ret_missing = NULL;
         return 0;

@@ -424,6 +424,28 @@ static int sd_reap_orphans(CgroupManager *m, actor_cgroup_keep_t keep, void *use
         return r;
 }
 
+/* The memory cgroup with the limit is the scope's, where systemd put it (the worker's leaf below it on
+ * v2 counts in the scope's memory.events; on v1 the worker stays in the scope's own memory cgroup). */
+static int sd_oom_kills(ActorCgroup *cg, uint64_t *ret) {
+        CgroupManager *m = cg->manager;
+        _cleanup_free_ char *dir = NULL;
+        int r;
+
+        if (!cg->unit)
+                return -ENODATA;
+        if (sd_v2_has(m, "memory")) {
+                if (asprintf(&dir, "%s/%s/%s", m->v2_mount, m->root, cg->unit) < 0)
+                        return -ENOMEM;
+                r = cg_read_keyed(dir, "memory.events", "oom_kill", ret);
+        } else {
+                if (asprintf(&dir, "/sys/fs/cgroup/memory/%s/%s", m->root, cg->unit) < 0)
+                        return -ENOMEM;
+                r = cg_read_keyed(dir, "memory.oom_control", "oom_kill", ret);
+        }
+        /* Without a memory limit or accounting systemd gives the scope no memory cgroup: none counts. */
+        return r == -ENOENT ? -ENODATA : r;
+}
+
 const CgroupBackendOps cgroup_backend_systemd = {
         .name = "systemd",
         .init = sd_init,
@@ -434,4 +456,5 @@ const CgroupBackendOps cgroup_backend_systemd = {
         .adopt = sd_adopt,
         .destroy = sd_destroy,
         .abandon = sd_abandon,
+        .oom_kills = sd_oom_kills,
 };

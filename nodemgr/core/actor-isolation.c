@@ -204,6 +204,26 @@ void actor_isolation_worker_gone(Actor *a) {
         (void) actor_cgroup_kill(a->cgroup);
 }
 
+char *actor_isolation_death_cause(Actor *a, const Worker *w, const char *cause) {
+        uint64_t kills;
+        char *s;
+        int r;
+
+        /* The OOM killer sends SIGKILL. A worker of a previous node manager left no status: its cgroup's
+         * counter alone tells. */
+        if (!a->cgroup || !w || !(w->adopted || (w->exit_code == CLD_KILLED && w->exit_status == SIGKILL)))
+                return NULL;
+        if (actor_cgroup_oom_kills(a->cgroup, &kills) < 0 || kills == 0)
+                return NULL;
+        if (a->cgroup->limits.memory_max > 0)
+                r = asprintf(&s, "out of memory: the worker was killed by the kernel's OOM killer at "
+                             "MemoryMax=%" PRIu64 " bytes (%s)", a->cgroup->limits.memory_max, cause);
+        else
+                r = asprintf(&s, "out of memory: the worker was killed by the kernel's OOM killer, the node "
+                             "being out of memory (it has no MemoryMax) (%s)", cause);
+        return r < 0 ? NULL : s;
+}
+
 void actor_isolation_free_cgroup(Actor *a) {
         actor_isolation_done(a);
 }

@@ -18,6 +18,10 @@ void actor_isolation_adopt(Actor *a, const ActorCgroupAdopt *spec);
 int actor_isolation_start(Actor *a, Worker *w, ReqError *e);
 void actor_isolation_kill(Actor *a);
 void actor_isolation_worker_gone(Actor *a);
+/* Why the actor's worker w died, where its cgroup knows better than its exit status `cause`: killed by
+ * the kernel's OOM killer ("out of memory: ... at MemoryMax=N bytes (cause)"). Returns that cause
+ * (malloc'd), or NULL when there is nothing to add. Call it before the cgroup is killed or freed. */
+char *actor_isolation_death_cause(Actor *a, const Worker *w, const char *cause);
 void actor_isolation_free(Actor *a);
 /* Kills what is left in the actor's cgroup and removes it (before a restart makes a new one). */
 void actor_isolation_free_cgroup(Actor *a);

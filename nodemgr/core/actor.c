@@ -880,6 +880,10 @@ void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32
 }
 
 void actor_worker_gone(Actor *a, const char *cause) {
+        /* Its cgroup may know better than its exit status: the kernel's OOM killer. */
+        _cleanup_free_ char *oom_cause = actor_isolation_death_cause(a, a->worker, cause);
+        if (oom_cause)
+                cause = oom_cause;
         a->worker = NULL;
         if (a->shadow) {
                 shadow_finish(a, KACTOR_ERROR_ACTOR_DIED, cause, NULL, 0);

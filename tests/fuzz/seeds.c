@@ -497,12 +497,13 @@ static void n_create(msgpack_packer *pk, const char *module, bool options) {
         pack_cstr(pk, module);
         pack_cstr(pk, "Counter");
         if (options) {
-                /* No MemoryMax: the fixture's manager has no cgroups to apply it with. */
+                /* No MemoryMax and no NumCpus: the fixture's manager has no cgroups to enforce them
+                 * with, and would refuse them. */
                 msgpack_pack_map(pk, 7);
                 pack_cstr(pk, "NumGpus");
                 msgpack_pack_uint32(pk, 1);
                 pack_cstr(pk, "NumCpus");
-                msgpack_pack_double(pk, 0.5);
+                msgpack_pack_double(pk, 0);
                 pack_cstr(pk, "MaxRestarts");
                 msgpack_pack_int32(pk, -1);
                 pack_cstr(pk, "CheckpointInterval");

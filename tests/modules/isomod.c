@@ -1,21 +1,167 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Probe: what an actor sees of its isolation (tests/integration/test-isolation.c). */
+/* Probe: what an actor sees of its isolation and its limits (tests/integration/test-isolation.c,
+ * test-limits.c). */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kactor/module.h"
 #include "proc-status.h"
 
+typedef struct Probe {
+        char *cgroup_at_init; /* /proc/self/cgroup as the constructor (module code) first saw it */
+} Probe;
+
+static char *read_self_cgroup(void) {
+        char buf[4096];
+        size_t n = 0;
+        FILE *f = fopen("/proc/self/cgroup", "re");
+        if (!f)
+                return NULL;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        return strdup(buf);
+}
+
 static int probe_init(kactor_ctx *ctx, const kactor_value *args, void **ret_state) {
-        *ret_state = NULL;
+        Probe *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->cgroup_at_init = read_self_cgroup();
+        *ret_state = p;
+        return 0;
+}
+
+static void probe_destroy(void *state) {
+        Probe *p = state;
+        if (p)
+                free(p->cgroup_at_init);
+        free(p);
+}
+
+/* cgroup_at_init() -> /proc/self/cgroup as it was when the constructor ran */
+static int probe_cgroup_at_init(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        Probe *p = state;
+        *ret = kactor_value_new_string(p->cgroup_at_init ?: "");
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* allocate(bytes) -> bytes, once every page of them was written (then they are given back) */
+static int probe_allocate(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        int64_t n;
+        int r = kactor_arg_int(ctx, args, 0, &n);
+        if (r < 0)
+                return r;
+        if (n <= 0)
+                return -EINVAL;
+        char *m = mmap(NULL, (size_t) n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+                return -errno;
+        long page = sysconf(_SC_PAGESIZE);
+        for (int64_t i = 0; i < n; i += page)
+                ((volatile char *) m)[i] = 1;
+        munmap(m, (size_t) n);
+        *ret = kactor_value_new_int(n);
+        return 0;
+}
+
+/* fork_many(n) -> {"forked": children that fork() made, "errno": of the first failure (0: none),
+ * "threads": the worker's threads}. The children wait for the end of the call; all are reaped before
+ * it returns. */
+static int probe_fork_many(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        int64_t n, forked = 0, err = 0;
+        int fds[2], r;
+
+        r = kactor_arg_int(ctx, args, 0, &n);
+        if (r < 0)
+                return r;
+        if (n < 0 || n > 1024)
+                return -EINVAL;
+        pid_t *pids = calloc((size_t) n + 1, sizeof(pid_t));
+        if (!pids)
+                return -ENOMEM;
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+                free(pids);
+                return -errno;
+        }
+        while (forked < n) {
+                pid_t pid = fork();
+                if (pid < 0) {
+                        err = errno;
+                        break;
+                }
+                if (pid == 0) {
+                        char c;
+                        close(fds[1]);
+                        (void) read(fds[0], &c, 1); /* end of file once the call is done */
+                        _exit(0);
+                }
+                pids[forked++] = pid;
+        }
+        char *threads = status_field("Threads");
+        close(fds[1]);
+        for (int64_t i = 0; i < forked; i++)
+                (void) waitpid(pids[i], NULL, 0);
+        close(fds[0]);
+        free(pids);
+
+        kactor_value *m = kactor_value_new_map();
+        if (!m || kactor_value_map_set(m, "forked", kactor_value_new_int(forked)) < 0 ||
+            kactor_value_map_set(m, "errno", kactor_value_new_int(err)) < 0 ||
+            kactor_value_map_set(m, "threads", kactor_value_new_int(threads ? atoi(threads) : -1)) < 0)
+                m = kactor_value_free(m);
+        free(threads);
+        *ret = m;
+        return m ? 0 : -ENOMEM;
+}
+
+static uint64_t clock_usec(clockid_t id) {
+        struct timespec ts;
+        clock_gettime(id, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void *spin_until(void *deadline) {
+        while (clock_usec(CLOCK_MONOTONIC) < *(const uint64_t *) deadline)
+                ;
+        return NULL;
+}
+
+/* spin(ms, threads) -> the CPU time (µs) the worker used while that many threads spun for ms of wall
+ * time */
+static int probe_spin(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        int64_t ms, n;
+        pthread_t t[16];
+        int r = kactor_arg_int(ctx, args, 0, &ms);
+        if (r >= 0)
+                r = kactor_arg_int(ctx, args, 1, &n);
+        if (r < 0)
+                return r;
+        if (ms < 0 || ms > 60000 || n < 1 || n > 16)
+                return -EINVAL;
+        uint64_t cpu0 = clock_usec(CLOCK_PROCESS_CPUTIME_ID);
+        uint64_t deadline = clock_usec(CLOCK_MONOTONIC) + (uint64_t) ms * 1000;
+        int64_t started = 0;
+        for (; started < n - 1; started++)
+                if (pthread_create(&t[started], NULL, spin_until, &deadline) != 0)
+                        break;
+        spin_until(&deadline);
+        for (int64_t i = 0; i < started; i++)
+                pthread_join(t[i], NULL);
+        *ret = kactor_value_new_int((int64_t) (clock_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0));
         return 0;
 }
 
@@ -85,12 +231,17 @@ static const kactor_method probe_methods[] = {
         { .name = "open_errno", .fn = probe_open_errno },
         { .name = "identity", .fn = probe_identity },
         { .name = "spawn_child", .fn = probe_spawn_child },
+        { .name = "cgroup_at_init", .fn = probe_cgroup_at_init },
+        { .name = "allocate", .fn = probe_allocate },
+        { .name = "fork_many", .fn = probe_fork_many },
+        { .name = "spin", .fn = probe_spin },
         {},
 };
 
 static const kactor_class probe_class = {
         .name = "Probe",
         .init = probe_init,
+        .destroy = probe_destroy,
         .methods = probe_methods,
 };
 
