@@ -19,6 +19,8 @@ SYSTEMDUNITDIR ?= /etc/systemd/system
 DBUSSYSTEMDIR ?= /etc/dbus-1/system.d
 DBUSSERVICEDIR ?= /usr/share/dbus-1/system-services
 SYSUSERSDIR ?= /usr/lib/sysusers.d
+# polkit reads its actions from here only, whatever the prefix.
+POLKITACTIONDIR ?= /usr/share/polkit-1/actions
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 VERSION := 0.1.0
 SOVERSION := 0
@@ -342,6 +344,7 @@ install: all
 	for f in units/kactor-*.service units/*.slice; do [ -e "$$f" ] && install -Dm644 $$f $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f); done; true
 	[ ! -e units/io.kactor.NodeManager1.conf ] || install -Dm644 units/io.kactor.NodeManager1.conf $(DESTDIR)$(DBUSSYSTEMDIR)/io.kactor.NodeManager1.conf
 	[ ! -e units/dbus-io.kactor.NodeManager1.service ] || install -Dm644 units/dbus-io.kactor.NodeManager1.service $(DESTDIR)$(DBUSSERVICEDIR)/io.kactor.NodeManager1.service
+	install -Dm644 units/io.kactor.policy $(DESTDIR)$(POLKITACTIONDIR)/io.kactor.policy
 	[ ! -e units/kactor.sysusers ] || install -Dm644 units/kactor.sysusers $(DESTDIR)$(SYSUSERSDIR)/kactor.conf
 	[ ! -e units/kactor.tmpfiles ] || install -Dm644 units/kactor.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kactor.conf
 	install -Dm644 README.md $(DESTDIR)$(PREFIX)/share/doc/kactor/README.md

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,6 +486,9 @@ typedef struct ActorInfo {
         uint64_t calls_submitted;
         uint64_t calls_completed;
         char *death_cause;
+        uint32_t owner;
+        UintArray allow_users;
+        UintArray allow_groups;
 } ActorInfo;
 
 static const PropertyMap actor_properties[] = {
@@ -506,6 +510,9 @@ static const PropertyMap actor_properties[] = {
         { "CallsSubmitted", "calls_submitted", "t", offsetof(ActorInfo, calls_submitted) },
         { "CallsCompleted", "calls_completed", "t", offsetof(ActorInfo, calls_completed) },
         { "DeathCause", "death_cause", "s", offsetof(ActorInfo, death_cause) },
+        { "Owner", "owner", "u", offsetof(ActorInfo, owner) },
+        { "AllowUsers", "allow_users", "au", offsetof(ActorInfo, allow_users) },
+        { "AllowGroups", "allow_groups", "au", offsetof(ActorInfo, allow_groups) },
         {}
 };
 
@@ -515,6 +522,8 @@ static void actor_info_done(ActorInfo *a) {
                 if (streq(p->signature, "s"))
                         free(*(char **) ((uint8_t *) a + p->offset));
         uint_array_done(&a->gpu_ids);
+        uint_array_done(&a->allow_users);
+        uint_array_done(&a->allow_groups);
 }
 
 typedef struct ActorList {
@@ -805,7 +814,7 @@ static int verb_list(int argc, char *argv[]) {
                 {}
         };
         static const char *const header[] = {
-                "ID", "NAME", "CLASS", "STATE", "PID", "GPUS", "CALLS", "DEATH CAUSE",
+                "ID", "NAME", "OWNER", "CLASS", "STATE", "PID", "GPUS", "CALLS", "DEATH CAUSE",
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(actor_list_done) ActorList actors = {};
@@ -816,8 +825,8 @@ static int verb_list(int argc, char *argv[]) {
                 switch (c) {
                 case 'h':
                         printf("kactorctl list [--json]\n\n"
-                               "List the node's actors: id, name, class, state, worker PID, GPUs, calls\n"
-                               "(submitted/completed) and, for a dead actor, why it died.\n");
+                               "List the node's actors: id, name, owner, class, state, worker PID, GPUs,\n"
+                               "calls (submitted/completed) and, for a dead actor, why it died.\n");
                         return 0;
                 case 'j':
                         arg_json = true;
@@ -868,6 +877,10 @@ static int verb_list(int argc, char *argv[]) {
                 r = table_add_cell(&t, "%s", a->id ?: "?");
                 if (r >= 0)
                         r = table_add_cell(&t, "%s", a->name && *a->name ? a->name : "-");
+                if (r >= 0) {
+                        struct passwd *pw = getpwuid((uid_t) a->owner);
+                        r = pw ? table_add_cell(&t, "%s", pw->pw_name) : table_add_cell(&t, "%" PRIu32, a->owner);
+                }
                 if (r >= 0)
                         r = table_add_cell(&t, "%s", a->class_name ?: "?");
                 if (r >= 0)
@@ -914,6 +927,9 @@ static int module_make_absolute(const char *module, char **ret) {
 }
 
 /* What `create` was asked for, besides MODULE, CLASS and the ARGs. */
+/* As the node manager's limit (AllowUsers, AllowGroups). */
+#define CREATE_ALLOW_MAX 64
+
 typedef struct CreateOptions {
         bool help;
         const char *name;
@@ -924,6 +940,9 @@ typedef struct CreateOptions {
         int32_t max_restarts;
         bool set_gpus, set_cpus, set_memory_max, set_max_restarts;
         bool owned;
+        /* --allow-user, --allow-group: names or numbers, as given (the node manager resolves them) */
+        const char *allow_users[CREATE_ALLOW_MAX], *allow_groups[CREATE_ALLOW_MAX];
+        size_t n_allow_users, n_allow_groups;
 } CreateOptions;
 
 static int create_help(void) {
@@ -944,6 +963,10 @@ static int create_help(void) {
                "     --node ID           In a cluster: the node to place it on ('kactorctl\n"
                "                         peers' lists them; without it: here if it fits,\n"
                "                         else on a peer with the resources)\n"
+               "     --allow-user USER   Let USER (a name or a UID) call the actor and look\n"
+               "                         it up by name (repeatable); killing it stays\n"
+               "                         its owner's (the creating user) and root's\n"
+               "     --allow-group GROUP Let the members of GROUP call it (repeatable)\n"
                "     --owned             Owned by this kactorctl's bus connection\n"
                "                         (Detached=false): the actor is stopped as\n"
                "                         soon as kactorctl exits, that is right after\n"
@@ -963,6 +986,8 @@ static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
                 ARG_MAX_RESTARTS,
                 ARG_OWNED,
                 ARG_NODE,
+                ARG_ALLOW_USER,
+                ARG_ALLOW_GROUP,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -974,6 +999,8 @@ static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
                 { "max-restarts", required_argument, NULL, ARG_MAX_RESTARTS },
                 { "owned", no_argument, NULL, ARG_OWNED },
                 { "node", required_argument, NULL, ARG_NODE },
+                { "allow-user", required_argument, NULL, ARG_ALLOW_USER },
+                { "allow-group", required_argument, NULL, ARG_ALLOW_GROUP },
                 {}
         };
         int c, r;
@@ -1029,6 +1056,19 @@ static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
                                 return ctl_usage_error("create", "The node id must not be empty.");
                         o->node = optarg;
                         break;
+                case ARG_ALLOW_USER:
+                case ARG_ALLOW_GROUP: {
+                        bool user = c == ARG_ALLOW_USER;
+                        size_t *n = user ? &o->n_allow_users : &o->n_allow_groups;
+                        if (!*optarg)
+                                return ctl_usage_error("create", "--allow-%s needs a name or a number.",
+                                                       user ? "user" : "group");
+                        if (*n >= CREATE_ALLOW_MAX)
+                                return ctl_usage_error("create", "At most %d --allow-%s options.", CREATE_ALLOW_MAX,
+                                                       user ? "user" : "group");
+                        (user ? o->allow_users : o->allow_groups)[(*n)++] = optarg;
+                        break;
+                }
                 default:
                         return ctl_usage_bad_option("create", c, argv);
                 }
@@ -1056,6 +1096,27 @@ static int bus_append_create_options(sd_bus_message *m, const CreateOptions *o) 
                 r = sd_bus_message_append(m, "{sv}", "Detached", "b", 0);
         if (r >= 0 && o->node)
                 r = sd_bus_message_append(m, "{sv}", "Node", "s", o->node);
+        for (int which = 0; which < 2 && r >= 0; which++) {
+                size_t n = which == 0 ? o->n_allow_users : o->n_allow_groups;
+                const char *const *v = which == 0 ? o->allow_users : o->allow_groups;
+                if (n == 0)
+                        continue;
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", which == 0 ? "AllowUsers" : "AllowGroups");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'a', "s");
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        r = sd_bus_message_append(m, "s", v[i]);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         return r;

@@ -929,6 +929,16 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
         return 0;
 }
 
+/* uid_t and gid_t are both 32-bit unsigned on Linux. */
+static int pack_ids(msgpack_packer *pk, const uint32_t *ids, size_t n) {
+        if (!ids || msgpack_pack_array(pk, n) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (msgpack_pack_uint32(pk, ids[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts *o) {
         struct kactor_actor_opts d = { .sz = sizeof(d), .max_restarts = 0 };
         if (o) {
@@ -937,7 +947,7 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
                 d.sz = sizeof(d);
         }
         uint32_t n = 2 + (d.num_gpus > 0) + (d.num_cpus > 0) + (d.memory_max > 0) + (d.name != NULL) +
-                (d.node != NULL);
+                (d.node != NULL) + (d.n_allow_users > 0) + (d.n_allow_groups > 0);
         if (msgpack_pack_map(pk, n) < 0)
                 return -ENOMEM;
         if (pack_cstr(pk, "Detached") < 0 ||
@@ -955,6 +965,11 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
         if (d.name && (pack_cstr(pk, "Name") < 0 || pack_cstr(pk, d.name) < 0))
                 return -ENOMEM;
         if (d.node && (pack_cstr(pk, "Node") < 0 || pack_cstr(pk, d.node) < 0))
+                return -ENOMEM;
+        if (d.n_allow_users > 0 && (pack_cstr(pk, "AllowUsers") < 0 || pack_ids(pk, d.allow_users, d.n_allow_users) < 0))
+                return -ENOMEM;
+        if (d.n_allow_groups > 0 &&
+            (pack_cstr(pk, "AllowGroups") < 0 || pack_ids(pk, d.allow_groups, d.n_allow_groups) < 0))
                 return -ENOMEM;
         return 0;
 }

@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <kactor/value.h>
 
@@ -93,6 +94,12 @@ struct kactor_actor_opts {
         int32_t max_restarts; /* -1: unlimited */
         bool detached;      /* lives until killed, not until the last handle is gone */
         const char *node;   /* in a cluster: the node id to place it on (NULL: here if it fits) */
+        /* Who else may call it and look it up by name (its owner, the creating user, and root
+         * always may): these users, and the members of these groups. Killing stays the owner's. */
+        const uid_t *allow_users;
+        size_t n_allow_users;
+        const gid_t *allow_groups;
+        size_t n_allow_groups;
 };
 
 /*

@@ -45,6 +45,12 @@ static inline void *mfree(void *p) {
         return NULL;
 }
 
+/* A copy of n bytes at p (n > 0), or NULL. */
+static inline void *memdup(const void *p, size_t n) {
+        void *q = malloc(n);
+        return q ? memcpy(q, p, n) : NULL;
+}
+
 static inline int safe_close(int fd) {
         if (fd >= 0) {
                 int saved = errno;

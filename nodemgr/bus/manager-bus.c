@@ -6,6 +6,7 @@
 
 #include "access.h"
 #include "actor.h"
+#include "bus-polkit.h"
 #include "bus-value.h"
 #include "cluster-hooks.h"
 #include "codec.h"
@@ -44,6 +45,7 @@ struct ManagerBus {
         char *address;            /* NULL: the system bus */
         struct BusOwner *owners;  /* uthash by actor id */
         LIST_HEAD(, BusGet) gets; /* Get and Wait requests waiting for their answer */
+        BusPolkit polkit;         /* administrative requests waiting for polkit's answer */
         BusExtraVtable extra[BUS_EXTRA_VTABLES_MAX];
         size_t n_extra;
         sd_event_source *reconnect_timer;
@@ -103,8 +105,8 @@ static int bus_sender_uid(sd_bus_message *msg, uid_t *ret) {
 }
 
 /* Only root, the node manager's own user and members of its access group may use it (the D-Bus
- * policy says so for the system bus; this holds on any bus). */
-static int bus_check_access(sd_bus_message *msg, Manager *m, sd_bus_error *error) {
+ * policy says so for the system bus; this holds on any bus). *ret_uid (optional): the caller's. */
+static int bus_check_access(sd_bus_message *msg, Manager *m, uid_t *ret_uid, sd_bus_error *error) {
         ReqError e = {};
         uid_t uid;
         int r = bus_sender_uid(msg, &uid);
@@ -114,6 +116,8 @@ static int bus_check_access(sd_bus_message *msg, Manager *m, sd_bus_error *error
         r = access_check(m, uid, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
+        if (ret_uid)
+                *ret_uid = uid;
         return 0;
 }
 
@@ -281,7 +285,7 @@ static void bus_restore_owners(ManagerBus *b) {
 }
 
 static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        int access_r = bus_check_access(msg, userdata, NULL, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -337,7 +341,8 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -352,6 +357,9 @@ static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *e
         Actor *a = manager_find_actor_by_name(m, name);
         if (!a)
                 return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "No actor named '%s'.", name);
+        r = access_check_actor(m, a, uid, ACCESS_CALL, &e);
+        if (r < 0)
+                return bus_reply_req_error(error, r, &e);
         return sd_bus_reply_method_return(msg, "o", a->path);
 }
 
@@ -365,7 +373,8 @@ static int bus_reply_object(Manager *m, sd_bus_message *msg, Object *o) {
 }
 
 static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -387,10 +396,6 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r < 0)
                 return r;
 
-        uid_t uid;
-        r = bus_sender_uid(msg, &uid);
-        if (r < 0)
-                return r;
         r = tasks_submit(m, manager_new_local_id(m), module, function, num_cpus, args, args_len, uid, NULL, &o,
                          &e);
         if (r < 0)
@@ -399,7 +404,8 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
 }
 
 static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -421,7 +427,7 @@ static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = codec_encode(v, &data, &len);
         if (r < 0)
                 return r;
-        r = manager_put(m, manager_new_local_id(m), data, len, NULL, &o, &e);
+        r = manager_put(m, manager_new_local_id(m), data, len, uid, NULL, &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         return bus_reply_object(m, msg, o);
@@ -492,7 +498,7 @@ static void bus_get_done(GetRequest *g) {
         free(bg);
 }
 
-static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_error *error) {
+static int bus_start_get(sd_bus_message *msg, Manager *m, uid_t uid, bool wait, sd_bus_error *error) {
         _cleanup_free_ kactor_id *ids = NULL;
         size_t n;
         uint32_t num_returns = 0;
@@ -516,7 +522,7 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
         if (r < 0)
                 return r;
 
-        r = get_request_new(m, ids, n, wait, num_returns, timeout, &g, &e);
+        r = get_request_new(m, ids, n, uid, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         BusGet *bg = calloc(1, sizeof(BusGet));
@@ -543,17 +549,19 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, bool wait, sd_bus_erro
 }
 
 static int method_get(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
-        return bus_start_get(msg, userdata, false, error);
+        return bus_start_get(msg, userdata, uid, false, error);
 }
 
 static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
-        return bus_start_get(msg, userdata, true, error);
+        return bus_start_get(msg, userdata, uid, true, error);
 }
 
 static int bus_get_send_reply(BusGet *bg, bool timed_out) {
@@ -587,6 +595,14 @@ static int bus_get_send_reply(BusGet *bg, bool timed_out) {
                 return sd_bus_send(NULL, reply, NULL);
         }
 
+        const Object *denied = get_request_denied(g);
+        if (denied) {
+                ReqError e = {};
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                int k = access_check_object(g->manager, denied, g->uid, &e);
+                (void) bus_reply_req_error(&error, k, &e);
+                return sd_bus_reply_method_error(bg->message, &error);
+        }
         if (timed_out) {
                 size_t ready = 0;
                 for (size_t i = 0; i < g->n_objects; i++)
@@ -637,7 +653,8 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
 }
 
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -657,6 +674,10 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
                         return sd_bus_error_setf(error, "io.kactor.Error.NoSuchObject",
                                                  "No object %s held over D-Bus (never made, or released).", s);
                 }
+                ReqError e = {};
+                r = access_check_object(m, o, uid, &e);
+                if (r < 0)
+                        return bus_reply_req_error(error, r, &e);
         }
         for (size_t i = 0; i < n; i++) {
                 Object *o = objstore_find(&m->store, ids[i]);
@@ -857,7 +878,8 @@ static int actor_enumerate(sd_bus *bus, const char *path, void *userdata, char *
 }
 
 static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, ((Actor *) userdata)->manager, error);
+        uid_t uid;
+        int access_r = bus_check_access(msg, ((Actor *) userdata)->manager, &uid, error);
         if (access_r < 0)
                 return access_r;
         Actor *a = userdata;
@@ -875,32 +897,61 @@ static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = bus_read_args(m, msg, &args, &args_len, error);
         if (r < 0)
                 return r;
+        /* A peer's actor: its node decides, the refusal lands in the result. */
+        if (!bus_actor_is_remote(a)) {
+                r = access_check_actor(m, a, uid, ACCESS_CALL, &e);
+                if (r < 0)
+                        return bus_reply_req_error(error, r, &e);
+        }
         if (a->state == ACTOR_DEAD)
                 return sd_bus_error_setf(error, "io.kactor.Error.ActorDied", "Actor %s died: %s", a->id_string,
                                          a->death_cause ?: "unknown cause");
-        r = actor_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, NULL, &o, &e);
+        r = actor_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, uid, &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
         return bus_reply_object(m, msg, o);
 }
 
-static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, ((Actor *) userdata)->manager, error);
-        if (access_r < 0)
-                return access_r;
-        Actor *a = userdata;
+/* BusPolkitAction: kills the actor at msg's path, found again (it may have gone meanwhile). */
+static int bus_actor_kill(sd_bus_message *msg, Manager *m, sd_bus_error *error) {
+        kactor_type t;
+        kactor_id id;
+        uid_t uid;
         int no_restart;
         int r = sd_bus_message_read(msg, "b", &no_restart);
         if (r < 0)
                 return r;
+        Actor *a = NULL;
+        if (bus_path_parse(sd_bus_message_get_path(msg), &t, &id) >= 0 && t == KACTOR_TYPE_ACTOR)
+                a = manager_find_actor(m, id) ?: bus_remote_actor_find(m, id);
+        if (!a)
+                return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "No actor at %s.",
+                                         sd_bus_message_get_path(msg));
         if (bus_actor_is_remote(a))
-                r = cluster_hooks_kill_actor(a->manager, a->id, no_restart);
+                r = bus_sender_uid(msg, &uid) < 0 ? -EACCES : cluster_hooks_kill_actor(a->manager, a->id, uid, no_restart);
         else
                 r = actor_kill(a, no_restart, "killed by request");
         if (r < 0)
                 return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "Cannot reach actor %s: %s", a->id_string,
                                          strerror(-r));
         return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        Manager *m = a->manager;
+        uid_t uid;
+        int r = bus_check_access(msg, m, &uid, error);
+        if (r < 0)
+                return r;
+        /* Its owner may; another user only as an administrator, which polkit decides. A peer's actor
+         * is its node's to judge: the owner is known there. */
+        ReqError e = {};
+        if (bus_actor_is_remote(a) || access_check_actor(m, a, uid, ACCESS_MANAGE, &e) >= 0)
+                return bus_actor_kill(msg, m, error);
+        req_error_done(&e);
+        return bus_polkit_run(manager_bus_polkit(m), m, msg, BUS_POLKIT_MANAGE_ACTORS, "kill another user's actor",
+                              bus_actor_kill, error);
 }
 
 static int property_get_actor_string(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -950,6 +1001,16 @@ static int property_get_actor_user(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append(reply, "u", (uint32_t) a->run_uid);
 }
 
+static int property_get_actor_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Actor *a = userdata;
+        if (streq(property, "Owner"))
+                return sd_bus_message_append(reply, "u", (uint32_t) a->uid);
+        if (streq(property, "AllowUsers"))
+                return sd_bus_message_append_array(reply, 'u', a->allow_users, a->n_allow_users * sizeof(uid_t));
+        return sd_bus_message_append_array(reply, 'u', a->allow_groups, a->n_allow_groups * sizeof(gid_t));
+}
+
 static int property_get_actor_detached(sd_bus *bus, const char *path, const char *interface,
                                        const char *property, sd_bus_message *reply, void *userdata,
                                        sd_bus_error *error) {
@@ -988,6 +1049,9 @@ static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_PROPERTY("Unit", "s", property_get_actor_cgroup, 0, 0),
         SD_BUS_PROPERTY("ControlGroup", "s", property_get_actor_cgroup, 0, 0),
         SD_BUS_PROPERTY("User", "u", property_get_actor_user, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Owner", "u", property_get_actor_owner, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("AllowUsers", "au", property_get_actor_owner, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("AllowGroups", "au", property_get_actor_owner, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("TasksMax", "t", NULL, offsetof(Actor, tasks_max), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Restarts", "u", NULL, offsetof(Actor, restarts), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxRestarts", "i", NULL, offsetof(Actor, max_restarts), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -1022,6 +1086,11 @@ static int object_find(sd_bus *bus, const char *path, const char *interface, voi
         Object *o = objstore_find(&m->store, id);
         if (!o)
                 return 0;
+        /* Another user's object is not there for the caller (access.c). */
+        sd_bus_message *msg = sd_bus_get_current_message(bus);
+        uid_t uid;
+        if (!msg || bus_sender_uid(msg, &uid) < 0 || !access_object_allowed(o, uid))
+                return 0;
         *found = o;
         return 1;
 }
@@ -1040,6 +1109,8 @@ static int property_get_object(sd_bus *bus, const char *path, const char *interf
                 return sd_bus_message_append(reply, "s", o->state == OBJECT_FAILED ? kactor_error_name(o->error) ?: "" : "");
         if (streq(property, "ErrorMessage"))
                 return sd_bus_message_append(reply, "s", o->state == OBJECT_FAILED ? o->message ?: "" : "");
+        if (streq(property, "Owner"))
+                return sd_bus_message_append(reply, "u", (uint32_t) o->uid);
         return sd_bus_message_append(reply, "t", (uint64_t) (o->state == OBJECT_READY ? o->len : 0));
 }
 
@@ -1050,6 +1121,7 @@ static const sd_bus_vtable object_vtable[] = {
         SD_BUS_PROPERTY("Error", "s", property_get_object, 0, 0),
         SD_BUS_PROPERTY("ErrorMessage", "s", property_get_object, 0, 0),
         SD_BUS_PROPERTY("Size", "t", property_get_object, 0, 0),
+        SD_BUS_PROPERTY("Owner", "u", property_get_object, 0, 0),
         SD_BUS_VTABLE_END
 };
 
@@ -1151,6 +1223,7 @@ static void bus_drop_connection(ManagerBus *b) {
                 bus_owner_free(o, true);
         while ((bg = LIST_FIRST(&b->gets)))
                 get_request_free(bg->get); /* frees bg through bus_get_done() */
+        bus_polkit_done(&b->polkit);
         /* Inside a dispatch of this connection sd-bus holds its own reference until it returns. */
         b->bus = sd_bus_close_unref(b->bus);
 }
@@ -1310,6 +1383,7 @@ static void manager_bus_free(Manager *m) {
         /* The actors are gone already: their owners' references went with them. */
         HASH_ITER(hh, b->owners, o, tmp)
                 bus_owner_free(o, false);
+        bus_polkit_done(&b->polkit);
         sd_event_source_disable_unref(b->reconnect_timer);
         sd_bus_flush_close_unref(b->bus);
         free(b->address);
@@ -1317,6 +1391,11 @@ static void manager_bus_free(Manager *m) {
         m->bus_userdata = NULL;
         m->bus_flush = NULL;
         m->bus_free = NULL;
+}
+
+BusPolkit *manager_bus_polkit(Manager *m) {
+        ManagerBus *b = m->bus_userdata;
+        return b ? &b->polkit : NULL;
 }
 
 sd_bus *manager_bus_get(Manager *m) {

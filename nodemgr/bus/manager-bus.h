@@ -32,5 +32,9 @@ int manager_bus_setup(Manager *m, const char *address);
  * past a few interfaces, or sd-bus's error. */
 int manager_bus_add_vtable(Manager *m, const char *interface, const sd_bus_vtable *vtable);
 
+/* The administrative requests waiting for polkit (bus-polkit.h); NULL before manager_bus_setup(). */
+struct BusPolkit;
+struct BusPolkit *manager_bus_polkit(Manager *m);
+
 /* The service's connection; NULL before manager_bus_setup() and while the bus is away. */
 sd_bus *manager_bus_get(Manager *m);

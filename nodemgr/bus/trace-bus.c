@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "bus-polkit.h"
 #include "bus-value.h"
 #include "log.h"
 #include "macro.h"
@@ -27,14 +28,26 @@ static int trace_check_on(Manager *m, sd_bus_error *error) {
         return 0;
 }
 
-static int trace_check_privileged(sd_bus_message *msg, sd_bus_error *error) {
-        int r = sd_bus_query_sender_privilege(msg, -1);
+/* Changing how the node traces, and timelines (every actor's calls): root and the node manager's
+ * user, or a member of the access group whom polkit authorizes for io.kactor.trace. */
+static int trace_run_privileged(sd_bus_message *msg, Manager *m, const char *what, BusPolkitAction act,
+                                sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        ReqError e = {};
+        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &uid);
         if (r < 0)
+                return sd_bus_error_setf(error, "io.kactor.Error.AccessDenied", "Cannot determine the caller's user: %s",
+                                         strerror(-r));
+        r = access_check(m, uid, &e);
+        if (r < 0) {
+                r = sd_bus_error_set(error, "io.kactor.Error.AccessDenied", e.message ?: "access denied");
+                req_error_done(&e);
                 return r;
-        if (r == 0)
-                return sd_bus_error_set(error, "io.kactor.Error.AccessDenied",
-                                        "Only root may change how the node traces.");
-        return 0;
+        }
+        return bus_polkit_run(manager_bus_polkit(m), m, msg, BUS_POLKIT_TRACE, what, act, error);
 }
 
 /* Who may read the histograms: root and the node manager's user see every actor; another user (a
@@ -178,26 +191,22 @@ static int method_prometheus(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_reply_method_return(msg, "s", text);
 }
 
-static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        int r = trace_check_privileged(msg, error);
-        if (r < 0)
-                return r;
-        r = trace_check_on(m, error);
+static int trace_do_reset(sd_bus_message *msg, Manager *m, sd_bus_error *error) {
+        int r = trace_check_on(m, error);
         if (r < 0)
                 return r;
         trace_reset(manager_trace_loader(m));
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return trace_run_privileged(msg, userdata, "reset the histograms", trace_do_reset, error);
+}
+
+static int trace_do_set_enabled(sd_bus_message *msg, Manager *m, sd_bus_error *error) {
         int enabled, r;
 
         r = sd_bus_message_read(msg, "b", &enabled);
-        if (r < 0)
-                return r;
-        r = trace_check_privileged(msg, error);
         if (r < 0)
                 return r;
         r = trace_check_on(m, error);
@@ -211,6 +220,10 @@ static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error 
         (void) sd_bus_emit_properties_changed(sd_bus_message_get_bus(msg), KACTOR_BUS_PATH, KACTOR_BUS_TRACE_INTERFACE,
                                               "Enabled", "Reason", NULL);
         return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return trace_run_privileged(msg, userdata, "attach or detach tracing", trace_do_set_enabled, error);
 }
 
 typedef struct TimelineRequest {
@@ -244,8 +257,7 @@ static int on_timeline_done(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+static int trace_do_timeline(sd_bus_message *msg, Manager *m, sd_bus_error *error) {
         uint64_t duration;
         int fd, r;
 
@@ -255,9 +267,6 @@ static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (duration == 0 || duration > TRACE_TIMELINE_MAX_USEC)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "The duration must be more than 0 and at most 10 minutes.");
-        r = trace_check_privileged(msg, error);
-        if (r < 0)
-                return r;
         r = trace_check_on(m, error);
         if (r < 0)
                 return r;
@@ -283,6 +292,11 @@ static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return r;
         }
         return 1;
+}
+
+static int method_timeline(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return trace_run_privileged(msg, userdata, "record a timeline of every actor's calls", trace_do_timeline,
+                                    error);
 }
 
 static int property_enabled(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -326,9 +340,10 @@ static const sd_bus_vtable trace_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Prometheus", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", text), method_prometheus,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Timeline", SD_BUS_ARGS("h", output, "t", duration_usec),
-                                SD_BUS_RESULT("t", events, "t", dropped), method_timeline, 0),
-        SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, 0),
-        SD_BUS_METHOD_WITH_ARGS("SetEnabled", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT, method_set_enabled, 0),
+                                SD_BUS_RESULT("t", events, "t", dropped), method_timeline, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetEnabled", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT, method_set_enabled,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

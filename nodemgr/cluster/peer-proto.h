@@ -52,13 +52,14 @@ typedef enum PeerMsg {
          * Ids are ext 1 (object) / ext 2 (actor); node ids are strings. */
         PEER_MSG_CREATE = 140, /* [T, 0, actor, module, class, options map] + args: create with this id */
         PEER_MSG_CREATED,      /* [T, 0, actor, code, message]: the creation failed (code != 0) or not  */
-        PEER_MSG_CALL,         /* [T, 0, actor, object, method] + args: run a call, answer RESULT       */
-        PEER_MSG_RESULT,       /* [T, 0, object, code, message] + value: a call's or a fetch's result  */
+        PEER_MSG_CALL,         /* [T, 0, actor, object, method, caller uid] + args: run a call, RESULT  */
+        PEER_MSG_RESULT,       /* [T, 0, object, code, message, actor, owner uid] + value: a call's or
+                                * a fetch's result                                                   */
         PEER_MSG_DONE,         /* [T, 0, [objects]]: results taken; the sender's copies may go          */
         PEER_MSG_FETCH,        /* [T, 0, object]: send this object's value when it is there (RESULT)    */
         PEER_MSG_HOLD,         /* [T, 0, [actors]]: the sender holds handles to these actors           */
         PEER_MSG_RELEASE,      /* [T, 0, [actors]]: ... no longer                                     */
-        PEER_MSG_KILL,         /* [T, 0, actor, no_restart]                                            */
+        PEER_MSG_KILL,         /* [T, 0, actor, no_restart, caller uid]                                */
         PEER_MSG_MOVED,        /* [T, 0, actor, node id]: the actor now lives on that node             */
         PEER_MSG_LOCATE,       /* [T, 0, actor]: who hosts it? (answered with MOVED by the host)       */
         PEER_MSG_REPL_CREATE,  /* [T, 0, actor, module, class, options map, [replica ids], checkpoint

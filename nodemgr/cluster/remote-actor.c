@@ -86,7 +86,7 @@ void remote_actor_set_dead(RemoteActor *ra, const char *cause) {
 
 static int send_call(Remote *r, uint64_t node, kactor_id actor, Call *c) {
         PeerFrame f;
-        int k = remote_frame_start(r, node, PEER_MSG_CALL, 3, &f);
+        int k = remote_frame_start(r, node, PEER_MSG_CALL, 4, &f);
         if (k < 0)
                 return k;
         k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
@@ -94,6 +94,9 @@ static int send_call(Remote *r, uint64_t node, kactor_id actor, Call *c) {
                 k = codec_pack_id(f.pk, CODEC_EXT_OBJECT, c->result->id);
         if (k >= 0)
                 k = pack_cstr(f.pk, c->method);
+        /* Who calls: the actor's node decides whether that user may (access.c). */
+        if (k >= 0)
+                k = remote_pk_ok(msgpack_pack_uint32(f.pk, c->result->uid));
         if (k >= 0)
                 k = buffer_append(f.out, c->args, c->args_len);
         return cluster_frame_end(&f, k);
@@ -199,17 +202,19 @@ int remote_submit_call(Manager *m, kactor_id actor, Object *o, const char *metho
         return 0;
 }
 
-int remote_kill_actor(Manager *m, kactor_id actor, bool no_restart) {
+int remote_kill_actor(Manager *m, kactor_id actor, uid_t uid, bool no_restart) {
         Remote *r = m->cluster_userdata;
         if (!r || !remote_actor_routable(m, actor))
                 return -ENOENT;
         PeerFrame f;
-        int k = remote_frame_start(r, remote_route(r, actor), PEER_MSG_KILL, 2, &f);
+        int k = remote_frame_start(r, remote_route(r, actor), PEER_MSG_KILL, 3, &f);
         if (k < 0)
                 return k;
         k = codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
         if (k >= 0)
                 k = remote_pk_ok(no_restart ? msgpack_pack_true(f.pk) : msgpack_pack_false(f.pk));
+        if (k >= 0)
+                k = remote_pk_ok(msgpack_pack_uint32(f.pk, uid));
         return cluster_frame_end(&f, k);
 }
 
@@ -258,6 +263,7 @@ Object *remote_fetch_object(Manager *m, kactor_id id) {
         Object *o;
         if (objstore_add(&m->store, id, &o) < 0)
                 return NULL;
+        o->uid = OBJECT_UID_UNKNOWN; /* the owner comes with the value */
         Fetch *fe = calloc(1, sizeof(*fe));
         if (!fe) {
                 objstore_unref(&m->store, o);
@@ -373,6 +379,11 @@ int remote_actor_handle_result(Remote *r, uint64_t from, RemoteMessage *msg) {
                 Fetch *fe;
                 HASH_FIND(hh, r->fetches, &msg->object, sizeof(msg->object), fe);
                 if (fe && fe->node == from) {
+                        /* Its owner, told by the node that made it: who may read this copy. A value
+                         * whose owner is not told is root's. */
+                        fe->o->uid = msg->uid != REMOTE_UID_UNKNOWN ? (uid_t) msg->uid
+                                : code == KACTOR_OK                 ? 0
+                                                                    : OBJECT_UID_UNKNOWN;
                         remote_object_complete(m, fe->o, code, text, msg->body, msg->body_len);
                         remote_fetch_free(r, fe);
                 }

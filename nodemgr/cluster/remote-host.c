@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "actor.h"
 #include "call.h"
 #include "codec.h"
@@ -36,7 +37,7 @@ void remote_host_serve_send(Serve *sv) {
                 if (k > 0)
                         return; /* being read back or rebuilt */
         }
-        int k = remote_frame_start(r, sv->key.node, PEER_MSG_RESULT, 4, &f);
+        int k = remote_frame_start(r, sv->key.node, PEER_MSG_RESULT, 5, &f);
         if (k < 0)
                 return; /* the peer is gone: its death releases this */
         k = codec_pack_id(f.pk, CODEC_EXT_OBJECT, o->id);
@@ -47,6 +48,9 @@ void remote_host_serve_send(Serve *sv) {
         if (k >= 0)
                 k = kactor_id_is_null(sv->actor) ? remote_pk_ok(msgpack_pack_nil(f.pk))
                                                  : codec_pack_id(f.pk, CODEC_EXT_ACTOR, sv->actor);
+        /* Its owner: the node that fetched it lets only that user (and root) read its copy. */
+        if (k >= 0)
+                k = remote_pk_ok(msgpack_pack_uint32(f.pk, o->uid == OBJECT_UID_UNKNOWN ? REMOTE_UID_UNKNOWN : o->uid));
         if (k >= 0 && o->state == OBJECT_READY)
                 k = buffer_append(f.out, o->data, o->len);
         k = cluster_frame_end(&f, k);
@@ -107,7 +111,7 @@ static void serve(Remote *r, uint64_t node, Object *o, kactor_id actor, bool tak
 static void serve_error(Remote *r, uint64_t node, kactor_id object, kactor_id actor, kactor_error code,
                         const char *message) {
         PeerFrame f;
-        int k = remote_frame_start(r, node, PEER_MSG_RESULT, 4, &f);
+        int k = remote_frame_start(r, node, PEER_MSG_RESULT, 5, &f);
         if (k < 0)
                 return;
         k = codec_pack_id(f.pk, CODEC_EXT_OBJECT, object);
@@ -118,6 +122,8 @@ static void serve_error(Remote *r, uint64_t node, kactor_id object, kactor_id ac
         if (k >= 0)
                 k = kactor_id_is_null(actor) ? remote_pk_ok(msgpack_pack_nil(f.pk))
                                              : codec_pack_id(f.pk, CODEC_EXT_ACTOR, actor);
+        if (k >= 0)
+                k = remote_pk_ok(msgpack_pack_uint32(f.pk, REMOTE_UID_UNKNOWN));
         (void) cluster_frame_end(&f, k);
 }
 
@@ -490,7 +496,7 @@ int remote_host_handle_call(Remote *r, uint64_t from, RemoteMessage *msg) {
         }
         ReqError e = {};
         int k = actor_submit_call(m, msg->actor, msg->object, msg->text, msg->text_len, msg->body ?: "\x90",
-                                  msg->body ? msg->body_len : 1, NULL, &o, &e);
+                                  msg->body ? msg->body_len : 1, (uid_t) msg->uid, &o, &e);
         if (k < 0) {
                 serve_error(r, from, msg->object, msg->actor, k == -EREMOTEIO ? e.code : KACTOR_ERROR_TASK_FAILED,
                             e.message ?: strerror(-k));
@@ -538,8 +544,17 @@ int remote_host_handle_fetch(Remote *r, uint64_t from, RemoteMessage *msg) {
 
 int remote_host_handle_kill(Remote *r, uint64_t from, RemoteMessage *msg) {
         Actor *a = manager_find_actor(r->manager, msg->actor);
-        if (a)
-                (void) actor_kill(a, msg->flag, "killed by request");
+        if (!a)
+                return 0;
+        ReqError e = {};
+        if (access_check_actor(r->manager, a, (uid_t) msg->uid, ACCESS_MANAGE, &e) < 0) {
+                char node[NODE_ID_STRING_MAX];
+                node_id_format(from, node);
+                log_warning("Refused a kill from node %s: %s.", node, e.message ?: "access denied");
+                req_error_done(&e);
+                return 0;
+        }
+        (void) actor_kill(a, msg->flag, "killed by request");
         return 0;
 }
 

@@ -234,7 +234,7 @@ bool remote_actor_routable(Manager *m, kactor_id id);
 /* A call on such an actor; o is the pending result (the caller's reference stays the caller's). */
 int remote_submit_call(Manager *m, kactor_id actor, Object *o, const char *method, size_t method_len,
                        const char *args, size_t args_len, ReqError *e);
-int remote_kill_actor(Manager *m, kactor_id actor, bool no_restart);
+int remote_kill_actor(Manager *m, kactor_id actor, uid_t uid, bool no_restart);
 /* Handles held here on an actor that lives on a peer (the host learns who holds it). */
 bool remote_actor_ref(Manager *m, kactor_id id);
 void remote_actor_unref(Manager *m, kactor_id id);

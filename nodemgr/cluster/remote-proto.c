@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "peer-proto.h"
 #include "remote-proto.h"
+#include "spec-check.h"
 
 #define TEXT_MAX 4096
 
@@ -17,17 +18,29 @@ void spec_wire_done(SpecWire *s) {
         free(s->module);
         free(s->class_name);
         free(s->name);
+        free(s->allow_users);
+        free(s->allow_groups);
         *s = (SpecWire) {};
 }
 
+static int pack_u32s(msgpack_packer *pk, const uint32_t *v, size_t n) {
+        if (msgpack_pack_array(pk, n) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (msgpack_pack_uint32(pk, v[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 int spec_wire_pack(msgpack_packer *pk, const SpecWire *s) {
-        if (pack_cstr(pk, s->module) < 0 || pack_cstr(pk, s->class_name) < 0 || msgpack_pack_array(pk, 9) < 0 ||
+        if (pack_cstr(pk, s->module) < 0 || pack_cstr(pk, s->class_name) < 0 || msgpack_pack_array(pk, 11) < 0 ||
             pack_cstr(pk, s->name) < 0 || msgpack_pack_double(pk, s->num_cpus) < 0 ||
             msgpack_pack_uint32(pk, s->num_gpus) < 0 || msgpack_pack_uint64(pk, s->memory_max) < 0 ||
             msgpack_pack_int32(pk, s->max_restarts) < 0 ||
             (s->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
             msgpack_pack_uint32(pk, s->checkpoint_interval) < 0 || msgpack_pack_uint64(pk, s->tasks_max) < 0 ||
-            msgpack_pack_uint32(pk, s->uid) < 0)
+            msgpack_pack_uint32(pk, s->uid) < 0 || pack_u32s(pk, s->allow_users, s->n_allow_users) < 0 ||
+            pack_u32s(pk, s->allow_groups, s->n_allow_groups) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -70,13 +83,34 @@ static int obj_strdup(const msgpack_object *o, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* A list of at most SPEC_ALLOW_MAX user or group ids. */
+static int u32_list(const msgpack_object *o, uint32_t **ret, size_t *ret_n) {
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > SPEC_ALLOW_MAX)
+                return -EBADMSG;
+        size_t n = o->via.array.size;
+        if (n == 0)
+                return 0;
+        _cleanup_free_ uint32_t *v = calloc(n, sizeof(uint32_t));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t u;
+                if (!obj_uint(&o->via.array.ptr[i], UINT32_MAX - 1, &u))
+                        return -EBADMSG;
+                v[i] = (uint32_t) u;
+        }
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
 /* Header fields i (module), i + 1 (class), i + 2 (the options array). */
 static int spec_parse(const Frame *f, uint32_t i, SpecWire *ret) {
         SpecWire s = {};
         const msgpack_object *m = frame_field(f, i), *c = frame_field(f, i + 1), *o = frame_field(f, i + 2);
         uint64_t u;
         if (!m || !c || !o || obj_strdup(m, &s.module) < 0 || obj_strdup(c, &s.class_name) < 0 ||
-            o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 9)
+            o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 11)
                 goto bad;
         const msgpack_object *v = o->via.array.ptr;
         if (v[0].type != MSGPACK_OBJECT_NIL && obj_strdup(&v[0], &s.name) < 0)
@@ -105,6 +139,9 @@ static int spec_parse(const Frame *f, uint32_t i, SpecWire *ret) {
         if (!obj_uint(&v[7], UINT64_MAX, &s.tasks_max) || !obj_uint(&v[8], UINT32_MAX, &u))
                 goto bad;
         s.uid = (uint32_t) u;
+        if (u32_list(&v[9], &s.allow_users, &s.n_allow_users) < 0 ||
+            u32_list(&v[10], &s.allow_groups, &s.n_allow_groups) < 0)
+                goto bad;
         *ret = s;
         return 0;
 bad:
@@ -161,6 +198,14 @@ static int bin(const msgpack_object *o, RemoteMessage *m) {
         return 0;
 }
 
+static int field_uid(const Frame *f, uint32_t i, RemoteMessage *m) {
+        uint64_t u;
+        if (frame_field_u64(f, i, &u) < 0 || u > UINT32_MAX)
+                return -EBADMSG;
+        m->uid = (uint32_t) u;
+        return 0;
+}
+
 static int parse(const Frame *f, RemoteMessage *m) {
         const msgpack_object *o;
         int8_t ext = CODEC_EXT_ACTOR;
@@ -177,12 +222,14 @@ static int parse(const Frame *f, RemoteMessage *m) {
                 return text(f, 2, false, m);
         case PEER_MSG_CALL:
                 if (frame_field_id(f, 0, ext, &m->actor) < 0 || frame_field_id(f, 1, CODEC_EXT_OBJECT, &m->object) < 0 ||
-                    text(f, 2, true, m) < 0 || m->text_len == 0 || memchr(m->text, 0, m->text_len))
+                    text(f, 2, true, m) < 0 || m->text_len == 0 || memchr(m->text, 0, m->text_len) ||
+                    field_uid(f, 3, m) < 0 || m->uid == REMOTE_UID_UNKNOWN)
                         return -EBADMSG;
                 return body_list(f, m);
         case PEER_MSG_RESULT:
                 if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &m->object) < 0 || frame_field_u64(f, 1, &m->code) < 0 ||
-                    m->code >= _KACTOR_ERROR_MAX || text(f, 2, false, m) < 0 || !(o = frame_field(f, 3)))
+                    m->code >= _KACTOR_ERROR_MAX || text(f, 2, false, m) < 0 || !(o = frame_field(f, 3)) ||
+                    field_uid(f, 4, m) < 0)
                         return -EBADMSG;
                 if (o->type != MSGPACK_OBJECT_NIL) {
                         if (codec_object_to_id(o, ext, &m->actor) < 0)
@@ -203,7 +250,10 @@ static int parse(const Frame *f, RemoteMessage *m) {
         case PEER_MSG_REPL_DROP:
                 return id_list(f, 0, ext, m);
         case PEER_MSG_KILL:
-                return frame_field_id(f, 0, ext, &m->actor) < 0 || frame_field_bool(f, 1, &m->flag) < 0 ? -EBADMSG : 0;
+                return frame_field_id(f, 0, ext, &m->actor) < 0 || frame_field_bool(f, 1, &m->flag) < 0 ||
+                                       field_uid(f, 2, m) < 0 || m->uid == REMOTE_UID_UNKNOWN
+                        ? -EBADMSG
+                        : 0;
         case PEER_MSG_MOVED: {
                 const char *node;
                 size_t len;

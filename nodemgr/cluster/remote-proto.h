@@ -19,6 +19,7 @@
 
 #define REMOTE_REPLICAS_MAX 8
 #define NODE_ID_STRING_MAX 17 /* 16 hex digits and the NUL */
+#define REMOTE_UID_UNKNOWN UINT32_MAX
 
 /* What an actor is made from, as it travels with CREATE and REPL_CREATE (owned strings). */
 typedef struct SpecWire {
@@ -31,11 +32,13 @@ typedef struct SpecWire {
         uint32_t checkpoint_interval;
         uint64_t tasks_max;
         uint32_t uid;
+        uint32_t *allow_users, *allow_groups; /* at most SPEC_ALLOW_MAX each */
+        size_t n_allow_users, n_allow_groups;
 } SpecWire;
 
 void spec_wire_done(SpecWire *s);
 /* [module, class, [name or nil, cpus, gpus, memory max, max restarts, detached, checkpoint
- * interval, tasks max, uid]]: three header fields. */
+ * interval, tasks max, uid, [allowed uids], [allowed gids]]]: three header fields. */
 int spec_wire_pack(msgpack_packer *pk, const SpecWire *s);
 
 typedef struct RemoteMessage {
@@ -47,6 +50,8 @@ typedef struct RemoteMessage {
         size_t text_len;
         uint64_t node;             /* MOVED: where it lives now (0: it could not be rebuilt) */
         uint64_t code;             /* CREATED, RESULT: a kactor_error */
+        uint32_t uid;              /* CALL, KILL: the caller's user; RESULT: the object's owner
+                                    * (REMOTE_UID_UNKNOWN: not known) */
         uint64_t index;            /* REPL_CREATE: the checkpoint's; REPL_CHECKPOINT, REPL_ACK */
         bool flag;                 /* KILL: no_restart; REPL_ACK: need_sync */
         const msgpack_object *ids; /* DONE: objects; HOLD, RELEASE, REPL_DROP: actors (each checked) */

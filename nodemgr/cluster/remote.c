@@ -112,7 +112,8 @@ void remote_broadcast_moved(Remote *r, kactor_id actor, uint64_t node, const cha
 /* The fields that keep their name and meaning in an Actor, an ActorSpec and a SpecWire: the one list
  * the conversions below copy. */
 #define SPEC_SCALAR_FIELDS(X) \
-        X(num_cpus) X(memory_max) X(max_restarts) X(detached) X(checkpoint_interval) X(tasks_max) X(uid)
+        X(num_cpus) X(memory_max) X(max_restarts) X(detached) X(checkpoint_interval) X(tasks_max) X(uid) \
+        X(n_allow_users) X(n_allow_groups)
 #define SPEC_COPY_FIELD(f) .f = src->f,
 
 /* The spec an actor was made from (borrowed strings). */
@@ -122,6 +123,8 @@ SpecWire remote_spec_of_actor(const Actor *src) {
                 .class_name = src->class_name,
                 .name = src->name,
                 .num_gpus = (uint32_t) src->n_gpus,
+                .allow_users = (uint32_t *) src->allow_users,
+                .allow_groups = (uint32_t *) src->allow_groups,
                 SPEC_SCALAR_FIELDS(SPEC_COPY_FIELD)
         };
 }
@@ -132,6 +135,8 @@ SpecWire remote_spec_to_wire(const ActorSpec *src) {
                 .class_name = (char *) src->class_name,
                 .name = (char *) src->name,
                 .num_gpus = src->num_gpus,
+                .allow_users = (uint32_t *) src->allow_users,
+                .allow_groups = (uint32_t *) src->allow_groups,
                 SPEC_SCALAR_FIELDS(SPEC_COPY_FIELD)
         };
 }
@@ -145,6 +150,8 @@ ActorSpec remote_spec_from_wire(const SpecWire *src, const char *args, size_t ar
                 .args = args ?: empty_list,
                 .args_len = args ? args_len : 1,
                 .num_gpus = src->num_gpus,
+                .allow_users = src->allow_users,
+                .allow_groups = src->allow_groups,
                 SPEC_SCALAR_FIELDS(SPEC_COPY_FIELD)
         };
 }

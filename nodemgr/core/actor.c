@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "access.h"
 #include "actor-isolation.h"
 #include "actor.h"
 #include "call.h"
@@ -258,6 +259,8 @@ static void actor_free_unlisted(Actor *a) {
         free(a->class_name);
         free(a->args);
         free(a->gpus);
+        free(a->allow_users);
+        free(a->allow_groups);
         free(a->death_cause);
         free(a->bus_owner);
         free(a);
@@ -352,6 +355,13 @@ static int actor_prepare_args(Manager *m, Actor *a, const char *args, size_t len
         r = codec_scan_ids(args, len, &tmp.ids, &tmp.id_actor, &tmp.n_ids, &tmp.top_refs);
         if (r < 0)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed constructor arguments");
+        /* Only what its owner may read: a reference gives no right by itself. */
+        r = call_check_ids(m, tmp.ids, tmp.id_actor, tmp.n_ids, a->uid, e);
+        if (r < 0) {
+                free(tmp.ids);
+                free(tmp.id_actor);
+                return r;
+        }
         if (tmp.top_refs) {
                 r = call_resolve_args(m, &tmp, &resolved, &resolved_len, e);
                 free(tmp.ids);
@@ -461,6 +471,12 @@ static int actor_new(Manager *m, const ActorSpec *spec, char **module, uid_t run
         a->run_gid = run_gid;
         a->tasks_max = spec->tasks_max;
         a->memory_max = spec->memory_max;
+        if (spec->n_allow_users > 0)
+                a->allow_users = memdup(spec->allow_users, spec->n_allow_users * sizeof(uid_t));
+        a->n_allow_users = a->allow_users ? spec->n_allow_users : 0;
+        if (spec->n_allow_groups > 0)
+                a->allow_groups = memdup(spec->allow_groups, spec->n_allow_groups * sizeof(gid_t));
+        a->n_allow_groups = a->allow_groups ? spec->n_allow_groups : 0;
         a->module = TAKE_PTR(*module);
         a->module_arg = strdup(spec->module);
         a->class_name = strdup(spec->class_name);
@@ -470,7 +486,8 @@ static int actor_new(Manager *m, const ActorSpec *spec, char **module, uid_t run
         if (spec->num_gpus > 0)
                 a->gpus = calloc(spec->num_gpus, sizeof(uint32_t));
         if (!a->module_arg || !a->class_name || (spec->name && !a->name) || !a->path ||
-            (spec->num_gpus > 0 && !a->gpus)) {
+            (spec->num_gpus > 0 && !a->gpus) || a->n_allow_users != spec->n_allow_users ||
+            a->n_allow_groups != spec->n_allow_groups) {
                 actor_free_unlisted(a);
                 return -ENOMEM;
         }
@@ -989,7 +1006,7 @@ void actor_dispatch(Actor *a) {
 }
 
 int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
-                      const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e) {
+                      const char *args, size_t args_len, uid_t uid, Object **ret, ReqError *e) {
         Object *o;
         Call *c;
         int r;
@@ -1002,12 +1019,20 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
+        o->uid = uid; /* the result is the caller's */
 
         Actor *a = manager_find_actor(m, actor);
         if ((!a || (a->state == ACTOR_DEAD && a->fenced)) && cluster_hooks_actor_routable(m, actor)) {
                 r = cluster_hooks_submit_call(m, actor, o, method, method_len, args, args_len, e);
                 *ret = o;
                 return r < 0 ? r : 0;
+        }
+        ReqError ae = {};
+        if (a && access_check_actor(m, a, uid, ACCESS_CALL, &ae) < 0) {
+                (void) objstore_set_failed(&m->store, o, ae.code, ae.message ?: "access denied");
+                req_error_done(&ae);
+                *ret = o;
+                return 0;
         }
         if (!a || a->state == ACTOR_DEAD) {
                 char s[KACTOR_ID_STRING_MAX];

@@ -47,13 +47,14 @@ void actor_free(Actor *a);
 void actor_release_resources(Actor *a);
 
 /*
- * Submits a call. The result object (id chosen by the caller) is created held by `owner` (a
- * connection) or pinned (D-Bus, owner NULL). args: a packed list. Errors that concern the call
- * itself (no such actor, dead actor) make the object fail rather than the submission; a request
+ * Submits a call by user uid. The result object (id chosen by the caller) is created for that user,
+ * whom the caller makes its holder (a connection's, or pinned over D-Bus). args: a packed list.
+ * Errors that concern the call itself (no such actor, dead actor, a user who may not call it or an
+ * argument another user owns: AccessDenied) make the object fail rather than the submission; a request
  * outside the limits (spec-check.h) is refused before any object is made (-EREMOTEIO, InvalidArgs).
  */
 int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
-                      const char *args, size_t args_len, Conn *owner, Object **ret, ReqError *e);
+                      const char *args, size_t args_len, uid_t uid, Object **ret, ReqError *e);
 
 /* The result of a call of the actor came back (call_finish() stored it): the lineage log, the
  * replicas and the queue move on, and the call is freed. */

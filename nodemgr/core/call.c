@@ -2,6 +2,7 @@
 
 /* Calls: what they hold, their arguments as the worker gets them, and their results. */
 
+#include "access.h"
 #include "actor.h"
 #include "call.h"
 #include "callqueue.h"
@@ -50,6 +51,17 @@ void call_fail(Manager *m, Call *c, kactor_error code, const char *message) {
                                 objstore_unwait(o, &c->deps);
                 }
         call_free(m, c);
+}
+
+int call_check_ids(Manager *m, const kactor_id *ids, const uint8_t *is_actor, size_t n, uid_t uid, ReqError *e) {
+        for (size_t i = 0; i < n; i++) {
+                if (is_actor[i])
+                        continue;
+                Object *o = objstore_find(&m->store, ids[i]);
+                if (o && !access_object_allowed(o, uid))
+                        return access_check_object(m, o, uid, e);
+        }
+        return 0;
 }
 
 int call_hold_ids(Manager *m, Call *c, ReqError *e) {
@@ -114,6 +126,9 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
         for (size_t i = 0; r >= 0 && i < c->n_ids; i++)
                 if (!c->id_actor[i] && kactor_id_equal(c->ids[i], result->id))
                         r = req_error(e, KACTOR_ERROR_INVALID_ARGS, "the arguments name the call's own result");
+        /* Only what the caller may read can be passed: a reference gives no right by itself. */
+        if (r >= 0)
+                r = call_check_ids(m, c->ids, c->id_actor, c->n_ids, result->uid, e);
         if (r >= 0)
                 r = call_hold_ids(m, c, e);
         if (r < 0) {
@@ -180,6 +195,11 @@ int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_len, Req
                                                 ? "argument %u is not ready (or was evicted and is being rebuilt)"
                                                 : "argument %u is not available",
                                         i);
+                                goto finish;
+                        }
+                        /* A copy fetched from a peer learnt its owner with its value. */
+                        if (c->result && !access_object_allowed(o, c->result->uid)) {
+                                r = access_check_object(m, o, c->result->uid, e);
                                 goto finish;
                         }
                         if (o->state == OBJECT_FAILED) {

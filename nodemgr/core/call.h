@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core-forward.h"
 #include "kactor/value.h"
@@ -23,6 +24,10 @@ void call_free(Manager *m, Call *c);
 void call_result_fail_new(Manager *m, Object *result, int r, ReqError *e);
 /* Fails a call's result (if nobody has set it) and frees the call. */
 void call_fail(Manager *m, Call *c, kactor_error code, const char *message);
+/* 0 when user uid may pass every object that ids names (n of them; is_actor[i]: an actor handle,
+ * which gives no right by itself and may always be passed); -EREMOTEIO with AccessDenied in e for
+ * the first one another user owns. A call's arguments are checked against its result's owner. */
+int call_check_ids(Manager *m, const kactor_id *ids, const uint8_t *is_actor, size_t n, uid_t uid, ReqError *e);
 /* Takes a hold on everything c->ids names (an actor's constructor arguments use it too). An object
  * that does not exist is an error (-EREMOTEIO with e set), and nothing is held then. */
 int call_hold_ids(Manager *m, Call *c, ReqError *e);

@@ -59,7 +59,7 @@ typedef struct ClusterHooks {
         bool (*actor_routable)(Manager *m, kactor_id id);
         int (*submit_call)(Manager *m, kactor_id actor, Object *o, const char *method, size_t method_len,
                            const char *args, size_t args_len, ReqError *e);
-        int (*kill_actor)(Manager *m, kactor_id actor, bool no_restart);
+        int (*kill_actor)(Manager *m, kactor_id actor, uid_t uid, bool no_restart);
         bool (*actor_ref)(Manager *m, kactor_id id);
         void (*actor_unref)(Manager *m, kactor_id id);
         Object *(*fetch_object)(Manager *m, kactor_id id);
@@ -135,8 +135,8 @@ static inline int cluster_hooks_submit_call(Manager *m, kactor_id actor, Object 
         return m->cluster_hooks->submit_call(m, actor, o, method, method_len, args, args_len, e);
 }
 
-static inline int cluster_hooks_kill_actor(Manager *m, kactor_id actor, bool no_restart) {
-        return m->cluster_hooks ? m->cluster_hooks->kill_actor(m, actor, no_restart) : -ENOENT;
+static inline int cluster_hooks_kill_actor(Manager *m, kactor_id actor, uid_t uid, bool no_restart) {
+        return m->cluster_hooks ? m->cluster_hooks->kill_actor(m, actor, uid, no_restart) : -ENOENT;
 }
 
 static inline bool cluster_hooks_actor_ref(Manager *m, kactor_id id) {

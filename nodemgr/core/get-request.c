@@ -3,6 +3,7 @@
 /* Get and Wait: wait for objects, with a timeout. Whoever made the request (the native socket,
  * D-Bus) answers it through its reply() callback: this file knows neither. */
 
+#include "access.h"
 #include "cluster-hooks.h"
 #include "get-request.h"
 #include "log.h"
@@ -35,12 +36,13 @@ static int on_get_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_t num_returns,
+int get_request_new(Manager *m, const kactor_id *ids, size_t n, uid_t uid, bool wait, size_t num_returns,
                     uint64_t timeout_usec, GetRequest **ret, ReqError *e) {
         GetRequest *g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
         g->manager = m;
+        g->uid = uid;
         g->wait = wait;
         g->num_returns = num_returns;
         g->waiter = (Waiter){ .object_done = get_object_done, .userdata = g };
@@ -60,6 +62,11 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
                         return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
                                          "no object %s (never made, or released)", s);
                 }
+                if (!access_object_allowed(o, uid)) {
+                        int r = access_check_object(m, o, uid, e);
+                        get_request_free(g);
+                        return r;
+                }
                 objstore_ref(o);
                 o->in_use++;
                 g->objects[g->n_objects++] = o;
@@ -77,6 +84,13 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, bool wait, size_
         }
         *ret = g;
         return 0;
+}
+
+const Object *get_request_denied(const GetRequest *g) {
+        for (size_t i = 0; i < g->n_objects; i++)
+                if (!access_object_allowed(g->objects[i], g->uid))
+                        return g->objects[i];
+        return NULL;
 }
 
 int get_request_start(GetRequest *g) {

@@ -39,7 +39,7 @@
 /* How long stopping workers get before they are killed. */
 #define MANAGER_STOP_TIMEOUT_USEC (3 * 1000000ULL)
 
-int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret,
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, uid_t uid, Conn *owner, Object **ret,
                 ReqError *e) {
         _cleanup_free_ kactor_id *ids = NULL;
         _cleanup_free_ uint8_t *actor = NULL;
@@ -50,9 +50,14 @@ int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn
         r = codec_scan_ids(data, len, &ids, &actor, &n, NULL);
         if (r < 0)
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "malformed value");
+        /* A value may name only objects its maker may read. */
+        r = call_check_ids(m, ids, actor, n, uid, e);
+        if (r < 0)
+                return r;
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
+        o->uid = uid;
         /* The journal records its owner with it (the owner takes it over once it returns). */
         if (owner)
                 o->persisted_owner = owner->id_prefix;

@@ -156,10 +156,15 @@ struct Actor {
         int32_t max_restarts;
         uint32_t restarts;
         bool detached;
-        uid_t uid;          /* the caller's; the worker runs as run_uid/run_gid (isolation.c) */
+        uid_t uid;          /* its owner (who made it); the worker runs as run_uid/run_gid (isolation.c) */
         uid_t run_uid;
         gid_t run_gid;
         uint64_t tasks_max;
+        /* Who else may call it (AllowUsers=, AllowGroups=): access.c. */
+        uid_t *allow_users;
+        size_t n_allow_users;
+        gid_t *allow_groups;
+        size_t n_allow_groups;
         ActorCgroup *cgroup; /* until the cgroup is empty after the worker ended */
         char *unit;          /* the scope (systemd), kept after death for status */
         char *control_group;
@@ -215,6 +220,7 @@ typedef struct GetRequest GetRequest;
 struct GetRequest {
         Waiter waiter;
         Manager *manager;
+        uid_t uid;             /* whose request: who may read the objects (access.c) */
         bool wait;             /* Wait, not Get */
         size_t num_returns;    /* Wait */
         Object **objects;      /* referenced while waiting */
@@ -368,10 +374,11 @@ Actor *manager_find_actor(Manager *m, kactor_id id);
 Actor *manager_find_actor_by_name(Manager *m, const char *name);
 /* Resolves a module argument (a path, or a name in the module path) to a path. */
 int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e);
-/* Stores a value a client put (packed) as a ready object with the given id; the caller takes it over
+/* Stores a value user uid put (packed) as a ready object with the given id; the caller takes it over
  * (a connection owns it, D-Bus pins it). -EEXIST when the id is taken; -EREMOTEIO with e set when
- * the value is malformed. */
-int manager_put(Manager *m, kactor_id object, const char *data, size_t len, Conn *owner, Object **ret, ReqError *e);
+ * the value is malformed or names an object of another user. */
+int manager_put(Manager *m, kactor_id object, const char *data, size_t len, uid_t uid, Conn *owner, Object **ret,
+                ReqError *e);
 
 /* The request as built by either front end. args is a packed list (msgpack). */
 typedef struct ActorSpec {
@@ -389,6 +396,10 @@ typedef struct ActorSpec {
         uid_t uid;
         const char *user;   /* User option (root callers only) */
         uint64_t tasks_max; /* TasksMax option */
+        const uid_t *allow_users;   /* AllowUsers option */
+        size_t n_allow_users;
+        const gid_t *allow_groups;  /* AllowGroups option */
+        size_t n_allow_groups;
         const char *node;   /* Node option: the cluster node to place it on */
         kactor_id id;       /* a given id (made by the node that placed it here, or rebuilt); null: new */
         LineageLog *lineage; /* rebuilt from a replica: its log (taken over on success) */

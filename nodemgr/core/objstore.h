@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "hashmap.h"
 
 #include "kactor/value.h"
@@ -26,6 +27,8 @@ typedef enum ObjectState {
 } ObjectState;
 
 typedef struct Object Object;
+
+#define OBJECT_UID_UNKNOWN ((uid_t) -1)
 typedef struct Waiter Waiter;
 typedef struct ObjectStore ObjectStore;
 
@@ -55,6 +58,9 @@ struct Object {
         Waiter **waiters;
         size_t n_waiters, n_waiters_allocated;
 
+        /* Who may read it: the user who made it, or called for it (access.c). A copy fetched from a
+         * peer learns it with its value. */
+        uid_t uid;
         bool pinned;                     /* made over D-Bus: held until Release */
         bool persisted;                  /* in the state journal (persist.c) */
         uint64_t persisted_owner;        /* the owner's id prefix the journal has for it (0: none) */

@@ -35,6 +35,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "persist.h"
+#include "spec-check.h"
 #include "transport.h"
 #include "worker-spawn.h"
 
@@ -49,14 +50,14 @@ typedef enum JournalRecord {
         J_CONN_END,       /* [prefix]: it closed, and let go of everything                       */
         J_ACTOR,          /* [id, name, module, module arg, class, uid, run uid, run gid, [gpus],
                            *  cpus, memory max, tasks max, max restarts, detached, checkpoint
-                           *  interval] + constructor args                                       */
+                           *  interval, [allowed uids], [allowed gids]] + constructor args       */
         J_WORKER,         /* [id, pid, prefix, restarts, cgroup kind, cgroup id, unit, path, dir,
                            *  start time]                                                         */
         J_ACTOR_END,      /* [id]: dead, or gone                                                 */
         J_LOG,            /* [id, seq, index, result id, method, error code] + args              */
         J_CHECKPOINT,     /* [id, index, seq] + state                                            */
         J_SEQ,            /* [id, seq]: a result of its worker needing no record was handled     */
-        J_OBJECT,         /* [id, state, owner prefix, pinned, error code, message] (+ value)    */
+        J_OBJECT,         /* [id, state, owner prefix, pinned, error code, message, uid] (+ value) */
         J_FREE,           /* [id]                                                               */
         J_HOLD,           /* [prefix, id, what, held]                                           */
         J_READY,          /* [id]: its constructor (or restore) finished: calls may have run     */
@@ -216,10 +217,44 @@ void persist_conn_end(Manager *m, uint64_t prefix) {
         (void) rec_end(p, off, r);
 }
 
+static int pack_u32_list(msgpack_packer *pk, const uint32_t *v, size_t n) {
+        if (msgpack_pack_array(pk, n) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (msgpack_pack_uint32(pk, v[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* Field i, a list of at most SPEC_ALLOW_MAX ids, into *ret (NULL when empty or absent). */
+static int field_u32_list(const Frame *f, uint32_t i, uint32_t **ret, size_t *ret_n) {
+        const msgpack_object *o = frame_field(f, i);
+        *ret = NULL;
+        *ret_n = 0;
+        if (!o)
+                return 0; /* written before owners were kept */
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > SPEC_ALLOW_MAX)
+                return -EBADMSG;
+        if (o->via.array.size == 0)
+                return 0;
+        _cleanup_free_ uint32_t *v = calloc(o->via.array.size, sizeof(uint32_t));
+        if (!v)
+                return -ENOMEM;
+        for (uint32_t k = 0; k < o->via.array.size; k++) {
+                if (o->via.array.ptr[k].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                    o->via.array.ptr[k].via.u64 >= UINT32_MAX)
+                        return -EBADMSG;
+                v[k] = (uint32_t) o->via.array.ptr[k].via.u64;
+        }
+        *ret_n = o->via.array.size;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
 static int pack_actor(Persist *p, Actor *a) {
         msgpack_packer *pk = &p->pk;
         size_t off;
-        int r = rec_begin(p, J_ACTOR, 15, &off);
+        int r = rec_begin(p, J_ACTOR, 17, &off);
         if (r < 0)
                 return r;
         r = codec_pack_id(pk, CODEC_EXT_ACTOR, a->id);
@@ -240,6 +275,10 @@ static int pack_actor(Persist *p, Actor *a) {
                                 msgpack_pack_uint32(pk, a->checkpoint_interval) < 0
                         ? -ENOMEM
                         : 0;
+        if (r >= 0)
+                r = pack_u32_list(pk, a->allow_users, a->n_allow_users);
+        if (r >= 0)
+                r = pack_u32_list(pk, a->allow_groups, a->n_allow_groups);
         if (r >= 0)
                 r = buffer_append(&p->buf, a->args, a->args_len);
         return rec_end(p, off, r);
@@ -364,7 +403,7 @@ static uint64_t object_owner_prefix(const Object *o) {
 static int pack_object(Persist *p, Object *o) {
         msgpack_packer *pk = &p->pk;
         size_t off;
-        int r = rec_begin(p, J_OBJECT, 6, &off);
+        int r = rec_begin(p, J_OBJECT, 7, &off);
         if (r < 0)
                 return r;
         r = codec_pack_id(pk, CODEC_EXT_OBJECT, o->id);
@@ -372,7 +411,8 @@ static int pack_object(Persist *p, Object *o) {
                 r = msgpack_pack_uint32(pk, o->state) < 0 || msgpack_pack_uint64(pk, object_owner_prefix(o)) < 0 ||
                                 (o->pinned ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
                                 msgpack_pack_uint32(pk, o->error) < 0 ||
-                                pack_cstr(pk, o->state == OBJECT_FAILED ? o->message : NULL) < 0
+                                pack_cstr(pk, o->state == OBJECT_FAILED ? o->message : NULL) < 0 ||
+                                msgpack_pack_uint32(pk, o->uid) < 0
                         ? -ENOMEM
                         : 0;
         if (r >= 0 && o->state == OBJECT_READY)
@@ -1014,7 +1054,8 @@ static char *field_strdup_or_null(const Frame *f, uint32_t i) {
 static int restore_actor(Manager *m, LoadedActor *la) {
         _cleanup_free_ char *name = NULL, *module = NULL, *module_arg = NULL, *class_name = NULL;
         _cleanup_free_ char *cg_kind = NULL, *cg_id = NULL, *unit = NULL, *path = NULL, *v2_dir = NULL;
-        _cleanup_free_ uint32_t *gpus = NULL;
+        _cleanup_free_ uint32_t *gpus = NULL, *allow_users = NULL, *allow_groups = NULL;
+        size_t n_allow_users = 0, n_allow_groups = 0;
         Frame f, w;
         uint64_t uid, run_uid, run_gid, memory_max, tasks_max, interval, restarts = 0, prefix = 0, starttime = 0;
         int64_t max_restarts, pid = 0;
@@ -1029,7 +1070,9 @@ static int restore_actor(Manager *m, LoadedActor *la) {
                        frame_field_u64(&f, 5, &uid) < 0 || frame_field_u64(&f, 6, &run_uid) < 0 ||
                        frame_field_u64(&f, 7, &run_gid) < 0 || frame_field_u64(&f, 10, &memory_max) < 0 ||
                        frame_field_u64(&f, 11, &tasks_max) < 0 || frame_field_i64(&f, 12, &max_restarts) < 0 ||
-                       frame_field_bool(&f, 13, &detached) < 0 || frame_field_u64(&f, 14, &interval) < 0))
+                       frame_field_bool(&f, 13, &detached) < 0 || frame_field_u64(&f, 14, &interval) < 0 ||
+                       field_u32_list(&f, 15, &allow_users, &n_allow_users) < 0 ||
+                       field_u32_list(&f, 16, &allow_groups, &n_allow_groups) < 0))
                 r = -EBADMSG;
         const msgpack_object *g = frame_field(&f, 8), *c = frame_field(&f, 9);
         if (r >= 0 && (!g || g->type != MSGPACK_OBJECT_ARRAY || !c))
@@ -1086,6 +1129,10 @@ static int restore_actor(Manager *m, LoadedActor *la) {
                         .detached = detached,
                         .uid = (uid_t) uid,
                         .tasks_max = tasks_max,
+                        .allow_users = allow_users,
+                        .n_allow_users = n_allow_users,
+                        .allow_groups = allow_groups,
+                        .n_allow_groups = n_allow_groups,
                         .id = la->id,
                         .lineage = &la->lineage,
                 },
@@ -1119,6 +1166,7 @@ static int restore_actor(Manager *m, LoadedActor *la) {
 /* Objects first (held by us meanwhile), then what their values name is held by them. */
 static int restore_objects(Manager *m, Loaded *l) {
         LoadedObject *lo, *tmp;
+        LoadedConn *lc;
         Frame f;
 
         frame_init(&f);
@@ -1137,6 +1185,16 @@ static int restore_objects(Manager *m, Loaded *l) {
                         pinned = lo->pinned;
                 if (objstore_add(&m->store, lo->id, &o) < 0)
                         continue;
+                /* Its owner; a journal from before owners were kept: its holder's user, else root. */
+                uint64_t uid;
+                uint64_t first_owner = 0;
+                (void) frame_field_u64(&f, 2, &first_owner);
+                if (frame_field_u64(&f, 6, &uid) >= 0 && uid <= UINT32_MAX)
+                        o->uid = (uid_t) uid;
+                else {
+                        HASH_FIND(hh, l->conns, &first_owner, sizeof(first_owner), lc);
+                        o->uid = lc ? lc->uid : 0;
+                }
                 if (state == OBJECT_READY) {
                         _cleanup_free_ kactor_id *ids = NULL;
                         _cleanup_free_ uint8_t *is_actor = NULL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "access.h"
 #include "macro.h"
 #include "req-error.h"
 #include "spec-check.h"
@@ -112,6 +113,8 @@ void actor_option_strings_done(ActorOptionStrings *s) {
         free(s->name);
         free(s->user);
         free(s->node);
+        free(s->allow_users);
+        free(s->allow_groups);
         *s = (ActorOptionStrings){};
 }
 
@@ -124,6 +127,56 @@ static int refuse_unknown(const char *key, size_t key_len, ReqError *e) {
                 return req_error(e, KACTOR_ERROR_INVALID_ARGS, "unknown option (its name is not UTF-8)");
         return req_error(e, KACTOR_ERROR_INVALID_ARGS, "unknown option %.*s%s", (int) MIN(key_len, (size_t) 64),
                          key, key_len > 64 ? "..." : "");
+}
+
+/* AllowUsers, AllowGroups: a list of names or numbers (strings or integers), resolved now. uid_t
+ * and gid_t are both 32-bit unsigned: one reader for both. */
+static int option_ids(const char *name, const kactor_value *v, bool groups, uint32_t **ret, size_t *ret_n,
+                      ReqError *e) {
+        if (kactor_value_type(v) != KACTOR_TYPE_LIST)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS,
+                                 "%s must be a list of %s names or numbers (D-Bus type 'as' or 'au'), got a %s", name,
+                                 groups ? "group" : "user", kactor_type_to_string(kactor_value_type(v)));
+        size_t n = kactor_value_list_size(v);
+        if (n > SPEC_ALLOW_MAX)
+                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "%s has %zu entries, at most %d are allowed", name, n,
+                                 SPEC_ALLOW_MAX);
+        _cleanup_free_ uint32_t *ids = calloc(n ?: 1, sizeof(uint32_t));
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const kactor_value *item = kactor_value_list_get(v, i);
+                int64_t k;
+                switch (kactor_value_type(item)) {
+                case KACTOR_TYPE_INT:
+                        k = kactor_value_get_int(item);
+                        if (k < 0 || k >= (int64_t) UINT32_MAX)
+                                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "%s: %" PRId64 " is not a %s id", name,
+                                                 k, groups ? "group" : "user");
+                        ids[i] = (uint32_t) k;
+                        break;
+                case KACTOR_TYPE_STRING: {
+                        size_t len;
+                        const char *s = kactor_value_get_string(item, &len);
+                        int r = check_string(name, s, len, SPEC_NAME_LEN_MAX, false, e);
+                        if (r < 0)
+                                return r;
+                        r = groups ? access_parse_group(s, (gid_t *) &ids[i]) : access_parse_user(s, (uid_t *) &ids[i]);
+                        if (r < 0)
+                                return req_error(e, KACTOR_ERROR_INVALID_ARGS, "%s: no %s '%s'", name,
+                                                 groups ? "group" : "user", s);
+                        break;
+                }
+                default:
+                        return req_error(e, KACTOR_ERROR_INVALID_ARGS,
+                                         "%s must be a list of %s names or numbers, and entry %zu is a %s", name,
+                                         groups ? "group" : "user", i, kactor_type_to_string(kactor_value_type(item)));
+                }
+        }
+        free(*ret);
+        *ret = TAKE_PTR(ids);
+        *ret_n = n;
+        return 0;
 }
 
 int actor_option_set(ActorSpec *spec, ActorOptionStrings *strings, const char *key, size_t key_len,
@@ -198,6 +251,22 @@ int actor_option_set(ActorSpec *spec, ActorOptionStrings *strings, const char *k
                 r = option_string("Node", v, SPEC_NODE_LEN_MAX, true, &strings->node, e);
                 if (r >= 0)
                         spec->node = *strings->node ? strings->node : NULL; /* empty: anywhere */
+                return r;
+        }
+        if (key_is(key, key_len, "AllowUsers")) {
+                r = option_ids("AllowUsers", v, false, &strings->allow_users, &strings->n_allow_users, e);
+                if (r >= 0) {
+                        spec->allow_users = strings->allow_users;
+                        spec->n_allow_users = strings->n_allow_users;
+                }
+                return r;
+        }
+        if (key_is(key, key_len, "AllowGroups")) {
+                r = option_ids("AllowGroups", v, true, &strings->allow_groups, &strings->n_allow_groups, e);
+                if (r >= 0) {
+                        spec->allow_groups = strings->allow_groups;
+                        spec->n_allow_groups = strings->n_allow_groups;
+                }
                 return r;
         }
         return refuse_unknown(key, key_len, e);

@@ -35,7 +35,14 @@
 /* The strings an ActorSpec points to once options set them; freed with actor_option_strings_done(). */
 typedef struct ActorOptionStrings {
         char *name, *user, *node;
+        uid_t *allow_users;  /* AllowUsers, resolved */
+        size_t n_allow_users;
+        gid_t *allow_groups; /* AllowGroups, resolved */
+        size_t n_allow_groups;
 } ActorOptionStrings;
+
+/* At most this many entries in AllowUsers and in AllowGroups. */
+#define SPEC_ALLOW_MAX 64
 
 void actor_option_strings_done(ActorOptionStrings *s);
 

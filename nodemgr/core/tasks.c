@@ -445,6 +445,7 @@ int tasks_submit(Manager *m, kactor_id object, const char *module, const char *f
         r = objstore_add(&m->store, object, &o);
         if (r < 0)
                 return r;
+        o->uid = uid; /* the result is the caller's */
         *ret = o;
 
         /* The caller's user, and a module only root or the caller could have written, as for actors. */

@@ -211,6 +211,7 @@ static int conn_fail_object(Conn *c, kactor_id object, const ReqError *e) {
         int r = objstore_add(&c->manager->store, object, &o);
         if (r < 0)
                 return r;
+        o->uid = c->uid;
         (void) objstore_set_failed(&c->manager->store, o, e->code, e->message ?: "invalid arguments");
         conn_own(c, o);
         return 0;
@@ -261,6 +262,9 @@ static int handle_get_actor(Conn *c, Frame *f) {
                 return reply_req_error(
                         c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor named '%s'", name),
                         &e);
+        r = access_check_actor(c->manager, a, c->uid, ACCESS_CALL, &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
         r = conn_hold(c, a->id, true);
         if (r < 0)
                 return r;
@@ -282,7 +286,7 @@ static int handle_call(Conn *c, Frame *f) {
                 return conn_protocol_error(c, "malformed CALL");
         if (conn_resent(c, object))
                 return 0;
-        r = actor_submit_call(c->manager, actor, object, method, method_len, args, args_len, c, &o, &e);
+        r = actor_submit_call(c->manager, actor, object, method, method_len, args, args_len, c->uid, &o, &e);
         if (r == -EREMOTEIO) {
                 r = conn_fail_object(c, object, &e);
                 req_error_done(&e);
@@ -342,7 +346,13 @@ static int handle_put(Conn *c, Frame *f) {
                 return conn_protocol_error(c, "malformed PUT");
         if (conn_resent(c, object))
                 return 0;
-        r = manager_put(c->manager, object, f->body_raw, f->body_len, c, &o, &e);
+        r = manager_put(c->manager, object, f->body_raw, f->body_len, c->uid, c, &o, &e);
+        if (r == -EREMOTEIO) {
+                r = conn_fail_object(c, object, &e);
+                req_error_done(&e);
+                if (r >= 0)
+                        return 0;
+        }
         if (r < 0) {
                 req_error_done(&e);
                 return conn_protocol_error(c, r == -EEXIST ? "PUT reuses an object id" : "PUT refused");
@@ -415,6 +425,14 @@ static int native_get_build_reply(ConnGet *cg, bool timed_out) {
                         c, cg->reqid, KACTOR_ERROR_INVALID_ARGS,
                         "the values asked for are larger than a frame (64 MiB): get fewer at once");
 
+        const Object *denied = get_request_denied(g);
+        if (denied) {
+                ReqError e = {};
+                (void) access_check_object(g->manager, denied, g->uid, &e);
+                r = conn_send_reply_error(c, cg->reqid, e.code, e.message ?: "access denied");
+                req_error_done(&e);
+                return r;
+        }
         if (timed_out && !g->wait) {
                 size_t ready = get_request_n_ready(g);
                 char msg[160];
@@ -533,7 +551,7 @@ static int handle_get(Conn *c, Frame *f, bool wait) {
                                                  num_returns, n),
                                        &e);
 
-        r = get_request_new(c->manager, ids, n, wait, num_returns, timeout, &g, &e);
+        r = get_request_new(c->manager, ids, n, c->uid, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
         ConnGet *cg = calloc(1, sizeof(ConnGet));
@@ -574,7 +592,7 @@ static int handle_kill(Conn *c, Frame *f) {
                 return reply_req_error(
                         c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed Kill request"), &e);
         Actor *a = manager_find_actor(c->manager, id);
-        if (!a && cluster_hooks_kill_actor(c->manager, id, no_restart) >= 0)
+        if (!a && cluster_hooks_kill_actor(c->manager, id, c->uid, no_restart) >= 0)
                 return conn_send_reply_ok(c, f->id, NULL);
         if (!a) {
                 char s[KACTOR_ID_STRING_MAX];
@@ -582,6 +600,11 @@ static int handle_kill(Conn *c, Frame *f) {
                 return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor %s", s),
                                        &e);
         }
+        /* Another user's actor: its owner or root only; administrators who are not root go through
+         * D-Bus, where polkit decides (kactorctl kill does). */
+        int r = access_check_actor(c->manager, a, c->uid, ACCESS_MANAGE, &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
         (void) actor_kill(a, no_restart, "killed by request");
         return conn_send_reply_ok(c, f->id, NULL);
 }

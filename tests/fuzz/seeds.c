@@ -233,7 +233,7 @@ static void frame_init_done(msgpack_packer *pk) {
 static void pack_spec(msgpack_packer *pk) {
         pack_cstr(pk, "counter");
         pack_cstr(pk, "Counter");
-        msgpack_pack_array(pk, 9);
+        msgpack_pack_array(pk, 11);
         msgpack_pack_nil(pk);
         msgpack_pack_double(pk, 0.5);
         msgpack_pack_uint32(pk, 1);
@@ -243,6 +243,10 @@ static void pack_spec(msgpack_packer *pk) {
         msgpack_pack_uint32(pk, 1000);
         msgpack_pack_uint64(pk, 0);
         msgpack_pack_uint32(pk, 0);
+        msgpack_pack_array(pk, 1); /* AllowUsers */
+        msgpack_pack_uint32(pk, 1000);
+        msgpack_pack_array(pk, 1); /* AllowGroups */
+        msgpack_pack_uint32(pk, 100);
 }
 
 static void peer_create(msgpack_packer *pk) {
@@ -258,25 +262,27 @@ static void peer_create(msgpack_packer *pk) {
 
 static void peer_call(msgpack_packer *pk) {
         kactor_value *args = rich_value();
-        msgpack_pack_array(pk, 5);
+        msgpack_pack_array(pk, 6);
         msgpack_pack_uint32(pk, PEER_MSG_CALL);
         msgpack_pack_uint64(pk, 0);
         codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
         codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(9, 11));
         pack_cstr(pk, "increment");
+        msgpack_pack_uint32(pk, 1000); /* the caller's uid */
         pack_value(pk, args);
         kactor_value_free(args);
 }
 
 static void peer_result(msgpack_packer *pk) {
         kactor_value *v = rich_value();
-        msgpack_pack_array(pk, 6);
+        msgpack_pack_array(pk, 7);
         msgpack_pack_uint32(pk, PEER_MSG_RESULT);
         msgpack_pack_uint64(pk, 0);
         codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(9, 11));
         msgpack_pack_uint32(pk, 0);
         msgpack_pack_nil(pk);
         codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(9, 10));
+        msgpack_pack_uint32(pk, 1000); /* the owner's uid */
         pack_value(pk, v);
         kactor_value_free(v);
 }
@@ -732,7 +738,7 @@ static kactor_id node_actor(void) {
 static void ps_spec(msgpack_packer *pk) {
         pack_cstr(pk, "fake");
         pack_cstr(pk, "Counter");
-        msgpack_pack_array(pk, 9);
+        msgpack_pack_array(pk, 11);
         pack_cstr(pk, "remote-counter");
         msgpack_pack_double(pk, 0.5);
         msgpack_pack_uint32(pk, 1);
@@ -742,6 +748,8 @@ static void ps_spec(msgpack_packer *pk) {
         msgpack_pack_uint32(pk, 10);
         msgpack_pack_uint64(pk, 0);
         msgpack_pack_uint32(pk, 0);
+        msgpack_pack_array(pk, 0); /* AllowUsers */
+        msgpack_pack_array(pk, 0); /* AllowGroups */
 }
 
 static void ps_member(msgpack_packer *pk, const char *id, const char *address, const char *state) {
@@ -824,31 +832,34 @@ static void ps_created(msgpack_packer *pk) {
 
 static void ps_call(msgpack_packer *pk) {
         kactor_value *args = simple_args();
-        ps_header(pk, PEER_MSG_CALL, 3);
+        ps_header(pk, PEER_MSG_CALL, 4);
         codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
         codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_PEER_HI, 2));
         pack_cstr(pk, "increment");
+        msgpack_pack_uint32(pk, 0); /* the caller's uid */
         pack_value(pk, args);
         kactor_value_free(args);
 }
 
 static void ps_result(msgpack_packer *pk) {
         kactor_value *v = rich_value();
-        ps_header(pk, PEER_MSG_RESULT, 4);
+        ps_header(pk, PEER_MSG_RESULT, 5);
         codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_NODE_HI, 2));
         msgpack_pack_uint32(pk, 0);
         msgpack_pack_nil(pk);
         codec_pack_id(pk, CODEC_EXT_ACTOR, id_of(FUZZ_PEER_HI, 1));
+        msgpack_pack_uint32(pk, 0); /* the owner's uid */
         pack_value(pk, v);
         kactor_value_free(v);
 }
 
 static void ps_result_failed(msgpack_packer *pk) {
-        ps_header(pk, PEER_MSG_RESULT, 4);
+        ps_header(pk, PEER_MSG_RESULT, 5);
         codec_pack_id(pk, CODEC_EXT_OBJECT, id_of(FUZZ_PEER_HI, 2));
         msgpack_pack_uint32(pk, KACTOR_ERROR_ACTOR_DIED);
         pack_cstr(pk, "it died");
         msgpack_pack_nil(pk);
+        msgpack_pack_uint32(pk, UINT32_MAX); /* no owner told */
 }
 
 static void ps_done(msgpack_packer *pk) {
@@ -883,9 +894,10 @@ static void ps_repl_drop(msgpack_packer *pk) {
 }
 
 static void ps_kill(msgpack_packer *pk) {
-        ps_header(pk, PEER_MSG_KILL, 2);
+        ps_header(pk, PEER_MSG_KILL, 3);
         codec_pack_id(pk, CODEC_EXT_ACTOR, peer_actor());
         msgpack_pack_true(pk);
+        msgpack_pack_uint32(pk, 0); /* the caller's uid */
 }
 
 static void ps_moved(msgpack_packer *pk) {

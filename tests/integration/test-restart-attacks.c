@@ -896,8 +896,10 @@ Test(restart_attacks, hello_resuming_another_users_session_gets_a_new_one) {
         cr_assert_eq(call_int(c, root_actor, "increment", NULL), 1);
         uint64_t root_prefix = prefix_of(root_put.id);
 
-        /* The victim's actor runs as root: what is tested is who holds it. */
-        struct kactor_actor_opts o = { .sz = sizeof(o), .name = "the-victims" };
+        /* The victim's actor runs as root, shared with the victim: what is tested is who holds it. */
+        uid_t victim_uid = victim.uid;
+        struct kactor_actor_opts o = { .sz = sizeof(o), .name = "the-victims", .allow_users = &victim_uid,
+                                       .n_allow_users = 1 };
         kactor_actor shared = harness_create(h, c, "counter", "Counter", NULL, &o);
         Child *vc = child_start(victim.uid, victim.gid, victim_session, (void *) o.name);
         const char *line = child_line(vc, HARNESS_TIMEOUT_MS);

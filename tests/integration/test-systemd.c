@@ -3,7 +3,7 @@
  * The systemd backend in a real systemd node booted with systemd-nspawn (TESTING.md); the steps are
  * in systemd-node.sh beside this file: the service started with systemctl from the unit files, actors
  * created with busctl, their scopes in systemctl list-units, the device program surviving
- * daemon-reload, nothing left after Kill and stop.
+ * daemon-reload, nothing left after Kill and stop; and, in systemd-owners.sh, who may use whose actors.
  */
 
 #include <criterion/criterion.h>
@@ -17,21 +17,32 @@
 
 TestSuite(systemd, .timeout = 120);
 
-Test(systemd, scopes_in_a_real_systemd_node) {
+/* Runs SCRIPT (beside this file) on the checkout and the build directory; exit 77: skipped. */
+static void run_node_script(const char *script) {
         const char *build = getenv("KACTOR_BUILD");
         char *abs = realpath(build && *build ? build : "build", NULL), *cmd = NULL;
         cr_assert_not_null(abs, "no build directory");
         char *copy = strdup(abs);
         cr_assert_not_null(copy);
         const char *checkout = dirname(copy); /* the build directory's parent */
-        cr_assert_geq(asprintf(&cmd, "'%s/tests/integration/systemd-node.sh' '%s' '%s'", checkout, checkout, abs), 0);
+        cr_assert_geq(asprintf(&cmd, "'%s/tests/integration/%s' '%s' '%s'", checkout, script, checkout, abs), 0);
         int status = system(cmd);
         cr_assert_neq(status, -1);
         int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
         if (rc == 77)
                 kactor_skip_test("systemd-nspawn or root is missing");
-        cr_assert_eq(rc, 0, "systemd-node.sh failed (exit %d); its output is above", rc);
+        cr_assert_eq(rc, 0, "%s failed (exit %d); its output is above", script, rc);
         free(cmd);
         free(copy);
         free(abs);
+}
+
+Test(systemd, scopes_in_a_real_systemd_node) {
+        run_node_script("systemd-node.sh");
+}
+
+/* Owners, sharing and polkit (systemd-owners.sh): users A and B of group kactor, a third member, an
+ * admin whom a polkit rule authorizes, an outsider and root, with busctl on the system bus. */
+Test(systemd, owners_and_polkit_in_a_real_systemd_node) {
+        run_node_script("systemd-owners.sh");
 }
