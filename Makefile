@@ -300,6 +300,11 @@ check-integration: tests
 check-docs: all
 	tests/check-dbus-docs.sh $(BUILD)
 
+# The service's sandbox: systemd-analyze security (offline) at 4.0 or less, verify clean (docs/isolation.md).
+.PHONY: check-unit-security
+check-unit-security: all
+	tests/check-unit-security.sh $(BUILD)
+
 # Every #include goes down the layers (docs/architecture.md); cheap, so check runs it first.
 check-includes:
 	tests/check-includes.sh
@@ -314,7 +319,7 @@ check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
 
 check: deps check-includes
-	$(MAKE) check-unit check-integration check-docs check-fuzz
+	$(MAKE) check-unit check-integration check-docs check-unit-security check-fuzz
 	$(MAKE) check-asan
 	@echo "make check: all tests passed (normal and ASan+UBSan builds)"
 

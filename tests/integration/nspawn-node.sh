@@ -3,7 +3,7 @@
 # from the checkout with an ExecStart= for the build, and gives:
 #
 #   nspawn_boot CHECKOUT BUILD [nspawn options...]   boots the node, waits until it runs
-#   nspawn_install_units                             the unit, the slice and the D-Bus policy
+#   nspawn_install_units [nodemgr options...]        the unit, the slice and the D-Bus policy
 #   run CMD...                                       CMD inside the node (30 s at most)
 #   fail MESSAGE                                     says why, shows the logs, exits 1
 #
@@ -61,12 +61,21 @@ fail() {
         exit 1
 }
 
+# Installs the units with a drop-in: ExecStart= the build's manager with the test modules and any
+# EXTRA manager options given. What a host has and a container lacks comes first: bpffs, which PID 1
+# mounts at boot outside containers (the sandbox lets the manager pin there but not mount it).
 nspawn_install_units() {
-        local rel=${build#"$checkout"/}
+        local rel=${build#"$checkout"/} asan_env=
+        run sh -c "mountpoint -q /sys/fs/bpf || mount -t bpf -o mode=0700,nosuid,nodev,noexec bpf /sys/fs/bpf" ||
+                fail "cannot mount bpffs"
+        # A sanitized build (make check-asan): LeakSanitizer stops the world with ptrace, which the
+        # unit's system call filter refuses, and would fail every exit (its report would go unread to
+        # the node's journal anyway). AddressSanitizer itself stays on.
+        ldd "$build/kactor-nodemgr" 2>/dev/null | grep -q libasan && asan_env='\nEnvironment=ASAN_OPTIONS=detect_leaks=0'
         run sh -c "mkdir -p /etc/dbus-1/system.d /run/systemd/system/kactor-nodemgr.service.d &&
                 cp /opt/kactor/units/io.kactor.NodeManager1.conf /etc/dbus-1/system.d/ &&
                 cp /opt/kactor/units/kactor-nodemgr.service /opt/kactor/units/kactor.slice /run/systemd/system/ &&
-                printf '[Service]\nExecStart=\nExecStart=/opt/kactor/$rel/kactor-nodemgr --module-path /opt/kactor/$rel/tests/modules:/opt/kactor/$rel/examples\nEnvironment=KACTOR_WORKER_REATTACH_SEC=60\n' \
+                printf '[Service]\nExecStart=\nExecStart=/opt/kactor/$rel/kactor-nodemgr --module-path /opt/kactor/$rel/tests/modules:/opt/kactor/$rel/examples $*\nEnvironment=KACTOR_WORKER_REATTACH_SEC=60$asan_env\n' \
                         > /run/systemd/system/kactor-nodemgr.service.d/test.conf" || fail "cannot install the units"
         run busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null || fail "dbus reload"
         run systemctl daemon-reload || fail "daemon-reload"
