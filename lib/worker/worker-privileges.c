@@ -3,16 +3,20 @@
 /*
  * The worker's side of least privilege: before it reads anything from the node manager, a worker
  * becomes its caller's user (KACTOR_WORKER_UID/GID, set by the launcher), clears every capability
- * (effective, permitted, inheritable, ambient, bounding) and sets no_new_privs.
+ * (effective, permitted, inheritable, ambient, bounding), leaves the node manager's session keyring
+ * for an empty one of its own (else actors of different users would share its keys) and sets
+ * no_new_privs.
  */
 
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cap-util.h"
@@ -57,6 +61,11 @@ int privileges_drop_to(uid_t uid, gid_t gid) {
         r = caps_clear_all();
         if (r < 0)
                 return r;
+        /* A new anonymous session keyring, the user's own. A kernel without keys has none to share, and
+         * where a seccomp filter refuses keyctl (containers: keys are not namespaced) the actor, under
+         * the same filter, cannot reach the keyring either. */
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS && errno != EPERM)
+                return negative_errno();
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return negative_errno();
         return 0;

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/keyctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -457,6 +459,21 @@ Test(isolation, root_caller_worker_has_no_capabilities) {
         cr_assert_str_eq(identity_str(id, "cap_bnd"), "0000000000000000");
         cr_assert_eq(identity_int(id, "no_new_privs"), 1);
         kactor_value_free(id);
+}
+
+/* Keys are per process session: a worker that kept the node manager's session keyring would share it
+ * with every other actor (of any user) and with the node manager. */
+Test(isolation, actors_do_not_share_a_session_keyring) {
+        start(NULL);
+        const char *a = CREATE_OK(0), *b = CREATE_OK(1, "User", "s", "daemon");
+        kactor_value *ka = probe(a, "session_keyring", NULL), *kb = probe(b, "session_keyring", NULL);
+        cr_assert_eq(kactor_value_type(ka), KACTOR_TYPE_INT);
+        cr_assert_eq(kactor_value_type(kb), KACTOR_TYPE_INT);
+        long mine = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+        cr_assert_neq(kactor_value_get_int(ka), kactor_value_get_int(kb), "two actors share a session keyring");
+        cr_assert_neq(kactor_value_get_int(ka), mine, "an actor has the test's (the node manager's) session keyring");
+        kactor_value_free(ka);
+        kactor_value_free(kb);
 }
 
 Test(isolation, root_may_choose_the_user) {

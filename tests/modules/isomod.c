@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -227,6 +229,15 @@ static int probe_spawn_child(kactor_ctx *ctx, void *state, const kactor_value *a
         return 0;
 }
 
+/* session_keyring() -> the id of the worker's session keyring (keys another actor must not see) */
+static int probe_session_keyring(kactor_ctx *ctx, void *state, const kactor_value *args, kactor_value **ret) {
+        long id = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+        if (id < 0)
+                return -errno;
+        *ret = kactor_value_new_int(id);
+        return *ret ? 0 : -ENOMEM;
+}
+
 static const kactor_method probe_methods[] = {
         { .name = "open_errno", .fn = probe_open_errno },
         { .name = "identity", .fn = probe_identity },
@@ -235,6 +246,7 @@ static const kactor_method probe_methods[] = {
         { .name = "allocate", .fn = probe_allocate },
         { .name = "fork_many", .fn = probe_fork_many },
         { .name = "spin", .fn = probe_spin },
+        { .name = "session_keyring", .fn = probe_session_keyring },
         {},
 };
 
