@@ -48,6 +48,7 @@ struct kactor_ctx {
         struct RetainedResult *retained_head, *retained_tail;
         size_t retained_bytes;
         uint64_t last_seq;        /* the last EXEC received */
+        bool may_reattach;        /* an actor's worker that connects again when the manager goes */
         bool init_done;           /* INIT_DONE sent */
         bool can_save;
         uint64_t id_prefix;       /* the connection's id prefix, which it asks back */

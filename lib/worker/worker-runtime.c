@@ -151,7 +151,9 @@ static int worker_flush_before(kactor_ctx *ctx, const MethodStats *st) {
             (st->avg_nsec == 0 || st->avg_nsec > WORKER_FAST_CALL_NSEC ||
              ctx->batched >= WORKER_MAX_BATCH)) {
                 int r = kactor_flush(ctx->client);
-                if (r < 0)
+                /* The node manager went: the method runs all the same, and what could not be sent
+                 * goes again with ATTACH (the next read finds the connection gone). */
+                if (r < 0 && !(ctx->may_reattach && (r == -EPIPE || r == -ECONNRESET)))
                         return r;
                 ctx->batched = 0;
         }
@@ -694,6 +696,7 @@ int kactor_worker_main(int argc, char *argv[]) {
                 (void) kactor_flush(ctx.client);
                 goto finish;
         }
+        ctx.may_reattach = ctx.kind == WORKER_ACTOR && reattach_path;
         for (;;) {
                 r = client_next_frame(ctx.client, &f);
                 if ((r == 0 || r == -ECONNRESET || r == -EPIPE) && ctx.kind == WORKER_ACTOR && reattach_path) {
@@ -729,7 +732,7 @@ int kactor_worker_main(int argc, char *argv[]) {
                 if (r < 0)
                         break;
                 r = client_maybe_flush(ctx.client);
-                if (r < 0 && !(ctx.kind == WORKER_ACTOR && reattach_path && (r == -EPIPE || r == -ECONNRESET)))
+                if (r < 0 && !(ctx.may_reattach && (r == -EPIPE || r == -ECONNRESET)))
                         break; /* else the next read finds the connection gone, and re-attaches */
         }
 

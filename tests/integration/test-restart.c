@@ -161,6 +161,38 @@ Test(restart, calls_in_flight_at_kill_9_run_exactly_once) {
         calls_in_flight(false);
 }
 
+/* Several calls queued and a slow one running when the node manager goes: the worker flushes before
+ * the slow method, finds the connection gone, and must run on (and re-attach), not exit. */
+static void slow_calls_in_flight(int sig) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "testmod", "Sleeper", NULL, NULL);
+        pid_t pid = harness_actor_pid(h, a);
+        kactor_ref r[3];
+        for (size_t i = 0; i < ELEMENTSOF(r); i++) {
+                kactor_value *args = harness_value(harness_printf(h, "[400, \"slow %zu\"]", i));
+                cr_assert_eq(kactor_call(c, a, "sleep_then", args, &r[i]), 0);
+                kactor_value_free(args);
+        }
+        cr_assert_eq(kactor_flush(c), 0);
+        usleep(100000); /* the first one runs */
+        harness_restart_nodemgr(h, sig);
+        for (size_t i = 0; i < ELEMENTSOF(r); i++) {
+                kactor_value *v = harness_get(c, r[i]);
+                harness_assert_value(v, harness_printf(h, "\"slow %zu\"", i));
+                kactor_value_free(v);
+        }
+        cr_assert_eq(harness_actor_pid(h, a), pid, "the actor has another worker\n%s", harness_nodemgr_log(h));
+}
+
+Test(restart, slow_calls_in_flight_at_sigterm_finish_in_the_same_worker) {
+        slow_calls_in_flight(SIGTERM);
+}
+
+Test(restart, slow_calls_in_flight_at_kill_9_finish_in_the_same_worker) {
+        slow_calls_in_flight(SIGKILL);
+}
+
 Test(restart, calls_sent_before_the_constructor_finished_survive_kill_9) {
         calls_in_flight(true);
 }
