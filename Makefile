@@ -9,21 +9,53 @@
 
 BUILD ?= build
 SANITIZE ?=
-PREFIX ?= /usr/local
-DESTDIR ?=
-LIBDIR ?= $(PREFIX)/lib
-LIBEXECDIR ?= $(PREFIX)/libexec/kactor
-INCLUDEDIR ?= $(PREFIX)/include
-MODULEDIR ?= $(LIBDIR)/kactor/modules
-SYSTEMDUNITDIR ?= /etc/systemd/system
-DBUSSYSTEMDIR ?= /etc/dbus-1/system.d
-DBUSSERVICEDIR ?= /usr/share/dbus-1/system-services
-SYSUSERSDIR ?= /usr/lib/sysusers.d
-# polkit reads its actions from here only, whatever the prefix.
-POLKITACTIONDIR ?= /usr/share/polkit-1/actions
-TMPFILESDIR ?= /usr/lib/tmpfiles.d
 VERSION := 0.1.0
 SOVERSION := 0
+
+# --- where `make install` puts things ----------------------------------------------------------------
+# The GNU directory variables, each settable on the command line (`make install PREFIX=/usr
+# DESTDIR=/tmp/stage`). What embeds them (the manager's worker and module paths, the units, the
+# D-Bus activation file, kactor.pc) follows them: see $(CONFIG_STAMP) below.
+PREFIX ?= /usr/local
+DESTDIR ?=
+EXEC_PREFIX ?= $(PREFIX)
+BINDIR ?= $(EXEC_PREFIX)/bin
+SBINDIR ?= $(EXEC_PREFIX)/sbin
+LIBDIR ?= $(EXEC_PREFIX)/lib
+LIBEXECDIR ?= $(EXEC_PREFIX)/libexec
+# kactor-worker lies here (GNU's pkglibexecdir).
+PKGLIBEXECDIR ?= $(LIBEXECDIR)/kactor
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+DOCDIR ?= $(DATADIR)/doc/kactor
+MANDIR ?= $(DATADIR)/man
+# bash-completion also reads $XDG_DATA_DIRS (/usr/local/share:/usr/share by default).
+BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+# /etc for /usr, as meson and Debian do; GNU's $(PREFIX)/etc otherwise.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MODULEDIR ?= $(LIBDIR)/kactor/modules
+# The system's services read their configuration from fixed places, and not from every prefix:
+# systemd 252 reads units, sysusers.d and tmpfiles.d under /usr/lib and /usr/local/lib (and /etc),
+# dbus-daemon 1.14 activation files under /usr/share and /usr/local/share, but bus policies only
+# from /usr/share/dbus-1/system.d and /etc/dbus-1/system.d. So for PREFIX=/usr and /usr/local these
+# files go under the prefix, where `systemctl edit` and files in /etc can still override them; for
+# any other prefix (nothing there is read) they go to /etc, or to /usr/share where there is no /etc
+# directory.
+SYSTEM_PREFIX := $(filter /usr /usr/local,$(PREFIX))
+SYSTEM_ETC := $(if $(filter /usr,$(PREFIX)),$(SYSCONFDIR),/etc)
+UNITDIR ?= $(if $(SYSTEM_PREFIX),$(PREFIX)/lib/systemd/system,$(SYSTEM_ETC)/systemd/system)
+SYSTEMDUNITDIR ?= $(UNITDIR)
+DBUSSYSTEMDIR ?= $(if $(filter /usr,$(PREFIX)),$(DATADIR)/dbus-1/system.d,$(SYSTEM_ETC)/dbus-1/system.d)
+DBUSSERVICEDIR ?= $(if $(SYSTEM_PREFIX),$(DATADIR),/usr/share)/dbus-1/system-services
+SYSUSERSDIR ?= $(if $(SYSTEM_PREFIX),$(PREFIX)/lib/sysusers.d,$(SYSTEM_ETC)/sysusers.d)
+TMPFILESDIR ?= $(if $(SYSTEM_PREFIX),$(PREFIX)/lib/tmpfiles.d,$(SYSTEM_ETC)/tmpfiles.d)
+# polkit reads its actions from /usr/share/polkit-1/actions only, whatever the prefix.
+POLKITACTIONDIR ?= $(if $(filter /usr,$(PREFIX)),$(DATADIR),/usr/share)/polkit-1/actions
+
+# Passed to `make install-extras` (mk/*.mk) and substituted as @NAME@ in the templates (*.in).
+DIR_VARS := PREFIX EXEC_PREFIX BINDIR SBINDIR LIBDIR LIBEXECDIR PKGLIBEXECDIR INCLUDEDIR DATADIR DOCDIR MANDIR \
+        BASHCOMPLETIONDIR SYSCONFDIR MODULEDIR SYSTEMDUNITDIR DBUSSYSTEMDIR DBUSSERVICEDIR SYSUSERSDIR TMPFILESDIR \
+        POLKITACTIONDIR
 
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
@@ -31,7 +63,7 @@ PKG_CONFIG ?= pkg-config
 DEB_PACKAGES := build-essential pkg-config zlib1g-dev libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
         libcap-dev libcgroup-dev libcriterion-dev bpftool clang llvm systemtap-sdt-dev dbus \
         dbus-daemon systemd systemd-container iproute2 nftables procps libssl-dev \
-        libjson-c-dev
+        libjson-c-dev debhelper dpkg-dev fakeroot
 
 # Packages that must be there before pkg-config can be asked anything.
 ifneq ($(filter deps,$(MAKECMDGOALS)),deps)
@@ -53,7 +85,6 @@ endif
 WARNINGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow \
         -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror=implicit-function-declaration
 BASE_CFLAGS := -std=gnu11 -g -O2 -fPIC -D_GNU_SOURCE -DKACTOR_VERSION='"$(VERSION)"' \
-        -DKACTOR_LIBEXECDIR='"$(LIBEXECDIR)"' -DKACTOR_MODULEDIR='"$(MODULEDIR)"' \
         $(WARNINGS) $(PKG_CFLAGS)
 
 # --- layers ----------------------------------------------------------------------------------------
@@ -120,13 +151,15 @@ BENCH_PROGRAMS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(filter-out
 BENCH_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bench/bench-util.c))
 
 BINARIES := $(BUILD)/kactor-nodemgr $(BUILD)/kactorctl $(BUILD)/kactor-worker
+# units/*.in: the files that name installed paths, generated for the configured ones.
+GENERATED_UNITS := $(patsubst units/%.in,$(BUILD)/units/%,$(wildcard units/*.in))
 LIBKACTOR := $(BUILD)/libkactor.so.$(SOVERSION)
 CORE_ARCHIVE := $(BUILD)/libkactor-core.a
 
 .PHONY: all deps check check-unit check-integration check-asan check-docs check-includes demo bench install clean \
         format docs tests
 all: $(LIBKACTOR) $(BUILD)/libkactor.so $(BINARIES) $(EXAMPLE_MODULES) $(EXAMPLE_PROGRAMS) $(TEST_MODULES) \
-        $(BUILD)/kactor.pc
+        $(BUILD)/kactor.pc $(GENERATED_UNITS) all-extras
 
 # --- Debian packages -------------------------------------------------------------------------------
 deps:
@@ -143,7 +176,49 @@ deps:
 # --- compile ---------------------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(FOLDER_INC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(FOLDER_INC) $(ALL_CFLAGS) $(PATH_CFLAGS) -MMD -MP -c $< -o $@
+
+# --- configured paths ------------------------------------------------------------------------------
+# $(CONFIG_STAMP) holds the directories; it is rewritten only when one of them changes, and what
+# embeds them depends on it, so `make install PREFIX=/usr` after `make` rebuilds those and nothing
+# else. Only the objects listed here see the paths: a new user of KACTOR_MODULEDIR or
+# KACTOR_LIBEXECDIR joins PATH_OBJS, or it does not compile (rather than keep a stale path).
+CONFIG_STAMP := $(BUILD)/config.stamp
+PATH_OBJS := $(BUILD)/obj/nodemgr/nodemgr.o $(BUILD)/obj/nodemgr/core/manager.o
+$(PATH_OBJS): PATH_CFLAGS = -DKACTOR_LIBEXECDIR='"$(PKGLIBEXECDIR)"' -DKACTOR_MODULEDIR='"$(MODULEDIR)"'
+$(PATH_OBJS): $(CONFIG_STAMP)
+
+.PHONY: FORCE
+$(CONFIG_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' $(foreach v,VERSION $(DIR_VARS),'$(v)=$($(v))') > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "configured $(BUILD) for PREFIX=$(PREFIX)"; fi
+
+# Templates: @NAME@ is the value of NAME (one of DIR_VARS, VERSION, or kactor.pc's PC_* below).
+# A name left unsubstituted fails the build.
+SUBST_VARS := VERSION $(DIR_VARS) PC_EXEC_PREFIX PC_LIBDIR PC_INCLUDEDIR PC_MODULEDIR PC_LIBS_PRIVATE
+SUBST = sed $(foreach v,$(SUBST_VARS),-e 's|@$(v)@|$($(v))|g') $< > $@.tmp && \
+        if grep -n '@[A-Z_]*@' $@.tmp; then echo "$<: unknown @NAME@ above" >&2; rm -f $@.tmp; exit 1; fi && \
+        mv $@.tmp $@
+
+# kactor.pc names its directories relative to ${prefix}, so pkg-config --define-prefix and
+# PKG_CONFIG_SYSROOT_DIR can move it (a staged install, a relocated tree).
+PC_EXEC_PREFIX = $(if $(filter $(PREFIX),$(EXEC_PREFIX)),$${prefix},$(EXEC_PREFIX))
+PC_LIBDIR = $(patsubst $(EXEC_PREFIX)/%,$${exec_prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+PC_MODULEDIR = $(patsubst $(LIBDIR)/%,$${libdir}/%,$(MODULEDIR))
+# libkactor links msgpack-c; a static link needs it too. Not Requires.private: a client of the
+# shared library should not need msgpack's development files for `pkg-config --cflags`.
+PC_LIBS_PRIVATE = $(strip $(PKG_LIBS_MSGPACK))
+
+$(BUILD)/kactor.pc: lib/kactor.pc.in $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(SUBST)
+
+# The units and the D-Bus activation file (GENERATED_UNITS) name the installed programs and docs.
+$(BUILD)/units/%: units/%.in $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(SUBST)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -240,9 +315,6 @@ $(BUILD)/tests/modules/%.so: tests/modules/%.c $(wildcard tests/modules/*.h) $(B
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(ALL_CFLAGS) -shared $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< -L$(BUILD) -lkactor -lm
 
-$(BUILD)/kactor.pc: lib/kactor.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
-
 # --- tests -----------------------------------------------------------------------------------------
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_ARCHIVE)
 	@mkdir -p $(dir $@)
@@ -334,27 +406,37 @@ bench: all $(BENCH_PROGRAMS)
 	tests/bench/run.sh $(BUILD)
 
 # --- install ---------------------------------------------------------------------------------------
+# Honours DESTDIR and the directory variables at the top (README.md, "Running it as a service").
 install: all
-	install -Dm755 $(BUILD)/kactor-nodemgr $(DESTDIR)$(PREFIX)/sbin/kactor-nodemgr
-	install -Dm755 $(BUILD)/kactorctl $(DESTDIR)$(PREFIX)/bin/kactorctl
-	install -Dm755 $(BUILD)/kactor-worker $(DESTDIR)$(LIBEXECDIR)/kactor-worker
+	install -Dm755 $(BUILD)/kactor-nodemgr $(DESTDIR)$(SBINDIR)/kactor-nodemgr
+	install -Dm755 $(BUILD)/kactorctl $(DESTDIR)$(BINDIR)/kactorctl
+	install -Dm755 $(BUILD)/kactor-worker $(DESTDIR)$(PKGLIBEXECDIR)/kactor-worker
 	install -Dm755 $(LIBKACTOR) $(DESTDIR)$(LIBDIR)/libkactor.so.$(SOVERSION)
 	ln -sf libkactor.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkactor.so
-	install -Dm644 include/kactor/value.h $(DESTDIR)$(INCLUDEDIR)/kactor/value.h
-	install -Dm644 include/kactor/client.h $(DESTDIR)$(INCLUDEDIR)/kactor/client.h
-	install -Dm644 include/kactor/module.h $(DESTDIR)$(INCLUDEDIR)/kactor/module.h
+	install -d $(DESTDIR)$(INCLUDEDIR)/kactor
+	install -m644 $(wildcard include/kactor/*.h) $(DESTDIR)$(INCLUDEDIR)/kactor/
 	install -Dm644 $(BUILD)/kactor.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kactor.pc
 	install -d $(DESTDIR)$(MODULEDIR)
-	for m in $(EXAMPLE_MODULES); do install -m755 $$m $(DESTDIR)$(MODULEDIR)/; done
-	for f in units/kactor-*.service units/*.slice; do [ -e "$$f" ] && install -Dm644 $$f $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f); done; true
-	[ ! -e units/io.kactor.NodeManager1.conf ] || install -Dm644 units/io.kactor.NodeManager1.conf $(DESTDIR)$(DBUSSYSTEMDIR)/io.kactor.NodeManager1.conf
-	[ ! -e units/dbus-io.kactor.NodeManager1.service ] || install -Dm644 units/dbus-io.kactor.NodeManager1.service $(DESTDIR)$(DBUSSERVICEDIR)/io.kactor.NodeManager1.service
+	install -m755 $(EXAMPLE_MODULES) $(DESTDIR)$(MODULEDIR)/
+	install -Dm644 $(BUILD)/units/kactor-nodemgr.service $(DESTDIR)$(SYSTEMDUNITDIR)/kactor-nodemgr.service
+	install -Dm644 $(BUILD)/units/kactor.slice $(DESTDIR)$(SYSTEMDUNITDIR)/kactor.slice
+	install -Dm644 units/io.kactor.NodeManager1.conf $(DESTDIR)$(DBUSSYSTEMDIR)/io.kactor.NodeManager1.conf
+	install -Dm644 $(BUILD)/units/dbus-io.kactor.NodeManager1.service \
+	        $(DESTDIR)$(DBUSSERVICEDIR)/io.kactor.NodeManager1.service
 	install -Dm644 units/io.kactor.policy $(DESTDIR)$(POLKITACTIONDIR)/io.kactor.policy
-	[ ! -e units/kactor.sysusers ] || install -Dm644 units/kactor.sysusers $(DESTDIR)$(SYSUSERSDIR)/kactor.conf
-	[ ! -e units/kactor.tmpfiles ] || install -Dm644 units/kactor.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kactor.conf
-	install -Dm644 README.md $(DESTDIR)$(PREFIX)/share/doc/kactor/README.md
-	for d in docs/*.md; do install -Dm644 $$d $(DESTDIR)$(PREFIX)/share/doc/kactor/$$(basename $$d); done
+	install -Dm644 units/kactor.sysusers $(DESTDIR)$(SYSUSERSDIR)/kactor.conf
+	install -Dm644 units/kactor.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kactor.conf
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	$(MAKE) install-extras DESTDIR='$(DESTDIR)' $(foreach v,$(DIR_VARS),$(v)='$($(v))')
 	[ -n "$(DESTDIR)" ] || ldconfig
+
+# Parts with make rules of their own (mk/*.mk) add to these double-colon rules: what they build for
+# `all`, and what they install.
+.PHONY: all-extras install-extras
+all-extras::
+install-extras::
+-include $(wildcard mk/*.mk)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -266,8 +266,8 @@ busctl_demo() {
         done
 
         echo
-        echo "# Get(ao objects, t timeout_usec) -> av values: the third increment returned 3"
-        show_capture out "${B[@]}" call "${M[@]}" Get aot 1 "$obj" 0 || return 1
+        echo "# Get(ao objects, t timeout_usec: here 10 s) -> av values: the third increment returned 3"
+        show_capture out "${B[@]}" call "${M[@]}" Get aot 1 "$obj" 10000000 || return 1
         if ! grep -q '^av 1 x 3$' <<<"$out"; then
                 echo "expected: av 1 x 3" >&2
                 return 1

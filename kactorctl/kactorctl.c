@@ -1267,7 +1267,7 @@ static int get_and_print(sd_bus *bus, char **paths, size_t n, bool release) {
         if (r >= 0)
                 r = bus_append_paths(m, paths, n);
         if (r >= 0)
-                r = sd_bus_message_append(m, "t", arg_timeout_usec);
+                r = sd_bus_message_append(m, "t", arg_timeout_usec > 0 ? arg_timeout_usec : UINT64_MAX); /* D-Bus: 0 would not wait */
         if (r < 0)
                 return ctl_error_errno(r, "Failed to build the call");
 

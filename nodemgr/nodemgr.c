@@ -38,6 +38,8 @@ static void help(void) {
                "                            (default: 1000; 0: never)\n"
                "     --lineage-memory BYTES Lineage all actors may keep before checkpoints are forced\n"
                "                            or calls refused (default: 1 GiB)\n"
+               "     --forget-dead-after SEC  How long a dead actor stays listed, with its state and\n"
+               "                            death cause, before it leaves the bus (default: 300)\n"
                "     --access-group GROUP   Besides root, members of GROUP may use the node manager\n"
                "                            (default: kactor)\n"
                "     --object-store-memory BYTES  Values kept in memory before the least recently used\n"
@@ -107,7 +109,8 @@ static int parse_uint64_in_range(const char *s, uint64_t min, uint64_t max, uint
 }
 
 /* What parse_argv() fills in and run() uses; main() frees what they own. */
-static ManagerConfig arg_config = { .checkpoint_interval = UINT32_MAX, .replicas = UINT_MAX };
+static ManagerConfig arg_config = { .checkpoint_interval = UINT32_MAX, .replicas = UINT_MAX,
+                                    .dead_grace_usec = UINT64_MAX };
 static char *arg_module_path[64];
 static size_t arg_n_module_path;
 static char *arg_join[65];
@@ -121,7 +124,7 @@ static int parse_argv(int argc, char *argv[]) {
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
                ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP, ARG_LISTEN, ARG_JOIN,
                ARG_CLUSTER_SECRET_FILE, ARG_PROBE_INTERVAL, ARG_PROBE_TIMEOUT, ARG_SUSPECT_TIMEOUT,
-               ARG_REPLICAS };
+               ARG_REPLICAS, ARG_FORGET_DEAD_AFTER };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -145,6 +148,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "probe-timeout-ms", required_argument, NULL, ARG_PROBE_TIMEOUT },
                 { "suspect-timeout-ms", required_argument, NULL, ARG_SUSPECT_TIMEOUT },
                 { "replicas", required_argument, NULL, ARG_REPLICAS },
+                { "forget-dead-after", required_argument, NULL, ARG_FORGET_DEAD_AFTER },
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
@@ -209,6 +213,11 @@ static int parse_argv(int argc, char *argv[]) {
                         if (parse_uint64_in_range(optarg, 0, UINT32_MAX - 1, &n) < 0)
                                 return log_error_errno(-EINVAL, "Invalid --checkpoint-interval value: %s", optarg);
                         config->checkpoint_interval = (uint32_t) n;
+                        break;
+                case ARG_FORGET_DEAD_AFTER:
+                        if (parse_timeout(optarg, &n) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --forget-dead-after value: %s", optarg);
+                        config->dead_grace_usec = n;
                         break;
                 case ARG_LINEAGE_MEMORY:
                         if (parse_uint64_in_range(optarg, 1, UINT64_MAX, &n) < 0)

@@ -144,6 +144,43 @@ static int bus_read_option_value(sd_bus_message *msg, kactor_value **ret) {
 
 typedef int (*bus_option_fn)(const char *key, const kactor_value *v, void *userdata, ReqError *e);
 
+/* The D-Bus type each option wants, as docs/dbus-api.md lists them; numbers may come as any integer
+ * type or a whole 'd'. An option given with another type is refused naming the one wanted. */
+static const struct {
+        const char *name;
+        const char *type;
+} bus_option_types[] = {
+        { "NumCpus", "d" },    { "NumGpus", "u" },     { "MemoryMax", "t" },          { "TasksMax", "t" },
+        { "MaxRestarts", "i" }, { "CheckpointInterval", "u" }, { "Detached", "b" },   { "Name", "s" },
+        { "User", "s" },       { "Node", "s" },        { "AllowUsers", "as" },        { "AllowGroups", "as" },
+};
+
+static bool bus_type_is_number(const char *t) {
+        return strlen(t) == 1 && strchr("ynqiuxtd", t[0]);
+}
+
+/* 0 when the variant's signature suits option key (or key is unknown: the core refuses it by name). */
+static int bus_check_option_type(const char *key, const char *got, sd_bus_error *error) {
+        for (size_t i = 0; i < ELEMENTSOF(bus_option_types); i++) {
+                const char *want = bus_option_types[i].type;
+                if (!streq(key, bus_option_types[i].name))
+                        continue;
+                bool ok = streq(got, want) || (bus_type_is_number(want) && bus_type_is_number(got)) ||
+                        (streq(want, "as") && strlen(got) == 2 && got[0] == 'a' && strchr("sv", got[1])) ||
+                        (streq(want, "as") && strlen(got) == 2 && got[0] == 'a' && bus_type_is_number(got + 1));
+                if (ok)
+                        return 0;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option %s must be of D-Bus type '%s'%s, got '%s'.",
+                                         key, want,
+                                         streq(want, "d")           ? " (or any integer type)"
+                                         : bus_type_is_number(want) ? " (any integer type, or a 'd' holding a whole number, is taken)"
+                                         : streq(want, "as")        ? " (or 'au', 'av': names or numbers)"
+                                                                    : "",
+                                         got);
+        }
+        return 0;
+}
+
 /* Reads an "a{sv}" of options, each set by set_option (spec-check.c: the rules both transports share). */
 static int bus_read_options(sd_bus_message *msg, bus_option_fn set_option, void *userdata, sd_bus_error *error) {
         int r;
@@ -157,6 +194,13 @@ static int bus_read_options(sd_bus_message *msg, bus_option_fn set_option, void 
                 const char *key;
 
                 r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                const char *contents;
+                r = sd_bus_message_peek_type(msg, NULL, &contents);
+                if (r < 0)
+                        return r;
+                r = bus_check_option_type(key, contents, error);
                 if (r < 0)
                         return r;
                 r = bus_read_option_value(msg, &v);
@@ -522,6 +566,9 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, uid_t uid, bool wait, 
         if (r < 0)
                 return r;
 
+        /* Ray's semantics over D-Bus: 0 answers at once with what is ready (Get: the Timeout error
+         * unless everything is), UINT64_MAX waits for as long as it takes; the core's 0 is "forever". */
+        timeout = timeout == 0 ? 1 : timeout == UINT64_MAX ? 0 : timeout;
         r = get_request_new(m, ids, n, uid, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
@@ -1095,6 +1142,45 @@ static int object_find(sd_bus *bus, const char *path, const char *interface, voi
         return 1;
 }
 
+/* Runs before the vtables on every call under the actor and object prefixes: a path that names no
+ * actor (no object, or another user's object) is answered with io.kactor.Error.NoSuchActor
+ * (NoSuchObject, AccessDenied) rather than sd-bus's UnknownObject, for methods and properties alike.
+ * Introspection and Peer keep sd-bus's answers. */
+static int bus_unknown_path(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *path = sd_bus_message_get_path(msg), *iface = sd_bus_message_get_interface(msg);
+        kactor_type t;
+        kactor_id id;
+        uid_t uid = (uid_t) -1;
+
+        if (!sd_bus_message_is_method_call(msg, NULL, NULL) || !path ||
+            streq_ptr(iface, "org.freedesktop.DBus.Introspectable") || streq_ptr(iface, "org.freedesktop.DBus.Peer"))
+                return 0;
+        if (bus_path_parse(path, &t, &id) < 0)
+                return sd_bus_reply_method_errorf(msg, "io.kactor.Error.NoSuchActor", "%s names no actor or object.", path);
+        if (t == KACTOR_TYPE_ACTOR) {
+                if (manager_find_actor(m, id) || bus_remote_actor_find(m, id))
+                        return 0;
+                return sd_bus_reply_method_errorf(msg, "io.kactor.Error.NoSuchActor",
+                                                  "No actor %s on this node (never made, or forgotten since it died).",
+                                                  path + strlen(KACTOR_BUS_ACTOR_PREFIX "/"));
+        }
+        Object *o = objstore_find(&m->store, id);
+        if (!o)
+                return sd_bus_reply_method_errorf(msg, "io.kactor.Error.NoSuchObject",
+                                                  "No object %s (never made, or released).",
+                                                  path + strlen(KACTOR_BUS_OBJECT_PREFIX "/"));
+        if (bus_sender_uid(msg, &uid) < 0 || !access_object_allowed(o, uid)) {
+                ReqError e = {};
+                (void) access_check_object(m, o, uid, &e);
+                int r = sd_bus_reply_method_errorf(msg, "io.kactor.Error.AccessDenied", "%s",
+                                                   e.message ?: "another user's object");
+                req_error_done(&e);
+                return r;
+        }
+        return 0;
+}
+
 static int property_get_object(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Object *o = userdata;
@@ -1338,6 +1424,12 @@ static int bus_connect(ManagerBus *b, bool first, const char **ret_failed) {
         *ret_failed = "add the object objects";
         r = sd_bus_add_fallback_vtable(bus, NULL, KACTOR_BUS_OBJECT_PREFIX, KACTOR_BUS_OBJECT_INTERFACE,
                                        object_vtable, object_find, m);
+        if (r < 0)
+                return r;
+        *ret_failed = "add the answer for unknown actors and objects";
+        r = sd_bus_add_fallback(bus, NULL, KACTOR_BUS_ACTOR_PREFIX, bus_unknown_path, m);
+        if (r >= 0)
+                r = sd_bus_add_fallback(bus, NULL, KACTOR_BUS_OBJECT_PREFIX, bus_unknown_path, m);
         if (r < 0)
                 return r;
         *ret_failed = "add the object manager";

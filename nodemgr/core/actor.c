@@ -99,16 +99,53 @@ static void actor_lineage_account(Actor *a, size_t before) {
                 }
 }
 
-static void actor_forget_dead(Manager *m) {
-        while (m->n_dead_actors > DEAD_ACTORS_MAX) {
-                /* The list is newest first: drop from the tail. */
-                Actor *a = m->dead_actors.lh_first, *last = NULL;
-                for (; a; a = a->dead_link.le_next)
-                        last = a;
-                if (!last)
-                        break;
-                actor_free(last);
+static Actor *actor_oldest_dead(Manager *m) {
+        /* The list is newest first: the tail. */
+        Actor *a = m->dead_actors.lh_first, *last = NULL;
+        for (; a; a = a->dead_link.le_next)
+                last = a;
+        return last;
+}
+
+static int on_forget_dead(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Arms the timer for the oldest dead actor's end of grace (off when none is dead). */
+static void actor_forget_dead_arm(Manager *m) {
+        Actor *a = actor_oldest_dead(m);
+        int r;
+
+        if (!a) {
+                (void) sd_event_source_set_enabled(m->forget_timer, SD_EVENT_OFF);
+                return;
         }
+        uint64_t when = a->dead_usec + m->dead_grace_usec;
+        r = m->forget_timer ? sd_event_source_set_time(m->forget_timer, when)
+                            : sd_event_add_time(m->event, &m->forget_timer, CLOCK_MONOTONIC, when, USEC_PER_SEC / 10,
+                                                on_forget_dead, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->forget_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the timer that forgets dead actors: %m");
+}
+
+/* Forgets the dead actors past their grace period (InterfacesRemoved goes out as each is freed). */
+static int on_forget_dead(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        Actor *a;
+
+        while ((a = actor_oldest_dead(m)) && a->dead_usec + m->dead_grace_usec <= now)
+                actor_free(a);
+        actor_forget_dead_arm(m);
+        return 0;
+}
+
+/* At most DEAD_ACTORS_MAX are kept however young: the oldest go at once (never the newest). */
+static void actor_forget_dead(Manager *m) {
+        Actor *a;
+        while (m->n_dead_actors > DEAD_ACTORS_MAX && (a = actor_oldest_dead(m)) && a != m->dead_actors.lh_first)
+                actor_free(a);
+        actor_forget_dead_arm(m);
 }
 
 /* The actor is dead: every queued and running call fails with ActorDied. */
@@ -153,6 +190,7 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         persist_actor_end(a);
         LIST_INSERT_HEAD(&m->dead_actors, a, dead_link);
         m->n_dead_actors++;
+        a->dead_usec = now_usec(CLOCK_MONOTONIC);
         actor_forget_dead(m);
 }
 

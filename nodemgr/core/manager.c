@@ -36,6 +36,9 @@
 /* Values the object store keeps in memory before it evicts what can be had again. */
 #define MANAGER_OBJECT_STORE_MAX_DEFAULT (2048ULL * 1024 * 1024)
 
+/* How long a dead actor stays listed (its state and DeathCause readable) before it is forgotten. */
+#define MANAGER_DEAD_GRACE_USEC_DEFAULT (300 * USEC_PER_SEC)
+
 /* How long stopping workers get before they are killed. */
 #define MANAGER_STOP_TIMEOUT_USEC (3 * 1000000ULL)
 
@@ -371,6 +374,8 @@ static int manager_setup_config(Manager *m, const ManagerConfig *config) {
                 return -ENOMEM;
 
         m->lineage_max = config->lineage_max ?: MANAGER_LINEAGE_MAX_DEFAULT;
+        m->dead_grace_usec = config->dead_grace_usec != UINT64_MAX ? config->dead_grace_usec
+                                                                   : MANAGER_DEAD_GRACE_USEC_DEFAULT;
         m->checkpoint_interval = config->checkpoint_interval != UINT32_MAX ? config->checkpoint_interval
                                                                            : MANAGER_CHECKPOINT_INTERVAL_DEFAULT;
 
@@ -491,6 +496,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->flush_source);
         sd_event_source_disable_unref(m->stop_timer);
         sd_event_source_disable_unref(m->trim_source);
+        m->forget_timer = sd_event_source_disable_unref(m->forget_timer);
         sd_event_source_disable_unref(m->ack_timer);
         persist_free(m);
         sd_event_source_disable_unref(m->zygote_source);

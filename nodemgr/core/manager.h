@@ -208,6 +208,7 @@ struct Actor {
         struct HostRepl *repl;    /* remote.c: its replicas, in a cluster */
         bool fenced;              /* stopped because the cluster declared this node dead */
         LIST_ENTRY(Actor) dead_link; /* recently dead actors, kept for a while for status */
+        uint64_t dead_usec;          /* when it died (CLOCK_MONOTONIC) */
         /* What the D-Bus service has yet to say about it (actor_queue_change()). */
         unsigned bus_changes;     /* ActorChange */
         bool bus_announced;       /* InterfacesAdded went out: changes and the removal are sent */
@@ -246,6 +247,7 @@ typedef struct ManagerConfig {
         const char *cgroup_name;    /* our cgroup subtree's name; NULL: from the runtime dir */
         uint64_t lineage_max;         /* 0: the default */
         uint32_t checkpoint_interval; /* UINT32_MAX: the default */
+        uint64_t dead_grace_usec;     /* UINT64_MAX: the default */
         uint64_t object_store_max;    /* 0: the default */
         const char *access_group;     /* NULL: "kactor" */
         /* The cluster (peer.c): off unless listen or join is set. */
@@ -284,8 +286,10 @@ struct Manager {
         Actor *actors;        /* uthash by id */
         Actor *actors_by_name;
         unsigned n_actors_live;
-        LIST_HEAD(, Actor) dead_actors;
+        LIST_HEAD(, Actor) dead_actors;  /* newest first */
         unsigned n_dead_actors;
+        uint64_t dead_grace_usec;        /* how long a dead actor stays listed (and on the bus) */
+        sd_event_source *forget_timer;   /* at the oldest dead actor's end of grace */
 
         const struct TransportOps *transport; /* native/conn.c, installed by native_setup() */
         LIST_HEAD(, Conn) conns;

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -33,6 +34,12 @@ static void teardown(void) {
 TestSuite(dbus, .init = setup, .fini = teardown, .timeout = 60);
 
 /* --- helpers --------------------------------------------------------------------------------- */
+
+static uint64_t now_usec_mono(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
 
 /* CreateActor with no arguments and no options: returns the actor path. */
 static const char *create(const char *module, const char *class_name) {
@@ -175,7 +182,10 @@ Test(dbus, wrong_argument_types_are_invalid_args) {
         /* An option of the wrong type. */
         r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter", 0, 1,
                              "NumGpus", "s", "two");
-        assert_bus_error(r, &e, "org.freedesktop.DBus.Error.InvalidArgs", "NumGpus");
+        assert_bus_error(r, &e, "org.freedesktop.DBus.Error.InvalidArgs", "NumGpus must be of D-Bus type 'u'");
+        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "CreateActor", "ssava{sv}", "counter", "Counter", 0, 1,
+                             "Detached", "i", 1);
+        assert_bus_error(r, &e, "org.freedesktop.DBus.Error.InvalidArgs", "Detached must be of D-Bus type 'b', got 'i'");
         /* Get with a string for the object list. */
         r = harness_bus_call(h, &e, NULL, MGR, IFACE, "Get", "st", "x", (uint64_t)0);
         assert_bus_error(r, &e, "org.freedesktop.DBus.Error.InvalidArgs", NULL);
@@ -308,10 +318,14 @@ Test(dbus, wait_splits_ready_from_not_ready) {
         cr_assert_str_eq(
                 harness_busctl_call_ok(h, MGR, IFACE, "Wait", "aout", "2", slow, put, "2", "100000", NULL),
                 want);
-        /* Both wanted, no timeout: returns once the sleep is done. */
+        /* Timeout 0: at once, as they are now (Ray's wait(timeout=0)). */
         cr_assert_str_eq(
                 harness_busctl_call_ok(h, MGR, IFACE, "Wait", "aout", "2", slow, put, "2", "0", NULL),
-                harness_printf(h, "aoao 2 \"%s\" \"%s\" 0", slow, put));
+                want);
+        /* Both wanted, no timeout (2^64-1): returns once the sleep is done. */
+        cr_assert_str_eq(harness_busctl_call_ok(h, MGR, IFACE, "Wait", "aout", "2", slow, put, "2",
+                                                "18446744073709551615", NULL),
+                         harness_printf(h, "aoao 2 \"%s\" \"%s\" 0", slow, put));
 }
 
 Test(dbus, get_of_a_pending_object_times_out) {
@@ -326,6 +340,11 @@ Test(dbus, get_of_a_pending_object_times_out) {
         cr_assert_neq(r, 0, "Get of a pending object returned before it was ready: %s", out);
         r = harness_bus_call(h, &e, NULL, MGR, IFACE, "Get", "aot", 1, slow, (uint64_t)100000);
         assert_bus_error(r, &e, "io.kactor.Error.Timeout", NULL);
+        /* Timeout 0: the Timeout error at once, well before the sleep ends. */
+        uint64_t t0 = now_usec_mono();
+        r = harness_bus_call(h, &e, NULL, MGR, IFACE, "Get", "aot", 1, slow, (uint64_t) 0);
+        assert_bus_error(r, &e, "io.kactor.Error.Timeout", "0 of 1");
+        cr_assert_lt(now_usec_mono() - t0, 900000, "Get with timeout 0 waited");
         /* The object is not lost by a timed-out Get. */
         cr_assert_eq(strncmp(get1(slow), "av 1 av 2 x ", 12), 0, "Get after the timeout: %s", get1(slow));
 }
@@ -414,12 +433,47 @@ Test(dbus, calls_to_unknown_actors_fail) {
 
         r = harness_bus_call(h, &e, NULL, ACTOR_PREFIX "0123456789abcdef0123456789abcdef", ACTOR, "Call",
                              "sav", "increment", 0);
-        cr_assert_lt(r, 0, "Call on an actor that does not exist succeeded");
-        cr_assert(sd_bus_error_has_name(&e, "io.kactor.Error.NoSuchActor") ||
-                          sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.UnknownObject") ||
-                          sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.UnknownMethod"),
-                  "error %s (\"%s\")", e.name, e.message);
-        sd_bus_error_free(&e);
+        assert_bus_error(r, &e, "io.kactor.Error.NoSuchActor", "0123456789abcdef0123456789abcdef");
+        r = harness_bus_call(h, &e, NULL, ACTOR_PREFIX "0123456789abcdef0123456789abcdef",
+                             "org.freedesktop.DBus.Properties", "Get", "ss", ACTOR, "State");
+        assert_bus_error(r, &e, "io.kactor.Error.NoSuchActor", NULL);
+        r = harness_bus_call(h, &e, NULL, ACTOR_PREFIX "0123456789abcdef0123456789abcdef", ACTOR, "Kill", "b", 1);
+        assert_bus_error(r, &e, "io.kactor.Error.NoSuchActor", NULL);
+        /* Not an id at all. */
+        r = harness_bus_call(h, &e, NULL, ACTOR_PREFIX "nonsense", ACTOR, "Call", "sav", "increment", 0);
+        assert_bus_error(r, &e, "io.kactor.Error.NoSuchActor", NULL);
+        /* Objects likewise. */
+        r = harness_bus_call(h, &e, NULL, OBJECT_PREFIX "0123456789abcdef0123456789abcdef",
+                             "org.freedesktop.DBus.Properties", "Get", "ss", "io.kactor.Object1", "State");
+        assert_bus_error(r, &e, "io.kactor.Error.NoSuchObject", NULL);
+}
+
+/* A dead actor stays listed for --forget-dead-after, then leaves the tree with InterfacesRemoved. */
+Test(dbus, dead_actors_leave_the_tree_after_the_grace_period) {
+        const char *const args[] = { "--forget-dead-after", "1", NULL };
+        h = harness_stop(h);
+        h = harness_start(&(HarnessOptions) { .extra_args = args });
+        const char *c = create("counter", "Counter");
+        harness_busctl_call_ok(h, c, ACTOR, "Kill", "b", "true", NULL);
+        cr_assert(harness_wait_actor_state(h, c, "dead", HARNESS_TIMEOUT_MS));
+        /* Still there for status, with its cause. */
+        cr_assert_str_eq(harness_property_string(h, c, ACTOR, "DeathCause"), "killed by request");
+        char *out = NULL;
+        uint64_t t0 = now_usec_mono();
+        for (;;) {
+                int r = harness_busctl(h, &out, "get-property", HARNESS_BUS_NAME, c, ACTOR, "State", NULL);
+                harness_keep(h, out);
+                if (r != 0)
+                        break;
+                cr_assert_lt(now_usec_mono() - t0, 10000000, "the dead actor is still listed after 10 s");
+                usleep(100000);
+        }
+        cr_assert(strstr(out, "No actor"), "reading a forgotten actor: %s", out);
+        cr_assert_geq(now_usec_mono() - t0, 500000, "forgotten before its grace period");
+        /* Gone from the tree and the ObjectManager too. */
+        cr_assert_eq(harness_busctl(h, &out, "tree", "--list", HARNESS_BUS_NAME, NULL), 0);
+        harness_keep(h, out);
+        cr_assert_null(strstr(out, c), "still in the tree: %s", out);
 }
 
 /* --- resources ------------------------------------------------------------------------------- */
