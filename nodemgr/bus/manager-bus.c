@@ -444,6 +444,7 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
                          &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
+        persist_bus_request(m, o, module, (kactor_id) {}, function, num_cpus, args, args_len);
         return bus_reply_object(m, msg, o);
 }
 
@@ -956,6 +957,7 @@ static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = actor_submit_call(m, a->id, manager_new_local_id(m), method, strlen(method), args, args_len, uid, &o, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
+        persist_bus_request(m, o, NULL, a->id, method, 0, args, args_len);
         return bus_reply_object(m, msg, o);
 }
 

@@ -35,7 +35,9 @@
 #include "macro.h"
 #include "manager.h"
 #include "persist.h"
+#include "req-error.h"
 #include "spec-check.h"
+#include "tasks.h"
 #include "transport.h"
 #include "worker-spawn.h"
 
@@ -62,6 +64,9 @@ typedef enum JournalRecord {
         J_HOLD,           /* [prefix, id, what, held]                                           */
         J_READY,          /* [id]: its constructor (or restore) finished: calls may have run     */
         J_BUS_OWNER,      /* [id, unique name or nil]: the D-Bus connection that owns it         */
+        J_BUS_REQUEST,    /* [object, kind, actor or nil, method or function, module or nil, uid,
+                           *  cpus] + args: a call or task made over D-Bus, not yet answered (a
+                           *  D-Bus caller sends nothing again: the next manager does, for it)   */
 } JournalRecord;
 
 typedef struct LoadedConn {
@@ -104,6 +109,15 @@ typedef struct LoadedActor {
         UT_hash_handle hh;
 } LoadedActor;
 
+/* A J_BUS_REQUEST record: as read (Loaded), or kept for the next snapshot (Persist). */
+typedef struct BusRequest {
+        kactor_id id;        /* its result object */
+        const char *payload; /* the record (Loaded: in the file's contents; Persist: data) */
+        size_t len;
+        char *data;
+        UT_hash_handle hh;
+} BusRequest;
+
 typedef struct Loaded {
         char *data; /* the file */
         size_t size;
@@ -111,6 +125,7 @@ typedef struct Loaded {
         LoadedHold *holds;
         LoadedObject *objects;
         LoadedActor *actors;
+        BusRequest *bus_requests;
 } Loaded;
 
 typedef struct Persist {
@@ -125,6 +140,7 @@ typedef struct Persist {
         bool quiet; /* restoring or closing: hooks write nothing */
         bool failed; /* a write failed: logged once, the journal is off */
         Loaded *loaded;
+        BusRequest *bus_requests; /* unanswered D-Bus requests, for snapshots */
 } Persist;
 
 static bool persist_on(Manager *m) {
@@ -426,7 +442,25 @@ static bool object_persistable(const Object *o) {
         return o->state == OBJECT_FAILED || (o->state == OBJECT_READY && o->data);
 }
 
+static void bus_request_free(BusRequest **head, BusRequest *b) {
+        HASH_DEL(*head, b);
+        free(b->data);
+        free(b);
+}
+
+/* The object's request is answered (or gone): nothing to send again for it. */
+static bool bus_request_forget(Persist *p, kactor_id id) {
+        BusRequest *b;
+        HASH_FIND(hh, p->bus_requests, &id, sizeof(id), b);
+        if (!b)
+                return false;
+        bus_request_free(&p->bus_requests, b);
+        return true;
+}
+
 void persist_object(Manager *m, Object *o) {
+        if (m->persist)
+                (void) bus_request_forget(m->persist, o->id);
         if (!persist_on(m) || !object_persistable(o))
                 return;
         if (pack_object(m->persist, o) >= 0) {
@@ -436,8 +470,53 @@ void persist_object(Manager *m, Object *o) {
 }
 
 void persist_object_freed(Manager *m, Object *o) {
-        if (persist_on(m) && o->persisted)
+        bool requested = m->persist && bus_request_forget(m->persist, o->id);
+        if (persist_on(m) && (o->persisted || requested))
                 rec_simple(m->persist, J_FREE, o->id, CODEC_EXT_OBJECT, 0, NULL);
+}
+
+/* Keeps the record packed at off (the tail of the batch) for the snapshots to come. */
+static int bus_request_keep(Persist *p, kactor_id id, const char *record, size_t len) {
+        BusRequest *b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        b->data = memdup(record, len);
+        if (!b->data) {
+                free(b);
+                return -ENOMEM;
+        }
+        b->id = id;
+        b->payload = b->data;
+        b->len = len;
+        HASH_ADD(hh, p->bus_requests, id, sizeof(b->id), b);
+        return 0;
+}
+
+void persist_bus_request(Manager *m, Object *o, const char *module, kactor_id actor, const char *method, double num_cpus,
+                         const char *args, size_t args_len) {
+        if (!persist_on(m) || o->state != OBJECT_PENDING)
+                return;
+        Persist *p = m->persist;
+        msgpack_packer *pk = &p->pk;
+        size_t off;
+        int r = rec_begin(p, J_BUS_REQUEST, 7, &off);
+        if (r < 0)
+                return;
+        r = codec_pack_id(pk, CODEC_EXT_OBJECT, o->id);
+        if (r >= 0)
+                r = msgpack_pack_uint32(pk, module ? 1 : 0) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = module ? (msgpack_pack_nil(pk) < 0 ? -ENOMEM : 0) : codec_pack_id(pk, CODEC_EXT_ACTOR, actor);
+        if (r >= 0)
+                r = pack_cstr(pk, method) < 0 || pack_cstr(pk, module) < 0 || msgpack_pack_uint32(pk, o->uid) < 0 ||
+                                msgpack_pack_double(pk, num_cpus) < 0
+                        ? -ENOMEM
+                        : 0;
+        if (r >= 0)
+                r = buffer_append(&p->buf, args, args_len);
+        if (rec_end(p, off, r) < 0)
+                return;
+        (void) bus_request_keep(p, o->id, p->buf.data + off, p->buf.end - off);
 }
 
 void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
@@ -548,6 +627,12 @@ static int persist_snapshot(Persist *p) {
                         return r;
                 o->persisted = true;
         }
+        BusRequest *b, *btmp;
+        HASH_ITER(hh, p->bus_requests, b, btmp) {
+                r = buffer_append(&p->buf, b->payload, b->len);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -637,6 +722,9 @@ static void loaded_free(Loaded *l) {
                 lineage_done(&a->lineage);
                 free(a);
         }
+        BusRequest *b, *btmp;
+        HASH_ITER(hh, l->bus_requests, b, btmp)
+                bus_request_free(&l->bus_requests, b);
         free(l->data);
         free(l);
 }
@@ -786,10 +874,30 @@ static int load_record(Loaded *l, const Frame *f, const char *payload, size_t le
                 if (a && frame_field_u64(f, 1, &u) >= 0)
                         a->seq = MAX(a->seq, u);
                 return 0;
-        case J_OBJECT: {
-                LoadedObject *o;
+        case J_BUS_REQUEST: {
+                BusRequest *b;
                 if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
                         return -EBADMSG;
+                HASH_FIND(hh, l->bus_requests, &id, sizeof(id), b);
+                if (!b) {
+                        b = calloc(1, sizeof(*b));
+                        if (!b)
+                                return -ENOMEM;
+                        b->id = id;
+                        HASH_ADD(hh, l->bus_requests, id, sizeof(b->id), b);
+                }
+                b->payload = payload;
+                b->len = len;
+                return 0;
+        }
+        case J_OBJECT: {
+                LoadedObject *o;
+                BusRequest *b;
+                if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
+                        return -EBADMSG;
+                HASH_FIND(hh, l->bus_requests, &id, sizeof(id), b);
+                if (b) /* answered */
+                        bus_request_free(&l->bus_requests, b);
                 HASH_FIND(hh, l->objects, &id, sizeof(id), o);
                 if (o) /* made again (rebuilt): the later value, in the later place */
                         HASH_DEL(l->objects, o);
@@ -801,8 +909,12 @@ static int load_record(Loaded *l, const Frame *f, const char *payload, size_t le
         }
         case J_FREE: {
                 LoadedObject *o;
+                BusRequest *b;
                 if (frame_field_id(f, 0, CODEC_EXT_OBJECT, &id) < 0)
                         return -EBADMSG;
+                HASH_FIND(hh, l->bus_requests, &id, sizeof(id), b);
+                if (b) /* released before it was answered */
+                        bus_request_free(&l->bus_requests, b);
                 HASH_FIND(hh, l->objects, &id, sizeof(id), o);
                 if (o) {
                         HASH_DEL(l->objects, o);
@@ -1253,6 +1365,53 @@ static int restore_holds(Manager *m, Loaded *l) {
         return 0;
 }
 
+/* The calls and tasks D-Bus callers made and were not answered: made again with the same result
+ * objects, pinned as before (a worker that ran one sends its result again as it re-attaches, which
+ * answers the call made again; one that did not run is run). A libkactor client does this itself. */
+static void restore_bus_requests(Manager *m, Loaded *l) {
+        BusRequest *b, *tmp;
+        Frame f;
+
+        frame_init(&f);
+        HASH_ITER(hh, l->bus_requests, b, tmp) {
+                _cleanup_free_ char *method = NULL, *module = NULL;
+                uint64_t kind, uid;
+                kactor_id actor = {};
+                double cpus = 1;
+                ReqError e = {};
+                Object *o = NULL;
+                int r;
+
+                if (objstore_find(&m->store, b->id))
+                        continue;
+                if (frame_parse(&f, b->payload, b->len) < 0 || frame_field_u64(&f, 1, &kind) < 0 || kind > 1 ||
+                    frame_field_u64(&f, 5, &uid) < 0 || uid >= UINT32_MAX || !(method = field_strdup_or_null(&f, 3)) ||
+                    (kind == 0 && frame_field_id(&f, 2, CODEC_EXT_ACTOR, &actor) < 0) ||
+                    (kind == 1 && !(module = field_strdup_or_null(&f, 4)))) {
+                        log_warning("The state journal's record of a D-Bus request is malformed; it is not made again.");
+                        continue;
+                }
+                const msgpack_object *c = frame_field(&f, 6);
+                if (c && (c->type == MSGPACK_OBJECT_FLOAT64 || c->type == MSGPACK_OBJECT_FLOAT32))
+                        cpus = c->via.f64;
+                const char *args = f.has_body ? f.body_raw : "\x90";
+                size_t args_len = f.has_body ? f.body_len : 1;
+                r = kind == 0 ? actor_submit_call(m, actor, b->id, method, strlen(method), args, args_len, (uid_t) uid,
+                                                  &o, &e)
+                              : tasks_submit(m, b->id, module, method, cpus, args, args_len, (uid_t) uid, NULL, &o, &e);
+                req_error_done(&e);
+                if (r < 0 || !o) {
+                        log_warning_errno(r, "Failed to make a D-Bus caller's %s %s again after the restart: %m",
+                                          kind == 0 ? "call" : "task", method);
+                        continue;
+                }
+                o->pinned = true; /* its reference is the pin, as manager-bus.c takes it */
+                if (o->state == OBJECT_PENDING)
+                        (void) bus_request_keep(m->persist, b->id, b->payload, b->len);
+        }
+        frame_done(&f);
+}
+
 int persist_restore(Manager *m) {
         Persist *p = m->persist;
         Loaded *l = p ? p->loaded : NULL;
@@ -1271,6 +1430,7 @@ int persist_restore(Manager *m) {
                                 (void) restore_actor(m, a);
                 (void) restore_objects(m, l);
                 actor_restore_args_all(m);
+                restore_bus_requests(m, l);
                 r = restore_holds(m, l);
                 p->quiet = false;
                 actor_restore_finish_all(m);
@@ -1307,6 +1467,9 @@ void persist_free(Manager *m) {
         if (!p)
                 return;
         loaded_free(p->loaded);
+        BusRequest *b, *btmp;
+        HASH_ITER(hh, p->bus_requests, b, btmp)
+                bus_request_free(&p->bus_requests, b);
         safe_close(p->fd);
         safe_close(p->lock_fd);
         buffer_free(&p->buf);

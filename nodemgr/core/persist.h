@@ -57,6 +57,11 @@ void persist_lineage(Actor *a, const LineageRecord *rec, uint64_t seq);
 void persist_seq(Actor *a, uint64_t seq);
 void persist_checkpoint(Actor *a);
 void persist_object(Manager *m, Object *o);
+/* A call (module NULL: on actor) or task (module, function method) made over D-Bus, whose result o
+ * is pending: the next node manager makes it again if it is not answered before (the D-Bus caller
+ * does not send it again, as libkactor does). */
+void persist_bus_request(Manager *m, Object *o, const char *module, kactor_id actor, const char *method, double num_cpus,
+                         const char *args, size_t args_len);
 void persist_object_freed(Manager *m, Object *o);
 void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held);
 

@@ -1531,11 +1531,9 @@ Test(owners, owners_and_sharing_survive_a_crash_of_the_node_manager) {
         restart_keeps_owners(SIGKILL);
 }
 
-/* Disabled: the node manager loses a D-Bus call in flight at a restart, whoever made it (root too):
- * the object path Call answered names no object afterwards ("no object … (never made, or released)",
- * SIGTERM and SIGKILL alike): the journal keeps finished objects only, and a D-Bus caller never sends
- * its call again, which is what the result the worker brings back waits for. Enable it with the fix. */
-Test(owners, a_dbus_call_in_flight_at_a_restart_stays_its_callers, .disabled = true) {
+/* A D-Bus call in flight at a restart is made again by the next node manager for its caller (the
+ * journal keeps it until it is answered): B's result stays B's. */
+Test(owners, a_dbus_call_in_flight_at_a_restart_stays_its_callers) {
         start();
         Agent *a = agent_start(&ua), *b = agent_start(&ub);
         kactor_id sleeper = agent_id(a, "create testmod Sleeper - %u -", (unsigned) ub.uid);

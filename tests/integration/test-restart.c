@@ -193,6 +193,45 @@ Test(restart, slow_calls_in_flight_at_kill_9_finish_in_the_same_worker) {
         slow_calls_in_flight(SIGKILL);
 }
 
+/* A D-Bus caller sends nothing again after a restart: the call it made (running) and a task it
+ * submitted (pending) are made again by the next node manager, at the paths it was given. */
+static void dbus_requests_in_flight(int sig) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "testmod", "Sleeper", NULL, NULL);
+        pid_t pid = harness_actor_pid(h, a);
+        const char *call = harness_busctl_path(
+                h, harness_busctl_call_ok(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Call", "sav",
+                                          "sleep_then", "2", "x", "400", "s", "over D-Bus", NULL));
+        const char *task = harness_busctl_path(
+                h, harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "SubmitTask", "ssava{sv}",
+                                          "testmod", "add", "2", "x", "40", "x", "2", "0", NULL));
+        usleep(100000); /* the call runs */
+        harness_restart_nodemgr(h, sig);
+        cr_assert_str_eq(harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", call,
+                                                "10000000", NULL),
+                         "av 1 s \"over D-Bus\"", "%s", harness_nodemgr_log(h));
+        cr_assert_str_eq(harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", task,
+                                                "10000000", NULL),
+                         "av 1 x 42");
+        cr_assert_eq(harness_actor_pid(h, a), pid, "the call ran in another worker");
+        /* Still pinned: released once, then gone. */
+        harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Release", "ao", "2", call, task, NULL);
+        char *out = NULL;
+        cr_assert_neq(harness_busctl_call(h, &out, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", call,
+                                          "0", NULL),
+                      0);
+        harness_keep(h, out);
+}
+
+Test(restart, dbus_calls_and_tasks_in_flight_at_sigterm_are_answered_after_it) {
+        dbus_requests_in_flight(SIGTERM);
+}
+
+Test(restart, dbus_calls_and_tasks_in_flight_at_kill_9_are_answered_after_it) {
+        dbus_requests_in_flight(SIGKILL);
+}
+
 Test(restart, calls_sent_before_the_constructor_finished_survive_kill_9) {
         calls_in_flight(true);
 }
