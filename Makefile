@@ -72,8 +72,8 @@ PKG_LIBS_SYSTEMD := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 PKG_LIBS_MSGPACK := $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null)
 # cgroups/: the device-cgroup program, capabilities, v1 controllers.
 PKG_LIBS_ISOLATION := $(shell $(PKG_CONFIG) --libs libbpf libcap libcgroup 2>/dev/null)
-# nodemgr/peer.c: HMAC-SHA256 for peer authentication.
-PKG_LIBS_CRYPTO := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
+# nodemgr/cluster/peer*.c: TLS 1.3 between peers (libssl), HMAC-SHA256 and HKDF (libcrypto).
+PKG_LIBS_CRYPTO := $(shell $(PKG_CONFIG) --libs libssl libcrypto 2>/dev/null)
 # The state journal's checksums (nodemgr/core/persist.c).
 PKG_LIBS_ZLIB := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null)
 PKG_CRITERION := $(shell $(PKG_CONFIG) --cflags --libs criterion 2>/dev/null)

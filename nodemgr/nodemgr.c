@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,13 @@ static void help(void) {
                "     --cgroup-name NAME     Name of this node manager's cgroup subtree (kactor/NAME)\n"
                "     --listen ADDR:PORT     Listen for peer node managers on this TCP address\n"
                "     --join ADDR:PORT       Join the cluster through this seed (repeatable)\n"
-               "     --cluster-secret-file PATH  The cluster secret (required with --listen/--join)\n"
+               "     --cluster-secret-file PATH  The cluster's secrets, one per line, the first used to\n"
+               "                            dial (with --listen/--join: this, or the three below;\n"
+               "                            re-read on SIGHUP)\n"
+               "     --cluster-cert PATH    This node's certificate (PEM), for TLS between peers instead\n"
+               "                            of a secret (re-read on SIGHUP)\n"
+               "     --cluster-key PATH     Its private key (PEM)\n"
+               "     --cluster-ca PATH      The CA that signs the cluster's certificates (PEM)\n"
                "     --probe-interval-ms N  SWIM protocol period (default: 100)\n"
                "     --probe-timeout-ms N   Direct ping timeout before indirect probes (default: 50)\n"
                "     --suspect-timeout-ms N Suspicion time before a member is declared dead (default: 600)\n"
@@ -124,7 +131,7 @@ static int parse_argv(int argc, char *argv[]) {
                ARG_WORKER, ARG_CGROUP_MANAGER, ARG_CGROUP_NAME, ARG_CHECKPOINT_INTERVAL,
                ARG_LINEAGE_MEMORY, ARG_OBJECT_STORE_MEMORY, ARG_ACCESS_GROUP, ARG_LISTEN, ARG_JOIN,
                ARG_CLUSTER_SECRET_FILE, ARG_PROBE_INTERVAL, ARG_PROBE_TIMEOUT, ARG_SUSPECT_TIMEOUT,
-               ARG_REPLICAS, ARG_FORGET_DEAD_AFTER };
+               ARG_REPLICAS, ARG_FORGET_DEAD_AFTER, ARG_CLUSTER_CERT, ARG_CLUSTER_KEY, ARG_CLUSTER_CA };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -144,6 +151,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "join", required_argument, NULL, ARG_JOIN },
                 { "cluster-secret-file", required_argument, NULL, ARG_CLUSTER_SECRET_FILE },
+                { "cluster-cert", required_argument, NULL, ARG_CLUSTER_CERT },
+                { "cluster-key", required_argument, NULL, ARG_CLUSTER_KEY },
+                { "cluster-ca", required_argument, NULL, ARG_CLUSTER_CA },
                 { "probe-interval-ms", required_argument, NULL, ARG_PROBE_INTERVAL },
                 { "probe-timeout-ms", required_argument, NULL, ARG_PROBE_TIMEOUT },
                 { "suspect-timeout-ms", required_argument, NULL, ARG_SUSPECT_TIMEOUT },
@@ -244,6 +254,15 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_CLUSTER_SECRET_FILE:
                         config->cluster_secret_file = optarg;
                         break;
+                case ARG_CLUSTER_CERT:
+                        config->cluster_cert_file = optarg;
+                        break;
+                case ARG_CLUSTER_KEY:
+                        config->cluster_key_file = optarg;
+                        break;
+                case ARG_CLUSTER_CA:
+                        config->cluster_ca_file = optarg;
+                        break;
                 case ARG_PROBE_INTERVAL:
                 case ARG_PROBE_TIMEOUT:
                 case ARG_SUSPECT_TIMEOUT:
@@ -276,8 +295,14 @@ static int parse_argv(int argc, char *argv[]) {
                 return log_error_errno(-EINVAL, "Unexpected argument: %s", argv[optind]);
         if (config->n_gpus > 0 && config->gpu_devices)
                 return log_error_errno(-EINVAL, "--gpus and --gpu-devices exclude each other.");
-        if ((config->cluster_listen || config->cluster_join) && !config->cluster_secret_file)
-                return log_error_errno(-EINVAL, "--listen and --join need --cluster-secret-file.");
+        bool cert = config->cluster_cert_file || config->cluster_key_file || config->cluster_ca_file;
+        if (cert && !(config->cluster_cert_file && config->cluster_key_file && config->cluster_ca_file))
+                return log_error_errno(-EINVAL, "--cluster-cert, --cluster-key and --cluster-ca go together.");
+        if (cert && config->cluster_secret_file)
+                return log_error_errno(-EINVAL, "--cluster-secret-file and --cluster-cert exclude each other.");
+        if ((config->cluster_listen || config->cluster_join) && !config->cluster_secret_file && !cert)
+                return log_error_errno(-EINVAL, "--listen and --join need --cluster-secret-file, or --cluster-cert, "
+                                       "--cluster-key and --cluster-ca.");
         return 1;
 }
 
@@ -297,6 +322,14 @@ static int run(void) {
         r = manager_new(&arg_config, &m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the node manager: %m");
+
+        /* systemctl reload sends SIGHUP: a cluster reads its secret file (certificate) again, and
+         * watches it itself (cluster_new()); a node without one has nothing to reload and must not
+         * die of it: blocked, it stays pending, unseen. */
+        sigset_t hup;
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        (void) sigprocmask(SIG_BLOCK, &hup, NULL);
 
         /* The cluster, with --listen or --join: it installs its hooks on the manager, which frees it. */
         r = remote_setup(m, &arg_config);

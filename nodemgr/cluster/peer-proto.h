@@ -8,9 +8,12 @@
  * lib/proto.h (u32 LE length + msgpack header [type, id, fields...]) with its own message types,
  * numbered from 128 so they can never be taken for client or worker messages.
  *
- * A connection starts with HELLO in both directions, then AUTH in both directions: each side proves
- * it knows the cluster secret with HMAC-SHA256 over the other side's nonce. Nothing else is accepted
- * before both have been checked. Membership messages (SWIM) follow; every one carries the sender's
+ * A connection is TLS 1.3 (peer-tls.h; in clear only with KACTOR_PEER_PLAINTEXT=1, for
+ * measurements), and these frames travel inside its records once its handshake is done. It starts
+ * with HELLO in both directions, then AUTH in both directions: each side proves with HMAC-SHA256
+ * over the other side's nonce and its own node id that it is the other end of this TLS session
+ * (the key is exported from it), or without TLS that it knows a secret of the keyring. Nothing else
+ * is accepted before both have been checked. Membership messages (SWIM) follow; every one carries the sender's
  * view of the members (a list of member entries, see membership.h), which is how membership
  * spreads.
  */
@@ -39,8 +42,10 @@
 
 typedef enum PeerMsg {
         PEER_MSG_HELLO = 128, /* [T, 0, version, node id, listen address, nonce (bin 32)]        */
-        PEER_MSG_AUTH,        /* [T, 0, mac (bin 32)]: HMAC(secret, label | their nonce | our nonce
-                               *  | our node id), label "kactor-peer-dial" or "kactor-peer-accept" */
+        PEER_MSG_AUTH,        /* [T, 0, mac (bin 32)]: HMAC(key, label | their nonce | our nonce
+                               *  | our node id), label "kactor-peer-dial" or "kactor-peer-accept";
+                               *  key: exported from the TLS session (label "EXPORTER-kactor-peer-
+                               *  auth", 32 bytes), or without TLS the secret */
         PEER_MSG_PING,        /* [T, seq, from id, [member entries]]                               */
         PEER_MSG_ACK,         /* [T, seq, from id, [member entries]]                               */
         PEER_MSG_PING_REQ,    /* [T, seq, from id, target id, [member entries]]: ping target for me */

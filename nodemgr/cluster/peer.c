@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -20,6 +21,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "peer-tls.h"
 #include "peer.h"
 #include "time-util.h"
 
@@ -36,7 +38,6 @@
 #define PEER_READ_CHUNK 65536
 #define PEER_TICK_ACCURACY_USEC 1000
 #define PEER_RELAYS_MAX 64
-#define PEER_SECRET_MAX 4096
 #define PEER_RELAY_SEQ_BIT (UINT64_C(1) << 63)
 /* Data frames (remote calls, replication) are not capped by count but by what is queued: a peer
  * that stops reading is dropped past this. */
@@ -53,13 +54,16 @@ struct PeerConn {
         int fd;
         sd_event_source *io;
         sd_event_source *timeout; /* authentication deadline */
-        Buffer in, out;
+        PeerTls *tls;             /* NULL without TLS (KACTOR_PEER_PLAINTEXT) */
+        Buffer in, out;           /* frames, in clear: TLS takes from out and adds to in */
         msgpack_packer pk;
         size_t n_queued;          /* frames in out */
         bool outbound;            /* else a stranger until it authenticates (peer_conn_is_stranger()) */
         bool connecting;
         bool got_hello;
-        bool authenticated;       /* the peer proved the secret */
+        bool authenticated;       /* the peer proved the secret (or its certificate) */
+        bool has_key;             /* without TLS: the key of the keyring its proof checked with */
+        uint8_t key_id[PEER_KEY_ID_SIZE];
         bool dead;
         bool dirty;               /* data frames queued: flushed at the end of the loop iteration */
         LIST_ENTRY(PeerConn) dirty_link;
@@ -99,8 +103,8 @@ struct Cluster {
         sd_event_source *listen_source;
         sd_event_source *tick_source;
         sd_event_source *dial_source;
-        uint8_t *secret;
-        size_t secret_len;
+        PeerTlsContext *credentials;     /* the keyring or the certificate, and TLS's settings */
+        sd_event_source *sighup_source;
         char *listen_address;
         char **seeds;
         Membership ms;
@@ -111,6 +115,7 @@ struct Cluster {
         unsigned n_conns;                /* dialled or authenticated: at most PEER_MAX */
         unsigned n_strangers;            /* accepted, not authenticated yet: at most PEER_STRANGERS_MAX */
         LogRateLimit drop_log, evict_log, accept_log;
+        LogRateLimit refused_log;        /* TLS handshakes refused: a wrong secret or certificate */
         Frame frame;
         /* Freezes: when the loop did not run for longer than the suspicion timeout, the others may
          * have declared us dead and rebuilt our actors: data frames wait (held) until an ack to a
@@ -159,6 +164,7 @@ static PeerConn *peer_conn_ref(PeerConn *p) {
 static PeerConn *peer_conn_unref(PeerConn *p) {
         if (!p || --p->n_ref > 0)
                 return NULL;
+        peer_tls_free(p->tls);
         buffer_free(&p->in);
         buffer_free(&p->out);
         free(p->peer_id);
@@ -202,29 +208,64 @@ static void peer_conn_drop(PeerConn *p, int error, const char *why) {
         log_debug("Dropping peer connection %s (%s): %s: %s", p->peer_id ?: "?", p->dial_address ?: "inbound", why,
                   strerror(error < 0 ? -error : error));
         /* An authenticated peer that breaks is worth a line; peers that never authenticated (a
-         * wrong secret retries twice a second, strangers at will) get one line in 10 s at most. */
+         * wrong secret retries twice a second, strangers at will) get one line in 10 s at most,
+         * and those that TLS refused (a wrong key or certificate: worth telling an operator even
+         * while strangers connect) one more. */
+        LogRateLimit *rl = error == -EKEYREJECTED ? &p->cluster->refused_log : &p->cluster->drop_log;
         unsigned suppressed;
-        if (p->authenticated ? error != 0 : log_ratelimit_test(&p->cluster->drop_log, now_usec(CLOCK_MONOTONIC), PEER_LOG_INTERVAL_USEC, &suppressed))
+        if (p->authenticated ? error != 0 :
+                               log_ratelimit_test(rl, now_usec(CLOCK_MONOTONIC), PEER_LOG_INTERVAL_USEC, &suppressed))
                 log_info("Peer %s dropped: %s.", p->peer_id ?: p->dial_address ?: "(inbound)", why);
         peer_conn_close(p);
 }
 
+/* What goes to the socket: the frames themselves, or TLS records. */
+static Buffer *peer_conn_wire_out(PeerConn *p) {
+        return p->tls ? peer_tls_output(p->tls) : &p->out;
+}
+
+/* Writable matters only when there are bytes for the socket: with TLS, frames that wait in out do
+ * so for the handshake, or for a read (each flush encrypts what the socket may take). */
 static int peer_conn_update_events(PeerConn *p) {
         uint32_t events = EPOLLIN;
-        if (p->connecting || buffer_size(&p->out) > 0)
+        if (p->connecting || buffer_size(peer_conn_wire_out(p)) > 0)
                 events |= EPOLLOUT;
         return sd_event_source_set_io_events(p->io, events);
 }
 
+/* Sends what the socket takes. With TLS, frames are encrypted as their records leave: no more than
+ * PEER_TLS_OUTPUT_MAX of records wait, the rest stays in out as frames, where PEER_OUT_MAX counts
+ * it. */
 static int peer_conn_flush(PeerConn *p) {
-        while (buffer_size(&p->out) > 0) {
-                ssize_t n = send(p->fd, p->out.data + p->out.start, buffer_size(&p->out), MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                break;
-                        return -errno;
+        Buffer *wire = peer_conn_wire_out(p);
+        bool blocked = false;
+        int r;
+
+        if (p->dead)
+                return -ENOTCONN;
+        for (;;) {
+                size_t queued = buffer_size(&p->out);
+                if (p->tls && peer_tls_is_established(p->tls)) {
+                        r = peer_tls_send(p->tls, &p->out);
+                        if (r < 0)
+                                return r;
                 }
-                buffer_consume(&p->out, (size_t) n);
+                while (buffer_size(wire) > 0) {
+                        ssize_t n = send(p->fd, wire->data + wire->start, buffer_size(wire),
+                                         MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0) {
+                                if (errno == EAGAIN || errno == EINTR) {
+                                        blocked = true;
+                                        break;
+                                }
+                                return -errno;
+                        }
+                        buffer_consume(wire, (size_t) n);
+                }
+                /* More to encrypt, now that the socket took the records: again, unless TLS took
+                 * nothing (it waits for the handshake or a read). */
+                if (!p->tls || blocked || buffer_size(&p->out) == 0 || buffer_size(&p->out) == queued)
+                        break;
         }
         if (buffer_size(&p->out) == 0)
                 p->n_queued = 0;
@@ -294,9 +335,9 @@ static int peer_send_hello(PeerConn *p) {
         return peer_frame_end(p, off);
 }
 
-/* HMAC(secret, label | nonce_a | nonce_b | id) */
-static int peer_mac(Cluster *c, const char *label, const uint8_t *nonce_a, const uint8_t *nonce_b, const char *id,
-                    size_t id_len, uint8_t ret[PEER_MAC_SIZE]) {
+/* HMAC(key, label | nonce_a | nonce_b | id) */
+static int peer_mac(const uint8_t *key, size_t key_len, const char *label, const uint8_t *nonce_a,
+                    const uint8_t *nonce_b, const char *id, size_t id_len, uint8_t ret[PEER_MAC_SIZE]) {
         size_t ll = strlen(label);
         size_t n = ll + 2 * PEER_NONCE_SIZE + id_len;
         _cleanup_free_ uint8_t *msg = malloc(n);
@@ -307,16 +348,49 @@ static int peer_mac(Cluster *c, const char *label, const uint8_t *nonce_a, const
         memcpy(msg + ll, nonce_a, PEER_NONCE_SIZE);
         memcpy(msg + ll + PEER_NONCE_SIZE, nonce_b, PEER_NONCE_SIZE);
         memcpy(msg + ll + 2 * PEER_NONCE_SIZE, id, id_len);
-        if (!HMAC(EVP_sha256(), c->secret, (int) c->secret_len, msg, n, ret, &md_len) || md_len != PEER_MAC_SIZE)
+        if (!HMAC(EVP_sha256(), key, (int) key_len, msg, n, ret, &md_len) || md_len != PEER_MAC_SIZE)
                 return -EIO;
+        return 0;
+}
+
+/* The key AUTH proves: with TLS, the session's own (peer_tls_binding()): the handshake that the
+ * secret or the certificates authenticated is the one HELLO and AUTH travel in, and a node id is
+ * bound to it. Without TLS, a secret of the keyring, as before TLS: the primary to prove, any to
+ * check (index i). */
+static int peer_auth_key(PeerConn *p, size_t i, uint8_t binding[static PEER_BINDING_SIZE],
+                         const uint8_t **ret_key, size_t *ret_len, const PeerKey **ret_secret) {
+        if (p->tls) {
+                if (i > 0)
+                        return -ENOENT;
+                int r = peer_tls_binding(p->tls, binding);
+                if (r < 0)
+                        return r;
+                *ret_key = binding;
+                *ret_len = PEER_BINDING_SIZE;
+                *ret_secret = NULL;
+                return 0;
+        }
+        const PeerKey *k = peer_tls_context_key(p->cluster->credentials, i);
+        if (!k)
+                return -ENOENT;
+        *ret_key = k->secret;
+        *ret_len = k->secret_len;
+        *ret_secret = k;
         return 0;
 }
 
 static int peer_send_auth(PeerConn *p) {
         Cluster *c = p->cluster;
         const char *self = membership_self(&c->ms)->id;
-        uint8_t mac[PEER_MAC_SIZE];
-        int r = peer_mac(c, p->outbound ? LABEL_DIAL : LABEL_ACCEPT, p->peer_nonce, p->nonce, self, strlen(self), mac);
+        uint8_t mac[PEER_MAC_SIZE], binding[PEER_BINDING_SIZE];
+        const uint8_t *key;
+        const PeerKey *secret;
+        size_t key_len;
+        int r = peer_auth_key(p, 0, binding, &key, &key_len, &secret);
+        if (r >= 0)
+                r = peer_mac(key, key_len, p->outbound ? LABEL_DIAL : LABEL_ACCEPT, p->peer_nonce, p->nonce, self,
+                             strlen(self), mac);
+        OPENSSL_cleanse(binding, sizeof(binding));
         if (r < 0)
                 return r;
         size_t off = peer_frame_begin(p);
@@ -559,16 +633,32 @@ static int peer_handle_hello(PeerConn *p, const PeerMessage *pm) {
         return peer_send_auth(p);
 }
 
-/* AUTH: the peer proves it knows the cluster secret; from here it is a peer. */
+/* AUTH: the peer proves it is the other end of this TLS session (or, without TLS, that it knows a
+ * secret of the keyring) for the node id it said; from here it is a peer. */
 static int peer_handle_auth(PeerConn *p, const PeerMessage *pm) {
         Cluster *c = p->cluster;
-        uint8_t expected[PEER_MAC_SIZE];
-        int r = peer_mac(c, p->outbound ? LABEL_ACCEPT : LABEL_DIAL, p->nonce, p->peer_nonce, p->peer_id,
-                         strlen(p->peer_id), expected);
-        if (r < 0)
-                return r;
-        if (CRYPTO_memcmp(expected, pm->blob, PEER_MAC_SIZE) != 0)
-                return -EACCES;
+        uint8_t expected[PEER_MAC_SIZE], binding[PEER_BINDING_SIZE];
+        bool proved = false;
+        int r = 0;
+        for (size_t i = 0; !proved && r >= 0; i++) {
+                const uint8_t *key;
+                const PeerKey *secret;
+                size_t key_len;
+                r = peer_auth_key(p, i, binding, &key, &key_len, &secret);
+                if (r >= 0)
+                        r = peer_mac(key, key_len, p->outbound ? LABEL_ACCEPT : LABEL_DIAL, p->nonce, p->peer_nonce,
+                                     p->peer_id, strlen(p->peer_id), expected);
+                if (r >= 0 && CRYPTO_memcmp(expected, pm->blob, PEER_MAC_SIZE) == 0) {
+                        proved = true;
+                        if (secret) {
+                                p->has_key = true;
+                                memcpy(p->key_id, secret->id, PEER_KEY_ID_SIZE);
+                        }
+                }
+        }
+        OPENSSL_cleanse(binding, sizeof(binding));
+        if (!proved)
+                return r == -ENOENT ? -EACCES : r;
         if (!p->outbound) {
                 /* From the strangers' pool to the peers' places. */
                 if (c->n_conns >= PEER_MAX)
@@ -579,7 +669,11 @@ static int peer_handle_auth(PeerConn *p, const PeerMessage *pm) {
         }
         p->authenticated = true;
         p->timeout = sd_event_source_disable_unref(p->timeout);
-        log_info("Peer %s authenticated (%s).", p->peer_id, p->outbound ? "outbound" : "inbound");
+        log_info("Peer %s authenticated (%s, %s%s).", p->peer_id, p->outbound ? "outbound" : "inbound",
+                 !p->tls                                              ? "without TLS" :
+                 peer_tls_context_uses_certificates(c->credentials) ? "TLS, certificate " :
+                                                                        "TLS, key ",
+                 p->tls ? peer_tls_describe(p->tls) : "");
         /* Join: tell it what we know at once (seq 0: no probe waits for the ack). */
         r = peer_send_membership(p, PEER_MSG_PING, 0, NULL);
         /* Whatever went to it on a connection that broke goes again. */
@@ -712,23 +806,43 @@ static int peer_handle_frame(PeerConn *p, const Frame *f) {
         return peer_handlers[pm.type - PEER_MSG_HELLO](p, &pm);
 }
 
+/* What a connection may send before it has authenticated: the handshake (with TLS, its own first,
+ * then HELLO and AUTH inside it). */
+static size_t peer_conn_input_max_unauth(PeerConn *p) {
+        return p->tls ? peer_tls_context_handshake_max(p->cluster->credentials) : PEER_INPUT_MAX_UNAUTH;
+}
+
 static int peer_conn_read(PeerConn *p) {
         _cleanup_(peer_conn_unrefp) PeerConn *ref = peer_conn_ref(p);
         Cluster *c = p->cluster;
+        size_t input_max = peer_conn_input_max_unauth(p);
         /* Before authentication, no more than the handshake needs is read (and held): what comes
          * after AUTH in the same read stays in the socket until the peer is known. */
-        size_t want = p->authenticated ? PEER_READ_CHUNK : PEER_INPUT_MAX_UNAUTH - p->in_unauth;
-        int r = buffer_reserve(&p->in, want);
+        size_t want = p->authenticated ? PEER_READ_CHUNK : input_max - p->in_unauth;
+        Buffer *wire = p->tls ? peer_tls_input(p->tls) : &p->in;
+        int r = buffer_reserve(wire, want);
         if (r < 0)
                 return r;
-        ssize_t n = recv(p->fd, p->in.data + p->in.end, want, MSG_DONTWAIT);
+        ssize_t n = recv(p->fd, wire->data + wire->end, want, MSG_DONTWAIT);
         if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -errno;
         if (n == 0)
                 return -ECONNRESET;
-        p->in.end += (size_t) n;
+        wire->end += (size_t) n;
         if (!p->authenticated)
                 p->in_unauth += (size_t) n;
+        if (p->tls) {
+                /* The TLS handshake, then the frames in its records; none before it is done. */
+                bool was_established = peer_tls_is_established(p->tls);
+                r = peer_tls_receive(p->tls, &p->in);
+                if (r < 0)
+                        return r;
+                if (!was_established && peer_tls_is_established(p->tls))
+                        log_debug("Peer connection %s%s: TLS established, %s %s.", p->outbound ? "to " : "from ",
+                                  p->dial_address ?: inet_ntoa(p->address),
+                                  peer_tls_context_uses_certificates(c->credentials) ? "certificate" : "key",
+                                  peer_tls_describe(p->tls));
+        }
 
         while (!p->dead && buffer_size(&p->in) >= PROTO_HEADER_SIZE) {
                 const uint8_t *h = (const uint8_t *) p->in.data + p->in.start;
@@ -754,7 +868,7 @@ static int peer_conn_read(PeerConn *p) {
                         return r;
                 buffer_consume(&p->in, PROTO_HEADER_SIZE + plen);
         }
-        if (!p->dead && !p->authenticated && p->in_unauth >= PEER_INPUT_MAX_UNAUTH)
+        if (!p->dead && !p->authenticated && p->in_unauth >= input_max)
                 return -ENOBUFS;
         return 0;
 }
@@ -780,8 +894,18 @@ static int on_peer_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (revents & EPOLLIN) {
                 r = peer_conn_read(p);
                 if (r < 0) {
+                        _cleanup_free_ char *why = NULL;
+                        const char *tls_error = p->tls ? peer_tls_error(p->tls) : NULL;
+                        if (tls_error) {
+                                /* The alert that says why, if TLS left one, goes before the close. */
+                                (void) peer_conn_flush(p);
+                                const char *what = r == -EKEYREJECTED ? "authentication failed: TLS handshake" :
+                                                                        "TLS";
+                                if (asprintf(&why, "%s: %s", what, tls_error) < 0)
+                                        why = NULL;
+                        }
                         peer_conn_drop(p, r == -ECONNRESET ? 0 : r,
-                                       r == -EMSGSIZE ? "oversized frame" :
+                                       why ?: r == -EMSGSIZE ? "oversized frame" :
                                        r == -ENOBUFS ? "too much input before authenticating" :
                                        r == -EACCES ? "authentication failed" :
                                        r == -EBUSY ? "too many peers" :
@@ -837,6 +961,12 @@ static int peer_conn_new(Cluster *c, int fd, bool connecting, const char *dial_a
         r = getrandom(p->nonce, sizeof(p->nonce), 0) == (ssize_t) sizeof(p->nonce) ? 0 : -EIO;
         if (r < 0)
                 goto fail;
+        /* The dialling side's TLS opens with its ClientHello; HELLO waits in out for the handshake. */
+        if (peer_tls_context_uses_tls(c->credentials)) {
+                r = peer_tls_new(c->credentials, outbound, &p->tls);
+                if (r < 0)
+                        goto fail;
+        }
         r = sd_event_add_io(c->event, &p->io, fd, EPOLLIN | EPOLLOUT, on_peer_io, p);
         if (r < 0)
                 goto fail;
@@ -1071,31 +1201,57 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int read_secret(const char *path, uint8_t **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        _cleanup_free_ uint8_t *buf = malloc(PEER_SECRET_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        size_t n = 0;
+/* Connections that may not go on with the credentials read last are closed: their peers are
+ * dialled again (at once), with the new ones. */
+static bool peer_conn_trusted(PeerConn *p) {
+        if (p->tls)
+                return peer_tls_trusted(p->tls);
+        return !p->has_key || peer_tls_context_find_key(p->cluster->credentials, p->key_id);
+}
+
+int cluster_reload_secrets(Cluster *c) {
+        _cleanup_free_ char *reason = NULL;
+        bool certificates = peer_tls_context_uses_certificates(c->credentials);
+        unsigned closed = 0;
+        PeerConn *p;
+        int r;
+
+        r = peer_tls_context_reload(c->credentials, &reason);
+        if (r < 0)
+                return log_error_errno(r, "Failed to reload the cluster's credentials, keeping those read "
+                                       "before (%s): %s",
+                                       peer_tls_context_describe(c->credentials), reason ?: strerror(-r));
         for (;;) {
-                ssize_t k = read(fd, buf + n, PEER_SECRET_MAX + 1 - n);
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
+                PeerConn *untrusted = NULL;
+                LIST_FOREACH(p, &c->conns, link)
+                        if (!peer_conn_trusted(p)) {
+                                untrusted = p;
+                                break;
+                        }
+                if (!untrusted)
                         break;
-                n += (size_t) k;
-                if (n > PEER_SECRET_MAX)
-                        return -EFBIG;
+                if (untrusted->authenticated)
+                        log_info("Peer %s: closing its connection, %s; dialling it again.", untrusted->peer_id,
+                                 certificates ? "whose certificate no longer verifies" :
+                                                "whose key left the keyring");
+                peer_conn_close(untrusted);
+                closed++;
         }
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                n--;
-        if (n < 16)
-                return -EINVAL; /* too short to be a secret */
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
+        log_info("Reloaded the cluster's credentials: %s; %u connection%s closed.",
+                 peer_tls_context_describe(c->credentials), closed, closed == 1 ? "" : "s");
+        (void) sd_event_source_set_time_relative(c->dial_source, 0);
         return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) cluster_reload_secrets(userdata);
+        return 0;
+}
+
+/* KACTOR_PEER_PLAINTEXT=1: peers talk without TLS, as before it, to measure what it costs. */
+static bool cluster_plaintext_requested(void) {
+        const char *e = getenv("KACTOR_PEER_PLAINTEXT");
+        return e && (streq(e, "1") || streq(e, "yes") || streq(e, "true"));
 }
 
 static void cluster_freep_(Cluster **c) {
@@ -1117,10 +1273,15 @@ int cluster_new(const ClusterConfig *config, Cluster **ret) {
         LIST_INIT(&c->held);
         frame_init(&c->frame);
 
-        r = read_secret(config->secret_file, &c->secret, &c->secret_len);
+        PeerTlsConfig tc = { .secret_file = config->secret_file, .cert_file = config->cert_file,
+                             .key_file = config->key_file, .ca_file = config->ca_file,
+                             .plaintext = cluster_plaintext_requested() };
+        _cleanup_free_ char *reason = NULL;
+        r = peer_tls_context_new(&tc, &c->credentials, &reason);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the cluster secret %s (16 to 4096 bytes): %m",
-                                       config->secret_file);
+                return log_error_errno(r, "Failed to set up the cluster's credentials: %s", reason ?: strerror(-r));
+        if (tc.plaintext)
+                log_warning("peer traffic is not encrypted (KACTOR_PEER_PLAINTEXT): for measurement only");
         uint64_t seed;
         if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
                 seed = now_usec(CLOCK_MONOTONIC);
@@ -1178,8 +1339,18 @@ int cluster_new(const ClusterConfig *config, Cluster **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the cluster timers: %m");
 
-        log_info("Cluster: node %s listening on %s, %zu seed%s.", config->node_id, c->listen_address ?: "(nothing)", n,
-                 n == 1 ? "" : "s");
+        /* SIGHUP (systemctl reload) re-reads the credentials. signalfd needs it blocked. */
+        sigset_t hup;
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &hup, NULL) < 0)
+                return log_error_errno(-errno, "Failed to block SIGHUP: %m");
+        r = sd_event_add_signal(c->event, &c->sighup_source, SIGHUP, on_sighup, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
+
+        log_info("Cluster: node %s listening on %s, %zu seed%s; peers authenticate with %s.", config->node_id,
+                 c->listen_address ?: "(nothing)", n, n == 1 ? "" : "s", peer_tls_context_describe(c->credentials));
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -1194,6 +1365,7 @@ Cluster *cluster_free(Cluster *c) {
         sd_event_source_disable_unref(c->accept_retry);
         sd_event_source_disable_unref(c->tick_source);
         sd_event_source_disable_unref(c->dial_source);
+        sd_event_source_disable_unref(c->sighup_source);
         safe_close(c->listen_fd);
         for (size_t i = 0; i < PEER_RELAYS_MAX; i++)
                 free(c->relays[i].origin);
@@ -1201,9 +1373,7 @@ Cluster *cluster_free(Cluster *c) {
         stall_pending_free(c);
         membership_done(&c->ms);
         frame_done(&c->frame);
-        if (c->secret)
-                OPENSSL_cleanse(c->secret, c->secret_len);
-        free(c->secret);
+        peer_tls_context_free(c->credentials);
         free(c->listen_address);
         for (char **a = c->seeds; a && *a; a++)
                 free(*a);

@@ -3,8 +3,9 @@
 
 /*
  * The cluster layer of a node manager: a TCP listener, connections to peers (PeerConn: refcounted,
- * non-blocking, each with its own io and timeout sources), authentication with the cluster secret,
- * and the I/O of SWIM membership (membership.c holds the logic). docs/cluster.md describes it.
+ * non-blocking, each with its own io and timeout sources) secured with TLS 1.3 (peer-tls.c: a key
+ * derived from the cluster secret, or certificates), and the I/O of SWIM membership (membership.c
+ * holds the logic). docs/cluster.md describes it.
  */
 
 #include <stdint.h>
@@ -37,13 +38,18 @@ typedef struct ClusterConfig {
         const char *node_id;        /* this node's */
         const char *listen;         /* ADDR:PORT, or NULL */
         char **join;                /* seeds ADDR:PORT, NULL-terminated, or NULL */
-        const char *secret_file;
+        const char *secret_file;    /* the keyring: one secret per line, the primary first */
+        const char *cert_file;      /* or this node's certificate, its key and the cluster's CA (all */
+        const char *key_file;       /* three, instead of secret_file) */
+        const char *ca_file;
         MembershipConfig membership;
         const ClusterOps *ops;
         void *userdata;
 } ClusterConfig;
 
-/* Starts listening and joining. Returns 0, or a negative errno (-EINVAL for a bad address or secret). */
+/* Starts listening and joining, and re-reads the credentials on SIGHUP (cluster_reload_secrets()).
+ * Without TLS when the environment has KACTOR_PEER_PLAINTEXT=1 (for measurements). Returns 0, or a
+ * negative errno (-EINVAL for a bad address, secret or certificate), logged. */
 int cluster_new(const ClusterConfig *config, Cluster **ret);
 Cluster *cluster_free(Cluster *c);
 Membership *cluster_membership(Cluster *c);
@@ -61,5 +67,10 @@ typedef struct PeerFrame {
 int cluster_frame_begin(Cluster *c, const char *node, PeerFrame *ret);
 int cluster_frame_end(PeerFrame *f, int r);
 void cluster_flush(Cluster *c);
+/* Reads the secret file (or the certificate, its key and the CA) again: connections made from now on
+ * use it, and a connection whose key left the keyring (whose peer's certificate no longer verifies)
+ * is closed, to be dialled again. A file that cannot be read or is not valid is refused, and what
+ * was read before stays. Returns 0 or a negative errno, logged. */
+int cluster_reload_secrets(Cluster *c);
 /* This node's free CPUs and GPUs changed: its member entry says so from now on. */
 void cluster_resources_changed(Cluster *c);

@@ -254,6 +254,7 @@ typedef struct ManagerConfig {
         const char *cluster_listen;       /* ADDR:PORT */
         char **cluster_join;              /* seeds, NULL-terminated */
         const char *cluster_secret_file;
+        const char *cluster_cert_file, *cluster_key_file, *cluster_ca_file; /* instead of the secret */
         uint64_t probe_interval_usec, probe_timeout_usec, suspect_timeout_usec; /* 0: defaults */
         unsigned replicas;                /* UINT_MAX: the default */
 } ManagerConfig;

@@ -14,6 +14,12 @@
  *                                     says how many peers keep its actors' lineage)
  *     replication_r1_calls_async      1_1_actor_calls_async on a Counter local to the R1 node, and to
  *     replication_r2_calls_async      the R2 node, each paired with one local to the R0 node: ÷ R=0
+ *   bench-cluster tls P1 P2 T1 T2     two clusters of two nodes, defaults: P1 and P2 without TLS
+ *                                     (KACTOR_PEER_PLAINTEXT=1), T1 and T2 with it
+ *     tls_remote_calls_sync           one client on P1 calling a Counter on P2, one on T1 calling a
+ *     tls_remote_calls_async          Counter on T2, in paired rounds: TLS ÷ plaintext
+ *     tls_replication_r1_calls_async  a Counter local to P1 (its lineage kept by P2) and one local to
+ *                                     T1 (kept by T2): TLS ÷ plaintext
  *   bench-cluster failure X Y Z       three nodes, defaults
  *     soak_idle_3_nodes               KACTOR_BENCH_SOAK (60) s of the idle cluster, every change of
  *                                     Peers that any node announces (PropertiesChanged) watched: a
@@ -81,6 +87,7 @@ typedef struct Node {
         Member members[MEMBERS_MAX];
         size_t n_members;
         bool killed; /* by us, on purpose */
+        unsigned cluster; /* the tls group runs two clusters side by side */
         /* When this node first said the watched member was suspect / dead (0: not yet). */
         uint64_t target_suspect_ns, target_dead_ns;
 } Node;
@@ -381,13 +388,13 @@ static bool watch(bool (*done)(void *userdata), void *userdata, uint64_t deadlin
         }
 }
 
-/* Every running node sees every running node alive (and the others not alive). */
+/* Every running node sees every running node of its cluster alive (and the others not alive). */
 static bool all_alive(void *userdata) {
         for (size_t i = 0; i < n_nodes; i++) {
                 if (nodes[i].killed)
                         continue;
                 for (size_t j = 0; j < n_nodes; j++)
-                        if (!nodes[j].killed &&
+                        if (!nodes[j].killed && nodes[j].cluster == nodes[i].cluster &&
                             strcmp(member_state(&nodes[i], nodes[j].id, NULL), "alive") != 0)
                                 return false;
         }
@@ -401,7 +408,7 @@ static void wait_formed(const char *name) {
                 for (size_t j = 0; j < n_nodes; j++) {
                         const char *state = member_state(&nodes[i], nodes[j].id, NULL);
 
-                        if (!nodes[i].killed && !nodes[j].killed)
+                        if (!nodes[i].killed && !nodes[j].killed && nodes[i].cluster == nodes[j].cluster)
                                 fprintf(stderr, "node %s sees %s: %s\n", nodes[i].label, nodes[j].label,
                                         state[0] ? state : "(unknown)");
                 }
@@ -478,6 +485,26 @@ static void run_replication(void) {
                 if (wanted(name))
                         run_paired(name, COMPARE_ASYNC, v, "R=0");
         }
+}
+
+/* What TLS costs (docs/cluster.md, "Transport security"): the same calls over a cluster whose peers
+ * speak in clear and over one whose peers speak TLS, in paired rounds. */
+static void run_tls(void) {
+        const CompareVariant remote[2] = {
+                { .label = "plaintext", .socket = nodes[0].socket, .method = "increment", .node = nodes[1].id },
+                { .label = "TLS", .socket = nodes[2].socket, .method = "increment", .node = nodes[3].id },
+        };
+        const CompareVariant replicated[2] = {
+                { .label = "plaintext", .socket = nodes[0].socket, .method = "increment" },
+                { .label = "TLS", .socket = nodes[2].socket, .method = "increment" },
+        };
+
+        if (wanted("tls_remote_calls_sync"))
+                run_paired("tls_remote_calls_sync", COMPARE_SYNC, remote, "plaintext");
+        if (wanted("tls_remote_calls_async"))
+                run_paired("tls_remote_calls_async", COMPARE_ASYNC, remote, "plaintext");
+        if (wanted("tls_replication_r1_calls_async"))
+                run_paired("tls_replication_r1_calls_async", COMPARE_ASYNC, replicated, "plaintext");
 }
 
 /* --- failure: the soak, detection, rebuilding ------------------------------------------------------ */
@@ -835,7 +862,7 @@ int main(int argc, char *argv[]) {
         int i;
 
         if (argc < 2) {
-                fprintf(stderr, "usage: %s calls|replication|failure LABEL:PID:DIR... [-- NAME...]\n",
+                fprintf(stderr, "usage: %s calls|replication|tls|failure LABEL:PID:DIR... [-- NAME...]\n",
                         argv[0]);
                 return BENCH_EXIT_ERROR;
         }
@@ -851,6 +878,7 @@ int main(int argc, char *argv[]) {
         }
         need = strcmp(group, "calls") == 0                                           ? 2
                 : strcmp(group, "replication") == 0 || strcmp(group, "failure") == 0 ? 3
+                : strcmp(group, "tls") == 0                                          ? 4
                                                                                      : 0;
         if (need == 0 || n_nodes != need) {
                 fprintf(stderr, "%s: group %s takes %zu nodes, not %zu\n", argv[0], group, need, n_nodes);
@@ -861,8 +889,10 @@ int main(int argc, char *argv[]) {
         signal(SIGINT, on_signal);
         atexit(wake_stopped); /* bench_fail() exits too */
 
-        for (size_t k = 0; k < n_nodes; k++)
+        for (size_t k = 0; k < n_nodes; k++) {
+                nodes[k].cluster = strcmp(group, "tls") == 0 ? (unsigned) k / 2 : 0;
                 node_open(&nodes[k]);
+        }
         wait_formed(group);
         {
                 char list[256] = "";
@@ -879,6 +909,8 @@ int main(int argc, char *argv[]) {
                 run_calls();
         else if (strcmp(group, "replication") == 0)
                 run_replication();
+        else if (strcmp(group, "tls") == 0)
+                run_tls();
         else {
                 if (wanted("soak_idle_3_nodes"))
                         run_soak();

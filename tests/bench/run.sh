@@ -289,12 +289,21 @@ cluster_wanted() {
         return 1
 }
 
-# cluster_node_start LABEL [NODEMGR ARGS...]: a node of the current cluster, ready (its bus name
-# and native socket there); the first one is the others' seed.
+# cluster_node_start LABEL [=plaintext] [=seed] [NODEMGR ARGS...]: a node of the current cluster,
+# ready (its bus name and native socket there); the first one is the others' seed. =plaintext: its
+# peers speak without TLS (KACTOR_PEER_PLAINTEXT=1); =seed: it starts a cluster of its own, the seed
+# of the nodes after it.
 cluster_node_start() {
-        local label=$1 dir=$DIR/cluster-$1 addr cgroup pid i
-        local join=()
+        local label=$1 dir=$DIR/cluster-$1 addr cgroup pid i new_seed=0
+        local join=() env=()
         shift
+        while [ $# -gt 0 ] && [[ $1 == =* ]]; do
+                case $1 in
+                =plaintext) env=(env KACTOR_PEER_PLAINTEXT=1) ;;
+                =seed) new_seed=1 ;;
+                esac
+                shift
+        done
         CLUSTER_N=$((CLUSTER_N + 1))
         addr=$CLUSTER_NET.$CLUSTER_N:$CLUSTER_PORT
         cgroup=kactor-bench-$$-$label
@@ -312,13 +321,13 @@ cluster_node_start() {
                 say "cluster node $label: dbus-daemon did not start:"; cat "$dir/dbus.log"
                 return 1
         fi
-        if [ -n "$CLUSTER_SEED" ]; then
+        if [ -n "$CLUSTER_SEED" ] && [ "$new_seed" = 0 ]; then
                 join=(--join "$CLUSTER_SEED")
         else
                 CLUSTER_SEED=$addr
         fi
         (ulimit -n "$(ulimit -Hn)" 2>/dev/null
-         exec "${PDEATHSIG[@]}" "$BUILD/kactor-nodemgr" --bus "unix:path=$dir/bus" --runtime-dir "$dir/run" \
+         exec "${PDEATHSIG[@]}" "${env[@]}" "$BUILD/kactor-nodemgr" --bus "unix:path=$dir/bus" --runtime-dir "$dir/run" \
                 --module-path "$MODULE_PATH" --num-cpus "$(nproc)" --cgroup-name "$cgroup" --listen "$addr" \
                 "${join[@]}" --cluster-secret-file "$DIR/cluster.secret" "$@") >>"$dir/nodemgr.log" 2>&1 &
         pid=$!
@@ -329,7 +338,7 @@ cluster_node_start() {
                 if busctl --address="unix:path=$dir/bus" status io.kactor.NodeManager1 >/dev/null 2>&1 &&
                    [ -S "$dir/run/nodemgr.sock" ]; then
                         CLUSTER_NODES+=("$label:$pid:$dir")
-                        say "# cluster node $label: PID $pid, $addr${join:+, joined through $CLUSTER_SEED}${*:+, $*}"
+                        say "# cluster node $label: PID $pid, $addr${join:+, joined through $CLUSTER_SEED}${env:+, KACTOR_PEER_PLAINTEXT=1}${*:+, $*}"
                         return 0
                 fi
                 sleep 0.1
@@ -368,6 +377,7 @@ cluster_run() {
 
 if cluster_wanted calls remote_1_1_actor_calls_sync remote_1_1_actor_calls_async ||
    cluster_wanted replication replication_r1_calls_async replication_r2_calls_async ||
+   cluster_wanted tls tls_remote_calls_sync tls_remote_calls_async tls_replication_r1_calls_async ||
    cluster_wanted failure soak_idle_3_nodes failure_detection failure_detection_kill9 rebuild_10000_calls; then
         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/cluster.secret"
         chmod 600 "$DIR/cluster.secret"
@@ -378,6 +388,10 @@ fi
 if cluster_wanted replication replication_r1_calls_async replication_r2_calls_async; then
         cluster_run "cluster: replication (3 nodes, --replicas 0, 1, 2)" 120 replication \
                 r0,--replicas,0 r1,--replicas,1 r2,--replicas,2
+fi
+if cluster_wanted tls tls_remote_calls_sync tls_remote_calls_async tls_replication_r1_calls_async; then
+        cluster_run "cluster: TLS vs plaintext (2 clusters of 2 nodes, defaults: --replicas 1)" 180 tls \
+                p1,=plaintext p2,=plaintext t1,=seed t2
 fi
 if cluster_wanted failure soak_idle_3_nodes failure_detection failure_detection_kill9 rebuild_10000_calls; then
         cluster_run "cluster: false deaths, failure detection, rebuilding (3 nodes, defaults)" \

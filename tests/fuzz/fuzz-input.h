@@ -31,9 +31,11 @@
 
 /* fuzz-native's setup byte: bits 0-1, the number of connections less one; bit 2, connection 2 is
  * an outsider's (a uid that may not use the node manager). fuzz-peer-session's: bit 0, no
- * handshake (the records go to a connection that has not authenticated). */
+ * handshake (the records go to a connection that has not authenticated); bit 1, over TLS (else
+ * the peers speak in clear, KACTOR_PEER_PLAINTEXT). */
 #define FUZZ_SETUP_OUTSIDER 0x04
 #define FUZZ_SETUP_NO_HANDSHAKE 0x01
+#define FUZZ_SETUP_TLS 0x02
 
 enum {
         FUZZ_REC_FRAME = 0, /* the payload of one frame: the length prefix is added */

@@ -8,6 +8,11 @@
  * input keeps inputs independent (membership and replicas would otherwise carry over) and lets
  * LeakSanitizer see what one input leaves.
  *
+ * Peers speak without TLS (KACTOR_PEER_PLAINTEXT=1), so that the fuzzer's bytes reach the frame
+ * layer as they are, unless the setup byte says FUZZ_SETUP_TLS: then the connection is TLS 1.3
+ * with the PSK of the secret (peer-tls.c, the dialling side), AUTH is bound to the session, frames
+ * go inside records, and raw records go to the socket as they are (past the TLS layer's checks).
+ *
  * The target runs in a network namespace of its own (made in LLVMFuzzerInitialize()): the members
  * that fuzzed gossip makes up are dialled there, where nothing but this manager listens.
  *
@@ -37,6 +42,7 @@
 #include "macro.h"
 #include "membership.h"
 #include "peer-proto.h"
+#include "peer-tls.h"
 #include "proto.h"
 #include "remote-proto.h"
 
@@ -50,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char *secret_file;
 static char listen_address[32];
 static bool verbose;
+static PeerTlsContext *tls_context; /* the fuzzer's side, from the same secret */
 
 typedef struct Peer {
         Manager *manager;
@@ -58,6 +65,10 @@ typedef struct Peer {
         Frame frame;
         bool got_hello, got_auth, got_ping;
         uint8_t manager_nonce[PEER_NONCE_SIZE];
+        bool use_tls;
+        PeerTls *tls;     /* with FUZZ_SETUP_TLS: in holds what it decrypted */
+        bool tls_failed;  /* the manager broke the session (or the input did) */
+        Buffer plain;     /* frames on their way into TLS */
 } Peer;
 
 /* Brings up lo in the new network namespace. */
@@ -84,6 +95,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         if (!f || fputs(FUZZ_PEER_SECRET "\n", f) < 0 || fclose(f) != 0)
                 abort();
         snprintf(listen_address, sizeof(listen_address), "127.0.0.1:%u", FUZZ_PEER_PORT);
+        _cleanup_free_ char *reason = NULL;
+        if (peer_tls_context_new(&(PeerTlsConfig) { .secret_file = secret_file }, &tls_context, &reason) < 0) {
+                fprintf(stderr, "fuzz-peer-session: %s\n", reason ?: "cannot set TLS up");
+                exit(1);
+        }
         return 0;
 }
 
@@ -110,24 +126,85 @@ static void peer_check_frame(Frame *f, void *userdata) {
                 p->got_ping = true;
 }
 
+/* With TLS: the records that came, decrypted into in, and the frames in it checked. */
+static void peer_read_tls(Peer *p) {
+        for (;;) {
+                Buffer *raw = peer_tls_input(p->tls);
+                CHECK(buffer_reserve(raw, 65536) >= 0);
+                ssize_t n = recv(p->fd, raw->data + raw->end, raw->cap - raw->end, MSG_DONTWAIT);
+                if (n <= 0)
+                        return;
+                raw->end += (size_t) n;
+                if (p->tls_failed)
+                        continue;
+                if (peer_tls_receive(p->tls, &p->in) < 0) {
+                        /* Only raw records of the input break it. */
+                        p->tls_failed = true;
+                        continue;
+                }
+                for (;;) {
+                        const char *payload;
+                        size_t len;
+                        int r = frame_peek(&p->in, &payload, &len);
+                        CHECK(r >= 0);
+                        if (r == 0)
+                                break;
+                        CHECK(len <= PEER_FRAME_MAX);
+                        CHECK(frame_parse(&p->frame, payload, len) >= 0);
+                        peer_check_frame(&p->frame, p);
+                        buffer_consume(&p->in, PROTO_HEADER_SIZE + len);
+                }
+        }
+}
+
 static void peer_read(void *userdata) {
         Peer *p = userdata;
-        if (p->fd >= 0)
+        if (p->fd < 0)
+                return;
+        if (p->tls)
+                peer_read_tls(p);
+        else
                 fuzz_read_frames(p->fd, &p->in, &p->frame, PEER_FRAME_MAX, peer_check_frame, p);
 }
 
 static void peer_disconnect(Peer *p) {
         p->fd = safe_close(p->fd);
         buffer_free(&p->in);
+        buffer_free(&p->plain);
+        p->tls = peer_tls_free(p->tls);
+        p->tls_failed = false;
         frame_done(&p->frame);
         frame_init(&p->frame);
         p->got_hello = p->got_auth = p->got_ping = false;
 }
 
+/* What TLS wrote, to the socket. */
+static int peer_flush_tls(Peer *p) {
+        Buffer *o = peer_tls_output(p->tls);
+        int r = fuzz_write_all(p->manager, p->fd, o->data + o->start, buffer_size(o), peer_read, p);
+        buffer_consume(o, buffer_size(o));
+        return r;
+}
+
+/* Bytes of the stream: in clear, or into TLS records. */
+static int peer_send_bytes(Peer *p, const void *data, size_t len) {
+        if (!p->tls)
+                return fuzz_write_all(p->manager, p->fd, data, len, peer_read, p);
+        CHECK(buffer_append(&p->plain, data, len) >= 0);
+        while (buffer_size(&p->plain) > 0) {
+                if (p->tls_failed || !peer_tls_is_established(p->tls) || peer_tls_send(p->tls, &p->plain) < 0)
+                        return -EPIPE;
+                int r = peer_flush_tls(p);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int peer_send_frame(Peer *p, const void *payload, size_t len) {
         uint8_t prefix[PROTO_HEADER_SIZE] = { len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff, len >> 24 };
-        int r = fuzz_write_all(p->manager, p->fd, prefix, sizeof(prefix), peer_read, p);
-        return r < 0 ? r : fuzz_write_all(p->manager, p->fd, payload, len, peer_read, p);
+        int r = peer_send_bytes(p, prefix, sizeof(prefix));
+        return r < 0 ? r : peer_send_bytes(p, payload, len);
 }
 
 static int peer_send_packed(Peer *p, msgpack_sbuffer *sb) {
@@ -144,14 +221,28 @@ static bool peer_wait(Peer *p, const bool *cond) {
         return *cond;
 }
 
-/* The dialling side of the handshake (peer.c): HELLO, then AUTH = HMAC(secret, "kactor-peer-dial" |
- * the manager's nonce | ours | our id). */
+/* With TLS, its handshake first: the ClientHello went with the connection. */
+static void peer_handshake_tls(Peer *p) {
+        for (unsigned i = 0; i < 16 && !peer_tls_is_established(p->tls); i++) {
+                CHECK(peer_flush_tls(p) >= 0);
+                (void) fuzz_manager_pump(p->manager, 64, peer_read, p);
+                CHECK(!p->tls_failed);
+        }
+        CHECK(peer_tls_is_established(p->tls));
+        CHECK(peer_flush_tls(p) >= 0); /* our Finished */
+}
+
+/* The dialling side of the handshake (peer.c): HELLO, then AUTH = HMAC(key, "kactor-peer-dial" |
+ * the manager's nonce | ours | our id), the key being the secret, or with TLS the session's
+ * binding. */
 static void peer_handshake(Peer *p) {
         static const uint8_t nonce[PEER_NONCE_SIZE] = "fuzz-peer-session-nonce-0123456";
         static const char label[] = "kactor-peer-dial";
         msgpack_sbuffer sb;
         msgpack_packer pk;
 
+        if (p->tls)
+                peer_handshake_tls(p);
         CHECK(peer_wait(p, &p->got_hello));
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -173,7 +264,13 @@ static void peer_handshake(Peer *p) {
         memcpy(msg + sizeof(label) - 1, p->manager_nonce, PEER_NONCE_SIZE);
         memcpy(msg + sizeof(label) - 1 + PEER_NONCE_SIZE, nonce, PEER_NONCE_SIZE);
         memcpy(msg + sizeof(label) - 1 + 2 * PEER_NONCE_SIZE, FUZZ_PEER_ID, sizeof(FUZZ_PEER_ID) - 1);
-        CHECK(HMAC(EVP_sha256(), FUZZ_PEER_SECRET, (int) strlen(FUZZ_PEER_SECRET), msg, sizeof(msg), mac, &mac_len));
+        uint8_t binding[PEER_BINDING_SIZE];
+        if (p->tls) {
+                CHECK(peer_tls_binding(p->tls, binding) >= 0);
+                CHECK(HMAC(EVP_sha256(), binding, sizeof(binding), msg, sizeof(msg), mac, &mac_len));
+        } else
+                CHECK(HMAC(EVP_sha256(), FUZZ_PEER_SECRET, (int) strlen(FUZZ_PEER_SECRET), msg, sizeof(msg), mac,
+                           &mac_len));
         CHECK(mac_len == PEER_MAC_SIZE);
         msgpack_pack_array(&pk, 3);
         msgpack_pack_uint32(&pk, PEER_MSG_AUTH);
@@ -200,6 +297,9 @@ static void peer_connect(Peer *p, bool handshake) {
         CHECK(connect(p->fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0);
         CHECK(fcntl(p->fd, F_SETFL, O_NONBLOCK) >= 0);
         frame_init(&p->frame);
+        /* Without the handshake, a stranger that speaks in clear to the node, TLS or not. */
+        if (p->use_tls && handshake)
+                CHECK(peer_tls_new(tls_context, true, &p->tls) >= 0);
         if (handshake)
                 peer_handshake(p);
         else
@@ -214,6 +314,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 1)
                 return 0;
         bool handshake = !(data[0] & FUZZ_SETUP_NO_HANDSHAKE);
+        p.use_tls = data[0] & FUZZ_SETUP_TLS;
+        /* The manager reads it when its cluster starts. */
+        if (p.use_tls)
+                CHECK(unsetenv("KACTOR_PEER_PLAINTEXT") == 0);
+        else
+                CHECK(setenv("KACTOR_PEER_PLAINTEXT", "1", 1) == 0);
 
         fuzz_fixture_config(&config);
         config.cluster_listen = listen_address;
@@ -239,6 +345,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         r = peer_send_frame(&p, payload, len);
                         break;
                 case FUZZ_REC_RAW:
+                        /* As they are, past TLS when there is TLS. */
                         r = fuzz_write_all(p.manager, p.fd, payload, len, peer_read, &p);
                         break;
                 case FUZZ_REC_CLOSE:

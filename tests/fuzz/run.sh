@@ -46,7 +46,7 @@ echo "== building $CORE/libkactor-core.a"
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "$MAKE" -s -C "$SRC" BUILD="$(cd "$OUT" && pwd)/core" CC="$FUZZ_CC" SANITIZE=1 CFLAGS="-O1 -fsanitize=fuzzer-no-link" \
         -j2 "$(cd "$OUT" && pwd)/core/libkactor-core.a"
 
-PKGS="libsystemd msgpack libbpf libcap libcgroup libcrypto zlib"
+PKGS="libsystemd msgpack libbpf libcap libcgroup libssl libcrypto zlib"
 # shellcheck disable=SC2086
 CFLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$SRC/include -I$SRC/lib/basic -I$SRC/lib -I$SRC/cgroups -I$SRC/bpf -I$SRC/nodemgr/core \
 -I$SRC/nodemgr/bus -I$SRC/nodemgr/native -I$SRC/nodemgr/cluster \

@@ -1019,6 +1019,8 @@ static void peer_session_seeds(void) {
                                F(1, ps_fetch),  F(1, ps_result), F(1, ps_done),   F(1, ps_locate),
                                F(1, ps_kill),   F(1, ps_release), F(1, ps_moved) };
                 session_seed("peer-session", 0, recs, sizeof(recs) / sizeof(recs[0]));
+                /* The same over TLS. */
+                session_seed("peer-session", FUZZ_SETUP_TLS, recs, sizeof(recs) / sizeof(recs[0]));
         }
         /* A replica: made, records, a checkpoint, a reconnect (what was owed goes again), dropped. */
         {
@@ -1026,6 +1028,7 @@ static void peer_session_seeds(void) {
                                F(1, ps_repl_record_next), F(1, ps_repl_checkpoint), { FUZZ_REC_CLOSE, 1, NULL },
                                F(1, ps_ping),           { FUZZ_REC_PAUSE, 1, NULL }, F(1, ps_repl_drop) };
                 session_seed("peer-session", 0, recs, sizeof(recs) / sizeof(recs[0]));
+                session_seed("peer-session", FUZZ_SETUP_TLS, recs, sizeof(recs) / sizeof(recs[0]));
         }
         /* Membership gossip, a relayed probe, a death notice. */
         {
@@ -1039,6 +1042,10 @@ static void peer_session_seeds(void) {
                 session_seed("peer-session", FUZZ_SETUP_NO_HANDSHAKE, recs, 3);
                 Rec self[] = { F(1, ps_hello_self), F(1, ps_ping) };
                 session_seed("peer-session", FUZZ_SETUP_NO_HANDSHAKE, self, 2);
+                /* Over TLS, a HELLO in clear (refused by TLS), and garbage after a TLS session. */
+                session_seed("peer-session", FUZZ_SETUP_NO_HANDSHAKE | FUZZ_SETUP_TLS, recs, 1);
+                Rec broken[] = { F(1, ps_ping), { FUZZ_REC_RAW, 1, NULL }, F(1, ps_ping) };
+                session_seed("peer-session", FUZZ_SETUP_TLS, broken, 3);
         }
 }
 
