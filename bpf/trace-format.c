@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "json-util.h"
+#include "kactor/value.h"
+#include "macro.h"
 #include "trace-format.h"
 
 static const char *const phase_names[TRACE_PHASE_MAX] = {
@@ -125,18 +127,24 @@ static double us(uint64_t t, uint64_t t0) {
 }
 
 static void slice(FILE *f, bool *first, const char *ph, const char *name, const char *cat, size_t pid, uint32_t tid,
-                  uint64_t id, double ts) {
+                  uint64_t id, double ts, const char *args) {
         fprintf(f, "%s\n{\"ph\":\"%s\",\"cat\":\"%s\",\"name\":", *first ? "" : ",", ph, cat);
         json_string_fputs(name, f);
-        fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"id\":\"0x%" PRIx64 "\",\"ts\":%.3f}", pid, tid, id, ts);
+        fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"id\":\"0x%" PRIx64 "\",\"ts\":%.3f", pid, tid, id, ts);
+        if (args && *args)
+                fprintf(f, ",\"args\":{%s}", args);
+        fputc('}', f);
         *first = false;
 }
 
 static void complete(FILE *f, bool *first, const char *name, const char *cat, size_t pid, uint32_t tid, double ts,
-                     double dur) {
+                     double dur, const char *args) {
         fprintf(f, "%s\n{\"ph\":\"X\",\"cat\":\"%s\",\"name\":", *first ? "" : ",", cat);
         json_string_fputs(name, f);
-        fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"ts\":%.3f,\"dur\":%.3f}", pid, tid, ts, dur);
+        fprintf(f, ",\"pid\":%zu,\"tid\":%" PRIu32 ",\"ts\":%.3f,\"dur\":%.3f", pid, tid, ts, dur);
+        if (args && *args)
+                fprintf(f, ",\"args\":{%s}", args);
+        fputc('}', f);
         *first = false;
 }
 
@@ -151,28 +159,122 @@ static void metadata(FILE *f, bool *first, const char *what, size_t pid, uint32_
 /* The scheduler spans of a thread go on a track of their own, beside the thread's. */
 #define SCHED_TRACK(tid) ((tid) | 0x40000000u)
 
-int trace_timeline_write(FILE *f, const struct kt_event *ev, size_t n, uint64_t dropped,
-                         const TraceTimelineNames *names) {
+/* The recording's window: times are clipped to it. */
+typedef struct Window {
+        uint64_t begin, end;
+} Window;
+
+static uint64_t clip(const Window *w, uint64_t t) {
+        return t < w->begin ? w->begin : t > w->end ? w->end : t;
+}
+
+/* The args of an event that was clipped, unfinished or failed: JSON members (in args, malloc'd), or NULL. */
+static char *event_args(bool clipped, bool unfinished, const char *error) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return NULL;
+        const char *sep = "";
+        if (clipped) {
+                fputs("\"clipped\":true", f);
+                sep = ",";
+        }
+        if (unfinished) {
+                fprintf(f, "%s\"unfinished\":true", sep);
+                sep = ",";
+        }
+        if (error) {
+                fprintf(f, "%s\"error\":", sep);
+                json_string_fputs(error, f);
+        }
+        if (fclose(f) != 0) {
+                free(text);
+                return NULL;
+        }
+        return text;
+}
+
+static void write_sched(FILE *f, bool *first, const struct kt_event *e, size_t pid, const Window *w) {
+        bool unfinished = e->kind & TRACE_EVENT_UNFINISHED;
+        unsigned kind = e->kind & TRACE_EVENT_KIND_MASK;
+        uint64_t from = clip(w, e->t[0]), to = clip(w, unfinished ? w->end : e->t[1]);
+        _cleanup_free_ char *args = event_args(e->t[0] < w->begin, unfinished, NULL);
+        complete(f, first, kind == TRACE_SCHED_RUNQ ? "run-queue wait" : "off-CPU", "sched", pid, SCHED_TRACK(e->tid),
+                 us(from, w->begin), us(to, w->begin) - us(from, w->begin), args);
+}
+
+static void write_call(FILE *f, bool *first, const struct kt_event *e, size_t index, size_t pid, const Window *w,
+                       const TraceTimelineNames *names) {
+        bool unfinished = e->kind & TRACE_EVENT_UNFINISHED;
+        unsigned code = e->kind & TRACE_EVENT_KIND_MASK;
+        char buf[64];
+
+        const char *method = names && names->method_name ? names->method_name(e->method, names->userdata) : NULL;
+        if (!method) {
+                snprintf(buf, sizeof(buf), "method %08" PRIx32, e->method);
+                method = buf;
+        }
+        const char *error = NULL;
+        if (code != 0) {
+                error = names && names->call_error ? names->call_error(index, names->userdata) : NULL;
+                error = error ?: kactor_error_name((kactor_error) code) ?: "failed";
+        }
+        _cleanup_free_ char *args = event_args(e->t[0] < w->begin, unfinished, error);
+        _cleanup_free_ char *exec_args = error ? event_args(false, false, error) : NULL;
+
+        /* Queued, dispatched (0: not yet), ran (0 and 0: unknown), stored (or the end of the recording). */
+        uint64_t queued = clip(w, e->t[0]), end = clip(w, unfinished ? w->end : e->t[4]);
+        uint64_t dispatched = e->t[1] ? clip(w, e->t[1]) : end;
+        uint64_t id = e->obj ?: (e->seq | ((uint64_t) pid << 48));
+        uint32_t tid = e->tid;
+        double t0 = us(queued, w->begin), t1 = us(dispatched, w->begin), t4 = us(end, w->begin);
+
+        slice(f, first, "b", method, "call", pid, tid, id, t0, args);
+        slice(f, first, "b", "queue", "call", pid, tid, id, t0, NULL);
+        slice(f, first, "e", "queue", "call", pid, tid, id, t1, NULL);
+        if (e->t[1] && e->t[2] && e->t[3]) {
+                double t2 = us(clip(w, e->t[2]), w->begin), t3 = us(clip(w, e->t[3]), w->begin);
+                slice(f, first, "b", "dispatch", "call", pid, tid, id, t1, NULL);
+                slice(f, first, "e", "dispatch", "call", pid, tid, id, t2, NULL);
+                slice(f, first, "b", "run", "call", pid, tid, id, t2, NULL);
+                slice(f, first, "e", "run", "call", pid, tid, id, t3, NULL);
+                slice(f, first, "b", "deliver", "call", pid, tid, id, t3, NULL);
+                slice(f, first, "e", "deliver", "call", pid, tid, id, t4, NULL);
+                complete(f, first, method, "exec", pid, tid, t2, t3 - t2, exec_args);
+        } else if (e->t[1] && unfinished) {
+                /* With the worker, not finished when the recording ended (whether it started is not known
+                 * until its result comes). */
+                slice(f, first, "b", "dispatch", "call", pid, tid, id, t1, NULL);
+                slice(f, first, "e", "dispatch", "call", pid, tid, id, t4, NULL);
+        }
+        slice(f, first, "e", method, "call", pid, tid, id, t4, NULL);
+}
+
+int trace_timeline_write(FILE *f, const struct kt_event *ev, size_t n, uint64_t t_begin, uint64_t t_end,
+                         uint64_t dropped, const TraceTimelineNames *names) {
         _Static_assert(sizeof(uint64_t) == 8, "");
-        uint64_t *keys = NULL, t0 = UINT64_MAX;
-        size_t n_keys = 0;
+        uint64_t *keys = NULL;
+        size_t n_keys = 0, n_written = 0;
         bool first = true;
+        Window w = { .begin = t_begin, .end = t_end ?: UINT64_MAX };
 
         /* One process (pid 1, 2, ...) per actor, numbered in the order of their keys. */
         keys = malloc((n ?: 1) * sizeof(uint64_t));
         if (!keys)
                 return -ENOMEM;
+        uint64_t t_first = UINT64_MAX;
         for (size_t i = 0; i < n; i++) {
                 keys[i] = ev[i].actor;
-                if (ev[i].t[0] && ev[i].t[0] < t0)
-                        t0 = ev[i].t[0];
+                if (ev[i].t[0] && ev[i].t[0] < t_first)
+                        t_first = ev[i].t[0];
         }
         qsort(keys, n, sizeof(uint64_t), cmp_u64);
         for (size_t i = 0; i < n; i++)
                 if (n_keys == 0 || keys[n_keys - 1] != keys[i])
                         keys[n_keys++] = keys[i];
-        if (t0 == UINT64_MAX)
-                t0 = 0;
+        if (w.begin == 0)
+                w.begin = t_first == UINT64_MAX ? 0 : t_first;
 
         fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", f);
         for (size_t k = 0; k < n_keys; k++) {
@@ -199,6 +301,12 @@ int trace_timeline_write(FILE *f, const struct kt_event *ev, size_t n, uint64_t 
                 size_t pid = kp ? (size_t) (kp - keys) + 1 : 0;
                 char buf[64];
 
+                if (e->type != TRACE_EVENT_CALL && e->type != TRACE_EVENT_SCHED)
+                        continue;
+                /* Over before the recording began (read from the ring buffer as it was switched on). */
+                if (!(e->kind & TRACE_EVENT_UNFINISHED) && e->type == TRACE_EVENT_SCHED && e->t[1] < w.begin)
+                        continue;
+
                 if (e->tid) {
                         uint64_t tk = ((uint64_t) pid << 32) | e->tid;
                         bool known = false;
@@ -221,37 +329,14 @@ int trace_timeline_write(FILE *f, const struct kt_event *ev, size_t n, uint64_t 
                         }
                 }
 
-                if (e->type == TRACE_EVENT_SCHED) {
-                        complete(f, &first, e->kind == TRACE_SCHED_RUNQ ? "run-queue wait" : "off-CPU", "sched", pid,
-                                 SCHED_TRACK(e->tid), us(e->t[0], t0), us(e->t[1], t0) - us(e->t[0], t0));
-                        continue;
-                }
-                if (e->type != TRACE_EVENT_CALL)
-                        continue;
-
-                const char *method = names && names->method_name ? names->method_name(e->method, names->userdata) : NULL;
-                if (!method) {
-                        snprintf(buf, sizeof(buf), "method %08" PRIx32, e->method);
-                        method = buf;
-                }
-                uint64_t id = e->obj ?: (e->seq | ((uint64_t) pid << 48));
-                uint32_t tid = e->tid;
-                slice(f, &first, "b", method, "call", pid, tid, id, us(e->t[0], t0));
-                slice(f, &first, "b", "queue", "call", pid, tid, id, us(e->t[0], t0));
-                slice(f, &first, "e", "queue", "call", pid, tid, id, us(e->t[1], t0));
-                if (e->t[2]) {
-                        slice(f, &first, "b", "dispatch", "call", pid, tid, id, us(e->t[1], t0));
-                        slice(f, &first, "e", "dispatch", "call", pid, tid, id, us(e->t[2], t0));
-                        slice(f, &first, "b", "run", "call", pid, tid, id, us(e->t[2], t0));
-                        slice(f, &first, "e", "run", "call", pid, tid, id, us(e->t[3], t0));
-                        slice(f, &first, "b", "deliver", "call", pid, tid, id, us(e->t[3], t0));
-                        slice(f, &first, "e", "deliver", "call", pid, tid, id, us(e->t[4], t0));
-                        complete(f, &first, method, "exec", pid, tid, us(e->t[2], t0), us(e->t[3], t0) - us(e->t[2], t0));
-                }
-                slice(f, &first, "e", method, "call", pid, tid, id, us(e->t[4], t0));
+                if (e->type == TRACE_EVENT_SCHED)
+                        write_sched(f, &first, e, pid, &w);
+                else
+                        write_call(f, &first, e, i, pid, &w, names);
+                n_written++;
         }
-        fprintf(f, "\n],\"otherData\":{\"dropped_events\":%" PRIu64 ",\"events\":%zu,\"actors\":%zu}}\n", dropped, n,
-                n_keys);
+        fprintf(f, "\n],\"otherData\":{\"dropped_events\":%" PRIu64 ",\"events\":%zu,\"actors\":%zu}}\n", dropped,
+                n_written, n_keys);
         free(seen);
         free(keys);
         return ferror(f) ? -EIO : 0;

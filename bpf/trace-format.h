@@ -42,15 +42,21 @@ typedef struct TraceTimelineNames {
         /* The label of an actor's track ("actor ID (Class)"), and its name for events. */
         const char *(*actor_label)(uint64_t actor, void *userdata);
         const char *(*method_name)(uint32_t method, void *userdata);
+        /* A failed call's error in words, by its event's index; NULL: only its code is known. */
+        const char *(*call_error)(size_t index, void *userdata);
         void *userdata;
 } TraceTimelineNames;
 
 /*
- * Writes a Chrome trace (JSON object format, loads in Perfetto and chrome://tracing) of the events:
+ * Writes a Chrome trace (JSON object format, loads in Perfetto and chrome://tracing) of the events
+ * recorded from t_begin to t_end (CLOCK_MONOTONIC ns; 0 and 0: from the first event on, unbounded):
  * one process per actor; on it, every call as a nestable async slice (its id: the result object)
  * holding its phases (queue, dispatch, run, deliver) as child slices; the executions on the worker
- * thread's track; in a "scheduler" thread track the run-queue waits and off-CPU spans. The count
- * of dropped events goes in otherData.dropped_events. Returns 0 or -errno (from the FILE).
+ * thread's track; in a "scheduler" thread track the run-queue waits and off-CPU spans.
+ *
+ * Time 0 is t_begin: what began before is clipped to it (args.clipped), what was still open at t_end
+ * (TRACE_EVENT_UNFINISHED) ends there (args.unfinished), a failed call says its error (args.error).
+ * The count of dropped events goes in otherData.dropped_events. Returns 0 or -errno (from the FILE).
  */
-int trace_timeline_write(FILE *f, const struct kt_event *events, size_t n_events, uint64_t dropped,
-                         const TraceTimelineNames *names);
+int trace_timeline_write(FILE *f, const struct kt_event *events, size_t n_events, uint64_t t_begin, uint64_t t_end,
+                         uint64_t dropped, const TraceTimelineNames *names);

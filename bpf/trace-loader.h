@@ -15,6 +15,7 @@ typedef struct Trace Trace;
 typedef void (*trace_event_fn)(const struct kt_event *e, void *userdata);
 typedef void (*trace_call_fn)(const struct kt_call_key *key, const struct kt_call_stats *st, void *userdata);
 typedef void (*trace_sched_fn)(uint64_t actor, const struct kt_sched_stats *st, void *userdata);
+typedef void (*trace_thread_fn)(uint32_t tid, const struct kt_thread *th, void *userdata);
 
 typedef struct TraceOptions {
         size_t sz;
@@ -58,5 +59,7 @@ int trace_ringbuf_consume(Trace *t);
 
 int trace_foreach_call(Trace *t, trace_call_fn fn, void *userdata);
 int trace_foreach_sched(Trace *t, trace_sched_fn fn, void *userdata);
+/* The threads the scheduler programs follow now, with their state (what each waits for, since when). */
+int trace_foreach_thread(Trace *t, trace_thread_fn fn, void *userdata);
 /* Clears the histograms and the dropped-event count. */
 void trace_reset(Trace *t);

@@ -293,8 +293,23 @@ int BPF_PROG(sched_wakeup_new, struct task_struct *p) {
         return on_wakeup(p->pid, p->tgid, task_cgroup_id(p), 0);
 }
 
+/* A task's last switch: it exited (TASK_DEAD, include/linux/sched.h, a #define BTF does not carry). */
+#define KT_TASK_DEAD 0x80
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state) {
+        /* A thread's last switch: its entry goes too, not when the LRU gets to it, so that a dead actor's
+         * threads leave nothing behind. Whether or not anything is tracked: the actor's cgroup left
+         * `cgroups` when it died, before its threads were done exiting, and it may have been the last
+         * one. Once per thread exit on the host, a hash lookup. */
+        if (prev_state & KT_TASK_DEAD) {
+                __u32 pid = prev->pid;
+                if (tracking())
+                        on_switch(pid, prev->tgid, task_cgroup_id(prev), 0, next->pid, next->tgid,
+                                  task_cgroup_id(next), 0);
+                bpf_map_delete_elem(&threads, &pid);
+                return 0;
+        }
         if (!tracking())
                 return 0;
         /* TASK_RUNNING is 0: a task that leaves the CPU in it was preempted and waits for one. */

@@ -506,6 +506,20 @@ int trace_foreach_sched(Trace *t, trace_sched_fn fn, void *userdata) {
         return 0;
 }
 
+int trace_foreach_thread(Trace *t, trace_thread_fn fn, void *userdata) {
+        int fd = bpf_map__fd(t->skel->maps.threads);
+        uint32_t key, next, *prev = NULL;
+        struct kt_thread th;
+        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+                key = next;
+                prev = &key;
+                if (bpf_map_lookup_elem(fd, &key, &th) < 0)
+                        continue;
+                fn(key, &th, userdata);
+        }
+        return 0;
+}
+
 static void map_clear(int fd, size_t key_size) {
         char key[64], next[64];
         /* Deleting the key in hand makes get_next_key start over: take the first key each time. */

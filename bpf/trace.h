@@ -46,9 +46,17 @@ struct kt_hist {
 
 struct kt_call_key {
         __u64 actor;  /* kactor_trace_id_hash() */
-        __u32 method; /* kactor_trace_method_id() */
+        __u32 method; /* kactor_trace_method_id(), or TRACE_METHOD_UNKNOWN */
         __u32 pad;
 };
+
+/* The calls of an actor to names its class has no method of (as far as the node manager knows: no
+ * worker ran one) count under this one method id (kactor_trace_method_id() is never 0) and name, so
+ * that a caller cannot fill `methods` and `hists` with names of its own. */
+#define TRACE_METHOD_UNKNOWN 0
+#define TRACE_METHOD_UNKNOWN_NAME "(unknown)"
+/* Distinct methods counted per actor; the calls of any more count as TRACE_METHOD_UNKNOWN. */
+#define TRACE_METHODS_PER_ACTOR_MAX 256
 
 struct kt_call_stats {
         __u64 calls;     /* results stored */
@@ -84,19 +92,26 @@ struct kt_thread {
 /* Timeline mode's events: the scheduler's come through the ring buffer `events`, the calls' from the
  * node manager itself. */
 enum kt_event_type {
-        TRACE_EVENT_CALL = 1,  /* a call whose result was stored */
+        TRACE_EVENT_CALL = 1,  /* a call whose result was stored (or still in flight at the end, or failed) */
         TRACE_EVENT_SCHED = 2, /* a run-queue wait or an off-CPU span of an actor's thread */
 };
 
+/* kt_event.kind: for SCHED the enum kt_sched_hist, for CALL the result's kactor_error (0: success), in
+ * the low bits; either may carry TRACE_EVENT_UNFINISHED: the span was still open when the recording
+ * ended (its end, t[4] for a call and t[1] for a span, is the end of the recording). */
+#define TRACE_EVENT_KIND_MASK 0xffffu
+#define TRACE_EVENT_UNFINISHED 0x80000000u
+
 struct kt_event {
         __u32 type;
-        __u32 kind; /* SCHED: enum kt_sched_hist */
+        __u32 kind; /* above */
         __u64 actor;
         __u32 method;
         __u32 tid;
         __u64 seq;
         __u64 obj;
-        /* CALL: t_queued, t_dispatched, t_start, t_end, t_stored (t_start/t_end 0 when unknown);
+        /* CALL: t_queued, t_dispatched, t_start, t_end, t_stored (0 when unknown: t_dispatched of a call
+         * not dispatched yet, t_start/t_end of one the worker did not run or has not finished);
          * SCHED: t[0] the span's start, t[1] its end. */
         __u64 t[5];
 };

@@ -159,8 +159,11 @@ static bool bus_type_is_number(const char *t) {
         return strlen(t) == 1 && strchr("ynqiuxtd", t[0]);
 }
 
-/* 0 when the variant's signature suits option key (or key is unknown: the core refuses it by name). */
+/* 0 when the variant's signature suits option key (or key is unknown: the core refuses it by name). A
+ * variant in the variant is unwrapped by the reader: the core checks what is inside. */
 static int bus_check_option_type(const char *key, const char *got, sd_bus_error *error) {
+        if (streq(got, "v"))
+                return 0;
         for (size_t i = 0; i < ELEMENTSOF(bus_option_types); i++) {
                 const char *want = bus_option_types[i].type;
                 if (!streq(key, bus_option_types[i].name))
@@ -979,7 +982,7 @@ static int bus_actor_kill(sd_bus_message *msg, Manager *m, sd_bus_error *error) 
         if (bus_actor_is_remote(a))
                 r = bus_sender_uid(msg, &uid) < 0 ? -EACCES : cluster_hooks_kill_actor(a->manager, a->id, uid, no_restart);
         else
-                r = actor_kill(a, no_restart, "killed by request");
+                r = bus_sender_uid(msg, &uid) < 0 ? -EACCES : actor_kill_by_request(a, no_restart, uid);
         if (r < 0)
                 return sd_bus_error_setf(error, "io.kactor.Error.NoSuchActor", "Cannot reach actor %s: %s", a->id_string,
                                          strerror(-r));

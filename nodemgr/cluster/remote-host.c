@@ -554,7 +554,7 @@ int remote_host_handle_kill(Remote *r, uint64_t from, RemoteMessage *msg) {
                 req_error_done(&e);
                 return 0;
         }
-        (void) actor_kill(a, msg->flag, "killed by request");
+        (void) actor_kill_by_request(a, msg->flag, (uid_t) msg->uid);
         return 0;
 }
 

@@ -40,9 +40,12 @@ int access_setup(Manager *m, const char *group) {
         struct group *g = getgrnam(m->access_group);
         if (g)
                 m->access_gid = g->gr_gid;
+        else if (geteuid() == 0)
+                log_info("Group %s does not exist: only root may use this node manager.", m->access_group);
         else
-                log_info("Group %s does not exist: only root and %s may use this node manager.",
-                         m->access_group, geteuid() == 0 ? "root" : "its own user");
+                log_info("Group %s does not exist: only root and the node manager's own user (UID %u) may use "
+                         "this node manager.",
+                         m->access_group, (unsigned) geteuid());
         return 0;
 }
 

@@ -148,6 +148,12 @@ static void actor_forget_dead(Manager *m) {
         actor_forget_dead_arm(m);
 }
 
+/* The method the worker was running when it went (its oldest call), for the journal (KACTOR_METHOD=). */
+static const char *actor_running_method(const Actor *a) {
+        const Call *c = TAILQ_FIRST(&a->queue.inflight);
+        return c ? c->method : NULL;
+}
+
 /* The actor is dead: every queued and running call fails with ActorDied. */
 static void actor_die_full(Actor *a, const char *cause, bool expected) {
         Manager *m = a->manager;
@@ -161,9 +167,11 @@ static void actor_die_full(Actor *a, const char *cause, bool expected) {
         if (expected)
                 log_actor(LOG_DEBUG, a->id_string, NULL, "Actor %s (%s) stopped: %s", a->id_string,
                           a->class_name, a->death_cause);
-        else
-                log_actor(LOG_WARNING, a->id_string, NULL, "Actor %s (%s) died: %s", a->id_string,
-                          a->class_name, a->death_cause);
+        else {
+                const char *method = actor_running_method(a);
+                log_actor(LOG_WARNING, a->id_string, method, "Actor %s (%s) died%s%s: %s", a->id_string,
+                          a->class_name, method ? " in method " : "", method ?: "", a->death_cause);
+        }
 
         _cleanup_free_ char *msg = NULL;
         if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
@@ -622,8 +630,8 @@ int actor_create(Manager *m, const ActorSpec *spec, Actor **ret, ReqError *e) {
         if (r < 0)
                 return r;
 
-        log_actor(LOG_DEBUG, a->id_string, NULL, "Created actor %s of class %s from %s%s%s.", a->id_string,
-                  a->class_name, a->module, a->name ? ", named " : "", a->name ?: "");
+        log_actor(LOG_INFO, a->id_string, NULL, "Created actor %s (%s, module %s) for user %u%s%s.", a->id_string,
+                  a->class_name, a->module, (unsigned) a->uid, a->name ? ", named " : "", a->name ?: "");
         *ret = a;
         return 0;
 }
@@ -829,6 +837,7 @@ static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static void actor_restart(Actor *a, const char *cause) {
         Manager *m = a->manager;
         Call *c, *next;
+        _cleanup_free_ char *method = actor_running_method(a) ? strdup(actor_running_method(a)) : NULL;
 
         for (c = TAILQ_FIRST(&a->queue.inflight); c; c = next) {
                 next = TAILQ_NEXT(c, link);
@@ -844,14 +853,15 @@ static void actor_restart(Actor *a, const char *cause) {
 
         a->restarts++;
         if (a->max_restarts < 0)
-                log_actor(LOG_WARNING, a->id_string, NULL,
-                          "Actor %s (%s): %s; restarting it (restart %u), replaying %zu calls.",
-                          a->id_string, a->class_name, cause, a->restarts, lineage_size(&a->lineage));
+                log_actor(LOG_WARNING, a->id_string, method,
+                          "Actor %s (%s): %s%s%s; restarting it (restart %u), replaying %zu calls.",
+                          a->id_string, a->class_name, cause, method ? " in method " : "", method ?: "",
+                          a->restarts, lineage_size(&a->lineage));
         else
-                log_actor(LOG_WARNING, a->id_string, NULL,
-                          "Actor %s (%s): %s; restarting it (restart %u of %d), replaying %zu calls.",
-                          a->id_string, a->class_name, cause, a->restarts, a->max_restarts,
-                          lineage_size(&a->lineage));
+                log_actor(LOG_WARNING, a->id_string, method,
+                          "Actor %s (%s): %s%s%s; restarting it (restart %u of %d), replaying %zu calls.",
+                          a->id_string, a->class_name, cause, method ? " in method " : "", method ?: "",
+                          a->restarts, a->max_restarts, lineage_size(&a->lineage));
         actor_set_state(a, ACTOR_RESTARTING);
         actor_queue_change(a, ACTOR_CHANGE_RESTARTS);
 
@@ -978,6 +988,15 @@ int actor_kill(Actor *a, bool no_restart, const char *why) {
         if (!a->worker)
                 actor_isolation_worker_gone(a);
         return 0;
+}
+
+int actor_kill_by_request(Actor *a, bool no_restart, uid_t uid) {
+        if (a->state == ACTOR_DEAD)
+                return 0;
+        bool restarts = !no_restart && actor_can_restart(a);
+        log_actor(LOG_INFO, a->id_string, NULL, "Killed actor %s (%s) by request of user %u%s.", a->id_string,
+                  a->class_name, (unsigned) uid, restarts ? "; it restarts" : "");
+        return actor_kill(a, no_restart, "killed by request");
 }
 
 /* Asks the worker for a checkpoint when enough calls were logged since the last one. */

@@ -26,6 +26,8 @@ bool actor_ref_id(Manager *m, kactor_id id);
 void actor_unref_id(Manager *m, kactor_id id);
 /* Kills an actor's worker; pending calls fail with ActorDied. */
 int actor_kill(Actor *a, bool no_restart, const char *why);
+/* The same at a user's request (Kill): said in the journal at the default level, with who asked. */
+int actor_kill_by_request(Actor *a, bool no_restart, uid_t uid);
 /* Tries to send queued calls to the actor's worker. */
 void actor_dispatch(Actor *a);
 void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32_t flags);

@@ -26,19 +26,31 @@ typedef struct TraceMethod {
         UT_hash_handle hh;
 } TraceMethod;
 
+/* A failed call's error in the timeline, by its event's index. */
+typedef struct TraceError {
+        size_t index;
+        char *text; /* "Name: message" */
+} TraceError;
+
 struct ManagerTrace {
         Trace *trace;
         char *reason;
-        TraceMethod *methods;
+        TraceMethod *methods; /* the names in the `methods` map: methods some worker ran, and "(unknown)" */
         TraceActor *actors;
 
         uint64_t now_iteration, now_ns; /* manager_trace_now()'s clock, read once per iteration */
 
         sd_event_source *rb_io, *rb_timer;
         bool collecting;
+        uint64_t t_begin; /* when the timeline began (CLOCK_MONOTONIC ns): its time origin */
         struct kt_event *events;
         size_t n_events, n_allocated;
         uint64_t overflow, dropped_start;
+        TraceError *errors; /* of failed calls' events, in the order of their indexes */
+        size_t n_errors, n_errors_allocated;
+        /* Names of calls in the timeline that no worker has run (yet): for the timeline only, never
+         * in `methods` (a call in flight at the end, or failed before its worker had it). */
+        TraceMethod *timeline_methods;
 };
 
 static ManagerTrace *mt_get(Manager *m) {
@@ -55,25 +67,91 @@ static void trace_actor_free(TraceActor *ta) {
         free(ta);
 }
 
-static void on_trace_event(const struct kt_event *e, void *userdata) {
-        ManagerTrace *mt = userdata;
-        if (!mt->collecting)
-                return;
+static void trace_methods_free(TraceMethod **methods) {
+        TraceMethod *tm, *tmp;
+        HASH_ITER(hh, *methods, tm, tmp) {
+                HASH_DEL(*methods, tm);
+                free(tm->name);
+                free(tm);
+        }
+}
+
+static TraceMethod *trace_method_find(TraceMethod *methods, uint32_t id) {
+        TraceMethod *tm;
+        HASH_FIND(hh, methods, &id, sizeof(id), tm);
+        return tm;
+}
+
+static TraceMethod *trace_method_new(TraceMethod **methods, uint32_t id, const char *name) {
+        TraceMethod *tm = calloc(1, sizeof(*tm));
+        if (!tm || !(tm->name = strdup(name ?: ""))) {
+                free(tm);
+                return NULL;
+        }
+        tm->id = id;
+        HASH_ADD(hh, *methods, id, sizeof(tm->id), tm);
+        return tm;
+}
+
+/* Lets go of a timeline's events, errors and names. */
+static void timeline_clear(ManagerTrace *mt) {
+        mt->n_events = 0;
+        for (size_t i = 0; i < mt->n_errors; i++)
+                free(mt->errors[i].text);
+        mt->n_errors = 0;
+        trace_methods_free(&mt->timeline_methods);
+}
+
+/* Adds an event to the timeline: its index, or -ENOSPC when it counts as dropped. */
+static ssize_t timeline_add(ManagerTrace *mt, const struct kt_event *e) {
         if (mt->n_events >= TIMELINE_MAX_EVENTS) {
                 mt->overflow++;
-                return;
+                return -ENOSPC;
         }
         if (mt->n_events == mt->n_allocated) {
                 size_t n = MAX(mt->n_allocated * 2, (size_t) 4096);
                 struct kt_event *ev = realloc(mt->events, n * sizeof(*ev));
                 if (!ev) {
                         mt->overflow++;
-                        return;
+                        return -ENOSPC;
                 }
                 mt->events = ev;
                 mt->n_allocated = n;
         }
-        mt->events[mt->n_events++] = *e;
+        mt->events[mt->n_events] = *e;
+        return (ssize_t) mt->n_events++;
+}
+
+/* The error of the failed call at index, for its args in the timeline. */
+static void timeline_add_error(ManagerTrace *mt, ssize_t index, kactor_error code, const char *message) {
+        if (index < 0)
+                return;
+        if (mt->n_errors == mt->n_errors_allocated) {
+                size_t n = MAX(mt->n_errors_allocated * 2, (size_t) 64);
+                TraceError *v = realloc(mt->errors, n * sizeof(*v));
+                if (!v)
+                        return; /* the timeline says the error's name only */
+                mt->errors = v;
+                mt->n_errors_allocated = n;
+        }
+        char *text;
+        if (asprintf(&text, "%s: %s", kactor_error_name(code) ?: "failed", message ?: "failed") < 0)
+                return;
+        mt->errors[mt->n_errors++] = (TraceError) { .index = (size_t) index, .text = text };
+}
+
+/* A call's method for the timeline: its id, with its name kept for this timeline when no worker ran it. */
+static uint32_t timeline_method(ManagerTrace *mt, const Call *c) {
+        if (!trace_method_find(mt->methods, c->trace_method) &&
+            !trace_method_find(mt->timeline_methods, c->trace_method))
+                (void) trace_method_new(&mt->timeline_methods, c->trace_method, c->method);
+        return c->trace_method;
+}
+
+static void on_trace_event(const struct kt_event *e, void *userdata) {
+        ManagerTrace *mt = userdata;
+        if (mt->collecting)
+                (void) timeline_add(mt, e);
 }
 
 void manager_trace_start(Manager *m) {
@@ -129,12 +207,9 @@ void manager_trace_stop(Manager *m) {
                 HASH_DEL(mt->actors, ta);
                 trace_actor_free(ta);
         }
-        TraceMethod *tm, *tmpm;
-        HASH_ITER(hh, mt->methods, tm, tmpm) {
-                HASH_DEL(mt->methods, tm);
-                free(tm->name);
-                free(tm);
-        }
+        trace_methods_free(&mt->methods);
+        timeline_clear(mt);
+        free(mt->errors);
         free(mt->events);
         free(mt->reason);
         free(mt);
@@ -229,13 +304,51 @@ void manager_trace_actor_ready(Manager *m, Actor *a) {
                 log_debug("Failed to register actor %s for tracing: %s", a->id_string, strerror(-r));
 }
 
+/* The worker's PID for the actor's calls in the timeline: the one running now, else the last one. */
+static uint32_t trace_actor_tid(const Actor *a, const TraceActor *ta) {
+        return (uint32_t) (a->worker ? a->worker->pid : ta ? ta->pid : 0);
+}
+
+/* A call of the actor that ends (failed) or is still open (at the end of a timeline) without a result
+ * stored: into the timeline, on the actor's track. */
+static void timeline_add_open_call(ManagerTrace *mt, Actor *a, const Call *c, uint64_t now, kactor_error code,
+                                   const char *message) {
+        if (c->kind != CALL_NORMAL || !c->trace_queued_ns)
+                return;
+        struct kt_event e = {
+                .type = TRACE_EVENT_CALL,
+                .kind = code != KACTOR_OK ? (uint32_t) code : TRACE_EVENT_UNFINISHED,
+                .actor = actor_key(a),
+                .method = timeline_method(mt, c),
+                .tid = trace_actor_tid(a, a->trace),
+                .seq = c->seq,
+                .obj = c->result ? kactor_trace_id_hash(c->result->id.hi, c->result->id.lo) : 0,
+                .t = { c->trace_queued_ns, c->trace_dispatched_ns, 0, 0, now },
+        };
+        ssize_t i = timeline_add(mt, &e);
+        if (code != KACTOR_OK)
+                timeline_add_error(mt, i, code, message);
+}
+
 void manager_trace_actor_died(Manager *m, Actor *a, bool expected) {
         ManagerTrace *mt = mt_get(m);
         uint64_t key = actor_key(a);
 
         KACTOR_PROBE(actor_died, key, (uint64_t) expected);
-        if (mt && mt->trace)
-                (void) trace_actor_gone(mt->trace, key);
+        if (!mt || !mt->trace)
+                return;
+        /* Its calls fail now, without results from the worker: the timeline shows them so. */
+        if (mt->collecting) {
+                uint64_t now = manager_trace_now(m);
+                Call *c;
+                TAILQ_FOREACH(c, &a->queue.inflight, link)
+                        timeline_add_open_call(mt, a, c, now, KACTOR_ERROR_ACTOR_DIED,
+                                               "the actor died while the call was with its worker");
+                TAILQ_FOREACH(c, &a->queue.queued, link)
+                        timeline_add_open_call(mt, a, c, now, KACTOR_ERROR_ACTOR_DIED,
+                                               "the actor died while the call was queued");
+        }
+        (void) trace_actor_gone(mt->trace, key);
 }
 
 void manager_trace_actor_freed(Manager *m, Actor *a) {
@@ -280,22 +393,35 @@ void manager_trace_call_queued(Manager *m, Actor *a, Call *c) {
         c->trace_method = kactor_trace_method_id(c->method, strlen(c->method ?: ""));
 }
 
-/* The slot of the actor's method, made on its first call (with a name for the method id). */
-static int trace_method_slot(ManagerTrace *mt, TraceActor *ta, uint32_t method, const char *name) {
+/*
+ * The slot of the actor's method, made on its first call (with a name for the method id). Only a
+ * method the actor's worker ran (ran: it sent when) is learned, so that the names in `methods` and
+ * the slots of `hists` are those of the class's methods, whatever names callers send: the calls of
+ * any other name (the worker answered NoSuchMethod) count under TRACE_METHOD_UNKNOWN, as do those of
+ * methods past TRACE_METHODS_PER_ACTOR_MAX. *ret_method: the id they count under.
+ */
+static int trace_method_slot(ManagerTrace *mt, TraceActor *ta, uint32_t method, const char *name, bool ran,
+                             uint32_t *ret_method) {
         for (size_t i = 0; i < ta->n_methods; i++)
-                if (ta->methods[i].method == method)
+                if (ta->methods[i].method == method) {
+                        *ret_method = method;
                         return ta->methods[i].slot;
-
-        TraceMethod *tm;
-        HASH_FIND(hh, mt->methods, &method, sizeof(uint32_t), tm);
-        if (!tm) {
-                tm = calloc(1, sizeof(*tm));
-                if (!tm || !(tm->name = strdup(name ?: ""))) {
-                        free(tm);
-                        return -ENOMEM;
                 }
-                tm->id = method;
-                HASH_ADD(hh, mt->methods, id, sizeof(tm->id), tm);
+        if (!ran || ta->n_methods >= TRACE_METHODS_PER_ACTOR_MAX) {
+                method = TRACE_METHOD_UNKNOWN;
+                name = TRACE_METHOD_UNKNOWN_NAME;
+                for (size_t i = 0; i < ta->n_methods; i++)
+                        if (ta->methods[i].method == method) {
+                                *ret_method = method;
+                                return ta->methods[i].slot;
+                        }
+        }
+        *ret_method = method;
+
+        if (!trace_method_find(mt->methods, method)) {
+                TraceMethod *tm = trace_method_new(&mt->methods, method, name);
+                if (!tm)
+                        return -ENOMEM;
                 (void) trace_method_add(mt->trace, tm->id, tm->name);
         }
         void *v = realloc(ta->methods, (ta->n_methods + 1) * sizeof(ta->methods[0]));
@@ -325,24 +451,30 @@ void manager_trace_call_stored(Manager *m, Actor *a, Call *c) {
         if (!ta)
                 return;
         uint64_t now = manager_trace_now(m);
-        int slot = trace_method_slot(mt, ta, c->trace_method, c->method);
+        uint32_t method;
+        int slot = trace_method_slot(mt, ta, c->trace_method, c->method, t_start && t_end, &method);
         if (slot >= 0)
                 trace_call_account(trace_call_stats(mt->trace, slot), c->trace_queued_ns, c->trace_dispatched_ns,
                                    t_start, t_end, now);
         if (!mt->collecting)
                 return;
+        /* Its result is stored by now: failed, it says why (a replicated actor's may still wait). */
+        bool failed = c->result && c->result->state == OBJECT_FAILED;
         struct kt_event e = {
                 .type = TRACE_EVENT_CALL,
+                .kind = failed ? (uint32_t) c->result->error : 0,
                 .actor = ta->key,
-                .method = c->trace_method,
-                .tid = t_start && w ? (uint32_t) w->pid : 0,
+                .method = method,
+                .tid = trace_actor_tid(a, ta), /* on its actor's track, whether the worker ran it or not */
                 .seq = c->seq,
                 .obj = kactor_trace_id_hash(c->result->id.hi, c->result->id.lo),
                 .t = { c->trace_queued_ns, c->trace_dispatched_ns, t_start, t_end, now },
         };
         /* Straight into the timeline: passing it through the kernel (a user ring buffer drained into the
          * ring buffer) cost ~0.8 us a call, the node manager's own copy a few ns (docs/tracing.md). */
-        on_trace_event(&e, mt);
+        ssize_t i = timeline_add(mt, &e);
+        if (failed)
+                timeline_add_error(mt, i, c->result->error, c->result->message);
 }
 
 const TraceActor *manager_trace_actor_by_key(Manager *m, uint64_t key) {
@@ -352,9 +484,7 @@ const TraceActor *manager_trace_actor_by_key(Manager *m, uint64_t key) {
 
 const char *manager_trace_method_name(Manager *m, uint32_t id) {
         ManagerTrace *mt = mt_get(m);
-        TraceMethod *tm = NULL;
-        if (mt)
-                HASH_FIND(hh, mt->methods, &id, sizeof(id), tm);
+        TraceMethod *tm = mt ? trace_method_find(mt->methods, id) : NULL;
         return tm ? tm->name : NULL;
 }
 
@@ -493,7 +623,7 @@ int manager_trace_timeline_begin(Manager *m) {
         if (mt->collecting)
                 return -EBUSY;
         (void) trace_ringbuf_consume(mt->trace); /* leftovers of an earlier timeline */
-        mt->n_events = 0;
+        timeline_clear(mt);
         mt->overflow = 0;
         mt->dropped_start = trace_dropped(mt->trace);
         if (!mt->rb_io) {
@@ -510,6 +640,8 @@ int manager_trace_timeline_begin(Manager *m) {
         (void) sd_event_source_set_enabled(mt->rb_io, SD_EVENT_ON);
         (void) sd_event_source_set_enabled(mt->rb_timer, SD_EVENT_ON);
         mt->collecting = true;
+        /* The time origin: spans that began before are clipped to it when written. */
+        mt->t_begin = now_nsec(CLOCK_MONOTONIC);
         trace_set_timeline(mt->trace, true);
         return 0;
 }
@@ -520,7 +652,59 @@ static const char *timeline_actor_label(uint64_t key, void *userdata) {
 }
 
 static const char *timeline_method_name(uint32_t id, void *userdata) {
-        return manager_trace_method_name(userdata, id);
+        ManagerTrace *mt = mt_get(userdata);
+        TraceMethod *tm = trace_method_find(mt->methods, id) ?: trace_method_find(mt->timeline_methods, id);
+        return tm ? tm->name : NULL;
+}
+
+static int cmp_error_index(const void *key, const void *elem) {
+        size_t i = *(const size_t *) key, j = ((const TraceError *) elem)->index;
+        return i < j ? -1 : i > j;
+}
+
+static const char *timeline_call_error(size_t index, void *userdata) {
+        ManagerTrace *mt = mt_get(userdata);
+        const TraceError *e = bsearch(&index, mt->errors, mt->n_errors, sizeof(TraceError), cmp_error_index);
+        return e ? e->text : NULL;
+}
+
+typedef struct OpenSpans {
+        ManagerTrace *mt;
+        uint64_t end;
+} OpenSpans;
+
+/* A thread still waiting for a CPU or asleep when the recording ends: its span, unfinished. */
+static void timeline_add_open_span(uint32_t tid, const struct kt_thread *th, void *userdata) {
+        OpenSpans *o = userdata;
+        const TraceActor *ta = trace_actor_find(o->mt, th->actor);
+        /* Only live actors' threads: a dead one's may linger (they exited while tracing was detached). */
+        if (!ta || !ta->actor || ta->actor->state == ACTOR_DEAD || (!th->t_ready && !th->t_sleep))
+                return;
+        struct kt_event e = {
+                .type = TRACE_EVENT_SCHED,
+                .kind = (th->t_ready ? TRACE_SCHED_RUNQ : TRACE_SCHED_OFFCPU) | TRACE_EVENT_UNFINISHED,
+                .actor = th->actor,
+                .tid = tid,
+                .t = { th->t_ready ?: th->t_sleep, o->end },
+        };
+        (void) timeline_add(o->mt, &e);
+}
+
+/* What is still open when the recording ends goes in unfinished: calls queued or with their workers,
+ * threads waiting for a CPU or asleep. */
+static void timeline_add_open(Manager *m, ManagerTrace *mt, uint64_t end) {
+        Actor *a, *tmp;
+        HASH_ITER(hh, m->actors, a, tmp) {
+                Call *c;
+                TAILQ_FOREACH(c, &a->queue.inflight, link)
+                        timeline_add_open_call(mt, a, c, end, KACTOR_OK, NULL);
+                TAILQ_FOREACH(c, &a->queue.queued, link)
+                        timeline_add_open_call(mt, a, c, end, KACTOR_OK, NULL);
+        }
+        if (mt->trace && trace_is_enabled(mt->trace)) {
+                OpenSpans o = { .mt = mt, .end = end };
+                (void) trace_foreach_thread(mt->trace, timeline_add_open_span, &o);
+        }
 }
 
 int manager_trace_timeline_end(Manager *m, int fd, uint64_t *ret_events, uint64_t *ret_dropped) {
@@ -531,6 +715,8 @@ int manager_trace_timeline_end(Manager *m, int fd, uint64_t *ret_events, uint64_
                 trace_set_timeline(mt->trace, false);
                 (void) trace_ringbuf_consume(mt->trace);
         }
+        uint64_t t_end = now_nsec(CLOCK_MONOTONIC);
+        timeline_add_open(m, mt, t_end);
         mt->collecting = false;
         (void) sd_event_source_set_enabled(mt->rb_io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(mt->rb_timer, SD_EVENT_OFF);
@@ -552,16 +738,16 @@ int manager_trace_timeline_end(Manager *m, int fd, uint64_t *ret_events, uint64_
         TraceTimelineNames names = {
                 .actor_label = timeline_actor_label,
                 .method_name = timeline_method_name,
+                .call_error = timeline_call_error,
                 .userdata = m,
         };
-        int r = trace_timeline_write(f, mt->events, mt->n_events, dropped, &names);
+        int r = trace_timeline_write(f, mt->events, mt->n_events, mt->t_begin, t_end, dropped, &names);
         if (fclose(f) != 0 && r >= 0)
                 r = -errno;
-        mt->n_events = 0;
+        timeline_clear(mt);
         if (r < 0)
                 return r;
         *ret_events = n_events;
         *ret_dropped = dropped;
-        mt->n_events = 0;
         return 0;
 }

@@ -4,7 +4,8 @@
  * The worker launcher: starts kactor-worker processes with posix_spawn(), hands them their end of a
  * socketpair as fd 3, and watches them with child event sources. The cgroup backends (per-actor
  * cgroups and scopes) wrap this: the worker does nothing before INIT arrives, so a backend can place
- * the new process before worker_send_init().
+ * the new process before worker_send_init(). Workers inherit the node manager's stdout and stderr,
+ * except that under systemd an actor's worker writes to a journal stream of its own.
  */
 
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "actor-isolation.h"
 #include "actor.h"
@@ -30,13 +32,27 @@
 
 extern char **environ;
 
+/* journald takes at most 4,096 stdout streams in all (STDOUT_STREAMS_MAX) and closes any more as it
+ * accepts them, silently to the writer: past this many live actors, new ones write to the node
+ * manager's stream, as every actor does without the journal. */
+#define WORKER_JOURNAL_STREAMS_MAX 1024
+#define JOURNAL_STDOUT_SOCKET "/run/systemd/journal/stdout"
+
+/* The journal identifier of an actor's stdout and stderr (lib/worker/worker.c opens the stream), or
+ * NULL: when the node manager logs to the journal (it runs under systemd), each actor writes to a
+ * stream of its own, "kactor-actor-ID" as the actor's scope is named (docs/logging.md). */
+static bool worker_wants_journal(const Actor *a) {
+        return a && !a->shadow && a->manager->n_actors_live <= WORKER_JOURNAL_STREAMS_MAX &&
+                log_stderr_is_journal() && access(JOURNAL_STDOUT_SOCKET, F_OK) >= 0;
+}
+
 /* The worker's environment: ours, minus what is the manager's own, plus its fd, its GPUs (an actor's;
- * a task worker has none) and the user it becomes. */
+ * a task worker has none), the user it becomes and its journal stream's identifier. */
 static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
         size_t n = 0;
         while (environ[n])
                 n++;
-        char **env = calloc(n + 6, sizeof(char *));
+        char **env = calloc(n + 7, sizeof(char *));
         if (!env)
                 return NULL;
         size_t k = 0;
@@ -45,7 +61,7 @@ static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
                 if (strncmp(e, "NOTIFY_SOCKET=", 14) == 0 || strncmp(e, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
                     strncmp(e, "KACTOR_WORKER_FD=", 17) == 0 || strncmp(e, "LISTEN_", 7) == 0 ||
                     strncmp(e, "KACTOR_WORKER_UID=", 18) == 0 || strncmp(e, "KACTOR_WORKER_GID=", 18) == 0 ||
-                    strncmp(e, "KACTOR_WORKER_SOCKET=", 21) == 0)
+                    strncmp(e, "KACTOR_WORKER_SOCKET=", 21) == 0 || strncmp(e, "KACTOR_WORKER_JOURNAL=", 22) == 0)
                         continue;
                 env[k] = strdup(e);
                 if (!env[k])
@@ -73,6 +89,11 @@ static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
          * shadow, which rebuilds one object, does not. */
         if (a && !a->shadow && a->manager->socket_path) {
                 if (asprintf(&env[k], "KACTOR_WORKER_SOCKET=%s", a->manager->socket_path) < 0)
+                        goto fail;
+                k++;
+        }
+        if (worker_wants_journal(a)) {
+                if (asprintf(&env[k], "KACTOR_WORKER_JOURNAL=kactor-actor-%s", a->id_string) < 0)
                         goto fail;
                 k++;
         }

@@ -605,7 +605,7 @@ static int handle_kill(Conn *c, Frame *f) {
         int r = access_check_actor(c->manager, a, c->uid, ACCESS_MANAGE, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
-        (void) actor_kill(a, no_restart, "killed by request");
+        (void) actor_kill_by_request(a, no_restart, c->uid);
         return conn_send_reply_ok(c, f->id, NULL);
 }
 

@@ -3,7 +3,8 @@
  * The systemd backend in a real systemd node booted with systemd-nspawn (TESTING.md); the steps are
  * in systemd-node.sh beside this file: the service started with systemctl from the unit files, actors
  * created with busctl, their scopes in systemctl list-units, the device program surviving
- * daemon-reload, nothing left after Kill and stop; and, in systemd-owners.sh, who may use whose actors.
+ * daemon-reload, nothing left after Kill and stop; in systemd-owners.sh, who may use whose actors; and
+ * in systemd-journal.sh, what the journal holds of actors and of the node manager.
  */
 
 #include <criterion/criterion.h>
@@ -45,4 +46,11 @@ Test(systemd, scopes_in_a_real_systemd_node) {
  * admin whom a polkit rule authorizes, an outsider and root, with busctl on the system bus. */
 Test(systemd, owners_and_polkit_in_a_real_systemd_node) {
         run_node_script("systemd-owners.sh");
+}
+
+/* The journal (systemd-journal.sh): an actor's stdout and stderr under its own identifier, worker,
+ * user and scope; the node manager's entries without ERRNO=0, with creation, kills and the method a
+ * worker died in. */
+Test(systemd, journal_entries_of_actors_and_the_node_manager) {
+        run_node_script("systemd-journal.sh");
 }

@@ -20,6 +20,7 @@
 
 #include "../skip.h"
 #include "harness.h"
+#include "probes.h"
 
 #define TRACE_IFACE "io.kactor.Trace1"
 
@@ -243,6 +244,261 @@ Test(tracing, timeline_parses_nests_and_has_one_track_per_actor) {
 
         const char *cmd = harness_printf(h, "python3 %s %s 2 30", check, file);
         cr_assert_eq(system(cmd), 0, "the timeline is not right (%s)", cmd);
+}
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        cr_assert(f, "%s: %m", path);
+        fputs(text, f);
+        fclose(f);
+}
+
+/* Starts `kactorctl timeline -o file --duration sec` and returns once the recording runs. */
+static pid_t timeline_start(const char *file, const char *sec) {
+        const char *ctl = harness_printf(h, "%s/kactorctl", h->build);
+        const char *bus = harness_printf(h, "--bus=%s", h->bus_address);
+        char *argv[] = { (char *) ctl, (char *) bus, "timeline", "-o", (char *) file, "--duration", (char *) sec, NULL };
+        pid_t pid;
+        cr_assert(posix_spawn(&pid, ctl, NULL, NULL, argv, environ) == 0);
+        for (unsigned i = 0; i < 250 && !trace_property_bool("TimelineActive"); i++)
+                usleep(20000);
+        cr_assert(trace_property_bool("TimelineActive"), "no timeline started");
+        return pid;
+}
+
+static void timeline_wait(pid_t pid) {
+        int status;
+        cr_assert(waitpid(pid, &status, 0) == pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kactorctl timeline failed");
+}
+
+/* As a Chrome trace reader sees the recording: nothing before time 0 or after the end; the span an
+ * idle actor began asleep before the recording starts at 0, marked clipped; the failed call on its
+ * actor's worker track (a named thread) with its error; the calls still open at the end there as
+ * unfinished, ending at the end, with their workers (dispatched: the node manager sends a worker many
+ * calls ahead). */
+static const char timeline_semantics_check[] =
+        "import json, sys\n"
+        "d = json.load(open(sys.argv[1])); limit = float(sys.argv[2])\n"
+        "ev = [e for e in d['traceEvents'] if e['ph'] != 'M']\n"
+        "threads = {(e['pid'], e['tid']) for e in d['traceEvents'] if e['ph'] == 'M' and e['name'] == 'thread_name'}\n"
+        "for e in ev:\n"
+        "    assert e['ts'] >= 0, ('before the origin', e)\n"
+        "    assert e['ts'] + e.get('dur', 0) <= limit, ('after the end', e)\n"
+        "end = max(e['ts'] + e.get('dur', 0) for e in ev)\n"
+        "clipped = [e for e in ev if e['ph'] == 'X' and e['cat'] == 'sched' and e.get('args', {}).get('clipped')]\n"
+        "assert clipped, 'no span that began before the recording'\n"
+        "assert all(e['ts'] == 0 for e in clipped), ('a clipped span not at the origin', clipped[:3])\n"
+        "phases = ('queue', 'dispatch', 'run', 'deliver')\n"
+        "outer = [e for e in ev if e['ph'] == 'b' and e['cat'] == 'call' and e['name'] not in phases]\n"
+        "failed = [e for e in outer if 'error' in e.get('args', {})]\n"
+        "assert len(failed) == 1 and 'NoSuchMethod' in failed[0]['args']['error'], ('failed calls', failed)\n"
+        "f = failed[0]\n"
+        "assert f['tid'] != 0 and (f['pid'], f['tid']) in threads, ('the failed call is not on a worker track', f)\n"
+        "open_calls = [e for e in outer if e.get('args', {}).get('unfinished')]\n"
+        "assert len(open_calls) == 2 and all(e['name'] == 'sleep' for e in open_calls), ('unfinished', open_calls)\n"
+        "dispatched = 0\n"
+        "for u in open_calls:\n"
+        "    mine = [e for e in ev if e['ph'] in 'be' and e['pid'] == u['pid'] and e['id'] == u['id']]\n"
+        "    last = [e for e in mine if e['ph'] == 'e' and e['name'] == 'sleep']\n"
+        "    assert len(last) == 1 and abs(last[0]['ts'] - end) < 1e-3, ('does not end at the end', u, last, end)\n"
+        "    dispatched += any(e['name'] == 'dispatch' for e in mine)\n"
+        "assert dispatched == 2, ('open calls not with their worker', dispatched)\n"
+        "print('timeline semantics ok: end', end, 'us,', len(clipped), 'clipped spans')\n";
+
+Test(tracing, timeline_starts_at_the_recording_and_keeps_open_and_failed_calls) {
+        require_tracing();
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, harness_module(h, "tracemod"), "Tracee", NULL, NULL);
+        kactor_actor b = harness_create(h, c, harness_module(h, "tracemod"), "Tracee", NULL, NULL);
+        calls(c, a, "noop", NULL, 1);
+        calls(c, b, "noop", NULL, 1);
+        const char *file = harness_printf(h, "%s/timeline.json", h->dir);
+        const char *check = harness_printf(h, "%s/check.py", h->dir);
+        const char *semantics = harness_printf(h, "%s/semantics.py", h->dir);
+        write_file(check, timeline_check);
+        write_file(semantics, timeline_semantics_check);
+
+        /* Both actors sleep in their workers for a second before the recording begins: the old time
+         * origin was the start of such a span. */
+        usleep(1000 * 1000);
+        pid_t pid = timeline_start(file, "1.5");
+        calls(c, a, "noop", NULL, 5);
+        kactor_value *v = harness_call(c, a, "nosuch", NULL);
+        harness_assert_error(v, KACTOR_ERROR_NO_SUCH_METHOD, "nosuch");
+        kactor_value_free(v);
+        /* Open at the end: one running in b's worker, one sent to it behind that one. */
+        kactor_value *ms = harness_value("[20000]");
+        kactor_ref open_calls[2];
+        for (size_t i = 0; i < 2; i++)
+                cr_assert_eq(kactor_call(c, b, "sleep", ms, &open_calls[i]), 0);
+        kactor_value_free(ms);
+        cr_assert_eq(kactor_flush(c), 0);
+        timeline_wait(pid);
+        cr_assert_eq(kactor_kill(c, b, true), 0); /* the sleeps end with it */
+        (void) kactor_ref_release(c, open_calls, 2);
+
+        /* 3 actors' worth of structure: a, b; 5 + 1 calls of a, 2 of b. */
+        const char *cmd = harness_printf(h, "python3 %s %s 2 8 && python3 %s %s %u", check, file, semantics, file,
+                                         1500000u + 500000u);
+        cr_assert_eq(system(cmd), 0, "the timeline is not right (%s)", cmd);
+}
+
+/* Runs cmd and returns its stdout, without a trailing newline (harness-owned). */
+static const char *command_output(const char *cmd) {
+        FILE *p = popen(cmd, "re");
+        cr_assert(p, "%s: %m", cmd);
+        char *out = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&out, &len);
+        cr_assert(m);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+                fwrite(buf, 1, n, m);
+        int status = pclose(p);
+        fclose(m);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s failed: %s", cmd, out);
+        while (len > 0 && out[len - 1] == '\n')
+                out[--len] = 0;
+        return harness_keep(h, out);
+}
+
+static const char *prometheus_text(void) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *text;
+        int r = harness_bus_call(h, &error, &reply, HARNESS_BUS_PATH, TRACE_IFACE, "Prometheus", NULL);
+        cr_assert(r >= 0, "Prometheus: %s", error.message ?: strerror(-r));
+        cr_assert(sd_bus_message_read(reply, "s", &text) >= 0);
+        const char *copy = harness_printf(h, "%s", text);
+        sd_bus_message_unref(reply);
+        return copy;
+}
+
+/* The names in the pinned `methods` map, sorted, comma-separated (bpftool shows char[64] as a string). */
+static const char *pinned_method_names(void) {
+        const char *pin = harness_property_string(h, HARNESS_BUS_PATH, TRACE_IFACE, "PinPath");
+        return command_output(harness_printf(
+                h,
+                "bpftool -j map dump pinned %s/methods | python3 -c '"
+                "import json, sys\n"
+                "def name(e):\n"
+                "    v = e.get(\"formatted\", {}).get(\"value\", e[\"value\"])\n"
+                "    return v if isinstance(v, str) else bytes(int(x, 16) for x in v).split(b\"\\0\")[0].decode()\n"
+                "print(\",\".join(sorted(name(e) for e in json.load(sys.stdin))))'",
+                pin));
+}
+
+Test(tracing, garbage_method_names_count_under_unknown) {
+        require_tracing();
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, harness_module(h, "tracemod"), "Tracee", NULL, NULL);
+        calls(c, a, "noop", NULL, 3);
+
+        /* A caller sends 1000 names the class has no method of. */
+        enum { N = 1000 };
+        kactor_ref refs[N];
+        for (unsigned i = 0; i < N; i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "garbage-%u", i);
+                cr_assert_eq(kactor_call(c, a, name, NULL, &refs[i]), 0);
+        }
+        kactor_value **values = NULL;
+        cr_assert_eq(kactor_get(c, refs, N, HARNESS_TIMEOUT_USEC, &values), 0);
+        for (unsigned i = 0; i < N; i++)
+                harness_assert_error(values[i], KACTOR_ERROR_NO_SUCH_METHOD, "garbage-");
+        kactor_values_free(values, N);
+        (void) kactor_ref_release(c, refs, N);
+
+        /* The map learned the class's method and one name for the rest. */
+        const char *names = pinned_method_names();
+        cr_expect_str_eq(names, "(unknown),noop", "the methods map holds: %.300s", names);
+        cr_expect_eq(stats(false, actor_id(a), "(unknown)", "total").count, N);
+        cr_expect_eq(stats(false, actor_id(a), "noop", "total").count, 3);
+        cr_expect_eq(stats(false, actor_id(a), "garbage-1", "total").count, 0);
+
+        const char *text = prometheus_text();
+        const char *want = harness_printf(h, "kactor_call_phase_seconds_count{actor=\"%s\",class=\"Tracee\","
+                                          "method=\"(unknown)\",phase=\"total\"} %u\n", actor_id(a), N);
+        cr_expect(strstr(text, want), "no '%s' in the Prometheus text", want);
+        cr_expect_null(strstr(text, "garbage"), "a caller's name is in the Prometheus text");
+}
+
+typedef struct Removed {
+        const char *path;
+        bool seen;
+} Removed;
+
+static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Removed *r = userdata;
+        const char *path;
+        if (sd_bus_message_read(m, "o", &path) >= 0 && strcmp(path, r->path) == 0)
+                r->seen = true;
+        return 0;
+}
+
+/* The keys of the actor in the pinned maps that hold actors (actors, sched) and in calls' slots. */
+static unsigned pinned_entries_of(uint64_t key) {
+        const char *pin = harness_property_string(h, HARNESS_BUS_PATH, TRACE_IFACE, "PinPath");
+        return (unsigned) atoi(command_output(harness_printf(
+                h,
+                "for m in actors sched calls; do bpftool -j map dump pinned %s/$m; echo; done | python3 -c '"
+                "import json, sys\n"
+                "n = 0\n"
+                "for line in sys.stdin.read().split(\"\\n\"):\n"
+                "    for e in json.loads(line) if line.strip() else []:\n"
+                "        f = e.get(\"formatted\", {})\n"
+                "        k, v = f.get(\"key\"), f.get(\"value\")\n"
+                "        n += k == %llu or (isinstance(v, dict) and v.get(\"actor\") == %llu)\n"
+                "print(n)'",
+                pin, (unsigned long long) key, (unsigned long long) key)));
+}
+
+Test(tracing, a_forgotten_actors_series_leave_prometheus_and_the_maps) {
+        require_tracing();
+        /* A node manager that forgets dead actors after 1 s. */
+        h = harness_stop(h);
+        const char *const args[] = { "--forget-dead-after", "1", NULL };
+        HarnessOptions opts = { .extra_args = args };
+        h = harness_start(&opts);
+        require_tracing();
+
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, harness_module(h, "tracemod"), "Tracee", NULL, NULL);
+        calls(c, a, "sleep", "[2]", 5);
+        const char *id = actor_id(a), *path = harness_actor_path(h, a);
+        uint64_t key = kactor_trace_id_hash(a.id.hi, a.id.lo);
+        cr_assert(strstr(prometheus_text(), id), "the live actor has no series");
+        cr_assert_gt(pinned_entries_of(key), 0, "the live actor is in no pinned map");
+
+        /* Dead, its figures stay readable for the grace period... */
+        sd_bus_slot *slot = NULL;
+        Removed removed = { .path = path };
+        cr_assert_geq(sd_bus_match_signal(harness_bus(h), &slot, NULL, NULL, "org.freedesktop.DBus.ObjectManager",
+                                          "InterfacesRemoved", on_interfaces_removed, &removed),
+                      0);
+        cr_assert_eq(kactor_kill(c, a, true), 0);
+        cr_assert(harness_wait_actor_state(h, path, "dead", HARNESS_TIMEOUT_MS));
+        cr_expect(strstr(prometheus_text(), id), "the dead actor's series went before its grace period");
+
+        /* ... until the node manager forgets it (InterfacesRemoved says when). */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+                int r = sd_bus_process(harness_bus(h), NULL);
+                cr_assert_geq(r, 0);
+                if (removed.seen)
+                        break;
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                cr_assert_lt(t1.tv_sec - t0.tv_sec, 10, "the dead actor was not forgotten within 10 s");
+                if (r == 0)
+                        cr_assert_geq(sd_bus_wait(harness_bus(h), 500 * 1000), 0);
+        }
+        sd_bus_slot_unref(slot);
+        const char *text = prometheus_text();
+        cr_expect_null(strstr(text, id), "the forgotten actor's series are still there:\n%.1000s", strstr(text, id));
+        cr_expect_eq(pinned_entries_of(key), 0, "the forgotten actor is still in the pinned maps");
 }
 
 Test(tracing, prometheus_text_has_the_histograms) {

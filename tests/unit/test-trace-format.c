@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kactor/value.h"
 #include "trace-format.h"
 
 /* The bucket of d: 2^(i-1) <= d < 2^i. */
@@ -98,7 +99,7 @@ Test(trace_format, timeline_has_a_process_per_actor_and_nested_phases) {
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
-        cr_assert_eq(trace_timeline_write(f, ev, 3, 5, &names), 0);
+        cr_assert_eq(trace_timeline_write(f, ev, 3, 0, 0, 5, &names), 0);
         fclose(f);
         cr_expect(strstr(text, "\"args\":{\"name\":\"actor \\\"one\\\"\"}"), "%s", text);
         cr_expect(strstr(text, "\"name\":\"process_name\",\"pid\":2"));
@@ -106,5 +107,42 @@ Test(trace_format, timeline_has_a_process_per_actor_and_nested_phases) {
         cr_expect_null(strstr(text, "\"name\":\"run\",\"pid\":2"), "a call without a worker record has no run");
         cr_expect(strstr(text, "\"name\":\"run-queue wait\""));
         cr_expect(strstr(text, "\"otherData\":{\"dropped_events\":5,\"events\":3,\"actors\":2}"));
+        free(text);
+}
+
+static const char *error_of(size_t index, void *userdata) {
+        return index == 1 ? "NoSuchMethod: actor class Tracee has no method 'x'" : NULL;
+}
+
+Test(trace_format, timeline_starts_at_the_recording_and_marks_clipped_unfinished_and_failed) {
+        /* Recorded from 10000 to 20000 ns. */
+        struct kt_event ev[4] = {
+                /* asleep since before the recording */
+                { .type = TRACE_EVENT_SCHED, .kind = TRACE_SCHED_OFFCPU, .actor = 1, .tid = 10, .t = { 1000, 12000 } },
+                /* failed without running, on the worker's track */
+                { .type = TRACE_EVENT_CALL, .kind = KACTOR_ERROR_NO_SUCH_METHOD, .actor = 1, .method = 3, .tid = 10,
+                  .seq = 1, .obj = 0xa, .t = { 13000, 14000, 0, 0, 15000 } },
+                /* with its worker when the recording ended */
+                { .type = TRACE_EVENT_CALL, .kind = TRACE_EVENT_UNFINISHED, .actor = 1, .method = 3, .tid = 10,
+                  .seq = 2, .obj = 0xb, .t = { 16000, 17000, 0, 0, 20000 } },
+                /* over before the recording began: left out */
+                { .type = TRACE_EVENT_SCHED, .kind = TRACE_SCHED_RUNQ, .actor = 1, .tid = 10, .t = { 2000, 3000 } },
+        };
+        TraceTimelineNames names = { .actor_label = label, .call_error = error_of };
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        cr_assert_eq(trace_timeline_write(f, ev, 4, 10000, 20000, 0, &names), 0);
+        fclose(f);
+        cr_expect(strstr(text, "\"name\":\"off-CPU\",\"pid\":1,\"tid\":1073741834,\"ts\":0.000,\"dur\":2.000,"
+                               "\"args\":{\"clipped\":true}"), "%s", text);
+        cr_expect(strstr(text, "\"name\":\"method 00000003\",\"pid\":1,\"tid\":10,\"id\":\"0xa\",\"ts\":3.000,"
+                               "\"args\":{\"error\":\"NoSuchMethod: actor class Tracee has no method 'x'\"}"), "%s", text);
+        cr_expect(strstr(text, "\"name\":\"thread_name\",\"pid\":1,\"tid\":10,\"args\":{\"name\":\"worker 10\"}"));
+        cr_expect(strstr(text, "\"id\":\"0xb\",\"ts\":6.000,\"args\":{\"unfinished\":true}"), "%s", text);
+        cr_expect(strstr(text, "{\"ph\":\"e\",\"cat\":\"call\",\"name\":\"dispatch\",\"pid\":1,\"tid\":10,"
+                               "\"id\":\"0xb\",\"ts\":10.000}"), "%s", text);
+        cr_expect_null(strstr(text, "run-queue wait"), "a span over before the recording is in it");
+        cr_expect(strstr(text, "\"events\":3,"), "%s", text);
         free(text);
 }
