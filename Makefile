@@ -4,7 +4,8 @@
 #   make check      unit and integration tests, then again with ASan+UBSan (build-asan/)
 #   make demo       the seed's examples against a node manager on a private bus
 #   make bench      the benchmarks (not part of check)
-#   make install    binaries, library, headers, pkg-config file, units
+#   make install    binaries, library, headers, pkg-config file, units (PREFIX=, DESTDIR=, the GNU *DIR=s)
+#   make deb        the Debian package (debian/), into $(BUILD)/deb/
 #   make deps       installs the Debian packages the build, demo and tests need (only missing ones)
 
 BUILD ?= build
@@ -63,7 +64,7 @@ PKG_CONFIG ?= pkg-config
 DEB_PACKAGES := build-essential pkg-config zlib1g-dev libsystemd-dev libmsgpack-dev uthash-dev libbpf-dev \
         libcap-dev libcgroup-dev libcriterion-dev bpftool clang llvm systemtap-sdt-dev dbus \
         dbus-daemon systemd systemd-container iproute2 nftables procps libssl-dev \
-        libjson-c-dev debhelper dpkg-dev fakeroot
+        libjson-c-dev debhelper dpkg-dev fakeroot scdoc
 
 # Packages that must be there before pkg-config can be asked anything.
 ifneq ($(filter deps,$(MAKECMDGOALS)),deps)
@@ -377,6 +378,12 @@ check-docs: all
 check-unit-security: all
 	tests/check-unit-security.sh $(BUILD)
 
+# A staged `make install PREFIX=/usr` from a copy of the build: the installed paths, kactor.pc, an
+# out-of-tree C client and C++ module built with pkg-config, the C++ module loaded (a few seconds).
+.PHONY: check-install
+check-install: all
+	tests/check-install.sh $(BUILD)
+
 # Every #include goes down the layers (docs/architecture.md); cheap, so check runs it first.
 check-includes:
 	tests/check-includes.sh
@@ -391,7 +398,7 @@ check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
 
 check: deps check-includes
-	$(MAKE) check-unit check-integration check-docs check-unit-security check-fuzz
+	$(MAKE) check-unit check-integration check-docs check-unit-security check-install check-fuzz
 	$(MAKE) check-asan
 	@echo "make check: all tests passed (normal and ASan+UBSan builds)"
 
@@ -430,6 +437,33 @@ install: all
 	install -m644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	$(MAKE) install-extras DESTDIR='$(DESTDIR)' $(foreach v,$(DIR_VARS),$(v)='$($(v))')
 	[ -n "$(DESTDIR)" ] || ldconfig
+
+# --- Debian package --------------------------------------------------------------------------------
+# `make deb`: dpkg-buildpackage -b (debian/, PREFIX=/usr) on a copy of the tree's files (tracked, and
+# untracked ones git does not ignore), so nothing is written into the tree or beside it, and without
+# this make's variables (SANITIZE=1, a PREFIX); the package lands in $(DEB_DIR), and is built again
+# only when one of those files changed.
+DEB_DIR := $(BUILD)/deb
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE := $(DEB_DIR)/kactor_$(VERSION)_$(DEB_ARCH).deb
+# Only when asked: listing the tree costs a git call.
+ifneq ($(filter deb $(DEB_FILE),$(MAKECMDGOALS)),)
+DEB_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard 2>/dev/null))
+endif
+.PHONY: deb
+deb: $(DEB_FILE)
+$(DEB_FILE): $(DEB_SOURCES)
+	@[ -n "$(DEB_SOURCES)" ] || { echo "make deb: needs the git checkout (git ls-files)" >&2; exit 1; }
+	@v=$$(dpkg-parsechangelog -S Version) && [ "$$v" = "$(VERSION)" ] || \
+	        { echo "make deb: debian/changelog is at $$v, the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src/kactor-$(VERSION)
+	@echo "copying $(words $(DEB_SOURCES)) files to $(DEB_DIR)/src/kactor-$(VERSION)"
+	@printf '%s\0' $(DEB_SOURCES) | tar --null -T - -cf - | tar -C $(DEB_DIR)/src/kactor-$(VERSION) -xf -
+	cd $(DEB_DIR)/src/kactor-$(VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	        $(foreach v,BUILD SANITIZE DESTDIR CFLAGS LDFLAGS $(DIR_VARS),-u $(v)) dpkg-buildpackage -us -uc -b -Jauto
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	@ls $(DEB_DIR)/*.deb
 
 # Parts with make rules of their own (mk/*.mk) add to these double-colon rules: what they build for
 # `all`, and what they install.

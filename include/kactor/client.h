@@ -175,11 +175,14 @@ static inline kactor_value *kactor_value_new_actor_handle(kactor_actor a) {
 static inline kactor_value *kactor_value_new_ref(kactor_ref r) {
         return kactor_value_new_object(r.id);
 }
+/* Not compound literals: C++ has none, and this header is C++'s too. */
 static inline kactor_actor kactor_value_get_actor(const kactor_value *v) {
-        return (kactor_actor) { kactor_value_get_id(v) };
+        kactor_actor a = { kactor_value_get_id(v) };
+        return a;
 }
 static inline kactor_ref kactor_value_get_ref(const kactor_value *v) {
-        return (kactor_ref) { kactor_value_get_id(v) };
+        kactor_ref r = { kactor_value_get_id(v) };
+        return r;
 }
 
 #ifdef __cplusplus

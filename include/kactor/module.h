@@ -81,10 +81,27 @@ typedef struct kactor_module {
         const kactor_function *functions;       /* terminated by an entry with name NULL; may be NULL */
 } kactor_module;
 
+/*
+ * Defines the module's kactor_module_info; the arguments are its fields after abi, as designated
+ * initializers. In C++ (designated initializers are C++20's) name them in the order of the struct,
+ * and give classes an array of your own, as C++ has no compound literals:
+ *
+ *   static const kactor_class *const classes[] = { &counter_class, nullptr };
+ *   KACTOR_MODULE(.name = "counter", .classes = classes);
+ *
+ * In C++ a const object at namespace scope has internal linkage and a mangled name, which the
+ * worker's dlsym() would not find: the extern "C" declaration first gives the definition C linkage.
+ */
+#ifdef __cplusplus
+#define KACTOR_MODULE(...)                                                                      \
+        extern "C" __attribute__((visibility("default"))) const kactor_module kactor_module_info; \
+        const kactor_module kactor_module_info = { .abi = KACTOR_MODULE_ABI, __VA_ARGS__ }
+#else
 #define KACTOR_MODULE(...)                                                                      \
         __attribute__((visibility("default"))) const kactor_module kactor_module_info = {       \
                 .abi = KACTOR_MODULE_ABI, __VA_ARGS__                                            \
         }
+#endif
 
 /* Records a failure message for the caller and returns -EREMOTEIO; `return kactor_fail(...)`. */
 int kactor_fail(kactor_ctx *ctx, const char *format, ...) __attribute__((format(printf, 2, 3)));

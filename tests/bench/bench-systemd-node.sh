@@ -74,7 +74,7 @@ t_booted=$(date +%s%N)
 
 run sh -c "mkdir -p /etc/dbus-1/system.d /run/systemd/system/kactor-nodemgr.service.d &&
         cp /opt/kactor/units/io.kactor.NodeManager1.conf /etc/dbus-1/system.d/ &&
-        cp /opt/kactor/units/kactor-nodemgr.service /opt/kactor/units/kactor.slice /run/systemd/system/ &&
+        cp /opt/kactor-build/units/kactor-nodemgr.service /opt/kactor-build/units/kactor.slice /run/systemd/system/ &&
         printf '[Service]\nExecStart=\nExecStart=/opt/kactor-build/kactor-nodemgr --module-path /opt/kactor-build/examples:/opt/kactor-build/tests/modules --num-cpus $(nproc)\nLimitNOFILE=65536\n' \
                 > /run/systemd/system/kactor-nodemgr.service.d/bench.conf" || fail "cannot install the units"
 run busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null || fail "dbus reload"

@@ -1,6 +1,6 @@
 # Sourced by the scripts that test kactor in a real systemd node (TESTING.md): boots systemd-nspawn
 # over the host's /usr (tmpfs root) with the capabilities a real host gives PID 1, installs the units
-# from the checkout with an ExecStart= for the build, and gives:
+# generated in the build (units/*.in) with an ExecStart= for the build, and gives:
 #
 #   nspawn_boot CHECKOUT BUILD [nspawn options...]   boots the node, waits until it runs
 #   nspawn_install_units [nodemgr options...]        the unit, the slice and the D-Bus policy
@@ -74,7 +74,7 @@ nspawn_install_units() {
         ldd "$build/kactor-nodemgr" 2>/dev/null | grep -q libasan && asan_env='\nEnvironment=ASAN_OPTIONS=detect_leaks=0'
         run sh -c "mkdir -p /etc/dbus-1/system.d /run/systemd/system/kactor-nodemgr.service.d &&
                 cp /opt/kactor/units/io.kactor.NodeManager1.conf /etc/dbus-1/system.d/ &&
-                cp /opt/kactor/units/kactor-nodemgr.service /opt/kactor/units/kactor.slice /run/systemd/system/ &&
+                cp /opt/kactor/$rel/units/kactor-nodemgr.service /opt/kactor/$rel/units/kactor.slice /run/systemd/system/ &&
                 printf '[Service]\nExecStart=\nExecStart=/opt/kactor/$rel/kactor-nodemgr --module-path /opt/kactor/$rel/tests/modules:/opt/kactor/$rel/examples $*\nEnvironment=KACTOR_WORKER_REATTACH_SEC=60$asan_env\n' \
                         > /run/systemd/system/kactor-nodemgr.service.d/test.conf" || fail "cannot install the units"
         run busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null || fail "dbus reload"

@@ -4,7 +4,7 @@
  * in systemd-node.sh beside this file: the service started with systemctl from the unit files, actors
  * created with busctl, their scopes in systemctl list-units, the device program surviving
  * daemon-reload, nothing left after Kill and stop; in systemd-owners.sh, who may use whose actors; and
- * in systemd-journal.sh, what the journal holds of actors and of the node manager.
+ * in systemd-deb.sh, the Debian package installed, used and purged.
  */
 
 #include <criterion/criterion.h>
@@ -46,6 +46,14 @@ Test(systemd, scopes_in_a_real_systemd_node) {
  * admin whom a polkit rule authorizes, an outsider and root, with busctl on the system bus. */
 Test(systemd, owners_and_polkit_in_a_real_systemd_node) {
         run_node_script("systemd-owners.sh");
+}
+
+/* The Debian package (systemd-deb.sh): `make deb`'s .deb installed with dpkg in a node whose /usr,
+ * /etc and /var are overlays, the service enabled and running, busctl and kactorctl as root and as a
+ * member of group kactor, then apt-get remove and dpkg --purge leaving nothing of the package. The
+ * first run in a build folder builds the package too (make deb), hence the longer timeout. */
+Test(systemd, package_in_a_real_systemd_node, .timeout = 300) {
+        run_node_script("systemd-deb.sh");
 }
 
 /* The journal (systemd-journal.sh): an actor's stdout and stderr under its own identifier, worker,

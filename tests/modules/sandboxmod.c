@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /*
- * Probe: what an actor meets of the service's system call filter (units/kactor-nodemgr.service;
+ * Probe: what an actor meets of the service's system call filter (units/kactor-nodemgr.service.in;
  * tests/integration/systemd-node.sh). Each call is one the filter refuses with EPERM, made so that
  * without the filter it fails with another errno and changes nothing. (Calls that systemd-nspawn
  * refuses by itself, as most of @obsolete, would tell nothing in the test's node.)
