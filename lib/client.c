@@ -929,16 +929,6 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
         return 0;
 }
 
-/* uid_t and gid_t are both 32-bit unsigned on Linux. */
-static int pack_ids(msgpack_packer *pk, const uint32_t *ids, size_t n) {
-        if (!ids || msgpack_pack_array(pk, n) < 0)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (msgpack_pack_uint32(pk, ids[i]) < 0)
-                        return -ENOMEM;
-        return 0;
-}
-
 static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts *o) {
         struct kactor_actor_opts d = { .sz = sizeof(d), .max_restarts = 0 };
         if (o) {
@@ -966,11 +956,13 @@ static int pack_actor_options(msgpack_packer *pk, const struct kactor_actor_opts
                 return -ENOMEM;
         if (d.node && (pack_cstr(pk, "Node") < 0 || pack_cstr(pk, d.node) < 0))
                 return -ENOMEM;
-        if (d.n_allow_users > 0 && (pack_cstr(pk, "AllowUsers") < 0 || pack_ids(pk, d.allow_users, d.n_allow_users) < 0))
-                return -ENOMEM;
-        if (d.n_allow_groups > 0 &&
-            (pack_cstr(pk, "AllowGroups") < 0 || pack_ids(pk, d.allow_groups, d.n_allow_groups) < 0))
-                return -ENOMEM;
+        /* uid_t and gid_t are both 32-bit unsigned on Linux. */
+        if (d.n_allow_users > 0 && (!d.allow_users || pack_cstr(pk, "AllowUsers") < 0 ||
+                                    codec_pack_u32_list(pk, d.allow_users, d.n_allow_users) < 0))
+                return -EINVAL;
+        if (d.n_allow_groups > 0 && (!d.allow_groups || pack_cstr(pk, "AllowGroups") < 0 ||
+                                     codec_pack_u32_list(pk, d.allow_groups, d.n_allow_groups) < 0))
+                return -EINVAL;
         return 0;
 }
 

@@ -55,6 +55,15 @@ kactor_id codec_id_from_bytes(const uint8_t in[16]) {
         return id;
 }
 
+int codec_pack_u32_list(msgpack_packer *pk, const uint32_t *v, size_t n) {
+        if (msgpack_pack_array(pk, n) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (msgpack_pack_uint32(pk, v[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 int codec_pack_id(msgpack_packer *pk, int8_t type, kactor_id id) {
         uint8_t b[16];
         int r;

@@ -37,6 +37,8 @@ void codec_id_to_bytes(kactor_id id, uint8_t out[16]);
 kactor_id codec_id_from_bytes(const uint8_t in[16]);
 /* Packs an id as ext `type` (CODEC_EXT_OBJECT or CODEC_EXT_ACTOR). */
 int codec_pack_id(msgpack_packer *pk, int8_t type, kactor_id id);
+/* Packs n unsigned 32-bit numbers (uids, gids, GPU ids) as a list. 0 or -ENOMEM. */
+int codec_pack_u32_list(msgpack_packer *pk, const uint32_t *v, size_t n);
 /* Reads an id from a msgpack ext object of `type`; -EBADMSG when it is something else. */
 int codec_object_to_id(const msgpack_object *o, int8_t type, kactor_id *ret);
 

@@ -106,7 +106,7 @@ static int bus_sender_uid(sd_bus_message *msg, uid_t *ret) {
 
 /* Only root, the node manager's own user and members of its access group may use it (the D-Bus
  * policy says so for the system bus; this holds on any bus). *ret_uid (optional): the caller's. */
-static int bus_check_access(sd_bus_message *msg, Manager *m, uid_t *ret_uid, sd_bus_error *error) {
+int manager_bus_check_access(sd_bus_message *msg, Manager *m, uid_t *ret_uid, sd_bus_error *error) {
         ReqError e = {};
         uid_t uid;
         int r = bus_sender_uid(msg, &uid);
@@ -332,7 +332,7 @@ static void bus_restore_owners(ManagerBus *b) {
 }
 
 static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int access_r = bus_check_access(msg, userdata, NULL, error);
+        int access_r = manager_bus_check_access(msg, userdata, NULL, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -389,7 +389,7 @@ static int method_create_actor(sd_bus_message *msg, void *userdata, sd_bus_error
 
 static int method_get_actor(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, userdata, &uid, error);
+        int access_r = manager_bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -421,7 +421,7 @@ static int bus_reply_object(Manager *m, sd_bus_message *msg, Object *o) {
 
 static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, userdata, &uid, error);
+        int access_r = manager_bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -453,7 +453,7 @@ static int method_submit_task(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 static int method_put(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, userdata, &uid, error);
+        int access_r = manager_bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -601,7 +601,7 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, uid_t uid, bool wait, 
 
 static int method_get(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, userdata, &uid, error);
+        int access_r = manager_bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         return bus_start_get(msg, userdata, uid, false, error);
@@ -609,7 +609,7 @@ static int method_get(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
 
 static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, userdata, &uid, error);
+        int access_r = manager_bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         return bus_start_get(msg, userdata, uid, true, error);
@@ -705,7 +705,7 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
 
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, userdata, &uid, error);
+        int access_r = manager_bus_check_access(msg, userdata, &uid, error);
         if (access_r < 0)
                 return access_r;
         Manager *m = userdata;
@@ -930,7 +930,7 @@ static int actor_enumerate(sd_bus *bus, const char *path, void *userdata, char *
 
 static int method_actor_call(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int access_r = bus_check_access(msg, ((Actor *) userdata)->manager, &uid, error);
+        int access_r = manager_bus_check_access(msg, ((Actor *) userdata)->manager, &uid, error);
         if (access_r < 0)
                 return access_r;
         Actor *a = userdata;
@@ -993,7 +993,7 @@ static int method_actor_kill(sd_bus_message *msg, void *userdata, sd_bus_error *
         Actor *a = userdata;
         Manager *m = a->manager;
         uid_t uid;
-        int r = bus_check_access(msg, m, &uid, error);
+        int r = manager_bus_check_access(msg, m, &uid, error);
         if (r < 0)
                 return r;
         /* Its owner may; another user only as an administrator, which polkit decides. A peer's actor

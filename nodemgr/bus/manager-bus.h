@@ -32,6 +32,11 @@ int manager_bus_setup(Manager *m, const char *address);
  * past a few interfaces, or sd-bus's error. */
 int manager_bus_add_vtable(Manager *m, const char *interface, const sd_bus_vtable *vtable);
 
+/* The sender of msg may use the node manager (root, its own user, a member of the access group; the
+ * D-Bus policy says so for the system bus, this holds on any bus): 0 and its uid in *ret_uid
+ * (optional), or io.kactor.Error.AccessDenied set in error. */
+int manager_bus_check_access(sd_bus_message *msg, Manager *m, uid_t *ret_uid, sd_bus_error *error);
+
 /* The administrative requests waiting for polkit (bus-polkit.h); NULL before manager_bus_setup(). */
 struct BusPolkit;
 struct BusPolkit *manager_bus_polkit(Manager *m);

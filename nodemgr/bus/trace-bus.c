@@ -32,43 +32,21 @@ static int trace_check_on(Manager *m, sd_bus_error *error) {
  * user, or a member of the access group whom polkit authorizes for io.kactor.trace. */
 static int trace_run_privileged(sd_bus_message *msg, Manager *m, const char *what, BusPolkitAction act,
                                 sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
-        ReqError e = {};
-        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_euid(creds, &uid);
+        int r = manager_bus_check_access(msg, m, &uid, error);
         if (r < 0)
-                return sd_bus_error_setf(error, "io.kactor.Error.AccessDenied", "Cannot determine the caller's user: %s",
-                                         strerror(-r));
-        r = access_check(m, uid, &e);
-        if (r < 0) {
-                r = sd_bus_error_set(error, "io.kactor.Error.AccessDenied", e.message ?: "access denied");
-                req_error_done(&e);
                 return r;
-        }
         return bus_polkit_run(manager_bus_polkit(m), m, msg, BUS_POLKIT_TRACE, what, act, error);
 }
 
 /* Who may read the histograms: root and the node manager's user see every actor; another user (a
  * member of the access group) sees the actors it created. *ret_uid is that user, (uid_t) -1 for all. */
 static int trace_reader(sd_bus_message *msg, Manager *m, uid_t *ret_uid, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
-        ReqError e = {};
-        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_euid(creds, &uid);
+        int r = manager_bus_check_access(msg, m, &uid, error);
         if (r < 0)
-                return sd_bus_error_setf(error, "io.kactor.Error.AccessDenied", "Cannot determine the caller's user: %s",
-                                         strerror(-r));
-        r = access_check(m, uid, &e);
-        if (r < 0) {
-                r = sd_bus_error_set(error, "io.kactor.Error.AccessDenied", e.message ?: "access denied");
-                req_error_done(&e);
                 return r;
-        }
-        *ret_uid = uid == 0 || uid == geteuid() ? (uid_t) -1 : uid;
+        *ret_uid = access_is_admin(uid) ? (uid_t) -1 : uid;
         return 0;
 }
 

@@ -23,15 +23,6 @@ void spec_wire_done(SpecWire *s) {
         *s = (SpecWire) {};
 }
 
-static int pack_u32s(msgpack_packer *pk, const uint32_t *v, size_t n) {
-        if (msgpack_pack_array(pk, n) < 0)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (msgpack_pack_uint32(pk, v[i]) < 0)
-                        return -ENOMEM;
-        return 0;
-}
-
 int spec_wire_pack(msgpack_packer *pk, const SpecWire *s) {
         if (pack_cstr(pk, s->module) < 0 || pack_cstr(pk, s->class_name) < 0 || msgpack_pack_array(pk, 11) < 0 ||
             pack_cstr(pk, s->name) < 0 || msgpack_pack_double(pk, s->num_cpus) < 0 ||
@@ -39,8 +30,8 @@ int spec_wire_pack(msgpack_packer *pk, const SpecWire *s) {
             msgpack_pack_int32(pk, s->max_restarts) < 0 ||
             (s->detached ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
             msgpack_pack_uint32(pk, s->checkpoint_interval) < 0 || msgpack_pack_uint64(pk, s->tasks_max) < 0 ||
-            msgpack_pack_uint32(pk, s->uid) < 0 || pack_u32s(pk, s->allow_users, s->n_allow_users) < 0 ||
-            pack_u32s(pk, s->allow_groups, s->n_allow_groups) < 0)
+            msgpack_pack_uint32(pk, s->uid) < 0 || codec_pack_u32_list(pk, s->allow_users, s->n_allow_users) < 0 ||
+            codec_pack_u32_list(pk, s->allow_groups, s->n_allow_groups) < 0)
                 return -ENOMEM;
         return 0;
 }

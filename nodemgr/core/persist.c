@@ -233,15 +233,6 @@ void persist_conn_end(Manager *m, uint64_t prefix) {
         (void) rec_end(p, off, r);
 }
 
-static int pack_u32_list(msgpack_packer *pk, const uint32_t *v, size_t n) {
-        if (msgpack_pack_array(pk, n) < 0)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (msgpack_pack_uint32(pk, v[i]) < 0)
-                        return -ENOMEM;
-        return 0;
-}
-
 /* Field i, a list of at most SPEC_ALLOW_MAX ids, into *ret (NULL when empty or absent). */
 static int field_u32_list(const Frame *f, uint32_t i, uint32_t **ret, size_t *ret_n) {
         const msgpack_object *o = frame_field(f, i);
@@ -292,9 +283,9 @@ static int pack_actor(Persist *p, Actor *a) {
                         ? -ENOMEM
                         : 0;
         if (r >= 0)
-                r = pack_u32_list(pk, a->allow_users, a->n_allow_users);
+                r = codec_pack_u32_list(pk, a->allow_users, a->n_allow_users);
         if (r >= 0)
-                r = pack_u32_list(pk, a->allow_groups, a->n_allow_groups);
+                r = codec_pack_u32_list(pk, a->allow_groups, a->n_allow_groups);
         if (r >= 0)
                 r = buffer_append(&p->buf, a->args, a->args_len);
         return rec_end(p, off, r);
