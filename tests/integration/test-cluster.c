@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 
 #include "cluster.h"
 #include "macro.h"
+#include "users.h"
 
 TestSuite(cluster, .init = cluster_setup, .fini = cluster_teardown, .timeout = 120);
 
@@ -649,65 +649,29 @@ Test(cluster, replica_lost_is_replaced_then_host_lost_keeps_every_call) {
 
 /* --- owners across nodes (docs/isolation.md, "Owners") -------------------------------------------- */
 
-static int sh(const char *cmd) {
-        int status = system(cmd);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* busctl on node h's bus as `user` (setpriv); its output (harness-owned) and exit status. */
-static int busctl_as(Harness *h, const char *user, const char **ret_out, const char *args) {
-        _cleanup_free_ char *cmd = NULL;
-        cr_assert_geq(asprintf(&cmd, "setpriv --reuid=%s --regid=%s --init-groups busctl --address=%s --timeout=10 %s 2>&1",
-                               user, user, h->bus_address, args),
-                      0);
-        FILE *p = popen(cmd, "re");
-        cr_assert_not_null(p);
-        char *out = NULL;
-        size_t size = 0;
-        FILE *mem = open_memstream(&out, &size);
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-                fwrite(buf, 1, n, mem);
-        fclose(mem);
-        int status = pclose(p);
-        *ret_out = harness_keep(h, out);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* A member of the access group calls through node 0 root's actors living on node 1: node 1 decides by
  * the caller's user, which travels with the call; a value node 1 made is fetched with its owner. */
-static char owners_user[32];
+static TestGroup owners_group;
+static TestUser owners_user;
 
-/* The nodes first (they use the group), then the user and group; useradd and friends may find
- * /etc/passwd locked by another test for a moment. */
+/* The nodes first (they use the group), then the user and group. */
 static void owners_fini(void) {
-        char cmd[256];
         cluster_teardown();
-        if (!*owners_user)
-                return;
-        snprintf(cmd, sizeof(cmd), "userdel -f %s 2>/dev/null; groupdel %s 2>/dev/null; ! getent passwd %s >/dev/null",
-                 owners_user, owners_user, owners_user);
-        for (int i = 0; i < 50 && sh(cmd) != 0; i++)
-                usleep(100000);
+        users_remove(&owners_user);
+        users_group_remove(&owners_group);
 }
 
 Test(cluster, a_peer_judges_calls_kills_and_fetches_by_the_callers_user, .fini = owners_fini) {
-        char *user = owners_user, cmd[256];
-        snprintf(owners_user, sizeof(owners_user), "kcl%d", (int) getpid());
-        snprintf(cmd, sizeof(cmd), "groupadd %s && useradd -M -N -g %s -s /usr/sbin/nologin %s", user, user, user);
-        cr_assert_eq(sh(cmd), 0, "%s failed", cmd);
-        struct passwd *pw = getpwnam(user);
-        cr_assert_not_null(pw);
-        uid_t uid = pw->pw_uid;
-        const char *const extra[] = { "--access-group", user, NULL };
+        users_group_make(&owners_group, "kcl", "", USERS_GID_DEFAULT);
+        users_make(&owners_user, "kcl", "", &owners_group, NULL);
+        const char *const extra[] = { "--access-group", owners_group.name, NULL };
         cluster_start_with(2, NULL, extra);
         Harness *a = cluster_nodes[0], *b = cluster_nodes[1];
         cr_assert_eq(chmod(a->dir, 0755), 0);
         kactor_client *c = harness_client(a);
         kactor_actor mine = cluster_create_counter_on(a, c, b, 0);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(b), .allow_users = &uid,
-                                       .n_allow_users = 1 };
+        struct kactor_actor_opts o = { .sz = sizeof(o), .node = cluster_node_id(b),
+                                       .allow_users = &owners_user.uid, .n_allow_users = 1 };
         kactor_actor shared = harness_create(a, c, harness_module(a, "counter"), "Counter", NULL, &o);
         const char *mine_path = harness_actor_path(a, mine), *shared_path = harness_actor_path(a, shared);
         cr_assert(harness_wait_actor_state(b, mine_path, "alive", CLUSTER_WAIT_MS));
@@ -715,22 +679,29 @@ Test(cluster, a_peer_judges_calls_kills_and_fetches_by_the_callers_user, .fini =
         const char *out;
 
         /* Root's: the call goes to node 1, which refuses it; the result says so. */
-        cr_assert_eq(busctl_as(a, user, &out, harness_printf(a, "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav increment 0", mine_path)), 0, "%s", out);
+        cr_assert_eq(users_busctl(a, &owners_user, &out,
+                                  "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav increment 0",
+                                  mine_path),
+                     0, "%s", out);
         const char *object = harness_busctl_path(a, out);
-        cr_assert_neq(busctl_as(a, user, &out, harness_printf(a, "call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 Get aot 1 %s 10000000", object)), 0);
+        cr_assert_neq(users_busctl_get(a, &owners_user, &out, object), 0);
         cr_assert(strstr(out, "may not call"), "the member's call on root's actor on a peer: %s\n%s", out, cluster_logs());
         /* A kill is refused there too (and logged), and the actor goes on. */
-        (void) busctl_as(a, user, &out, harness_printf(a, "call io.kactor.NodeManager1 %s io.kactor.Actor1 Kill b true", mine_path));
+        (void) users_busctl(a, &owners_user, &out,
+                            "call io.kactor.NodeManager1 %s io.kactor.Actor1 Kill b true", mine_path);
         for (unsigned i = 0; i < 100 && !strstr(harness_nodemgr_log(b), "Refused a kill from node"); i++)
                 usleep(20000);
         cr_assert(strstr(harness_nodemgr_log(b), "Refused a kill from node"), "%s", cluster_logs());
         cr_assert_eq(cluster_call_int(c, mine, "increment"), 1, "root's counter was touched");
 
         /* Shared with the member: called through node 0, the result is the member's. */
-        cr_assert_eq(busctl_as(a, user, &out, harness_printf(a, "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav increment 0", shared_path)), 0, "%s", out);
+        cr_assert_eq(users_busctl(a, &owners_user, &out,
+                                  "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav increment 0",
+                                  shared_path),
+                     0, "%s", out);
         object = harness_busctl_path(a, out);
-        cr_assert_eq(busctl_as(a, user, &out, harness_printf(a, "call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 Get aot 1 %s 10000000", object)), 0, "%s\n%s", out, cluster_logs());
-        cr_assert_str_eq(out, "av 1 x 1\n");
+        cr_assert_eq(users_busctl_get(a, &owners_user, &out, object), 0, "%s\n%s", out, cluster_logs());
+        cr_assert_str_eq(out, "av 1 x 1");
 
         /* A value root put on node 1, fetched through node 0: root's, so the member's Get is refused
          * and root's is not. */
@@ -741,7 +712,7 @@ Test(cluster, a_peer_judges_calls_kills_and_fetches_by_the_callers_user, .fini =
         kactor_value_free(v);
         kactor_value_free(harness_get(cb, put)); /* it is there */
         const char *put_path = harness_object_path(b, put);
-        cr_assert_neq(busctl_as(a, user, &out, harness_printf(a, "call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 Get aot 1 %s 10000000", put_path)), 0);
+        cr_assert_neq(users_busctl_get(a, &owners_user, &out, put_path), 0);
         cr_assert(strstr(out, "belongs to another user"), "the member's Get of root's value from a peer: %s", out);
         cr_assert_str_eq(harness_busctl_call_ok(a, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", put_path,
                                                 "10000000", NULL),

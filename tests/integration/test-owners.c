@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #include "codec.h"
 #include "harness.h"
 #include "macro.h"
+#include "users.h"
 
 #define OBJECT_IFACE "io.kactor.Object1"
 #define TRACE_IFACE "io.kactor.Trace1"
@@ -54,11 +54,6 @@
 
 static Harness *h;
 
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
-}
-
 static int64_t now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -67,71 +62,22 @@ static int64_t now_ms(void) {
 
 /* --- users -------------------------------------------------------------------------------------------- */
 
-typedef struct User {
-        char name[32];
-        uid_t uid;
-        gid_t gid;
-        bool made;
-} User;
-
-static char group[32], share[32]; /* the access group; the share group (B only) */
-static bool group_made, share_made;
-static gid_t share_gid;
-static User ua, ub, uc, uo; /* A, B, C: members; O: an outsider */
-
-/* useradd and friends take a lock on /etc/passwd that other tests may hold for a moment. */
-static int run_tool(const char *cmd) {
-        int r = -1;
-        for (unsigned i = 0; i < 50; i++) {
-                r = system(cmd);
-                if (r == 0)
-                        return 0;
-                sleep_ms(100);
-        }
-        return r;
-}
-
-/* Groups get ids above those of users: a uid that equals a gid would hide a check of the one against
- * the other. */
-static void group_make(char *name, size_t size, const char *suffix, bool *made) {
-        char cmd[128];
-        snprintf(name, size, "kown%d%s", (int) getpid(), suffix);
-        snprintf(cmd, sizeof(cmd), "groupadd -K GID_MIN=43000 -K GID_MAX=49999 %s", name);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        *made = true;
-}
-
-/* A user whose primary group is `primary` (NULL: the default one) and, when `extra` is set, a member of
- * that group too. */
-static void user_make(User *u, const char *suffix, const char *primary, const char *extra) {
-        char cmd[256];
-        snprintf(u->name, sizeof(u->name), "kown%d%s", (int) getpid(), suffix);
-        snprintf(cmd, sizeof(cmd), "useradd -M -N %s%s %s%s -s /usr/sbin/nologin %s", primary ? "-g " : "",
-                 primary ?: "", extra ? "-G " : "", extra ?: "", u->name);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        u->made = true;
-        struct passwd *pw = getpwnam(u->name);
-        cr_assert_not_null(pw);
-        u->uid = pw->pw_uid;
-        u->gid = pw->pw_gid;
-}
+static TestGroup group, share;  /* the access group; the share group (B only) */
+static TestUser ua, ub, uc, uo; /* A, B, C: members; O: an outsider */
 
 static void make_users(void) {
-        group_make(group, sizeof(group), "", &group_made);
-        group_make(share, sizeof(share), "s", &share_made);
-        struct group *g = getgrnam(share);
-        cr_assert_not_null(g);
-        share_gid = g->gr_gid;
-        user_make(&ua, "a", group, NULL);
-        user_make(&ub, "b", group, share);
-        user_make(&uc, "c", group, NULL);
-        user_make(&uo, "o", NULL, NULL);
+        users_group_make(&group, "kown", "", USERS_GID_ABOVE_UIDS);
+        users_group_make(&share, "kown", "s", USERS_GID_ABOVE_UIDS);
+        users_make(&ua, "kown", "a", &group, NULL);
+        users_make(&ub, "kown", "b", &group, &share);
+        users_make(&uc, "kown", "c", &group, NULL);
+        users_make(&uo, "kown", "o", NULL, NULL);
 }
 
 /* --- agents: the test's commands, run as another user ------------------------------------------------- */
 
 typedef struct Agent {
-        const User *user;
+        const TestUser *user;
         pid_t pid;
         int in;  /* commands, a line each */
         int out; /* answers, a line each */
@@ -636,7 +582,7 @@ static _Noreturn void agent_main(int in, int out) {
 /* Test side. */
 
 /* An agent of user u, ready for commands. */
-static Agent *agent_start(const User *u) {
+static Agent *agent_start(const TestUser *u) {
         int cmd[2], ans[2];
         gid_t groups[32];
         int n_groups = ELEMENTSOF(groups);
@@ -789,40 +735,6 @@ static const char *agent_dcall_get(Agent *a, const char *path, const char *metho
         return agent_run(a, "dget %s", obj);
 }
 
-/* --- busctl as another user --------------------------------------------------------------------------- */
-
-/* Runs `busctl ARGS` as u (setpriv): its exit status and its output, stdout and stderr (harness-owned). */
-static int busctl_as(const User *u, const char **ret_out, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static int busctl_as(const User *u, const char **ret_out, const char *fmt, ...) {
-        _cleanup_free_ char *args = NULL, *cmd = NULL;
-        va_list ap;
-        va_start(ap, fmt);
-        cr_assert_geq(vasprintf(&args, fmt, ap), 0);
-        va_end(ap);
-        cr_assert_geq(asprintf(&cmd,
-                               "setpriv --reuid=%u --regid=%u --init-groups "
-                               "busctl --address=%s --timeout=10 --no-pager %s 2>&1",
-                               (unsigned) u->uid, (unsigned) u->gid, h->bus_address, args),
-                      0);
-        FILE *p = popen(cmd, "re");
-        cr_assert_not_null(p);
-        char *out = NULL;
-        size_t size = 0;
-        FILE *mem = open_memstream(&out, &size);
-        cr_assert_not_null(mem);
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-                fwrite(buf, 1, n, mem);
-        fclose(mem);
-        int status = pclose(p);
-        while (size > 0 && out[size - 1] == '\n')
-                out[--size] = 0;
-        *ret_out = harness_keep(h, out);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* --- root's view -------------------------------------------------------------------------------------- */
 
 /* A property as JSON, read by root over D-Bus. */
@@ -874,23 +786,11 @@ static void teardown(void) {
         }
         /* Before harness_stop(), which exits the test process when the node manager misbehaved; -f:
          * workers may still run as them. */
-        User *users[] = { &ua, &ub, &uc, &uo };
+        TestUser *users[] = { &ua, &ub, &uc, &uo };
         for (size_t i = 0; i < ELEMENTSOF(users); i++)
-                if (users[i]->made) {
-                        snprintf(cmd, sizeof(cmd), "userdel -f %s 2>/dev/null", users[i]->name);
-                        (void) run_tool(cmd);
-                        users[i]->made = false;
-                }
-        if (share_made) {
-                snprintf(cmd, sizeof(cmd), "groupdel %s", share);
-                (void) run_tool(cmd);
-                share_made = false;
-        }
-        if (group_made) {
-                snprintf(cmd, sizeof(cmd), "groupdel %s", group);
-                (void) run_tool(cmd);
-                group_made = false;
-        }
+                users_remove(users[i]);
+        users_group_remove(&share);
+        users_group_remove(&group);
         h = harness_stop(h);
 }
 
@@ -902,7 +802,7 @@ static void start(void) {
         (void) signal(SIGPIPE, SIG_IGN);
         make_users();
         /* The harness keeps the pointer for restarts. */
-        static const char *args[] = { "--access-group", group, NULL };
+        static const char *args[] = { "--access-group", group.name, NULL };
         h = harness_start(&(HarnessOptions){ .extra_env = REATTACH_ENV, .extra_args = args });
         /* The bus and the socket lie in the harness's private directory. */
         cr_assert_eq(chmod(h->dir, 0755), 0);
@@ -956,18 +856,18 @@ Test(owners, a_member_cannot_call_kill_or_look_up_anothers_actor_over_dbus) {
 
         /* As an operator sees it. */
         const char *out;
-        cr_assert_neq(busctl_as(&ub, &out,
-                                "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav increment 0",
-                                path),
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav increment 0",
+                                   path),
                       0, "B's busctl Call went through: %s", out);
         cr_assert(strstr(out, call_denied), "%s", out);
-        cr_assert_neq(
-                busctl_as(&ub, &out, "call io.kactor.NodeManager1 %s io.kactor.Actor1 Kill b true", path), 0,
-                "B's busctl Kill went through: %s", out);
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "call io.kactor.NodeManager1 %s io.kactor.Actor1 Kill b true", path),
+                      0, "B's busctl Kill went through: %s", out);
         cr_assert(strstr(out, "polkit is not running here, and only root may"), "%s", out);
-        cr_assert_neq(busctl_as(&ub, &out,
-                                "call io.kactor.NodeManager1 /io/kactor/NodeManager1 "
-                                "io.kactor.NodeManager1 GetActor s a-counter"),
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "call io.kactor.NodeManager1 /io/kactor/NodeManager1 "
+                                   "io.kactor.NodeManager1 GetActor s a-counter"),
                       0, "B's busctl GetActor went through: %s", out);
         cr_assert(strstr(out, call_denied), "%s", out);
 
@@ -988,7 +888,7 @@ Test(owners, an_outsider_is_refused_everything) {
         assert_refused(agent_run(o, "connect"), "FAIL", "errno:13", NULL);
         const char *denied =
                 harness_printf(h, "user %u may not use this node manager (not root, not in group %s)",
-                               (unsigned) uo.uid, group);
+                               (unsigned) uo.uid, group.name);
         assert_refused(agent_run(o, "dgetactor a-counter"), "FAIL", ACCESS_DENIED, denied);
         assert_refused(agent_run(o, "dcall %s increment", path), "FAIL", ACCESS_DENIED, denied);
         assert_refused(agent_run(o, "dkill %s", path), "FAIL", ACCESS_DENIED, denied);
@@ -1061,21 +961,21 @@ Test(owners, a_member_cannot_get_release_or_see_anothers_objects_over_dbus) {
 
         /* As an operator sees it. */
         const char *out;
-        cr_assert_neq(busctl_as(&ub, &out,
-                                "call io.kactor.NodeManager1 /io/kactor/NodeManager1 "
-                                "io.kactor.NodeManager1 Release ao 1 %s",
-                                put),
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "call io.kactor.NodeManager1 /io/kactor/NodeManager1 "
+                                   "io.kactor.NodeManager1 Release ao 1 %s",
+                                   put),
                       0, "B's busctl Release went through: %s", out);
         cr_assert(strstr(out, denied), "%s", out);
-        cr_assert_neq(
-                busctl_as(&ub, &out, "get-property io.kactor.NodeManager1 %s " OBJECT_IFACE " Owner", put),
-                0, "B read the owner of A's object: %s", out);
-        cr_assert_neq(busctl_as(&ub, &out, "get-property io.kactor.NodeManager1 %s " OBJECT_IFACE " State",
-                                result),
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "get-property io.kactor.NodeManager1 %s " OBJECT_IFACE " Owner", put),
+                      0, "B read the owner of A's object: %s", out);
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "get-property io.kactor.NodeManager1 %s " OBJECT_IFACE " State", result),
                       0, "B read the state of A's result: %s", out);
-        cr_assert_eq(
-                busctl_as(&ua, &out, "get-property io.kactor.NodeManager1 %s " OBJECT_IFACE " Owner", put),
-                0, "%s", out);
+        cr_assert_eq(users_busctl(h, &ua, &out,
+                                  "get-property io.kactor.NodeManager1 %s " OBJECT_IFACE " Owner", put),
+                     0, "%s", out);
         cr_assert_str_eq(out, harness_printf(h, "u %u", (unsigned) ua.uid));
 
         /* A still has both, and owns them. */
@@ -1202,29 +1102,31 @@ Test(owners, allow_groups_lets_the_groups_members_call_but_not_kill) {
         /* As an operator shares it: by the group's name, D-Bus type "as". */
         const char *out;
         cr_assert_eq(
-                busctl_as(&ua, &out,
-                          "call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 "
-                          "CreateActor 'ssava{sv}' counter Counter 0 2 AllowGroups as 1 %s Name s a-group",
-                          share),
+                users_busctl(
+                        h, &ua, &out,
+                        "call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 "
+                        "CreateActor 'ssava{sv}' counter Counter 0 2 AllowGroups as 1 %s Name s a-group",
+                        share.name),
                 0, "A's CreateActor: %s\n%s", out, harness_nodemgr_log(h));
         const char *path = harness_busctl_path(h, out);
         kactor_type t;
         kactor_id shared;
         cr_assert_geq(bus_path_parse(path, &t, &shared), 0);
-        assert_sharing(shared, ua.uid, "[]", ids_json(share_gid));
-        cr_assert_eq(busctl_as(&ua, &out,
-                               "get-property io.kactor.NodeManager1 %s io.kactor.Actor1 AllowGroups", path),
+        assert_sharing(shared, ua.uid, "[]", ids_json(share.gid));
+        cr_assert_eq(users_busctl(h, &ua, &out,
+                                  "get-property io.kactor.NodeManager1 %s io.kactor.Actor1 AllowGroups",
+                                  path),
                      0, "%s", out);
-        cr_assert_str_eq(out, harness_printf(h, "au 1 %u", (unsigned) share_gid));
+        cr_assert_str_eq(out, harness_printf(h, "au 1 %u", (unsigned) share.gid));
 
         /* B is in the group: calls over D-Bus and natively, looks it up, reads its own results. */
         assert_value(agent_dcall_get(b, path, "increment"), "[1]");
         cr_assert_str_eq(agent_ok(b, "dgetactor a-group"), path);
         cr_assert_str_eq(idstr(agent_id(b, "getactor a-group")), idstr(shared));
         assert_value(agent_call_get(b, shared, "increment", NULL), "2");
-        cr_assert_eq(
-                busctl_as(&ub, &out, "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav get 0", path),
-                0, "B's busctl Call: %s", out);
+        cr_assert_eq(users_busctl(h, &ub, &out,
+                                  "call io.kactor.NodeManager1 %s io.kactor.Actor1 Call sav get 0", path),
+                     0, "B's busctl Call: %s", out);
 
         /* But may not kill it. */
         assert_refused(agent_run(b, "dkill %s", path), "FAIL", ACCESS_DENIED, "polkit is not running here");
@@ -1440,8 +1342,9 @@ Test(owners, changing_how_the_node_traces_stays_roots) {
                                "may not use this node manager");
         }
         const char *out;
-        cr_assert_neq(busctl_as(&ub, &out,
-                                "call io.kactor.NodeManager1 /io/kactor/NodeManager1 " TRACE_IFACE " Reset"),
+        cr_assert_neq(users_busctl(h, &ub, &out,
+                                   "call io.kactor.NodeManager1 /io/kactor/NodeManager1 " TRACE_IFACE
+                                   " Reset"),
                       0, "B reset the histograms: %s", out);
         cr_assert(strstr(out, "polkit is not running here"), "%s", out);
 

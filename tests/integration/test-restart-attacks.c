@@ -23,7 +23,6 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +41,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "proto.h"
+#include "users.h"
 #include "worker-spawn.h"
 
 #define NOBODY 65534
@@ -58,16 +58,8 @@ static Harness *h;
 
 /* --- users -------------------------------------------------------------------------------------------- */
 
-typedef struct User {
-        char name[32];
-        uid_t uid;
-        gid_t gid;
-        bool made;
-} User;
-
-static char group[32];
-static bool group_made;
-static User member, victim, outsider; /* member and victim are in `group`, outsider is not */
+static TestGroup group;
+static TestUser member, victim, outsider; /* member and victim are in `group`, outsider is not */
 
 /* Processes to stop at teardown should a test fail: children, and workers it stopped. */
 static pid_t children[16];
@@ -88,42 +80,11 @@ static int64_t now_ms(void) {
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* useradd and friends take a lock on /etc/passwd that other tests may hold for a moment. */
-static int run_tool(const char *cmd) {
-        int r = -1;
-        for (unsigned i = 0; i < 50; i++) {
-                r = system(cmd);
-                if (r == 0)
-                        return 0;
-                sleep_ms(100);
-        }
-        return r;
-}
-
-static void user_make(User *u, const char *suffix, const char *in_group) {
-        char cmd[256];
-        snprintf(u->name, sizeof(u->name), "katk%d%s", (int) getpid(), suffix);
-        if (in_group)
-                snprintf(cmd, sizeof(cmd), "useradd -M -N -g %s -s /usr/sbin/nologin %s", in_group, u->name);
-        else
-                snprintf(cmd, sizeof(cmd), "useradd -M -N -s /usr/sbin/nologin %s", u->name);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        u->made = true;
-        struct passwd *pw = getpwnam(u->name);
-        cr_assert_not_null(pw);
-        u->uid = pw->pw_uid;
-        u->gid = pw->pw_gid;
-}
-
 static void make_users(void) {
-        char cmd[128];
-        snprintf(group, sizeof(group), "katk%d", (int) getpid());
-        snprintf(cmd, sizeof(cmd), "groupadd %s", group);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        group_made = true;
-        user_make(&member, "m", group);
-        user_make(&victim, "v", group);
-        user_make(&outsider, "o", NULL);
+        users_group_make(&group, "katk", "", USERS_GID_DEFAULT);
+        users_make(&member, "katk", "m", &group, NULL);
+        users_make(&victim, "katk", "v", &group, NULL);
+        users_make(&outsider, "katk", "o", NULL, NULL);
 }
 
 static void setup(void) {
@@ -150,18 +111,10 @@ static void teardown(void) {
         }
         /* Before harness_stop(), which exits the test process when the node manager misbehaved; -f:
          * workers may still run as them. */
-        User *users[] = { &member, &victim, &outsider };
+        TestUser *users[] = { &member, &victim, &outsider };
         for (size_t i = 0; i < ELEMENTSOF(users); i++)
-                if (users[i]->made) {
-                        snprintf(cmd, sizeof(cmd), "userdel -f %s 2>/dev/null", users[i]->name);
-                        (void) run_tool(cmd);
-                        users[i]->made = false;
-                }
-        if (group_made) {
-                snprintf(cmd, sizeof(cmd), "groupdel %s", group);
-                (void) run_tool(cmd);
-                group_made = false;
-        }
+                users_remove(users[i]);
+        users_group_remove(&group);
         h = harness_stop(h);
 }
 
@@ -170,8 +123,8 @@ TestSuite(restart_attacks, .init = setup, .fini = teardown, .timeout = 60);
 /* A node manager whose access group is the test's (when made), reachable by other users. */
 static void start(void) {
         /* The harness keeps the pointer for restarts. */
-        static const char *args[] = { "--access-group", group, NULL };
-        HarnessOptions o = { .extra_env = REATTACH_ENV, .extra_args = group_made ? args : NULL };
+        static const char *args[] = { "--access-group", group.name, NULL };
+        HarnessOptions o = { .extra_env = REATTACH_ENV, .extra_args = group.made ? args : NULL };
         h = harness_start(&o);
         /* The bus and the socket lie in the harness's private directory. */
         cr_assert_eq(chmod(h->dir, 0755), 0);

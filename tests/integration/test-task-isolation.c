@@ -12,18 +12,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../skip.h"
 #include "harness.h"
 #include "macro.h"
+#include "users.h"
 
 #define MGR HARNESS_BUS_PATH
 #define IFACE HARNESS_IFACE_MANAGER
@@ -32,53 +31,18 @@
 #define DAEMONS_MAX 8
 
 static Harness *h;
-static char group[32], user_a[32], user_b[32], cgname[64];
-static bool group_made, user_a_made, user_b_made;
-static uid_t uid_a, uid_b;
-static gid_t gid;
+static TestGroup group; /* the access group, A's and B's primary group */
+static TestUser ua, ub;
+static char cgname[64];
 static char moddir[] = "/tmp/kactor-taskmod-XXXXXX";
 static bool moddir_made;
 static pid_t daemons[DAEMONS_MAX]; /* killed at the end should a test fail */
 static size_t n_daemons;
 
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
-}
-
-/* useradd and friends take a lock on /etc/passwd that other tests may hold for a moment. */
-static int run_tool(const char *cmd) {
-        int r = -1;
-        for (unsigned i = 0; i < 50; i++) {
-                r = system(cmd);
-                if (r == 0)
-                        return 0;
-                sleep_ms(100);
-        }
-        return r;
-}
-
 static void make_users(void) {
-        char cmd[256];
-        snprintf(group, sizeof(group), "ktask%d", (int) getpid());
-        snprintf(user_a, sizeof(user_a), "ktask%da", (int) getpid());
-        snprintf(user_b, sizeof(user_b), "ktask%db", (int) getpid());
-        snprintf(cmd, sizeof(cmd), "groupadd %s", group);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        group_made = true;
-        snprintf(cmd, sizeof(cmd), "useradd -M -N -g %s -s /usr/sbin/nologin %s", group, user_a);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        user_a_made = true;
-        snprintf(cmd, sizeof(cmd), "useradd -M -N -g %s -s /usr/sbin/nologin %s", group, user_b);
-        cr_assert_eq(run_tool(cmd), 0, "%s failed", cmd);
-        user_b_made = true;
-        struct passwd *pw = getpwnam(user_a);
-        cr_assert_not_null(pw);
-        uid_a = pw->pw_uid;
-        gid = pw->pw_gid;
-        pw = getpwnam(user_b);
-        cr_assert_not_null(pw);
-        uid_b = pw->pw_uid;
+        users_group_make(&group, "ktask", "", USERS_GID_DEFAULT);
+        users_make(&ua, "ktask", "a", &group, NULL);
+        users_make(&ub, "ktask", "b", &group, NULL);
 }
 
 static void setup(void) {
@@ -103,19 +67,9 @@ static void teardown(void) {
         }
         /* Before harness_stop(), which exits the test process when the node manager misbehaved; -f:
          * its workers may still run as them. */
-        if (user_a_made) {
-                snprintf(cmd, sizeof(cmd), "userdel -f %s 2>/dev/null", user_a);
-                (void) run_tool(cmd);
-        }
-        if (user_b_made) {
-                snprintf(cmd, sizeof(cmd), "userdel -f %s 2>/dev/null", user_b);
-                (void) run_tool(cmd);
-        }
-        if (group_made) {
-                snprintf(cmd, sizeof(cmd), "groupdel %s", group);
-                (void) run_tool(cmd);
-        }
-        user_a_made = user_b_made = group_made = false;
+        users_remove(&ua);
+        users_remove(&ub);
+        users_group_remove(&group);
         h = harness_stop(h);
 }
 
@@ -123,7 +77,7 @@ TestSuite(task_isolation, .init = setup, .fini = teardown, .timeout = 60);
 
 /* A node manager whose access group is the test's, on a cgroup subtree of the test's. */
 static void start(const HarnessOptions *base, const char *extra) {
-        const char *args[] = { "--access-group", group, "--cgroup-name", cgname, extra, NULL };
+        const char *args[] = { "--access-group", group.name, "--cgroup-name", cgname, extra, NULL };
         HarnessOptions o = base ? *base : (HarnessOptions) {};
         o.extra_args = args;
         h = harness_start(&o);
@@ -142,7 +96,7 @@ static const char *module_copy(const char *name, uid_t uid, mode_t mode) {
         _cleanup_free_ char *cmd = NULL;
         cr_assert_geq(asprintf(&cmd, "cp '%s' '%s'", harness_module(h, "taskmod"), path), 0);
         cr_assert_eq(system(cmd), 0);
-        cr_assert_eq(chown(path, uid, gid), 0);
+        cr_assert_eq(chown(path, uid, group.gid), 0);
         cr_assert_eq(chmod(path, mode), 0);
         return path;
 }
@@ -242,7 +196,7 @@ static int submit_dbus(FILE *f, const Request *q) {
         return 0;
 }
 
-/* Runs q as uid (primary group gid) in a child; returns what it reported, one line per task. */
+/* Runs q as uid (in the test's group only) in a child; returns what it reported, one line per task. */
 static const char *submit_as(uid_t uid, const Request *q) {
         int pipefd[2];
         cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
@@ -250,7 +204,8 @@ static const char *submit_as(uid_t uid, const Request *q) {
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 close(pipefd[0]);
-                if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+                if (setgroups(1, &group.gid) < 0 || setresgid(group.gid, group.gid, group.gid) < 0 ||
+                    setresuid(uid, uid, uid) < 0)
                         _exit(2);
                 FILE *f = fdopen(pipefd[1], "w");
                 if (!f)
@@ -352,22 +307,22 @@ static void keep_daemon(pid_t pid) {
 
 Test(task_isolation, member_task_runs_as_the_caller_without_capabilities_in_a_cgroup_of_its_own) {
         start(NULL, NULL);
-        const char *module = module_copy("mine", uid_a, 0755);
-        const char *out = submit_as(uid_a, &(Request) { .module = module, .function = "identity" });
-        const char *cg = assert_isolated(line_of(out, 0), uid_a);
-        cr_assert_eq(field_int(out, "gid"), (long long) gid, "%s", out);
+        const char *module = module_copy("mine", ua.uid, 0755);
+        const char *out = submit_as(ua.uid, &(Request) { .module = module, .function = "identity" });
+        const char *cg = assert_isolated(line_of(out, 0), ua.uid);
+        cr_assert_eq(field_int(out, "gid"), (long long) group.gid, "%s", out);
         cr_assert(strstr(cg, "/task-"), "%s", cg);
 }
 
 Test(task_isolation, member_task_over_dbus_runs_as_the_caller) {
         start(NULL, NULL);
-        const char *module = module_copy("mine", uid_a, 0755);
-        const char *out = submit_as(uid_a, &(Request) { .module = module, .function = "identity", .dbus = true });
+        const char *module = module_copy("mine", ua.uid, 0755);
+        const char *out = submit_as(ua.uid, &(Request) { .module = module, .function = "identity", .dbus = true });
         cr_assert(strncmp(out, "OK ", 3) == 0, "%s", out);
         const char *path = harness_printf(h, "%.*s", (int) strcspn(out + 3, "\n"), out + 3);
         const char *v = harness_busctl_call_ok(h, MGR, IFACE, "Get", "aot", "1", path, "10000000", NULL);
-        const char *uid = harness_printf(h, "\"uid\" x %u ", (unsigned) uid_a);
-        cr_assert(strstr(v, uid), "the task did not run as %u: %s", (unsigned) uid_a, v);
+        const char *uid = harness_printf(h, "\"uid\" x %u ", (unsigned) ua.uid);
+        cr_assert(strstr(v, uid), "the task did not run as %u: %s", (unsigned) ua.uid, v);
         cr_assert(strstr(v, "\"cap_eff\" s \"" NO_CAPS "\""), "%s", v);
         cr_assert(strstr(v, "\"no_new_privs\" x 1 "), "%s", v);
         cr_assert(strstr(v, harness_printf(h, "\"cgroup\" s \"/kactor/%s/task-", cgname)), "%s", v);
@@ -391,22 +346,22 @@ Test(task_isolation, root_task_has_its_own_cgroup_and_no_capabilities) {
 
 Test(task_isolation, module_writable_by_others_or_owned_by_another_user_is_refused) {
         start(NULL, NULL);
-        const char *mine = module_copy("mine", uid_a, 0755);
-        const char *writable = module_copy("writable", uid_a, 0666);
-        const char *theirs = module_copy("theirs", uid_b, 0755);
+        const char *mine = module_copy("mine", ua.uid, 0755);
+        const char *writable = module_copy("writable", ua.uid, 0666);
+        const char *theirs = module_copy("theirs", ub.uid, 0755);
 
         for (int dbus = 0; dbus <= 1; dbus++) {
                 const char *bad[] = { writable, theirs };
                 for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                         const char *out =
-                                submit_as(uid_a, &(Request) { .module = bad[i], .function = "identity", .dbus = dbus });
+                                submit_as(ua.uid, &(Request) { .module = bad[i], .function = "identity", .dbus = dbus });
                         cr_assert(strncmp(out, "ERROR io.kactor.Error.AccessDenied ", 35) == 0,
-                                  "%s: %s loaded %s: %s", dbus ? "D-Bus" : "native", user_a, bad[i], out);
+                                  "%s: %s loaded %s: %s", dbus ? "D-Bus" : "native", ua.name, bad[i], out);
                         cr_assert(strstr(out, bad[i]), "the refusal names the module: %s", out);
                 }
         }
         /* Their own module is theirs to run. */
-        assert_isolated(line_of(submit_as(uid_a, &(Request) { .module = mine, .function = "identity" }), 0), uid_a);
+        assert_isolated(line_of(submit_as(ua.uid, &(Request) { .module = mine, .function = "identity" }), 0), ua.uid);
 }
 
 static pid_t spawn_daemon_as(uid_t uid, const char *module, pid_t *ret_worker) {
@@ -421,7 +376,7 @@ static pid_t spawn_daemon_as(uid_t uid, const char *module, pid_t *ret_worker) {
 
 Test(task_isolation, task_daemon_dies_when_the_node_manager_stops) {
         start(NULL, NULL);
-        pid_t of_member = spawn_daemon_as(uid_a, module_copy("mine", uid_a, 0755), NULL);
+        pid_t of_member = spawn_daemon_as(ua.uid, module_copy("mine", ua.uid, 0755), NULL);
         pid_t of_root = spawn_daemon_as(0, harness_module(h, "taskmod"), NULL);
         /* SIGTERM, and wait until it has exited. */
         h = harness_stop(h);
@@ -437,38 +392,38 @@ Test(task_isolation, task_daemon_dies_when_the_node_manager_stops) {
 
 Test(task_isolation, task_daemon_dies_with_its_worker) {
         start(NULL, NULL);
-        const char *module = module_copy("mine", uid_a, 0755);
+        const char *module = module_copy("mine", ua.uid, 0755);
         pid_t worker;
-        pid_t daemon = spawn_daemon_as(uid_a, module, &worker);
+        pid_t daemon = spawn_daemon_as(ua.uid, module, &worker);
         cr_assert_neq(worker, h->nodemgr_pid);
         cr_assert_eq(kill(worker, SIGKILL), 0);
         cr_assert(harness_wait_pid_exit(daemon, HARNESS_TIMEOUT_MS), "the daemon %d outlived its worker %d", daemon,
                   worker);
         /* The user's next task gets a worker again. */
-        const char *out = submit_as(uid_a, &(Request) { .module = module, .function = "identity" });
-        assert_isolated(line_of(out, 0), uid_a);
+        const char *out = submit_as(ua.uid, &(Request) { .module = module, .function = "identity" });
+        assert_isolated(line_of(out, 0), ua.uid);
         cr_assert_neq(field_int(out, "pid"), (long long) worker);
 }
 
 Test(task_isolation, two_users_never_share_a_worker) {
         start(NULL, NULL);
-        const char *module = module_copy("mine", uid_a, 0755), *module_b = module_copy("b", uid_b, 0755);
+        const char *module = module_copy("mine", ua.uid, 0755), *module_b = module_copy("b", ub.uid, 0755);
         long long pids_a[8], pids_b[8];
         size_t n_a = 0, n_b = 0;
         const char *cgroups_a[8];
 
         /* Turns: each finds the other's idle workers, which it must not use. */
         for (int round = 0; round < 2; round++) {
-                const char *out = submit_as(uid_a, &(Request) { .module = module, .function = "identity", .n = 4 });
+                const char *out = submit_as(ua.uid, &(Request) { .module = module, .function = "identity", .n = 4 });
                 for (size_t i = 0; i < 4; i++) {
                         const char *line = line_of(out, i);
-                        cgroups_a[n_a] = assert_isolated(line, uid_a);
+                        cgroups_a[n_a] = assert_isolated(line, ua.uid);
                         pids_a[n_a++] = field_int(line, "pid");
                 }
-                out = submit_as(uid_b, &(Request) { .module = module_b, .function = "identity", .n = 4 });
+                out = submit_as(ub.uid, &(Request) { .module = module_b, .function = "identity", .n = 4 });
                 for (size_t i = 0; i < 4; i++) {
                         const char *line = line_of(out, i);
-                        const char *cg = assert_isolated(line, uid_b);
+                        const char *cg = assert_isolated(line, ub.uid);
                         for (size_t k = 0; k < n_a; k++)
                                 cr_assert_str_neq(cg, cgroups_a[k], "A and B share cgroup %s", cg);
                         pids_b[n_b++] = field_int(line, "pid");
@@ -481,36 +436,36 @@ Test(task_isolation, two_users_never_share_a_worker) {
 
 Test(task_isolation, tasks_with_num_cpus_run_as_the_caller) {
         start(&(HarnessOptions) { .num_cpus = 4 }, NULL);
-        const char *module = module_copy("mine", uid_a, 0755);
+        const char *module = module_copy("mine", ua.uid, 0755);
         const double cpus[] = { 0.5, 1, 2, 4 };
         for (size_t i = 0; i < ELEMENTSOF(cpus); i++) {
                 const char *out = submit_as(
-                        uid_a, &(Request) { .module = module, .function = "identity", .num_cpus = cpus[i], .n = 8 });
+                        ua.uid, &(Request) { .module = module, .function = "identity", .num_cpus = cpus[i], .n = 8 });
                 for (size_t k = 0; k < 8; k++)
-                        assert_isolated(line_of(out, k), uid_a);
+                        assert_isolated(line_of(out, k), ua.uid);
         }
 }
 
 Test(task_isolation, without_cgroups_a_member_task_still_runs_as_the_caller) {
         start(NULL, "--cgroup-manager=none");
-        const char *module = module_copy("mine", uid_a, 0755);
-        const char *line = line_of(submit_as(uid_a, &(Request) { .module = module, .function = "identity" }), 0);
+        const char *module = module_copy("mine", ua.uid, 0755);
+        const char *line = line_of(submit_as(ua.uid, &(Request) { .module = module, .function = "identity" }), 0);
         cr_assert_null(strstr(line, "ERROR"), "%s", line);
-        cr_assert_eq(field_int(line, "uid"), (long long) uid_a, "%s", line);
+        cr_assert_eq(field_int(line, "uid"), (long long) ua.uid, "%s", line);
         cr_assert_str_eq(field(line, "cap_eff"), NO_CAPS, "%s", line);
         cr_assert_eq(field_int(line, "no_new_privs"), 1, "%s", line);
 }
 
 Test(task_isolation, what_a_member_task_asks_for_runs_as_the_member) {
         start(NULL, NULL);
-        const char *module = module_copy("mine", uid_a, 0755);
+        const char *module = module_copy("mine", ua.uid, 0755);
         const char *args = harness_printf(h, "[\"%s\"]", module);
         /* A task it submits, and an actor it creates: not as root. */
-        const char *out = submit_as(uid_a, &(Request) { .module = module, .function = "nested_identity", .args_json = args });
-        assert_isolated(line_of(out, 0), uid_a);
-        out = submit_as(uid_a, &(Request) { .module = module, .function = "actor_identity", .args_json = args });
+        const char *out = submit_as(ua.uid, &(Request) { .module = module, .function = "nested_identity", .args_json = args });
+        assert_isolated(line_of(out, 0), ua.uid);
+        out = submit_as(ua.uid, &(Request) { .module = module, .function = "actor_identity", .args_json = args });
         cr_assert_null(strstr(out, "ERROR"), "%s", out);
-        cr_assert_eq(field_int(out, "uid"), (long long) uid_a, "the task's actor runs as %lld: %s",
+        cr_assert_eq(field_int(out, "uid"), (long long) ua.uid, "the task's actor runs as %lld: %s",
                      field_int(out, "uid"), out);
         cr_assert_str_eq(field(out, "cap_eff"), NO_CAPS, "%s", out);
 }
