@@ -132,6 +132,13 @@ struct Cluster {
         Relay relays[PEER_RELAYS_MAX];
         size_t relay_next;
         uint64_t relay_seq;
+        /* Peers that lost a connection while another one to them lived: what went out on the lost
+         * one may be lost too, so the node goes over what it owes them again (ops->peer_connected),
+         * from a defer source, once the loop is out of the I/O that found the loss. */
+        char **resend;
+        size_t n_resend;
+        sd_event_source *resend_source;
+        bool freeing;
 };
 
 static int parse_address(const char *s, struct sockaddr_in *ret) {
@@ -184,6 +191,51 @@ static bool peer_conn_is_stranger(const PeerConn *p) {
 }
 
 /* Closes the connection; others are not touched. The object goes with its last reference. */
+static PeerConn *cluster_find_conn(Cluster *c, const char *id);
+
+static int on_resend(sd_event_source *s, void *userdata) {
+        Cluster *c = userdata;
+        char **ids = TAKE_PTR(c->resend);
+        size_t n = c->n_resend;
+        c->n_resend = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (cluster_find_conn(c, ids[i]) && c->ops && c->ops->peer_connected)
+                        c->ops->peer_connected(c->userdata, ids[i]);
+                free(ids[i]);
+        }
+        free(ids);
+        return 0;
+}
+
+/* p, authenticated, goes while another connection to its peer lives on (a reload closed the one keyed
+ * by a removed secret, the peer dialled again meanwhile): frames queued on p, or sent and not yet
+ * read by the peer, are gone, and no new authentication will say so. */
+static void peer_conn_lost_with_another(PeerConn *p) {
+        Cluster *c = p->cluster;
+        PeerConn *q;
+        bool other = false;
+        LIST_FOREACH(q, &c->conns, link)
+                if (q != p && q->authenticated && q->peer_id && streq(q->peer_id, p->peer_id))
+                        other = true;
+        if (!other)
+                return; /* the next authentication resends */
+        for (size_t i = 0; i < c->n_resend; i++)
+                if (streq(c->resend[i], p->peer_id))
+                        return;
+        char **v = realloc(c->resend, (c->n_resend + 1) * sizeof(char *));
+        if (!v)
+                return;
+        c->resend = v;
+        if (!(c->resend[c->n_resend] = strdup(p->peer_id)))
+                return;
+        c->n_resend++;
+        int r = c->resend_source ? 0 : sd_event_add_defer(c->event, &c->resend_source, on_resend, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->resend_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arrange to resend to peer %s: %m", p->peer_id);
+}
+
 static void peer_conn_close(PeerConn *p) {
         if (p->dead)
                 return;
@@ -196,6 +248,8 @@ static void peer_conn_close(PeerConn *p) {
         p->timeout = sd_event_source_disable_unref(p->timeout);
         p->fd = safe_close(p->fd);
         LIST_REMOVE(p, link);
+        if (p->authenticated && p->peer_id && !p->cluster->freeing)
+                peer_conn_lost_with_another(p);
         if (peer_conn_is_stranger(p)) {
                 LIST_REMOVE(p, stranger_link);
                 p->cluster->n_strangers--;
@@ -1358,9 +1412,14 @@ int cluster_new(const ClusterConfig *config, Cluster **ret) {
 Cluster *cluster_free(Cluster *c) {
         if (!c)
                 return NULL;
+        c->freeing = true;
         PeerConn *p;
         while ((p = LIST_FIRST(&c->conns)))
                 peer_conn_close(p);
+        sd_event_source_disable_unref(c->resend_source);
+        for (size_t i = 0; i < c->n_resend; i++)
+                free(c->resend[i]);
+        free(c->resend);
         sd_event_source_disable_unref(c->listen_source);
         sd_event_source_disable_unref(c->accept_retry);
         sd_event_source_disable_unref(c->tick_source);

@@ -89,8 +89,10 @@ static void serve(Remote *r, uint64_t node, Object *o, kactor_id actor, bool tak
         if (sv) {
                 if (take)
                         objstore_unref(&r->manager->store, o);
-                if (sv->sent)
-                        remote_host_serve_send(sv); /* asked again (after a move): answer again */
+                /* Asked again (after a move, or a connection lost): answer again, also an answer that
+                 * was ready while no connection was there to take it. */
+                if (sv->sent || sv->o->state != OBJECT_PENDING)
+                        remote_host_serve_send(sv);
                 return;
         }
         sv = calloc(1, sizeof(*sv));
