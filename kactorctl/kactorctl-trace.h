@@ -5,8 +5,11 @@
 
 #include <systemd/sd-bus.h>
 
-int verb_trace(int argc, char *argv[]);
-int verb_top(int argc, char *argv[]);
-int verb_timeline(int argc, char *argv[]);
+#include "kactorctl.h"
+
+extern const Verb verb_trace;
+extern const Verb verb_top;
+extern const Verb verb_timeline;
+
 /* For `kactorctl status`: prints the "Tracing:" line. */
 void trace_print_status(sd_bus *bus);

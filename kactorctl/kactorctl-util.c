@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,14 +41,4 @@ int ctl_usage_error(const char *verb, const char *format, ...) {
         va_end(ap);
         fprintf(stderr, "\nTry 'kactorctl %s%s--help' for more information.\n", verb ?: "", verb ? " " : "");
         return EXIT_USAGE;
-}
-
-int ctl_usage_bad_option(const char *verb, int c, char *argv[]) {
-        const char *arg = argv[optind - 1];
-
-        if (c == ':')
-                return ctl_usage_error(verb, "Option '%s' needs an argument.", arg);
-        if (optopt != 0 && arg[0] == '-' && arg[1] != '-')
-                return ctl_usage_error(verb, "Unknown option '-%c'.", optopt);
-        return ctl_usage_error(verb, "Unknown option '%s'.", arg);
 }

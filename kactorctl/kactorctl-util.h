@@ -8,6 +8,8 @@
 
 /* The exit status of bad usage. */
 #define EXIT_USAGE 2
+/* The exit status when SIGINT or SIGTERM ended a wait (as a shell's for SIGINT). */
+#define EXIT_INTERRUPTED 130
 
 /* A command's failure: "kactorctl: MESSAGE[: strerror(r)]" on stderr, without log.h's levels and
  * targets (kactorctl is no daemon). Returns -|r|. */
@@ -21,6 +23,3 @@ int ctl_bus_error(const sd_bus_error *error, int r, const char *what);
 /* Bad usage of verb (NULL: of kactorctl itself): the message and where to find help. Returns
  * EXIT_USAGE. */
 int ctl_usage_error(const char *verb, const char *format, ...) __attribute__((format(printf, 2, 3)));
-/* getopt_long() with opterr = 0 returned '?' or ':': says what was wrong with argv[optind - 1].
- * Returns EXIT_USAGE. */
-int ctl_usage_bad_option(const char *verb, int c, char *argv[]);

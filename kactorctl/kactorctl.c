@@ -5,8 +5,8 @@
  * io.kactor.NodeManager1; nothing here talks to the native socket.
  *
  * Commands return 0 on success, a negative errno after printing why they failed (exit status 1), or
- * a positive exit status of their own: EXIT_USAGE for bad usage, EXIT_INTERRUPTED when SIGINT or
- * SIGTERM ended a wait.
+ * a positive exit status of their own: EXIT_FAILURE after saying why (an actor that died while
+ * create waited), EXIT_USAGE for bad usage, EXIT_INTERRUPTED when SIGINT or SIGTERM ended a wait.
  */
 
 #include <ctype.h>
@@ -28,6 +28,8 @@
 #include "bus-value.h"
 #include "codec.h"
 #include "kactorctl.h"
+#include "kactorctl-output.h"
+#include "kactorctl-properties.h"
 #include "kactorctl-trace.h"
 #include "kactorctl-util.h"
 #include "kactorctl-value.h"
@@ -35,18 +37,23 @@
 #include "parse-util.h"
 #include "strv.h"
 
-#define EXIT_INTERRUPTED 130
-
 #define BUS_PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
-#define BUS_OBJECT_MANAGER_INTERFACE "org.freedesktop.DBus.ObjectManager"
 
 /* How much longer than the node manager's own timeout a Get waits for its reply on the bus. */
 #define GET_REPLY_SLACK_USEC (5 * UINT64_C(1000000))
+/* How long create waits for the constructor without --timeout: systemd's DefaultTimeoutStartSec. */
+#define CREATE_TIMEOUT_DEFAULT_USEC (90 * UINT64_C(1000000))
 
 static const char *arg_bus_address = NULL;
 static bool arg_system = false;
-static bool arg_json = false;
-static uint64_t arg_timeout_usec = 0; /* 0: wait forever */
+static bool arg_help = false;
+static bool arg_version = false;
+JsonFormat arg_json = JSON_OFF;
+bool arg_legend = true;
+bool arg_quiet = false;
+bool arg_pager = true;
+uint64_t arg_timeout_usec = 0;
+bool arg_timeout_set = false;
 
 /* The rest of s after prefix, or NULL when s doesn't start with it. */
 static const char *startswith_prefix(const char *s, const char *prefix) {
@@ -280,337 +287,6 @@ static int bus_call_interruptible(sd_bus *bus, sd_bus_message *m, uint64_t usec,
         return 0;
 }
 
-/* --- properties ---------------------------------------------------------------------------------------- */
-
-typedef struct UintArray {
-        uint32_t *items;
-        size_t n;
-} UintArray;
-
-/* One property read into a struct: name on the bus, key in JSON output, D-Bus signature ("s" is a
- * malloc'd char *, "b" a bool, "au" a UintArray), and where it goes. */
-typedef struct PropertyMap {
-        const char *name;
-        const char *json;
-        const char *signature;
-        size_t offset;
-} PropertyMap;
-
-/* Reads an "a{sv}" of properties into the struct at userdata. Properties not in map, or of another
- * type than it expects, are skipped: a newer node manager may have more. */
-static int bus_read_properties(sd_bus_message *m, const PropertyMap *map, void *userdata) {
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const PropertyMap *p = NULL;
-                const char *name;
-
-                r = sd_bus_message_read(m, "s", &name);
-                if (r < 0)
-                        return r;
-                for (const PropertyMap *i = map; i->name; i++)
-                        if (streq(i->name, name)) {
-                                p = i;
-                                break;
-                        }
-                r = p ? sd_bus_message_enter_container(m, 'v', p->signature) : -ENXIO;
-                if (r == -ENXIO) {
-                        r = sd_bus_message_skip(m, "v");
-                        if (r < 0)
-                                return r;
-                } else if (r < 0)
-                        return r;
-                else {
-                        void *field = (uint8_t *) userdata + p->offset;
-
-                        if (streq(p->signature, "s")) {
-                                const char *s;
-                                r = sd_bus_message_read(m, "s", &s);
-                                if (r < 0)
-                                        return r;
-                                free(*(char **) field);
-                                *(char **) field = strdup(s);
-                                if (!*(char **) field)
-                                        return -ENOMEM;
-                        } else if (streq(p->signature, "b")) {
-                                int b;
-                                r = sd_bus_message_read(m, "b", &b);
-                                if (r < 0)
-                                        return r;
-                                *(bool *) field = b;
-                        } else if (streq(p->signature, "au")) {
-                                UintArray *a = field;
-                                const void *items;
-                                size_t size;
-
-                                r = sd_bus_message_read_array(m, 'u', &items, &size);
-                                if (r < 0)
-                                        return r;
-                                free(a->items);
-                                a->items = NULL;
-                                a->n = size / sizeof(uint32_t);
-                                if (a->n > 0) {
-                                        a->items = malloc(a->n * sizeof(uint32_t));
-                                        if (!a->items)
-                                                return -ENOMEM;
-                                        memcpy(a->items, items, a->n * sizeof(uint32_t));
-                                }
-                        } else {
-                                /* u, i, d, t: sd-bus stores them as the C types the fields have. */
-                                r = sd_bus_message_read_basic(m, p->signature[0], field);
-                                if (r < 0)
-                                        return r;
-                        }
-                        r = sd_bus_message_exit_container(m);
-                        if (r < 0)
-                                return r;
-                }
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
-}
-
-static kactor_value *uint_array_to_value(const UintArray *a) {
-        _cleanup_(kactor_value_freep) kactor_value *list = kactor_value_new_list();
-
-        if (!list)
-                return NULL;
-        for (size_t i = 0; i < a->n; i++)
-                if (kactor_value_list_append(list, kactor_value_new_int(a->items[i])) < 0)
-                        return NULL;
-        return TAKE_PTR(list);
-}
-
-/* Adds the mapped fields of the struct at userdata to the map value, under their JSON keys. */
-static int properties_to_value(const PropertyMap *map, const void *userdata, kactor_value *v) {
-        int r;
-
-        for (const PropertyMap *p = map; p->name; p++) {
-                const void *field = (const uint8_t *) userdata + p->offset;
-                kactor_value *item;
-
-                switch (p->signature[0]) {
-                case 's':
-                        item = kactor_value_new_string(*(char *const *) field ?: "");
-                        break;
-                case 'b':
-                        item = kactor_value_new_bool(*(const bool *) field);
-                        break;
-                case 'u':
-                        item = kactor_value_new_int(*(const uint32_t *) field);
-                        break;
-                case 'i':
-                        item = kactor_value_new_int(*(const int32_t *) field);
-                        break;
-                case 'd':
-                        item = kactor_value_new_double(*(const double *) field);
-                        break;
-                case 't': {
-                        uint64_t t = *(const uint64_t *) field;
-                        /* Past int64 means "no limit" (UINT64_MAX) in practice. */
-                        item = t <= INT64_MAX ? kactor_value_new_int((int64_t) t) : kactor_value_new_nil();
-                        break;
-                }
-                case 'a':
-                        item = uint_array_to_value(field);
-                        break;
-                default:
-                        return -EINVAL;
-                }
-                r = kactor_value_map_set(v, p->json, item);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static void uint_array_done(UintArray *a) {
-        a->items = mfree(a->items);
-        a->n = 0;
-}
-
-typedef struct ManagerInfo {
-        char *node_id;
-        char *version;
-        UintArray gpus;
-        UintArray free_gpus;
-        double num_cpus;
-        double free_cpus;
-        uint32_t actors;
-        uint64_t objects;
-} ManagerInfo;
-
-static const PropertyMap manager_properties[] = {
-        { "NodeId", "node_id", "s", offsetof(ManagerInfo, node_id) },
-        { "Version", "version", "s", offsetof(ManagerInfo, version) },
-        { "Gpus", "gpus", "au", offsetof(ManagerInfo, gpus) },
-        { "FreeGpus", "free_gpus", "au", offsetof(ManagerInfo, free_gpus) },
-        { "NumCpus", "cpus", "d", offsetof(ManagerInfo, num_cpus) },
-        { "FreeCpus", "free_cpus", "d", offsetof(ManagerInfo, free_cpus) },
-        { "Actors", "actors", "u", offsetof(ManagerInfo, actors) },
-        { "Objects", "objects", "t", offsetof(ManagerInfo, objects) },
-        {}
-};
-
-static void manager_info_done(ManagerInfo *info) {
-        free(info->node_id);
-        free(info->version);
-        uint_array_done(&info->gpus);
-        uint_array_done(&info->free_gpus);
-}
-
-typedef struct ActorInfo {
-        char *path;
-        char *id;
-        char *name;
-        char *module;
-        char *class_name;
-        char *state;
-        char *node;
-        uint32_t pid;
-        UintArray gpu_ids;
-        char *unit;
-        char *control_group;
-        uint32_t restarts;
-        int32_t max_restarts;
-        bool detached;
-        double num_cpus;
-        uint64_t memory_max;
-        uint64_t calls_submitted;
-        uint64_t calls_completed;
-        char *death_cause;
-        uint32_t owner;
-        UintArray allow_users;
-        UintArray allow_groups;
-} ActorInfo;
-
-static const PropertyMap actor_properties[] = {
-        { "Id", "id", "s", offsetof(ActorInfo, id) },
-        { "Name", "name", "s", offsetof(ActorInfo, name) },
-        { "Module", "module", "s", offsetof(ActorInfo, module) },
-        { "Class", "class", "s", offsetof(ActorInfo, class_name) },
-        { "State", "state", "s", offsetof(ActorInfo, state) },
-        { "Node", "node", "s", offsetof(ActorInfo, node) },
-        { "Pid", "pid", "u", offsetof(ActorInfo, pid) },
-        { "GpuIds", "gpus", "au", offsetof(ActorInfo, gpu_ids) },
-        { "Unit", "unit", "s", offsetof(ActorInfo, unit) },
-        { "ControlGroup", "control_group", "s", offsetof(ActorInfo, control_group) },
-        { "Restarts", "restarts", "u", offsetof(ActorInfo, restarts) },
-        { "MaxRestarts", "max_restarts", "i", offsetof(ActorInfo, max_restarts) },
-        { "Detached", "detached", "b", offsetof(ActorInfo, detached) },
-        { "NumCpus", "num_cpus", "d", offsetof(ActorInfo, num_cpus) },
-        { "MemoryMax", "memory_max", "t", offsetof(ActorInfo, memory_max) },
-        { "CallsSubmitted", "calls_submitted", "t", offsetof(ActorInfo, calls_submitted) },
-        { "CallsCompleted", "calls_completed", "t", offsetof(ActorInfo, calls_completed) },
-        { "DeathCause", "death_cause", "s", offsetof(ActorInfo, death_cause) },
-        { "Owner", "owner", "u", offsetof(ActorInfo, owner) },
-        { "AllowUsers", "allow_users", "au", offsetof(ActorInfo, allow_users) },
-        { "AllowGroups", "allow_groups", "au", offsetof(ActorInfo, allow_groups) },
-        {}
-};
-
-static void actor_info_done(ActorInfo *a) {
-        free(a->path);
-        for (const PropertyMap *p = actor_properties; p->name; p++)
-                if (streq(p->signature, "s"))
-                        free(*(char **) ((uint8_t *) a + p->offset));
-        uint_array_done(&a->gpu_ids);
-        uint_array_done(&a->allow_users);
-        uint_array_done(&a->allow_groups);
-}
-
-typedef struct ActorList {
-        ActorInfo *items;
-        size_t n;
-        size_t allocated;
-} ActorList;
-
-static void actor_list_done(ActorList *l) {
-        for (size_t i = 0; i < l->n; i++)
-                actor_info_done(&l->items[i]);
-        l->items = mfree(l->items);
-        l->n = l->allocated = 0;
-}
-
-static ActorInfo *actor_list_add(ActorList *l) {
-        if (l->n == l->allocated) {
-                size_t allocated = MAX(l->allocated * 2, (size_t) 16);
-                ActorInfo *p = reallocarray(l->items, allocated, sizeof(ActorInfo));
-                if (!p)
-                        return NULL;
-                l->items = p;
-                l->allocated = allocated;
-        }
-        l->items[l->n] = (ActorInfo) {};
-        return &l->items[l->n++];
-}
-
-static int actor_info_compare(const void *a, const void *b) {
-        const ActorInfo *x = a, *y = b;
-        /* Ids start with the node and grow with each actor it makes: this is creation order. */
-        return strcmp(x->id ?: "", y->id ?: "");
-}
-
-/* Every actor, with its properties, from one GetManagedObjects call. */
-static int bus_list_actors(sd_bus *bus, ActorList *ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        ActorList l = {};
-        int r;
-
-        r = sd_bus_call_method(bus, KACTOR_BUS_NAME, KACTOR_BUS_PATH, BUS_OBJECT_MANAGER_INTERFACE,
-                               "GetManagedObjects", &error, &reply, NULL);
-        if (r < 0)
-                return ctl_bus_error(&error, r, "Failed to list the actors");
-
-        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
-                const char *path;
-
-                r = sd_bus_message_read(reply, "o", &path);
-                if (r >= 0)
-                        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
-                while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
-                        const char *interface;
-
-                        r = sd_bus_message_read(reply, "s", &interface);
-                        if (r < 0)
-                                break;
-                        if (streq(interface, KACTOR_BUS_ACTOR_INTERFACE)) {
-                                ActorInfo *a = actor_list_add(&l);
-                                if (!a || !(a->path = strdup(path)))
-                                        r = -ENOMEM;
-                                else
-                                        r = bus_read_properties(reply, actor_properties, a);
-                        } else
-                                r = sd_bus_message_skip(reply, "a{sv}");
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                }
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
-        if (r < 0) {
-                actor_list_done(&l);
-                return ctl_error_errno(r, "Failed to read the reply of GetManagedObjects");
-        }
-
-        if (l.n > 0)
-                qsort(l.items, l.n, sizeof(ActorInfo), actor_info_compare);
-        *ret = l;
-        return 0;
-}
 
 /* --- output -------------------------------------------------------------------------------------------- */
 
@@ -619,13 +295,13 @@ static int print_json(const kactor_value *v) {
 
         if (!s)
                 return ctl_oom();
-        puts(s);
+        json_format_write(stdout, s, arg_json);
         return 0;
 }
 
 /* A result: a plain int or string bare unless --json, everything else as JSON. */
 static int print_value(const kactor_value *v) {
-        if (!arg_json)
+        if (arg_json == JSON_OFF)
                 switch (kactor_value_type(v)) {
                 case KACTOR_TYPE_INT:
                         printf("%" PRIi64 "\n", kactor_value_get_int(v));
@@ -643,6 +319,12 @@ static int print_value(const kactor_value *v) {
         return print_json(v);
 }
 
+/* The id at the end of an actor's or object's path ("?" when it has none). */
+static const char *path_id(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash && slash[1] ? slash + 1 : "?";
+}
+
 /* Prints a path, or with --json {"<kind>": path, "id": id}. */
 static int print_path(const char *kind, const char *path) {
         _cleanup_(kactor_value_freep) kactor_value *v = NULL;
@@ -650,7 +332,7 @@ static int print_path(const char *kind, const char *path) {
         kactor_type type;
         kactor_id parsed;
 
-        if (!arg_json) {
+        if (arg_json == JSON_OFF) {
                 puts(path);
                 return 0;
         }
@@ -663,7 +345,8 @@ static int print_path(const char *kind, const char *path) {
         return print_json(v);
 }
 
-/* A table with a header row; cells are copied, control characters in them shown as '?'. */
+/* A table whose first row is its header (left out with --no-legend); cells are copied, control
+ * characters in them shown as '?'. */
 typedef struct Table {
         char **cells;
         size_t n_columns;
@@ -704,14 +387,22 @@ static int table_add_cell(Table *t, const char *format, ...) {
         return 0;
 }
 
+static int table_add_header(Table *t, const char *const *header) {
+        for (size_t i = 0; i < t->n_columns; i++)
+                if (table_add_cell(t, "%s", header[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 static void table_print(const Table *t) {
         _cleanup_free_ size_t *width = calloc(t->n_columns, sizeof(size_t));
+        size_t first = arg_legend ? 0 : t->n_columns;
 
         if (!width)
                 return;
-        for (size_t i = 0; i < t->n_cells; i++)
+        for (size_t i = first; i < t->n_cells; i++)
                 width[i % t->n_columns] = MAX(width[i % t->n_columns], strlen(t->cells[i]));
-        for (size_t row = 0; row < t->n_cells; row += t->n_columns) {
+        for (size_t row = first; row < t->n_cells; row += t->n_columns) {
                 size_t end = t->n_columns;
 
                 /* No padding after the last cell that has something in it. */
@@ -725,51 +416,40 @@ static void table_print(const Table *t) {
         }
 }
 
-static char *uint_array_to_string(const UintArray *a, const char *separator) {
-        char *s = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&s, &size);
+/* Informational output: what -q leaves out. */
+static void print_info(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static void print_info(const char *format, ...) {
+        va_list ap;
 
-        if (!f)
-                return NULL;
-        for (size_t i = 0; i < a->n; i++)
-                fprintf(f, "%s%" PRIu32, i > 0 ? separator : "", a->items[i]);
-        if (fclose(f) != 0) {
-                free(s);
-                return NULL;
-        }
-        return s;
+        if (arg_quiet)
+                return;
+        va_start(ap, format);
+        vprintf(format, ap);
+        va_end(ap);
 }
 
 /* --- commands ------------------------------------------------------------------------------------------ */
 
-static int verb_status(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                {}
-        };
+static void status_help(void) {
+        printf("kactorctl status [OPTIONS...]\n\n"
+               "Show the node: its id, version, GPUs and CPUs (all and free), and how many\n"
+               "actors and objects it holds. --json prints the same as one document.\n");
+}
+
+static int status_run(const Verb *verb, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(manager_info_done) ManagerInfo info = {};
-        int c, r;
+        _cleanup_free_ char **args = NULL;
+        size_t n_args;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl status [--json]\n\n"
-                               "Show the node: its id, version, GPUs and CPUs (all and free), and how many\n"
-                               "actors and objects it holds.\n");
-                        return 0;
-                case 'j':
-                        arg_json = true;
-                        break;
-                default:
-                        return ctl_usage_bad_option("status", c, argv);
-                }
-        if (optind < argc)
-                return ctl_usage_error("status", "Unexpected argument '%s'.", argv[optind]);
+        r = verb_parse_argv(verb, argc, argv, NULL, NULL, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args > 0)
+                return ctl_usage_error(verb->name, "Unexpected argument '%s'.", args[0]);
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -782,7 +462,8 @@ static int verb_status(int argc, char *argv[]) {
         if (r < 0)
                 return ctl_error_errno(r, "Failed to read the node's properties");
 
-        if (arg_json) {
+        (void) pager_open(arg_pager);
+        if (arg_json != JSON_OFF) {
                 _cleanup_(kactor_value_freep) kactor_value *v = kactor_value_new_map();
                 if (!v || properties_to_value(manager_properties, &info, v) < 0)
                         return ctl_oom();
@@ -807,35 +488,57 @@ static int verb_status(int argc, char *argv[]) {
         return 0;
 }
 
-static int verb_list(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                {}
-        };
+static const Verb verb_status = {
+        .name = "status",
+        .help = status_help,
+        .run = status_run,
+};
+
+/* `-a --all`, for list and __complete. */
+enum {
+        ARG_ALL = 'a',
+};
+
+static const struct option list_options[] = {
+        { "all", no_argument, NULL, ARG_ALL },
+        {}
+};
+
+static void list_help(void) {
+        printf("kactorctl list [OPTIONS...]\n\n"
+               "List the node's live actors (--all: dead ones too, with why they died): id,\n"
+               "name, owner, class, state, worker PID, GPUs and calls (submitted/completed).\n\n"
+               "  -a --all           Show dead actors too (until the node manager forgets them)\n");
+}
+
+static int list_parse_option(int c, const char *arg, void *userdata) {
+        bool *all = userdata;
+
+        if (c != ARG_ALL)
+                return -EINVAL;
+        *all = true;
+        return 0;
+}
+
+static int list_run(const Verb *verb, int argc, char *argv[]) {
         static const char *const header[] = {
                 "ID", "NAME", "OWNER", "CLASS", "STATE", "PID", "GPUS", "CALLS", "DEATH CAUSE",
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(actor_list_done) ActorList actors = {};
-        _cleanup_(table_done) Table t = { .n_columns = ELEMENTSOF(header) };
-        int c, r;
+        _cleanup_free_ char **args = NULL;
+        size_t n_args, n_shown = 0, n_dead = 0;
+        bool all = false;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl list [--json]\n\n"
-                               "List the node's actors: id, name, owner, class, state, worker PID, GPUs,\n"
-                               "calls (submitted/completed) and, for a dead actor, why it died.\n");
-                        return 0;
-                case 'j':
-                        arg_json = true;
-                        break;
-                default:
-                        return ctl_usage_bad_option("list", c, argv);
-                }
-        if (optind < argc)
-                return ctl_usage_error("list", "Unexpected argument '%s'.", argv[optind]);
+        r = verb_parse_argv(verb, argc, argv, list_parse_option, &all, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args > 0)
+                return ctl_usage_error(verb->name, "Unexpected argument '%s'.", args[0]);
+
+        /* The death cause only where dead actors can be. */
+        _cleanup_(table_done) Table t = { .n_columns = ELEMENTSOF(header) - (all ? 0 : 1) };
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -843,15 +546,22 @@ static int verb_list(int argc, char *argv[]) {
         r = bus_list_actors(bus, &actors);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < actors.n; i++)
+                if (actor_info_is_dead(&actors.items[i]))
+                        n_dead++;
 
-        if (arg_json) {
+        (void) pager_open(arg_pager);
+        if (arg_json != JSON_OFF) {
                 _cleanup_(kactor_value_freep) kactor_value *list = kactor_value_new_list();
                 if (!list)
                         return ctl_oom();
                 for (size_t i = 0; i < actors.n; i++) {
                         const ActorInfo *a = &actors.items[i];
-                        kactor_value *v = kactor_value_new_map();
+                        kactor_value *v;
 
+                        if (!all && actor_info_is_dead(a))
+                                continue;
+                        v = kactor_value_new_map();
                         if (kactor_value_list_append(list, v) < 0 ||
                             kactor_value_map_set(v, "path", kactor_value_new_string(a->path)) < 0 ||
                             properties_to_value(actor_properties, a, v) < 0)
@@ -860,18 +570,15 @@ static int verb_list(int argc, char *argv[]) {
                 return print_json(list);
         }
 
-        if (actors.n == 0) {
-                puts("No actors.");
-                return 0;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(header); i++)
-                if (table_add_cell(&t, "%s", header[i]) < 0)
-                        return ctl_oom();
+        if (table_add_header(&t, header) < 0)
+                return ctl_oom();
         for (size_t i = 0; i < actors.n; i++) {
                 const ActorInfo *a = &actors.items[i];
                 _cleanup_free_ char *gpus = uint_array_to_string(&a->gpu_ids, ",");
-                bool dead = streq_ptr(a->state, "dead");
+                bool dead = actor_info_is_dead(a);
 
+                if (dead && !all)
+                        continue;
                 if (!gpus)
                         return ctl_oom();
                 r = table_add_cell(&t, "%s", a->id ?: "?");
@@ -892,15 +599,34 @@ static int verb_list(int argc, char *argv[]) {
                 if (r >= 0)
                         r = table_add_cell(&t, "%" PRIu64 "/%" PRIu64, a->calls_submitted,
                                            a->calls_completed);
-                if (r >= 0)
+                if (r >= 0 && all)
                         r = table_add_cell(&t, "%s", dead && a->death_cause ? a->death_cause : "");
                 if (r < 0)
                         return ctl_oom();
+                n_shown++;
         }
-        table_print(&t);
-        printf("\n%zu actor%s listed.\n", actors.n, actors.n == 1 ? "" : "s");
+
+        if (n_shown > 0)
+                table_print(&t);
+        if (!arg_legend || arg_quiet)
+                return 0;
+        if (n_shown == 0)
+                printf("No actors.");
+        else
+                printf("\n%zu actor%s listed.", n_shown, n_shown == 1 ? "" : "s");
+        if (!all && n_dead > 0)
+                printf(" %zu dead one%s not shown (--all shows them).", n_dead, n_dead == 1 ? "" : "s");
+        putchar('\n');
         return 0;
 }
+
+static const Verb verb_list = {
+        .name = "list",
+        .options = list_options,
+        .short_options = "a",
+        .help = list_help,
+        .run = list_run,
+};
 
 /* A module given as a relative path is relative to where kactorctl runs, not to the node manager:
  * make it absolute. A bare name (no '/') is for the node manager's module path. */
@@ -931,7 +657,6 @@ static int module_make_absolute(const char *module, char **ret) {
 #define CREATE_ALLOW_MAX 64
 
 typedef struct CreateOptions {
-        bool help;
         const char *name;
         const char *node;
         uint32_t gpus;
@@ -940,20 +665,53 @@ typedef struct CreateOptions {
         int32_t max_restarts;
         bool set_gpus, set_cpus, set_memory_max, set_max_restarts;
         bool owned;
+        bool no_block;
         /* --allow-user, --allow-group: names or numbers, as given (the node manager resolves them) */
         const char *allow_users[CREATE_ALLOW_MAX], *allow_groups[CREATE_ALLOW_MAX];
         size_t n_allow_users, n_allow_groups;
 } CreateOptions;
 
-static int create_help(void) {
+enum {
+        ARG_NAME = VERB_OPTION_FIRST,
+        ARG_GPUS,
+        ARG_CPUS,
+        ARG_MEMORY_MAX,
+        ARG_MAX_RESTARTS,
+        ARG_OWNED,
+        ARG_NODE,
+        ARG_ALLOW_USER,
+        ARG_ALLOW_GROUP,
+        ARG_NO_BLOCK,
+};
+
+static const struct option create_options[] = {
+        { "name", required_argument, NULL, ARG_NAME },
+        { "gpus", required_argument, NULL, ARG_GPUS },
+        { "cpus", required_argument, NULL, ARG_CPUS },
+        { "memory-max", required_argument, NULL, ARG_MEMORY_MAX },
+        { "max-restarts", required_argument, NULL, ARG_MAX_RESTARTS },
+        { "owned", no_argument, NULL, ARG_OWNED },
+        { "node", required_argument, NULL, ARG_NODE },
+        { "allow-user", required_argument, NULL, ARG_ALLOW_USER },
+        { "allow-group", required_argument, NULL, ARG_ALLOW_GROUP },
+        { "no-block", no_argument, NULL, ARG_NO_BLOCK },
+        {}
+};
+
+static void create_help(void) {
         printf("kactorctl create [OPTIONS...] MODULE CLASS [ARG...]\n\n"
                "Create an actor of CLASS from MODULE (a module name looked up in the\n"
                "node manager's module path, or a path to a .so; a relative path is made\n"
-               "absolute here) and print its object path. The constructor runs in the\n"
-               "actor's worker; ARGs are its arguments ('kactorctl call --help' has\n"
-               "their syntax).\n\n"
+               "absolute here), wait until its constructor has run and print its object\n"
+               "path. An actor that dies instead (no such class, a failed constructor)\n"
+               "has its death cause printed, and the exit status is 1. ARGs are the\n"
+               "constructor's arguments ('kactorctl help call' has their syntax).\n\n"
                "  -h --help              Show this help\n"
-               "     --json              Print {\"actor\": PATH, \"id\": ID}\n"
+               "     --json=FORMAT       Print {\"actor\": PATH, \"id\": ID}\n"
+               "     --no-block          Print the path as soon as the node manager has\n"
+               "                         accepted the actor, without waiting for it\n"
+               "     --timeout SEC       Wait at most SEC seconds for the actor to start\n"
+               "                         (default: 90; 0: as long as it takes)\n"
                "     --name NAME         Name the actor (for 'call NAME ...', GetActor)\n"
                "     --gpus N            Reserve N GPUs\n"
                "     --cpus X            Reserve X CPUs (decimals allowed)\n"
@@ -971,109 +729,71 @@ static int create_help(void) {
                "                         (Detached=false): the actor is stopped as\n"
                "                         soon as kactorctl exits, that is right after\n"
                "                         it prints the path. Without --owned the\n"
-               "                         actor lives until it is killed.\n");
-        return 0;
+               "                         actor lives until it is killed.\n\n"
+               "Options may stand anywhere; after '--' everything is an ARG. An ARG that\n"
+               "starts with '-' and a digit (-1, -2.5) is a value, not an option.\n");
 }
 
-/* Fills *o from the options; optind is left at MODULE. Returns 0, EXIT_USAGE after saying why, or a
- * negative errno. */
-static int create_parse_argv(int argc, char *argv[], CreateOptions *o) {
-        enum {
-                ARG_NAME = 0x100,
-                ARG_GPUS,
-                ARG_CPUS,
-                ARG_MEMORY_MAX,
-                ARG_MAX_RESTARTS,
-                ARG_OWNED,
-                ARG_NODE,
-                ARG_ALLOW_USER,
-                ARG_ALLOW_GROUP,
-        };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                { "name", required_argument, NULL, ARG_NAME },
-                { "gpus", required_argument, NULL, ARG_GPUS },
-                { "cpus", required_argument, NULL, ARG_CPUS },
-                { "memory-max", required_argument, NULL, ARG_MEMORY_MAX },
-                { "max-restarts", required_argument, NULL, ARG_MAX_RESTARTS },
-                { "owned", no_argument, NULL, ARG_OWNED },
-                { "node", required_argument, NULL, ARG_NODE },
-                { "allow-user", required_argument, NULL, ARG_ALLOW_USER },
-                { "allow-group", required_argument, NULL, ARG_ALLOW_GROUP },
-                {}
-        };
-        int c, r;
+static int create_parse_option(int c, const char *arg, void *userdata) {
+        CreateOptions *o = userdata;
+        int r;
 
-        /* '+': stop at MODULE, so that arguments like -1 after it are values, not options. */
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        o->help = true;
-                        return 0;
-                case 'j':
-                        arg_json = true;
-                        break;
-                case ARG_NAME:
-                        if (!*optarg)
-                                return ctl_usage_error("create", "The name must not be empty.");
-                        o->name = optarg;
-                        break;
-                case ARG_GPUS:
-                        if (parse_uint32(optarg, &o->gpus) < 0)
-                                return ctl_usage_error("create", "--gpus needs a count, not '%s'.", optarg);
-                        o->set_gpus = true;
-                        break;
-                case ARG_CPUS:
-                        if (parse_nonnegative_double(optarg, &o->cpus) < 0)
-                                return ctl_usage_error("create",
-                                                       "--cpus needs a non-negative number, not '%s'.",
-                                                       optarg);
-                        o->set_cpus = true;
-                        break;
-                case ARG_MEMORY_MAX:
-                        r = parse_bytes(optarg, &o->memory_max);
-                        if (r == -ENOMEM)
-                                return ctl_oom();
-                        if (r < 0)
-                                return ctl_usage_error("create",
-                                                       "--memory-max needs bytes like 512M, not '%s'.",
-                                                       optarg);
-                        o->set_memory_max = true;
-                        break;
-                case ARG_MAX_RESTARTS:
-                        if (parse_int32(optarg, &o->max_restarts) < 0 || o->max_restarts < -1)
-                                return ctl_usage_error("create",
-                                                       "--max-restarts needs a count or -1, not '%s'.",
-                                                       optarg);
-                        o->set_max_restarts = true;
-                        break;
-                case ARG_OWNED:
-                        o->owned = true;
-                        break;
-                case ARG_NODE:
-                        if (!*optarg)
-                                return ctl_usage_error("create", "The node id must not be empty.");
-                        o->node = optarg;
-                        break;
-                case ARG_ALLOW_USER:
-                case ARG_ALLOW_GROUP: {
-                        bool user = c == ARG_ALLOW_USER;
-                        size_t *n = user ? &o->n_allow_users : &o->n_allow_groups;
-                        if (!*optarg)
-                                return ctl_usage_error("create", "--allow-%s needs a name or a number.",
-                                                       user ? "user" : "group");
-                        if (*n >= CREATE_ALLOW_MAX)
-                                return ctl_usage_error("create", "At most %d --allow-%s options.", CREATE_ALLOW_MAX,
-                                                       user ? "user" : "group");
-                        (user ? o->allow_users : o->allow_groups)[(*n)++] = optarg;
-                        break;
-                }
-                default:
-                        return ctl_usage_bad_option("create", c, argv);
-                }
-        if (argc - optind < 2)
-                return ctl_usage_error("create", "Expected a module and a class.");
+        switch (c) {
+        case ARG_NAME:
+                if (!*arg)
+                        return ctl_usage_error("create", "The name must not be empty.");
+                o->name = arg;
+                break;
+        case ARG_GPUS:
+                if (parse_uint32(arg, &o->gpus) < 0)
+                        return ctl_usage_error("create", "--gpus needs a count, not '%s'.", arg);
+                o->set_gpus = true;
+                break;
+        case ARG_CPUS:
+                if (parse_nonnegative_double(arg, &o->cpus) < 0)
+                        return ctl_usage_error("create", "--cpus needs a non-negative number, not '%s'.", arg);
+                o->set_cpus = true;
+                break;
+        case ARG_MEMORY_MAX:
+                r = parse_bytes(arg, &o->memory_max);
+                if (r == -ENOMEM)
+                        return ctl_oom();
+                if (r < 0)
+                        return ctl_usage_error("create", "--memory-max needs bytes like 512M, not '%s'.", arg);
+                o->set_memory_max = true;
+                break;
+        case ARG_MAX_RESTARTS:
+                if (parse_int32(arg, &o->max_restarts) < 0 || o->max_restarts < -1)
+                        return ctl_usage_error("create", "--max-restarts needs a count or -1, not '%s'.", arg);
+                o->set_max_restarts = true;
+                break;
+        case ARG_OWNED:
+                o->owned = true;
+                break;
+        case ARG_NO_BLOCK:
+                o->no_block = true;
+                break;
+        case ARG_NODE:
+                if (!*arg)
+                        return ctl_usage_error("create", "The node id must not be empty.");
+                o->node = arg;
+                break;
+        case ARG_ALLOW_USER:
+        case ARG_ALLOW_GROUP: {
+                bool user = c == ARG_ALLOW_USER;
+                size_t *n = user ? &o->n_allow_users : &o->n_allow_groups;
+                if (!*arg)
+                        return ctl_usage_error("create", "--allow-%s needs a name or a number.",
+                                               user ? "user" : "group");
+                if (*n >= CREATE_ALLOW_MAX)
+                        return ctl_usage_error("create", "At most %d --allow-%s options.", CREATE_ALLOW_MAX,
+                                               user ? "user" : "group");
+                (user ? o->allow_users : o->allow_groups)[(*n)++] = arg;
+                break;
+        }
+        default:
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -1145,42 +865,193 @@ static int create_build_request(sd_bus *bus, const char *module, const char *cla
         return 0;
 }
 
-static int verb_create(int argc, char *argv[]) {
+/* Waiting for a new actor to leave "pending" (and "restarting", a constructor tried again): the
+ * State property announces its changes, so each PropertiesChanged on the actor's path is a reason to
+ * read it again. */
+typedef struct StartWait {
+        sd_bus *bus;
+        const char *path;
+        char *state;
+        char *death_cause;
+        sd_bus_error error;
+        int r; /* < 0: reading the state failed */
+        bool timed_out;
+        bool interrupted;
+} StartWait;
+
+static void start_wait_done(StartWait *w) {
+        w->state = mfree(w->state);
+        w->death_cause = mfree(w->death_cause);
+        sd_bus_error_free(&w->error);
+}
+
+static bool start_wait_finished(const StartWait *w) {
+        return w->r < 0 || w->timed_out || w->interrupted || streq_ptr(w->state, "alive") ||
+               streq_ptr(w->state, "dead");
+}
+
+static void start_wait_read(StartWait *w) {
+        char *state = NULL;
+        int r;
+
+        r = sd_bus_get_property_string(w->bus, KACTOR_BUS_NAME, w->path, KACTOR_BUS_ACTOR_INTERFACE, "State",
+                                       &w->error, &state);
+        if (r < 0) {
+                w->r = r;
+                return;
+        }
+        free(w->state);
+        w->state = state;
+        if (streq(state, "dead")) {
+                /* Without a cause (a node manager that forgot it) the death is still reported. */
+                w->death_cause = mfree(w->death_cause);
+                (void) sd_bus_get_property_string(w->bus, KACTOR_BUS_NAME, w->path, KACTOR_BUS_ACTOR_INTERFACE,
+                                                  "DeathCause", NULL, &w->death_cause);
+        }
+}
+
+static int on_actor_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        StartWait *w = userdata;
+
+        if (!start_wait_finished(w))
+                start_wait_read(w);
+        return 0;
+}
+
+static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        StartWait *w = userdata;
+
+        w->timed_out = true;
+        return 0;
+}
+
+static int on_start_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        StartWait *w = userdata;
+
+        w->interrupted = true;
+        return 0;
+}
+
+/* Waits until the actor at path is alive or dead, for at most usec (0: no limit) or until SIGINT or
+ * SIGTERM; w says how it ended. Returns 0, or a negative errno when the wait itself failed. */
+static int start_wait(StartWait *w, uint64_t usec) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL;
+        sd_event *event = NULL;
+        sigset_t mask, saved;
+        int r;
+
+        /* First the match, then the state: a change between the two is not lost. The sender is not
+         * matched: the signal only says "read it again", and the reading asks the node manager. */
+        r = sd_bus_match_signal(w->bus, &match, NULL, w->path, BUS_PROPERTIES_INTERFACE, "PropertiesChanged",
+                                on_actor_properties_changed, w);
+        if (r < 0)
+                return r;
+        start_wait_read(w);
+        if (start_wait_finished(w))
+                return 0;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        if (sigprocmask(SIG_BLOCK, &mask, &saved) < 0)
+                return -errno;
+        r = sd_event_new(&event);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_start_signal, w);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGTERM, on_start_signal, w);
+        if (r >= 0 && usec > 0)
+                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, usec, 0, on_start_timeout, w);
+        if (r >= 0)
+                r = sd_bus_attach_event(w->bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0) {
+                /* By hand, as bus_call_interruptible(): sd_event_exit() would close the bus, and an
+                 * --owned actor lives only as long as the connection. */
+                while (r >= 0 && !start_wait_finished(w))
+                        r = sd_event_run(event, UINT64_MAX);
+                (void) sd_bus_detach_event(w->bus);
+        }
+        event = sd_event_unref(event);
+        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        return r < 0 ? r : 0;
+}
+
+static int create_run(const Verb *verb, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *module = NULL;
+        _cleanup_(start_wait_done) StartWait w = {}; /* SD_BUS_ERROR_NULL is all zeros */
+        _cleanup_free_ char *module = NULL, *path = NULL;
+        _cleanup_free_ char **args = NULL;
         CreateOptions o = {};
-        const char *path;
+        uint64_t usec = arg_timeout_set ? arg_timeout_usec : CREATE_TIMEOUT_DEFAULT_USEC;
+        const char *p;
+        size_t n_args;
         int r;
 
-        r = create_parse_argv(argc, argv, &o);
-        if (r != 0)
+        r = verb_parse_argv(verb, argc, argv, create_parse_option, &o, &args, &n_args);
+        if (r != 1)
                 return r;
-        if (o.help)
-                return create_help();
+        if (n_args < 2)
+                return ctl_usage_error(verb->name, "Expected a module and a class.");
 
-        r = module_make_absolute(argv[optind], &module);
+        r = module_make_absolute(args[0], &module);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot make the module path '%s' absolute", argv[optind]);
+                return ctl_error_errno(r, "Cannot make the module path '%s' absolute", args[0]);
 
         r = bus_connect(&bus);
         if (r < 0)
                 return r;
-        r = create_build_request(bus, module, argv[optind + 1], argv + optind + 2, (size_t) (argc - optind - 2),
-                                 &o, &m);
+        r = create_build_request(bus, module, args[1], args + 2, n_args - 2, &o, &m);
         if (r != 0)
                 return r;
 
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to create the actor");
-        r = sd_bus_message_read(reply, "o", &path);
+        r = sd_bus_message_read(reply, "o", &p);
         if (r < 0)
                 return ctl_error_errno(r, "Failed to read the reply of CreateActor");
+        path = strdup(p);
+        if (!path)
+                return ctl_oom();
+
+        if (!o.no_block) {
+                w.bus = bus;
+                w.path = path;
+                r = start_wait(&w, usec);
+                if (r < 0)
+                        return ctl_error_errno(r, "Failed to wait for actor %s to start", path_id(path));
+                if (w.r < 0)
+                        return ctl_bus_error(&w.error, w.r, "Failed to read the actor's state");
+                if (w.interrupted) {
+                        fprintf(stderr, "kactorctl: Stopped waiting; actor %s is %s.\n", path_id(path),
+                                w.state ?: "starting");
+                        return EXIT_INTERRUPTED;
+                }
+                if (w.timed_out) {
+                        ctl_error_errno(0, "Actor %s is still %s after %g s; it may yet start ('kactorctl list' "
+                                        "shows it).", path_id(path), w.state ?: "starting", (double) usec / 1e6);
+                        return EXIT_FAILURE;
+                }
+                if (streq(w.state, "dead")) {
+                        ctl_error_errno(0, "Actor %s died: %s", path_id(path),
+                                        w.death_cause && *w.death_cause ? w.death_cause : "(no cause given)");
+                        return EXIT_FAILURE;
+                }
+        }
+
+        if (arg_quiet)
+                return 0;
         return print_path("actor", path);
 }
 
+static const Verb verb_create = {
+        .name = "create",
+        .options = create_options,
+        .help = create_help,
+        .run = create_run,
+};
 /* ACTOR on the command line: an object path, "actor:" and an id or name, an id, or a name. Returns
  * 0 and the actor's path, EXIT_USAGE, or a negative errno; says why when it fails. */
 static int resolve_actor(sd_bus *bus, const char *verb, const char *arg, char **ret_path) {
@@ -1317,72 +1188,73 @@ static const char value_syntax_help[] =
         "  @/io/kactor/NodeManager1/actor/ID, @/io/kactor/NodeManager1/object/ID\n"
         "                              the same, as object paths\n"
         "  s:TEXT                      the string TEXT, whatever it looks like\n"
-        "  anything else               a string\n";
+        "  anything else               a string\n\n"
+        "Options may stand anywhere; after '--' everything is an ARG (-- --json is the\n"
+        "string \"--json\"). An ARG that starts with '-' and a digit (-1, -2.5) is a\n"
+        "value, not an option; write other strings that start with '-' as s:-TEXT or\n"
+        "after '--'.\n";
 
-static int verb_call(int argc, char *argv[]) {
-        enum {
-                ARG_NO_WAIT = 0x100,
-                ARG_TIMEOUT,
-        };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                { "no-wait", no_argument, NULL, ARG_NO_WAIT },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                {}
-        };
+enum {
+        ARG_NO_WAIT = VERB_OPTION_FIRST,
+        ARG_RELEASE,
+        ARG_NO_RESTART,
+};
+
+static const struct option call_options[] = {
+        { "no-wait", no_argument, NULL, ARG_NO_WAIT },
+        {}
+};
+
+static void call_help(void) {
+        printf("kactorctl call [OPTIONS...] ACTOR METHOD [ARG...]\n\n"
+               "Call METHOD on ACTOR (an id, a path, or a name), wait for the result,\n"
+               "print it and release the result object. A plain int or string prints\n"
+               "bare, anything else (and everything with --json) as JSON.\n\n"
+               "  -h --help          Show this help\n"
+               "     --json=FORMAT  Print the result as JSON (short, pretty)\n"
+               "     --no-wait      Print the result's object path instead of waiting;\n"
+               "                    the object is kept until 'kactorctl get --release'\n"
+               "     --timeout SEC  Stop waiting for the result after SEC seconds\n\n%s",
+               value_syntax_help);
+}
+
+static int parse_flag_option(int c, const char *arg, void *userdata) {
+        /* Verbs with one flag of their own. */
+        *(bool *) userdata = true;
+        return 0;
+}
+
+static int call_run(const Verb *verb, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_free_ char *actor = NULL, *object = NULL;
+        _cleanup_free_ char **args = NULL;
         const char *path;
         bool no_wait = false;
-        int c, r;
+        size_t n_args;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl call [OPTIONS...] ACTOR METHOD [ARG...]\n\n"
-                               "Call METHOD on ACTOR (an id, a path, or a name), wait for the result,\n"
-                               "print it and release the result object. A plain int or string prints\n"
-                               "bare, anything else (and everything with --json) as JSON.\n\n"
-                               "  -h --help          Show this help\n"
-                               "     --json         Print the result as JSON\n"
-                               "     --no-wait      Print the result's object path instead of waiting;\n"
-                               "                    the object is kept until 'kactorctl get --release'\n"
-                               "     --timeout SEC  Stop waiting for the result after SEC seconds\n\n%s",
-                               value_syntax_help);
-                        return 0;
-                case 'j':
-                        arg_json = true;
-                        break;
-                case ARG_NO_WAIT:
-                        no_wait = true;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_timeout(optarg, &arg_timeout_usec) < 0)
-                                return ctl_usage_error("call", "--timeout needs seconds, not '%s'.", optarg);
-                        break;
-                default:
-                        return ctl_usage_bad_option("call", c, argv);
-                }
-        if (argc - optind < 2)
-                return ctl_usage_error("call", "Expected an actor and a method.");
+        r = verb_parse_argv(verb, argc, argv, parse_flag_option, &no_wait, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args < 2)
+                return ctl_usage_error(verb->name, "Expected an actor and a method.");
 
         r = bus_connect(&bus);
         if (r < 0)
                 return r;
-        r = resolve_actor(bus, "call", argv[optind], &actor);
+        r = resolve_actor(bus, verb->name, args[0], &actor);
         if (r != 0)
                 return r;
 
         r = sd_bus_message_new_method_call(bus, &m, KACTOR_BUS_NAME, actor, KACTOR_BUS_ACTOR_INTERFACE,
                                            "Call");
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", argv[optind + 1]);
+                r = sd_bus_message_append(m, "s", args[1]);
         if (r < 0)
                 return ctl_error_errno(r, "Failed to build the call");
-        r = bus_append_arguments(bus, m, "call", argv + optind + 2, (size_t) (argc - optind - 2));
+        r = bus_append_arguments(bus, m, verb->name, args + 2, n_args - 2);
         if (r != 0)
                 return r;
         r = sd_bus_call(bus, m, 0, &error, &reply);
@@ -1400,58 +1272,48 @@ static int verb_call(int argc, char *argv[]) {
         return get_and_print(bus, &object, 1, true);
 }
 
-static int verb_get(int argc, char *argv[]) {
-        enum {
-                ARG_TIMEOUT = 0x100,
-                ARG_RELEASE,
-        };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                { "release", no_argument, NULL, ARG_RELEASE },
-                {}
-        };
+static const Verb verb_call = {
+        .name = "call",
+        .options = call_options,
+        .help = call_help,
+        .run = call_run,
+};
+
+static const struct option get_options[] = {
+        { "release", no_argument, NULL, ARG_RELEASE },
+        {}
+};
+
+static void get_help(void) {
+        printf("kactorctl get [OPTIONS...] OBJECT...\n\n"
+               "Wait for the objects (ids or paths, as 'call --no-wait' prints them)\n"
+               "and print their values, one a line, in the order given.\n\n"
+               "  -h --help          Show this help\n"
+               "     --json=FORMAT  Print every value as JSON (short: one a line)\n"
+               "     --timeout SEC  Stop waiting after SEC seconds (default: wait forever)\n"
+               "     --release      Release the objects afterwards (also when the get\n"
+               "                    fails)\n");
+}
+
+static int get_run(const Verb *verb, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(strv_freep) char **paths = NULL;
-        size_t n = 0;
+        _cleanup_free_ char **args = NULL;
         bool release = false;
-        int c, r;
+        size_t n_args;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl get [OPTIONS...] OBJECT...\n\n"
-                               "Wait for the objects (ids or paths, as 'call --no-wait' prints them)\n"
-                               "and print their values, one a line, in the order given.\n\n"
-                               "  -h --help          Show this help\n"
-                               "     --json         Print every value as JSON\n"
-                               "     --timeout SEC  Stop waiting after SEC seconds (default: wait forever)\n"
-                               "     --release      Release the objects afterwards (also when the get\n"
-                               "                    fails)\n");
-                        return 0;
-                case 'j':
-                        arg_json = true;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_timeout(optarg, &arg_timeout_usec) < 0)
-                                return ctl_usage_error("get", "--timeout needs seconds, not '%s'.", optarg);
-                        break;
-                case ARG_RELEASE:
-                        release = true;
-                        break;
-                default:
-                        return ctl_usage_bad_option("get", c, argv);
-                }
-        if (optind >= argc)
-                return ctl_usage_error("get", "Expected at least one object.");
+        r = verb_parse_argv(verb, argc, argv, parse_flag_option, &release, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args == 0)
+                return ctl_usage_error(verb->name, "Expected at least one object.");
 
-        n = (size_t) (argc - optind);
-        paths = calloc(n + 1, sizeof(char *));
+        paths = calloc(n_args + 1, sizeof(char *));
         if (!paths)
                 return ctl_oom();
-        for (size_t i = 0; i < n; i++) {
-                r = resolve_object("get", argv[optind + i], &paths[i]);
+        for (size_t i = 0; i < n_args; i++) {
+                r = resolve_object(verb->name, args[i], &paths[i]);
                 if (r != 0)
                         return r;
         }
@@ -1459,45 +1321,47 @@ static int verb_get(int argc, char *argv[]) {
         r = bus_connect(&bus);
         if (r < 0)
                 return r;
-        return get_and_print(bus, paths, n, release);
+        return get_and_print(bus, paths, n_args, release);
 }
 
-static int verb_kill(int argc, char *argv[]) {
-        enum {
-                ARG_NO_RESTART = 0x100,
-        };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "no-restart", no_argument, NULL, ARG_NO_RESTART },
-                {}
-        };
+static const Verb verb_get = {
+        .name = "get",
+        .options = get_options,
+        .help = get_help,
+        .run = get_run,
+};
+
+static const struct option kill_options[] = {
+        { "no-restart", no_argument, NULL, ARG_NO_RESTART },
+        {}
+};
+
+static void kill_help(void) {
+        printf("kactorctl kill [--no-restart] ACTOR\n\n"
+               "Kill ACTOR's worker (ACTOR: an id, a path, or a name). An actor created\n"
+               "with --max-restarts is restarted and replays its calls, unless\n"
+               "--no-restart.\n");
+}
+
+static int kill_run(const Verb *verb, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *actor = NULL;
+        _cleanup_free_ char **args = NULL;
         bool no_restart = false;
-        int c, r;
+        size_t n_args;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl kill [--no-restart] ACTOR\n\n"
-                               "Kill ACTOR's worker (ACTOR: an id, a path, or a name). An actor created\n"
-                               "with --max-restarts is restarted and replays its calls, unless\n"
-                               "--no-restart.\n");
-                        return 0;
-                case ARG_NO_RESTART:
-                        no_restart = true;
-                        break;
-                default:
-                        return ctl_usage_bad_option("kill", c, argv);
-                }
-        if (argc - optind != 1)
-                return ctl_usage_error("kill", "Expected one actor.");
+        r = verb_parse_argv(verb, argc, argv, parse_flag_option, &no_restart, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args != 1)
+                return ctl_usage_error(verb->name, "Expected one actor.");
 
         r = bus_connect(&bus);
         if (r < 0)
                 return r;
-        r = resolve_actor(bus, "kill", argv[optind], &actor);
+        r = resolve_actor(bus, verb->name, args[0], &actor);
         if (r != 0)
                 return r;
         r = sd_bus_call_method(bus, KACTOR_BUS_NAME, actor, KACTOR_BUS_ACTOR_INTERFACE, "Kill", &error, NULL,
@@ -1507,6 +1371,13 @@ static int verb_kill(int argc, char *argv[]) {
         return 0;
 }
 
+static const Verb verb_kill = {
+        .name = "kill",
+        .options = kill_options,
+        .help = kill_help,
+        .run = kill_run,
+};
+
 static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         const char *name, *old_owner, *new_owner;
         if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) >= 0 && streq(name, KACTOR_BUS_NAME) &&
@@ -1515,35 +1386,33 @@ static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_err
         return 0;
 }
 
-static int verb_shutdown(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "no-block", no_argument, NULL, 'n' },
-                {}
-        };
+static const struct option shutdown_options[] = {
+        { "no-block", no_argument, NULL, ARG_NO_BLOCK },
+        {}
+};
+
+static void shutdown_help(void) {
+        printf("kactorctl shutdown [--no-block]\n\n"
+               "Stop every actor and then the node manager, leaving nothing for a next one.\n"
+               "(Stopping the service, SIGTERM, leaves the actors running for the next node\n"
+               "manager to take over.) Waits until the node manager has left the bus, unless\n"
+               "--no-block. Root only.\n");
+}
+
+static int shutdown_run(const Verb *verb, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_free_ char **args = NULL;
         bool no_block = false, gone = false;
-        int c, r;
+        size_t n_args;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl shutdown [--no-block]\n\n"
-                               "Stop every actor and then the node manager, leaving nothing for a next one.\n"
-                               "(Stopping the service, SIGTERM, leaves the actors running for the next node\n"
-                               "manager to take over.) Waits until the node manager has left the bus, unless\n"
-                               "--no-block. Root only.\n");
-                        return 0;
-                case 'n':
-                        no_block = true;
-                        break;
-                default:
-                        return ctl_usage_bad_option("shutdown", c, argv);
-                }
-        if (argc - optind != 0)
-                return ctl_usage_error("shutdown", "Expected no arguments.");
+        r = verb_parse_argv(verb, argc, argv, parse_flag_option, &no_block, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args != 0)
+                return ctl_usage_error(verb->name, "Expected no arguments.");
 
         r = bus_connect(&bus);
         if (r < 0)
@@ -1568,12 +1437,20 @@ static int verb_shutdown(int argc, char *argv[]) {
         return 0;
 }
 
-static int verb_peers(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                {}
-        };
+static const Verb verb_shutdown = {
+        .name = "shutdown",
+        .options = shutdown_options,
+        .help = shutdown_help,
+        .run = shutdown_run,
+};
+
+static void peers_help(void) {
+        printf("kactorctl peers [OPTIONS...]\n\n"
+               "Show the cluster's members as this node sees them (this node first): node id,\n"
+               "address, state (alive, suspect, dead), incarnation, CPUs, GPUs and memory.\n");
+}
+
+static int peers_run(const Verb *verb, int argc, char *argv[]) {
         static const char *const header[] = { "NODE", "ADDRESS", "STATE", "INCARNATION", "CPUS (FREE/ALL)",
                                               "GPUS (FREE/ALL)", "MEMORY (AVAILABLE/ALL)" };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -1581,24 +1458,15 @@ static int verb_peers(int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(kactor_value_freep) kactor_value *list = kactor_value_new_list();
         _cleanup_(table_done) Table t = { .n_columns = ELEMENTSOF(header) };
-        size_t n = 0;
-        int c, r;
+        _cleanup_free_ char **args = NULL;
+        size_t n = 0, n_args;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("kactorctl peers [--json]\n\n"
-                               "Show the cluster's members as this node sees them (this node first): node id,\n"
-                               "address, state (alive, suspect, dead), incarnation, CPUs, GPUs and memory.\n");
-                        return 0;
-                case 'j':
-                        arg_json = true;
-                        break;
-                default:
-                        return ctl_usage_bad_option("peers", c, argv);
-                }
-        if (optind < argc)
-                return ctl_usage_error("peers", "Unexpected argument '%s'.", argv[optind]);
+        r = verb_parse_argv(verb, argc, argv, NULL, NULL, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args > 0)
+                return ctl_usage_error(verb->name, "Unexpected argument '%s'.", args[0]);
         if (!list)
                 return ctl_oom();
 
@@ -1611,10 +1479,9 @@ static int verb_peers(int argc, char *argv[]) {
                 return ctl_bus_error(&error, r, "Failed to read the node's peers");
         r = sd_bus_message_enter_container(reply, 'a', "(sssudduutt)");
         if (r < 0)
-                return ctl_error_errno(r, "Failed to parse the peers: %m");
-        for (size_t i = 0; i < ELEMENTSOF(header) && !arg_json; i++)
-                if (table_add_cell(&t, "%s", header[i]) < 0)
-                        return ctl_oom();
+                return ctl_error_errno(r, "Failed to parse the peers");
+        if (table_add_header(&t, header) < 0)
+                return ctl_oom();
         for (;; n++) {
                 const char *id, *address, *state;
                 uint32_t incarnation, gpus, gpus_free;
@@ -1624,10 +1491,10 @@ static int verb_peers(int argc, char *argv[]) {
                 r = sd_bus_message_read(reply, "(sssudduutt)", &id, &address, &state, &incarnation, &cpus, &cpus_free,
                                         &gpus, &gpus_free, &memory, &memory_free);
                 if (r < 0)
-                        return ctl_error_errno(r, "Failed to parse the peers: %m");
+                        return ctl_error_errno(r, "Failed to parse the peers");
                 if (r == 0)
                         break;
-                if (arg_json) {
+                if (arg_json != JSON_OFF) {
                         kactor_value *v = kactor_value_new_map();
                         if (kactor_value_list_append(list, v) < 0 ||
                             kactor_value_map_set(v, "node", kactor_value_new_string(id)) < 0 ||
@@ -1659,135 +1526,416 @@ static int verb_peers(int argc, char *argv[]) {
                 if (r < 0)
                         return ctl_oom();
         }
-        if (arg_json)
+        (void) pager_open(arg_pager);
+        if (arg_json != JSON_OFF)
                 return print_json(list);
         if (n == 0) {
-                puts("Not in a cluster (no --listen or --join).");
+                print_info("Not in a cluster (no --listen or --join).\n");
                 return 0;
         }
         table_print(&t);
         return 0;
 }
 
-static const struct {
-        const char *name;
-        int (*run)(int argc, char *argv[]);
-} verbs[] = {
-        { "status", verb_status }, { "list", verb_list }, { "create", verb_create },
-        { "call", verb_call },     { "get", verb_get },   { "kill", verb_kill },
-        { "trace", verb_trace },   { "top", verb_top },   { "timeline", verb_timeline },
-        { "peers", verb_peers },   { "shutdown", verb_shutdown },
+static const Verb verb_peers = {
+        .name = "peers",
+        .help = peers_help,
+        .run = peers_run,
 };
 
-static void help(void) {
+/* --- help, completion and the command line ------------------------------------------------------------- */
+
+static void main_help(void) {
         printf("kactorctl [OPTIONS...] COMMAND ...\n\n"
                "Control a kactor node manager over D-Bus.\n\n"
                "Commands:\n"
                "  status                          Show the node: GPUs, CPUs, actors, objects\n"
-               "  list                            List the actors\n"
+               "  list [--all]                    List the live actors (--all: dead ones too)\n"
                "  create [OPTIONS] MODULE CLASS [ARG...]\n"
-               "                                  Create an actor and print its path\n"
+               "                                  Create an actor, wait until it runs, print its path\n"
                "  call [OPTIONS] ACTOR METHOD [ARG...]\n"
                "                                  Call a method and print its result\n"
                "  get [OPTIONS] OBJECT...         Wait for objects and print their values\n"
                "  kill [--no-restart] ACTOR       Kill an actor's worker\n"
-               "  trace [--actor A] [--method M] [--interval S] [--json|--prometheus]\n"
+               "  trace [--actor A] [--method M] [--interval S] [--prometheus]\n"
                "                                  Call phase and scheduler histograms, p50/p99\n"
-               "  top [--interval S]              A live table of the actors\n"
+               "  top [--interval S] [--all]      A live table of the actors, fit to the terminal\n"
                "  timeline -o FILE [--duration S] Record a Chrome trace / Perfetto timeline\n"
-               "  peers [--json]                  Show the cluster's members, their state and resources\n"
-               "  shutdown [--no-block]           Stop every actor, then the node manager\n\n"
-               "Options:\n"
-               "  -h --help          Show this help ('kactorctl COMMAND --help' for a command's)\n"
+               "  peers                           Show the cluster's members, their state and resources\n"
+               "  shutdown [--no-block]           Stop every actor, then the node manager\n"
+               "  help [COMMAND]                  Show this help, or a command's\n\n"
+               "Options (anywhere on the command line; '--' ends them):\n"
+               "  -h --help          Show this help ('kactorctl help COMMAND' for a command's)\n"
                "     --version      Show the version\n"
                "     --bus ADDRESS  Talk to the node manager on this D-Bus address\n"
                "                    (default: $KACTOR_BUS_ADDRESS if set, else the system bus)\n"
                "     --system       Use the system bus, whatever $KACTOR_BUS_ADDRESS says\n"
-               "     --json         Print data as JSON\n"
+               "     --json=FORMAT  Print data as JSON: pretty, short (one line) or off;\n"
+               "                    plain --json is short\n"
+               "     --no-pager     Do not pipe the output into a pager\n"
+               "     --no-legend    Leave out tables' headers and footers\n"
+               "  -q --quiet        Leave out informational output\n"
                "     --timeout SEC  Stop waiting for results after SEC seconds (default: forever;\n"
-               "                    Ctrl-C stops waiting too)\n\n"
-               "Exit status: 0 on success, 1 when the node manager or the bus reported an error,\n"
-               "2 for bad usage, 130 when interrupted while waiting.\n");
+               "                    create: 90; Ctrl-C stops waiting too)\n\n"
+               "Exit status: 0 on success, 1 when the node manager or the bus reported an error\n"
+               "or the actor create waited for died, 2 for bad usage, 130 when interrupted while\n"
+               "waiting.\n");
 }
 
-static int parse_argv(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_BUS,
-                ARG_SYSTEM,
-                ARG_TIMEOUT,
-        };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "bus", required_argument, NULL, ARG_BUS },
-                { "system", no_argument, NULL, ARG_SYSTEM },
-                { "json", no_argument, NULL, 'j' },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                {}
-        };
-        int c;
+static const Verb verb_help;
+static const Verb verb_complete;
 
-        /* '+': stop at the command; what follows is the command's to parse. */
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("kactorctl %s\n", KACTOR_VERSION);
-                        return 0;
-                case ARG_BUS:
-                        if (!*optarg)
-                                return ctl_usage_error(NULL, "--bus needs an address.");
-                        arg_bus_address = optarg;
-                        arg_system = false;
-                        break;
-                case ARG_SYSTEM:
-                        arg_system = true;
-                        arg_bus_address = NULL;
-                        break;
-                case 'j':
-                        arg_json = true;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_timeout(optarg, &arg_timeout_usec) < 0)
-                                return ctl_usage_error(NULL, "--timeout needs seconds, not '%s'.", optarg);
-                        break;
-                default:
-                        return ctl_usage_bad_option(NULL, c, argv);
+static const Verb *const verbs[] = {
+        &verb_status, &verb_list, &verb_create,   &verb_call,     &verb_get,      &verb_kill, &verb_trace,
+        &verb_top,    &verb_timeline, &verb_peers, &verb_shutdown, &verb_help, &verb_complete,
+};
+
+static const Verb *verb_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i]->name, name))
+                        return verbs[i];
+        return NULL;
+}
+
+static void help_help(void) {
+        printf("kactorctl help [COMMAND]\n\n"
+               "Show kactorctl's help, or COMMAND's (as 'kactorctl COMMAND --help').\n");
+}
+
+static int help_run(const Verb *verb, int argc, char *argv[]) {
+        _cleanup_free_ char **args = NULL;
+        const Verb *v = NULL;
+        size_t n_args;
+        int r;
+
+        r = verb_parse_argv(verb, argc, argv, NULL, NULL, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args > 1)
+                return ctl_usage_error(verb->name, "Expected at most one command.");
+        if (n_args == 1) {
+                v = verb_find(args[0]);
+                if (!v || v->hidden)
+                        return ctl_usage_error(verb->name, "Unknown command '%s'.", args[0]);
+        }
+        (void) pager_open(arg_pager);
+        if (v)
+                v->help();
+        else
+                main_help();
+        return 0;
+}
+
+static const Verb verb_help = {
+        .name = "help",
+        .help = help_help,
+        .run = help_run,
+};
+
+enum {
+        ARG_VERSION = VERB_OPTION_MAX + 1,
+        ARG_BUS,
+        ARG_SYSTEM,
+        ARG_JSON,
+        ARG_TIMEOUT,
+        ARG_NO_PAGER,
+        ARG_NO_LEGEND,
+};
+
+static const struct option global_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, ARG_VERSION },
+        { "bus", required_argument, NULL, ARG_BUS },
+        { "system", no_argument, NULL, ARG_SYSTEM },
+        { "json", optional_argument, NULL, ARG_JSON },
+        { "timeout", required_argument, NULL, ARG_TIMEOUT },
+        { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+        { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+        { "quiet", no_argument, NULL, 'q' },
+        {}
+};
+#define GLOBAL_SHORT_OPTIONS "hq"
+
+static void complete_help(void) {
+        printf("kactorctl __complete verbs|options VERB|actors [--all]\n\n"
+               "For shell completion: the commands, a command's options (those that take a\n"
+               "value end in '='), or the live actors' names and ids (--all: dead ones too),\n"
+               "one a line.\n");
+}
+
+static void complete_print_options(const struct option *options, const char *short_options) {
+        for (const struct option *o = options; o && o->name; o++)
+                printf("--%s%s\n", o->name, o->has_arg == required_argument ? "=" : "");
+        for (const char *s = short_options; s && *s; s++)
+                if (*s != ':')
+                        printf("-%c%s\n", *s, s[1] == ':' ? "=" : "");
+}
+
+static int complete_run(const Verb *verb, int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(actor_list_done) ActorList actors = {};
+        _cleanup_free_ char **args = NULL;
+        const Verb *v;
+        bool all = false;
+        size_t n_args;
+        int r;
+
+        r = verb_parse_argv(verb, argc, argv, list_parse_option, &all, &args, &n_args);
+        if (r != 1)
+                return r;
+        if (n_args == 1 && streq(args[0], "verbs")) {
+                for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                        if (!verbs[i]->hidden)
+                                puts(verbs[i]->name);
+                return 0;
+        }
+        if (n_args == 2 && streq(args[0], "options")) {
+                v = verb_find(args[1]);
+                if (v && !v->hidden)
+                        complete_print_options(v->options, v->short_options);
+                complete_print_options(global_options, GLOBAL_SHORT_OPTIONS);
+                return 0;
+        }
+        if (n_args == 1 && streq(args[0], "actors")) {
+                r = bus_connect(&bus);
+                if (r < 0)
+                        return r;
+                r = bus_list_actors(bus, &actors);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < actors.n; i++) {
+                        const ActorInfo *a = &actors.items[i];
+                        if (!all && actor_info_is_dead(a))
+                                continue;
+                        if (a->name && *a->name)
+                                puts(a->name);
+                        if (a->id)
+                                puts(a->id);
                 }
-        return 1; /* go on with the command */
+                return 0;
+        }
+        return ctl_usage_error(verb->name, "Expected verbs, options VERB or actors.");
+}
+
+static const Verb verb_complete = {
+        .name = "__complete",
+        .options = list_options,
+        .short_options = "a",
+        .help = complete_help,
+        .run = complete_run,
+        .hidden = true,
+};
+
+/* A global option. Returns 0, or EXIT_USAGE after saying why. */
+static int parse_global_option(const char *verb, int c, const char *arg) {
+        switch (c) {
+        case 'h':
+                arg_help = true;
+                break;
+        case ARG_VERSION:
+                arg_version = true;
+                break;
+        case ARG_BUS:
+                if (!*arg)
+                        return ctl_usage_error(verb, "--bus needs an address.");
+                arg_bus_address = arg;
+                arg_system = false;
+                break;
+        case ARG_SYSTEM:
+                arg_system = true;
+                arg_bus_address = NULL;
+                break;
+        case ARG_JSON:
+                /* Plain --json, from before it took a format, stays what it printed then: one line. */
+                if (!arg)
+                        arg_json = JSON_SHORT;
+                else if (json_format_from_string(arg, &arg_json) < 0)
+                        return ctl_usage_error(verb, "--json takes pretty, short or off, not '%s'.", arg);
+                break;
+        case ARG_TIMEOUT:
+                if (parse_timeout(arg, &arg_timeout_usec) < 0)
+                        return ctl_usage_error(verb, "--timeout needs seconds, not '%s'.", arg);
+                arg_timeout_set = true;
+                break;
+        case ARG_NO_PAGER:
+                arg_pager = false;
+                break;
+        case ARG_NO_LEGEND:
+                arg_legend = false;
+                break;
+        case 'q':
+                arg_quiet = true;
+                break;
+        }
+        return 0;
+}
+
+static bool option_is_global(int c) {
+        return c == 'h' || c == 'q' || c > VERB_OPTION_MAX;
+}
+
+/* Whether a command-line argument is a value that looks like an option: a negative number. */
+static bool arg_is_negative_number(const char *a) {
+        return a[0] == '-' && isdigit((unsigned char) a[1]);
+}
+
+/* What getopt_long() said was wrong with the option in arg ('?' or ':'). Returns EXIT_USAGE. */
+static int usage_bad_option(const char *verb, int c, const char *arg) {
+        bool is_long = arg[0] == '-' && arg[1] == '-';
+        int len = (int) strcspn(arg, "=");
+
+        if (c == ':')
+                return is_long ? ctl_usage_error(verb, "Option '%.*s' needs an argument.", len, arg)
+                               : ctl_usage_error(verb, "Option '-%c' needs an argument.", optopt);
+        if (is_long && arg[len] == '=' && optopt != 0)
+                return ctl_usage_error(verb, "Option '%.*s' takes no argument.", len, arg);
+        if (!is_long && optopt != 0)
+                return ctl_usage_error(verb, "Unknown option '-%c'.", optopt);
+        return ctl_usage_error(verb, "Unknown option '%.*s'.", len, arg);
+}
+
+/* getopt_long() on the one option (or cluster of short ones) at argv[i], with its argument: on the
+ * command line from there, so that the arguments around it are not reordered and the caller decides
+ * what is an option. Calls handle for each option. Returns 0 and in *ret_used how many arguments it
+ * took (1 or 2), or what handle returned to stop (EXIT_USAGE, a negative errno), or EXIT_USAGE
+ * after saying what was wrong with the option. */
+static int parse_one_option(const char *verb, int argc, char *argv[], int i, const char *short_options,
+                            const struct option *options, VerbOptionFunc handle, void *userdata, int *ret_used) {
+        int c, r;
+
+        optind = 0; /* GNU getopt: start over, at argv[i] (argv[i - 1] stands for the program) */
+        do {
+                c = getopt_long(argc - i + 1, argv + i - 1, short_options, options, NULL);
+                if (c < 0) /* cannot be: argv[i] starts with '-' and is not "--" */
+                        return ctl_usage_error(verb, "Cannot parse '%s'.", argv[i]);
+                if (c == '?' || c == ':')
+                        return usage_bad_option(verb, c, argv[i]);
+                r = handle(c, optarg, userdata);
+                if (r != 0)
+                        return r;
+        } while (optind == 1); /* still within argv[i]: the next short option of the cluster */
+        *ret_used = optind - 1;
+        return 0;
+}
+
+typedef struct VerbParse {
+        const Verb *verb;
+        VerbOptionFunc f;
+        void *userdata;
+} VerbParse;
+
+static int verb_handle_option(int c, const char *arg, void *userdata) {
+        VerbParse *p = userdata;
+
+        if (option_is_global(c))
+                return parse_global_option(p->verb->name, c, arg);
+        return p->f ? p->f(c, arg, p->userdata) : -EINVAL;
+}
+
+int verb_parse_argv(const Verb *verb, int argc, char *argv[], VerbOptionFunc f, void *userdata, char ***ret_args,
+                    size_t *ret_n_args) {
+        _cleanup_free_ struct option *options = NULL;
+        _cleanup_free_ char *short_options = NULL;
+        _cleanup_free_ char **args = NULL;
+        VerbParse p = { .verb = verb, .f = f, .userdata = userdata };
+        size_t n_global = ELEMENTSOF(global_options) - 1, n_own = 0, n_args = 0;
+
+        for (const struct option *o = verb->options; o && o->name; o++)
+                n_own++;
+        options = calloc(n_global + n_own + 1, sizeof(struct option));
+        args = calloc((size_t) argc + 1, sizeof(char *));
+        if (!options || !args)
+                return ctl_oom();
+        /* '+': getopt_long() itself never reorders; ':': a missing argument is ':', not '?'. */
+        if (asprintf(&short_options, "+:%s%s", GLOBAL_SHORT_OPTIONS, verb->short_options ?: "") < 0) {
+                short_options = NULL;
+                return ctl_oom();
+        }
+        memcpy(options, global_options, n_global * sizeof(struct option));
+        if (n_own > 0)
+                memcpy(options + n_global, verb->options, n_own * sizeof(struct option));
+
+        for (int i = 1; i < argc;) {
+                const char *a = argv[i];
+                int r, used;
+
+                if (streq(a, "--")) {
+                        while (++i < argc)
+                                args[n_args++] = argv[i];
+                        break;
+                }
+                if (a[0] != '-' || a[1] == 0 || arg_is_negative_number(a)) {
+                        args[n_args++] = argv[i++];
+                        continue;
+                }
+                r = parse_one_option(verb->name, argc, argv, i, short_options, options, verb_handle_option, &p,
+                                     &used);
+                if (r != 0)
+                        return r;
+                i += used;
+        }
+
+        if (arg_version) {
+                printf("kactorctl %s\n", KACTOR_VERSION);
+                return 0;
+        }
+        if (arg_help) {
+                (void) pager_open(arg_pager);
+                verb->help();
+                return 0;
+        }
+        *ret_args = TAKE_PTR(args);
+        *ret_n_args = n_args;
+        return 1;
+}
+
+static int main_handle_option(int c, const char *arg, void *userdata) {
+        return parse_global_option(NULL, c, arg);
 }
 
 static int run(int argc, char *argv[]) {
-        int r;
+        const Verb *verb;
+        int i = 1, r, used;
 
         opterr = 0;
-        r = parse_argv(argc, argv);
-        if (r != 1) /* 0: --help or --version done; EXIT_USAGE */
-                return r;
-        if (optind >= argc)
-                return ctl_usage_error(NULL, "Missing command.");
-
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (streq(argv[optind], verbs[i].name)) {
-                        int verb_argc = argc - optind;
-                        char **verb_argv = argv + optind;
-
-                        optind = 0; /* GNU getopt: start over, on the command's own arguments */
-                        return verbs[i].run(verb_argc, verb_argv);
+        /* The global options before the command; the command's own come after it. */
+        while (i < argc && argv[i][0] == '-' && argv[i][1] != 0) {
+                if (streq(argv[i], "--")) {
+                        i++;
+                        break;
                 }
-        return ctl_usage_error(NULL, "Unknown command '%s'.", argv[optind]);
+                r = parse_one_option(NULL, argc, argv, i, "+:" GLOBAL_SHORT_OPTIONS, global_options,
+                                     main_handle_option, NULL, &used);
+                if (r != 0)
+                        return r;
+                i += used;
+        }
+        if (arg_version) {
+                printf("kactorctl %s\n", KACTOR_VERSION);
+                return 0;
+        }
+        if (i >= argc) {
+                if (!arg_help)
+                        return ctl_usage_error(NULL, "Missing command.");
+                (void) pager_open(arg_pager);
+                main_help();
+                return 0;
+        }
+        verb = verb_find(argv[i]);
+        if (!verb)
+                return ctl_usage_error(NULL, "Unknown command '%s'.", argv[i]);
+        return verb->run(verb, argc - i, argv + i);
 }
 
 int main(int argc, char *argv[]) {
         int r = run(argc, argv);
 
-        if (fflush(stdout) != 0 || ferror(stdout)) {
+        /* A pager that was quit before the end is no failure to write. */
+        if ((fflush(stdout) != 0 || ferror(stdout)) && !pager_is_open()) {
                 ctl_error_errno(-EIO, "Failed to write the output");
                 if (r == 0)
                         r = -EIO;
         }
+        pager_close();
         return r < 0 ? EXIT_FAILURE : r;
 }

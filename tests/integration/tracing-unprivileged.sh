@@ -68,6 +68,7 @@ n=$(grep -c 'Tracing is off' "$DIR/nodemgr.log")
 [ "$n" = 1 ] || { echo "FAIL: the node manager said $n times that tracing is off"; fail=1; }
 # The rest of the node works without tracing: it takes an actor. (Whether an unprivileged node
 # manager's workers run is the isolation code's business, not this test's.)
-a=$(KACTOR_BUS_ADDRESS=$BUS timeout 20 "$BUILD/kactorctl" create counter Counter 2>&1) || { echo "FAIL: create: $a"; fail=1; }
+# --no-block: create would wait for the constructor, which is that business.
+a=$(KACTOR_BUS_ADDRESS=$BUS timeout 20 "$BUILD/kactorctl" create --no-block counter Counter 2>&1) || { echo "FAIL: create: $a"; fail=1; }
 [ "$fail" = 0 ] || { echo "--- nodemgr log"; cat "$DIR/nodemgr.log"; }
 exit "$fail"
