@@ -520,14 +520,14 @@ int client_next_frame(kactor_client *c, Frame *f) {
                         r = frame_parse(f, payload, len);
                         return r < 0 ? r : 1;
                 }
-                r = kactor_flush(c);
-                if (r < 0)
-                        return r;
+                /* A peer that closed may have said something last (a worker's STOP): it is read before
+                 * the failed write is reported. */
+                int flushed = kactor_flush(c);
+                if (flushed < 0 && flushed != -EPIPE && flushed != -ECONNRESET)
+                        return flushed;
                 r = client_fill(c);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        return 0;
+                if (r <= 0)
+                        return flushed < 0 ? flushed : r;
         }
 }
 

@@ -141,13 +141,15 @@ static uint64_t nodemgr_cpu_ticks(void) {
         return ut + st;
 }
 
+/* The node manager's log lines, less those that record root's own requests (the checks that root is
+ * served create actors, each logged): what a flood made it write is the rest. */
 static size_t nodemgr_log_lines(void) {
         FILE *f = fopen(h->nodemgr_log, "re");
-        size_t n = 0;
-        int ch;
+        _cleanup_free_ char *line = NULL;
+        size_t n = 0, size = 0;
         cr_assert_not_null(f);
-        while ((ch = getc(f)) != EOF)
-                n += ch == '\n';
+        while (getline(&line, &size, f) >= 0)
+                n += !strstr(line, "] Created actor ");
         fclose(f);
         return n;
 }

@@ -232,6 +232,24 @@ Test(restart, dbus_calls_and_tasks_in_flight_at_kill_9_are_answered_after_it) {
         dbus_requests_in_flight(SIGKILL);
 }
 
+/* Stopped while its constructor runs (its last handle gone at once): the worker reads its STOP, even
+ * though its INIT_DONE could not be written any more, and ends; it does not take the closed
+ * connection for a node manager gone and try to re-attach (it did, one time in six). */
+Test(restart, a_worker_stopped_during_its_constructor_ends_quietly) {
+        h = harness_start(&opts);
+        for (int i = 0; i < 60; i++) {
+                kactor_client *c = harness_client(h);
+                (void) harness_create(h, c, "counter", "Counter", NULL, NULL);
+                harness_client_close(h, c);
+        }
+        /* One more, waited for: the others' workers have long read what they were sent. */
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1);
+        cr_assert_null(strstr(harness_nodemgr_log(h), "went away"), "%s", harness_nodemgr_log(h));
+        cr_assert_null(strstr(harness_nodemgr_log(h), "Refused ATTACH"), "%s", harness_nodemgr_log(h));
+}
+
 Test(restart, calls_sent_before_the_constructor_finished_survive_kill_9) {
         calls_in_flight(true);
 }
