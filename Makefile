@@ -294,8 +294,8 @@ $(BUILD)/libkactor.so: $(LIBKACTOR)
 # the module lies (a module copied out of the build tree finds it by its soname).
 $(BUILD)/kactor-worker: $(WORKER_OBJS) $(LIB_OBJS) $(BUILD)/libkactor.so
 	$(CC) $(ALL_LDFLAGS) $(RPATH) -o $@ $(WORKER_OBJS) $(LIB_OBJS) -L$(BUILD) -Wl,--no-as-needed -lkactor \
-	        -Wl,--as-needed $(PKG_LIBS_MSGPACK) \
-	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl
+	        -Wl,--as-needed $(PKG_LIBS_MSGPACK) $(PKG_LIBS_SYSTEMD) \
+	        $(shell $(PKG_CONFIG) --libs libcap 2>/dev/null) -ldl -pthread
 
 $(BUILD)/kactor-nodemgr: $(BUILD)/obj/nodemgr/nodemgr.o $(CORE_ARCHIVE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(CORE_ARCHIVE) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm

@@ -19,71 +19,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
-#include <syslog.h>
 #include <unistd.h>
 
+#include "worker-journal.h"
 #include "worker-privileges.h"
 #include "worker-runtime.h"
 
 #define ZYGOTE_REQUEST_MAX (128 * 1024)
 
-#define JOURNAL_STDOUT_SOCKET "/run/systemd/journal/stdout"
-
 extern char **environ;
 
 /*
- * An actor's stdout and stderr, when the node manager runs under systemd: a journal stream of the
- * actor's own, with $KACTOR_WORKER_JOURNAL (kactor-actor-ID) as its SYSLOG_IDENTIFIER. The worker
- * opens it itself, after it became the actor's user, so that the journal's trusted fields are the
- * actor's (_PID, _UID, and _SYSTEMD_UNIT: its scope under the systemd backend), not the node
- * manager's: a stream the node manager opened would carry _UID=0 for whatever the actor writes.
- * The protocol is sd_journal_stream_fd()'s: a header of lines (identifier, unit, priority, level
- * prefix, forward to syslog, kmsg, console), then the text. Without the journal, stdio stays as it
- * came (the node manager's).
+ * An actor's stdout and stderr, when the node manager runs under systemd: every line a journal entry
+ * with the actor's fields, sent by a thread of this process (worker-journal.c) from after it became
+ * the actor's user, so that the journal's trusted fields are the actor's (_PID, _UID, and _SYSTEMD_UNIT:
+ * its scope under the systemd backend), not the node manager's. $KACTOR_WORKER_JOURNAL names the actor.
+ * Without it, or when the journal cannot be reached, stdio stays as it came (the node manager's).
  */
-static void worker_journal_stream(void) {
-        const char *ident = getenv("KACTOR_WORKER_JOURNAL");
-        if (!ident)
+static void worker_journal(void) {
+        const char *e = getenv("KACTOR_WORKER_JOURNAL");
+        if (!e)
                 return;
-        char *id = strdup(ident);
+        /* The id goes into fields as it is: nothing in it may end one. */
+        char *id = strndup(e, 64);
         (void) unsetenv("KACTOR_WORKER_JOURNAL");
-        if (!id || !*id || strchr(id, '\n')) {
-                free(id);
-                return;
-        }
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = JOURNAL_STDOUT_SOCKET };
-        char *header = NULL;
-        /* Info by default; a line may say its own priority with a "<N>" prefix (sd-daemon.h). */
-        int n = asprintf(&header, "%s\n\n%d\n1\n0\n0\n0\n", id, LOG_INFO);
+        if (id && *id && strspn(id, "0123456789abcdefABCDEF") == strlen(id))
+                (void) worker_journal_start(id);
         free(id);
-        if (fd < 0 || n < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || shutdown(fd, SHUT_RD) < 0 ||
-            send(fd, header, (size_t) n, MSG_NOSIGNAL) != n) {
-                free(header);
-                if (fd >= 0)
-                        close(fd);
-                return;
-        }
-        free(header);
-        fflush(stdout);
-        fflush(stderr);
-        if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) {
-                close(fd);
-                return;
-        }
-        close(fd);
-        /* Line by line, as a terminal would show it, not in 4 KiB blocks at exit. */
-        (void) setvbuf(stdout, NULL, _IOLBF, 0);
-        /* So that code that logs to the journal when stderr is connected to it sees that it is. */
-        struct stat st;
-        char buf[64];
-        if (fstat(STDERR_FILENO, &st) >= 0) {
-                snprintf(buf, sizeof(buf), "%llu:%llu", (unsigned long long) st.st_dev, (unsigned long long) st.st_ino);
-                (void) setenv("JOURNAL_STREAM", buf, 1);
-        }
 }
 
 static int worker_run(int argc, char *argv[]) {
@@ -93,7 +56,7 @@ static int worker_run(int argc, char *argv[]) {
                 fprintf(stderr, "kactor-worker: cannot drop privileges: %s\n", strerror(-r));
                 return 1;
         }
-        worker_journal_stream();
+        worker_journal();
         return kactor_worker_main(argc, argv);
 }
 

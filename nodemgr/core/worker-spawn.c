@@ -5,7 +5,7 @@
  * socketpair as fd 3, and watches them with child event sources. The cgroup backends (per-actor
  * cgroups and scopes) wrap this: the worker does nothing before INIT arrives, so a backend can place
  * the new process before worker_send_init(). Workers inherit the node manager's stdout and stderr,
- * except that under systemd an actor's worker writes to a journal stream of its own.
+ * except that under systemd an actor's worker sends its lines to the journal itself.
  */
 
 #include <fcntl.h>
@@ -32,22 +32,21 @@
 
 extern char **environ;
 
-/* journald takes at most 4,096 stdout streams in all (STDOUT_STREAMS_MAX) and closes any more as it
- * accepts them, silently to the writer: past this many live actors, new ones write to the node
- * manager's stream, as every actor does without the journal. */
-#define WORKER_JOURNAL_STREAMS_MAX 1024
-#define JOURNAL_STDOUT_SOCKET "/run/systemd/journal/stdout"
+#define JOURNAL_NATIVE_SOCKET "/run/systemd/journal/socket"
 
-/* The journal identifier of an actor's stdout and stderr (lib/worker/worker.c opens the stream), or
- * NULL: when the node manager logs to the journal (it runs under systemd), each actor writes to a
- * stream of its own, "kactor-actor-ID" as the actor's scope is named (docs/logging.md). */
-static bool worker_wants_journal(const Actor *a) {
-        return a && !a->shadow && a->manager->n_actors_live <= WORKER_JOURNAL_STREAMS_MAX &&
-                log_stderr_is_journal() && access(JOURNAL_STDOUT_SOCKET, F_OK) >= 0;
+/* The actor whose worker sends its stdout and stderr to the journal (lib/worker/worker-journal.c), or
+ * NULL: when the node manager logs to the journal (it runs under systemd), each line an actor writes is
+ * an entry with SYSLOG_IDENTIFIER=kactor-actor-ID, as the actor's scope is named, and
+ * KACTOR_ACTOR_ID=ID (docs/logging.md). Entries, not a stream per actor: journald's limit on streams
+ * does not limit how many actors have their own. */
+static const char *worker_journal_actor(const Actor *a) {
+        return a && !a->shadow && log_stderr_is_journal() && access(JOURNAL_NATIVE_SOCKET, F_OK) >= 0
+                ? a->id_string
+                : NULL;
 }
 
 /* The worker's environment: ours, minus what is the manager's own, plus its fd, its GPUs (an actor's;
- * a task worker has none), the user it becomes and its journal stream's identifier. */
+ * a task worker has none), the user it becomes and, for the journal, its actor's id. */
 static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
         size_t n = 0;
         while (environ[n])
@@ -92,8 +91,9 @@ static char **worker_environment(Actor *a, uid_t uid, gid_t gid) {
                         goto fail;
                 k++;
         }
-        if (worker_wants_journal(a)) {
-                if (asprintf(&env[k], "KACTOR_WORKER_JOURNAL=kactor-actor-%s", a->id_string) < 0)
+        const char *journal_actor = worker_journal_actor(a);
+        if (journal_actor) {
+                if (asprintf(&env[k], "KACTOR_WORKER_JOURNAL=%s", journal_actor) < 0)
                         goto fail;
                 k++;
         }
