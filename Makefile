@@ -394,10 +394,15 @@ check-includes:
 check-fuzz:
 	tests/fuzz/run.sh $(BUILD)
 
+NPROC := $(shell nproc 2>/dev/null || echo 1)
 check-asan:
+	$(MAKE) -j$(NPROC) BUILD=build-asan SANITIZE=1 tests
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-unit check-integration
 
+# Everything is built first on every CPU; the tests then run one binary at a time (each runs its tests
+# in parallel, and timing checks want the machine to themselves).
 check: deps check-includes
+	$(MAKE) -j$(NPROC) tests
 	$(MAKE) check-unit check-integration check-docs check-unit-security check-install check-fuzz
 	$(MAKE) check-asan
 	@echo "make check: all tests passed (normal and ASan+UBSan builds)"

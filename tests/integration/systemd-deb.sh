@@ -17,13 +17,15 @@ command -v dpkg-buildpackage >/dev/null || { echo "no dpkg-buildpackage (make de
 tmp=$(mktemp -d /tmp/kactor-deb.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# The package: built once per build folder, and again only when a file of the tree changed.
-if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$checkout" -s BUILD="$build" deb > "$tmp/deb.log" 2>&1; then
+# The package: built from the tree's sources whatever BUILD's flags (a sanitized build's test uses the
+# same .deb), once in the checkout's build/, and again only when a file of the tree changed.
+debbuild=$checkout/build
+if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$checkout" -s BUILD="$debbuild" deb > "$tmp/deb.log" 2>&1; then
         tail -40 "$tmp/deb.log"
         echo "FAIL: make deb"
         exit 1
 fi
-deb=$(ls "$build"/deb/kactor_*_"$(dpkg --print-architecture)".deb) || { echo "FAIL: make deb made no .deb"; exit 1; }
+deb=$(ls "$debbuild"/deb/kactor_*_"$(dpkg --print-architecture)".deb) || { echo "FAIL: make deb made no .deb"; exit 1; }
 
 mkdir "$tmp/usr" "$tmp/var" "$tmp/etc"
 nspawn_boot "$checkout" "$build" --overlay=/usr:"$tmp/usr":/usr --overlay=/var:"$tmp/var":/var \
