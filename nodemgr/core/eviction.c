@@ -230,6 +230,13 @@ void eviction_note_task(Manager *m, Object *o, const Call *c) {
 }
 
 void eviction_note_actor_call(Manager *m, Object *o, kactor_id actor, uint64_t index) {
+        /* A result that is finished and that objstore_set_evictable() refuses (failed, kept inside its
+         * object, or naming others) is never evicted, so nothing needs to say how to make it again:
+         * most results are such small values, and this runs for every logged call. A pending one (a
+         * replicated actor's, delivered later) gets its origin. */
+        if (o->state == OBJECT_FAILED ||
+            (o->state == OBJECT_READY && (o->data == o->inline_data || o->n_contained > 0)))
+                return;
         Origin *origin = calloc(1, sizeof(*origin));
         if (!origin)
                 return;

@@ -1,12 +1,38 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "hashmap.h"
 #include "lineage.h"
 #include "macro.h"
+
+/* A method name, shared by the records that name it. */
+struct LineageMethod {
+        UT_hash_handle hh;
+        size_t refs;
+        size_t len;
+        char name[];
+};
+
+/* Arguments of consecutive records, back to back. */
+struct LineageChunk {
+        LineageChunk *next;
+        size_t size, used;
+        size_t live; /* records whose arguments are here */
+        char data[];
+};
+
+/* Chunks start at MIN bytes, so that an actor with a short log holds little, and double up to MAX.
+ * MIN holds the largest arguments that go into chunks. */
+#define LINEAGE_CHUNK_MIN LINEAGE_ARGS_CHUNKED_MAX
+#define LINEAGE_CHUNK_MAX (64 * 1024)
+
+/* The arguments of a record with none: never written, never freed. */
+static char lineage_no_args[1];
 
 void lineage_init(LineageLog *log) {
         *log = (LineageLog){ .next_index = 1, .base_index = 1 };
@@ -18,47 +44,151 @@ void lineage_record_done(LineageRecord *r) {
         *r = (LineageRecord){};
 }
 
+static LineageMethod *method_of(const LineageRecord *r) {
+        return (LineageMethod *) (r->method - offsetof(LineageMethod, name));
+}
+
 static size_t record_bytes(const LineageRecord *r) {
-        return sizeof(*r) + (r->method ? strlen(r->method) + 1 : 0) + r->args_len;
+        return sizeof(*r) + method_of(r)->len + 1 + r->args_len;
+}
+
+static LineageMethod *lineage_method_ref(LineageLog *log, const char *name) {
+        size_t len = strlen(name);
+        LineageMethod *m = log->last_method;
+
+        if (!m || m->len != len || memcmp(m->name, name, len) != 0) {
+                HASH_FIND(hh, log->methods, name, len, m);
+                if (!m) {
+                        m = malloc(offsetof(LineageMethod, name) + len + 1);
+                        if (!m)
+                                return NULL;
+                        *m = (LineageMethod){ .len = len };
+                        memcpy(m->name, name, len + 1);
+                        HASH_ADD(hh, log->methods, name, len, m);
+                }
+        }
+        m->refs++;
+        log->last_method = m;
+        return m;
+}
+
+static void lineage_method_unref(LineageLog *log, LineageMethod *m) {
+        if (--m->refs > 0)
+                return;
+        if (log->last_method == m)
+                log->last_method = NULL;
+        HASH_DEL(log->methods, m);
+        free(m);
+}
+
+/* Room for len bytes of arguments at the tail, in a new chunk if the last one is full. */
+static char *lineage_args_reserve(LineageLog *log, size_t len) {
+        LineageChunk *t = log->chunk_tail;
+
+        if (t && t->live == 0)
+                t->used = 0; /* all its records were dropped: start it over */
+        if (!t || t->size - t->used < len) {
+                size_t size = t ? MIN(t->size * 2, (size_t) LINEAGE_CHUNK_MAX) : LINEAGE_CHUNK_MIN;
+                LineageChunk *c = malloc(offsetof(LineageChunk, data) + size);
+                if (!c)
+                        return NULL;
+                *c = (LineageChunk){ .size = size };
+                if (t)
+                        t->next = c;
+                else
+                        log->chunk_head = c;
+                log->chunk_tail = t = c;
+        }
+        return t->data + t->used;
+}
+
+/* Lets go of the oldest record's storage. */
+static void lineage_record_release(LineageLog *log, LineageRecord *r) {
+        if (r->args_len > LINEAGE_ARGS_CHUNKED_MAX)
+                free(r->args);
+        else if (r->args_len > 0) {
+                /* Its arguments are in the oldest chunk that still holds any: chunks are filled in
+                 * record order, and a chunk other than the last goes when it holds none. */
+                LineageChunk *h = log->chunk_head;
+                if (--h->live == 0 && h != log->chunk_tail) {
+                        log->chunk_head = h->next;
+                        free(h);
+                }
+        }
+        lineage_method_unref(log, method_of(r));
+        *r = (LineageRecord){};
 }
 
 void lineage_done(LineageLog *log) {
-        for (size_t i = 0; i < log->n; i++)
-                lineage_record_done(&log->records[(log->start + i) % log->allocated]);
+        for (size_t i = 0; i < log->n; i++) {
+                LineageRecord *r = &log->records[(log->start + i) % log->allocated];
+                if (r->args_len > LINEAGE_ARGS_CHUNKED_MAX)
+                        free(r->args);
+        }
+        LineageMethod *m, *tmp;
+        HASH_ITER(hh, log->methods, m, tmp) {
+                HASH_DEL(log->methods, m);
+                free(m);
+        }
+        for (LineageChunk *c = log->chunk_head, *next; c; c = next) {
+                next = c->next;
+                free(c);
+        }
         free(log->records);
         free(log->checkpoint);
         lineage_init(log);
 }
 
 static int lineage_grow(LineageLog *log) {
-        size_t n = MAX(log->allocated * 2, (size_t) 16);
-        LineageRecord *r = malloc(n * sizeof(LineageRecord));
+        size_t old = log->allocated, n = MAX(old * 2, (size_t) 16);
+        /* realloc(): a large array is remapped, not copied. */
+        LineageRecord *r = realloc(log->records, n * sizeof(LineageRecord));
         if (!r)
                 return -ENOMEM;
-        /* Unwrap the ring into the new array. */
-        for (size_t i = 0; i < log->n; i++)
-                r[i] = log->records[(log->start + i) % log->allocated];
-        free(log->records);
+        /* The ring is full; when it wraps, its older part is [start, old) and its newer [0, start).
+         * Move the shorter one so that the ring continues in the new array. */
+        if (log->start > 0) {
+                size_t head = old - log->start;
+                if (log->start <= head)
+                        memcpy(r + old, r, log->start * sizeof(LineageRecord));
+                else {
+                        memcpy(r + n - head, r + log->start, head * sizeof(LineageRecord));
+                        log->start = n - head;
+                }
+        }
         log->records = r;
         log->allocated = n;
-        log->start = 0;
         return 0;
 }
 
 int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, const char *args,
                        size_t args_len, kactor_error code) {
         LineageRecord r = { .index = log->next_index, .result = result, .code = code, .args_len = args_len };
+        LineageMethod *m;
 
         if (log->n == log->allocated && lineage_grow(log) < 0)
                 return -ENOMEM;
-        r.method = strdup(method ?: "");
-        r.args = malloc(args_len ?: 1);
-        if (!r.method || !r.args) {
-                lineage_record_done(&r);
+        if (args_len > LINEAGE_ARGS_CHUNKED_MAX)
+                r.args = malloc(args_len);
+        else if (args_len > 0)
+                r.args = lineage_args_reserve(log, args_len);
+        else
+                r.args = lineage_no_args;
+        if (!r.args)
+                return -ENOMEM;
+        m = lineage_method_ref(log, method ?: "");
+        if (!m) {
+                if (args_len > LINEAGE_ARGS_CHUNKED_MAX)
+                        free(r.args);
                 return -ENOMEM;
         }
+        r.method = m->name;
         if (args_len > 0)
                 memcpy(r.args, args, args_len);
+        if (args_len > 0 && args_len <= LINEAGE_ARGS_CHUNKED_MAX) {
+                log->chunk_tail->used += args_len;
+                log->chunk_tail->live++;
+        }
 
         log->records[(log->start + log->n) % log->allocated] = r;
         if (log->n == 0)
@@ -98,7 +228,7 @@ int lineage_checkpoint(LineageLog *log, uint64_t index, const char *state, size_
         while (log->n > 0 && log->records[log->start].index <= index) {
                 LineageRecord *r = &log->records[log->start];
                 log->bytes -= record_bytes(r);
-                lineage_record_done(r);
+                lineage_record_release(log, r);
                 log->start = (log->start + 1) % log->allocated;
                 log->n--;
         }

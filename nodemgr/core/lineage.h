@@ -30,6 +30,8 @@ typedef enum LineageKind {
         LINEAGE_CHECKPOINT = 2,
 } LineageKind;
 
+/* In a log, method and args point into the log's own storage (below) and live as long as the record;
+ * a record from lineage_record_unpack() owns them (lineage_record_done()). */
 typedef struct LineageRecord {
         uint64_t index;
         kactor_id result;
@@ -39,12 +41,25 @@ typedef struct LineageRecord {
         kactor_error code; /* how the call ended; replay runs it again either way */
 } LineageRecord;
 
+typedef struct LineageMethod LineageMethod;
+typedef struct LineageChunk LineageChunk;
+
 typedef struct LineageLog {
         LineageRecord *records; /* index base_index + i is records[(start + i) % allocated] */
         size_t n, start, allocated;
         uint64_t next_index; /* the index the next call gets */
         uint64_t base_index; /* the index of records[start] */
-        size_t bytes;        /* memory held by records */
+        size_t bytes;        /* memory held by records: per record its struct, method and args, as if
+                              * each had its own copies (what LineageBytes and the node's limit count) */
+
+        /* The records' storage, so that appending a call allocates nothing most of the time: each
+         * method name once (refcounted by the records that name it), and arguments up to
+         * LINEAGE_ARGS_CHUNKED_MAX bytes packed into chunks in record order, each freed when the last
+         * record in it is dropped (records are only ever dropped oldest first). Larger arguments have
+         * an allocation of their own. Plain pointers only: a log may be moved by assignment. */
+        LineageMethod *methods;     /* uthash by name */
+        LineageMethod *last_method; /* the last one appended: most calls repeat it */
+        LineageChunk *chunk_head, *chunk_tail;
 
         /* The state after call checkpoint_index, as the module's save hook made it (packed). */
         char *checkpoint;
@@ -55,7 +70,11 @@ typedef struct LineageLog {
 void lineage_init(LineageLog *log);
 void lineage_done(LineageLog *log);
 
-/* Appends a call (copies method and args). Returns its index (>= 1) or -ENOMEM. */
+/* Arguments up to this size share chunks; larger ones are allocated on their own. */
+#define LINEAGE_ARGS_CHUNKED_MAX 1024
+
+/* Appends a call (copies method and args into the log's storage). Returns its index (>= 1) or
+ * -ENOMEM, and then the log is unchanged. */
 int64_t lineage_append(LineageLog *log, kactor_id result, const char *method, const char *args,
                        size_t args_len, kactor_error code);
 

@@ -20,6 +20,7 @@
  * one are then orphans, reaped as after a crash).
  */
 
+#include <endian.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -354,22 +355,87 @@ void persist_actor_end(Actor *a) {
                 rec_simple(a->manager->persist, J_ACTOR_END, a->id, CODEC_EXT_ACTOR, 0, NULL);
 }
 
-/* A lineage record's fields, and its arguments (already packed) as the trailing value. */
+/* msgpack's smallest form of an unsigned integer, as msgpack_pack_uint64() writes it. */
+static char *put_uint(char *p, uint64_t v) {
+        if (v < 0x80)
+                *p++ = (char) v;
+        else if (v <= UINT8_MAX) {
+                *p++ = (char) 0xcc;
+                *p++ = (char) v;
+        } else if (v <= UINT16_MAX) {
+                uint16_t be = htobe16((uint16_t) v);
+                *p++ = (char) 0xcd;
+                p = mempcpy(p, &be, sizeof(be));
+        } else if (v <= UINT32_MAX) {
+                uint32_t be = htobe32((uint32_t) v);
+                *p++ = (char) 0xce;
+                p = mempcpy(p, &be, sizeof(be));
+        } else {
+                uint64_t be = htobe64(v);
+                *p++ = (char) 0xcf;
+                p = mempcpy(p, &be, sizeof(be));
+        }
+        return p;
+}
+
+/* An id as codec_pack_id() writes it: fixext 16, the type, hi and lo big-endian. */
+static char *put_id(char *p, int8_t type, kactor_id id) {
+        uint64_t be[2] = { htobe64(id.hi), htobe64(id.lo) };
+        *p++ = (char) 0xd8;
+        *p++ = (char) type;
+        return mempcpy(p, be, sizeof(be));
+}
+
+#define PUT_UINT_MAX 9
+#define PUT_ID_SIZE 18
+_Static_assert(J_LOG < 0x80, "pack_log() writes the record type as a positive fixint");
+
+/*
+ * A lineage record's fields, and its arguments (already packed) as the trailing value: the bytes
+ * rec_begin() and the packer would write, written in place in one reservation. Every logged call
+ * comes through here, and every record again in each snapshot.
+ */
 static int pack_log(Persist *p, Actor *a, const LineageRecord *rec, uint64_t seq) {
-        size_t off;
-        int r = rec_begin(p, J_LOG, 6, &off);
+        size_t mlen = rec->method ? strlen(rec->method) : 0;
+        size_t max = PROTO_HEADER_SIZE + 3 + PUT_ID_SIZE + 2 * PUT_UINT_MAX + PUT_ID_SIZE + 5 + mlen +
+                PUT_UINT_MAX + rec->args_len;
+        int r = buffer_reserve(&p->buf, max);
         if (r < 0)
                 return r;
-        r = codec_pack_id(&p->pk, CODEC_EXT_ACTOR, a->id);
-        if (r >= 0)
-                r = pack_u64s(&p->pk, 2, (uint64_t[]){ seq, rec->index });
-        if (r >= 0)
-                r = codec_pack_id(&p->pk, CODEC_EXT_OBJECT, rec->result);
-        if (r >= 0)
-                r = pack_cstr(&p->pk, rec->method) < 0 || msgpack_pack_uint32(&p->pk, rec->code) < 0 ? -ENOMEM : 0;
-        if (r >= 0)
-                r = buffer_append(&p->buf, rec->args, rec->args_len);
-        return rec_end(p, off, r);
+
+        size_t off = p->buf.end;
+        char *q = p->buf.data + off + PROTO_HEADER_SIZE;
+        *q++ = (char) 0x98; /* [type, 0, 6 fields] */
+        *q++ = (char) J_LOG;
+        *q++ = 0;
+        q = put_id(q, CODEC_EXT_ACTOR, a->id);
+        q = put_uint(q, seq);
+        q = put_uint(q, rec->index);
+        q = put_id(q, CODEC_EXT_OBJECT, rec->result);
+        if (!rec->method)
+                *q++ = (char) 0xc0;
+        else {
+                if (mlen < 32)
+                        *q++ = (char) (0xa0 | mlen);
+                else if (mlen <= UINT8_MAX) {
+                        *q++ = (char) 0xd9;
+                        *q++ = (char) mlen;
+                } else if (mlen <= UINT16_MAX) {
+                        uint16_t be = htobe16((uint16_t) mlen);
+                        *q++ = (char) 0xda;
+                        q = mempcpy(q, &be, sizeof(be));
+                } else {
+                        uint32_t be = htobe32((uint32_t) mlen);
+                        *q++ = (char) 0xdb;
+                        q = mempcpy(q, &be, sizeof(be));
+                }
+                q = mempcpy(q, rec->method, mlen);
+        }
+        q = put_uint(q, rec->code);
+        if (rec->args_len > 0)
+                q = mempcpy(q, rec->args, rec->args_len);
+        p->buf.end = (size_t) (q - p->buf.data);
+        return rec_end(p, off, 0);
 }
 
 void persist_lineage(Actor *a, const LineageRecord *rec, uint64_t seq) {
@@ -569,8 +635,26 @@ static int write_batch(int fd, const Buffer *b) {
         }
 }
 
-/* Everything live, as records: what a new journal starts with. */
-static int persist_snapshot(Persist *p) {
+/* A snapshot goes out in batches of about this size as it is made, so that its buffer stays small and
+ * in cache however long the actors' logs are: a snapshot holds every logged call since each actor's
+ * last checkpoint, and it is rewritten as the journal grows. */
+#define PERSIST_SNAPSHOT_BATCH (1024u * 1024u)
+
+/* Writes what the snapshot has so far to fd as a batch, once there is a batch's worth. */
+static int snapshot_spill(Persist *p, int fd, uint64_t *written) {
+        if (buffer_size(&p->buf) < PERSIST_SNAPSHOT_BATCH)
+                return 0;
+        int r = write_batch(fd, &p->buf);
+        if (r < 0)
+                return r;
+        *written += 8 + buffer_size(&p->buf);
+        p->buf.start = p->buf.end = 0;
+        return 0;
+}
+
+/* Everything live, as records: what a new journal starts with. Long logs are written to fd as they
+ * are packed (*written counts it); the rest is left in p->buf. */
+static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
         Manager *m = p->manager;
         int r;
 
@@ -600,8 +684,11 @@ static int persist_snapshot(Persist *p) {
                         persist_bus_owner(a);
                 if (r >= 0 && a->lineage.checkpoint)
                         r = pack_checkpoint(p, a, 0);
-                for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++)
+                for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++) {
                         r = pack_log(p, a, lineage_at(&a->lineage, i), 0);
+                        if (r >= 0)
+                                r = snapshot_spill(p, fd, written);
+                }
                 if (r >= 0 && a->worker)
                         /* Results up to here are known; their seqs do not matter past this point. */
                         rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1,
@@ -635,13 +722,17 @@ static int persist_compact(Persist *p) {
 
         if (asprintf(&tmp, "%s.new", p->path) < 0)
                 return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
         Buffer saved = p->buf;
+        uint64_t written = 0;
         p->buf = (Buffer){};
         msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
-        r = persist_snapshot(p);
-        if (r >= 0) {
-                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                r = fd < 0 ? negative_errno() : write_batch(fd, &p->buf);
+        r = persist_snapshot(p, fd, &written);
+        if (r >= 0 && buffer_size(&p->buf) > 0) {
+                r = write_batch(fd, &p->buf);
+                written += 8 + buffer_size(&p->buf);
         }
         if (r >= 0 && rename(tmp, p->path) < 0)
                 r = negative_errno();
@@ -654,7 +745,7 @@ static int persist_compact(Persist *p) {
         }
         /* What this iteration had queued is in the snapshot already. */
         buffer_free(&saved);
-        p->file_size = p->snapshot_size = 8 + buffer_size(&p->buf);
+        p->file_size = p->snapshot_size = written;
         p->buf.start = p->buf.end = 0;
         safe_close(p->fd);
         p->fd = TAKE_FD(fd);
