@@ -112,9 +112,9 @@ g++ -std=c++20 -Wall -Wextra -pedantic -Werror -fPIC -shared -o "$tmp/modules/cx
         fail "the C++ module does not build"
 gcc -O2 -Wall -o demo-counter demo-counter.c "${kactor_flags[@]}" || fail "the example client does not build"
 # ... from the staged headers, not from any installed elsewhere.
-gcc -MM demo-counter.c "${kactor_flags[@]}" | grep -q "$stage/usr/include/kactor/client.h" ||
+grep -q "$stage/usr/include/kactor/client.h" <<<"$(gcc -MM demo-counter.c "${kactor_flags[@]}")" ||
         fail "the client was not built with the staged headers"
-nm -D "$tmp/modules/cxxmod.so" | grep -q ' D kactor_module_info$' || fail "cxxmod.so exports no C kactor_module_info"
+grep -q ' D kactor_module_info$' <<<"$(nm -D "$tmp/modules/cxxmod.so")" || fail "cxxmod.so exports no C kactor_module_info"
 cd "$checkout"
 
 # A node manager loads the C++ module; its actor keeps C++ state across calls.
@@ -138,7 +138,8 @@ got=$(call describe 2>&1) && [ "$got" = 'av 1 s "staged: 2 values"' ] || fail "A
 # The client, linked against the staged libkactor, with the staged example module.
 LD_LIBRARY_PATH="$stage/usr/lib" "$tmp/src/demo-counter" "$stage/usr/lib/kactor/modules" > "$tmp/client.log" 2>&1 ||
         { cat "$tmp/client.log"; fail "the example client failed against the staged library"; }
-LD_LIBRARY_PATH="$stage/usr/lib" ldd "$tmp/src/demo-counter" | grep -q "$stage/usr/lib/libkactor.so.0" ||
+# (grep -q reads the output whole: under pipefail an early exit of grep would fail the pipe.)
+grep -q "$stage/usr/lib/libkactor.so.0" <<<"$(LD_LIBRARY_PATH="$stage/usr/lib" ldd "$tmp/src/demo-counter")" ||
         fail "the client did not run with the staged libkactor"
 
 echo "staged install (PREFIX=/usr): paths, kactor.pc, out-of-tree C client and C++ module loaded: OK"
