@@ -1544,9 +1544,13 @@ Test(restart_attacks, a_users_actor_cannot_plant_results_in_roots_session_when_i
 
 /* --- a dead worker's PID, reused ---------------------------------------------------------------------- */
 
-/* Forks a child (uid nobody, pausing) that gets PID `want`, through ns_last_pid; -1 if it could not. */
+/* Forks a child (uid nobody, pausing) that gets PID `want`, through ns_last_pid; -1 if it could not.
+ * Another process may fork in between, and a PID stays taken while a process group or session still
+ * has it as its id (the dead worker's, for a moment): tries for up to 2 s. */
 static pid_t fork_with_pid(pid_t want) {
-        for (unsigned i = 0; i < 50; i++) {
+        for (unsigned i = 0; i < 400; i++) {
+                if (i > 0)
+                        sleep_ms(5);
                 int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
                 if (fd < 0)
                         return -1;
