@@ -56,8 +56,10 @@ CONF
 }
 
 private_node_stop() {
+        # SIGINT stops the actors with it; SIGTERM would leave them running for a next node manager
+        # (docs/restart.md), their workers waiting to re-attach and their cgroups in place.
         if [ -n "${NODEMGR_PID:-}" ] && kill -0 "$NODEMGR_PID" 2>/dev/null; then
-                kill -TERM "$NODEMGR_PID"
+                kill -INT "$NODEMGR_PID"
                 wait "$NODEMGR_PID" 2>/dev/null || true
         fi
         if [ -n "${BUS_PID:-}" ] && kill -0 "$BUS_PID" 2>/dev/null; then
