@@ -14,8 +14,7 @@ actor=$(bc call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeMan
         'ssava{sv}' counter Counter 0 0 | awk '{print $2}' | tr -d '"')
 object=$(bc call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 Put v x 42 |
         awk '{print $2}' | tr -d '"')
-# The actor answers before the node manager is stopped (a node manager stopped while a worker is
-# still starting may not reach it: see the closing notes of issue 13).
+# The actor answers before the node is stopped: the introspection is of an actor that runs.
 call=$(bc call io.kactor.NodeManager1 "$actor" io.kactor.Actor1 Call sav get 0 | awk '{print $2}' | tr -d '"')
 bc --timeout=30 call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 Get aot 1 "$call" 20000000 >/dev/null
 bc call io.kactor.NodeManager1 /io/kactor/NodeManager1 io.kactor.NodeManager1 Release ao 1 "$call" >/dev/null
