@@ -68,6 +68,12 @@ static void serve_object_done(Waiter *w, Object *o) {
 static void send_checkpoint(Remote *r, HostRepl *hr);
 static bool serve_blocks_checkpoint(const Serve *sv, const Actor *a);
 
+bool remote_host_serve_owed(const Serve *sv) {
+        /* Sent on a connection that may have gone, or ready while no connection was there to take it
+         * (its send found none: never sent). */
+        return sv->sent || sv->o->state != OBJECT_PENDING;
+}
+
 void remote_host_serve_free(Serve *sv) {
         Remote *r = sv->remote;
         Actor *a = sv->index > 0 ? manager_find_actor(r->manager, sv->actor) : NULL;
@@ -89,9 +95,8 @@ static void serve(Remote *r, uint64_t node, Object *o, kactor_id actor, bool tak
         if (sv) {
                 if (take)
                         objstore_unref(&r->manager->store, o);
-                /* Asked again (after a move, or a connection lost): answer again, also an answer that
-                 * was ready while no connection was there to take it. */
-                if (sv->sent || sv->o->state != OBJECT_PENDING)
+                /* Asked again (after a move, or a connection lost): answer again. */
+                if (remote_host_serve_owed(sv))
                         remote_host_serve_send(sv);
                 return;
         }

@@ -255,6 +255,8 @@ int remote_actor_handle_result(Remote *r, uint64_t from, RemoteMessage *msg);
 /* --- remote-host.c: the host's side --------------------------------------------------------------- */
 
 void remote_host_serve_send(Serve *sv);
+/* Whether the peer is owed the serve's answer again when it asks again or comes back. */
+bool remote_host_serve_owed(const Serve *sv);
 void remote_host_serve_free(Serve *sv);
 PeerHold *remote_host_hold_find(Remote *r, kactor_id actor, uint64_t node);
 void remote_host_hold_drop(Remote *r, PeerHold *h);

@@ -361,11 +361,9 @@ void remote_peer_connected(Manager *m, const char *node_id) {
                         if (remote_frame_start(r, node, PEER_MSG_FETCH, 1, &f) >= 0)
                                 (void) cluster_frame_end(&f, codec_pack_id(f.pk, CODEC_EXT_OBJECT, fe->id));
                 }
-        /* Answers sent on a connection that went, and answers that were ready while there was none
-         * (their send found no connection: they were never sent). */
         Serve *sv, *stmp;
         HASH_ITER(hh, r->serves, sv, stmp)
-                if (sv->key.node == node && (sv->sent || sv->o->state != OBJECT_PENDING))
+                if (sv->key.node == node && remote_host_serve_owed(sv))
                         remote_host_serve_send(sv);
         n = 0;
         Actor *a, *atmp;
