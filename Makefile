@@ -103,7 +103,7 @@ INC_KACTORCTL := $(INC_LIB) -Ibpf -Inodemgr/bus -Ikactorctl
 
 $(BUILD)/obj/lib/basic/%.o: FOLDER_INC = $(INC_BASIC)
 $(BUILD)/obj/lib/%.o: FOLDER_INC = $(INC_LIB)
-$(BUILD)/obj/lib/worker/%.o: FOLDER_INC = $(INC_LIB) -Ibpf -Ilib/worker
+$(BUILD)/obj/lib/worker/%.o: FOLDER_INC = $(INC_LIB) -Ilib/worker
 $(BUILD)/obj/cgroups/%.o: FOLDER_INC = $(INC_CGROUPS)
 $(BUILD)/obj/bpf/%.o: FOLDER_INC = $(INC_BPF)
 $(BUILD)/obj/nodemgr/core/%.o: FOLDER_INC = $(INC_CORE)

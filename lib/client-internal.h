@@ -75,7 +75,24 @@ struct kactor_client {
         /* Objects of sessions the node manager lost: a Get gives their error. Sorted by id. */
         kactor_id *lost;
         size_t n_lost, cap_lost;
+
+        /* Descriptors that came with the input (SCM_RIGHTS), for the frames that carry them. */
+        FdQueue fds;
+
+        /* Direct calls (client-direct.c): on unless turned off; the actors called, and the objects
+         * of direct calls not yet delivered. */
+        bool direct_on;
+        struct ClientDirect *directs;     /* uthash, by actor id */
+        struct DirectObject *direct_objs; /* uthash, by object id (low half) */
+        struct DirectWatch *direct_watch;  /* uthash: relayed calls that end a direct pause */
 };
+
+/* Sends the request just packed at off in c->out and waits for its reply (across reconnects). */
+int client_request(kactor_client *c, uint32_t type, uint64_t reqid, size_t off);
+/* Keeps a copy of the CALL, SUBMIT or PUT frame at off (object lo) to send again after a reconnect. */
+int client_track_frame(kactor_client *c, uint64_t lo, size_t off);
+/* The id of the next object this client makes. */
+kactor_id client_new_id(kactor_client *c);
 
 /* Connects a new socket to the node manager's at path. 0 and the fd, or a negative errno. */
 int client_connect_socket(const char *path, int *ret_fd);
@@ -99,3 +116,42 @@ int client_recall_tasks(kactor_client *c);
 /* Buffers output; flushes when it grows large. */
 int client_maybe_flush(kactor_client *c);
 
+/* Worker mode: the next frame when one is already here (set aside, or whole in the input), without
+ * reading: 1 with it in *f, 0 when none is, or a negative errno. */
+int client_poll_frame(kactor_client *c, Frame *f);
+
+
+/* Direct calls (client-direct.c; docs/protocol.md, "Direct calls"). */
+
+/* Whether direct calls are on for a client made with opts (the option, else $KACTOR_DIRECT_CALLS). */
+bool client_direct_wanted(const struct kactor_connect_opts *opts);
+/* Calls method on actor directly when it can: 1 when it did (*ret is the result), 0
+ * when the call must go relayed (after the direct calls before it to that actor have answered, so
+ * the order holds), or a negative errno. */
+int client_direct_call(kactor_client *c, kactor_actor actor, const char *method, const kactor_value *args,
+                       kactor_ref *ret);
+/* A call to actor went relayed (object lo): direct calls to it wait until it is known done. */
+void client_direct_relayed(kactor_client *c, kactor_actor actor, uint64_t lo);
+/* Before a relayed request names the objects in v: direct calls among them must have answered (then
+ * the node manager has their records). */
+int client_direct_settle(kactor_client *c, const kactor_value *v);
+/* Objects known done (delivered by a Get, ready in a Wait): relayed calls that paused direct ones. */
+void client_direct_seen(kactor_client *c, const kactor_ref *refs, size_t n, const bool *ready);
+/* Waits (until deadline, CLOCK_MONOTONIC µs, 0: none) for the answers of the direct calls among
+ * refs; with num_returns, only until that many of refs are answered. 0, -ETIMEDOUT, or an errno. */
+int client_direct_wait_refs(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
+                            uint64_t deadline);
+/* Moves the answers of direct calls among refs into values[] (NULL slots); *ret_all says whether
+ * every slot is filled. client_direct_put_back() undoes it (the rest could not be had). */
+int client_direct_take(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values, bool *ret_all);
+void client_direct_put_back(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values);
+void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values);
+/* Marks the answered direct calls among refs ready. Returns how many. */
+size_t client_direct_ready(kactor_client *c, const kactor_ref *refs, size_t n, bool *ready);
+/* Releases refs: those of direct calls not yet answered are released once they are. Returns the
+ * number of refs left in refs (moved to its front) for a RELEASE now. */
+size_t client_direct_release(kactor_client *c, kactor_ref *refs, size_t n);
+int client_direct_flush_all(kactor_client *c);
+/* The caller let go of actor: its direct socket ends once the calls sent on it have answered. */
+int client_direct_actor_released(kactor_client *c, kactor_actor actor);
+void client_direct_free_all(kactor_client *c);

@@ -151,7 +151,7 @@ static void resend_log_drop(ResendLog *l, ResendEntry *e) {
  * on the same session and does not run it twice. Kept until a GET delivers the object's value or
  * the object is released. On failure the frame is taken back out of c->out: the call fails whole.
  */
-static int client_track_frame(kactor_client *c, uint64_t lo, size_t off) {
+int client_track_frame(kactor_client *c, uint64_t lo, size_t off) {
         ResendLog *l = &c->resend;
         size_t len = c->out.end - off;
         int r;
@@ -346,7 +346,7 @@ static int client_fill(kactor_client *c) {
         if (r < 0)
                 return r;
         for (;;) {
-                ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, 0);
+                ssize_t n = proto_recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, 0, &c->fds);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -434,7 +434,8 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                 if (c->frame.type != MSG_REPLY) {
                         if (!c->worker ||
                             (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK &&
-                             c->frame.type != MSG_SAVE))
+                             c->frame.type != MSG_SAVE && c->frame.type != MSG_ACK &&
+                             c->frame.type != MSG_DIRECT_OPEN && c->frame.type != MSG_STOP))
                                 return -EBADMSG;
                         r = client_set_aside(c);
                         if (r < 0)
@@ -495,6 +496,17 @@ int client_recall_tasks(kactor_client *c) {
         return kactor_flush(c);
 }
 
+int client_poll_frame(kactor_client *c, Frame *f) {
+        if (c->pending_head)
+                return client_next_frame(c, f);
+        const char *payload;
+        size_t len;
+        int r = frame_peek(&c->in, &payload, &len);
+        if (r <= 0)
+                return r;
+        return client_next_frame(c, f);
+}
+
 int client_next_frame(kactor_client *c, Frame *f) {
         free(c->current_pending);
         c->current_pending = NULL;
@@ -531,7 +543,7 @@ int client_next_frame(kactor_client *c, Frame *f) {
         }
 }
 
-static kactor_id client_new_id(kactor_client *c) {
+kactor_id client_new_id(kactor_client *c) {
         return (kactor_id){ c->id_hi, c->id_lo_prefix | c->next_seq++ };
 }
 
@@ -673,6 +685,7 @@ static int client_reconnect_once(kactor_client *c) {
         c->fd = fd;
         c->out_written = 0;
         c->in.start = c->in.end = 0;
+        fd_queue_close(&c->fds); /* what came with the old connection's replies */
         c->out.start = c->out.end = 0;
 
         r = client_hello(c, true,
@@ -755,7 +768,8 @@ static int client_reconnect(kactor_client *c) {
 
 /* Whether the node manager may run a request twice with no other effect than once. */
 static bool request_is_idempotent(uint32_t type) {
-        return type == MSG_GET || type == MSG_WAIT || type == MSG_GET_ACTOR || type == MSG_KILL;
+        return type == MSG_GET || type == MSG_WAIT || type == MSG_GET_ACTOR || type == MSG_KILL ||
+                type == MSG_OPEN_DIRECT;
 }
 
 /*
@@ -765,8 +779,13 @@ static bool request_is_idempotent(uint32_t type) {
  * answered, or -ESTALE when the node manager lost the session while a GET or a WAIT waited: the
  * caller asks again, now that the lost objects are known.
  */
-static int client_request(kactor_client *c, uint32_t type, uint64_t reqid, size_t off) {
+int client_request(kactor_client *c, uint32_t type, uint64_t reqid, size_t off) {
         int r;
+
+        /* A request may wait on what direct calls do: they go first. */
+        r = client_direct_flush_all(c);
+        if (r < 0)
+                return r;
 
         if (!client_can_reconnect(c))
                 return client_wait_reply(c, reqid);
@@ -817,6 +836,7 @@ static int client_request(kactor_client *c, uint32_t type, uint64_t reqid, size_
 _public_ kactor_client *kactor_client_free(kactor_client *c) {
         if (!c)
                 return NULL;
+        client_direct_free_all(c);
         if (c->fd >= 0)
                 (void) client_send(c);
         safe_close(c->fd);
@@ -851,7 +871,12 @@ _public_ const char *kactor_client_node_id(const kactor_client *c) {
 }
 
 _public_ int kactor_flush(kactor_client *c) {
-        int r = client_send(c);
+        if (!c)
+                return -EINVAL;
+        int r = client_direct_flush_all(c);
+        if (r < 0)
+                return r;
+        r = client_send(c);
         if (r < 0 && error_is_disconnect(r) && client_can_reconnect(c)) {
                 /* What was buffered is sent again by the reconnect, or is lost with the session. */
                 r = client_reconnect(c);
@@ -925,6 +950,7 @@ _public_ int kactor_connect(const struct kactor_connect_opts *opts, kactor_clien
                 return r;
         }
         client_set_identity(c, node, hi, lo);
+        c->direct_on = client_direct_wanted(opts);
         *ret = c;
         return 0;
 }
@@ -1026,9 +1052,15 @@ _public_ int kactor_call(kactor_client *c, kactor_actor actor, const char *metho
                          kactor_ref *ret) {
         if (!c || !method || !ret)
                 return -EINVAL;
+        int r = client_direct_call(c, actor, method, args, ret);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = client_direct_settle(c, args);
+        if (r < 0)
+                return r;
         kactor_id id = client_new_id(c);
         size_t off;
-        int r = frame_begin_request(&c->out, &c->pk, MSG_CALL, id.lo, 2, &off);
+        r = frame_begin_request(&c->out, &c->pk, MSG_CALL, id.lo, 2, &off);
         if (r < 0)
                 return r;
         r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, actor.id);
@@ -1047,6 +1079,7 @@ _public_ int kactor_call(kactor_client *c, kactor_actor actor, const char *metho
                 client_untrack(c, id.lo);
                 return r;
         }
+        client_direct_relayed(c, actor, id.lo);
         *ret = (kactor_ref){ id };
         return 0;
 }
@@ -1059,9 +1092,12 @@ _public_ int kactor_submit(kactor_client *c, const char *module, const char *fun
         if (opts && opts->sz >= offsetof(struct kactor_task_opts, num_cpus) + sizeof(double))
                 num_cpus = opts->num_cpus;
 
+        int r = client_direct_settle(c, args);
+        if (r < 0)
+                return r;
         kactor_id id = client_new_id(c);
         size_t off;
-        int r = frame_begin_request(&c->out, &c->pk, MSG_SUBMIT, id.lo, 3, &off);
+        r = frame_begin_request(&c->out, &c->pk, MSG_SUBMIT, id.lo, 3, &off);
         if (r < 0)
                 return r;
         r = pack_cstr(&c->pk, module);
@@ -1092,9 +1128,12 @@ _public_ int kactor_submit(kactor_client *c, const char *module, const char *fun
 _public_ int kactor_put(kactor_client *c, const kactor_value *value, kactor_ref *ret) {
         if (!c || !value || !ret || kactor_value_is_error(value))
                 return -EINVAL;
+        int r = client_direct_settle(c, value);
+        if (r < 0)
+                return r;
         kactor_id id = client_new_id(c);
         size_t off;
-        int r = frame_begin_request(&c->out, &c->pk, MSG_PUT, id.lo, 0, &off);
+        r = frame_begin_request(&c->out, &c->pk, MSG_PUT, id.lo, 0, &off);
         if (r < 0)
                 return r;
         r = codec_pack_value(&c->pk, value);
@@ -1141,22 +1180,19 @@ static kactor_value *lost_value_new(void) {
  * manager. Returns 0, -ESTALE when the session was lost meanwhile (ask again), or a negative errno. */
 static int client_get_values(kactor_client *c, const kactor_ref *refs, size_t n, uint64_t timeout_usec,
                              kactor_value **values) {
-        size_t n_ask = n;
+        size_t n_ask = 0;
         int r;
 
-        if (c->n_lost > 0) {
-                n_ask = 0;
-                for (size_t i = 0; i < n; i++) {
-                        if (!values[i] && client_find_lost(c, refs[i].id)) {
-                                values[i] = lost_value_new();
-                                if (!values[i])
-                                        return -ENOMEM;
-                        }
-                        n_ask += !values[i];
+        for (size_t i = 0; i < n; i++) {
+                if (!values[i] && c->n_lost > 0 && client_find_lost(c, refs[i].id)) {
+                        values[i] = lost_value_new();
+                        if (!values[i])
+                                return -ENOMEM;
                 }
-                if (n_ask == 0 && n > 0)
-                        return 0;
+                n_ask += !values[i];
         }
+        if (n_ask == 0 && n > 0)
+                return 0;
 
         uint64_t reqid = c->next_reqid++;
         size_t off;
@@ -1192,6 +1228,12 @@ static int client_get_values(kactor_client *c, const kactor_ref *refs, size_t n,
         return 0;
 }
 
+/* When a wait of timeout_usec (0: forever) started now ends: 0 for never. */
+static uint64_t client_deadline(uint64_t timeout_usec) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        return timeout_usec == 0 || timeout_usec > UINT64_MAX - now ? 0 : now + timeout_usec;
+}
+
 _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint64_t timeout_usec,
                         kactor_value ***ret_values) {
         int r;
@@ -1202,13 +1244,40 @@ _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint
         kactor_value **values = calloc(n ?: 1, sizeof(kactor_value *));
         if (!values)
                 return -ENOMEM;
+        uint64_t deadline = timeout_usec > 0 ? client_deadline(timeout_usec) : 0;
+        if (c->direct_objs) {
+                /* Direct calls' answers come on their sockets; the node manager has the rest. */
+                bool all = false;
+                r = client_direct_wait_refs(c, refs, n, n, deadline);
+                if (r >= 0)
+                        r = client_direct_take(c, refs, n, values, &all);
+                if (r < 0) {
+                        client_direct_put_back(c, refs, n, values);
+                        kactor_values_free(values, n);
+                        return r;
+                }
+                if (all) {
+                        client_direct_forget(c, refs, n, values);
+                        *ret_values = values;
+                        /* What waits for the node manager (releases) goes now, as with a Get it answers. */
+                        (void) kactor_flush(c);
+                        return 0;
+                }
+                if (deadline > 0) {
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        timeout_usec = deadline > now ? deadline - now : 1;
+                }
+        }
         do
                 r = client_get_values(c, refs, n, timeout_usec, values);
         while (r == -ESTALE);
         if (r < 0) {
+                client_direct_put_back(c, refs, n, values);
                 kactor_values_free(values, n);
                 return r;
         }
+        client_direct_forget(c, refs, n, values);
+        client_direct_seen(c, refs, n, NULL);
         *ret_values = values;
         return 0;
 }
@@ -1231,15 +1300,14 @@ static int client_wait_objects(kactor_client *c, const kactor_ref *refs, size_t 
         size_t n_lost = 0;
         int r;
 
-        if (c->n_lost > 0) {
-                for (size_t i = 0; i < n; i++) {
-                        if (!ready[i] && client_find_lost(c, refs[i].id))
-                                ready[i] = true;
-                        n_lost += ready[i];
-                }
-                if (n_lost == n && n > 0)
-                        return (int) n;
+        /* Ready already: objects of a lost session, answered direct calls. */
+        for (size_t i = 0; i < n; i++) {
+                if (!ready[i] && c->n_lost > 0 && client_find_lost(c, refs[i].id))
+                        ready[i] = true;
+                n_lost += ready[i];
         }
+        if (n_lost == n && n > 0)
+                return (int) n;
 
         uint64_t reqid = c->next_reqid++;
         size_t off;
@@ -1285,9 +1353,28 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
                 return -EINVAL;
 
         memset(ret_ready, 0, n * sizeof(bool));
+        if (c->direct_objs) {
+                /* All direct: wait on their sockets for num_returns; some relayed: wait for the
+                 * direct ones, then ask the node manager about the rest. */
+                uint64_t deadline = timeout_usec > 0 ? client_deadline(timeout_usec) : 0;
+                r = client_direct_wait_refs(c, refs, n, num_returns, deadline);
+                if (r < 0 && r != -ETIMEDOUT)
+                        return r;
+                size_t k = client_direct_ready(c, refs, n, ret_ready);
+                if (k >= num_returns || r == -ETIMEDOUT) {
+                        (void) kactor_flush(c);
+                        return (int) k;
+                }
+                if (deadline > 0) {
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        timeout_usec = deadline > now ? deadline - now : 1;
+                }
+        }
         do
                 r = client_wait_objects(c, refs, n, num_returns, timeout_usec, ret_ready);
         while (r == -ESTALE);
+        if (r > 0)
+                client_direct_seen(c, refs, n, ret_ready);
         return r;
 }
 
@@ -1315,12 +1402,24 @@ _public_ int kactor_ref_release(kactor_client *c, const kactor_ref *refs, size_t
                 return -EINVAL;
         if (n == 0)
                 return 0;
+        if (c->direct_objs) {
+                /* Direct calls not answered yet are released once they are (the node manager may
+                 * not have their records before). */
+                _cleanup_free_ kactor_ref *now = memdup(refs, n * sizeof(kactor_ref));
+                if (!now)
+                        return -ENOMEM;
+                n = client_direct_release(c, now, n);
+                return n > 0 ? client_release(c, now, n, NULL) : 0;
+        }
         return client_release(c, refs, n, NULL);
 }
 
 _public_ int kactor_actor_release(kactor_client *c, kactor_actor actor) {
         if (!c)
                 return -EINVAL;
+        int r = client_direct_actor_released(c, actor);
+        if (r < 0)
+                return r;
         return client_release(c, NULL, 0, &actor);
 }
 

@@ -47,10 +47,15 @@ struct kactor_ctx {
          * called durable, in order, to send again when this worker re-attaches. */
         struct RetainedResult *retained_head, *retained_tail;
         size_t retained_bytes;
-        uint64_t last_seq;        /* the last EXEC received */
+        uint64_t n_results;       /* RESULTs sent (relayed and direct): what acks and ATTACH count */
         bool may_reattach;        /* an actor's worker that connects again when the manager goes */
         bool init_done;           /* INIT_DONE sent */
         bool can_save;
         uint64_t id_prefix;       /* the connection's id prefix, which it asks back */
         size_t last_result_len;   /* the size of the RESULT frame queued last (the tail of out) */
+
+        /* Direct calls (worker-direct.c): the sockets of callers the node manager handed over. */
+        struct WorkerDirect *direct;
+        size_t n_direct;
+        bool owe_manager; /* out holds something other than direct results: send it before waiting */
 };

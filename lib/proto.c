@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <endian.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "macro.h"
@@ -237,4 +239,71 @@ int pack_cstr(msgpack_packer *pk, const char *s) {
         if (!s)
                 return msgpack_pack_nil(pk) < 0 ? -ENOMEM : 0;
         return pack_str(pk, s, strlen(s));
+}
+
+ssize_t proto_recv(int sock, void *buf, size_t len, int flags, FdQueue *q) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * FD_QUEUE_MAX)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+
+        ssize_t n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return n;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (q && q->n < FD_QUEUE_MAX)
+                                q->fds[q->n++] = fd;
+                        else
+                                (void) close(fd);
+                }
+        }
+        return n;
+}
+
+ssize_t proto_send_fd(int sock, const void *buf, size_t len, int flags, int fd) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        return sendmsg(sock, &mh, flags);
+}
+
+int fd_queue_take(FdQueue *q) {
+        if (q->n == 0)
+                return -EBADMSG;
+        int fd = q->fds[0];
+        memmove(q->fds, q->fds + 1, (q->n - 1) * sizeof(int));
+        q->n--;
+        return fd;
+}
+
+void fd_queue_close(FdQueue *q) {
+        for (size_t i = 0; i < q->n; i++)
+                (void) close(q->fds[i]);
+        q->n = 0;
 }

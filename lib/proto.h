@@ -25,23 +25,34 @@
 #define PROTO_VERSION 1
 #define PROTO_FRAME_MAX (64u * 1024u * 1024u)
 #define PROTO_HEADER_SIZE 4
+/* The ids a connection makes: {node's high half, its prefix | n}, n below 2^40 (WELCOME). */
+#define PROTO_ID_SEQ_BITS 40
+#define PROTO_ID_SEQ_MASK ((UINT64_C(1) << PROTO_ID_SEQ_BITS) - 1)
 
 typedef enum ProtoMsg {
         /* client -> nodemgr */
         MSG_HELLO = 1,    /* [T, 0, version, pid, (id prefix of a session to take back)]  */
         MSG_CREATE_ACTOR, /* [T, reqid, module, class, options map] + args list          */
         MSG_GET_ACTOR,    /* [T, reqid, name]                                             */
-        MSG_CALL,         /* [T, object lo, actor id, method] + args       (no reply)    */
+        MSG_CALL,         /* [T, object lo, actor id, method, (resent from a direct socket)]
+                           * + args (no reply)                                            */
         MSG_SUBMIT,       /* [T, object lo, module, function, options map] + args (no reply) */
         MSG_PUT,          /* [T, object lo] + value                        (no reply)    */
         MSG_GET,          /* [T, reqid, timeout usec, [object ids]]                       */
         MSG_WAIT,         /* [T, reqid, timeout usec, num_returns, [object ids]]          */
         MSG_RELEASE,      /* [T, 0, [object ids], [actor ids]]            (no reply)     */
         MSG_KILL,         /* [T, reqid, actor id, no_restart]                             */
+        MSG_OPEN_DIRECT,  /* [T, reqid, actor id]: answered with a direct socket (SCM_RIGHTS) */
+
+        /* client -> worker, on a direct socket */
+        MSG_DCALL,        /* [T, object lo, method] + args                                */
 
         /* nodemgr -> client */
         MSG_WELCOME = 32, /* [T, 0, version, node id string, id prefix hi, id prefix lo]  */
         MSG_REPLY,        /* [T, reqid, error code, message] (+ value)                     */
+
+        /* worker -> client, on a direct socket */
+        MSG_DRESULT,      /* [T, object lo, error code, message, flags] + value when the code is 0 */
 
         /* nodemgr -> worker */
         MSG_INIT = 64, /* [T, 0, kind, actor id, module, class, [gpu ids], node id, id hi,
@@ -54,6 +65,7 @@ typedef enum ProtoMsg {
         MSG_RECALL,    /* [T, 0]: give back the tasks sent but not started              */
         MSG_ACK,       /* [T, seq]: results up to seq are durable (when no EXEC says so)  */
         MSG_STOP,      /* [T, 0]: stop now (run the destructor and exit)                 */
+        MSG_DIRECT_OPEN, /* [T, 0, caller uid, id hi, id prefix]: a direct socket (SCM_RIGHTS) */
 
         /* worker -> nodemgr */
         MSG_INIT_DONE = 96, /* [T, 0, error code, message, flags]                            */
@@ -63,11 +75,19 @@ typedef enum ProtoMsg {
                              *  [[seq, result id, method, args (bin), RESULT payload (bin)]...]]:
                              *  an actor's worker whose node manager restarted, on the socket;
                              *  answered with REPLY                                            */
+        MSG_DIRECT,         /* [T, 0, object id, method, time read (ns)] + args: the record of a
+                             *  direct call, written before it runs                            */
+        MSG_DIRECT_CLOSED,  /* [T, 0, id prefix]: a direct socket of that caller is closed      */
 } ProtoMsg;
 
 /* Flags of RESULT. */
 enum {
         RESULT_READ_ONLY = 1 << 0, /* the method is read-only: not kept in the lineage */
+        RESULT_DIRECT = 1 << 1,    /* the result of the direct call recorded last (MSG_DIRECT) */
+};
+/* Flags of DRESULT. */
+enum {
+        DRESULT_FETCH = 1 << 0, /* the value names objects or actors: get it from the node manager */
 };
 /* Flags of INIT_DONE. */
 enum {
@@ -158,6 +178,22 @@ int frame_field_str(const Frame *f, uint32_t i, const char **ret, size_t *ret_le
 int frame_field_strdup(const Frame *f, uint32_t i, char **ret);
 int frame_field_id(const Frame *f, uint32_t i, int8_t ext_type, kactor_id *ret);
 const msgpack_object *frame_field(const Frame *f, uint32_t i);
+
+/* Descriptors received with SCM_RIGHTS, in the order they came, until a frame takes them. */
+#define FD_QUEUE_MAX 16
+typedef struct FdQueue {
+        int fds[FD_QUEUE_MAX];
+        size_t n;
+} FdQueue;
+
+/* recv() into buf, keeping the descriptors that came with the bytes in q (O_CLOEXEC; those past
+ * FD_QUEUE_MAX are closed). Returns what recv() does. */
+ssize_t proto_recv(int sock, void *buf, size_t len, int flags, FdQueue *q);
+/* send() of buf with fd attached to its first byte (SCM_RIGHTS). Returns what send() does. */
+ssize_t proto_send_fd(int sock, const void *buf, size_t len, int flags, int fd);
+/* The oldest descriptor in q (the caller owns it), or -EBADMSG when none came. */
+int fd_queue_take(FdQueue *q);
+void fd_queue_close(FdQueue *q);
 
 /* Packs a string of known length, and a C string (NULL packs nil). */
 int pack_str(msgpack_packer *pk, const char *s, size_t len);

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 declare -A LAYER=(
         [lib/basic]="lib/basic"
         [lib]="lib/basic lib"
-        [lib/worker]="lib/basic lib lib/worker bpf/probes.h"
+        [lib/worker]="lib/basic lib lib/worker"
         [cgroups]="lib/basic lib cgroups"
         [bpf]="lib/basic lib bpf"
         [nodemgr/core]="lib/basic lib cgroups bpf nodemgr/core"
@@ -25,8 +25,6 @@ declare -A LAYER=(
         [nodemgr]="lib/basic lib cgroups bpf nodemgr/core nodemgr/bus nodemgr/native nodemgr/cluster nodemgr"
         [kactorctl]="lib/basic lib bpf/trace-format.h nodemgr/bus/bus-value.h kactorctl"
 )
-# lib/worker's one header from bpf/ is probes.h: the USDT probe points, header-only, that the worker
-# runtime and the node manager both fire.
 
 # Temporary exceptions, "FROM TO" (folders), one a line with the reason: each is a debt, and this
 # list should stay empty. (The last, "nodemgr/core nodemgr/cluster" for INC_CORE_UPWARD, went when the

@@ -52,6 +52,9 @@ struct kactor_connect_opts {
         const char *socket_path;  /* default: $KACTOR_SOCKET, else KACTOR_DEFAULT_SOCKET */
         int reconnect_timeout_ms; /* how long to try to connect again when the connection breaks:
                                    * 0: $KACTOR_RECONNECT_TIMEOUT_MS, else 30000; negative: never */
+        int direct_calls;         /* calls to actors on this node go straight to their workers
+                                   * (docs/protocol.md, "Direct calls"): 0: unless
+                                   * $KACTOR_DIRECT_CALLS is 0; negative: never; positive: always */
 };
 
 /*

@@ -65,6 +65,11 @@ static inline void closep(int *fd) {
         safe_close(*fd);
 }
 #define _cleanup_close_ _cleanup_(closep)
+static inline void close_pairp(int (*p)[2]) {
+        safe_close((*p)[0]);
+        safe_close((*p)[1]);
+}
+#define _cleanup_close_pair_ _cleanup_(close_pairp)
 
 static inline void fclosep(FILE **f) {
         if (*f)

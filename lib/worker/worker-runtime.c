@@ -22,6 +22,7 @@
 #include "macro.h"
 #include "probes.h"
 #include "time-util.h"
+#include "worker-direct.h"
 #include "worker-runtime.h"
 
 /* How long a worker whose node manager went away waits for the next one before it gives up
@@ -78,8 +79,7 @@ static int worker_load_module(kactor_ctx *ctx, const char *path, LoadedModule **
         return 0;
 }
 
-/* Appends a RESULT (or INIT_DONE) frame: the value on success, else the error code and message. */
-static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int r, kactor_error code,
+int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int r, kactor_error code,
                               kactor_value *value, uint32_t flags) {
         kactor_client *c = ctx->client;
         const char *msg = NULL;
@@ -134,6 +134,8 @@ static int worker_send_result(kactor_ctx *ctx, uint32_t type, uint64_t seq, int 
                 return worker_send_result(ctx, type, seq, -EMSGSIZE, KACTOR_ERROR_TASK_FAILED, NULL, flags);
         if (k >= 0)
                 ctx->last_result_len = buffer_size(&c->out) - size_before;
+        if (k >= 0 && type == MSG_RESULT && ctx->kind == WORKER_ACTOR)
+                ctx->n_results++;
         if (k >= 0 && type == MSG_INIT_DONE) {
                 ctx->init_done = r >= 0;
                 ctx->can_save = flags & INIT_CAN_SAVE;
@@ -166,7 +168,7 @@ static void worker_account(kactor_ctx *ctx, MethodStats *st, uint64_t t0) {
         ctx->batched++;
 }
 
-static int worker_decode_args(const Frame *f, kactor_value **ret) {
+int worker_decode_args(const Frame *f, kactor_value **ret) {
         if (!f->has_body)
                 return (*ret = kactor_value_new_list()) ? 0 : -ENOMEM;
         int r = codec_value_from_object(&f->body.data, ret);
@@ -363,18 +365,9 @@ static int worker_save(kactor_ctx *ctx, Frame *f) {
         return worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? saved : NULL, 0);
 }
 
-static int worker_exec(kactor_ctx *ctx, Frame *f) {
-        const char *name;
-        size_t len;
-        _cleanup_(kactor_value_freep) kactor_value *args = NULL, *result = NULL;
-        int r;
-
-        r = frame_field_str(f, 0, &name, &len);
-        if (r < 0)
-                return r;
-        r = worker_decode_args(f, &args);
-        if (r < 0)
-                return r;
+int worker_run_method(kactor_ctx *ctx, const char *name, size_t len, const kactor_value *args, uint64_t seq,
+                      WorkerRun *ret) {
+        *ret = (WorkerRun){};
 
         size_t i = 0;
         const kactor_method *m = ctx->class->methods;
@@ -384,29 +377,53 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
         if (!m || !m->name) {
                 kactor_fail(ctx, "actor class %s has no method '%.*s'", ctx->class->name,
                             (int) MIN(len, 256), name);
-                return worker_send_result(ctx, MSG_RESULT, f->id, -ENOENT, KACTOR_ERROR_NO_SUCH_METHOD, NULL,
-                                          0);
+                ret->r = -ENOENT;
+                ret->code = KACTOR_ERROR_NO_SUCH_METHOD;
+                return 0;
         }
 
         MethodStats *st = &ctx->method_stats[i];
-        r = worker_flush_before(ctx, st);
+        int r = worker_flush_before(ctx, st);
         if (r < 0)
                 return r;
 
         uint64_t t0 = now_nsec(CLOCK_MONOTONIC);
-        KACTOR_PROBE(call_started, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id);
-        r = m->fn(ctx, ctx->state, args, &result);
+        KACTOR_PROBE(call_started, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), seq);
+        ret->r = m->fn(ctx, ctx->state, args, &ret->result);
         uint64_t dt = now_nsec(CLOCK_MONOTONIC) - t0 + 1;
-        KACTOR_PROBE(call_finished, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), f->id, t0,
+        KACTOR_PROBE(call_finished, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo), seq, t0,
                      t0 + dt - 1);
         st->avg_nsec = st->avg_nsec == 0 ? dt : (st->avg_nsec * 7 + dt) / 8;
 
         ctx->batched++;
         ctx->exec_start_ns = t0;
         ctx->exec_end_ns = t0 + dt - 1;
-        r = worker_send_result(ctx, MSG_RESULT, f->id, r, KACTOR_OK, r >= 0 ? result : NULL,
-                               (m->flags & KACTOR_METHOD_READ_ONLY) ? RESULT_READ_ONLY : 0);
+        ret->flags = (m->flags & KACTOR_METHOD_READ_ONLY) ? RESULT_READ_ONLY : 0;
+        if (ret->r < 0)
+                ret->result = kactor_value_free(ret->result);
+        return 0;
+}
+
+static int worker_exec(kactor_ctx *ctx, Frame *f) {
+        const char *name;
+        size_t len;
+        _cleanup_(kactor_value_freep) kactor_value *args = NULL;
+        WorkerRun run;
+        int r;
+
+        r = frame_field_str(f, 0, &name, &len);
+        if (r < 0)
+                return r;
+        r = worker_decode_args(f, &args);
+        if (r < 0)
+                return r;
+        r = worker_run_method(ctx, name, len, args, f->id, &run);
+        if (r < 0)
+                return r;
+        r = worker_send_result(ctx, MSG_RESULT, f->id, run.r, run.code, run.result, run.flags);
+        kactor_value_free(run.result);
         ctx->exec_start_ns = ctx->exec_end_ns = 0;
+        ctx->owe_manager = true;
         return r;
 }
 
@@ -476,32 +493,25 @@ static void worker_retained_ack(kactor_ctx *ctx, uint64_t seq) {
                 ctx->retained_tail = NULL;
 }
 
-/* Keeps the call of EXEC frame f and the RESULT frame just queued for it (the tail of out). */
-static int worker_retain(kactor_ctx *ctx, const Frame *f) {
+int worker_retain(kactor_ctx *ctx, kactor_id result, const char *method, size_t method_len, const char *args,
+                  size_t args_len) {
         const Buffer *out = &ctx->client->out;
-        const char *method;
-        size_t method_len;
-        kactor_id result;
 
-        /* A node manager that sends no result id keeps no journal to re-attach to. */
-        if (frame_field_str(f, 0, &method, &method_len) < 0 ||
-            frame_field_id(f, 1, CODEC_EXT_OBJECT, &result) < 0 ||
-            ctx->last_result_len <= PROTO_HEADER_SIZE || ctx->last_result_len > buffer_size(out))
+        if (ctx->last_result_len <= PROTO_HEADER_SIZE || ctx->last_result_len > buffer_size(out))
                 return 0;
-        size_t args_len = f->has_body ? f->body_len : 0;
         size_t frame_len = ctx->last_result_len - PROTO_HEADER_SIZE;
         RetainedResult *r = malloc(sizeof(*r) + method_len + args_len + frame_len);
         if (!r)
                 return -ENOMEM;
         r->next = NULL;
-        r->seq = f->id;
+        r->seq = ctx->n_results;
         r->result = result;
         r->method_len = method_len;
         r->args_len = args_len;
         r->frame_len = frame_len;
         memcpy(r->data, method, method_len);
         if (args_len > 0)
-                memcpy(r->data + method_len, f->body_raw, args_len);
+                memcpy(r->data + method_len, args, args_len);
         memcpy(r->data + method_len + args_len, out->data + out->end - frame_len, frame_len);
         if (ctx->retained_tail)
                 ctx->retained_tail->next = r;
@@ -510,6 +520,20 @@ static int worker_retain(kactor_ctx *ctx, const Frame *f) {
         ctx->retained_tail = r;
         ctx->retained_bytes += method_len + args_len + frame_len;
         return 0;
+}
+
+/* Keeps the call of EXEC frame f and the RESULT frame just queued for it (the tail of out). */
+static int worker_retain_exec(kactor_ctx *ctx, const Frame *f) {
+        const char *method;
+        size_t method_len;
+        kactor_id result;
+
+        /* A node manager that sends no result id keeps no journal to re-attach to. */
+        if (frame_field_str(f, 0, &method, &method_len) < 0 ||
+            frame_field_id(f, 1, CODEC_EXT_OBJECT, &result) < 0)
+                return 0;
+        return worker_retain(ctx, result, method, method_len, f->has_body ? f->body_raw : NULL,
+                             f->has_body ? f->body_len : 0);
 }
 
 static uint64_t worker_reattach_usec(void) {
@@ -576,7 +600,7 @@ static int worker_attach_once(kactor_ctx *ctx, int fd) {
         if (r >= 0)
                 r = codec_pack_id(&c->pk, CODEC_EXT_ACTOR, ctx->self.id);
         if (r >= 0)
-                r = msgpack_pack_uint64(&c->pk, ctx->id_prefix) < 0 || msgpack_pack_uint64(&c->pk, ctx->last_seq) < 0 ||
+                r = msgpack_pack_uint64(&c->pk, ctx->id_prefix) < 0 || msgpack_pack_uint64(&c->pk, ctx->n_results) < 0 ||
                                 msgpack_pack_uint32(&c->pk, flags) < 0 || msgpack_pack_array(&c->pk, n) < 0
                         ? -ENOMEM
                         : 0;
@@ -656,6 +680,22 @@ static int worker_reattach(kactor_ctx *ctx, const char *path) {
         return 0;
 }
 
+/* The node manager's next frame; while none has come, the direct calls that have. */
+static int worker_next_frame(kactor_ctx *ctx, Frame *f) {
+        for (;;) {
+                if (!ctx->direct)
+                        return client_next_frame(ctx->client, f);
+                int r = client_poll_frame(ctx->client, f);
+                if (r != 0)
+                        return r;
+                r = worker_direct_wait(ctx);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return client_next_frame(ctx->client, f);
+        }
+}
+
 int kactor_worker_main(int argc, char *argv[]) {
         kactor_ctx ctx = {};
         Frame f;
@@ -698,11 +738,14 @@ int kactor_worker_main(int argc, char *argv[]) {
         }
         ctx.may_reattach = ctx.kind == WORKER_ACTOR && reattach_path;
         for (;;) {
-                r = client_next_frame(ctx.client, &f);
+                r = worker_next_frame(&ctx, &f);
                 if ((r == 0 || r == -ECONNRESET || r == -EPIPE) && ctx.kind == WORKER_ACTOR && reattach_path) {
                         r = worker_reattach(&ctx, reattach_path);
                         if (r < 0)
                                 break;
+                        /* The next node manager knows none of the direct sockets: their callers
+                         * send again what was not answered, and open new ones. */
+                        worker_direct_close_all(&ctx);
                         continue;
                 }
                 if (r <= 0)
@@ -711,10 +754,11 @@ int kactor_worker_main(int argc, char *argv[]) {
                         uint64_t ack;
                         if (frame_field_u64(&f, 2, &ack) >= 0)
                                 worker_retained_ack(&ctx, ack);
-                        ctx.last_seq = f.id;
                         r = worker_exec(&ctx, &f);
                         if (r >= 0 && reattach_path)
-                                r = worker_retain(&ctx, &f);
+                                r = worker_retain_exec(&ctx, &f);
+                } else if (f.type == MSG_DIRECT_OPEN && ctx.kind == WORKER_ACTOR) {
+                        r = worker_direct_open(&ctx, &f);
                 } else if (f.type == MSG_ACK && ctx.kind == WORKER_ACTOR) {
                         worker_retained_ack(&ctx, f.id);
                         r = 0;
@@ -731,6 +775,7 @@ int kactor_worker_main(int argc, char *argv[]) {
                         r = -EBADMSG;
                 if (r < 0)
                         break;
+                ctx.owe_manager = true;
                 r = client_maybe_flush(ctx.client);
                 if (r < 0 && !(ctx.may_reattach && (r == -EPIPE || r == -ECONNRESET)))
                         break; /* else the next read finds the connection gone, and re-attaches */
@@ -738,6 +783,7 @@ int kactor_worker_main(int argc, char *argv[]) {
 
 finish:
         (void) kactor_flush(ctx.client);
+        worker_direct_close_all(&ctx);
         if (ctx.class && ctx.class->destroy && ctx.state)
                 ctx.class->destroy(ctx.state);
         frame_done(&f);

@@ -1112,6 +1112,7 @@ static const sd_bus_vtable actor_vtable[] = {
         SD_BUS_PROPERTY("MemoryMax", "t", NULL, offsetof(Actor, memory_max), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CallsSubmitted", "t", NULL, offsetof(Actor, calls_submitted), 0),
         SD_BUS_PROPERTY("CallsCompleted", "t", NULL, offsetof(Actor, calls_completed), 0),
+        SD_BUS_PROPERTY("CallsDirect", "t", NULL, offsetof(Actor, calls_direct), 0),
         SD_BUS_PROPERTY("DeathCause", "s", property_get_actor_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LineageLength", "t", property_get_actor_lineage, 0, 0),
         SD_BUS_PROPERTY("LineageBytes", "t", property_get_actor_lineage, 0, 0),

@@ -944,7 +944,7 @@ void actor_worker_ready(Actor *a, kactor_error code, const char *message, uint32
         }
 }
 
-void actor_worker_gone(Actor *a, const char *cause) {
+static void actor_worker_gone_now(Actor *a, const char *cause) {
         /* Its cgroup may know better than its exit status: the kernel's OOM killer. */
         _cleanup_free_ char *oom_cause = actor_isolation_death_cause(a, a->worker, cause);
         if (oom_cause)
@@ -971,6 +971,20 @@ void actor_worker_gone(Actor *a, const char *cause) {
         actor_die(a, cause);
         /* GPUs return once everything in the actor's cgroup is gone. */
         actor_isolation_worker_gone(a);
+}
+
+void actor_worker_gone(Actor *a, const char *cause) {
+        /* Its direct sockets went with it, and their holds on the actor: after the restart or the
+         * death is decided, so that an actor held only by them stops rather than restarts. */
+        unsigned holds = 0;
+        Worker *w = a->worker;
+        for (size_t i = 0; w && i < w->n_direct_callers; i++) {
+                holds += w->direct_callers[i].n_open;
+                w->direct_callers[i].n_open = 0;
+        }
+        actor_worker_gone_now(a, cause);
+        while (holds-- > 0)
+                actor_unref(a);
 }
 
 int actor_kill(Actor *a, bool no_restart, const char *why) {
@@ -1160,6 +1174,111 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
                 return r;
         actor_dispatch(a);
         *ret = o;
+        return 0;
+}
+
+int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *e) {
+        char s[KACTOR_ID_STRING_MAX];
+
+        kactor_id_to_string(id, s);
+        if (!a || a->shadow) {
+                if (cluster_hooks_actor_routable(m, id))
+                        return req_error(e, KACTOR_ERROR_NOT_SUPPORTED, "actor %s is not on this node", s);
+                return req_error(e, KACTOR_ERROR_NO_SUCH_ACTOR, "no actor %s", s);
+        }
+        int r = access_check_actor(m, a, uid, ACCESS_CALL, e);
+        if (r < 0)
+                return r;
+        if (a->state == ACTOR_DEAD)
+                return req_error(e, KACTOR_ERROR_ACTOR_DIED, "actor %s died: %s", s, a->death_cause ?: "unknown cause");
+        if (cluster_hooks_enabled(m))
+                return req_error(e, KACTOR_ERROR_NOT_SUPPORTED,
+                                 "actor %s is in a cluster: its calls go through the node manager, which has "
+                                 "their records on its replicas before they are answered", s);
+        if (a->state != ACTOR_ALIVE || !a->worker || !a->worker->ready || !a->worker->conn)
+                return req_error(e, KACTOR_ERROR_TIMEOUT, "actor %s is %s: ask again later", s,
+                                 actor_state_to_string(a->state));
+        return 0;
+}
+
+int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t method_len, const char *args,
+                      size_t args_len, uid_t uid, uint64_t read_ns, Object **ret_new) {
+        Manager *m = a->manager;
+        Object *o = objstore_find(&m->store, object);
+        Call *c = NULL;
+        bool inflight = false;
+        int r;
+
+        *ret_new = NULL;
+        if (a->state == ACTOR_DEAD) {
+                /* Killed before this record was read: the call dies with it, as queued ones do. */
+                if (o)
+                        return 0;
+                r = objstore_add(&m->store, object, &o);
+                if (r < 0)
+                        return r;
+                o->uid = uid;
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
+                        msg = NULL;
+                (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+                a->calls_submitted++;
+                a->calls_completed++;
+                a->calls_direct++;
+                *ret_new = o;
+                return 0;
+        }
+        if (o) {
+                /* Sent again relayed (its direct socket broke) before this record came: the worker
+                 * runs it now, so that call is this one. */
+                TAILQ_FOREACH(c, &a->queue.queued, link)
+                        if (c->result == o)
+                                break;
+                if (!c) {
+                        TAILQ_FOREACH(c, &a->queue.inflight, link)
+                                if (c->result == o && c->kind == CALL_NORMAL && !c->direct)
+                                        break;
+                        inflight = c != NULL;
+                }
+                if (c)
+                        callqueue_remove(&a->queue, c, inflight);
+        } else {
+                r = objstore_add(&m->store, object, &o);
+                if (r < 0)
+                        return r;
+                o->uid = uid; /* the result is the caller's */
+                *ret_new = o;
+        }
+        if (!c) {
+                ReqError e = {};
+                /* Arguments of a direct call name nothing (the worker checked): nothing to hold. */
+                r = call_new(m, o, args, args_len, &c, &e);
+                req_error_done(&e);
+                if (r >= 0) {
+                        c->method = strndup(method, method_len);
+                        if (!c->method) {
+                                call_free(m, c);
+                                r = -ENOMEM;
+                        }
+                }
+                if (r < 0)
+                        return r;
+                c->owner = a;
+                a->calls_submitted++;
+        }
+        c->direct = true;
+        callqueue_start_first(&a->queue, c);
+        a->calls_direct++;
+        a->stopping = false;
+        KACTOR_PROBE(call_queued, kactor_trace_id_hash(a->id.hi, a->id.lo),
+                     kactor_trace_id_hash(object.hi, object.lo), kactor_trace_method_id(method, method_len));
+        if (m->trace_calls || KACTOR_PROBE_ENABLED(call_stored)) {
+                manager_trace_call_queued(m, a, c);
+                /* Its queue was the worker's: the phases start when the worker read it. */
+                c->trace_queued_ns = c->trace_dispatched_ns = read_ns ?: c->trace_queued_ns;
+        }
+        if (m->lineage_max > 0 && m->lineage_bytes >= m->lineage_max && a->can_save)
+                a->force_checkpoint = true;
         return 0;
 }
 

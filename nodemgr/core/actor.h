@@ -58,6 +58,21 @@ void actor_release_resources(Actor *a);
 int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
                       const char *args, size_t args_len, uid_t uid, Object **ret, ReqError *e);
 
+/* Whether user uid's connection may be handed a direct socket to actor a (id: what was asked for;
+ * a: NULL when it is not here): 0, or -EREMOTEIO with e saying why not (docs/protocol.md, "Direct
+ * calls"): NoSuchActor, AccessDenied, NotSupported (another node's, or in a cluster, where records go
+ * to replicas first), or Timeout (not alive yet: ask again later). */
+int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *e);
+/*
+ * The record of a direct call that a's worker is about to run, for user uid (the caller its socket
+ * was handed to): the call becomes the head of the running ones (every call sent before it has
+ * answered), counted as submitted. *ret_new: the result object when it was made now (the caller
+ * gives it its holder, or drops its reference), NULL when the caller had sent the call again
+ * relayed before this record came (that call is taken over).
+ */
+int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t method_len, const char *args,
+                      size_t args_len, uid_t uid, uint64_t read_ns, Object **ret_new);
+
 /* The result of a call of the actor came back (call_finish() stored it): the lineage log, the
  * replicas and the queue move on, and the call is freed. */
 void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *message, const char *data, size_t len,

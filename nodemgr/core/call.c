@@ -262,9 +262,12 @@ int call_finish(Manager *m, Worker *w, uint64_t seq, kactor_error code, const ch
         if (w->kind == WORKER_ACTOR) {
                 if (!a)
                         return 0; /* the actor is gone; nobody waits */
-                c = callqueue_finish(&a->queue, seq);
+                c = flags & RESULT_DIRECT ? callqueue_finish_direct(&a->queue) : callqueue_finish(&a->queue, seq);
                 if (!c)
                         return -EBADMSG;
+                /* From here on its seq is its place among the worker's results, which the journal
+                 * and the worker's acknowledgements count (docs/protocol.md). */
+                c->seq = w->results;
         } else {
                 c = tasks_finish(w, seq);
                 if (!c)

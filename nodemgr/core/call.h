@@ -39,7 +39,8 @@ int call_resolve_args(Manager *m, Call *c, char **ret_data, size_t *ret_len, Req
  * again (the call waits for it), -EREMOTEIO with e set when one failed. */
 int call_prepare_args(Manager *m, Call *c, ReqError *e);
 
-/* A worker reported the result of call `seq`: stores it (data is the packed value when code is 0)
+/* A worker reported the result of call `seq` (or, with RESULT_DIRECT in flags, of the direct call it
+ * recorded last; w->results counts it already): stores it (data is the packed value when code is 0)
  * and hands the call back to its actor or to the task pool. -EBADMSG when the worker has no such
  * call. */
 int call_finish(Manager *m, Worker *w, uint64_t seq, kactor_error code, const char *message, const char *data,

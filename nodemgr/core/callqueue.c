@@ -6,6 +6,7 @@ void callqueue_init(CallQueue *q) {
         TAILQ_INIT(&q->queued);
         TAILQ_INIT(&q->inflight);
         q->n_queued = q->n_inflight = 0;
+        q->direct_tail = NULL;
 }
 
 void callqueue_push(CallQueue *q, Call *c) {
@@ -39,6 +40,8 @@ Call *callqueue_finish(CallQueue *q, uint64_t seq) {
 
 Call *callqueue_pop_any(CallQueue *q) {
         Call *c = TAILQ_FIRST(&q->inflight);
+        if (c && q->direct_tail == c)
+                q->direct_tail = NULL;
         if (c) {
                 TAILQ_REMOVE(&q->inflight, c, link);
                 q->n_inflight--;
@@ -61,13 +64,46 @@ void callqueue_start_direct(CallQueue *q, Call *c, uint64_t seq) {
 size_t callqueue_requeue_inflight(CallQueue *q) {
         size_t n = 0;
         Call *c;
+        q->direct_tail = NULL;
         /* Last first, each to the head: the order is kept. */
         while ((c = TAILQ_LAST(&q->inflight, CallList))) {
                 TAILQ_REMOVE(&q->inflight, c, link);
+                c->direct = false; /* it is sent to the next worker like any other */
                 q->n_inflight--;
                 TAILQ_INSERT_HEAD(&q->queued, c, link);
                 q->n_queued++;
                 n++;
         }
         return n;
+}
+
+void callqueue_start_first(CallQueue *q, Call *c) {
+        c->seq = 0;
+        if (q->direct_tail)
+                TAILQ_INSERT_AFTER(&q->inflight, q->direct_tail, c, link);
+        else
+                TAILQ_INSERT_HEAD(&q->inflight, c, link);
+        q->direct_tail = c;
+        q->n_inflight++;
+}
+
+Call *callqueue_finish_direct(CallQueue *q) {
+        Call *c = TAILQ_FIRST(&q->inflight);
+        if (!c || !c->direct)
+                return NULL;
+        TAILQ_REMOVE(&q->inflight, c, link);
+        q->n_inflight--;
+        if (q->direct_tail == c)
+                q->direct_tail = NULL;
+        return c;
+}
+
+void callqueue_remove(CallQueue *q, Call *c, bool inflight) {
+        if (inflight) {
+                TAILQ_REMOVE(&q->inflight, c, link);
+                q->n_inflight--;
+        } else {
+                TAILQ_REMOVE(&q->queued, c, link);
+                q->n_queued--;
+        }
 }

@@ -50,6 +50,7 @@ struct Call {
         void *remote;                                  /* a call on an actor on a peer (remote.c) */
         void *manager;
         bool args_inline; /* args points into storage (not separately allocated) */
+        bool direct;      /* a direct call: its worker reported it (MSG_DIRECT), nobody sent it */
         char storage[];   /* the arguments as submitted, in the same allocation */
 };
 
@@ -60,6 +61,7 @@ typedef struct CallQueue {
         CallList inflight;
         size_t n_queued;
         size_t n_inflight;
+        Call *direct_tail; /* the last of the direct calls at the head of the in-flight list */
 } CallQueue;
 
 void callqueue_init(CallQueue *q);
@@ -71,6 +73,14 @@ void callqueue_start(CallQueue *q, Call *c, uint64_t seq);
 /* Takes the oldest in-flight call if its seq matches; NULL otherwise (a worker that answers out of
  * order is broken). */
 Call *callqueue_finish(CallQueue *q, uint64_t seq);
+/* A direct call the worker runs next after the direct calls it recorded before: after those, at the
+ * head of the in-flight list (every relayed call it ran before has answered; it reads the records of
+ * a batch of direct calls before it runs them). */
+void callqueue_start_first(CallQueue *q, Call *c);
+/* Takes the oldest in-flight call if it is a direct one; NULL otherwise. */
+Call *callqueue_finish_direct(CallQueue *q);
+/* Removes a queued or in-flight call from the queue (it is taken over elsewhere). */
+void callqueue_remove(CallQueue *q, Call *c, bool inflight);
 /* Adds a call straight to the in-flight list (replays and checkpoints, which skip the queue). */
 void callqueue_start_direct(CallQueue *q, Call *c, uint64_t seq);
 /* Puts the in-flight calls back at the head of the queue, in their order (the worker died before

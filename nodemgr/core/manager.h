@@ -40,8 +40,8 @@ typedef enum ActorState {
 } ActorState;
 
 /* Ids a connection makes: its prefix | a sequence number of ID_SEQ_BITS. */
-#define ID_SEQ_BITS 40
-#define ID_SEQ_MASK ((UINT64_C(1) << ID_SEQ_BITS) - 1)
+#define ID_SEQ_BITS PROTO_ID_SEQ_BITS
+#define ID_SEQ_MASK PROTO_ID_SEQ_MASK
 
 /* A connection's hold on an actor or an object it received (beyond objects it made itself). */
 typedef struct Hold {
@@ -86,7 +86,17 @@ struct Conn {
          * here, in order, and a client's further requests are not read meanwhile (paused). */
         TAILQ_HEAD(, ConnGet) parked;
         bool paused;
+        /* Actors whose workers were handed a direct socket to this client (native.c): their records
+         * are read before this client's requests, which may name those calls' results. */
+        kactor_id *direct_actors;
+        size_t n_direct_actors;
 };
+
+typedef struct WorkerDirectCaller {
+        uint64_t prefix;
+        uid_t uid;
+        unsigned n_open; /* its sockets the worker has open: each holds the actor, as a handle does */
+} WorkerDirectCaller;
 
 /* A worker process: one per actor, or one of the task pool. */
 struct Worker {
@@ -121,6 +131,11 @@ struct Worker {
         sd_event_source *attach_timer;
         uint64_t attach_prefix;
         uint64_t exec_start_ns, exec_end_ns; /* the RESULT being handled: when the method ran (0: not sent) */
+        uint64_t results;    /* RESULTs it sent (relayed and direct): what acks count (docs/protocol.md) */
+        /* WORKER_ACTOR: the callers handed a direct socket to it (their connections' id prefix and
+         * user), for its records of direct calls. */
+        struct WorkerDirectCaller *direct_callers;
+        size_t n_direct_callers;
         ActorCgroup *cgroup; /* WORKER_TASK: its own cgroup, handed over when the worker goes */
         sd_event_source *idle_timer; /* WORKER_TASK: stops it once it has had no task for a while */
         bool idle;           /* WORKER_TASK: idle_timer is armed */
@@ -176,6 +191,7 @@ struct Actor {
         Worker *worker;
         CallQueue queue;
         uint64_t calls_submitted, calls_completed;
+        uint64_t calls_direct; /* of those submitted, the direct ones (from the worker's records) */
 
         /* Lineage and restarts. */
         LineageLog lineage;

@@ -161,6 +161,7 @@ Worker *worker_free(Worker *w) {
         if (w->cgroup)
                 task_isolation_worker_gone(w);
         free(w->start_error);
+        free(w->direct_callers);
         free(w);
         return NULL;
 }

@@ -115,6 +115,7 @@ static void conn_destroy(Conn *c) {
         safe_close(c->fd);
         buffer_free(&c->in);
         buffer_free(&c->out);
+        free(c->direct_actors);
         free(c);
 }
 
@@ -311,6 +312,41 @@ int conn_end_frame(Conn *c, size_t off, int r) {
         if (r >= 0)
                 conn_mark_dirty(c);
         return r;
+}
+
+int conn_end_frame_fd(Conn *c, size_t off, int r, int fd) {
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        r = frame_end(&c->out, off);
+        if (r < 0)
+                return r;
+        while (c->out.start < off) {
+                ssize_t n = send(c->fd, c->out.data + c->out.start, off - c->out.start, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        c->out.end = off;
+                        conn_mark_dirty(c);
+                        return errno == EAGAIN ? -EAGAIN : -errno;
+                }
+                c->out.start += (size_t) n;
+        }
+        for (;;) {
+                ssize_t n = proto_send_fd(c->fd, c->out.data + off, c->out.end - off, MSG_DONTWAIT | MSG_NOSIGNAL, fd);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        c->out.end = off;
+                        return errno == EAGAIN ? -EAGAIN : -errno;
+                }
+                /* The descriptor went with the first byte; the rest goes as any output. */
+                buffer_consume(&c->out, (size_t) n);
+                if (buffer_size(&c->out) > 0)
+                        conn_mark_dirty(c);
+                return 0;
+        }
 }
 
 int conn_send_reply_error(Conn *c, uint64_t reqid, kactor_error code, const char *message) {
@@ -541,6 +577,10 @@ static int conn_process(Conn *c) {
                 if (r == 0)
                         return 0;
 
+                if (c->n_direct_actors > 0)
+                        native_read_direct_records(c);
+                if (c->dead || c->closing)
+                        return 0;
                 /* One frame for all connections: handlers copy what they keep. */
                 r = frame_parse(&c->manager->frame, payload, len);
                 if (r < 0) {

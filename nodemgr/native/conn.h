@@ -26,6 +26,10 @@ void conn_close(Conn *c);
 /* Finishes a frame begun at off with frame_begin(): when r (what packing it returned) is negative
  * the frame is dropped and r returned; else it is closed and the connection flushed soon. */
 int conn_end_frame(Conn *c, size_t off, int r);
+/* The same, with descriptor fd attached to the frame's first byte (SCM_RIGHTS): what the output held
+ * before it is sent first. -EAGAIN (and the frame dropped) when the peer has not read enough for
+ * that now. fd stays the caller's. */
+int conn_end_frame_fd(Conn *c, size_t off, int r, int fd);
 /* Drops every hold, owned object and pending Get of the connection. */
 void conn_release_all(Conn *c);
 /* Reads and handles whatever the peer has sent (a worker that exited). */

@@ -48,9 +48,18 @@ static int conn_object_id(Conn *c, uint64_t lo, kactor_id *ret) {
         return 0;
 }
 
-/* A resumed client sends again what it has no result for: what is here already is not made twice. */
-static bool conn_resent(Conn *c, kactor_id object) {
-        return c->resumed && objstore_find(&c->manager->store, object);
+/* A resumed client sends again what it has no result for, and a client whose direct socket broke
+ * sends again (flagged) the calls it did not answer: what is here already is not made twice. */
+static bool conn_resent(Conn *c, kactor_id object, bool flagged) {
+        return (c->resumed || flagged) && objstore_find(&c->manager->store, object);
+}
+
+void native_read_direct_records(Conn *c) {
+        for (size_t i = 0; i < c->n_direct_actors; i++) {
+                Actor *a = manager_find_actor(c->manager, c->direct_actors[i]);
+                if (a && a->worker && a->worker->conn && a->worker->conn != c)
+                        conn_drain(a->worker->conn);
+        }
 }
 
 static int reply_req_error(Conn *c, uint64_t reqid, int r, ReqError *e) {
@@ -284,7 +293,10 @@ static int handle_call(Conn *c, Frame *f) {
         if (conn_object_id(c, f->id, &object) < 0 || frame_field_id(f, 0, CODEC_EXT_ACTOR, &actor) < 0 ||
             frame_field_str(f, 1, &method, &method_len) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed CALL");
-        if (conn_resent(c, object))
+        bool flagged = false;
+        if (f->n_fields > 2 && frame_field_bool(f, 2, &flagged) < 0)
+                return conn_protocol_error(c, "malformed CALL");
+        if (conn_resent(c, object, flagged))
                 return 0;
         r = actor_submit_call(c->manager, actor, object, method, method_len, args, args_len, c->uid, &o, &e);
         if (r == -EREMOTEIO) {
@@ -314,7 +326,7 @@ static int handle_submit(Conn *c, Frame *f) {
         if (conn_object_id(c, f->id, &object) < 0 || frame_field_strdup(f, 0, &module) < 0 ||
             frame_field_strdup(f, 1, &function) < 0 || frame_args(f, &args, &args_len) < 0)
                 return conn_protocol_error(c, "malformed SUBMIT");
-        if (conn_resent(c, object))
+        if (conn_resent(c, object, false))
                 return 0;
         const msgpack_object *opts = frame_field(f, 2);
         r = opts ? parse_options(opts, set_task_option, &num_cpus, &e) : 0;
@@ -344,7 +356,7 @@ static int handle_put(Conn *c, Frame *f) {
 
         if (conn_object_id(c, f->id, &object) < 0 || !f->has_body)
                 return conn_protocol_error(c, "malformed PUT");
-        if (conn_resent(c, object))
+        if (conn_resent(c, object, false))
                 return 0;
         r = manager_put(c->manager, object, f->body_raw, f->body_len, c->uid, c, &o, &e);
         if (r == -EREMOTEIO) {
@@ -646,14 +658,169 @@ static int handle_result(Conn *c, Frame *f) {
         _cleanup_free_ char *message = code != KACTOR_OK && msg ? strndup(msg, len) : NULL;
         if (code == KACTOR_OK && !f->has_body)
                 return conn_protocol_error(c, "RESULT without a value");
+        if ((flags & RESULT_DIRECT) && w->kind != WORKER_ACTOR)
+                return conn_protocol_error(c, "a direct RESULT from a task worker");
+        if (w->kind == WORKER_ACTOR)
+                w->results++;
         int r = call_finish(c->manager, w, f->id,
                             code < _KACTOR_ERROR_MAX ? (kactor_error) code : KACTOR_ERROR_TASK_FAILED, message,
                             f->body_raw, f->body_len, (uint32_t) flags);
         if (r == -EBADMSG)
                 return conn_protocol_error(c, "RESULT for a call that is not running");
         if (r >= 0 && w->kind == WORKER_ACTOR)
-                worker_note_result(w, f->id);
+                worker_note_result(w, w->results);
         return r;
+}
+
+static WorkerDirectCaller *worker_direct_caller(Worker *w, uint64_t prefix) {
+        for (size_t i = 0; i < w->n_direct_callers; i++)
+                if (w->direct_callers[i].prefix == prefix)
+                        return &w->direct_callers[i];
+        return NULL;
+}
+
+/* At most this many callers per worker have a direct socket; the others stay relayed. */
+#define DIRECT_CALLERS_MAX 4096
+
+static int handle_open_direct(Conn *c, Frame *f) {
+        Manager *m = c->manager;
+        _cleanup_close_pair_ int pair[2] = { -1, -1 };
+        kactor_id id;
+        ReqError e = {};
+        int r;
+
+        if (c->worker)
+                return reply_req_error(c, f->id,
+                                       req_error(&e, KACTOR_ERROR_NOT_SUPPORTED,
+                                                 "a worker's calls go through the node manager"),
+                                       &e);
+        if (frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INVALID_ARGS, "malformed OPEN_DIRECT"),
+                                       &e);
+        Actor *a = manager_find_actor(m, id);
+        r = actor_direct_check(m, a, id, c->uid, &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, r, &e);
+        Worker *w = a->worker;
+        WorkerDirectCaller *dc = worker_direct_caller(w, c->id_prefix);
+        if (!dc && w->n_direct_callers >= DIRECT_CALLERS_MAX)
+                return reply_req_error(c, f->id,
+                                       req_error(&e, KACTOR_ERROR_INSUFFICIENT_RESOURCES,
+                                                 "actor %s has %u direct callers already", a->id_string,
+                                                 DIRECT_CALLERS_MAX),
+                                       &e);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INSUFFICIENT_RESOURCES,
+                                                           "cannot make a direct socket: %m"),
+                                       &e);
+        if (!dc) {
+                WorkerDirectCaller *n = reallocarray(w->direct_callers, w->n_direct_callers + 1, sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                w->direct_callers = n;
+                dc = &n[w->n_direct_callers++];
+                *dc = (WorkerDirectCaller){ .prefix = c->id_prefix, .uid = c->uid };
+        }
+        bool known = false;
+        for (size_t i = 0; i < c->n_direct_actors; i++)
+                known = known || kactor_id_equal(c->direct_actors[i], id);
+        if (!known) {
+                kactor_id *n = reallocarray(c->direct_actors, c->n_direct_actors + 1, sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                c->direct_actors = n;
+                n[c->n_direct_actors++] = id;
+        }
+
+        /* The worker's end first: a caller never has a socket its worker does not know. */
+        Conn *wc = w->conn;
+        size_t off = frame_begin(&wc->out);
+        r = msgpack_pack_array(&wc->pk, 5) < 0 || msgpack_pack_uint32(&wc->pk, MSG_DIRECT_OPEN) < 0 ||
+                        msgpack_pack_uint64(&wc->pk, 0) < 0 || msgpack_pack_uint64(&wc->pk, c->uid) < 0 ||
+                        msgpack_pack_uint64(&wc->pk, m->node_hi) < 0 ||
+                        msgpack_pack_uint64(&wc->pk, c->id_prefix) < 0
+                ? -ENOMEM
+                : 0;
+        r = conn_end_frame_fd(wc, off, r, pair[0]);
+        if (r >= 0) {
+                /* The socket holds the actor until the worker says it closed: calls sent on it before
+                 * the caller let go of the actor still run. */
+                dc->n_open++;
+                actor_ref(a);
+        }
+        if (r == -EAGAIN)
+                return reply_req_error(c, f->id,
+                                       req_error(&e, KACTOR_ERROR_TIMEOUT,
+                                                 "the worker of actor %s is busy: ask again later", a->id_string),
+                                       &e);
+        if (r < 0)
+                return reply_req_error(c, f->id, req_error(&e, KACTOR_ERROR_INSUFFICIENT_RESOURCES,
+                                                           "cannot hand over a direct socket: %s", strerror(-r)),
+                                       &e);
+
+        off = frame_begin(&c->out);
+        r = msgpack_pack_array(&c->pk, 4) < 0 || msgpack_pack_uint32(&c->pk, MSG_REPLY) < 0 ||
+                        msgpack_pack_uint64(&c->pk, f->id) < 0 || msgpack_pack_uint32(&c->pk, KACTOR_OK) < 0 ||
+                        msgpack_pack_nil(&c->pk) < 0
+                ? -ENOMEM
+                : 0;
+        r = conn_end_frame_fd(c, off, r, pair[1]);
+        if (r < 0)
+                /* The worker sees its end close at once and forgets it. */
+                return reply_req_error(c, f->id,
+                                       req_error(&e, KACTOR_ERROR_TIMEOUT, "cannot hand over a direct socket now"),
+                                       &e);
+        return 0;
+}
+
+/* A direct socket of a caller closed (its calls on it ran): its hold on the actor goes. */
+static int handle_direct_closed(Conn *c, Frame *f) {
+        Worker *w = c->worker;
+        uint64_t prefix;
+
+        if (!w || w->kind != WORKER_ACTOR || frame_field_u64(f, 0, &prefix) < 0)
+                return conn_protocol_error(c, "unexpected or malformed DIRECT_CLOSED");
+        WorkerDirectCaller *dc = worker_direct_caller(w, prefix);
+        /* A socket a previous node manager handed over is not counted here. */
+        if (!dc || dc->n_open == 0 || !w->actor)
+                return 0;
+        dc->n_open--;
+        actor_unref(w->actor);
+        return 0;
+}
+
+/* The record of a direct call, before the worker runs it. */
+static int handle_direct(Conn *c, Frame *f) {
+        Worker *w = c->worker;
+        kactor_id object;
+        const char *method, *args;
+        size_t method_len, args_len;
+        uint64_t read_ns = 0;
+        Object *o;
+
+        if (!w || w->kind != WORKER_ACTOR || !w->ready || !w->actor ||
+            frame_field_id(f, 0, CODEC_EXT_OBJECT, &object) < 0 || frame_field_str(f, 1, &method, &method_len) < 0 ||
+            frame_field_u64(f, 2, &read_ns) < 0 || frame_args(f, &args, &args_len) < 0)
+                return conn_protocol_error(c, "unexpected or malformed DIRECT");
+        /* Only for the callers it was handed, in their ranges: a worker makes no object of its own
+         * this way. */
+        WorkerDirectCaller *dc = object.hi == c->manager->node_hi ? worker_direct_caller(w, object.lo & ~ID_SEQ_MASK)
+                                                                  : NULL;
+        if (!dc || (object.lo & ID_SEQ_MASK) == 0)
+                return conn_protocol_error(c, "DIRECT for an object of no caller of this worker");
+        int r = actor_direct_call(w->actor, object, method, method_len, args, args_len, dc->uid, read_ns, &o);
+        if (r < 0)
+                return r == -ENOMEM ? r : conn_protocol_error(c, "DIRECT refused");
+        if (o) {
+                /* Held by its caller's connection, as if it had been sent there; a caller gone
+                 * already leaves it to the call, which drops it once done. */
+                Conn *holder = conn_find_prefix(c->manager, dc->prefix);
+                if (holder)
+                        conn_own(holder, o);
+                else
+                        objstore_unref(&c->manager->store, o);
+        }
+        return 0;
 }
 
 static int handle_recalled(Conn *c, Frame *f) {
@@ -712,6 +879,16 @@ int native_dispatch(Conn *c, Frame *f) {
         case MSG_RECALLED:
                 if (c->worker)
                         return handle_recalled(c, f);
+                break;
+        case MSG_OPEN_DIRECT:
+                return handle_open_direct(c, f);
+        case MSG_DIRECT:
+                if (c->worker)
+                        return handle_direct(c, f);
+                break;
+        case MSG_DIRECT_CLOSED:
+                if (c->worker)
+                        return handle_direct_closed(c, f);
                 break;
         }
         return conn_protocol_error(c, "unknown or unexpected frame type");

@@ -8,6 +8,10 @@
 /* Handles one frame of the connection. Returns < 0 when the connection must close (-EBADMSG: it
  * was refused and closes once that is sent). */
 int native_dispatch(Conn *c, Frame *f);
+/* Before a frame of a client with direct sockets: reads the records its actors' workers sent, since
+ * the frame may name the results of those calls (the client saw their answers, which come after
+ * the records). Not inside native_dispatch(): the frame being handled is the manager's one. */
+void native_read_direct_records(Conn *c);
 /* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
 unsigned native_answer_parked(Conn *c);
 

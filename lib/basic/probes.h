@@ -23,6 +23,9 @@
  *   call_finished   actor seq t_start t_end          worker, the method returned
  *   call_stored     actor seq obj method t_queued t_dispatched
  *                                                    node manager, the result is stored
+ *   direct_call_sent     actor obj method            libkactor, a direct call was queued for its worker
+ *   direct_call_received actor obj method            worker, a direct call read (runs next in its batch)
+ *   direct_result_received obj code                  libkactor, a direct call's answer arrived
  *   get_answered    obj n_objects timed_out          node manager, a Get/Wait was answered (obj: the first)
  *   actor_started   actor pid                        node manager, the actor's worker runs
  *   actor_restarted actor pid restarts               node manager, a new worker for the actor
@@ -52,6 +55,9 @@ _KACTOR_SEMAPHORE(call_dispatched);
 _KACTOR_SEMAPHORE(call_started);
 _KACTOR_SEMAPHORE(call_finished);
 _KACTOR_SEMAPHORE(call_stored);
+_KACTOR_SEMAPHORE(direct_call_sent);
+_KACTOR_SEMAPHORE(direct_call_received);
+_KACTOR_SEMAPHORE(direct_result_received);
 _KACTOR_SEMAPHORE(get_answered);
 _KACTOR_SEMAPHORE(actor_started);
 _KACTOR_SEMAPHORE(actor_restarted);

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Direct calls, the worker's side (docs/protocol.md, "Direct calls"). The node manager hands the
+ * worker one end of a socketpair per caller (DIRECT_OPEN, after checking that the caller may call
+ * this actor) and the caller the other. The worker reads DCALLs from them while it has nothing
+ * from the node manager, writes their records (DIRECT) to the node manager before running them,
+ * runs them one at a time with the relayed calls, and answers each on its socket (DRESULT) and to
+ * the node manager (RESULT with RESULT_DIRECT), which keeps the lineage and the objects as for a
+ * relayed call.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client-internal.h"
+#include "codec.h"
+#include "macro.h"
+#include "probes.h"
+#include "time-util.h"
+#include "worker-direct.h"
+#include "worker-runtime.h"
+
+/* Calls read together: their records go in one write, then they run. */
+#define DIRECT_BATCH 64
+/* Direct results go to the node manager with the next record or the next thing it is owed, or
+ * after this long (ms) without either. */
+#define DIRECT_RESULT_DELAY_MS 1
+/* A caller that does not read its answers: its socket is not read either past this much output. */
+#define DIRECT_OUT_MAX (16u * 1024u * 1024u)
+#define DIRECT_READ_CHUNK (64u * 1024u)
+/* At most this many direct sockets per worker; more are refused (closed at once). */
+#define DIRECT_MAX 4096
+
+static void direct_log(const WorkerDirect *d, const char *why) {
+        fprintf(stderr, "kactor-worker: closing the direct socket of user %u: %s.\n", (unsigned) d->uid, why);
+}
+
+static bool value_names_ids(const kactor_value *v) {
+        switch (kactor_value_type(v)) {
+        case KACTOR_TYPE_OBJECT:
+        case KACTOR_TYPE_ACTOR:
+                return true;
+        case KACTOR_TYPE_LIST:
+                for (size_t i = 0; i < kactor_value_list_size(v); i++)
+                        if (value_names_ids(kactor_value_list_get(v, i)))
+                                return true;
+                return false;
+        case KACTOR_TYPE_MAP:
+                for (size_t i = 0; i < kactor_value_map_size(v); i++)
+                        if (value_names_ids(kactor_value_map_value(v, i)))
+                                return true;
+                return false;
+        default:
+                return false;
+        }
+}
+
+static int no_id(int8_t type, kactor_id id, bool top, void *userdata) {
+        (void) type;
+        (void) id;
+        (void) top;
+        (void) userdata;
+        return -EBADMSG;
+}
+
+int worker_direct_parse(const WorkerDirect *d, Frame *f, const char *payload, size_t len, DirectCall *ret,
+                        const char **ret_why) {
+        const char *why = NULL;
+
+        if (frame_parse(f, payload, len) < 0)
+                why = "a malformed frame";
+        else if (f->type != MSG_DCALL)
+                why = "a frame other than DCALL";
+        else if ((f->id & ~PROTO_ID_SEQ_MASK) != d->prefix || (f->id & PROTO_ID_SEQ_MASK) == 0)
+                why = "an object id outside the caller's range";
+        else if (f->id <= d->last_lo)
+                why = "an object id that is not above the last one";
+        else if (frame_field_str(f, 0, &ret->method, &ret->method_len) < 0 || ret->method_len == 0 ||
+                 ret->method_len > 255)
+                why = "a malformed method name";
+        else if (f->has_body && f->body.data.type != MSGPACK_OBJECT_ARRAY)
+                why = "arguments that are not a list";
+        else if (f->has_body && codec_foreach_id(&f->body.data, no_id, NULL) != 0)
+                why = "arguments that name objects or actors (such calls go relayed)";
+        if (why) {
+                *ret_why = why;
+                return -EBADMSG;
+        }
+        ret->result = (kactor_id){ d->id_hi, f->id };
+        ret->args = f->has_body ? f->body_raw : NULL;
+        ret->args_len = f->has_body ? f->body_len : 0;
+        return 0;
+}
+
+int worker_direct_open(kactor_ctx *ctx, const Frame *f) {
+        uint64_t uid, hi, prefix;
+        int fd = fd_queue_take(&ctx->client->fds);
+
+        if (fd < 0)
+                return fd; /* DIRECT_OPEN without its descriptor: the stream is broken */
+        if (frame_field_u64(f, 0, &uid) < 0 || frame_field_u64(f, 1, &hi) < 0 ||
+            frame_field_u64(f, 2, &prefix) < 0 || uid > UINT32_MAX || (prefix & PROTO_ID_SEQ_MASK) != 0) {
+                (void) close(fd);
+                return -EBADMSG;
+        }
+        if (ctx->n_direct >= DIRECT_MAX) {
+                /* Its caller sees the socket close and uses the relayed path. */
+                (void) close(fd);
+                return 0;
+        }
+        WorkerDirect *d = calloc(1, sizeof(*d));
+        if (!d) {
+                (void) close(fd);
+                return -ENOMEM;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+                (void) close(fd);
+                free(d);
+                return 0;
+        }
+        d->fd = fd;
+        d->uid = (uid_t) uid;
+        d->id_hi = hi;
+        d->prefix = prefix;
+        msgpack_packer_init(&d->pk, &d->out, buffer_msgpack_write);
+        d->next = ctx->direct;
+        ctx->direct = d;
+        ctx->n_direct++;
+        return 0;
+}
+
+static void direct_free(WorkerDirect *d) {
+        safe_close(d->fd);
+        buffer_free(&d->in);
+        buffer_free(&d->out);
+        free(d);
+}
+
+/* Writes what d has to send, without waiting. */
+static void direct_send(WorkerDirect *d) {
+        while (buffer_size(&d->out) > 0) {
+                ssize_t n = send(d->fd, d->out.data + d->out.start, buffer_size(&d->out), MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN) {
+                                /* The caller went: its answers have nowhere to go (the node
+                                 * manager has them). */
+                                d->out.start = d->out.end = 0;
+                                d->broken = true;
+                        }
+                        return;
+                }
+                buffer_consume(&d->out, (size_t) n);
+        }
+}
+
+/* Reads what the caller sent, without waiting. */
+static void direct_fill(WorkerDirect *d) {
+        for (unsigned i = 0; i < 16 && !d->eof; i++) {
+                if (buffer_reserve(&d->in, DIRECT_READ_CHUNK) < 0) {
+                        direct_log(d, "out of memory");
+                        d->eof = true;
+                        return;
+                }
+                ssize_t n = recv(d->fd, d->in.data + d->in.end, d->in.cap - d->in.end, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                d->eof = true;
+                        return;
+                }
+                if (n == 0) {
+                        /* The caller is gone (or done): what it sent whole still runs. */
+                        d->eof = true;
+                        return;
+                }
+                d->in.end += (size_t) n;
+                if ((size_t) n < DIRECT_READ_CHUNK)
+                        return;
+        }
+}
+
+/* Appends the record of call x to the node manager's output. */
+static int direct_record(kactor_ctx *ctx, const DirectCall *x, uint64_t read_ns) {
+        kactor_client *c = ctx->client;
+        size_t off;
+        int r = frame_begin_request(&c->out, &c->pk, MSG_DIRECT, 0, 3, &off);
+        if (r < 0)
+                return r;
+        r = codec_pack_id(&c->pk, CODEC_EXT_OBJECT, x->result);
+        if (r >= 0)
+                r = pack_str(&c->pk, x->method, x->method_len);
+        if (r >= 0)
+                r = msgpack_pack_uint64(&c->pk, read_ns) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = x->args ? buffer_append(&c->out, x->args, x->args_len)
+                            : (msgpack_pack_array(&c->pk, 0) < 0 ? -ENOMEM : 0);
+        if (r < 0) {
+                c->out.end = off;
+                return r;
+        }
+        return frame_end(&c->out, off);
+}
+
+/* Answers the caller: the value, or the error; a value that names objects or actors is left to
+ * the node manager (DRESULT_FETCH), which holds what it names for whoever gets it. */
+static int direct_answer(WorkerDirect *d, uint64_t lo, const WorkerRun *run, const char *error) {
+        kactor_value *v = run->result;
+        kactor_error code = KACTOR_OK;
+        const char *msg = NULL;
+        uint32_t flags = 0;
+
+        if (run->r >= 0 && v && kactor_value_is_error(v)) {
+                code = kactor_value_error_code(v);
+                msg = kactor_value_error_message(v);
+        } else if (run->r < 0) {
+                code = run->code != KACTOR_OK ? run->code : KACTOR_ERROR_TASK_FAILED;
+                msg = error ?: "failed";
+        } else if (v && value_names_ids(v))
+                flags |= DRESULT_FETCH;
+
+        size_t off;
+        int r = frame_begin_request(&d->out, &d->pk, MSG_DRESULT, lo, 3, &off);
+        if (r < 0)
+                return r;
+        r = msgpack_pack_uint32(&d->pk, code) < 0 || pack_cstr(&d->pk, msg) < 0 ||
+                        msgpack_pack_uint32(&d->pk, flags) < 0
+                ? -ENOMEM
+                : 0;
+        if (r >= 0 && code == KACTOR_OK && !(flags & DRESULT_FETCH))
+                r = v ? codec_pack_value(&d->pk, v) : (msgpack_pack_nil(&d->pk) < 0 ? -ENOMEM : 0);
+        if (r < 0) {
+                d->out.end = off;
+                return r;
+        }
+        r = frame_end(&d->out, off);
+        if (r == -EMSGSIZE) {
+                /* Too large for a frame: the node manager says so to whoever asks. */
+                off = 0;
+                r = frame_begin_request(&d->out, &d->pk, MSG_DRESULT, lo, 3, &off);
+                if (r >= 0)
+                        r = msgpack_pack_uint32(&d->pk, KACTOR_OK) < 0 || msgpack_pack_nil(&d->pk) < 0 ||
+                                        msgpack_pack_uint32(&d->pk, DRESULT_FETCH) < 0
+                                ? -ENOMEM
+                                : frame_end(&d->out, off);
+        }
+        return r;
+}
+
+/* Runs what d has read, up to a batch: the records first (one write), then each call. 1 when some
+ * ran, 0 when none did, a negative errno when the node manager could not be written to (the calls
+ * did not run: the caller sends them again once this worker re-attached and closed its socket). */
+static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
+        DirectCall calls[DIRECT_BATCH];
+        size_t ends[DIRECT_BATCH];
+        Frame f;
+        size_t n = 0, pos = d->in.start;
+        const char *why = NULL;
+        int r = 0;
+
+        frame_init(&f);
+        uint64_t now = now_nsec(CLOCK_MONOTONIC);
+        while (n < DIRECT_BATCH) {
+                Buffer view = d->in;
+                view.start = pos;
+                const char *payload;
+                size_t len;
+                int k = frame_peek(&view, &payload, &len);
+                if (k == 0)
+                        break;
+                if (k < 0) {
+                        why = k == -EMSGSIZE ? "an oversized frame" : "an empty frame";
+                        break;
+                }
+                k = worker_direct_parse(d, &f, payload, len, &calls[n], &why);
+                if (k < 0)
+                        break;
+                d->last_lo = f.id;
+                KACTOR_PROBE(direct_call_received, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo),
+                             kactor_trace_id_hash(calls[n].result.hi, calls[n].result.lo),
+                             kactor_trace_method_id(calls[n].method, calls[n].method_len));
+                r = direct_record(ctx, &calls[n], now);
+                if (r < 0)
+                        break;
+                pos += PROTO_HEADER_SIZE + len;
+                ends[n++] = pos;
+        }
+        if (why) {
+                direct_log(d, why);
+                d->eof = true;
+        }
+        if (r < 0 || n == 0) {
+                frame_done(&f);
+                return r;
+        }
+
+        /* The records reach the node manager's socket before any of these calls runs: a worker that
+         * dies in one of them leaves them behind, to be run again after its restart. */
+        r = kactor_flush(ctx->client);
+        if (r < 0) {
+                frame_done(&f);
+                return r;
+        }
+        ctx->batched = 0;
+        ctx->owe_manager = false;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(kactor_value_freep) kactor_value *args = NULL;
+                WorkerRun run = {};
+                const DirectCall *x = &calls[i];
+
+                if (x->args)
+                        r = codec_decode(x->args, x->args_len, &args);
+                else
+                        r = (args = kactor_value_new_list()) ? 0 : -ENOMEM;
+                if (r >= 0)
+                        r = worker_run_method(ctx, x->method, x->method_len, args, 0, &run);
+                else {
+                        run.r = r;
+                        run.code = KACTOR_ERROR_INVALID_ARGS;
+                        r = 0;
+                }
+                if (r < 0)
+                        break;
+                _cleanup_free_ char *error = NULL;
+                if (run.r < 0 && (ctx->error ? !(error = strdup(ctx->error)) :
+                                               asprintf(&error, "failed: %s", strerror(-run.r)) < 0))
+                        error = NULL;
+                r = worker_send_result(ctx, MSG_RESULT, 0, run.r, run.code, run.result, run.flags | RESULT_DIRECT);
+                ctx->exec_start_ns = ctx->exec_end_ns = 0;
+                if (r >= 0 && ctx->may_reattach)
+                        r = worker_retain(ctx, x->result, x->method, x->method_len, x->args, x->args_len);
+                if (r >= 0 && !d->broken)
+                        r = direct_answer(d, x->result.lo, &run, error);
+                kactor_value_free(run.result);
+                if (r < 0)
+                        break;
+                /* Consumed once answered: what is left is the next batch's. */
+                d->in.start = ends[i];
+        }
+        if (d->in.start >= d->in.end)
+                d->in.start = d->in.end = 0;
+        frame_done(&f);
+        if (r < 0)
+                return r;
+        if (buffer_size(&d->out) >= DIRECT_READ_CHUNK)
+                direct_send(d);
+        return 1;
+}
+
+/* Frees the sockets that are done, telling the node manager (each held the actor for its caller). */
+static int direct_reap(kactor_ctx *ctx) {
+        kactor_client *c = ctx->client;
+        for (WorkerDirect **p = &ctx->direct; *p;) {
+                WorkerDirect *d = *p;
+                if (!d->broken && (!d->eof || buffer_size(&d->out) > 0)) {
+                        p = &d->next;
+                        continue;
+                }
+                size_t off;
+                int r = frame_begin_request(&c->out, &c->pk, MSG_DIRECT_CLOSED, 0, 1, &off);
+                if (r >= 0)
+                        r = msgpack_pack_uint64(&c->pk, d->prefix) < 0 ? -ENOMEM : 0;
+                if (r < 0) {
+                        c->out.end = off;
+                        return r;
+                }
+                r = frame_end(&c->out, off);
+                if (r < 0)
+                        return r;
+                ctx->owe_manager = true;
+                *p = d->next;
+                ctx->n_direct--;
+                direct_free(d);
+        }
+        return 0;
+}
+
+int worker_direct_wait(kactor_ctx *ctx) {
+        static struct pollfd *pfd = NULL;
+        static size_t n_pfd = 0;
+        kactor_client *c = ctx->client;
+        int r;
+
+        for (;;) {
+                /* Calls read before and not run yet (a batch is at most DIRECT_BATCH) first. */
+                bool ran = false;
+                for (WorkerDirect *d = ctx->direct; d; d = d->next) {
+                        const char *payload;
+                        size_t len;
+                        if (frame_peek(&d->in, &payload, &len) == 0)
+                                continue;
+                        r = direct_run(ctx, d);
+                        if (r < 0)
+                                return r;
+                        ran = ran || r > 0;
+                        if (buffer_size(&d->out) > 0)
+                                direct_send(d);
+                }
+                if (ran)
+                        return 0;
+                r = direct_reap(ctx);
+                if (r < 0)
+                        return r;
+
+                /* What the node manager is owed besides direct results goes before waiting. */
+                if (ctx->owe_manager || buffer_size(&c->out) == 0) {
+                        r = kactor_flush(c);
+                        if (r < 0)
+                                return r;
+                        ctx->owe_manager = false;
+                        ctx->batched = 0;
+                }
+                if (n_pfd < ctx->n_direct + 1) {
+                        struct pollfd *p = realloc(pfd, (ctx->n_direct + 1) * sizeof(*p));
+                        if (!p)
+                                return -ENOMEM;
+                        pfd = p;
+                        n_pfd = ctx->n_direct + 1;
+                }
+                pfd[0] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+                size_t i = 1;
+                for (WorkerDirect *d = ctx->direct; d; d = d->next, i++) {
+                        short ev = 0;
+                        if (!d->eof && !d->broken && buffer_size(&d->out) < DIRECT_OUT_MAX)
+                                ev |= POLLIN;
+                        if (buffer_size(&d->out) > 0)
+                                ev |= POLLOUT;
+                        pfd[i] = (struct pollfd){ .fd = ev ? d->fd : -1, .events = ev };
+                }
+                int k = poll(pfd, i, buffer_size(&c->out) > 0 ? DIRECT_RESULT_DELAY_MS : -1);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0) {
+                        r = kactor_flush(c);
+                        if (r < 0)
+                                return r;
+                        ctx->batched = 0;
+                        continue;
+                }
+                i = 1;
+                for (WorkerDirect *d = ctx->direct; d; d = d->next, i++) {
+                        if (pfd[i].revents & POLLOUT)
+                                direct_send(d);
+                        if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+                                direct_fill(d);
+                        r = direct_run(ctx, d);
+                        if (r < 0)
+                                return r;
+                        ran = ran || r > 0;
+                        if (buffer_size(&d->out) > 0)
+                                direct_send(d);
+                }
+                if (pfd[0].revents)
+                        return 1;
+                if (ran)
+                        return 0;
+        }
+}
+
+void worker_direct_close_all(kactor_ctx *ctx) {
+        while (ctx->direct) {
+                WorkerDirect *d = ctx->direct;
+                ctx->direct = d->next;
+                direct_send(d);
+                direct_free(d);
+        }
+        ctx->n_direct = 0;
+}

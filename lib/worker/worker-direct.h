@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Direct calls, the worker's side (docs/protocol.md, "Direct calls"): the sockets the node manager
+ * handed over, each to one caller, the calls read from them, their records to the node manager and
+ * their answers.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "module-ctx.h"
+
+typedef struct WorkerDirect {
+        struct WorkerDirect *next;
+        int fd;
+        uid_t uid;        /* the caller's user */
+        uint64_t id_hi;   /* the ids the caller makes: {id_hi, prefix | n} */
+        uint64_t prefix;
+        uint64_t last_lo; /* the last object id called (low half): they only grow */
+        Buffer in, out;
+        msgpack_packer pk; /* writes into out */
+        bool eof;          /* nothing more is read: closed once its answers are sent */
+        bool broken;       /* its caller is gone: nothing can be sent either */
+} WorkerDirect;
+
+/* A DCALL frame as read: pointers into its payload. */
+typedef struct DirectCall {
+        kactor_id result;
+        const char *method;
+        size_t method_len;
+        const char *args; /* the packed list; NULL: none */
+        size_t args_len;
+} DirectCall;
+
+/* Parses payload (len bytes) as a DCALL from the caller of d, into f and *ret. -EBADMSG, with
+ * *ret_why saying why, for anything else: another frame type, a malformed header, an id outside the
+ * caller's range or not above the last one, arguments that are not a list or that name objects or
+ * actors (those calls go relayed). Pure, for the fuzz target too. */
+int worker_direct_parse(const WorkerDirect *d, Frame *f, const char *payload, size_t len, DirectCall *ret,
+                        const char **ret_why);
+
+/* Takes the socket of DIRECT_OPEN frame f (from the client's descriptor queue). */
+int worker_direct_open(kactor_ctx *ctx, const Frame *f);
+/* Waits for the node manager's next frame, running direct calls meanwhile: 1 when its socket has
+ * input (or closed), 0 after a batch of direct calls (look at the node manager's frames first), or
+ * a negative errno when writing to the node manager failed. */
+int worker_direct_wait(kactor_ctx *ctx);
+/* Closes every direct socket, after sending what can be sent of their answers without waiting. */
+void worker_direct_close_all(kactor_ctx *ctx);
