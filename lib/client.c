@@ -435,7 +435,7 @@ static int client_wait_reply(kactor_client *c, uint64_t reqid) {
                         if (!c->worker ||
                             (c->frame.type != MSG_EXEC && c->frame.type != MSG_TASK &&
                              c->frame.type != MSG_SAVE && c->frame.type != MSG_ACK &&
-                             c->frame.type != MSG_DIRECT_OPEN && c->frame.type != MSG_STOP))
+                             c->frame.type != MSG_DIRECT_OPEN && c->frame.type != MSG_DIRECT_CLOSE))
                                 return -EBADMSG;
                         r = client_set_aside(c);
                         if (r < 0)

@@ -66,6 +66,7 @@ typedef enum ProtoMsg {
         MSG_ACK,       /* [T, seq]: results up to seq are durable (when no EXEC says so)  */
         MSG_STOP,      /* [T, 0]: stop now (run the destructor and exit)                 */
         MSG_DIRECT_OPEN, /* [T, 0, caller uid, id hi, id prefix]: a direct socket (SCM_RIGHTS) */
+        MSG_DIRECT_CLOSE, /* [T, 0]: close every direct socket; calls read and not run are not run */
 
         /* worker -> nodemgr */
         MSG_INIT_DONE = 96, /* [T, 0, error code, message, flags]                            */

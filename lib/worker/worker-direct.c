@@ -470,6 +470,13 @@ int worker_direct_wait(kactor_ctx *ctx) {
         }
 }
 
+void worker_direct_close(kactor_ctx *ctx) {
+        for (WorkerDirect *d = ctx->direct; d; d = d->next) {
+                d->in.start = d->in.end = 0;
+                d->eof = true;
+        }
+}
+
 void worker_direct_close_all(kactor_ctx *ctx) {
         while (ctx->direct) {
                 WorkerDirect *d = ctx->direct;

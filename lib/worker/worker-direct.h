@@ -48,5 +48,8 @@ int worker_direct_open(kactor_ctx *ctx, const Frame *f);
  * input (or closed), 0 after a batch of direct calls (look at the node manager's frames first), or
  * a negative errno when writing to the node manager failed. */
 int worker_direct_wait(kactor_ctx *ctx);
+/* DIRECT_CLOSE: every direct socket ends once its answers are sent; the calls read from them and not
+ * run are dropped (their callers send them again, relayed). */
+void worker_direct_close(kactor_ctx *ctx);
 /* Closes every direct socket, after sending what can be sent of their answers without waiting. */
 void worker_direct_close_all(kactor_ctx *ctx);

@@ -759,6 +759,9 @@ int kactor_worker_main(int argc, char *argv[]) {
                                 r = worker_retain_exec(&ctx, &f);
                 } else if (f.type == MSG_DIRECT_OPEN && ctx.kind == WORKER_ACTOR) {
                         r = worker_direct_open(&ctx, &f);
+                } else if (f.type == MSG_DIRECT_CLOSE && ctx.kind == WORKER_ACTOR) {
+                        worker_direct_close(&ctx);
+                        r = 0;
                 } else if (f.type == MSG_ACK && ctx.kind == WORKER_ACTOR) {
                         worker_retained_ack(&ctx, f.id);
                         r = 0;

@@ -71,7 +71,7 @@ static int bus_resolve_path(const char *path, kactor_type *ret_type, kactor_id *
                 return -ENOENT;
         if (t == KACTOR_TYPE_ACTOR && !manager_find_actor(m, id) && !cluster_hooks_actor_routable(m, id))
                 return -ENOENT;
-        if (t == KACTOR_TYPE_OBJECT && !objstore_find(&m->store, id) && !(cluster_hooks_enabled(m) && id.hi != m->node_hi))
+        if (t == KACTOR_TYPE_OBJECT && !manager_find_object(m, id) && !(cluster_hooks_enabled(m) && id.hi != m->node_hi))
                 return -ENOENT;
         *ret_type = t;
         *ret_id = id;
@@ -573,6 +573,9 @@ static int bus_start_get(sd_bus_message *msg, Manager *m, uid_t uid, bool wait, 
         /* Ray's semantics over D-Bus: 0 answers at once with what is ready (Get: the Timeout error
          * unless everything is), UINT64_MAX waits for as long as it takes; the core's 0 is "forever". */
         timeout = timeout == 0 ? 1 : timeout == UINT64_MAX ? 0 : timeout;
+        /* Results of direct calls whose records are not read yet are read first. */
+        for (size_t i = 0; i < n; i++)
+                (void) manager_find_object(m, ids[i]);
         r = get_request_new(m, ids, n, uid, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return bus_reply_req_error(error, r, &e);
@@ -1137,7 +1140,7 @@ static int object_find(sd_bus *bus, const char *path, const char *interface, voi
         if (bus_path_parse(path, &t, &id) < 0 || t != KACTOR_TYPE_OBJECT)
                 return 0;
         /* Another user's object was answered AccessDenied before: bus_unknown_path(). */
-        Object *o = objstore_find(&m->store, id);
+        Object *o = manager_find_object(m, id);
         if (!o)
                 return 0;
         *found = o;
@@ -1167,7 +1170,7 @@ static int bus_unknown_path(sd_bus_message *msg, void *userdata, sd_bus_error *e
                                                   "No actor %s on this node (never made, or forgotten since it died).",
                                                   path + strlen(KACTOR_BUS_ACTOR_PREFIX "/"));
         }
-        Object *o = objstore_find(&m->store, id);
+        Object *o = manager_find_object(m, id);
         if (!o)
                 return sd_bus_reply_method_errorf(msg, "io.kactor.Error.NoSuchObject",
                                                   "No object %s (never made, or released).",

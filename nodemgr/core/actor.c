@@ -1177,6 +1177,12 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
         return 0;
 }
 
+/* The node's lineage memory is at its limit, and a has some of it (what refuses its calls). */
+static bool actor_lineage_full(const Actor *a) {
+        const Manager *m = a->manager;
+        return m->lineage_max > 0 && m->lineage_bytes >= m->lineage_max && lineage_size(&a->lineage) > 0;
+}
+
 int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *e) {
         char s[KACTOR_ID_STRING_MAX];
 
@@ -1191,6 +1197,9 @@ int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *
                 return r;
         if (a->state == ACTOR_DEAD)
                 return req_error(e, KACTOR_ERROR_ACTOR_DIED, "actor %s died: %s", s, a->death_cause ?: "unknown cause");
+        if (actor_lineage_full(a) && !a->can_save)
+                return req_error(e, KACTOR_ERROR_TIMEOUT,
+                                 "the node's lineage memory limit is reached and actor %s cannot checkpoint", s);
         if (cluster_hooks_enabled(m))
                 return req_error(e, KACTOR_ERROR_NOT_SUPPORTED,
                                  "actor %s is in a cluster: its calls go through the node manager, which has "
@@ -1277,8 +1286,14 @@ int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t met
                 /* Its queue was the worker's: the phases start when the worker read it. */
                 c->trace_queued_ns = c->trace_dispatched_ns = read_ns ?: c->trace_queued_ns;
         }
-        if (m->lineage_max > 0 && m->lineage_bytes >= m->lineage_max && a->can_save)
-                a->force_checkpoint = true;
+        if (actor_lineage_full(a)) {
+                /* The limit is enforced on the relayed path, which refuses such calls: the direct
+                 * sockets close, and what their callers send next goes there. */
+                if (a->can_save)
+                        a->force_checkpoint = true;
+                else if (a->worker)
+                        (void) worker_send_direct_close(a->worker);
+        }
         return 0;
 }
 

@@ -95,6 +95,17 @@ Actor *manager_find_actor(Manager *m, kactor_id id) {
         return a;
 }
 
+Object *manager_find_object(Manager *m, kactor_id id) {
+        Object *o = objstore_find(&m->store, id);
+        if (o || id.hi != m->node_hi)
+                return o;
+        Actor *a, *tmp;
+        HASH_ITER(hh, m->actors, a, tmp)
+                if (a->worker && a->worker->conn && a->worker->n_direct_callers > 0)
+                        transport_drain(m, a->worker->conn);
+        return objstore_find(&m->store, id);
+}
+
 Actor *manager_find_actor_by_name(Manager *m, const char *name) {
         Actor *a;
         HASH_FIND(hh_name, m->actors_by_name, name, strlen(name), a);

@@ -136,6 +136,7 @@ struct Worker {
          * user), for its records of direct calls. */
         struct WorkerDirectCaller *direct_callers;
         size_t n_direct_callers;
+        bool direct_close_sent; /* DIRECT_CLOSE went, and no socket was handed over since */
         ActorCgroup *cgroup; /* WORKER_TASK: its own cgroup, handed over when the worker goes */
         sd_event_source *idle_timer; /* WORKER_TASK: stops it once it has had no task for a while */
         bool idle;           /* WORKER_TASK: idle_timer is armed */
@@ -392,6 +393,10 @@ void manager_queue_resources_changed(Manager *m);
 /* The cluster's members changed: PropertiesChanged for Peers, once per iteration. */
 void manager_queue_peers_changed(Manager *m);
 Actor *manager_find_actor(Manager *m, kactor_id id);
+/* An object by id. One of this node's that is not (yet) here may be the result of a direct call
+ * whose record its worker has sent and this node manager not read: those records are read first
+ * (docs/protocol.md, "Direct calls"). */
+Object *manager_find_object(Manager *m, kactor_id id);
 Actor *manager_find_actor_by_name(Manager *m, const char *name);
 /* Resolves a module argument (a path, or a name in the module path) to a path. */
 int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e);

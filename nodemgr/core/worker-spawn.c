@@ -525,6 +525,23 @@ int worker_send_ack(Worker *w) {
         return transport_end_frame(w->manager, c, off, r);
 }
 
+int worker_send_direct_close(Worker *w) {
+        Conn *c = w->conn;
+        if (!c)
+                return -ENOTCONN;
+        if (w->direct_close_sent)
+                return 0;
+        size_t off = frame_begin(&c->out);
+        int r = msgpack_pack_array(&c->pk, 2) < 0 || msgpack_pack_uint32(&c->pk, MSG_DIRECT_CLOSE) < 0 ||
+                        msgpack_pack_uint64(&c->pk, 0) < 0
+                ? -ENOMEM
+                : 0;
+        r = transport_end_frame(w->manager, c, off, r);
+        if (r >= 0)
+                w->direct_close_sent = true;
+        return r;
+}
+
 void worker_stop(Worker *w) {
         /* STOP ends the worker's loop: its destructor runs and it exits. (A connection that just
          * closes means a node manager that went away: an actor's worker waits for the next one.)

@@ -36,6 +36,8 @@ int worker_send_save(Worker *w, Call *c);
 int worker_send_recall(Worker *w);
 /* Tells an actor's worker that its results up to w->durable_seq are durable (persist.c). */
 int worker_send_ack(Worker *w);
+/* Tells an actor's worker to close its direct sockets (their callers go relayed). */
+int worker_send_direct_close(Worker *w);
 /* The result of the worker's call seq was handled: it becomes durable at the next journal write
  * (worker_results_durable()); the worker hears so with its next EXEC, or an ACK a little later. */
 void worker_note_result(Worker *w, uint64_t seq);

@@ -747,6 +747,7 @@ static int handle_open_direct(Conn *c, Frame *f) {
                  * the caller let go of the actor still run. */
                 dc->n_open++;
                 actor_ref(a);
+                w->direct_close_sent = false;
         }
         if (r == -EAGAIN)
                 return reply_req_error(c, f->id,
