@@ -189,6 +189,7 @@ const PropertyMap actor_properties[] = {
         { "MemoryMax", "memory_max", "t", offsetof(ActorInfo, memory_max) },
         { "CallsSubmitted", "calls_submitted", "t", offsetof(ActorInfo, calls_submitted) },
         { "CallsCompleted", "calls_completed", "t", offsetof(ActorInfo, calls_completed) },
+        { "CallsDirect", "calls_direct", "t", offsetof(ActorInfo, calls_direct) },
         { "DeathCause", "death_cause", "s", offsetof(ActorInfo, death_cause) },
         { "Owner", "owner", "u", offsetof(ActorInfo, owner) },
         { "AllowUsers", "allow_users", "au", offsetof(ActorInfo, allow_users) },

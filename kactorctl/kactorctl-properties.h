@@ -68,6 +68,7 @@ typedef struct ActorInfo {
         uint64_t memory_max;
         uint64_t calls_submitted;
         uint64_t calls_completed;
+        uint64_t calls_direct;
         char *death_cause;
         uint32_t owner;
         UintArray allow_users;

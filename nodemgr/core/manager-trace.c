@@ -450,7 +450,9 @@ void manager_trace_call_stored(Manager *m, Actor *a, Call *c) {
         TraceActor *ta = a->trace ?: trace_actor_get(mt, a);
         if (!ta)
                 return;
-        uint64_t now = manager_trace_now(m);
+        /* The loop's clock is read once an iteration; a result read in it later than that (a worker's
+         * records are read before a request that may name them) ended after it. */
+        uint64_t now = MAX(manager_trace_now(m), t_end);
         uint32_t method;
         int slot = trace_method_slot(mt, ta, c->trace_method, c->method, t_start && t_end, &method);
         if (slot >= 0)
