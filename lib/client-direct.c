@@ -445,7 +445,7 @@ int client_direct_actor_released(kactor_client *c, kactor_actor actor) {
 
 int client_direct_call(kactor_client *c, kactor_actor actor, const char *method, const kactor_value *args,
                        kactor_ref *ret) {
-        if (!c->direct_on || c->worker)
+        if (!c->direct_on || c->worker || !(c->node_features & PROTO_FEATURE_DIRECT))
                 return 0;
         ClientDirect *d = direct_get(c, actor);
         if (!d)

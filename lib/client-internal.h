@@ -82,6 +82,7 @@ struct kactor_client {
         /* Direct calls (client-direct.c): on unless turned off; the actors called, and the objects
          * of direct calls not yet delivered. */
         bool direct_on;
+        uint32_t node_features;           /* PROTO_FEATURE_*: what the node manager offers */
         struct ClientDirect *directs;     /* uthash, by actor id */
         struct DirectObject *direct_objs; /* uthash, by object id (low half) */
         struct DirectWatch *direct_watch;  /* uthash: relayed calls that end a direct pause */

@@ -632,6 +632,10 @@ static int client_hello(kactor_client *c, bool resume, uint64_t deadline, char *
                 r = frame_field_u64(&c->frame, 3, &lo);
         if (r < 0)
                 return r;
+        /* What it offers (an older node manager says nothing: nothing new). */
+        uint64_t features = 0;
+        (void) frame_field_u64(&c->frame, 4, &features);
+        c->node_features = (uint32_t) features;
         *ret_node = TAKE_PTR(node);
         *ret_hi = hi;
         *ret_prefix = lo;

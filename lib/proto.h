@@ -48,7 +48,8 @@ typedef enum ProtoMsg {
         MSG_DCALL,        /* [T, object lo, method] + args                                */
 
         /* nodemgr -> client */
-        MSG_WELCOME = 32, /* [T, 0, version, node id string, id prefix hi, id prefix lo]  */
+        MSG_WELCOME = 32, /* [T, 0, version, node id string, id prefix hi, id prefix lo,
+                           *  (features)]                                                   */
         MSG_REPLY,        /* [T, reqid, error code, message] (+ value)                     */
 
         /* worker -> client, on a direct socket */
@@ -80,6 +81,11 @@ typedef enum ProtoMsg {
                              *  direct call, written before it runs                            */
         MSG_DIRECT_CLOSED,  /* [T, 0, id prefix]: a direct socket of that caller is closed      */
 } ProtoMsg;
+
+/* Features a node manager offers, in WELCOME (one that sends none offers none). */
+enum {
+        PROTO_FEATURE_DIRECT = 1 << 0, /* OPEN_DIRECT: direct calls */
+};
 
 /* Flags of RESULT. */
 enum {

@@ -107,12 +107,13 @@ static int handle_hello(Conn *c, Frame *f) {
         }
 
         size_t off = frame_begin(&c->out);
-        r = msgpack_pack_array(&c->pk, 6) < 0 || msgpack_pack_uint32(&c->pk, MSG_WELCOME) < 0 ||
+        r = msgpack_pack_array(&c->pk, 7) < 0 || msgpack_pack_uint32(&c->pk, MSG_WELCOME) < 0 ||
                         msgpack_pack_uint64(&c->pk, 0) < 0 ||
                         msgpack_pack_uint32(&c->pk, PROTO_VERSION) < 0 ||
                         pack_cstr(&c->pk, c->manager->node_id) < 0 ||
                         msgpack_pack_uint64(&c->pk, c->manager->node_hi) < 0 ||
-                        msgpack_pack_uint64(&c->pk, c->id_prefix) < 0
+                        msgpack_pack_uint64(&c->pk, c->id_prefix) < 0 ||
+                        msgpack_pack_uint32(&c->pk, PROTO_FEATURE_DIRECT) < 0
                 ? -ENOMEM
                 : 0;
         r = conn_end_frame(c, off, r);
