@@ -245,6 +245,9 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
                         break;
         }
         frame_done(&f);
+        /* The calls answered go: the kept ones do not grow past those not answered. */
+        if (d->sent.start >= d->sent.cap / 2)
+                buffer_compact(&d->sent);
         return r;
 }
 
@@ -304,7 +307,7 @@ static int direct_pump(kactor_client *c, uint64_t deadline) {
                                 buffer_consume(&d->out, (size_t) k);
                 }
                 if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-                        r = buffer_reserve(&d->in, DIRECT_READ_CHUNK);
+                        r = buffer_reserve_read(&d->in, DIRECT_READ_CHUNK);
                         if (r < 0)
                                 return r;
                         ssize_t k = recv(d->fd, d->in.data + d->in.end, d->in.cap - d->in.end, MSG_DONTWAIT);

@@ -342,7 +342,7 @@ static int client_send(kactor_client *c) {
 static int client_fill(kactor_client *c) {
         if (c->fd < 0)
                 return -ENOTCONN;
-        int r = buffer_reserve(&c->in, CLIENT_READ_CHUNK);
+        int r = buffer_reserve_read(&c->in, CLIENT_READ_CHUNK);
         if (r < 0)
                 return r;
         for (;;) {

@@ -17,16 +17,8 @@ int buffer_grow(Buffer *b, size_t n) {
         if (b->cap - b->end >= n)
                 return 0;
 
-        /* Slide the unconsumed part to the front before growing. */
-        if (b->start > 0) {
-                size_t used = b->end - b->start;
-                memmove(b->data, b->data + b->start, used);
-                b->start = 0;
-                b->end = used;
-                if (b->cap - b->end >= n)
-                        return 0;
-        }
-
+        /* Offsets into b stay valid (a frame being packed holds one): the data is not moved, only
+         * the allocation (buffer_compact() moves it, where nothing holds an offset). */
         size_t want = b->end + n;
         size_t cap = MAX(b->cap * 2, (size_t) 4096);
         while (cap < want)
@@ -37,6 +29,21 @@ int buffer_grow(Buffer *b, size_t n) {
         b->data = p;
         b->cap = cap;
         return 0;
+}
+
+void buffer_compact(Buffer *b) {
+        if (b->start == 0)
+                return;
+        size_t used = b->end - b->start;
+        memmove(b->data, b->data + b->start, used);
+        b->start = 0;
+        b->end = used;
+}
+
+int buffer_reserve_read(Buffer *b, size_t n) {
+        if (b->cap - b->end < n)
+                buffer_compact(b);
+        return buffer_reserve(b, n);
 }
 
 void buffer_consume(Buffer *b, size_t n) {

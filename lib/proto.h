@@ -66,7 +66,8 @@ typedef enum ProtoMsg {
         MSG_RECALL,    /* [T, 0]: give back the tasks sent but not started              */
         MSG_ACK,       /* [T, seq]: results up to seq are durable (when no EXEC says so)  */
         MSG_STOP,      /* [T, 0]: stop now (run the destructor and exit)                 */
-        MSG_DIRECT_OPEN, /* [T, 0, caller uid, id hi, id prefix]: a direct socket (SCM_RIGHTS) */
+        MSG_DIRECT_OPEN, /* [T, 0, caller uid, id hi, id prefix, highest id made]: a direct socket
+                          * (SCM_RIGHTS)                                                  */
         MSG_DIRECT_CLOSE, /* [T, 0]: close every direct socket; calls read and not run are not run */
 
         /* worker -> nodemgr */
@@ -120,7 +121,7 @@ typedef struct Buffer {
 } Buffer;
 
 void buffer_free(Buffer *b);
-/* Makes room for n more bytes at the end (slides the unconsumed part down, or grows). */
+/* Makes room for n more bytes at the end (grows; the data stays where it is). */
 int buffer_grow(Buffer *b, size_t n);
 /* Room for n more bytes at end; 0 or -ENOMEM. Inline: every packed field comes through here. */
 static inline int buffer_reserve(Buffer *b, size_t n) {
@@ -139,6 +140,12 @@ static inline size_t buffer_size(const Buffer *b) {
         return b->end - b->start;
 }
 void buffer_consume(Buffer *b, size_t n);
+/* Moves the unconsumed bytes to the front: offsets into b (a frame being packed, a payload being
+ * read) are void after it. */
+void buffer_compact(Buffer *b);
+/* Room for n more bytes to read into, compacting first when that saves growing: for input buffers,
+ * between reads, when nothing points into them. */
+int buffer_reserve_read(Buffer *b, size_t n);
 /* msgpack_packer write callback: data is a Buffer*. */
 int buffer_msgpack_write(void *data, const char *buf, size_t len);
 

@@ -69,8 +69,8 @@ static int no_id(int8_t type, kactor_id id, bool top, void *userdata) {
         return -EBADMSG;
 }
 
-int worker_direct_parse(const WorkerDirect *d, Frame *f, const char *payload, size_t len, DirectCall *ret,
-                        const char **ret_why) {
+int worker_direct_parse(const WorkerDirect *d, uint64_t last_lo, Frame *f, const char *payload, size_t len,
+                        DirectCall *ret, const char **ret_why) {
         const char *why = NULL;
 
         if (frame_parse(f, payload, len) < 0)
@@ -79,8 +79,8 @@ int worker_direct_parse(const WorkerDirect *d, Frame *f, const char *payload, si
                 why = "a frame other than DCALL";
         else if ((f->id & ~PROTO_ID_SEQ_MASK) != d->prefix || (f->id & PROTO_ID_SEQ_MASK) == 0)
                 why = "an object id outside the caller's range";
-        else if (f->id <= d->last_lo)
-                why = "an object id that is not above the last one";
+        else if (f->id <= last_lo)
+                why = "an object id that is not above the last one of this caller";
         else if (frame_field_str(f, 0, &ret->method, &ret->method_len) < 0 || ret->method_len == 0 ||
                  ret->method_len > 255)
                 why = "a malformed method name";
@@ -98,8 +98,30 @@ int worker_direct_parse(const WorkerDirect *d, Frame *f, const char *payload, si
         return 0;
 }
 
+/* The entry of a caller in ctx->direct_marks, made when missing: its index, or -ENOMEM. */
+static ssize_t direct_mark(kactor_ctx *ctx, uint64_t prefix) {
+        for (size_t i = 0; i < ctx->n_direct_marks; i++)
+                if (ctx->direct_marks[i].prefix == prefix)
+                        return (ssize_t) i;
+        DirectMark *n = reallocarray(ctx->direct_marks, ctx->n_direct_marks + 1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        ctx->direct_marks = n;
+        n[ctx->n_direct_marks] = (DirectMark){ .prefix = prefix };
+        return (ssize_t) ctx->n_direct_marks++;
+}
+
+void worker_direct_note_exec(kactor_ctx *ctx, kactor_id result) {
+        uint64_t prefix = result.lo & ~PROTO_ID_SEQ_MASK;
+        for (size_t i = 0; i < ctx->n_direct_marks; i++)
+                if (ctx->direct_marks[i].prefix == prefix) {
+                        ctx->direct_marks[i].last_lo = MAX(ctx->direct_marks[i].last_lo, result.lo);
+                        return;
+                }
+}
+
 int worker_direct_open(kactor_ctx *ctx, const Frame *f) {
-        uint64_t uid, hi, prefix;
+        uint64_t uid, hi, prefix, min_lo = 0;
         int fd = fd_queue_take(&ctx->client->fds);
 
         if (fd < 0)
@@ -114,11 +136,16 @@ int worker_direct_open(kactor_ctx *ctx, const Frame *f) {
                 (void) close(fd);
                 return 0;
         }
-        WorkerDirect *d = calloc(1, sizeof(*d));
+        /* The ids the caller made before (relayed, or direct before a restart of this worker). */
+        (void) frame_field_u64(f, 3, &min_lo);
+        ssize_t mark = direct_mark(ctx, prefix);
+        WorkerDirect *d = mark >= 0 ? calloc(1, sizeof(*d)) : NULL;
         if (!d) {
                 (void) close(fd);
                 return -ENOMEM;
         }
+        d->mark = (size_t) mark;
+        ctx->direct_marks[mark].last_lo = MAX(ctx->direct_marks[mark].last_lo, min_lo);
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
                 (void) close(fd);
@@ -155,7 +182,8 @@ static void direct_send(WorkerDirect *d) {
                                  * manager has them). */
                                 d->out.start = d->out.end = 0;
                                 d->broken = true;
-                        }
+                        } else if (d->out.start >= d->out.cap / 2)
+                                buffer_compact(&d->out);
                         return;
                 }
                 buffer_consume(&d->out, (size_t) n);
@@ -165,7 +193,7 @@ static void direct_send(WorkerDirect *d) {
 /* Reads what the caller sent, without waiting. */
 static void direct_fill(WorkerDirect *d) {
         for (unsigned i = 0; i < 16 && !d->eof; i++) {
-                if (buffer_reserve(&d->in, DIRECT_READ_CHUNK) < 0) {
+                if (buffer_reserve_read(&d->in, DIRECT_READ_CHUNK) < 0) {
                         direct_log(d, "out of memory");
                         d->eof = true;
                         return;
@@ -281,10 +309,11 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                         why = k == -EMSGSIZE ? "an oversized frame" : "an empty frame";
                         break;
                 }
-                k = worker_direct_parse(d, &f, payload, len, &calls[n], &why);
+                DirectMark *mk = &ctx->direct_marks[d->mark];
+                k = worker_direct_parse(d, mk->last_lo, &f, payload, len, &calls[n], &why);
                 if (k < 0)
                         break;
-                d->last_lo = f.id;
+                mk->last_lo = f.id;
                 KACTOR_PROBE(direct_call_received, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo),
                              kactor_trace_id_hash(calls[n].result.hi, calls[n].result.lo),
                              kactor_trace_method_id(calls[n].method, calls[n].method_len));
@@ -295,8 +324,10 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                 ends[n++] = pos;
         }
         if (why) {
+                /* Nothing after it is read: the calls before it run, and it is said once. */
                 direct_log(d, why);
                 d->eof = true;
+                d->in.end = pos;
         }
         if (r < 0 || n == 0) {
                 frame_done(&f);
@@ -352,6 +383,12 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         frame_done(&f);
         if (r < 0)
                 return r;
+        /* The results reach the node manager's socket before their callers have them: an answer a
+         * caller got is never lost with this worker, and whoever else asks finds the same value. */
+        r = kactor_flush(ctx->client);
+        if (r < 0)
+                return r;
+        ctx->batched = 0;
         if (buffer_size(&d->out) >= DIRECT_READ_CHUNK)
                 direct_send(d);
         return 1;

@@ -13,13 +13,18 @@
 
 #include "module-ctx.h"
 
+typedef struct DirectMark {
+        uint64_t prefix;
+        uint64_t last_lo;
+} DirectMark;
+
 typedef struct WorkerDirect {
         struct WorkerDirect *next;
         int fd;
         uid_t uid;        /* the caller's user */
         uint64_t id_hi;   /* the ids the caller makes: {id_hi, prefix | n} */
         uint64_t prefix;
-        uint64_t last_lo; /* the last object id called (low half): they only grow */
+        size_t mark;      /* the caller's entry in ctx->direct_marks */
         Buffer in, out;
         msgpack_packer pk; /* writes into out */
         bool eof;          /* nothing more is read: closed once its answers are sent */
@@ -35,13 +40,16 @@ typedef struct DirectCall {
         size_t args_len;
 } DirectCall;
 
-/* Parses payload (len bytes) as a DCALL from the caller of d, into f and *ret. -EBADMSG, with
+/* Parses payload (len bytes) as a DCALL from the caller of d (whose highest id run here is last_lo),
+ * into f and *ret. -EBADMSG, with
  * *ret_why saying why, for anything else: another frame type, a malformed header, an id outside the
  * caller's range or not above the last one, arguments that are not a list or that name objects or
  * actors (those calls go relayed). Pure, for the fuzz target too. */
-int worker_direct_parse(const WorkerDirect *d, Frame *f, const char *payload, size_t len, DirectCall *ret,
-                        const char **ret_why);
+int worker_direct_parse(const WorkerDirect *d, uint64_t last_lo, Frame *f, const char *payload, size_t len,
+                        DirectCall *ret, const char **ret_why);
 
+/* A relayed call of object id result runs: a direct call must name a later one of its caller. */
+void worker_direct_note_exec(kactor_ctx *ctx, kactor_id result);
 /* Takes the socket of DIRECT_OPEN frame f (from the client's descriptor queue). */
 int worker_direct_open(kactor_ctx *ctx, const Frame *f);
 /* Waits for the node manager's next frame, running direct calls meanwhile: 1 when its socket has

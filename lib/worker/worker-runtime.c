@@ -754,6 +754,9 @@ int kactor_worker_main(int argc, char *argv[]) {
                         uint64_t ack;
                         if (frame_field_u64(&f, 2, &ack) >= 0)
                                 worker_retained_ack(&ctx, ack);
+                        kactor_id result;
+                        if (ctx.n_direct_marks > 0 && frame_field_id(&f, 1, CODEC_EXT_OBJECT, &result) >= 0)
+                                worker_direct_note_exec(&ctx, result);
                         r = worker_exec(&ctx, &f);
                         if (r >= 0 && reattach_path)
                                 r = worker_retain_exec(&ctx, &f);
@@ -801,6 +804,7 @@ finish:
         }
         worker_retained_ack(&ctx, UINT64_MAX);
         free(ctx.gpu_ids);
+        free(ctx.direct_marks);
         free(ctx.method_stats);
         free(ctx.error);
         return r < 0 ? 1 : 0;

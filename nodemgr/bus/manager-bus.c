@@ -1164,7 +1164,13 @@ static int bus_unknown_path(sd_bus_message *msg, void *userdata, sd_bus_error *e
         if (bus_path_parse(path, &t, &id) < 0)
                 return sd_bus_reply_method_errorf(msg, "io.kactor.Error.NoSuchActor", "%s names no actor or object.", path);
         if (t == KACTOR_TYPE_ACTOR) {
-                if (manager_find_actor(m, id) || bus_remote_actor_find(m, id))
+                Actor *a = manager_find_actor(m, id);
+                if (a) {
+                        /* Its direct calls' records first: what is shown counts the calls made. */
+                        manager_read_direct_records(m, a);
+                        return 0;
+                }
+                if (bus_remote_actor_find(m, id))
                         return 0;
                 return sd_bus_reply_method_errorf(msg, "io.kactor.Error.NoSuchActor",
                                                   "No actor %s on this node (never made, or forgotten since it died).",

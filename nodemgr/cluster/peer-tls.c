@@ -699,7 +699,7 @@ int peer_tls_receive(PeerTls *t, Buffer *plain) {
          * input is empty and nothing is pending, there is no more to ask for. */
         while (buffer_size(&t->input) > 0 || SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl)) {
                 size_t n = 0;
-                r = buffer_reserve(plain, PEER_TLS_READ_CHUNK);
+                r = buffer_reserve_read(plain, PEER_TLS_READ_CHUNK);
                 if (r < 0)
                         return r;
                 if (SSL_read_ex(t->ssl, plain->data + plain->end, plain->cap - plain->end, &n) == 1) {

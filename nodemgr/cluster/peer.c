@@ -323,11 +323,16 @@ static int peer_conn_flush(PeerConn *p) {
         }
         if (buffer_size(&p->out) == 0)
                 p->n_queued = 0;
+        if (wire->start >= wire->cap / 2)
+                buffer_compact(wire);
         return peer_conn_update_events(p);
 }
 
 /* Frame builder: the header is packed by the caller between begin and end. */
 static size_t peer_frame_begin(PeerConn *p) {
+        /* Between frames: what was sent goes, so that the output does not grow past what waits. */
+        if (p->out.start >= p->out.cap / 2)
+                buffer_compact(&p->out);
         return frame_begin(&p->out);
 }
 
@@ -874,7 +879,7 @@ static int peer_conn_read(PeerConn *p) {
          * after AUTH in the same read stays in the socket until the peer is known. */
         size_t want = p->authenticated ? PEER_READ_CHUNK : input_max - p->in_unauth;
         Buffer *wire = p->tls ? peer_tls_input(p->tls) : &p->in;
-        int r = buffer_reserve(wire, want);
+        int r = buffer_reserve_read(wire, want);
         if (r < 0)
                 return r;
         ssize_t n = recv(p->fd, wire->data + wire->end, want, MSG_DONTWAIT);

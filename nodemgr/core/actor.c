@@ -1524,7 +1524,17 @@ static void actor_redelivered(Actor *a, uint64_t seq, kactor_id result, const ch
 
         Object *o = objstore_find(&m->store, result);
         Call *c = NULL;
-        if (o && o->state == OBJECT_PENDING) {
+        Conn *caller = NULL;
+        if (!o && (flags & RESULT_DIRECT) && m->transport &&
+            (caller = m->transport->find(m, result.lo & ~ID_SEQ_MASK)) &&
+            objstore_add(&m->store, result, &o) >= 0) {
+                /* A direct call: its caller had the answer and will not send it again. Its object is
+                 * made for it, as the record would have, held by its connection (or its placeholder). */
+                o->uid = caller->uid;
+                m->transport->own(caller, o);
+                a->calls_submitted++;
+                a->calls_direct++;
+        } else if (o && o->state == OBJECT_PENDING) {
                 /* Its caller sent it again already: that call is answered by this result. */
                 TAILQ_FOREACH(c, &a->queue.queued, link)
                         if (c->result == o)

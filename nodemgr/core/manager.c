@@ -101,9 +101,13 @@ Object *manager_find_object(Manager *m, kactor_id id) {
                 return o;
         Actor *a, *tmp;
         HASH_ITER(hh, m->actors, a, tmp)
-                if (a->worker && a->worker->conn && a->worker->n_direct_callers > 0)
-                        transport_drain(m, a->worker->conn);
+                manager_read_direct_records(m, a);
         return objstore_find(&m->store, id);
+}
+
+void manager_read_direct_records(Manager *m, Actor *a) {
+        if (a->worker && a->worker->conn && a->worker->n_direct_callers > 0)
+                transport_drain(m, a->worker->conn);
 }
 
 Actor *manager_find_actor_by_name(Manager *m, const char *name) {

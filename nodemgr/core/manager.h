@@ -90,6 +90,7 @@ struct Conn {
          * are read before this client's requests, which may name those calls' results. */
         kactor_id *direct_actors;
         size_t n_direct_actors;
+        uint64_t max_lo; /* the highest object id it made (low half): a direct call names a higher one */
 };
 
 typedef struct WorkerDirectCaller {
@@ -397,6 +398,9 @@ Actor *manager_find_actor(Manager *m, kactor_id id);
  * whose record its worker has sent and this node manager not read: those records are read first
  * (docs/protocol.md, "Direct calls"). */
 Object *manager_find_object(Manager *m, kactor_id id);
+/* Reads what a's worker has sent when it has direct callers: their calls' records (and the results
+ * sent with them), before a's state is shown. */
+void manager_read_direct_records(Manager *m, Actor *a);
 Actor *manager_find_actor_by_name(Manager *m, const char *name);
 /* Resolves a module argument (a path, or a name in the module path) to a path. */
 int manager_resolve_module(Manager *m, const char *module, char **ret_path, ReqError *e);

@@ -275,6 +275,9 @@ int conn_flush(Conn *c) {
 blocked:
         if (buffer_size(&c->out) > CONN_OUT_MAX)
                 return -ENOBUFS;
+        /* Between frames: what was sent goes, so that the output does not grow past what waits. */
+        if (c->out.start >= c->out.cap / 2)
+                buffer_compact(&c->out);
         if (!TAILQ_EMPTY(&c->parked))
                 (void) native_answer_parked(c);
         (void) sd_event_source_set_io_events(c->io, c->paused || c->closing ? EPOLLOUT : EPOLLIN | EPOLLOUT);
@@ -627,7 +630,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                                 }
                                 want = MIN(want, limit - buffer_size(&c->in));
                         }
-                        r = buffer_reserve(&c->in, want);
+                        r = buffer_reserve_read(&c->in, want);
                         if (r < 0)
                                 goto close;
                         ssize_t n = recv(c->fd, c->in.data + c->in.end,
@@ -677,7 +680,7 @@ void conn_drain(Conn *c) {
                 return;
         conn_ref(c);
         for (;;) {
-                if (buffer_reserve(&c->in, c->read_chunk) < 0)
+                if (buffer_reserve_read(&c->in, c->read_chunk) < 0)
                         break;
                 ssize_t n = recv(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end, MSG_DONTWAIT);
                 if (n <= 0)

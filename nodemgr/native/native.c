@@ -44,6 +44,7 @@ static int frame_args(const Frame *f, const char **ret, size_t *ret_len) {
 static int conn_object_id(Conn *c, uint64_t lo, kactor_id *ret) {
         if ((lo & ~ID_SEQ_MASK) != c->id_prefix || (lo & ID_SEQ_MASK) == 0)
                 return -EBADMSG;
+        c->max_lo = MAX(c->max_lo, lo);
         *ret = (kactor_id){ c->manager->node_hi, lo };
         return 0;
 }
@@ -736,10 +737,13 @@ static int handle_open_direct(Conn *c, Frame *f) {
         /* The worker's end first: a caller never has a socket its worker does not know. */
         Conn *wc = w->conn;
         size_t off = frame_begin(&wc->out);
-        r = msgpack_pack_array(&wc->pk, 5) < 0 || msgpack_pack_uint32(&wc->pk, MSG_DIRECT_OPEN) < 0 ||
+        /* The ids it made so far are not a direct call's to make again (the worker keeps the
+         * highest it ran of each caller from then on). */
+        r = msgpack_pack_array(&wc->pk, 6) < 0 || msgpack_pack_uint32(&wc->pk, MSG_DIRECT_OPEN) < 0 ||
                         msgpack_pack_uint64(&wc->pk, 0) < 0 || msgpack_pack_uint64(&wc->pk, c->uid) < 0 ||
                         msgpack_pack_uint64(&wc->pk, m->node_hi) < 0 ||
-                        msgpack_pack_uint64(&wc->pk, c->id_prefix) < 0
+                        msgpack_pack_uint64(&wc->pk, c->id_prefix) < 0 ||
+                        msgpack_pack_uint64(&wc->pk, c->max_lo) < 0
                 ? -ENOMEM
                 : 0;
         r = conn_end_frame_fd(wc, off, r, pair[0]);
@@ -817,8 +821,10 @@ static int handle_direct(Conn *c, Frame *f) {
                 /* Held by its caller's connection, as if it had been sent there; a caller gone
                  * already leaves it to the call, which drops it once done. */
                 Conn *holder = conn_find_prefix(c->manager, dc->prefix);
-                if (holder)
+                if (holder) {
                         conn_own(holder, o);
+                        holder->max_lo = MAX(holder->max_lo, object.lo);
+                }
                 else
                         objstore_unref(&c->manager->store, o);
         }

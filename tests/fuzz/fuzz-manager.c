@@ -254,7 +254,7 @@ int fuzz_write_all(Manager *m, int fd, const void *data, size_t len, void (*drai
 void fuzz_read_frames(int fd, Buffer *in, Frame *frame, size_t max_len, void (*check)(Frame *f, void *userdata),
                       void *userdata) {
         for (;;) {
-                if (buffer_reserve(in, 65536) < 0)
+                if (buffer_reserve_read(in, 65536) < 0)
                         abort();
                 ssize_t n = recv(fd, in->data + in->end, in->cap - in->end, MSG_DONTWAIT);
                 if (n <= 0)

@@ -130,7 +130,7 @@ static void peer_check_frame(Frame *f, void *userdata) {
 static void peer_read_tls(Peer *p) {
         for (;;) {
                 Buffer *raw = peer_tls_input(p->tls);
-                CHECK(buffer_reserve(raw, 65536) >= 0);
+                CHECK(buffer_reserve_read(raw, 65536) >= 0);
                 ssize_t n = recv(p->fd, raw->data + raw->end, raw->cap - raw->end, MSG_DONTWAIT);
                 if (n <= 0)
                         return;

@@ -493,7 +493,7 @@ Test(lineage, crash_inside_a_method_reruns_that_call_once) {
         /* 50 calls whose results came back are in the log; the worker batches results, so of the calls
          * streamed after them, those before the crash may or may not be. */
         journal_add_n(c, a, 0, 0, 50);
-        cr_assert_eq(actor_uint(a, "LineageLength"), 50);
+        cr_assert(poll_actor_uint(a, "LineageLength", 50, HARNESS_TIMEOUT_MS));
         journal_add_n(c, a, 0, 50, 100);
 
         cr_assert_neq(access(crash_file, F_OK), 0, "the 60th add did not run");
@@ -504,7 +504,7 @@ Test(lineage, crash_inside_a_method_reruns_that_call_once) {
         expect_journal(c, a, 0, 150);
         /* The new worker replayed the logged adds before the crash, then ran the rest. */
         expect_stats(c, a, 150, false);
-        cr_assert_eq(actor_uint(a, "LineageLength"), 150);
+        cr_assert(poll_actor_uint(a, "LineageLength", 150, HARNESS_TIMEOUT_MS));
 }
 
 Test(lineage, crash_during_replay_restarts_again_and_rebuilds_the_state) {
@@ -536,7 +536,7 @@ Test(lineage, replay_of_10000_calls_rebuilds_the_state_exactly) {
         kactor_actor a = create(c, "Journal", NULL, 1);
 
         journal_add_n(c, a, 7, 0, 10000);
-        cr_assert_eq(actor_uint(a, "LineageLength"), 10000);
+        cr_assert(poll_actor_uint(a, "LineageLength", 10000, HARNESS_TIMEOUT_MS));
         cr_assert_eq(actor_uint(a, "CheckpointIndex"), 0, "a Journal cannot save");
 
         uint64_t t0 = now_usec();
@@ -548,7 +548,7 @@ Test(lineage, replay_of_10000_calls_rebuilds_the_state_exactly) {
         cr_assert_eq(call_int(c, a, "count", NULL), 10000);
         expect_journal(c, a, 7, 10000);
         expect_stats(c, a, 10000, false);
-        cr_assert_eq(actor_uint(a, "LineageLength"), 10000);
+        cr_assert(poll_actor_uint(a, "LineageLength", 10000, HARNESS_TIMEOUT_MS));
         /* The next call sees the whole state. */
         cr_assert_eq(call_int(c, a, "add", "[7, 10000]"), 10001);
 }
@@ -560,7 +560,7 @@ Test(lineage, failed_call_that_changed_the_state_is_kept_and_replayed) {
         journal_add_n(c, a, 0, 0, 3);
         expect_error(harness_call(c, a, "add_then_fail", "[0, 3]"), KACTOR_ERROR_TASK_FAILED, "entry 4");
         journal_add_n(c, a, 0, 4, 3);
-        cr_assert_eq(actor_uint(a, "LineageLength"), 7);
+        cr_assert(poll_actor_uint(a, "LineageLength", 7, HARNESS_TIMEOUT_MS));
 
         kill_worker(a);
         wait_recovered(a, 1);

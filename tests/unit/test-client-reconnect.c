@@ -132,7 +132,7 @@ static int server_read(FakeServer *s) {
                 r = wait_readable(s->fd);
                 if (r < 0)
                         return r;
-                r = buffer_reserve(&s->in, 65536);
+                r = buffer_reserve_read(&s->in, 65536);
                 if (r < 0)
                         return r;
                 ssize_t n = recv(s->fd, s->in.data + s->in.end, s->in.cap - s->in.end, 0);
