@@ -211,3 +211,60 @@ Test(callqueue, thousand_calls_come_out_in_submission_order) {
         cr_assert(callqueue_is_empty(&q));
         free(many);
 }
+
+/* Direct calls: the worker recorded them while relayed calls it had not read yet were in flight; it
+ * runs them first, a batch's records in their order, and their results come back in that order. */
+Test(callqueue, direct_calls_go_before_the_relayed_calls_the_worker_has_not_run) {
+        Call *r1 = call(0, 0), *r2 = call(1, 0), *d1 = call(2, 0), *d2 = call(3, 0);
+        d1->direct = d2->direct = true;
+        callqueue_push(&q, r1);
+        callqueue_push(&q, r2);
+        start(r1, 1);
+        start(r2, 2);
+
+        callqueue_start_first(&q, d1);
+        callqueue_start_first(&q, d2);
+        cr_assert_eq(q.n_inflight, 4);
+
+        /* A relayed result cannot come before the direct ones. */
+        cr_assert_null(callqueue_finish(&q, 1));
+        cr_assert_eq(callqueue_finish_direct(&q), d1);
+        /* The next record goes after d2, the last of the direct calls at the head. */
+        Call *d3 = call(4, 0);
+        d3->direct = true;
+        callqueue_start_first(&q, d3);
+        cr_assert_eq(callqueue_finish_direct(&q), d2);
+        cr_assert_eq(callqueue_finish_direct(&q), d3);
+        cr_assert_null(callqueue_finish_direct(&q), "r1 is not a direct call");
+        cr_assert_eq(callqueue_finish(&q, 1), r1);
+
+        /* With no direct call left at the head, a new one goes first again. */
+        Call *d4 = call(5, 0);
+        d4->direct = true;
+        callqueue_start_first(&q, d4);
+        cr_assert_eq(callqueue_finish_direct(&q), d4);
+        cr_assert_eq(callqueue_finish(&q, 2), r2);
+        cr_assert(callqueue_is_empty(&q));
+}
+
+Test(callqueue, requeued_direct_calls_are_sent_again_as_relayed_ones) {
+        Call *r1 = call(0, 0), *d1 = call(1, 0);
+        d1->direct = true;
+        callqueue_push(&q, r1);
+        start(r1, 1);
+        callqueue_start_first(&q, d1);
+
+        /* The worker died: both run again, in the order they ran, sent by the node manager. */
+        cr_assert_eq(callqueue_requeue_inflight(&q), 2);
+        cr_assert_not(d1->direct);
+        start(d1, 7);
+        start(r1, 8);
+        cr_assert_null(callqueue_finish_direct(&q));
+        cr_assert_eq(callqueue_finish(&q, 7), d1);
+        cr_assert_eq(callqueue_finish(&q, 8), r1);
+        /* And a record after that is the head again. */
+        Call *d2 = call(2, 0);
+        d2->direct = true;
+        callqueue_start_first(&q, d2);
+        cr_assert_eq(callqueue_finish_direct(&q), d2);
+}
