@@ -57,8 +57,9 @@ struct kactor_ctx {
         /* Direct calls (worker-direct.c): the sockets of callers the node manager handed over. */
         struct WorkerDirect *direct;
         size_t n_direct;
-        /* Per caller (id prefix): the highest object id it had run here, directly or relayed; a
-         * direct call must name a higher one (an id is never run twice, whatever socket it comes on). */
+        /* Per caller with a direct socket open (id prefix): the highest object id it had run here,
+         * directly or relayed; a direct call must name a higher one (an id never runs twice, whatever
+         * socket it comes on; once its sockets are closed, the node manager knows its ids). */
         struct DirectMark *direct_marks;
         size_t n_direct_marks;
         bool owe_manager; /* out holds something other than direct results: send it before waiting */

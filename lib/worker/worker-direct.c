@@ -73,7 +73,9 @@ int worker_direct_parse(const WorkerDirect *d, uint64_t last_lo, Frame *f, const
                         DirectCall *ret, const char **ret_why) {
         const char *why = NULL;
 
-        if (frame_parse(f, payload, len) < 0)
+        if (len > DIRECT_CALL_MAX)
+                why = "a call too large for its record";
+        else if (frame_parse(f, payload, len) < 0)
                 why = "a malformed frame";
         else if (f->type != MSG_DCALL)
                 why = "a frame other than DCALL";
@@ -98,7 +100,8 @@ int worker_direct_parse(const WorkerDirect *d, uint64_t last_lo, Frame *f, const
         return 0;
 }
 
-/* The entry of a caller in ctx->direct_marks, made when missing: its index, or -ENOMEM. */
+/* The entry of a caller in ctx->direct_marks, made when missing: its index, or -ENOMEM (a caller
+ * with an open socket has one: then it is found). */
 static ssize_t direct_mark(kactor_ctx *ctx, uint64_t prefix) {
         for (size_t i = 0; i < ctx->n_direct_marks; i++)
                 if (ctx->direct_marks[i].prefix == prefix)
@@ -144,7 +147,6 @@ int worker_direct_open(kactor_ctx *ctx, const Frame *f) {
                 (void) close(fd);
                 return -ENOMEM;
         }
-        d->mark = (size_t) mark;
         ctx->direct_marks[mark].last_lo = MAX(ctx->direct_marks[mark].last_lo, min_lo);
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
@@ -309,7 +311,12 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                         why = k == -EMSGSIZE ? "an oversized frame" : "an empty frame";
                         break;
                 }
-                DirectMark *mk = &ctx->direct_marks[d->mark];
+                ssize_t mi = direct_mark(ctx, d->prefix);
+                if (mi < 0) {
+                        r = (int) mi;
+                        break;
+                }
+                DirectMark *mk = &ctx->direct_marks[mi];
                 k = worker_direct_parse(d, mk->last_lo, &f, payload, len, &calls[n], &why);
                 if (k < 0)
                         break;
@@ -318,6 +325,13 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                              kactor_trace_id_hash(calls[n].result.hi, calls[n].result.lo),
                              kactor_trace_method_id(calls[n].method, calls[n].method_len));
                 r = direct_record(ctx, &calls[n], now);
+                if (r == -EMSGSIZE) {
+                        /* Its caller's doing (worker_direct_parse() keeps such calls out): that
+                         * socket ends, the calls before it run. */
+                        why = "a call too large for its record";
+                        r = 0;
+                        break;
+                }
                 if (r < 0)
                         break;
                 pos += PROTO_HEADER_SIZE + len;
@@ -394,6 +408,21 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         return 1;
 }
 
+/* A socket of caller prefix closed: its mark goes with the last one (the node manager has read
+ * every record of it before it hands that caller another: it reads the worker's socket first). */
+static void direct_unmark(kactor_ctx *ctx, uint64_t prefix) {
+        size_t open = 0;
+        for (WorkerDirect *d = ctx->direct; d; d = d->next)
+                open += d->prefix == prefix;
+        if (open > 0)
+                return;
+        for (size_t i = 0; i < ctx->n_direct_marks; i++)
+                if (ctx->direct_marks[i].prefix == prefix) {
+                        ctx->direct_marks[i] = ctx->direct_marks[--ctx->n_direct_marks];
+                        return;
+                }
+}
+
 /* Frees the sockets that are done, telling the node manager (each held the actor for its caller). */
 static int direct_reap(kactor_ctx *ctx) {
         kactor_client *c = ctx->client;
@@ -417,6 +446,7 @@ static int direct_reap(kactor_ctx *ctx) {
                 ctx->owe_manager = true;
                 *p = d->next;
                 ctx->n_direct--;
+                direct_unmark(ctx, d->prefix);
                 direct_free(d);
         }
         return 0;

@@ -24,12 +24,14 @@ typedef struct WorkerDirect {
         uid_t uid;        /* the caller's user */
         uint64_t id_hi;   /* the ids the caller makes: {id_hi, prefix | n} */
         uint64_t prefix;
-        size_t mark;      /* the caller's entry in ctx->direct_marks */
         Buffer in, out;
         msgpack_packer pk; /* writes into out */
         bool eof;          /* nothing more is read: closed once its answers are sent */
         bool broken;       /* its caller is gone: nothing can be sent either */
 } WorkerDirect;
+
+/* The largest DCALL payload: its record (the object id in full, the time read) must fit a frame. */
+#define DIRECT_CALL_MAX (PROTO_FRAME_MAX - 64)
 
 /* A DCALL frame as read: pointers into its payload. */
 typedef struct DirectCall {

@@ -1491,9 +1491,12 @@ void actor_restore_finish_all(Manager *m) {
         }
 }
 
-static bool actor_lineage_has(const Actor *a, kactor_id result) {
-        for (size_t i = 0; i < lineage_size(&a->lineage); i++)
-                if (kactor_id_equal(lineage_at(&a->lineage, i)->result, result))
+/* Whether one of the last `recent` records of a's lineage is the call of result: a result a worker
+ * sends again that the journal has is among the last ones it logged (at most as many as it sends). */
+static bool actor_lineage_has(const Actor *a, kactor_id result, size_t recent) {
+        size_t n = lineage_size(&a->lineage);
+        for (size_t i = n; i > 0 && n - i < recent; i--)
+                if (kactor_id_equal(lineage_at(&a->lineage, i - 1)->result, result))
                         return true;
         return false;
 }
@@ -1613,7 +1616,7 @@ int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, co
                         continue;
                 uint64_t seq = e->via.array.ptr[0].via.u64;
                 /* Known already: journaled before the old node manager went, or a replayed call. */
-                if (seq <= a->journaled_seq || actor_lineage_has(a, result))
+                if (seq <= a->journaled_seq || actor_lineage_has(a, result, redelivered->via.array.size))
                         continue;
                 if (frame_parse(&rf, e->via.array.ptr[4].via.bin.ptr, e->via.array.ptr[4].via.bin.size) < 0)
                         continue;

@@ -291,6 +291,8 @@ void worker_attach(Worker *w, Conn *c, uint64_t last_seq, bool ready) {
         c->worker = w;
         c->id_prefix = w->attach_prefix;
         w->next_seq = last_seq;
+        /* The worker counts its results from where it was: acks go on from there. */
+        w->results = last_seq;
         w->handled_seq = w->durable_seq = w->ack_sent = last_seq;
         w->ready = ready;
 }

@@ -14,6 +14,11 @@
  * (calls ÷ the longest client's time, as n_n_actor_calls_async does). Every result is checked:
  * `increment` must return the next value, `get` the current one.
  *
+ * A variant may also name the call path (direct_calls, as in struct kactor_connect_opts) and ask for
+ * the CPU time per call of the node manager ($KACTOR_BENCH_NODEMGR_PID, read by the parent around
+ * each slice), of the Counters' workers and of the clients (each client reads its own and its
+ * worker's, whose PID it takes from the actor's D-Bus property Pid).
+ *
  * Header-only (static functions): the Makefile links each benchmark with bench-util.o alone.
  */
 
@@ -42,6 +47,8 @@ typedef struct CompareVariant {
         const char *socket; /* the node manager's native socket; NULL: $KACTOR_SOCKET */
         const char *method; /* "increment" or "get" */
         const char *node;   /* in a cluster: the node id to place the Counter on; NULL: the client's node */
+        int direct_calls;   /* kactor_connect_opts.direct_calls: 0 the default, < 0 relayed, > 0 direct */
+        bool cpu;           /* measure the CPU time per call (CompareResult.*_cpu_ns) */
 } CompareVariant;
 
 typedef struct CompareResult {
@@ -50,6 +57,9 @@ typedef struct CompareResult {
         double median[2];                   /* median rate of each variant */
         double ratio;                       /* median of rate[1][r] / rate[0][r] */
         double ratio_min, ratio_max;
+        /* With CompareVariant.cpu: CPU time per call (ns), the median over the rounds of each slice's
+         * CPU time ÷ its calls; the workers' and the clients' summed over all clients. 0: not measured. */
+        double nodemgr_cpu_ns[2], worker_cpu_ns[2], client_cpu_ns[2];
 } CompareResult;
 
 typedef struct CompareClientResult {
@@ -57,6 +67,7 @@ typedef struct CompareClientResult {
         unsigned variant;
         uint64_t calls;
         uint64_t ns;
+        uint64_t client_cpu_ns, worker_cpu_ns; /* with CompareVariant.cpu */
 } CompareClientResult;
 
 typedef struct CompareSide {
@@ -67,6 +78,7 @@ typedef struct CompareSide {
         int64_t expected;
         kactor_ref *refs;
         unsigned batch;
+        pid_t worker_pid; /* with CompareVariant.cpu, where known */
 } CompareSide;
 
 static int compare_cmp_double(const void *a, const void *b) {
@@ -143,6 +155,7 @@ static int compare_step(const char *name, CompareKind kind, CompareSide *s, uint
 static int compare_run_for(const char *name, CompareKind kind, CompareSide *s, double seconds,
                            CompareClientResult *res) {
         uint64_t start = bench_now_ns(), end = start + (uint64_t) (seconds * 1e9);
+        uint64_t client = bench_self_cpu_ns(), worker = bench_proc_cpu_ns(s->worker_pid);
         int r;
 
         res->calls = 0;
@@ -150,6 +163,8 @@ static int compare_run_for(const char *name, CompareKind kind, CompareSide *s, d
                 r = compare_step(name, kind, s, &res->calls);
         while (r >= 0 && bench_now_ns() < end);
         res->ns = bench_now_ns() - start;
+        res->client_cpu_ns = bench_self_cpu_ns() - client;
+        res->worker_cpu_ns = s->worker_pid > 0 ? bench_proc_cpu_ns(s->worker_pid) - worker : 0;
         return r;
 }
 
@@ -165,7 +180,11 @@ static _Noreturn void compare_client(const char *name, CompareKind kind, const C
         /* Never outlive the benchmark (run.sh's timeout kills it alone). */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (unsigned i = 0; i < 2; i++) {
-                struct kactor_connect_opts opts = { .sz = sizeof(opts), .socket_path = v[i].socket };
+                struct kactor_connect_opts opts = {
+                        .sz = sizeof(opts),
+                        .socket_path = v[i].socket,
+                        .direct_calls = v[i].direct_calls,
+                };
                 struct kactor_actor_opts actor_opts = { .sz = sizeof(actor_opts), .node = v[i].node };
                 CompareSide *s = &sides[i];
 
@@ -181,7 +200,11 @@ static _Noreturn void compare_client(const char *name, CompareKind kind, const C
                 r = kactor_create_actor(s->client, bench_counter_module(), "Counter", NULL,
                                         v[i].node ? &actor_opts : NULL, &s->actor);
                 if (r < 0)
-                        bench_fail(name, s->client, r, "creating Counter in %s (%s)", bench_counter_module(), v[i].label);
+                        bench_fail(name, s->client, r, "creating Counter in %s (%s)", bench_counter_module(),
+                                   v[i].label);
+                /* Unknown (another node's actor, no bus): its CPU time is not counted. */
+                if (v[i].cpu && bench_actor_pid(s->actor, &s->worker_pid) < 0)
+                        s->worker_pid = 0;
         }
         for (unsigned i = 0; i < 2; i++) {
                 r = compare_run_for(name, kind, &sides[i], bench_warmup_s() / 2, &res);
@@ -236,8 +259,8 @@ static int compare_read(int fd, void *p, size_t n, int timeout_ms) {
 static int compare_calls(const char *name, CompareKind kind, const CompareVariant v[2], unsigned n_clients,
                          unsigned rounds, double slice_s, CompareResult *ret) {
         int result[2], *cmd = calloc(n_clients, sizeof(int));
-        pid_t *pids = calloc(n_clients, sizeof(pid_t));
-        double ratios[COMPARE_MAX_ROUNDS];
+        pid_t *pids = calloc(n_clients, sizeof(pid_t)), nodemgr = bench_nodemgr_pid();
+        double ratios[COMPARE_MAX_ROUNDS], cpu[3][2][COMPARE_MAX_ROUNDS] = {};
         unsigned started = 0;
         int r = 0;
 
@@ -290,7 +313,8 @@ static int compare_calls(const char *name, CompareKind kind, const CompareVarian
                 for (unsigned k = 0; r >= 0 && k < 2; k++) {
                         unsigned variant = round % 2 == 0 ? k : 1 - k; /* A B, B A, ... */
                         char x = (char) ('0' + variant);
-                        uint64_t calls = 0, max_ns = 0;
+                        uint64_t calls = 0, max_ns = 0, client_cpu = 0, worker_cpu = 0;
+                        uint64_t nodemgr_cpu = v[variant].cpu ? bench_proc_cpu_ns(nodemgr) : 0;
 
                         for (unsigned i = 0; i < started; i++)
                                 if (write(cmd[i], &x, 1) != 1)
@@ -304,11 +328,21 @@ static int compare_calls(const char *name, CompareKind kind, const CompareVarian
                                 if (r < 0)
                                         break;
                                 calls += res.calls;
+                                client_cpu += res.client_cpu_ns;
+                                worker_cpu += res.worker_cpu_ns;
                                 if (res.ns > max_ns)
                                         max_ns = res.ns;
                         }
-                        if (r >= 0)
-                                ret->rate[variant][round] = max_ns > 0 ? (double) calls / ((double) max_ns / 1e9) : 0;
+                        if (r < 0)
+                                break;
+                        ret->rate[variant][round] = max_ns > 0 ? (double) calls / ((double) max_ns / 1e9) : 0;
+                        if (v[variant].cpu && calls > 0) {
+                                if (nodemgr > 0)
+                                        cpu[0][variant][round] =
+                                                (double) (bench_proc_cpu_ns(nodemgr) - nodemgr_cpu) / (double) calls;
+                                cpu[1][variant][round] = (double) worker_cpu / (double) calls;
+                                cpu[2][variant][round] = (double) client_cpu / (double) calls;
+                        }
                 }
 
         /* 'q' (EOF) ends the clients; a client still stuck after that is killed. */
@@ -338,8 +372,12 @@ static int compare_calls(const char *name, CompareKind kind, const CompareVarian
         if (r < 0)
                 return r;
 
-        for (unsigned k = 0; k < 2; k++)
+        for (unsigned k = 0; k < 2; k++) {
                 ret->median[k] = compare_median(ret->rate[k], rounds);
+                ret->nodemgr_cpu_ns[k] = compare_median(cpu[0][k], rounds);
+                ret->worker_cpu_ns[k] = compare_median(cpu[1][k], rounds);
+                ret->client_cpu_ns[k] = compare_median(cpu[2][k], rounds);
+        }
         ret->ratio_min = 1e300;
         ret->ratio_max = 0;
         for (unsigned round = 0; round < rounds; round++) {

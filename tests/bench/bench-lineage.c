@@ -20,7 +20,9 @@
  *                              the call benchmarks with the log and without: the same Counter
  *                              workload with `increment` (logged) and with `get` (read-only: not
  *                              logged; the same work in the worker, an int result), interleaved
- *                              rounds (bench-compare.h); cost = 1 − logged ÷ not logged
+ *                              rounds (bench-compare.h); cost = 1 − logged ÷ not logged. Both on
+ *                              the default path: direct calls (docs/protocol.md), where the
+ *                              worker sends the node manager each call's record and result
  *
  * Every restart is checked: the `get` must return the number of logged increments (the replay
  * rebuilt the state), the actor's Pid must have changed and its State must be "alive".

@@ -14,7 +14,6 @@
  * Needs $KACTOR_SOCKET, $KACTOR_BENCH_BUS (the node manager's bus) and root.
  */
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -119,26 +118,7 @@ static void prog_stats(ProgStats ret[N_PROGRAMS]) {
 static pid_t nodemgr_pid;
 
 static uint64_t nodemgr_cpu_ns(void) {
-        char path[64], line[256];
-        uint64_t sum = 0;
-        snprintf(path, sizeof(path), "/proc/%d/task", (int) nodemgr_pid);
-        DIR *d = nodemgr_pid > 0 ? opendir(path) : NULL;
-        if (!d)
-                return 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                char p[512];
-                snprintf(p, sizeof(p), "%s/%s/schedstat", path, de->d_name);
-                FILE *f = fopen(p, "re");
-                if (f && fgets(line, sizeof(line), f))
-                        sum += strtoull(line, NULL, 10);
-                if (f)
-                        fclose(f);
-        }
-        closedir(d);
-        return sum;
+        return bench_proc_cpu_ns(nodemgr_pid);
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -92,8 +92,8 @@ _Noreturn void bench_fail(const char *name, kactor_client *c, int r, const char 
         exit(BENCH_EXIT_ERROR);
 }
 
-kactor_client *bench_connect(const char *name) {
-        struct kactor_connect_opts opts = { .sz = sizeof(opts) };
+kactor_client *bench_connect_direct(const char *name, int direct_calls) {
+        struct kactor_connect_opts opts = { .sz = sizeof(opts), .direct_calls = direct_calls };
         kactor_client *c = NULL;
         int r;
 
@@ -101,6 +101,10 @@ kactor_client *bench_connect(const char *name) {
         if (r < 0)
                 bench_fail(name, NULL, r, "connecting to %s", getenv("KACTOR_SOCKET") ?: KACTOR_DEFAULT_SOCKET);
         return c;
+}
+
+kactor_client *bench_connect(const char *name) {
+        return bench_connect_direct(name, 0);
 }
 
 int bench_measure_for(bench_step_fn step, void *userdata, double warmup_s, double duration_s, double *ret_rate) {
@@ -318,13 +322,71 @@ int bench_echo_stop(BenchEcho *e) {
         return r;
 }
 
-int bench_measure_sync(bench_step_fn step, void *userdata, BenchSync *ret) {
-        const unsigned rounds = 3;
-        double slice = bench_duration_s() / rounds, base_slice = slice / 2, rate;
-        double ops = 0, secs = 0, raw_ops = 0, raw_secs = 0, relay_ops = 0, relay_secs = 0;
-        BenchEcho raw, relay;
+/* One measured slice of a path: adds its operations, seconds and the CPU times to *acc, and returns
+ * the slice's time per operation in *ret_ns. */
+typedef struct SyncAccount {
+        double ops, secs;
+        uint64_t nodemgr_ns, worker_ns, client_ns;
+} SyncAccount;
+
+static int sync_slice(const BenchSyncPath *p, double seconds, SyncAccount *acc, double *ret_ns) {
+        uint64_t nodemgr = bench_proc_cpu_ns(p->nodemgr_pid), worker = bench_proc_cpu_ns(p->worker_pid);
+        uint64_t client = bench_self_cpu_ns();
+        double rate;
         int r;
 
+        r = bench_measure_for(p->step, p->userdata, 0, seconds, &rate);
+        if (r < 0)
+                return r;
+        acc->client_ns += bench_self_cpu_ns() - client;
+        if (p->nodemgr_pid > 0)
+                acc->nodemgr_ns += bench_proc_cpu_ns(p->nodemgr_pid) - nodemgr;
+        if (p->worker_pid > 0)
+                acc->worker_ns += bench_proc_cpu_ns(p->worker_pid) - worker;
+        acc->ops += rate * seconds;
+        acc->secs += seconds;
+        *ret_ns = rate > 0 ? 1e9 / rate : 0;
+        return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The median of the quotients a[i] / b[i], with their range. */
+static double median_ratio(const double *a, const double *b, unsigned n, double *ret_min, double *ret_max) {
+        double q[BENCH_SYNC_MAX_ROUNDS];
+
+        for (unsigned i = 0; i < n; i++)
+                q[i] = b[i] > 0 ? a[i] / b[i] : 0;
+        qsort(q, n, sizeof(double), cmp_double);
+        if (ret_min)
+                *ret_min = q[0];
+        if (ret_max)
+                *ret_max = q[n - 1];
+        return n % 2 ? q[n / 2] : (q[n / 2 - 1] + q[n / 2]) / 2;
+}
+
+#define SYNC_MAX_PATHS 4
+
+int bench_measure_sync_paths(const BenchSyncPath *paths, unsigned n_paths, BenchSync *ret) {
+        /* Each path is measured for the configured duration in all, the baselines for half of it; with
+         * several paths in more, shorter rounds, so that each round's slices see much the same load
+         * and the order of the paths turns evenly. */
+        const unsigned rounds = n_paths > 1 ? 10 : 3;
+        double slice = bench_duration_s() / rounds, base_slice = slice / 2, rate;
+        double raw_ns[BENCH_SYNC_MAX_ROUNDS], relay_ns[BENCH_SYNC_MAX_ROUNDS];
+        double path_ns[SYNC_MAX_PATHS][BENCH_SYNC_MAX_ROUNDS];
+        SyncAccount acc[SYNC_MAX_PATHS] = {}, raw_acc = {}, relay_acc = {};
+        BenchEcho raw, relay;
+        const BenchSyncPath rp = { .step = bench_echo_step, .userdata = &raw };
+        const BenchSyncPath lp = { .step = bench_echo_step, .userdata = &relay };
+        int r = 0;
+
+        if (n_paths < 1 || n_paths > SYNC_MAX_PATHS)
+                return -EINVAL;
         r = bench_echo_start(false, false, &raw);
         if (r < 0)
                 return r;
@@ -333,24 +395,18 @@ int bench_measure_sync(bench_step_fn step, void *userdata, BenchSync *ret) {
                 (void) bench_echo_stop(&raw);
                 return r;
         }
-        /* Warm all three paths, then alternate: the machine's load changes by the second. */
-        r = bench_measure_for(step, userdata, 0, bench_warmup_s(), &rate);
-        for (unsigned i = 0; r >= 0 && i < rounds; i++) {
-                r = bench_measure_for(bench_echo_step, &raw, 0, base_slice, &rate);
-                if (r < 0)
-                        break;
-                raw_ops += rate * base_slice;
-                raw_secs += base_slice;
-                r = bench_measure_for(bench_echo_step, &relay, 0, base_slice, &rate);
-                if (r < 0)
-                        break;
-                relay_ops += rate * base_slice;
-                relay_secs += base_slice;
-                r = bench_measure_for(step, userdata, 0, slice, &rate);
-                if (r < 0)
-                        break;
-                ops += rate * slice;
-                secs += slice;
+        /* Warm all the paths, then alternate: the machine's load changes by the second. */
+        for (unsigned i = 0; r >= 0 && i < n_paths; i++)
+                r = bench_measure_for(paths[i].step, paths[i].userdata, 0, bench_warmup_s(), &rate);
+        for (unsigned round = 0; r >= 0 && round < rounds; round++) {
+                r = sync_slice(&rp, base_slice, &raw_acc, &raw_ns[round]);
+                if (r >= 0)
+                        r = sync_slice(&lp, base_slice, &relay_acc, &relay_ns[round]);
+                for (unsigned k = 0; r >= 0 && k < n_paths; k++) {
+                        unsigned i = (k + round) % n_paths; /* each path in each position */
+
+                        r = sync_slice(&paths[i], slice, &acc[i], &path_ns[i][round]);
+                }
         }
         if (bench_echo_stop(&raw) < 0 && r >= 0)
                 r = -ECHILD;
@@ -358,12 +414,31 @@ int bench_measure_sync(bench_step_fn step, void *userdata, BenchSync *ret) {
                 r = -ECHILD;
         if (r < 0)
                 return r;
-        *ret = (BenchSync) {
-                .rate = ops / secs,
-                .rtt_ns = 1e9 * raw_secs / raw_ops,
-                .relay_ns = 1e9 * relay_secs / relay_ops,
-        };
+        for (unsigned i = 0; i < n_paths; i++) {
+                double ops = acc[i].ops > 0 ? acc[i].ops : 1;
+                BenchSync *m = &ret[i];
+
+                *m = (BenchSync) {
+                        .rate = acc[i].ops / acc[i].secs,
+                        .rtt_ns = 1e9 * raw_acc.secs / raw_acc.ops,
+                        .relay_ns = 1e9 * relay_acc.secs / relay_acc.ops,
+                        .nodemgr_cpu_ns = (double) acc[i].nodemgr_ns / ops,
+                        .worker_cpu_ns = (double) acc[i].worker_ns / ops,
+                        .client_cpu_ns = (double) acc[i].client_ns / ops,
+                        .rounds = rounds,
+                };
+                memcpy(m->round_ns, path_ns[i], rounds * sizeof(double));
+                memcpy(m->round_rtt_ns, raw_ns, rounds * sizeof(double));
+                m->rtt_ratio = median_ratio(path_ns[i], raw_ns, rounds, &m->rtt_ratio_min, &m->rtt_ratio_max);
+                m->relay_ratio = median_ratio(path_ns[i], relay_ns, rounds, NULL, NULL);
+        }
         return 0;
+}
+
+int bench_measure_sync(bench_step_fn step, void *userdata, BenchSync *ret) {
+        const BenchSyncPath path = { .step = step, .userdata = userdata };
+
+        return bench_measure_sync_paths(&path, 1, ret);
 }
 
 double bench_baseline_rtt_ns(void) {
@@ -417,7 +492,7 @@ static const char *verdict_string(BenchVerdict v) {
 }
 
 void bench_line(const char *name, const char *figure, const char *ratio, BenchVerdict v, const char *target) {
-        char r[128];
+        char r[320];
 
         snprintf(r, sizeof(r), "(%s)", ratio ?: "no baseline");
         printf("%-30s %15s  %-58s %-4s  %s\n", name, figure, r, verdict_string(v), target ?: "");
@@ -431,14 +506,26 @@ static BenchVerdict verdict_min(BenchVerdict v, bool ok) {
 }
 
 void bench_report_sync(const char *name, const BenchSync *m, double min_rate, double max_rtt_ratio) {
+        bench_report_sync_detail(name, m, min_rate, max_rtt_ratio, NULL);
+}
+
+void bench_report_sync_detail(const char *name, const BenchSync *m, double min_rate, double max_rtt_ratio,
+                              const char *detail) {
         double rtt = m->rtt_ns > 0 ? m->rtt_ns : bench_baseline_rtt_ns();
         double relay = m->relay_ns > 0 ? m->relay_ns : bench_baseline_relay_ns();
         double rate = m->rate, per_op_ns = rate > 0 ? 1e9 / rate : 0, ratio = 0;
-        char figure[64], count[32], ratio_text[128] = "", target[96] = "", min[32];
+        char figure[64], count[32], ratio_text[256] = "", target[96] = "", min[32];
         BenchVerdict v = BENCH_INFO;
 
         snprintf(figure, sizeof(figure), "%s/s", bench_format_count(rate, count, sizeof(count)));
-        if (rtt > 0) {
+        if (m->rtt_ratio > 0) {
+                /* The rounds' ratios, not the totals': a round where the load hit one side counts once. */
+                ratio = m->rtt_ratio;
+                snprintf(ratio_text, sizeof(ratio_text),
+                         "%.1f µs/op, raw RTT %.1f µs: %.2fx (median of %u rounds, %.2f-%.2f), %.2fx relay",
+                         per_op_ns / 1e3, rtt / 1e3, ratio, m->rounds, m->rtt_ratio_min, m->rtt_ratio_max,
+                         m->relay_ratio);
+        } else if (rtt > 0) {
                 ratio = per_op_ns / rtt;
                 snprintf(ratio_text, sizeof(ratio_text), "%.1f µs/op = %.2fx raw RTT %.1f µs", per_op_ns / 1e3,
                          ratio, rtt / 1e3);
@@ -447,13 +534,15 @@ void bench_report_sync(const char *name, const BenchSync *m, double min_rate, do
                                  ", %.2fx relay", per_op_ns / relay);
         } else
                 snprintf(ratio_text, sizeof(ratio_text), "%.1f µs/op, no baseline", per_op_ns / 1e3);
+        if (detail)
+                snprintf(ratio_text + strlen(ratio_text), sizeof(ratio_text) - strlen(ratio_text), "; %s", detail);
 
         if (min_rate > 0) {
                 v = verdict_min(v, rate >= min_rate);
                 snprintf(target, sizeof(target), "target >= %s/s", bench_format_count(min_rate, min, sizeof(min)));
         }
         if (max_rtt_ratio > 0) {
-                if (rtt > 0)
+                if (ratio > 0)
                         v = verdict_min(v, ratio <= max_rtt_ratio);
                 else
                         v = BENCH_MISS; /* a target nobody can check is not met */
@@ -538,6 +627,44 @@ int bench_proc_rss(pid_t pid, uint64_t *ret_rss, uint64_t *ret_anon, uint64_t *r
 
 pid_t bench_nodemgr_pid(void) {
         return (pid_t) bench_env_unsigned("KACTOR_BENCH_NODEMGR_PID", 0);
+}
+
+uint64_t bench_proc_cpu_ns(pid_t pid) {
+        char path[64], line[256];
+        struct dirent *de;
+        uint64_t sum = 0;
+        DIR *d;
+
+        if (pid <= 0)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/%d/task", (int) pid);
+        d = opendir(path);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                char p[sizeof(path) + sizeof(de->d_name) + 16];
+                FILE *f;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(p, sizeof(p), "%s/%s/schedstat", path, de->d_name);
+                f = fopen(p, "re");
+                if (!f)
+                        continue;
+                if (fgets(line, sizeof(line), f))
+                        sum += strtoull(line, NULL, 10);
+                fclose(f);
+        }
+        closedir(d);
+        return sum;
+}
+
+uint64_t bench_self_cpu_ns(void) {
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+                return 0;
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
 /* Reads "PID (comm) S PPID" from /proc/PID/stat; comm may hold spaces and parentheses. */
@@ -651,6 +778,22 @@ int bench_actor_pid(kactor_actor actor, pid_t *ret) {
         if (sscanf(out, "u %lu", &pid) != 1 || pid == 0)
                 return -EBADMSG;
         *ret = (pid_t) pid;
+        return 0;
+}
+
+int bench_actor_property_u64(kactor_actor actor, const char *property, uint64_t *ret) {
+        char id[KACTOR_ID_STRING_MAX], path[128], out[128];
+        unsigned long long v;
+        int r;
+
+        kactor_id_to_string(actor.id, id);
+        snprintf(path, sizeof(path), "/io/kactor/NodeManager1/actor/%s", id);
+        r = bench_bus_property(path, "io.kactor.Actor1", property, out, sizeof(out));
+        if (r < 0)
+                return r;
+        if (sscanf(out, "t %llu", &v) != 1)
+                return -EBADMSG;
+        *ret = v;
         return 0;
 }
 

@@ -54,8 +54,11 @@ void bench_fill_counter(const char *name, kactor_client *c, kactor_actor actor, 
 _Noreturn void bench_fail(const char *name, kactor_client *c, int r, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* Connects to $KACTOR_SOCKET or fails the benchmark `name`. */
+/* Connects to $KACTOR_SOCKET or fails the benchmark `name`. bench_connect_direct() sets
+ * kactor_connect_opts.direct_calls (0: the default, $KACTOR_DIRECT_CALLS; negative: every call
+ * relayed by the node manager; positive: calls to this node's actors straight to their workers). */
 kactor_client *bench_connect(const char *name);
+kactor_client *bench_connect_direct(const char *name, int direct_calls);
 
 /* One step of a benchmark: does some work and adds the operations done to *ops. A negative return
  * ends the measurement with that error. */
@@ -89,12 +92,37 @@ int bench_echo_stop(BenchEcho *e);                  /* closes and reaps; -ECHILD
 
 /* A sync benchmark measured in rounds that alternate with the raw round trip and the relayed one,
  * so the ratios compare figures taken under the same load. */
+#define BENCH_SYNC_MAX_ROUNDS 16
 typedef struct BenchSync {
         double rate;     /* operations per second */
         double rtt_ns;   /* raw round trip, measured between the rounds */
         double relay_ns; /* relayed round trip, likewise */
+        /* Per round: the time per operation and the raw round trip of that round (ns); the median of
+         * their quotients, and its range, is the ratio to the raw round trip (rtt_ratio, 0: unknown),
+         * likewise to the relayed one (relay_ratio). */
+        unsigned rounds;
+        double round_ns[BENCH_SYNC_MAX_ROUNDS], round_rtt_ns[BENCH_SYNC_MAX_ROUNDS];
+        double rtt_ratio, rtt_ratio_min, rtt_ratio_max, relay_ratio;
+        /* CPU time per operation (ns) over the measured slices, of the processes BenchSyncPath names
+         * (0: not asked for, or unreadable) and of this process (the client). */
+        double nodemgr_cpu_ns, worker_cpu_ns, client_cpu_ns;
 } BenchSync;
 int bench_measure_sync(bench_step_fn step, void *userdata, BenchSync *ret);
+
+/* One of the paths bench_measure_sync_paths() compares: its step, and the processes whose CPU time
+ * it charges to each operation (0: none). */
+typedef struct BenchSyncPath {
+        bench_step_fn step;
+        void *userdata;
+        pid_t nodemgr_pid;
+        pid_t worker_pid;
+} BenchSyncPath;
+
+/* Several sync benchmarks measured together: each round has a raw slice, a relayed slice and one slice
+ * of each path (the paths' order turning from round to round), so that all of them, and the ratios
+ * between them, are taken under the same load (10 rounds; 3 for a single path, as
+ * bench_measure_sync()). ret[i] is path i's; all share the round trips. */
+int bench_measure_sync_paths(const BenchSyncPath *paths, unsigned n_paths, BenchSync *ret);
 
 /* Baselines from run.sh (0 when unknown): raw unix-socket round trip in ns, pipelined messages
  * per second, posix_spawn()s per second, and the relayed round trip below. */
@@ -109,8 +137,11 @@ void bench_line(const char *name, const char *figure, const char *ratio, BenchVe
 
 /* A sync benchmark (one round trip per operation): the rate, the time per operation as a multiple
  * of the raw round trip (and of the relayed one) measured beside it, else of run.sh's baselines,
- * checked against min_rate and max_rtt_ratio (0: no target). */
+ * checked against min_rate and max_rtt_ratio (0: no target). bench_report_sync_detail() adds `detail`
+ * (NULL: nothing) to the ratio's text. */
 void bench_report_sync(const char *name, const BenchSync *m, double min_rate, double max_rtt_ratio);
+void bench_report_sync_detail(const char *name, const BenchSync *m, double min_rate, double max_rtt_ratio,
+                              const char *detail);
 /* A throughput benchmark: the rate as a fraction of the pipelined socket's message rate. */
 void bench_report_async(const char *name, double rate, double min_rate);
 /* A rate compared with posix_spawn() of /bin/true. */
@@ -128,6 +159,12 @@ int bench_proc_rss(pid_t pid, uint64_t *ret_rss, uint64_t *ret_anon, uint64_t *r
 /* $KACTOR_BENCH_NODEMGR_PID, or 0. */
 pid_t bench_nodemgr_pid(void);
 
+/* The CPU time a process has run so far, all its threads (ns; from each /proc/PID/task/TID/schedstat,
+ * so it can be read from outside at any time). 0 when pid is 0 or gone. */
+uint64_t bench_proc_cpu_ns(pid_t pid);
+/* This process's CPU time so far (ns). */
+uint64_t bench_self_cpu_ns(void);
+
 /* The live (not zombie) children of `parent`, from a /proc scan, in a malloc'd array. Returns
  * their number or -errno. */
 int bench_proc_children(pid_t parent, pid_t **ret_pids);
@@ -139,3 +176,7 @@ int bench_bus_property(const char *path, const char *interface, const char *prop
 /* The worker PID of an actor from its D-Bus property Pid (busctl on $KACTOR_BENCH_BUS).
  * 0 and the pid, or -errno when it is unknown. */
 int bench_actor_pid(kactor_actor actor, pid_t *ret);
+/* A uint64 ("t") property of an actor's io.kactor.Actor1 (CallsSubmitted, CallsDirect, ...), read as
+ * bench_actor_pid() does. 0 and the value, or -errno (-ENOENT also where the node manager has no such
+ * property). */
+int bench_actor_property_u64(kactor_actor actor, const char *property, uint64_t *ret);

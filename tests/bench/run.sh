@@ -6,14 +6,16 @@
 #
 #   tests/bench/run.sh BUILD [NAME...]
 #
-# NAME selects benchmarks (as printed, or tracing_overhead for bench-tracing; "baseline" is always
-# run). It reports, it does not judge: a missed target is a MISS line, and the exit status is 0
-# unless a benchmark could not run or something crashed. The output is also kept in
-# BUILD/bench-results.txt. Knobs (environment):
+# NAME selects benchmarks (as printed, or tracing_overhead for bench-tracing, direct for the direct vs
+# relayed call comparisons; "baseline" is always run). It reports, it does not judge: a missed target
+# is a MISS line, and the exit status is 0 unless a benchmark could not run or something crashed. The
+# output is also kept in BUILD/bench-results.txt. Knobs (environment):
 # KACTOR_BENCH_DURATION (s, 1.5), KACTOR_BENCH_WARMUP (s, 0.3), KACTOR_BENCH_BATCH (1000),
 # KACTOR_BENCH_ACTORS (1000), KACTOR_BENCH_ACTORS_1N (4), KACTOR_BENCH_CLIENTS (nproc, >= 2),
 # KACTOR_BENCH_KEEP=1 keeps the temporary directory (logs) for inspection; KACTOR_TRACE=off is
-# passed on to the node manager (its always-on tracing is otherwise part of every figure).
+# passed on to the node manager (its always-on tracing is otherwise part of every figure), and
+# KACTOR_DIRECT_CALLS=0 to the clients (the default path then relays every call through the node
+# manager; the _relayed figures are relayed whatever it says).
 # The cluster benchmarks (bench-cluster, on clusters of node managers this script starts on loopback
 # addresses): KACTOR_BENCH_SOAK (s, 60: the idle cluster watched for false deaths),
 # KACTOR_BENCH_DETECT_ROUNDS (5 SIGSTOPs timed to dead), KACTOR_BENCH_CLUSTER_PORT (7947).

@@ -14,13 +14,14 @@
 #   fuzz-native         a real node manager driven by native clients (request sequences)
 #   fuzz-peer-session   a real clustered node manager driven by an authenticated peer (needs root:
 #                       it runs in a network namespace of its own)
+#   fuzz-direct         the worker's side of direct calls (lib/worker/worker-direct.c) driven by
+#                       callers on direct sockets
 #
 # Seconds per target: FUZZ_TIME (fuzz-frame, default 8), FUZZ_PEER_TIME (default 7),
-# FUZZ_NATIVE_TIME (default 18), FUZZ_PEER_SESSION_TIME (default 12); 0 skips a target. docs/fuzzing.md
-# describes the targets. FUZZ_CC
-# (default clang) may be set. The node manager's sources are compiled once by the Makefile (clang,
-# ASan+UBSan, libFuzzer's coverage) into BUILD/fuzz/core/libkactor-core.a, and only again when they
-# change.
+# FUZZ_NATIVE_TIME (default 18), FUZZ_PEER_SESSION_TIME (default 12), FUZZ_DIRECT_TIME (default 6); 0
+# skips a target. docs/fuzzing.md describes the targets. FUZZ_CC (default clang) may be set. The node
+# manager's sources are compiled once by the Makefile (clang, ASan+UBSan, libFuzzer's coverage) into
+# BUILD/fuzz/core/libkactor-core.a, and only again when they change.
 
 set -eu
 
@@ -29,6 +30,7 @@ FUZZ_TIME=${FUZZ_TIME:-8}
 FUZZ_PEER_TIME=${FUZZ_PEER_TIME:-7}
 FUZZ_NATIVE_TIME=${FUZZ_NATIVE_TIME:-18}
 FUZZ_PEER_SESSION_TIME=${FUZZ_PEER_SESSION_TIME:-12}
+FUZZ_DIRECT_TIME=${FUZZ_DIRECT_TIME:-6}
 FUZZ_CC=${FUZZ_CC:-clang}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$BUILD/fuzz
@@ -67,12 +69,16 @@ build fuzz-frame "$SRC/tests/fuzz/fuzz-frame.c"
 build fuzz-peer "$SRC/tests/fuzz/fuzz-peer.c"
 build fuzz-native "$SRC/tests/fuzz/fuzz-native.c" "$SRC/tests/fuzz/fuzz-manager.c"
 build fuzz-peer-session "$SRC/tests/fuzz/fuzz-peer-session.c" "$SRC/tests/fuzz/fuzz-manager.c"
+# The worker's runtime is not in the core archive (it is kactor-worker's): its two files that direct
+# calls go through are compiled in, with the fuzzer's coverage.
+build fuzz-direct -I"$SRC/lib/worker" "$SRC/tests/fuzz/fuzz-direct.c" "$SRC/lib/worker/worker-direct.c" \
+        "$SRC/lib/worker/worker-runtime.c"
 # shellcheck disable=SC2086
 "$FUZZ_CC" $CFLAGS -fsanitize=address,undefined -o "$OUT/fuzz-seeds" "$SRC/tests/fuzz/seeds.c" $LIBS
 
 # Seeds: made afresh each run (read only for the fuzzer), with the checked-in inputs (crashes found
-# before, kept as regressions): tests/fuzz/corpus/ for fuzz-frame and fuzz-peer, corpus/native/ and
-# corpus/peer-session/ for the other two.
+# before, kept as regressions): tests/fuzz/corpus/ for fuzz-frame and fuzz-peer, corpus/native/,
+# corpus/peer-session/ and corpus/direct/ for the other three.
 seeds() { # dir, seeds option, checked-in dir
         rm -rf "$1"
         mkdir -p "$1"
@@ -85,6 +91,7 @@ seeds() { # dir, seeds option, checked-in dir
 seeds "$OUT/seeds" "" "$SRC/tests/fuzz/corpus"
 seeds "$OUT/seeds-native" --native "$SRC/tests/fuzz/corpus/native"
 seeds "$OUT/seeds-peer-session" --peer-session "$SRC/tests/fuzz/corpus/peer-session"
+seeds "$OUT/seeds-direct" --direct "$SRC/tests/fuzz/corpus/direct"
 
 # What a fixture leaves when a target crashes stays in the build directory.
 TMPDIR=$(cd "$OUT" && pwd)/tmp
@@ -111,4 +118,5 @@ run fuzz-frame "$FUZZ_TIME" 65536 "$OUT/seeds"
 run fuzz-peer "$FUZZ_PEER_TIME" 65536 "$OUT/seeds"
 run fuzz-native "$FUZZ_NATIVE_TIME" 65536 "$OUT/seeds-native"
 run fuzz-peer-session "$FUZZ_PEER_SESSION_TIME" 16384 "$OUT/seeds-peer-session"
+run fuzz-direct "$FUZZ_DIRECT_TIME" 65536 "$OUT/seeds-direct"
 rm -rf "$TMPDIR"

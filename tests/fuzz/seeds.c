@@ -10,6 +10,9 @@
  *                              and a few that mix them over several connections
  *   seeds --peer-session DIR   fuzz-peer-session: peer sessions, one per peer message kind and a
  *                              few that mix them
+ *   seeds --direct DIR         fuzz-direct: what callers send on direct sockets (fuzz-direct.h), each
+ *                              method of its class, many calls, each way a stream goes wrong, and
+ *                              each setup
  */
 
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "fuzz-direct.h"
 #include "fuzz-input.h"
 #include "lineage.h"
 #include "peer-proto.h"
@@ -1049,6 +1053,200 @@ static void peer_session_seeds(void) {
         }
 }
 
+/* --- fuzz-direct: what callers send on direct sockets ----------------------------------------- */
+
+/* A DCALL for caller k's object seq: [12, lo, method] + args (none when NULL). */
+static void dcall(Buffer *b, unsigned caller, uint64_t seq, const char *method, const kactor_value *args) {
+        msgpack_packer pk;
+        size_t off = frame_begin(b);
+
+        msgpack_packer_init(&pk, b, buffer_msgpack_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, MSG_DCALL);
+        msgpack_pack_uint64(&pk, FUZZ_DIRECT_PREFIX(caller) | seq);
+        pack_cstr(&pk, method);
+        if (args)
+                pack_value(&pk, args);
+        if (frame_end(b, off) < 0)
+                die("cannot finish a DCALL");
+}
+
+static void raw(Buffer *b, const void *p, size_t len) {
+        if (buffer_append(b, p, len) < 0)
+                die("out of memory");
+}
+
+/* An input: the setup byte, and the bytes of one caller or of two. */
+static void direct_seed(uint8_t setup, Buffer *first, Buffer *second) {
+        Buffer b = {};
+        uint8_t h[3] = { setup, buffer_size(first) & 0xff, (buffer_size(first) >> 8) & 0xff };
+
+        if (buffer_size(first) > 0xffff)
+                die("a direct seed too large");
+        raw(&b, h, second ? 3 : 1);
+        raw(&b, first->data ? first->data + first->start : "", buffer_size(first));
+        if (second)
+                raw(&b, second->data ? second->data + second->start : "", buffer_size(second));
+        write_seed("direct", b.data + b.start, buffer_size(&b));
+        buffer_free(&b);
+        buffer_free(first);
+        if (second)
+                buffer_free(second);
+}
+
+/* A value of every kind a direct call may take: nothing in it names an object or an actor. */
+static kactor_value *plain_value(void) {
+        static const uint8_t bytes[] = { 0, 1, 0xff };
+        kactor_value *l = kactor_value_new_list(), *m = kactor_value_new_map(),
+                     *inner = kactor_value_new_list();
+
+        if (!l || !m || !inner)
+                die("out of memory");
+        kactor_value_list_append(l, kactor_value_new_int(INT64_MIN));
+        kactor_value_list_append(l, kactor_value_new_double(-0.5));
+        kactor_value_list_append(l, kactor_value_new_bool(false));
+        kactor_value_list_append(l, kactor_value_new_nil());
+        kactor_value_list_append(l, kactor_value_new_stringn("a\0b", 3));
+        kactor_value_list_append(l, kactor_value_new_bytes(bytes, sizeof(bytes)));
+        kactor_value_list_append(inner, kactor_value_new_error(KACTOR_ERROR_TASK_FAILED, "inner"));
+        kactor_value_map_set(m, "list", inner);
+        kactor_value_list_append(l, m);
+        return l;
+}
+
+/* Caller k's calls seq from..to, of method. */
+static void dcalls(Buffer *b, unsigned caller, uint64_t from, uint64_t to, const char *method) {
+        kactor_value *args = simple_args();
+
+        for (uint64_t seq = from; seq <= to; seq++)
+                dcall(b, caller, seq, method, args);
+        kactor_value_free(args);
+}
+
+static void direct_seeds(void) {
+        kactor_value *simple = simple_args(), *plain = plain_value(), *rich = rich_value(),
+                     *error = kactor_value_new_list(), *number = kactor_value_new_int(7);
+        static const char *const methods[] = { "echo", "first", "fail", "neg", "big",
+                                               "ids",  "nil",   "get",  "nope" };
+        Buffer b = {}, b2 = {};
+
+        if (!error || !number ||
+            kactor_value_list_append(error, kactor_value_new_error(KACTOR_ERROR_TASK_FAILED, "failed")) < 0)
+                die("out of memory");
+
+        /* Each method alone, and all of them in one stream; no arguments, plain ones, an error. */
+        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+                dcall(&b, 1, 1, methods[i], simple);
+                direct_seed(0, &b, NULL);
+        }
+        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+                dcall(&b, 1, 2 * i + 1, methods[i], i % 2 ? NULL : plain);
+        dcall(&b, 1, 100, "first", error);
+        dcall(&b, 1, 101, "echo", NULL);
+        direct_seed(0, &b, NULL);
+
+        /* Batches: more calls than one reads at a time. */
+        dcalls(&b, 1, 1, 150, "echo");
+        direct_seed(0, &b, NULL);
+
+        /* Two good calls, then each way a stream goes wrong. */
+        for (unsigned i = 0; i < 11; i++) {
+                static const uint8_t too_large[] = { 0xff, 0xff, 0xff, 0xff, 0x93 };
+                static const uint8_t empty[] = { 0, 0, 0, 0 };
+                static const uint8_t cut[] = { 100, 0, 0, 0, 0x93, 12, 3 };
+                static const uint8_t garbage[] = { 3, 0, 0, 0, 0xc1, 0xc1, 0xc1 };
+
+                /* In order: an id not above the last, another caller's id, sequence 0, a frame other
+                 * than DCALL, arguments naming ids, arguments that are not a list, no method, an
+                 * oversized frame, an empty one, one cut short, one that does not parse. */
+                dcalls(&b, 1, 1, 2, "echo");
+                switch (i) {
+                case 0:
+                        dcall(&b, 1, 2, "echo", simple);
+                        break;
+                case 1:
+                        dcall(&b, 2, 3, "echo", simple);
+                        break;
+                case 2:
+                        dcall(&b, 1, 0, "echo", simple);
+                        break;
+                case 3:
+                        add_frame(&b, frame_hello);
+                        break;
+                case 4:
+                        dcall(&b, 1, 3, "echo", rich);
+                        break;
+                case 5:
+                        dcall(&b, 1, 3, "echo", number);
+                        break;
+                case 6:
+                        dcall(&b, 1, 3, "", simple);
+                        break;
+                case 7:
+                        raw(&b, too_large, sizeof(too_large));
+                        break;
+                case 8:
+                        raw(&b, empty, sizeof(empty));
+                        break;
+                case 9:
+                        raw(&b, cut, sizeof(cut));
+                        break;
+                case 10:
+                        raw(&b, garbage, sizeof(garbage));
+                        break;
+                }
+                dcalls(&b, 1, 10, 11, "echo"); /* never read */
+                direct_seed(0, &b, NULL);
+        }
+
+        /* Two callers; one caller on two sockets, its ids interleaved. */
+        dcalls(&b, 1, 1, 70, "echo");
+        dcalls(&b2, 2, 1, 3, "big");
+        dcalls(&b2, 2, 4, 5, "get");
+        direct_seed(FUZZ_DIRECT_TWO, &b, &b2);
+        for (uint64_t seq = 1; seq <= 12; seq++)
+                dcall(seq % 3 ? &b : &b2, 1, seq, seq % 4 ? "echo" : "get", simple);
+        direct_seed(FUZZ_DIRECT_TWO | FUZZ_DIRECT_SAME_CALLER, &b, &b2);
+
+        /* A caller that goes once it has sent; ids it made before; a relayed call ran; DIRECT_CLOSE; a
+         * caller slow to read big answers; everything else at once. */
+        dcalls(&b, 1, 1, 5, "big");
+        dcalls(&b, 1, 6, 80, "echo");
+        direct_seed(FUZZ_DIRECT_CALLER_GONE, &b, NULL);
+        dcalls(&b, 1, FUZZ_DIRECT_MIN_SEQ, FUZZ_DIRECT_MIN_SEQ + 3, "echo");
+        direct_seed(FUZZ_DIRECT_MIN_LO, &b, NULL);
+        dcalls(&b, 1, FUZZ_DIRECT_MIN_SEQ + 1, FUZZ_DIRECT_MIN_SEQ + 3, "echo");
+        direct_seed(FUZZ_DIRECT_MIN_LO, &b, NULL);
+        dcalls(&b, 1, FUZZ_DIRECT_EXEC_SEQ, FUZZ_DIRECT_EXEC_SEQ + 2, "echo");
+        direct_seed(FUZZ_DIRECT_EXEC, &b, NULL);
+        dcalls(&b, 1, FUZZ_DIRECT_EXEC_SEQ + 1, FUZZ_DIRECT_EXEC_SEQ + 2, "get");
+        direct_seed(FUZZ_DIRECT_EXEC | FUZZ_DIRECT_MIN_LO, &b, NULL);
+        dcalls(&b, 1, 1, 200, "echo");
+        direct_seed(FUZZ_DIRECT_CLOSE, &b, NULL);
+        dcalls(&b, 1, 1, FUZZ_DIRECT_BIG_MAX + 2, "big");
+        dcalls(&b, 1, FUZZ_DIRECT_BIG_MAX + 3, FUZZ_DIRECT_BIG_MAX + 4, "get");
+        direct_seed(FUZZ_DIRECT_SLOW_READER, &b, NULL);
+        dcalls(&b, 1, 1, 20, "big");
+        dcalls(&b2, 1, 21, 40, "echo");
+        direct_seed(FUZZ_DIRECT_SLOW_READER | FUZZ_DIRECT_CALLER_GONE | FUZZ_DIRECT_TWO, &b, &b2);
+        dcalls(&b, 1, 9, 30, "echo");
+        dcalls(&b2, 1, 31, 40, "big");
+        direct_seed(0x7f, &b, &b2);
+        /* A re-attach in the middle: every socket closes at once, answers left unsent. */
+        dcalls(&b, 1, 1, 10, "big");
+        dcalls(&b, 1, 11, 100, "echo");
+        direct_seed(FUZZ_DIRECT_REATTACH | FUZZ_DIRECT_SLOW_READER, &b, NULL);
+        dcalls(&b, 1, 1, 100, "echo");
+        dcalls(&b2, 2, 1, 100, "echo");
+        direct_seed(FUZZ_DIRECT_REATTACH | FUZZ_DIRECT_TWO, &b, &b2);
+
+        kactor_value_free(simple);
+        kactor_value_free(plain);
+        kactor_value_free(rich);
+        kactor_value_free(error);
+        kactor_value_free(number);
+}
+
 int main(int argc, char *argv[]) {
         static const frame_fn client[] = {frame_hello,  frame_create_actor, frame_call,
                                           frame_submit, frame_put,          frame_get,
@@ -1070,8 +1268,14 @@ int main(int argc, char *argv[]) {
                 printf("%u seeds in %s\n", n_seeds, dir);
                 return 0;
         }
+        if (argc == 3 && strcmp(argv[1], "--direct") == 0) {
+                dir = argv[2];
+                direct_seeds();
+                printf("%u seeds in %s\n", n_seeds, dir);
+                return 0;
+        }
         if (argc != 2)
-                die("usage: seeds [--native|--peer-session] DIR");
+                die("usage: seeds [--native|--peer-session|--direct] DIR");
         dir = argv[1];
 
         /* Whole sessions, read in chunks of 1, 7 and 64 bytes; then each frame alone. */

@@ -1120,9 +1120,10 @@ Test(direct, a_direct_results_reference_works_everywhere) {
         kactor_value_free(v);
 
         /* To a task. */
-        cr_assert_eq(kactor_submit(c, "testmod", "echo",
-                                   list_of(2, kactor_value_new_ref(r2), kactor_value_new_ref(r1)), NULL, &t),
-                     0, "kactor_submit: %s", kactor_client_error_message(c));
+        kactor_value *targs = list_of(2, kactor_value_new_ref(r2), kactor_value_new_ref(r1));
+        int tr = kactor_submit(c, "testmod", "echo", targs, NULL, &t);
+        kactor_value_free(targs);
+        cr_assert_eq(tr, 0, "kactor_submit: %s", kactor_client_error_message(c));
         v = harness_get(c, t);
         harness_assert_value(v, "[2, 1]");
         kactor_value_free(v);
