@@ -254,11 +254,25 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
 /* One round of I/O on the sockets with something to do, waiting until deadline (0: forever;
  * UINT64_MAX: not at all). 1 when something happened, 0 when nothing did in time, or an errno. */
 static int direct_pump(kactor_client *c, uint64_t deadline) {
-        struct pollfd pfd[64];
-        ClientDirect *ds[64];
-        size_t n = 0;
+        size_t n = 0, n_directs = HASH_COUNT(c->directs);
         ClientDirect *d, *tmp;
         int r;
+
+        if (n_directs == 0)
+                return 0;
+        if (c->n_direct_poll < n_directs) {
+                struct pollfd *p = reallocarray(c->direct_pfd, n_directs, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                c->direct_pfd = p;
+                ClientDirect **q = reallocarray(c->direct_poll, n_directs, sizeof(*q));
+                if (!q)
+                        return -ENOMEM;
+                c->direct_poll = (struct ClientDirect **) q;
+                c->n_direct_poll = n_directs;
+        }
+        struct pollfd *pfd = c->direct_pfd;
+        ClientDirect **ds = (ClientDirect **) c->direct_poll;
 
         HASH_ITER(hh, c->directs, d, tmp) {
                 if (d->state == DIRECT_CLOSING && d->n_unanswered == 0) {
@@ -272,8 +286,6 @@ static int direct_pump(kactor_client *c, uint64_t deadline) {
                 if ((d->state != DIRECT_OPEN && d->state != DIRECT_CLOSING) ||
                     (d->n_unanswered == 0 && buffer_size(&d->out) == 0))
                         continue;
-                if (n == ELEMENTSOF(pfd))
-                        break;
                 pfd[n] = (struct pollfd){ .fd = d->fd,
                                           .events = POLLIN | (buffer_size(&d->out) > 0 ? POLLOUT : 0) };
                 ds[n++] = d;
@@ -346,6 +358,8 @@ static int direct_flush(kactor_client *c, ClientDirect *d) {
                 int r = direct_pump(c, 0);
                 if (r < 0)
                         return r;
+                if (r == 0)
+                        return -EPROTO; /* d has output: it is polled */
         }
         return 0;
 }
@@ -424,8 +438,11 @@ static ClientDirect *direct_get(kactor_client *c, kactor_actor actor) {
 /* Waits until every call sent directly to d's actor has answered (or was sent again relayed). */
 static int direct_drain(kactor_client *c, ClientDirect *d) {
         int r = direct_flush(c, d);
-        while (r >= 0 && (d->state == DIRECT_OPEN || d->state == DIRECT_CLOSING) && d->n_unanswered > 0)
+        while (r >= 0 && (d->state == DIRECT_OPEN || d->state == DIRECT_CLOSING) && d->n_unanswered > 0) {
                 r = direct_pump(c, 0);
+                if (r == 0)
+                        return -EPROTO; /* nothing to wait on: does not occur */
+        }
         return r < 0 ? r : 0;
 }
 
@@ -623,8 +640,10 @@ int client_direct_wait_refs(kactor_client *c, const kactor_ref *refs, size_t n, 
                 r = direct_pump(c, deadline);
                 if (r < 0)
                         return r;
-                if (r == 0 && deadline > 0)
-                        return -ETIMEDOUT;
+                /* Nothing happened: the time is up (with no deadline, nothing could happen: a call
+                 * pending on no socket, which does not occur). */
+                if (r == 0)
+                        return deadline > 0 ? -ETIMEDOUT : -EPROTO;
         }
 }
 
@@ -719,5 +738,7 @@ void client_direct_free_all(kactor_client *c) {
                 HASH_DEL(c->direct_watch, w);
                 free(w);
         }
+        free(c->direct_pfd);
+        free(c->direct_poll);
         fd_queue_close(&c->fds);
 }

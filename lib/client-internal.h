@@ -86,6 +86,9 @@ struct kactor_client {
         struct ClientDirect *directs;     /* uthash, by actor id */
         struct DirectObject *direct_objs; /* uthash, by object id (low half) */
         struct DirectWatch *direct_watch;  /* uthash: relayed calls that end a direct pause */
+        struct pollfd *direct_pfd;         /* what a wait on the direct sockets polls, */
+        struct ClientDirect **direct_poll; /* and for which */
+        size_t n_direct_poll;
 };
 
 /* Sends the request just packed at off in c->out and waits for its reply (across reconnects). */
