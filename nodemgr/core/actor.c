@@ -1605,6 +1605,7 @@ int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, co
         worker_attach(w, c, last_seq, flags & ATTACH_READY);
         a->can_save = flags & ATTACH_CAN_SAVE;
         frame_init(&rf);
+        size_t n_new = 0, n_sent = redelivered ? redelivered->via.array.size : 0;
         for (uint32_t i = 0; redelivered && i < redelivered->via.array.size; i++) {
                 const msgpack_object *e = &redelivered->via.array.ptr[i];
                 kactor_id result;
@@ -1626,11 +1627,15 @@ int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, co
                         break;
                 actor_redelivered(a, seq, result, method, e->via.array.ptr[3].via.bin.ptr,
                                   e->via.array.ptr[3].via.bin.size, &rf);
+                n_new++;
         }
         frame_done(&rf);
         a->journaled_seq = 0;
         persist_seq(a, last_seq);
-        log_actor(LOG_INFO, a->id_string, NULL, "The worker %d of actor %s re-attached.", (int) w->pid, a->id_string);
+        /* What it sent again is what the journal had not acknowledged to it: a handful at most. */
+        log_actor(LOG_INFO, a->id_string, NULL,
+                  "The worker %d of actor %s re-attached (%zu results sent again, %zu of them not in the journal).",
+                  (int) w->pid, a->id_string, n_sent, n_new);
         if (w->ready) {
                 a->restored_unready = false;
                 persist_actor_ready(a);
