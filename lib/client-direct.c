@@ -46,6 +46,8 @@ typedef struct ClientDirect {
         msgpack_packer pk; /* writes DCALLs into out */
         Buffer sent;       /* the DCALL frames not answered, in order, whole */
         size_t n_unanswered;
+        uint64_t *unanswered; /* their object ids (low half), a ring of unanswered_cap from _head */
+        size_t unanswered_head, unanswered_cap;
         bool relayed_pending; /* a relayed call to the actor is not known done */
         uint64_t relayed_last; /* the last one */
         UT_hash_handle hh;
@@ -178,6 +180,7 @@ static int direct_broken(kactor_client *c, ClientDirect *d) {
         d->in.start = d->in.end = 0;
         d->out.start = d->out.end = 0;
         d->n_unanswered = 0;
+        d->unanswered_head = 0;
         if (d->relayed_pending) {
                 DirectWatch *w;
                 HASH_FIND(hh, c->direct_watch, &d->relayed_last, sizeof(uint64_t), w);
@@ -207,17 +210,15 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
                 uint64_t code = 0, flags = 0;
                 const char *msg = NULL;
                 size_t msg_len = 0;
-                Frame hf;
-                frame_init(&hf);
+                /* Answers come in the order of the calls: this one is the oldest's. */
                 if (k < 0 || frame_parse(&f, payload, len) < 0 || f.type != MSG_DRESULT ||
                     frame_field_u64(&f, 0, &code) < 0 || frame_field_u64(&f, 2, &flags) < 0 ||
-                    frame_peek(&d->sent, &head, &head_len) <= 0 || frame_parse(&hf, head, head_len) < 0 ||
-                    hf.id != f.id || (code == KACTOR_OK && !f.has_body && !(flags & DRESULT_FETCH))) {
-                        frame_done(&hf);
+                    d->n_unanswered == 0 || d->unanswered[d->unanswered_head] != f.id ||
+                    frame_peek(&d->sent, &head, &head_len) <= 0 ||
+                    (code == KACTOR_OK && !f.has_body && !(flags & DRESULT_FETCH))) {
                         frame_done(&f);
                         return direct_broken(c, d);
                 }
-                frame_done(&hf);
                 (void) frame_field_str(&f, 1, &msg, &msg_len);
                 KACTOR_PROBE(direct_result_received, kactor_trace_id_hash(c->id_hi, f.id), code);
 
@@ -240,6 +241,7 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
                 }
                 buffer_consume(&d->sent, PROTO_HEADER_SIZE + head_len);
                 buffer_consume(&d->in, PROTO_HEADER_SIZE + len);
+                d->unanswered_head = (d->unanswered_head + 1) % d->unanswered_cap;
                 d->n_unanswered--;
                 if (r < 0)
                         break;
@@ -420,6 +422,26 @@ static int direct_open(kactor_client *c, ClientDirect *d) {
         return r;
 }
 
+/* Appends lo to the ids of d's calls not answered. */
+static int direct_unanswered_push(ClientDirect *d, uint64_t lo) {
+        if (d->n_unanswered == d->unanswered_cap) {
+                size_t cap = MAX(d->unanswered_cap * 2, (size_t) 64);
+                uint64_t *n = malloc(cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                /* In order from 0: the ring unrolled. */
+                for (size_t i = 0; i < d->n_unanswered; i++)
+                        n[i] = d->unanswered[(d->unanswered_head + i) % d->unanswered_cap];
+                free(d->unanswered);
+                d->unanswered = n;
+                d->unanswered_cap = cap;
+                d->unanswered_head = 0;
+        }
+        d->unanswered[(d->unanswered_head + d->n_unanswered) % d->unanswered_cap] = lo;
+        d->n_unanswered++;
+        return 0;
+}
+
 static ClientDirect *direct_get(kactor_client *c, kactor_actor actor) {
         ClientDirect *d;
         HASH_FIND(hh, c->directs, &actor.id, sizeof(actor.id), d);
@@ -503,10 +525,16 @@ int client_direct_call(kactor_client *c, kactor_actor actor, const char *method,
                                 free(o);
                                 return r == -EMSGSIZE ? -EMSGSIZE : r;
                         }
+                        r = direct_unanswered_push(d, lo);
+                        if (r < 0) {
+                                d->out.end = MIN(d->out.end, off);
+                                d->sent.end = sent_off;
+                                free(o);
+                                return r;
+                        }
                         o->lo = lo;
                         o->direct = d;
                         HASH_ADD(hh, c->direct_objs, lo, sizeof(o->lo), o);
-                        d->n_unanswered++;
                         KACTOR_PROBE(direct_call_sent, kactor_trace_id_hash(actor.id.hi, actor.id.lo),
                                      kactor_trace_id_hash(c->id_hi, lo), kactor_trace_method_id(method, strlen(method)));
                         *ret = (kactor_ref){ id };
@@ -622,6 +650,23 @@ int client_direct_wait_refs(kactor_client *c, const kactor_ref *refs, size_t n, 
         int r = kactor_flush(c);
         if (r < 0)
                 return r;
+        if (num_returns >= n) {
+                /* Every one: each in turn (answers come in the order of the calls, so by the time
+                 * one is here most after it are too). */
+                for (size_t i = 0; i < n; i++)
+                        for (;;) {
+                                DirectObject *o = refs[i].id.hi == c->id_hi ? direct_object_find(c, refs[i].id.lo)
+                                                                            : NULL;
+                                if (!o || !o->direct)
+                                        break;
+                                r = direct_pump(c, deadline);
+                                if (r < 0)
+                                        return r;
+                                if (r == 0)
+                                        return deadline > 0 ? -ETIMEDOUT : -EPROTO;
+                        }
+                return 0;
+        }
         for (;;) {
                 size_t answered = 0, pending = 0;
                 for (size_t i = 0; i < n; i++) {
@@ -730,6 +775,7 @@ void client_direct_free_all(kactor_client *c) {
                 buffer_free(&d->in);
                 buffer_free(&d->out);
                 buffer_free(&d->sent);
+                free(d->unanswered);
                 free(d);
         }
         HASH_ITER(hh, c->direct_objs, o, otmp)
