@@ -62,5 +62,4 @@ struct kactor_ctx {
          * socket it comes on; once its sockets are closed, the node manager knows its ids). */
         struct DirectMark *direct_marks;
         size_t n_direct_marks;
-        bool owe_manager; /* out holds something other than direct results: send it before waiting */
 };

@@ -28,9 +28,6 @@
 
 /* Calls read together: their records go in one write, then they run. */
 #define DIRECT_BATCH 64
-/* Direct results go to the node manager with the next record or the next thing it is owed, or
- * after this long (ms) without either. */
-#define DIRECT_RESULT_DELAY_MS 1
 /* A caller that does not read its answers: its socket is not read either past this much output. */
 #define DIRECT_OUT_MAX (16u * 1024u * 1024u)
 #define DIRECT_READ_CHUNK (64u * 1024u)
@@ -356,7 +353,6 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                 return r;
         }
         ctx->batched = 0;
-        ctx->owe_manager = false;
 
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(kactor_value_freep) kactor_value *args = NULL;
@@ -443,7 +439,6 @@ static int direct_reap(kactor_ctx *ctx) {
                 r = frame_end(&c->out, off);
                 if (r < 0)
                         return r;
-                ctx->owe_manager = true;
                 *p = d->next;
                 ctx->n_direct--;
                 direct_unmark(ctx, d->prefix);
@@ -479,14 +474,14 @@ int worker_direct_wait(kactor_ctx *ctx) {
                 if (r < 0)
                         return r;
 
-                /* What the node manager is owed besides direct results goes before waiting. */
-                if (ctx->owe_manager || buffer_size(&c->out) == 0) {
+                /* What the node manager is owed goes before waiting (a batch's results went already,
+                 * before their answers). */
+                if (buffer_size(&c->out) > 0) {
                         r = kactor_flush(c);
                         if (r < 0)
                                 return r;
-                        ctx->owe_manager = false;
-                        ctx->batched = 0;
                 }
+                ctx->batched = 0;
                 if (n_pfd < ctx->n_direct + 1) {
                         struct pollfd *p = realloc(pfd, (ctx->n_direct + 1) * sizeof(*p));
                         if (!p)
@@ -504,18 +499,11 @@ int worker_direct_wait(kactor_ctx *ctx) {
                                 ev |= POLLOUT;
                         pfd[i] = (struct pollfd){ .fd = ev ? d->fd : -1, .events = ev };
                 }
-                int k = poll(pfd, i, buffer_size(&c->out) > 0 ? DIRECT_RESULT_DELAY_MS : -1);
+                int k = poll(pfd, i, -1);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
-                }
-                if (k == 0) {
-                        r = kactor_flush(c);
-                        if (r < 0)
-                                return r;
-                        ctx->batched = 0;
-                        continue;
                 }
                 i = 1;
                 for (WorkerDirect *d = ctx->direct; d; d = d->next, i++) {

@@ -423,7 +423,6 @@ static int worker_exec(kactor_ctx *ctx, Frame *f) {
         r = worker_send_result(ctx, MSG_RESULT, f->id, run.r, run.code, run.result, run.flags);
         kactor_value_free(run.result);
         ctx->exec_start_ns = ctx->exec_end_ns = 0;
-        ctx->owe_manager = true;
         return r;
 }
 
@@ -781,7 +780,6 @@ int kactor_worker_main(int argc, char *argv[]) {
                         r = -EBADMSG;
                 if (r < 0)
                         break;
-                ctx.owe_manager = true;
                 r = client_maybe_flush(ctx.client);
                 if (r < 0 && !(ctx.may_reattach && (r == -EPIPE || r == -ECONNRESET)))
                         break; /* else the next read finds the connection gone, and re-attaches */
