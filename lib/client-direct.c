@@ -734,6 +734,15 @@ void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n, ka
         }
 }
 
+size_t client_direct_pending(kactor_client *c, const kactor_ref *refs, size_t n) {
+        size_t k = 0;
+        for (size_t i = 0; i < n && c->direct_objs; i++) {
+                DirectObject *o = refs[i].id.hi == c->id_hi ? direct_object_find(c, refs[i].id.lo) : NULL;
+                k += o && o->direct;
+        }
+        return k;
+}
+
 size_t client_direct_ready(kactor_client *c, const kactor_ref *refs, size_t n, bool *ready) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {

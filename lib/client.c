@@ -1349,6 +1349,78 @@ static int client_wait_objects(kactor_client *c, const kactor_ref *refs, size_t 
         return n_ready;
 }
 
+/*
+ * A Wait on direct calls not answered yet and other objects: the answers come on the direct sockets
+ * and the node manager knows the others, so the two are looked at in turns — what the sockets have,
+ * then the node manager for a slice (5 ms, doubling up to 100 ms) — until num_returns are ready or
+ * the deadline passes (0: none). Returns the number ready.
+ */
+static int client_wait_mixed(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
+                             uint64_t deadline, bool *ready) {
+        _cleanup_free_ kactor_ref *sub = calloc(n, sizeof(kactor_ref));
+        _cleanup_free_ bool *sub_ready = calloc(n, sizeof(bool));
+        _cleanup_free_ size_t *at = calloc(n, sizeof(size_t));
+        uint64_t slice = 5 * 1000;
+        int r;
+
+        if (!sub || !sub_ready || !at)
+                return -ENOMEM;
+        for (;;) {
+                r = client_direct_wait_refs(c, refs, n, num_returns, UINT64_MAX);
+                if (r < 0 && r != -ETIMEDOUT)
+                        return r;
+                memset(ready, 0, n * sizeof(bool));
+                size_t k = client_direct_ready(c, refs, n, ready);
+                if (k >= num_returns)
+                        return (int) k;
+
+                /* The others (neither direct pending nor answered) from the node manager. */
+                size_t m = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (!ready[i] && !client_direct_pending(c, refs + i, 1)) {
+                                sub[m] = refs[i];
+                                at[m++] = i;
+                        }
+                uint64_t now = now_usec(CLOCK_MONOTONIC), t = slice;
+                if (deadline > 0)
+                        t = deadline > now ? MIN(slice, deadline - now) : 1;
+                if (m > 0) {
+                        memset(sub_ready, 0, m * sizeof(bool));
+                        do
+                                r = client_wait_objects(c, sub, m, MIN(num_returns - k, m), t, sub_ready);
+                        while (r == -ESTALE);
+                        if (r < 0)
+                                return r;
+                        for (size_t j = 0; j < m; j++)
+                                if (sub_ready[j]) {
+                                        ready[at[j]] = true;
+                                        k++;
+                                }
+                        client_direct_seen(c, sub, m, sub_ready);
+                        if (k >= num_returns)
+                                return (int) k;
+                }
+                if (m == 0 || (size_t) r == m) {
+                        /* Only direct ones left to wait for: on their sockets, for a slice. */
+                        size_t need = num_returns - (m > 0 ? m : 0);
+                        r = client_direct_wait_refs(c, refs, n, need, now + t);
+                        if (r < 0 && r != -ETIMEDOUT)
+                                return r;
+                }
+                if (deadline > 0 && now_usec(CLOCK_MONOTONIC) >= deadline) {
+                        memset(ready, 0, n * sizeof(bool));
+                        k = client_direct_ready(c, refs, n, ready);
+                        for (size_t j = 0; j < m; j++)
+                                if (sub_ready[j]) {
+                                        ready[at[j]] = true;
+                                        k++;
+                                }
+                        return (int) k;
+                }
+                slice = MIN(slice * 2, (uint64_t) 100 * 1000);
+        }
+}
+
 _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
                          uint64_t timeout_usec, bool *ret_ready) {
         int r;
@@ -1358,21 +1430,23 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
 
         memset(ret_ready, 0, n * sizeof(bool));
         if (c->direct_objs) {
-                /* All direct: wait on their sockets for num_returns; some relayed: wait for the
-                 * direct ones, then ask the node manager about the rest. */
                 uint64_t deadline = timeout_usec > 0 ? client_deadline(timeout_usec) : 0;
-                r = client_direct_wait_refs(c, refs, n, num_returns, deadline);
-                if (r < 0 && r != -ETIMEDOUT)
-                        return r;
-                size_t k = client_direct_ready(c, refs, n, ret_ready);
-                if (k >= num_returns || r == -ETIMEDOUT) {
+                size_t pending = client_direct_pending(c, refs, n);
+                size_t relayed = n - pending - client_direct_ready(c, refs, n, ret_ready);
+                memset(ret_ready, 0, n * sizeof(bool));
+                if (pending > 0 && relayed == 0) {
+                        /* All direct: wait on their sockets. */
+                        r = client_direct_wait_refs(c, refs, n, num_returns, deadline);
+                        if (r < 0 && r != -ETIMEDOUT)
+                                return r;
                         (void) kactor_flush(c);
-                        return (int) k;
+                        return (int) client_direct_ready(c, refs, n, ret_ready);
                 }
-                if (deadline > 0) {
-                        uint64_t now = now_usec(CLOCK_MONOTONIC);
-                        timeout_usec = deadline > now ? deadline - now : 1;
-                }
+                if (pending > 0)
+                        return client_wait_mixed(c, refs, n, num_returns, deadline, ret_ready);
+                /* Direct ones all answered: they are ready; the node manager is asked about the
+                 * rest (client_wait_objects() counts the ready ones). */
+                (void) client_direct_ready(c, refs, n, ret_ready);
         }
         do
                 r = client_wait_objects(c, refs, n, num_returns, timeout_usec, ret_ready);

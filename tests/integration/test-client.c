@@ -323,6 +323,8 @@ Test(client, get_and_wait_honour_timeouts) {
         bool ready[2] = {true, true};
         int r;
 
+        /* Alive first: the call goes direct, and the Waits mix a direct call with a put. */
+        (void) harness_actor_pid(h, s);
         refs[0] = call_ref(c, s, "sleep_then", "[800, \"slow\"]");
         cr_assert_eq(kactor_put(c, one, &refs[1]), 0);
         kactor_value_free(one);
