@@ -77,26 +77,6 @@ bool client_direct_wanted(const struct kactor_connect_opts *opts) {
         return !(e && (streq(e, "0") || streq(e, "no") || streq(e, "false") || streq(e, "off")));
 }
 
-static bool value_names_ids(const kactor_value *v) {
-        switch (kactor_value_type(v)) {
-        case KACTOR_TYPE_OBJECT:
-        case KACTOR_TYPE_ACTOR:
-                return true;
-        case KACTOR_TYPE_LIST:
-                for (size_t i = 0; i < kactor_value_list_size(v); i++)
-                        if (value_names_ids(kactor_value_list_get(v, i)))
-                                return true;
-                return false;
-        case KACTOR_TYPE_MAP:
-                for (size_t i = 0; i < kactor_value_map_size(v); i++)
-                        if (value_names_ids(kactor_value_map_value(v, i)))
-                                return true;
-                return false;
-        default:
-                return false;
-        }
-}
-
 static void direct_object_free(kactor_client *c, DirectObject *o) {
         HASH_DEL(c->direct_objs, o);
         kactor_value_free(o->value);
@@ -493,7 +473,7 @@ int client_direct_call(kactor_client *c, kactor_actor actor, const char *method,
         if (!d)
                 return -ENOMEM;
 
-        bool plain = !args || !value_names_ids(args);
+        bool plain = !args || !codec_value_names_ids(args);
         if (plain && !d->relayed_pending) {
                 if (d->state == DIRECT_NONE ||
                     (d->state == DIRECT_RETRY && now_usec(CLOCK_MONOTONIC) >= d->retry_usec)) {
@@ -724,8 +704,7 @@ void client_direct_put_back(kactor_client *c, const kactor_ref *refs, size_t n, 
         }
 }
 
-void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values) {
-        (void) values;
+void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 DirectObject *o = refs[i].id.hi == c->id_hi ? direct_object_find(c, refs[i].id.lo) : NULL;
                 /* Delivered: a later Get asks the node manager, which has it too. */

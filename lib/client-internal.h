@@ -149,7 +149,7 @@ int client_direct_wait_refs(kactor_client *c, const kactor_ref *refs, size_t n, 
  * every slot is filled. client_direct_put_back() undoes it (the rest could not be had). */
 int client_direct_take(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values, bool *ret_all);
 void client_direct_put_back(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values);
-void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n, kactor_value **values);
+void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n);
 /* How many of refs are direct calls not answered yet. */
 size_t client_direct_pending(kactor_client *c, const kactor_ref *refs, size_t n);
 /* Marks the answered direct calls among refs ready. Returns how many. */

@@ -1261,7 +1261,7 @@ _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint
                         return r;
                 }
                 if (all) {
-                        client_direct_forget(c, refs, n, values);
+                        client_direct_forget(c, refs, n);
                         *ret_values = values;
                         /* What waits for the node manager (releases) goes now, as with a Get it answers. */
                         (void) kactor_flush(c);
@@ -1280,7 +1280,7 @@ _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint
                 kactor_values_free(values, n);
                 return r;
         }
-        client_direct_forget(c, refs, n, values);
+        client_direct_forget(c, refs, n);
         client_direct_seen(c, refs, n, NULL);
         *ret_values = values;
         return 0;

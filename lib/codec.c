@@ -705,3 +705,23 @@ int codec_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **
                 *ret_top_refs = s.top_refs;
         return 0;
 }
+
+bool codec_value_names_ids(const kactor_value *v) {
+        switch (kactor_value_type(v)) {
+        case KACTOR_TYPE_OBJECT:
+        case KACTOR_TYPE_ACTOR:
+                return true;
+        case KACTOR_TYPE_LIST:
+                for (size_t i = 0; i < kactor_value_list_size(v); i++)
+                        if (codec_value_names_ids(kactor_value_list_get(v, i)))
+                                return true;
+                return false;
+        case KACTOR_TYPE_MAP:
+                for (size_t i = 0; i < kactor_value_map_size(v); i++)
+                        if (codec_value_names_ids(kactor_value_map_value(v, i)))
+                                return true;
+                return false;
+        default:
+                return false;
+        }
+}

@@ -67,6 +67,9 @@ int codec_scan_ids(const char *data, size_t len, kactor_id **ret_ids, uint8_t **
  */
 int codec_check_bounds(const void *buf, size_t len, size_t *ret_len);
 
+/* Whether v names an object or an actor (a reference or a handle), at any depth. */
+bool codec_value_names_ids(const kactor_value *v);
+
 /* Checks that o is a valid kactor value (the rules above). 0 or -EBADMSG. */
 int codec_validate(const msgpack_object *o);
 

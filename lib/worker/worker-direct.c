@@ -38,26 +38,6 @@ static void direct_log(const WorkerDirect *d, const char *why) {
         fprintf(stderr, "kactor-worker: closing the direct socket of user %u: %s.\n", (unsigned) d->uid, why);
 }
 
-static bool value_names_ids(const kactor_value *v) {
-        switch (kactor_value_type(v)) {
-        case KACTOR_TYPE_OBJECT:
-        case KACTOR_TYPE_ACTOR:
-                return true;
-        case KACTOR_TYPE_LIST:
-                for (size_t i = 0; i < kactor_value_list_size(v); i++)
-                        if (value_names_ids(kactor_value_list_get(v, i)))
-                                return true;
-                return false;
-        case KACTOR_TYPE_MAP:
-                for (size_t i = 0; i < kactor_value_map_size(v); i++)
-                        if (value_names_ids(kactor_value_map_value(v, i)))
-                                return true;
-                return false;
-        default:
-                return false;
-        }
-}
-
 static int no_id(int8_t type, kactor_id id, bool top, void *userdata) {
         (void) type;
         (void) id;
@@ -252,7 +232,7 @@ static int direct_answer(WorkerDirect *d, uint64_t lo, const WorkerRun *run, con
         } else if (run->r < 0) {
                 code = run->code != KACTOR_OK ? run->code : KACTOR_ERROR_TASK_FAILED;
                 msg = error ?: "failed";
-        } else if (v && value_names_ids(v))
+        } else if (v && codec_value_names_ids(v))
                 flags |= DRESULT_FETCH;
 
         size_t off;
@@ -294,6 +274,12 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         const char *why = NULL;
         int r = 0;
 
+        /* The caller's mark: it has one while a socket of it is open. */
+        ssize_t mi = direct_mark(ctx, d->prefix);
+        if (mi < 0)
+                return (int) mi;
+        DirectMark *mk = &ctx->direct_marks[mi];
+
         frame_init(&f);
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
         while (n < DIRECT_BATCH) {
@@ -308,12 +294,6 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                         why = k == -EMSGSIZE ? "an oversized frame" : "an empty frame";
                         break;
                 }
-                ssize_t mi = direct_mark(ctx, d->prefix);
-                if (mi < 0) {
-                        r = (int) mi;
-                        break;
-                }
-                DirectMark *mk = &ctx->direct_marks[mi];
                 k = worker_direct_parse(d, mk->last_lo, &f, payload, len, &calls[n], &why);
                 if (k < 0)
                         break;

@@ -1076,6 +1076,14 @@ void actor_dispatch(Actor *a) {
         actor_maybe_stop(a);
 }
 
+/* Fails o, a call's result, with ActorDied and the dead actor a's cause. */
+static void actor_fail_object_dead(Actor *a, Object *o) {
+        _cleanup_free_ char *msg = NULL;
+        if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
+                msg = NULL;
+        (void) objstore_set_failed(&a->manager->store, o, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+}
+
 int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char *method, size_t method_len,
                       const char *args, size_t args_len, uid_t uid, Object **ret, ReqError *e) {
         Object *o;
@@ -1106,18 +1114,11 @@ int actor_submit_call(Manager *m, kactor_id actor, kactor_id object, const char 
                 return 0;
         }
         if (!a || a->state == ACTOR_DEAD) {
-                char s[KACTOR_ID_STRING_MAX];
-                kactor_id_to_string(actor, s);
                 if (!a)
                         (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_ACTOR,
                                                    "no such actor");
-                else {
-                        _cleanup_free_ char *msg = NULL;
-                        if (asprintf(&msg, "actor %s died: %s", s, a->death_cause ?: "unknown cause") < 0)
-                                msg = NULL;
-                        (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED,
-                                                   msg ?: "actor died");
-                }
+                else
+                        actor_fail_object_dead(a, o);
                 *ret = o;
                 return 0;
         }
@@ -1227,10 +1228,7 @@ int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t met
                 if (r < 0)
                         return r;
                 o->uid = uid;
-                _cleanup_free_ char *msg = NULL;
-                if (asprintf(&msg, "actor %s died: %s", a->id_string, a->death_cause ?: "unknown cause") < 0)
-                        msg = NULL;
-                (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_ACTOR_DIED, msg ?: "actor died");
+                actor_fail_object_dead(a, o);
                 a->calls_submitted++;
                 a->calls_completed++;
                 a->calls_direct++;
