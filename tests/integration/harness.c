@@ -1531,3 +1531,35 @@ void harness_assert_error_at(const char *file, int line, const kactor_value *v, 
                 cr_assert(strstr(msg, needle), "%s:%d: error %s message \"%s\" does not mention \"%s\"",
                           file, line, kactor_error_name(code), msg, needle);
 }
+
+int harness_raw_connect(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                (void) close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int harness_raw_send(int fd, const void *p, size_t n) {
+        const char *b = p;
+
+        while (n > 0) {
+                ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return errno == ECONNRESET ? -EPIPE : -errno;
+                b += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}

@@ -150,6 +150,13 @@ bool harness_pid_alive(pid_t pid);
 
 /* --- libkactor ------------------------------------------------------------------------------- */
 
+/* A raw connection to the unix socket at path (for frames a client would not send): the fd, or a
+ * negative errno. No assertion: children use it. */
+int harness_raw_connect(const char *path);
+/* Sends all of n bytes: 0, -EPIPE when the peer closed the connection (EPIPE or ECONNRESET), or
+ * another negative errno. */
+int harness_raw_send(int fd, const void *p, size_t n);
+
 /* A client connected to the node manager's socket. Closed at stop unless closed earlier with
  * harness_client_close(). */
 kactor_client *harness_client(Harness *h);

@@ -68,31 +68,15 @@ static void assert_others_unaffected(void) {
 /* --- raw connections ------------------------------------------------------------------------- */
 
 static int raw_connect(void) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd;
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        cr_assert_geq(fd, 0, "socket: %m");
-        cr_assert_lt(strlen(h->socket_path), sizeof(sa.sun_path));
-        strcpy(sa.sun_path, h->socket_path);
-        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %m", h->socket_path);
+        int fd = harness_raw_connect(h->socket_path);
+        cr_assert_geq(fd, 0, "connect %s: %s", h->socket_path, strerror(-fd));
         return fd;
 }
 
 /* Writes everything; a daemon that already closed the connection is fine (EPIPE/ECONNRESET). */
 static void raw_write(int fd, const void *p, size_t n) {
-        const char *b = p;
-
-        while (n > 0) {
-                ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0 && (errno == EPIPE || errno == ECONNRESET))
-                        return;
-                cr_assert_gt(k, 0, "send: %m");
-                b += k;
-                n -= (size_t)k;
-        }
+        int r = harness_raw_send(fd, p, n);
+        cr_assert(r == 0 || r == -EPIPE, "send: %s", strerror(-r));
 }
 
 static void raw_header(int fd, uint32_t len) {

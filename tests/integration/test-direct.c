@@ -374,45 +374,10 @@ static int child_connect(int report, const char *socket_path, int direct_calls, 
 
 /* These return negative errnos rather than assert: children use them too. */
 
-static int raw_connect(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                (void) close(fd);
-                return r;
-        }
-        return fd;
-}
-
-/* Writes everything; a peer that already closed gives -EPIPE or -ECONNRESET. */
-static int raw_write(int fd, const void *p, size_t n) {
-        const char *b = p;
-
-        while (n > 0) {
-                ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                b += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int raw_length(int fd, uint32_t len) {
         uint8_t hdr[4] = { len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff, (len >> 24) & 0xff };
 
-        return raw_write(fd, hdr, sizeof(hdr));
+        return harness_raw_send(fd, hdr, sizeof(hdr));
 }
 
 /* Sends what sb holds as one frame and empties it. */
@@ -420,7 +385,7 @@ static int raw_send_sbuf(int fd, msgpack_sbuffer *sb) {
         int r = raw_length(fd, (uint32_t) sb->size);
 
         if (r >= 0)
-                r = raw_write(fd, sb->data, sb->size);
+                r = harness_raw_send(fd, sb->data, sb->size);
         msgpack_sbuffer_clear(sb);
         return r;
 }
@@ -530,7 +495,7 @@ static int raw_conn_open(const char *socket_path, RawConn *ret) {
         RawFrame rf = {};
         int fd, r;
 
-        fd = raw_connect(socket_path);
+        fd = harness_raw_connect(socket_path);
         if (fd < 0)
                 return fd;
         msgpack_sbuffer_init(&sb);
@@ -1468,13 +1433,13 @@ Test(direct, a_hostile_direct_socket_disturbs_no_one) {
         /* Garbage. */
         ds = open_direct_ok(&raw, a);
         static const char http[] = "GET / HTTP/1.1\r\nHost: kactor\r\n\r\n";
-        (void) raw_write(ds, http, sizeof(http) - 1);
+        (void) harness_raw_send(ds, http, sizeof(http) - 1);
         assert_direct_closed(ds, "an HTTP request");
         ds = open_direct_ok(&raw, a);
         static const uint8_t never_used[16] = { 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1,
                                                 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1 };
         (void) raw_length(ds, sizeof(never_used));
-        (void) raw_write(ds, never_used, sizeof(never_used));
+        (void) harness_raw_send(ds, never_used, sizeof(never_used));
         assert_direct_closed(ds, "a frame that is not MessagePack");
         ds = open_direct_ok(&raw, a);
         (void) raw_length(ds, 0);
@@ -1484,7 +1449,7 @@ Test(direct, a_hostile_direct_socket_disturbs_no_one) {
         /* A truncated frame, then the end. */
         ds = open_direct_ok(&raw, a);
         (void) raw_length(ds, 100);
-        (void) raw_write(ds, "\x93\x0c", 2);
+        (void) harness_raw_send(ds, "\x93\x0c", 2);
         (void) close(ds);
         assert_undisturbed(good, a, worker, &count, "a truncated frame");
 
@@ -1494,7 +1459,7 @@ Test(direct, a_hostile_direct_socket_disturbs_no_one) {
         assert_direct_closed(ds, "a 64 MiB + 1 frame");
         ds = open_direct_ok(&raw, a);
         (void) raw_length(ds, UINT32_MAX);
-        (void) raw_write(ds, "\x93\x0c\x01", 3);
+        (void) harness_raw_send(ds, "\x93\x0c\x01", 3);
         assert_direct_closed(ds, "a 4 GiB frame");
         assert_undisturbed(good, a, worker, &count, "oversized frames");
 

@@ -167,40 +167,11 @@ static unsigned nodemgr_fds(void) {
 
 /* --- raw connections (the framing of lib/proto.h) --------------------------------------------- */
 
-static int raw_connect(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        strcpy(sa.sun_path, h->socket_path);
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
-/* Sends all of it: 0, or a negative errno (EPIPE, ECONNRESET: the node manager closed it). */
-static int raw_send(int fd, const void *p, size_t n) {
-        const char *b = p;
-        while (n > 0) {
-                ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                b += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int raw_send_frame(int fd, msgpack_sbuffer *sb) {
         uint32_t le = htole32((uint32_t) sb->size);
-        int r = raw_send(fd, &le, sizeof(le));
+        int r = harness_raw_send(fd, &le, sizeof(le));
         if (r >= 0)
-                r = raw_send(fd, sb->data, sb->size);
+                r = harness_raw_send(fd, sb->data, sb->size);
         msgpack_sbuffer_clear(sb);
         return r;
 }
@@ -291,7 +262,7 @@ static int raw_read_frame(int fd, RawFrame *ret, int64_t deadline) {
 static double root_hello_ms(void) {
         double t0 = now_ms_f();
         RawFrame f = {};
-        int fd = raw_connect();
+        int fd = harness_raw_connect(h->socket_path);
         cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
         cr_assert_eq(raw_send_hello(fd), 0);
         int r = raw_read_frame(fd, &f, now_ms() + 1000);
@@ -453,7 +424,7 @@ static int flood_pre_hello(int report, int stop) {
                 for (int i = 0; i < FLOOD_CONNS; i++) {
                         p[i] = (struct pollfd) { .fd = -1 };
                         if (fds[i] < 0) {
-                                fds[i] = raw_connect();
+                                fds[i] = harness_raw_connect(h->socket_path);
                                 if (fds[i] < 0) {
                                         fds[i] = -1;
                                         continue;
@@ -526,7 +497,7 @@ static int outsider_probe(int report, int stop) {
         static char chunk[64 * 1024];
         RawFrame f = {};
 
-        int fd = raw_connect();
+        int fd = harness_raw_connect(h->socket_path);
         if (fd < 0 || raw_send_hello(fd) < 0)
                 return 3;
         int64_t t0 = now_ms();
@@ -537,15 +508,15 @@ static int outsider_probe(int report, int stop) {
         dprintf(report, "%" PRIu64 " %s %" PRId64 "\n", code, r == 0 ? "closed" : "open", now_ms() - t0);
         close(fd);
 
-        fd = raw_connect();
+        fd = harness_raw_connect(h->socket_path);
         if (fd < 0)
                 return 3;
         memset(chunk, 'x', sizeof(chunk));
         uint32_t le = htole32(FLOOD_BYTES);
         size_t sent = 0;
-        r = raw_send(fd, &le, sizeof(le));
+        r = harness_raw_send(fd, &le, sizeof(le));
         while (r >= 0 && sent < FLOOD_BYTES) {
-                r = raw_send(fd, chunk, sizeof(chunk));
+                r = harness_raw_send(fd, chunk, sizeof(chunk));
                 if (r >= 0)
                         sent += sizeof(chunk);
         }
@@ -585,7 +556,7 @@ Test(exhaustion, connection_without_hello_is_closed_after_the_deadline) {
         RawFrame f = {};
 
         /* Root's, even: only a HELLO makes a connection worth keeping. */
-        int fd = raw_connect();
+        int fd = harness_raw_connect(h->socket_path);
         cr_assert_geq(fd, 0);
         int64_t t0 = now_ms();
         int r;
@@ -607,7 +578,7 @@ static int flood_idle(int report, int stop) {
 
         for (int i = 0; i < IDLE_CONNS; i++) {
                 RawFrame f = {};
-                fds[i] = raw_connect();
+                fds[i] = harness_raw_connect(h->socket_path);
                 if (fds[i] < 0) {
                         failed++;
                         continue;
@@ -685,7 +656,7 @@ Test(exhaustion, running_out_of_fds_in_accept_does_not_spin_or_flood_the_log) {
         bool exhausted = false;
         while (n < ELEMENTSOF(fds) && !exhausted) {
                 RawFrame f = {};
-                fds[n] = raw_connect();
+                fds[n] = harness_raw_connect(h->socket_path);
                 cr_assert_geq(fds[n], 0);
                 cr_assert_eq(raw_send_hello(fds[n]), 0);
                 exhausted = raw_read_frame(fds[n], &f, now_ms() + 500) == -ETIMEDOUT;
@@ -753,7 +724,7 @@ static kactor_ref put_big_value(kactor_client *c, size_t size) {
 
 static int raw_connect_welcomed(void) {
         RawFrame f = {};
-        int fd = raw_connect();
+        int fd = harness_raw_connect(h->socket_path);
         cr_assert_geq(fd, 0);
         cr_assert_eq(raw_send_hello(fd), 0);
         cr_assert_eq(raw_read_frame(fd, &f, now_ms() + HARNESS_TIMEOUT_MS), 1);

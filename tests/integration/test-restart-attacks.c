@@ -263,39 +263,8 @@ static void wait_sleeping(pid_t pid, bool sleeping) {
 
 /* --- raw protocol, usable in children (no assertions) ------------------------------------------------- */
 
-static int raw_connect(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(h->socket_path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, h->socket_path);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
-/* Sends everything, as long as the node manager reads; 0, or -EPIPE when it closed the connection. */
-static int raw_send(int fd, const void *p, size_t n) {
-        const char *b = p;
-        while (n > 0) {
-                ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return errno == ECONNRESET ? -EPIPE : -errno;
-                b += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int raw_send_buffer(int fd, Buffer *b) {
-        int r = raw_send(fd, b->data + b->start, buffer_size(b));
+        int r = harness_raw_send(fd, b->data + b->start, buffer_size(b));
         buffer_free(b);
         return r;
 }
@@ -429,7 +398,7 @@ static int try_attach(kactor_id actor, uint64_t prefix, uint32_t junk) {
                 buffer_free(&b);
                 return r;
         }
-        _cleanup_close_ int fd = raw_connect();
+        _cleanup_close_ int fd = harness_raw_connect(h->socket_path);
         if (fd < 0) {
                 buffer_free(&b);
                 return fd;
@@ -804,7 +773,7 @@ static int hello_with_guessed_prefixes(FILE *out, int in, void *userdata) {
         for (size_t i = 0; i < p->n_guesses; i++) {
                 Buffer b = {};
                 Reply rep = {};
-                int fd = raw_connect();
+                int fd = harness_raw_connect(h->socket_path);
                 if (fd < 0 || pack_hello(&b, p->guesses[i]) < 0 || raw_send_buffer(fd, &b) < 0 ||
                     raw_read_reply(fd, &rep, now_ms() + HARNESS_TIMEOUT_MS) <= 0)
                         return 20;
@@ -940,7 +909,7 @@ static bool message_has(const Reply *rep, const char *needle) {
 static void flood_one(const void *data, size_t n, bool *ret_closed, Reply *ret) {
         *ret = (Reply){};
         *ret_closed = false;
-        int fd = raw_connect();
+        int fd = harness_raw_connect(h->socket_path);
         if (fd < 0)
                 return;
         size_t sent = 0;
@@ -1030,8 +999,8 @@ static int flood_attach_garbage(FILE *out, int in, void *userdata) {
         memset(partial, 0xc1, sizeof(partial));
         memcpy(partial, (uint8_t[]){ 0x00, 0x00, 0x01, 0x00, 0x98, MSG_ATTACH }, 6);
         for (; n_held < HELD; n_held++) {
-                fds[n_held] = raw_connect();
-                if (fds[n_held] < 0 || raw_send(fds[n_held], partial, sizeof(partial)) < 0)
+                fds[n_held] = harness_raw_connect(h->socket_path);
+                if (fds[n_held] < 0 || harness_raw_send(fds[n_held], partial, sizeof(partial)) < 0)
                         break;
         }
         fprintf(out, "held %zu/%u\n", n_held, (unsigned) HELD);
