@@ -96,6 +96,7 @@ struct Conn {
 typedef struct WorkerDirectCaller {
         uint64_t prefix;
         uid_t uid;
+        Conn *conn;      /* its connection, which holds its results (NULL once it closed) */
         unsigned n_open; /* its sockets the worker has open: each holds the actor, as a handle does */
 } WorkerDirectCaller;
 

@@ -165,6 +165,8 @@ void conn_close(Conn *c) {
         /* Release what it held now: actors without handles stop, objects go. */
         if (c->welcomed || c->worker || c->ghost)
                 persist_conn_end(c->manager, c->id_prefix);
+        if (c->n_direct_actors > 0)
+                native_forget_direct_caller(c);
         conn_release_all(c);
         if (c->worker)
                 c->worker->conn = NULL;

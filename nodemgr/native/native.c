@@ -55,6 +55,17 @@ static bool conn_resent(Conn *c, kactor_id object, bool flagged) {
         return (c->resumed || flagged) && objstore_find(&c->manager->store, object);
 }
 
+static WorkerDirectCaller *worker_direct_caller(Worker *w, uint64_t prefix);
+
+void native_forget_direct_caller(Conn *c) {
+        for (size_t i = 0; i < c->n_direct_actors; i++) {
+                Actor *a = manager_find_actor(c->manager, c->direct_actors[i]);
+                WorkerDirectCaller *dc = a && a->worker ? worker_direct_caller(a->worker, c->id_prefix) : NULL;
+                if (dc && dc->conn == c)
+                        dc->conn = NULL;
+        }
+}
+
 void native_read_direct_records(Conn *c) {
         for (size_t i = 0; i < c->n_direct_actors; i++) {
                 Actor *a = manager_find_actor(c->manager, c->direct_actors[i]);
@@ -723,6 +734,7 @@ static int handle_open_direct(Conn *c, Frame *f) {
                 dc = &n[w->n_direct_callers++];
                 *dc = (WorkerDirectCaller){ .prefix = c->id_prefix, .uid = c->uid };
         }
+        dc->conn = c;
         bool known = false;
         for (size_t i = 0; i < c->n_direct_actors; i++)
                 known = known || kactor_id_equal(c->direct_actors[i], id);
@@ -820,7 +832,7 @@ static int handle_direct(Conn *c, Frame *f) {
         if (o) {
                 /* Held by its caller's connection, as if it had been sent there; a caller gone
                  * already leaves it to the call, which drops it once done. */
-                Conn *holder = conn_find_prefix(c->manager, dc->prefix);
+                Conn *holder = dc->conn;
                 if (holder) {
                         conn_own(holder, o);
                         holder->max_lo = MAX(holder->max_lo, object.lo);

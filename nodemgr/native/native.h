@@ -12,6 +12,8 @@ int native_dispatch(Conn *c, Frame *f);
  * the frame may name the results of those calls (the client saw their answers, which come after
  * the records). Not inside native_dispatch(): the frame being handled is the manager's one. */
 void native_read_direct_records(Conn *c);
+/* A client with direct sockets closes: its actors' workers' records no longer name it as holder. */
+void native_forget_direct_caller(Conn *c);
 /* Answers the connection's parked Gets, in order, while their replies fit. Returns how many. */
 unsigned native_answer_parked(Conn *c);
 
