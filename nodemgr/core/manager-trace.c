@@ -323,7 +323,7 @@ static void timeline_add_open_call(ManagerTrace *mt, Actor *a, const Call *c, ui
                 .tid = trace_actor_tid(a, a->trace),
                 .seq = c->seq,
                 .obj = c->result ? kactor_trace_id_hash(c->result->id.hi, c->result->id.lo) : 0,
-                .t = { c->trace_queued_ns, c->trace_dispatched_ns, 0, 0, now },
+                .t = { c->trace_queued_ns, c->trace_dispatched_ns, 0, 0, MAX(now, c->trace_dispatched_ns) },
         };
         ssize_t i = timeline_add(mt, &e);
         if (code != KACTOR_OK)
@@ -451,8 +451,9 @@ void manager_trace_call_stored(Manager *m, Actor *a, Call *c) {
         if (!ta)
                 return;
         /* The loop's clock is read once an iteration; a result read in it later than that (a worker's
-         * records are read before a request that may name them) ended after it. */
-        uint64_t now = MAX(manager_trace_now(m), t_end);
+         * records are read before a request that may name them) ended after it, and after its call
+         * was read (a direct call's worker says when). */
+        uint64_t now = MAX(MAX(manager_trace_now(m), t_end), c->trace_dispatched_ns);
         uint32_t method;
         int slot = trace_method_slot(mt, ta, c->trace_method, c->method, t_start && t_end, &method);
         if (slot >= 0)
