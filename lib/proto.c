@@ -122,15 +122,26 @@ void frame_init(Frame *f) {
 }
 
 void frame_done(Frame *f) {
-        msgpack_unpacked_destroy(&f->header);
-        msgpack_unpacked_destroy(&f->body);
+        if (f->zone)
+                msgpack_zone_free(f->zone);
         *f = (Frame){};
 }
+
+/* The first chunk of a frame's zone: most frames fit in it, so a parse allocates nothing. */
+#define FRAME_ZONE_CHUNK 8192
 
 int frame_parse(Frame *f, const char *payload, size_t len) {
         size_t off = 0;
 
-        /* msgpack_unpack_next() clears and reuses each unpacked's zone: no allocation per frame. */
+        /* One zone per Frame, cleared between frames (msgpack_unpack_next() would make and free
+         * one for every value). */
+        if (!f->zone) {
+                f->zone = msgpack_zone_new(FRAME_ZONE_CHUNK);
+                if (!f->zone)
+                        return -ENOMEM;
+        } else
+                msgpack_zone_clear(f->zone);
+        f->header.data = f->body.data = (msgpack_object){ .type = MSGPACK_OBJECT_NIL };
         f->has_body = false;
         f->body_raw = NULL;
         f->body_len = 0;
@@ -142,7 +153,8 @@ int frame_parse(Frame *f, const char *payload, size_t len) {
                 return -EBADMSG;
         if (header_len < len && codec_check_bounds(payload + header_len, len - header_len, NULL) < 0)
                 return -EBADMSG;
-        if (msgpack_unpack_next(&f->header, payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        msgpack_unpack_return u = msgpack_unpack(payload, len, &off, f->zone, &f->header.data);
+        if (u != MSGPACK_UNPACK_SUCCESS && u != MSGPACK_UNPACK_EXTRA_BYTES)
                 return -EBADMSG;
 
         const msgpack_object *h = &f->header.data;
@@ -159,7 +171,7 @@ int frame_parse(Frame *f, const char *payload, size_t len) {
 
         if (off < len) {
                 size_t body_off = off;
-                if (msgpack_unpack_next(&f->body, payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
+                if (msgpack_unpack(payload, len, &off, f->zone, &f->body.data) != MSGPACK_UNPACK_SUCCESS)
                         return -EBADMSG;
                 if (off != len)
                         return -EBADMSG;

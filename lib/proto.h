@@ -167,7 +167,8 @@ int frame_peek(const Buffer *b, const char **ret_payload, size_t *ret_len);
 
 /* A parsed frame: the header array and, when present, the trailing value (raw and unpacked). */
 typedef struct Frame {
-        msgpack_unpacked header; /* the array */
+        msgpack_zone *zone;      /* the parsed objects', cleared for the next frame, not freed */
+        msgpack_unpacked header; /* the array (.zone unused) */
         msgpack_unpacked body;   /* .data.type == MSGPACK_OBJECT_NIL and has_body false if none */
         bool has_body;
         const char *body_raw; /* the trailing value's bytes, inside the payload */
