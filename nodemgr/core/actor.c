@@ -1214,20 +1214,24 @@ int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *
 int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t method_len, const char *args,
                       size_t args_len, uid_t uid, uint64_t read_ns, Object **ret_new) {
         Manager *m = a->manager;
-        Object *o = objstore_find(&m->store, object);
+        Object *o;
         Call *c = NULL;
         bool inflight = false;
-        int r;
 
         *ret_new = NULL;
+        /* Made here, as nearly always (one lookup), or sent again relayed before this record came. */
+        int r = objstore_add(&m->store, object, &o);
+        bool made = r >= 0;
+        if (r == -EEXIST)
+                o = objstore_find(&m->store, object);
+        else if (r < 0)
+                return r;
+        else
+                o->uid = uid; /* the result is the caller's */
         if (a->state == ACTOR_DEAD) {
                 /* Killed before this record was read: the call dies with it, as queued ones do. */
-                if (o)
+                if (!made)
                         return 0;
-                r = objstore_add(&m->store, object, &o);
-                if (r < 0)
-                        return r;
-                o->uid = uid;
                 actor_fail_object_dead(a, o);
                 a->calls_submitted++;
                 a->calls_completed++;
@@ -1235,7 +1239,7 @@ int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t met
                 *ret_new = o;
                 return 0;
         }
-        if (o) {
+        if (!made) {
                 /* Sent again relayed (its direct socket broke) before this record came: the worker
                  * runs it now, so that call is this one. */
                 TAILQ_FOREACH(c, &a->queue.queued, link)
@@ -1249,13 +1253,8 @@ int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t met
                 }
                 if (c)
                         callqueue_remove(&a->queue, c, inflight);
-        } else {
-                r = objstore_add(&m->store, object, &o);
-                if (r < 0)
-                        return r;
-                o->uid = uid; /* the result is the caller's */
+        } else
                 *ret_new = o;
-        }
         if (!c) {
                 ReqError e = {};
                 /* Arguments of a direct call name nothing (the worker checked): nothing to hold. */
