@@ -346,6 +346,23 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(INTEGRATION_HELPERS) $(COR
 	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/integration $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
 	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
 
+# Integration tests with BPF programs of their own (tests/integration/bpf/) attach them to the real
+# binaries: test-usdt to kactor's USDT probes.
+$(BUILD)/tests/integration/bpf/%.bpf.o: tests/integration/bpf/%.bpf.c $(wildcard tests/integration/bpf/*.h) \
+                $(BUILD)/bpf/vmlinux.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) $(BPF_CFLAGS) -Itests/integration/bpf -c $< -o $@
+
+$(BUILD)/tests/integration/bpf/%.skel.h: $(BUILD)/tests/integration/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/integration/test-usdt: tests/integration/test-usdt.c $(BUILD)/tests/integration/bpf/test-usdt.skel.h \
+                $(INTEGRATION_HELPERS) $(CORE_ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/integration -Itests/integration/bpf -I$(BUILD)/tests/integration/bpf \
+	        $(ALL_LDFLAGS) -o $@ $< $(INTEGRATION_HELPERS) $(CORE_ARCHIVE) \
+	        $(PKG_CRITERION) $(PKG_LIBS_SYSTEMD) $(PKG_LIBS_MSGPACK) $(PKG_LIBS_ISOLATION) $(PKG_LIBS_CRYPTO) $(PKG_LIBS_ZLIB) -lm
+
 $(BUILD)/tests/bench/%: tests/bench/%.c $(BENCH_HELPERS) $(wildcard tests/bench/*.h) $(BUILD)/libkactor.so
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_INC) $(ALL_CFLAGS) -Itests/bench $(ALL_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../..' -o $@ $< $(BENCH_HELPERS) \
