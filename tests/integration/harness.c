@@ -39,10 +39,14 @@ extern char **environ;
 
 /* --- small utilities ------------------------------------------------------------------------- */
 
-static uint64_t now_ms(void) {
+int64_t harness_now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ms(void) {
+        return (uint64_t) harness_now_ms();
 }
 
 /* Milliseconds left until deadline, for poll(). */
@@ -1269,7 +1273,15 @@ bool harness_wait_free_gpus(Harness *h, size_t n, unsigned timeout_ms) {
 /* --- libkactor ------------------------------------------------------------------------------- */
 
 kactor_client *harness_client(Harness *h) {
-        struct kactor_connect_opts opts = {.sz = sizeof(opts), .socket_path = h->socket_path};
+        return harness_client_direct(h, 0);
+}
+
+kactor_client *harness_client_direct(Harness *h, int direct_calls) {
+        struct kactor_connect_opts opts = {
+                .sz = sizeof(opts),
+                .socket_path = h->socket_path,
+                .direct_calls = direct_calls,
+        };
         kactor_client *c = NULL, **n;
         int r;
 

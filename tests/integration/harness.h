@@ -68,6 +68,9 @@ typedef struct Harness {
         size_t n_strings;
 } Harness;
 
+/* CLOCK_MONOTONIC in milliseconds, for the tests' deadlines. */
+int64_t harness_now_ms(void);
+
 /* Starts dbus-daemon and kactor-nodemgr and waits for READY=1. Asserts on failure. */
 Harness *harness_start(const HarnessOptions *opts);
 
@@ -160,6 +163,8 @@ int harness_raw_send(int fd, const void *p, size_t n);
 /* A client connected to the node manager's socket. Closed at stop unless closed earlier with
  * harness_client_close(). */
 kactor_client *harness_client(Harness *h);
+/* The same with direct_calls as in struct kactor_connect_opts (1: on, -1: off, 0: the default). */
+kactor_client *harness_client_direct(Harness *h, int direct_calls);
 /* Closes a client of harness_client() now (its handles and references are dropped). */
 void harness_client_close(Harness *h, kactor_client *c);
 

@@ -103,20 +103,13 @@ static void pack_hello(msgpack_packer *pk, uint32_t version) {
         msgpack_pack_int64(pk, getpid());
 }
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads exactly n bytes by the deadline: 1 done, 0 the connection closed, -ETIMEDOUT. */
 static int raw_read(int fd, void *buf, size_t n, int64_t deadline) {
         char *b = buf;
 
         while (n > 0) {
                 struct pollfd p = {.fd = fd, .events = POLLIN};
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 ssize_t k;
 
                 if (left <= 0)
@@ -193,7 +186,7 @@ static int raw_connect_welcomed(void) {
         pack_hello(&pk, PROTO_VERSION);
         raw_frame_sbuf(fd, &sb);
         msgpack_sbuffer_destroy(&sb);
-        cr_assert_eq(raw_read_frame(fd, &f, now_ms() + HARNESS_TIMEOUT_MS), 1, "no answer to HELLO");
+        cr_assert_eq(raw_read_frame(fd, &f, harness_now_ms() + HARNESS_TIMEOUT_MS), 1, "no answer to HELLO");
         cr_assert_eq(f.type, MSG_WELCOME, "HELLO answered with frame type %llu", (unsigned long long)f.type);
         return fd;
 }
@@ -201,7 +194,7 @@ static int raw_connect_welcomed(void) {
 /* Asserts that the daemon closes the connection (after any frames it sends to say why), and that
  * it accepted nothing: no WELCOME, no successful REPLY. */
 static void assert_closed(int fd, const char *what) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
 
         for (;;) {
                 RawFrame f = {};
@@ -220,7 +213,7 @@ static void assert_closed(int fd, const char *what) {
 /* Asserts that request `id` is refused: an error REPLY for it, or the connection closed. Returns
  * true when the connection is still open (the caller closes it). */
 static bool assert_refused(int fd, uint64_t id, const char *what) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
 
         for (;;) {
                 RawFrame f = {};
@@ -738,7 +731,7 @@ typedef struct RawOption {
  * value is an error for its request, not a broken stream). */
 static RawFrame raw_create(const char *module, size_t module_len, const char *class_name, size_t class_len,
                            const RawOption *opt) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
         msgpack_sbuffer sb;
         msgpack_packer pk;
         int fd = raw_connect_welcomed();

@@ -71,13 +71,6 @@ static void teardown(void) {
 
 TestSuite(direct, .fini = teardown, .timeout = 60);
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- clients, calls, values ------------------------------------------------------------------- */
 
 /* A client of the harness's node manager; direct_calls as in struct kactor_connect_opts. */
@@ -177,12 +170,12 @@ static uint64_t actor_uint(kactor_actor a, const char *name) {
  * every 10 ms, for at most timeout_ms. */
 static uint64_t wait_uint(const char *path, const char *iface, const char *name, uint64_t want,
                           unsigned timeout_ms) {
-        int64_t deadline = now_ms() + timeout_ms;
+        int64_t deadline = harness_now_ms() + timeout_ms;
 
         for (;;) {
                 uint64_t v = harness_property_uint(h, path, iface, name);
 
-                if (v == want || now_ms() >= deadline)
+                if (v == want || harness_now_ms() >= deadline)
                         return v;
                 (void) usleep(10 * 1000);
         }
@@ -200,7 +193,7 @@ static uint64_t wait_uint(const char *path, const char *iface, const char *name,
 /* Waits until CallsSubmitted == CallsCompleted, stable over two reads: their value. */
 static uint64_t wait_calls_settled(kactor_actor a) {
         const char *path = harness_actor_path(h, a);
-        int64_t deadline = now_ms() + 2 * HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + 2 * HARNESS_TIMEOUT_MS;
         uint64_t submitted = 0, completed = 0, last = UINT64_MAX;
 
         for (;;) {
@@ -209,7 +202,7 @@ static uint64_t wait_calls_settled(kactor_actor a) {
                 if (submitted == completed && completed == last)
                         return completed;
                 last = submitted == completed ? completed : UINT64_MAX;
-                cr_assert_lt(now_ms(), deadline,
+                cr_assert_lt(harness_now_ms(), deadline,
                              "CallsSubmitted %llu and CallsCompleted %llu did not meet within %u ms\n%s",
                              (unsigned long long) submitted, (unsigned long long) completed,
                              2 * HARNESS_TIMEOUT_MS, harness_nodemgr_log(h));
@@ -236,10 +229,10 @@ static unsigned process_fds(pid_t pid) {
 /* Waits (bounded) until a process holds at most `want` descriptors: how many it holds. Its
  * descriptors close as it handles the ends of streams, which it tells nobody about. */
 static unsigned wait_fds_at_most(pid_t pid, unsigned want) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
         unsigned n;
 
-        while ((n = process_fds(pid)) > want && now_ms() < deadline)
+        while ((n = process_fds(pid)) > want && harness_now_ms() < deadline)
                 (void) usleep(20 * 1000);
         return n;
 }
@@ -280,12 +273,12 @@ static void child_forget(pid_t pid) {
 
 /* Reads a line of the child's report (bounded): false at its end. */
 static bool child_read_line(int report, char *buf, size_t size) {
-        int64_t deadline = now_ms() + 2 * HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + 2 * HARNESS_TIMEOUT_MS;
         size_t len = 0;
 
         while (len + 1 < size) {
                 struct pollfd p = { .fd = report, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 ssize_t k;
 
                 cr_assert(left > 0 && poll(&p, 1, (int) left) > 0, "the child said nothing for %u ms",
@@ -307,7 +300,7 @@ static bool child_read_line(int report, char *buf, size_t size) {
 /* Reads the rest of the child's report and reaps it (both bounded): the report, harness-owned;
  * asserts that the child exited 0. */
 static const char *child_finish(pid_t pid, int report) {
-        int64_t deadline = now_ms() + 3 * HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + 3 * HARNESS_TIMEOUT_MS;
         char *out = NULL, buf[4096];
         size_t size = 0;
         FILE *mem = open_memstream(&out, &size);
@@ -316,7 +309,7 @@ static const char *child_finish(pid_t pid, int report) {
         cr_assert_not_null(mem);
         for (;;) {
                 struct pollfd p = { .fd = report, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 ssize_t k;
 
                 if (left <= 0 || poll(&p, 1, (int) left) <= 0)
@@ -331,7 +324,7 @@ static const char *child_finish(pid_t pid, int report) {
         cr_assert_eq(fclose(mem), 0);
         (void) close(report);
         harness_keep(h, out);
-        if (!harness_wait_pid_exit(pid, (unsigned) MAX(deadline - now_ms(), 1)))
+        if (!harness_wait_pid_exit(pid, (unsigned) MAX(deadline - harness_now_ms(), 1)))
                 (void) kill(pid, SIGKILL);
         cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid: %m");
         child_forget(pid);
@@ -408,7 +401,7 @@ static int raw_read(int fd, void *buf, size_t n, int *passed, int64_t deadline) 
                         .msg_controllen = sizeof(control),
                 };
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 ssize_t k;
 
                 if (left <= 0)
@@ -508,7 +501,7 @@ static int raw_conn_open(const char *socket_path, RawConn *ret) {
         r = raw_send_sbuf(fd, &sb);
         msgpack_sbuffer_destroy(&sb);
         if (r >= 0)
-                r = raw_read_frame(fd, &rf, NULL, now_ms() + HARNESS_TIMEOUT_MS);
+                r = raw_read_frame(fd, &rf, NULL, harness_now_ms() + HARNESS_TIMEOUT_MS);
         if (r == 0)
                 r = -ECONNRESET;
         if (r > 0 && rf.f.type != MSG_WELCOME)
@@ -553,7 +546,7 @@ static int raw_open_direct(RawConn *c, kactor_id actor, uint64_t *ret_code, char
                 return r;
 
         for (;;) {
-                r = raw_read_frame(c->fd, &rf, &passed, now_ms() + HARNESS_TIMEOUT_MS);
+                r = raw_read_frame(c->fd, &rf, &passed, harness_now_ms() + HARNESS_TIMEOUT_MS);
                 if (r <= 0) {
                         raw_frame_done(&rf);
                         safe_close(passed);
@@ -1246,7 +1239,7 @@ Test(direct, a_caller_that_dies_mid_stream_costs_nothing) {
         n = wait_fds_at_most(worker, worker_fds);
         cr_assert_leq(n, worker_fds, "the worker holds %u descriptors, %u before", n, worker_fds);
         uint64_t now = objects;
-        for (int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS; now_ms() < deadline; (void) usleep(20 * 1000))
+        for (int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS; harness_now_ms() < deadline; (void) usleep(20 * 1000))
                 if ((now = harness_property_uint(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Objects")) <=
                     objects)
                         break;
@@ -1269,7 +1262,7 @@ static void assert_undisturbed(kactor_client *good, kactor_actor a, pid_t worker
 
 /* The worker closes the direct socket without running anything: no DRESULT of a value comes. */
 static void assert_direct_closed(int ds, const char *what) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
 
         for (;;) {
                 DResult d;
@@ -1307,7 +1300,7 @@ static void dcall_expect(int ds, uint64_t lo, int64_t want) {
         int r;
 
         cr_assert_eq(raw_dcall(ds, lo, "increment", NULL), 0);
-        r = raw_read_dresult(ds, &d, now_ms() + HARNESS_TIMEOUT_MS);
+        r = raw_read_dresult(ds, &d, harness_now_ms() + HARNESS_TIMEOUT_MS);
         cr_assert_eq(r, 1, "no DRESULT for a good DCALL: %s\n%s", r == 0 ? "closed" : strerror(-r),
                      harness_nodemgr_log(h));
         cr_assert_eq(d.lo, lo, "DRESULT for %llx, the DCALL was %llx", (unsigned long long) d.lo,
@@ -1587,7 +1580,7 @@ Test(direct, a_direct_caller_that_reads_nothing_holds_up_no_one) {
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         size_t sent = 0, frames = 0;
-        for (int64_t deadline = now_ms() + 3000; frames < N && now_ms() < deadline;) {
+        for (int64_t deadline = harness_now_ms() + 3000; frames < N && harness_now_ms() < deadline;) {
                 if (sent == sb.size) {
                         size_t off;
                         uint32_t len;
@@ -1620,12 +1613,12 @@ Test(direct, a_direct_caller_that_reads_nothing_holds_up_no_one) {
 
         /* The good client is answered meanwhile, and quickly. */
         for (int i = 0; i < 5; i++) {
-                int64_t t0 = now_ms();
+                int64_t t0 = harness_now_ms();
 
                 v = harness_call(good, a, "echo", harness_printf(h, "[%d]", i));
                 harness_assert_value(v, harness_printf(h, "[%d]", i));
                 kactor_value_free(v);
-                cr_assert_lt(now_ms() - t0, 2000, "an echo took %lld ms", (long long) (now_ms() - t0));
+                cr_assert_lt(harness_now_ms() - t0, 2000, "an echo took %lld ms", (long long) (harness_now_ms() - t0));
         }
         harness_assert_running(h);
         cr_assert_eq((pid_t) actor_uint(a, "Pid"), worker);
@@ -1671,8 +1664,8 @@ Test(direct, a_node_manager_killed_mid_stream_loses_no_direct_call) {
          * node manager last said no). */
         uint64_t before = actor_uint(a, "CallsDirect");
         int64_t n = N;
-        for (int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
-             actor_uint(a, "CallsDirect") == before && now_ms() < deadline;)
+        for (int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+             actor_uint(a, "CallsDirect") == before && harness_now_ms() < deadline;)
                 for (int i = 0; i < 10; i++)
                         cr_assert_eq(call_int(c, a, "increment"), ++n);
         cr_assert_gt(actor_uint(a, "CallsDirect"), before, "no call took the direct path again in %u ms",
@@ -1721,7 +1714,7 @@ static int child_other_user(int report, void *userdata) {
 
                 r = raw_dcall(ds, raw.prefix | 1, "increment", NULL);
                 if (r >= 0)
-                        r = raw_read_dresult(ds, &d, now_ms() + HARNESS_TIMEOUT_MS);
+                        r = raw_read_dresult(ds, &d, harness_now_ms() + HARNESS_TIMEOUT_MS);
                 _cleanup_free_ char *json = r > 0 && d.value ? kactor_value_to_json(d.value) : NULL;
                 child_say(report, "open 0 dcall %d %llu %s", r, r > 0 ? (unsigned long long) d.code : 0ULL,
                           json ?: "-");

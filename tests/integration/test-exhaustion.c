@@ -69,12 +69,6 @@ static void teardown(void) {
 
 TestSuite(exhaustion, .fini = teardown, .timeout = 120);
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double now_ms_f(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -198,7 +192,7 @@ static int raw_read(int fd, void *buf, size_t n, int64_t deadline) {
         char *b = buf;
         while (n > 0) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 if (left <= 0 || poll(&p, 1, (int) left) == 0)
                         return -ETIMEDOUT;
                 ssize_t k = read(fd, b ?: sink, b ? n : MIN(n, sizeof(sink)));
@@ -265,7 +259,7 @@ static double root_hello_ms(void) {
         int fd = harness_raw_connect(h->socket_path);
         cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
         cr_assert_eq(raw_send_hello(fd), 0);
-        int r = raw_read_frame(fd, &f, now_ms() + 1000);
+        int r = raw_read_frame(fd, &f, harness_now_ms() + 1000);
         double ms = now_ms_f() - t0;
         close(fd);
         if (r <= 0)
@@ -368,10 +362,10 @@ static Child as_nobody(int (*fn)(int report, int stop)) {
 static const char *child_report(Child *c, unsigned timeout_ms) {
         char buf[512];
         size_t n = 0;
-        int64_t deadline = now_ms() + timeout_ms;
+        int64_t deadline = harness_now_ms() + timeout_ms;
         while (n < sizeof(buf) - 1) {
                 struct pollfd p = { .fd = c->report, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 cr_assert(left > 0 && poll(&p, 1, (int) left) > 0, "no report from the child (%zu bytes: %.*s)", n,
                           (int) n, buf);
                 ssize_t k = read(c->report, buf + n, 1);
@@ -418,8 +412,8 @@ static int flood_pre_hello(int report, int stop) {
         memset(chunk, 'x', sizeof(chunk));
         for (int i = 0; i < FLOOD_CONNS; i++)
                 fds[i] = -1;
-        int64_t end = now_ms() + 20000;
-        while (now_ms() < end) {
+        int64_t end = harness_now_ms() + 20000;
+        while (harness_now_ms() < end) {
                 struct pollfd p[FLOOD_CONNS + 1];
                 for (int i = 0; i < FLOOD_CONNS; i++) {
                         p[i] = (struct pollfd) { .fd = -1 };
@@ -500,12 +494,12 @@ static int outsider_probe(int report, int stop) {
         int fd = harness_raw_connect(h->socket_path);
         if (fd < 0 || raw_send_hello(fd) < 0)
                 return 3;
-        int64_t t0 = now_ms();
+        int64_t t0 = harness_now_ms();
         int r = raw_read_frame(fd, &f, t0 + 5000);
         uint64_t code = r > 0 && f.type == MSG_REPLY ? f.code : UINT64_MAX;
         RawFrame g = {};
         r = raw_read_frame(fd, &g, t0 + 5000);
-        dprintf(report, "%" PRIu64 " %s %" PRId64 "\n", code, r == 0 ? "closed" : "open", now_ms() - t0);
+        dprintf(report, "%" PRIu64 " %s %" PRId64 "\n", code, r == 0 ? "closed" : "open", harness_now_ms() - t0);
         close(fd);
 
         fd = harness_raw_connect(h->socket_path);
@@ -558,12 +552,12 @@ Test(exhaustion, connection_without_hello_is_closed_after_the_deadline) {
         /* Root's, even: only a HELLO makes a connection worth keeping. */
         int fd = harness_raw_connect(h->socket_path);
         cr_assert_geq(fd, 0);
-        int64_t t0 = now_ms();
+        int64_t t0 = harness_now_ms();
         int r;
         while ((r = raw_read_frame(fd, &f, t0 + 3 * HARNESS_TIMEOUT_MS / 2)) > 0)
                 cr_assert_eq(f.type, MSG_REPLY, "a connection without HELLO was sent frame type %" PRIu64, f.type);
         cr_assert_eq(r, 0, "a connection without HELLO is still open after %u ms", 3 * HARNESS_TIMEOUT_MS / 2);
-        cr_log_info("a connection without HELLO was closed after %" PRId64 " ms", now_ms() - t0);
+        cr_log_info("a connection without HELLO was closed after %" PRId64 " ms", harness_now_ms() - t0);
         close(fd);
 }
 
@@ -585,7 +579,7 @@ static int flood_idle(int report, int stop) {
                 }
                 int r = raw_send_hello(fds[i]);
                 if (r >= 0)
-                        r = raw_read_frame(fds[i], &f, now_ms() + 2000);
+                        r = raw_read_frame(fds[i], &f, harness_now_ms() + 2000);
                 if (r == -ETIMEDOUT) {
                         /* Not even accepted: the node manager is out of fds. Stop here. */
                         unanswered++;
@@ -659,7 +653,7 @@ Test(exhaustion, running_out_of_fds_in_accept_does_not_spin_or_flood_the_log) {
                 fds[n] = harness_raw_connect(h->socket_path);
                 cr_assert_geq(fds[n], 0);
                 cr_assert_eq(raw_send_hello(fds[n]), 0);
-                exhausted = raw_read_frame(fds[n], &f, now_ms() + 500) == -ETIMEDOUT;
+                exhausted = raw_read_frame(fds[n], &f, harness_now_ms() + 500) == -ETIMEDOUT;
                 n++;
         }
         cr_assert(exhausted, "the node manager accepted %u connections with %u fds", n, open_fds + 8);
@@ -667,11 +661,11 @@ Test(exhaustion, running_out_of_fds_in_accept_does_not_spin_or_flood_the_log) {
         /* Out of fds with a connection waiting: for a second, neither the CPU nor the log is busy. */
         size_t lines = nodemgr_log_lines();
         uint64_t cpu = nodemgr_cpu_ticks();
-        int64_t t0 = now_ms();
+        int64_t t0 = harness_now_ms();
         (void) poll(NULL, 0, 1000);
         long ticks_per_s = sysconf(_SC_CLK_TCK);
         double cpu_s = (double) (nodemgr_cpu_ticks() - cpu) / (double) ticks_per_s;
-        double wall_s = (double) (now_ms() - t0) / 1000.0;
+        double wall_s = (double) (harness_now_ms() - t0) / 1000.0;
         size_t added = nodemgr_log_lines() - lines;
         cr_log_info("out of fds: %.2f s of CPU in %.2f s, %zu log lines", cpu_s, wall_s, added);
         cr_assert_lt(added, 5, "accept() failures wrote %zu log lines in %.1f s\n%s", added, wall_s,
@@ -684,7 +678,7 @@ Test(exhaustion, running_out_of_fds_in_accept_does_not_spin_or_flood_the_log) {
         /* Given fds back, it serves again: the waiting connection is welcomed. */
         cr_assert_eq(prlimit(h->nodemgr_pid, RLIMIT_NOFILE, &saved, NULL), 0);
         RawFrame f = {};
-        cr_assert_eq(raw_read_frame(fds[n - 1], &f, now_ms() + 2000), 1, "the waiting connection was not served");
+        cr_assert_eq(raw_read_frame(fds[n - 1], &f, harness_now_ms() + 2000), 1, "the waiting connection was not served");
         cr_assert_eq(f.type, MSG_WELCOME);
         for (unsigned i = 0; i < n; i++)
                 close(fds[i]);
@@ -727,7 +721,7 @@ static int raw_connect_welcomed(void) {
         int fd = harness_raw_connect(h->socket_path);
         cr_assert_geq(fd, 0);
         cr_assert_eq(raw_send_hello(fd), 0);
-        cr_assert_eq(raw_read_frame(fd, &f, now_ms() + HARNESS_TIMEOUT_MS), 1);
+        cr_assert_eq(raw_read_frame(fd, &f, harness_now_ms() + HARNESS_TIMEOUT_MS), 1);
         cr_assert_eq(f.type, MSG_WELCOME);
         return fd;
 }
@@ -768,7 +762,7 @@ Test(exhaustion, never_reading_client_with_large_gets_is_bounded_and_served_in_o
         /* It reads at last: every reply, in order, whole. */
         for (uint64_t id = 1; id <= BIG_GETS; id++) {
                 RawFrame f = {};
-                cr_assert_eq(raw_read_frame(fd, &f, now_ms() + HARNESS_TIMEOUT_MS), 1, "reply %" PRIu64 " missing", id);
+                cr_assert_eq(raw_read_frame(fd, &f, harness_now_ms() + HARNESS_TIMEOUT_MS), 1, "reply %" PRIu64 " missing", id);
                 cr_assert_eq(f.type, MSG_REPLY);
                 cr_assert_eq(f.id, id, "reply %" PRIu64 " came in place of %" PRIu64, f.id, id);
                 cr_assert_eq(f.code, 0, "reply %" PRIu64 ": error %" PRIu64, id, f.code);
@@ -778,7 +772,7 @@ Test(exhaustion, never_reading_client_with_large_gets_is_bounded_and_served_in_o
         pack_get(&pk, BIG_GETS + 1, big.id, 1);
         cr_assert_eq(raw_send_frame(fd, &sb), 0);
         RawFrame f = {};
-        cr_assert_eq(raw_read_frame(fd, &f, now_ms() + HARNESS_TIMEOUT_MS), 1);
+        cr_assert_eq(raw_read_frame(fd, &f, harness_now_ms() + HARNESS_TIMEOUT_MS), 1);
         cr_assert_eq(f.id, BIG_GETS + 1);
         cr_assert_eq(f.code, 0);
         msgpack_sbuffer_destroy(&sb);
@@ -802,7 +796,7 @@ Test(exhaustion, get_naming_a_large_object_many_times_is_refused_before_it_is_bu
         cr_assert_eq(raw_send_frame(fd, &sb), 0);
         msgpack_sbuffer_destroy(&sb);
         RawFrame f = {};
-        cr_assert_eq(raw_read_frame(fd, &f, now_ms() + HARNESS_TIMEOUT_MS), 1);
+        cr_assert_eq(raw_read_frame(fd, &f, harness_now_ms() + HARNESS_TIMEOUT_MS), 1);
         cr_assert_eq(f.type, MSG_REPLY);
         cr_assert_eq(f.code, KACTOR_ERROR_INVALID_ARGS);
         close(fd);

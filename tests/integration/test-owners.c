@@ -54,12 +54,6 @@
 
 static Harness *h;
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- users -------------------------------------------------------------------------------------------- */
 
 static TestGroup group, share;  /* the access group; the share group (B only) */
@@ -632,7 +626,7 @@ static const char *agent_vrun(Agent *a, const char *fmt, va_list ap) {
         size_t n = strlen(cmd);
         cr_assert_eq(write(a->in, cmd, n), (ssize_t) n, "agent %s: %m", a->user->name);
         cr_assert_eq(write(a->in, "\n", 1), 1);
-        int64_t deadline = now_ms() + 2 * HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + 2 * HARNESS_TIMEOUT_MS;
         for (;;) {
                 char *nl = memchr(a->buf, '\n', a->len);
                 if (nl) {
@@ -643,7 +637,7 @@ static const char *agent_vrun(Agent *a, const char *fmt, va_list ap) {
                 }
                 cr_assert_lt(a->len, sizeof(a->buf), "an answer too long from %s", a->user->name);
                 struct pollfd p = { .fd = a->out, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 cr_assert(left > 0 && poll(&p, 1, (int) left) > 0, "%s did not answer `%s`\n%s",
                           a->user->name, cmd, harness_nodemgr_log(h));
                 ssize_t k = read(a->out, a->buf + a->len, sizeof(a->buf) - a->len);

@@ -74,12 +74,6 @@ static void sleep_ms(unsigned ms) {
         nanosleep(&ts, NULL);
 }
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void make_users(void) {
         users_group_make(&group, "katk", "", USERS_GID_DEFAULT);
         users_make(&member, "katk", "m", &group, NULL);
@@ -189,11 +183,11 @@ static size_t count_in_log(const char *needle) {
 
 /* Waits (bounded) until the log has `needle` at least n times. */
 static bool wait_log(const char *needle, size_t n, unsigned timeout_ms) {
-        int64_t deadline = now_ms() + timeout_ms;
+        int64_t deadline = harness_now_ms() + timeout_ms;
         for (;;) {
                 if (count_in_log(needle) >= n)
                         return true;
-                if (now_ms() > deadline)
+                if (harness_now_ms() > deadline)
                         return false;
                 sleep_ms(20);
         }
@@ -253,9 +247,9 @@ static bool in_sleep_syscall(pid_t pid) {
 
 /* Waits (bounded) until the worker is, or is no longer, in the sleep of a Sleeper's method. */
 static void wait_sleeping(pid_t pid, bool sleeping) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
         while (in_sleep_syscall(pid) != sleeping) {
-                cr_assert_lt(now_ms(), deadline, "worker %d did not %s its sleep", (int) pid,
+                cr_assert_lt(harness_now_ms(), deadline, "worker %d did not %s its sleep", (int) pid,
                              sleeping ? "start" : "end");
                 sleep_ms(5);
         }
@@ -273,7 +267,7 @@ static int raw_read_exact(int fd, void *buf, size_t n, int64_t deadline) {
         char *b = buf;
         while (n > 0) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 if (left <= 0)
                         return -ETIMEDOUT;
                 int k = poll(&p, 1, (int) left);
@@ -406,7 +400,7 @@ static int try_attach(kactor_id actor, uint64_t prefix, uint32_t junk) {
         r = raw_send_buffer(fd, &b);
         if (r < 0 && r != -EPIPE)
                 return r;
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
         r = raw_read_reply(fd, &rep, deadline);
         if (r <= 0)
                 return r == 0 ? -ECONNRESET : r;
@@ -478,7 +472,7 @@ static Child *child_start(uid_t uid, gid_t gid, child_fn fn, void *userdata) {
 
 /* The child's next line of report, by the deadline; harness-owned, NULL at its end. */
 static const char *child_line(Child *c, unsigned timeout_ms) {
-        int64_t deadline = now_ms() + timeout_ms;
+        int64_t deadline = harness_now_ms() + timeout_ms;
         for (;;) {
                 char *nl = memchr(c->buf, '\n', c->len);
                 if (nl) {
@@ -489,7 +483,7 @@ static const char *child_line(Child *c, unsigned timeout_ms) {
                 }
                 cr_assert_lt(c->len, sizeof(c->buf), "a report line too long from child %d", (int) c->pid);
                 struct pollfd p = { .fd = c->out, .events = POLLIN };
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - harness_now_ms();
                 cr_assert(left > 0 && poll(&p, 1, (int) left) > 0, "no report from child %d within %u ms",
                           (int) c->pid, timeout_ms);
                 ssize_t n = read(c->out, c->buf + c->len, sizeof(c->buf) - c->len);
@@ -775,7 +769,7 @@ static int hello_with_guessed_prefixes(FILE *out, int in, void *userdata) {
                 Reply rep = {};
                 int fd = harness_raw_connect(h->socket_path);
                 if (fd < 0 || pack_hello(&b, p->guesses[i]) < 0 || raw_send_buffer(fd, &b) < 0 ||
-                    raw_read_reply(fd, &rep, now_ms() + HARNESS_TIMEOUT_MS) <= 0)
+                    raw_read_reply(fd, &rep, harness_now_ms() + HARNESS_TIMEOUT_MS) <= 0)
                         return 20;
                 fprintf(out, "%llu %u %llu %llu\n", (unsigned long long) p->guesses[i], rep.type,
                         (unsigned long long) rep.code, (unsigned long long) rep.prefix);
@@ -795,7 +789,7 @@ static int hello_with_guessed_prefixes(FILE *out, int in, void *userdata) {
                             pack_cstr(&pk, "no-such-actor") < 0 || frame_end(&b, off) < 0)
                                 return 22;
                         if (raw_send_buffer(fd, &b) < 0 ||
-                            raw_read_reply(fd, &rep, now_ms() + HARNESS_TIMEOUT_MS) <= 0)
+                            raw_read_reply(fd, &rep, harness_now_ms() + HARNESS_TIMEOUT_MS) <= 0)
                                 return 23;
                 }
                 close(fd);
@@ -913,8 +907,8 @@ static void flood_one(const void *data, size_t n, bool *ret_closed, Reply *ret) 
         if (fd < 0)
                 return;
         size_t sent = 0;
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
-        while (sent < n && now_ms() < deadline) {
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+        while (sent < n && harness_now_ms() < deadline) {
                 ssize_t k = send(fd, (const char *) data + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (k > 0) {
                         sent += (size_t) k;
@@ -1056,9 +1050,9 @@ Test(restart_attacks, garbage_attach_before_hello_is_closed_within_4_kib) {
         }
         cr_assert_str_eq(child_line(ch, 30000), "held 200/200");
         long held_rss = nodemgr_rss_kib();
-        int64_t t0 = now_ms();
+        int64_t t0 = harness_now_ms();
         cr_assert_eq(call_int(c, a, "increment", NULL), 3);
-        int64_t took = now_ms() - t0;
+        int64_t took = harness_now_ms() - t0;
         child_go(ch);
         cr_assert_str_eq(child_line(ch, HARNESS_TIMEOUT_MS), "done");
         cr_assert_eq(child_finish(ch), 0);
@@ -1069,8 +1063,8 @@ Test(restart_attacks, garbage_attach_before_hello_is_closed_within_4_kib) {
         /* 200 × 4 KiB of input buffers is 800 KiB. */
         cr_assert_lt(held_rss, rss + RSS_GROWTH_MAX_KIB, "the node manager grew from %ld to %ld KiB", rss, held_rss);
         cr_assert_lt(took, 1000, "root's call took %lld ms during the flood", (long long) took);
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
-        while (nodemgr_fds() > fds && now_ms() < deadline)
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+        while (nodemgr_fds() > fds && harness_now_ms() < deadline)
                 sleep_ms(20);
         cr_assert_leq(nodemgr_fds(), fds, "the node manager kept fds of closed connections");
         cr_assert_lt(nodemgr_rss_kib(), rss + RSS_GROWTH_MAX_KIB, "the node manager grew from %ld to %ld KiB", rss,
@@ -1191,11 +1185,11 @@ Test(restart_attacks, two_restarts_in_a_row_with_calls_in_flight_run_each_call_o
         }
         cr_assert_eq(kactor_flush(c), 0);
         harness_restart_nodemgr(h, SIGKILL);
-        int64_t ready = now_ms();
+        int64_t ready = harness_now_ms();
         for (int i = 100; i < 200; i++)
                 call_add(c, a, i, &refs[i]);
         cr_assert_eq(kactor_flush(c), 0, "%s", kactor_client_error_message(c)); /* reconnects, sends again */
-        int64_t gap = now_ms() - ready;
+        int64_t gap = harness_now_ms() - ready;
         harness_restart_nodemgr(h, SIGTERM);
         /* Timing is not asserted (the machine is shared); it is well under 100 ms here. */
         cr_log_info("the second restart came %lld ms after the first node manager was ready",
@@ -1484,9 +1478,9 @@ Test(restart_attacks, a_users_actor_cannot_plant_results_in_roots_session_when_i
                   harness_nodemgr_log(h));
         kactor_actor evil = { .id = { hi, lo } };
         pid_t evil_pid = harness_actor_pid(h, evil);
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
         while (proc_status_long(evil_pid, "Threads") < 2) {
-                cr_assert_lt(now_ms(), deadline, "the hostile actor did not arm\n%s",
+                cr_assert_lt(harness_now_ms(), deadline, "the hostile actor did not arm\n%s",
                              harness_nodemgr_log(h));
                 sleep_ms(10);
         }

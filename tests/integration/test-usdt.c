@@ -22,7 +22,6 @@
 
 #include "../skip.h"
 #include "harness.h"
-#include "macro.h"
 #include "probes.h"
 #include "test-usdt.h"
 #include "test-usdt.skel.h"
@@ -34,8 +33,6 @@
 static Harness *h;
 static struct test_usdt_bpf *skel;
 static struct ring_buffer *rb;
-static kactor_client *clients[2];
-static size_t n_clients;
 
 typedef struct Seen {
         struct usdt_event ev[_USDT_PROBE_MAX][SEEN_MAX];
@@ -53,20 +50,10 @@ static void teardown(void) {
         /* Detaches every probe (the links are the skeleton's): nothing stays behind. */
         test_usdt_bpf__destroy(skel);
         skel = NULL;
-        for (size_t i = 0; i < n_clients; i++)
-                kactor_client_free(clients[i]);
-        n_clients = 0;
         h = harness_stop(h);
 }
 
 TestSuite(usdt, .fini = teardown, .timeout = 60);
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int on_event(void *ctx, void *data, size_t len) {
         Seen *s = ctx;
@@ -116,27 +103,12 @@ static void attach_all(void) {
 /* Reads hits until probe has want of them (the node manager stores a direct result a moment after
  * its caller had it), for at most HARNESS_TIMEOUT_MS; then a little longer for strays. */
 static void wait_hits(int probe, size_t want) {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
 
-        while (seen.n[probe] < want && now_ms() < deadline)
+        while (seen.n[probe] < want && harness_now_ms() < deadline)
                 (void) ring_buffer__poll(rb, 50);
         (void) ring_buffer__poll(rb, 100);
         cr_assert_eq(seen.n[probe], want, "probe %d: %zu hits, wanted %zu", probe, seen.n[probe], want);
-}
-
-static kactor_client *client_new(int direct_calls) {
-        struct kactor_connect_opts o = {
-                .sz = sizeof(o),
-                .socket_path = h->socket_path,
-                .direct_calls = direct_calls,
-        };
-        kactor_client *c = NULL;
-
-        cr_assert_lt(n_clients, ELEMENTSOF(clients));
-        int r = kactor_connect(&o, &c);
-        cr_assert_eq(r, 0, "kactor_connect: %s", strerror(-r));
-        clients[n_clients++] = c;
-        return c;
 }
 
 /* n increments, sent together and then got: their refs in order. */
@@ -154,7 +126,7 @@ static void increments(kactor_client *c, kactor_actor a, size_t n, kactor_ref *r
 Test(usdt, direct_calls_fire_the_callers_the_workers_and_the_node_managers_probes) {
         h = harness_start(NULL);
         attach_all();
-        kactor_client *c = client_new(1);
+        kactor_client *c = harness_client_direct(h, 1);
         kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
         worker_pid = harness_actor_pid(h, a);
         /* One call first, so that the direct socket is open for the ones counted. */
@@ -208,7 +180,7 @@ Test(usdt, direct_calls_fire_the_callers_the_workers_and_the_node_managers_probe
 Test(usdt, relayed_calls_fire_no_direct_probe) {
         h = harness_start(NULL);
         attach_all();
-        kactor_client *c = client_new(-1);
+        kactor_client *c = harness_client_direct(h, -1);
         kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
         worker_pid = harness_actor_pid(h, a);
         (void) ring_buffer__poll(rb, 100);
