@@ -268,6 +268,8 @@ static int direct_answer(WorkerDirect *d, uint64_t lo, const WorkerRun *run, con
  * did not run: the caller sends them again once this worker re-attached and closed its socket). */
 static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         DirectCall calls[DIRECT_BATCH];
+        kactor_value *args[DIRECT_BATCH]; /* each call's arguments, decoded while its frame is parsed */
+        int args_r[DIRECT_BATCH];
         size_t ends[DIRECT_BATCH];
         Frame f;
         size_t n = 0, pos = d->in.start;
@@ -297,6 +299,12 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                 k = worker_direct_parse(d, mk->last_lo, &f, payload, len, &calls[n], &why);
                 if (k < 0)
                         break;
+                /* From the parsed frame, which the next one's parse clears: no second unpack. */
+                args[n] = NULL;
+                if (f.has_body)
+                        args_r[n] = codec_value_from_object(&f.body.data, &args[n]);
+                else
+                        args_r[n] = (args[n] = kactor_value_new_list()) ? 0 : -ENOMEM;
                 mk->last_lo = f.id;
                 KACTOR_PROBE(direct_call_received, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo),
                              kactor_trace_id_hash(calls[n].result.hi, calls[n].result.lo),
@@ -307,10 +315,11 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                          * socket ends, the calls before it run. */
                         why = "a call too large for its record";
                         r = 0;
+                }
+                if (r < 0 || why) {
+                        kactor_value_free(args[n]);
                         break;
                 }
-                if (r < 0)
-                        break;
                 pos += PROTO_HEADER_SIZE + len;
                 ends[n++] = pos;
         }
@@ -320,33 +329,27 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                 d->eof = true;
                 d->in.end = pos;
         }
-        if (r < 0 || n == 0) {
-                frame_done(&f);
-                return r;
-        }
+        frame_done(&f);
+        size_t i = 0;
+        if (r < 0 || n == 0)
+                goto finish;
 
         /* The records reach the node manager's socket before any of these calls runs: a worker that
          * dies in one of them leaves them behind, to be run again after its restart. */
         r = kactor_flush(ctx->client);
-        if (r < 0) {
-                frame_done(&f);
-                return r;
-        }
+        if (r < 0)
+                goto finish;
         ctx->batched = 0;
 
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(kactor_value_freep) kactor_value *args = NULL;
+        for (; i < n; i++) {
+                _cleanup_(kactor_value_freep) kactor_value *a = TAKE_PTR(args[i]);
                 WorkerRun run = {};
                 const DirectCall *x = &calls[i];
 
-                if (x->args)
-                        r = codec_decode(x->args, x->args_len, &args);
-                else
-                        r = (args = kactor_value_new_list()) ? 0 : -ENOMEM;
-                if (r >= 0)
-                        r = worker_run_method(ctx, x->method, x->method_len, args, 0, &run);
+                if (args_r[i] >= 0)
+                        r = worker_run_method(ctx, x->method, x->method_len, a, 0, &run);
                 else {
-                        run.r = r;
+                        run.r = args_r[i];
                         run.code = KACTOR_ERROR_INVALID_ARGS;
                         r = 0;
                 }
@@ -370,8 +373,11 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         }
         if (d->in.start >= d->in.end)
                 d->in.start = d->in.end = 0;
-        frame_done(&f);
-        if (r < 0)
+finish:
+        /* The calls that did not run (the node manager could not be written to). */
+        for (; i < n; i++)
+                kactor_value_free(args[i]);
+        if (r < 0 || n == 0)
                 return r;
         /* The results reach the node manager's socket before their callers have them: an answer a
          * caller got is never lost with this worker, and whoever else asks finds the same value. */
