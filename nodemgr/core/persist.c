@@ -212,15 +212,19 @@ static void write_ids(Persist *p, bool force) {
         (void) rec_end(p, off, r);
 }
 
-void persist_conn(Manager *m, uint64_t prefix, uid_t uid) {
-        if (!persist_on(m))
-                return;
-        Persist *p = m->persist;
+/* The pack_*() writers append a record whatever persist_on() says: a snapshot is written while
+ * the journal is not open yet (the first one, after a restore), and must have everything. */
+static void pack_conn(Persist *p, uint64_t prefix, uid_t uid) {
         size_t off;
         int r = rec_begin(p, J_CONN, 2, &off);
         if (r >= 0)
                 r = pack_u64s(&p->pk, 2, (uint64_t[]){ prefix, uid });
         (void) rec_end(p, off, r);
+}
+
+void persist_conn(Manager *m, uint64_t prefix, uid_t uid) {
+        if (persist_on(m))
+                pack_conn(m->persist, prefix, uid);
 }
 
 void persist_conn_end(Manager *m, uint64_t prefix) {
@@ -336,10 +340,7 @@ void persist_actor_ready(Actor *a) {
                 rec_simple(a->manager->persist, J_READY, a->id, CODEC_EXT_ACTOR, 0, NULL);
 }
 
-void persist_bus_owner(Actor *a) {
-        if (!persist_on(a->manager) || !actor_persisted(a))
-                return;
-        Persist *p = a->manager->persist;
+static void pack_bus_owner(Persist *p, Actor *a) {
         size_t off;
         int r = rec_begin(p, J_BUS_OWNER, 2, &off);
         if (r < 0)
@@ -348,6 +349,11 @@ void persist_bus_owner(Actor *a) {
         if (r >= 0)
                 r = pack_cstr(&p->pk, a->bus_owner);
         (void) rec_end(p, off, r);
+}
+
+void persist_bus_owner(Actor *a) {
+        if (persist_on(a->manager) && actor_persisted(a))
+                pack_bus_owner(a->manager->persist, a);
 }
 
 void persist_actor_end(Actor *a) {
@@ -576,10 +582,7 @@ void persist_bus_request(Manager *m, Object *o, const char *module, kactor_id ac
         (void) bus_request_keep(p, o->id, p->buf.data + off, p->buf.end - off);
 }
 
-void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
-        if (!persist_on(m))
-                return;
-        Persist *p = m->persist;
+static void pack_hold(Persist *p, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
         size_t off;
         int r = rec_begin(p, J_HOLD, 4, &off);
         if (r < 0)
@@ -592,6 +595,11 @@ void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, b
                         ? -ENOMEM
                         : 0;
         (void) rec_end(p, off, r);
+}
+
+void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
+        if (persist_on(m))
+                pack_hold(m->persist, prefix, id, what, held);
 }
 
 static int write_all(int fd, const char *data, size_t len) {
@@ -664,12 +672,15 @@ static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
         write_ids(p, true);
         Conn *c;
         LIST_FOREACH(c, &m->conns, link) {
-                if (c->dead || (!c->welcomed && !c->worker))
+                /* A placeholder too: its client has not come back yet (one that only calls its
+                 * actors directly may not need to until after the next restart), and comes back to
+                 * what it held however many restarts that takes. */
+                if (c->dead || (!c->welcomed && !c->worker && !c->ghost))
                         continue;
-                persist_conn(m, c->id_prefix, c->uid);
+                pack_conn(p, c->id_prefix, c->uid);
                 Hold *h, *tmp;
                 HASH_ITER(hh, c->holds, h, tmp)
-                        persist_hold(m, c->id_prefix, h->id, h->actor ? PERSIST_HOLD_ACTOR : PERSIST_HOLD_OBJECT, true);
+                        pack_hold(p, c->id_prefix, h->id, h->actor ? PERSIST_HOLD_ACTOR : PERSIST_HOLD_OBJECT, true);
         }
         Actor *a, *atmp;
         HASH_ITER(hh, m->actors, a, atmp) {
@@ -681,7 +692,7 @@ static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
                 if (r >= 0 && (a->state == ACTOR_ALIVE || lineage_size(&a->lineage) > 0 || a->lineage.checkpoint))
                         rec_simple(p, J_READY, a->id, CODEC_EXT_ACTOR, 0, NULL);
                 if (r >= 0 && a->bus_owner)
-                        persist_bus_owner(a);
+                        pack_bus_owner(p, a);
                 if (r >= 0 && a->lineage.checkpoint)
                         r = pack_checkpoint(p, a, 0);
                 for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++) {

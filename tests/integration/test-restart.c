@@ -564,3 +564,30 @@ Test(restart, results_are_acknowledged_after_a_restart_too) {
         cr_assert_leq(again, 2, "the worker sent %ld results again at the second restart:\n%s", again,
                       harness_nodemgr_log(h));
 }
+
+/* A client that does not talk to the node manager between two restarts (its calls all went to the
+ * workers, or it was idle) comes back to its session after the second: the journal the second node
+ * manager starts writes the sessions it restored and is still waiting for, and what they hold. */
+Test(restart, a_client_that_stays_away_keeps_its_session_across_two_restarts) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        for (int i = 1; i <= 3; i++)
+                cr_assert_eq(call_int(c, a, "increment", NULL), i);
+        kactor_value *kept = harness_value("\"kept across two restarts\"");
+        kactor_ref put;
+        cr_assert_eq(kactor_put(c, kept, &put), 0);
+        kactor_value_free(kept);
+        cr_assert_eq(kactor_flush(c), 0);
+        pid_t pid = harness_actor_pid(h, a);
+
+        harness_restart_nodemgr(h, SIGTERM);
+        harness_restart_nodemgr(h, SIGTERM);
+
+        /* What it holds is still there, and so is its actor. */
+        kactor_value *v = harness_get(c, put);
+        cr_assert_str_eq(harness_value_str(h, v), "\"kept across two restarts\"", "%s", harness_nodemgr_log(h));
+        kactor_value_free(v);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 4, "%s", harness_nodemgr_log(h));
+        cr_assert_eq(harness_actor_pid(h, a), pid);
+}
