@@ -116,7 +116,7 @@ static void resend_log_compact(ResendLog *l) {
         l->n = k;
 }
 
-/* The entry of object lo, or NULL. Entries are sorted by lo: objects are made in order. */
+/* The entry of object lo, or NULL. Entries are sorted by lo (client_track_frame()). */
 static ResendEntry *resend_log_find(ResendLog *l, uint64_t lo) {
         size_t a = l->first, b = l->n;
         while (a < b) {
@@ -183,7 +183,24 @@ int client_track_frame(kactor_client *c, uint64_t lo, size_t off) {
                 c->out.end = off;
                 return r;
         }
-        l->entries[l->n++] = (ResendEntry){ .lo = lo, .offset = l->frames.end - len, .len = (uint32_t) len };
+        /* Entries, and their frames, stay in the order of their ids (resend_log_find() searches them
+         * by halves, resend_log_compact() moves the frames in entry order): objects are made in
+         * order, but a direct call made before later relayed ones is kept only once its socket broke
+         * (lib/client-direct.c). Such a frame goes back before theirs: rare, so moved bytewise. */
+        size_t at = l->n;
+        while (at > l->first && l->entries[at - 1].lo > lo)
+                at--;
+        if (at < l->n) {
+                size_t ins = l->entries[at].offset, tail = l->frames.end - len - ins;
+                memmove(l->frames.data + ins + len, l->frames.data + ins, tail);
+                memcpy(l->frames.data + ins, c->out.data + off, len);
+                for (size_t i = at; i < l->n; i++)
+                        l->entries[i].offset += len;
+                memmove(l->entries + at + 1, l->entries + at, (l->n - at) * sizeof(ResendEntry));
+                l->entries[at] = (ResendEntry){ .lo = lo, .offset = ins, .len = (uint32_t) len };
+                l->n++;
+        } else
+                l->entries[l->n++] = (ResendEntry){ .lo = lo, .offset = l->frames.end - len, .len = (uint32_t) len };
         l->live_bytes += len;
 
         while (l->live_bytes > CLIENT_RESEND_MAX)

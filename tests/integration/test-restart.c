@@ -591,3 +591,52 @@ Test(restart, a_client_that_stays_away_keeps_its_session_across_two_restarts) {
         cr_assert_eq(call_int(c, a, "increment", NULL), 4, "%s", harness_nodemgr_log(h));
         cr_assert_eq(harness_actor_pid(h, a), pid);
 }
+
+/* Exactly once across a broken direct socket and two restarts: a direct call its worker could not
+ * run (the node manager went away first) is sent again relayed after a later relayed call of the
+ * same client; once its result was got and released, the next restart sends it nowhere again (the
+ * client's log of frames to send again stays in the order of their ids). */
+Test(restart, a_direct_call_sent_again_after_a_restart_runs_once_across_the_next) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        kactor_actor b = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, a, "increment", NULL), 1); /* a's direct socket is open */
+        pid_t worker = harness_actor_pid(h, a);
+
+        /* a's worker cannot read its socket: the call waits there. Then a relayed call of b (its
+         * argument names an object, so it cannot go direct), made after it. */
+        cr_assert_eq(kill(worker, SIGSTOP), 0);
+        kactor_ref late, relayed, put;
+        cr_assert_eq(kactor_call(c, a, "increment", NULL, &late), 0);
+        kactor_value *one = harness_value("1");
+        cr_assert_eq(kactor_put(c, one, &put), 0);
+        kactor_value_free(one);
+        kactor_value *args = kactor_value_new_list();
+        cr_assert_eq(kactor_value_list_append(args, kactor_value_new_ref(put)), 0);
+        cr_assert_eq(kactor_call(c, b, "increment", args, &relayed), 0);
+        kactor_value_free(args);
+        cr_assert_eq(kactor_flush(c), 0);
+        cr_assert_lt(late.id.lo, relayed.id.lo);
+
+        /* The node manager goes before the worker could record the call: it does not run it, and
+         * closes its socket once it re-attached; the client sends it again, relayed. */
+        harness_restart_nodemgr(h, SIGTERM);
+        cr_assert_eq(kill(worker, SIGCONT), 0);
+        kactor_value *v = harness_get(c, late);
+        cr_assert_eq(kactor_value_get_int(v), 2, "%s\n%s", harness_value_str(h, v), harness_nodemgr_log(h));
+        kactor_value_free(v);
+        v = harness_get(c, relayed);
+        cr_assert_eq(kactor_value_get_int(v), 1);
+        kactor_value_free(v);
+        kactor_ref done[] = { late, relayed, put };
+        cr_assert_eq(kactor_ref_release(c, done, ELEMENTSOF(done)), 0);
+        cr_assert_eq(kactor_flush(c), 0);
+
+        /* The next restart: nothing of those is sent again to run once more. */
+        harness_restart_nodemgr(h, SIGTERM);
+        cr_assert_eq(call_int(c, a, "get", NULL), 2, "the call ran again after the second restart\n%s",
+                     harness_nodemgr_log(h));
+        cr_assert_eq(call_int(c, b, "get", NULL), 1);
+        cr_assert_eq(harness_actor_pid(h, a), worker);
+}
