@@ -711,11 +711,14 @@ static void *call_all_run(void *userdata) {
                 if (kactor_value_type(values[i]) == KACTOR_TYPE_INT &&
                     kactor_value_get_int(values[i]) == a->want)
                         a->answered++;
-                else if (!a->msg[0])
+                else if (!a->msg[0]) {
+                        char got[64] = "another value";
+                        if (kactor_value_type(values[i]) == KACTOR_TYPE_INT)
+                                snprintf(got, sizeof(got), "%lld", (long long) kactor_value_get_int(values[i]));
                         snprintf(a->msg, sizeof(a->msg), "actor %u answered %s, expected %lld", i,
-                                 kactor_value_is_error(values[i]) ? kactor_value_error_message(values[i])
-                                                                  : "another value",
+                                 kactor_value_is_error(values[i]) ? kactor_value_error_message(values[i]) : got,
                                  (long long) a->want);
+                }
         }
         kactor_values_free(values, a->n);
         (void) kactor_ref_release(a->client, a->refs, a->n);
