@@ -596,7 +596,7 @@ Test(restart, a_client_that_stays_away_keeps_its_session_across_two_restarts) {
  * run (the node manager went away first) is sent again relayed after a later relayed call of the
  * same client; once its result was got and released, the next restart sends it nowhere again (the
  * client's log of frames to send again stays in the order of their ids). */
-Test(restart, a_direct_call_sent_again_after_a_restart_runs_once_across_the_next) {
+static void direct_call_sent_again_runs_once(int sig) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
         kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
@@ -621,7 +621,7 @@ Test(restart, a_direct_call_sent_again_after_a_restart_runs_once_across_the_next
 
         /* The node manager goes before the worker could record the call: it does not run it, and
          * closes its socket once it re-attached; the client sends it again, relayed. */
-        harness_restart_nodemgr(h, SIGTERM);
+        harness_restart_nodemgr(h, sig);
         cr_assert_eq(kill(worker, SIGCONT), 0);
         kactor_value *v = harness_get(c, late);
         cr_assert_eq(kactor_value_get_int(v), 2, "%s\n%s", harness_value_str(h, v), harness_nodemgr_log(h));
@@ -634,9 +634,17 @@ Test(restart, a_direct_call_sent_again_after_a_restart_runs_once_across_the_next
         cr_assert_eq(kactor_flush(c), 0);
 
         /* The next restart: nothing of those is sent again to run once more. */
-        harness_restart_nodemgr(h, SIGTERM);
+        harness_restart_nodemgr(h, sig);
         cr_assert_eq(call_int(c, a, "get", NULL), 2, "the call ran again after the second restart\n%s",
                      harness_nodemgr_log(h));
         cr_assert_eq(call_int(c, b, "get", NULL), 1);
         cr_assert_eq(harness_actor_pid(h, a), worker);
+}
+
+Test(restart, a_direct_call_sent_again_after_a_restart_runs_once_across_the_next) {
+        direct_call_sent_again_runs_once(SIGTERM);
+}
+
+Test(restart, a_direct_call_sent_again_after_a_kill_9_runs_once_across_the_next) {
+        direct_call_sent_again_runs_once(SIGKILL);
 }
