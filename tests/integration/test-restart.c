@@ -442,7 +442,7 @@ Test(restart, a_second_node_manager_on_the_same_runtime_directory_is_refused) {
 
 /* An actor a D-Bus connection owns (Detached=false) stays owned by it across a restart: it lives
  * while that connection does, and stops once it goes. */
-static void dbus_owner_survives(int sig) {
+static void dbus_owner_survives(int sig, unsigned restarts) {
         h = harness_start(&opts);
         sd_bus *owner = harness_bus_new(h);
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -458,7 +458,8 @@ static void dbus_owner_survives(int sig) {
         cr_assert(harness_wait_actor_state(h, path, "alive", HARNESS_TIMEOUT_MS));
         pid_t pid = (pid_t) harness_property_uint(h, path, HARNESS_IFACE_ACTOR, "Pid");
 
-        harness_restart_nodemgr(h, sig);
+        for (unsigned i = 0; i < restarts; i++)
+                harness_restart_nodemgr(h, sig);
         cr_assert_str_eq(harness_property_string(h, path, HARNESS_IFACE_ACTOR, "State"), "alive");
         cr_assert_eq((pid_t) harness_property_uint(h, path, HARNESS_IFACE_ACTOR, "Pid"), pid);
 
@@ -470,11 +471,16 @@ static void dbus_owner_survives(int sig) {
 }
 
 Test(restart, a_dbus_owned_actor_stays_owned_across_sigterm) {
-        dbus_owner_survives(SIGTERM);
+        dbus_owner_survives(SIGTERM, 1);
 }
 
 Test(restart, a_dbus_owned_actor_stays_owned_across_kill_9) {
-        dbus_owner_survives(SIGKILL);
+        dbus_owner_survives(SIGKILL, 1);
+}
+
+/* The journal a restarted node manager starts with keeps the owner too. */
+Test(restart, a_dbus_owned_actor_stays_owned_across_two_restarts) {
+        dbus_owner_survives(SIGTERM, 2);
 }
 
 /* GPUs on fake device nodes (TESTING.md): after a restart, the actor still opens the GPU it was given
