@@ -214,6 +214,9 @@ struct Actor {
         /* Restored by persist.c: its worker's last seq whose result the journal has (what the
          * worker sends again on ATTACH up to it is known already). */
         uint64_t journaled_seq;
+        /* persist.c: 1 + its slot among this iteration's seqs to journal (0: none), while the slot
+         * still names it. */
+        size_t persist_seq_slot;
         bool restoring;           /* listed again, the rest of its restore to come */
         bool restored_unready;    /* restored before its constructor was known to be done */
         /* Results its re-attached worker sent again for calls whose callers have not sent them again

@@ -14,12 +14,21 @@
  * then rewritten as a snapshot of what is live (state.new, renamed over it); it is rewritten
  * again whenever it has grown to more than twice its last snapshot and 16 MiB more.
  *
+ * The actors' lineage (J_LOG records) is not in it but in <runtime-dir>/lineage.<generation>, in the
+ * same batches, appended to in the same iteration just before the state's batch, which then says
+ * how far the lineage file goes (J_LINEAGE): bytes after that are not read. A logged call's record
+ * is written once, and not again with every snapshot of the state: the lineage file is rewritten
+ * (as the next generation, named by a J_LINEAGE record in the state before the old file goes) only
+ * when more than half of it is dead (dropped by checkpoints, or of actors that ended), and at
+ * start. Journals of format version 1, with the lineage inline, are read too.
+ *
  * Reading stops at the first damaged record (a bad length or CRC): what came before is restored,
  * the rest is lost, and the log says where. A header of another format version is not read at all:
  * the file is set aside as state.unreadable and the manager starts empty (the actors of the old
  * one are then orphans, reaped as after a crash).
  */
 
+#include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -68,7 +77,12 @@ typedef enum JournalRecord {
         J_BUS_REQUEST,    /* [object, kind, actor or nil, method or function, module or nil, uid,
                            *  cpus] + args: a call or task made over D-Bus, not yet answered (a
                            *  D-Bus caller sends nothing again: the next manager does, for it)   */
+        J_LINEAGE,        /* [generation, length]: lineage.<generation> holds the lineage, in the
+                           *  same batches (J_LOG records only), up to length bytes             */
 } JournalRecord;
+
+/* The formats read: 1 has the lineage inline, 2 in the lineage file. */
+#define PERSIST_FORMAT_VERSION_MIN 1
 
 typedef struct LoadedConn {
         uint64_t prefix;
@@ -122,6 +136,9 @@ typedef struct BusRequest {
 typedef struct Loaded {
         char *data; /* the file */
         size_t size;
+        char *lineage_data; /* the lineage file, up to its length */
+        bool has_lineage;   /* a J_LINEAGE record names it */
+        uint64_t lineage_gen, lineage_len;
         LoadedConn *conns;
         LoadedHold *holds;
         LoadedObject *objects;
@@ -142,7 +159,22 @@ typedef struct Persist {
         bool failed; /* a write failed: logged once, the journal is off */
         Loaded *loaded;
         BusRequest *bus_requests; /* unanswered D-Bus requests, for snapshots */
+        /* The lineage file: its generation, its size, this iteration's records for it, and the
+         * size it had when it was last written whole. */
+        char *lineage_prefix; /* <runtime-dir>/lineage */
+        int lineage_fd;
+        uint64_t lineage_gen, lineage_size, lineage_whole_size;
+        Buffer lineage_buf;
+        /* Actors whose worker's last handled seq changed this iteration (Actor.persist_seq_slot):
+         * one J_SEQ each at the end of it, not one per call. */
+        struct PendingSeq {
+                kactor_id id;
+                uint64_t seq;
+        } *pending_seqs;
+        size_t n_pending_seqs, cap_pending_seqs;
 } Persist;
+
+static void pending_seq_write(Persist *p, Actor *a);
 
 static bool persist_on(Manager *m) {
         return m->persist && !m->persist->quiet && !m->persist->failed && m->persist->fd >= 0;
@@ -176,6 +208,14 @@ static void rec_simple(Persist *p, JournalRecord type, kactor_id id, int8_t ext,
         if (r < 0)
                 return;
         r = codec_pack_id(&p->pk, ext, id);
+        if (r >= 0)
+                r = pack_u64s(&p->pk, n, v);
+        (void) rec_end(p, off, r);
+}
+
+static void rec_simple_u64s(Persist *p, JournalRecord type, size_t n, const uint64_t *v) {
+        size_t off;
+        int r = rec_begin(p, type, n, &off);
         if (r >= 0)
                 r = pack_u64s(&p->pk, n, v);
         (void) rec_end(p, off, r);
@@ -332,6 +372,8 @@ void persist_actor_worker(Actor *a) {
                 return;
         uint64_t prefix = a->worker->conn ? a->worker->conn->id_prefix : a->worker->attach_prefix;
         persist_conn(m, prefix, a->run_uid);
+        /* A new worker's seqs count from 1: the old one's last comes before its record. */
+        pending_seq_write(m->persist, a);
         (void) pack_worker(m->persist, a);
 }
 
@@ -401,16 +443,16 @@ _Static_assert(J_LOG < 0x80, "pack_log() writes the record type as a positive fi
  * rec_begin() and the packer would write, written in place in one reservation. Every logged call
  * comes through here, and every record again in each snapshot.
  */
-static int pack_log(Persist *p, Actor *a, const LineageRecord *rec, uint64_t seq) {
+static int pack_log(Buffer *b, Actor *a, const LineageRecord *rec, uint64_t seq) {
         size_t mlen = rec->method ? strlen(rec->method) : 0;
         size_t max = PROTO_HEADER_SIZE + 3 + PUT_ID_SIZE + 2 * PUT_UINT_MAX + PUT_ID_SIZE + 5 + mlen +
                 PUT_UINT_MAX + rec->args_len;
-        int r = buffer_reserve(&p->buf, max);
+        int r = buffer_reserve(b, max);
         if (r < 0)
                 return r;
 
-        size_t off = p->buf.end;
-        char *q = p->buf.data + off + PROTO_HEADER_SIZE;
+        size_t off = b->end;
+        char *q = b->data + off + PROTO_HEADER_SIZE;
         *q++ = (char) 0x98; /* [type, 0, 6 fields] */
         *q++ = (char) J_LOG;
         *q++ = 0;
@@ -440,18 +482,73 @@ static int pack_log(Persist *p, Actor *a, const LineageRecord *rec, uint64_t seq
         q = put_uint(q, rec->code);
         if (rec->args_len > 0)
                 q = mempcpy(q, rec->args, rec->args_len);
-        p->buf.end = (size_t) (q - p->buf.data);
-        return rec_end(p, off, 0);
+        b->end = (size_t) (q - b->data);
+        r = frame_end(b, off);
+        if (r < 0)
+                b->end = off;
+        return r;
+}
+
+/* The seq of a's worker to journal at the end of this iteration (J_SEQ: what the worker need not
+ * send again); the last one of the iteration is the one that counts. */
+static void pending_seq(Persist *p, Actor *a, uint64_t seq) {
+        size_t i = a->persist_seq_slot;
+        if (i > 0 && i <= p->n_pending_seqs && kactor_id_equal(p->pending_seqs[i - 1].id, a->id)) {
+                p->pending_seqs[i - 1].seq = MAX(p->pending_seqs[i - 1].seq, seq);
+                return;
+        }
+        if (p->n_pending_seqs == p->cap_pending_seqs) {
+                size_t cap = MAX(p->cap_pending_seqs * 2, (size_t) 16);
+                struct PendingSeq *n = reallocarray(p->pending_seqs, cap, sizeof(*n));
+                if (!n) {
+                        /* Written now instead: one record more. */
+                        rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1, &seq);
+                        return;
+                }
+                p->pending_seqs = n;
+                p->cap_pending_seqs = cap;
+        }
+        p->pending_seqs[p->n_pending_seqs++] = (struct PendingSeq){ a->id, seq };
+        a->persist_seq_slot = p->n_pending_seqs;
+}
+
+/* Writes a's pending seq now: what comes next (a new worker's record) must follow it. */
+static void pending_seq_write(Persist *p, Actor *a) {
+        size_t i = a->persist_seq_slot;
+        a->persist_seq_slot = 0;
+        if (i == 0 || i > p->n_pending_seqs || !kactor_id_equal(p->pending_seqs[i - 1].id, a->id))
+                return;
+        rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1, &p->pending_seqs[i - 1].seq);
+        p->pending_seqs[i - 1].id = (kactor_id){};
+}
+
+/* At the end of an iteration: the pending seqs of the actors still journaled. */
+static void pending_seqs_write(Persist *p) {
+        Manager *m = p->manager;
+        for (size_t i = 0; i < p->n_pending_seqs; i++) {
+                struct PendingSeq *q = &p->pending_seqs[i];
+                if (kactor_id_is_null(q->id))
+                        continue;
+                Actor *a = manager_find_actor(m, q->id);
+                if (!a || !actor_persisted(a))
+                        continue;
+                a->persist_seq_slot = 0;
+                rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1, &q->seq);
+        }
+        p->n_pending_seqs = 0;
 }
 
 void persist_lineage(Actor *a, const LineageRecord *rec, uint64_t seq) {
-        if (rec && persist_on(a->manager) && actor_persisted(a))
-                (void) pack_log(a->manager->persist, a, rec, seq);
+        Persist *p = a->manager->persist;
+        if (!rec || !persist_on(a->manager) || !actor_persisted(a))
+                return;
+        (void) pack_log(&p->lineage_buf, a, rec, seq);
+        pending_seq(p, a, seq);
 }
 
 void persist_seq(Actor *a, uint64_t seq) {
         if (persist_on(a->manager) && actor_persisted(a))
-                rec_simple(a->manager->persist, J_SEQ, a->id, CODEC_EXT_ACTOR, 1, &seq);
+                pending_seq(a->manager->persist, a, seq);
 }
 
 static int pack_checkpoint(Persist *p, Actor *a, uint64_t seq) {
@@ -643,6 +740,19 @@ static int write_batch(int fd, const Buffer *b) {
         }
 }
 
+static char *lineage_path(const Persist *p, uint64_t gen) {
+        char *path;
+        if (asprintf(&path, "%s.%" PRIu64, p->lineage_prefix, gen) < 0)
+                return NULL;
+        return path;
+}
+
+/* Where the lineage file is and how far it goes: what a reader takes of it. */
+static void rec_lineage(Persist *p) {
+        if (p->lineage_gen > 0)
+                rec_simple_u64s(p, J_LINEAGE, 2, (uint64_t[]){ p->lineage_gen, p->lineage_size });
+}
+
 /* A snapshot goes out in batches of about this size as it is made, so that its buffer stays small and
  * in cache however long the actors' logs are: a snapshot holds every logged call since each actor's
  * last checkpoint, and it is rewritten as the journal grows. */
@@ -695,11 +805,9 @@ static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
                         pack_bus_owner(p, a);
                 if (r >= 0 && a->lineage.checkpoint)
                         r = pack_checkpoint(p, a, 0);
-                for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++) {
-                        r = pack_log(p, a, lineage_at(&a->lineage, i), 0);
-                        if (r >= 0)
-                                r = snapshot_spill(p, fd, written);
-                }
+                /* Its log is in the lineage file (J_LINEAGE, below). */
+                if (r >= 0)
+                        r = snapshot_spill(p, fd, written);
                 if (r >= 0 && a->worker)
                         /* Results up to here are known; their seqs do not matter past this point. */
                         rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1,
@@ -722,24 +830,107 @@ static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
                 if (r < 0)
                         return r;
         }
+        rec_lineage(p);
         return 0;
 }
 
-/* Rewrites the journal as a snapshot (state.new, renamed over state). */
-static int persist_compact(Persist *p) {
+/* Writes the whole lineage as the next generation of the lineage file (its fd in *ret_fd, its
+ * size in *ret_size): what a J_LINEAGE record then makes the one to read. */
+static int lineage_write_whole(Persist *p, uint64_t gen, int *ret_fd, uint64_t *ret_size) {
+        Manager *m = p->manager;
+        _cleanup_free_ char *path = lineage_path(p, gen);
+        _cleanup_(buffer_free) Buffer b = {};
+        uint64_t size = 0;
+        int r = 0;
+
+        if (!path)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
+        Actor *a, *atmp;
+        HASH_ITER(hh, m->actors, a, atmp) {
+                if (!actor_persisted(a))
+                        continue;
+                for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++) {
+                        r = pack_log(&b, a, lineage_at(&a->lineage, i), 0);
+                        if (r >= 0 && buffer_size(&b) >= PERSIST_SNAPSHOT_BATCH) {
+                                r = write_batch(fd, &b);
+                                size += 8 + buffer_size(&b);
+                                b.start = b.end = 0;
+                        }
+                }
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && buffer_size(&b) > 0) {
+                r = write_batch(fd, &b);
+                size += 8 + buffer_size(&b);
+        }
+        if (r < 0) {
+                (void) unlink(path);
+                return r;
+        }
+        *ret_fd = TAKE_FD(fd);
+        *ret_size = size;
+        return 0;
+}
+
+/* Removes the lineage files but the one of generation keep (0: all of them). */
+static void lineage_remove_others(Persist *p, uint64_t keep) {
+        _cleanup_free_ char *dir = strdup(p->lineage_prefix);
+        if (!dir)
+                return;
+        char *slash = strrchr(dir, '/');
+        const char *base = slash ? slash + 1 : dir;
+        if (slash)
+                *slash = 0;
+        DIR *d = opendir(slash ? dir : ".");
+        if (!d)
+                return;
+        size_t n = strlen(base);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strncmp(de->d_name, base, n) != 0 || de->d_name[n] != '.')
+                        continue;
+                char *end;
+                errno = 0;
+                unsigned long long gen = strtoull(de->d_name + n + 1, &end, 10);
+                if (errno != 0 || *end != 0 || end == de->d_name + n + 1 || gen == keep)
+                        continue;
+                (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+}
+
+/* Rewrites the journal as a snapshot (state.new, renamed over state); with whole_lineage, the
+ * lineage file too, as its next generation (at start: the one read may hold bytes past its length,
+ * or be inline in a journal of format version 1). */
+static int persist_compact(Persist *p, bool whole_lineage) {
         _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int fd = -1, lineage_fd = -1;
+        uint64_t lineage_gen = p->lineage_gen, lineage_size = p->lineage_size;
         int r;
 
         if (asprintf(&tmp, "%s.new", p->path) < 0)
                 return -ENOMEM;
+        if (whole_lineage) {
+                lineage_gen++;
+                r = lineage_write_whole(p, lineage_gen, &lineage_fd, &lineage_size);
+                if (r < 0)
+                        return r;
+        }
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return negative_errno();
+        if (fd < 0) {
+                r = negative_errno();
+                goto fail_lineage;
+        }
         Buffer saved = p->buf;
-        uint64_t written = 0;
+        uint64_t written = 0, old_gen = p->lineage_gen, old_size = p->lineage_size;
         p->buf = (Buffer){};
         msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
+        p->lineage_gen = lineage_gen;
+        p->lineage_size = lineage_size;
         r = persist_snapshot(p, fd, &written);
         if (r >= 0 && buffer_size(&p->buf) > 0) {
                 r = write_batch(fd, &p->buf);
@@ -752,7 +943,9 @@ static int persist_compact(Persist *p) {
                 buffer_free(&p->buf);
                 p->buf = saved;
                 msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
-                return r;
+                p->lineage_gen = old_gen;
+                p->lineage_size = old_size;
+                goto fail_lineage;
         }
         /* What this iteration had queued is in the snapshot already. */
         buffer_free(&saved);
@@ -760,16 +953,45 @@ static int persist_compact(Persist *p) {
         p->buf.start = p->buf.end = 0;
         safe_close(p->fd);
         p->fd = TAKE_FD(fd);
+        if (whole_lineage) {
+                /* The state names the new generation now: the old one can go. */
+                safe_close(p->lineage_fd);
+                p->lineage_fd = TAKE_FD(lineage_fd);
+                p->lineage_whole_size = lineage_size;
+                lineage_remove_others(p, lineage_gen);
+        }
         return 0;
+
+fail_lineage:
+        if (whole_lineage) {
+                _cleanup_free_ char *path = lineage_path(p, lineage_gen);
+                if (path)
+                        (void) unlink(path);
+        }
+        return r;
 }
 
-/* Writes this iteration's batch; then the results it held are durable, which the workers learn
+/* Writes this iteration's batches, the lineage file's first (the state's then says how far it
+ * goes); then the results they held are durable, which the workers learn
  * (worker_results_durable()): with no journal at all they are at once, nothing being kept. */
 void persist_flush(Manager *m) {
         Persist *p = m->persist;
         if (persist_on(m)) {
                 write_ids(p, false);
-                if (buffer_size(&p->buf) > 0) {
+                if (buffer_size(&p->lineage_buf) > 0) {
+                        int r = write_batch(p->lineage_fd, &p->lineage_buf);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to write the lineage file %s.%" PRIu64 ", actors will not survive a restart of the node manager: %m",
+                                                p->lineage_prefix, p->lineage_gen);
+                                p->failed = true;
+                        } else {
+                                p->lineage_size += 8 + buffer_size(&p->lineage_buf);
+                                rec_lineage(p);
+                        }
+                        p->lineage_buf.start = p->lineage_buf.end = 0;
+                }
+                pending_seqs_write(p);
+                if (!p->failed && buffer_size(&p->buf) > 0) {
                         int r = write_batch(p->fd, &p->buf);
                         if (r < 0) {
                                 log_error_errno(r, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
@@ -780,8 +1002,14 @@ void persist_flush(Manager *m) {
                                 p->buf.start = p->buf.end = 0;
                         }
                 }
-                if (!p->failed && p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK) {
-                        int r = persist_compact(p);
+                /* The lineage file is rewritten when more than half of it is dead: the live
+                 * lineage in memory (records and checkpoints, which take more room there than
+                 * here) stands for what is live in it. */
+                bool whole_lineage = p->lineage_size > p->lineage_whole_size + PERSIST_COMPACT_SLACK &&
+                        p->lineage_size > 2 * (uint64_t) m->lineage_bytes + PERSIST_COMPACT_SLACK;
+                if (!p->failed &&
+                    (whole_lineage || p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK)) {
+                        int r = persist_compact(p, whole_lineage);
                         if (r < 0)
                                 log_warning_errno(r, "Failed to compact the state journal %s: %m", p->path);
                 }
@@ -819,6 +1047,7 @@ static void loaded_free(Loaded *l) {
         HASH_ITER(hh, l->bus_requests, b, btmp)
                 bus_request_free(&l->bus_requests, b);
         free(l->data);
+        free(l->lineage_data);
         free(l);
 }
 
@@ -1051,6 +1280,13 @@ static int load_record(Loaded *l, const Frame *f, const char *payload, size_t le
                 }
                 return 0;
         }
+        case J_LINEAGE:
+                if (frame_field_u64(f, 0, &u) < 0 || frame_field_u64(f, 1, &v) < 0 || u == 0)
+                        return -EBADMSG;
+                l->has_lineage = true;
+                l->lineage_gen = u;
+                l->lineage_len = v;
+                return 0;
         default:
                 return -EBADMSG;
         }
@@ -1091,6 +1327,177 @@ static void persist_set_aside(Persist *p, const char *why) {
                 log_error("The state journal %s %s; nothing was restored.", p->path, why);
 }
 
+/* Walks the batches of a journal file: calls fn for each record, in order, until fn returns
+ * non-zero (returned) or damage (a bad length or CRC, a record that does not parse: *ret_damage
+ * says which, *ret_at where). *ret_records counts the records read. */
+static int walk_batches(const char *data, size_t size, int (*fn)(void *userdata, const Frame *f, const char *payload, size_t len),
+                        void *userdata, size_t *ret_records, size_t *ret_at, const char **ret_damage) {
+        Frame f;
+        size_t at = 0, n_records = 0;
+        const char *damage = NULL;
+        int r = 0;
+
+        frame_init(&f);
+        while (at < size && !damage && r == 0) {
+                /* A batch: length, CRC, records. */
+                const uint8_t *h = (const uint8_t *) data + at;
+                if (size - at < 8) {
+                        damage = "a batch is cut short";
+                        break;
+                }
+                size_t len = h[0] | (size_t) h[1] << 8 | (size_t) h[2] << 16 | (size_t) h[3] << 24;
+                uint32_t crc = h[4] | (uint32_t) h[5] << 8 | (uint32_t) h[6] << 16 | (uint32_t) h[7] << 24;
+                if (len > size - at - 8) {
+                        damage = "a batch is cut short";
+                        break;
+                }
+                if (crc != (uint32_t) crc32_z(0, h + 8, len)) {
+                        damage = "a checksum does not match";
+                        break;
+                }
+                Buffer b = { .data = (char *) data + at + 8, .start = 0, .end = len, .cap = len };
+                while (buffer_size(&b) > 0 && r == 0) {
+                        const char *payload;
+                        size_t plen;
+                        if (frame_peek(&b, &payload, &plen) <= 0 || frame_parse(&f, payload, plen) < 0) {
+                                damage = "a record does not parse";
+                                break;
+                        }
+                        b.start += PROTO_HEADER_SIZE + plen;
+                        r = fn(userdata, &f, payload, plen);
+                        n_records++;
+                }
+                if (!damage && r == 0)
+                        at += 8 + len;
+        }
+        frame_done(&f);
+        *ret_records = n_records;
+        *ret_at = at;
+        *ret_damage = damage;
+        return r;
+}
+
+typedef struct LoadState {
+        Persist *p;
+        Loaded *l;
+        size_t n;      /* records so far */
+        size_t at;     /* the batch being read (for messages) */
+        bool set_aside; /* the file was set aside: nothing is restored */
+} LoadState;
+
+static int load_state_record(void *userdata, const Frame *f, const char *payload, size_t len) {
+        LoadState *s = userdata;
+        Persist *p = s->p;
+        Manager *m = p->manager;
+
+        if (s->n++ == 0) {
+                const char *magic;
+                size_t magic_len;
+                uint64_t version, hi;
+                if (f->type != J_HEADER || frame_field_str(f, 0, &magic, &magic_len) < 0 ||
+                    magic_len != strlen(PERSIST_MAGIC) || memcmp(magic, PERSIST_MAGIC, magic_len) != 0) {
+                        persist_set_aside(p, "is not a kactor state journal");
+                        s->set_aside = true;
+                        return 1;
+                }
+                if (frame_field_u64(f, 1, &version) < 0 || version < PERSIST_FORMAT_VERSION_MIN ||
+                    version > PERSIST_FORMAT_VERSION) {
+                        _cleanup_free_ char *why = NULL;
+                        const char *wrote = "?";
+                        size_t wrote_len = 1;
+                        (void) frame_field_str(f, 2, &wrote, &wrote_len);
+                        if (asprintf(&why, "has format version %" PRIu64 " (written by kactor-nodemgr %.*s); this node manager (%s) reads versions %u to %u",
+                                     version, (int) wrote_len, wrote, KACTOR_VERSION, PERSIST_FORMAT_VERSION_MIN,
+                                     PERSIST_FORMAT_VERSION) < 0)
+                                why = NULL;
+                        persist_set_aside(p, why ?: "has another format version");
+                        s->set_aside = true;
+                        return 1;
+                }
+                if (frame_field_u64(f, 3, &hi) >= 0 && hi != 0) {
+                        m->node_hi = hi;
+                        snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, hi);
+                }
+                return 0;
+        }
+        if (f->type == J_IDS) {
+                uint64_t conn, local;
+                if (frame_field_u64(f, 0, &conn) >= 0 && frame_field_u64(f, 1, &local) >= 0) {
+                        m->next_conn = MAX(m->next_conn, conn);
+                        m->next_local = MAX(m->next_local, local);
+                }
+                return 0;
+        }
+        int r = load_record(s->l, f, payload, len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_warning("The state journal %s has a malformed record (type %u); it is skipped.", p->path, f->type);
+        return 0;
+}
+
+/* A record of the lineage file: a J_LOG of an actor the state has (its seq is in the state). */
+static int load_lineage_record(void *userdata, const Frame *f, const char *payload, size_t len) {
+        LoadState *s = userdata;
+        kactor_id id;
+        LoadedActor *a = NULL;
+
+        if (f->type != J_LOG || frame_field_id(f, 0, CODEC_EXT_ACTOR, &id) < 0) {
+                log_warning("The lineage file %s.%" PRIu64 " has a malformed record (type %u); it is skipped.",
+                            s->p->lineage_prefix, s->l->lineage_gen, f->type);
+                return 0;
+        }
+        HASH_FIND(hh, s->l->actors, &id, sizeof(id), a);
+        if (!a)
+                return 0; /* it ended */
+        uint64_t seq = a->seq;
+        int r = load_record(s->l, f, payload, len);
+        a->seq = seq;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                log_warning("The lineage file %s.%" PRIu64 " has a malformed record; it is skipped.",
+                            s->p->lineage_prefix, s->l->lineage_gen);
+        return 0;
+}
+
+/* Reads the lineage file the state names, up to the length it names. */
+static int load_lineage(Persist *p, Loaded *l) {
+        _cleanup_free_ char *path = lineage_path(p, l->lineage_gen);
+        if (!path)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                log_error_errno(errno, "Failed to open the lineage file %s, which the state journal names: %m; the actors are restored without their lineage.",
+                                path);
+                return 0;
+        }
+        size_t size;
+        int r = read_file(fd, &l->lineage_data, &size);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the lineage file %s: %m; the actors are restored without their lineage.",
+                                path);
+                return 0;
+        }
+        if (size < l->lineage_len)
+                log_error("The lineage file %s is %zu bytes long, the state journal says %" PRIu64 ": what it has is restored.",
+                          path, size, l->lineage_len);
+        /* Bytes past the length were written by an iteration whose state did not make it. */
+        size = MIN(size, (size_t) l->lineage_len);
+
+        LoadState s = { .p = p, .l = l };
+        size_t n_records, at;
+        const char *damage;
+        r = walk_batches(l->lineage_data, size, load_lineage_record, &s, &n_records, &at, &damage);
+        if (r < 0)
+                return r;
+        if (damage)
+                log_error("The lineage file %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
+                          path, at, damage, n_records);
+        log_info("Read the lineage file %s (%zu records, %zu bytes).", path, n_records, size);
+        return 0;
+}
+
 /* Reads the journal into p->loaded. 0 also when there is none or it is unusable (logged). */
 static int persist_load(Persist *p) {
         Manager *m = p->manager;
@@ -1107,89 +1514,16 @@ static int persist_load(Persist *p) {
                 return log_error_errno(r, "Failed to read the state journal %s: %m", p->path);
         }
 
-        Frame f;
-        frame_init(&f);
-        size_t at = 0, n_records = 0;
-        const char *damage = NULL;
-        while (at < l->size && !damage) {
-                /* A batch: length, CRC, records. */
-                const uint8_t *h = (const uint8_t *) l->data + at;
-                if (l->size - at < 8) {
-                        damage = "a batch is cut short";
-                        break;
-                }
-                size_t len = h[0] | (size_t) h[1] << 8 | (size_t) h[2] << 16 | (size_t) h[3] << 24;
-                uint32_t crc = h[4] | (uint32_t) h[5] << 8 | (uint32_t) h[6] << 16 | (uint32_t) h[7] << 24;
-                if (len > l->size - at - 8) {
-                        damage = "a batch is cut short";
-                        break;
-                }
-                if (crc != (uint32_t) crc32_z(0, h + 8, len)) {
-                        damage = "a checksum does not match";
-                        break;
-                }
-                Buffer b = { .data = l->data + at + 8, .start = 0, .end = len, .cap = len };
-                while (buffer_size(&b) > 0) {
-                        const char *payload;
-                        size_t plen;
-                        if (frame_peek(&b, &payload, &plen) <= 0 || frame_parse(&f, payload, plen) < 0) {
-                                damage = "a record does not parse";
-                                break;
-                        }
-                        b.start += PROTO_HEADER_SIZE + plen;
-                        if (n_records == 0) {
-                                const char *magic;
-                                size_t magic_len;
-                                uint64_t version, hi;
-                                if (f.type != J_HEADER || frame_field_str(&f, 0, &magic, &magic_len) < 0 ||
-                                    magic_len != strlen(PERSIST_MAGIC) || memcmp(magic, PERSIST_MAGIC, magic_len) != 0) {
-                                        frame_done(&f);
-                                        loaded_free(l);
-                                        persist_set_aside(p, "is not a kactor state journal");
-                                        return 0;
-                                }
-                                if (frame_field_u64(&f, 1, &version) < 0 || version != PERSIST_FORMAT_VERSION) {
-                                        _cleanup_free_ char *why = NULL;
-                                        const char *wrote = "?";
-                                        size_t wrote_len = 1;
-                                        (void) frame_field_str(&f, 2, &wrote, &wrote_len);
-                                        if (asprintf(&why, "has format version %" PRIu64 " (written by kactor-nodemgr %.*s); this node manager (%s) reads version %u",
-                                                     version, (int) wrote_len, wrote, KACTOR_VERSION, PERSIST_FORMAT_VERSION) < 0)
-                                                why = NULL;
-                                        frame_done(&f);
-                                        loaded_free(l);
-                                        persist_set_aside(p, why ?: "has another format version");
-                                        return 0;
-                                }
-                                if (frame_field_u64(&f, 3, &hi) >= 0 && hi != 0) {
-                                        m->node_hi = hi;
-                                        snprintf(m->node_id, sizeof(m->node_id), "%016" PRIx64, hi);
-                                }
-                        } else if (f.type == J_IDS) {
-                                uint64_t conn, local;
-                                if (frame_field_u64(&f, 0, &conn) >= 0 && frame_field_u64(&f, 1, &local) >= 0) {
-                                        m->next_conn = MAX(m->next_conn, conn);
-                                        m->next_local = MAX(m->next_local, local);
-                                }
-                        } else {
-                                r = load_record(l, &f, payload, plen);
-                                if (r == -ENOMEM) {
-                                        frame_done(&f);
-                                        loaded_free(l);
-                                        return log_error_errno(-ENOMEM, "Out of memory.");
-                                }
-                                if (r < 0)
-                                        log_warning("The state journal %s has a malformed record (type %u) in the batch at byte %zu; it is skipped.",
-                                                    p->path, f.type, at);
-                        }
-                        n_records++;
-                }
-                if (!damage)
-                        at += 8 + len;
+        LoadState s = { .p = p, .l = l };
+        size_t n_records, at;
+        const char *damage;
+        r = walk_batches(l->data, l->size, load_state_record, &s, &n_records, &at, &damage);
+        if (r < 0 || s.set_aside) {
+                loaded_free(l);
+                return r < 0 ? log_error_errno(r, "Out of memory.") : 0;
         }
         if (damage) {
                 if (n_records == 0) {
-                        frame_done(&f);
                         loaded_free(l);
                         persist_set_aside(p, "is damaged at its start");
                         return 0;
@@ -1197,7 +1531,15 @@ static int persist_load(Persist *p) {
                 log_error("The state journal %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
                           p->path, at, damage, n_records);
         }
-        frame_done(&f);
+        if (l->has_lineage) {
+                r = load_lineage(p, l);
+                if (r < 0) {
+                        loaded_free(l);
+                        return log_error_errno(r, "Out of memory.");
+                }
+                /* The next generation is after the one read, whatever is on the disk. */
+                p->lineage_gen = l->lineage_gen;
+        }
         p->loaded = l;
         log_info("Read the state journal %s (%zu records, %zu bytes): node %s, %u actors, %u objects, %u connections%s.",
                  p->path, n_records, l->size, m->node_id, HASH_COUNT(l->actors), HASH_COUNT(l->objects),
@@ -1211,10 +1553,11 @@ int persist_open(Manager *m) {
         if (!p)
                 return log_error_errno(-ENOMEM, "Out of memory.");
         p->manager = m;
-        p->fd = p->lock_fd = -1;
+        p->fd = p->lock_fd = p->lineage_fd = -1;
         msgpack_packer_init(&p->pk, &p->buf, buffer_msgpack_write);
         m->persist = p;
         if (asprintf(&p->path, "%s/%s", m->runtime_dir, PERSIST_FILE_NAME) < 0 ||
+            asprintf(&p->lineage_prefix, "%s/%s", m->runtime_dir, PERSIST_LINEAGE_FILE_NAME) < 0 ||
             asprintf(&lock, "%s.lock", p->path) < 0)
                 return log_error_errno(-ENOMEM, "Out of memory.");
 
@@ -1532,8 +1875,8 @@ int persist_restore(Manager *m) {
                 loaded_free(l);
                 p->loaded = NULL;
         }
-        /* A fresh journal: a snapshot of what is live now. */
-        int k = persist_compact(p);
+        /* A fresh journal: a snapshot of what is live now, and the lineage file's next generation. */
+        int k = persist_compact(p, true);
         if (k < 0) {
                 log_error_errno(k, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
                                 p->path);
@@ -1551,8 +1894,11 @@ void persist_close(Manager *m, bool keep) {
         p->quiet = true;
         if (!keep && p->path)
                 (void) unlink(p->path);
+        if (!keep && p->lineage_prefix)
+                lineage_remove_others(p, 0);
         safe_close(p->fd);
         p->fd = -1;
+        p->lineage_fd = safe_close(p->lineage_fd);
 }
 
 void persist_free(Manager *m) {
@@ -1565,7 +1911,11 @@ void persist_free(Manager *m) {
                 bus_request_free(&p->bus_requests, b);
         safe_close(p->fd);
         safe_close(p->lock_fd);
+        safe_close(p->lineage_fd);
         buffer_free(&p->buf);
+        buffer_free(&p->lineage_buf);
+        free(p->pending_seqs);
         free(p->path);
+        free(p->lineage_prefix);
         free(p);
 }

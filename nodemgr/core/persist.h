@@ -16,8 +16,10 @@
 
 #include "manager.h"
 
-#define PERSIST_FORMAT_VERSION 1
+#define PERSIST_FORMAT_VERSION 2
 #define PERSIST_FILE_NAME "state"
+/* The lineage file: lineage.<generation> beside the state (persist.c). */
+#define PERSIST_LINEAGE_FILE_NAME "lineage"
 
 /* What a connection (by its id prefix; 0: D-Bus) holds. */
 typedef enum PersistHold {

@@ -199,4 +199,5 @@ done
 left=$(run systemctl list-units --no-pager --no-legend 'kactor-actor-*' | wc -l)
 [ "$left" = 0 ] || fail "$left scopes left after Shutdown"
 run test -e /run/kactor/state && fail "the state journal is left after Shutdown"
+run sh -c 'ls /run/kactor/lineage.* 2>/dev/null' | grep -q . && fail "a lineage file is left after Shutdown"
 echo "PASS: systemd scopes and restarts in a real systemd node"

@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -1113,6 +1114,12 @@ static void assert_journal_private(void) {
         assert_root_only(harness_printf(h, "%s/state.lock", h->runtime_dir));
         cr_assert_neq(access(harness_printf(h, "%s/state.new", h->runtime_dir), F_OK), 0,
                       "state.new was left");
+        /* The lineage file holds every logged call's arguments. */
+        glob_t g = {};
+        cr_assert_eq(glob(harness_printf(h, "%s/lineage.*", h->runtime_dir), 0, NULL, &g), 0, "no lineage file");
+        for (size_t i = 0; i < g.gl_pathc; i++)
+                assert_root_only(harness_printf(h, "%s", g.gl_pathv[i]));
+        globfree(&g);
         const char *out = run_as(NOBODY, NOBODY, touch_the_journal, h->runtime_dir);
         cr_assert_str_eq(out, harness_printf(h, "%d %d %d %d\n", EACCES, EACCES, EACCES, EACCES),
                          "an unprivileged user could touch the journal (errnos: %s)", out);

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -382,7 +383,7 @@ Test(restart, a_journal_of_another_format_version_is_set_aside) {
         cr_assert_leq(len + 8, (size_t) got, "the first batch is larger than expected");
         uint8_t *magic = memmem(buf + 8, len, "kactor-state", 12);
         cr_assert_not_null(magic);
-        cr_assert_eq(magic[12], 1, "format version byte");
+        cr_assert_eq(magic[12], 2, "format version byte");
         magic[12] = 99;
         uint32_t crc = (uint32_t) crc32(0, buf + 8, len);
         uint8_t le[4] = { crc, crc >> 8, crc >> 16, crc >> 24 };
@@ -653,4 +654,218 @@ Test(restart, a_direct_call_sent_again_after_a_restart_runs_once_across_the_next
 
 Test(restart, a_direct_call_sent_again_after_a_kill_9_runs_once_across_the_next) {
         direct_call_sent_again_runs_once(SIGKILL);
+}
+
+/* The lineage file (docs/restart.md): there is one, lineage.<generation>, beside the state. */
+static const char *lineage_file(void) {
+        glob_t g = {};
+        cr_assert_eq(glob(harness_printf(h, "%s/lineage.*", h->runtime_dir), 0, NULL, &g), 0, "no lineage file in %s",
+                     h->runtime_dir);
+        cr_assert_eq(g.gl_pathc, 1, "%zu lineage files in %s", g.gl_pathc, h->runtime_dir);
+        const char *path = harness_printf(h, "%s", g.gl_pathv[0]);
+        globfree(&g);
+        return path;
+}
+
+/* Direct calls are answered before the node manager has read their records: showing the actor
+ * over D-Bus reads them first (and the iteration that does writes them to the journal). */
+static void records_read(kactor_actor a, uint64_t calls) {
+        cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "CallsCompleted"), calls);
+}
+
+static kactor_value *big_string_args(size_t len) {
+        char *s = malloc(len + 1);
+        cr_assert_not_null(s);
+        memset(s, 'x', len);
+        s[len] = 0;
+        kactor_value *args = kactor_value_new_list();
+        kactor_value_list_append(args, kactor_value_new_string(s));
+        free(s);
+        return args;
+}
+
+/* A logged call's record is written once: snapshots of the state (here after 24 MiB of objects put
+ * and released, which the state journal then holds no more) leave the lineage file as it was, and the
+ * lineage still rebuilds the actor exactly after a kill -9 of the node manager. */
+Test(restart, a_snapshot_of_the_state_does_not_rewrite_the_lineage) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < 10; i++)
+                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[1, %d]", i)), i + 1);
+        records_read(a, 10);
+        const char *lineage = lineage_file();
+        struct stat l_before, s_before, l_after, s_after;
+        cr_assert_eq(stat(lineage, &l_before), 0);
+        cr_assert_eq(stat(state_path(), &s_before), 0);
+
+        for (int i = 0; i < 24; i++) {
+                kactor_value *v = big_string_args(1024 * 1024);
+                kactor_ref r;
+                cr_assert_eq(kactor_put(c, v, &r), 0, "%s", kactor_client_error_message(c));
+                kactor_value_free(v);
+                cr_assert_eq(kactor_ref_release(c, &r, 1), 0);
+        }
+        /* Answered after the iterations that wrote the puts (and the snapshot) are done. */
+        records_read(a, 10);
+        cr_assert_eq(stat(state_path(), &s_after), 0);
+        cr_assert_eq(stat(lineage, &l_after), 0);
+        cr_assert_neq(s_after.st_ino, s_before.st_ino, "the state journal was not rewritten as a snapshot");
+        cr_assert_lt(s_after.st_size, 16 * 1024 * 1024, "the snapshot holds %lld bytes", (long long) s_after.st_size);
+        cr_assert_eq(l_after.st_ino, l_before.st_ino, "the lineage file was replaced");
+        cr_assert_eq(l_after.st_size, l_before.st_size, "the lineage file changed: %lld bytes, %lld before",
+                     (long long) l_after.st_size, (long long) l_before.st_size);
+
+        pid_t pid = harness_actor_pid(h, a);
+        harness_restart_nodemgr(h, SIGKILL);
+        cr_assert_eq(call_int(c, a, "add", "[1, 10]"), 11);
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
+        kactor_value *v = harness_call(c, a, "entries", NULL);
+        harness_assert_value(v, "[[1, 0], [1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [1, 6], [1, 7], [1, 8], [1, 9], [1, 10]]");
+        kactor_value_free(v);
+        cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Restarts"), 1);
+}
+
+/* The lineage file is rewritten, as its next generation, once most of it is dead: here 20 MiB of
+ * an actor that was then killed. The old file goes; the other actor's lineage is in the new one and
+ * rebuilds it exactly after a kill -9 of the node manager. */
+Test(restart, a_lineage_file_mostly_dead_is_rewritten_as_the_next_generation) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor keep = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < 5; i++)
+                cr_assert_eq(call_int(c, keep, "add", harness_printf(h, "[2, %d]", i)), i + 1);
+        kactor_actor big = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        kactor_value *args = big_string_args(128 * 1024);
+        for (int i = 0; i < 160; i++) {
+                kactor_ref r;
+                cr_assert_eq(kactor_call(c, big, "increment", args, &r), 0);
+                cr_assert_eq(kactor_ref_release(c, &r, 1), 0);
+        }
+        kactor_value_free(args);
+        cr_assert_eq(call_int(c, big, "get", NULL), 160);
+        records_read(big, 161);
+        const char *before = lineage_file();
+        struct stat st;
+        cr_assert_eq(stat(before, &st), 0);
+        cr_assert_gt(st.st_size, 20 * 1024 * 1024, "the lineage file has %lld bytes", (long long) st.st_size);
+
+        pid_t big_pid = harness_actor_pid(h, big);
+        cr_assert_eq(kactor_kill(c, big, true), 0, "%s", kactor_client_error_message(c));
+        cr_assert(harness_wait_pid_exit(big_pid, HARNESS_TIMEOUT_MS));
+        /* Anything written after it: the iteration that writes it rewrites the lineage file. */
+        cr_assert_eq(call_int(c, keep, "add", "[2, 5]"), 6);
+        records_read(keep, 6);
+        const char *after = lineage_file();
+        cr_assert_str_neq(after, before, "the lineage file was not rewritten\n%s", harness_nodemgr_log(h));
+        cr_assert_eq(access(before, F_OK), -1, "the old generation %s is left", before);
+        cr_assert_eq(stat(after, &st), 0);
+        cr_assert_lt(st.st_size, 1024 * 1024, "the new generation has %lld bytes", (long long) st.st_size);
+
+        pid_t pid = harness_actor_pid(h, keep);
+        harness_restart_nodemgr(h, SIGKILL);
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
+        kactor_value *v = harness_call(c, keep, "entries", NULL);
+        harness_assert_value(v, "[[2, 0], [2, 1], [2, 2], [2, 3], [2, 4], [2, 5]]");
+        kactor_value_free(v);
+}
+
+static char *read_whole(const char *path, size_t *ret_size) {
+        FILE *f = fopen(path, "re");
+        cr_assert_not_null(f, "open %s: %m", path);
+        char *data = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&data, &size);
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                fwrite(buf, 1, n, m);
+        fclose(f);
+        fclose(m);
+        *ret_size = size;
+        return data;
+}
+
+static uint32_t le32(const uint8_t *p) {
+        return p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+        p[0] = v;
+        p[1] = v >> 8;
+        p[2] = v >> 16;
+        p[3] = v >> 24;
+}
+
+/* Appends one batch of the records in [data, data + len) to out, less the records of type drop. */
+static void copy_batch(FILE *out, const uint8_t *data, uint32_t len, unsigned drop) {
+        uint8_t *keep = malloc(len ?: 1);
+        uint32_t k = 0;
+        for (uint32_t at = 0; at < len;) {
+                uint32_t rlen = le32(data + at);
+                const uint8_t *payload = data + at + 4;
+                /* [type, ...]: a fixarray's type comes next, an array 16's after its two length bytes. */
+                unsigned type = (payload[0] & 0xf0) == 0x90 ? payload[1] : payload[3];
+                if (type != drop) {
+                        memcpy(keep + k, data + at, 4 + rlen);
+                        k += 4 + rlen;
+                }
+                at += 4 + rlen;
+        }
+        uint8_t head[8];
+        put_le32(head, k);
+        put_le32(head + 4, (uint32_t) crc32(0, keep, k));
+        fwrite(head, 1, 8, out);
+        fwrite(keep, 1, k, out);
+        free(keep);
+}
+
+/* An upgrade: a journal of format version 1 (before the lineage file: its J_LOG records inline, no
+ * J_LINEAGE, which is type 17) is read, lineage and all. Made here from the current files, as the
+ * previous release wrote it: the header says 1, the lineage's batches follow the state's. */
+Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < 7; i++)
+                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[3, %d]", i)), i + 1);
+        records_read(a, 7);
+        pid_t pid = harness_actor_pid(h, a);
+        cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(h->nodemgr_pid, HARNESS_TIMEOUT_MS));
+
+        size_t state_size, lineage_size;
+        const char *lineage = lineage_file();
+        uint8_t *state = (uint8_t *) read_whole(state_path(), &state_size);
+        uint8_t *log = (uint8_t *) read_whole(lineage, &lineage_size);
+        uint8_t *magic = memmem(state + 8, le32(state), "kactor-state", 12);
+        cr_assert_not_null(magic);
+        cr_assert_eq(magic[12], 2, "format version byte");
+        magic[12] = 1;
+        FILE *out = fopen(state_path(), "we");
+        cr_assert_not_null(out);
+        for (size_t at = 0; at + 8 <= state_size; at += 8 + le32(state + at))
+                copy_batch(out, state + at + 8, le32(state + at), 17);
+        for (size_t at = 0; at + 8 <= lineage_size; at += 8 + le32(log + at))
+                copy_batch(out, log + at + 8, le32(log + at), 17);
+        cr_assert_eq(fclose(out), 0);
+        free(state);
+        free(log);
+        cr_assert_eq(unlink(lineage), 0);
+
+        harness_restart_nodemgr(h, 0);
+        cr_assert_eq(harness_actor_pid(h, a), pid, "the worker was not taken back\n%s", harness_nodemgr_log(h));
+        /* Written in the new format at once: a lineage file again. */
+        lineage_file();
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
+        kactor_value *v = harness_call(c, a, "entries", NULL);
+        harness_assert_value(v, "[[3, 0], [3, 1], [3, 2], [3, 3], [3, 4], [3, 5], [3, 6]]");
+        kactor_value_free(v);
+        cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Restarts"), 1);
 }
