@@ -138,6 +138,7 @@ typedef struct Loaded {
         size_t size;
         char *lineage_data; /* the lineage file, up to its length */
         bool has_lineage;   /* a J_LINEAGE record names it */
+        bool lineage_whole; /* it was read whole, up to its length */
         uint64_t lineage_gen, lineage_len;
         LoadedConn *conns;
         LoadedHold *holds;
@@ -165,6 +166,7 @@ typedef struct Persist {
         int lineage_fd;
         uint64_t lineage_gen, lineage_size, lineage_whole_size;
         Buffer lineage_buf;
+        bool lineage_reuse; /* at start: the file read goes on (cut to its length) */
         /* Actors whose worker's last handled seq changed this iteration (Actor.persist_seq_slot):
          * one J_SEQ each at the end of it, not one per call. */
         struct PendingSeq {
@@ -1494,6 +1496,9 @@ static int load_lineage(Persist *p, Loaded *l) {
         if (damage)
                 log_error("The lineage file %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
                           path, at, damage, n_records);
+        else
+                /* Whole: appended to from its length on, not written again. */
+                l->lineage_whole = size == l->lineage_len;
         log_info("Read the lineage file %s (%zu records, %zu bytes).", path, n_records, size);
         return 0;
 }
@@ -1539,6 +1544,8 @@ static int persist_load(Persist *p) {
                 }
                 /* The next generation is after the one read, whatever is on the disk. */
                 p->lineage_gen = l->lineage_gen;
+                p->lineage_reuse = l->lineage_whole;
+                p->lineage_size = p->lineage_whole_size = l->lineage_len;
         }
         p->loaded = l;
         log_info("Read the state journal %s (%zu records, %zu bytes): node %s, %u actors, %u objects, %u connections%s.",
@@ -1875,8 +1882,25 @@ int persist_restore(Manager *m) {
                 loaded_free(l);
                 p->loaded = NULL;
         }
-        /* A fresh journal: a snapshot of what is live now, and the lineage file's next generation. */
-        int k = persist_compact(p, true);
+        /* A fresh journal: a snapshot of what is live now. The lineage file read goes on from its
+         * length (what a crash left past it is cut); else, as after an upgrade, its next generation
+         * is written whole. */
+        bool whole = true;
+        if (p->lineage_reuse) {
+                _cleanup_free_ char *path = lineage_path(p, p->lineage_gen);
+                int fd = path ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+                if (fd >= 0 && ftruncate(fd, (off_t) p->lineage_size) >= 0) {
+                        p->lineage_fd = fd;
+                        whole = false;
+                } else {
+                        log_warning_errno(errno, "Failed to reopen the lineage file %s, writing it again: %m",
+                                          path ?: p->lineage_prefix);
+                        safe_close(fd);
+                }
+        }
+        int k = persist_compact(p, whole);
+        if (k >= 0 && !whole)
+                lineage_remove_others(p, p->lineage_gen);
         if (k < 0) {
                 log_error_errno(k, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
                                 p->path);

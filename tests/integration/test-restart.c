@@ -869,3 +869,39 @@ Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
         kactor_value_free(v);
         cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Restarts"), 1);
 }
+
+/* A restart goes on appending to the lineage file it read (not written again whole), cut to the
+ * length the state names: bytes a crash left past it (here, garbage) are not read and are gone. */
+Test(restart, a_restart_appends_to_the_lineage_file_past_what_a_crash_left) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < 4; i++)
+                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[4, %d]", i)), i + 1);
+        records_read(a, 4);
+        const char *lineage = lineage_file();
+        struct stat before, after;
+        cr_assert_eq(stat(lineage, &before), 0);
+        cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(h->nodemgr_pid, HARNESS_TIMEOUT_MS));
+        int fd = open(lineage, O_WRONLY | O_APPEND | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        static const char garbage[] = "\x20\0\0\0garbage a crash left behind";
+        cr_assert_eq(write(fd, garbage, sizeof(garbage) - 1), (ssize_t) sizeof(garbage) - 1);
+        close(fd);
+
+        harness_restart_nodemgr(h, 0);
+        cr_assert_str_eq(lineage_file(), lineage, "the lineage file was written again as another generation");
+        cr_assert_eq(stat(lineage, &after), 0);
+        cr_assert_eq(after.st_ino, before.st_ino);
+        cr_assert_eq(after.st_size, before.st_size, "the bytes past its length are still there");
+        cr_assert(!strstr(harness_nodemgr_log(h), "damaged"), "%s", harness_nodemgr_log(h));
+        pid_t pid = harness_actor_pid(h, a);
+        cr_assert_eq(call_int(c, a, "add", "[4, 4]"), 5);
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
+        kactor_value *v = harness_call(c, a, "entries", NULL);
+        harness_assert_value(v, "[[4, 0], [4, 1], [4, 2], [4, 3], [4, 4]]");
+        kactor_value_free(v);
+}
