@@ -1534,6 +1534,11 @@ static void actor_redelivered(Actor *a, uint64_t seq, kactor_id result, const ch
                 m->transport->own(caller, o);
                 a->calls_submitted++;
                 a->calls_direct++;
+        } else if (o && o->state == OBJECT_PENDING && o->awaited) {
+                /* Its caller asked for it before this worker re-attached (manager_await_result()). */
+                o->awaited = false;
+                a->calls_submitted++;
+                a->calls_direct += (flags & RESULT_DIRECT) != 0;
         } else if (o && o->state == OBJECT_PENDING) {
                 /* Its caller sent it again already: that call is answered by this result. */
                 TAILQ_FOREACH(c, &a->queue.queued, link)
@@ -1627,6 +1632,7 @@ int actor_attach_worker(Actor *a, Conn *c, uint64_t last_seq, uint32_t flags, co
                 n_new++;
         }
         frame_done(&rf);
+        manager_worker_attach_settled(a->manager, w);
         a->journaled_seq = 0;
         persist_seq(a, last_seq);
         /* What it sent again is what the journal had not acknowledged to it: a handful at most. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@
 
 /* Lineage: what all actors' logs may hold together, and how often an actor whose class can save is
  * checkpointed (in logged calls). */
+/* Placeholders for results owed by workers still to re-attach (manager_await_result()). */
+#define MANAGER_AWAITED_RESULTS_MAX 65536u
 #define MANAGER_LINEAGE_MAX_DEFAULT (1024ULL * 1024 * 1024)
 #define MANAGER_CHECKPOINT_INTERVAL_DEFAULT 1000
 /* Values the object store keeps in memory before it evicts what can be had again. */
@@ -93,6 +96,51 @@ Actor *manager_find_actor(Manager *m, kactor_id id) {
         Actor *a;
         HASH_FIND(hh, m->actors, &id, sizeof(id), a);
         return a;
+}
+
+Object *manager_await_result(Manager *m, kactor_id id, uint64_t prefix, uid_t uid) {
+        Object *o;
+
+        /* Bounded: a client asking for ids it never made gets no more than these. */
+        if (m->n_workers_to_attach == 0 || id.hi != m->node_hi || (id.lo & ~ID_SEQ_MASK) != prefix ||
+            (id.lo & ID_SEQ_MASK) == 0 || m->n_awaited_results >= MANAGER_AWAITED_RESULTS_MAX)
+                return NULL;
+        if (m->n_awaited_results == m->cap_awaited_results) {
+                size_t cap = MAX(m->cap_awaited_results * 2, (size_t) 16);
+                kactor_id *n = reallocarray(m->awaited_results, cap, sizeof(*n));
+                if (!n)
+                        return NULL;
+                m->awaited_results = n;
+                m->cap_awaited_results = cap;
+        }
+        if (objstore_add(&m->store, id, &o) < 0)
+                return NULL;
+        o->uid = uid;
+        o->awaited = true;
+        m->awaited_results[m->n_awaited_results++] = id;
+        return o;
+}
+
+void manager_worker_attach_settled(Manager *m, Worker *w) {
+        if (!w->to_attach)
+                return;
+        w->to_attach = false;
+        assert(m->n_workers_to_attach > 0);
+        if (--m->n_workers_to_attach > 0)
+                return;
+        /* Every worker that could send one again has re-attached or gone. */
+        for (size_t i = 0; i < m->n_awaited_results; i++) {
+                Object *o = objstore_find(&m->store, m->awaited_results[i]);
+                if (!o || !o->awaited || o->state != OBJECT_PENDING)
+                        continue;
+                char s[KACTOR_ID_STRING_MAX], message[KACTOR_ID_STRING_MAX + 64];
+                kactor_id_to_string(o->id, s);
+                snprintf(message, sizeof(message), "no object %s (never made, or released)", s);
+                o->awaited = false;
+                (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_OBJECT, message);
+        }
+        m->awaited_results = mfree(m->awaited_results);
+        m->n_awaited_results = m->cap_awaited_results = 0;
 }
 
 Object *manager_find_object(Manager *m, kactor_id id) {
@@ -487,6 +535,10 @@ Manager *manager_free(Manager *m) {
         }
 
         Worker *w;
+        /* Nobody waits for their results any more. */
+        LIST_FOREACH(w, &m->workers, link)
+                w->to_attach = false;
+        m->n_workers_to_attach = 0;
         while ((w = LIST_FIRST(&m->workers)))
                 worker_free(w);
 
@@ -534,6 +586,7 @@ Manager *manager_free(Manager *m) {
                 m->bus_free(m);
         strv_free(m->bus_removed);
         sd_event_unref(m->event);
+        free(m->awaited_results);
         free(m->socket_path);
         free(m->runtime_dir);
         free(m->worker_path);

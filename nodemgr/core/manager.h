@@ -132,6 +132,7 @@ struct Worker {
         sd_event_source *pidfd_source;
         sd_event_source *attach_timer;
         uint64_t attach_prefix;
+        bool to_attach;      /* adopted, not attached nor gone yet (Manager.n_workers_to_attach) */
         uint64_t exec_start_ns, exec_end_ns; /* the RESULT being handled: when the method ran (0: not sent) */
         uint64_t results;    /* RESULTs it sent (relayed and direct): what acks count (docs/protocol.md) */
         /* WORKER_ACTOR: the callers handed a direct socket to it (their connections' id prefix and
@@ -362,6 +363,11 @@ struct Manager {
 
         LIST_HEAD(, Worker) workers; /* every live worker process */
         unsigned n_workers;
+        /* After a restart: adopted workers not re-attached yet, and the results their callers asked
+         * for meanwhile that only such a worker can have (manager_await_result()). */
+        unsigned n_workers_to_attach;
+        kactor_id *awaited_results;
+        size_t n_awaited_results, cap_awaited_results;
         bool stopping;
         bool detaching;         /* exiting while actors keep running (persist.c) */
         sd_event_source *stop_timer;
@@ -398,6 +404,14 @@ void manager_queue_resources_changed(Manager *m);
 /* The cluster's members changed: PropertiesChanged for Peers, once per iteration. */
 void manager_queue_peers_changed(Manager *m);
 Actor *manager_find_actor(Manager *m, kactor_id id);
+/* A Get of its own result id by the connection with that id prefix, which the object store does not
+ * have while adopted workers are still to re-attach: a direct call's result its caller was answered
+ * before the previous node manager had it, which the actor's worker sends again when it re-attaches.
+ * Returns a pending placeholder for it (one reference: the caller's), or NULL when none can be owed. */
+Object *manager_await_result(Manager *m, kactor_id id, uint64_t prefix, uid_t uid);
+/* An adopted worker re-attached or went: once none is left to, the placeholders still pending fail
+ * ("never made, or released"). */
+void manager_worker_attach_settled(Manager *m, Worker *w);
 /* An object by id. One of this node's that is not (yet) here may be the result of a direct call
  * whose record its worker has sent and this node manager not read: those records are read first
  * (docs/protocol.md, "Direct calls"). */

@@ -62,6 +62,7 @@ struct Object {
          * peer learns it with its value. */
         uid_t uid;
         bool pinned;                     /* made over D-Bus: held until Release */
+        bool awaited;                    /* a placeholder (manager_await_result()) */
         bool persisted;                  /* in the state journal (persist.c) */
         uint64_t persisted_owner;        /* the owner's id prefix the journal has for it (0: none) */
         void *owner;                     /* the connection that made it and holds it (one reference) */

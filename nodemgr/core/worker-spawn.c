@@ -132,6 +132,7 @@ Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
         Manager *m = w->manager;
+        manager_worker_attach_settled(m, w);
         LIST_REMOVE(w, link);
         m->n_workers--;
         if (w->kind == WORKER_TASK) {
@@ -281,12 +282,15 @@ int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t starttime, uint64
                 return r;
         }
         (void) sd_event_source_set_description(w->pidfd_source, "adopted-worker");
+        w->to_attach = true;
+        m->n_workers_to_attach++;
         *ret = w;
         return 0;
 }
 
 void worker_attach(Worker *w, Conn *c, uint64_t last_seq, bool ready) {
         w->attach_timer = sd_event_source_disable_unref(w->attach_timer);
+        /* Not settled yet: the results it sends again come after this (actor_attach_worker()). */
         w->conn = c;
         c->worker = w;
         c->id_prefix = w->attach_prefix;

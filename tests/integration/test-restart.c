@@ -905,3 +905,61 @@ Test(restart, a_restart_appends_to_the_lineage_file_past_what_a_crash_left) {
         harness_assert_value(v, "[[4, 0], [4, 1], [4, 2], [4, 3], [4, 4]]");
         kactor_value_free(v);
 }
+
+/* A direct call answered by the worker before the node manager read its result, the node manager
+ * then killed: after the restart its caller's Get of it (the first one took the answer) waits for the
+ * actor's worker to re-attach and send the result again, rather than saying it does not exist. Here
+ * the node manager is stopped before the call and the worker before the restart, so that it is so. */
+static void direct_result_never_read(bool worker_dies) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        kactor_actor a = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        const char *path = harness_actor_path(h, a);
+        /* Called until its calls go direct (the client asks for the socket again a while after the
+         * actor was not ready for one). */
+        int64_t n = 0;
+        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+        while (harness_property_uint(h, path, HARNESS_IFACE_ACTOR, "CallsDirect") == 0) {
+                cr_assert_eq(call_int(c, a, "increment", NULL), ++n);
+                cr_assert_lt(harness_now_ms(), deadline, "the calls did not go direct");
+        }
+        pid_t pid = harness_actor_pid(h, a);
+
+        cr_assert_eq(kill(h->nodemgr_pid, SIGSTOP), 0);
+        kactor_ref r;
+        cr_assert_eq(kactor_call(c, a, "increment", NULL, &r), 0);
+        kactor_value *v = harness_get(c, r);
+        cr_assert_eq(kactor_value_get_int(v), n + 1);
+        kactor_value_free(v);
+        cr_assert_eq(kill(pid, SIGSTOP), 0);
+        harness_restart_nodemgr(h, SIGKILL);
+
+        v = NULL;
+        int k = kactor_get1(c, r, 300 * 1000, &v);
+        cr_assert_eq(k, -ETIMEDOUT, "Get of the result before its worker re-attached: %d (%s), %s", k,
+                     kactor_client_error_message(c), v ? harness_value_str(h, v) : "no value");
+        if (worker_dies) {
+                /* It will not send it again: the Get ends, saying so. */
+                cr_assert_eq(kill(pid, SIGKILL), 0);
+                v = harness_get(c, r);
+                cr_assert_eq(kactor_value_type(v), KACTOR_TYPE_ERROR, "%s", harness_value_str(h, v));
+                cr_assert(strstr(harness_value_str(h, v), "never made, or released"), "%s", harness_value_str(h, v));
+                kactor_value_free(v);
+                return;
+        }
+        cr_assert_eq(kill(pid, SIGCONT), 0);
+        v = harness_get(c, r);
+        cr_assert_eq(kactor_value_get_int(v), n + 1);
+        kactor_value_free(v);
+        cr_assert_eq(call_int(c, a, "get", NULL), n + 1);
+        cr_assert_eq(harness_actor_pid(h, a), pid);
+}
+
+Test(restart, a_direct_result_the_killed_node_manager_never_read_is_waited_for) {
+        direct_result_never_read(false);
+}
+
+/* And when that worker dies instead of re-attaching, the Get ends with "no object". */
+Test(restart, a_direct_result_the_worker_never_sends_again_ends_the_get_with_no_object) {
+        direct_result_never_read(true);
+}
