@@ -963,3 +963,27 @@ Test(restart, a_direct_result_the_killed_node_manager_never_read_is_waited_for) 
 Test(restart, a_direct_result_the_worker_never_sends_again_ends_the_get_with_no_object) {
         direct_result_never_read(true);
 }
+
+/* A damaged lineage file (here, a byte of its last record changed): what precedes the damage is
+ * restored, the log says where, and the node serves on. */
+Test(restart, a_damaged_lineage_file_restores_what_precedes_the_damage_and_says_where) {
+        h = harness_start(&opts);
+        kactor_client *c = harness_client(h);
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < 3; i++)
+                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[5, %d]", i)), i + 1);
+        records_read(a, 3);
+        const char *lineage = lineage_file();
+        struct stat st;
+        cr_assert_eq(stat(lineage, &st), 0);
+        cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(h->nodemgr_pid, HARNESS_TIMEOUT_MS));
+        damage(lineage, st.st_size - 1, "\x7f", 1);
+
+        harness_restart_nodemgr(h, 0);
+        cr_assert(strstr(harness_nodemgr_log(h), "is damaged at byte"), "%s", harness_nodemgr_log(h));
+        cr_assert_eq(call_int(c, a, "count", NULL), 3, "the worker was not taken back\n%s", harness_nodemgr_log(h));
+        kactor_actor b = harness_create(h, c, "counter", "Counter", NULL, NULL);
+        cr_assert_eq(call_int(c, b, "increment", NULL), 1);
+}
