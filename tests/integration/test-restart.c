@@ -673,6 +673,34 @@ static void records_read(kactor_actor a, uint64_t calls) {
         cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "CallsCompleted"), calls);
 }
 
+/* A Journal (lineagemod) that restarts, with n entries [caller, 0..n-1], their records read. */
+static kactor_actor journal_with_entries(kactor_client *c, int caller, int n) {
+        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
+        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
+        for (int i = 0; i < n; i++)
+                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[%d, %d]", caller, i)), i + 1);
+        records_read(a, (uint64_t) n);
+        return a;
+}
+
+/* Kills a's worker (pid): the worker rebuilt from the lineage has exactly the n entries of caller. */
+static void assert_rebuilt_exactly(kactor_client *c, kactor_actor a, pid_t pid, int caller, int n) {
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
+        char *want = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&want, &size);
+        for (int i = 0; i < n; i++)
+                fprintf(f, "%s[%d, %d]", i ? ", " : "[", caller, i);
+        fputs(n ? "]" : "[]", f);
+        fclose(f);
+        kactor_value *v = harness_call(c, a, "entries", NULL);
+        harness_assert_value(v, want);
+        kactor_value_free(v);
+        free(want);
+        cr_assert_neq(harness_actor_pid(h, a), pid, "the worker was not replaced");
+}
+
 static kactor_value *big_string_args(size_t len) {
         char *s = malloc(len + 1);
         cr_assert_not_null(s);
@@ -690,11 +718,7 @@ static kactor_value *big_string_args(size_t len) {
 Test(restart, a_snapshot_of_the_state_does_not_rewrite_the_lineage) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
-        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
-        for (int i = 0; i < 10; i++)
-                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[1, %d]", i)), i + 1);
-        records_read(a, 10);
+        kactor_actor a = journal_with_entries(c, 1, 10);
         const char *lineage = lineage_file();
         struct stat l_before, s_before, l_after, s_after;
         cr_assert_eq(stat(lineage, &l_before), 0);
@@ -720,12 +744,7 @@ Test(restart, a_snapshot_of_the_state_does_not_rewrite_the_lineage) {
         pid_t pid = harness_actor_pid(h, a);
         harness_restart_nodemgr(h, SIGKILL);
         cr_assert_eq(call_int(c, a, "add", "[1, 10]"), 11);
-        cr_assert_eq(kill(pid, SIGKILL), 0);
-        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
-        kactor_value *v = harness_call(c, a, "entries", NULL);
-        harness_assert_value(v, "[[1, 0], [1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [1, 6], [1, 7], [1, 8], [1, 9], [1, 10]]");
-        kactor_value_free(v);
-        cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Restarts"), 1);
+        assert_rebuilt_exactly(c, a, pid, 1, 11);
 }
 
 /* The lineage file is rewritten, as its next generation, once most of it is dead: here 20 MiB of
@@ -734,10 +753,7 @@ Test(restart, a_snapshot_of_the_state_does_not_rewrite_the_lineage) {
 Test(restart, a_lineage_file_mostly_dead_is_rewritten_as_the_next_generation) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
-        kactor_actor keep = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
-        for (int i = 0; i < 5; i++)
-                cr_assert_eq(call_int(c, keep, "add", harness_printf(h, "[2, %d]", i)), i + 1);
+        kactor_actor keep = journal_with_entries(c, 2, 5);
         kactor_actor big = harness_create(h, c, "counter", "Counter", NULL, NULL);
         kactor_value *args = big_string_args(128 * 1024);
         for (int i = 0; i < 160; i++) {
@@ -767,11 +783,7 @@ Test(restart, a_lineage_file_mostly_dead_is_rewritten_as_the_next_generation) {
 
         pid_t pid = harness_actor_pid(h, keep);
         harness_restart_nodemgr(h, SIGKILL);
-        cr_assert_eq(kill(pid, SIGKILL), 0);
-        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
-        kactor_value *v = harness_call(c, keep, "entries", NULL);
-        harness_assert_value(v, "[[2, 0], [2, 1], [2, 2], [2, 3], [2, 4], [2, 5]]");
-        kactor_value_free(v);
+        assert_rebuilt_exactly(c, keep, pid, 2, 6);
 }
 
 static char *read_whole(const char *path, size_t *ret_size) {
@@ -830,11 +842,7 @@ static void copy_batch(FILE *out, const uint8_t *data, uint32_t len, unsigned dr
 Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
-        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
-        for (int i = 0; i < 7; i++)
-                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[3, %d]", i)), i + 1);
-        records_read(a, 7);
+        kactor_actor a = journal_with_entries(c, 3, 7);
         pid_t pid = harness_actor_pid(h, a);
         cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
         cr_assert(harness_wait_pid_exit(h->nodemgr_pid, HARNESS_TIMEOUT_MS));
@@ -862,12 +870,7 @@ Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
         cr_assert_eq(harness_actor_pid(h, a), pid, "the worker was not taken back\n%s", harness_nodemgr_log(h));
         /* Written in the new format at once: a lineage file again. */
         lineage_file();
-        cr_assert_eq(kill(pid, SIGKILL), 0);
-        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
-        kactor_value *v = harness_call(c, a, "entries", NULL);
-        harness_assert_value(v, "[[3, 0], [3, 1], [3, 2], [3, 3], [3, 4], [3, 5], [3, 6]]");
-        kactor_value_free(v);
-        cr_assert_eq(harness_property_uint(h, harness_actor_path(h, a), HARNESS_IFACE_ACTOR, "Restarts"), 1);
+        assert_rebuilt_exactly(c, a, pid, 3, 7);
 }
 
 /* A restart goes on appending to the lineage file it read (not written again whole), cut to the
@@ -875,11 +878,7 @@ Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
 Test(restart, a_restart_appends_to_the_lineage_file_past_what_a_crash_left) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
-        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
-        for (int i = 0; i < 4; i++)
-                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[4, %d]", i)), i + 1);
-        records_read(a, 4);
+        kactor_actor a = journal_with_entries(c, 4, 4);
         const char *lineage = lineage_file();
         struct stat before, after;
         cr_assert_eq(stat(lineage, &before), 0);
@@ -899,11 +898,7 @@ Test(restart, a_restart_appends_to_the_lineage_file_past_what_a_crash_left) {
         cr_assert(!strstr(harness_nodemgr_log(h), "damaged"), "%s", harness_nodemgr_log(h));
         pid_t pid = harness_actor_pid(h, a);
         cr_assert_eq(call_int(c, a, "add", "[4, 4]"), 5);
-        cr_assert_eq(kill(pid, SIGKILL), 0);
-        cr_assert(harness_wait_pid_exit(pid, HARNESS_TIMEOUT_MS));
-        kactor_value *v = harness_call(c, a, "entries", NULL);
-        harness_assert_value(v, "[[4, 0], [4, 1], [4, 2], [4, 3], [4, 4]]");
-        kactor_value_free(v);
+        assert_rebuilt_exactly(c, a, pid, 4, 5);
 }
 
 /* A direct call answered by the worker before the node manager read its result, the node manager
@@ -969,11 +964,7 @@ Test(restart, a_direct_result_the_worker_never_sends_again_ends_the_get_with_no_
 Test(restart, a_damaged_lineage_file_restores_what_precedes_the_damage_and_says_where) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
-        struct kactor_actor_opts o = { .sz = sizeof(o), .max_restarts = -1 };
-        kactor_actor a = harness_create(h, c, "lineagemod", "Journal", NULL, &o);
-        for (int i = 0; i < 3; i++)
-                cr_assert_eq(call_int(c, a, "add", harness_printf(h, "[5, %d]", i)), i + 1);
-        records_read(a, 3);
+        kactor_actor a = journal_with_entries(c, 5, 3);
         const char *lineage = lineage_file();
         struct stat st;
         cr_assert_eq(stat(lineage, &st), 0);
