@@ -1012,8 +1012,13 @@ void persist_flush(Manager *m) {
                 if (!p->failed &&
                     (whole_lineage || p->file_size > 2 * p->snapshot_size + PERSIST_COMPACT_SLACK)) {
                         int r = persist_compact(p, whole_lineage);
-                        if (r < 0)
+                        if (r < 0) {
                                 log_warning_errno(r, "Failed to compact the state journal %s: %m", p->path);
+                                /* Not tried again (a full disk, say) before either file has grown by
+                                 * as much again: not at every iteration. */
+                                p->snapshot_size = p->file_size / 2;
+                                p->lineage_whole_size = p->lineage_size;
+                        }
                 }
         }
         worker_results_durable(m);
