@@ -28,6 +28,7 @@
  * one are then orphans, reaped as after a crash).
  */
 
+#include <assert.h>
 #include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
@@ -204,15 +205,100 @@ static int pack_u64s(msgpack_packer *pk, size_t n, const uint64_t *v) {
         return 0;
 }
 
+/* msgpack's smallest form of an unsigned integer, as msgpack_pack_uint64() writes it. */
+static char *put_uint(char *p, uint64_t v) {
+        if (v < 0x80)
+                *p++ = (char) v;
+        else if (v <= UINT8_MAX) {
+                *p++ = (char) 0xcc;
+                *p++ = (char) v;
+        } else if (v <= UINT16_MAX) {
+                uint16_t be = htobe16((uint16_t) v);
+                *p++ = (char) 0xcd;
+                p = mempcpy(p, &be, sizeof(be));
+        } else if (v <= UINT32_MAX) {
+                uint32_t be = htobe32((uint32_t) v);
+                *p++ = (char) 0xce;
+                p = mempcpy(p, &be, sizeof(be));
+        } else {
+                uint64_t be = htobe64(v);
+                *p++ = (char) 0xcf;
+                p = mempcpy(p, &be, sizeof(be));
+        }
+        return p;
+}
+
+/* An id as codec_pack_id() writes it: fixext 16, the type, hi and lo big-endian. */
+static char *put_id(char *p, int8_t type, kactor_id id) {
+        uint64_t be[2] = { htobe64(id.hi), htobe64(id.lo) };
+        *p++ = (char) 0xd8;
+        *p++ = (char) type;
+        return mempcpy(p, be, sizeof(be));
+}
+
+/* A string (or nil for NULL) as msgpack_pack_str() and its body write it. */
+static char *put_str(char *p, const char *s, size_t len) {
+        if (!s) {
+                *p++ = (char) 0xc0;
+                return p;
+        }
+        if (len < 32)
+                *p++ = (char) (0xa0 | len);
+        else if (len <= UINT8_MAX) {
+                *p++ = (char) 0xd9;
+                *p++ = (char) len;
+        } else if (len <= UINT16_MAX) {
+                uint16_t be = htobe16((uint16_t) len);
+                *p++ = (char) 0xda;
+                p = mempcpy(p, &be, sizeof(be));
+        } else {
+                uint32_t be = htobe32((uint32_t) len);
+                *p++ = (char) 0xdb;
+                p = mempcpy(p, &be, sizeof(be));
+        }
+        return mempcpy(p, s, len);
+}
+
+#define PUT_UINT_MAX 9
+#define PUT_ID_SIZE 18
+#define PUT_STR_HEADER_MAX 5
+/* A record's frame header and array header (at most 15 fields) with its type: what rec_put_begin()
+ * writes. */
+#define PUT_REC_HEADER (PROTO_HEADER_SIZE + 3)
+_Static_assert(J_LINEAGE < 0x80, "records are written with their type as a positive fixint");
+
+/* Begins a record of n_fields (<= 13) fields in b, written in place in a reservation of max bytes
+ * more than its header: returns where its fields go (NULL: out of memory), *ret_off its start. */
+static char *rec_put_begin(Buffer *b, JournalRecord type, unsigned n_fields, size_t max, size_t *ret_off) {
+        assert(n_fields <= 13);
+        if (buffer_reserve(b, PUT_REC_HEADER + max) < 0)
+                return NULL;
+        *ret_off = b->end;
+        char *q = b->data + b->end + PROTO_HEADER_SIZE;
+        *q++ = (char) (0x90 | (n_fields + 2));
+        *q++ = (char) type;
+        *q++ = 0;
+        return q;
+}
+
+/* Ends the record begun at off, its last byte before q. */
+static int rec_put_end(Buffer *b, size_t off, char *q) {
+        b->end = (size_t) (q - b->data);
+        int r = frame_end(b, off);
+        if (r < 0)
+                b->end = off;
+        return r;
+}
+
 static void rec_simple(Persist *p, JournalRecord type, kactor_id id, int8_t ext, size_t n, const uint64_t *v) {
         size_t off;
-        int r = rec_begin(p, type, 1 + n, &off);
-        if (r < 0)
+        char *q = rec_put_begin(&p->buf, type, 1 + n, PUT_ID_SIZE + n * PUT_UINT_MAX, &off);
+        if (!q)
                 return;
-        r = codec_pack_id(&p->pk, ext, id);
-        if (r >= 0)
-                r = pack_u64s(&p->pk, n, v);
-        (void) rec_end(p, off, r);
+        q = put_id(q, ext, id);
+        for (size_t i = 0; i < n; i++)
+                q = put_uint(q, v[i]);
+        (void) rec_put_end(&p->buf, off, q);
 }
 
 static void rec_simple_u64s(Persist *p, JournalRecord type, size_t n, const uint64_t *v) {
@@ -405,90 +491,29 @@ void persist_actor_end(Actor *a) {
                 rec_simple(a->manager->persist, J_ACTOR_END, a->id, CODEC_EXT_ACTOR, 0, NULL);
 }
 
-/* msgpack's smallest form of an unsigned integer, as msgpack_pack_uint64() writes it. */
-static char *put_uint(char *p, uint64_t v) {
-        if (v < 0x80)
-                *p++ = (char) v;
-        else if (v <= UINT8_MAX) {
-                *p++ = (char) 0xcc;
-                *p++ = (char) v;
-        } else if (v <= UINT16_MAX) {
-                uint16_t be = htobe16((uint16_t) v);
-                *p++ = (char) 0xcd;
-                p = mempcpy(p, &be, sizeof(be));
-        } else if (v <= UINT32_MAX) {
-                uint32_t be = htobe32((uint32_t) v);
-                *p++ = (char) 0xce;
-                p = mempcpy(p, &be, sizeof(be));
-        } else {
-                uint64_t be = htobe64(v);
-                *p++ = (char) 0xcf;
-                p = mempcpy(p, &be, sizeof(be));
-        }
-        return p;
-}
-
-/* An id as codec_pack_id() writes it: fixext 16, the type, hi and lo big-endian. */
-static char *put_id(char *p, int8_t type, kactor_id id) {
-        uint64_t be[2] = { htobe64(id.hi), htobe64(id.lo) };
-        *p++ = (char) 0xd8;
-        *p++ = (char) type;
-        return mempcpy(p, be, sizeof(be));
-}
-
-#define PUT_UINT_MAX 9
-#define PUT_ID_SIZE 18
-_Static_assert(J_LOG < 0x80, "pack_log() writes the record type as a positive fixint");
 
 /*
  * A lineage record's fields, and its arguments (already packed) as the trailing value: the bytes
  * rec_begin() and the packer would write, written in place in one reservation. Every logged call
- * comes through here, and every record again in each snapshot.
+ * comes through here (and again when the lineage file is written whole).
  */
 static int pack_log(Buffer *b, Actor *a, const LineageRecord *rec, uint64_t seq) {
-        size_t mlen = rec->method ? strlen(rec->method) : 0;
-        size_t max = PROTO_HEADER_SIZE + 3 + PUT_ID_SIZE + 2 * PUT_UINT_MAX + PUT_ID_SIZE + 5 + mlen +
-                PUT_UINT_MAX + rec->args_len;
-        int r = buffer_reserve(b, max);
-        if (r < 0)
-                return r;
-
-        size_t off = b->end;
-        char *q = b->data + off + PROTO_HEADER_SIZE;
-        *q++ = (char) 0x98; /* [type, 0, 6 fields] */
-        *q++ = (char) J_LOG;
-        *q++ = 0;
+        size_t mlen = rec->method ? strlen(rec->method) : 0, off;
+        char *q = rec_put_begin(b, J_LOG, 6,
+                                PUT_ID_SIZE + 2 * PUT_UINT_MAX + PUT_ID_SIZE + PUT_STR_HEADER_MAX + mlen +
+                                        PUT_UINT_MAX + rec->args_len,
+                                &off);
+        if (!q)
+                return -ENOMEM;
         q = put_id(q, CODEC_EXT_ACTOR, a->id);
         q = put_uint(q, seq);
         q = put_uint(q, rec->index);
         q = put_id(q, CODEC_EXT_OBJECT, rec->result);
-        if (!rec->method)
-                *q++ = (char) 0xc0;
-        else {
-                if (mlen < 32)
-                        *q++ = (char) (0xa0 | mlen);
-                else if (mlen <= UINT8_MAX) {
-                        *q++ = (char) 0xd9;
-                        *q++ = (char) mlen;
-                } else if (mlen <= UINT16_MAX) {
-                        uint16_t be = htobe16((uint16_t) mlen);
-                        *q++ = (char) 0xda;
-                        q = mempcpy(q, &be, sizeof(be));
-                } else {
-                        uint32_t be = htobe32((uint32_t) mlen);
-                        *q++ = (char) 0xdb;
-                        q = mempcpy(q, &be, sizeof(be));
-                }
-                q = mempcpy(q, rec->method, mlen);
-        }
+        q = put_str(q, rec->method, mlen);
         q = put_uint(q, rec->code);
         if (rec->args_len > 0)
                 q = mempcpy(q, rec->args, rec->args_len);
-        b->end = (size_t) (q - b->data);
-        r = frame_end(b, off);
-        if (r < 0)
-                b->end = off;
-        return r;
+        return rec_put_end(b, off, q);
 }
 
 /* The seq of a's worker to journal at the end of this iteration (J_SEQ: what the worker need not
@@ -578,24 +603,24 @@ static uint64_t object_owner_prefix(const Object *o) {
         return c ? c->id_prefix : o->persisted_owner;
 }
 
+/* Every finished object comes through here: written in place, as pack_log() does. */
 static int pack_object(Persist *p, Object *o) {
-        msgpack_packer *pk = &p->pk;
-        size_t off;
-        int r = rec_begin(p, J_OBJECT, 7, &off);
-        if (r < 0)
-                return r;
-        r = codec_pack_id(pk, CODEC_EXT_OBJECT, o->id);
-        if (r >= 0)
-                r = msgpack_pack_uint32(pk, o->state) < 0 || msgpack_pack_uint64(pk, object_owner_prefix(o)) < 0 ||
-                                (o->pinned ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) < 0 ||
-                                msgpack_pack_uint32(pk, o->error) < 0 ||
-                                pack_cstr(pk, o->state == OBJECT_FAILED ? o->message : NULL) < 0 ||
-                                msgpack_pack_uint32(pk, o->uid) < 0
-                        ? -ENOMEM
-                        : 0;
-        if (r >= 0 && o->state == OBJECT_READY)
-                r = buffer_append(&p->buf, o->data, o->len);
-        return rec_end(p, off, r);
+        const char *message = o->state == OBJECT_FAILED ? o->message : NULL;
+        size_t mlen = message ? strlen(message) : 0, vlen = o->state == OBJECT_READY ? o->len : 0, off;
+        char *q = rec_put_begin(&p->buf, J_OBJECT, 7,
+                                PUT_ID_SIZE + 5 * PUT_UINT_MAX + 1 + PUT_STR_HEADER_MAX + mlen + vlen, &off);
+        if (!q)
+                return -ENOMEM;
+        q = put_id(q, CODEC_EXT_OBJECT, o->id);
+        q = put_uint(q, o->state);
+        q = put_uint(q, object_owner_prefix(o));
+        *q++ = (char) (o->pinned ? 0xc3 : 0xc2);
+        q = put_uint(q, o->error);
+        q = put_str(q, message, mlen);
+        q = put_uint(q, o->uid);
+        if (vlen > 0)
+                q = mempcpy(q, o->data, vlen);
+        return rec_put_end(&p->buf, off, q);
 }
 
 static bool object_persistable(const Object *o) {
@@ -683,17 +708,14 @@ void persist_bus_request(Manager *m, Object *o, const char *module, kactor_id ac
 
 static void pack_hold(Persist *p, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
         size_t off;
-        int r = rec_begin(p, J_HOLD, 4, &off);
-        if (r < 0)
+        char *q = rec_put_begin(&p->buf, J_HOLD, 4, 2 * PUT_UINT_MAX + PUT_ID_SIZE + 1, &off);
+        if (!q)
                 return;
-        r = msgpack_pack_uint64(&p->pk, prefix) < 0 ? -ENOMEM : 0;
-        if (r >= 0)
-                r = codec_pack_id(&p->pk, what == PERSIST_HOLD_ACTOR ? CODEC_EXT_ACTOR : CODEC_EXT_OBJECT, id);
-        if (r >= 0)
-                r = msgpack_pack_uint32(&p->pk, what) < 0 || (held ? msgpack_pack_true(&p->pk) : msgpack_pack_false(&p->pk)) < 0
-                        ? -ENOMEM
-                        : 0;
-        (void) rec_end(p, off, r);
+        q = put_uint(q, prefix);
+        q = put_id(q, what == PERSIST_HOLD_ACTOR ? CODEC_EXT_ACTOR : CODEC_EXT_OBJECT, id);
+        q = put_uint(q, what);
+        *q++ = (char) (held ? 0xc3 : 0xc2);
+        (void) rec_put_end(&p->buf, off, q);
 }
 
 void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held) {
