@@ -60,7 +60,7 @@ int get_request_new(Manager *m, const kactor_id *ids, size_t n, uid_t uid, bool 
                         kactor_id_to_string(ids[i], s);
                         get_request_free(g);
                         return req_error(e, KACTOR_ERROR_NO_SUCH_OBJECT,
-                                         "no object %s (never made, or released)", s);
+                                         OBJECT_UNKNOWN_FORMAT, s);
                 }
                 if (!access_object_allowed(o, uid)) {
                         int r = access_check_object(m, o, uid, e);

@@ -113,6 +113,7 @@ Object *manager_await_result(Manager *m, kactor_id id, uint64_t prefix, uid_t ui
                 m->awaited_results = n;
                 m->cap_awaited_results = cap;
         }
+        /* The store has it (-EEXIST): nothing is owed. */
         if (objstore_add(&m->store, id, &o) < 0)
                 return NULL;
         o->uid = uid;
@@ -135,7 +136,7 @@ void manager_worker_attach_settled(Manager *m, Worker *w) {
                         continue;
                 char s[KACTOR_ID_STRING_MAX], message[KACTOR_ID_STRING_MAX + 64];
                 kactor_id_to_string(o->id, s);
-                snprintf(message, sizeof(message), "no object %s (never made, or released)", s);
+                snprintf(message, sizeof(message), OBJECT_UNKNOWN_FORMAT, s);
                 o->awaited = false;
                 (void) objstore_set_failed(&m->store, o, KACTOR_ERROR_NO_SUCH_OBJECT, message);
         }

@@ -405,7 +405,7 @@ void manager_queue_resources_changed(Manager *m);
 void manager_queue_peers_changed(Manager *m);
 Actor *manager_find_actor(Manager *m, kactor_id id);
 /* A Get of its own result id by the connection with that id prefix, which the object store does not
- * have while adopted workers are still to re-attach: a direct call's result its caller was answered
+ * have (else NULL) while adopted workers are still to re-attach: a direct call's result its caller was answered
  * before the previous node manager had it, which the actor's worker sends again when it re-attaches.
  * Returns a pending placeholder for it (one reference: the caller's), or NULL when none can be owed. */
 Object *manager_await_result(Manager *m, kactor_id id, uint64_t prefix, uid_t uid);

@@ -28,6 +28,9 @@ typedef enum ObjectState {
 
 typedef struct Object Object;
 
+/* What a request naming an object the store does not have is told (the id as a string). */
+#define OBJECT_UNKNOWN_FORMAT "no object %s (never made, or released)"
+
 #define OBJECT_UID_UNKNOWN ((uid_t) -1)
 typedef struct Waiter Waiter;
 typedef struct ObjectStore ObjectStore;

@@ -137,9 +137,7 @@ typedef struct BusRequest {
 typedef struct Loaded {
         char *data; /* the file */
         size_t size;
-        char *lineage_data; /* the lineage file, up to its length */
-        bool has_lineage;   /* a J_LINEAGE record names it */
-        bool lineage_whole; /* it was read whole, up to its length */
+        bool has_lineage; /* a J_LINEAGE record names the lineage file, and how far it goes */
         uint64_t lineage_gen, lineage_len;
         LoadedConn *conns;
         LoadedHold *holds;
@@ -303,10 +301,12 @@ static void rec_simple(Persist *p, JournalRecord type, kactor_id id, int8_t ext,
 
 static void rec_simple_u64s(Persist *p, JournalRecord type, size_t n, const uint64_t *v) {
         size_t off;
-        int r = rec_begin(p, type, n, &off);
-        if (r >= 0)
-                r = pack_u64s(&p->pk, n, v);
-        (void) rec_end(p, off, r);
+        char *q = rec_put_begin(&p->buf, type, n, n * PUT_UINT_MAX, &off);
+        if (!q)
+                return;
+        for (size_t i = 0; i < n; i++)
+                q = put_uint(q, v[i]);
+        (void) rec_put_end(&p->buf, off, q);
 }
 
 static int write_header(Persist *p) {
@@ -782,15 +782,15 @@ static void rec_lineage(Persist *p) {
  * last checkpoint, and it is rewritten as the journal grows. */
 #define PERSIST_SNAPSHOT_BATCH (1024u * 1024u)
 
-/* Writes what the snapshot has so far to fd as a batch, once there is a batch's worth. */
-static int snapshot_spill(Persist *p, int fd, uint64_t *written) {
-        if (buffer_size(&p->buf) < PERSIST_SNAPSHOT_BATCH)
+/* Writes what b has so far to fd as a batch (*written counts it), once there is at least min. */
+static int batch_spill(Buffer *b, int fd, size_t min, uint64_t *written) {
+        if (buffer_size(b) < MAX(min, (size_t) 1))
                 return 0;
-        int r = write_batch(fd, &p->buf);
+        int r = write_batch(fd, b);
         if (r < 0)
                 return r;
-        *written += 8 + buffer_size(&p->buf);
-        p->buf.start = p->buf.end = 0;
+        *written += 8 + buffer_size(b);
+        b->start = b->end = 0;
         return 0;
 }
 
@@ -831,7 +831,7 @@ static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
                         r = pack_checkpoint(p, a, 0);
                 /* Its log is in the lineage file (J_LINEAGE, below). */
                 if (r >= 0)
-                        r = snapshot_spill(p, fd, written);
+                        r = batch_spill(&p->buf, fd, PERSIST_SNAPSHOT_BATCH, written);
                 if (r >= 0 && a->worker)
                         /* Results up to here are known; their seqs do not matter past this point. */
                         rec_simple(p, J_SEQ, a->id, CODEC_EXT_ACTOR, 1,
@@ -878,19 +878,14 @@ static int lineage_write_whole(Persist *p, uint64_t gen, int *ret_fd, uint64_t *
                         continue;
                 for (size_t i = 0; r >= 0 && i < lineage_size(&a->lineage); i++) {
                         r = pack_log(&b, a, lineage_at(&a->lineage, i), 0);
-                        if (r >= 0 && buffer_size(&b) >= PERSIST_SNAPSHOT_BATCH) {
-                                r = write_batch(fd, &b);
-                                size += 8 + buffer_size(&b);
-                                b.start = b.end = 0;
-                        }
+                        if (r >= 0)
+                                r = batch_spill(&b, fd, PERSIST_SNAPSHOT_BATCH, &size);
                 }
                 if (r < 0)
                         break;
         }
-        if (r >= 0 && buffer_size(&b) > 0) {
-                r = write_batch(fd, &b);
-                size += 8 + buffer_size(&b);
-        }
+        if (r >= 0)
+                r = batch_spill(&b, fd, 0, &size);
         if (r < 0) {
                 (void) unlink(path);
                 return r;
@@ -956,10 +951,8 @@ static int persist_compact(Persist *p, bool whole_lineage) {
         p->lineage_gen = lineage_gen;
         p->lineage_size = lineage_size;
         r = persist_snapshot(p, fd, &written);
-        if (r >= 0 && buffer_size(&p->buf) > 0) {
-                r = write_batch(fd, &p->buf);
-                written += 8 + buffer_size(&p->buf);
-        }
+        if (r >= 0)
+                r = batch_spill(&p->buf, fd, 0, &written);
         if (r >= 0 && rename(tmp, p->path) < 0)
                 r = negative_errno();
         if (r < 0) {
@@ -978,12 +971,12 @@ static int persist_compact(Persist *p, bool whole_lineage) {
         safe_close(p->fd);
         p->fd = TAKE_FD(fd);
         if (whole_lineage) {
-                /* The state names the new generation now: the old one can go. */
                 safe_close(p->lineage_fd);
                 p->lineage_fd = TAKE_FD(lineage_fd);
                 p->lineage_whole_size = lineage_size;
-                lineage_remove_others(p, lineage_gen);
         }
+        /* The state names its generation now: any other (the one before, one a crash left) goes. */
+        lineage_remove_others(p, lineage_gen);
         return 0;
 
 fail_lineage:
@@ -1076,7 +1069,6 @@ static void loaded_free(Loaded *l) {
         HASH_ITER(hh, l->bus_requests, b, btmp)
                 bus_request_free(&l->bus_requests, b);
         free(l->data);
-        free(l->lineage_data);
         free(l);
 }
 
@@ -1409,8 +1401,7 @@ static int walk_batches(const char *data, size_t size, int (*fn)(void *userdata,
 typedef struct LoadState {
         Persist *p;
         Loaded *l;
-        size_t n;      /* records so far */
-        size_t at;     /* the batch being read (for messages) */
+        size_t n;       /* records so far */
         bool set_aside; /* the file was set aside: nothing is restored */
 } LoadState;
 
@@ -1490,11 +1481,15 @@ static int load_lineage_record(void *userdata, const Frame *f, const char *paylo
         return 0;
 }
 
-/* Reads the lineage file the state names, up to the length it names. */
+/* Reads the lineage file the state names, up to the length it names (its records are copied into
+ * the actors' logs). Read whole, it is the one this node manager goes on appending to. */
 static int load_lineage(Persist *p, Loaded *l) {
-        _cleanup_free_ char *path = lineage_path(p, l->lineage_gen);
+        _cleanup_free_ char *path = lineage_path(p, l->lineage_gen), *data = NULL;
         if (!path)
                 return -ENOMEM;
+        /* The next generation is after the one read, whatever is on the disk. */
+        p->lineage_gen = l->lineage_gen;
+        p->lineage_size = p->lineage_whole_size = l->lineage_len;
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 log_error_errno(errno, "Failed to open the lineage file %s, which the state journal names: %m; the actors are restored without their lineage.",
@@ -1502,7 +1497,7 @@ static int load_lineage(Persist *p, Loaded *l) {
                 return 0;
         }
         size_t size;
-        int r = read_file(fd, &l->lineage_data, &size);
+        int r = read_file(fd, &data, &size);
         if (r < 0) {
                 log_error_errno(r, "Failed to read the lineage file %s: %m; the actors are restored without their lineage.",
                                 path);
@@ -1517,15 +1512,14 @@ static int load_lineage(Persist *p, Loaded *l) {
         LoadState s = { .p = p, .l = l };
         size_t n_records, at;
         const char *damage;
-        r = walk_batches(l->lineage_data, size, load_lineage_record, &s, &n_records, &at, &damage);
+        r = walk_batches(data, size, load_lineage_record, &s, &n_records, &at, &damage);
         if (r < 0)
                 return r;
         if (damage)
                 log_error("The lineage file %s is damaged at byte %zu (%s): the %zu records before it are restored, what follows is lost.",
                           path, at, damage, n_records);
         else
-                /* Whole: appended to from its length on, not written again. */
-                l->lineage_whole = size == l->lineage_len;
+                p->lineage_reuse = size == l->lineage_len;
         log_info("Read the lineage file %s (%zu records, %zu bytes).", path, n_records, size);
         return 0;
 }
@@ -1569,10 +1563,6 @@ static int persist_load(Persist *p) {
                         loaded_free(l);
                         return log_error_errno(r, "Out of memory.");
                 }
-                /* The next generation is after the one read, whatever is on the disk. */
-                p->lineage_gen = l->lineage_gen;
-                p->lineage_reuse = l->lineage_whole;
-                p->lineage_size = p->lineage_whole_size = l->lineage_len;
         }
         p->loaded = l;
         log_info("Read the state journal %s (%zu records, %zu bytes): node %s, %u actors, %u objects, %u connections%s.",
@@ -1926,8 +1916,6 @@ int persist_restore(Manager *m) {
                 }
         }
         int k = persist_compact(p, whole);
-        if (k >= 0 && !whole)
-                lineage_remove_others(p, p->lineage_gen);
         if (k < 0) {
                 log_error_errno(k, "Failed to write the state journal %s, actors will not survive a restart of the node manager: %m",
                                 p->path);

@@ -290,7 +290,6 @@ int worker_adopt(Manager *m, Actor *actor, pid_t pid, uint64_t starttime, uint64
 
 void worker_attach(Worker *w, Conn *c, uint64_t last_seq, bool ready) {
         w->attach_timer = sd_event_source_disable_unref(w->attach_timer);
-        /* Not settled yet: the results it sends again come after this (actor_attach_worker()). */
         w->conn = c;
         c->worker = w;
         c->id_prefix = w->attach_prefix;

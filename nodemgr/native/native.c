@@ -578,12 +578,11 @@ static int handle_get(Conn *c, Frame *f, bool wait) {
 
         /* After a restart: a result of this client's own that no one has yet may be owed by a worker
          * still to re-attach (a direct call answered before the previous node manager had it). */
-        for (size_t i = 0; c->manager->n_workers_to_attach > 0 && !c->worker && i < n; i++)
-                if (!objstore_find(&c->manager->store, ids[i])) {
-                        Object *o = manager_await_result(c->manager, ids[i], c->id_prefix, c->uid);
-                        if (o)
-                                conn_own(c, o);
-                }
+        for (size_t i = 0; c->manager->n_workers_to_attach > 0 && !c->worker && i < n; i++) {
+                Object *o = manager_await_result(c->manager, ids[i], c->id_prefix, c->uid);
+                if (o)
+                        conn_own(c, o);
+        }
         r = get_request_new(c->manager, ids, n, c->uid, wait, num_returns, timeout, &g, &e);
         if (r < 0)
                 return reply_req_error(c, f->id, r, &e);
