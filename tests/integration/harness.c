@@ -133,6 +133,12 @@ static char *read_file(const char *path, size_t *ret_len) {
         return buf;
 }
 
+const char *harness_read_file(Harness *h, const char *path, size_t *ret_len) {
+        char *data = read_file(path, ret_len);
+        cr_assert_not_null(data, "cannot read %s: %m", path);
+        return harness_keep(h, data);
+}
+
 /* Finds an executable in $PATH (before fork, so the child only calls execve). */
 static char *find_program(const char *name) {
         const char *path = getenv("PATH");

@@ -97,6 +97,8 @@ const char *harness_nodemgr_log(Harness *h);
 
 /* A string the harness frees at stop. */
 const char *harness_keep(Harness *h, char *s);
+/* A whole file (NUL-terminated; *ret_len its length when not NULL); harness-owned. */
+const char *harness_read_file(Harness *h, const char *path, size_t *ret_len);
 const char *harness_printf(Harness *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The absolute path of build/tests/modules/NAME.so, else build/examples/NAME.so. Asserts it exists. */

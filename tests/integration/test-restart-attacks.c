@@ -160,19 +160,7 @@ static void continue_process(pid_t pid) {
 
 /* The whole log of the node manager (and its workers) so far; harness-owned. */
 static const char *nodemgr_log_all(void) {
-        FILE *f = fopen(h->nodemgr_log, "re");
-        cr_assert_not_null(f);
-        char *all = NULL;
-        size_t size = 0;
-        FILE *mem = open_memstream(&all, &size);
-        cr_assert_not_null(mem);
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, n, mem);
-        fclose(f);
-        fclose(mem);
-        return harness_keep(h, all);
+        return harness_read_file(h, h->nodemgr_log, NULL);
 }
 
 static size_t count_in_log(const char *needle) {

@@ -786,22 +786,6 @@ Test(restart, a_lineage_file_mostly_dead_is_rewritten_as_the_next_generation) {
         assert_rebuilt_exactly(c, keep, pid, 2, 6);
 }
 
-static char *read_whole(const char *path, size_t *ret_size) {
-        FILE *f = fopen(path, "re");
-        cr_assert_not_null(f, "open %s: %m", path);
-        char *data = NULL;
-        size_t size = 0;
-        FILE *m = open_memstream(&data, &size);
-        char buf[65536];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, n, m);
-        fclose(f);
-        fclose(m);
-        *ret_size = size;
-        return data;
-}
-
 static uint32_t le32(const uint8_t *p) {
         return p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
 }
@@ -849,8 +833,8 @@ Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
 
         size_t state_size, lineage_size;
         const char *lineage = lineage_file();
-        uint8_t *state = (uint8_t *) read_whole(state_path(), &state_size);
-        uint8_t *log = (uint8_t *) read_whole(lineage, &lineage_size);
+        uint8_t *state = (uint8_t *) harness_read_file(h, state_path(), &state_size);
+        const uint8_t *log = (const uint8_t *) harness_read_file(h, lineage, &lineage_size);
         uint8_t *magic = memmem(state + 8, le32(state), "kactor-state", 12);
         cr_assert_not_null(magic);
         cr_assert_eq(magic[12], 2, "format version byte");
@@ -862,8 +846,6 @@ Test(restart, a_journal_of_format_version_1_with_the_lineage_inline_is_read) {
         for (size_t at = 0; at + 8 <= lineage_size; at += 8 + le32(log + at))
                 copy_batch(out, log + at + 8, le32(log + at), 17);
         cr_assert_eq(fclose(out), 0);
-        free(state);
-        free(log);
         cr_assert_eq(unlink(lineage), 0);
 
         harness_restart_nodemgr(h, 0);
@@ -959,22 +941,28 @@ Test(restart, a_direct_result_the_worker_never_sends_again_ends_the_get_with_no_
         direct_result_never_read(true);
 }
 
-/* A damaged lineage file (here, a byte of its last record changed): what precedes the damage is
- * restored, the log says where, and the node serves on. */
+/* A damaged lineage file (here, a byte of its last batch changed, which holds the fourth call's record
+ * alone: the first three were read and written before it was made): what precedes the damage is
+ * restored, the damaged record is not, the log says where, and the node serves on. */
 Test(restart, a_damaged_lineage_file_restores_what_precedes_the_damage_and_says_where) {
         h = harness_start(&opts);
         kactor_client *c = harness_client(h);
         kactor_actor a = journal_with_entries(c, 5, 3);
+        cr_assert_eq(call_int(c, a, "add", "[5, 3]"), 4);
+        records_read(a, 4);
         const char *lineage = lineage_file();
         struct stat st;
         cr_assert_eq(stat(lineage, &st), 0);
+        pid_t pid = harness_actor_pid(h, a);
         cr_assert_eq(kill(h->nodemgr_pid, SIGKILL), 0);
         cr_assert(harness_wait_pid_exit(h->nodemgr_pid, HARNESS_TIMEOUT_MS));
         damage(lineage, st.st_size - 1, "\x7f", 1);
 
         harness_restart_nodemgr(h, 0);
         cr_assert(strstr(harness_nodemgr_log(h), "is damaged at byte"), "%s", harness_nodemgr_log(h));
-        cr_assert_eq(call_int(c, a, "count", NULL), 3, "the worker was not taken back\n%s", harness_nodemgr_log(h));
+        /* Its worker, taken back, has all four; rebuilt from the lineage, the three before the damage. */
+        cr_assert_eq(call_int(c, a, "count", NULL), 4, "the worker was not taken back\n%s", harness_nodemgr_log(h));
+        assert_rebuilt_exactly(c, a, pid, 5, 3);
         kactor_actor b = harness_create(h, c, "counter", "Counter", NULL, NULL);
         cr_assert_eq(call_int(c, b, "increment", NULL), 1);
 }
