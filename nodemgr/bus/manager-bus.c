@@ -789,7 +789,8 @@ static int property_get_cpus(sd_bus *bus, const char *path, const char *interfac
 static int property_get_objects(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        return sd_bus_message_append(reply, "t", (uint64_t) m->store.n_objects);
+        /* Direct calls' results kept for their callers are objects to whoever names them. */
+        return sd_bus_message_append(reply, "t", (uint64_t) (m->store.n_objects + m->store.n_elsewhere));
 }
 
 static int property_get_cgroup_manager(sd_bus *bus, const char *path, const char *interface, const char *property,

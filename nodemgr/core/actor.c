@@ -1064,7 +1064,7 @@ void actor_dispatch(Actor *a) {
                 if (c->trace_queued_ns)
                         c->trace_dispatched_ns = manager_trace_now(m);
                 KACTOR_PROBE(call_dispatched, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq,
-                             kactor_trace_id_hash(c->result->id.hi, c->result->id.lo),
+                             kactor_trace_id_hash(call_result_id(c).hi, call_result_id(c).lo),
                              kactor_trace_method_id(c->method, strlen(c->method)));
                 r = worker_send_call(w, c);
                 if (r < 0) {
@@ -1212,26 +1212,25 @@ int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *
 }
 
 int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t method_len, const char *args,
-                      size_t args_len, uid_t uid, uint64_t read_ns, Object **ret_new) {
+                      size_t args_len, uid_t uid, uint64_t read_ns, bool maybe_resent, Object **ret_new) {
         Manager *m = a->manager;
-        Object *o;
         Call *c = NULL;
         bool inflight = false;
+        int r;
 
         *ret_new = NULL;
-        /* Made here, as nearly always (one lookup), or sent again relayed before this record came. */
-        int r = objstore_add(&m->store, object, &o);
-        bool made = r >= 0;
-        if (r == -EEXIST)
-                o = objstore_find(&m->store, object);
-        else if (r < 0)
-                return r;
-        else
-                o->uid = uid; /* the result is the caller's */
+        /* Its caller may have sent it again relayed (its direct socket broke) before this record
+         * came: then that call is this one. Otherwise the id is new, and nothing is made for it
+         * until its result comes (direct-results.h). */
+        Object *o = maybe_resent ? objstore_find(&m->store, object) : NULL;
         if (a->state == ACTOR_DEAD) {
                 /* Killed before this record was read: the call dies with it, as queued ones do. */
-                if (!made)
+                if (o)
                         return 0;
+                r = objstore_add(&m->store, object, &o);
+                if (r < 0)
+                        return r;
+                o->uid = uid; /* the result is the caller's */
                 actor_fail_object_dead(a, o);
                 a->calls_submitted++;
                 a->calls_completed++;
@@ -1239,9 +1238,7 @@ int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t met
                 *ret_new = o;
                 return 0;
         }
-        if (!made) {
-                /* Sent again relayed (its direct socket broke) before this record came: the worker
-                 * runs it now, so that call is this one. */
+        if (o) {
                 TAILQ_FOREACH(c, &a->queue.queued, link)
                         if (c->result == o)
                                 break;
@@ -1253,12 +1250,11 @@ int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t met
                 }
                 if (c)
                         callqueue_remove(&a->queue, c, inflight);
-        } else
-                *ret_new = o;
+        }
         if (!c) {
                 ReqError e = {};
                 /* Arguments of a direct call name nothing (the worker checked): nothing to hold. */
-                r = call_new(m, o, args, args_len, &c, &e);
+                r = o ? call_new(m, o, args, args_len, &c, &e) : call_new_direct(m, object, uid, args, args_len, &c, &e);
                 req_error_done(&e);
                 if (r >= 0) {
                         c->method = strndup(method, method_len);
@@ -1350,22 +1346,22 @@ void actor_call_finished(Actor *a, Call *c, kactor_error code, const char *messa
                 break;
         }
         KACTOR_PROBE(call_stored, kactor_trace_id_hash(a->id.hi, a->id.lo), c->seq,
-                     kactor_trace_id_hash(c->result->id.hi, c->result->id.lo), c->trace_method,
+                     kactor_trace_id_hash(call_result_id(c).hi, call_result_id(c).lo), c->trace_method,
                      c->trace_queued_ns, c->trace_dispatched_ns);
         if (m->trace_calls)
-                manager_trace_call_stored(m, a, c);
+                manager_trace_call_stored(m, a, c, code, message);
 
         if (!(flags & RESULT_READ_ONLY)) {
                 /* Kept even when it failed: it may have changed the state before it did. */
                 size_t before = actor_lineage_bytes(a);
                 int64_t index =
-                        lineage_append(&a->lineage, c->result->id, c->method, c->args, c->args_len, code);
+                        lineage_append(&a->lineage, call_result_id(c), c->method, c->args, c->args_len, code);
                 if (index > 0)
                         persist_lineage(a, lineage_get(&a->lineage, (uint64_t) index), c->seq);
                 if (index < 0)
                         log_actor(LOG_WARNING, a->id_string, c->method,
                                   "Out of memory for the lineage of actor %s.", a->id_string);
-                else if (code == KACTOR_OK)
+                else if (code == KACTOR_OK && c->result)
                         eviction_note_actor_call(m, c->result, a->id, (uint64_t) index);
                 if (index > 0 && a->repl)
                         cluster_hooks_record_logged(a, (uint64_t) index);

@@ -66,12 +66,13 @@ int actor_direct_check(Manager *m, Actor *a, kactor_id id, uid_t uid, ReqError *
 /*
  * The record of a direct call that a's worker is about to run, for user uid (the caller its socket
  * was handed to): the call becomes the head of the running ones (every call sent before it has
- * answered), counted as submitted. *ret_new: the result object when it was made now (the caller
- * gives it its holder, or drops its reference), NULL when the caller had sent the call again
- * relayed before this record came (that call is taken over).
+ * answered), counted as submitted. Its result has no object until it comes (direct-results.h).
+ * maybe_resent: the caller may have sent the call again relayed before this record came (its socket
+ * broke, or it came back after a restart): then that call is taken over. *ret_new: a result object
+ * made now, already failed (the actor is dead): the caller gives it its holder, or drops it.
  */
 int actor_direct_call(Actor *a, kactor_id object, const char *method, size_t method_len, const char *args,
-                      size_t args_len, uid_t uid, uint64_t read_ns, Object **ret_new);
+                      size_t args_len, uid_t uid, uint64_t read_ns, bool maybe_resent, Object **ret_new);
 
 /* The result of a call of the actor came back (call_finish() stored it): the lineage log, the
  * replicas and the queue move on, and the call is freed. */

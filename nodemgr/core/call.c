@@ -8,12 +8,17 @@
 #include "callqueue.h"
 #include "cluster-hooks.h"
 #include "codec.h"
+#include "direct-results.h"
 #include "macro.h"
 #include "manager.h"
 #include "objstore.h"
 #include "proto.h"
 #include "req-error.h"
 #include "tasks.h"
+#include "transport.h"
+
+static void call_store_direct(Manager *m, Worker *w, Call *c, kactor_error code, const char *message,
+                              const char *data, size_t len);
 
 void call_free(Manager *m, Call *c) {
         if (!c)
@@ -41,6 +46,8 @@ void call_result_fail_new(Manager *m, Object *result, int r, ReqError *e) {
 }
 
 void call_fail(Manager *m, Call *c, kactor_error code, const char *message) {
+        if (call_result_unmade(c))
+                call_store_direct(m, NULL, c, code, message, NULL, 0);
         if (c->result && c->result->state == OBJECT_PENDING)
                 (void) objstore_set_failed(&m->store, c->result, code, message);
         /* The call may still wait for its arguments. */
@@ -107,7 +114,9 @@ static void call_dep_done(Waiter *w, Object *o) {
                 tasks_call_ready(c);
 }
 
-int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e) {
+/* A call for result (held by it), or for a direct call's result id made by user uid (result NULL). */
+static int call_build(Manager *m, Object *result, kactor_id id, uid_t uid, const char *args, size_t args_len,
+                      Call **ret, ReqError *e) {
         /* One allocation for the call and its arguments. */
         Call *c = calloc(1, sizeof(*c) + args_len);
         int r;
@@ -124,11 +133,11 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
         r = codec_scan_ids(args, args_len, &c->ids, &c->id_actor, &c->n_ids, &c->top_refs);
         /* A call whose arguments name its own result would wait for itself forever, holding it. */
         for (size_t i = 0; r >= 0 && i < c->n_ids; i++)
-                if (!c->id_actor[i] && kactor_id_equal(c->ids[i], result->id))
+                if (!c->id_actor[i] && kactor_id_equal(c->ids[i], id))
                         r = req_error(e, KACTOR_ERROR_INVALID_ARGS, "the arguments name the call's own result");
         /* Only what the caller may read can be passed: a reference gives no right by itself. */
         if (r >= 0)
-                r = call_check_ids(m, c->ids, c->id_actor, c->n_ids, result->uid, e);
+                r = call_check_ids(m, c->ids, c->id_actor, c->n_ids, uid, e);
         if (r >= 0)
                 r = call_hold_ids(m, c, e);
         if (r < 0) {
@@ -136,10 +145,53 @@ int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call
                 call_free(m, c);
                 return r;
         }
-        objstore_ref(result);
+        if (result)
+                objstore_ref(result);
+        else {
+                c->direct = true;
+                c->direct_id = id;
+        }
         c->result = result;
         *ret = c;
         return 0;
+}
+
+int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e) {
+        return call_build(m, result, result->id, result->uid, args, args_len, ret, e);
+}
+
+int call_new_direct(Manager *m, kactor_id result, uid_t uid, const char *args, size_t args_len, Call **ret,
+                    ReqError *e) {
+        return call_build(m, NULL, result, uid, args, args_len, ret, e);
+}
+
+/* The connection of the caller of direct call c: among those its worker w was handed (w may be NULL,
+ * or a later worker of the actor), else any with that id prefix. */
+static Conn *direct_caller(Manager *m, Worker *w, const Call *c) {
+        uint64_t prefix = c->direct_id.lo & ~ID_SEQ_MASK;
+        for (size_t i = 0; w && i < w->n_direct_callers; i++)
+                if (w->direct_callers[i].prefix == prefix)
+                        return w->direct_callers[i].conn;
+        return m->transport ? m->transport->find(m, prefix) : NULL;
+}
+
+/* Stores the result of direct call c, which nobody named before it came: kept for its caller, or an
+ * object its caller owns when it is not one to keep that way (c->result then). */
+static void call_store_direct(Manager *m, Worker *w, Call *c, kactor_error code, const char *message,
+                              const char *data, size_t len) {
+        Conn *caller = direct_caller(m, w, c);
+        if (!caller)
+                return; /* gone: it released everything, this too */
+        if (direct_results_put(m, caller, c->direct_id.lo, code, message, data, len) != 0)
+                return;
+        Object *o;
+        if (objstore_add(&m->store, c->direct_id, &o) < 0)
+                return;
+        o->uid = caller->uid;
+        /* One reference for the call (dropped with it), one for the caller's connection. */
+        objstore_ref(o);
+        m->transport->own(caller, o);
+        c->result = o;
 }
 
 int call_watch_deps(Manager *m, Call *c) {
@@ -273,6 +325,9 @@ int call_finish(Manager *m, Worker *w, uint64_t seq, kactor_error code, const ch
                 if (!c)
                         return -EBADMSG;
         }
+
+        if (call_result_unmade(c))
+                call_store_direct(m, w, c, code, message, data, len);
 
         /* A replicated actor's result waits until its record is on every replica. */
         bool deferred = w->kind == WORKER_ACTOR && a->repl && c->kind == CALL_NORMAL &&

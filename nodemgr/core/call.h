@@ -16,6 +16,10 @@
  * what they name, and registers for the top-level object references that are not ready yet.
  * -EREMOTEIO with e set when an argument names an object that does not exist, or the result. */
 int call_new(Manager *m, Object *result, const char *args, size_t args_len, Call **ret, ReqError *e);
+/* The same for a direct call, whose result (id result, made by user uid) is kept for its caller
+ * when it comes (direct-results.h) and has no object until then. */
+int call_new_direct(Manager *m, kactor_id result, uid_t uid, const char *args, size_t args_len, Call **ret,
+                    ReqError *e);
 /* Registers for the top-level references; call after the call is queued. */
 int call_watch_deps(Manager *m, Call *c);
 void call_free(Manager *m, Call *c);

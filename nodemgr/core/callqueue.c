@@ -98,6 +98,17 @@ Call *callqueue_finish_direct(CallQueue *q) {
         return c;
 }
 
+Call *callqueue_find_direct(CallQueue *q, kactor_id result) {
+        Call *c;
+        TAILQ_FOREACH(c, &q->inflight, link)
+                if (call_result_unmade(c) && kactor_id_equal(c->direct_id, result))
+                        return c;
+        TAILQ_FOREACH(c, &q->queued, link)
+                if (call_result_unmade(c) && kactor_id_equal(c->direct_id, result))
+                        return c;
+        return NULL;
+}
+
 void callqueue_remove(CallQueue *q, Call *c, bool inflight) {
         if (inflight) {
                 TAILQ_REMOVE(&q->inflight, c, link);

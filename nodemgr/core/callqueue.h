@@ -28,7 +28,9 @@ typedef enum CallKind {
 struct Call {
         TAILQ_ENTRY(Call) link;
         CallKind kind;
-        Object *result; /* referenced */
+        Object *result; /* referenced; NULL for a direct call whose result is kept for its caller
+                         * (direct-results.h) unless someone named it before it came */
+        kactor_id direct_id; /* a direct call: its result's id */
         char *method;   /* actor call: the method; task: the function */
         char *module;   /* task */
         char *args;     /* packed list */
@@ -53,6 +55,17 @@ struct Call {
         bool direct;      /* a direct call: its worker reported it (MSG_DIRECT), nobody sent it */
         char storage[];   /* the arguments as submitted, in the same allocation */
 };
+
+/* The id of a call's result (zero for calls that have none). */
+static inline kactor_id call_result_id(const Call *c) {
+        return c->result ? c->result->id : c->direct_id;
+}
+
+/* A direct call's result with no object (yet): kept for its caller once it comes. Still so after
+ * the call was queued again for the next worker (no longer `direct` then). */
+static inline bool call_result_unmade(const Call *c) {
+        return !c->result && (c->direct_id.hi | c->direct_id.lo) != 0;
+}
 
 typedef TAILQ_HEAD(CallList, Call) CallList;
 
@@ -80,6 +93,8 @@ void callqueue_start_first(CallQueue *q, Call *c);
 /* Takes the oldest in-flight call if it is a direct one; NULL otherwise. */
 Call *callqueue_finish_direct(CallQueue *q);
 /* Removes a queued or in-flight call from the queue (it is taken over elsewhere). */
+/* The direct call (running, or queued again) whose result, with no object yet, is result; or NULL. */
+Call *callqueue_find_direct(CallQueue *q, kactor_id result);
 void callqueue_remove(CallQueue *q, Call *c, bool inflight);
 /* Adds a call straight to the in-flight list (replays and checkpoints, which skip the queue). */
 void callqueue_start_direct(CallQueue *q, Call *c, uint64_t seq);

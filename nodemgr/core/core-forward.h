@@ -12,4 +12,6 @@ typedef struct Conn Conn;
 typedef struct Call Call;
 typedef struct GetRequest GetRequest;
 typedef struct Object Object;
+typedef struct DirectResult DirectResult;
+typedef struct DirectResults DirectResults;
 typedef struct ReqError ReqError;

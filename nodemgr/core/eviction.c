@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "direct-results.h"
 #include "actor.h"
 #include "call.h"
 #include "eviction.h"
@@ -259,6 +260,7 @@ void eviction_setup(Manager *m, uint64_t max_bytes) {
                 .object_done = eviction_object_done,
                 .spill = eviction_spill,
                 .restore = eviction_restore,
+                .find_elsewhere = (Object * (*) (void *, kactor_id)) direct_results_take,
         };
         m->store.ops = &ops;
         m->store.max_bytes = max_bytes;

@@ -322,7 +322,7 @@ static void timeline_add_open_call(ManagerTrace *mt, Actor *a, const Call *c, ui
                 .method = timeline_method(mt, c),
                 .tid = trace_actor_tid(a, a->trace),
                 .seq = c->seq,
-                .obj = c->result ? kactor_trace_id_hash(c->result->id.hi, c->result->id.lo) : 0,
+                .obj = c->result || call_result_unmade(c) ? kactor_trace_id_hash(call_result_id(c).hi, call_result_id(c).lo) : 0,
                 .t = { c->trace_queued_ns, c->trace_dispatched_ns, 0, 0, MAX(now, c->trace_dispatched_ns) },
         };
         ssize_t i = timeline_add(mt, &e);
@@ -439,7 +439,7 @@ static int trace_method_slot(ManagerTrace *mt, TraceActor *ta, uint32_t method, 
         return slot;
 }
 
-void manager_trace_call_stored(Manager *m, Actor *a, Call *c) {
+void manager_trace_call_stored(Manager *m, Actor *a, Call *c, kactor_error code, const char *message) {
         ManagerTrace *mt = mt_get(m);
         Worker *w = a->worker;
         uint64_t t_start = w ? w->exec_start_ns : 0, t_end = w ? w->exec_end_ns : 0;
@@ -461,23 +461,23 @@ void manager_trace_call_stored(Manager *m, Actor *a, Call *c) {
                                    t_start, t_end, now);
         if (!mt->collecting)
                 return;
-        /* Its result is stored by now: failed, it says why (a replicated actor's may still wait). */
-        bool failed = c->result && c->result->state == OBJECT_FAILED;
+        /* Failed, it says why. */
+        bool failed = code != KACTOR_OK;
         struct kt_event e = {
                 .type = TRACE_EVENT_CALL,
-                .kind = failed ? (uint32_t) c->result->error : 0,
+                .kind = failed ? (uint32_t) code : 0,
                 .actor = ta->key,
                 .method = method,
                 .tid = trace_actor_tid(a, ta), /* on its actor's track, whether the worker ran it or not */
                 .seq = c->seq,
-                .obj = kactor_trace_id_hash(c->result->id.hi, c->result->id.lo),
+                .obj = kactor_trace_id_hash(call_result_id(c).hi, call_result_id(c).lo),
                 .t = { c->trace_queued_ns, c->trace_dispatched_ns, t_start, t_end, now },
         };
         /* Straight into the timeline: passing it through the kernel (a user ring buffer drained into the
          * ring buffer) cost ~0.8 us a call, the node manager's own copy a few ns (docs/tracing.md). */
         ssize_t i = timeline_add(mt, &e);
         if (failed)
-                timeline_add_error(mt, i, c->result->error, c->result->message);
+                timeline_add_error(mt, i, code, message ?: "failed");
 }
 
 const TraceActor *manager_trace_actor_by_key(Manager *m, uint64_t key) {

@@ -41,8 +41,9 @@ void manager_trace_actor_cgroup(Manager *m, Actor *a, uint64_t cgroup_id);
 uint64_t manager_trace_now(Manager *m);
 /* A call joined the actor's queue (while m->trace_calls, or the call_stored probe is attached). */
 void manager_trace_call_queued(Manager *m, Actor *a, Call *c);
-/* Its result is stored: adds its phases (with the worker's times, w->exec_*_ns) to the histograms. */
-void manager_trace_call_stored(Manager *m, Actor *a, Call *c);
+/* Its result is stored (code, and message when it failed): adds its phases (with the worker's times,
+ * w->exec_*_ns) to the histograms. */
+void manager_trace_call_stored(Manager *m, Actor *a, Call *c, kactor_error code, const char *message);
 
 /* For trace-bus.c: what the programs gathered, with names. */
 typedef struct TraceActor {

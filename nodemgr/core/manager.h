@@ -91,6 +91,9 @@ struct Conn {
         kactor_id *direct_actors;
         size_t n_direct_actors;
         uint64_t max_lo; /* the highest object id it made (low half): a direct call names a higher one */
+        bool direct_resent;            /* sent a direct call again relayed (its socket broke) */
+        DirectResults *direct_results; /* its direct calls' results, kept without objects */
+        UT_hash_handle hh_direct;      /* in Manager.direct_result_conns while it has them */
 };
 
 typedef struct WorkerDirectCaller {
@@ -307,6 +310,7 @@ struct Manager {
         CgroupManager *cgroups;     /* NULL: actors run without cgroups */
         const char *cgroup_manager_kind, *cgroup_name; /* from the config, for manager_start() */
         ObjectStore store;
+        Conn *direct_result_conns; /* uthash (hh_direct) by id prefix: those with DirectResults */
         Actor *actors;        /* uthash by id */
         Actor *actors_by_name;
         unsigned n_actors_live;

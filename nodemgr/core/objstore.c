@@ -41,6 +41,8 @@ void objstore_done(ObjectStore *s) {
 Object *objstore_find(ObjectStore *s, kactor_id id) {
         Object *o;
         HASH_FIND(hh, s->objects, &id, sizeof(id), o);
+        if (!o && s->n_elsewhere > 0 && s->ops && s->ops->find_elsewhere)
+                o = s->ops->find_elsewhere(s->userdata, id);
         return o;
 }
 
@@ -55,6 +57,42 @@ int objstore_add(ObjectStore *s, kactor_id id, Object **ret) {
         o->state = OBJECT_PENDING;
         HASH_ADD(hh, s->objects, id, sizeof(o->id), o);
         s->n_objects++;
+        *ret = o;
+        return 0;
+}
+
+int objstore_add_finished(ObjectStore *s, kactor_id id, kactor_error code, const char *message, const void *data,
+                          size_t len, Object **ret) {
+        _cleanup_free_ char *copy = NULL, *msg = NULL;
+        Object *o;
+
+        if (code != KACTOR_OK) {
+                msg = strdup(message ?: "failed");
+                if (!msg)
+                        return -ENOMEM;
+        } else if (len > sizeof(o->inline_data)) {
+                copy = memdup(data, len);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        int r = objstore_add(s, id, &o);
+        if (r < 0)
+                return r;
+        if (code != KACTOR_OK) {
+                o->state = OBJECT_FAILED;
+                o->error = code;
+                o->message = TAKE_PTR(msg);
+        } else {
+                if (copy)
+                        o->data = TAKE_PTR(copy);
+                else {
+                        memcpy(o->inline_data, data, len);
+                        o->data = o->inline_data;
+                }
+                o->len = len;
+                o->state = OBJECT_READY;
+                s->bytes += len;
+        }
         *ret = o;
         return 0;
 }

@@ -98,6 +98,9 @@ typedef struct ObjectStoreOps {
         /* Someone needs an evicted object: read it back (and return 0, still READY) or start
          * rebuilding it (objstore_set_rebuilding(), then later ready or failed). */
         int (*restore)(void *userdata, Object *o);
+        /* An id the table lacks while n_elsewhere > 0: the object, made now from what is kept for it
+         * elsewhere (direct-results.h), or NULL. */
+        Object *(*find_elsewhere)(void *userdata, kactor_id id);
 } ObjectStoreOps;
 
 struct ObjectStore {
@@ -107,6 +110,7 @@ struct ObjectStore {
         size_t max_bytes;            /* evict past this; 0: never */
         Object *lru_head, *lru_tail; /* evictable resident objects, least recently used first */
         uint64_t n_evicted, n_rebuilt;
+        size_t n_elsewhere; /* finished values kept outside the table, made objects when named */
         const ObjectStoreOps *ops;
         void *userdata;
 };
@@ -115,10 +119,17 @@ void objstore_init(ObjectStore *s, const ObjectStoreOps *ops, void *userdata);
 /* Frees every object (no callbacks for actors). */
 void objstore_done(ObjectStore *s);
 
+/* The object with this id, made now when it is kept elsewhere (ObjectStoreOps.find_elsewhere). */
 Object *objstore_find(ObjectStore *s, kactor_id id);
 
 /* Adds a PENDING object with one reference (its creator's). -EEXIST if the id is taken. */
 int objstore_add(ObjectStore *s, kactor_id id, Object **ret);
+
+/* Adds a finished object (ready with a copy of data, or failed with code and message) whose value
+ * names nothing, without telling anyone: for one kept elsewhere until now, whose journal record
+ * exists already. -EEXIST if the id is taken. */
+int objstore_add_finished(ObjectStore *s, kactor_id id, kactor_error code, const char *message, const void *data,
+                          size_t len, Object **ret);
 
 /* Sets a pending object's value (copied) and the ids inside it (held from now on), then tells its
  * waiters. -EALREADY if it is not pending. */

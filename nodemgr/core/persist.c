@@ -42,6 +42,7 @@
 #include "actor-isolation.h"
 #include "actor.h"
 #include "codec.h"
+#include "direct-results.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -604,23 +605,35 @@ static uint64_t object_owner_prefix(const Object *o) {
 }
 
 /* Every finished object comes through here: written in place, as pack_log() does. */
-static int pack_object(Persist *p, Object *o) {
-        const char *message = o->state == OBJECT_FAILED ? o->message : NULL;
-        size_t mlen = message ? strlen(message) : 0, vlen = o->state == OBJECT_READY ? o->len : 0, off;
+static int pack_finished(Persist *p, kactor_id id, ObjectState state, uint64_t owner, bool pinned, kactor_error error,
+                         const char *message, uid_t uid, const char *data, size_t len) {
+        size_t mlen = message ? strlen(message) : 0, vlen = state == OBJECT_READY ? len : 0, off;
         char *q = rec_put_begin(&p->buf, J_OBJECT, 7,
                                 PUT_ID_SIZE + 5 * PUT_UINT_MAX + 1 + PUT_STR_HEADER_MAX + mlen + vlen, &off);
         if (!q)
                 return -ENOMEM;
-        q = put_id(q, CODEC_EXT_OBJECT, o->id);
-        q = put_uint(q, o->state);
-        q = put_uint(q, object_owner_prefix(o));
-        *q++ = (char) (o->pinned ? 0xc3 : 0xc2);
-        q = put_uint(q, o->error);
+        q = put_id(q, CODEC_EXT_OBJECT, id);
+        q = put_uint(q, state);
+        q = put_uint(q, owner);
+        *q++ = (char) (pinned ? 0xc3 : 0xc2);
+        q = put_uint(q, error);
         q = put_str(q, message, mlen);
-        q = put_uint(q, o->uid);
+        q = put_uint(q, uid);
         if (vlen > 0)
-                q = mempcpy(q, o->data, vlen);
+                q = mempcpy(q, data, vlen);
         return rec_put_end(&p->buf, off, q);
+}
+
+static int pack_object(Persist *p, Object *o) {
+        return pack_finished(p, o->id, o->state, object_owner_prefix(o), o->pinned, o->error,
+                             o->state == OBJECT_FAILED ? o->message : NULL, o->uid, o->data, o->len);
+}
+
+/* A direct call's result kept for its caller (direct-results.h): the record an object of it has. */
+static int pack_direct_result(Persist *p, const Conn *c, const DirectResult *d) {
+        return pack_finished(p, (kactor_id){ p->manager->node_hi, d->lo },
+                             d->error == KACTOR_OK ? OBJECT_READY : OBJECT_FAILED, c->id_prefix, false,
+                             (kactor_error) d->error, d->message, c->uid, d->data, d->len);
 }
 
 static bool object_persistable(const Object *o) {
@@ -654,6 +667,15 @@ void persist_object(Manager *m, Object *o) {
                 o->persisted = true;
                 o->persisted_owner = object_owner_prefix(o);
         }
+}
+
+bool persist_direct_result(Manager *m, const Conn *c, const DirectResult *d) {
+        return persist_on(m) && pack_direct_result(m->persist, c, d) >= 0;
+}
+
+void persist_direct_result_freed(Manager *m, kactor_id id) {
+        if (persist_on(m))
+                rec_simple(m->persist, J_FREE, id, CODEC_EXT_OBJECT, 0, NULL);
 }
 
 void persist_object_freed(Manager *m, Object *o) {
@@ -848,6 +870,16 @@ static int persist_snapshot(Persist *p, int fd, uint64_t *written) {
                         return r;
                 o->persisted = true;
         }
+        LIST_FOREACH(c, &m->conns, link)
+                for (size_t i = 0; c->direct_results && i < c->direct_results->n_slots; i++) {
+                        DirectResult *d = &c->direct_results->slots[i];
+                        if (d->lo == 0)
+                                continue;
+                        r = pack_direct_result(p, c, d);
+                        if (r < 0)
+                                return r;
+                        d->persisted = true;
+                }
         BusRequest *b, *btmp;
         HASH_ITER(hh, p->bus_requests, b, btmp) {
                 r = buffer_append(&p->buf, b->payload, b->len);

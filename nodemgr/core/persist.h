@@ -65,5 +65,9 @@ void persist_object(Manager *m, Object *o);
 void persist_bus_request(Manager *m, Object *o, const char *module, kactor_id actor, const char *method, double num_cpus,
                          const char *args, size_t args_len);
 void persist_object_freed(Manager *m, Object *o);
+/* A direct call's result kept for its caller c (direct-results.h), as persist_object() writes an
+ * object: true when written. Then its end, as persist_object_freed(). */
+bool persist_direct_result(Manager *m, const Conn *c, const DirectResult *d);
+void persist_direct_result_freed(Manager *m, kactor_id id);
 void persist_hold(Manager *m, uint64_t prefix, kactor_id id, PersistHold what, bool held);
 

@@ -464,7 +464,7 @@ int worker_send_call(Worker *w, Call *call) {
         if (w->kind == WORKER_ACTOR) {
                 /* The result id lets the worker name the call if it has to send its result again
                  * to the next node manager; ack lets it forget the results that are durable. */
-                kactor_id result = call->result ? call->result->id : (kactor_id){};
+                kactor_id result = call_result_id(call);
                 if (call->kind == CALL_REPLAY && w->actor) {
                         const LineageRecord *rec = lineage_get(&w->actor->lineage, call->lineage_index);
                         if (rec)

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
+#include "direct-results.h"
 #include "access.h"
 #include "actor.h"
 #include "cluster-hooks.h"
@@ -97,6 +98,7 @@ void conn_release_all(Conn *c) {
                 free(h);
         }
 
+        direct_results_free_all(m, c);
         while (c->owned) {
                 Object *o = c->owned;
                 c->owned = o->owner_next;
@@ -452,8 +454,11 @@ void conn_own(Conn *c, Object *o) {
 
 void conn_release_object(Conn *c, kactor_id id) {
         Manager *m = c->manager;
-        Object *o = objstore_find(&m->store, id);
         Hold *h;
+
+        if (id.hi == m->node_hi && direct_results_release(m, c, id.lo))
+                return;
+        Object *o = objstore_find(&m->store, id);
 
         if (o && o->owner == c) {
                 if (o->owner_prev)

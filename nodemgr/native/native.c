@@ -52,7 +52,30 @@ static int conn_object_id(Conn *c, uint64_t lo, kactor_id *ret) {
 /* A resumed client sends again what it has no result for, and a client whose direct socket broke
  * sends again (flagged) the calls it did not answer: what is here already is not made twice. */
 static bool conn_resent(Conn *c, kactor_id object, bool flagged) {
-        return (c->resumed || flagged) && objstore_find(&c->manager->store, object);
+        Manager *m = c->manager;
+
+        if (!c->resumed && !flagged)
+                return false;
+        c->direct_resent = c->direct_resent || flagged;
+        if (objstore_find(&m->store, object))
+                return true;
+        /* A direct call whose record came and whose result did not yet: its object is made now,
+         * for the result to land in (the caller asks for it next). */
+        for (size_t i = 0; i < c->n_direct_actors; i++) {
+                Actor *a = manager_find_actor(m, c->direct_actors[i]);
+                Call *call = a ? callqueue_find_direct(&a->queue, object) : NULL;
+                if (!call)
+                        continue;
+                Object *o;
+                if (objstore_add(&m->store, object, &o) < 0)
+                        return true; /* not run twice, whatever else fails */
+                o->uid = c->uid;
+                objstore_ref(o);
+                call->result = o;
+                conn_own(c, o);
+                return true;
+        }
+        return false;
 }
 
 static WorkerDirectCaller *worker_direct_caller(Worker *w, uint64_t prefix);
@@ -833,17 +856,17 @@ static int handle_direct(Conn *c, Frame *f) {
                                                                   : NULL;
         if (!dc || (object.lo & ID_SEQ_MASK) == 0)
                 return conn_protocol_error(c, "DIRECT for an object of no caller of this worker");
-        int r = actor_direct_call(w->actor, object, method, method_len, args, args_len, dc->uid, read_ns, &o);
+        Conn *holder = dc->conn;
+        if (holder)
+                holder->max_lo = MAX(holder->max_lo, object.lo);
+        int r = actor_direct_call(w->actor, object, method, method_len, args, args_len, dc->uid, read_ns,
+                                  !holder || holder->resumed || holder->direct_resent, &o);
         if (r < 0)
                 return r == -ENOMEM ? r : conn_protocol_error(c, "DIRECT refused");
         if (o) {
-                /* Held by its caller's connection, as if it had been sent there; a caller gone
-                 * already leaves it to the call, which drops it once done. */
-                Conn *holder = dc->conn;
-                if (holder) {
+                /* Held by its caller's connection, as if it had been sent there. */
+                if (holder)
                         conn_own(holder, o);
-                        holder->max_lo = MAX(holder->max_lo, object.lo);
-                }
                 else
                         objstore_unref(&c->manager->store, o);
         }

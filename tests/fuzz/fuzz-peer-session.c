@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -289,12 +290,25 @@ static void peer_connect(Peer *p, bool handshake) {
         /* Reset on close: no TIME_WAIT left per input. */
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-        p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(p->fd >= 0);
-        CHECK(setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) >= 0);
-        (void) setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
-        /* The listen backlog takes it: connect() returns before the manager accepts. */
-        CHECK(connect(p->fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0);
+        /* The listen backlog takes it: connect() returns before the manager accepts. A refusal (seen
+         * once in thousands of inputs on a loaded machine) is tried again, the manager run between. */
+        for (unsigned attempt = 0;; attempt++) {
+                p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                CHECK(p->fd >= 0);
+                CHECK(setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) >= 0);
+                (void) setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
+                if (connect(p->fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                        break;
+                int e = errno;
+                close(p->fd);
+                p->fd = -1;
+                if (attempt >= 20 || (e != ECONNREFUSED && e != EADDRNOTAVAIL && e != EAGAIN && e != EINTR)) {
+                        fprintf(stderr, "connect to the node manager's peer port: %s\n", strerror(e));
+                        CHECK(false);
+                }
+                (void) fuzz_manager_pump(p->manager, 64, NULL, NULL);
+                (void) usleep(1000);
+        }
         CHECK(fcntl(p->fd, F_SETFL, O_NONBLOCK) >= 0);
         frame_init(&p->frame);
         /* Without the handshake, a stranger that speaks in clear to the node, TLS or not. */

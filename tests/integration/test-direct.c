@@ -1107,6 +1107,94 @@ Test(direct, a_direct_results_reference_works_everywhere) {
         assert_actor_uint(counter, "CallsDirect", 2);
 }
 
+static uint64_t manager_uint(const char *name) {
+        return harness_property_uint(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, name);
+}
+
+/* Small direct results are kept for their callers without an object each (direct-results.h): the
+ * node manager still counts them as objects and their bytes, turns one into an object when
+ * something else names it, and lets them all go with their release. */
+Test(direct, small_direct_results_are_counted_named_and_released_like_objects) {
+        enum { N = 300 };
+        h = harness_start(NULL);
+        kactor_client *c = client_new(1);
+        kactor_actor counter = create_alive(c, "counter", "Counter", NULL);
+        kactor_ref refs[N];
+        uint64_t objects = manager_uint("Objects"), bytes = manager_uint("ObjectStoreBytes");
+
+        for (size_t i = 0; i < N; i++)
+                refs[i] = call_ref(c, counter, "increment");
+        kactor_value **values = get_all(c, refs, N);
+        for (size_t i = 0; i < N; i++)
+                cr_assert_eq(int_of(values[i], "increment", i), (int64_t) i + 1);
+        kactor_values_free(values, N);
+        assert_actor_uint(counter, "CallsCompleted", N);
+        cr_assert_eq(manager_uint("Objects"), objects + N);
+        cr_assert_gt(manager_uint("ObjectStoreBytes"), bytes + N - 1, "each result's bytes count");
+
+        /* Named by someone else: over D-Bus, and by the caller's own Get after it had the value. */
+        const char *path = harness_object_path(h, refs[7]);
+        cr_assert_str_eq(harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", path,
+                                                "10000000", NULL),
+                         "av 1 x 8");
+        cr_assert_eq(harness_property_uint(h, path, OBJECT_IFACE, "Owner"), getuid());
+        kactor_value *v = harness_get(c, refs[N - 1]);
+        harness_assert_value(v, "300");
+        kactor_value_free(v);
+        cr_assert_eq(manager_uint("Objects"), objects + N);
+
+        /* Released: every one goes, the two that became objects too. */
+        cr_assert_eq(kactor_ref_release(c, refs, N), 0);
+        cr_assert_eq(kactor_flush(c), 0);
+        cr_assert_eq(wait_uint(HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Objects", objects, HARNESS_TIMEOUT_MS),
+                     objects);
+        cr_assert_eq(manager_uint("ObjectStoreBytes"), bytes);
+        _cleanup_free_ char *out = NULL;
+        cr_assert_neq(harness_busctl_call(h, &out, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", path,
+                                          "10000000", NULL),
+                      0);
+        cr_assert(out && strstr(out, "released"), "a Get after the release: %s", out ?: "");
+}
+
+/* A result its caller keeps while it makes thousands more (whose slots wrap around onto it) stays
+ * what it was, for the caller and for anyone it is passed to; the later ones are right too. */
+Test(direct, a_held_direct_result_outlives_the_thousands_after_it) {
+        enum { ROUNDS = 40, BATCH = 100 };
+        h = harness_start(NULL);
+        kactor_client *c = client_new(1);
+        kactor_actor counter = create_alive(c, "counter", "Counter", NULL);
+        kactor_ref first = call_ref(c, counter, "increment"), refs[BATCH];
+        int64_t n = 1;
+
+        kactor_value *v = harness_get(c, first);
+        harness_assert_value(v, "1");
+        kactor_value_free(v);
+        for (int round = 0; round < ROUNDS; round++) {
+                for (size_t i = 0; i < BATCH; i++)
+                        refs[i] = call_ref(c, counter, "increment");
+                kactor_value **values = get_all(c, refs, BATCH);
+                for (size_t i = 0; i < BATCH; i++)
+                        cr_assert_eq(int_of(values[i], "increment", i), ++n);
+                kactor_values_free(values, BATCH);
+                cr_assert_eq(kactor_ref_release(c, refs, BATCH), 0);
+        }
+        cr_assert_eq(kactor_flush(c), 0);
+
+        const char *path = harness_object_path(h, first);
+        cr_assert_str_eq(harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", path,
+                                                "10000000", NULL),
+                         "av 1 x 1");
+        kactor_client *other = client_new(1);
+        kactor_actor rec = harness_create(h, other, "testmod", "Recorder", NULL, NULL);
+        v = harness_get(c, call_args(c, rec, "record", list_of(1, kactor_value_new_ref(first))));
+        harness_assert_value(v, "1");
+        kactor_value_free(v);
+        v = harness_call(c, rec, "records", NULL);
+        harness_assert_value(v, "[[1]]");
+        kactor_value_free(v);
+        cr_assert_eq(call_int(c, counter, "increment"), n + 1);
+}
+
 Test(direct, a_direct_result_that_names_an_actor_gives_a_usable_handle) {
         h = harness_start(NULL);
         kactor_client *c = client_new(1);
