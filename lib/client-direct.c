@@ -54,14 +54,21 @@ typedef struct ClientDirect {
 } ClientDirect;
 
 typedef struct DirectObject {
-        uint64_t lo;
+        uint64_t lo;          /* 0: a free slot */
         ClientDirect *direct; /* while not answered */
         kactor_value *value;  /* the answer (an error value when the call failed) */
         bool fetch;           /* the node manager has the value (it names objects or actors) */
         bool released;        /* released before its answer: the RELEASE goes once it came */
         size_t taken;         /* client_direct_take(): the slot its value went to, plus one */
-        UT_hash_handle hh;
 } DirectObject;
+
+/* One that was still in its slot when a later id needed it (held for long, as results may be). */
+typedef struct DirectOverflow {
+        DirectObject o;
+        UT_hash_handle hh;
+} DirectOverflow;
+
+#define DIRECT_SLOTS_MIN 256
 
 typedef struct DirectWatch {
         uint64_t lo;
@@ -77,17 +84,75 @@ bool client_direct_wanted(const struct kactor_connect_opts *opts) {
         return !(e && (streq(e, "0") || streq(e, "no") || streq(e, "false") || streq(e, "off")));
 }
 
+static DirectObject *direct_slot(kactor_client *c, uint64_t lo) {
+        return &c->direct_slots[(lo & PROTO_ID_SEQ_MASK) & (c->n_direct_slots - 1)];
+}
+
+/* Pointers to objects stay good until the next direct_object_add(). */
 static void direct_object_free(kactor_client *c, DirectObject *o) {
-        HASH_DEL(c->direct_objs, o);
         kactor_value_free(o->value);
-        free(o);
+        c->n_direct_objs--;
+        if (o >= c->direct_slots && o < c->direct_slots + c->n_direct_slots) {
+                *o = (DirectObject){};
+                return;
+        }
+        DirectOverflow *v = container_of(o, DirectOverflow, o);
+        HASH_DEL(c->direct_overflow, v);
+        c->n_direct_overflow--;
+        free(v);
 }
 
 static DirectObject *direct_object_find(kactor_client *c, uint64_t lo) {
-        DirectObject *o;
-        if (!c->direct_objs)
+        if (c->n_direct_objs == 0)
                 return NULL;
-        HASH_FIND(hh, c->direct_objs, &lo, sizeof(lo), o);
+        DirectObject *o = direct_slot(c, lo);
+        if (o->lo == lo)
+                return o;
+        DirectOverflow *v = NULL;
+        if (c->n_direct_overflow > 0)
+                HASH_FIND(hh, c->direct_overflow, &lo, sizeof(lo), v);
+        return v ? &v->o : NULL;
+}
+
+/* Doubles the slots: ids in distinct slots stay in distinct slots. */
+static int direct_slots_grow(kactor_client *c) {
+        size_t n = c->n_direct_slots ? 2 * c->n_direct_slots : DIRECT_SLOTS_MIN;
+        DirectObject *slots = calloc(n, sizeof(*slots));
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_direct_slots; i++)
+                if (c->direct_slots[i].lo != 0)
+                        slots[(c->direct_slots[i].lo & PROTO_ID_SEQ_MASK) & (n - 1)] = c->direct_slots[i];
+        free(c->direct_slots);
+        c->direct_slots = slots;
+        c->n_direct_slots = n;
+        return 0;
+}
+
+/* A new object for id lo (not there yet), or NULL (out of memory). */
+static DirectObject *direct_object_add(kactor_client *c, uint64_t lo) {
+        if (c->n_direct_slots == 0 && direct_slots_grow(c) < 0)
+                return NULL;
+        DirectObject *o = direct_slot(c, lo);
+        while (o->lo != 0) {
+                if (2 * (c->n_direct_objs - c->n_direct_overflow) >= c->n_direct_slots) {
+                        /* Crowded: more room. */
+                        if (direct_slots_grow(c) < 0)
+                                return NULL;
+                        o = direct_slot(c, lo);
+                        continue;
+                }
+                /* An old one, held while many came after it: out of the way. */
+                DirectOverflow *v = malloc(sizeof(*v));
+                if (!v)
+                        return NULL;
+                v->o = *o;
+                HASH_ADD(hh, c->direct_overflow, o.lo, sizeof(v->o.lo), v);
+                c->n_direct_overflow++;
+                *o = (DirectObject){};
+        }
+        *o = (DirectObject){ .lo = lo };
+        c->n_direct_objs++;
         return o;
 }
 
@@ -482,9 +547,6 @@ int client_direct_call(kactor_client *c, kactor_actor actor, const char *method,
                                 return r;
                 }
                 if (d->state == DIRECT_OPEN) {
-                        DirectObject *o = calloc(1, sizeof(*o));
-                        if (!o)
-                                return -ENOMEM;
                         kactor_id id = client_new_id(c);
                         uint64_t lo = id.lo;
                         size_t off, sent_off;
@@ -502,19 +564,18 @@ int client_direct_call(kactor_client *c, kactor_actor actor, const char *method,
                         if (r < 0) {
                                 d->out.end = MIN(d->out.end, off);
                                 d->sent.end = sent_off;
-                                free(o);
                                 return r == -EMSGSIZE ? -EMSGSIZE : r;
                         }
-                        r = direct_unanswered_push(d, lo);
+                        DirectObject *o = direct_object_add(c, lo);
+                        r = o ? direct_unanswered_push(d, lo) : -ENOMEM;
                         if (r < 0) {
+                                if (o)
+                                        direct_object_free(c, o);
                                 d->out.end = MIN(d->out.end, off);
                                 d->sent.end = sent_off;
-                                free(o);
                                 return r;
                         }
-                        o->lo = lo;
                         o->direct = d;
-                        HASH_ADD(hh, c->direct_objs, lo, sizeof(o->lo), o);
                         KACTOR_PROBE(direct_call_sent, kactor_trace_id_hash(actor.id.hi, actor.id.lo),
                                      kactor_trace_id_hash(c->id_hi, lo), kactor_trace_method_id(method, strlen(method)));
                         *ret = (kactor_ref){ id };
@@ -616,14 +677,14 @@ static int settle_id(kactor_client *c, const kactor_value *v) {
 }
 
 int client_direct_settle(kactor_client *c, const kactor_value *v) {
-        if (!c->direct_objs || !v)
+        if (c->n_direct_objs == 0 || !v)
                 return 0;
         return settle_id(c, v);
 }
 
 int client_direct_wait_refs(kactor_client *c, const kactor_ref *refs, size_t n, size_t num_returns,
                             uint64_t deadline) {
-        if (!c->direct_objs)
+        if (c->n_direct_objs == 0)
                 return 0;
         /* Everything buffered goes before waiting, relayed calls too: what is waited for may need
          * them (a method that waits for another actor's). */
@@ -715,7 +776,7 @@ void client_direct_forget(kactor_client *c, const kactor_ref *refs, size_t n) {
 
 size_t client_direct_pending(kactor_client *c, const kactor_ref *refs, size_t n) {
         size_t k = 0;
-        for (size_t i = 0; i < n && c->direct_objs; i++) {
+        for (size_t i = 0; i < n && c->n_direct_objs > 0; i++) {
                 DirectObject *o = refs[i].id.hi == c->id_hi ? direct_object_find(c, refs[i].id.lo) : NULL;
                 k += o && o->direct;
         }
@@ -751,7 +812,7 @@ size_t client_direct_release(kactor_client *c, kactor_ref *refs, size_t n) {
 
 void client_direct_free_all(kactor_client *c) {
         ClientDirect *d, *dtmp;
-        DirectObject *o, *otmp;
+        DirectOverflow *v, *vtmp;
         DirectWatch *w, *wtmp;
 
         HASH_ITER(hh, c->directs, d, dtmp) {
@@ -766,8 +827,13 @@ void client_direct_free_all(kactor_client *c) {
                 free(d->unanswered);
                 free(d);
         }
-        HASH_ITER(hh, c->direct_objs, o, otmp)
-                direct_object_free(c, o);
+        for (size_t i = 0; i < c->n_direct_slots; i++)
+                if (c->direct_slots[i].lo != 0)
+                        direct_object_free(c, &c->direct_slots[i]);
+        HASH_ITER(hh, c->direct_overflow, v, vtmp)
+                direct_object_free(c, &v->o);
+        c->direct_slots = mfree(c->direct_slots);
+        c->n_direct_slots = 0;
         HASH_ITER(hh, c->direct_watch, w, wtmp) {
                 HASH_DEL(c->direct_watch, w);
                 free(w);

@@ -84,7 +84,12 @@ struct kactor_client {
         bool direct_on;
         uint32_t node_features;           /* PROTO_FEATURE_*: what the node manager offers */
         struct ClientDirect *directs;     /* uthash, by actor id */
-        struct DirectObject *direct_objs; /* uthash, by object id (low half) */
+        /* Their objects by the id's sequence number, modulo n_direct_slots (a power of two): ids are
+         * made one after the other, so a batch's sit side by side; one that a later id wrapping
+         * around finds still there moves to direct_overflow (uthash by id). n_direct_objs: all. */
+        struct DirectObject *direct_slots;
+        size_t n_direct_slots, n_direct_objs, n_direct_overflow;
+        struct DirectOverflow *direct_overflow;
         struct DirectWatch *direct_watch;  /* uthash: relayed calls that end a direct pause */
         struct pollfd *direct_pfd;         /* what a wait on the direct sockets polls, */
         struct ClientDirect **direct_poll; /* and for which */

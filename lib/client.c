@@ -1266,7 +1266,7 @@ _public_ int kactor_get(kactor_client *c, const kactor_ref *refs, size_t n, uint
         if (!values)
                 return -ENOMEM;
         uint64_t deadline = timeout_usec > 0 ? client_deadline(timeout_usec) : 0;
-        if (c->direct_objs) {
+        if (c->n_direct_objs > 0) {
                 /* Direct calls' answers come on their sockets; the node manager has the rest. */
                 bool all = false;
                 r = client_direct_wait_refs(c, refs, n, n, deadline);
@@ -1446,7 +1446,7 @@ _public_ int kactor_wait(kactor_client *c, const kactor_ref *refs, size_t n, siz
                 return -EINVAL;
 
         memset(ret_ready, 0, n * sizeof(bool));
-        if (c->direct_objs) {
+        if (c->n_direct_objs > 0) {
                 uint64_t deadline = timeout_usec > 0 ? client_deadline(timeout_usec) : 0;
                 size_t pending = client_direct_pending(c, refs, n);
                 size_t relayed = n - pending - client_direct_ready(c, refs, n, ret_ready);
@@ -1497,7 +1497,7 @@ _public_ int kactor_ref_release(kactor_client *c, const kactor_ref *refs, size_t
                 return -EINVAL;
         if (n == 0)
                 return 0;
-        if (c->direct_objs) {
+        if (c->n_direct_objs > 0) {
                 /* Direct calls not answered yet are released once they are (the node manager may
                  * not have their records before). */
                 _cleanup_free_ kactor_ref *now = memdup(refs, n * sizeof(kactor_ref));
