@@ -242,10 +242,10 @@ static int direct_broken(kactor_client *c, ClientDirect *d) {
 
 /* Takes the answers that have come on d. 0, or a negative errno of the client's own. */
 static int direct_process(kactor_client *c, ClientDirect *d) {
-        Frame f;
+        /* Kept, with its zone, from one round to the next. */
+        Frame *f = &c->direct_frame;
         int r = 0;
 
-        frame_init(&f);
         for (;;) {
                 const char *payload, *head;
                 size_t len, head_len;
@@ -256,23 +256,21 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
                 const char *msg = NULL;
                 size_t msg_len = 0;
                 /* Answers come in the order of the calls: this one is the oldest's. */
-                if (k < 0 || frame_parse(&f, payload, len) < 0 || f.type != MSG_DRESULT ||
-                    frame_field_u64(&f, 0, &code) < 0 || frame_field_u64(&f, 2, &flags) < 0 ||
-                    d->n_unanswered == 0 || d->unanswered[d->unanswered_head] != f.id ||
+                if (k < 0 || frame_parse(f, payload, len) < 0 || f->type != MSG_DRESULT ||
+                    frame_field_u64(f, 0, &code) < 0 || frame_field_u64(f, 2, &flags) < 0 ||
+                    d->n_unanswered == 0 || d->unanswered[d->unanswered_head] != f->id ||
                     frame_peek(&d->sent, &head, &head_len) <= 0 ||
-                    (code == KACTOR_OK && !f.has_body && !(flags & DRESULT_FETCH))) {
-                        frame_done(&f);
+                    (code == KACTOR_OK && !f->has_body && !(flags & DRESULT_FETCH)))
                         return direct_broken(c, d);
-                }
-                (void) frame_field_str(&f, 1, &msg, &msg_len);
-                KACTOR_PROBE(direct_result_received, kactor_trace_id_hash(c->id_hi, f.id), code);
+                (void) frame_field_str(f, 1, &msg, &msg_len);
+                KACTOR_PROBE(direct_result_received, kactor_trace_id_hash(c->id_hi, f->id), code);
 
-                DirectObject *o = direct_object_find(c, f.id);
+                DirectObject *o = direct_object_find(c, f->id);
                 if (o) {
                         o->direct = NULL;
                         if (o->released) {
                                 direct_object_free(c, o);
-                                r = direct_release_now(c, f.id);
+                                r = direct_release_now(c, f->id);
                         } else if (code != KACTOR_OK) {
                                 _cleanup_free_ char *m = strndup(msg ?: "", msg_len);
                                 o->value = kactor_value_new_error(
@@ -282,7 +280,7 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
                         } else if (flags & DRESULT_FETCH)
                                 o->fetch = true;
                         else
-                                r = codec_value_from_object(&f.body.data, &o->value);
+                                r = codec_value_from_object(&f->body.data, &o->value);
                 }
                 buffer_consume(&d->sent, PROTO_HEADER_SIZE + head_len);
                 buffer_consume(&d->in, PROTO_HEADER_SIZE + len);
@@ -291,7 +289,6 @@ static int direct_process(kactor_client *c, ClientDirect *d) {
                 if (r < 0)
                         break;
         }
-        frame_done(&f);
         /* The calls answered go: the kept ones do not grow past those not answered. */
         if (d->sent.start >= d->sent.cap / 2)
                 buffer_compact(&d->sent);
@@ -840,5 +837,6 @@ void client_direct_free_all(kactor_client *c) {
         }
         free(c->direct_pfd);
         free(c->direct_poll);
+        frame_done(&c->direct_frame);
         fd_queue_close(&c->fds);
 }

@@ -93,6 +93,7 @@ struct kactor_client {
         struct DirectWatch *direct_watch;  /* uthash: relayed calls that end a direct pause */
         struct pollfd *direct_pfd;         /* what a wait on the direct sockets polls, */
         struct ClientDirect **direct_poll; /* and for which */
+        Frame direct_frame;                /* parses the answers (client-direct.c) */
         size_t n_direct_poll;
 };
 

@@ -60,6 +60,7 @@ int client_new_fd(int fd, bool worker, kactor_client **ret) {
         c->reconnect_timeout_ms = -1; /* kactor_connect() turns it on */
         msgpack_packer_init(&c->pk, &c->out, buffer_msgpack_write);
         frame_init(&c->frame);
+        frame_init(&c->direct_frame);
         *ret = c;
         return 0;
 }

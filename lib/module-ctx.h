@@ -62,4 +62,5 @@ struct kactor_ctx {
          * socket it comes on; once its sockets are closed, the node manager knows its ids). */
         struct DirectMark *direct_marks;
         size_t n_direct_marks;
+        Frame direct_frame; /* parses DCALLs; kept, with its zone, from one batch to the next */
 };

@@ -53,7 +53,35 @@ void buffer_consume(Buffer *b, size_t n) {
 }
 
 int buffer_msgpack_write(void *data, const char *buf, size_t len) {
-        return buffer_append(data, buf, len) < 0 ? -1 : 0;
+        Buffer *b = data;
+
+        if (buffer_reserve(b, len) < 0)
+                return -1;
+        /* msgpack-c writes a field at a time, mostly 1, 2, 3, 5 or 9 bytes: each copied inline
+         * rather than by a call to memcpy() (a tenth of a worker's time under batched calls). */
+        char *q = b->data + b->end;
+        switch (len) {
+        case 1:
+                q[0] = buf[0];
+                break;
+        case 2:
+                memcpy(q, buf, 2);
+                break;
+        case 3:
+                memcpy(q, buf, 3);
+                break;
+        case 5:
+                memcpy(q, buf, 5);
+                break;
+        case 9:
+                memcpy(q, buf, 9);
+                break;
+        default:
+                if (len > 0)
+                        memcpy(q, buf, len);
+        }
+        b->end += len;
+        return 0;
 }
 
 size_t frame_begin(Buffer *b) {

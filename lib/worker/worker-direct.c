@@ -271,7 +271,7 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         kactor_value *args[DIRECT_BATCH]; /* each call's arguments, decoded while its frame is parsed */
         int args_r[DIRECT_BATCH];
         size_t ends[DIRECT_BATCH];
-        Frame f;
+        Frame *f = &ctx->direct_frame;
         size_t n = 0, pos = d->in.start;
         const char *why = NULL;
         int r = 0;
@@ -282,7 +282,6 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                 return (int) mi;
         DirectMark *mk = &ctx->direct_marks[mi];
 
-        frame_init(&f);
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
         while (n < DIRECT_BATCH) {
                 Buffer view = d->in;
@@ -296,16 +295,16 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                         why = k == -EMSGSIZE ? "an oversized frame" : "an empty frame";
                         break;
                 }
-                k = worker_direct_parse(d, mk->last_lo, &f, payload, len, &calls[n], &why);
+                k = worker_direct_parse(d, mk->last_lo, f, payload, len, &calls[n], &why);
                 if (k < 0)
                         break;
                 /* From the parsed frame, which the next one's parse clears: no second unpack. */
                 args[n] = NULL;
-                if (f.has_body)
-                        args_r[n] = codec_value_from_object(&f.body.data, &args[n]);
+                if (f->has_body)
+                        args_r[n] = codec_value_from_object(&f->body.data, &args[n]);
                 else
                         args_r[n] = (args[n] = kactor_value_new_list()) ? 0 : -ENOMEM;
-                mk->last_lo = f.id;
+                mk->last_lo = f->id;
                 KACTOR_PROBE(direct_call_received, kactor_trace_id_hash(ctx->self.id.hi, ctx->self.id.lo),
                              kactor_trace_id_hash(calls[n].result.hi, calls[n].result.lo),
                              kactor_trace_method_id(calls[n].method, calls[n].method_len));
@@ -329,7 +328,6 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
                 d->eof = true;
                 d->in.end = pos;
         }
-        frame_done(&f);
         size_t i = 0;
         if (r < 0 || n == 0)
                 goto finish;

@@ -726,6 +726,7 @@ int kactor_worker_main(int argc, char *argv[]) {
         if (r < 0)
                 return 1;
         frame_init(&f);
+        frame_init(&ctx.direct_frame);
 
         r = client_next_frame(ctx.client, &f);
         if (r <= 0)
@@ -791,6 +792,7 @@ finish:
         if (ctx.class && ctx.class->destroy && ctx.state)
                 ctx.class->destroy(ctx.state);
         frame_done(&f);
+        frame_done(&ctx.direct_frame);
         kactor_client_free(ctx.client);
         /* Modules stay loaded: destructors of static objects in them may still run at exit. */
         while (ctx.modules) {
