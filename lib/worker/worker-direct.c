@@ -524,4 +524,5 @@ void worker_direct_close_all(kactor_ctx *ctx) {
                 direct_free(d);
         }
         ctx->n_direct = 0;
+        frame_done(&ctx->direct_frame);
 }

@@ -61,5 +61,6 @@ int worker_direct_wait(kactor_ctx *ctx);
 /* DIRECT_CLOSE: every direct socket ends once its answers are sent; the calls read from them and not
  * run are dropped (their callers send them again, relayed). */
 void worker_direct_close(kactor_ctx *ctx);
-/* Closes every direct socket, after sending what can be sent of their answers without waiting. */
+/* Closes every direct socket, after sending what can be sent of their answers without waiting, and
+ * frees what parsed their calls. */
 void worker_direct_close_all(kactor_ctx *ctx);

@@ -792,7 +792,6 @@ finish:
         if (ctx.class && ctx.class->destroy && ctx.state)
                 ctx.class->destroy(ctx.state);
         frame_done(&f);
-        frame_done(&ctx.direct_frame);
         kactor_client_free(ctx.client);
         /* Modules stay loaded: destructors of static objects in them may still run at exit. */
         while (ctx.modules) {

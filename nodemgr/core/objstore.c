@@ -61,6 +61,19 @@ int objstore_add(ObjectStore *s, kactor_id id, Object **ret) {
         return 0;
 }
 
+/* o becomes READY with its value: the copy made for it (taken), or data in its own record. */
+static void object_set_value(ObjectStore *s, Object *o, char **copy, const void *data, size_t len) {
+        if (*copy)
+                o->data = TAKE_PTR(*copy);
+        else {
+                memcpy(o->inline_data, data, len);
+                o->data = o->inline_data;
+        }
+        o->len = len;
+        o->state = OBJECT_READY;
+        s->bytes += len;
+}
+
 int objstore_add_finished(ObjectStore *s, kactor_id id, kactor_error code, const char *message, const void *data,
                           size_t len, Object **ret) {
         _cleanup_free_ char *copy = NULL, *msg = NULL;
@@ -82,17 +95,8 @@ int objstore_add_finished(ObjectStore *s, kactor_id id, kactor_error code, const
                 o->state = OBJECT_FAILED;
                 o->error = code;
                 o->message = TAKE_PTR(msg);
-        } else {
-                if (copy)
-                        o->data = TAKE_PTR(copy);
-                else {
-                        memcpy(o->inline_data, data, len);
-                        o->data = o->inline_data;
-                }
-                o->len = len;
-                o->state = OBJECT_READY;
-                s->bytes += len;
-        }
+        } else
+                object_set_value(s, o, &copy, data, len);
         *ret = o;
         return 0;
 }
@@ -171,18 +175,10 @@ int objstore_set_ready(ObjectStore *s, Object *o, const void *data, size_t len, 
         }
         n_ids = kept;
 
-        if (copy)
-                o->data = TAKE_PTR(copy);
-        else {
-                memcpy(o->inline_data, data, len);
-                o->data = o->inline_data;
-        }
-        o->len = len;
+        object_set_value(s, o, &copy, data, len);
         o->contained = TAKE_PTR(contained);
         o->contained_actor = TAKE_PTR(kinds);
         o->n_contained = n_ids;
-        o->state = OBJECT_READY;
-        s->bytes += len;
         if (o->rebuilding) {
                 o->rebuilding = false;
                 s->n_rebuilt++;
