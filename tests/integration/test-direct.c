@@ -1498,6 +1498,70 @@ Test(direct, a_dcall_with_an_id_not_its_own_or_not_new_is_refused) {
         cr_assert_eq((int64_t) wait_calls_settled(a), count + 1);
 }
 
+/* CALL as a client whose direct socket broke sends one again: [4, lo, actor, method, true] + args. */
+static int raw_resend_call(RawConn *c, uint64_t lo, kactor_actor a, const char *method, const kactor_value *args) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int r;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 5);
+        msgpack_pack_uint32(&pk, MSG_CALL);
+        msgpack_pack_uint64(&pk, lo);
+        r = codec_pack_id(&pk, CODEC_EXT_ACTOR, a.id);
+        if (r >= 0) {
+                msgpack_pack_str_with_body(&pk, method, strlen(method));
+                msgpack_pack_true(&pk);
+                r = codec_pack_value(&pk, args);
+        }
+        if (r >= 0)
+                r = raw_send_sbuf(c->fd, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+/* A direct call whose record the node manager has, and whose result it does not yet (the method
+ * still runs), sent again relayed by its caller (as after a broken socket): it is the same call,
+ * run once, and its one result is what everyone gets. */
+Test(direct, a_call_sent_again_while_its_direct_twin_runs_is_run_once) {
+        h = harness_start(NULL);
+        kactor_client *c = client_new(1);
+        kactor_actor s = create_alive(c, "testmod", "Sleeper", NULL);
+        RawConn raw;
+        cr_assert_eq(raw_conn_open(h->socket_path, &raw), 0);
+        int ds = open_direct_ok(&raw, s);
+        uint64_t lo = raw.prefix | 1;
+        kactor_value *args = list_of(2, kactor_value_new_int(1000), kactor_value_new_int(7));
+
+        cr_assert_eq(raw_dcall(ds, lo, "sleep_then", args), 0);
+        /* Its record is in: the call counts as submitted while it sleeps. */
+        assert_actor_uint(s, "CallsSubmitted", 1);
+        cr_assert_eq(actor_uint(s, "CallsCompleted"), 0, "the sleep ended before the test could resend it");
+        cr_assert_eq(raw_resend_call(&raw, lo, s, "sleep_then", args), 0);
+        kactor_value_free(args);
+
+        DResult d;
+        cr_assert_eq(raw_read_dresult(ds, &d, harness_now_ms() + HARNESS_TIMEOUT_MS), 1);
+        cr_assert_eq(d.code, 0);
+        harness_assert_value(d.value, "7");
+        kactor_value_free(d.value);
+        assert_actor_uint(s, "CallsCompleted", 1);
+        const char *path = harness_object_path(h, (kactor_ref){ { raw.hi, lo } });
+        cr_assert_str_eq(harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", path,
+                                                "10000000", NULL),
+                         "av 1 x 7");
+        /* Not made a second time: nothing more was submitted; the actor serves the next call. */
+        cr_assert_eq(actor_uint(s, "CallsSubmitted"), 1);
+        kactor_value *v = harness_call(c, s, "ping", NULL);
+        harness_assert_value(v, "\"pong\"");
+        kactor_value_free(v);
+        assert_actor_uint(s, "CallsCompleted", 2);
+        cr_assert_eq(actor_uint(s, "CallsSubmitted"), 2);
+        (void) close(ds);
+        (void) close(raw.fd);
+}
+
 Test(direct, a_hostile_direct_socket_disturbs_no_one) {
         Hostile x;
         msgpack_sbuffer sb;
