@@ -26,8 +26,13 @@
 #include "worker-direct.h"
 #include "worker-runtime.h"
 
-/* Calls read together: their records go in one write, then they run. */
-#define DIRECT_BATCH 64
+/* Calls read together: their records go in one write, then they run. A batch of quick calls lets the
+ * next one grow (fewer writes, and wake-ups of the node manager and the caller, per call), up to the
+ * most; a slow one shrinks it again: the batch is what other callers and relayed calls wait behind. */
+#define DIRECT_BATCH_MIN 64
+#define DIRECT_BATCH_MAX 256
+#define DIRECT_BATCH_QUICK_NSEC (250 * 1000ULL)
+#define DIRECT_BATCH_SLOW_NSEC (2 * 1000 * 1000ULL)
 /* A caller that does not read its answers: its socket is not read either past this much output. */
 #define DIRECT_OUT_MAX (16u * 1024u * 1024u)
 #define DIRECT_READ_CHUNK (64u * 1024u)
@@ -267,10 +272,11 @@ static int direct_answer(WorkerDirect *d, uint64_t lo, const WorkerRun *run, con
  * ran, 0 when none did, a negative errno when the node manager could not be written to (the calls
  * did not run: the caller sends them again once this worker re-attached and closed its socket). */
 static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
-        DirectCall calls[DIRECT_BATCH];
-        kactor_value *args[DIRECT_BATCH]; /* each call's arguments, decoded while its frame is parsed */
-        int args_r[DIRECT_BATCH];
-        size_t ends[DIRECT_BATCH];
+        DirectCall calls[DIRECT_BATCH_MAX];
+        kactor_value *args[DIRECT_BATCH_MAX]; /* each call's arguments, decoded while its frame is parsed */
+        int args_r[DIRECT_BATCH_MAX];
+        size_t ends[DIRECT_BATCH_MAX];
+        size_t limit = MIN(MAX((size_t) d->batch, DIRECT_BATCH_MIN), DIRECT_BATCH_MAX);
         Frame *f = &ctx->direct_frame;
         size_t n = 0, pos = d->in.start;
         const char *why = NULL;
@@ -283,7 +289,7 @@ static int direct_run(kactor_ctx *ctx, WorkerDirect *d) {
         DirectMark *mk = &ctx->direct_marks[mi];
 
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
-        while (n < DIRECT_BATCH) {
+        while (n < limit) {
                 Buffer view = d->in;
                 view.start = pos;
                 const char *payload;
@@ -385,6 +391,13 @@ finish:
         ctx->batched = 0;
         if (buffer_size(&d->out) >= DIRECT_READ_CHUNK)
                 direct_send(d);
+        /* The next batch of this caller's: larger after a full one of quick calls, smaller after a
+         * slow one. */
+        uint64_t took = now_nsec(CLOCK_MONOTONIC) - now;
+        if (n == limit && took < DIRECT_BATCH_QUICK_NSEC)
+                d->batch = (unsigned) MIN(2 * limit, DIRECT_BATCH_MAX);
+        else if (took > DIRECT_BATCH_SLOW_NSEC)
+                d->batch = (unsigned) MAX(limit / 2, DIRECT_BATCH_MIN);
         return 1;
 }
 
@@ -438,7 +451,7 @@ int worker_direct_wait(kactor_ctx *ctx) {
         int r;
 
         for (;;) {
-                /* Calls read before and not run yet (a batch is at most DIRECT_BATCH) first. */
+                /* Calls read before and not run yet (a batch is at most DIRECT_BATCH_MAX) first. */
                 bool ran = false;
                 for (WorkerDirect *d = ctx->direct; d; d = d->next) {
                         const char *payload;

@@ -28,6 +28,7 @@ typedef struct WorkerDirect {
         msgpack_packer pk; /* writes into out */
         bool eof;          /* nothing more is read: closed once its answers are sent */
         bool broken;       /* its caller is gone: nothing can be sent either */
+        unsigned batch;    /* calls read together next (worker-direct.c), 0: the least */
 } WorkerDirect;
 
 /* The largest DCALL payload: its record (the object id in full, the time read) must fit a frame. */
