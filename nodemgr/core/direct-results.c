@@ -54,7 +54,9 @@ static bool value_fits(const char *data, size_t len) {
 
 int direct_results_put(Manager *m, Conn *c, uint64_t lo, kactor_error code, const char *message, const char *data,
                        size_t len) {
-        if (!c || c->dead || (lo & ID_SEQ_MASK) == 0 || code > UINT16_MAX)
+        /* A placeholder of a client not back since a restart hands its objects to the connection
+         * that takes its session over (conn_take_over()): an object, then. */
+        if (!c || c->dead || c->ghost || (lo & ID_SEQ_MASK) == 0 || code > UINT16_MAX)
                 return 0;
         if (code == KACTOR_OK && (!data || !value_fits(data, len)))
                 return 0;

@@ -155,8 +155,12 @@ Object *manager_find_object(Manager *m, kactor_id id) {
 }
 
 void manager_read_direct_records(Manager *m, Actor *a) {
-        if (a->worker && a->worker->conn && a->worker->n_direct_callers > 0)
-                transport_drain(m, a->worker->conn);
+        if (!a->worker || !a->worker->conn || a->worker->n_direct_callers == 0)
+                return;
+        transport_drain(m, a->worker->conn);
+        /* sd-bus sends its answer at once, not at the end of the iteration: what it shows of the
+         * records just read is in the journal first. */
+        persist_flush(m);
 }
 
 Actor *manager_find_actor_by_name(Manager *m, const char *name) {

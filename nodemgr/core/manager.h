@@ -421,7 +421,8 @@ void manager_worker_attach_settled(Manager *m, Worker *w);
  * (docs/protocol.md, "Direct calls"). */
 Object *manager_find_object(Manager *m, kactor_id id);
 /* Reads what a's worker has sent when it has direct callers: their calls' records (and the results
- * sent with them), before a's state is shown. */
+ * sent with them), before a's state is shown; and writes them to the journal, before the answer that
+ * shows them goes. */
 void manager_read_direct_records(Manager *m, Actor *a);
 Actor *manager_find_actor_by_name(Manager *m, const char *name);
 /* Resolves a module argument (a path, or a name in the module path) to a path. */
