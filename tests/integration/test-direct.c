@@ -1156,6 +1156,43 @@ Test(direct, small_direct_results_are_counted_named_and_released_like_objects) {
         cr_assert(out && strstr(out, "released"), "a Get after the release: %s", out ?: "");
 }
 
+/* A client that goes without releasing its direct results leaves none behind: the node manager
+ * drops them with its connection (and the actor's other caller keeps its own). */
+Test(direct, direct_results_go_with_the_connection_of_their_caller) {
+        enum { N = 200 };
+        h = harness_start(NULL);
+        kactor_client *owner = client_new(1);
+        kactor_actor counter = create_alive(owner, "counter", "Counter", NULL);
+        kactor_client *c = client_new(1);
+        kactor_ref refs[N], kept = call_ref(owner, counter, "increment");
+        uint64_t objects, bytes;
+
+        kactor_value *v = harness_get(owner, kept);
+        harness_assert_value(v, "1");
+        kactor_value_free(v);
+        objects = manager_uint("Objects");
+        bytes = manager_uint("ObjectStoreBytes");
+        for (size_t i = 0; i < N; i++)
+                refs[i] = call_ref(c, counter, "increment");
+        kactor_value **values = get_all(c, refs, N);
+        kactor_values_free(values, N);
+        assert_actor_uint(counter, "CallsCompleted", N + 1);
+        cr_assert_eq(manager_uint("Objects"), objects + N);
+
+        /* Gone, its results unreleased. */
+        cr_assert_eq(clients[n_clients - 1], c);
+        kactor_client_free(c);
+        n_clients--;
+        cr_assert_eq(wait_uint(HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Objects", objects, HARNESS_TIMEOUT_MS),
+                     objects, "%s", harness_nodemgr_log(h));
+        cr_assert_eq(manager_uint("ObjectStoreBytes"), bytes);
+        const char *path = harness_object_path(h, kept);
+        cr_assert_str_eq(harness_busctl_call_ok(h, HARNESS_BUS_PATH, HARNESS_IFACE_MANAGER, "Get", "aot", "1", path,
+                                                "10000000", NULL),
+                         "av 1 x 1");
+        cr_assert_eq(call_int(owner, counter, "increment"), N + 2);
+}
+
 /* A result its caller keeps, not even asked for, while it makes thousands more (whose slots, in the
  * client and in the node manager, wrap around onto it) stays what it was, for the caller and for
  * anyone it is passed to; the later ones are right too. */
