@@ -147,10 +147,8 @@ static int call_build(Manager *m, Object *result, kactor_id id, uid_t uid, const
         }
         if (result)
                 objstore_ref(result);
-        else {
-                c->direct = true;
+        else
                 c->direct_id = id;
-        }
         c->result = result;
         *ret = c;
         return 0;

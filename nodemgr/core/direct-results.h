@@ -42,8 +42,8 @@ struct DirectResults {
         size_t n;
 };
 
-/* Keeps the result of direct call lo for its caller c: 1 when kept, 0 when it is not one to keep
- * here (the caller makes an object of it), or -ENOMEM. */
+/* Keeps the result of direct call lo for its caller c (data: a value its frame's parse checked): 1
+ * when kept, 0 when it is not one to keep here (the caller makes an object of it), or -ENOMEM. */
 int direct_results_put(Manager *m, Conn *c, uint64_t lo, kactor_error code, const char *message, const char *data,
                        size_t len);
 /* The caller c released id lo: true when it was kept here (and is gone now). */
