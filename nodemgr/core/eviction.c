@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "direct-results.h"
 #include "actor.h"
 #include "call.h"
+#include "direct-results.h"
 #include "eviction.h"
 #include "log.h"
 #include "macro.h"

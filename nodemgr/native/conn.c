@@ -15,12 +15,12 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
-#include "direct-results.h"
 #include "access.h"
 #include "actor.h"
 #include "cluster-hooks.h"
 #include "codec.h"
 #include "conn.h"
+#include "direct-results.h"
 #include "transport.h"
 #include "get-request.h"
 #include "log.h"
